@@ -1,0 +1,170 @@
+//! `ddsas bench`: numbers that the speed targets are checked against.
+//!
+//! `bench step` mirrors `shared/bench/ref_search_step.py` knob for knob and
+//! prints the same two lines, so the two can be run side by side.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use tch::{Device, Kind, Tensor};
+
+use crate::cli::{parse_device, set_threads};
+use crate::config::SearchConfig;
+use crate::data::{Augment, Dataset, DatasetKind, ImageSet, Loader};
+use crate::nas::search::Searcher;
+use crate::nas::supernet::random_batch;
+
+/// Benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Median seconds per search step (architecture step + weight step) on
+    /// random data, after one warm-up step; same knobs and output as the
+    /// PyTorch reference `ref_search_step.py`.
+    Step(StepArgs),
+    /// Images per second of the augmenting loader on CIFAR-shaped data.
+    Data(DataArgs),
+}
+
+/// Knobs of `bench step` (named as in the reference script).
+#[derive(Debug, clap::Args)]
+#[allow(non_snake_case)]
+pub struct StepArgs {
+    /// ddsas or darts (or gdas).
+    #[arg(long, default_value = "ddsas")]
+    method: String,
+    /// DDSAS subspace size.
+    #[arg(long = "L", default_value_t = 28)]
+    L: u32,
+    /// Batch size of both steps.
+    #[arg(long, default_value_t = 64)]
+    batch: i64,
+    /// Cells of the DARTS supernet.
+    #[arg(long, default_value_t = 8)]
+    layers: u32,
+    /// Initial channels.
+    #[arg(long = "C", default_value_t = 16)]
+    C: u32,
+    /// Image side.
+    #[arg(long, default_value_t = 32)]
+    size: i64,
+    /// Timed steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Knobs of `bench data`.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: i64,
+    /// Images in the synthetic CIFAR-shaped set.
+    #[arg(long, default_value_t = 25_000)]
+    images: i64,
+    /// CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl BenchCmd {
+    /// Runs the benchmark and prints its figures.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            BenchCmd::Step(args) => bench_step(args),
+            BenchCmd::Data(args) => bench_data(args),
+        }
+    }
+}
+
+fn synchronize(device: Device) {
+    if let Device::Cuda(n) = device {
+        tch::Cuda::synchronize(n as i64);
+    }
+}
+
+fn bench_step(a: StepArgs) -> anyhow::Result<()> {
+    set_threads(a.threads);
+    let device = parse_device(&a.device)?;
+    let overrides = vec![
+        format!("method={}", a.method),
+        format!("L={}", a.L),
+        format!("M={}", a.steps + 10),
+        format!("layers={}", a.layers),
+        format!("init_channels={}", a.C),
+        format!("batch_size={}", a.batch),
+    ];
+    let cfg = SearchConfig::default().with_overrides(&overrides)?.resolve()?;
+    let mut searcher = Searcher::new(&cfg, 3, 10, device);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let arch = &searcher.arch;
+    let _ = searcher.method.start_epoch(&cfg, 0, arch, &mut rng);
+    let (xt, yt) = random_batch(a.batch, 3, a.size, 10, device);
+    let (xv, yv) = random_batch(a.batch, 3, a.size, 10, device);
+    let mut times = Vec::with_capacity(a.steps);
+    for i in 0..=a.steps {
+        synchronize(device);
+        let t0 = Instant::now();
+        searcher.arch_step(&xv, &yv);
+        let _ = searcher.weight_step(&xt, &yt, 0.025);
+        synchronize(device);
+        if i > 0 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().context("--steps must be at least 1")?;
+    println!(
+        "method={} L={} batch={} layers={} C={} size={} threads={}",
+        a.method,
+        a.L,
+        a.batch,
+        a.layers,
+        a.C,
+        a.size,
+        tch::get_num_threads()
+    );
+    println!("median_step_s={median:.4}");
+    Ok(())
+}
+
+fn bench_data(a: DataArgs) -> anyhow::Result<()> {
+    set_threads(a.threads);
+    let device = parse_device(&a.device)?;
+    tch::manual_seed(0);
+    let images = Tensor::randint(256, [a.images, 3, 32, 32], (Kind::Uint8, Device::Cpu));
+    let labels = Tensor::randint(10, [a.images], (Kind::Int64, Device::Cpu));
+    let ds = Dataset {
+        kind: DatasetKind::Cifar10,
+        train: ImageSet { images, labels },
+        test: ImageSet {
+            images: Tensor::zeros([0, 3, 32, 32], (Kind::Uint8, Device::Cpu)),
+            labels: Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
+        },
+        classes: 10,
+        channels: 3,
+        size: 32,
+        mean: vec![125.3, 123.0, 113.9],
+        std: vec![63.0, 62.1, 66.7],
+    };
+    let loader = Loader::new(&ds.train, &ds, device, a.batch, Some(Augment::for_dataset(DatasetKind::Cifar10)));
+    let t0 = Instant::now();
+    let mut seen = 0i64;
+    for (x, _) in loader.epoch(1) {
+        seen += x.size()[0];
+    }
+    synchronize(device);
+    let secs = t0.elapsed().as_secs_f64();
+    println!("images={seen} batch={} threads={}", a.batch, tch::get_num_threads());
+    println!("images_per_s={:.0}", seen as f64 / secs);
+    Ok(())
+}

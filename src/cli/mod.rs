@@ -1,0 +1,107 @@
+//! The command line: a clap derive tree, one module per command.
+//!
+//! `main.rs` only calls [`main`]; errors map to exit codes here, in one place.
+
+pub mod bench;
+pub mod search;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// DDSAS, DARTS and GDAS architecture searches on libtorch, with every run
+/// recorded in SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "ddsas", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one search from a config and record it in the database.
+    Search(search::SearchCmd),
+    /// Benchmarks: search-step time (comparable with the PyTorch reference)
+    /// and loader throughput.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+/// Arguments shared by every command that opens the database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// SQLite database holding the run history (created if missing).
+    #[arg(long, default_value = "results.db", env = "DDSAS_DB")]
+    pub db: PathBuf,
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N`, and checks CUDA is there.
+pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
+    let device = match text {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => tch::Device::Cuda(n),
+            None => anyhow::bail!("unknown device `{text}`: use cpu, cuda or cuda:N"),
+        },
+    };
+    if let tch::Device::Cuda(n) = device {
+        let count = tch::Cuda::device_count() as usize;
+        if n >= count {
+            anyhow::bail!(
+                "device {text} is not available: this machine has {count} CUDA device(s) visible to libtorch; use --device cpu"
+            );
+        }
+    }
+    Ok(device)
+}
+
+/// Text form of a device, as stored in the database.
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// Sets libtorch's CPU threads (0 = leave libtorch's default).
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+}
+
+/// Parses the arguments, runs the command, maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DDSAS_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let result = match cli.command {
+        Command::Search(cmd) => cmd.run(),
+        Command::Bench(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,515 @@
+//! Search configuration: what a user types (`SearchConfig`, YAML or `--set`)
+//! and what the engine runs (`ResolvedConfig`, validated once).
+//!
+//! Defaults are the paper's (DESIGN.md §2, appendix B.1). The fingerprint of a
+//! run is a hash of the canonical JSON of the resolved config, so two configs
+//! that resolve to the same search share one fingerprint.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::DatasetKind;
+
+/// Search method: the paper's DDSAS or one of the two baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Dynamic and differentiable space-architecture search (UCB subspaces).
+    Ddsas,
+    /// First-order DARTS: every op on every edge.
+    Darts,
+    /// GDAS: one op per edge drawn by hard Gumbel-softmax.
+    Gdas,
+}
+
+impl Method {
+    /// The lowercase name used in configs and the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ddsas => "ddsas",
+            Method::Darts => "darts",
+            Method::Gdas => "gdas",
+        }
+    }
+}
+
+/// Search space (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum SpaceKind {
+    /// The DARTS cell space: normal and reduce cells, 14 edges, 8 ops.
+    Darts,
+    /// NAS-Bench-201: one cell type, 6 edges, 5 ops.
+    Nb201,
+}
+
+impl SpaceKind {
+    /// The lowercase name used in configs and the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpaceKind::Darts => "darts",
+            SpaceKind::Nb201 => "nb201",
+        }
+    }
+}
+
+/// One step of the elastic space schedule that shrinks the space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShrinkStep {
+    /// Epoch (0-based) at whose start the ops are removed.
+    pub epoch: u32,
+    /// How many available ops (per cell type) with the lowest saliency to remove.
+    pub remove: u32,
+}
+
+/// One step of the elastic space schedule that expands the space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpandStep {
+    /// Epoch (0-based) at whose start the ops become available.
+    pub epoch: u32,
+    /// Op names made available on every edge.
+    pub ops: Vec<String>,
+}
+
+/// Elastic space schedule (reference design option): which ops are available
+/// at the start, and when the space shrinks or expands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceSchedule {
+    /// Op names available at the start (default: every op of the space).
+    #[serde(default)]
+    pub initial: Option<Vec<String>>,
+    /// Steps that remove the lowest-saliency ops.
+    #[serde(default)]
+    pub shrink: Vec<ShrinkStep>,
+    /// Steps that make more ops available.
+    #[serde(default)]
+    pub expand: Vec<ExpandStep>,
+}
+
+/// A search config as written by the user; every field has the paper's default.
+#[allow(non_snake_case)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// `ddsas`, `darts` or `gdas`.
+    pub method: Method,
+    /// `darts` or `nb201`.
+    pub space: SpaceKind,
+    /// `digits` (bundled), `cifar10` or `cifar100`.
+    pub dataset: DatasetKind,
+    /// Folder holding the CIFAR files (either layout); unused for digits.
+    pub data_dir: Option<PathBuf>,
+    /// Search epochs (paper: 50).
+    pub epochs: u32,
+    /// Minibatch size of both halves (paper: 64).
+    pub batch_size: u32,
+    /// DARTS space: number of cells (8); NB201: cells per stage (5).
+    pub layers: Option<u32>,
+    /// Channels of the first stage (16).
+    pub init_channels: u32,
+    /// Seed of every random source; the per-epoch streams derive from it.
+    pub seed: u64,
+    /// Share of the training set used for weight steps (the rest: arch steps).
+    pub train_portion: f64,
+    /// Cap on search steps per epoch (None: one pass over the smaller half).
+    pub steps_per_epoch: Option<u32>,
+    /// Weight SGD: initial learning rate (0.025).
+    pub w_lr: f64,
+    /// Weight SGD: final cosine learning rate (0.001).
+    pub w_lr_min: f64,
+    /// Weight SGD momentum (0.9).
+    pub w_momentum: f64,
+    /// Weight SGD weight decay (3e-4).
+    pub w_weight_decay: f64,
+    /// Gradient-norm clip of the weights (5).
+    pub grad_clip: f64,
+    /// Architecture Adam learning rate (3e-4).
+    pub arch_lr: f64,
+    /// Architecture Adam betas (0.5, 0.999).
+    pub arch_betas: (f64, f64),
+    /// Architecture Adam weight decay (1e-4).
+    pub arch_weight_decay: f64,
+    /// DDSAS: subspace size per cell type, counted non-`none` ops.
+    pub L: u32,
+    /// DDSAS: weight steps between subspace updates.
+    pub M: u32,
+    /// DDSAS: mixture weights with the approximation of Eq. 7 (true) or the
+    /// exact normalized Eq. 9 (false).
+    pub approximation: bool,
+    /// DDSAS: UCB exploration constant c.
+    pub ucb_c: f64,
+    /// DDSAS: epochs of uniformly random subspaces before UCB starts.
+    pub begin: u32,
+    /// DDSAS: chance of drawing a random subspace instead of the UCB one.
+    pub random_prob: f64,
+    /// DDSAS: elastic space schedule (shrink / expand).
+    pub space_schedule: SpaceSchedule,
+    /// GDAS: initial Gumbel temperature.
+    pub tau_max: f64,
+    /// GDAS: final Gumbel temperature.
+    pub tau_min: f64,
+    /// Record per-step cosine distance and minibatch accuracy (Fig. 10).
+    pub log_steps: bool,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            method: Method::Ddsas,
+            space: SpaceKind::Darts,
+            dataset: DatasetKind::Digits,
+            data_dir: None,
+            epochs: 50,
+            batch_size: 64,
+            layers: None,
+            init_channels: 16,
+            seed: 0,
+            train_portion: 0.5,
+            steps_per_epoch: None,
+            w_lr: 0.025,
+            w_lr_min: 0.001,
+            w_momentum: 0.9,
+            w_weight_decay: 3e-4,
+            grad_clip: 5.0,
+            arch_lr: 3e-4,
+            arch_betas: (0.5, 0.999),
+            arch_weight_decay: 1e-4,
+            L: 28,
+            M: 50,
+            approximation: true,
+            ucb_c: 1.44,
+            begin: 0,
+            random_prob: 0.0,
+            space_schedule: SpaceSchedule::default(),
+            tau_max: 10.0,
+            tau_min: 0.1,
+            log_steps: false,
+        }
+    }
+}
+
+/// A config rejected before anything runs; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// YAML that does not parse, or a key that does not exist / has a wrong type.
+    #[error("{file}: {message}")]
+    Parse {
+        /// File (or `--set`) the text came from.
+        file: String,
+        /// serde_yaml's message, with line and column.
+        message: String,
+    },
+    /// A value outside its range.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid {
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// Path of the file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl SearchConfig {
+    /// Reads a YAML config file; unknown keys and wrong types are errors
+    /// that carry the file, line and column.
+    pub fn from_yaml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_yaml_value(value, &path.display().to_string())
+    }
+
+    /// Builds a config from a YAML mapping (an empty document gives defaults).
+    pub fn from_yaml_value(value: serde_yaml::Value, origin: &str) -> Result<Self, ConfigError> {
+        let value = match value {
+            serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+            v => v,
+        };
+        serde_yaml::from_value(value).map_err(|e| ConfigError::Parse {
+            file: origin.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `key=value` overrides (`--set`), the value parsed as YAML.
+    pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let mut value = serde_yaml::to_value(&self).expect("a config always serializes");
+        for item in overrides {
+            let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Parse {
+                file: "--set".into(),
+                message: format!("`{item}` is not of the form key=value"),
+            })?;
+            let parsed: serde_yaml::Value =
+                serde_yaml::from_str(raw).map_err(|e| ConfigError::Parse {
+                    file: format!("--set {key}"),
+                    message: e.to_string(),
+                })?;
+            set_path(&mut value, key.trim(), parsed);
+        }
+        Self::from_yaml_value(value, "--set")
+    }
+
+    /// Validates every value and fills the space-dependent defaults.
+    pub fn resolve(self) -> Result<ResolvedConfig, ConfigError> {
+        let space = crate::nas::space::SearchSpace::new(self.space);
+        let layers = self.layers.unwrap_or(match self.space {
+            SpaceKind::Darts => 8,
+            SpaceKind::Nb201 => 5,
+        });
+        check(self.epochs >= 1, "epochs", "must be at least 1")?;
+        check(self.batch_size >= 2, "batch_size", "must be at least 2 (batch norm needs two images)")?;
+        check(layers >= 1, "layers", "must be at least 1")?;
+        check(self.init_channels >= 2 && self.init_channels % 2 == 0, "init_channels", "must be an even number of at least 2")?;
+        check(self.train_portion > 0.05 && self.train_portion < 0.95, "train_portion", "must lie in (0.05, 0.95)")?;
+        check(self.steps_per_epoch != Some(0), "steps_per_epoch", "must be at least 1 when set")?;
+        check(self.w_lr > 0.0 && self.w_lr_min >= 0.0 && self.w_lr_min <= self.w_lr, "w_lr", "needs 0 <= w_lr_min <= w_lr and w_lr > 0")?;
+        check((0.0..1.0).contains(&self.w_momentum), "w_momentum", "must lie in [0, 1)")?;
+        check(self.grad_clip > 0.0, "grad_clip", "must be positive")?;
+        check(self.arch_lr > 0.0, "arch_lr", "must be positive")?;
+        let (b1, b2) = self.arch_betas;
+        check((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2), "arch_betas", "both betas must lie in [0, 1)")?;
+        check(self.w_weight_decay >= 0.0 && self.arch_weight_decay >= 0.0, "w_weight_decay", "weight decays must be non-negative")?;
+        let edges = space.edges() as u32;
+        if self.L < edges {
+            return Err(invalid(
+                "L",
+                format!(
+                    "L = {} is below the {} edges of the {} space; every edge keeps at least one op, so use L >= {} (L >= {} means every op)",
+                    self.L,
+                    edges,
+                    self.space.name(),
+                    edges,
+                    space.countable_ops()
+                ),
+            ));
+        }
+        check(self.M >= 1, "M", "M is the number of weight steps between subspace updates and must be at least 1")?;
+        check(self.ucb_c >= 0.0 && self.ucb_c.is_finite(), "ucb_c", "must be a finite non-negative number")?;
+        check((0.0..=1.0).contains(&self.random_prob), "random_prob", "is a probability and must lie in [0, 1]")?;
+        check(self.begin < self.epochs || self.begin == 0, "begin", "random-subspace warm-up must be shorter than the search")?;
+        check(self.tau_max > 0.0 && self.tau_min > 0.0 && self.tau_min <= self.tau_max, "tau_max", "needs 0 < tau_min <= tau_max")?;
+        let schedule = resolve_schedule(&space, &self.space_schedule)?;
+        let data_dir = match self.dataset {
+            DatasetKind::Digits => None,
+            _ => Some(self.data_dir.clone().ok_or_else(|| {
+                invalid(
+                    "data_dir",
+                    format!(
+                        "dataset {} needs `data_dir`, the folder holding cifar-10-batches-bin / cifar-10-batches-py (or the CIFAR-100 equivalents); set it with --set data_dir=/path/to/cifar",
+                        self.dataset.name()
+                    ),
+                )
+            })?),
+        };
+        if let Some(dir) = &data_dir {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "data_dir",
+                    format!("{} is not a directory; point it at the folder holding the CIFAR files", dir.display()),
+                ));
+            }
+        }
+        let mut config = self;
+        config.layers = Some(layers);
+        config.data_dir = data_dir;
+        if config.method != Method::Ddsas {
+            // DDSAS-only knobs do not change a baseline run: pin them so that
+            // they do not split fingerprints.
+            let d = SearchConfig::default();
+            config.L = d.L;
+            config.M = d.M;
+            config.approximation = d.approximation;
+            config.ucb_c = d.ucb_c;
+            config.begin = d.begin;
+            config.random_prob = d.random_prob;
+            config.space_schedule = d.space_schedule;
+        }
+        if config.method != Method::Gdas {
+            let d = SearchConfig::default();
+            config.tau_max = d.tau_max;
+            config.tau_min = d.tau_min;
+        }
+        Ok(ResolvedConfig {
+            config,
+            initial_ops: schedule,
+        })
+    }
+}
+
+fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, message))
+    }
+}
+
+fn resolve_schedule(
+    space: &crate::nas::space::SearchSpace,
+    schedule: &SpaceSchedule,
+) -> Result<Vec<bool>, ConfigError> {
+    let lookup = |name: &str| {
+        space.op_index(name).ok_or_else(|| {
+            invalid(
+                "space_schedule",
+                format!("unknown op `{name}`; the ops of this space are {}", space.ops().join(", ")),
+            )
+        })
+    };
+    let mut available = vec![schedule.initial.is_none(); space.ops().len()];
+    if let Some(initial) = &schedule.initial {
+        for name in initial {
+            available[lookup(name)?] = true;
+        }
+        if !available.iter().skip(1).any(|&a| a) {
+            return Err(invalid("space_schedule", "`initial` must contain at least one op other than `none`"));
+        }
+    }
+    for step in &schedule.expand {
+        for name in &step.ops {
+            lookup(name)?;
+        }
+    }
+    Ok(available)
+}
+
+/// Sets `a.b.c = value` inside a YAML mapping, creating the mappings on the way.
+fn set_path(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
+    let mut node = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !node.is_mapping() {
+            *node = serde_yaml::Value::Mapping(Default::default());
+        }
+        let map = node.as_mapping_mut().expect("just made a mapping");
+        let k = serde_yaml::Value::String((*part).to_owned());
+        if i + 1 == parts.len() {
+            map.insert(k, value);
+            return;
+        }
+        node = map.entry(k).or_insert(serde_yaml::Value::Null);
+    }
+}
+
+/// A validated config: the only form the engine accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedConfig {
+    /// The config with every default filled in.
+    pub config: SearchConfig,
+    /// Ops available at the start (index = op of the space), from the schedule.
+    pub initial_ops: Vec<bool>,
+}
+
+impl ResolvedConfig {
+    /// Canonical JSON (sorted keys): what the fingerprint hashes and the
+    /// database stores.
+    pub fn canonical_json(&self) -> String {
+        let value = serde_json::to_value(&self.config).expect("a config always serializes");
+        serde_json::to_string(&value).expect("a JSON value always serializes")
+    }
+
+    /// Hash of the canonical config: the identity of a run across sweeps.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.canonical_json().as_bytes());
+        hex::encode(&digest[..12])
+    }
+
+    /// Number of cells (DARTS space) or cells per stage (NB201).
+    pub fn layers(&self) -> u32 {
+        self.config.layers.expect("resolved configs always have layers")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(yaml: &str) -> Result<ResolvedConfig, ConfigError> {
+        SearchConfig::from_yaml_value(serde_yaml::from_str(yaml).unwrap(), "test")?.resolve()
+    }
+
+    #[test]
+    fn defaults_are_the_papers() {
+        let r = resolve("{}").unwrap();
+        assert_eq!(r.config.L, 28);
+        assert_eq!(r.config.batch_size, 64);
+        assert_eq!(r.layers(), 8);
+        assert_eq!(r.config.arch_betas, (0.5, 0.999));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = resolve("method: ddsas\nlearning_rate: 0.1\n").unwrap_err().to_string();
+        assert!(err.contains("learning_rate"), "{err}");
+    }
+
+    #[test]
+    fn l_below_edges_is_rejected_with_the_key() {
+        let err = resolve("L: 10").unwrap_err().to_string();
+        assert!(err.contains("`L`") && err.contains("14 edges"), "{err}");
+        assert!(resolve("space: nb201\nL: 6").is_ok());
+    }
+
+    #[test]
+    fn m_below_one_and_unknown_method_are_rejected() {
+        assert!(resolve("M: 0").unwrap_err().to_string().contains("`M`"));
+        let err = resolve("method: enas").unwrap_err().to_string();
+        assert!(err.contains("enas") && err.contains("ddsas"), "{err}");
+        let err = resolve("space: nasnet").unwrap_err().to_string();
+        assert!(err.contains("nasnet"), "{err}");
+    }
+
+    #[test]
+    fn cifar_needs_data_dir() {
+        let err = resolve("dataset: cifar10").unwrap_err().to_string();
+        assert!(err.contains("data_dir"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_and_fingerprint_follows() {
+        let a = SearchConfig::default().resolve().unwrap();
+        let b = SearchConfig::default()
+            .with_overrides(&["L=42".into(), "space_schedule.shrink=[{epoch: 3, remove: 2}]".into()])
+            .unwrap();
+        assert_eq!(b.L, 42);
+        assert_eq!(b.space_schedule.shrink[0].remove, 2);
+        let b = b.resolve().unwrap();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), SearchConfig::default().resolve().unwrap().fingerprint());
+    }
+
+    #[test]
+    fn baselines_ignore_ddsas_knobs_in_the_fingerprint() {
+        let a = resolve("method: darts\nL: 40").unwrap();
+        let b = resolve("method: darts\nL: 50").unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+    }
+}

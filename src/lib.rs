@@ -1,0 +1,13 @@
+//! ddsas: DDSAS, DARTS and GDAS architecture searches on libtorch, over
+//! sweeps of hyper-parameters, with every run's measurements in SQLite and
+//! the paper's figures drawn from it.
+//!
+//! Modules follow the data: [`data`] → [`nas`] (spaces, ops, supernet,
+//! methods, search loop, metrics) → [`store`] (SQLite) → sweep/exec → report
+//! → cli.
+
+pub mod config;
+pub mod data;
+pub mod nas;
+pub mod store;
+pub mod cli;

@@ -1,0 +1,11 @@
+//! Neural architecture search: spaces, ops, the supernet, the three methods
+//! and the search loop that produces one `EpochRecord` per epoch.
+
+pub mod checkpoint;
+pub mod method;
+pub mod metrics;
+pub mod ops;
+pub mod optim;
+pub mod search;
+pub mod space;
+pub mod supernet;

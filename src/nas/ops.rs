@@ -1,0 +1,229 @@
+//! The candidate operations of both spaces (DESIGN.md §2) and the small
+//! blocks the macro networks are built from.
+//!
+//! Ops are an enum rather than boxed trait objects: a supernet calls
+//! thousands of them per step and the match is cheaper and easier to read.
+//! `none` has no variant on purpose: its output is zero, so it is never run.
+
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use crate::config::SpaceKind;
+
+/// Batch norm as used inside search cells: no affine parameters (DARTS).
+pub fn bn(p: nn::Path, channels: i64, affine: bool) -> nn::BatchNorm {
+    let config = nn::BatchNormConfig {
+        affine,
+        ..Default::default()
+    };
+    nn::batch_norm2d(p, channels, config)
+}
+
+/// A bias-free convolution with PyTorch's default initialisation.
+pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, dilation: i64, groups: i64) -> nn::Conv2D {
+    let config = nn::ConvConfig {
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias: false,
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, k, config)
+}
+
+/// ReLU → conv → BN, the preprocessing and NB201 `nor_conv_kxk` block.
+#[derive(Debug)]
+pub struct ReluConvBn {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl ReluConvBn {
+    /// Builds the block under `p`.
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, affine: bool) -> Self {
+        ReluConvBn {
+            conv: conv(&p / "conv", c_in, c_out, k, stride, padding, 1, 1),
+            bn: bn(&p / "bn", c_out, affine),
+        }
+    }
+
+    /// Runs the block.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&x.relu().apply(&self.conv), train)
+    }
+}
+
+/// Halves the resolution with two offset 1x1 convolutions (DARTS).
+#[derive(Debug)]
+pub struct FactorizedReduce {
+    conv1: nn::Conv2D,
+    conv2: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl FactorizedReduce {
+    /// Builds the block under `p`; `c_out` must be even.
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, affine: bool) -> Self {
+        FactorizedReduce {
+            conv1: conv(&p / "conv1", c_in, c_out / 2, 1, 2, 0, 1, 1),
+            conv2: conv(&p / "conv2", c_in, c_out / 2, 1, 2, 0, 1, 1),
+            bn: bn(&p / "bn", c_out, affine),
+        }
+    }
+
+    /// Runs the block.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = x.relu();
+        let shifted = x.narrow(2, 1, x.size()[2] - 1).narrow(3, 1, x.size()[3] - 1);
+        let y = Tensor::cat(&[x.apply(&self.conv1), shifted.apply(&self.conv2)], 1);
+        self.bn.forward_t(&y, train)
+    }
+}
+
+/// Depthwise k x k (optionally dilated) then pointwise conv, then BN.
+#[derive(Debug)]
+struct DepthwisePointwise {
+    depthwise: nn::Conv2D,
+    pointwise: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl DepthwisePointwise {
+    fn new(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64, dilation: i64) -> Self {
+        DepthwisePointwise {
+            depthwise: conv(&p / "dw", c, c, k, stride, padding, dilation, c),
+            pointwise: conv(&p / "pw", c, c, 1, 1, 0, 1, 1),
+            bn: bn(&p / "bn", c, false),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.relu().apply(&self.depthwise).apply(&self.pointwise);
+        self.bn.forward_t(&y, train)
+    }
+}
+
+/// One candidate operation on one edge.
+#[derive(Debug)]
+pub enum Op {
+    /// 3x3 max pool followed by BN (DARTS space).
+    MaxPool { stride: i64, bn: nn::BatchNorm },
+    /// 3x3 average pool without counting padding; BN after it in the DARTS
+    /// space only.
+    AvgPool { stride: i64, bn: Option<nn::BatchNorm> },
+    /// Identity (`skip_connect` at stride 1).
+    Identity,
+    /// `skip_connect` at stride 2.
+    Reduce(FactorizedReduce),
+    /// `sep_conv_kxk`: two depthwise-pointwise blocks, the first strided.
+    SepConv(DepthwisePointwise2),
+    /// `dil_conv_kxk`: one dilated depthwise-pointwise block.
+    DilConv(DepthwisePointwiseOne),
+    /// NB201 `nor_conv_kxk`: ReLU, conv, BN.
+    NorConv(ReluConvBn),
+}
+
+/// The two stacked blocks of a separable convolution.
+#[derive(Debug)]
+pub struct DepthwisePointwise2 {
+    first: DepthwisePointwise,
+    second: DepthwisePointwise,
+}
+
+/// The single block of a dilated convolution.
+#[derive(Debug)]
+pub struct DepthwisePointwiseOne(DepthwisePointwise);
+
+impl Op {
+    /// Builds op `name` of `space` with `c` channels and the given stride;
+    /// `None` for `none`, which is never executed.
+    pub fn new(space: SpaceKind, name: &str, p: nn::Path, c: i64, stride: i64) -> Option<Op> {
+        let op = match (space, name) {
+            (_, "none") => return None,
+            (SpaceKind::Darts, "max_pool_3x3") => Op::MaxPool {
+                stride,
+                bn: bn(&p / "bn", c, false),
+            },
+            (SpaceKind::Darts, "avg_pool_3x3") => Op::AvgPool {
+                stride,
+                bn: Some(bn(&p / "bn", c, false)),
+            },
+            (SpaceKind::Nb201, "avg_pool_3x3") => Op::AvgPool { stride, bn: None },
+            (_, "skip_connect") if stride == 1 => Op::Identity,
+            (_, "skip_connect") => Op::Reduce(FactorizedReduce::new(p, c, c, false)),
+            (SpaceKind::Darts, "sep_conv_3x3") => sep_conv(p, c, 3, stride, 1),
+            (SpaceKind::Darts, "sep_conv_5x5") => sep_conv(p, c, 5, stride, 2),
+            (SpaceKind::Darts, "dil_conv_3x3") => {
+                Op::DilConv(DepthwisePointwiseOne(DepthwisePointwise::new(p, c, 3, stride, 2, 2)))
+            }
+            (SpaceKind::Darts, "dil_conv_5x5") => {
+                Op::DilConv(DepthwisePointwiseOne(DepthwisePointwise::new(p, c, 5, stride, 4, 2)))
+            }
+            (SpaceKind::Nb201, "nor_conv_1x1") => Op::NorConv(ReluConvBn::new(p, c, c, 1, stride, 0, false)),
+            (SpaceKind::Nb201, "nor_conv_3x3") => Op::NorConv(ReluConvBn::new(p, c, c, 3, stride, 1, false)),
+            (space, name) => unreachable!("op {name} is not part of the {} space", space.name()),
+        };
+        Some(op)
+    }
+
+    /// Runs the op.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Op::MaxPool { stride, bn } => {
+                let y = x.max_pool2d([3, 3], [*stride, *stride], [1, 1], [1, 1], false);
+                bn.forward_t(&y, train)
+            }
+            Op::AvgPool { stride, bn } => {
+                let y = x.avg_pool2d([3, 3], [*stride, *stride], [1, 1], false, false, None);
+                match bn {
+                    Some(bn) => bn.forward_t(&y, train),
+                    None => y,
+                }
+            }
+            Op::Identity => x.shallow_clone(),
+            Op::Reduce(r) => r.forward_t(x, train),
+            Op::SepConv(s) => s.second.forward_t(&s.first.forward_t(x, train), train),
+            Op::DilConv(d) => d.0.forward_t(x, train),
+            Op::NorConv(b) => b.forward_t(x, train),
+        }
+    }
+}
+
+fn sep_conv(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64) -> Op {
+    Op::SepConv(DepthwisePointwise2 {
+        first: DepthwisePointwise::new(&p / "a", c, k, stride, padding, 1),
+        second: DepthwisePointwise::new(&p / "b", c, k, 1, padding, 1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nas::space::SearchSpace;
+
+    #[test]
+    fn every_op_keeps_or_halves_the_shape() {
+        for kind in [SpaceKind::Darts, SpaceKind::Nb201] {
+            let space = SearchSpace::new(kind);
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let x = Tensor::randn([2, 4, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
+            for (i, name) in space.ops().iter().enumerate() {
+                for stride in [1, 2] {
+                    if kind == SpaceKind::Nb201 && stride == 2 {
+                        continue;
+                    }
+                    let op = Op::new(kind, name, vs.root() / format!("{i}_{stride}"), 4, stride);
+                    match op {
+                        None => assert_eq!(*name, "none"),
+                        Some(op) => {
+                            let y = op.forward_t(&x, true);
+                            let side = 8 / stride;
+                            assert_eq!(y.size(), vec![2, 4, side, side], "{name} stride {stride}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The search loop (DESIGN.md §2 "Optimisation", §3): per step one
+//! architecture step (Adam on alpha/beta, second half) then one weight step
+//! (SGD, first half); per epoch one [`EpochRecord`] handed to an
+//! [`Observer`] (which stores it), then a checkpoint.
+//!
+//! Every random source is re-seeded at each epoch start from (seed, epoch),
+//! so resuming from an epoch checkpoint reproduces an uninterrupted run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{Method, ResolvedConfig};
+use crate::data::{self, Augment, DataError, Loader};
+use crate::nas::checkpoint::{self, CheckpointError, CheckpointState};
+use crate::nas::method::{ArchParams, MethodState};
+use crate::nas::metrics::{cosine_distance, EpochRecord, StepRecord, SubspaceRecord};
+use crate::nas::optim::{clip_grad_norm, Adam, Sgd};
+use crate::nas::space::SearchSpace;
+use crate::nas::supernet::{Supernet, SupernetShape};
+
+/// Environment variable that poisons the loss of one weight step (global
+/// step number, from 1) with NaN: a test hook for divergence handling.
+pub const FAULT_NAN_STEP: &str = "DDSAS_FAULT_NAN_AT_STEP";
+
+/// Why a search stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The loss became NaN or infinite.
+    #[error("diverged: the training loss became {loss} at epoch {epoch}, step {step} of the epoch (weight step {global_step}); lower w_lr or arch_lr, or tighten grad_clip")]
+    Diverged {
+        /// Epoch (0-based).
+        epoch: u32,
+        /// Step within the epoch (0-based).
+        step: usize,
+        /// Weight step over the run (1-based).
+        global_step: u64,
+        /// The bad value.
+        loss: f64,
+    },
+    /// The dataset could not be loaded.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The observer failed to store an epoch.
+    #[error("storing epoch {epoch} failed: {source}")]
+    Store {
+        /// Epoch.
+        epoch: u32,
+        /// Underlying error.
+        source: anyhow::Error,
+    },
+    /// The observer asked to stop (Ctrl-C, cancellation).
+    #[error("interrupted before epoch {epoch} finished; the last checkpoint is kept")]
+    Interrupted {
+        /// Epoch that was running.
+        epoch: u32,
+    },
+    /// A dataset too small for the batch size.
+    #[error("the search halves hold {images} images, fewer than one batch of {batch}; lower batch_size")]
+    TooSmall {
+        /// Images in the smaller half.
+        images: usize,
+        /// Batch size.
+        batch: i64,
+    },
+}
+
+/// What the search tells the outside world; `epoch` must persist the record
+/// before returning (the checkpoint is written after it).
+pub trait Observer {
+    /// The search is about to run `epochs` epochs from `first_epoch`, each
+    /// of `steps` steps.
+    fn started(&mut self, _first_epoch: u32, _epochs: u32, _steps: usize) {}
+    /// Progress within an epoch; `running` carries the mean loss and
+    /// accuracy so far when they were read (every few steps).
+    fn step(&mut self, _epoch: u32, _step: usize, _running: Option<(f64, f64)>) {}
+    /// A finished epoch, to be stored.
+    fn epoch(&mut self, record: &EpochRecord) -> anyhow::Result<()>;
+    /// Polled between steps: true stops the search at this safe point.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+}
+
+/// Where and how a search runs.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Device to train on.
+    pub device: Device,
+    /// Folder for epoch checkpoints (None: no checkpoints).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in `checkpoint_dir` if there is one.
+    pub resume: bool,
+}
+
+/// The result of a finished search.
+#[derive(Debug, Clone)]
+pub struct SearchOutcome {
+    /// Final derived genotype text.
+    pub genotype: String,
+    /// Valid accuracy of the last epoch.
+    pub final_valid_acc: f64,
+    /// Epochs run by this call (fewer than the config's after a resume).
+    pub epochs_run: u32,
+    /// Wall seconds of the whole search, resumed parts included.
+    pub wall_s: f64,
+}
+
+/// Derives an independent 64-bit seed from (seed, epoch, stream).
+pub fn derive_seed(seed: u64, epoch: u32, stream: u64) -> u64 {
+    let mut z = seed ^ (u64::from(epoch) << 32) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Cosine-annealed weight learning rate of an epoch (stepped per epoch).
+pub fn learning_rate(cfg: &ResolvedConfig, epoch: u32) -> f64 {
+    let c = &cfg.config;
+    let t = f64::from(epoch) / f64::from(c.epochs);
+    c.w_lr_min + (c.w_lr - c.w_lr_min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+}
+
+/// Supernet, parameters, method state and optimisers: one search step's
+/// worth of state, shared by the search loop and `ddsas bench step`.
+pub struct Searcher {
+    /// The config.
+    pub cfg: ResolvedConfig,
+    /// The supernet's weights.
+    pub net: Supernet,
+    /// Architecture and space parameters.
+    pub arch: ArchParams,
+    /// The method (DDSAS sampler, GDAS temperature, ...).
+    pub method: MethodState,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    sgd: Sgd,
+    adam: Adam,
+    /// Weight steps done over the whole run.
+    pub step: u64,
+    fault_step: Option<u64>,
+}
+
+impl Searcher {
+    /// A fresh searcher; initialisation is seeded by the config's seed.
+    pub fn new(cfg: &ResolvedConfig, in_channels: i64, classes: i64, device: Device) -> Self {
+        let c = &cfg.config;
+        tch::manual_seed(derive_seed(c.seed, 0, 0) as i64);
+        let space = SearchSpace::new(c.space);
+        let cells = space.cell_types().len();
+        let net = Supernet::new(
+            SupernetShape {
+                space: c.space,
+                layers: i64::from(cfg.layers()),
+                channels: i64::from(c.init_channels),
+                in_channels,
+                classes,
+            },
+            device,
+        );
+        let arch = ArchParams::new(&space, cells, device);
+        let method = MethodState::new(cfg, &space, cells, device);
+        let (names, params): (Vec<String>, Vec<Tensor>) = net.weight_params().into_iter().unzip();
+        let sgd = Sgd::new(params.len(), c.w_momentum, c.w_weight_decay);
+        let adam = Adam::new(&method.arch_tensors(&arch), c.arch_lr, c.arch_betas, c.arch_weight_decay);
+        Searcher {
+            cfg: cfg.clone(),
+            net,
+            arch,
+            method,
+            names,
+            params,
+            sgd,
+            adam,
+            step: 0,
+            fault_step: std::env::var(FAULT_NAN_STEP).ok().and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// One architecture step on a batch of the second half.
+    pub fn arch_step(&mut self, x: &Tensor, y: &Tensor) {
+        let arch_params = self.method.arch_tensors(&self.arch);
+        let (weights, plan) = self.method.train_weights(&self.arch, false);
+        let loss = self.net.forward_t(x, &weights, plan, true).cross_entropy_for_logits(y);
+        let grads = Tensor::run_backward(&[loss], &arch_params, false, false);
+        self.adam.step(&arch_params, &grads);
+    }
+
+    /// One weight step on a batch of the first half; returns the (detached)
+    /// loss and the number of correct predictions, both on the device.
+    pub fn weight_step(&mut self, x: &Tensor, y: &Tensor, lr: f64) -> (Tensor, Tensor) {
+        let (weights, plan) = self.method.train_weights(&self.arch, true);
+        let weights: Vec<Tensor> = weights.iter().map(Tensor::detach).collect();
+        let logits = self.net.forward_t(x, &weights, plan, true);
+        let mut loss = logits.cross_entropy_for_logits(y);
+        self.step += 1;
+        if self.fault_step == Some(self.step) {
+            loss = loss * f64::NAN;
+        }
+        let grads = Tensor::run_backward(&[&loss], &self.params, false, false);
+        clip_grad_norm(&grads, self.cfg.config.grad_clip);
+        self.sgd.step(&self.params, &grads, lr);
+        let correct = logits.detach().argmax(-1, false).eq_tensor(y).sum(Kind::Int64);
+        (loss.detach(), correct)
+    }
+
+    /// Mean loss and accuracy over `loader`'s ordered batches, no gradient.
+    /// Batch norm uses batch statistics, as during the search, so that ops
+    /// that ran rarely are not judged by stale running averages.
+    pub fn evaluate(&mut self, loader: &Loader) -> (f64, f64) {
+        tch::no_grad(|| {
+            let (weights, plan) = self.method.eval_weights(&self.arch);
+            let device = self.arch.alpha.device();
+            let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+            let mut correct = Tensor::zeros([], (Kind::Int64, device));
+            let mut seen = 0i64;
+            for (x, y) in loader.ordered() {
+                let n = x.size()[0];
+                if n < 2 {
+                    continue;
+                }
+                let logits = self.net.forward_t(&x, &weights, plan, true);
+                loss_sum += logits.cross_entropy_for_logits(&y).to_kind(Kind::Double) * (n as f64);
+                correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
+                seen += n;
+            }
+            let seen = seen.max(1) as f64;
+            (f64::try_from(loss_sum).unwrap_or(f64::NAN) / seen, i64::try_from(correct).unwrap_or(0) as f64 / seen)
+        })
+    }
+
+    /// Every tensor a checkpoint needs, named.
+    fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self.net.vs.variables().into_iter().map(|(k, t)| (format!("w.{k}"), t)).collect();
+        out.push(("alpha".into(), self.arch.alpha.shallow_clone()));
+        out.push(("beta".into(), self.arch.beta.shallow_clone()));
+        for (name, buf) in self.names.iter().zip(&self.sgd.buffers) {
+            if let Some(b) = buf {
+                out.push((format!("sgd.{name}"), b.shallow_clone()));
+            }
+        }
+        for (i, (m, v)) in self.adam.m.iter().zip(&self.adam.v).enumerate() {
+            out.push((format!("adam.m.{i}"), m.shallow_clone()));
+            out.push((format!("adam.v.{i}"), v.shallow_clone()));
+        }
+        out
+    }
+
+    /// Loads tensors written by `checkpoint_tensors`.
+    fn restore_tensors(&mut self, tensors: Vec<(String, Tensor)>) {
+        let mut vars = self.net.vs.variables();
+        let index: std::collections::HashMap<&str, usize> = self.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        tch::no_grad(|| {
+            for (name, t) in tensors {
+                if let Some(var) = name.strip_prefix("w.").and_then(|k| vars.get_mut(k)) {
+                    var.copy_(&t);
+                } else if let Some(&i) = name.strip_prefix("sgd.").and_then(|k| index.get(k)) {
+                    self.sgd.buffers[i] = Some(t);
+                } else if name == "alpha" {
+                    self.arch.alpha.shallow_clone().copy_(&t);
+                } else if name == "beta" {
+                    self.arch.beta.shallow_clone().copy_(&t);
+                } else if let Some(i) = name.strip_prefix("adam.m.").and_then(|k| k.parse::<usize>().ok()) {
+                    self.adam.m[i].copy_(&t);
+                } else if let Some(i) = name.strip_prefix("adam.v.").and_then(|k| k.parse::<usize>().ok()) {
+                    self.adam.v[i].copy_(&t);
+                }
+            }
+        });
+    }
+}
+
+/// Runs (or resumes) one search.
+pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observer) -> Result<SearchOutcome, SearchError> {
+    let c = &cfg.config;
+    let device = opts.device;
+    let dataset = data::load(c.dataset, c.data_dir.as_deref())?;
+    let (weight_half, arch_half) = dataset.search_halves(c.train_portion);
+    let batch = i64::from(c.batch_size);
+    let smaller = weight_half.len().min(arch_half.len());
+    if (smaller as i64) < batch {
+        return Err(SearchError::TooSmall { images: smaller, batch });
+    }
+    let augment = Augment::for_dataset(c.dataset);
+    let weight_loader = Loader::new(&weight_half, &dataset, device, batch, Some(augment));
+    let arch_loader = Loader::new(&arch_half, &dataset, device, batch, Some(augment));
+    let valid_loader = Loader::new(&arch_half, &dataset, device, batch, None);
+    let mut steps = weight_loader.batches_per_epoch().min(arch_loader.batches_per_epoch());
+    if let Some(cap) = c.steps_per_epoch {
+        steps = steps.min(cap as usize);
+    }
+
+    let mut searcher = Searcher::new(cfg, dataset.channels, dataset.classes, device);
+    let space = SearchSpace::new(c.space);
+    let fingerprint = cfg.fingerprint();
+    let mut first_epoch = 0;
+    let mut prev_encoding = None;
+    let mut prev_step_encoding = None;
+    let mut wall_before = 0.0;
+    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) {
+        if let Some((state, tensors)) = checkpoint::load(dir, &fingerprint, device)? {
+            searcher.restore_tensors(tensors);
+            searcher.method = MethodState::restore(cfg, &space, space.cell_types().len(), device, state.method);
+            searcher.step = state.step;
+            searcher.adam.steps = state.adam_steps;
+            first_epoch = state.epoch + 1;
+            prev_encoding = state.prev_encoding;
+            prev_step_encoding = state.prev_step_encoding;
+            wall_before = state.wall_s;
+        }
+    }
+    observer.started(first_epoch, c.epochs, steps);
+    let mut last_valid_acc = f64::NAN;
+    let mut genotype_text = String::new();
+    let started = Instant::now();
+    for epoch in first_epoch..c.epochs {
+        let epoch_start = Instant::now();
+        tch::manual_seed(derive_seed(c.seed, epoch, 1) as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(c.seed, epoch, 2));
+        let lr = learning_rate(cfg, epoch);
+        let mut subspaces: Vec<SubspaceRecord> = searcher.method.start_epoch(cfg, epoch, &searcher.arch, &mut rng);
+        let mut step_records = Vec::new();
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut correct_sum = Tensor::zeros([], (Kind::Int64, device));
+        let mut pending_losses: Vec<Tensor> = Vec::new();
+        let mut seen = 0i64;
+        let weight_batches = weight_loader.epoch(derive_seed(c.seed, epoch, 3));
+        let arch_batches = arch_loader.epoch(derive_seed(c.seed, epoch, 4));
+        for (i, ((xw, yw), (xa, ya))) in weight_batches.zip(arch_batches).take(steps).enumerate() {
+            if observer.should_stop() {
+                return Err(SearchError::Interrupted { epoch });
+            }
+            searcher.arch_step(&xa, &ya);
+            let (loss, correct) = searcher.weight_step(&xw, &yw, lr);
+            let n = xw.size()[0];
+            seen += n;
+            loss_sum += loss.to_kind(Kind::Double) * (n as f64);
+            correct_sum += &correct;
+            pending_losses.push(loss);
+            subspaces.extend(searcher.method.after_weight_step(searcher.step, epoch, &searcher.arch, &mut rng));
+            if c.log_steps {
+                let encoding = searcher.method.genotype(&searcher.arch).encoding();
+                let distance = prev_step_encoding.as_ref().map(|p: &Vec<f64>| cosine_distance(p, &encoding));
+                prev_step_encoding = Some(encoding);
+                step_records.push(StepRecord {
+                    step: searcher.step,
+                    cosine_distance: distance,
+                    minibatch_acc: i64::try_from(&correct).unwrap_or(0) as f64 / n as f64,
+                });
+            }
+            let check = pending_losses.len() >= 16 || i + 1 == steps;
+            if check {
+                check_finite(&pending_losses, epoch, i, searcher.step)?;
+                pending_losses.clear();
+                let mean_loss = f64::try_from(&loss_sum).unwrap_or(f64::NAN) / seen as f64;
+                let acc = i64::try_from(&correct_sum).unwrap_or(0) as f64 / seen as f64;
+                observer.step(epoch, i + 1, Some((mean_loss, acc)));
+            } else {
+                observer.step(epoch, i + 1, None);
+            }
+        }
+        let train_s = epoch_start.elapsed().as_secs_f64();
+        let (valid_loss, valid_acc) = searcher.evaluate(&valid_loader);
+        let genotype = searcher.method.genotype(&searcher.arch);
+        let encoding = genotype.encoding();
+        let cosine = prev_encoding.as_ref().map(|p: &Vec<f64>| cosine_distance(p, &encoding));
+        prev_encoding = Some(encoding);
+        let seen_f = seen.max(1) as f64;
+        let record = EpochRecord {
+            epoch,
+            train_acc: i64::try_from(&correct_sum).unwrap_or(0) as f64 / seen_f,
+            train_loss: f64::try_from(&loss_sum).unwrap_or(f64::NAN) / seen_f,
+            valid_acc,
+            valid_loss,
+            lr,
+            tau: searcher.method.tau(),
+            genotype: genotype.to_text(),
+            skip_normal: genotype.skip_count(0),
+            skip_reduce: (genotype.cells.len() > 1).then(|| genotype.skip_count(1)),
+            cosine_distance: cosine,
+            wall_s: epoch_start.elapsed().as_secs_f64(),
+            images_per_s: (2 * seen) as f64 / train_s.max(1e-9),
+            peak_mem_bytes: peak_rss_bytes(),
+            sampling_counts: searcher.method.sampling_counts(),
+            subspaces,
+            ratio_hist: searcher.method.ratio_hist(),
+            steps: step_records,
+        };
+        observer.epoch(&record).map_err(|source| SearchError::Store { epoch, source })?;
+        last_valid_acc = valid_acc;
+        genotype_text = record.genotype.clone();
+        if let Some(dir) = &opts.checkpoint_dir {
+            let state = CheckpointState {
+                fingerprint: fingerprint.clone(),
+                epoch,
+                step: searcher.step,
+                adam_steps: searcher.adam.steps,
+                method: searcher.method.saved(),
+                prev_encoding: prev_encoding.clone(),
+                prev_step_encoding: prev_step_encoding.clone(),
+                wall_s: wall_before + started.elapsed().as_secs_f64(),
+                tensors_file: String::new(),
+            };
+            checkpoint::save(dir, &state, &searcher.checkpoint_tensors())?;
+        }
+    }
+    if genotype_text.is_empty() {
+        genotype_text = searcher.method.genotype(&searcher.arch).to_text();
+    }
+    Ok(SearchOutcome {
+        genotype: genotype_text,
+        final_valid_acc: last_valid_acc,
+        epochs_run: c.epochs - first_epoch,
+        wall_s: wall_before + started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads the pending losses (one host round trip every few steps) and
+/// reports the first non-finite one with its epoch and step.
+fn check_finite(losses: &[Tensor], epoch: u32, last_step: usize, global_step: u64) -> Result<(), SearchError> {
+    let values: Vec<f64> = Vec::try_from(Tensor::stack(losses, 0).to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+    let first = last_step + 1 - values.len();
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(SearchError::Diverged {
+            epoch,
+            step: first + i,
+            global_step: global_step + 1 + i as u64 - values.len() as u64,
+            loss: values[i],
+        }),
+    }
+}
+
+/// Peak resident memory of this process, in bytes.
+pub fn peak_rss_bytes() -> Option<i64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes into the struct we pass.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getrusage succeeded, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    Some(usage.ru_maxrss * 1024)
+}
+
+/// Whether `method` samples (and so has sampling counts).
+pub fn samples(method: Method) -> bool {
+    method != Method::Darts
+}

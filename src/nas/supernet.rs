@@ -1,0 +1,480 @@
+//! The supernets of both spaces (DESIGN.md §2) and the execution plan that
+//! says which ops run.
+//!
+//! A forward pass takes the mixture weights (`[cell type][edge * op]`,
+//! computed by the method) and an [`ExecPlan`]; only the planned ops run, so
+//! a DDSAS subspace or a GDAS sample costs what it contains. Each node's
+//! incoming op outputs are stacked and mixed with one matrix product.
+
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::SpaceKind;
+use crate::nas::metrics::CellTable;
+use crate::nas::ops::{bn, conv, FactorizedReduce, Op, ReluConvBn};
+use crate::nas::space::{SearchSpace, NONE};
+
+/// The ops of one node of one cell type, and where their weights sit in the
+/// flattened `edge * op` weight vector.
+#[derive(Debug)]
+pub struct NodePlan {
+    /// `(edge, op)` pairs to run, `none` excluded.
+    pub ops: Vec<(usize, usize)>,
+    /// Flat indices `edge * num_ops + op`, on the device.
+    index: Tensor,
+}
+
+/// Which ops run, per cell type and node.
+#[derive(Debug)]
+pub struct ExecPlan {
+    /// Per cell type, per intermediate node.
+    pub cells: Vec<Vec<NodePlan>>,
+}
+
+impl ExecPlan {
+    /// Plan that runs every op marked in `mask` (`none` never runs).
+    pub fn from_mask(space: &SearchSpace, mask: &CellTable<bool>, device: Device) -> ExecPlan {
+        let nodes = space.edge_nodes();
+        let first = nodes[0].0;
+        let last = nodes.last().expect("spaces have edges").0;
+        let k = space.num_ops();
+        let cells = mask
+            .iter()
+            .map(|cell| {
+                (first..=last)
+                    .map(|to| {
+                        let ops: Vec<(usize, usize)> = nodes
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &(t, _))| t == to)
+                            .flat_map(|(e, _)| {
+                                (0..k).filter(move |&op| op != NONE && cell[e][op]).map(move |op| (e, op))
+                            })
+                            .collect();
+                        let flat: Vec<i64> = ops.iter().map(|&(e, op)| (e * k + op) as i64).collect();
+                        NodePlan {
+                            index: Tensor::from_slice(&flat).to_device(device),
+                            ops,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        ExecPlan { cells }
+    }
+
+    /// Plan that runs every op of the space.
+    pub fn all(space: &SearchSpace, cells: usize, device: Device) -> ExecPlan {
+        let mask = vec![vec![vec![true; space.num_ops()]; space.edges()]; cells];
+        Self::from_mask(space, &mask, device)
+    }
+}
+
+/// The candidate ops of one edge (`None` for `none`).
+#[derive(Debug)]
+struct MixedEdge {
+    ops: Vec<Option<Op>>,
+}
+
+impl MixedEdge {
+    fn new(space: &SearchSpace, p: nn::Path, c: i64, stride: i64) -> Self {
+        let ops = space
+            .ops()
+            .iter()
+            .map(|name| Op::new(space.kind, name, &p / *name, c, stride))
+            .collect();
+        MixedEdge { ops }
+    }
+}
+
+/// Runs a cell body: `states` holds the input nodes; intermediate nodes are
+/// appended. `zero_like` gives the shape of a node none of whose ops runs.
+fn run_nodes(
+    space: &SearchSpace,
+    edges: &[MixedEdge],
+    states: &mut Vec<Tensor>,
+    plan: &[NodePlan],
+    weights: &Tensor,
+    train: bool,
+    zero_like: impl Fn(&Tensor) -> Tensor,
+) {
+    let nodes = space.edge_nodes();
+    for node in plan {
+        let outs: Vec<Tensor> = node
+            .ops
+            .iter()
+            .map(|&(e, k)| {
+                let op = edges[e].ops[k].as_ref().expect("plans never contain none");
+                op.forward_t(&states[nodes[e].1], train)
+            })
+            .collect();
+        let w = weights.index_select(0, &node.index);
+        let value = match outs.len() {
+            0 => zero_like(&states[states.len() - 1]),
+            1 => &outs[0] * w,
+            n => {
+                let stacked = Tensor::stack(&outs, 0);
+                let shape = stacked.size();
+                w.unsqueeze(0)
+                    .matmul(&stacked.view([n as i64, -1]))
+                    .view(&shape[1..])
+            }
+        };
+        states.push(value);
+    }
+}
+
+/// A DARTS-space cell.
+#[derive(Debug)]
+struct DartsCell {
+    reduce: bool,
+    pre0: Preprocess,
+    pre1: ReluConvBn,
+    edges: Vec<MixedEdge>,
+}
+
+#[derive(Debug)]
+enum Preprocess {
+    Reduce(FactorizedReduce),
+    Conv(ReluConvBn),
+}
+
+impl DartsCell {
+    fn new(space: &SearchSpace, p: nn::Path, c_pp: i64, c_p: i64, c: i64, reduce: bool, reduce_prev: bool) -> Self {
+        let pre0 = if reduce_prev {
+            Preprocess::Reduce(FactorizedReduce::new(&p / "pre0", c_pp, c, false))
+        } else {
+            Preprocess::Conv(ReluConvBn::new(&p / "pre0", c_pp, c, 1, 1, 0, false))
+        };
+        let pre1 = ReluConvBn::new(&p / "pre1", c_p, c, 1, 1, 0, false);
+        let edges = space
+            .edge_nodes()
+            .iter()
+            .enumerate()
+            .map(|(e, &(_, from))| {
+                let stride = if reduce && from < 2 { 2 } else { 1 };
+                MixedEdge::new(space, &p / format!("edge{e}"), c, stride)
+            })
+            .collect();
+        DartsCell {
+            reduce,
+            pre0,
+            pre1,
+            edges,
+        }
+    }
+
+    fn forward_t(&self, space: &SearchSpace, s0: &Tensor, s1: &Tensor, plan: &[NodePlan], weights: &Tensor, train: bool) -> Tensor {
+        let s0 = match &self.pre0 {
+            Preprocess::Reduce(r) => r.forward_t(s0, train),
+            Preprocess::Conv(c) => c.forward_t(s0, train),
+        };
+        let s1 = self.pre1.forward_t(s1, train);
+        let reduce = self.reduce;
+        let template = s1.shallow_clone();
+        let mut states = vec![s0, s1];
+        run_nodes(space, &self.edges, &mut states, plan, weights, train, |_| {
+            let mut shape = template.size();
+            if reduce {
+                shape[2] = (shape[2] + 1) / 2;
+                shape[3] = (shape[3] + 1) / 2;
+            }
+            Tensor::zeros(&shape, (template.kind(), template.device()))
+        });
+        Tensor::cat(&states[2..], 1)
+    }
+}
+
+/// NB201's residual reduction block between stages.
+#[derive(Debug)]
+struct ResBlock {
+    a: ReluConvBn,
+    b: ReluConvBn,
+    shortcut: nn::Conv2D,
+}
+
+impl ResBlock {
+    fn new(p: nn::Path, c_in: i64, c_out: i64) -> Self {
+        ResBlock {
+            a: ReluConvBn::new(&p / "a", c_in, c_out, 3, 2, 1, true),
+            b: ReluConvBn::new(&p / "b", c_out, c_out, 3, 1, 1, true),
+            shortcut: conv(&p / "shortcut", c_in, c_out, 1, 1, 0, 1, 1),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = self.b.forward_t(&self.a.forward_t(x, train), train);
+        let s = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None).apply(&self.shortcut);
+        y + s
+    }
+}
+
+#[derive(Debug)]
+enum Nb201Layer {
+    Cell(Vec<MixedEdge>),
+    Res(ResBlock),
+}
+
+/// The body of a supernet.
+#[derive(Debug)]
+enum Body {
+    Darts {
+        stem_conv: nn::Conv2D,
+        stem_bn: nn::BatchNorm,
+        cells: Vec<DartsCell>,
+    },
+    Nb201 {
+        stem_conv: nn::Conv2D,
+        stem_bn: nn::BatchNorm,
+        layers: Vec<Nb201Layer>,
+        last_bn: nn::BatchNorm,
+    },
+}
+
+/// Shape of a supernet.
+#[derive(Debug, Clone, Copy)]
+pub struct SupernetShape {
+    /// Which space.
+    pub space: SpaceKind,
+    /// DARTS: cells; NB201: cells per stage.
+    pub layers: i64,
+    /// Channels of the first stage.
+    pub channels: i64,
+    /// Image channels (1 for digits, 3 for CIFAR).
+    pub in_channels: i64,
+    /// Number of classes.
+    pub classes: i64,
+}
+
+/// A supernet: weights in `vs`, architecture parameters kept by the method.
+#[derive(Debug)]
+pub struct Supernet {
+    /// Weights and batch-norm statistics; what the weight optimiser updates.
+    pub vs: nn::VarStore,
+    /// The search space.
+    pub space: SearchSpace,
+    body: Body,
+    classifier: nn::Linear,
+}
+
+impl Supernet {
+    /// Builds the supernet on `device`; initialisation draws from libtorch's
+    /// global generator, so seed it first.
+    pub fn new(shape: SupernetShape, device: Device) -> Supernet {
+        let vs = nn::VarStore::new(device);
+        let space = SearchSpace::new(shape.space);
+        let root = vs.root();
+        let (body, features) = match shape.space {
+            SpaceKind::Darts => darts_body(&space, &root, shape),
+            SpaceKind::Nb201 => nb201_body(&space, &root, shape),
+        };
+        let classifier = nn::linear(&root / "classifier", features, shape.classes, Default::default());
+        Supernet {
+            vs,
+            space,
+            body,
+            classifier,
+        }
+    }
+
+    /// Logits for `x`; `weights[c]` holds cell type c's flattened mixture
+    /// weights and `plan` which ops run.
+    pub fn forward_t(&self, x: &Tensor, weights: &[Tensor], plan: &ExecPlan, train: bool) -> Tensor {
+        let space = &self.space;
+        let features = match &self.body {
+            Body::Darts {
+                stem_conv,
+                stem_bn,
+                cells,
+            } => {
+                let stem = stem_bn.forward_t(&x.apply(stem_conv), train);
+                let (mut s0, mut s1) = (stem.shallow_clone(), stem);
+                for cell in cells {
+                    let t = usize::from(cell.reduce);
+                    let out = cell.forward_t(space, &s0, &s1, &plan.cells[t], &weights[t], train);
+                    s0 = std::mem::replace(&mut s1, out);
+                }
+                s1
+            }
+            Body::Nb201 {
+                stem_conv,
+                stem_bn,
+                layers,
+                last_bn,
+            } => {
+                let mut h = stem_bn.forward_t(&x.apply(stem_conv), train);
+                for layer in layers {
+                    h = match layer {
+                        Nb201Layer::Res(r) => r.forward_t(&h, train),
+                        Nb201Layer::Cell(edges) => {
+                            let mut states = vec![h];
+                            run_nodes(space, edges, &mut states, &plan.cells[0], &weights[0], train, Tensor::zeros_like);
+                            states.pop().expect("a cell has an output node")
+                        }
+                    };
+                }
+                last_bn.forward_t(&h, train).relu()
+            }
+        };
+        features
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply_t(&self.classifier, train)
+    }
+
+    /// Trainable weights, sorted by name (a stable order for optimiser state).
+    pub fn weight_params(&self) -> Vec<(String, Tensor)> {
+        let mut vars: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_weights(&self) -> i64 {
+        self.weight_params().iter().map(|(_, t)| t.numel() as i64).sum()
+    }
+}
+
+fn darts_body(space: &SearchSpace, root: &nn::Path, shape: SupernetShape) -> (Body, i64) {
+    let c = shape.channels;
+    let c_stem = 3 * c;
+    let stem_conv = conv(root / "stem" / "conv", shape.in_channels, c_stem, 3, 1, 1, 1, 1);
+    let stem_bn = bn(root / "stem" / "bn", c_stem, true);
+    let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
+    let mut reduce_prev = false;
+    let mut cells = Vec::new();
+    let layers = shape.layers;
+    for i in 0..layers {
+        let reduce = i == layers / 3 || i == 2 * layers / 3;
+        if reduce {
+            c_cur *= 2;
+        }
+        cells.push(DartsCell::new(space, root / "cells" / i, c_pp, c_p, c_cur, reduce, reduce_prev));
+        reduce_prev = reduce;
+        c_pp = c_p;
+        c_p = 4 * c_cur;
+    }
+    (
+        Body::Darts {
+            stem_conv,
+            stem_bn,
+            cells,
+        },
+        c_p,
+    )
+}
+
+fn nb201_body(space: &SearchSpace, root: &nn::Path, shape: SupernetShape) -> (Body, i64) {
+    let c = shape.channels;
+    let stem_conv = conv(root / "stem" / "conv", shape.in_channels, c, 3, 1, 1, 1, 1);
+    let stem_bn = bn(root / "stem" / "bn", c, true);
+    let mut layers = Vec::new();
+    let mut c_cur = c;
+    for stage in 0..3 {
+        if stage > 0 {
+            layers.push(Nb201Layer::Res(ResBlock::new(root / "res" / stage, c_cur, 2 * c_cur)));
+            c_cur *= 2;
+        }
+        for i in 0..shape.layers {
+            let p = root / "cells" / format!("{stage}_{i}");
+            let edges = (0..space.edges())
+                .map(|e| MixedEdge::new(space, &p / format!("edge{e}"), c_cur, 1))
+                .collect();
+            layers.push(Nb201Layer::Cell(edges));
+        }
+    }
+    let last_bn = bn(root / "last_bn", c_cur, true);
+    (
+        Body::Nb201 {
+            stem_conv,
+            stem_bn,
+            layers,
+            last_bn,
+        },
+        c_cur,
+    )
+}
+
+/// Flattens `[cell, edge, op]` mixture weights into one `edge * op` vector
+/// per cell type, the form [`Supernet::forward_t`] takes.
+pub fn per_cell(weights: &Tensor) -> Vec<Tensor> {
+    let cells = weights.size()[0];
+    let flat = weights.view([cells, -1]);
+    (0..cells).map(|c| flat.get(c)).collect()
+}
+
+/// A random batch, for benchmarks and tests.
+pub fn random_batch(batch: i64, channels: i64, size: i64, classes: i64, device: Device) -> (Tensor, Tensor) {
+    (
+        Tensor::randn([batch, channels, size, size], (Kind::Float, device)),
+        Tensor::randint(classes, [batch], (Kind::Int64, device)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(space: SpaceKind, layers: i64) -> Supernet {
+        tch::manual_seed(0);
+        Supernet::new(
+            SupernetShape {
+                space,
+                layers,
+                channels: 4,
+                in_channels: 1,
+                classes: 10,
+            },
+            Device::Cpu,
+        )
+    }
+
+    #[test]
+    fn both_spaces_produce_logits_with_full_and_partial_plans() {
+        for (kind, layers, cells) in [(SpaceKind::Darts, 3, 2), (SpaceKind::Nb201, 1, 1)] {
+            let n = net(kind, layers);
+            let space = SearchSpace::new(kind);
+            let w = Tensor::ones([cells, space.edges() as i64, space.num_ops() as i64], (Kind::Float, Device::Cpu));
+            let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
+            let full = n.forward_t(&x, &per_cell(&w), &ExecPlan::all(&space, cells as usize, Device::Cpu), true);
+            assert_eq!(full.size(), vec![3, 10]);
+            // Only `none` on every edge: nodes are zeros, the net still runs.
+            let mut mask = vec![vec![vec![false; space.num_ops()]; space.edges()]; cells as usize];
+            for cell in &mut mask {
+                for edge in cell.iter_mut() {
+                    edge[NONE] = true;
+                }
+            }
+            let plan = ExecPlan::from_mask(&space, &mask, Device::Cpu);
+            assert!(plan.cells.iter().flatten().all(|node| node.ops.is_empty()));
+            let empty = n.forward_t(&x, &per_cell(&w), &plan, true);
+            assert_eq!(empty.size(), vec![3, 10]);
+        }
+    }
+
+    #[test]
+    fn weights_reach_only_executed_ops() {
+        let n = net(SpaceKind::Nb201, 1);
+        let space = SearchSpace::new(SpaceKind::Nb201);
+        let mut mask = vec![vec![vec![false; 5]; 6]; 1];
+        for edge in mask[0].iter_mut() {
+            edge[3] = true; // nor_conv_3x3 only
+        }
+        let plan = ExecPlan::from_mask(&space, &mask, Device::Cpu);
+        let w = Tensor::ones([1, 6, 5], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let x = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let loss = n.forward_t(&x, &per_cell(&w), &plan, true).sum(Kind::Float);
+        let params: Vec<Tensor> = n.weight_params().into_iter().map(|(_, t)| t).collect();
+        let grads = Tensor::run_backward(&[loss], &params, false, false);
+        let names: Vec<String> = n.weight_params().into_iter().map(|(k, _)| k).collect();
+        for (name, g) in names.iter().zip(&grads) {
+            let executed = !name.contains("edge") || name.contains("nor_conv_3x3");
+            assert_eq!(g.defined(), executed, "{name}");
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Per-epoch records (DESIGN.md §3): one `EpochRecord` becomes rows of
+//! `epochs`, `sampling_counts`, `subspaces`, `ratio_hist` and `steps`, written
+//! in one transaction so that a crash leaves either the whole epoch or none.
+
+use sqlx::query_builder::Separated;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::error::Context;
+use super::{now_s, EpochRow, Store, StoreError};
+use crate::nas::metrics::{EpochRecord, RATIO_BINS};
+use crate::nas::space::SearchSpace;
+
+/// Rows per multi-row `INSERT`: few statements per epoch (a DARTS epoch has
+/// 224 sampling counts), far below SQLite's limit of 32766 bound values.
+const ROWS_PER_INSERT: usize = 128;
+
+/// Deletes every per-epoch row of run `?1` from epoch `?2` on.
+const DELETE_FROM_EPOCH: [&str; 5] = [
+    "DELETE FROM epochs WHERE run_id = ?1 AND epoch >= ?2",
+    "DELETE FROM sampling_counts WHERE run_id = ?1 AND epoch >= ?2",
+    "DELETE FROM subspaces WHERE run_id = ?1 AND epoch >= ?2",
+    "DELETE FROM ratio_hist WHERE run_id = ?1 AND epoch >= ?2",
+    "DELETE FROM steps WHERE run_id = ?1 AND epoch >= ?2",
+];
+
+impl Store {
+    /// Writes one epoch and everything it carries in one transaction.
+    ///
+    /// First deletes this run's rows from `rec.epoch` on in every per-epoch
+    /// table, so that redoing an epoch after a crash replaces it and never
+    /// duplicates; then inserts; then moves `runs.epochs_done`,
+    /// `best_valid_acc` and the heartbeat. Cell, edge and op indices are
+    /// checked against `space` and stored as names.
+    pub async fn record_epoch(
+        &self,
+        run_id: i64,
+        space: &SearchSpace,
+        rec: &EpochRecord,
+    ) -> Result<(), StoreError> {
+        let what = || format!("recording epoch {} of run {run_id}", rec.epoch);
+        let rows = NamedRows::new(space, rec).map_err(|message| StoreError::Invalid {
+            what: format!("epoch {} of run {run_id}", rec.epoch),
+            message,
+        })?;
+        let mut tx = self.begin_write().await.ctx(what)?;
+        require_in(&mut tx, run_id).await?;
+        delete_from_epoch(&mut tx, run_id, i64::from(rec.epoch)).await.ctx(what)?;
+        insert_epoch(&mut tx, run_id, rec).await.ctx(what)?;
+        rows.insert(&mut tx, run_id, i64::from(rec.epoch)).await.ctx(what)?;
+        update_progress(&mut tx, run_id, i64::from(rec.epoch) + 1).await.ctx(what)?;
+        tx.commit().await.ctx(what)
+    }
+
+    /// Drops every record after `last_kept_epoch` (all of them for `None`)
+    /// and rewinds `epochs_done` and `best_valid_acc` to match: used when a
+    /// run resumes from a checkpoint older than the database.
+    pub async fn truncate_after(
+        &self,
+        run_id: i64,
+        last_kept_epoch: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let what = || format!("dropping the records of run {run_id} after epoch {last_kept_epoch:?}");
+        let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
+        let mut tx = self.begin_write().await.ctx(what)?;
+        require_in(&mut tx, run_id).await?;
+        delete_from_epoch(&mut tx, run_id, first_dropped).await.ctx(what)?;
+        update_progress(&mut tx, run_id, first_dropped).await.ctx(what)?;
+        tx.commit().await.ctx(what)
+    }
+
+    /// The recorded epochs of a run, in order.
+    pub async fn epochs(&self, run_id: i64) -> Result<Vec<EpochRow>, StoreError> {
+        sqlx::query_as("SELECT * FROM epochs WHERE run_id = ?1 ORDER BY epoch")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| format!("reading the epochs of run {run_id}"))
+    }
+}
+
+/// `RunNotFound` unless the run exists (checked inside the write
+/// transaction, before a foreign-key error could say it less clearly).
+async fn require_in(conn: &mut SqliteConnection, run_id: i64) -> Result<(), StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = ?1")
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await
+        .ctx(|| format!("looking up run {run_id}"))?;
+    exists.map(|_| ()).ok_or(StoreError::RunNotFound(run_id))
+}
+
+async fn delete_from_epoch(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    first: i64,
+) -> Result<(), sqlx::Error> {
+    for sql in DELETE_FROM_EPOCH {
+        sqlx::query(sql).bind(run_id).bind(first).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_epoch(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    rec: &EpochRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO epochs (run_id, epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
+                             genotype, skip_normal, skip_reduce, cosine_distance, wall_s,
+                             images_per_s, peak_mem_bytes, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )
+    .bind(run_id)
+    .bind(i64::from(rec.epoch))
+    .bind(rec.train_acc)
+    .bind(rec.train_loss)
+    .bind(rec.valid_acc)
+    .bind(rec.valid_loss)
+    .bind(rec.lr)
+    .bind(rec.tau)
+    .bind(&rec.genotype)
+    .bind(i64::from(rec.skip_normal))
+    .bind(rec.skip_reduce.map(i64::from))
+    .bind(rec.cosine_distance)
+    .bind(rec.wall_s)
+    .bind(rec.images_per_s)
+    .bind(rec.peak_mem_bytes)
+    .bind(now_s())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets `epochs_done` and recomputes `best_valid_acc` from the epochs that
+/// remain (a redo or truncation may have removed the best one); the write
+/// is also a sign of life.
+async fn update_progress(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    epochs_done: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
+                best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = ?1)
+         WHERE id = ?1",
+    )
+    .bind(run_id)
+    .bind(epochs_done)
+    .bind(now_s())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The list rows of one epoch with indices turned into names, built (and
+/// checked) before the write lock is taken.
+struct NamedRows<'a> {
+    edge_labels: Vec<String>,
+    sampling: Vec<SamplingRow>,
+    subspaces: Vec<SubspaceRow>,
+    ratios: Vec<RatioRow>,
+    rec: &'a EpochRecord,
+}
+
+struct SamplingRow {
+    cell: &'static str,
+    edge: usize,
+    op: &'static str,
+    count: i64,
+}
+
+struct SubspaceRow {
+    iteration: i64,
+    cell: &'static str,
+    size: i64,
+    combinations: i64,
+}
+
+struct RatioRow {
+    cell: &'static str,
+    bin_index: usize,
+    count: i64,
+}
+
+impl<'a> NamedRows<'a> {
+    fn new(space: &SearchSpace, rec: &'a EpochRecord) -> Result<Self, String> {
+        Ok(NamedRows {
+            edge_labels: (0..space.edges()).map(|e| space.edge_label(e)).collect(),
+            sampling: sampling_rows(space, rec)?,
+            subspaces: subspace_rows(space, rec)?,
+            ratios: ratio_rows(space, rec)?,
+            rec,
+        })
+    }
+
+    async fn insert(
+        &self,
+        conn: &mut SqliteConnection,
+        run_id: i64,
+        epoch: i64,
+    ) -> Result<(), sqlx::Error> {
+        let labels = &self.edge_labels;
+        insert_rows(
+            conn,
+            "INSERT INTO sampling_counts (run_id, epoch, cell, edge, edge_label, op, count) ",
+            &self.sampling,
+            |mut b, r| {
+                b.push_bind(run_id).push_bind(epoch).push_bind(r.cell).push_bind(r.edge as i64);
+                b.push_bind(labels[r.edge].as_str()).push_bind(r.op).push_bind(r.count);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO subspaces (run_id, iteration, epoch, cell, size, combinations) ",
+            &self.subspaces,
+            |mut b, r| {
+                b.push_bind(run_id).push_bind(r.iteration).push_bind(epoch).push_bind(r.cell);
+                b.push_bind(r.size).push_bind(r.combinations);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO ratio_hist (run_id, epoch, cell, bin, bin_index, count) ",
+            &self.ratios,
+            |mut b, r| {
+                b.push_bind(run_id).push_bind(epoch).push_bind(r.cell);
+                b.push_bind(RATIO_BINS[r.bin_index]).push_bind(r.bin_index as i64).push_bind(r.count);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO steps (run_id, step, epoch, cosine_distance, minibatch_acc) ",
+            &self.rec.steps,
+            |mut b, s| {
+                b.push_bind(run_id).push_bind(int(s.step)).push_bind(epoch);
+                b.push_bind(s.cosine_distance).push_bind(s.minibatch_acc);
+            },
+        )
+        .await
+    }
+}
+
+/// Inserts `rows` with multi-row `VALUES` lists of at most
+/// `ROWS_PER_INSERT` rows. Each distinct statement text is prepared once
+/// per connection and reused from sqlx's statement cache.
+async fn insert_rows<'r, T>(
+    conn: &mut SqliteConnection,
+    head: &'static str,
+    rows: &'r [T],
+    mut push: impl FnMut(Separated<'_, 'r, Sqlite, &'static str>, &'r T),
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut query = QueryBuilder::<Sqlite>::new(head);
+        query.push_values(chunk, &mut push);
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn cell_name(space: &SearchSpace, cell: usize) -> Result<&'static str, String> {
+    space.cell_types().get(cell).copied().ok_or_else(|| {
+        format!(
+            "cell index {cell} is outside the {} space, which has {} cell type(s)",
+            space.kind.name(),
+            space.cell_types().len()
+        )
+    })
+}
+
+fn sampling_rows(space: &SearchSpace, rec: &EpochRecord) -> Result<Vec<SamplingRow>, String> {
+    rec.sampling_counts
+        .iter()
+        .map(|s| {
+            if s.edge >= space.edges() {
+                return Err(format!(
+                    "edge index {} is outside the {} edges of a cell",
+                    s.edge,
+                    space.edges()
+                ));
+            }
+            let op = space.ops().get(s.op).ok_or_else(|| {
+                format!("op index {} is outside the {} ops of the space", s.op, space.num_ops())
+            })?;
+            Ok(SamplingRow {
+                cell: cell_name(space, s.cell)?,
+                edge: s.edge,
+                op,
+                count: int(s.count),
+            })
+        })
+        .collect()
+}
+
+fn subspace_rows(space: &SearchSpace, rec: &EpochRecord) -> Result<Vec<SubspaceRow>, String> {
+    rec.subspaces
+        .iter()
+        .map(|s| {
+            Ok(SubspaceRow {
+                iteration: int(s.iteration),
+                cell: cell_name(space, s.cell)?,
+                size: i64::from(s.size),
+                combinations: int(s.combinations),
+            })
+        })
+        .collect()
+}
+
+fn ratio_rows(space: &SearchSpace, rec: &EpochRecord) -> Result<Vec<RatioRow>, String> {
+    let mut rows = Vec::with_capacity(rec.ratio_hist.len() * RATIO_BINS.len());
+    for (cell, hist) in rec.ratio_hist.iter().enumerate() {
+        let cell = cell_name(space, cell)?;
+        for (bin_index, &count) in hist.iter().enumerate() {
+            rows.push(RatioRow {
+                cell,
+                bin_index,
+                count: int(count),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// A count as a SQLite integer; counts never come near `i64::MAX`, and
+/// saturating beats failing an epoch over it.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

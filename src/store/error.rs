@@ -1,0 +1,76 @@
+//! What can go wrong with the run history; every message says what failed.
+
+use std::path::PathBuf;
+
+/// An error of the run history.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be opened or created as a SQLite database.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// Database file.
+        path: PathBuf,
+        /// sqlx's error.
+        source: sqlx::Error,
+    },
+    /// The file is not SQLite, or a SQLite database of another program.
+    #[error("database {path} is not a ddsas database ({reason})")]
+    NotDdsas {
+        /// Database file.
+        path: PathBuf,
+        /// What gave it away.
+        reason: String,
+    },
+    /// The database was written by a newer ddsas with migrations this build
+    /// does not know; running old code on it could corrupt it.
+    #[error("database {path} was written by a newer ddsas (it has schema migration {version}, which this build does not know); use a newer ddsas")]
+    TooNew {
+        /// Database file.
+        path: PathBuf,
+        /// The unknown migration.
+        version: i64,
+    },
+    /// Applying the schema migrations failed.
+    #[error("cannot migrate database {path} to the current schema: {source}")]
+    Migrate {
+        /// Database file.
+        path: PathBuf,
+        /// sqlx's error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A run id that is not in `runs`.
+    #[error("run {0} not found")]
+    RunNotFound(i64),
+    /// A record that cannot be stored as given (e.g. a cell index outside
+    /// the search space).
+    #[error("cannot store {what}: {message}")]
+    Invalid {
+        /// What was being stored ("epoch 3 of run 7").
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A query failed.
+    #[error("{what} failed: {source}")]
+    Query {
+        /// What the query was doing ("record epoch 3 of run 7").
+        what: String,
+        /// sqlx's error.
+        source: sqlx::Error,
+    },
+}
+
+/// Attaches "what was being done" to a sqlx error.
+pub(crate) trait Context<T> {
+    /// Maps the error to `StoreError::Query` with the description `what`.
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query {
+            what: what(),
+            source,
+        })
+    }
+}

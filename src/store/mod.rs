@@ -1,0 +1,197 @@
+//! The SQLite run history (DESIGN.md §3, §5, §6): every run, its life cycle
+//! and every epoch's measurements, in one database file shared by the
+//! orchestrators and workers of a machine.
+//!
+//! One concrete [`Store`] over a sqlx pool; the schema lives in
+//! `migrations/` and is applied whenever a database is opened. Writers begin
+//! their transactions with `BEGIN IMMEDIATE` and wait up to
+//! [`BUSY_TIMEOUT`] for the write lock, so many worker processes can write
+//! to one WAL database without "database is locked" errors.
+
+mod epochs;
+mod error;
+mod rows;
+mod runs;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+pub use error::StoreError;
+pub use rows::{Claim, EpochRow, RunRow, RunStatus};
+
+/// The schema migrations, embedded at build time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How long a statement waits for another process's write lock before
+/// failing. Long, because an epoch write is milliseconds but sixteen workers
+/// may queue behind each other and a failed write would kill a run.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections per `Store`: a process has few concurrent queries, and SQLite
+/// serializes writers anyway.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// SQLite's "file is not a database" result code.
+const SQLITE_NOTADB: &str = "26";
+
+/// The run history: a pool on one SQLite database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `path` and brings its
+    /// schema up to date. WAL with `synchronous = NORMAL`, so that readers
+    /// (`ddsas runs`, reports) never block writers and a commit does not wait
+    /// for an fsync; foreign keys on, so deleting a run deletes its records.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(path, e))?;
+        Self::migrated(pool, path.to_owned()).await
+    }
+
+    /// A private in-memory database (tests). One connection that never
+    /// expires, because the database lives only as long as a connection.
+    pub async fn open_in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| open_error(&path, e))?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(&path, e))?;
+        Self::migrated(pool, path).await
+    }
+
+    /// The pool, for ad-hoc queries (`ddsas sql`, reports).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The database file (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, waiting for them; after this the database
+    /// file is consistent without its WAL (a clean shutdown).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    async fn migrated(pool: SqlitePool, path: PathBuf) -> Result<Store, StoreError> {
+        let store = Store { pool, path };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the pending migrations under the write lock: several
+    /// processes opening a fresh database at once would otherwise all try to
+    /// create the tables, and all but one would fail.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let path = &self.path;
+        let mut tx = self
+            .begin_write()
+            .await
+            .map_err(|e| open_error(path, e))?;
+        check_is_ddsas(&mut tx, path).await?;
+        MIGRATOR
+            .run_direct(&mut *tx)
+            .await
+            .map_err(|e| migrate_error(path, e))?;
+        tx.commit().await.map_err(|e| open_error(path, e))
+    }
+
+    /// Begins a write transaction that holds the write lock from its first
+    /// statement. A deferred transaction that reads and then writes gets
+    /// SQLITE_BUSY immediately (no busy wait) when another process wrote in
+    /// between; an immediate one waits for the lock instead.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
+/// Refuses a database that has tables but not ours (another program's
+/// file), before the migration would add our tables to it.
+async fn check_is_ddsas(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(|e| open_error(path, e))?;
+    let ours = ["_sqlx_migrations", "runs"];
+    if tables.is_empty() || ours.iter().all(|t| tables.iter().any(|n| n == t)) {
+        return Ok(());
+    }
+    Err(StoreError::NotDdsas {
+        path: path.to_owned(),
+        reason: format!(
+            "it has the tables {} but no ddsas run history",
+            tables.join(", ")
+        ),
+    })
+}
+
+fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &source {
+        if db.code().as_deref() == Some(SQLITE_NOTADB) {
+            return StoreError::NotDdsas {
+                path: path.to_owned(),
+                reason: "not a SQLite file".into(),
+            };
+        }
+    }
+    StoreError::Open {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn migrate_error(path: &Path, source: MigrateError) -> StoreError {
+    match source {
+        MigrateError::VersionMissing(version) => StoreError::TooNew {
+            path: path.to_owned(),
+            version,
+        },
+        source => StoreError::Migrate {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Now, in unix seconds: the unit of every time column.
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

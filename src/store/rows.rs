@@ -1,0 +1,137 @@
+//! Rows as read back from the run history, and the claim a worker makes.
+//!
+//! Field names are the column names of `migrations/0001_schema_v1.sql`, so a
+//! `SELECT *` maps onto them with `FromRow`.
+
+/// Life cycle of a run (the `runs.status` CHECK constraint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Registered, never claimed.
+    Queued,
+    /// Claimed by an owner that heartbeats.
+    Running,
+    /// Finished; never run again (DESIGN.md §5).
+    Done,
+    /// Ended with an error; may be retried from its checkpoint.
+    Failed,
+    /// Stopped cleanly (Ctrl-C); resumes from its checkpoint.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The text stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One row of `runs`. Times are unix seconds.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RunRow {
+    /// Row id, stable for the life of the database.
+    pub id: i64,
+    /// Hash of `config_json` (`ResolvedConfig::fingerprint`).
+    pub fingerprint: String,
+    /// `ddsas`, `darts` or `gdas`.
+    pub method: String,
+    /// `darts` or `nb201`.
+    pub space: String,
+    /// `digits`, `cifar10` or `cifar100`.
+    pub dataset: String,
+    /// Seed of the run.
+    pub seed: i64,
+    /// Canonical JSON of the resolved config.
+    pub config_json: String,
+    /// Where the run is in its life cycle.
+    pub status: RunStatus,
+    /// Device of the last claim (`cpu`, `cuda:0`, ...).
+    pub device: Option<String>,
+    /// Orchestrator/worker id of the last claim.
+    pub owner: Option<String>,
+    /// Worker process id of the last claim.
+    pub pid: Option<i64>,
+    /// Number of claims so far.
+    pub attempts: i64,
+    /// Epochs the config asks for.
+    pub epochs_total: i64,
+    /// Epochs recorded (the next epoch to run).
+    pub epochs_done: i64,
+    /// When the run was registered.
+    pub created_at: f64,
+    /// First claim.
+    pub started_at: Option<f64>,
+    /// When it became done, failed or interrupted.
+    pub finished_at: Option<f64>,
+    /// Last sign of life of the owner.
+    pub heartbeat_at: Option<f64>,
+    /// Search wall seconds of the finished run.
+    pub wall_s: Option<f64>,
+    /// Genotype text at the end of the search.
+    pub final_genotype: Option<String>,
+    /// Valid accuracy at the end of the search.
+    pub final_valid_acc: Option<f64>,
+    /// Best valid accuracy over the recorded epochs.
+    pub best_valid_acc: Option<f64>,
+    /// Last failure message (cleared by the next claim).
+    pub error: Option<String>,
+    /// Latest epoch checkpoint of the run.
+    pub checkpoint_path: Option<String>,
+}
+
+/// One row of `epochs`: the scalars of an `EpochRecord`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EpochRow {
+    /// Run the epoch belongs to.
+    pub run_id: i64,
+    /// Epoch number, from 0.
+    pub epoch: i64,
+    /// Training (weight half) accuracy, 0..1.
+    pub train_acc: f64,
+    /// Training loss.
+    pub train_loss: f64,
+    /// Accuracy on the architecture half, 0..1.
+    pub valid_acc: f64,
+    /// Loss on the architecture half.
+    pub valid_loss: f64,
+    /// Weight learning rate of the epoch.
+    pub lr: f64,
+    /// Gumbel temperature (GDAS only).
+    pub tau: Option<f64>,
+    /// Derived genotype text.
+    pub genotype: String,
+    /// `skip_connect` among the kept edges of the normal (or only) cell.
+    pub skip_normal: i64,
+    /// Same for the reduce cell (DARTS space).
+    pub skip_reduce: Option<i64>,
+    /// Cosine distance to the previous epoch's derived architecture.
+    pub cosine_distance: Option<f64>,
+    /// Wall seconds of the epoch.
+    pub wall_s: f64,
+    /// Images per second through search steps.
+    pub images_per_s: f64,
+    /// Peak memory in bytes, if known.
+    pub peak_mem_bytes: Option<i64>,
+    /// When the row was written (unix seconds).
+    pub recorded_at: f64,
+}
+
+/// Who wants to run a run, and on what; see `Store::claim_run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// Orchestrator/worker id, stored in `runs.owner`.
+    pub owner: String,
+    /// Device the run will use (`cpu`, `cuda:0`, ...).
+    pub device: String,
+    /// Worker process id.
+    pub pid: i64,
+    /// `Some(age)`: also take over a `running` run whose heartbeat is older
+    /// than `age` seconds (its owner died). `None`: never take over.
+    pub stale_after_s: Option<f64>,
+}

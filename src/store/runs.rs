@@ -1,0 +1,198 @@
+//! The life cycle of a run (DESIGN.md §5, §6): registered once per
+//! fingerprint, claimed atomically by one owner, kept alive by heartbeats,
+//! and ended as done, failed or interrupted.
+
+use super::error::Context;
+use super::{now_s, Claim, RunRow, Store, StoreError};
+use crate::config::ResolvedConfig;
+
+impl Store {
+    /// Registers a run for a resolved config; returns the existing row if the
+    /// fingerprint is known, whatever its status, so that a `done` run is
+    /// never run again from any sweep.
+    pub async fn ensure_run(&self, cfg: &ResolvedConfig) -> Result<RunRow, StoreError> {
+        let c = &cfg.config;
+        let fingerprint = cfg.fingerprint();
+        let seed = i64::try_from(c.seed).map_err(|_| StoreError::Invalid {
+            what: format!("run {fingerprint}"),
+            message: format!("seed {} does not fit a SQLite integer (max {})", c.seed, i64::MAX),
+        })?;
+        sqlx::query(
+            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (fingerprint) DO NOTHING",
+        )
+        .bind(&fingerprint)
+        .bind(c.method.name())
+        .bind(c.space.name())
+        .bind(c.dataset.name())
+        .bind(seed)
+        .bind(cfg.canonical_json())
+        .bind(i64::from(c.epochs))
+        .bind(now_s())
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("registering run {fingerprint}"))?;
+        self.run_by_fingerprint(&fingerprint).await?.ok_or_else(|| StoreError::Invalid {
+            what: format!("run {fingerprint}"),
+            message: format!("run {fingerprint} vanished right after it was registered"),
+        })
+    }
+
+    /// The run with row id `id`.
+    pub async fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        sqlx::query_as("SELECT * FROM runs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("reading run {id}"))
+    }
+
+    /// The run of a config fingerprint.
+    pub async fn run_by_fingerprint(&self, fp: &str) -> Result<Option<RunRow>, StoreError> {
+        sqlx::query_as("SELECT * FROM runs WHERE fingerprint = ?1")
+            .bind(fp)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("reading run {fp}"))
+    }
+
+    /// Atomically moves a run that is not done and not held by a live owner
+    /// to `running` for `claim.owner`; returns whether this caller got it.
+    ///
+    /// One `UPDATE ... WHERE status IN (...)` decides, so two orchestrators
+    /// on one database never both get a run (DESIGN.md §6). Claimable:
+    /// `queued`, `interrupted`, `failed` (retry limits are the caller's
+    /// business: `attempts` counts the claims), and — only with
+    /// `stale_after_s` — a `running` run whose heartbeat is older than that,
+    /// i.e. whose owner died. Clears the previous error and end time.
+    pub async fn claim_run(&self, id: i64, claim: &Claim) -> Result<bool, StoreError> {
+        let claimed: Option<i64> = sqlx::query_scalar(
+            "UPDATE runs SET status = 'running', owner = ?2, device = ?3, pid = ?4,
+                    attempts = attempts + 1, started_at = COALESCE(started_at, ?5),
+                    heartbeat_at = ?5, finished_at = NULL, error = NULL
+             WHERE id = ?1
+               AND (status IN ('queued', 'interrupted', 'failed')
+                    OR (?6 IS NOT NULL AND status = 'running'
+                        AND COALESCE(heartbeat_at, started_at, 0) < ?5 - ?6))
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(&claim.owner)
+        .bind(&claim.device)
+        .bind(claim.pid)
+        .bind(now_s())
+        .bind(claim.stale_after_s)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(|| format!("claiming run {id} for {}", claim.owner))?;
+        if claimed.is_none() {
+            self.require(id).await?;
+        }
+        Ok(claimed.is_some())
+    }
+
+    /// Records that the owner of a run is alive (see `Claim::stale_after_s`).
+    pub async fn heartbeat(&self, id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(now_s())
+            .execute(&self.pool)
+            .await
+            .ctx(|| format!("heartbeat of run {id}"))?;
+        found(id, done.rows_affected())
+    }
+
+    /// Marks a run done with the search's final result.
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        genotype: &str,
+        final_valid_acc: f64,
+        wall_s: f64,
+    ) -> Result<(), StoreError> {
+        let now = now_s();
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'done', final_genotype = ?2, final_valid_acc = ?3,
+                    wall_s = ?4, finished_at = ?5, heartbeat_at = ?5, error = NULL
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(genotype)
+        .bind(final_valid_acc)
+        .bind(wall_s)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("finishing run {id}"))?;
+        found(id, done.rows_affected())
+    }
+
+    /// Marks a run failed with its error. A `done` run stays done: its
+    /// result is complete, whatever failed afterwards.
+    pub async fn fail_run(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3
+             WHERE id = ?1 AND status <> 'done'",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(now_s())
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("marking run {id} failed"))?;
+        if done.rows_affected() == 0 {
+            self.require(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks a running run interrupted (Ctrl-C), so that it resumes from its
+    /// checkpoint later. Only `running` changes: a queued, done or failed
+    /// run keeps its status.
+    pub async fn interrupt_run(&self, id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?2
+             WHERE id = ?1 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(now_s())
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("marking run {id} interrupted"))?;
+        if done.rows_affected() == 0 {
+            self.require(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Remembers where the run's latest epoch checkpoint is.
+    pub async fn set_checkpoint_path(&self, id: i64, path: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE runs SET checkpoint_path = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .ctx(|| format!("setting the checkpoint of run {id}"))?;
+        found(id, done.rows_affected())
+    }
+
+    /// `RunNotFound` unless run `id` exists.
+    async fn require(&self, id: i64) -> Result<(), StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("looking up run {id}"))?;
+        exists.map(|_| ()).ok_or(StoreError::RunNotFound(id))
+    }
+}
+
+/// `RunNotFound` when an update by id touched no row.
+fn found(id: i64, rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::RunNotFound(id))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,524 @@
+//! Tests of the run history against in-memory and temporary file databases.
+
+use std::time::Instant;
+
+use super::*;
+use crate::config::{ResolvedConfig, SearchConfig, SpaceKind};
+use crate::nas::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
+use crate::nas::space::SearchSpace;
+
+fn cfg(overrides: &[&str]) -> ResolvedConfig {
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    SearchConfig::default()
+        .with_overrides(&overrides)
+        .unwrap()
+        .resolve()
+        .unwrap()
+}
+
+fn darts() -> SearchSpace {
+    SearchSpace::new(SpaceKind::Darts)
+}
+
+/// A full DARTS-space DDSAS record: 2x14x8 sampling counts, two subspaces
+/// per cell type, a ratio histogram per cell type and `steps` steps.
+fn darts_record(epoch: u32, valid_acc: f64, steps: u64) -> EpochRecord {
+    let mut sampling_counts = Vec::new();
+    for cell in 0..2 {
+        for edge in 0..14 {
+            for op in 0..8 {
+                let count = u64::from(epoch + 1) * (op as u64 + edge as u64);
+                sampling_counts.push(SamplingCount { cell, edge, op, count });
+            }
+        }
+    }
+    let subspaces = (0..2u64)
+        .flat_map(|i| {
+            (0..2).map(move |cell| SubspaceRecord {
+                iteration: u64::from(epoch) * 2 + i,
+                cell,
+                size: 28,
+                combinations: 60 + i,
+            })
+        })
+        .collect();
+    let steps = (0..steps)
+        .map(|i| StepRecord {
+            step: u64::from(epoch) * steps + i,
+            cosine_distance: (i > 0).then_some(0.25),
+            minibatch_acc: 0.5,
+        })
+        .collect();
+    EpochRecord {
+        epoch,
+        train_acc: 0.5,
+        train_loss: 1.2,
+        valid_acc,
+        valid_loss: 1.3,
+        lr: 0.025,
+        tau: None,
+        genotype: format!("normal=[...] reduce=[...] epoch {epoch}"),
+        skip_normal: epoch,
+        skip_reduce: Some(1),
+        cosine_distance: (epoch > 0).then_some(0.1),
+        wall_s: 12.5,
+        images_per_s: 900.0,
+        peak_mem_bytes: Some(1 << 30),
+        sampling_counts,
+        subspaces,
+        ratio_hist: vec![[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]],
+        steps,
+    }
+}
+
+fn claim(owner: &str, stale_after_s: Option<f64>) -> Claim {
+    Claim {
+        owner: owner.into(),
+        device: "cpu".into(),
+        pid: 42,
+        stale_after_s,
+    }
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap()
+}
+
+/// Rows of every per-epoch table of run `id`: epochs, sampling counts,
+/// subspaces, ratio bins, steps.
+async fn table_counts(store: &Store, id: i64) -> [i64; 5] {
+    let mut out = [0; 5];
+    for (i, table) in ["epochs", "sampling_counts", "subspaces", "ratio_hist", "steps"]
+        .iter()
+        .enumerate()
+    {
+        out[i] = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE run_id = ?1"))
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn migrations_apply_on_a_fresh_file_and_reopen_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = Store::open(&path).await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(count(&store, "PRAGMA foreign_keys").await, 1);
+    store.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM _sqlx_migrations").await, 1);
+    assert_eq!(store.run(id).await.unwrap().unwrap().id, id);
+    assert_eq!(store.ensure_run(&cfg(&[])).await.unwrap().id, id);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_ours_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
+    let err = Store::open(&junk).await.unwrap_err().to_string();
+    assert!(err.contains("junk.db") && err.contains("is not a ddsas database"), "{err}");
+
+    let other = dir.path().join("other.db");
+    let options = SqliteConnectOptions::new().filename(&other).create_if_missing(true);
+    let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    sqlx::query("CREATE TABLE notes (x TEXT)").execute(&mut conn).await.unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let err = Store::open(&other).await.unwrap_err().to_string();
+    assert!(err.contains("other.db") && err.contains("notes"), "{err}");
+}
+
+#[tokio::test]
+async fn ensure_run_is_idempotent_per_fingerprint() {
+    let store = Store::open_in_memory().await.unwrap();
+    let c = cfg(&["L=42", "seed=3"]);
+    let a = store.ensure_run(&c).await.unwrap();
+    let b = store.ensure_run(&c).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.fingerprint, c.fingerprint());
+    assert_eq!(a.config_json, c.canonical_json());
+    assert_eq!((a.method.as_str(), a.space.as_str(), a.dataset.as_str()), ("ddsas", "darts", "digits"));
+    assert_eq!((a.seed, a.epochs_total, a.epochs_done, a.attempts), (3, 50, 0, 0));
+    assert_eq!(a.status, RunStatus::Queued);
+    let other = store.ensure_run(&cfg(&["L=42", "seed=4"])).await.unwrap();
+    assert_ne!(other.id, a.id);
+    assert_eq!(store.run_by_fingerprint(&c.fingerprint()).await.unwrap().unwrap().id, a.id);
+    assert!(store.run(999).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn claim_is_exclusive() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    let (claim_a, claim_b) = (claim("a", None), claim("b", None));
+    let (a, b) = tokio::join!(store.claim_run(id, &claim_a), store.claim_run(id, &claim_b));
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one claim wins");
+    let row = store.run(id).await.unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Running);
+    assert_eq!((row.attempts, row.pid, row.device.as_deref()), (1, Some(42), Some("cpu")));
+    assert!(row.started_at.is_some() && row.heartbeat_at.is_some());
+    assert!(!store.claim_run(id, &claim("c", None)).await.unwrap());
+    let err = store.claim_run(999, &claim("a", None)).await.unwrap_err();
+    assert_eq!(err.to_string(), "run 999 not found");
+}
+
+#[tokio::test]
+async fn stale_takeover_only_past_stale_after_s() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
+    store.heartbeat(id).await.unwrap();
+    assert!(!store.claim_run(id, &claim("b", Some(60.0))).await.unwrap());
+    // The owner died 100 s ago.
+    sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at - 100 WHERE id = ?1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let started = store.run(id).await.unwrap().unwrap().started_at;
+    assert!(!store.claim_run(id, &claim("b", None)).await.unwrap());
+    assert!(!store.claim_run(id, &claim("b", Some(3600.0))).await.unwrap());
+    assert!(store.claim_run(id, &claim("b", Some(60.0))).await.unwrap());
+    let row = store.run(id).await.unwrap().unwrap();
+    assert_eq!((row.owner.as_deref(), row.attempts), (Some("b"), 2));
+    assert_eq!(row.started_at, started, "started_at is the first claim");
+    assert!(!store.claim_run(id, &claim("c", Some(60.0))).await.unwrap());
+}
+
+#[tokio::test]
+async fn life_cycle_finish_fail_interrupt() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    store.interrupt_run(id).await.unwrap();
+    assert_eq!(store.run(id).await.unwrap().unwrap().status, RunStatus::Queued);
+    assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
+    store.interrupt_run(id).await.unwrap();
+    assert_eq!(store.run(id).await.unwrap().unwrap().status, RunStatus::Interrupted);
+    assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
+    store.fail_run(id, "CUDA out of memory").await.unwrap();
+    let row = store.run(id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.error.as_deref()), (RunStatus::Failed, Some("CUDA out of memory")));
+    assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
+    assert_eq!(store.run(id).await.unwrap().unwrap().error, None);
+    store.set_checkpoint_path(id, "/tmp/ck/run.ot").await.unwrap();
+    store.finish_run(id, "normal=[] reduce=[]", 0.91, 3600.0).await.unwrap();
+    store.fail_run(id, "late error").await.unwrap();
+    let row = store.run(id).await.unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Done);
+    assert_eq!((row.final_valid_acc, row.wall_s, row.attempts), (Some(0.91), Some(3600.0), 3));
+    assert_eq!(row.checkpoint_path.as_deref(), Some("/tmp/ck/run.ot"));
+    assert!(row.finished_at.is_some() && row.error.is_none());
+    assert!(!store.claim_run(id, &claim("b", Some(0.0))).await.unwrap(), "done is never claimed");
+    for err in [
+        store.finish_run(77, "", 0.0, 0.0).await.unwrap_err(),
+        store.fail_run(77, "x").await.unwrap_err(),
+        store.interrupt_run(77).await.unwrap_err(),
+        store.heartbeat(77).await.unwrap_err(),
+        store.set_checkpoint_path(77, "x").await.unwrap_err(),
+    ] {
+        assert_eq!(err.to_string(), "run 77 not found");
+    }
+}
+
+#[tokio::test]
+async fn record_epoch_writes_exactly_the_expected_rows() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    store.record_epoch(id, &darts(), &darts_record(0, 0.4, 3)).await.unwrap();
+    assert_eq!(table_counts(&store, id).await, [1, 224, 4, 10, 3]);
+
+    let (label, count): (String, i64) = sqlx::query_as(
+        "SELECT edge_label, count FROM sampling_counts
+         WHERE run_id = ?1 AND epoch = 0 AND cell = 'reduce' AND edge = 13 AND op = 'dil_conv_5x5'",
+    )
+    .bind(id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!((label.as_str(), count), ("(4,5)", 20));
+    let bins: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT bin, count FROM ratio_hist WHERE run_id = ?1 AND cell = 'normal' ORDER BY bin_index",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(bins[2], ("0.9-1.1".to_string(), 3));
+    assert_eq!(bins[4], (">=1.2".to_string(), 5));
+
+    let epochs = store.epochs(id).await.unwrap();
+    assert_eq!(epochs.len(), 1);
+    let e = &epochs[0];
+    assert_eq!((e.epoch, e.valid_acc, e.skip_reduce, e.peak_mem_bytes), (0, 0.4, Some(1), Some(1 << 30)));
+    assert_eq!((e.tau, e.cosine_distance), (None, None));
+    let run = store.run(id).await.unwrap().unwrap();
+    assert_eq!((run.epochs_done, run.best_valid_acc), (1, Some(0.4)));
+}
+
+#[tokio::test]
+async fn nb201_records_use_its_cell_and_op_names() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&["space=nb201", "L=12"])).await.unwrap().id;
+    let space = SearchSpace::new(SpaceKind::Nb201);
+    let mut rec = darts_record(0, 0.3, 0);
+    rec.sampling_counts = vec![SamplingCount { cell: 0, edge: 5, op: 3, count: 7 }];
+    rec.subspaces.retain(|s| s.cell == 0);
+    rec.ratio_hist.truncate(1);
+    rec.skip_reduce = None;
+    store.record_epoch(id, &space, &rec).await.unwrap();
+    let row: (String, String, String) =
+        sqlx::query_as("SELECT cell, edge_label, op FROM sampling_counts WHERE run_id = ?1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(row, ("cell".into(), "(2,3)".into(), "nor_conv_3x3".into()));
+}
+
+#[tokio::test]
+async fn bad_indices_and_unknown_runs_write_nothing() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    let mut rec = darts_record(0, 0.4, 0);
+    rec.sampling_counts[5].op = 8;
+    let err = store.record_epoch(id, &darts(), &rec).await.unwrap_err().to_string();
+    assert!(err.contains("epoch 0 of run") && err.contains("op index 8"), "{err}");
+    let mut rec = darts_record(0, 0.4, 0);
+    rec.ratio_hist.push([0; 5]);
+    let err = store.record_epoch(id, &darts(), &rec).await.unwrap_err().to_string();
+    assert!(err.contains("cell index 2"), "{err}");
+    assert_eq!(table_counts(&store, id).await, [0; 5]);
+    let err = store.record_epoch(999, &darts(), &darts_record(0, 0.4, 0)).await.unwrap_err();
+    assert_eq!(err.to_string(), "run 999 not found");
+}
+
+#[tokio::test]
+async fn redoing_an_epoch_replaces_it_and_what_followed() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    store.record_epoch(id, &darts(), &darts_record(0, 0.4, 3)).await.unwrap();
+    store.record_epoch(id, &darts(), &darts_record(0, 0.45, 3)).await.unwrap();
+    assert_eq!(table_counts(&store, id).await, [1, 224, 4, 10, 3]);
+    assert_eq!(store.epochs(id).await.unwrap()[0].valid_acc, 0.45);
+
+    store.record_epoch(id, &darts(), &darts_record(1, 0.9, 3)).await.unwrap();
+    store.record_epoch(id, &darts(), &darts_record(2, 0.6, 3)).await.unwrap();
+    // A crash during epoch 1 after the database had epoch 2: redo epoch 1.
+    store.record_epoch(id, &darts(), &darts_record(1, 0.5, 3)).await.unwrap();
+    assert_eq!(table_counts(&store, id).await, [2, 448, 8, 20, 6]);
+    let run = store.run(id).await.unwrap().unwrap();
+    assert_eq!((run.epochs_done, run.best_valid_acc), (2, Some(0.5)));
+}
+
+#[tokio::test]
+async fn truncate_after_rewinds_records_and_progress() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    for (epoch, acc) in [0.3, 0.4, 0.8, 0.5, 0.6].into_iter().enumerate() {
+        store.record_epoch(id, &darts(), &darts_record(epoch as u32, acc, 2)).await.unwrap();
+    }
+    assert_eq!(table_counts(&store, id).await, [5, 1120, 20, 50, 10]);
+    store.truncate_after(id, Some(1)).await.unwrap();
+    assert_eq!(table_counts(&store, id).await, [2, 448, 8, 20, 4]);
+    let run = store.run(id).await.unwrap().unwrap();
+    assert_eq!((run.epochs_done, run.best_valid_acc), (2, Some(0.4)));
+    store.truncate_after(id, None).await.unwrap();
+    assert_eq!(table_counts(&store, id).await, [0; 5]);
+    let run = store.run(id).await.unwrap().unwrap();
+    assert_eq!((run.epochs_done, run.best_valid_acc), (0, None));
+    assert_eq!(store.truncate_after(5, None).await.unwrap_err().to_string(), "run 5 not found");
+}
+
+#[tokio::test]
+async fn deleting_a_run_cascades_to_its_records() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    store.record_epoch(id, &darts(), &darts_record(0, 0.4, 3)).await.unwrap();
+    sqlx::query("DELETE FROM runs WHERE id = ?1").bind(id).execute(store.pool()).await.unwrap();
+    assert_eq!(table_counts(&store, id).await, [0; 5]);
+}
+
+#[tokio::test]
+async fn run_summary_exposes_config_columns_for_where_clauses() {
+    let store = Store::open_in_memory().await.unwrap();
+    let wanted = store.ensure_run(&cfg(&["L=28", "M=10"])).await.unwrap().id;
+    let small_m = store.ensure_run(&cfg(&["L=28", "M=5"])).await.unwrap().id;
+    let other_l = store.ensure_run(&cfg(&["L=42", "M=20"])).await.unwrap().id;
+    let darts_run = store.ensure_run(&cfg(&["method=darts"])).await.unwrap().id;
+    store.record_epoch(wanted, &darts(), &darts_record(0, 0.4, 0)).await.unwrap();
+    store.record_epoch(wanted, &darts(), &darts_record(1, 0.5, 0)).await.unwrap();
+    for sweep in ["grid", "ablation"] {
+        sqlx::query("INSERT INTO sweeps (name) VALUES (?1)").bind(sweep).execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO sweep_runs (sweep, run_id) VALUES (?1, ?2)")
+            .bind(sweep)
+            .bind(wanted)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM run_summary WHERE L = 28 AND M >= 10")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![wanted]);
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM run_summary WHERE L = 28 ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![wanted, small_m], "baselines have no L");
+
+    type Summary = (i64, i64, i64, i64, i64, i64, f64, i64, Option<i64>, String, Option<String>);
+    let row: Summary = sqlx::query_as(
+        "SELECT L, M, approximation, epochs, batch_size, layers, ucb_c, init_channels,
+                skip_normal, status, sweep
+         FROM run_summary WHERE id = ?1",
+    )
+    .bind(wanted)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(row, (28, 10, 1, 50, 64, 8, 1.44, 16, Some(1), "queued".into(), Some("ablation,grid".into())));
+    let (l, layers, method): (Option<i64>, i64, String) =
+        sqlx::query_as("SELECT L, layers, method FROM run_summary WHERE id = ?1")
+            .bind(darts_run)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!((l, layers, method.as_str()), (None, 8, "darts"));
+    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('run_summary')")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let expected = "id fingerprint status method space dataset seed L M approximation epochs batch_size \
+                    layers init_channels ucb_c epochs_done valid_acc best_valid_acc genotype skip_normal \
+                    wall_s device error sweep";
+    assert_eq!(columns.join(" "), expected);
+    assert_ne!(other_l, wanted);
+}
+
+/// One writer: opens its own `Store` on `path`, registers a run of its own,
+/// claims it, writes 5 DARTS epochs and finishes it.
+async fn write_five_epochs(path: &std::path::Path, worker: u64) -> Result<(), StoreError> {
+    let store = Store::open(path).await?;
+    let run = store.ensure_run(&cfg(&[&format!("seed={worker}")])).await?;
+    assert!(store.claim_run(run.id, &claim(&format!("w{worker}"), None)).await?);
+    for epoch in 0..5 {
+        store.record_epoch(run.id, &darts(), &darts_record(epoch, 0.5, 10)).await?;
+        store.heartbeat(run.id).await?;
+    }
+    store.finish_run(run.id, "g", 0.5, 1.0).await?;
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_stores_on_one_file_write_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let path = path.clone();
+            tokio::spawn(async move { write_five_epochs(&path, w).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM epochs").await, 80);
+    assert_eq!(count(&store, "SELECT count(*) FROM sampling_counts").await, 80 * 224);
+    assert_eq!(count(&store, "SELECT count(*) FROM runs WHERE status = 'done'").await, 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_claims_from_sixteen_stores_have_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let id = Store::open(&path).await.unwrap().ensure_run(&cfg(&[])).await.unwrap().id;
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let store = Store::open(&path).await.unwrap();
+                store.claim_run(id, &claim(&format!("o{w}"), None)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(store.run(id).await.unwrap().unwrap().attempts, 1);
+}
+
+const CHILD_DB: &str = "DDSAS_STORE_TEST_DB";
+const CHILD_WORKER: &str = "DDSAS_STORE_TEST_WORKER";
+
+/// The body of one writer process of the test below (run by it, with the
+/// database in the environment; does nothing when run by hand).
+#[tokio::test]
+#[ignore = "run as a child process by sixteen_processes_on_one_file_write_concurrently"]
+async fn writer_process() {
+    if let (Ok(path), Ok(worker)) = (std::env::var(CHILD_DB), std::env::var(CHILD_WORKER)) {
+        write_five_epochs(path.as_ref(), worker.parse().unwrap()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sixteen_processes_on_one_file_write_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..16)
+        .map(|w| {
+            tokio::process::Command::new(&exe)
+                .args(["store::tests::writer_process", "--exact", "--ignored", "--test-threads=1"])
+                .env(CHILD_DB, &path)
+                .env(CHILD_WORKER, w.to_string())
+                .output()
+        })
+        .collect();
+    for child in children {
+        let out = child.await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "writer failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM epochs").await, 80);
+    assert_eq!(count(&store, "SELECT count(DISTINCT owner) FROM runs WHERE status = 'done'").await, 16);
+}
+
+/// Prints the time to write one DARTS-space epoch (224 sampling counts, 4
+/// subspaces, 10 ratio bins; with and without 391 per-step rows) to a file
+/// database, averaged over 50 epochs.
+#[tokio::test]
+async fn record_epoch_timing_darts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("runs.db")).await.unwrap();
+    for (seed, steps) in [(0u64, 0u64), (1, 391)] {
+        let id = store.ensure_run(&cfg(&[&format!("seed={seed}")])).await.unwrap().id;
+        let records: Vec<_> = (0..50).map(|e| darts_record(e, 0.5, steps)).collect();
+        let start = Instant::now();
+        for rec in &records {
+            store.record_epoch(id, &darts(), rec).await.unwrap();
+        }
+        let per_epoch = start.elapsed() / 50;
+        println!("record_epoch, DARTS space, {steps} steps: {per_epoch:?} per epoch (mean of 50, file db)");
+        assert_eq!(table_counts(&store, id).await[1], 50 * 224);
+        assert!(per_epoch.as_secs_f64() < 1.0, "{per_epoch:?} per epoch");
+    }
+}
