@@ -10,4 +10,5 @@ pub mod config;
 pub mod data;
 pub mod nas;
 pub mod store;
+pub mod exec;
 pub mod cli;

@@ -3,7 +3,10 @@
 //! `main.rs` only calls [`main`]; errors map to exit codes here, in one place.
 
 pub mod bench;
+pub mod report;
+pub mod runs;
 pub mod search;
+pub mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +29,15 @@ pub struct Cli {
 enum Command {
     /// Run one search from a config and record it in the database.
     Search(search::SearchCmd),
+    /// Expand a sweep file into runs and run them on the local GPUs or CPU.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCmd),
+    /// Query the run history.
+    #[command(subcommand)]
+    Runs(runs::RunsCmd),
+    /// Draw the paper's figures and tables from the database.
+    #[command(subcommand)]
+    Report(report::ReportCmd),
     /// Benchmarks: search-step time (comparable with the PyTorch reference)
     /// and loader throughput.
     #[command(subcommand)]
@@ -85,6 +97,9 @@ pub fn main() -> ExitCode {
         .try_init();
     let result = match cli.command {
         Command::Search(cmd) => cmd.run(),
+        Command::Sweep(cmd) => cmd.run(),
+        Command::Runs(cmd) => cmd.run(),
+        Command::Report(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -1,21 +1,19 @@
 //! `ddsas search`: one search from a config, recorded in the database, with
 //! a progress bar per epoch, checkpoints, `--resume` and a clean Ctrl-C.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
 use crate::cli::{device_name, parse_device, set_threads, DbArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
-use crate::nas::metrics::EpochRecord;
-use crate::nas::search::{self, Observer, SearchError, SearchOptions};
-use crate::nas::space::SearchSpace;
+use crate::exec::{default_checkpoint_dir, execute, Display, Job, RunEnd};
+use crate::nas::search::SearchOutcome;
 use crate::store::{Claim, RunStatus, Store};
 
 /// Run one search.
@@ -84,15 +82,6 @@ impl SearchCmd {
             );
         }
         let checkpoint_dir = self.checkpoint_dir.clone().unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
-        rt.block_on(store.set_checkpoint_path(run.id, &checkpoint_dir.display().to_string()))?;
-        if !self.resume {
-            // A fresh start must not mix with an older attempt's epochs.
-            let _ = std::fs::remove_dir_all(&checkpoint_dir);
-            rt.block_on(store.truncate_after(run.id, None))?;
-        } else {
-            let kept = checkpoint_epoch(&checkpoint_dir);
-            rt.block_on(store.truncate_after(run.id, kept))?;
-        }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         rt.spawn(async move {
@@ -100,48 +89,30 @@ impl SearchCmd {
                 flag.store(true, Ordering::SeqCst);
             }
         });
-        let mut observer = CliObserver::new(&rt, &store, run.id, &cfg, stop, self.quiet);
-        let opts = SearchOptions {
+        let job = Job {
+            run_id: run.id,
+            cfg: &cfg,
             device,
-            checkpoint_dir: Some(checkpoint_dir),
+            checkpoint_dir,
             resume: self.resume,
+            stop,
+            display: if self.quiet { Display::Quiet } else { Display::Bar },
         };
-        let result = search::run(&cfg, &opts, &mut observer);
-        observer.finish();
-        match result {
-            Ok(outcome) => {
-                rt.block_on(store.finish_run(run.id, &outcome.genotype, outcome.final_valid_acc, outcome.wall_s))?;
+        match execute(&rt, &store, job)? {
+            RunEnd::Done(outcome) => {
                 print_summary(run.id, &cfg, &outcome);
                 Ok(ExitCode::SUCCESS)
             }
-            Err(SearchError::Interrupted { epoch }) => {
-                rt.block_on(store.interrupt_run(run.id))?;
+            RunEnd::Interrupted { epoch } => {
                 eprintln!("interrupted during epoch {epoch}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", run.id);
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
-            Err(err) => {
-                let message = err.to_string();
-                rt.block_on(store.fail_run(run.id, &message))?;
-                Err(anyhow::anyhow!("run {} failed: {message}", run.id))
-            }
+            RunEnd::Failed(message) => Err(anyhow::anyhow!("run {} failed: {message}", run.id)),
         }
     }
 }
 
-/// `checkpoints/<fingerprint>` in the database's folder.
-pub fn default_checkpoint_dir(db: &Path, cfg: &ResolvedConfig) -> PathBuf {
-    let parent = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    parent.join("checkpoints").join(cfg.fingerprint())
-}
-
-/// Last epoch a checkpoint folder holds, if any (cheap: reads state.json).
-pub fn checkpoint_epoch(dir: &Path) -> Option<u32> {
-    let text = std::fs::read(dir.join("state.json")).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    value.get("epoch")?.as_u64().map(|e| e as u32)
-}
-
-fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &search::SearchOutcome) {
+fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {
     let c = &cfg.config;
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -165,91 +136,3 @@ fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &search::SearchOutc
     println!("genotype: {}", outcome.genotype);
 }
 
-/// Stores each epoch and shows progress.
-struct CliObserver<'a> {
-    rt: &'a Runtime,
-    store: &'a Store,
-    run_id: i64,
-    space: SearchSpace,
-    epochs: u32,
-    bar: ProgressBar,
-    stop: Arc<AtomicBool>,
-    quiet: bool,
-}
-
-impl<'a> CliObserver<'a> {
-    fn new(rt: &'a Runtime, store: &'a Store, run_id: i64, cfg: &ResolvedConfig, stop: Arc<AtomicBool>, quiet: bool) -> Self {
-        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps  {msg}  {per_sec} ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        CliObserver {
-            rt,
-            store,
-            run_id,
-            space: SearchSpace::new(cfg.config.space),
-            epochs: cfg.config.epochs,
-            bar,
-            stop,
-            quiet,
-        }
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-impl Observer for CliObserver<'_> {
-    fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize) {
-        if first_epoch > 0 && !self.quiet {
-            eprintln!("resuming at epoch {first_epoch} of {epochs}");
-        }
-        self.bar.set_length(steps as u64);
-    }
-
-    fn step(&mut self, epoch: u32, step: usize, running: Option<(f64, f64)>) {
-        if step == 1 {
-            self.bar.reset();
-            self.bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
-            if self.rt.block_on(self.store.heartbeat(self.run_id)).is_err() {
-                tracing::warn!("heartbeat of run {} failed", self.run_id);
-            }
-        }
-        if let Some((loss, acc)) = running {
-            self.bar.set_message(format!("loss {loss:.3} acc {:.1}%", 100.0 * acc));
-        }
-        self.bar.set_position(step as u64);
-    }
-
-    fn epoch(&mut self, r: &EpochRecord) -> anyhow::Result<()> {
-        self.rt.block_on(self.store.record_epoch(self.run_id, &self.space, r))?;
-        if !self.quiet {
-            let skip = match r.skip_reduce {
-                Some(reduce) => format!("{}/{}", r.skip_normal, reduce),
-                None => r.skip_normal.to_string(),
-            };
-            self.bar.suspend(|| {
-                println!(
-                    "epoch {:>3}/{}  train {:5.1}% ({:.3})  valid {:5.1}% ({:.3})  lr {:.4}  skip {skip}  {:6.1} s  {:7.0} img/s",
-                    r.epoch + 1,
-                    self.epochs,
-                    100.0 * r.train_acc,
-                    r.train_loss,
-                    100.0 * r.valid_acc,
-                    r.valid_loss,
-                    r.lr,
-                    r.wall_s,
-                    r.images_per_s
-                )
-            });
-        }
-        Ok(())
-    }
-
-    fn should_stop(&mut self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-}

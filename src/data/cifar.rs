@@ -340,14 +340,17 @@ fn read_pickle(
         match item.obj {
             Obj::Int(v) if (0..classes).contains(&v) => file_labels.push(v),
             _ => {
+                let got = match item.obj {
+                    Obj::Int(v) => v.to_string(),
+                    _ => format!("a {}", item.type_name()),
+                };
                 return Err(corrupt(
                     path,
                     item.at,
                     format!(
-                        "label {i} of '{labels_key}' is {:?}, expected an int in 0..{classes}",
-                        item.obj
+                        "label {i} of '{labels_key}' is {got}, expected an int in 0..{classes}"
                     ),
-                ))
+                ));
             }
         }
     }
@@ -535,6 +538,21 @@ mod tests {
             .to_string();
         assert!(
             e.contains("data_batch_4") && e.contains("byte offset 0") && e.contains("0x50"),
+            "{e}"
+        );
+        // A pickled label out of range (the first label's BININT1 argument
+        // is byte 58 of the Python 2 style fixture).
+        let tmp = copy_layout("cifar-10-batches-py");
+        let p = tmp.path().join("cifar-10-batches-py/test_batch");
+        let mut bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[56..58], b"(K");
+        bytes[58] = 200;
+        std::fs::write(&p, &bytes).unwrap();
+        let e = load(DatasetKind::Cifar10, Some(tmp.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test_batch: at byte offset 57") && e.contains("is 200"),
             "{e}"
         );
         // A CIFAR-10 batch where CIFAR-100 is expected: no fine_labels.

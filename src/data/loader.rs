@@ -457,35 +457,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod prof {
-    use tch::{Device, Kind, Tensor};
-    #[test]
-    #[ignore]
-    fn prof() {
-        let imgs = Tensor::randint(256, [10000, 3, 32, 32], (Kind::Uint8, Device::Cpu));
-        let idx = Tensor::randint(10000, [64], (Kind::Int64, Device::Cpu));
-        let mean = Tensor::from_slice(&[1f32, 2., 3.]).view([1, 3, 1, 1]);
-        let t = |name: &str, f: &dyn Fn() -> Tensor| {
-            let _ = f();
-            let s = std::time::Instant::now();
-            for _ in 0..100 { let _ = f(); }
-            println!("{name}: {:.3} ms", s.elapsed().as_secs_f64() * 10.0);
-        };
-        let x = imgs.index_select(0, &idx);
-        let xf = x.to_kind(Kind::Float);
-        let xn = (&xf - &mean) * &mean;
-        let xp = xn.constant_pad_nd([4, 4, 4, 4]);
-        let flat = Tensor::randint(40 * 40, [64, 1, 1024], (Kind::Int64, Device::Cpu));
-        let flate = flat.expand([64, 3, 1024], false);
-        let flatc = flate.contiguous();
-        t("index_select", &|| imgs.index_select(0, &idx));
-        t("to_float", &|| x.to_kind(Kind::Float));
-        t("norm", &|| (&xf - &mean) * &mean);
-        t("pad", &|| xn.constant_pad_nd([4, 4, 4, 4]));
-        t("gather expanded", &|| xp.view([64, 3, -1]).gather(2, &flate, false));
-        t("gather contiguous", &|| xp.view([64, 3, -1]).gather(2, &flatc, false));
-        t("take_along", &|| xp.view([64, 3, -1]).take_along_dim(&flat, 2));
-        println!("threads {}", tch::get_num_threads());
-    }
-}

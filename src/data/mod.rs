@@ -222,8 +222,8 @@ impl Dataset {
     ///
     /// The split is by position (the train set is already in a fixed order:
     /// file order for CIFAR, a seeded shuffle for digits), so it is the same
-    /// on every run. `portion` is clamped to `[0, 1]`; the first half gets
-    /// `floor(len * portion)` images.
+    /// on every run. `portion` is clamped to `[0, 1]` (NaN counts as 0.5,
+    /// the DARTS default); the first half gets `floor(len * portion)` images.
     pub fn search_halves(&self, portion: f64) -> (ImageSet, ImageSet) {
         let n = self.train.len() as i64;
         let p = if portion.is_nan() {

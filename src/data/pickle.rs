@@ -236,6 +236,28 @@ fn opcode_name(op: u8) -> &'static str {
 /// Parses a whole pickle (which must end with `STOP` and nothing after it)
 /// and returns the object it describes.
 pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
+    // Protocol 2+ pickles (all the CIFAR ones) start with PROTO; checking it
+    // first turns "you gave me the .tar.gz" into a clear message rather than
+    // an odd opcode.
+    match bytes {
+        [0x80, ..] => {}
+        [] => return err(0, "the file is empty"),
+        [0x1f, 0x8b, ..] => {
+            return err(
+                0,
+                "this is a gzip file, not a pickle: extract the archive (tar xzf) first",
+            )
+        }
+        [b, ..] => {
+            return err(
+                0,
+                format!(
+                "not a protocol 2+ pickle: it starts with byte 0x{b:02x} ({}), not 0x80 (PROTO)",
+                opcode_name(*b)
+            ),
+            )
+        }
+    }
     Parser {
         bytes,
         pos: 0,
@@ -968,6 +990,10 @@ mod tests {
         assert!(e.detail.contains("after the STOP"), "{e}");
         let e = parse(b"\x80\x02(N.").unwrap_err();
         assert!(e.detail.contains("STOP"), "{e}");
+        let e = parse(b"\x1f\x8b\x08\x00").unwrap_err();
+        assert!(e.offset == 0 && e.detail.contains("gzip"), "{e}");
+        let e = parse(b"(dp0\n.").unwrap_err();
+        assert!(e.offset == 0 && e.detail.contains("0x28 (MARK)"), "{e}");
     }
 
     #[test]

@@ -161,7 +161,13 @@ pub fn cosine_distance(a: &[f64], b: &[f64]) -> f64 {
     if na == 0.0 || nb == 0.0 {
         return if na == nb { 0.0 } else { 1.0 };
     }
-    1.0 - dot / (na * nb)
+    let distance = 1.0 - dot / (na * nb);
+    // Identical architectures are exactly 0 apart, not a rounding error away.
+    if distance.abs() < 1e-12 {
+        0.0
+    } else {
+        distance
+    }
 }
 
 /// Combinations of one sampled subspace of one cell type (appendix Eq. 14):

@@ -44,10 +44,16 @@ impl Store {
         })?;
         let mut tx = self.begin_write().await.ctx(what)?;
         require_in(&mut tx, run_id).await?;
-        delete_from_epoch(&mut tx, run_id, i64::from(rec.epoch)).await.ctx(what)?;
+        delete_from_epoch(&mut tx, run_id, i64::from(rec.epoch))
+            .await
+            .ctx(what)?;
         insert_epoch(&mut tx, run_id, rec).await.ctx(what)?;
-        rows.insert(&mut tx, run_id, i64::from(rec.epoch)).await.ctx(what)?;
-        update_progress(&mut tx, run_id, i64::from(rec.epoch) + 1).await.ctx(what)?;
+        rows.insert(&mut tx, run_id, i64::from(rec.epoch))
+            .await
+            .ctx(what)?;
+        update_progress(&mut tx, run_id, i64::from(rec.epoch) + 1)
+            .await
+            .ctx(what)?;
         tx.commit().await.ctx(what)
     }
 
@@ -59,12 +65,17 @@ impl Store {
         run_id: i64,
         last_kept_epoch: Option<u32>,
     ) -> Result<(), StoreError> {
-        let what = || format!("dropping the records of run {run_id} after epoch {last_kept_epoch:?}");
+        let what =
+            || format!("dropping the records of run {run_id} after epoch {last_kept_epoch:?}");
         let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
         let mut tx = self.begin_write().await.ctx(what)?;
         require_in(&mut tx, run_id).await?;
-        delete_from_epoch(&mut tx, run_id, first_dropped).await.ctx(what)?;
-        update_progress(&mut tx, run_id, first_dropped).await.ctx(what)?;
+        delete_from_epoch(&mut tx, run_id, first_dropped)
+            .await
+            .ctx(what)?;
+        update_progress(&mut tx, run_id, first_dropped)
+            .await
+            .ctx(what)?;
         tx.commit().await.ctx(what)
     }
 
@@ -95,7 +106,11 @@ async fn delete_from_epoch(
     first: i64,
 ) -> Result<(), sqlx::Error> {
     for sql in DELETE_FROM_EPOCH {
-        sqlx::query(sql).bind(run_id).bind(first).execute(&mut *conn).await?;
+        sqlx::query(sql)
+            .bind(run_id)
+            .bind(first)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -206,8 +221,13 @@ impl<'a> NamedRows<'a> {
             "INSERT INTO sampling_counts (run_id, epoch, cell, edge, edge_label, op, count) ",
             &self.sampling,
             |mut b, r| {
-                b.push_bind(run_id).push_bind(epoch).push_bind(r.cell).push_bind(r.edge as i64);
-                b.push_bind(labels[r.edge].as_str()).push_bind(r.op).push_bind(r.count);
+                b.push_bind(run_id)
+                    .push_bind(epoch)
+                    .push_bind(r.cell)
+                    .push_bind(r.edge as i64);
+                b.push_bind(labels[r.edge].as_str())
+                    .push_bind(r.op)
+                    .push_bind(r.count);
             },
         )
         .await?;
@@ -216,7 +236,10 @@ impl<'a> NamedRows<'a> {
             "INSERT INTO subspaces (run_id, iteration, epoch, cell, size, combinations) ",
             &self.subspaces,
             |mut b, r| {
-                b.push_bind(run_id).push_bind(r.iteration).push_bind(epoch).push_bind(r.cell);
+                b.push_bind(run_id)
+                    .push_bind(r.iteration)
+                    .push_bind(epoch)
+                    .push_bind(r.cell);
                 b.push_bind(r.size).push_bind(r.combinations);
             },
         )
@@ -227,7 +250,9 @@ impl<'a> NamedRows<'a> {
             &self.ratios,
             |mut b, r| {
                 b.push_bind(run_id).push_bind(epoch).push_bind(r.cell);
-                b.push_bind(RATIO_BINS[r.bin_index]).push_bind(r.bin_index as i64).push_bind(r.count);
+                b.push_bind(RATIO_BINS[r.bin_index])
+                    .push_bind(r.bin_index as i64)
+                    .push_bind(r.count);
             },
         )
         .await?;
@@ -283,7 +308,11 @@ fn sampling_rows(space: &SearchSpace, rec: &EpochRecord) -> Result<Vec<SamplingR
                 ));
             }
             let op = space.ops().get(s.op).ok_or_else(|| {
-                format!("op index {} is outside the {} ops of the space", s.op, space.num_ops())
+                format!(
+                    "op index {} is outside the {} ops of the space",
+                    s.op,
+                    space.num_ops()
+                )
             })?;
             Ok(SamplingRow {
                 cell: cell_name(space, s.cell)?,

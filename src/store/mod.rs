@@ -118,10 +118,7 @@ impl Store {
     /// create the tables, and all but one would fail.
     async fn migrate(&self) -> Result<(), StoreError> {
         let path = &self.path;
-        let mut tx = self
-            .begin_write()
-            .await
-            .map_err(|e| open_error(path, e))?;
+        let mut tx = self.begin_write().await.map_err(|e| open_error(path, e))?;
         check_is_ddsas(&mut tx, path).await?;
         MIGRATOR
             .run_direct(&mut *tx)
@@ -135,7 +132,7 @@ impl Store {
     /// SQLITE_BUSY immediately (no busy wait) when another process wrote in
     /// between; an immediate one waits for the lock instead.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin().await
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 }
 

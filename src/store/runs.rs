@@ -15,7 +15,11 @@ impl Store {
         let fingerprint = cfg.fingerprint();
         let seed = i64::try_from(c.seed).map_err(|_| StoreError::Invalid {
             what: format!("run {fingerprint}"),
-            message: format!("seed {} does not fit a SQLite integer (max {})", c.seed, i64::MAX),
+            message: format!(
+                "seed {} does not fit a SQLite integer (max {})",
+                c.seed,
+                i64::MAX
+            ),
         })?;
         sqlx::query(
             "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at)
@@ -33,10 +37,12 @@ impl Store {
         .execute(&self.pool)
         .await
         .ctx(|| format!("registering run {fingerprint}"))?;
-        self.run_by_fingerprint(&fingerprint).await?.ok_or_else(|| StoreError::Invalid {
-            what: format!("run {fingerprint}"),
-            message: format!("run {fingerprint} vanished right after it was registered"),
-        })
+        self.run_by_fingerprint(&fingerprint)
+            .await?
+            .ok_or_else(|| StoreError::Invalid {
+                what: format!("run {fingerprint}"),
+                message: format!("run {fingerprint} vanished right after it was registered"),
+            })
     }
 
     /// The run with row id `id`.

@@ -28,7 +28,12 @@ fn darts_record(epoch: u32, valid_acc: f64, steps: u64) -> EpochRecord {
         for edge in 0..14 {
             for op in 0..8 {
                 let count = u64::from(epoch + 1) * (op as u64 + edge as u64);
-                sampling_counts.push(SamplingCount { cell, edge, op, count });
+                sampling_counts.push(SamplingCount {
+                    cell,
+                    edge,
+                    op,
+                    count,
+                });
             }
         }
     }
@@ -81,16 +86,25 @@ fn claim(owner: &str, stale_after_s: Option<f64>) -> Claim {
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap()
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
 }
 
 /// Rows of every per-epoch table of run `id`: epochs, sampling counts,
 /// subspaces, ratio bins, steps.
 async fn table_counts(store: &Store, id: i64) -> [i64; 5] {
     let mut out = [0; 5];
-    for (i, table) in ["epochs", "sampling_counts", "subspaces", "ratio_hist", "steps"]
-        .iter()
-        .enumerate()
+    for (i, table) in [
+        "epochs",
+        "sampling_counts",
+        "subspaces",
+        "ratio_hist",
+        "steps",
+    ]
+    .iter()
+    .enumerate()
     {
         out[i] = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE run_id = ?1"))
             .bind(id)
@@ -107,13 +121,19 @@ async fn migrations_apply_on_a_fresh_file_and_reopen_is_idempotent() {
     let path = dir.path().join("runs.db");
     let store = Store::open(&path).await.unwrap();
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(count(&store, "PRAGMA foreign_keys").await, 1);
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(count(&store, "SELECT count(*) FROM _sqlx_migrations").await, 1);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
+        1
+    );
     assert_eq!(store.run(id).await.unwrap().unwrap().id, id);
     assert_eq!(store.ensure_run(&cfg(&[])).await.unwrap().id, id);
 }
@@ -124,12 +144,20 @@ async fn a_file_that_is_not_ours_is_refused_with_its_path() {
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
     let err = Store::open(&junk).await.unwrap_err().to_string();
-    assert!(err.contains("junk.db") && err.contains("is not a ddsas database"), "{err}");
+    assert!(
+        err.contains("junk.db") && err.contains("is not a ddsas database"),
+        "{err}"
+    );
 
     let other = dir.path().join("other.db");
-    let options = SqliteConnectOptions::new().filename(&other).create_if_missing(true);
+    let options = SqliteConnectOptions::new()
+        .filename(&other)
+        .create_if_missing(true);
     let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
-    sqlx::query("CREATE TABLE notes (x TEXT)").execute(&mut conn).await.unwrap();
+    sqlx::query("CREATE TABLE notes (x TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     sqlx::Connection::close(conn).await.unwrap();
     let err = Store::open(&other).await.unwrap_err().to_string();
     assert!(err.contains("other.db") && err.contains("notes"), "{err}");
@@ -144,12 +172,26 @@ async fn ensure_run_is_idempotent_per_fingerprint() {
     assert_eq!(a, b);
     assert_eq!(a.fingerprint, c.fingerprint());
     assert_eq!(a.config_json, c.canonical_json());
-    assert_eq!((a.method.as_str(), a.space.as_str(), a.dataset.as_str()), ("ddsas", "darts", "digits"));
-    assert_eq!((a.seed, a.epochs_total, a.epochs_done, a.attempts), (3, 50, 0, 0));
+    assert_eq!(
+        (a.method.as_str(), a.space.as_str(), a.dataset.as_str()),
+        ("ddsas", "darts", "digits")
+    );
+    assert_eq!(
+        (a.seed, a.epochs_total, a.epochs_done, a.attempts),
+        (3, 50, 0, 0)
+    );
     assert_eq!(a.status, RunStatus::Queued);
     let other = store.ensure_run(&cfg(&["L=42", "seed=4"])).await.unwrap();
     assert_ne!(other.id, a.id);
-    assert_eq!(store.run_by_fingerprint(&c.fingerprint()).await.unwrap().unwrap().id, a.id);
+    assert_eq!(
+        store
+            .run_by_fingerprint(&c.fingerprint())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        a.id
+    );
     assert!(store.run(999).await.unwrap().is_none());
 }
 
@@ -162,7 +204,10 @@ async fn claim_is_exclusive() {
     assert!(a.unwrap() ^ b.unwrap(), "exactly one claim wins");
     let row = store.run(id).await.unwrap().unwrap();
     assert_eq!(row.status, RunStatus::Running);
-    assert_eq!((row.attempts, row.pid, row.device.as_deref()), (1, Some(42), Some("cpu")));
+    assert_eq!(
+        (row.attempts, row.pid, row.device.as_deref()),
+        (1, Some(42), Some("cpu"))
+    );
     assert!(row.started_at.is_some() && row.heartbeat_at.is_some());
     assert!(!store.claim_run(id, &claim("c", None)).await.unwrap());
     let err = store.claim_run(999, &claim("a", None)).await.unwrap_err();
@@ -184,7 +229,10 @@ async fn stale_takeover_only_past_stale_after_s() {
         .unwrap();
     let started = store.run(id).await.unwrap().unwrap().started_at;
     assert!(!store.claim_run(id, &claim("b", None)).await.unwrap());
-    assert!(!store.claim_run(id, &claim("b", Some(3600.0))).await.unwrap());
+    assert!(!store
+        .claim_run(id, &claim("b", Some(3600.0)))
+        .await
+        .unwrap());
     assert!(store.claim_run(id, &claim("b", Some(60.0))).await.unwrap());
     let row = store.run(id).await.unwrap().unwrap();
     assert_eq!((row.owner.as_deref(), row.attempts), (Some("b"), 2));
@@ -197,25 +245,46 @@ async fn life_cycle_finish_fail_interrupt() {
     let store = Store::open_in_memory().await.unwrap();
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store.interrupt_run(id).await.unwrap();
-    assert_eq!(store.run(id).await.unwrap().unwrap().status, RunStatus::Queued);
+    assert_eq!(
+        store.run(id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
     assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
     store.interrupt_run(id).await.unwrap();
-    assert_eq!(store.run(id).await.unwrap().unwrap().status, RunStatus::Interrupted);
+    assert_eq!(
+        store.run(id).await.unwrap().unwrap().status,
+        RunStatus::Interrupted
+    );
     assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
     store.fail_run(id, "CUDA out of memory").await.unwrap();
     let row = store.run(id).await.unwrap().unwrap();
-    assert_eq!((row.status, row.error.as_deref()), (RunStatus::Failed, Some("CUDA out of memory")));
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (RunStatus::Failed, Some("CUDA out of memory"))
+    );
     assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
     assert_eq!(store.run(id).await.unwrap().unwrap().error, None);
-    store.set_checkpoint_path(id, "/tmp/ck/run.ot").await.unwrap();
-    store.finish_run(id, "normal=[] reduce=[]", 0.91, 3600.0).await.unwrap();
+    store
+        .set_checkpoint_path(id, "/tmp/ck/run.ot")
+        .await
+        .unwrap();
+    store
+        .finish_run(id, "normal=[] reduce=[]", 0.91, 3600.0)
+        .await
+        .unwrap();
     store.fail_run(id, "late error").await.unwrap();
     let row = store.run(id).await.unwrap().unwrap();
     assert_eq!(row.status, RunStatus::Done);
-    assert_eq!((row.final_valid_acc, row.wall_s, row.attempts), (Some(0.91), Some(3600.0), 3));
+    assert_eq!(
+        (row.final_valid_acc, row.wall_s, row.attempts),
+        (Some(0.91), Some(3600.0), 3)
+    );
     assert_eq!(row.checkpoint_path.as_deref(), Some("/tmp/ck/run.ot"));
     assert!(row.finished_at.is_some() && row.error.is_none());
-    assert!(!store.claim_run(id, &claim("b", Some(0.0))).await.unwrap(), "done is never claimed");
+    assert!(
+        !store.claim_run(id, &claim("b", Some(0.0))).await.unwrap(),
+        "done is never claimed"
+    );
     for err in [
         store.finish_run(77, "", 0.0, 0.0).await.unwrap_err(),
         store.fail_run(77, "x").await.unwrap_err(),
@@ -231,7 +300,10 @@ async fn life_cycle_finish_fail_interrupt() {
 async fn record_epoch_writes_exactly_the_expected_rows() {
     let store = Store::open_in_memory().await.unwrap();
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
-    store.record_epoch(id, &darts(), &darts_record(0, 0.4, 3)).await.unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
+        .await
+        .unwrap();
     assert_eq!(table_counts(&store, id).await, [1, 224, 4, 10, 3]);
 
     let (label, count): (String, i64) = sqlx::query_as(
@@ -256,7 +328,10 @@ async fn record_epoch_writes_exactly_the_expected_rows() {
     let epochs = store.epochs(id).await.unwrap();
     assert_eq!(epochs.len(), 1);
     let e = &epochs[0];
-    assert_eq!((e.epoch, e.valid_acc, e.skip_reduce, e.peak_mem_bytes), (0, 0.4, Some(1), Some(1 << 30)));
+    assert_eq!(
+        (e.epoch, e.valid_acc, e.skip_reduce, e.peak_mem_bytes),
+        (0, 0.4, Some(1), Some(1 << 30))
+    );
     assert_eq!((e.tau, e.cosine_distance), (None, None));
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!((run.epochs_done, run.best_valid_acc), (1, Some(0.4)));
@@ -265,10 +340,19 @@ async fn record_epoch_writes_exactly_the_expected_rows() {
 #[tokio::test]
 async fn nb201_records_use_its_cell_and_op_names() {
     let store = Store::open_in_memory().await.unwrap();
-    let id = store.ensure_run(&cfg(&["space=nb201", "L=12"])).await.unwrap().id;
+    let id = store
+        .ensure_run(&cfg(&["space=nb201", "L=12"]))
+        .await
+        .unwrap()
+        .id;
     let space = SearchSpace::new(SpaceKind::Nb201);
     let mut rec = darts_record(0, 0.3, 0);
-    rec.sampling_counts = vec![SamplingCount { cell: 0, edge: 5, op: 3, count: 7 }];
+    rec.sampling_counts = vec![SamplingCount {
+        cell: 0,
+        edge: 5,
+        op: 3,
+        count: 7,
+    }];
     rec.subspaces.retain(|s| s.cell == 0);
     rec.ratio_hist.truncate(1);
     rec.skip_reduce = None;
@@ -288,14 +372,28 @@ async fn bad_indices_and_unknown_runs_write_nothing() {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     let mut rec = darts_record(0, 0.4, 0);
     rec.sampling_counts[5].op = 8;
-    let err = store.record_epoch(id, &darts(), &rec).await.unwrap_err().to_string();
-    assert!(err.contains("epoch 0 of run") && err.contains("op index 8"), "{err}");
+    let err = store
+        .record_epoch(id, &darts(), &rec)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("epoch 0 of run") && err.contains("op index 8"),
+        "{err}"
+    );
     let mut rec = darts_record(0, 0.4, 0);
     rec.ratio_hist.push([0; 5]);
-    let err = store.record_epoch(id, &darts(), &rec).await.unwrap_err().to_string();
+    let err = store
+        .record_epoch(id, &darts(), &rec)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cell index 2"), "{err}");
     assert_eq!(table_counts(&store, id).await, [0; 5]);
-    let err = store.record_epoch(999, &darts(), &darts_record(0, 0.4, 0)).await.unwrap_err();
+    let err = store
+        .record_epoch(999, &darts(), &darts_record(0, 0.4, 0))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "run 999 not found");
 }
 
@@ -303,15 +401,30 @@ async fn bad_indices_and_unknown_runs_write_nothing() {
 async fn redoing_an_epoch_replaces_it_and_what_followed() {
     let store = Store::open_in_memory().await.unwrap();
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
-    store.record_epoch(id, &darts(), &darts_record(0, 0.4, 3)).await.unwrap();
-    store.record_epoch(id, &darts(), &darts_record(0, 0.45, 3)).await.unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
+        .await
+        .unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(0, 0.45, 3))
+        .await
+        .unwrap();
     assert_eq!(table_counts(&store, id).await, [1, 224, 4, 10, 3]);
     assert_eq!(store.epochs(id).await.unwrap()[0].valid_acc, 0.45);
 
-    store.record_epoch(id, &darts(), &darts_record(1, 0.9, 3)).await.unwrap();
-    store.record_epoch(id, &darts(), &darts_record(2, 0.6, 3)).await.unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(1, 0.9, 3))
+        .await
+        .unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(2, 0.6, 3))
+        .await
+        .unwrap();
     // A crash during epoch 1 after the database had epoch 2: redo epoch 1.
-    store.record_epoch(id, &darts(), &darts_record(1, 0.5, 3)).await.unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(1, 0.5, 3))
+        .await
+        .unwrap();
     assert_eq!(table_counts(&store, id).await, [2, 448, 8, 20, 6]);
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!((run.epochs_done, run.best_valid_acc), (2, Some(0.5)));
@@ -322,7 +435,10 @@ async fn truncate_after_rewinds_records_and_progress() {
     let store = Store::open_in_memory().await.unwrap();
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     for (epoch, acc) in [0.3, 0.4, 0.8, 0.5, 0.6].into_iter().enumerate() {
-        store.record_epoch(id, &darts(), &darts_record(epoch as u32, acc, 2)).await.unwrap();
+        store
+            .record_epoch(id, &darts(), &darts_record(epoch as u32, acc, 2))
+            .await
+            .unwrap();
     }
     assert_eq!(table_counts(&store, id).await, [5, 1120, 20, 50, 10]);
     store.truncate_after(id, Some(1)).await.unwrap();
@@ -333,15 +449,25 @@ async fn truncate_after_rewinds_records_and_progress() {
     assert_eq!(table_counts(&store, id).await, [0; 5]);
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!((run.epochs_done, run.best_valid_acc), (0, None));
-    assert_eq!(store.truncate_after(5, None).await.unwrap_err().to_string(), "run 5 not found");
+    assert_eq!(
+        store.truncate_after(5, None).await.unwrap_err().to_string(),
+        "run 5 not found"
+    );
 }
 
 #[tokio::test]
 async fn deleting_a_run_cascades_to_its_records() {
     let store = Store::open_in_memory().await.unwrap();
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
-    store.record_epoch(id, &darts(), &darts_record(0, 0.4, 3)).await.unwrap();
-    sqlx::query("DELETE FROM runs WHERE id = ?1").bind(id).execute(store.pool()).await.unwrap();
+    store
+        .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM runs WHERE id = ?1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
     assert_eq!(table_counts(&store, id).await, [0; 5]);
 }
 
@@ -352,10 +478,20 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
     let small_m = store.ensure_run(&cfg(&["L=28", "M=5"])).await.unwrap().id;
     let other_l = store.ensure_run(&cfg(&["L=42", "M=20"])).await.unwrap().id;
     let darts_run = store.ensure_run(&cfg(&["method=darts"])).await.unwrap().id;
-    store.record_epoch(wanted, &darts(), &darts_record(0, 0.4, 0)).await.unwrap();
-    store.record_epoch(wanted, &darts(), &darts_record(1, 0.5, 0)).await.unwrap();
+    store
+        .record_epoch(wanted, &darts(), &darts_record(0, 0.4, 0))
+        .await
+        .unwrap();
+    store
+        .record_epoch(wanted, &darts(), &darts_record(1, 0.5, 0))
+        .await
+        .unwrap();
     for sweep in ["grid", "ablation"] {
-        sqlx::query("INSERT INTO sweeps (name) VALUES (?1)").bind(sweep).execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO sweeps (name) VALUES (?1)")
+            .bind(sweep)
+            .execute(store.pool())
+            .await
+            .unwrap();
         sqlx::query("INSERT INTO sweep_runs (sweep, run_id) VALUES (?1, ?2)")
             .bind(sweep)
             .bind(wanted)
@@ -375,7 +511,19 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
         .unwrap();
     assert_eq!(ids, vec![wanted, small_m], "baselines have no L");
 
-    type Summary = (i64, i64, i64, i64, i64, i64, f64, i64, Option<i64>, String, Option<String>);
+    type Summary = (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        f64,
+        i64,
+        Option<i64>,
+        String,
+        Option<String>,
+    );
     let row: Summary = sqlx::query_as(
         "SELECT L, M, approximation, epochs, batch_size, layers, ucb_c, init_channels,
                 skip_normal, status, sweep
@@ -385,7 +533,22 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
     .fetch_one(store.pool())
     .await
     .unwrap();
-    assert_eq!(row, (28, 10, 1, 50, 64, 8, 1.44, 16, Some(1), "queued".into(), Some("ablation,grid".into())));
+    assert_eq!(
+        row,
+        (
+            28,
+            10,
+            1,
+            50,
+            64,
+            8,
+            1.44,
+            16,
+            Some(1),
+            "queued".into(),
+            Some("ablation,grid".into())
+        )
+    );
     let (l, layers, method): (Option<i64>, i64, String) =
         sqlx::query_as("SELECT L, layers, method FROM run_summary WHERE id = ?1")
             .bind(darts_run)
@@ -393,10 +556,11 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
             .await
             .unwrap();
     assert_eq!((l, layers, method.as_str()), (None, 8, "darts"));
-    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('run_summary')")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('run_summary')")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     let expected = "id fingerprint status method space dataset seed L M approximation epochs batch_size \
                     layers init_channels ucb_c epochs_done valid_acc best_valid_acc genotype skip_normal \
                     wall_s device error sweep";
@@ -409,9 +573,15 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
 async fn write_five_epochs(path: &std::path::Path, worker: u64) -> Result<(), StoreError> {
     let store = Store::open(path).await?;
     let run = store.ensure_run(&cfg(&[&format!("seed={worker}")])).await?;
-    assert!(store.claim_run(run.id, &claim(&format!("w{worker}"), None)).await?);
+    assert!(
+        store
+            .claim_run(run.id, &claim(&format!("w{worker}"), None))
+            .await?
+    );
     for epoch in 0..5 {
-        store.record_epoch(run.id, &darts(), &darts_record(epoch, 0.5, 10)).await?;
+        store
+            .record_epoch(run.id, &darts(), &darts_record(epoch, 0.5, 10))
+            .await?;
         store.heartbeat(run.id).await?;
     }
     store.finish_run(run.id, "g", 0.5, 1.0).await?;
@@ -434,21 +604,36 @@ async fn sixteen_stores_on_one_file_write_concurrently() {
     }
     let store = Store::open(&path).await.unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM epochs").await, 80);
-    assert_eq!(count(&store, "SELECT count(*) FROM sampling_counts").await, 80 * 224);
-    assert_eq!(count(&store, "SELECT count(*) FROM runs WHERE status = 'done'").await, 16);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM sampling_counts").await,
+        80 * 224
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM runs WHERE status = 'done'").await,
+        16
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_claims_from_sixteen_stores_have_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.db");
-    let id = Store::open(&path).await.unwrap().ensure_run(&cfg(&[])).await.unwrap().id;
+    let id = Store::open(&path)
+        .await
+        .unwrap()
+        .ensure_run(&cfg(&[]))
+        .await
+        .unwrap()
+        .id;
     let tasks: Vec<_> = (0..16)
         .map(|w| {
             let path = path.clone();
             tokio::spawn(async move {
                 let store = Store::open(&path).await.unwrap();
-                store.claim_run(id, &claim(&format!("o{w}"), None)).await.unwrap()
+                store
+                    .claim_run(id, &claim(&format!("o{w}"), None))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -470,7 +655,9 @@ const CHILD_WORKER: &str = "DDSAS_STORE_TEST_WORKER";
 #[ignore = "run as a child process by sixteen_processes_on_one_file_write_concurrently"]
 async fn writer_process() {
     if let (Ok(path), Ok(worker)) = (std::env::var(CHILD_DB), std::env::var(CHILD_WORKER)) {
-        write_five_epochs(path.as_ref(), worker.parse().unwrap()).await.unwrap();
+        write_five_epochs(path.as_ref(), worker.parse().unwrap())
+            .await
+            .unwrap();
     }
 }
 
@@ -482,7 +669,12 @@ async fn sixteen_processes_on_one_file_write_concurrently() {
     let children: Vec<_> = (0..16)
         .map(|w| {
             tokio::process::Command::new(&exe)
-                .args(["store::tests::writer_process", "--exact", "--ignored", "--test-threads=1"])
+                .args([
+                    "store::tests::writer_process",
+                    "--exact",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
                 .env(CHILD_DB, &path)
                 .env(CHILD_WORKER, w.to_string())
                 .output()
@@ -499,7 +691,14 @@ async fn sixteen_processes_on_one_file_write_concurrently() {
     }
     let store = Store::open(&path).await.unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM epochs").await, 80);
-    assert_eq!(count(&store, "SELECT count(DISTINCT owner) FROM runs WHERE status = 'done'").await, 16);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(DISTINCT owner) FROM runs WHERE status = 'done'"
+        )
+        .await,
+        16
+    );
 }
 
 /// Prints the time to write one DARTS-space epoch (224 sampling counts, 4
@@ -510,7 +709,11 @@ async fn record_epoch_timing_darts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("runs.db")).await.unwrap();
     for (seed, steps) in [(0u64, 0u64), (1, 391)] {
-        let id = store.ensure_run(&cfg(&[&format!("seed={seed}")])).await.unwrap().id;
+        let id = store
+            .ensure_run(&cfg(&[&format!("seed={seed}")]))
+            .await
+            .unwrap()
+            .id;
         let records: Vec<_> = (0..50).map(|e| darts_record(e, 0.5, steps)).collect();
         let start = Instant::now();
         for rec in &records {

@@ -1,0 +1,233 @@
+//! End-to-end tests of `ddsas search`: real libtorch training on the bundled
+//! digits, a real SQLite file, checked through SQL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ddsas");
+
+/// A tiny network so that a test search takes seconds on one core.
+const TINY: &[&str] = &[
+    "layers=2",
+    "init_channels=4",
+    "batch_size=16",
+    "L=16",
+    "M=2",
+];
+
+fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["search", "--quiet", "--threads", "1", "--db"]).arg(db);
+    for s in TINY.iter().chain(sets) {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(extra);
+    cmd.output().expect("ddsas runs")
+}
+
+fn sqlite(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::{Column, Row};
+        let url = format!("sqlite://{}?mode=ro", db.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                (0..r.columns().len())
+                    .map(|i| {
+                        r.try_get::<String, _>(i)
+                            .or_else(|_| r.try_get::<f64, _>(i).map(|v| format!("{v:.12e}")))
+                            .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                            .unwrap_or_else(|_| "NULL".into())
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+fn scalar(db: &Path, sql: &str) -> String {
+    sqlite(db, sql).remove(0).remove(0)
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    (dir, db)
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The measurements of every epoch that must not depend on timing.
+const EPOCH_NUMBERS: &str = "SELECT epoch, train_acc, train_loss, valid_acc, valid_loss, lr, genotype, \
+     skip_normal, skip_reduce, cosine_distance FROM epochs ORDER BY epoch";
+
+#[test]
+fn ddsas_search_learns_and_records_every_epoch() {
+    let (_dir, db) = tmp();
+    let out = search(&db, &["epochs=3", "batch_size=32", "layers=3", "L=28", "M=5", "seed=1", "steps_per_epoch=20"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "done");
+    let acc: f64 = scalar(&db, "SELECT valid_acc FROM epochs WHERE epoch = 2").parse().unwrap();
+    assert!(acc > 0.5, "valid accuracy {acc} after 3 epochs is not far above chance (0.1)");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "3");
+    assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT epoch) FROM epochs"), "3");
+    // Sampling counts add up: per epoch and cell, the counted ops sampled so
+    // far equal the sizes of the subspaces drawn so far (each has L = 28).
+    let mismatches = scalar(
+        &db,
+        "SELECT COUNT(*) FROM (
+           SELECT e.epoch, c.cell,
+                  (SELECT SUM(count) FROM sampling_counts s
+                    WHERE s.run_id = e.run_id AND s.epoch = e.epoch AND s.cell = c.cell AND s.op != 'none') AS counted,
+                  (SELECT SUM(size) FROM subspaces u
+                    WHERE u.run_id = e.run_id AND u.epoch <= e.epoch AND u.cell = c.cell) AS drawn
+           FROM epochs e, (SELECT 'normal' AS cell UNION SELECT 'reduce') c)
+         WHERE counted IS NULL OR counted != drawn",
+    );
+    assert_eq!(mismatches, "0");
+    let sizes = sqlite(&db, "SELECT DISTINCT size FROM subspaces");
+    assert_eq!(sizes, vec![vec!["28".to_string()]]);
+    // One subspace at the start, then one every M = 5 weight steps.
+    let expected = 1 + 3 * 20 / 5;
+    assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT iteration) FROM subspaces"), expected.to_string());
+    // The ratio histogram counts exactly the combinations of the subspaces.
+    let hist = scalar(&db, "SELECT SUM(count) FROM ratio_hist WHERE epoch = 2");
+    let combos = scalar(&db, "SELECT SUM(combinations) FROM subspaces");
+    assert_eq!(hist, combos);
+    // Done configs are never run again.
+    let again = search(&db, &["epochs=3", "batch_size=32", "layers=3", "L=28", "M=5", "seed=1", "steps_per_epoch=20"], &[]);
+    assert!(again.status.success());
+    assert!(text(&again).contains("already done"), "{}", text(&again));
+    assert_eq!(scalar(&db, "SELECT attempts FROM runs"), "1");
+}
+
+#[test]
+fn same_config_and_seed_give_identical_numbers() {
+    let (_a, db_a) = tmp();
+    let (_b, db_b) = tmp();
+    let sets = ["epochs=2", "steps_per_epoch=4", "seed=3"];
+    assert!(search(&db_a, &sets, &[]).status.success());
+    assert!(search(&db_b, &sets, &[]).status.success());
+    let a = sqlite(&db_a, EPOCH_NUMBERS);
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, sqlite(&db_b, EPOCH_NUMBERS));
+    let counts = "SELECT epoch, cell, edge, op, count FROM sampling_counts ORDER BY 1, 2, 3, 4";
+    assert_eq!(sqlite(&db_a, counts), sqlite(&db_b, counts));
+}
+
+#[test]
+fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
+    let sets = ["epochs=3", "steps_per_epoch=6", "seed=5", "M=3"];
+    let (_a, straight) = tmp();
+    assert!(search(&straight, &sets, &[]).status.success());
+
+    let (_b, db) = tmp();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["search", "--quiet", "--threads", "1", "--db"]).arg(&db);
+    for s in TINY.iter().chain(&sets) {
+        cmd.args(["--set", s]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Stop it once the first epoch is stored (it is then in epoch 2).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "first epoch never stored");
+        if db.exists() && sqlite(&db, "SELECT COUNT(*) FROM epochs")[0][0] != "0" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let stored = scalar(&db, "SELECT COUNT(*) FROM epochs");
+    if status.code() == Some(130) {
+        assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+        assert_ne!(stored, "3");
+    }
+    let resumed = search(&db, &sets, &["--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "3");
+}
+
+#[test]
+fn a_nan_loss_fails_the_run_and_keeps_earlier_epochs() {
+    let (_dir, db) = tmp();
+    let out = Command::new(BIN)
+        .args(["search", "--quiet", "--threads", "1", "--db"])
+        .arg(&db)
+        .args(TINY.iter().chain(&["epochs=3", "steps_per_epoch=4"]).flat_map(|s| ["--set", s]))
+        .env("DDSAS_FAULT_NAN_AT_STEP", "6")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(err.contains("epoch 1, step 1"), "{err}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "failed");
+    assert!(scalar(&db, "SELECT error FROM runs").contains("diverged"));
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "1");
+}
+
+#[test]
+fn bad_configs_are_rejected_before_training_naming_the_key() {
+    let (dir, db) = tmp();
+    let cases: &[(&[&str], &str)] = &[
+        (&["learning_rate=0.1"], "learning_rate"),
+        (&["L=5"], "`L`"),
+        (&["M=0"], "`M`"),
+        (&["method=enas"], "enas"),
+        (&["space=nasnet"], "nasnet"),
+        (&["dataset=cifar10"], "data_dir"),
+        (&["dataset=cifar10", "data_dir=/nonexistent/cifar"], "/nonexistent/cifar"),
+        (&["epochs=ten"], "epochs"),
+    ];
+    for (sets, needle) in cases {
+        let out = search(&db, sets, &[]);
+        assert!(!out.status.success(), "{sets:?} accepted");
+        assert!(text(&out).contains(needle), "{sets:?}: {}", text(&out));
+    }
+    let yaml = dir.path().join("bad.yaml");
+    std::fs::write(&yaml, "method: ddsas\nepochs: [1\n").unwrap();
+    let out = Command::new(BIN).args(["search", "--config"]).arg(&yaml).arg("--db").arg(&db).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("bad.yaml"), "{}", text(&out));
+    assert!(!db.exists(), "nothing may be written for a rejected config");
+}
+
+#[test]
+fn darts_and_gdas_run_on_both_spaces() {
+    let (_dir, db) = tmp();
+    for method in ["darts", "gdas"] {
+        for space in ["darts", "nb201"] {
+            let layers = if space == "nb201" { "layers=1" } else { "layers=2" };
+            let out = search(
+                &db,
+                &[&format!("method={method}"), &format!("space={space}"), layers, "epochs=2", "steps_per_epoch=3"],
+                &[],
+            );
+            assert!(out.status.success(), "{method} on {space}: {}", text(&out));
+        }
+    }
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM runs WHERE status = 'done'"), "4");
+    for genotype in sqlite(&db, "SELECT final_genotype FROM runs WHERE space = 'nb201'") {
+        assert!(genotype[0].starts_with('|') && genotype[0].matches('~').count() == 6, "{}", genotype[0]);
+    }
+    // GDAS samples one op per edge per weight step: 2 epochs x 3 steps.
+    let per_edge = sqlite(
+        &db,
+        "SELECT SUM(count) FROM sampling_counts s JOIN runs r ON r.id = s.run_id
+         WHERE r.method = 'gdas' AND s.epoch = 1 GROUP BY s.run_id, s.cell, s.edge",
+    );
+    assert!(per_edge.iter().all(|r| r[0] == "6"), "{per_edge:?}");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM sampling_counts s JOIN runs r ON r.id = s.run_id WHERE r.method = 'darts'"), "0");
+    let taus = sqlite(&db, "SELECT tau FROM epochs e JOIN runs r ON r.id = e.run_id WHERE r.method = 'gdas' AND r.space = 'nb201' ORDER BY epoch");
+    assert_eq!(taus.len(), 2);
+    let taus: Vec<f64> = taus.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!((taus[0] - 10.0).abs() < 1e-9 && (taus[1] - 0.1).abs() < 1e-9, "{taus:?}");
+}
