@@ -170,6 +170,8 @@ SELECT
     r.wall_s,
     r.device,
     r.error,
-    (SELECT group_concat(s.sweep, ',' ORDER BY s.sweep) FROM sweep_runs s
-      WHERE s.run_id = r.id)                                                             AS sweep
+    -- A sorted subquery rather than group_concat(... ORDER BY ...), which
+    -- needs SQLite 3.44: older sqlite3 shells must still open the file.
+    (SELECT group_concat(sweep, ',') FROM
+      (SELECT s.sweep FROM sweep_runs s WHERE s.run_id = r.id ORDER BY s.sweep))       AS sweep
 FROM runs r;

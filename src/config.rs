@@ -237,11 +237,15 @@ impl SearchConfig {
             path: path.to_owned(),
             source,
         })?;
-        let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+        if text.trim().is_empty() {
+            return Ok(SearchConfig::default());
+        }
+        // Deserialising from the text (not a Value) keeps serde_yaml's
+        // key path and line:column in the message.
+        serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
             file: path.display().to_string(),
             message: e.to_string(),
-        })?;
-        Self::from_yaml_value(value, &path.display().to_string())
+        })
     }
 
     /// Builds a config from a YAML mapping (an empty document gives defaults).
@@ -273,6 +277,8 @@ impl SearchConfig {
                     message: e.to_string(),
                 })?;
             set_path(&mut value, key.trim(), parsed);
+            // Checked one key at a time so the message names the key.
+            Self::from_yaml_value(value.clone(), &format!("--set {item}"))?;
         }
         Self::from_yaml_value(value, "--set")
     }

@@ -10,5 +10,7 @@ pub mod config;
 pub mod data;
 pub mod nas;
 pub mod store;
+pub mod sweep;
 pub mod exec;
+pub mod report;
 pub mod cli;

@@ -6,7 +6,9 @@ pub mod bench;
 pub mod report;
 pub mod runs;
 pub mod search;
+pub mod sql;
 pub mod sweep;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,9 +37,17 @@ enum Command {
     /// Query the run history.
     #[command(subcommand)]
     Runs(runs::RunsCmd),
+    /// Read-only SQL on the run history, as a table, CSV or JSON.
+    Sql(sql::SqlCmd),
+    /// Execute one claimed run of a sweep (started by `ddsas sweep run`).
+    #[command(hide = true)]
+    Worker(worker::WorkerCmd),
     /// Draw the paper's figures and tables from the database.
     #[command(subcommand)]
     Report(report::ReportCmd),
+    /// NAS-Bench-201 benchmark tables (`ddsas nb201 import`).
+    #[command(subcommand)]
+    Nb201(report::Nb201Cmd),
     /// Benchmarks: search-step time (comparable with the PyTorch reference)
     /// and loader throughput.
     #[command(subcommand)]
@@ -99,7 +109,10 @@ pub fn main() -> ExitCode {
         Command::Search(cmd) => cmd.run(),
         Command::Sweep(cmd) => cmd.run(),
         Command::Runs(cmd) => cmd.run(),
+        Command::Sql(cmd) => cmd.run(),
+        Command::Worker(cmd) => cmd.run(),
         Command::Report(cmd) => cmd.run(),
+        Command::Nb201(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
     };
     match result {

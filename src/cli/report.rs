@@ -1,14 +1,232 @@
 //! `ddsas report` and `ddsas nb201`: figures and tables from the database (issue 4).
+//!
+//! Thin: parse, open the database once, call `crate::report`, print what was
+//! written and how long each figure took.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-/// Report commands.
+use anyhow::Context;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use tokio::runtime::Runtime;
+
+use crate::cli::DbArgs;
+use crate::report::{self, fig10::Per, Kind, Options, Output, SweepData};
+use crate::store::Store;
+
+/// Report commands: each reads the runs of one sweep and writes under `--out`.
 #[derive(Debug, clap::Subcommand)]
-pub enum ReportCmd {}
+#[command(after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch")]
+pub enum ReportCmd {
+    /// Fig. 7: best accuracy of DDSAS over the L × M grid (heat map).
+    Fig7(Fig7Args),
+    /// Fig. 8: normal-cell skip count per epoch, mean ± std over seeds, per method.
+    Fig8(FigArgs),
+    /// Fig. 9: how often each (edge, op) was in a sampled subspace (heat map).
+    Fig9(FigArgs),
+    /// Fig. 10: cosine distance between adjacent steps or epochs, and accuracy.
+    Fig10(Fig10Args),
+    /// Fig. 12: combinations per sampled subspace and the ratio histogram.
+    Fig12(FigArgs),
+    /// Table 5: error with and without the approximation (Markdown, CSV, LaTeX).
+    Table5(FigArgs),
+    /// Every figure the sweep's runs support, plus index.html.
+    All(FigArgs),
+}
+
+/// Arguments every report takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FigArgs {
+    /// Sweep whose done runs are drawn.
+    #[arg(long)]
+    sweep: String,
+    /// Output folder (default: reports/<sweep>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Also print each figure's caption (runs, seeds, metric).
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// Metric of Fig. 7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Metric {
+    /// Final valid accuracy of the search.
+    #[value(name = "valid_acc")]
+    ValidAcc,
+    /// Test accuracy of an evaluation stage (none exists yet).
+    #[value(name = "test_acc")]
+    TestAcc,
+}
+
+/// `ddsas report fig7`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Fig7Args {
+    #[command(flatten)]
+    common: FigArgs,
+    /// Accuracy drawn: the best over seeds of this final metric.
+    #[arg(long, value_enum, default_value = "valid_acc")]
+    metric: Metric,
+}
+
+/// Granularity of Fig. 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PerArg {
+    /// Adjacent steps (table `steps`; runs with `log_steps: true`).
+    Step,
+    /// Adjacent epochs.
+    Epoch,
+}
+
+/// `ddsas report fig10`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Fig10Args {
+    #[command(flatten)]
+    common: FigArgs,
+    /// Distance between adjacent steps (the paper's Fig. 10) or epochs (Fig. 5d).
+    #[arg(long, value_enum, default_value = "step")]
+    per: PerArg,
+}
 
 impl ReportCmd {
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        match self {}
+        let (kind, args, metric) = match self {
+            ReportCmd::Fig7(a) => (
+                Some(Kind::Fig7),
+                a.common,
+                match a.metric {
+                    Metric::ValidAcc => "valid_acc",
+                    Metric::TestAcc => "test_acc",
+                },
+            ),
+            ReportCmd::Fig8(a) => (Some(Kind::Fig8), a, "valid_acc"),
+            ReportCmd::Fig9(a) => (Some(Kind::Fig9), a, "valid_acc"),
+            ReportCmd::Fig10(a) => (
+                Some(Kind::Fig10(match a.per {
+                    PerArg::Step => Per::Step,
+                    PerArg::Epoch => Per::Epoch,
+                })),
+                a.common,
+                "valid_acc",
+            ),
+            ReportCmd::Fig12(a) => (Some(Kind::Fig12), a, "valid_acc"),
+            ReportCmd::Table5(a) => (Some(Kind::Table5), a, "valid_acc"),
+            ReportCmd::All(a) => (None, a, "valid_acc"),
+        };
+        let opts = Options {
+            out: args.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&args.sweep)),
+            metric: metric.into(),
+        };
+        let start = Instant::now();
+        let rt = Runtime::new().context("starting the async runtime")?;
+        let store = rt.block_on(Store::open(&args.db.db))?;
+        let data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;
+        let (made, skipped, index) = match kind {
+            Some(kind) => (vec![rt.block_on(report::render(&store, &data, kind, &opts))?], Vec::new(), None),
+            None => {
+                let all = rt.block_on(report::render_all(&store, &data, &opts))?;
+                (all.made, all.skipped, Some(all.index))
+            }
+        };
+        rt.block_on(store.close());
+        for out in &made {
+            if let Some(text) = &out.printed {
+                println!("{text}");
+            }
+        }
+        print_summary(&made, args.verbose);
+        for (figure, why) in &skipped {
+            println!("skipped {figure}: {why}");
+        }
+        if let Some(index) = index {
+            println!("index: {}", index.display());
+        }
+        println!(
+            "{} output(s) in {} ({:.2} s in all)",
+            made.len(),
+            opts.out.display(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn print_summary(made: &[Output], verbose: bool) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["figure", "files", "size", "render"]);
+    for out in made {
+        let files: Vec<String> = out
+            .files
+            .iter()
+            .map(|f| f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned()))
+            .collect();
+        table.add_row(vec![
+            out.kind.name(),
+            files.join(" "),
+            out.size.map_or("-".into(), |(w, h)| format!("{w}×{h}")),
+            format!("{:.3} s", out.seconds),
+        ]);
+    }
+    println!("{table}");
+    if verbose {
+        for out in made {
+            println!("{}: {}\n  {}", out.kind.name(), out.title, out.caption);
+        }
+    }
+}
+
+/// `ddsas nb201 ...`: NAS-Bench-201 benchmark tables.
+#[derive(Debug, clap::Subcommand)]
+pub enum Nb201Cmd {
+    /// Import a NAS-Bench-201 accuracy table (NASLib's plain pickle,
+    /// `{arch_str: {dataset: {'eval_acc1es': [...], ...}}}`) so that NB201
+    /// figures show each derived architecture's benchmark accuracy.
+    #[command(after_help = "Example:\n  ddsas nb201 import nb201_cifar10_full_training.pickle --dataset cifar10\n\nThe accuracy kept per architecture is the last element of `eval_acc1es` (the\nend of training), which is what NASLib's own query returns by default.\nFor --dataset cifar10 the entry `cifar10-valid` is read (as NASLib does),\nfalling back to `cifar10`.")]
+    Import(Nb201ImportArgs),
+}
+
+/// `ddsas nb201 import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Nb201ImportArgs {
+    /// The pickle file (e.g. NASLib's nb201_cifar10_full_training.pickle).
+    file: PathBuf,
+    /// Benchmark dataset to read from the file.
+    #[arg(long, value_parser = ["cifar10", "cifar100", "ImageNet16-120"])]
+    dataset: String,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+impl Nb201Cmd {
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Nb201Cmd::Import(args) => {
+                let start = Instant::now();
+                let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+                let table = report::nb201::read_table(&bytes, &args.dataset)
+                    .with_context(|| format!("reading {} as a NAS-Bench-201 table", args.file.display()))?;
+                let rt = Runtime::new().context("starting the async runtime")?;
+                let store = rt.block_on(Store::open(&args.db.db))?;
+                let source = args.file.display().to_string();
+                let written = rt.block_on(store.import_nb201(&args.dataset, &source, &table.rows))?;
+                rt.block_on(store.close());
+                println!(
+                    "imported {written} NAS-Bench-201 {} accuracies (entry `{}`, {}) from {} into {} in {:.1} s",
+                    args.dataset,
+                    table.entry,
+                    table.unit,
+                    args.file.display(),
+                    args.db.db.display(),
+                    start.elapsed().as_secs_f64()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
     }
 }

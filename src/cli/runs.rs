@@ -1,14 +1,536 @@
-//! `ddsas runs` and `ddsas sql`: questions about the run history (issue 3).
+//! `ddsas runs`: questions about the run history — list (filtered, sorted,
+//! as a table, CSV or JSON), show one run, the best run of a sweep, and a
+//! side-by-side comparison. Everything reads through a read-only connection
+//! (`store::ReadOnlyDb`), so the user's `--where` SQL cannot change
+//! anything and never competes with running workers for the write lock.
 
+use std::path::Path;
 use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde_json::Value;
+use tokio::runtime::Runtime;
+
+use crate::cli::sql::{cell_text, print_rows, Format};
+use crate::cli::DbArgs;
+use crate::store::{QueryError, QueryRows, ReadOnlyDb};
+
+/// Keys that only DDSAS uses; the baselines' resolved configs pin them, so
+/// they are shown as `-` for DARTS and GDAS runs (as `run_summary` does).
+const DDSAS_ONLY: &[&str] = &[
+    "L",
+    "M",
+    "approximation",
+    "ucb_c",
+    "begin",
+    "random_prob",
+    "space_schedule",
+];
+/// Keys that only GDAS uses.
+const GDAS_ONLY: &[&str] = &["tau_max", "tau_min"];
+/// Columns of `run_summary` in `runs list`'s table (CSV and JSON get all).
+const LIST_COLUMNS: &[&str] = &[
+    "id",
+    "sweep",
+    "status",
+    "method",
+    "space",
+    "dataset",
+    "seed",
+    "L",
+    "M",
+    "approximation",
+    "epochs_done",
+    "epochs",
+    "valid_acc",
+    "best_valid_acc",
+    "skip_normal",
+    "wall_s",
+];
+const STATUSES: &[&str] = &["queued", "running", "done", "failed", "interrupted"];
 
 /// Run-history commands.
 #[derive(Debug, clap::Subcommand)]
-pub enum RunsCmd {}
+pub enum RunsCmd {
+    /// List runs from the `run_summary` view, filtered and sorted.
+    #[command(
+        after_help = "Examples:\n  ddsas runs list --sweep fig7_lm_grid --where \"L = 28 and M >= 10\" --sort -valid_acc\n  ddsas runs list --status failed\n  ddsas runs list --format csv > runs.csv"
+    )]
+    List(ListArgs),
+    /// Everything about one run: config, epochs, genotype, error, logs.
+    Show(ShowArgs),
+    /// The best runs of a sweep by a metric.
+    Best(BestArgs),
+    /// Runs side by side: the config keys that differ and the final metrics.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `runs list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only runs of this sweep.
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Only runs with this status (queued, running, done, failed, interrupted).
+    #[arg(long)]
+    status: Option<String>,
+    /// SQL condition over the columns of run_summary, e.g. "L = 28 and M >= 10".
+    #[arg(long = "where", value_name = "CONDITION")]
+    condition: Option<String>,
+    /// Column of run_summary to sort by; a leading `-` sorts descending.
+    #[arg(long, default_value = "id", allow_hyphen_values = true)]
+    sort: String,
+    /// At most this many runs.
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Output format (CSV and JSON carry every column of run_summary).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Arguments of `runs show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Run id.
+    id: i64,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Arguments of `runs best`.
+#[derive(Debug, clap::Args)]
+pub struct BestArgs {
+    /// The sweep.
+    #[arg(long)]
+    sweep: String,
+    /// Column of run_summary to rank by (highest first; `-column` for lowest first).
+    #[arg(long, default_value = "valid_acc", allow_hyphen_values = true)]
+    by: String,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 5)]
+    limit: u32,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Arguments of `runs compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Two or more run ids.
+    #[arg(num_args = 2.., required = true)]
+    ids: Vec<i64>,
+    #[command(flatten)]
+    db: DbArgs,
+}
 
 impl RunsCmd {
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        match self {}
+        let rt = Runtime::new().context("starting the async runtime")?;
+        match self {
+            RunsCmd::List(args) => rt.block_on(list(args))?,
+            RunsCmd::Show(args) => rt.block_on(show(args))?,
+            RunsCmd::Best(args) => rt.block_on(best(args))?,
+            RunsCmd::Compare(args) => rt.block_on(compare(args))?,
+        }
+        Ok(ExitCode::SUCCESS)
     }
+}
+
+/// `-valid_acc` → (`valid_acc`, descending), checked against the view.
+fn sort_key<'a>(text: &'a str, columns: &[String], flag: &str) -> anyhow::Result<(&'a str, bool)> {
+    let (name, desc) = match text.strip_prefix('-') {
+        Some(rest) => (rest, true),
+        None => (text.strip_prefix('+').unwrap_or(text), false),
+    };
+    if !columns.iter().any(|c| c == name) {
+        bail!(
+            "unknown {flag} key `{name}`: it must be a column of run_summary ({}); prefix `-` for descending",
+            columns.join(", ")
+        );
+    }
+    Ok((name, desc))
+}
+
+async fn sweep_exists(db: &mut ReadOnlyDb, name: &str) -> anyhow::Result<()> {
+    let found = db
+        .query("SELECT 1 FROM sweeps WHERE name = ?1", &[name.into()])
+        .await?;
+    if found.rows.is_empty() {
+        let known = db
+            .query("SELECT name FROM sweeps ORDER BY created_at", &[])
+            .await?;
+        let names: Vec<String> = known.rows.iter().map(|r| cell_text(&r[0])).collect();
+        bail!(
+            "no sweep named `{name}` in this database ({})",
+            if names.is_empty() {
+                "it has no sweeps yet".to_owned()
+            } else {
+                format!("its sweeps: {}", names.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+    let columns = db.columns_of("run_summary").await?;
+    let (sort, desc) = sort_key(&args.sort, &columns, "--sort")?;
+    let mut sql = String::from("SELECT * FROM run_summary WHERE 1");
+    let mut params: Vec<Value> = Vec::new();
+    if let Some(sweep) = &args.sweep {
+        sweep_exists(&mut db, sweep).await?;
+        params.push(sweep.as_str().into());
+        sql.push_str(&format!(
+            " AND id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?{})",
+            params.len()
+        ));
+    }
+    if let Some(status) = &args.status {
+        if !STATUSES.contains(&status.as_str()) {
+            bail!(
+                "unknown --status `{status}`: use one of {}",
+                STATUSES.join(", ")
+            );
+        }
+        params.push(status.as_str().into());
+        sql.push_str(&format!(" AND status = ?{}", params.len()));
+    }
+    if let Some(condition) = &args.condition {
+        if condition.contains(';') {
+            bail!("bad --where clause `{condition}`: it must be one condition, without `;`");
+        }
+        sql.push_str(&format!(" AND ({condition}\n)"));
+    }
+    sql.push_str(&format!(
+        " ORDER BY \"{sort}\" {} NULLS LAST, id",
+        if desc { "DESC" } else { "ASC" }
+    ));
+    if let Some(limit) = args.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let rows = match db.query(&sql, &params).await {
+        Ok(rows) => rows,
+        Err(QueryError::Sql { message }) | Err(QueryError::ReadOnly { message }) => match &args.condition {
+            Some(condition) => bail!(
+                "bad --where clause `{condition}`: {message}\nthe clause is SQL over the columns of run_summary: {}",
+                columns.join(", ")
+            ),
+            None => bail!("listing runs failed: {message}"),
+        },
+        Err(other) => return Err(other.into()),
+    };
+    match args.format {
+        Format::Table => print_rows(&select_columns(&rows, LIST_COLUMNS), Format::Table),
+        other => print_rows(&rows, other),
+    }
+}
+
+/// The named columns of `rows` (those that exist), in the given order.
+fn select_columns(rows: &QueryRows, names: &[&str]) -> QueryRows {
+    let idx: Vec<usize> = names
+        .iter()
+        .filter_map(|n| rows.columns.iter().position(|c| c == n))
+        .collect();
+    QueryRows {
+        columns: idx.iter().map(|&i| rows.columns[i].clone()).collect(),
+        rows: rows
+            .rows
+            .iter()
+            .map(|r| idx.iter().map(|&i| r[i].clone()).collect())
+            .collect(),
+    }
+}
+
+/// One row of a query as (column → value).
+fn field<'a>(rows: &'a QueryRows, row: usize, name: &str) -> &'a Value {
+    rows.columns
+        .iter()
+        .position(|c| c == name)
+        .map_or(&Value::Null, |i| &rows.rows[row][i])
+}
+
+async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+    let id = args.id;
+    let run = db
+        .query(
+            "SELECT r.*, s.sweep, s.skip_normal,
+                    datetime(r.created_at, 'unixepoch') AS created,
+                    datetime(r.started_at, 'unixepoch') AS started,
+                    datetime(r.finished_at, 'unixepoch') AS finished,
+                    datetime(r.heartbeat_at, 'unixepoch') AS heartbeat
+             FROM runs r JOIN run_summary s ON s.id = r.id WHERE r.id = ?1",
+            &[id.into()],
+        )
+        .await?;
+    if run.rows.is_empty() {
+        bail!(
+            "run {id} is not in {} (see `ddsas runs list`)",
+            args.db.db.display()
+        );
+    }
+    let f = |name: &str| cell_text(field(&run, 0, name));
+    let mut summary = Table::new();
+    summary.load_preset(UTF8_FULL_CONDENSED);
+    let rows: Vec<(&str, String)> = vec![
+        ("run", format!("{id}  (fingerprint {})", f("fingerprint"))),
+        ("status", f("status")),
+        (
+            "method / space / dataset",
+            format!("{} / {} / {}", f("method"), f("space"), f("dataset")),
+        ),
+        ("seed", f("seed")),
+        ("sweeps", f("sweep")),
+        (
+            "epochs",
+            format!("{}/{}", f("epochs_done"), f("epochs_total")),
+        ),
+        ("final valid acc", pct(field(&run, 0, "final_valid_acc"))),
+        ("best valid acc", pct(field(&run, 0, "best_valid_acc"))),
+        ("skip (normal cell, last epoch)", f("skip_normal")),
+        ("search wall", f("wall_s").to_string() + " s"),
+        ("attempts", f("attempts")),
+        (
+            "device / owner / pid",
+            format!("{} / {} / {}", f("device"), f("owner"), f("pid")),
+        ),
+        (
+            "created / started / finished (UTC)",
+            format!("{} / {} / {}", f("created"), f("started"), f("finished")),
+        ),
+        ("last heartbeat (UTC)", f("heartbeat")),
+        ("checkpoint", f("checkpoint_path")),
+    ];
+    for (k, v) in rows {
+        summary.add_row(vec![k.to_owned(), v]);
+    }
+    println!("{summary}");
+    let logs = run_logs(&args.db.db, id);
+    if !logs.is_empty() {
+        println!("logs:\n  {}", logs.join("\n  "));
+    }
+    if let Some(config) = field(&run, 0, "config_json").as_str() {
+        let value: Value = serde_json::from_str(config).context("the stored config is not JSON")?;
+        println!(
+            "\nconfig:\n{}",
+            indent(&serde_yaml::to_string(&value).unwrap_or_default())
+        );
+    }
+    let epochs = db
+        .query(
+            "SELECT epoch + 1 AS epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
+                    skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s
+             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+            &[id.into()],
+        )
+        .await?;
+    if epochs.rows.is_empty() {
+        println!("no epoch recorded yet");
+    } else {
+        println!("epochs:");
+        print_rows(&epochs, Format::Table)?;
+    }
+    let genotype = match field(&run, 0, "final_genotype") {
+        Value::Null => db
+            .query(
+                "SELECT genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
+                &[id.into()],
+            )
+            .await?
+            .rows
+            .first()
+            .map(|r| format!("{} (last recorded epoch)", cell_text(&r[0]))),
+        g => Some(cell_text(g)),
+    };
+    if let Some(g) = genotype {
+        println!("genotype: {g}");
+    }
+    if let Value::String(e) = field(&run, 0, "error") {
+        println!("error: {e}");
+    }
+    Ok(())
+}
+
+/// Worker logs of a run, oldest attempt first (`logs/` beside the database).
+fn run_logs(db: &Path, id: i64) -> Vec<String> {
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("logs");
+    let prefix = format!("run-{id}-attempt-");
+    let mut logs: Vec<(i64, String)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let attempt = name
+                        .strip_prefix(&prefix)?
+                        .strip_suffix(".log")?
+                        .parse()
+                        .ok()?;
+                    Some((attempt, e.path().display().to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    logs.into_iter().map(|(_, p)| p).collect()
+}
+
+async fn best(args: BestArgs) -> anyhow::Result<()> {
+    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+    sweep_exists(&mut db, &args.sweep).await?;
+    let columns = db.columns_of("run_summary").await?;
+    let by = args
+        .by
+        .strip_prefix('-')
+        .map_or((args.by.as_str(), true), |rest| (rest, false));
+    let (metric, highest) = by;
+    sort_key(metric, &columns, "--by")?;
+    let rows = db
+        .query(
+            &format!(
+                "SELECT * FROM run_summary
+                 WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND status = 'done' AND \"{metric}\" IS NOT NULL
+                 ORDER BY \"{metric}\" {}, id LIMIT ?2",
+                if highest { "DESC" } else { "ASC" }
+            ),
+            &[args.sweep.as_str().into(), i64::from(args.limit).into()],
+        )
+        .await?;
+    if rows.rows.is_empty() {
+        bail!(
+            "sweep `{}` has no done run with a value for `{metric}` yet (see `ddsas sweep status {}`)",
+            args.sweep,
+            args.sweep
+        );
+    }
+    let mut cols: Vec<&str> = LIST_COLUMNS.to_vec();
+    if !cols.contains(&metric) {
+        cols.insert(3, metric);
+    }
+    print_rows(&select_columns(&rows, &cols), Format::Table)?;
+    println!(
+        "best by {metric} ({}): run {} with {metric} = {}\ngenotype: {}",
+        if highest { "highest" } else { "lowest" },
+        cell_text(field(&rows, 0, "id")),
+        cell_text(field(&rows, 0, metric)),
+        cell_text(field(&rows, 0, "genotype"))
+    );
+    Ok(())
+}
+
+async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+    let mut runs = Vec::new();
+    for &id in &args.ids {
+        let rows = db
+            .query(
+                "SELECT s.*, r.config_json, r.epochs_total FROM run_summary s JOIN runs r ON r.id = s.id WHERE s.id = ?1",
+                &[id.into()],
+            )
+            .await?;
+        if rows.rows.is_empty() {
+            bail!(
+                "run {id} is not in {} (see `ddsas runs list`)",
+                args.db.db.display()
+            );
+        }
+        runs.push(rows);
+    }
+    let configs: Vec<serde_json::Map<String, Value>> = runs
+        .iter()
+        .map(|r| {
+            field(r, 0, "config_json")
+                .as_str()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let keys = differing_keys(&configs);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["".to_owned()];
+    header.extend(args.ids.iter().map(|id| format!("run {id}")));
+    table.set_header(header);
+    for key in &keys {
+        let mut row = vec![key.clone()];
+        row.extend(configs.iter().map(|c| config_text(c, key)));
+        table.add_row(row);
+    }
+    let metrics: [(&str, fn(&QueryRows) -> String); 6] = [
+        ("status", |r| cell_text(field(r, 0, "status"))),
+        ("epochs", |r| {
+            format!(
+                "{}/{}",
+                cell_text(field(r, 0, "epochs_done")),
+                cell_text(field(r, 0, "epochs_total"))
+            )
+        }),
+        ("valid acc", |r| pct(field(r, 0, "valid_acc"))),
+        ("best valid acc", |r| pct(field(r, 0, "best_valid_acc"))),
+        ("skip (normal)", |r| cell_text(field(r, 0, "skip_normal"))),
+        ("search wall s", |r| cell_text(field(r, 0, "wall_s"))),
+    ];
+    for (name, get) in metrics {
+        let mut row = vec![name.to_owned()];
+        row.extend(runs.iter().map(get));
+        table.add_row(row);
+    }
+    if keys.is_empty() {
+        println!("(the configs are identical except for what the table shows)");
+    }
+    println!("{table}");
+    for (id, r) in args.ids.iter().zip(&runs) {
+        println!("run {id} genotype: {}", cell_text(field(r, 0, "genotype")));
+    }
+    Ok(())
+}
+
+/// The config keys (in `SearchConfig` order) whose shown value differs
+/// between the given configs.
+pub(crate) fn differing_keys(configs: &[serde_json::Map<String, Value>]) -> Vec<String> {
+    crate::sweep::config_keys()
+        .iter()
+        .filter(|k| {
+            let first = configs.first().map(|c| config_text(c, k));
+            configs.iter().any(|c| Some(config_text(c, k)) != first)
+        })
+        .cloned()
+        .collect()
+}
+
+/// A config value as shown in comparisons: `-` for knobs the run's method
+/// does not use (its resolved config pins them).
+pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) -> String {
+    let method = config.get("method").and_then(Value::as_str).unwrap_or("");
+    if (DDSAS_ONLY.contains(&key) && method != "ddsas")
+        || (GDAS_ONLY.contains(&key) && method != "gdas")
+    {
+        return "-".into();
+    }
+    match config.get(key) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn pct(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a))
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -2,6 +2,9 @@
 //! `failed` or `interrupted` (shared by `ddsas search` and sweep workers),
 //! with its epochs stored as they finish.
 
+pub mod orchestrator;
+pub mod worker;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -120,6 +123,9 @@ struct StoreObserver<'a> {
     bar: ProgressBar,
     stop: Arc<AtomicBool>,
     display: Display,
+    /// Whether the first step of this process was logged (`Display::Lines`:
+    /// a timestamp for measuring a sweep worker's start-up overhead).
+    first_step_logged: bool,
 }
 
 impl<'a> StoreObserver<'a> {
@@ -139,6 +145,7 @@ impl<'a> StoreObserver<'a> {
             bar,
             stop,
             display,
+            first_step_logged: false,
         }
     }
 }
@@ -152,6 +159,13 @@ impl Observer for StoreObserver<'_> {
     }
 
     fn step(&mut self, epoch: u32, step: usize, running: Option<(f64, f64)>) {
+        if step == 1 && !self.first_step_logged && self.display == Display::Lines {
+            self.first_step_logged = true;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            println!("run {}: first step of epoch {} done at {now:.3}", self.run_id, epoch + 1);
+        }
         if step == 1 {
             self.bar.reset();
             self.bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));

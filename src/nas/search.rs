@@ -336,6 +336,7 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
             if observer.should_stop() {
                 return Err(SearchError::Interrupted { epoch });
             }
+            subspaces.extend(searcher.method.before_step(searcher.step, epoch, &searcher.arch, &mut rng));
             searcher.arch_step(&xa, &ya);
             let (loss, correct) = searcher.weight_step(&xw, &yw, lr);
             let n = xw.size()[0];
@@ -343,7 +344,6 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
             loss_sum += loss.to_kind(Kind::Double) * (n as f64);
             correct_sum += &correct;
             pending_losses.push(loss);
-            subspaces.extend(searcher.method.after_weight_step(searcher.step, epoch, &searcher.arch, &mut rng));
             if c.log_steps {
                 let encoding = searcher.method.genotype(&searcher.arch).encoding();
                 let distance = prev_step_encoding.as_ref().map(|p: &Vec<f64>| cosine_distance(p, &encoding));

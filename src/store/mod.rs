@@ -10,8 +10,11 @@
 
 mod epochs;
 mod error;
+mod report_queries;
 mod rows;
+mod queries;
 mod runs;
+mod sweeps;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +30,12 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
+pub use report_queries::{
+    EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, SubspacePoint, SweepInfo,
+};
+pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use rows::{Claim, EpochRow, RunRow, RunStatus};
+pub use sweeps::{RunProgress, SweepRow};
 
 /// The schema migrations, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

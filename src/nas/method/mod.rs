@@ -187,15 +187,18 @@ impl MethodState {
         }
     }
 
-    /// After weight step number `step` (counted from 1 over the whole run):
-    /// every M steps DDSAS folds the current weights into the UCB state and
-    /// draws a new subspace.
-    pub fn after_weight_step(&mut self, step: u64, epoch: u32, arch: &ArchParams, rng: &mut impl Rng) -> Vec<SubspaceRecord> {
+    /// Before a search step, with `steps_done` weight steps done over the
+    /// whole run: every M steps DDSAS folds the current weights into the
+    /// UCB state and draws a new subspace. Done before the step rather than
+    /// after the M-th one so that an epoch never ends on a freshly drawn,
+    /// untrained subspace (its accuracy would say nothing), and a resumed
+    /// run draws at the same point with the same epoch's generator.
+    pub fn before_step(&mut self, steps_done: u64, epoch: u32, arch: &ArchParams, rng: &mut impl Rng) -> Vec<SubspaceRecord> {
         let (m, approximation) = match &self.inner {
             Inner::Ddsas { settings, .. } => (settings.m, settings.approximation),
             _ => return Vec::new(),
         };
-        if step % m != 0 {
+        if steps_done == 0 || steps_done % m != 0 {
             return Vec::new();
         }
         let raw = tch::no_grad(|| {

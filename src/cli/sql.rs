@@ -1,0 +1,144 @@
+//! `ddsas sql "SELECT ..."`: any question about the run history, on a
+//! read-only connection (a statement that would write is refused, never
+//! executed), printed as a table, CSV or JSON. Also the output formats that
+//! `ddsas runs` shares.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use tokio::runtime::Runtime;
+
+use crate::cli::DbArgs;
+use crate::store::{QueryError, QueryRows, ReadOnlyDb};
+
+/// Output format of query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// CSV with a header line, for spreadsheets and pandas.
+    Csv,
+    /// A JSON array of objects (column order kept), for scripts.
+    Json,
+}
+
+/// Run a read-only SQL query on the run history.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Tables: runs, epochs, sampling_counts, subspaces, ratio_hist, steps, sweeps, sweep_runs, nb201_accuracy; view: run_summary.\nExamples:\n  ddsas sql \"SELECT method, avg(valid_acc) FROM run_summary GROUP BY method\"\n  ddsas sql \"SELECT * FROM epochs WHERE run_id = 3\" --format csv > run3.csv"
+)]
+pub struct SqlCmd {
+    /// One SQL statement (SELECT, WITH, PRAGMA reads, EXPLAIN...).
+    query: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+impl SqlCmd {
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let rt = Runtime::new().context("starting the async runtime")?;
+        let rows = rt.block_on(async {
+            let mut db = ReadOnlyDb::open(&self.db.db).await?;
+            db.query(&self.query, &[]).await
+        });
+        let rows = rows.map_err(|e| match e {
+            QueryError::ReadOnly { message } => anyhow::anyhow!(
+                "ddsas sql is read-only; this statement would change the database ({message}). Runs are changed only by ddsas itself; use the sqlite3 shell on a copy if you really mean to edit it"
+            ),
+            QueryError::Sql { message } => anyhow::anyhow!("SQL error: {message}"),
+            other => other.into(),
+        })?;
+        print_rows(&rows, self.format)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Prints query rows in the chosen format on stdout.
+pub fn print_rows(rows: &QueryRows, format: Format) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => {
+            let mut table = Table::new();
+            table.load_preset(UTF8_FULL_CONDENSED);
+            table.set_header(rows.columns.clone());
+            for row in &rows.rows {
+                table.add_row(row.iter().map(cell_text).collect::<Vec<_>>());
+            }
+            writeln!(out, "{table}")?;
+            writeln!(
+                out,
+                "({} row{})",
+                rows.rows.len(),
+                if rows.rows.len() == 1 { "" } else { "s" }
+            )?;
+        }
+        Format::Csv => {
+            writeln!(
+                out,
+                "{}",
+                rows.columns
+                    .iter()
+                    .map(|c| csv_field(c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )?;
+            for row in &rows.rows {
+                let fields: Vec<String> = row
+                    .iter()
+                    .map(|v| match v {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => csv_field(s),
+                        other => csv_field(&other.to_string()),
+                    })
+                    .collect();
+                writeln!(out, "{}", fields.join(","))?;
+            }
+        }
+        Format::Json => {
+            writeln!(out, "[")?;
+            for (i, row) in rows.rows.iter().enumerate() {
+                let fields: Vec<String> = rows
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| format!("{}: {}", serde_json::Value::from(c.as_str()), v))
+                    .collect();
+                let comma = if i + 1 < rows.rows.len() { "," } else { "" };
+                writeln!(out, "  {{{}}}{comma}", fields.join(", "))?;
+            }
+            writeln!(out, "]")?;
+        }
+    }
+    Ok(())
+}
+
+/// A value for a table cell: reals rounded for reading, NULL as empty.
+pub fn cell_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if x.abs() >= 1000.0 {
+                format!("{x:.1}")
+            } else {
+                format!("{x:.4}")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}

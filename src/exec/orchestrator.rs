@@ -1,0 +1,973 @@
+//! The sweep orchestrator (DESIGN.md §6): owns the schedule of one sweep,
+//! runs each run in a worker process (see [`super::worker`]) on a GPU slot
+//! or a CPU slot, and makes sure no run is lost or done twice.
+//!
+//! How the guarantees come about:
+//! - **claims**: a run is started only after `Store::claim_run` (or a
+//!   compare-and-swap takeover) moved it to `running` for this
+//!   orchestrator's owner id; two orchestrators on one database never both
+//!   get a run, and a `done` run is never claimed again.
+//! - **dead workers**: the orchestrator awaits every worker's exit status. A
+//!   worker killed (SIGKILL, OOM, a crash) or failing for an
+//!   infrastructure reason is retried from its checkpoint, up to
+//!   `max_retries` times; a search that itself failed (exit
+//!   [`EXIT_SEARCH_FAILED`]) is final.
+//! - **dead orchestrators**: a run left `running` by an orchestrator of this
+//!   host whose processes are all gone, or whose heartbeat is older than
+//!   `stale_after_s`, is taken over. Workers stop by themselves when their
+//!   orchestrator dies, so the next orchestrator finds their runs
+//!   `interrupted` and resumes them.
+//! - **Ctrl-C / SIGTERM / `ddsas sweep cancel`**: no new launches, SIGINT to
+//!   every worker (they stop between steps and mark their runs
+//!   `interrupted`); a second Ctrl-C kills them (their last checkpoints
+//!   stay, the runs are marked `interrupted` here).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::IsTerminal;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::process::Command;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+use super::worker::{EXIT_CLAIM_LOST, EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
+use crate::store::{Claim, RunRow, RunStatus, Store};
+
+/// How often the orchestrator polls progress, cancellation and runs held
+/// elsewhere.
+const TICK: Duration = Duration::from_millis(500);
+/// How often it checks `sweeps.cancelled`.
+const CANCEL_CHECK: Duration = Duration::from_secs(1);
+/// Lines of a worker's log shown when its run fails.
+const LOG_TAIL_LINES: usize = 12;
+
+/// Where a slot runs its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotDevice {
+    /// On the CPU.
+    Cpu,
+    /// On this GPU (index as `nvidia-smi` and `CUDA_VISIBLE_DEVICES` count).
+    Gpu(u32),
+}
+
+/// One place a worker can run: a device and the worker's libtorch threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// The device.
+    pub device: SlotDevice,
+    /// libtorch CPU threads of the worker.
+    pub threads: usize,
+}
+
+impl Slot {
+    /// The device name stored in `runs.device` (`cpu`, `gpu1`'s run is `cuda:1`).
+    pub fn device_name(&self) -> String {
+        match self.device {
+            SlotDevice::Cpu => "cpu".into(),
+            SlotDevice::Gpu(g) => format!("cuda:{g}"),
+        }
+    }
+}
+
+/// A run of the sweep that is to be executed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRun {
+    /// Run id in the database.
+    pub run_id: i64,
+    /// Position in the sweep's expansion.
+    pub position: usize,
+    /// Its varied values, `L=28 M=10`, for the display.
+    pub label: String,
+    /// Epochs of the run.
+    pub epochs: u32,
+}
+
+/// How the orchestrator runs a sweep.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The sweep (for cancellation).
+    pub sweep: String,
+    /// The database (absolute, handed to the workers).
+    pub db: PathBuf,
+    /// The `ddsas` binary to start workers from.
+    pub exe: PathBuf,
+    /// Where the workers run.
+    pub slots: Vec<Slot>,
+    /// Retries of a run whose worker died or failed for a reason other
+    /// than the search itself.
+    pub max_retries: u32,
+    /// A `running` run whose heartbeat is older than this is taken over.
+    pub stale_after_s: f64,
+    /// Seconds between a worker's background heartbeats.
+    pub heartbeat_s: f64,
+    /// Folder of the per-attempt worker logs.
+    pub log_dir: PathBuf,
+    /// Live multi-line display (a terminal) instead of plain log lines.
+    pub live: bool,
+}
+
+/// Why an orchestrator stopped before every run finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// `ddsas sweep cancel`.
+    Cancelled,
+}
+
+/// A run that ended `failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Run id.
+    pub run_id: i64,
+    /// Its varied values.
+    pub label: String,
+    /// Why.
+    pub message: String,
+    /// The log of its last attempt, if this orchestrator ran it.
+    pub log: Option<PathBuf>,
+}
+
+/// What one orchestrator session did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Runs this session brought to `done`.
+    pub done: usize,
+    /// Runs that another orchestrator finished while this one waited.
+    pub done_elsewhere: usize,
+    /// Runs left `interrupted` by a stop.
+    pub interrupted: usize,
+    /// Runs that failed (for good, in this session).
+    pub failed: Vec<Failure>,
+    /// Retries made after a worker died.
+    pub retries: usize,
+    /// Set when the session was stopped before the end.
+    pub stopped: Option<StopReason>,
+}
+
+/// This orchestrator's owner id, `orch:<host>:<pid>:<start unix ms>`: unique
+/// per process, and it tells another orchestrator of the same host which
+/// process to check for life.
+pub fn owner_id() -> String {
+    let start_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("orch:{}:{}:{start_ms}", hostname(), std::process::id())
+}
+
+/// Runs every run of `runs` that is not done (from any sweep); returns when
+/// all ended (done or failed for good), or after a stop once every worker
+/// has stopped.
+pub async fn orchestrate(
+    store: &Store,
+    runs: Vec<SweepRun>,
+    opts: &Options,
+) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        !opts.slots.is_empty(),
+        "no GPU or CPU slot to run workers on"
+    );
+    std::fs::create_dir_all(&opts.log_dir)
+        .with_context(|| format!("creating the log folder {}", opts.log_dir.display()))?;
+    let total = runs.len();
+    let mut orch = Orchestrator {
+        store,
+        opts,
+        owner: owner_id(),
+        session_start: unix_now(),
+        pending: runs.into(),
+        active: vec![None; opts.slots.len()],
+        retries: HashMap::new(),
+        elsewhere: HashSet::new(),
+        children: JoinSet::new(),
+        outcome: Outcome::default(),
+        ui: Ui::new(opts.live, total),
+        kill_sent: false,
+    };
+    orch.run().await
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    run: SweepRun,
+    pid: u32,
+    attempt: i64,
+    log: PathBuf,
+    started: Instant,
+    epochs_done: i64,
+    last_acc: Option<f64>,
+    mean_epoch_s: Option<f64>,
+}
+
+struct Orchestrator<'a> {
+    store: &'a Store,
+    opts: &'a Options,
+    owner: String,
+    session_start: f64,
+    pending: VecDeque<SweepRun>,
+    active: Vec<Option<Active>>,
+    retries: HashMap<i64, u32>,
+    elsewhere: HashSet<i64>,
+    children: JoinSet<(usize, std::io::Result<ExitStatus>)>,
+    outcome: Outcome,
+    ui: Ui,
+    kill_sent: bool,
+}
+
+impl Orchestrator<'_> {
+    async fn run(&mut self) -> anyhow::Result<Outcome> {
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_cancel_check = Instant::now();
+        let result = async {
+            loop {
+                if self.outcome.stopped.is_none() {
+                    self.fill().await?;
+                }
+                let idle = self.active.iter().all(Option::is_none);
+                if idle && (self.pending.is_empty() || self.outcome.stopped.is_some()) {
+                    break;
+                }
+                self.ui.header(self.counts());
+                tokio::select! {
+                    Some(joined) = self.children.join_next() => {
+                        let (slot, status) = joined.context("a worker watch task failed")?;
+                        self.finished(slot, status).await?;
+                    }
+                    _ = tick.tick() => {
+                        self.progress().await?;
+                        if last_cancel_check.elapsed() >= CANCEL_CHECK {
+                            last_cancel_check = Instant::now();
+                            if self.outcome.stopped.is_none() && self.store.sweep_cancelled(&self.opts.sweep).await? {
+                                self.stop(StopReason::Cancelled);
+                            }
+                        }
+                    }
+                    _ = sigint.recv() => self.stop(StopReason::Signal),
+                    _ = sigterm.recv() => self.stop(StopReason::Signal),
+                }
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(err) = result {
+            // Leave nothing running behind us: stop the workers, wait for
+            // them (they mark their runs interrupted), then report.
+            self.ui
+                .line(format!("error: {err:#}; stopping the workers"));
+            self.signal_all(libc::SIGINT);
+            while let Some(Ok((slot, status))) = self.children.join_next().await {
+                let _ = self.finished(slot, status).await;
+            }
+            self.ui.finish();
+            return Err(err);
+        }
+        self.ui.finish();
+        Ok(std::mem::take(&mut self.outcome))
+    }
+
+    fn counts(&self) -> Counts {
+        let running = self.active.iter().flatten().count();
+        Counts {
+            done: self.outcome.done + self.outcome.done_elsewhere,
+            running,
+            elsewhere: self.elsewhere.len(),
+            queued: self.pending.len().saturating_sub(self.elsewhere.len()),
+            failed: self.outcome.failed.len(),
+            stopping: self.outcome.stopped,
+        }
+    }
+
+    /// Starts runs on the free slots, in sweep order: claims what is
+    /// claimable, takes over what a dead owner left, skips what is done or
+    /// held by a live owner.
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let mut free: VecDeque<usize> = (0..self.active.len())
+            .filter(|&s| self.active[s].is_none())
+            .collect();
+        if free.is_empty() {
+            return Ok(());
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            let run = self.pending[i].clone();
+            let Some(row) = self.store.run(run.run_id).await? else {
+                self.ui.line(format!(
+                    "run {} vanished from the database; skipping it",
+                    run.run_id
+                ));
+                self.pending.remove(i);
+                continue;
+            };
+            let mine = row.owner.as_deref() == Some(self.owner.as_str());
+            match row.status {
+                RunStatus::Done => {
+                    self.pending.remove(i);
+                    self.elsewhere.remove(&run.run_id);
+                    self.outcome.done_elsewhere += 1;
+                    self.ui.line(format!(
+                        "run {} ({}) was finished by another orchestrator",
+                        run.run_id, run.label
+                    ));
+                    continue;
+                }
+                RunStatus::Failed
+                    if !mine && row.finished_at.is_some_and(|t| t >= self.session_start) =>
+                {
+                    // Another orchestrator of this moment gave up on it.
+                    self.pending.remove(i);
+                    self.elsewhere.remove(&run.run_id);
+                    self.outcome.failed.push(Failure {
+                        run_id: run.run_id,
+                        label: run.label.clone(),
+                        message: row
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| "failed in another orchestrator".into()),
+                        log: None,
+                    });
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(&slot) = free.front() else { break };
+            let claim = Claim {
+                owner: self.owner.clone(),
+                device: self.opts.slots[slot].device_name(),
+                pid: i64::from(std::process::id()),
+                stale_after_s: None,
+            };
+            let claimed = match row.status {
+                RunStatus::Running if !mine && self.owner_is_gone(&row) => {
+                    let got = self
+                        .store
+                        .take_over_run(row.id, &claim, row.owner.as_deref(), row.pid)
+                        .await?;
+                    if got {
+                        self.ui.line(format!(
+                            "run {} ({}): taking over from {} (no live worker)",
+                            run.run_id,
+                            run.label,
+                            row.owner.as_deref().unwrap_or("an unknown owner")
+                        ));
+                    }
+                    got
+                }
+                RunStatus::Running => false,
+                _ => self.store.claim_run(row.id, &claim).await?,
+            };
+            if claimed {
+                self.pending.remove(i);
+                self.elsewhere.remove(&run.run_id);
+                free.pop_front();
+                self.launch(slot, run).await?;
+                if free.is_empty() {
+                    break;
+                }
+            } else {
+                self.elsewhere.insert(run.run_id);
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a `running` run's owner is gone: on this host, when neither
+    /// its orchestrator nor its worker process is alive (or its heartbeat is
+    /// stale and its worker is not alive); elsewhere, when its heartbeat is
+    /// stale.
+    fn owner_is_gone(&self, row: &RunRow) -> bool {
+        let last = row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
+        let stale = unix_now() - last > self.opts.stale_after_s;
+        let worker_alive = row.pid.is_some_and(pid_alive);
+        match row.owner.as_deref().and_then(parse_owner) {
+            Some((host, orch_pid)) if host == hostname() => {
+                let orch_alive = pid_alive(orch_pid);
+                (!orch_alive && !worker_alive) || (stale && !worker_alive)
+            }
+            Some(_) => stale,
+            None => stale && !worker_alive,
+        }
+    }
+
+    /// Starts the worker of a run this orchestrator just claimed.
+    async fn launch(&mut self, slot: usize, run: SweepRun) -> anyhow::Result<()> {
+        let id = run.run_id;
+        let attempt = self.store.run(id).await?.map_or(1, |r| r.attempts);
+        let log = self
+            .opts
+            .log_dir
+            .join(format!("run-{id}-attempt-{attempt}.log"));
+        let spawned = self.spawn_worker(slot, id, &log);
+        let child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                let message = format!("cannot start a worker: {err:#}");
+                self.store
+                    .release_run(id, &self.owner, Some(&message))
+                    .await?;
+                return Err(err.context(format!("starting the worker of run {id}")));
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        // The worker confirms too; recording the pid now means a
+        // `kill -9` of the orchestrator right away still leaves a pid that
+        // the next orchestrator can check.
+        self.store
+            .confirm_claim(id, &self.owner, i64::from(pid))
+            .await?;
+        let mut child = child;
+        self.children
+            .spawn(async move { (slot, child.wait().await) });
+        let slot_info = &self.opts.slots[slot];
+        self.ui.line(format!(
+            "run {id} ({}) started on {} (attempt {attempt}, worker pid {pid}, log {})",
+            run.label,
+            slot_info.device_name(),
+            log.display()
+        ));
+        let active = Active {
+            run,
+            pid,
+            attempt,
+            log,
+            started: Instant::now(),
+            epochs_done: 0,
+            last_acc: None,
+            mean_epoch_s: None,
+        };
+        self.ui.started(slot, &active);
+        self.active[slot] = Some(active);
+        Ok(())
+    }
+
+    fn spawn_worker(
+        &self,
+        slot: usize,
+        id: i64,
+        log: &Path,
+    ) -> anyhow::Result<tokio::process::Child> {
+        let s = &self.opts.slots[slot];
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err_file = file.try_clone().context("duplicating the log handle")?;
+        let mut cmd = Command::new(&self.opts.exe);
+        cmd.arg("worker")
+            .arg("--db")
+            .arg(&self.opts.db)
+            .args(["--run-id", &id.to_string()])
+            .args(["--threads", &s.threads.to_string()])
+            .args(["--owner", &self.owner])
+            .args(["--heartbeat-s", &self.opts.heartbeat_s.to_string()])
+            .env("OMP_NUM_THREADS", s.threads.to_string())
+            .env("MKL_NUM_THREADS", s.threads.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err_file))
+            // Its own process group: a terminal's Ctrl-C reaches only the
+            // orchestrator, which forwards it (and escalates on a second).
+            .process_group(0)
+            .kill_on_drop(false);
+        match s.device {
+            SlotDevice::Cpu => {
+                cmd.args(["--device", "cpu"])
+                    .env("CUDA_VISIBLE_DEVICES", "");
+            }
+            SlotDevice::Gpu(g) => {
+                cmd.args(["--device", "cuda:0"])
+                    .env("CUDA_VISIBLE_DEVICES", g.to_string());
+            }
+        }
+        cmd.spawn()
+            .with_context(|| format!("running {}", self.opts.exe.display()))
+    }
+
+    /// A worker exited: record how its run ended, retry it if its worker
+    /// died for a reason other than the search.
+    async fn finished(
+        &mut self,
+        slot: usize,
+        status: std::io::Result<ExitStatus>,
+    ) -> anyhow::Result<()> {
+        let Some(act) = self.active[slot].take() else {
+            return Ok(());
+        };
+        self.ui.ended(slot);
+        let id = act.run.run_id;
+        let how = match &status {
+            Ok(s) => describe_exit(*s),
+            Err(e) => format!("could not be waited for ({e})"),
+        };
+        let code = status.as_ref().ok().and_then(ExitStatus::code);
+        let row = self
+            .store
+            .run(id)
+            .await?
+            .with_context(|| format!("run {id} vanished from the database"))?;
+        let mine = row.owner.as_deref() == Some(self.owner.as_str());
+        let took = act.started.elapsed().as_secs_f64();
+        if row.status == RunStatus::Done {
+            self.outcome.done += 1;
+            self.ui.line(format!(
+                "run {id} ({}) done: valid acc {} in {}",
+                act.run.label,
+                pct(row.final_valid_acc),
+                duration(took)
+            ));
+            return Ok(());
+        }
+        if !mine || code == Some(i32::from(EXIT_CLAIM_LOST)) {
+            self.ui.line(format!(
+                "run {id} ({}) is held by {} now; watching it",
+                act.run.label,
+                row.owner.as_deref().unwrap_or("another owner")
+            ));
+            self.pending.push_back(act.run);
+            return Ok(());
+        }
+        if code == Some(i32::from(EXIT_SEARCH_FAILED)) || row.status == RunStatus::Failed {
+            let message = match row.error.clone() {
+                Some(e) if row.status == RunStatus::Failed => e,
+                _ => {
+                    let message = format!(
+                        "worker {how} without recording why; see {}",
+                        act.log.display()
+                    );
+                    self.store.fail_owned_run(id, &self.owner, &message).await?;
+                    message
+                }
+            };
+            self.report_failure(&act, &message);
+            return Ok(());
+        }
+        if self.outcome.stopped.is_some() {
+            if row.status == RunStatus::Running {
+                let message = format!("stopped ({how}); resumes from its checkpoint");
+                self.store
+                    .release_run(id, &self.owner, Some(&message))
+                    .await?;
+            }
+            self.outcome.interrupted += 1;
+            self.ui.line(format!(
+                "run {id} ({}) interrupted at epoch {}/{}; `ddsas sweep run` again resumes it",
+                act.run.label, row.epochs_done, row.epochs_total
+            ));
+            return Ok(());
+        }
+        // The worker died or stopped on its own: retry from the checkpoint.
+        let used = self.retries.entry(id).or_insert(0);
+        *used += 1;
+        let used = *used;
+        let why = format!("worker {how} on attempt {}", act.attempt);
+        if used <= self.opts.max_retries {
+            if row.status == RunStatus::Running {
+                self.store.release_run(id, &self.owner, Some(&why)).await?;
+            }
+            self.outcome.retries += 1;
+            self.ui.line(format!(
+                "run {id} ({}): {why}; retrying from epoch {} (retry {used}/{})\n{}",
+                act.run.label,
+                row.epochs_done,
+                self.opts.max_retries,
+                tail(&act.log)
+            ));
+            self.pending.push_front(act.run);
+        } else {
+            let message = format!(
+                "gave up after {used} attempt(s) in this session: {why}; see {}",
+                act.log.display()
+            );
+            self.store.fail_owned_run(id, &self.owner, &message).await?;
+            self.report_failure(&act, &message);
+        }
+        Ok(())
+    }
+
+    fn report_failure(&mut self, act: &Active, message: &str) {
+        self.ui.line(format!(
+            "run {} ({}) FAILED: {message}\n{}",
+            act.run.run_id,
+            act.run.label,
+            tail(&act.log)
+        ));
+        self.outcome.failed.push(Failure {
+            run_id: act.run.run_id,
+            label: act.run.label.clone(),
+            message: message.to_owned(),
+            log: Some(act.log.clone()),
+        });
+    }
+
+    /// First stop: no more launches, SIGINT to the workers. A second
+    /// Ctrl-C: SIGKILL them.
+    fn stop(&mut self, reason: StopReason) {
+        let running = self.active.iter().flatten().count();
+        if self.outcome.stopped.is_none() {
+            self.outcome.stopped = Some(reason);
+            let why = match reason {
+                StopReason::Signal => "stop requested",
+                StopReason::Cancelled => "sweep cancelled",
+            };
+            self.ui.line(format!(
+                "{why}: launching nothing more; {running} worker(s) stop at their next safe point (Ctrl-C again kills them)"
+            ));
+            self.signal_all(libc::SIGINT);
+        } else if reason == StopReason::Signal && !self.kill_sent {
+            self.kill_sent = true;
+            self.ui.line(format!(
+                "killing {running} worker(s); their runs resume from their last checkpoint"
+            ));
+            self.signal_all(libc::SIGKILL);
+        }
+    }
+
+    fn signal_all(&self, sig: i32) {
+        for act in self.active.iter().flatten() {
+            if act.pid > 0 {
+                // SAFETY: kill only sends a signal to our own child (not yet
+                // reaped, so its pid cannot have been reused).
+                unsafe {
+                    libc::kill(act.pid as libc::pid_t, sig);
+                }
+            }
+        }
+    }
+
+    /// Reads the running runs' progress for the display.
+    async fn progress(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<i64> = self.active.iter().flatten().map(|a| a.run.run_id).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows = self.store.run_progress(&ids).await?;
+        for slot in 0..self.active.len() {
+            let Some(act) = self.active[slot].as_mut() else {
+                continue;
+            };
+            let Some(p) = rows.iter().find(|p| p.id == act.run.run_id) else {
+                continue;
+            };
+            let advanced = p.epochs_done != act.epochs_done;
+            act.epochs_done = p.epochs_done;
+            act.last_acc = p.last_valid_acc;
+            act.mean_epoch_s = p.mean_epoch_s;
+            let act = act.clone();
+            self.ui.progress(slot, &act, advanced);
+        }
+        Ok(())
+    }
+}
+
+/// Counts for the header line.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    done: usize,
+    running: usize,
+    elsewhere: usize,
+    queued: usize,
+    failed: usize,
+    stopping: Option<StopReason>,
+}
+
+impl Counts {
+    fn text(&self, total: usize) -> String {
+        let mut s = format!(
+            "{}/{total} done, {} running, {} queued, {} failed",
+            self.done, self.running, self.queued, self.failed
+        );
+        if self.elsewhere > 0 {
+            s.push_str(&format!(", {} running elsewhere", self.elsewhere));
+        }
+        match self.stopping {
+            Some(StopReason::Signal) => s.push_str(" — stopping"),
+            Some(StopReason::Cancelled) => s.push_str(" — cancelled, stopping"),
+            None => {}
+        }
+        s
+    }
+}
+
+/// The display: an indicatif header plus one bar per running run on a
+/// terminal, else plain timestamped lines.
+struct Ui {
+    live: Option<Live>,
+    start: Instant,
+    total: usize,
+    last_header: String,
+}
+
+struct Live {
+    multi: MultiProgress,
+    header: ProgressBar,
+    bars: HashMap<usize, ProgressBar>,
+}
+
+impl Ui {
+    fn new(live: bool, total: usize) -> Ui {
+        let live = (live && std::io::stdout().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let header = multi.add(ProgressBar::new_spinner());
+            header.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .expect("valid template"),
+            );
+            header.enable_steady_tick(Duration::from_millis(200));
+            Live {
+                multi,
+                header,
+                bars: HashMap::new(),
+            }
+        });
+        Ui {
+            live,
+            start: Instant::now(),
+            total,
+            last_header: String::new(),
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.live {
+            Some(live) => {
+                let _ = live.multi.println(text);
+            }
+            None => println!(
+                "[{:>8}] {text}",
+                duration(self.start.elapsed().as_secs_f64())
+            ),
+        }
+    }
+
+    fn header(&mut self, counts: Counts) {
+        let text = counts.text(self.total);
+        if text == self.last_header {
+            return;
+        }
+        match &self.live {
+            Some(live) => live.header.set_message(text.clone()),
+            None => self.line(text.clone()),
+        }
+        self.last_header = text;
+    }
+
+    fn started(&mut self, slot: usize, act: &Active) {
+        if let Some(live) = &mut self.live {
+            let bar = live.multi.add(ProgressBar::new(u64::from(act.run.epochs)));
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix:<40} [{bar:20}] epoch {pos}/{len}  {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("run {} {}", act.run.run_id, act.run.label));
+            bar.set_message(status_text(act));
+            live.bars.insert(slot, bar);
+        }
+    }
+
+    fn progress(&mut self, slot: usize, act: &Active, advanced: bool) {
+        match &self.live {
+            Some(live) => {
+                if let Some(bar) = live.bars.get(&slot) {
+                    bar.set_position(act.epochs_done.max(0) as u64);
+                    bar.set_message(status_text(act));
+                }
+            }
+            None if advanced => self.line(format!(
+                "run {} ({}) epoch {}/{}  {}",
+                act.run.run_id,
+                act.run.label,
+                act.epochs_done,
+                act.run.epochs,
+                status_text(act)
+            )),
+            None => {}
+        }
+    }
+
+    fn ended(&mut self, slot: usize) {
+        if let Some(live) = &mut self.live {
+            if let Some(bar) = live.bars.remove(&slot) {
+                bar.finish_and_clear();
+                live.multi.remove(&bar);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(live) = self.live.take() {
+            for bar in live.bars.values() {
+                bar.finish_and_clear();
+            }
+            live.header.finish_and_clear();
+            let _ = live.multi.clear();
+        }
+    }
+}
+
+/// `valid 45.1%  ETA 1m20s` for a running run.
+fn status_text(act: &Active) -> String {
+    let acc = act
+        .last_acc
+        .map_or("valid -".to_owned(), |a| format!("valid {:.1}%", 100.0 * a));
+    let left = i64::from(act.run.epochs) - act.epochs_done;
+    let eta = match act.mean_epoch_s {
+        Some(s) if left > 0 => format!("ETA {}", duration(s * left as f64)),
+        _ if left <= 0 => "finishing".to_owned(),
+        _ => "ETA ?".to_owned(),
+    };
+    format!("{acc}  {eta}")
+}
+
+/// `exited with status 1` / `was killed by signal 9 (SIGKILL)`.
+fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return match u8::try_from(code) {
+            Ok(EXIT_INTERRUPTED) => "stopped at a safe point (exit status 130)".into(),
+            _ => format!("exited with status {code}"),
+        };
+    }
+    match status.signal() {
+        Some(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+        None => "ended for an unknown reason".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        _ => "signal",
+    }
+}
+
+/// The last lines of a worker log, indented, for failure messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+    let mut out = format!("  --- last lines of {} ---", log.display());
+    for line in &lines[from..] {
+        out.push_str("\n  | ");
+        out.push_str(line);
+    }
+    out
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a))
+}
+
+/// `4.2s`, `3m05s`, `2h03m`.
+fn duration(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        return "?".into();
+    }
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+/// (host, pid) of an `orch:<host>:<pid>:<start>` owner id.
+fn parse_owner(owner: &str) -> Option<(String, i64)> {
+    let mut parts = owner.strip_prefix("orch:")?.rsplitn(3, ':');
+    let _start = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.next()?.to_owned();
+    Some((host, pid))
+}
+
+/// Whether a process of this host is alive (a zombie is not).
+fn pid_alive(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
+        return false;
+    }
+    // A zombie (dead, not yet reaped) still answers kill(0).
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => true,
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it (or truncates, which is fine for an id).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).replace(':', "_")
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_ids_parse_back() {
+        let id = owner_id();
+        let (host, pid) = parse_owner(&id).unwrap();
+        assert_eq!(host, hostname());
+        assert_eq!(pid, i64::from(std::process::id()));
+        assert_eq!(parse_owner("search:12"), None);
+    }
+
+    #[test]
+    fn liveness_of_pids() {
+        assert!(pid_alive(i64::from(std::process::id())));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(-5));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i64::from(child.id());
+        // Exited but not reaped: a zombie counts as dead.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(4.21), "4.2s");
+        assert_eq!(duration(185.0), "3m05s");
+        assert_eq!(duration(7380.0), "2h03m");
+    }
+}

@@ -1,0 +1,247 @@
+//! The sweep worker (DESIGN.md §6): one process per claimed run, started by
+//! the orchestrator as `ddsas worker ...` (the same binary), so that a crash,
+//! a CUDA error or a `kill -9` of one run never takes the sweep down.
+//!
+//! The worker trusts nothing it is told except the run id: it rebuilds the
+//! resolved config from the run's `config_json`, checks that it still
+//! resolves to the run's fingerprint, and checks that its orchestrator
+//! (`--owner`) still holds the claim before it touches the run. It then
+//! runs [`execute`] resuming from the run's checkpoint, heartbeats in the
+//! background (an epoch may be longer than the staleness limit), stops at a
+//! safe point on SIGINT/SIGTERM or when its orchestrator dies, and reports
+//! how the run ended through its exit status (the `EXIT_*` constants).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
+use crate::config::SearchConfig;
+use crate::store::Store;
+
+/// Exit status: the run is `done`.
+pub const EXIT_DONE: u8 = 0;
+/// Exit status: the search itself failed (divergence, bad data, a config
+/// that no longer resolves); the run is `failed` and retrying cannot help.
+pub const EXIT_SEARCH_FAILED: u8 = 3;
+/// Exit status: the orchestrator no longer holds the claim (another one
+/// took the run over); the worker left the run alone.
+pub const EXIT_CLAIM_LOST: u8 = 4;
+/// Exit status: stopped at a safe point (SIGINT/SIGTERM, cancel, the
+/// orchestrator died); the run is `interrupted`, its checkpoint kept. The
+/// shell convention 128 + SIGINT, as `cli::EXIT_INTERRUPTED`.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// What the orchestrator tells a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The run-history database.
+    pub db: PathBuf,
+    /// The claimed run.
+    pub run_id: i64,
+    /// Device to train on (`cuda:0` under `CUDA_VISIBLE_DEVICES`).
+    pub device: tch::Device,
+    /// The claim's owner, checked before the run is touched.
+    pub owner: String,
+    /// Seconds between background heartbeats.
+    pub heartbeat_s: f64,
+    /// Print nothing per epoch.
+    pub quiet: bool,
+}
+
+/// Runs the claimed run to its end; returns the exit status to use. Errors
+/// (database, a run that does not exist) are for the caller to print; the
+/// orchestrator treats them as retryable.
+pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
+    let started = unix_now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let store = rt.block_on(Store::open(&opts.db))?;
+    let id = opts.run_id;
+    let row = rt
+        .block_on(store.run(id))?
+        .with_context(|| format!("run {id} is not in {}", opts.db.display()))?;
+    let me = i64::from(std::process::id());
+    if !rt.block_on(store.confirm_claim(id, &opts.owner, me))? {
+        eprintln!(
+            "worker: run {id} is no longer held by {} (status {}, owner {}); leaving it alone",
+            opts.owner,
+            row.status.as_str(),
+            row.owner.as_deref().unwrap_or("-")
+        );
+        return Ok(EXIT_CLAIM_LOST);
+    }
+    let cfg = match rebuild_config(&row.config_json, &row.fingerprint) {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            eprintln!("worker: run {id}: {message}");
+            rt.block_on(store.fail_run(id, &message))?;
+            return Ok(EXIT_SEARCH_FAILED);
+        }
+    };
+    println!(
+        "worker pid {me}: run {id} ({}) attempt {} on {} with {} libtorch thread(s), owner {}; ready at {:.3} (started {started:.3})",
+        row.fingerprint,
+        row.attempts,
+        match opts.device {
+            tch::Device::Cuda(n) => format!("cuda:{n}"),
+            _ => "cpu".to_owned(),
+        },
+        tch::get_num_threads(),
+        opts.owner,
+        unix_now()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_signal_watch(&rt, stop.clone())?;
+    spawn_heartbeat(
+        &rt,
+        store.clone(),
+        id,
+        opts.owner.clone(),
+        opts.heartbeat_s,
+        stop.clone(),
+    );
+
+    let job = Job {
+        run_id: id,
+        cfg: &cfg,
+        device: opts.device,
+        checkpoint_dir: default_checkpoint_dir(&opts.db, &cfg),
+        resume: true,
+        stop,
+        display: if opts.quiet {
+            Display::Quiet
+        } else {
+            Display::Lines
+        },
+    };
+    let end = execute(&rt, &store, job)?;
+    let code = match end {
+        RunEnd::Done(outcome) => {
+            println!(
+                "worker: run {id} done: valid acc {:.2}%, {:.1} s of search; ended at {:.3}",
+                100.0 * outcome.final_valid_acc,
+                outcome.wall_s,
+                unix_now()
+            );
+            EXIT_DONE
+        }
+        RunEnd::Interrupted { epoch } => {
+            println!("worker: run {id} interrupted during epoch {epoch}; checkpoint kept");
+            EXIT_INTERRUPTED
+        }
+        RunEnd::Failed(message) => {
+            eprintln!("worker: run {id} failed: {message}");
+            EXIT_SEARCH_FAILED
+        }
+    };
+    rt.block_on(store.close());
+    Ok(code)
+}
+
+/// The resolved config of a stored run, checked against its fingerprint.
+fn rebuild_config(
+    config_json: &str,
+    fingerprint: &str,
+) -> Result<crate::config::ResolvedConfig, String> {
+    let config: SearchConfig = serde_json::from_str(config_json)
+        .map_err(|e| format!("its stored config no longer parses ({e}); this ddsas is not the one that registered it"))?;
+    let cfg = config
+        .resolve()
+        .map_err(|e| format!("its stored config no longer resolves: {e}"))?;
+    if cfg.fingerprint() != fingerprint {
+        return Err(format!(
+            "its stored config resolves to fingerprint {} instead of {fingerprint}; this ddsas resolves configs differently from the one that registered it",
+            cfg.fingerprint()
+        ));
+    }
+    Ok(cfg)
+}
+
+/// First SIGINT or SIGTERM: stop at the next safe point. Second: exit now
+/// (the orchestrator then marks the run interrupted; the last checkpoint
+/// stays).
+fn spawn_signal_watch(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let _guard = rt.enter();
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    rt.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("worker: second signal, exiting now");
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+            eprintln!("worker: signal received, stopping at the next safe point");
+        }
+    });
+    Ok(())
+}
+
+/// Every `period_s`: heartbeat if the claim is still ours (exit at once if
+/// not: the run belongs to someone else now), and stop at the next safe
+/// point if the orchestrator that started us is gone (we were re-parented),
+/// so that no orphan keeps running a run nobody watches.
+fn spawn_heartbeat(
+    rt: &tokio::runtime::Runtime,
+    store: Store,
+    id: i64,
+    owner: String,
+    period_s: f64,
+    stop: Arc<AtomicBool>,
+) {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let period = Duration::from_secs_f64(period_s.max(0.05));
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut orphan_reported = false;
+        loop {
+            tick.tick().await;
+            // SAFETY: as above.
+            if unsafe { libc::getppid() } != parent && !orphan_reported {
+                orphan_reported = true;
+                eprintln!("worker: orchestrator (pid {parent}) is gone; stopping at the next safe point");
+                stop.store(true, Ordering::SeqCst);
+            }
+            match store.heartbeat_owned(id, &owner).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Done/failed/interrupted by us (execute is finishing), or
+                    // taken over by another orchestrator: either way, only
+                    // the latter needs us gone, and we cannot tell them
+                    // apart safely from here, so check the owner.
+                    match store.run(id).await {
+                        Ok(Some(row)) if row.owner.as_deref() != Some(owner.as_str()) => {
+                            eprintln!(
+                                "worker: run {id} was taken over by {}; exiting without touching it",
+                                row.owner.as_deref().unwrap_or("another owner")
+                            );
+                            std::process::exit(i32::from(EXIT_CLAIM_LOST));
+                        }
+                        _ => return,
+                    }
+                }
+                Err(err) => tracing::warn!("heartbeat of run {id} failed: {err}"),
+            }
+        }
+    });
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,335 @@
+//! The runs of one sweep as the figures see them, names for people, and the
+//! NAS-Bench-201 look-up that turns a derived architecture into benchmark
+//! accuracy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::store::{EpochPoint, ReportRun, Store};
+
+use super::ReportError;
+
+/// The runs of one sweep that figures draw: the `done` ones. Runs still
+/// queued, running, failed or interrupted are counted (for the notes) but
+/// never drawn, because a partial run would bias every mean it enters.
+#[derive(Debug, Clone)]
+pub struct SweepData {
+    /// Sweep name.
+    pub name: String,
+    /// Sweep file, if the sweep recorded it (for "run `ddsas sweep run FILE`").
+    pub file: Option<String>,
+    /// Done runs, by id.
+    pub runs: Vec<ReportRun>,
+    /// Status → count of the sweep's runs that are not done.
+    pub not_done: BTreeMap<String, usize>,
+}
+
+impl SweepData {
+    /// Loads sweep `name` from `store` (whose file is `db`, for messages).
+    ///
+    /// Errors: the sweep does not exist (the message lists those that do),
+    /// it has no runs, or none of them is done.
+    pub async fn load(store: &Store, db: &Path, name: &str) -> Result<SweepData, ReportError> {
+        let sweeps = store.sweep_infos().await?;
+        let Some(info) = sweeps.iter().find(|s| s.name == name) else {
+            let known = if sweeps.is_empty() {
+                "the database has no sweeps yet; run one first, e.g. `ddsas sweep run sweeps/demo.yaml`".to_string()
+            } else {
+                format!(
+                    "known sweeps: {}",
+                    sweeps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            };
+            return Err(ReportError::UnknownSweep {
+                sweep: name.into(),
+                db: db.to_owned(),
+                known,
+            });
+        };
+        let all = store.report_runs(name).await?;
+        let mut not_done = BTreeMap::new();
+        let mut runs = Vec::new();
+        for run in all {
+            if run.status == "done" {
+                runs.push(run);
+            } else {
+                *not_done.entry(run.status.clone()).or_insert(0) += 1;
+            }
+        }
+        let data = SweepData {
+            name: name.into(),
+            file: info.file.clone(),
+            runs,
+            not_done,
+        };
+        if data.runs.is_empty() {
+            let missing = if data.not_done.is_empty() {
+                "has no runs".to_string()
+            } else {
+                format!("has no done runs ({})", data.not_done_text())
+            };
+            return Err(ReportError::cannot("report", name, missing, data.run_hint(None)));
+        }
+        Ok(data)
+    }
+
+    /// "2 queued, 1 failed".
+    pub fn not_done_text(&self) -> String {
+        self.not_done
+            .iter()
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// "run `ddsas sweep run FILE`" with the sweep's own file, else the
+    /// paper's sweep file for the figure (`paper_file`), else a generic one.
+    pub fn run_hint(&self, paper_file: Option<&str>) -> String {
+        match (paper_file, &self.file) {
+            (Some(paper), _) => format!("run `ddsas sweep run {paper}` (or a sweep like it) and report on that sweep"),
+            (None, Some(file)) => format!("run `ddsas sweep run {file}` to finish its runs"),
+            (None, None) => "run the sweep's searches first (`ddsas sweep run FILE`)".into(),
+        }
+    }
+
+    /// The done runs with `method`.
+    pub fn with_method<'a>(&'a self, method: &'a str) -> impl Iterator<Item = &'a ReportRun> + 'a {
+        self.runs.iter().filter(move |r| r.method == method)
+    }
+
+    /// A note on runs left out because they are not done (empty if none).
+    pub fn not_done_note(&self) -> String {
+        if self.not_done.is_empty() {
+            String::new()
+        } else {
+            format!(" Runs not done are left out ({}).", self.not_done_text())
+        }
+    }
+}
+
+/// How a method is written in figures.
+pub fn method_label(method: &str) -> &str {
+    match method {
+        "ddsas" => "DDSAS",
+        "darts" => "DARTS",
+        "gdas" => "GDAS",
+        other => other,
+    }
+}
+
+/// How a dataset is written in figures.
+pub fn dataset_label(dataset: &str) -> &str {
+    match dataset {
+        "digits" => "Digits",
+        "cifar10" => "CIFAR-10",
+        "cifar100" => "CIFAR-100",
+        other => other,
+    }
+}
+
+/// How a search space is written in figures.
+pub fn space_label(space: &str) -> &str {
+    match space {
+        "darts" => "DARTS space",
+        "nb201" => "NAS-Bench-201",
+        other => other,
+    }
+}
+
+/// "CIFAR-10, DARTS space".
+pub fn group_label(dataset: &str, space: &str) -> String {
+    format!("{}, {}", dataset_label(dataset), space_label(space))
+}
+
+/// Methods in the order the paper lists them.
+pub const METHOD_ORDER: [&str; 3] = ["darts", "gdas", "ddsas"];
+
+/// Position of `method` in [`METHOD_ORDER`] (unknown methods last).
+pub fn method_rank(method: &str) -> usize {
+    METHOD_ORDER.iter().position(|m| *m == method).unwrap_or(METHOD_ORDER.len())
+}
+
+/// Runs grouped by `(dataset, space)`, in a stable order.
+pub fn by_dataset_space<'a>(runs: impl Iterator<Item = &'a ReportRun>) -> BTreeMap<(String, String), Vec<&'a ReportRun>> {
+    let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
+    for run in runs {
+        groups.entry((run.dataset.clone(), run.space.clone())).or_default().push(run);
+    }
+    groups
+}
+
+/// "runs 3, 4, 7" (ranges compressed: "runs 3–9, 12").
+pub fn runs_text(ids: &[i64]) -> String {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j >= i + 2 {
+            format!("{}–{}", ids[i], ids[j])
+        } else if j == i + 1 {
+            format!("{}, {}", ids[i], ids[j])
+        } else {
+            ids[i].to_string()
+        });
+        i = j + 1;
+    }
+    let word = if ids.len() == 1 { "run" } else { "runs" };
+    format!("{word} {}", parts.join(", "))
+}
+
+/// Number of distinct seeds among `runs`.
+pub fn seed_count(runs: &[&ReportRun]) -> usize {
+    let mut seeds: Vec<i64> = runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    seeds.len()
+}
+
+/// The config of a run without the keys that `drop` names, as canonical
+/// text: two runs with equal keys differ only in those keys.
+pub fn config_key(run: &ReportRun, drop: &[&str]) -> String {
+    match serde_json::from_str::<serde_json::Value>(&run.config_json) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            for key in drop {
+                map.remove(*key);
+            }
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => run.config_json.clone(),
+    }
+}
+
+/// Group `runs` by their epoch records.
+pub fn epochs_by_run(points: Vec<EpochPoint>) -> HashMap<i64, Vec<EpochPoint>> {
+    let mut map: HashMap<i64, Vec<EpochPoint>> = HashMap::new();
+    for p in points {
+        map.entry(p.run_id).or_default().push(p);
+    }
+    map
+}
+
+/// Imported NAS-Bench-201 accuracies, per benchmark dataset, in percent.
+#[derive(Debug, Clone, Default)]
+pub struct Nb201Lookup {
+    tables: HashMap<String, HashMap<String, f64>>,
+}
+
+/// Which accuracy an NB201 panel shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccSource {
+    /// The benchmark accuracy of each epoch's derived architecture, from
+    /// the table imported for this dataset; `missing` epochs' architectures
+    /// were not in it.
+    Benchmark {
+        /// Benchmark dataset name.
+        dataset: String,
+        /// Epoch points whose architecture is not in the table.
+        missing: usize,
+    },
+    /// The search's valid accuracy (why: the text).
+    Valid(String),
+}
+
+impl Nb201Lookup {
+    /// Loads the tables of the benchmark datasets that `datasets` (search
+    /// datasets) map to.
+    pub async fn load(store: &Store, datasets: &[&str]) -> Result<Nb201Lookup, ReportError> {
+        let mut tables = HashMap::new();
+        for d in datasets {
+            let Some(bench) = benchmark_dataset(d) else { continue };
+            if tables.contains_key(bench) {
+                continue;
+            }
+            let rows = store.nb201_accuracies(bench).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            // Stored as in the source file: fractions or percent.
+            let scale = if rows.iter().all(|(_, a)| *a <= 1.0) { 100.0 } else { 1.0 };
+            tables.insert(bench.to_string(), rows.into_iter().map(|(k, a)| (k, a * scale)).collect());
+        }
+        Ok(Nb201Lookup { tables })
+    }
+
+    /// Per-epoch accuracy in percent of a NB201-space run on `dataset`:
+    /// the benchmark accuracy of each epoch's derived architecture when a
+    /// table for the dataset was imported, else the search's valid accuracy.
+    pub fn epoch_accuracy(&self, space: &str, dataset: &str, epochs: &[EpochPoint]) -> (Vec<(i64, Option<f64>)>, AccSource) {
+        let table = (space == "nb201")
+            .then(|| benchmark_dataset(dataset))
+            .flatten()
+            .and_then(|b| self.tables.get(b).map(|t| (b, t)));
+        match table {
+            Some((bench, table)) => {
+                let points: Vec<(i64, Option<f64>)> =
+                    epochs.iter().map(|e| (e.epoch, table.get(&e.genotype).copied())).collect();
+                let missing = points.iter().filter(|(_, a)| a.is_none()).count();
+                (
+                    points,
+                    AccSource::Benchmark {
+                        dataset: bench.into(),
+                        missing,
+                    },
+                )
+            }
+            None => {
+                let why = if space != "nb201" {
+                    "search valid accuracy".to_string()
+                } else {
+                    match benchmark_dataset(dataset) {
+                        None => format!(
+                            "search valid accuracy (NAS-Bench-201 has no {} table)",
+                            dataset_label(dataset)
+                        ),
+                        Some(b) => format!(
+                            "search valid accuracy (no NAS-Bench-201 table imported for {b}; `ddsas nb201 import FILE --dataset {b}` adds one)"
+                        ),
+                    }
+                };
+                (
+                    epochs.iter().map(|e| (e.epoch, Some(100.0 * e.valid_acc))).collect(),
+                    AccSource::Valid(why),
+                )
+            }
+        }
+    }
+}
+
+/// The NAS-Bench-201 dataset a search dataset's architectures are looked up in.
+pub fn benchmark_dataset(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "cifar10" => Some("cifar10"),
+        "cifar100" => Some("cifar100"),
+        _ => None,
+    }
+}
+
+/// Words for an [`AccSource`], for captions and axis labels.
+pub fn acc_source_text(src: &AccSource) -> String {
+    match src {
+        AccSource::Benchmark { dataset, missing: 0 } => {
+            format!("NAS-Bench-201 {dataset} accuracy of each epoch's derived architecture")
+        }
+        AccSource::Benchmark { dataset, missing } => format!(
+            "NAS-Bench-201 {dataset} accuracy of each epoch's derived architecture ({missing} epoch(s) whose architecture is not in the imported table are left out)"
+        ),
+        AccSource::Valid(why) => why.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ranges_are_compressed() {
+        assert_eq!(runs_text(&[5, 3, 4, 7, 9, 10]), "runs 3–5, 7, 9, 10");
+        assert_eq!(runs_text(&[2]), "run 2");
+    }
+}

@@ -1,0 +1,292 @@
+//! Fig. 8: how many `skip_connect` the derived normal cell keeps after each
+//! epoch (appendix B.3), mean ± std over a method's runs, one line per
+//! method, one column of panels per (dataset, space). Below each, the
+//! accuracy of the same epochs: NAS-Bench-201 benchmark accuracy of the
+//! derived architecture where a table was imported, else the search's valid
+//! accuracy (the axis and the caption say which), so that "fewer skips" can
+//! be read against "better architecture".
+
+use std::collections::BTreeMap;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde_json::json;
+
+use super::data::{
+    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank, runs_text, seed_count,
+    AccSource, Nb201Lookup, SweepData,
+};
+use super::draw::{self, mean_std, DrawResult, LegendEntry, LinePanel, Plot, Series, Swatch};
+use super::{save_plot, write_json, Kind, Options, Output, ReportError};
+use crate::store::{ReportRun, Store};
+
+/// File stem of the figure.
+pub const STEM: &str = "fig8_skip";
+/// The paper's sweep for this figure.
+pub const PAPER_SWEEP: &str = "sweeps/fig8_fig9_skip.yaml";
+
+/// Per-epoch mean, std and count of one quantity over runs.
+pub(crate) type Stats = Vec<(i64, f64, f64, usize)>;
+
+/// Mean, population std and n per x over the `(x, value)` points of runs.
+pub(crate) fn stats(points: impl Iterator<Item = (i64, f64)>) -> Stats {
+    let mut by_x: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (x, v) in points {
+        if v.is_finite() {
+            by_x.entry(x).or_default().push(v);
+        }
+    }
+    by_x
+        .into_iter()
+        .map(|(x, vs)| {
+            let (m, s) = mean_std(&vs);
+            (x, m, s, vs.len())
+        })
+        .collect()
+}
+
+/// A mean line with its ± std band.
+pub(crate) fn mean_series(stats: &Stats, method: &str, marker: bool) -> Series {
+    Series {
+        color: draw::method_color(method),
+        marker: if marker { draw::method_marker(method) } else { 3 },
+        width: 3,
+        alpha: 1.0,
+        points: stats.iter().map(|&(x, m, _, _)| (x as f64, Some(m))).collect(),
+        band: stats.iter().map(|&(x, m, s, _)| (x as f64, m - s, m + s)).collect(),
+    }
+}
+
+/// Moves the lines of a panel apart by a hair along x and draws the first
+/// ones wider, so that methods with equal values (skip counts often are)
+/// stay visible under each other.
+pub(crate) fn dodge(series: &mut [Series], x_range: (f64, f64)) {
+    let n = series.len();
+    let k = n as f64;
+    let step = (x_range.1 - x_range.0) * 0.006;
+    for (i, s) in series.iter_mut().enumerate() {
+        let off = (i as f64 - (k - 1.0) / 2.0) * step;
+        for p in &mut s.points {
+            p.0 += off;
+        }
+        s.width = 3 + 2 * (n - 1 - i) as u32;
+    }
+}
+
+pub(crate) fn stats_json(stats: &Stats) -> serde_json::Value {
+    json!(stats
+        .iter()
+        .map(|&(x, m, s, n)| json!({"x": x, "mean": m, "std": s, "n": n}))
+        .collect::<Vec<_>>())
+}
+
+/// y range covering every band.
+pub(crate) fn band_range(all: &[&Stats]) -> (f64, f64) {
+    let lo = all.iter().flat_map(|s| s.iter().map(|&(_, m, sd, _)| m - sd)).fold(f64::INFINITY, f64::min);
+    let hi = all.iter().flat_map(|s| s.iter().map(|&(_, m, sd, _)| m + sd)).fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+struct Fig8 {
+    title: String,
+    legend: Vec<LegendEntry>,
+    /// Per column: skip panel, accuracy panel.
+    columns: Vec<(LinePanel, LinePanel)>,
+}
+
+impl Plot for Fig8 {
+    fn size(&self) -> (u32, u32) {
+        let n = self.columns.len() as u32;
+        (if n == 1 { 1200 } else { 850 * n }, 1100)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let body = draw::title(root, &self.title)?;
+        let (w, _) = body.dim_in_pixel();
+        let (top, body) = body.split_vertically(draw::legend_height(&self.legend, w as i32));
+        draw::legend(&top, &self.legend)?;
+        let body = body.margin(0, 10, 10, 10);
+        let cols = body.split_evenly((1, self.columns.len()));
+        for (col, (skip, acc)) in cols.iter().zip(&self.columns) {
+            let (h_skip, h_acc) = col.split_vertically(col.dim_in_pixel().1 as i32 * 55 / 100);
+            draw::line_panel(&h_skip, skip)?;
+            draw::line_panel(&h_acc, acc)?;
+        }
+        Ok(())
+    }
+}
+
+/// Draws Fig. 8 of `data`.
+pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<Output, ReportError> {
+    let epochs = epochs_by_run(store.report_epochs(&data.name).await?);
+    let groups = by_dataset_space(data.runs.iter().filter(|r| epochs.contains_key(&r.id)));
+    if groups.is_empty() {
+        return Err(ReportError::cannot(
+            "fig8",
+            &data.name,
+            "has no done runs with recorded epochs",
+            data.run_hint(Some(PAPER_SWEEP)),
+        ));
+    }
+    let datasets: Vec<&str> = groups.keys().map(|(d, _)| d.as_str()).collect();
+    let lookup = Nb201Lookup::load(store, &datasets).await?;
+    let mut columns = Vec::new();
+    let mut methods_seen: Vec<String> = Vec::new();
+    let mut panels_json = Vec::new();
+    let mut caption = Vec::new();
+    let max_epochs = groups
+        .values()
+        .flatten()
+        .filter_map(|r| epochs.get(&r.id).map(|e| e.len()))
+        .max()
+        .unwrap_or(0);
+    let markers = max_epochs <= 60;
+    for ((dataset, space), runs) in &groups {
+        let mut by_method: BTreeMap<(usize, String), Vec<&ReportRun>> = BTreeMap::new();
+        for r in runs {
+            by_method.entry((method_rank(&r.method), r.method.clone())).or_default().push(r);
+        }
+        let mut skip_series = Vec::new();
+        let mut acc_series = Vec::new();
+        let mut skip_stats_all = Vec::new();
+        let mut acc_stats_all = Vec::new();
+        let mut methods_json = Vec::new();
+        let mut source: Option<AccSource> = None;
+        let mut counts = Vec::new();
+        let mut x_max = 0i64;
+        for ((_, method), mruns) in &by_method {
+            if !methods_seen.contains(method) {
+                methods_seen.push(method.clone());
+            }
+            let skip = stats(mruns.iter().flat_map(|r| epochs[&r.id].iter().map(|e| (e.epoch, e.skip_normal as f64))));
+            let mut acc_points = Vec::new();
+            for r in mruns {
+                let (pts, src) = lookup.epoch_accuracy(space, dataset, &epochs[&r.id]);
+                acc_points.extend(pts.into_iter().filter_map(|(e, a)| a.map(|a| (e, a))));
+                match (&mut source, src) {
+                    (Some(AccSource::Benchmark { missing, .. }), AccSource::Benchmark { missing: m, .. }) => *missing += m,
+                    (s @ None, src) => *s = Some(src),
+                    _ => {}
+                }
+            }
+            let acc = stats(acc_points.into_iter());
+            x_max = x_max.max(skip.last().map_or(0, |s| s.0));
+            skip_series.push(mean_series(&skip, method, markers));
+            acc_series.push(mean_series(&acc, method, markers));
+            let ids: Vec<i64> = mruns.iter().map(|r| r.id).collect();
+            counts.push(format!("{} {} run{}", method_label(method), mruns.len(), if mruns.len() == 1 { "" } else { "s" }));
+            caption.push(format!(
+                "{} on {}: {} ({} seed{})",
+                method_label(method),
+                group_label(dataset, space),
+                runs_text(&ids),
+                seed_count(mruns),
+                if seed_count(mruns) == 1 { "" } else { "s" }
+            ));
+            methods_json.push(json!({
+                "method": method,
+                "runs": ids,
+                "seeds": seed_count(mruns),
+                "skip_normal": stats_json(&skip),
+                "accuracy": stats_json(&acc),
+            }));
+            skip_stats_all.push(skip);
+            acc_stats_all.push(acc);
+        }
+        let source = source.unwrap_or(AccSource::Valid("search valid accuracy".into()));
+        let kept_edges = if space == "nb201" { 6.0 } else { 8.0 };
+        let (_, skip_hi) = band_range(&skip_stats_all.iter().collect::<Vec<_>>());
+        let (acc_lo, acc_hi) = band_range(&acc_stats_all.iter().collect::<Vec<_>>());
+        let x_range = if x_max == 0 { (-0.5, 0.5) } else { draw::padded(0.0, x_max as f64, 0.03) };
+        dodge(&mut skip_series, x_range);
+        dodge(&mut acc_series, x_range);
+        let acc_desc = match &source {
+            AccSource::Benchmark { dataset, .. } => format!("NAS-Bench-201 {dataset} accuracy (%)"),
+            AccSource::Valid(_) => "search valid accuracy (%)".to_string(),
+        };
+        let label = group_label(dataset, space);
+        columns.push((
+            LinePanel {
+                title: format!("{label} · {}", counts.join(", ")),
+                x_desc: "epoch (from 0)".into(),
+                y_desc: if space == "nb201" {
+                    format!("skip_connect in the cell (of {kept_edges} edges)")
+                } else {
+                    format!("skip_connect in normal cell (of {kept_edges} edges)")
+                },
+                x_range,
+                y_range: (-0.3, skip_hi.max(kept_edges) + 0.3),
+                integer_x: true,
+                integer_y: true,
+                series: skip_series,
+                notes: Vec::new(),
+            },
+            LinePanel {
+                title: format!("{label} · accuracy of the same epochs"),
+                x_desc: "epoch (from 0)".into(),
+                y_desc: acc_desc,
+                x_range,
+                y_range: draw::padded(acc_lo, acc_hi, 0.08),
+                integer_x: true,
+                integer_y: false,
+                series: acc_series,
+                notes: Vec::new(),
+            },
+        ));
+        caption.push(format!("{label} accuracy: {}", acc_source_text(&source)));
+        panels_json.push(json!({
+            "dataset": dataset,
+            "space": space,
+            "accuracy_source": acc_source_text(&source),
+            "methods": methods_json,
+        }));
+    }
+    methods_seen.sort_by_key(|m| method_rank(m));
+    let mut legend: Vec<LegendEntry> = methods_seen
+        .iter()
+        .map(|m| LegendEntry {
+            label: method_label(m).to_string(),
+            color: draw::method_color(m),
+            swatch: Swatch::Line(if markers { draw::method_marker(m) } else { 3 }),
+        })
+        .collect();
+    legend.push(LegendEntry {
+        label: "shaded: mean ± std over runs".into(),
+        color: RGBColor(200, 200, 200),
+        swatch: Swatch::Box,
+    });
+    let plot = Fig8 {
+        title: format!("Fig. 8 — skip connections of the derived normal cell per epoch (sweep {})", data.name),
+        legend,
+        columns,
+    };
+    let mut files = save_plot(&plot, &opts.out, STEM)?;
+    let size = plot.size();
+    let sidecar = opts.out.join(format!("{STEM}.json"));
+    write_json(
+        &sidecar,
+        &json!({
+            "figure": "fig8",
+            "sweep": data.name,
+            "std": "population (ddof = 0) over runs",
+            "width": size.0,
+            "height": size.1,
+            "panels": panels_json,
+        }),
+    )?;
+    files.push(sidecar);
+    Ok(Output {
+        kind: Kind::Fig8,
+        title: plot.title.clone(),
+        caption: format!(
+            "Mean ± population std over runs of `epochs.skip_normal` per epoch. {}.{}",
+            caption.join("; "),
+            data.not_done_note()
+        ),
+        files,
+        size: Some(size),
+        html: None,
+        printed: None,
+        seconds: 0.0,
+    })
+}

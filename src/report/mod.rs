@@ -1,0 +1,243 @@
+//! The paper's figures and tables, drawn from the run history only
+//! (DESIGN.md §4, issue 4): Figs. 7, 8, 9, 10 and 12 as PNG + SVG with a
+//! JSON sidecar of the numbers drawn, Table 5 as Markdown, CSV, LaTeX and
+//! JSON, and an `index.html` that shows them all.
+//!
+//! Every figure works on the `done` runs of one sweep. When the sweep cannot
+//! support a figure (no runs of the right kind, a metric that is not
+//! recorded), the figure is not drawn: [`ReportError::CannotDraw`] says what
+//! is missing and which command would produce it, because an empty or
+//! half-filled image would be read as a result.
+
+pub mod data;
+pub mod draw;
+pub mod fig10;
+pub mod fig12;
+pub mod fig7;
+pub mod fig8;
+pub mod fig9;
+pub mod index;
+pub mod nb201;
+pub mod table5;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::store::{Store, StoreError};
+
+pub use data::SweepData;
+
+/// What can stop a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The sweep name is not in the database.
+    #[error("sweep `{sweep}` is not in {db}: {known}")]
+    UnknownSweep {
+        /// The name asked for.
+        sweep: String,
+        /// The database file.
+        db: PathBuf,
+        /// The sweeps that exist, or how to make one.
+        known: String,
+    },
+    /// The sweep's runs cannot support a figure (or any figure).
+    #[error("{figure}: sweep `{sweep}` {missing}; {hint}")]
+    CannotDraw {
+        /// Which figure (`fig7`, `table5`, `report`).
+        figure: String,
+        /// The sweep.
+        sweep: String,
+        /// What is missing, in words.
+        missing: String,
+        /// The command that would produce it.
+        hint: String,
+    },
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing an output file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// plotters failed to draw or encode a figure.
+    #[error("drawing {figure} failed: {message}")]
+    Draw {
+        /// Which figure.
+        figure: String,
+        /// plotters' message.
+        message: String,
+    },
+    /// A NAS-Bench-201 table could not be imported.
+    #[error("{0}")]
+    Nb201(String),
+}
+
+impl ReportError {
+    /// A `CannotDraw` for `figure` of `sweep`.
+    pub fn cannot(figure: &str, sweep: &str, missing: impl Into<String>, hint: impl Into<String>) -> Self {
+        ReportError::CannotDraw {
+            figure: figure.into(),
+            sweep: sweep.into(),
+            missing: missing.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Which figure or table to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Fig. 7: best accuracy over the L × M grid.
+    Fig7,
+    /// Fig. 8: normal-cell skip count per epoch.
+    Fig8,
+    /// Fig. 9: sampling counts, edges × ops.
+    Fig9,
+    /// Fig. 10: cosine distance and accuracy per step or epoch.
+    Fig10(fig10::Per),
+    /// Fig. 12: subspace combinations and the ratio histogram.
+    Fig12,
+    /// Table 5: error with and without the approximation.
+    Table5,
+}
+
+impl Kind {
+    /// Short name used in messages (`fig7`, `fig10 --per step`, `table5`).
+    pub fn name(self) -> String {
+        match self {
+            Kind::Fig7 => "fig7".into(),
+            Kind::Fig8 => "fig8".into(),
+            Kind::Fig9 => "fig9".into(),
+            Kind::Fig10(per) => format!("fig10 --per {}", per.name()),
+            Kind::Fig12 => "fig12".into(),
+            Kind::Table5 => "table5".into(),
+        }
+    }
+}
+
+/// Options every figure shares.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Output folder (created if missing).
+    pub out: PathBuf,
+    /// Fig. 7 metric: `valid_acc` or `test_acc`.
+    pub metric: String,
+}
+
+/// What one figure or table produced, for the summary and `index.html`.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Which figure.
+    pub kind: Kind,
+    /// Title as drawn.
+    pub title: String,
+    /// Which runs, how many seeds, which metric (the index caption).
+    pub caption: String,
+    /// Files written, PNG first for figures.
+    pub files: Vec<PathBuf>,
+    /// Canvas size of a figure.
+    pub size: Option<(u32, u32)>,
+    /// An HTML fragment to show instead of an image (tables).
+    pub html: Option<String>,
+    /// Text to print on the terminal (tables).
+    pub printed: Option<String>,
+    /// Seconds spent querying and rendering.
+    pub seconds: f64,
+}
+
+/// Makes one figure or table of `data` under `opts.out`.
+pub async fn render(store: &Store, data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportError> {
+    std::fs::create_dir_all(&opts.out).map_err(|source| ReportError::Write {
+        path: opts.out.clone(),
+        source,
+    })?;
+    let start = Instant::now();
+    let mut out = match kind {
+        Kind::Fig7 => fig7::render(data, opts).await?,
+        Kind::Fig8 => fig8::render(store, data, opts).await?,
+        Kind::Fig9 => fig9::render(store, data, opts).await?,
+        Kind::Fig10(per) => fig10::render(store, data, per, opts).await?,
+        Kind::Fig12 => fig12::render(store, data, opts).await?,
+        Kind::Table5 => table5::render(data, opts).await?,
+    };
+    out.seconds = start.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// What `ddsas report all` did: the figures made and the ones skipped.
+#[derive(Debug, Clone)]
+pub struct AllOutput {
+    /// Figures and tables written.
+    pub made: Vec<Output>,
+    /// `(figure, why it was not drawn)`.
+    pub skipped: Vec<(String, String)>,
+    /// The index page.
+    pub index: PathBuf,
+}
+
+/// Every figure and table the sweep can support, plus `index.html`. A
+/// figure the runs cannot support is skipped with its reason; any other
+/// error stops. Fails if nothing at all can be drawn.
+pub async fn render_all(store: &Store, data: &SweepData, opts: &Options) -> Result<AllOutput, ReportError> {
+    let kinds = [
+        Kind::Fig7,
+        Kind::Fig8,
+        Kind::Fig9,
+        Kind::Fig10(fig10::Per::Step),
+        Kind::Fig10(fig10::Per::Epoch),
+        Kind::Fig12,
+        Kind::Table5,
+    ];
+    let mut made = Vec::new();
+    let mut skipped = Vec::new();
+    for kind in kinds {
+        match render(store, data, kind, opts).await {
+            Ok(out) => made.push(out),
+            Err(ReportError::CannotDraw { missing, hint, .. }) => {
+                skipped.push((kind.name(), format!("sweep `{}` {missing}; {hint}", data.name)))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if made.is_empty() {
+        return Err(ReportError::cannot(
+            "report all",
+            &data.name,
+            "supports none of the figures",
+            skipped
+                .iter()
+                .map(|(k, why)| format!("{k}: {why}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
+    }
+    let index = index::write(data, &made, &skipped, &opts.out)?;
+    Ok(AllOutput { made, skipped, index })
+}
+
+/// Writes `text` to `path`, mapping the error to [`ReportError::Write`].
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    std::fs::write(path, text).map_err(|source| ReportError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes a figure's JSON sidecar (the numbers it drew).
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ReportError> {
+    let text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serializes");
+    write_file(path, &(text + "\n"))
+}
+
+/// Saves a plot as PNG + SVG, mapping the error to [`ReportError::Draw`].
+pub(crate) fn save_plot<P: draw::Plot>(plot: &P, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, ReportError> {
+    draw::save(plot, dir, stem).map_err(|e| ReportError::Draw {
+        figure: stem.into(),
+        message: e.0,
+    })
+}

@@ -1,0 +1,242 @@
+//! Ad-hoc questions about the run history (`ddsas runs`, `ddsas sql`) on a
+//! read-only connection: user-written SQL (`--where`, `ddsas sql`) can then
+//! never change the database, whatever it says, and never takes the write
+//! lock from running workers.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
+
+use super::BUSY_TIMEOUT;
+
+/// SQLite's "attempt to write a readonly database" primary result code.
+const SQLITE_READONLY: i64 = 8;
+
+/// A query on the read-only connection that failed; the message says why
+/// in the user's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// There is no database file to read.
+    #[error("database {0} does not exist; run a search or a sweep first, or point --db at the right file")]
+    Missing(PathBuf),
+    /// The database could not be opened.
+    #[error("cannot open database {path} read-only: {source}")]
+    Open {
+        /// Database file.
+        path: PathBuf,
+        /// sqlx's error.
+        source: sqlx::Error,
+    },
+    /// The statement tried to change the database.
+    #[error(
+        "the statement tries to change the database, and queries here are read-only ({message})"
+    )]
+    ReadOnly {
+        /// SQLite's message.
+        message: String,
+    },
+    /// SQLite rejected the statement (syntax, unknown column or table...).
+    #[error("{message}")]
+    Sql {
+        /// SQLite's message.
+        message: String,
+    },
+}
+
+/// The result of a query: column names and rows of JSON values (integers,
+/// reals, text, null; blobs as their length).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryRows {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Rows, each as long as `columns`.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// One read-only connection to a run-history database.
+#[derive(Debug)]
+pub struct ReadOnlyDb {
+    conn: SqliteConnection,
+}
+
+impl ReadOnlyDb {
+    /// Opens `path` read-only; a missing file is an error (never created).
+    pub async fn open(path: &Path) -> Result<ReadOnlyDb, QueryError> {
+        if !path.exists() {
+            return Err(QueryError::Missing(path.to_owned()));
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|source| QueryError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(ReadOnlyDb { conn })
+    }
+
+    /// Runs one statement with positional text/number parameters (`?1`...)
+    /// and returns every row.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        params: &[serde_json::Value],
+    ) -> Result<QueryRows, QueryError> {
+        let statement = self.conn.prepare(sql).await.map_err(classify)?;
+        let columns: Vec<String> = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let mut query = sqlx::query(sql);
+        for p in params {
+            query = match p {
+                serde_json::Value::Null => query.bind(None::<i64>),
+                serde_json::Value::Bool(b) => query.bind(*b),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => query.bind(i),
+                    None => query.bind(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                serde_json::Value::String(s) => query.bind(s.clone()),
+                other => query.bind(other.to_string()),
+            };
+        }
+        let rows = query.fetch_all(&mut self.conn).await.map_err(classify)?;
+        let columns = match rows.first() {
+            Some(row) if columns.is_empty() => {
+                row.columns().iter().map(|c| c.name().to_owned()).collect()
+            }
+            _ => columns,
+        };
+        let rows = rows
+            .iter()
+            .map(|row| row_values(row, columns.len()))
+            .collect();
+        Ok(QueryRows { columns, rows })
+    }
+
+    /// The column names of a table or view.
+    pub async fn columns_of(&mut self, table: &str) -> Result<Vec<String>, QueryError> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+                .bind(table)
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(classify)?;
+        Ok(names)
+    }
+}
+
+fn row_values(row: &SqliteRow, n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let Ok(raw) = row.try_get_raw(i) else {
+                return serde_json::Value::Null;
+            };
+            if raw.is_null() {
+                return serde_json::Value::Null;
+            }
+            let kind = raw.type_info().name().to_owned();
+            match kind.as_str() {
+                "INTEGER" | "BOOLEAN" => {
+                    row.try_get::<i64, _>(i).map(Into::into).unwrap_or_default()
+                }
+                "REAL" => row
+                    .try_get::<f64, _>(i)
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                "BLOB" => row
+                    .try_get::<Vec<u8>, _>(i)
+                    .map(|b| format!("<{} bytes>", b.len()).into())
+                    .unwrap_or_default(),
+                _ => row
+                    .try_get::<String, _>(i)
+                    .map(Into::into)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Turns a sqlx error into what the user needs to hear.
+fn classify(err: sqlx::Error) -> QueryError {
+    match &err {
+        sqlx::Error::Database(db) => {
+            let message = db.message().to_owned();
+            let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+            if code & 0xff == SQLITE_READONLY || message.contains("readonly database") {
+                QueryError::ReadOnly { message }
+            } else {
+                QueryError::Sql { message }
+            }
+        }
+        _ => QueryError::Sql {
+            message: err.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SearchConfig;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn reads_values_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(&path).await.unwrap();
+        store
+            .ensure_run(&SearchConfig::default().resolve().unwrap())
+            .await
+            .unwrap();
+        let mut db = ReadOnlyDb::open(&path).await.unwrap();
+        let rows = db
+            .query(
+                "SELECT id, L, method, valid_acc, 0.5 AS half FROM run_summary WHERE seed = ?1",
+                &[0.into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.columns, vec!["id", "L", "method", "valid_acc", "half"]);
+        assert_eq!(rows.rows[0][1], serde_json::json!(28));
+        assert_eq!(rows.rows[0][2], serde_json::json!("ddsas"));
+        assert_eq!(rows.rows[0][3], serde_json::Value::Null);
+        assert_eq!(rows.rows[0][4], serde_json::json!(0.5));
+        let empty = db
+            .query("SELECT id, status FROM runs WHERE 0", &[])
+            .await
+            .unwrap();
+        assert_eq!(empty.columns, vec!["id", "status"]);
+        assert!(empty.rows.is_empty());
+        let err = db.query("DELETE FROM runs", &[]).await.unwrap_err();
+        assert!(matches!(err, QueryError::ReadOnly { .. }), "{err}");
+        let err = db.query("SELEC 1", &[]).await.unwrap_err();
+        assert!(
+            matches!(err, QueryError::Sql { .. }) && err.to_string().contains("syntax"),
+            "{err}"
+        );
+        assert!(db
+            .columns_of("run_summary")
+            .await
+            .unwrap()
+            .contains(&"valid_acc".to_owned()));
+        assert_eq!(
+            db.query("SELECT count(*) AS n FROM runs", &[])
+                .await
+                .unwrap()
+                .rows[0][0],
+            serde_json::json!(1)
+        );
+        assert!(matches!(
+            ReadOnlyDb::open(&dir.path().join("no.db")).await,
+            Err(QueryError::Missing(_))
+        ));
+    }
+}

@@ -1,0 +1,279 @@
+//! Read queries for `ddsas report` (DESIGN.md §4) and the NAS-Bench-201
+//! import: everything a figure draws comes from here, one query per table,
+//! scoped to the runs of one sweep.
+//!
+//! Per-epoch tables are read whole for the sweep's runs and grouped in Rust:
+//! a paper-sized sweep is a few hundred runs × 50 epochs, which SQLite hands
+//! over in milliseconds, and the report code stays free of SQL.
+
+use super::error::Context;
+use super::{Store, StoreError};
+
+/// One run of a sweep as the report sees it: identity, the knobs the figures
+/// group by (NULL for the baselines, as in `run_summary`) and the result.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ReportRun {
+    /// Run id.
+    pub id: i64,
+    /// `queued`, `running`, `done`, `failed` or `interrupted`.
+    pub status: String,
+    /// `ddsas`, `darts` or `gdas`.
+    pub method: String,
+    /// `darts` or `nb201`.
+    pub space: String,
+    /// `digits`, `cifar10` or `cifar100`.
+    pub dataset: String,
+    /// Seed of the run.
+    pub seed: i64,
+    /// DDSAS subspace size (NULL for the baselines).
+    #[sqlx(rename = "L")]
+    pub l: Option<i64>,
+    /// DDSAS weight steps per subspace (NULL for the baselines).
+    #[sqlx(rename = "M")]
+    pub m: Option<i64>,
+    /// DDSAS approximation of Eq. 7 on (1) or off (0); NULL for the baselines.
+    pub approximation: Option<i64>,
+    /// Epochs recorded.
+    pub epochs_done: i64,
+    /// Final valid accuracy of the search (0..1), once done.
+    pub valid_acc: Option<f64>,
+    /// Final genotype text, once done.
+    pub genotype: Option<String>,
+    /// Canonical JSON of the resolved config (to compare configs).
+    pub config_json: String,
+}
+
+/// The per-epoch scalars a figure draws (Figs. 8, 10).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EpochPoint {
+    /// Run id.
+    pub run_id: i64,
+    /// Epoch, from 0.
+    pub epoch: i64,
+    /// Valid accuracy of the search (0..1).
+    pub valid_acc: f64,
+    /// `skip_connect` among the kept edges of the normal (or only) cell.
+    pub skip_normal: i64,
+    /// Cosine distance to the previous epoch's architecture (NULL at epoch 0).
+    pub cosine_distance: Option<f64>,
+    /// Derived genotype (the NB201 arch string in that space).
+    pub genotype: String,
+}
+
+/// One row of `steps` (Fig. 10 per step).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StepPoint {
+    /// Run id.
+    pub run_id: i64,
+    /// Global step, from 0.
+    pub step: i64,
+    /// Cosine distance to the previous step's architecture (NULL at step 0).
+    pub cosine_distance: Option<f64>,
+    /// Accuracy of the step's weight minibatch (0..1).
+    pub minibatch_acc: f64,
+}
+
+/// One cumulative sampling count at its run's last recorded epoch (Fig. 9).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SamplingPoint {
+    /// Run id.
+    pub run_id: i64,
+    /// `normal`, `reduce` or `cell`.
+    pub cell: String,
+    /// Edge index in `SearchSpace` order.
+    pub edge: i64,
+    /// `(from,to)`.
+    pub edge_label: String,
+    /// Op name.
+    pub op: String,
+    /// Subspaces that contained (cell, edge, op) over the whole run.
+    pub count: i64,
+}
+
+/// One sampled subspace of one cell type (Fig. 12 a/c).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SubspacePoint {
+    /// Run id.
+    pub run_id: i64,
+    /// Subspace number within the run, from 0.
+    pub iteration: i64,
+    /// `normal`, `reduce` or `cell`.
+    pub cell: String,
+    /// `sum_c y_c^2` of that subspace.
+    pub combinations: i64,
+}
+
+/// One bin of a run's ratio histogram at its last recorded epoch (Fig. 12 b).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RatioPoint {
+    /// Run id.
+    pub run_id: i64,
+    /// `normal`, `reduce` or `cell`.
+    pub cell: String,
+    /// Index into `metrics::RATIO_BINS`.
+    pub bin_index: i64,
+    /// Count of ratios in the bin over the whole run.
+    pub count: i64,
+}
+
+/// A sweep's row of `sweeps`, for messages that name the file to run.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SweepInfo {
+    /// Sweep name.
+    pub name: String,
+    /// Path the sweep was read from, if recorded.
+    pub file: Option<String>,
+}
+
+impl Store {
+    /// Every sweep, by name (for "unknown sweep; known sweeps are ..." messages).
+    pub async fn sweep_infos(&self) -> Result<Vec<SweepInfo>, StoreError> {
+        sqlx::query_as("SELECT name, file FROM sweeps ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| "listing the sweeps".into())
+    }
+
+    /// The runs of sweep `sweep` (any status), by run id.
+    pub async fn report_runs(&self, sweep: &str) -> Result<Vec<ReportRun>, StoreError> {
+        sqlx::query_as(
+            "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L, s.M,
+                    s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json
+             FROM sweep_runs w
+             JOIN run_summary s ON s.id = w.run_id
+             JOIN runs r ON r.id = w.run_id
+             WHERE w.sweep = ?1
+             ORDER BY s.id",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the runs of sweep {sweep}"))
+    }
+
+    /// The epochs of the sweep's runs, by run and epoch.
+    pub async fn report_epochs(&self, sweep: &str) -> Result<Vec<EpochPoint>, StoreError> {
+        sqlx::query_as(
+            "SELECT e.run_id, e.epoch, e.valid_acc, e.skip_normal, e.cosine_distance, e.genotype
+             FROM epochs e JOIN sweep_runs w ON w.run_id = e.run_id
+             WHERE w.sweep = ?1
+             ORDER BY e.run_id, e.epoch",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the epochs of sweep {sweep}"))
+    }
+
+    /// The per-step records of the sweep's runs, by run and step.
+    pub async fn report_steps(&self, sweep: &str) -> Result<Vec<StepPoint>, StoreError> {
+        sqlx::query_as(
+            "SELECT s.run_id, s.step, s.cosine_distance, s.minibatch_acc
+             FROM steps s JOIN sweep_runs w ON w.run_id = s.run_id
+             WHERE w.sweep = ?1
+             ORDER BY s.run_id, s.step",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the steps of sweep {sweep}"))
+    }
+
+    /// The sampling counts of each of the sweep's runs at that run's last
+    /// recorded epoch (the counts are cumulative, so that is the whole run).
+    pub async fn report_final_sampling(
+        &self,
+        sweep: &str,
+    ) -> Result<Vec<SamplingPoint>, StoreError> {
+        sqlx::query_as(
+            "SELECT c.run_id, c.cell, c.edge, c.edge_label, c.op, c.count
+             FROM sampling_counts c JOIN sweep_runs w ON w.run_id = c.run_id
+             WHERE w.sweep = ?1
+               AND c.epoch = (SELECT max(x.epoch) FROM sampling_counts x WHERE x.run_id = c.run_id)
+             ORDER BY c.run_id, c.cell, c.edge, c.op",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the sampling counts of sweep {sweep}"))
+    }
+
+    /// Every sampled subspace of the sweep's runs, by run, cell and iteration.
+    pub async fn report_subspaces(&self, sweep: &str) -> Result<Vec<SubspacePoint>, StoreError> {
+        sqlx::query_as(
+            "SELECT s.run_id, s.iteration, s.cell, s.combinations
+             FROM subspaces s JOIN sweep_runs w ON w.run_id = s.run_id
+             WHERE w.sweep = ?1
+             ORDER BY s.run_id, s.cell, s.iteration",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the subspaces of sweep {sweep}"))
+    }
+
+    /// The ratio histogram of each of the sweep's runs at that run's last
+    /// recorded epoch (cumulative, so the whole run).
+    pub async fn report_final_ratio_hist(
+        &self,
+        sweep: &str,
+    ) -> Result<Vec<RatioPoint>, StoreError> {
+        sqlx::query_as(
+            "SELECT h.run_id, h.cell, h.bin_index, h.count
+             FROM ratio_hist h JOIN sweep_runs w ON w.run_id = h.run_id
+             WHERE w.sweep = ?1
+               AND h.epoch = (SELECT max(x.epoch) FROM ratio_hist x WHERE x.run_id = h.run_id)
+             ORDER BY h.run_id, h.cell, h.bin_index",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the ratio histograms of sweep {sweep}"))
+    }
+
+    /// The imported NAS-Bench-201 accuracies of one benchmark dataset, as
+    /// `(arch string, accuracy as stored)`.
+    pub async fn nb201_accuracies(&self, dataset: &str) -> Result<Vec<(String, f64)>, StoreError> {
+        sqlx::query_as("SELECT arch, accuracy FROM nb201_accuracy WHERE dataset = ?1")
+            .bind(dataset)
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| format!("reading the NAS-Bench-201 accuracies of {dataset}"))
+    }
+
+    /// Stores NAS-Bench-201 accuracies of one dataset in one transaction,
+    /// replacing earlier imports of the same (arch, dataset); returns how many
+    /// rows were written.
+    pub async fn import_nb201(
+        &self,
+        dataset: &str,
+        source: &str,
+        rows: &[(String, f64)],
+    ) -> Result<u64, StoreError> {
+        let what = || format!("importing {} NAS-Bench-201 accuracies of {dataset}", rows.len());
+        let mut tx = self.begin_write().await.ctx(what)?;
+        let mut written = 0;
+        for chunk in rows.chunks(256) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO nb201_accuracy (arch, dataset, accuracy, source) ",
+            );
+            query.push_values(chunk, |mut b, (arch, acc)| {
+                b.push_bind(arch.as_str())
+                    .push_bind(dataset)
+                    .push_bind(*acc)
+                    .push_bind(source);
+            });
+            query.push(
+                " ON CONFLICT (arch, dataset) DO UPDATE SET accuracy = excluded.accuracy, source = excluded.source",
+            );
+            written += query
+                .build()
+                .execute(&mut *tx)
+                .await
+                .ctx(what)?
+                .rows_affected();
+        }
+        tx.commit().await.ctx(what)?;
+        Ok(written)
+    }
+}

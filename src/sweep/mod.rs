@@ -1,0 +1,107 @@
+//! Sweeps (DESIGN.md §5): one YAML file that expands, deterministically,
+//! into many search runs, each a resolved config with its fingerprint.
+//!
+//! This module only reads and expands sweep files ("planning"); running the
+//! expanded runs is `exec::orchestrator`'s job and the commands are in
+//! `cli::sweep`. Everything a sweep file can get wrong is rejected here,
+//! before anything runs, with the file, line and column and a hint.
+//!
+//! # File format
+//!
+//! ```yaml
+//! name: fig7_lm_grid        # required; letters, digits, `_`, `-`, `.`: the sweep's key in the database
+//! description: ...          # optional, free text
+//! base:                     # a search config: the keys of `ddsas search --config`
+//!   dataset: cifar10
+//!   data_dir: data/cifar
+//! grid:                     # cartesian axes, in file order, the first axis varying slowest
+//!   L: [15, 28, 42]
+//!   M: [1, 5, 10]
+//! zip:                      # optional: axes varied together (every list the same length)
+//!   w_lr: [0.025, 0.05]
+//!   arch_lr: [0.0003, 0.0006]
+//! runs:                     # optional: partial configs merged into `base`, each crossed
+//!   - {method: ddsas}       #   with the grid; an entry may carry its own `grid:` / `zip:`
+//!   - {method: darts}       #   (an entry axis replaces the top-level axis of that key, an
+//!   - {method: gdas}        #   entry `zip:` replaces the top-level zip), and a key the entry
+//!                           #   fixes drops the top-level axis of that key for the entry
+//! seeds: [0, 1, 2, 3]       # optional: sets `seed`; the outermost loop
+//! exclude:                  # optional partial configs: a run matching every key of one
+//!   - {L: 15, M: 1}         #   entry (compared after defaults are filled in) is skipped
+//! resources:                # optional hints for `ddsas sweep run`
+//!   runs_per_gpu: 2         #   default of --runs-per-gpu
+//!   gpu_mem_gb_per_run: 4   #   per-run estimate for --runs-per-gpu auto (default 4)
+//!   cpu_threads_per_run: 1  #   libtorch threads of a CPU worker (default: cores / workers)
+//! ```
+//!
+//! Keys inside `grid`, `zip`, `runs` and `exclude` may be dotted paths into
+//! nested keys (`space_schedule.initial`). Expansion order: seeds, then
+//! `runs` entries, then grid points, then zip rows. Runs that resolve to the
+//! same fingerprint are kept once (the baselines ignore `L`, `M` and the
+//! other DDSAS knobs, so a grid over them collapses for DARTS and GDAS).
+
+mod expand;
+mod keys;
+mod spec;
+
+pub use expand::{PlannedRun, Sweep};
+pub use keys::config_keys;
+pub use spec::Resources;
+
+use std::path::PathBuf;
+
+/// A sweep file that cannot be planned; the message says where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The file could not be read.
+    #[error("cannot read sweep file {path}: {source}")]
+    Io {
+        /// The sweep file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Invalid YAML, an unknown top-level key or a wrong type, with the
+    /// place in the file.
+    #[error("{}: {message}", place(file, *location))]
+    Spec {
+        /// The sweep file.
+        file: String,
+        /// Line and column (1-based), when known.
+        location: Option<(usize, usize)>,
+        /// What is wrong, with a hint.
+        message: String,
+    },
+    /// One expanded run whose config is rejected; names the run by its
+    /// varied values, and the key.
+    #[error("{}: run {index} ({params}): {message}", place(file, *location))]
+    Run {
+        /// The sweep file.
+        file: String,
+        /// Where the offending key is written, when it can be found.
+        location: Option<(usize, usize)>,
+        /// Position of the run in the expansion (from 0).
+        index: usize,
+        /// The run's varied values, `key=value` separated by spaces.
+        params: String,
+        /// The config error, naming the key.
+        message: String,
+    },
+    /// Nothing left to run after expansion and exclusion.
+    #[error("{file}: sweep `{name}` expands to no runs: {reason}\nhint: check `grid` and `zip` for empty lists and `exclude` for entries that match every run")]
+    Empty {
+        /// The sweep file.
+        file: String,
+        /// The sweep's name.
+        name: String,
+        /// Why (empty axes, everything excluded).
+        reason: String,
+    },
+}
+
+fn place(file: &str, location: Option<(usize, usize)>) -> String {
+    match location {
+        Some((line, column)) => format!("{file}:{line}:{column}"),
+        None => file.to_owned(),
+    }
+}

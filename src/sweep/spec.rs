@@ -1,0 +1,290 @@
+//! The sweep file as written: parsed with `serde_yaml` (unknown keys and
+//! wrong types carry their line and column), then checked key by key into a
+//! [`Spec`] whose axes are plain lists, ready to expand.
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+use super::keys::{is_config_key, locate, suggestion};
+use super::SweepError;
+
+/// Resource hints of a sweep, used by `ddsas sweep run` when its flags do
+/// not say otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Default of `--runs-per-gpu` (1 when unset).
+    #[serde(default)]
+    pub runs_per_gpu: Option<u32>,
+    /// GPU memory one run needs, in GB, for `--runs-per-gpu auto`
+    /// (DESIGN.md §6: DDSAS needs about 4 GB at the paper's settings).
+    #[serde(default)]
+    pub gpu_mem_gb_per_run: Option<f64>,
+    /// libtorch threads of each CPU worker (default: cores / workers).
+    #[serde(default)]
+    pub cpu_threads_per_run: Option<u32>,
+}
+
+/// What `serde_yaml` reads; `Option`s so that an explicit `null` works too.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    base: Option<Mapping>,
+    #[serde(default)]
+    grid: Option<Mapping>,
+    #[serde(default)]
+    zip: Option<Mapping>,
+    #[serde(default)]
+    runs: Option<Vec<Mapping>>,
+    #[serde(default)]
+    seeds: Option<Vec<u64>>,
+    #[serde(default)]
+    exclude: Option<Vec<Mapping>>,
+    #[serde(default)]
+    resources: Option<Resources>,
+}
+
+/// One varied key and its values.
+#[derive(Debug, Clone)]
+pub(crate) struct Axis {
+    pub key: String,
+    pub values: Vec<Value>,
+}
+
+/// One `runs:` entry: fixed keys plus its own axes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Entry {
+    pub set: Vec<(String, Value)>,
+    pub grid: Vec<Axis>,
+    pub zip: Option<Vec<Axis>>,
+}
+
+/// A checked sweep file.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub name: String,
+    pub description: Option<String>,
+    pub base: Mapping,
+    pub grid: Vec<Axis>,
+    pub zip: Vec<Axis>,
+    pub runs: Vec<Entry>,
+    pub seeds: Option<Vec<u64>>,
+    pub exclude: Vec<Vec<(String, Value)>>,
+    pub resources: Resources,
+}
+
+/// Parses and checks a sweep file's text; `file` names it in messages.
+pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
+    let raw: RawSweep = serde_yaml::from_str(text).map_err(|e| syntax_error(file, &e))?;
+    let ctx = Ctx { text, file };
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ctx.spec(
+            "name",
+            "name",
+            format!(
+                "sweep name `{}` must be non-empty and use only letters, digits, `_`, `-` and `.`",
+                raw.name
+            ),
+        ));
+    }
+    let base = raw.base.unwrap_or_default();
+    for key in string_keys(&ctx, "base", &base)? {
+        ctx.check_key("base", &key)?;
+    }
+    let grid = ctx.axes("grid", raw.grid.unwrap_or_default(), false)?;
+    let zip = ctx.axes("zip", raw.zip.unwrap_or_default(), true)?;
+    let mut runs = Vec::new();
+    for entry in raw.runs.unwrap_or_default() {
+        runs.push(ctx.entry(entry)?);
+    }
+    let mut exclude = Vec::new();
+    for entry in raw.exclude.unwrap_or_default() {
+        let mut pairs = Vec::new();
+        for (k, v) in entry {
+            let key = ctx.key_string("exclude", &k)?;
+            ctx.check_key("exclude", &key)?;
+            pairs.push((key, v));
+        }
+        exclude.push(pairs);
+    }
+    let resources = raw.resources.unwrap_or_default();
+    if resources.runs_per_gpu == Some(0) {
+        return Err(ctx.spec(
+            "resources",
+            "runs_per_gpu",
+            "`runs_per_gpu` must be at least 1".into(),
+        ));
+    }
+    if resources.cpu_threads_per_run == Some(0) {
+        return Err(ctx.spec(
+            "resources",
+            "cpu_threads_per_run",
+            "`cpu_threads_per_run` must be at least 1".into(),
+        ));
+    }
+    if let Some(gb) = resources.gpu_mem_gb_per_run {
+        if !(gb > 0.0 && gb.is_finite()) {
+            return Err(ctx.spec(
+                "resources",
+                "gpu_mem_gb_per_run",
+                format!("`gpu_mem_gb_per_run` must be a positive number of GB, not {gb}"),
+            ));
+        }
+    }
+    Ok(Spec {
+        name: raw.name,
+        description: raw.description,
+        base,
+        grid,
+        zip,
+        runs,
+        seeds: raw.seeds,
+        exclude,
+        resources,
+    })
+}
+
+/// `file:line:column: message` from a serde_yaml error (its message without
+/// the trailing "at line L column C", which the prefix already says).
+fn syntax_error(file: &str, e: &serde_yaml::Error) -> SweepError {
+    let text = e.to_string();
+    let location = e.location().map(|l| (l.line(), l.column()));
+    let message = match text.rsplit_once(" at line ") {
+        Some((head, _)) if location.is_some() => head.to_owned(),
+        _ => text,
+    };
+    SweepError::Spec {
+        file: file.to_owned(),
+        location,
+        message,
+    }
+}
+
+fn string_keys(ctx: &Ctx<'_>, section: &str, map: &Mapping) -> Result<Vec<String>, SweepError> {
+    map.keys().map(|k| ctx.key_string(section, k)).collect()
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn spec(&self, section: &str, key: &str, message: String) -> SweepError {
+        SweepError::Spec {
+            file: self.file.to_owned(),
+            location: locate(self.text, section, key),
+            message,
+        }
+    }
+
+    fn key_string(&self, section: &str, key: &Value) -> Result<String, SweepError> {
+        key.as_str().map(str::to_owned).ok_or_else(|| SweepError::Spec {
+            file: self.file.to_owned(),
+            location: None,
+            message: format!("`{section}` has a key {} that is not a string; keys are config names such as `L`", short(key)),
+        })
+    }
+
+    fn check_key(&self, section: &str, key: &str) -> Result<(), SweepError> {
+        if is_config_key(key) {
+            Ok(())
+        } else {
+            Err(self.spec(
+                section,
+                key,
+                format!(
+                    "unknown config key `{key}` in `{section}`; {}",
+                    suggestion(key)
+                ),
+            ))
+        }
+    }
+
+    /// The axes of a `grid` or `zip` mapping (every value a list; zip lists
+    /// of one length).
+    fn axes(&self, section: &str, map: Mapping, zip: bool) -> Result<Vec<Axis>, SweepError> {
+        let mut axes = Vec::new();
+        for (k, v) in map {
+            let key = self.key_string(section, &k)?;
+            self.check_key(section, &key)?;
+            let Value::Sequence(values) = v else {
+                return Err(self.spec(
+                    section,
+                    &key,
+                    format!("`{section}` axis `{key}` must be a list of values, e.g. `{key}: [{}]`, not {}", short(&v), short(&v)),
+                ));
+            };
+            axes.push(Axis { key, values });
+        }
+        if zip {
+            if let Some(first) = axes.first() {
+                if let Some(other) = axes.iter().find(|a| a.values.len() != first.values.len()) {
+                    return Err(self.spec(
+                        section,
+                        &other.key,
+                        format!(
+                            "`zip` varies its lists together, so they must have one length: `{}` has {} values but `{}` has {}",
+                            first.key,
+                            first.values.len(),
+                            other.key,
+                            other.values.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(axes)
+    }
+
+    fn entry(&self, map: Mapping) -> Result<Entry, SweepError> {
+        let mut entry = Entry::default();
+        for (k, v) in map {
+            let key = self.key_string("runs", &k)?;
+            match key.as_str() {
+                "grid" | "zip" => {
+                    let Value::Mapping(inner) = v else {
+                        return Err(self.spec(
+                            "runs",
+                            &key,
+                            format!(
+                                "`{key}` inside a `runs` entry must be a mapping of key: [values]"
+                            ),
+                        ));
+                    };
+                    let axes = self.axes("runs", inner, key == "zip")?;
+                    if key == "grid" {
+                        entry.grid = axes;
+                    } else {
+                        entry.zip = Some(axes);
+                    }
+                }
+                _ => {
+                    self.check_key("runs", &key)?;
+                    entry.set.push((key, v));
+                }
+            }
+        }
+        Ok(entry)
+    }
+}
+
+/// A YAML value on one line, for messages and tables.
+pub(crate) fn short(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
+    }
+}

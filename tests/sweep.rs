@@ -1,0 +1,749 @@
+//! End-to-end tests of sweeps (issue 3): the real `ddsas` binary as
+//! orchestrator and workers, a real SQLite database in a temp dir, tiny
+//! searches on the bundled digits. Processes are killed for real (SIGKILL,
+//! SIGINT) and every wait polls with a timeout.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ddsas::store::ReadOnlyDb;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ddsas");
+/// Tiny searches: a few seconds each on one thread.
+const TINY: &str =
+    "{dataset: digits, epochs: 2, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}";
+/// Long enough to be killed mid-run (4 epochs of ~0.5 s).
+const SLOWER: &str =
+    "{dataset: digits, epochs: 4, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}";
+const WAIT: Duration = Duration::from_secs(180);
+
+/// The tests that start orchestrators run one at a time: the machine may
+/// have two cores, and a timeout should measure our code, not contention.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.path("results.db")
+    }
+
+    fn sweep(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path(&format!("{name}.yaml"));
+        fs::write(&path, format!("name: {name}\n{body}")).unwrap();
+        path
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .arg("--db")
+            .arg(self.db())
+            .current_dir(self.dir.path())
+            .env_remove("DDSAS_DB")
+            .env_remove("DDSAS_FAULT_NAN_AT_STEP")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// `sweep run FILE` on CPU workers with one thread each, plain output
+    /// into `<tag>.out` / `<tag>.err`.
+    fn start_sweep(&self, file: &Path, workers: usize, tag: &str, extra: &[&str]) -> Child {
+        let workers = workers.to_string();
+        let mut args = vec![
+            "sweep",
+            "run",
+            file.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--cpu-workers",
+            &workers,
+            "--threads",
+            "1",
+            "--heartbeat",
+            "0.5",
+            "--plain",
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+            .stdout(fs::File::create(self.path(&format!("{tag}.out"))).unwrap())
+            .stderr(fs::File::create(self.path(&format!("{tag}.err"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn output_of(&self, tag: &str) -> String {
+        let out = fs::read_to_string(self.path(&format!("{tag}.out"))).unwrap_or_default();
+        let err = fs::read_to_string(self.path(&format!("{tag}.err"))).unwrap_or_default();
+        format!("--- stdout ---\n{out}\n--- stderr ---\n{err}")
+    }
+
+    fn query(&self, sql: &str) -> Vec<Vec<Value>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut db = ReadOnlyDb::open(&self.db()).await.unwrap();
+            db.query(sql, &[]).await.unwrap().rows
+        })
+    }
+
+    fn scalar(&self, sql: &str) -> i64 {
+        self.query(sql)[0][0]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{sql} is not an integer"))
+    }
+
+    /// Every run done exactly once: done, and exactly `epochs_total`
+    /// distinct epoch rows numbered from 0.
+    fn assert_all_done_once(&self, expected_runs: i64) {
+        let rows = self.query(
+            "SELECT r.id, r.status, r.epochs_total,
+                    (SELECT count(*) FROM epochs e WHERE e.run_id = r.id),
+                    (SELECT count(DISTINCT epoch) FROM epochs e WHERE e.run_id = r.id),
+                    (SELECT max(epoch) FROM epochs e WHERE e.run_id = r.id)
+             FROM runs r ORDER BY r.id",
+        );
+        assert_eq!(rows.len() as i64, expected_runs, "{rows:?}");
+        for r in rows {
+            assert_eq!(r[1], "done", "run {r:?} is not done");
+            assert_eq!(r[3], r[2], "run {r:?}: epoch rows != epochs");
+            assert_eq!(r[4], r[2], "run {r:?}: duplicate epochs");
+            assert_eq!(
+                r[5].as_i64().unwrap() + 1,
+                r[2].as_i64().unwrap(),
+                "run {r:?}"
+            );
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Polls `cond` every 100 ms until it holds; panics after `WAIT`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for a child with a timeout (killing it on timeout).
+fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("timed out waiting for {what} to exit");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill(pid: i64, sig: i32) {
+    // SAFETY: sending a signal to a process this test started (or its worker).
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+fn alive(pid: i64) -> bool {
+    // A zombie (killed, not reaped by a non-reaping init) counts as dead.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// (run id, worker pid) of a running run with at least `epochs` epochs
+/// recorded (and checkpointed) whose pid is a confirmed worker, not the
+/// orchestrator. `None` while the database is still being created.
+fn running_worker(env: &Env, orchestrator: u32, epochs: i64) -> Option<(i64, i64)> {
+    if !env.db().exists() {
+        return None;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let mut db = ReadOnlyDb::open(&env.db()).await.ok()?;
+        db.query(
+            &format!(
+                "SELECT id, pid, checkpoint_path FROM runs WHERE status = 'running' AND epochs_done >= {epochs}
+                 AND pid IS NOT NULL AND pid <> {orchestrator} ORDER BY id"
+            ),
+            &[],
+        )
+        .await
+        .ok()
+    })?;
+    rows.rows
+        .iter()
+        .find(|r| {
+            // Killing between an epoch's record and its checkpoint would
+            // (correctly) redo the epoch; the tests want a resumable kill.
+            epochs == 0
+                || r[2]
+                    .as_str()
+                    .is_some_and(|c| Path::new(c).join("state.json").exists())
+        })
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap()))
+}
+
+#[test]
+fn grid_sweep_runs_once_and_history_commands_answer() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "grid",
+        &format!("base: {TINY}\ngrid:\n  L: [15, 28]\n  M: [1, 2]\n"),
+    );
+    let mut child = env.start_sweep(&file, 2, "first", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    assert!(status.success(), "{}", env.output_of("first"));
+    env.assert_all_done_once(4);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM sweep_runs WHERE sweep = 'grid'"),
+        4
+    );
+    assert_eq!(env.scalar("SELECT sum(attempts) FROM runs"), 4);
+    assert!(
+        env.output_of("first").contains("L=28 M=2"),
+        "{}",
+        env.output_of("first")
+    );
+
+    // A re-run does nothing: no claim, no new epoch.
+    let again = env.run(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--gpus",
+        "none",
+        "--plain",
+    ]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("nothing to do"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(env.scalar("SELECT sum(attempts) FROM runs"), 4);
+    assert_eq!(env.scalar("SELECT count(*) FROM epochs"), 8);
+
+    let plan = env.run(&["sweep", "plan", file.to_str().unwrap()]);
+    let plan_out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success() && plan_out.contains("4 runs: 4 done"),
+        "{}",
+        text(&plan)
+    );
+
+    let status = env.run(&["sweep", "status", "grid"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("4 runs: 4 done"),
+        "{}",
+        text(&status)
+    );
+
+    // runs list: where, sort, formats.
+    let csv = env.run(&[
+        "runs",
+        "list",
+        "--where",
+        "L = 28 and M >= 2",
+        "--format",
+        "csv",
+    ]);
+    let csv_out = String::from_utf8_lossy(&csv.stdout).to_string();
+    assert!(csv.status.success(), "{}", text(&csv));
+    let lines: Vec<&str> = csv_out.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv_out}");
+    assert!(lines[0].starts_with("id,fingerprint,status"), "{csv_out}");
+    let sorted = env.run(&[
+        "runs",
+        "list",
+        "--sweep",
+        "grid",
+        "--sort",
+        "-valid_acc",
+        "--format",
+        "json",
+    ]);
+    let rows: Vec<Value> =
+        serde_json::from_slice(&sorted.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&sorted)));
+    assert_eq!(rows.len(), 4);
+    let accs: Vec<f64> = rows
+        .iter()
+        .map(|r| r["valid_acc"].as_f64().unwrap())
+        .collect();
+    assert!(
+        accs.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted descending: {accs:?}"
+    );
+    let table = env.run(&["runs", "list", "--status", "done", "--limit", "2"]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("(2 rows)"),
+        "{}",
+        text(&table)
+    );
+
+    let bad = env.run(&["runs", "list", "--where", "LL = 28"]);
+    let bad_text = text(&bad);
+    assert!(
+        !bad.status.success()
+            && bad_text.contains("bad --where clause")
+            && bad_text.contains("no such column: LL"),
+        "{bad_text}"
+    );
+    assert!(!bad_text.contains("panicked"), "{bad_text}");
+    let bad = env.run(&["runs", "list", "--where", "L = = 2"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("syntax error"),
+        "{}",
+        text(&bad)
+    );
+    let bad = env.run(&["runs", "list", "--sort", "-accuracy"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("unknown --sort key `accuracy`"),
+        "{}",
+        text(&bad)
+    );
+    let bad = env.run(&["runs", "list", "--sweep", "nope"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("no sweep named `nope`"),
+        "{}",
+        text(&bad)
+    );
+
+    let show = env.run(&["runs", "show", "1"]);
+    let show_out = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(
+        show.status.success()
+            && show_out.contains("epochs:")
+            && show_out.contains("genotype:")
+            && show_out.contains("run-1-attempt-1.log"),
+        "{}",
+        text(&show)
+    );
+    let best = env.run(&[
+        "runs",
+        "best",
+        "--sweep",
+        "grid",
+        "--by",
+        "valid_acc",
+        "--limit",
+        "2",
+    ]);
+    assert!(
+        best.status.success()
+            && String::from_utf8_lossy(&best.stdout).contains("best by valid_acc"),
+        "{}",
+        text(&best)
+    );
+    let cmp = env.run(&["runs", "compare", "1", "4"]);
+    let cmp_out = String::from_utf8_lossy(&cmp.stdout).to_string();
+    assert!(
+        cmp.status.success() && cmp_out.contains("│ L") && cmp_out.contains("│ M"),
+        "{}",
+        text(&cmp)
+    );
+
+    // ddsas sql: read-only, formats, clear errors.
+    let sql = env.run(&[
+        "sql",
+        "SELECT method, count(*) AS n FROM run_summary GROUP BY method",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&sql.stdout),
+        "method,n\nddsas,4\n",
+        "{}",
+        text(&sql)
+    );
+    let write = env.run(&["sql", "DELETE FROM runs"]);
+    assert!(
+        !write.status.success() && text(&write).contains("ddsas sql is read-only"),
+        "{}",
+        text(&write)
+    );
+    let write = env.run(&["sql", "DROP TABLE epochs"]);
+    assert!(
+        !write.status.success() && text(&write).contains("read-only"),
+        "{}",
+        text(&write)
+    );
+    assert_eq!(env.scalar("SELECT count(*) FROM epochs"), 8);
+    let bad = env.run(&["sql", "SELEC 1"]);
+    assert!(
+        !bad.status.success()
+            && text(&bad).contains("SQL error")
+            && !text(&bad).contains("panicked"),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_is_retried_from_its_checkpoint() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("killw", &format!("base: {SLOWER}\n"));
+    let mut child = env.start_sweep(&file, 1, "orch", &[]);
+    let mut victim = None;
+    wait_for("a worker with a finished epoch", || {
+        victim = running_worker(&env, child.id(), 1);
+        victim.is_some()
+    });
+    let (run, pid) = victim.unwrap();
+    kill(pid, libc::SIGKILL);
+    let status = wait_child(&mut child, "the sweep");
+    let out = env.output_of("orch");
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("killed by signal 9") && out.contains("retrying"),
+        "{out}"
+    );
+    env.assert_all_done_once(1);
+    assert_eq!(
+        env.scalar(&format!("SELECT attempts FROM runs WHERE id = {run}")),
+        2
+    );
+    let second = fs::read_to_string(env.path(&format!("logs/run-{run}-attempt-2.log"))).unwrap();
+    assert!(
+        second.contains("resuming at epoch"),
+        "the retry did not resume:\n{second}"
+    );
+}
+
+#[test]
+fn a_killed_orchestrator_is_taken_over_and_every_run_finishes_once() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("killo", &format!("base: {SLOWER}\nseeds: [0, 1, 2]\n"));
+
+    // 1. kill -9 the orchestrator alone: its worker notices and stops at a
+    //    safe point, leaving the run interrupted.
+    let mut first = env.start_sweep(&file, 1, "first", &[]);
+    let mut victim = None;
+    wait_for("a worker with a finished epoch", || {
+        victim = running_worker(&env, first.id(), 1);
+        victim.is_some()
+    });
+    let (run, worker) = victim.unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_for("the orphaned worker to stop", || !alive(worker));
+    let status = &env.query(&format!("SELECT status FROM runs WHERE id = {run}"))[0][0];
+    assert_eq!(status, "interrupted", "{}", env.output_of("first"));
+
+    // 2. kill -9 the orchestrator and its worker together: the run stays
+    //    `running` with dead processes behind it.
+    let mut second = env.start_sweep(&file, 1, "second", &[]);
+    let mut victim = None;
+    wait_for("a worker of the second orchestrator", || {
+        victim = running_worker(&env, second.id(), 1);
+        victim.is_some()
+    });
+    let (run2, worker2) = victim.unwrap();
+    second.kill().unwrap();
+    kill(worker2, libc::SIGKILL);
+    second.wait().unwrap();
+    wait_for("the killed worker to die", || !alive(worker2));
+    assert_eq!(
+        env.query(&format!("SELECT status FROM runs WHERE id = {run2}"))[0][0],
+        "running"
+    );
+
+    // 3. A new orchestrator takes over at once (its pids are dead; no
+    //    waiting for the 30 s staleness) and finishes everything.
+    let started = Instant::now();
+    let mut third = env.start_sweep(&file, 1, "third", &[]);
+    let status = wait_child(&mut third, "the third orchestrator");
+    let out = env.output_of("third");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("taking over"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(120), "{out}");
+    env.assert_all_done_once(3);
+}
+
+#[test]
+fn two_orchestrators_on_one_database_never_run_a_run_twice() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "pair",
+        &format!("base: {TINY}\nseeds: [0, 1, 2, 3, 4, 5]\n"),
+    );
+    let mut a = env.start_sweep(&file, 1, "a", &[]);
+    let mut b = env.start_sweep(&file, 1, "b", &[]);
+    let sa = wait_child(&mut a, "orchestrator a");
+    let sb = wait_child(&mut b, "orchestrator b");
+    assert!(sa.success(), "{}", env.output_of("a"));
+    assert!(sb.success(), "{}", env.output_of("b"));
+    env.assert_all_done_once(6);
+    // Exactly one claim per run, each by one of the two orchestrators.
+    let rows = env.query("SELECT attempts, owner FROM runs");
+    assert!(
+        rows.iter().all(|r| r[0] == 1),
+        "a run was claimed twice: {rows:?}"
+    );
+    let owners: std::collections::HashSet<String> = rows
+        .iter()
+        .map(|r| r[1].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !owners.is_empty() && owners.len() <= 2 && owners.iter().all(|o| o.starts_with("orch:")),
+        "{owners:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_interrupts_cleanly_and_the_next_run_resumes() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("ctrlc", &format!("base: {SLOWER}\nseeds: [0, 1]\n"));
+    let mut child = env.start_sweep(&file, 2, "first", &[]);
+    wait_for("a worker with a finished epoch", || {
+        running_worker(&env, child.id(), 1).is_some()
+    });
+    kill(i64::from(child.id()), libc::SIGINT);
+    let status = wait_child(&mut child, "the interrupted sweep");
+    let out = env.output_of("first");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM runs WHERE status = 'running'"),
+        0,
+        "{out}"
+    );
+    let interrupted =
+        env.query("SELECT id, checkpoint_path, epochs_done FROM runs WHERE status = 'interrupted'");
+    assert!(!interrupted.is_empty(), "{out}");
+    for r in &interrupted {
+        if r[2].as_i64().unwrap() > 0 {
+            let dir = PathBuf::from(r[1].as_str().unwrap());
+            assert!(
+                dir.join("state.json").exists(),
+                "checkpoint of run {} missing",
+                r[0]
+            );
+        }
+    }
+    let mut again = env.start_sweep(&file, 2, "second", &[]);
+    let status = wait_child(&mut again, "the resumed sweep");
+    assert!(status.success(), "{}", env.output_of("second"));
+    env.assert_all_done_once(2);
+}
+
+#[test]
+fn cancel_stops_the_orchestrators_of_a_sweep() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("cancelme", &format!("base: {SLOWER}\nseeds: [0, 1, 2]\n"));
+    let mut child = env.start_sweep(&file, 1, "orch", &[]);
+    wait_for("a running worker", || {
+        running_worker(&env, child.id(), 0).is_some()
+    });
+    let cancel = env.run(&["sweep", "cancel", "cancelme"]);
+    assert!(cancel.status.success(), "{}", text(&cancel));
+    let status = wait_child(&mut child, "the cancelled sweep");
+    assert_eq!(status.code(), Some(130), "{}", env.output_of("orch"));
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM runs WHERE status = 'running'"),
+        0
+    );
+    assert!(env.scalar("SELECT count(*) FROM runs WHERE status <> 'done'") > 0);
+    let st = env.run(&["sweep", "status", "cancelme"]);
+    assert!(
+        String::from_utf8_lossy(&st.stdout).contains("[cancelled]"),
+        "{}",
+        text(&st)
+    );
+    let bad = env.run(&["sweep", "cancel", "nosuch"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("cancelme"),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn sixteen_concurrent_workers_write_to_one_database() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let seeds: Vec<String> = (0..16).map(|s| s.to_string()).collect();
+    let file = env.sweep(
+        "stress",
+        &format!(
+            "base: {{dataset: digits, epochs: 2, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 3, log_steps: true}}\nseeds: [{}]\n",
+            seeds.join(", ")
+        ),
+    );
+    let mut child = env.start_sweep(&file, 16, "orch", &["--max-retries", "0"]);
+    let status = wait_child(&mut child, "the 16-worker sweep");
+    let out = env.output_of("orch");
+    assert!(status.success(), "{out}");
+    env.assert_all_done_once(16);
+    assert_eq!(env.scalar("SELECT count(*) FROM steps"), 16 * 2 * 3);
+    assert_eq!(env.scalar("SELECT max(attempts) FROM runs"), 1, "{out}");
+    for entry in fs::read_dir(env.path("logs")).unwrap() {
+        let log = fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!log.contains("database is locked"), "{log}");
+    }
+}
+
+#[test]
+fn a_failing_run_is_marked_failed_and_the_rest_goes_on() {
+    let _heavy = heavy();
+    let env = Env::new();
+    // An existing but empty CIFAR folder passes planning; loading fails.
+    fs::create_dir(env.path("empty_cifar")).unwrap();
+    let file = env.sweep(
+        "faily",
+        &format!("base: {TINY}\ngrid:\n  dataset: [cifar10, digits]\nruns: [{{data_dir: empty_cifar}}]\n"),
+    );
+    let mut child = env.start_sweep(&file, 1, "orch", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    let out = env.output_of("orch");
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("1 of 2 runs failed") && out.contains("FAILED"),
+        "{out}"
+    );
+    let rows = env.query("SELECT dataset, status, attempts, error FROM runs ORDER BY id");
+    assert_eq!(rows[0][0], "cifar10");
+    assert_eq!(rows[0][1], "failed");
+    assert_eq!(
+        rows[0][2], 1,
+        "a search failure must not be retried: {rows:?}"
+    );
+    assert!(
+        rows[0][3].as_str().unwrap().contains("empty_cifar"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1][1], "done");
+}
+
+#[test]
+fn bad_sweep_files_are_rejected_before_anything_runs() {
+    let env = Env::new();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "syntax",
+            "grid:\n  L: [15, 28\n  M: [1]\n",
+            &["syntax.yaml:"],
+        ),
+        (
+            "topkey",
+            "gird: {L: [15]}\n",
+            &["topkey.yaml:2:1", "unknown field `gird`"],
+        ),
+        (
+            "typo",
+            "grid:\n  LL: [15, 28]\n",
+            &["typo.yaml:3:3", "`LL`", "did you mean `L`"],
+        ),
+        (
+            "wrongtype",
+            "grid:\n  M: [1, many]\n",
+            &["wrongtype.yaml:3:3", "`M`", "M=many"],
+        ),
+        (
+            "zero",
+            "grid:\n  L: []\n",
+            &["no runs", "`L` is an empty list", "hint"],
+        ),
+        (
+            "allexcluded",
+            "grid: {M: [1, 2]}\nexclude: [{method: ddsas}]\n",
+            &["all 2 runs are excluded"],
+        ),
+        (
+            "lrange",
+            "grid:\n  L: [28, 13]\n",
+            &["`L`", "L=13", "L >= 14"],
+        ),
+        ("mrange", "base: {M: 0}\n", &["`M`", "at least 1"]),
+        (
+            "nodata",
+            "base: {dataset: cifar10, data_dir: no/such/folder}\n",
+            &["data_dir", "no/such/folder"],
+        ),
+        ("zipmix", "zip: {L: [15, 28], M: [1]}\n", &["one length"]),
+        ("badname", "base: {}\n", &["sweep name"]),
+    ];
+    for (name, body, expected) in cases {
+        let file = if *name == "badname" {
+            let p = env.path("badname.yaml");
+            fs::write(&p, format!("name: 'has space'\n{body}")).unwrap();
+            p
+        } else {
+            env.sweep(name, body)
+        };
+        for command in ["plan", "run"] {
+            let out = env.run(
+                &["sweep", command, file.to_str().unwrap(), "--plain"]
+                    [..if command == "plan" { 3 } else { 4 }],
+            );
+            let t = text(&out);
+            assert!(
+                !out.status.success(),
+                "{name}: `sweep {command}` accepted it:\n{t}"
+            );
+            for e in *expected {
+                assert!(
+                    t.contains(e),
+                    "{name}: `sweep {command}` does not say `{e}`:\n{t}"
+                );
+            }
+            assert!(!t.contains("panicked"), "{t}");
+        }
+    }
+    assert!(
+        !env.db().exists(),
+        "a rejected sweep must not touch the database"
+    );
+}
