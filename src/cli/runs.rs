@@ -465,7 +465,7 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         row.extend(configs.iter().map(|c| config_text(c, key)));
         table.add_row(row);
     }
-    let metrics: [(&str, fn(&QueryRows) -> String); 6] = [
+    let metrics: [(&str, Metric); 6] = [
         ("status", |r| cell_text(field(r, 0, "status"))),
         ("epochs", |r| {
             format!(
@@ -493,6 +493,9 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How `runs compare` shows one final metric of a run.
+type Metric = fn(&QueryRows) -> String;
 
 /// The config keys (in `SearchConfig` order) whose shown value differs
 /// between the given configs.

@@ -61,7 +61,7 @@ pub struct RunArgs {
     /// Concurrent runs per GPU: a number, or `auto` (free memory / resources.gpu_mem_gb_per_run).
     #[arg(long)]
     runs_per_gpu: Option<String>,
-    /// Concurrent CPU workers (default: 1 when no GPU is used, else 0).
+    /// Concurrent CPU workers (default when no GPU is used: cores / resources.cpu_threads_per_run, else 1; with GPUs: 0).
     #[arg(long)]
     cpu_workers: Option<usize>,
     /// libtorch threads per CPU worker (default: resources.cpu_threads_per_run, else cores / workers).
@@ -414,9 +414,15 @@ fn slots(args: &RunArgs, sweep: &Sweep) -> anyhow::Result<(Vec<Slot>, String)> {
             slots.push(SlotDevice::Gpu(g));
         }
     }
-    let cpu_workers = args
-        .cpu_workers
-        .unwrap_or(if gpus.is_empty() { 1 } else { 0 });
+    // Without a GPU: one worker, or as many as the cores allow when the
+    // sweep says how many threads a run wants.
+    let cpu_workers = args.cpu_workers.unwrap_or(
+        match (gpus.is_empty(), sweep.resources.cpu_threads_per_run) {
+            (false, _) => 0,
+            (true, Some(t)) => (cores / (t as usize).max(1)).max(1),
+            (true, None) => 1,
+        },
+    );
     let gpu_slots = slots.len();
     slots.extend(std::iter::repeat_n(SlotDevice::Cpu, cpu_workers));
     if slots.is_empty() {

@@ -1062,15 +1062,4 @@ mod tests {
         let v = parse(b"\x80\x02\x8a\x01\xff.").unwrap();
         assert_eq!(as_int(&v), Some(-1));
     }
-
-    #[test]
-    fn zz_big() {
-        let b = std::fs::read("/tmp/bigcifar/cifar-100-python/train").unwrap();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let v = parse(&b).unwrap();
-            println!("parse {:.3}s", t.elapsed().as_secs_f64());
-            drop(v);
-        }
-    }
 }

@@ -391,8 +391,7 @@ impl Orchestrator<'_> {
         let worker_alive = row.pid.is_some_and(pid_alive);
         match row.owner.as_deref().and_then(parse_owner) {
             Some((host, orch_pid)) if host == hostname() => {
-                let orch_alive = pid_alive(orch_pid);
-                (!orch_alive && !worker_alive) || (stale && !worker_alive)
+                !worker_alive && (stale || !pid_alive(orch_pid))
             }
             Some(_) => stale,
             None => stale && !worker_alive,

@@ -306,6 +306,21 @@ pub fn title<DB: DrawingBackend>(
     Ok(rest)
 }
 
+/// Draws the figure title and a smaller subtitle line under it; returns
+/// the area below.
+pub fn title_sub<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+    sub: &str,
+) -> Result<DrawingArea<DB, Shift>, DrawError> {
+    let rest = title(root, text)?;
+    let (w, _) = rest.dim_in_pixel();
+    let (top, rest) = rest.split_vertically(LABEL_PX as i32 + 12);
+    let t = font(LABEL_PX).color(MUTED);
+    text_at(&top, &fit(sub, &t, w as i32 - 20), &t, (w as i32 / 2, LABEL_PX as i32 / 2 + 2), HPos::Center)?;
+    Ok(rest)
+}
+
 /// How a legend entry is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Swatch {

@@ -55,6 +55,7 @@ enum Panel {
 
 struct Fig12 {
     title: String,
+    subtitle: String,
     top: Vec<Panel>,
     bottom: Panel,
 }
@@ -65,7 +66,7 @@ impl Plot for Fig12 {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let body = draw::title(root, &self.title)?.margin(0, 10, 10, 10);
+        let body = draw::title_sub(root, &self.title, &self.subtitle)?.margin(0, 10, 10, 10);
         let h = body.dim_in_pixel().1 as i32;
         let (top, bottom) = body.split_vertically(h * 52 / 100);
         let draw_panel = |area: &DrawingArea<DB, Shift>, p: &Panel| match p {
@@ -166,8 +167,8 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
             series.push(Series {
                 color,
                 marker: if max_iter <= 40 { ri % 3 } else { 3 },
-                width: 2,
-                alpha: 0.9,
+                width: 3,
+                alpha: 1.0,
                 points: pts.iter().map(|&(i, c)| (i as f64, Some(c as f64))).collect(),
                 band: Vec::new(),
             });
@@ -246,7 +247,8 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
         notes,
     });
     let plot = Fig12 {
-        title: format!("Fig. 12 — subspace combinations and ratio ranges, DDSAS {config_words} (sweep {})", data.name),
+        title: format!("Fig. 12 — DDSAS subspace combinations and ratio ranges (sweep {})", data.name),
+        subtitle: format!("{config_words} · {} · one line per run", runs_text(&ids)),
         top: line_panels,
         bottom: bars,
     };

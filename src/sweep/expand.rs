@@ -231,14 +231,14 @@ fn expand(spec: Spec, text: &str, file: &str) -> Result<Sweep, SweepError> {
     })
 }
 
+/// An axis and whether it was written inside a `runs` entry.
+type AxisRef<'a> = (&'a Axis, bool);
+
 /// The grid axes and zip columns of one entry, each flagged with whether
 /// it was written inside the entry: top-level axes in file order (an entry
 /// axis of the same key replaces one in place), then the entry's own new
 /// axes; keys the entry fixes drop out.
-fn entry_axes<'a>(
-    spec: &'a Spec,
-    entry: &'a Entry,
-) -> (Vec<(&'a Axis, bool)>, Vec<(&'a Axis, bool)>) {
+fn entry_axes<'a>(spec: &'a Spec, entry: &'a Entry) -> (Vec<AxisRef<'a>>, Vec<AxisRef<'a>>) {
     let fixed = |key: &str| entry.set.iter().any(|(k, _)| k == key);
     let mut axes: Vec<(&Axis, bool)> = Vec::new();
     for top in &spec.grid {
@@ -264,7 +264,7 @@ fn entry_axes<'a>(
 }
 
 /// Odometer step over the axes, the last axis fastest; false when done.
-fn advance(point: &mut [usize], axes: &[(&Axis, bool)]) -> bool {
+fn advance(point: &mut [usize], axes: &[AxisRef<'_>]) -> bool {
     for i in (0..point.len()).rev() {
         point[i] += 1;
         if point[i] < axes[i].0.values.len() {

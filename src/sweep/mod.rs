@@ -31,7 +31,8 @@
 //! resources:                # optional hints for `ddsas sweep run`
 //!   runs_per_gpu: 2         #   default of --runs-per-gpu
 //!   gpu_mem_gb_per_run: 4   #   per-run estimate for --runs-per-gpu auto (default 4)
-//!   cpu_threads_per_run: 1  #   libtorch threads of a CPU worker (default: cores / workers)
+//!   cpu_threads_per_run: 1  #   libtorch threads of a CPU worker (default: cores / workers);
+//!                           #   without a GPU, --cpu-workers then defaults to cores / this
 //! ```
 //!
 //! Keys inside `grid`, `zip`, `runs` and `exclude` may be dotted paths into

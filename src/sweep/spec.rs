@@ -20,7 +20,8 @@ pub struct Resources {
     /// (DESIGN.md §6: DDSAS needs about 4 GB at the paper's settings).
     #[serde(default)]
     pub gpu_mem_gb_per_run: Option<f64>,
-    /// libtorch threads of each CPU worker (default: cores / workers).
+    /// libtorch threads of each CPU worker (default: cores / workers); when
+    /// set, `--cpu-workers` defaults to cores / this on a machine without GPU.
     #[serde(default)]
     pub cpu_threads_per_run: Option<u32>,
 }
