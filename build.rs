@@ -8,9 +8,16 @@ fn libtorch_lib_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("LIBTORCH") {
         return Some(PathBuf::from(dir).join("lib"));
     }
-    let python = if std::env::var_os("VIRTUAL_ENV").is_some() { "python" } else { "python3" };
+    let python = if std::env::var_os("VIRTUAL_ENV").is_some() {
+        "python"
+    } else {
+        "python3"
+    };
     let out = Command::new(python)
-        .args(["-c", "import torch, os; print(os.path.dirname(torch.__file__))"])
+        .args([
+            "-c",
+            "import torch, os; print(os.path.dirname(torch.__file__))",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;

@@ -291,18 +291,50 @@ impl SearchConfig {
             SpaceKind::Nb201 => 5,
         });
         check(self.epochs >= 1, "epochs", "must be at least 1")?;
-        check(self.batch_size >= 2, "batch_size", "must be at least 2 (batch norm needs two images)")?;
+        check(
+            self.batch_size >= 2,
+            "batch_size",
+            "must be at least 2 (batch norm needs two images)",
+        )?;
         check(layers >= 1, "layers", "must be at least 1")?;
-        check(self.init_channels >= 2 && self.init_channels % 2 == 0, "init_channels", "must be an even number of at least 2")?;
-        check(self.train_portion > 0.05 && self.train_portion < 0.95, "train_portion", "must lie in (0.05, 0.95)")?;
-        check(self.steps_per_epoch != Some(0), "steps_per_epoch", "must be at least 1 when set")?;
-        check(self.w_lr > 0.0 && self.w_lr_min >= 0.0 && self.w_lr_min <= self.w_lr, "w_lr", "needs 0 <= w_lr_min <= w_lr and w_lr > 0")?;
-        check((0.0..1.0).contains(&self.w_momentum), "w_momentum", "must lie in [0, 1)")?;
+        check(
+            self.init_channels >= 2 && self.init_channels.is_multiple_of(2),
+            "init_channels",
+            "must be an even number of at least 2",
+        )?;
+        check(
+            self.train_portion > 0.05 && self.train_portion < 0.95,
+            "train_portion",
+            "must lie in (0.05, 0.95)",
+        )?;
+        check(
+            self.steps_per_epoch != Some(0),
+            "steps_per_epoch",
+            "must be at least 1 when set",
+        )?;
+        check(
+            self.w_lr > 0.0 && self.w_lr_min >= 0.0 && self.w_lr_min <= self.w_lr,
+            "w_lr",
+            "needs 0 <= w_lr_min <= w_lr and w_lr > 0",
+        )?;
+        check(
+            (0.0..1.0).contains(&self.w_momentum),
+            "w_momentum",
+            "must lie in [0, 1)",
+        )?;
         check(self.grad_clip > 0.0, "grad_clip", "must be positive")?;
         check(self.arch_lr > 0.0, "arch_lr", "must be positive")?;
         let (b1, b2) = self.arch_betas;
-        check((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2), "arch_betas", "both betas must lie in [0, 1)")?;
-        check(self.w_weight_decay >= 0.0 && self.arch_weight_decay >= 0.0, "w_weight_decay", "weight decays must be non-negative")?;
+        check(
+            (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2),
+            "arch_betas",
+            "both betas must lie in [0, 1)",
+        )?;
+        check(
+            self.w_weight_decay >= 0.0 && self.arch_weight_decay >= 0.0,
+            "w_weight_decay",
+            "weight decays must be non-negative",
+        )?;
         let edges = space.edges() as u32;
         if self.L < edges {
             return Err(invalid(
@@ -317,11 +349,31 @@ impl SearchConfig {
                 ),
             ));
         }
-        check(self.M >= 1, "M", "M is the number of weight steps between subspace updates and must be at least 1")?;
-        check(self.ucb_c >= 0.0 && self.ucb_c.is_finite(), "ucb_c", "must be a finite non-negative number")?;
-        check((0.0..=1.0).contains(&self.random_prob), "random_prob", "is a probability and must lie in [0, 1]")?;
-        check(self.begin < self.epochs || self.begin == 0, "begin", "random-subspace warm-up must be shorter than the search")?;
-        check(self.tau_max > 0.0 && self.tau_min > 0.0 && self.tau_min <= self.tau_max, "tau_max", "needs 0 < tau_min <= tau_max")?;
+        check(
+            self.M >= 1,
+            "M",
+            "M is the number of weight steps between subspace updates and must be at least 1",
+        )?;
+        check(
+            self.ucb_c >= 0.0 && self.ucb_c.is_finite(),
+            "ucb_c",
+            "must be a finite non-negative number",
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.random_prob),
+            "random_prob",
+            "is a probability and must lie in [0, 1]",
+        )?;
+        check(
+            self.begin < self.epochs || self.begin == 0,
+            "begin",
+            "random-subspace warm-up must be shorter than the search",
+        )?;
+        check(
+            self.tau_max > 0.0 && self.tau_min > 0.0 && self.tau_min <= self.tau_max,
+            "tau_max",
+            "needs 0 < tau_min <= tau_max",
+        )?;
         let schedule = resolve_schedule(&space, &self.space_schedule)?;
         let data_dir = match self.dataset {
             DatasetKind::Digits => None,
@@ -339,7 +391,10 @@ impl SearchConfig {
             if !dir.is_dir() {
                 return Err(invalid(
                     "data_dir",
-                    format!("{} is not a directory; point it at the folder holding the CIFAR files", dir.display()),
+                    format!(
+                        "{} is not a directory; point it at the folder holding the CIFAR files",
+                        dir.display()
+                    ),
                 ));
             }
         }
@@ -386,7 +441,10 @@ fn resolve_schedule(
         space.op_index(name).ok_or_else(|| {
             invalid(
                 "space_schedule",
-                format!("unknown op `{name}`; the ops of this space are {}", space.ops().join(", ")),
+                format!(
+                    "unknown op `{name}`; the ops of this space are {}",
+                    space.ops().join(", ")
+                ),
             )
         })
     };
@@ -396,7 +454,10 @@ fn resolve_schedule(
             available[lookup(name)?] = true;
         }
         if !available.iter().skip(1).any(|&a| a) {
-            return Err(invalid("space_schedule", "`initial` must contain at least one op other than `none`"));
+            return Err(invalid(
+                "space_schedule",
+                "`initial` must contain at least one op other than `none`",
+            ));
         }
     }
     for step in &schedule.expand {
@@ -450,7 +511,9 @@ impl ResolvedConfig {
 
     /// Number of cells (DARTS space) or cells per stage (NB201).
     pub fn layers(&self) -> u32 {
-        self.config.layers.expect("resolved configs always have layers")
+        self.config
+            .layers
+            .expect("resolved configs always have layers")
     }
 }
 
@@ -473,7 +536,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = resolve("method: ddsas\nlearning_rate: 0.1\n").unwrap_err().to_string();
+        let err = resolve("method: ddsas\nlearning_rate: 0.1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("learning_rate"), "{err}");
     }
 
@@ -503,13 +568,19 @@ mod tests {
     fn overrides_apply_and_fingerprint_follows() {
         let a = SearchConfig::default().resolve().unwrap();
         let b = SearchConfig::default()
-            .with_overrides(&["L=42".into(), "space_schedule.shrink=[{epoch: 3, remove: 2}]".into()])
+            .with_overrides(&[
+                "L=42".into(),
+                "space_schedule.shrink=[{epoch: 3, remove: 2}]".into(),
+            ])
             .unwrap();
         assert_eq!(b.L, 42);
         assert_eq!(b.space_schedule.shrink[0].remove, 2);
         let b = b.resolve().unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
-        assert_eq!(a.fingerprint(), SearchConfig::default().resolve().unwrap().fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            SearchConfig::default().resolve().unwrap().fingerprint()
+        );
     }
 
     #[test]

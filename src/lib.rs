@@ -6,11 +6,11 @@
 //! methods, search loop, metrics) → [`store`] (SQLite) → sweep/exec → report
 //! → cli.
 
+pub mod cli;
 pub mod config;
 pub mod data;
+pub mod exec;
 pub mod nas;
+pub mod report;
 pub mod store;
 pub mod sweep;
-pub mod exec;
-pub mod report;
-pub mod cli;

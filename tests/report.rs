@@ -33,24 +33,37 @@ struct Fixture {
 
 fn search(db: &Path, sets: &[&str]) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["search", "--quiet", "--threads", "1", "--db"]).arg(db);
+    cmd.args(["search", "--quiet", "--threads", "1", "--db"])
+        .arg(db);
     for s in TINY.iter().chain(sets) {
         cmd.args(["--set", s]);
     }
     let out = cmd.output().expect("ddsas runs");
-    assert!(out.status.success(), "search {sets:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "search {sets:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn cifar_dir() -> String {
-    format!("data_dir={}/tests/fixtures/cifar", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "data_dir={}/tests/fixtures/cifar",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn pool(db: &Path) -> SqlitePool {
-    SqlitePool::connect_with(SqliteConnectOptions::new().filename(db)).await.unwrap()
+    SqlitePool::connect_with(SqliteConnectOptions::new().filename(db))
+        .await
+        .unwrap()
 }
 
 /// Runs `sql` (no result rows) on `db`.
@@ -63,7 +76,10 @@ fn exec(db: &Path, sql: &str) {
 }
 
 /// Rows of `sql` as `(run_id or key, f64...)` via a closure over sqlx rows.
-fn query<T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(db: &Path, sql: &str) -> Vec<T> {
+fn query<T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(
+    db: &Path,
+    sql: &str,
+) -> Vec<T> {
     rt().block_on(async {
         let p = pool(db).await;
         let rows = sqlx::query_as::<_, T>(sql).fetch_all(&p).await.unwrap();
@@ -140,8 +156,18 @@ fn json(path: &Path) -> Value {
 /// Width and height from a PNG's signature and IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
-    assert_eq!(&b[12..16], b"IHDR", "{}: first chunk is not IHDR", path.display());
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    assert_eq!(
+        &b[12..16],
+        b"IHDR",
+        "{}: first chunk is not IHDR",
+        path.display()
+    );
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
 }
@@ -150,12 +176,25 @@ fn png_size(path: &Path) -> (u32, u32) {
 /// `<text>` elements with a font family.
 fn check_svg(path: &Path, (w, h): (u32, u32)) {
     let s = std::fs::read_to_string(path).unwrap();
-    let svg = s.find("<svg").unwrap_or_else(|| panic!("{}: no <svg", path.display()));
+    let svg = s
+        .find("<svg")
+        .unwrap_or_else(|| panic!("{}: no <svg", path.display()));
     let head = &s[svg..svg + s[svg..].find('>').unwrap()];
-    assert!(head.contains(&format!("width=\"{w}\"")) && head.contains(&format!("height=\"{h}\"")), "{head}");
-    assert!(s.trim_end().ends_with("</svg>"), "{} is truncated", path.display());
+    assert!(
+        head.contains(&format!("width=\"{w}\"")) && head.contains(&format!("height=\"{h}\"")),
+        "{head}"
+    );
+    assert!(
+        s.trim_end().ends_with("</svg>"),
+        "{} is truncated",
+        path.display()
+    );
     assert_eq!(s.matches("<text").count(), s.matches("</text>").count());
-    assert!(s.matches("<text").count() > 10, "{}: too few texts", path.display());
+    assert!(
+        s.matches("<text").count() > 10,
+        "{}: too few texts",
+        path.display()
+    );
     assert!(s.contains("font-family=\"DejaVu Sans, sans-serif\""));
 }
 
@@ -181,12 +220,25 @@ fn all_writes_every_figure_as_png_svg_and_index() {
     let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     for stem in stems {
         let side = json(&out.path().join(format!("{stem}.json")));
-        let size = (side["width"].as_u64().unwrap() as u32, side["height"].as_u64().unwrap() as u32);
+        let size = (
+            side["width"].as_u64().unwrap() as u32,
+            side["height"].as_u64().unwrap() as u32,
+        );
         assert!(size.0 >= 1200 && size.1 >= 800, "{stem}: {size:?}");
-        assert_eq!(png_size(&out.path().join(format!("{stem}.png"))), size, "{stem}");
+        assert_eq!(
+            png_size(&out.path().join(format!("{stem}.png"))),
+            size,
+            "{stem}"
+        );
         check_svg(&out.path().join(format!("{stem}.svg")), size);
-        assert!(index.contains(&format!("src=\"{stem}.png\"")), "index lacks {stem}");
-        assert!(text.contains(&format!("{stem}.png")), "summary lacks {stem}");
+        assert!(
+            index.contains(&format!("src=\"{stem}.png\"")),
+            "index lacks {stem}"
+        );
+        assert!(
+            text.contains(&format!("{stem}.png")),
+            "summary lacks {stem}"
+        );
     }
     for t in ["table5.md", "table5.csv", "table5.tex", "table5.json"] {
         assert!(out.path().join(t).is_file(), "{t}");
@@ -199,7 +251,10 @@ fn all_writes_every_figure_as_png_svg_and_index() {
     let again = tempfile::tempdir().unwrap();
     ok(&report(&f.db, &["all", "--sweep", "main"], again.path()));
     let names = |d: &Path| {
-        let mut v: Vec<String> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         v.sort();
         v
     };
@@ -215,7 +270,7 @@ struct Agg {
     approximation: i64,
     n: i64,
     mean: f64,
-    std: f64,
+    var: f64,
 }
 
 #[test]
@@ -227,7 +282,7 @@ fn table5_is_the_sql_mean_and_population_std() {
     // DARTS space, digits.
     let rows: Vec<Agg> = query(
         &f.db,
-        "SELECT approximation, count(*) AS n, avg(e) AS mean, sqrt(max(avg(e * e) - avg(e) * avg(e), 0)) AS std
+        "SELECT approximation, count(*) AS n, avg(e) AS mean, avg(e * e) - avg(e) * avg(e) AS var
          FROM (SELECT approximation, 100.0 * (1.0 - valid_acc) AS e FROM run_summary
                WHERE method = 'ddsas' AND space = 'darts' AND L = 20 AND M = 1 AND status = 'done')
          GROUP BY approximation ORDER BY approximation",
@@ -238,18 +293,44 @@ fn table5_is_the_sql_mean_and_population_std() {
     assert_eq!(cols.len(), 1, "{side}");
     let md = std::fs::read_to_string(out.path().join("table5.md")).unwrap();
     for r in &rows {
-        let v = &cols[0][if r.approximation == 0 { "without" } else { "with" }];
+        // Population variance from SQL; SQLite's bundled build has no sqrt().
+        let std = r.var.max(0.0).sqrt();
+        let v = &cols[0][if r.approximation == 0 {
+            "without"
+        } else {
+            "with"
+        }];
         assert_eq!(v["runs"].as_array().unwrap().len() as i64, r.n);
-        assert!(close(v["mean"].as_f64().unwrap(), r.mean), "{v} vs {}", r.mean);
-        assert!((v["std"].as_f64().unwrap() - r.std).abs() < 1e-6, "{v} vs {}", r.std);
-        let cell = format!("{:.2} ± {:.2} (n = {})", r.mean, r.std, r.n);
-        assert!(md.contains(&cell) && printed.contains(&cell), "{cell} not in\n{md}");
+        assert!(
+            close(v["mean"].as_f64().unwrap(), r.mean),
+            "{v} vs {}",
+            r.mean
+        );
+        assert!(
+            (v["std"].as_f64().unwrap() - std).abs() < 1e-6,
+            "{v} vs {std}"
+        );
+        let cell = format!("{:.2} ± {:.2} (n = {})", r.mean, std, r.n);
+        assert!(
+            md.contains(&cell) && printed.contains(&cell),
+            "{cell} not in\n{md}"
+        );
     }
     let csv = std::fs::read_to_string(out.path().join("table5.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
-    assert!(csv.lines().nth(1).unwrap().starts_with("digits,darts,20,1,false,2,"), "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("digits,darts,20,1,false,2,"),
+        "{csv}"
+    );
     let tex = std::fs::read_to_string(out.path().join("table5.tex")).unwrap();
-    assert!(tex.contains("\\begin{tabular}{lc}") && tex.contains("w/o approximation") && tex.contains("\\pm"));
+    assert!(
+        tex.contains("\\begin{tabular}{lc}")
+            && tex.contains("w/o approximation")
+            && tex.contains("\\pm")
+    );
     assert!(md.contains("no evaluation stage"));
 }
 
@@ -278,9 +359,18 @@ fn fig12_totals_and_share_are_the_sql_sums() {
         &f.db,
         "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND L = 20 AND M = 1 AND approximation = 1 ORDER BY id",
     );
-    let runs: Vec<i64> = side["runs"].as_array().unwrap().iter().map(|r| r["run"].as_i64().unwrap()).collect();
+    let runs: Vec<i64> = side["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_i64().unwrap())
+        .collect();
     assert_eq!(runs, expected.iter().map(|r| r.0).collect::<Vec<_>>());
-    let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let ids = runs
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let totals: Vec<Total> = query(
         &f.db,
         &format!("SELECT run_id, cell, sum(combinations) AS total FROM subspaces WHERE run_id IN ({ids}) GROUP BY run_id, cell"),
@@ -288,8 +378,19 @@ fn fig12_totals_and_share_are_the_sql_sums() {
     assert_eq!(totals.len(), 2 * runs.len());
     let mut per_cell: BTreeMap<String, i64> = BTreeMap::new();
     for t in &totals {
-        let r = side["runs"].as_array().unwrap().iter().find(|r| r["run"] == t.run_id).unwrap();
-        assert_eq!(r["totals"][&t.cell].as_i64().unwrap(), t.total, "run {} {}", t.run_id, t.cell);
+        let r = side["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run"] == t.run_id)
+            .unwrap();
+        assert_eq!(
+            r["totals"][&t.cell].as_i64().unwrap(),
+            t.total,
+            "run {} {}",
+            t.run_id,
+            t.cell
+        );
         *per_cell.entry(t.cell.clone()).or_default() += t.total;
     }
     for (cell, total) in &per_cell {
@@ -304,16 +405,34 @@ fn fig12_totals_and_share_are_the_sql_sums() {
         ),
     );
     for cell in ["normal", "reduce"] {
-        let counts: Vec<i64> = bins.iter().filter(|b| b.cell == cell).map(|b| b.count).collect();
-        assert_eq!(bins.iter().filter(|b| b.cell == cell).map(|b| b.bin_index).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        let counts: Vec<i64> = bins
+            .iter()
+            .filter(|b| b.cell == cell)
+            .map(|b| b.count)
+            .collect();
+        assert_eq!(
+            bins.iter()
+                .filter(|b| b.cell == cell)
+                .map(|b| b.bin_index)
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
         let h = &side["ratio_hist"][cell];
-        let drawn: Vec<i64> = h["counts"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let drawn: Vec<i64> = h["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         assert_eq!(drawn, counts, "{cell}");
         let total: i64 = counts.iter().sum();
         assert_eq!(h["total"].as_i64().unwrap(), total);
         // Every combination has one ratio: the histogram counts them all.
         assert_eq!(total, per_cell[cell], "{cell}");
-        assert!(close(h["share_0_9_1_1"].as_f64().unwrap(), counts[2] as f64 / total as f64));
+        assert!(close(
+            h["share_0_9_1_1"].as_f64().unwrap(),
+            counts[2] as f64 / total as f64
+        ));
     }
 }
 
@@ -335,14 +454,31 @@ fn fig9_counts_are_the_sql_sums_at_each_runs_last_epoch() {
     // digits/darts normal + reduce, cifar10/nb201 cell.
     assert_eq!(panels.len(), 3, "{side}");
     for p in panels {
-        let (dataset, space, cell) = (p["dataset"].as_str().unwrap(), p["space"].as_str().unwrap(), p["cell"].as_str().unwrap());
+        let (dataset, space, cell) = (
+            p["dataset"].as_str().unwrap(),
+            p["space"].as_str().unwrap(),
+            p["cell"].as_str().unwrap(),
+        );
         let expected: Vec<(i64,)> = query(
             &f.db,
             &format!("SELECT id FROM runs WHERE method = 'ddsas' AND dataset = '{dataset}' AND space = '{space}' ORDER BY id"),
         );
-        let runs: Vec<i64> = p["runs"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-        assert_eq!(runs, expected.iter().map(|r| r.0).collect::<Vec<_>>(), "{dataset} {space}");
-        let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let runs: Vec<i64> = p["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            runs,
+            expected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "{dataset} {space}"
+        );
+        let ids = runs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let counts: Vec<Count> = query(
             &f.db,
             &format!(
@@ -352,19 +488,44 @@ fn fig9_counts_are_the_sql_sums_at_each_runs_last_epoch() {
                  GROUP BY c.cell, c.edge, c.op"
             ),
         );
-        let ops: Vec<&str> = p["ops"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        assert_eq!(counts.len(), ops.len() * p["edges"].as_array().unwrap().len());
+        let ops: Vec<&str> = p["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            counts.len(),
+            ops.len() * p["edges"].as_array().unwrap().len()
+        );
         for c in &counts {
             let k = ops.iter().position(|o| *o == c.op).unwrap();
-            assert_eq!(p["counts"][k][c.edge as usize].as_i64().unwrap(), c.count, "{} {} {}", c.cell, c.edge, c.op);
+            assert_eq!(
+                p["counts"][k][c.edge as usize].as_i64().unwrap(),
+                c.count,
+                "{} {} {}",
+                c.cell,
+                c.edge,
+                c.op
+            );
         }
         // The edge labels are the space's `(from,to)` names.
         let labels: Vec<(String,)> = query(
             &f.db,
-            &format!("SELECT DISTINCT edge_label FROM sampling_counts WHERE run_id = {} ORDER BY edge", runs[0]),
+            &format!(
+                "SELECT DISTINCT edge_label FROM sampling_counts WHERE run_id = {} ORDER BY edge",
+                runs[0]
+            ),
         );
-        assert_eq!(p["edges"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>(),
-                   labels.into_iter().map(|l| l.0).collect::<Vec<_>>());
+        assert_eq!(
+            p["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+            labels.into_iter().map(|l| l.0).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -380,7 +541,11 @@ struct Best {
 fn fig7_cells_are_the_best_seed_of_each_lm_point() {
     let f = fixture();
     let out = tempfile::tempdir().unwrap();
-    ok(&report(&f.db, &["fig7", "--sweep", "main", "--metric", "valid_acc"], out.path()));
+    ok(&report(
+        &f.db,
+        &["fig7", "--sweep", "main", "--metric", "valid_acc"],
+        out.path(),
+    ));
     let side = json(&out.path().join("fig7_lm_grid.json"));
     let rows: Vec<Best> = query(
         &f.db,
@@ -388,15 +553,25 @@ fn fig7_cells_are_the_best_seed_of_each_lm_point() {
          WHERE method = 'ddsas' AND space = 'darts' AND approximation = 1 GROUP BY L, M ORDER BY L, M",
     );
     let panels = side["panels"].as_array().unwrap();
-    assert_eq!(panels.len(), 1, "only the digits grid has several (L, M) points");
+    assert_eq!(
+        panels.len(),
+        1,
+        "only the digits grid has several (L, M) points"
+    );
     let cells = panels[0]["cells"].as_array().unwrap();
     assert_eq!(cells.len(), rows.len());
     for (c, r) in cells.iter().zip(&rows) {
-        assert_eq!((c["L"].as_i64().unwrap(), c["M"].as_i64().unwrap()), (r.l, r.m));
+        assert_eq!(
+            (c["L"].as_i64().unwrap(), c["M"].as_i64().unwrap()),
+            (r.l, r.m)
+        );
         assert!(close(c["best"].as_f64().unwrap(), r.best));
         assert_eq!(c["runs"].as_array().unwrap().len() as i64, r.n);
     }
-    let best = rows.iter().map(|r| r.best).fold(f64::NEG_INFINITY, f64::max);
+    let best = rows
+        .iter()
+        .map(|r| r.best)
+        .fold(f64::NEG_INFINITY, f64::max);
     assert!(close(panels[0]["best"]["value"].as_f64().unwrap(), best));
     assert_eq!(panels[0]["L"], serde_json::json!([20, 30]));
     assert_eq!(panels[0]["M"], serde_json::json!([1, 2]));
@@ -446,10 +621,26 @@ fn nb201_import_makes_nb201_figures_show_benchmark_accuracy() {
     exec(&f.db, &format!("VACUUM INTO '{}'", db.display()));
     let out = dir.path().join("out");
     // Without a table: the search's valid accuracy, and the caption says so.
-    ok(&report(&db, &["fig10", "--sweep", "main", "--per", "epoch"], &out));
+    ok(&report(
+        &db,
+        &["fig10", "--sweep", "main", "--per", "epoch"],
+        &out,
+    ));
     let side = json(&out.join("fig10_explore_epoch.json"));
-    let nb = side["panels"].as_array().unwrap().iter().find(|p| p["space"] == "nb201").unwrap().clone();
-    assert!(nb["accuracy_source"].as_str().unwrap().contains("no NAS-Bench-201 table imported for cifar10"), "{nb}");
+    let nb = side["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["space"] == "nb201")
+        .unwrap()
+        .clone();
+    assert!(
+        nb["accuracy_source"]
+            .as_str()
+            .unwrap()
+            .contains("no NAS-Bench-201 table imported for cifar10"),
+        "{nb}"
+    );
 
     // A table with every derived architecture, accuracy 50 + i, plus one
     // more; the last element of the list is the one kept.
@@ -479,34 +670,82 @@ fn nb201_import_makes_nb201_figures_show_benchmark_accuracy() {
         .output()
         .unwrap();
     let text = ok(&imported);
-    assert!(text.contains(&format!("imported {}", table.len())) && text.contains("cifar10-valid"), "{text}");
-    let stored: Vec<(String, f64)> = query(&db, "SELECT arch, accuracy FROM nb201_accuracy WHERE dataset = 'cifar10' ORDER BY arch");
+    assert!(
+        text.contains(&format!("imported {}", table.len())) && text.contains("cifar10-valid"),
+        "{text}"
+    );
+    let stored: Vec<(String, f64)> = query(
+        &db,
+        "SELECT arch, accuracy FROM nb201_accuracy WHERE dataset = 'cifar10' ORDER BY arch",
+    );
     assert_eq!(stored.len(), table.len());
-    let acc_of: BTreeMap<String, f64> = table.iter().map(|(a, l)| (a.clone(), *l.last().unwrap())).collect();
+    let acc_of: BTreeMap<String, f64> = table
+        .iter()
+        .map(|(a, l)| (a.clone(), *l.last().unwrap()))
+        .collect();
     for (arch, acc) in &stored {
         assert_eq!(acc_of[arch], *acc);
     }
 
     // Now the NB201 panel shows benchmark accuracy of each epoch's architecture.
-    ok(&report(&db, &["fig10", "--sweep", "main", "--per", "epoch"], &out));
+    ok(&report(
+        &db,
+        &["fig10", "--sweep", "main", "--per", "epoch"],
+        &out,
+    ));
     let side = json(&out.join("fig10_explore_epoch.json"));
-    let nb = side["panels"].as_array().unwrap().iter().find(|p| p["space"] == "nb201").unwrap().clone();
-    assert!(nb["accuracy_source"].as_str().unwrap().starts_with("NAS-Bench-201 cifar10 accuracy"), "{nb}");
-    let ddsas = nb["methods"].as_array().unwrap().iter().find(|m| m["method"] == "ddsas").unwrap();
+    let nb = side["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["space"] == "nb201")
+        .unwrap()
+        .clone();
+    assert!(
+        nb["accuracy_source"]
+            .as_str()
+            .unwrap()
+            .starts_with("NAS-Bench-201 cifar10 accuracy"),
+        "{nb}"
+    );
+    let ddsas = nb["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "ddsas")
+        .unwrap();
     let mut by_epoch: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for e in &epochs {
-        by_epoch.entry(e.epoch).or_default().push(acc_of[&e.genotype]);
+        by_epoch
+            .entry(e.epoch)
+            .or_default()
+            .push(acc_of[&e.genotype]);
     }
     for point in ddsas["accuracy"].as_array().unwrap() {
         let vals = &by_epoch[&point["x"].as_i64().unwrap()];
         let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-        assert!(close(point["mean"].as_f64().unwrap(), mean), "{point} vs {mean}");
+        assert!(
+            close(point["mean"].as_f64().unwrap(), mean),
+            "{point} vs {mean}"
+        );
     }
     // Fig. 8 uses the same source for its accuracy row.
     ok(&report(&db, &["fig8", "--sweep", "main"], &out));
     let side = json(&out.join("fig8_skip.json"));
-    let nb = side["panels"].as_array().unwrap().iter().find(|p| p["space"] == "nb201").unwrap().clone();
-    assert!(nb["accuracy_source"].as_str().unwrap().starts_with("NAS-Bench-201 cifar10"), "{nb}");
+    let nb = side["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["space"] == "nb201")
+        .unwrap()
+        .clone();
+    assert!(
+        nb["accuracy_source"]
+            .as_str()
+            .unwrap()
+            .starts_with("NAS-Bench-201 cifar10"),
+        "{nb}"
+    );
 }
 
 #[test]
@@ -515,7 +754,13 @@ fn nb201_import_refuses_a_file_of_another_layout() {
     let db = dir.path().join("x.db");
     let bad = dir.path().join("bad.pickle");
     std::fs::write(&bad, b"\x80\x02]q\x00.").unwrap();
-    let out = Command::new(BIN).args(["nb201", "import"]).arg(&bad).args(["--dataset", "cifar100", "--db"]).arg(&db).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["nb201", "import"])
+        .arg(&bad)
+        .args(["--dataset", "cifar100", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("list") && err.contains("eval_acc1es"), "{err}");
@@ -528,7 +773,9 @@ fn refused(args: &[&str]) -> String {
     let out = tempfile::tempdir().unwrap();
     let o = report(&f.db, args, out.path());
     assert!(!o.status.success(), "{args:?} succeeded");
-    let pngs = std::fs::read_dir(out.path()).map(|d| d.count()).unwrap_or(0);
+    let pngs = std::fs::read_dir(out.path())
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(pngs, 0, "{args:?} wrote files");
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -536,19 +783,41 @@ fn refused(args: &[&str]) -> String {
 #[test]
 fn unknown_empty_and_unsuitable_sweeps_are_refused_with_the_fix() {
     let e = refused(&["all", "--sweep", "nope"]);
-    assert!(e.contains("sweep `nope` is not in") && e.contains("known sweeps: baselines, empty, main"), "{e}");
+    assert!(
+        e.contains("sweep `nope` is not in") && e.contains("known sweeps: baselines, empty, main"),
+        "{e}"
+    );
     let e = refused(&["fig7", "--sweep", "empty"]);
-    assert!(e.contains("sweep `empty` has no runs") && e.contains("ddsas sweep run"), "{e}");
+    assert!(
+        e.contains("sweep `empty` has no runs") && e.contains("ddsas sweep run"),
+        "{e}"
+    );
     let e = refused(&["fig7", "--sweep", "baselines"]);
-    assert!(e.contains("no done DDSAS runs") && e.contains("sweeps/fig7_lm_grid.yaml"), "{e}");
+    assert!(
+        e.contains("no done DDSAS runs") && e.contains("sweeps/fig7_lm_grid.yaml"),
+        "{e}"
+    );
     let e = refused(&["fig9", "--sweep", "baselines"]);
-    assert!(e.contains("sampling counts") && e.contains("sweeps/fig8_fig9_skip.yaml"), "{e}");
+    assert!(
+        e.contains("sampling counts") && e.contains("sweeps/fig8_fig9_skip.yaml"),
+        "{e}"
+    );
     let e = refused(&["fig12", "--sweep", "baselines"]);
-    assert!(e.contains("sampled subspaces") && e.contains("sweeps/fig12_combinations.yaml"), "{e}");
+    assert!(
+        e.contains("sampled subspaces") && e.contains("sweeps/fig12_combinations.yaml"),
+        "{e}"
+    );
     let e = refused(&["table5", "--sweep", "baselines"]);
-    assert!(e.contains("both with and without the approximation") && e.contains("sweeps/table5_approximation.yaml"), "{e}");
+    assert!(
+        e.contains("both with and without the approximation")
+            && e.contains("sweeps/table5_approximation.yaml"),
+        "{e}"
+    );
     let e = refused(&["fig7", "--sweep", "main", "--metric", "test_acc"]);
-    assert!(e.contains("no test accuracy") && e.contains("--metric valid_acc"), "{e}");
+    assert!(
+        e.contains("no test accuracy") && e.contains("--metric valid_acc"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -567,10 +836,16 @@ fn per_step_figure_needs_logged_steps() {
     let o = report(&db, &["fig10", "--sweep", "nosteps", "--per", "step"], &out);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("log_steps") && e.contains("sweeps/fig10_explore.yaml"), "{e}");
+    assert!(
+        e.contains("log_steps") && e.contains("sweeps/fig10_explore.yaml"),
+        "{e}"
+    );
     // `all` skips it with the reason and draws the rest.
     let text = ok(&report(&db, &["all", "--sweep", "nosteps"], &out));
-    assert!(text.contains("skipped fig10 --per step") && text.contains("log_steps"), "{text}");
+    assert!(
+        text.contains("skipped fig10 --per step") && text.contains("log_steps"),
+        "{text}"
+    );
     assert!(!out.join("fig10_explore_step.png").exists());
     assert!(out.join("fig10_explore_epoch.png").exists());
     let index = std::fs::read_to_string(out.join("index.html")).unwrap();

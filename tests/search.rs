@@ -18,7 +18,8 @@ const TINY: &[&str] = &[
 
 fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(["search", "--quiet", "--threads", "1", "--db"]).arg(db);
+    cmd.args(["search", "--quiet", "--threads", "1", "--db"])
+        .arg(db);
     for s in TINY.iter().chain(sets) {
         cmd.args(["--set", s]);
     }
@@ -59,21 +60,43 @@ fn tmp() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The measurements of every epoch that must not depend on timing.
-const EPOCH_NUMBERS: &str = "SELECT epoch, train_acc, train_loss, valid_acc, valid_loss, lr, genotype, \
+const EPOCH_NUMBERS: &str =
+    "SELECT epoch, train_acc, train_loss, valid_acc, valid_loss, lr, genotype, \
      skip_normal, skip_reduce, cosine_distance FROM epochs ORDER BY epoch";
 
 #[test]
 fn ddsas_search_learns_and_records_every_epoch() {
     let (_dir, db) = tmp();
-    let out = search(&db, &["epochs=3", "batch_size=32", "layers=3", "L=56", "M=30", "seed=1", "steps_per_epoch=20"], &[]);
+    let out = search(
+        &db,
+        &[
+            "epochs=3",
+            "batch_size=32",
+            "layers=3",
+            "L=56",
+            "M=30",
+            "seed=1",
+            "steps_per_epoch=20",
+        ],
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(scalar(&db, "SELECT status FROM runs"), "done");
-    let acc: f64 = scalar(&db, "SELECT valid_acc FROM epochs WHERE epoch = 2").parse().unwrap();
-    assert!(acc > 0.4, "valid accuracy {acc} after 3 epochs is not far above chance (0.1)");
+    let acc: f64 = scalar(&db, "SELECT valid_acc FROM epochs WHERE epoch = 2")
+        .parse()
+        .unwrap();
+    assert!(
+        acc > 0.4,
+        "valid accuracy {acc} after 3 epochs is not far above chance (0.1)"
+    );
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "3");
     assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT epoch) FROM epochs"), "3");
     // Sampling counts add up: per epoch and cell, the counted ops sampled so
@@ -95,13 +118,28 @@ fn ddsas_search_learns_and_records_every_epoch() {
     // One subspace at the start, then one before every step that follows
     // M = 30 weight steps (the 60th step is the last: no draw after it).
     let expected = 1 + (3 * 20 - 1) / 30;
-    assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT iteration) FROM subspaces"), expected.to_string());
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(DISTINCT iteration) FROM subspaces"),
+        expected.to_string()
+    );
     // The ratio histogram counts exactly the combinations of the subspaces.
     let hist = scalar(&db, "SELECT SUM(count) FROM ratio_hist WHERE epoch = 2");
     let combos = scalar(&db, "SELECT SUM(combinations) FROM subspaces");
     assert_eq!(hist, combos);
     // Done configs are never run again.
-    let again = search(&db, &["epochs=3", "batch_size=32", "layers=3", "L=56", "M=30", "seed=1", "steps_per_epoch=20"], &[]);
+    let again = search(
+        &db,
+        &[
+            "epochs=3",
+            "batch_size=32",
+            "layers=3",
+            "L=56",
+            "M=30",
+            "seed=1",
+            "steps_per_epoch=20",
+        ],
+        &[],
+    );
     assert!(again.status.success());
     assert!(text(&again).contains("already done"), "{}", text(&again));
     assert_eq!(scalar(&db, "SELECT attempts FROM runs"), "1");
@@ -129,7 +167,8 @@ fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
 
     let (_b, db) = tmp();
     let mut cmd = Command::new(BIN);
-    cmd.args(["search", "--quiet", "--threads", "1", "--db"]).arg(&db);
+    cmd.args(["search", "--quiet", "--threads", "1", "--db"])
+        .arg(&db);
     for s in TINY.iter().chain(&sets) {
         cmd.args(["--set", s]);
     }
@@ -163,7 +202,11 @@ fn a_nan_loss_fails_the_run_and_keeps_earlier_epochs() {
     let out = Command::new(BIN)
         .args(["search", "--quiet", "--threads", "1", "--db"])
         .arg(&db)
-        .args(TINY.iter().chain(&["epochs=3", "steps_per_epoch=4"]).flat_map(|s| ["--set", s]))
+        .args(
+            TINY.iter()
+                .chain(&["epochs=3", "steps_per_epoch=4"])
+                .flat_map(|s| ["--set", s]),
+        )
         .env("DDSAS_FAULT_NAN_AT_STEP", "6")
         .output()
         .unwrap();
@@ -185,7 +228,10 @@ fn bad_configs_are_rejected_before_training_naming_the_key() {
         (&["method=enas"], "enas"),
         (&["space=nasnet"], "nasnet"),
         (&["dataset=cifar10"], "data_dir"),
-        (&["dataset=cifar10", "data_dir=/nonexistent/cifar"], "/nonexistent/cifar"),
+        (
+            &["dataset=cifar10", "data_dir=/nonexistent/cifar"],
+            "/nonexistent/cifar",
+        ),
         (&["epochs=ten"], "epochs"),
     ];
     for (sets, needle) in cases {
@@ -195,7 +241,13 @@ fn bad_configs_are_rejected_before_training_naming_the_key() {
     }
     let yaml = dir.path().join("bad.yaml");
     std::fs::write(&yaml, "method: ddsas\nepochs: [1\n").unwrap();
-    let out = Command::new(BIN).args(["search", "--config"]).arg(&yaml).arg("--db").arg(&db).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["search", "--config"])
+        .arg(&yaml)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("bad.yaml"), "{}", text(&out));
     assert!(!db.exists(), "nothing may be written for a rejected config");
@@ -206,18 +258,35 @@ fn darts_and_gdas_run_on_both_spaces() {
     let (_dir, db) = tmp();
     for method in ["darts", "gdas"] {
         for space in ["darts", "nb201"] {
-            let layers = if space == "nb201" { "layers=1" } else { "layers=2" };
+            let layers = if space == "nb201" {
+                "layers=1"
+            } else {
+                "layers=2"
+            };
             let out = search(
                 &db,
-                &[&format!("method={method}"), &format!("space={space}"), layers, "epochs=2", "steps_per_epoch=3"],
+                &[
+                    &format!("method={method}"),
+                    &format!("space={space}"),
+                    layers,
+                    "epochs=2",
+                    "steps_per_epoch=3",
+                ],
                 &[],
             );
             assert!(out.status.success(), "{method} on {space}: {}", text(&out));
         }
     }
-    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM runs WHERE status = 'done'"), "4");
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM runs WHERE status = 'done'"),
+        "4"
+    );
     for genotype in sqlite(&db, "SELECT final_genotype FROM runs WHERE space = 'nb201'") {
-        assert!(genotype[0].starts_with('|') && genotype[0].matches('~').count() == 6, "{}", genotype[0]);
+        assert!(
+            genotype[0].starts_with('|') && genotype[0].matches('~').count() == 6,
+            "{}",
+            genotype[0]
+        );
     }
     // GDAS samples one op per edge per weight step: 2 epochs x 3 steps.
     let per_edge = sqlite(
@@ -230,5 +299,8 @@ fn darts_and_gdas_run_on_both_spaces() {
     let taus = sqlite(&db, "SELECT tau FROM epochs e JOIN runs r ON r.id = e.run_id WHERE r.method = 'gdas' AND r.space = 'nb201' ORDER BY epoch");
     assert_eq!(taus.len(), 2);
     let taus: Vec<f64> = taus.iter().map(|r| r[0].parse().unwrap()).collect();
-    assert!((taus[0] - 10.0).abs() < 1e-9 && (taus[1] - 0.1).abs() < 1e-9, "{taus:?}");
+    assert!(
+        (taus[0] - 10.0).abs() < 1e-9 && (taus[1] - 0.1).abs() < 1e-9,
+        "{taus:?}"
+    );
 }

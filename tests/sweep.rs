@@ -747,3 +747,109 @@ fn bad_sweep_files_are_rejected_before_anything_runs() {
         "a rejected sweep must not touch the database"
     );
 }
+
+/// A DARTS-space epoch as the paper's CIFAR-10 search produces it (391
+/// steps, a subspace every 50 steps), optionally with its per-step rows.
+fn paper_epoch(epoch: u32, with_steps: bool) -> ddsas::nas::metrics::EpochRecord {
+    use ddsas::nas::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
+    let steps_per_epoch = 391u64;
+    let mut sampling_counts = Vec::new();
+    for cell in 0..2 {
+        for edge in 0..14 {
+            for op in 0..8 {
+                sampling_counts.push(SamplingCount {
+                    cell,
+                    edge,
+                    op,
+                    count: u64::from(epoch) * 8 + op as u64,
+                });
+            }
+        }
+    }
+    EpochRecord {
+        epoch,
+        train_acc: 0.5,
+        train_loss: 1.2,
+        valid_acc: 0.45,
+        valid_loss: 1.3,
+        lr: 0.025,
+        tau: None,
+        genotype:
+            "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1)] reduce=[(max_pool_3x3,0),(skip_connect,1)]"
+                .into(),
+        skip_normal: 1,
+        skip_reduce: Some(1),
+        cosine_distance: (epoch > 0).then_some(0.1),
+        wall_s: 120.0,
+        images_per_s: 900.0,
+        peak_mem_bytes: Some(1 << 32),
+        sampling_counts,
+        subspaces: (0..8u64)
+            .flat_map(|i| {
+                (0..2).map(move |cell| SubspaceRecord {
+                    iteration: u64::from(epoch) * 8 + i,
+                    cell,
+                    size: 28,
+                    combinations: 60,
+                })
+            })
+            .collect(),
+        ratio_hist: vec![[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]],
+        steps: if with_steps {
+            (0..steps_per_epoch)
+                .map(|i| StepRecord {
+                    step: u64::from(epoch) * steps_per_epoch + i,
+                    cosine_distance: Some(0.01),
+                    minibatch_acc: 0.5,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// BENCHMARKS.md: the time to write one epoch record (one transaction) to
+/// a file database, with and without the per-step rows of `log_steps`.
+#[test]
+fn writing_an_epoch_record_takes_milliseconds() {
+    use ddsas::config::SearchConfig;
+    use ddsas::nas::space::SearchSpace;
+    use ddsas::store::Store;
+    let env = Env::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open(&env.db()).await.unwrap();
+        let space = SearchSpace::new(ddsas::config::SpaceKind::Darts);
+        for (seed, with_steps) in [(1u64, false), (2, true)] {
+            let cfg = SearchConfig {
+                seed,
+                ..SearchConfig::default()
+            }
+            .resolve()
+            .unwrap();
+            let run = store.ensure_run(&cfg).await.unwrap();
+            let n = 20;
+            let started = Instant::now();
+            for epoch in 0..n {
+                store
+                    .record_epoch(run.id, &space, &paper_epoch(epoch, with_steps))
+                    .await
+                    .unwrap();
+            }
+            let per = started.elapsed().as_secs_f64() * 1e3 / f64::from(n);
+            eprintln!(
+                "epoch record ({}): {per:.2} ms per epoch",
+                if with_steps {
+                    "+391 step rows"
+                } else {
+                    "no step rows"
+                }
+            );
+            assert!(per < 250.0, "writing an epoch took {per:.1} ms");
+        }
+    });
+}

@@ -107,14 +107,20 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         format!("init_channels={}", a.C),
         format!("batch_size={}", a.batch),
     ];
-    let cfg = SearchConfig::default().with_overrides(&overrides)?.resolve()?;
+    let cfg = SearchConfig::default()
+        .with_overrides(&overrides)?
+        .resolve()?;
     let mut searcher = Searcher::new(&cfg, 3, 10, device);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let arch = &searcher.arch;
     let _ = searcher.method.start_epoch(&cfg, 0, arch, &mut rng);
     let (xt, yt) = random_batch(a.batch, 3, a.size, 10, device);
     let (xv, yv) = random_batch(a.batch, 3, a.size, 10, device);
-    let clock: fn() -> f64 = if a.clock == "cpu" { thread_cpu_seconds } else { wall_seconds };
+    let clock: fn() -> f64 = if a.clock == "cpu" {
+        thread_cpu_seconds
+    } else {
+        wall_seconds
+    };
     let mut times = Vec::with_capacity(a.steps);
     for i in 0..=a.steps {
         synchronize(device);
@@ -127,7 +133,10 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         }
     }
     times.sort_by(f64::total_cmp);
-    let median = times.get(times.len() / 2).copied().context("--steps must be at least 1")?;
+    let median = times
+        .get(times.len() / 2)
+        .copied()
+        .context("--steps must be at least 1")?;
     println!(
         "method={} L={} batch={} layers={} C={} size={} threads={}",
         a.method,
@@ -149,7 +158,10 @@ fn wall_seconds() -> f64 {
 
 /// CPU seconds of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
 fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime only writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -174,7 +186,13 @@ fn bench_data(a: DataArgs) -> anyhow::Result<()> {
         mean: vec![125.3, 123.0, 113.9],
         std: vec![63.0, 62.1, 66.7],
     };
-    let loader = Loader::new(&ds.train, &ds, device, a.batch, Some(Augment::for_dataset(DatasetKind::Cifar10)));
+    let loader = Loader::new(
+        &ds.train,
+        &ds,
+        device,
+        a.batch,
+        Some(Augment::for_dataset(DatasetKind::Cifar10)),
+    );
     let t0 = Instant::now();
     let mut seen = 0i64;
     for (x, _) in loader.epoch(1) {
@@ -182,7 +200,11 @@ fn bench_data(a: DataArgs) -> anyhow::Result<()> {
     }
     synchronize(device);
     let secs = t0.elapsed().as_secs_f64();
-    println!("images={seen} batch={} threads={}", a.batch, tch::get_num_threads());
+    println!(
+        "images={seen} batch={} threads={}",
+        a.batch,
+        tch::get_num_threads()
+    );
     println!("images_per_s={:.0}", seen as f64 / secs);
     Ok(())
 }

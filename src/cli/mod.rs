@@ -67,7 +67,10 @@ pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
     let device = match text {
         "cpu" => tch::Device::Cpu,
         "cuda" => tch::Device::Cuda(0),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => tch::Device::Cuda(n),
             None => anyhow::bail!("unknown device `{text}`: use cpu, cuda or cuda:N"),
         },

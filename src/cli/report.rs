@@ -17,7 +17,9 @@ use crate::store::Store;
 
 /// Report commands: each reads the runs of one sweep and writes under `--out`.
 #[derive(Debug, clap::Subcommand)]
-#[command(after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch")]
+#[command(
+    after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch"
+)]
 pub enum ReportCmd {
     /// Fig. 7: best accuracy of DDSAS over the L × M grid (heat map).
     Fig7(Fig7Args),
@@ -118,7 +120,10 @@ impl ReportCmd {
             ReportCmd::All(a) => (None, a, "valid_acc"),
         };
         let opts = Options {
-            out: args.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&args.sweep)),
+            out: args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("reports").join(&args.sweep)),
             metric: metric.into(),
         };
         let start = Instant::now();
@@ -126,7 +131,11 @@ impl ReportCmd {
         let store = rt.block_on(Store::open(&args.db.db))?;
         let data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;
         let (made, skipped, index) = match kind {
-            Some(kind) => (vec![rt.block_on(report::render(&store, &data, kind, &opts))?], Vec::new(), None),
+            Some(kind) => (
+                vec![rt.block_on(report::render(&store, &data, kind, &opts))?],
+                Vec::new(),
+                None,
+            ),
             None => {
                 let all = rt.block_on(report::render_all(&store, &data, &opts))?;
                 (all.made, all.skipped, Some(all.index))
@@ -163,7 +172,12 @@ fn print_summary(made: &[Output], verbose: bool) {
         let files: Vec<String> = out
             .files
             .iter()
-            .map(|f| f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned()))
+            .map(|f| {
+                f.file_name().map_or_else(
+                    || f.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            })
             .collect();
         table.add_row(vec![
             out.kind.name(),
@@ -186,7 +200,9 @@ pub enum Nb201Cmd {
     /// Import a NAS-Bench-201 accuracy table (NASLib's plain pickle,
     /// `{arch_str: {dataset: {'eval_acc1es': [...], ...}}}`) so that NB201
     /// figures show each derived architecture's benchmark accuracy.
-    #[command(after_help = "Example:\n  ddsas nb201 import nb201_cifar10_full_training.pickle --dataset cifar10\n\nThe accuracy kept per architecture is the last element of `eval_acc1es` (the\nend of training), which is what NASLib's own query returns by default.\nFor --dataset cifar10 the entry `cifar10-valid` is read (as NASLib does),\nfalling back to `cifar10`.")]
+    #[command(
+        after_help = "Example:\n  ddsas nb201 import nb201_cifar10_full_training.pickle --dataset cifar10\n\nThe accuracy kept per architecture is the last element of `eval_acc1es` (the\nend of training), which is what NASLib's own query returns by default.\nFor --dataset cifar10 the entry `cifar10-valid` is read (as NASLib does),\nfalling back to `cifar10`."
+    )]
     Import(Nb201ImportArgs),
 }
 
@@ -208,13 +224,17 @@ impl Nb201Cmd {
         match self {
             Nb201Cmd::Import(args) => {
                 let start = Instant::now();
-                let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-                let table = report::nb201::read_table(&bytes, &args.dataset)
-                    .with_context(|| format!("reading {} as a NAS-Bench-201 table", args.file.display()))?;
+                let bytes = std::fs::read(&args.file)
+                    .with_context(|| format!("reading {}", args.file.display()))?;
+                let table =
+                    report::nb201::read_table(&bytes, &args.dataset).with_context(|| {
+                        format!("reading {} as a NAS-Bench-201 table", args.file.display())
+                    })?;
                 let rt = Runtime::new().context("starting the async runtime")?;
                 let store = rt.block_on(Store::open(&args.db.db))?;
                 let source = args.file.display().to_string();
-                let written = rt.block_on(store.import_nb201(&args.dataset, &source, &table.rows))?;
+                let written =
+                    rt.block_on(store.import_nb201(&args.dataset, &source, &table.rows))?;
                 rt.block_on(store.close());
                 println!(
                     "imported {written} NAS-Bench-201 {} accuracies (entry `{}`, {}) from {} into {} in {:.1} s",

@@ -18,7 +18,9 @@ use crate::store::{Claim, RunStatus, Store};
 
 /// Run one search.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  ddsas search --set epochs=3 --set L=28 --set M=10\n  ddsas search --config search.yaml --device cuda:0 --db results.db\n  ddsas search --config search.yaml --resume")]
+#[command(
+    after_help = "Examples:\n  ddsas search --set epochs=3 --set L=28 --set M=10\n  ddsas search --config search.yaml --device cuda:0 --db results.db\n  ddsas search --config search.yaml --resume"
+)]
 pub struct SearchCmd {
     /// YAML search config (keys as in DESIGN.md; missing keys take the paper's defaults).
     #[arg(long, short)]
@@ -81,7 +83,10 @@ impl SearchCmd {
                 run.owner.as_deref().unwrap_or("another process")
             );
         }
-        let checkpoint_dir = self.checkpoint_dir.clone().unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
+        let checkpoint_dir = self
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         rt.spawn(async move {
@@ -96,7 +101,11 @@ impl SearchCmd {
             checkpoint_dir,
             resume: self.resume,
             stop,
-            display: if self.quiet { Display::Quiet } else { Display::Bar },
+            display: if self.quiet {
+                Display::Quiet
+            } else {
+                Display::Bar
+            },
         };
         match execute(&rt, &store, job)? {
             RunEnd::Done(outcome) => {
@@ -116,7 +125,17 @@ fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {
     let c = &cfg.config;
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec!["run", "method", "space", "dataset", "L", "M", "epochs", "valid acc", "wall"]);
+    table.set_header(vec![
+        "run",
+        "method",
+        "space",
+        "dataset",
+        "L",
+        "M",
+        "epochs",
+        "valid acc",
+        "wall",
+    ]);
     let (l, m) = match c.method {
         crate::config::Method::Ddsas => (c.L.to_string(), c.M.to_string()),
         _ => ("-".into(), "-".into()),
@@ -135,4 +154,3 @@ fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {
     println!("{table}");
     println!("genotype: {}", outcome.genotype);
 }
-

@@ -331,9 +331,13 @@ fn slots(args: &RunArgs, sweep: &Sweep) -> anyhow::Result<(Vec<Slot>, String)> {
     let gpus: Vec<(u32, Option<f64>)> = match args.gpus.trim() {
         "all" => match &detected {
             Some(list) if !list.is_empty() => list.clone(),
-            _ => {
+            Some(_) => {
+                notes.push("nvidia-smi lists no GPU, so running on the CPU".to_owned());
+                Vec::new()
+            }
+            None => {
                 notes
-                    .push("no GPU found (nvidia-smi lists none), so running on the CPU".to_owned());
+                    .push("no GPU found (no working nvidia-smi), so running on the CPU".to_owned());
                 Vec::new()
             }
         },

@@ -1,16 +1,26 @@
 //! The batch loader: shuffling, augmentation (random crop after zero
-//! padding, horizontal flip) and per-channel normalisation, all on the
-//! device.
+//! padding, horizontal flip) and per-channel normalisation.
 //!
 //! Why it looks like this: a search step at batch 64 costs ~100 ms on a CPU
-//! and a few ms on a GPU, and data loading must stay far below that. So the
-//! whole set lives on the device as `uint8`; a batch is one `index_select`,
-//! one conversion to float and one normalisation of that batch, and the
-//! crop and flip of all its images are a single `gather` whose indices are
-//! computed from per-image offsets. The host only draws the random numbers
-//! (with ChaCha, so an epoch is a pure function of its seed and a resumed
-//! run sees exactly the same data) and uploads one small index tensor per
-//! batch; there is no per-image work or host round trip.
+//! and a few ms on a GPU, and data loading must stay far below that, with
+//! no per-image host round trip. The host draws the random numbers (with
+//! ChaCha, so an epoch is a pure function of its seed and a resumed run sees
+//! exactly the same data); how a batch is then built depends on the device:
+//!
+//! - **GPU** (any non-CPU device): the whole set lives on the device as
+//!   `uint8`; a batch is one small upload of indices, one `index_select`,
+//!   one conversion to float and normalisation, and the crop and flip of all
+//!   its images are a single `gather` over the zero-padded batch, whose
+//!   indices are computed from per-image offsets.
+//! - **CPU**: the loader keeps the pixels as a plain `Vec<u8>` and builds
+//!   the normalised, cropped and flipped batch in one pass of Rust, then
+//!   hands it to libtorch with one copy. The tensor recipe above is six
+//!   libtorch ops per batch, each split across libtorch's intra-op threads;
+//!   when the cores are shared (a sweep runs several CPU workers) every op
+//!   waits for a descheduled thread, and a batch measured 2-30 ms instead of
+//!   ~1 ms. One single-threaded pass has no such barrier and is as fast.
+//!
+//! Both paths give the same batches for the same seed (a test checks it).
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -48,31 +58,65 @@ impl Augment {
     }
 }
 
+/// One image's augmentation draw: top-left corner of the crop in the
+/// padded image, and whether to flip it.
+#[derive(Debug, Clone, Copy)]
+struct Crop {
+    dy: i64,
+    dx: i64,
+    flip: bool,
+}
+
+/// Where the set lives and so how batches are built (see the module docs).
+enum Store {
+    /// CPU: pixels (`[N, C, H, W]` row-major) and labels as plain vectors.
+    Host { pixels: Vec<u8>, labels: Vec<i64> },
+    /// Other devices: uint8 `[N, C, H, W]` and int64 `[N]` on the device.
+    Device { images: Tensor, labels: Tensor },
+}
+
 /// Batches of one [`ImageSet`], ready for the network: float, normalised,
 /// on the loader's device.
-#[derive(Debug)]
 pub struct Loader {
-    /// uint8 `[N, C, H, W]` on `device`.
-    images: Tensor,
-    /// int64 `[N]` on `device`.
-    labels: Tensor,
-    /// f32 `[1, C, 1, 1]` per-channel mean, pixel units.
-    mean: Tensor,
-    /// f32 `[1, C, 1, 1]` per-channel 1/std.
-    inv_std: Tensor,
+    store: Store,
+    /// Images in the set.
+    n: i64,
+    /// Image shape.
+    c: i64,
+    h: i64,
+    w: i64,
+    /// Per-channel mean (pixel units) and 1/std, for the host path...
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    /// ...and as f32 `[1, C, 1, 1]` on the device, for the tensor path.
+    mean_t: Tensor,
+    inv_std_t: Tensor,
     augment: Option<Augment>,
     batch_size: i64,
     device: Device,
 }
 
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("images", &[self.n, self.c, self.h, self.w])
+            .field("device", &self.device)
+            .field("host_path", &matches!(self.store, Store::Host { .. }))
+            .field("batch_size", &self.batch_size)
+            .field("augment", &self.augment)
+            .finish()
+    }
+}
+
 impl Loader {
-    /// Copies `set` to `device` (once; a CPU set on the CPU is shared, not
-    /// copied) and remembers `ds`'s train-set mean/std for normalisation.
-    /// `augment` applies to [`Loader::epoch`] only; pass `None` for
-    /// un-augmented training batches.
+    /// Copies `set` to `device` once (on the CPU: into a plain vector, see
+    /// the module docs) and remembers `ds`'s train-set mean/std for
+    /// normalisation. `augment` applies to [`Loader::epoch`] only; pass
+    /// `None` for un-augmented training batches.
     ///
     /// # Panics
-    /// If `batch_size < 1` (a programming error, configs reject it first).
+    /// If `batch_size < 1` or `augment.pad < 0` (programming errors: configs
+    /// reject them first).
     pub fn new(
         set: &ImageSet,
         ds: &Dataset,
@@ -80,19 +124,23 @@ impl Loader {
         batch_size: i64,
         augment: Option<Augment>,
     ) -> Loader {
+        Loader::build(set, ds, device, batch_size, augment, device == Device::Cpu)
+    }
+
+    /// [`Loader::new`] with the batch-building path chosen explicitly (the
+    /// tests compare the two on the CPU).
+    fn build(
+        set: &ImageSet,
+        ds: &Dataset,
+        device: Device,
+        batch_size: i64,
+        augment: Option<Augment>,
+        host: bool,
+    ) -> Loader {
         assert!(
             batch_size >= 1,
             "Loader batch size must be at least 1, got {batch_size}"
         );
-        let c = ds.channels;
-        let mean: Vec<f32> = ds.mean.iter().map(|&m| m as f32).collect();
-        // A constant channel (std 0) is left unscaled rather than divided by 0.
-        let inv_std: Vec<f32> = ds
-            .std
-            .iter()
-            .map(|&s| if s > 0.0 { (1.0 / s) as f32 } else { 1.0 })
-            .collect();
-        let augment = augment.filter(|a| a.pad > 0 || a.flip);
         if let Some(a) = augment {
             assert!(
                 a.pad >= 0,
@@ -100,33 +148,55 @@ impl Loader {
                 a.pad
             );
         }
+        let size = set.images.size();
+        let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
+        let mean: Vec<f32> = ds.mean.iter().map(|&m| m as f32).collect();
+        // A constant channel (std 0) is left unscaled rather than divided by 0.
+        let inv_std: Vec<f32> = ds
+            .std
+            .iter()
+            .map(|&s| if s > 0.0 { (1.0 / s) as f32 } else { 1.0 })
+            .collect();
+        let store = if host {
+            let flat = |t: &Tensor| t.reshape([-1]).to_device(Device::Cpu);
+            Store::Host {
+                pixels: Vec::try_from(&flat(&set.images)).expect("ImageSet images are uint8"),
+                labels: Vec::try_from(&flat(&set.labels)).expect("ImageSet labels are int64"),
+            }
+        } else {
+            Store::Device {
+                images: set.images.to_device(device).contiguous(),
+                labels: set
+                    .labels
+                    .to_device(device)
+                    .to_kind(Kind::Int64)
+                    .contiguous(),
+            }
+        };
         Loader {
-            images: set.images.to_device(device).contiguous(),
-            labels: set
-                .labels
-                .to_device(device)
-                .to_kind(Kind::Int64)
-                .contiguous(),
-            mean: Tensor::from_slice(&mean)
+            store,
+            n,
+            c,
+            h,
+            w,
+            mean_t: Tensor::from_slice(&mean)
                 .view([1, c, 1, 1])
                 .to_device(device),
-            inv_std: Tensor::from_slice(&inv_std)
+            inv_std_t: Tensor::from_slice(&inv_std)
                 .view([1, c, 1, 1])
                 .to_device(device),
-            augment,
+            mean,
+            inv_std,
+            augment: augment.filter(|a| a.pad > 0 || a.flip),
             batch_size,
             device,
         }
     }
 
-    fn len(&self) -> i64 {
-        self.labels.size()[0]
-    }
-
     /// The batch size an epoch actually uses: the asked one, or the whole set
     /// when it is smaller (so a tiny set still trains).
     fn epoch_batch(&self) -> i64 {
-        self.batch_size.min(self.len())
+        self.batch_size.min(self.n)
     }
 
     /// Batches in one [`Loader::epoch`]: full batches only (drop_last),
@@ -135,11 +205,10 @@ impl Loader {
     /// set smaller than the batch size gives one batch of the whole set;
     /// fewer than 2 images give none.
     pub fn batches_per_epoch(&self) -> usize {
-        let n = self.len();
-        if n < 2 {
+        if self.n < 2 {
             return 0;
         }
-        (n / self.epoch_batch()) as usize
+        (self.n / self.epoch_batch()) as usize
     }
 
     /// Shuffled batches of one epoch; order, crops and flips are a pure
@@ -149,61 +218,138 @@ impl Loader {
     /// augmented, and int64 `[B]`, both on the loader's device.
     pub fn epoch(&self, seed: u64) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<i64> = (0..self.len()).collect();
+        let mut order: Vec<i64> = (0..self.n).collect();
         order.shuffle(&mut rng);
         let b = self.epoch_batch().max(1) as usize;
-        let batches = self.batches_per_epoch();
-        (0..batches).map(move |i| self.augmented_batch(&order[i * b..(i + 1) * b], &mut rng))
+        (0..self.batches_per_epoch()).map(move |i| {
+            let idx = &order[i * b..(i + 1) * b];
+            let crops = self.augment.map(|aug| {
+                let p = aug.pad;
+                let draw = |rng: &mut ChaCha8Rng| if p > 0 { rng.gen_range(0..=2 * p) } else { p };
+                (0..b)
+                    .map(|_| {
+                        let dy = draw(&mut rng);
+                        let dx = draw(&mut rng);
+                        Crop {
+                            dy,
+                            dx,
+                            flip: aug.flip && rng.gen_bool(0.5),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            });
+            self.batch(idx, crops.as_deref())
+        })
     }
 
     /// Un-augmented, unshuffled batches (evaluation), last partial batch
     /// included, so every image is seen exactly once.
     pub fn ordered(&self) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
-        let n = self.len();
-        let b = self.batch_size;
-        (0..n).step_by(b as usize).map(move |start| {
-            let len = b.min(n - start);
-            (
-                self.normalise(&self.images.narrow(0, start, len)),
-                self.labels.narrow(0, start, len),
-            )
+        let n = self.n;
+        (0..n).step_by(self.batch_size as usize).map(move |start| {
+            let len = self.batch_size.min(n - start);
+            match &self.store {
+                Store::Host { .. } => {
+                    let idx: Vec<i64> = (start..start + len).collect();
+                    self.batch(&idx, None)
+                }
+                Store::Device { images, labels } => (
+                    self.normalise(&images.narrow(0, start, len)),
+                    labels.narrow(0, start, len),
+                ),
+            }
         })
     }
 
-    /// uint8 `[B, C, H, W]` → normalised f32.
-    fn normalise(&self, x: &Tensor) -> Tensor {
-        (x.to_kind(Kind::Float) - &self.mean) * &self.inv_std
+    /// Images `idx` (with the given crops, if any) and their labels.
+    fn batch(&self, idx: &[i64], crops: Option<&[Crop]>) -> (Tensor, Tensor) {
+        match &self.store {
+            Store::Host { pixels, labels } => {
+                let x = self.host_batch(pixels, idx, crops);
+                let y: Vec<i64> = idx.iter().map(|&i| labels[i as usize]).collect();
+                (x, Tensor::from_slice(&y))
+            }
+            Store::Device { images, labels } => self.device_batch(images, labels, idx, crops),
+        }
     }
 
-    /// One training batch: gather, normalise, then crop and flip every image
+    /// The CPU path: one pass over the batch's pixels in Rust.
+    fn host_batch(&self, pixels: &[u8], idx: &[i64], crops: Option<&[Crop]>) -> Tensor {
+        let (c, h, w) = (self.c as usize, self.h as usize, self.w as usize);
+        let (plane, image) = (h * w, c * h * w);
+        let p = self.augment.map_or(0, |a| a.pad);
+        let mut out = vec![0f32; idx.len() * image];
+        for (k, (&i, dst)) in idx.iter().zip(out.chunks_exact_mut(image)).enumerate() {
+            let src = &pixels[i as usize * image..(i as usize + 1) * image];
+            for ch in 0..c {
+                let (m, s) = (self.mean[ch], self.inv_std[ch]);
+                let src = &src[ch * plane..(ch + 1) * plane];
+                let dst = &mut dst[ch * plane..(ch + 1) * plane];
+                let Some(crops) = crops else {
+                    for (o, &v) in dst.iter_mut().zip(src) {
+                        *o = (v as f32 - m) * s;
+                    }
+                    continue;
+                };
+                let Crop { dy, dx, flip } = crops[k];
+                // Output (y, x) reads input (y + dy - p, x' + dx - p), with
+                // x' = x or its mirror; outside the image it stays 0 (the
+                // zero padding of the normalised image, i.e. the mean).
+                for (y, row) in dst.chunks_exact_mut(w).enumerate() {
+                    let sy = y as i64 + dy - p;
+                    if !(0..h as i64).contains(&sy) {
+                        continue;
+                    }
+                    let srow = &src[sy as usize * w..(sy as usize + 1) * w];
+                    for (x, o) in row.iter_mut().enumerate() {
+                        let xx = if flip { w - 1 - x } else { x } as i64;
+                        let sx = xx + dx - p;
+                        if (0..w as i64).contains(&sx) {
+                            *o = (srow[sx as usize] as f32 - m) * s;
+                        }
+                    }
+                }
+            }
+        }
+        Tensor::from_slice(&out).view([idx.len() as i64, self.c, self.h, self.w])
+    }
+
+    /// uint8 `[B, C, H, W]` → normalised f32 (tensor path).
+    fn normalise(&self, x: &Tensor) -> Tensor {
+        (x.to_kind(Kind::Float) - &self.mean_t) * &self.inv_std_t
+    }
+
+    /// The device path: gather, normalise, then crop and flip every image
     /// with one `gather` over the zero-padded batch.
-    fn augmented_batch(&self, idx: &[i64], rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
+    fn device_batch(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        idx: &[i64],
+        crops: Option<&[Crop]>,
+    ) -> (Tensor, Tensor) {
         let b = idx.len() as i64;
-        let Some(aug) = self.augment else {
+        let (c, h, w) = (self.c, self.h, self.w);
+        let Some(crops) = crops else {
             let idx = Tensor::from_slice(idx).to_device(self.device);
             return (
-                self.normalise(&self.images.index_select(0, &idx)),
-                self.labels.index_select(0, &idx),
+                self.normalise(&images.index_select(0, &idx)),
+                labels.index_select(0, &idx),
             );
         };
-        let size = self.images.size();
-        let (c, h, w) = (size[1], size[2], size[3]);
-        let p = aug.pad;
+        let p = self.augment.map_or(0, |a| a.pad);
         let pw = w + 2 * p;
         // One upload: batch indices, then per image the padded-row offset of
         // each output row (H values), then the padded column of each output
         // column (W values; reversed for a flipped image).
         let mut host = Vec::with_capacity(idx.len() * (1 + (h + w) as usize));
         host.extend_from_slice(idx);
-        let mut cols = Vec::with_capacity(idx.len() * w as usize);
-        for _ in 0..b {
-            let dy = if p > 0 { rng.gen_range(0..=2 * p) } else { 0 };
-            let dx = if p > 0 { rng.gen_range(0..=2 * p) } else { 0 };
-            let flip = aug.flip && rng.gen_bool(0.5);
-            host.extend((0..h).map(|r| (dy + r) * pw));
-            cols.extend((0..w).map(|j| dx + if flip { w - 1 - j } else { j }));
+        for cr in crops {
+            host.extend((0..h).map(|r| (cr.dy + r) * pw));
         }
-        host.extend_from_slice(&cols);
+        for cr in crops {
+            host.extend((0..w).map(|j| cr.dx + if cr.flip { w - 1 - j } else { j }));
+        }
         let all = Tensor::from_slice(&host).to_device(self.device);
         let idx = all.narrow(0, 0, b);
         let rows = all.narrow(0, b, b * h).view([b, h, 1]);
@@ -212,7 +358,7 @@ impl Loader {
         let flat = (rows + cols)
             .view([b, 1, h * w])
             .expand([b, c, h * w], false);
-        let x = self.normalise(&self.images.index_select(0, &idx));
+        let x = self.normalise(&images.index_select(0, &idx));
         let x = if p > 0 {
             x.constant_pad_nd([p, p, p, p])
         } else {
@@ -222,7 +368,7 @@ impl Loader {
             .view([b, c, -1])
             .gather(2, &flat, false)
             .view([b, c, h, w]);
-        (x, self.labels.index_select(0, &idx))
+        (x, labels.index_select(0, &idx))
     }
 }
 
@@ -235,75 +381,106 @@ mod tests {
         load(DatasetKind::Digits, None).unwrap()
     }
 
+    /// The same loader on the CPU twice: the host path (what `new` picks on
+    /// the CPU) and the tensor path (what a GPU uses).
+    fn both(set: &ImageSet, ds: &Dataset, bs: i64, aug: Option<Augment>) -> [Loader; 2] {
+        [true, false].map(|host| Loader::build(set, ds, Device::Cpu, bs, aug, host))
+    }
+
+    fn cifar_aug() -> Option<Augment> {
+        Some(Augment::for_dataset(DatasetKind::Cifar10))
+    }
+
+    #[test]
+    fn new_picks_the_host_path_on_cpu() {
+        let ds = digits();
+        let l = Loader::new(&ds.train, &ds, Device::Cpu, 64, None);
+        assert!(matches!(l.store, Store::Host { .. }));
+        assert!(format!("{l:?}").contains("host_path: true"));
+    }
+
     #[test]
     fn same_seed_same_batches_different_seed_different() {
         let ds = digits();
-        let l = Loader::new(
-            &ds.train,
-            &ds,
-            Device::Cpu,
-            64,
-            Some(Augment::for_dataset(ds.kind)),
-        );
-        let a: Vec<_> = l.epoch(7).collect();
-        let b: Vec<_> = l.epoch(7).collect();
-        let c: Vec<_> = l.epoch(8).collect();
-        assert_eq!(a.len(), l.batches_per_epoch());
-        for ((xa, ya), (xb, yb)) in a.iter().zip(&b) {
-            assert!(xa.equal(xb) && ya.equal(yb));
+        for l in both(&ds.train, &ds, 64, Some(Augment::for_dataset(ds.kind))) {
+            let a: Vec<_> = l.epoch(7).collect();
+            let b: Vec<_> = l.epoch(7).collect();
+            let c: Vec<_> = l.epoch(8).collect();
+            assert_eq!(a.len(), l.batches_per_epoch());
+            for ((xa, ya), (xb, yb)) in a.iter().zip(&b) {
+                assert!(xa.equal(xb) && ya.equal(yb));
+            }
+            assert!(!a[0].1.equal(&c[0].1));
+            assert!(!a[0].0.equal(&c[0].0));
         }
-        assert!(!a[0].1.equal(&c[0].1));
-        assert!(!a[0].0.equal(&c[0].0));
+    }
+
+    #[test]
+    fn host_and_tensor_paths_agree() {
+        // CIFAR-shaped (pad 4 + flip) and digits (pad 1), epochs and ordered.
+        let cifar = cifar_like(200);
+        let digits = digits();
+        for (ds, aug) in [
+            (&cifar, cifar_aug()),
+            (&digits, Some(Augment::for_dataset(digits.kind))),
+        ] {
+            let [host, tensor] = both(&ds.train, ds, 64, aug);
+            let mut batches = 0;
+            for ((xh, yh), (xt, yt)) in host.epoch(11).zip(tensor.epoch(11)) {
+                assert!(yh.equal(&yt));
+                assert!(xh.allclose(&xt, 1e-5, 1e-5, false));
+                batches += 1;
+            }
+            assert_eq!(batches, host.batches_per_epoch());
+            for ((xh, yh), (xt, yt)) in host.ordered().zip(tensor.ordered()) {
+                assert!(yh.equal(&yt));
+                assert!(xh.allclose(&xt, 1e-5, 1e-5, false));
+            }
+        }
     }
 
     #[test]
     fn shapes_normalisation_and_drop_last() {
         let ds = digits();
         let n = ds.train.len();
-        let l = Loader::new(
-            &ds.train,
-            &ds,
-            Device::Cpu,
-            64,
-            Some(Augment::for_dataset(ds.kind)),
-        );
-        assert_eq!(l.batches_per_epoch(), n / 64);
-        let batches: Vec<_> = l.epoch(0).collect();
-        assert_eq!(batches.len(), n / 64);
-        let mut total = 0;
-        for (x, y) in &batches {
-            assert_eq!(x.size(), vec![64, 1, 8, 8]);
-            assert_eq!(x.kind(), Kind::Float);
-            assert_eq!(y.size(), vec![64]);
-            assert_eq!(y.kind(), Kind::Int64);
-            total += y.size()[0] as usize;
+        let aug = Some(Augment::for_dataset(ds.kind));
+        for l in both(&ds.train, &ds, 64, aug) {
+            assert_eq!(l.batches_per_epoch(), n / 64);
+            let batches: Vec<_> = l.epoch(0).collect();
+            assert_eq!(batches.len(), n / 64);
+            for (x, y) in &batches {
+                assert_eq!(x.size(), vec![64, 1, 8, 8]);
+                assert_eq!(x.kind(), Kind::Float);
+                assert_eq!(y.size(), vec![64]);
+                assert_eq!(y.kind(), Kind::Int64);
+            }
         }
-        // Un-augmented batches of the whole train set: mean 0, std 1.
-        let big = Loader::new(&ds.train, &ds, Device::Cpu, 1024, None);
-        let (x, _) = big.epoch(3).next().unwrap();
-        assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
-        assert!((x.std(false).double_value(&[]) - 1.0).abs() < 0.1);
-        // Augmented: padding adds zeros (= the mean), so still about 0.
-        let (x, _) = Loader::new(
-            &ds.train,
-            &ds,
-            Device::Cpu,
-            1024,
-            Some(Augment::for_dataset(ds.kind)),
-        )
-        .epoch(3)
-        .next()
-        .unwrap();
-        assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
+        for [plain, augmented] in [
+            both(&ds.train, &ds, 1024, None),
+            both(&ds.train, &ds, 1024, aug),
+        ]
+        .into_iter()
+        .zip(both(&ds.train, &ds, 1024, aug))
+        .map(|([p, _], [a, _])| [p, a])
+        {
+            // Un-augmented batch of most of the train set: mean 0, std 1.
+            let (x, _) = plain.epoch(3).next().unwrap();
+            assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
+            assert!((x.std(false).double_value(&[]) - 1.0).abs() < 0.1);
+            // Augmented: padding adds zeros (= the mean), so still about 0.
+            let (x, _) = augmented.epoch(3).next().unwrap();
+            assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
+        }
         // drop_last: 10 images at batch 4 → 2 batches; 3 images at batch 64
         // → 1 batch of 3; 1 image → none.
         for (len, bs, want, bsz) in [(10, 4, 2, 4), (3, 64, 1, 3), (1, 64, 0, 0)] {
             let set = ds.train.narrow(0, len);
-            let l = Loader::new(&set, &ds, Device::Cpu, bs, None);
-            assert_eq!(l.batches_per_epoch(), want);
-            let got: Vec<_> = l.epoch(1).collect();
-            assert_eq!(got.len(), want);
-            assert!(got.iter().all(|(x, _)| x.size()[0] == bsz));
+            for l in both(&set, &ds, bs, aug) {
+                assert_eq!(l.batches_per_epoch(), want);
+                let got: Vec<_> = l.epoch(1).collect();
+                assert_eq!(got.len(), want);
+                assert!(got.iter().all(|(x, _)| x.size()[0] == bsz));
+            }
         }
         // An epoch draws each image at most once: with distinct labels,
         // 100 images at batch 32 give 96 distinct labels.
@@ -311,49 +488,44 @@ mod tests {
             images: ds.train.images.narrow(0, 0, 100),
             labels: Tensor::arange(100, (Kind::Int64, Device::Cpu)),
         };
-        let l = Loader::new(
-            &set,
-            &ds,
-            Device::Cpu,
-            32,
-            Some(Augment::for_dataset(ds.kind)),
-        );
-        let mut seen: Vec<i64> = l
-            .epoch(9)
-            .flat_map(|(_, y)| Vec::<i64>::try_from(&y).unwrap())
-            .collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), 96);
-        assert_eq!(total, (n / 64) * 64);
+        for l in both(&set, &ds, 32, aug) {
+            let mut seen: Vec<i64> = l
+                .epoch(9)
+                .flat_map(|(_, y)| Vec::<i64>::try_from(&y).unwrap())
+                .collect();
+            assert_eq!(seen.len(), 96);
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 96);
+        }
     }
 
     #[test]
     fn ordered_covers_every_image_once() {
         let ds = digits();
-        let l = Loader::new(
-            &ds.test,
-            &ds,
-            Device::Cpu,
-            64,
-            Some(Augment::for_dataset(ds.kind)),
-        );
-        let batches: Vec<_> = l.ordered().collect();
-        assert_eq!(batches.len(), ds.test.len().div_ceil(64));
-        let x = Tensor::cat(&batches.iter().map(|b| &b.0).collect::<Vec<_>>(), 0);
-        let y = Tensor::cat(&batches.iter().map(|b| &b.1).collect::<Vec<_>>(), 0);
-        assert!(y.equal(&ds.test.labels));
-        // Un-normalising gives back the exact pixels: no augmentation.
-        let back = x * ds.std[0] + ds.mean[0];
-        let diff = (back - ds.test.images.to_kind(Kind::Float))
-            .abs()
-            .max()
-            .double_value(&[]);
-        assert!(diff < 1e-4, "{diff}");
+        for l in both(&ds.test, &ds, 64, Some(Augment::for_dataset(ds.kind))) {
+            let batches: Vec<_> = l.ordered().collect();
+            assert_eq!(batches.len(), ds.test.len().div_ceil(64));
+            assert_eq!(
+                batches.last().unwrap().0.size()[0],
+                (ds.test.len() % 64) as i64
+            );
+            let x = Tensor::cat(&batches.iter().map(|b| &b.0).collect::<Vec<_>>(), 0);
+            let y = Tensor::cat(&batches.iter().map(|b| &b.1).collect::<Vec<_>>(), 0);
+            assert!(y.equal(&ds.test.labels));
+            // Un-normalising gives back the exact pixels: no augmentation.
+            let back = x * ds.std[0] + ds.mean[0];
+            let diff = (back - ds.test.images.to_kind(Kind::Float))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(diff < 1e-4, "{diff}");
+        }
     }
 
     /// Builds a CIFAR-shaped dataset of random pixels in memory.
     fn cifar_like(n: i64) -> Dataset {
+        let _guard = tch::no_grad_guard();
         tch::manual_seed(0);
         let images = Tensor::randint(256, [n, 3, 32, 32], (Kind::Uint8, Device::Cpu));
         let labels = Tensor::randint(10, [n], (Kind::Int64, Device::Cpu));
@@ -372,88 +544,81 @@ mod tests {
 
     #[test]
     fn crop_and_flip_move_pixels_not_values() {
-        // With pad 4 each output image is a shifted (maybe flipped) window of
-        // the padded input: check one image against a direct slice.
+        // With pad 4 each output image must be a shifted (maybe flipped)
+        // window of the zero-padded normalised input: find it by brute force.
         let ds = cifar_like(16);
-        let l = Loader::new(
-            &ds.train,
-            &ds,
-            Device::Cpu,
-            16,
-            Some(Augment::for_dataset(ds.kind)),
-        );
-        let (x, y) = l.epoch(5).next().unwrap();
-        let mut shifted = 0;
-        let mut flipped = 0;
-        for i in 0..16 {
-            let label = y.int64_value(&[i]);
-            // Find the source image by label and pixels: try all.
-            let src = (0..16)
-                .find_map(|j| {
-                    if ds.train.labels.int64_value(&[j]) != label {
-                        return None;
-                    }
-                    let img = l
-                        .normalise(&ds.train.images.get(j).unsqueeze(0))
-                        .constant_pad_nd([4, 4, 4, 4]);
-                    for dy in 0..=8 {
-                        for dx in 0..=8 {
-                            let win = img.narrow(2, dy, 32).narrow(3, dx, 32).squeeze_dim(0);
-                            for f in [false, true] {
-                                let win = if f {
-                                    win.flip([2])
-                                } else {
-                                    win.shallow_clone()
-                                };
-                                if win.allclose(&x.get(i), 1e-6, 1e-6, false) {
-                                    return Some((dy, dx, f));
+        for l in both(&ds.train, &ds, 16, cifar_aug()) {
+            let (x, y) = l.epoch(5).next().unwrap();
+            let (mut shifted, mut flipped) = (0, 0);
+            for i in 0..16 {
+                let label = y.int64_value(&[i]);
+                let src = (0..16)
+                    .filter(|&j| ds.train.labels.int64_value(&[j]) == label)
+                    .find_map(|j| {
+                        let img = l
+                            .normalise(&ds.train.images.get(j).unsqueeze(0))
+                            .constant_pad_nd([4, 4, 4, 4]);
+                        for dy in 0..=8 {
+                            for dx in 0..=8 {
+                                let win = img.narrow(2, dy, 32).narrow(3, dx, 32).squeeze_dim(0);
+                                for f in [false, true] {
+                                    let win = if f {
+                                        win.flip([2])
+                                    } else {
+                                        win.shallow_clone()
+                                    };
+                                    if win.allclose(&x.get(i), 1e-6, 1e-6, false) {
+                                        return Some((dy, dx, f));
+                                    }
                                 }
                             }
                         }
-                    }
-                    None
-                })
-                .expect("every output is a crop (maybe flipped) of an input");
-            shifted += (src.0 != 4 || src.1 != 4) as i32;
-            flipped += src.2 as i32;
+                        None
+                    })
+                    .expect("every output is a crop (maybe flipped) of an input");
+                shifted += i32::from(src.0 != 4 || src.1 != 4);
+                flipped += i32::from(src.2);
+            }
+            assert!(
+                shifted > 8 && flipped > 2 && flipped < 14,
+                "shifted {shifted} flipped {flipped}"
+            );
         }
-        assert!(
-            shifted > 8 && flipped > 2 && flipped < 14,
-            "shifted {shifted} flipped {flipped}"
-        );
     }
 
-    /// Loader throughput at batch 64 on CIFAR-shaped data (prints images/s).
-    /// Run: cargo test --release --lib data::loader::tests::throughput -- --ignored --nocapture
+    /// Loader throughput at batch 64 on CIFAR-shaped data (prints images/s),
+    /// for both paths on the CPU and on the GPU when there is one. Run:
+    /// `cargo test --release --lib data::loader::tests::throughput -- --ignored --nocapture`
     #[test]
     #[ignore]
     fn throughput() {
         let ds = cifar_like(10_000);
-        let device = if tch::Cuda::is_available() {
-            Device::Cuda(0)
-        } else {
-            Device::Cpu
-        };
-        for (name, aug) in [
-            ("augmented", Some(Augment::for_dataset(ds.kind))),
-            ("plain", None),
-        ] {
-            let l = Loader::new(&ds.train, &ds, device, 64, aug);
-            let _ = l.epoch(0).take(5).count();
-            let t = std::time::Instant::now();
-            let mut images = 0;
-            for (x, _) in l.epoch(1) {
-                images += x.size()[0];
+        let mut setups = vec![
+            ("cpu, host path", Device::Cpu, true),
+            ("cpu, tensor path", Device::Cpu, false),
+        ];
+        if tch::Cuda::is_available() {
+            setups.push(("cuda", Device::Cuda(0), false));
+        }
+        for (name, device, host) in setups {
+            for (what, aug) in [("augmented", cifar_aug()), ("plain", None)] {
+                let l = Loader::build(&ds.train, &ds, device, 64, aug, host);
+                let _ = l.epoch(0).take(5).count();
+                let t = std::time::Instant::now();
+                let mut images = 0;
+                for (x, _) in l.epoch(1) {
+                    images += x.size()[0];
+                }
+                if let Device::Cuda(_) = device {
+                    tch::Cuda::synchronize(0);
+                }
+                let s = t.elapsed().as_secs_f64();
+                println!(
+                    "{name}, {what}: {:.0} images/s, {:.3} ms per batch of 64",
+                    images as f64 / s,
+                    1e3 * s / l.batches_per_epoch() as f64
+                );
             }
-            if let Device::Cuda(_) = device {
-                tch::Cuda::synchronize(0);
-            }
-            let s = t.elapsed().as_secs_f64();
-            println!(
-                "{name} loader on {device:?}: {:.0} images/s, {:.3} ms per batch of 64",
-                images as f64 / s,
-                1e3 * s / l.batches_per_epoch() as f64
-            );
         }
     }
 }

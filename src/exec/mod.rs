@@ -63,7 +63,10 @@ pub enum RunEnd {
 
 /// `checkpoints/<fingerprint>` in the database's folder.
 pub fn default_checkpoint_dir(db: &Path, cfg: &ResolvedConfig) -> PathBuf {
-    let parent = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     parent.join("checkpoints").join(cfg.fingerprint())
 }
 
@@ -97,7 +100,12 @@ pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunE
     observer.bar.finish_and_clear();
     Ok(match result {
         Ok(outcome) => {
-            rt.block_on(store.finish_run(id, &outcome.genotype, outcome.final_valid_acc, outcome.wall_s))?;
+            rt.block_on(store.finish_run(
+                id,
+                &outcome.genotype,
+                outcome.final_valid_acc,
+                outcome.wall_s,
+            ))?;
             RunEnd::Done(outcome)
         }
         Err(SearchError::Interrupted { epoch }) => {
@@ -129,12 +137,25 @@ struct StoreObserver<'a> {
 }
 
 impl<'a> StoreObserver<'a> {
-    fn new(rt: &'a Runtime, store: &'a Store, run_id: i64, cfg: &ResolvedConfig, stop: Arc<AtomicBool>, display: Display) -> Self {
-        let bar = if display == Display::Bar { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    fn new(
+        rt: &'a Runtime,
+        store: &'a Store,
+        run_id: i64,
+        cfg: &ResolvedConfig,
+        stop: Arc<AtomicBool>,
+        display: Display,
+    ) -> Self {
+        let bar = if display == Display::Bar {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         StoreObserver {
             rt,
@@ -153,7 +174,11 @@ impl<'a> StoreObserver<'a> {
 impl Observer for StoreObserver<'_> {
     fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize) {
         if first_epoch > 0 && self.display != Display::Quiet {
-            eprintln!("run {}: resuming at epoch {} of {epochs}", self.run_id, first_epoch + 1);
+            eprintln!(
+                "run {}: resuming at epoch {} of {epochs}",
+                self.run_id,
+                first_epoch + 1
+            );
         }
         self.bar.set_length(steps as u64);
     }
@@ -164,23 +189,30 @@ impl Observer for StoreObserver<'_> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            println!("run {}: first step of epoch {} done at {now:.3}", self.run_id, epoch + 1);
+            println!(
+                "run {}: first step of epoch {} done at {now:.3}",
+                self.run_id,
+                epoch + 1
+            );
         }
         if step == 1 {
             self.bar.reset();
-            self.bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
+            self.bar
+                .set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
             if let Err(err) = self.rt.block_on(self.store.heartbeat(self.run_id)) {
                 tracing::warn!("heartbeat of run {} failed: {err}", self.run_id);
             }
         }
         if let Some((loss, acc)) = running {
-            self.bar.set_message(format!("loss {loss:.3} acc {:.1}%", 100.0 * acc));
+            self.bar
+                .set_message(format!("loss {loss:.3} acc {:.1}%", 100.0 * acc));
         }
         self.bar.set_position(step as u64);
     }
 
     fn epoch(&mut self, r: &EpochRecord) -> anyhow::Result<()> {
-        self.rt.block_on(self.store.record_epoch(self.run_id, &self.space, r))?;
+        self.rt
+            .block_on(self.store.record_epoch(self.run_id, &self.space, r))?;
         if self.display != Display::Quiet {
             let line = epoch_line(self.run_id, self.epochs, r);
             self.bar.suspend(|| println!("{line}"));

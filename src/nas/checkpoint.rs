@@ -65,7 +65,9 @@ pub enum CheckpointError {
         source: serde_json::Error,
     },
     /// The checkpoint belongs to another config.
-    #[error("checkpoint in {dir} belongs to run {found}, not {expected}; use another --checkpoint-dir")]
+    #[error(
+        "checkpoint in {dir} belongs to run {found}, not {expected}; use another --checkpoint-dir"
+    )]
     Mismatch {
         /// Folder.
         dir: PathBuf,
@@ -84,13 +86,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
 }
 
 /// Writes a checkpoint into `dir` atomically and removes the previous one.
-pub fn save(dir: &Path, state: &CheckpointState, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+pub fn save(
+    dir: &Path,
+    state: &CheckpointState,
+    tensors: &[(String, Tensor)],
+) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = format!("tensors-{:04}.ot", state.epoch);
     let tmp = dir.join(format!("{name}.tmp"));
     let final_path = dir.join(&name);
-    let on_cpu: Vec<(String, Tensor)> = tensors.iter().map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu))).collect();
-    Tensor::save_multi(&on_cpu, &tmp).map_err(|source| CheckpointError::Tensors { path: tmp.clone(), source })?;
+    let on_cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu)))
+        .collect();
+    Tensor::save_multi(&on_cpu, &tmp).map_err(|source| CheckpointError::Tensors {
+        path: tmp.clone(),
+        source,
+    })?;
     sync_file(&tmp)?;
     std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
     let state = CheckpointState {
@@ -108,7 +120,9 @@ pub fn save(dir: &Path, state: &CheckpointState, tensors: &[(String, Tensor)]) -
 }
 
 fn sync_file(path: &Path) -> Result<(), CheckpointError> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(io(path))
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
 }
 
 /// Old tensor files are only garbage once the new state points elsewhere.
@@ -123,17 +137,25 @@ fn remove_stale(dir: &Path, keep: &str) {
     }
 }
 
+/// A checkpoint as read back: its state and its named tensors.
+pub type Loaded = (CheckpointState, Vec<(String, Tensor)>);
+
 /// Reads the checkpoint in `dir`, if there is one, for run `fingerprint`.
-pub fn load(dir: &Path, fingerprint: &str, device: Device) -> Result<Option<(CheckpointState, Vec<(String, Tensor)>)>, CheckpointError> {
+pub fn load(
+    dir: &Path,
+    fingerprint: &str,
+    device: Device,
+) -> Result<Option<Loaded>, CheckpointError> {
     let state_path = dir.join("state.json");
     if !state_path.exists() {
         return Ok(None);
     }
     let text = std::fs::read(&state_path).map_err(io(&state_path))?;
-    let state: CheckpointState = serde_json::from_slice(&text).map_err(|source| CheckpointError::State {
-        path: state_path.clone(),
-        source,
-    })?;
+    let state: CheckpointState =
+        serde_json::from_slice(&text).map_err(|source| CheckpointError::State {
+            path: state_path.clone(),
+            source,
+        })?;
     if state.fingerprint != fingerprint {
         return Err(CheckpointError::Mismatch {
             dir: dir.to_owned(),
@@ -142,6 +164,7 @@ pub fn load(dir: &Path, fingerprint: &str, device: Device) -> Result<Option<(Che
         });
     }
     let path = dir.join(&state.tensors_file);
-    let tensors = Tensor::load_multi_with_device(&path, device).map_err(|source| CheckpointError::Tensors { path, source })?;
+    let tensors = Tensor::load_multi_with_device(&path, device)
+        .map_err(|source| CheckpointError::Tensors { path, source })?;
     Ok(Some((state, tensors)))
 }

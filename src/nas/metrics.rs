@@ -36,7 +36,11 @@ impl Genotype {
     /// largest non-`none` score, each with its best non-`none` op.
     /// NB201: argmax over all ops on each edge (`none` can win).
     /// Ops marked unavailable are never chosen.
-    pub fn derive(space: &SearchSpace, scores: &CellTable<f64>, available: &CellTable<bool>) -> Self {
+    pub fn derive(
+        space: &SearchSpace,
+        scores: &CellTable<f64>,
+        available: &CellTable<bool>,
+    ) -> Self {
         let cells = scores
             .iter()
             .zip(available)
@@ -54,10 +58,12 @@ impl Genotype {
     /// How many kept edges of cell type `cell` are `skip_connect`.
     pub fn skip_count(&self, cell: usize) -> u32 {
         let space = SearchSpace::new(self.space);
-        let skip = space.op_index("skip_connect").expect("both spaces have skip_connect");
-        self.cells
-            .get(cell)
-            .map_or(0, |c| c.edges.iter().filter(|&&(_, op)| op == skip).count() as u32)
+        let skip = space
+            .op_index("skip_connect")
+            .expect("both spaces have skip_connect");
+        self.cells.get(cell).map_or(0, |c| {
+            c.edges.iter().filter(|&&(_, op)| op == skip).count() as u32
+        })
     }
 
     /// One-hot encoding (appendix B.5): edges x ops per cell type, a one on
@@ -136,7 +142,8 @@ fn derive_darts_cell(space: &SearchSpace, cell: &[Vec<f64>], avail: &[Vec<bool>]
             .collect();
         // Stable sort: ties keep the earlier edge, so derivation is deterministic.
         candidates.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal));
-        let mut kept: Vec<(usize, usize)> = candidates.iter().take(2).map(|&(e, k, _)| (e, k)).collect();
+        let mut kept: Vec<(usize, usize)> =
+            candidates.iter().take(2).map(|&(e, k, _)| (e, k)).collect();
         kept.sort();
         edges.extend(kept);
     }
@@ -175,7 +182,11 @@ pub fn cosine_distance(a: &[f64], b: &[f64]) -> f64 {
 pub fn combinations(mask: &[Vec<bool>]) -> u64 {
     mask.iter()
         .map(|edge| {
-            let y = edge.iter().enumerate().filter(|&(k, &m)| m && k != NONE).count() as u64;
+            let y = edge
+                .iter()
+                .enumerate()
+                .filter(|&(k, &m)| m && k != NONE)
+                .count() as u64;
             y * y
         })
         .sum()
@@ -327,7 +338,9 @@ mod tests {
         assert_eq!(g.cells[0].edges[0..4], [(0, 3), (1, 4), (2, 1), (4, 7)]);
         assert_eq!(g.cells[0].edges.len(), 8);
         assert_eq!(g.skip_count(0), 1);
-        assert!(g.to_text().starts_with("normal=[(skip_connect,0),(sep_conv_3x3,1),(max_pool_3x3,0),(dil_conv_5x5,2)"));
+        assert!(g.to_text().starts_with(
+            "normal=[(skip_connect,0),(sep_conv_3x3,1),(max_pool_3x3,0),(dil_conv_5x5,2)"
+        ));
     }
 
     #[test]
@@ -352,8 +365,8 @@ mod tests {
         let space = SearchSpace::new(SpaceKind::Nb201);
         let scores = vec![vec![vec![0.0, 0.1, 0.9, 0.2, 0.3]; 6]; 1];
         let mut avail = all(&space, 1);
-        for e in 0..6 {
-            avail[0][e][2] = false;
+        for edge in avail[0].iter_mut() {
+            edge[2] = false;
         }
         let g = Genotype::derive(&space, &scores, &avail);
         assert!(g.cells[0].edges.iter().all(|&(_, k)| k == 4));
@@ -367,7 +380,10 @@ mod tests {
             vec![true, false, false, false, true],
         ];
         assert_eq!(combinations(&mask), 10);
-        let probs = vec![vec![0.5, 0.5, 0.5, 0.58, 0.5], vec![0.5, 0.5, 0.5, 0.5, 0.9]];
+        let probs = vec![
+            vec![0.5, 0.5, 0.5, 0.58, 0.5],
+            vec![0.5, 0.5, 0.5, 0.5, 0.9],
+        ];
         let mut hist = [0u64; 5];
         add_ratios(&mut hist, &mask, &probs);
         // Edge 0: ratio 1 five times (three self pairs, 0.5/0.5 twice),

@@ -19,8 +19,19 @@ pub fn bn(p: nn::Path, channels: i64, affine: bool) -> nn::BatchNorm {
     nn::batch_norm2d(p, channels, config)
 }
 
-/// A bias-free convolution with PyTorch's default initialisation.
-pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, dilation: i64, groups: i64) -> nn::Conv2D {
+/// A bias-free convolution with PyTorch's default initialisation; the
+/// arguments mirror `torch.nn.Conv2d`'s, hence their number.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+    dilation: i64,
+    groups: i64,
+) -> nn::Conv2D {
     let config = nn::ConvConfig {
         stride,
         padding,
@@ -41,7 +52,15 @@ pub struct ReluConvBn {
 
 impl ReluConvBn {
     /// Builds the block under `p`.
-    pub fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, affine: bool) -> Self {
+    pub fn new(
+        p: nn::Path,
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        stride: i64,
+        padding: i64,
+        affine: bool,
+    ) -> Self {
         ReluConvBn {
             conv: conv(&p / "conv", c_in, c_out, k, stride, padding, 1, 1),
             bn: bn(&p / "bn", c_out, affine),
@@ -75,7 +94,9 @@ impl FactorizedReduce {
     /// Runs the block.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let x = x.relu();
-        let shifted = x.narrow(2, 1, x.size()[2] - 1).narrow(3, 1, x.size()[3] - 1);
+        let shifted = x
+            .narrow(2, 1, x.size()[2] - 1)
+            .narrow(3, 1, x.size()[3] - 1);
         let y = Tensor::cat(&[x.apply(&self.conv1), shifted.apply(&self.conv2)], 1);
         self.bn.forward_t(&y, train)
     }
@@ -111,13 +132,16 @@ pub enum Op {
     MaxPool { stride: i64, bn: nn::BatchNorm },
     /// 3x3 average pool without counting padding; BN after it in the DARTS
     /// space only.
-    AvgPool { stride: i64, bn: Option<nn::BatchNorm> },
+    AvgPool {
+        stride: i64,
+        bn: Option<nn::BatchNorm>,
+    },
     /// Identity (`skip_connect` at stride 1).
     Identity,
     /// `skip_connect` at stride 2.
     Reduce(FactorizedReduce),
     /// `sep_conv_kxk`: two depthwise-pointwise blocks, the first strided.
-    SepConv(DepthwisePointwise2),
+    SepConv(Box<DepthwisePointwise2>),
     /// `dil_conv_kxk`: one dilated depthwise-pointwise block.
     DilConv(DepthwisePointwiseOne),
     /// NB201 `nor_conv_kxk`: ReLU, conv, BN.
@@ -154,14 +178,18 @@ impl Op {
             (_, "skip_connect") => Op::Reduce(FactorizedReduce::new(p, c, c, false)),
             (SpaceKind::Darts, "sep_conv_3x3") => sep_conv(p, c, 3, stride, 1),
             (SpaceKind::Darts, "sep_conv_5x5") => sep_conv(p, c, 5, stride, 2),
-            (SpaceKind::Darts, "dil_conv_3x3") => {
-                Op::DilConv(DepthwisePointwiseOne(DepthwisePointwise::new(p, c, 3, stride, 2, 2)))
+            (SpaceKind::Darts, "dil_conv_3x3") => Op::DilConv(DepthwisePointwiseOne(
+                DepthwisePointwise::new(p, c, 3, stride, 2, 2),
+            )),
+            (SpaceKind::Darts, "dil_conv_5x5") => Op::DilConv(DepthwisePointwiseOne(
+                DepthwisePointwise::new(p, c, 5, stride, 4, 2),
+            )),
+            (SpaceKind::Nb201, "nor_conv_1x1") => {
+                Op::NorConv(ReluConvBn::new(p, c, c, 1, stride, 0, false))
             }
-            (SpaceKind::Darts, "dil_conv_5x5") => {
-                Op::DilConv(DepthwisePointwiseOne(DepthwisePointwise::new(p, c, 5, stride, 4, 2)))
+            (SpaceKind::Nb201, "nor_conv_3x3") => {
+                Op::NorConv(ReluConvBn::new(p, c, c, 3, stride, 1, false))
             }
-            (SpaceKind::Nb201, "nor_conv_1x1") => Op::NorConv(ReluConvBn::new(p, c, c, 1, stride, 0, false)),
-            (SpaceKind::Nb201, "nor_conv_3x3") => Op::NorConv(ReluConvBn::new(p, c, c, 3, stride, 1, false)),
             (space, name) => unreachable!("op {name} is not part of the {} space", space.name()),
         };
         Some(op)
@@ -191,10 +219,10 @@ impl Op {
 }
 
 fn sep_conv(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64) -> Op {
-    Op::SepConv(DepthwisePointwise2 {
+    Op::SepConv(Box::new(DepthwisePointwise2 {
         first: DepthwisePointwise::new(&p / "a", c, k, stride, padding, 1),
         second: DepthwisePointwise::new(&p / "b", c, k, 1, padding, 1),
-    })
+    }))
 }
 
 #[cfg(test)]

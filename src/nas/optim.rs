@@ -36,7 +36,11 @@ impl Sgd {
                 if !g.defined() {
                     continue;
                 }
-                let d = if self.weight_decay != 0.0 { g + p * self.weight_decay } else { g.shallow_clone() };
+                let d = if self.weight_decay != 0.0 {
+                    g + p * self.weight_decay
+                } else {
+                    g.shallow_clone()
+                };
                 let b = match buf {
                     Some(b) => {
                         let _ = b.g_mul_scalar_(self.momentum).g_add_(&d);
@@ -105,7 +109,11 @@ impl Adam {
 /// Scales `grads` in place so that their joint L2 norm is at most
 /// `max_norm` (PyTorch's `clip_grad_norm_`, without a host round trip).
 pub fn clip_grad_norm(grads: &[Tensor], max_norm: f64) {
-    let norms: Vec<Tensor> = grads.iter().filter(|g| g.defined()).map(|g| g.norm()).collect();
+    let norms: Vec<Tensor> = grads
+        .iter()
+        .filter(|g| g.defined())
+        .map(|g| g.norm())
+        .collect();
     if norms.is_empty() {
         return;
     }
@@ -137,7 +145,10 @@ mod tests {
         opt.step(&[p.shallow_clone()], &[g.shallow_clone()], 0.1);
         // d = g + 0.1 p = (0.6, -0.3); buf = d; p -= 0.1 d
         let got = vals(&p);
-        assert!((got[0] - 0.94).abs() < 1e-6 && (got[1] - 2.03).abs() < 1e-6, "{got:?}");
+        assert!(
+            (got[0] - 0.94).abs() < 1e-6 && (got[1] - 2.03).abs() < 1e-6,
+            "{got:?}"
+        );
         opt.step(&[p.shallow_clone()], &[g], 0.1);
         // d = (0.5 + 0.094, -0.5 + 0.203); buf = 0.9 * (0.6, -0.3) + d
         let buf = vals(opt.buffers[0].as_ref().unwrap());
@@ -155,7 +166,10 @@ mod tests {
         opt.step(&[p.shallow_clone()], &[t(&[3.0, -0.2])]);
         // Bias-corrected first step is lr * sign(g) (up to eps).
         let got = vals(&p);
-        assert!((got[0] - 0.99).abs() < 1e-5 && (got[1] + 0.99).abs() < 1e-5, "{got:?}");
+        assert!(
+            (got[0] - 0.99).abs() < 1e-5 && (got[1] + 0.99).abs() < 1e-5,
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -163,7 +177,12 @@ mod tests {
         let a = Tensor::full([4], 3.0, (Kind::Float, Device::Cpu));
         let b = Tensor::full([4], 4.0, (Kind::Float, Device::Cpu));
         clip_grad_norm(&[a.shallow_clone(), Tensor::new(), b.shallow_clone()], 5.0);
-        let total = (vals(&a).iter().chain(vals(&b).iter()).map(|x| x * x).sum::<f32>()).sqrt();
+        let total = (vals(&a)
+            .iter()
+            .chain(vals(&b).iter())
+            .map(|x| x * x)
+            .sum::<f32>())
+        .sqrt();
         assert!((total - 5.0).abs() < 1e-3, "{total}");
     }
 }

@@ -62,7 +62,9 @@ pub enum SearchError {
         epoch: u32,
     },
     /// A dataset too small for the batch size.
-    #[error("the search halves hold {images} images, fewer than one batch of {batch}; lower batch_size")]
+    #[error(
+        "the search halves hold {images} images, fewer than one batch of {batch}; lower batch_size"
+    )]
     TooSmall {
         /// Images in the smaller half.
         images: usize,
@@ -168,7 +170,12 @@ impl Searcher {
         let method = MethodState::new(cfg, &space, cells, device);
         let (names, params): (Vec<String>, Vec<Tensor>) = net.weight_params().into_iter().unzip();
         let sgd = Sgd::new(params.len(), c.w_momentum, c.w_weight_decay);
-        let adam = Adam::new(&method.arch_tensors(&arch), c.arch_lr, c.arch_betas, c.arch_weight_decay);
+        let adam = Adam::new(
+            &method.arch_tensors(&arch),
+            c.arch_lr,
+            c.arch_betas,
+            c.arch_weight_decay,
+        );
         Searcher {
             cfg: cfg.clone(),
             net,
@@ -179,7 +186,9 @@ impl Searcher {
             sgd,
             adam,
             step: 0,
-            fault_step: std::env::var(FAULT_NAN_STEP).ok().and_then(|v| v.parse().ok()),
+            fault_step: std::env::var(FAULT_NAN_STEP)
+                .ok()
+                .and_then(|v| v.parse().ok()),
         }
     }
 
@@ -187,7 +196,10 @@ impl Searcher {
     pub fn arch_step(&mut self, x: &Tensor, y: &Tensor) {
         let arch_params = self.method.arch_tensors(&self.arch);
         let (weights, plan) = self.method.train_weights(&self.arch, false);
-        let loss = self.net.forward_t(x, &weights, plan, true).cross_entropy_for_logits(y);
+        let loss = self
+            .net
+            .forward_t(x, &weights, plan, true)
+            .cross_entropy_for_logits(y);
         let grads = Tensor::run_backward(&[loss], &arch_params, false, false);
         self.adam.step(&arch_params, &grads);
     }
@@ -201,12 +213,16 @@ impl Searcher {
         let mut loss = logits.cross_entropy_for_logits(y);
         self.step += 1;
         if self.fault_step == Some(self.step) {
-            loss = loss * f64::NAN;
+            loss *= f64::NAN;
         }
         let grads = Tensor::run_backward(&[&loss], &self.params, false, false);
         clip_grad_norm(&grads, self.cfg.config.grad_clip);
         self.sgd.step(&self.params, &grads, lr);
-        let correct = logits.detach().argmax(-1, false).eq_tensor(y).sum(Kind::Int64);
+        let correct = logits
+            .detach()
+            .argmax(-1, false)
+            .eq_tensor(y)
+            .sum(Kind::Int64);
         (loss.detach(), correct)
     }
 
@@ -231,13 +247,22 @@ impl Searcher {
                 seen += n;
             }
             let seen = seen.max(1) as f64;
-            (f64::try_from(loss_sum).unwrap_or(f64::NAN) / seen, i64::try_from(correct).unwrap_or(0) as f64 / seen)
+            (
+                f64::try_from(loss_sum).unwrap_or(f64::NAN) / seen,
+                i64::try_from(correct).unwrap_or(0) as f64 / seen,
+            )
         })
     }
 
     /// Every tensor a checkpoint needs, named.
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out: Vec<(String, Tensor)> = self.net.vs.variables().into_iter().map(|(k, t)| (format!("w.{k}"), t)).collect();
+        let mut out: Vec<(String, Tensor)> = self
+            .net
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (format!("w.{k}"), t))
+            .collect();
         out.push(("alpha".into(), self.arch.alpha.shallow_clone()));
         out.push(("beta".into(), self.arch.beta.shallow_clone()));
         for (name, buf) in self.names.iter().zip(&self.sgd.buffers) {
@@ -255,7 +280,12 @@ impl Searcher {
     /// Loads tensors written by `checkpoint_tensors`.
     fn restore_tensors(&mut self, tensors: Vec<(String, Tensor)>) {
         let mut vars = self.net.vs.variables();
-        let index: std::collections::HashMap<&str, usize> = self.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let index: std::collections::HashMap<&str, usize> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         tch::no_grad(|| {
             for (name, t) in tensors {
                 if let Some(var) = name.strip_prefix("w.").and_then(|k| vars.get_mut(k)) {
@@ -266,9 +296,15 @@ impl Searcher {
                     self.arch.alpha.shallow_clone().copy_(&t);
                 } else if name == "beta" {
                     self.arch.beta.shallow_clone().copy_(&t);
-                } else if let Some(i) = name.strip_prefix("adam.m.").and_then(|k| k.parse::<usize>().ok()) {
+                } else if let Some(i) = name
+                    .strip_prefix("adam.m.")
+                    .and_then(|k| k.parse::<usize>().ok())
+                {
                     self.adam.m[i].copy_(&t);
-                } else if let Some(i) = name.strip_prefix("adam.v.").and_then(|k| k.parse::<usize>().ok()) {
+                } else if let Some(i) = name
+                    .strip_prefix("adam.v.")
+                    .and_then(|k| k.parse::<usize>().ok())
+                {
                     self.adam.v[i].copy_(&t);
                 }
             }
@@ -277,7 +313,11 @@ impl Searcher {
 }
 
 /// Runs (or resumes) one search.
-pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observer) -> Result<SearchOutcome, SearchError> {
+pub fn run(
+    cfg: &ResolvedConfig,
+    opts: &SearchOptions,
+    observer: &mut dyn Observer,
+) -> Result<SearchOutcome, SearchError> {
     let c = &cfg.config;
     let device = opts.device;
     let dataset = data::load(c.dataset, c.data_dir.as_deref())?;
@@ -285,13 +325,18 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
     let batch = i64::from(c.batch_size);
     let smaller = weight_half.len().min(arch_half.len());
     if (smaller as i64) < batch {
-        return Err(SearchError::TooSmall { images: smaller, batch });
+        return Err(SearchError::TooSmall {
+            images: smaller,
+            batch,
+        });
     }
     let augment = Augment::for_dataset(c.dataset);
     let weight_loader = Loader::new(&weight_half, &dataset, device, batch, Some(augment));
     let arch_loader = Loader::new(&arch_half, &dataset, device, batch, Some(augment));
     let valid_loader = Loader::new(&arch_half, &dataset, device, batch, None);
-    let mut steps = weight_loader.batches_per_epoch().min(arch_loader.batches_per_epoch());
+    let mut steps = weight_loader
+        .batches_per_epoch()
+        .min(arch_loader.batches_per_epoch());
     if let Some(cap) = c.steps_per_epoch {
         steps = steps.min(cap as usize);
     }
@@ -306,7 +351,8 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
     if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) {
         if let Some((state, tensors)) = checkpoint::load(dir, &fingerprint, device)? {
             searcher.restore_tensors(tensors);
-            searcher.method = MethodState::restore(cfg, &space, space.cell_types().len(), device, state.method);
+            searcher.method =
+                MethodState::restore(cfg, &space, space.cell_types().len(), device, state.method);
             searcher.step = state.step;
             searcher.adam.steps = state.adam_steps;
             first_epoch = state.epoch + 1;
@@ -324,7 +370,10 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
         tch::manual_seed(derive_seed(c.seed, epoch, 1) as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(c.seed, epoch, 2));
         let lr = learning_rate(cfg, epoch);
-        let mut subspaces: Vec<SubspaceRecord> = searcher.method.start_epoch(cfg, epoch, &searcher.arch, &mut rng);
+        let mut subspaces: Vec<SubspaceRecord> =
+            searcher
+                .method
+                .start_epoch(cfg, epoch, &searcher.arch, &mut rng);
         let mut step_records = Vec::new();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut correct_sum = Tensor::zeros([], (Kind::Int64, device));
@@ -336,7 +385,12 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
             if observer.should_stop() {
                 return Err(SearchError::Interrupted { epoch });
             }
-            subspaces.extend(searcher.method.before_step(searcher.step, epoch, &searcher.arch, &mut rng));
+            subspaces.extend(searcher.method.before_step(
+                searcher.step,
+                epoch,
+                &searcher.arch,
+                &mut rng,
+            ));
             searcher.arch_step(&xa, &ya);
             let (loss, correct) = searcher.weight_step(&xw, &yw, lr);
             let n = xw.size()[0];
@@ -346,7 +400,9 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
             pending_losses.push(loss);
             if c.log_steps {
                 let encoding = searcher.method.genotype(&searcher.arch).encoding();
-                let distance = prev_step_encoding.as_ref().map(|p: &Vec<f64>| cosine_distance(p, &encoding));
+                let distance = prev_step_encoding
+                    .as_ref()
+                    .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
                 prev_step_encoding = Some(encoding);
                 step_records.push(StepRecord {
                     step: searcher.step,
@@ -369,7 +425,9 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
         let (valid_loss, valid_acc) = searcher.evaluate(&valid_loader);
         let genotype = searcher.method.genotype(&searcher.arch);
         let encoding = genotype.encoding();
-        let cosine = prev_encoding.as_ref().map(|p: &Vec<f64>| cosine_distance(p, &encoding));
+        let cosine = prev_encoding
+            .as_ref()
+            .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
         prev_encoding = Some(encoding);
         let seen_f = seen.max(1) as f64;
         let record = EpochRecord {
@@ -392,7 +450,9 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
             ratio_hist: searcher.method.ratio_hist(),
             steps: step_records,
         };
-        observer.epoch(&record).map_err(|source| SearchError::Store { epoch, source })?;
+        observer
+            .epoch(&record)
+            .map_err(|source| SearchError::Store { epoch, source })?;
         last_valid_acc = valid_acc;
         genotype_text = record.genotype.clone();
         if let Some(dir) = &opts.checkpoint_dir {
@@ -423,8 +483,18 @@ pub fn run(cfg: &ResolvedConfig, opts: &SearchOptions, observer: &mut dyn Observ
 
 /// Reads the pending losses (one host round trip every few steps) and
 /// reports the first non-finite one with its epoch and step.
-fn check_finite(losses: &[Tensor], epoch: u32, last_step: usize, global_step: u64) -> Result<(), SearchError> {
-    let values: Vec<f64> = Vec::try_from(Tensor::stack(losses, 0).to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+fn check_finite(
+    losses: &[Tensor],
+    epoch: u32,
+    last_step: usize,
+    global_step: u64,
+) -> Result<(), SearchError> {
+    let values: Vec<f64> = Vec::try_from(
+        Tensor::stack(losses, 0)
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu),
+    )
+    .unwrap_or_default();
     let first = last_step + 1 - values.len();
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),

@@ -48,10 +48,13 @@ impl ExecPlan {
                             .enumerate()
                             .filter(|(_, &(t, _))| t == to)
                             .flat_map(|(e, _)| {
-                                (0..k).filter(move |&op| op != NONE && cell[e][op]).map(move |op| (e, op))
+                                (0..k)
+                                    .filter(move |&op| op != NONE && cell[e][op])
+                                    .map(move |op| (e, op))
                             })
                             .collect();
-                        let flat: Vec<i64> = ops.iter().map(|&(e, op)| (e * k + op) as i64).collect();
+                        let flat: Vec<i64> =
+                            ops.iter().map(|&(e, op)| (e * k + op) as i64).collect();
                         NodePlan {
                             index: Tensor::from_slice(&flat).to_device(device),
                             ops,
@@ -140,7 +143,15 @@ enum Preprocess {
 }
 
 impl DartsCell {
-    fn new(space: &SearchSpace, p: nn::Path, c_pp: i64, c_p: i64, c: i64, reduce: bool, reduce_prev: bool) -> Self {
+    fn new(
+        space: &SearchSpace,
+        p: nn::Path,
+        c_pp: i64,
+        c_p: i64,
+        c: i64,
+        reduce: bool,
+        reduce_prev: bool,
+    ) -> Self {
         let pre0 = if reduce_prev {
             Preprocess::Reduce(FactorizedReduce::new(&p / "pre0", c_pp, c, false))
         } else {
@@ -164,7 +175,15 @@ impl DartsCell {
         }
     }
 
-    fn forward_t(&self, space: &SearchSpace, s0: &Tensor, s1: &Tensor, plan: &[NodePlan], weights: &Tensor, train: bool) -> Tensor {
+    fn forward_t(
+        &self,
+        space: &SearchSpace,
+        s0: &Tensor,
+        s1: &Tensor,
+        plan: &[NodePlan],
+        weights: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let s0 = match &self.pre0 {
             Preprocess::Reduce(r) => r.forward_t(s0, train),
             Preprocess::Conv(c) => c.forward_t(s0, train),
@@ -173,14 +192,22 @@ impl DartsCell {
         let reduce = self.reduce;
         let template = s1.shallow_clone();
         let mut states = vec![s0, s1];
-        run_nodes(space, &self.edges, &mut states, plan, weights, train, |_| {
-            let mut shape = template.size();
-            if reduce {
-                shape[2] = (shape[2] + 1) / 2;
-                shape[3] = (shape[3] + 1) / 2;
-            }
-            Tensor::zeros(&shape, (template.kind(), template.device()))
-        });
+        run_nodes(
+            space,
+            &self.edges,
+            &mut states,
+            plan,
+            weights,
+            train,
+            |_| {
+                let mut shape = template.size();
+                if reduce {
+                    shape[2] = (shape[2] + 1) / 2;
+                    shape[3] = (shape[3] + 1) / 2;
+                }
+                Tensor::zeros(&shape, (template.kind(), template.device()))
+            },
+        );
         Tensor::cat(&states[2..], 1)
     }
 }
@@ -204,7 +231,9 @@ impl ResBlock {
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self.b.forward_t(&self.a.forward_t(x, train), train);
-        let s = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None).apply(&self.shortcut);
+        let s = x
+            .avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None)
+            .apply(&self.shortcut);
         y + s
     }
 }
@@ -212,11 +241,13 @@ impl ResBlock {
 #[derive(Debug)]
 enum Nb201Layer {
     Cell(Vec<MixedEdge>),
-    Res(ResBlock),
+    Res(Box<ResBlock>),
 }
 
-/// The body of a supernet.
+/// The body of a supernet. One per supernet, so the size difference of the
+/// variants costs nothing worth a box.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Body {
     Darts {
         stem_conv: nn::Conv2D,
@@ -268,7 +299,12 @@ impl Supernet {
             SpaceKind::Darts => darts_body(&space, &root, shape),
             SpaceKind::Nb201 => nb201_body(&space, &root, shape),
         };
-        let classifier = nn::linear(&root / "classifier", features, shape.classes, Default::default());
+        let classifier = nn::linear(
+            &root / "classifier",
+            features,
+            shape.classes,
+            Default::default(),
+        );
         Supernet {
             vs,
             space,
@@ -279,7 +315,13 @@ impl Supernet {
 
     /// Logits for `x`; `weights[c]` holds cell type c's flattened mixture
     /// weights and `plan` which ops run.
-    pub fn forward_t(&self, x: &Tensor, weights: &[Tensor], plan: &ExecPlan, train: bool) -> Tensor {
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        weights: &[Tensor],
+        plan: &ExecPlan,
+        train: bool,
+    ) -> Tensor {
         let space = &self.space;
         let features = match &self.body {
             Body::Darts {
@@ -308,7 +350,15 @@ impl Supernet {
                         Nb201Layer::Res(r) => r.forward_t(&h, train),
                         Nb201Layer::Cell(edges) => {
                             let mut states = vec![h];
-                            run_nodes(space, edges, &mut states, &plan.cells[0], &weights[0], train, Tensor::zeros_like);
+                            run_nodes(
+                                space,
+                                edges,
+                                &mut states,
+                                &plan.cells[0],
+                                &weights[0],
+                                train,
+                                Tensor::zeros_like,
+                            );
                             states.pop().expect("a cell has an output node")
                         }
                     };
@@ -336,14 +386,26 @@ impl Supernet {
 
     /// Number of trainable scalars.
     pub fn num_weights(&self) -> i64 {
-        self.weight_params().iter().map(|(_, t)| t.numel() as i64).sum()
+        self.weight_params()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
     }
 }
 
 fn darts_body(space: &SearchSpace, root: &nn::Path, shape: SupernetShape) -> (Body, i64) {
     let c = shape.channels;
     let c_stem = 3 * c;
-    let stem_conv = conv(root / "stem" / "conv", shape.in_channels, c_stem, 3, 1, 1, 1, 1);
+    let stem_conv = conv(
+        root / "stem" / "conv",
+        shape.in_channels,
+        c_stem,
+        3,
+        1,
+        1,
+        1,
+        1,
+    );
     let stem_bn = bn(root / "stem" / "bn", c_stem, true);
     let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
     let mut reduce_prev = false;
@@ -354,7 +416,15 @@ fn darts_body(space: &SearchSpace, root: &nn::Path, shape: SupernetShape) -> (Bo
         if reduce {
             c_cur *= 2;
         }
-        cells.push(DartsCell::new(space, root / "cells" / i, c_pp, c_p, c_cur, reduce, reduce_prev));
+        cells.push(DartsCell::new(
+            space,
+            root / "cells" / i,
+            c_pp,
+            c_p,
+            c_cur,
+            reduce,
+            reduce_prev,
+        ));
         reduce_prev = reduce;
         c_pp = c_p;
         c_p = 4 * c_cur;
@@ -377,7 +447,11 @@ fn nb201_body(space: &SearchSpace, root: &nn::Path, shape: SupernetShape) -> (Bo
     let mut c_cur = c;
     for stage in 0..3 {
         if stage > 0 {
-            layers.push(Nb201Layer::Res(ResBlock::new(root / "res" / stage, c_cur, 2 * c_cur)));
+            layers.push(Nb201Layer::Res(Box::new(ResBlock::new(
+                root / "res" / stage,
+                c_cur,
+                2 * c_cur,
+            ))));
             c_cur *= 2;
         }
         for i in 0..shape.layers {
@@ -409,7 +483,13 @@ pub fn per_cell(weights: &Tensor) -> Vec<Tensor> {
 }
 
 /// A random batch, for benchmarks and tests.
-pub fn random_batch(batch: i64, channels: i64, size: i64, classes: i64, device: Device) -> (Tensor, Tensor) {
+pub fn random_batch(
+    batch: i64,
+    channels: i64,
+    size: i64,
+    classes: i64,
+    device: Device,
+) -> (Tensor, Tensor) {
     (
         Tensor::randn([batch, channels, size, size], (Kind::Float, device)),
         Tensor::randint(classes, [batch], (Kind::Int64, device)),
@@ -439,9 +519,17 @@ mod tests {
         for (kind, layers, cells) in [(SpaceKind::Darts, 3, 2), (SpaceKind::Nb201, 1, 1)] {
             let n = net(kind, layers);
             let space = SearchSpace::new(kind);
-            let w = Tensor::ones([cells, space.edges() as i64, space.num_ops() as i64], (Kind::Float, Device::Cpu));
+            let w = Tensor::ones(
+                [cells, space.edges() as i64, space.num_ops() as i64],
+                (Kind::Float, Device::Cpu),
+            );
             let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
-            let full = n.forward_t(&x, &per_cell(&w), &ExecPlan::all(&space, cells as usize, Device::Cpu), true);
+            let full = n.forward_t(
+                &x,
+                &per_cell(&w),
+                &ExecPlan::all(&space, cells as usize, Device::Cpu),
+                true,
+            );
             assert_eq!(full.size(), vec![3, 10]);
             // Only `none` on every edge: nodes are zeros, the net still runs.
             let mut mask = vec![vec![vec![false; space.num_ops()]; space.edges()]; cells as usize];

@@ -37,7 +37,11 @@ impl SweepData {
             } else {
                 format!(
                     "known sweeps: {}",
-                    sweeps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    sweeps
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
             return Err(ReportError::UnknownSweep {
@@ -68,7 +72,12 @@ impl SweepData {
             } else {
                 format!("has no done runs ({})", data.not_done_text())
             };
-            return Err(ReportError::cannot("report", name, missing, data.run_hint(None)));
+            return Err(ReportError::cannot(
+                "report",
+                name,
+                missing,
+                data.run_hint(None),
+            ));
         }
         Ok(data)
     }
@@ -86,7 +95,9 @@ impl SweepData {
     /// paper's sweep file for the figure (`paper_file`), else a generic one.
     pub fn run_hint(&self, paper_file: Option<&str>) -> String {
         match (paper_file, &self.file) {
-            (Some(paper), _) => format!("run `ddsas sweep run {paper}` (or a sweep like it) and report on that sweep"),
+            (Some(paper), _) => format!(
+                "run `ddsas sweep run {paper}` (or a sweep like it) and report on that sweep"
+            ),
             (None, Some(file)) => format!("run `ddsas sweep run {file}` to finish its runs"),
             (None, None) => "run the sweep's searches first (`ddsas sweep run FILE`)".into(),
         }
@@ -146,14 +157,22 @@ pub const METHOD_ORDER: [&str; 3] = ["darts", "gdas", "ddsas"];
 
 /// Position of `method` in [`METHOD_ORDER`] (unknown methods last).
 pub fn method_rank(method: &str) -> usize {
-    METHOD_ORDER.iter().position(|m| *m == method).unwrap_or(METHOD_ORDER.len())
+    METHOD_ORDER
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHOD_ORDER.len())
 }
 
 /// Runs grouped by `(dataset, space)`, in a stable order.
-pub fn by_dataset_space<'a>(runs: impl Iterator<Item = &'a ReportRun>) -> BTreeMap<(String, String), Vec<&'a ReportRun>> {
+pub fn by_dataset_space<'a>(
+    runs: impl Iterator<Item = &'a ReportRun>,
+) -> BTreeMap<(String, String), Vec<&'a ReportRun>> {
     let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
     for run in runs {
-        groups.entry((run.dataset.clone(), run.space.clone())).or_default().push(run);
+        groups
+            .entry((run.dataset.clone(), run.space.clone()))
+            .or_default()
+            .push(run);
     }
     groups
 }
@@ -242,7 +261,9 @@ impl Nb201Lookup {
     pub async fn load(store: &Store, datasets: &[&str]) -> Result<Nb201Lookup, ReportError> {
         let mut tables = HashMap::new();
         for d in datasets {
-            let Some(bench) = benchmark_dataset(d) else { continue };
+            let Some(bench) = benchmark_dataset(d) else {
+                continue;
+            };
             if tables.contains_key(bench) {
                 continue;
             }
@@ -251,8 +272,15 @@ impl Nb201Lookup {
                 continue;
             }
             // Stored as in the source file: fractions or percent.
-            let scale = if rows.iter().all(|(_, a)| *a <= 1.0) { 100.0 } else { 1.0 };
-            tables.insert(bench.to_string(), rows.into_iter().map(|(k, a)| (k, a * scale)).collect());
+            let scale = if rows.iter().all(|(_, a)| *a <= 1.0) {
+                100.0
+            } else {
+                1.0
+            };
+            tables.insert(
+                bench.to_string(),
+                rows.into_iter().map(|(k, a)| (k, a * scale)).collect(),
+            );
         }
         Ok(Nb201Lookup { tables })
     }
@@ -260,15 +288,22 @@ impl Nb201Lookup {
     /// Per-epoch accuracy in percent of a NB201-space run on `dataset`:
     /// the benchmark accuracy of each epoch's derived architecture when a
     /// table for the dataset was imported, else the search's valid accuracy.
-    pub fn epoch_accuracy(&self, space: &str, dataset: &str, epochs: &[EpochPoint]) -> (Vec<(i64, Option<f64>)>, AccSource) {
+    pub fn epoch_accuracy(
+        &self,
+        space: &str,
+        dataset: &str,
+        epochs: &[EpochPoint],
+    ) -> (Vec<(i64, Option<f64>)>, AccSource) {
         let table = (space == "nb201")
             .then(|| benchmark_dataset(dataset))
             .flatten()
             .and_then(|b| self.tables.get(b).map(|t| (b, t)));
         match table {
             Some((bench, table)) => {
-                let points: Vec<(i64, Option<f64>)> =
-                    epochs.iter().map(|e| (e.epoch, table.get(&e.genotype).copied())).collect();
+                let points: Vec<(i64, Option<f64>)> = epochs
+                    .iter()
+                    .map(|e| (e.epoch, table.get(&e.genotype).copied()))
+                    .collect();
                 let missing = points.iter().filter(|(_, a)| a.is_none()).count();
                 (
                     points,
@@ -293,7 +328,10 @@ impl Nb201Lookup {
                     }
                 };
                 (
-                    epochs.iter().map(|e| (e.epoch, Some(100.0 * e.valid_acc))).collect(),
+                    epochs
+                        .iter()
+                        .map(|e| (e.epoch, Some(100.0 * e.valid_acc)))
+                        .collect(),
                     AccSource::Valid(why),
                 )
             }

@@ -183,7 +183,10 @@ pub fn font(px: u32) -> Txt {
 
 /// Bold black text of em size `px`.
 pub fn bold(px: u32) -> Txt {
-    Txt { bold: true, ..font(px) }
+    Txt {
+        bold: true,
+        ..font(px)
+    }
 }
 
 /// Width in pixels of `text` set in `t`.
@@ -216,7 +219,11 @@ fn style<'a>(t: &Txt, color: &'a RGBColor) -> TextStyle<'a> {
         Target::Png => t.px as f64 * m.height / m.units_per_em,
         Target::Svg => t.px as f64 * 1.24,
     };
-    let weight = if t.bold { FontStyle::Bold } else { FontStyle::Normal };
+    let weight = if t.bold {
+        FontStyle::Bold
+    } else {
+        FontStyle::Normal
+    };
     FontDesc::new(FontFamily::Name(FONT), nominal, weight).color(color)
 }
 
@@ -272,7 +279,11 @@ pub fn vertical_text<DB: DrawingBackend>(
     let color = t.color;
     let style = style(t, &color).transform(FontTransform::Rotate270);
     if target() == Target::Svg {
-        area.draw_text(text, &style.pos(Pos::new(HPos::Center, VPos::Center)), (x, y))?;
+        area.draw_text(
+            text,
+            &style.pos(Pos::new(HPos::Center, VPos::Center)),
+            (x, y),
+        )?;
         return Ok(());
     }
     let m = metrics(t.bold);
@@ -302,7 +313,13 @@ pub fn title<DB: DrawingBackend>(
     let (w, _) = root.dim_in_pixel();
     let (top, rest) = root.split_vertically(TITLE_PX as i32 + 30);
     let t = bold(TITLE_PX);
-    text_at(&top, &fit(text, &t, w as i32 - 20), &t, (w as i32 / 2, TITLE_PX as i32 / 2 + 16), HPos::Center)?;
+    text_at(
+        &top,
+        &fit(text, &t, w as i32 - 20),
+        &t,
+        (w as i32 / 2, TITLE_PX as i32 / 2 + 16),
+        HPos::Center,
+    )?;
     Ok(rest)
 }
 
@@ -317,7 +334,13 @@ pub fn title_sub<DB: DrawingBackend>(
     let (w, _) = rest.dim_in_pixel();
     let (top, rest) = rest.split_vertically(LABEL_PX as i32 + 12);
     let t = font(LABEL_PX).color(MUTED);
-    text_at(&top, &fit(sub, &t, w as i32 - 20), &t, (w as i32 / 2, LABEL_PX as i32 / 2 + 2), HPos::Center)?;
+    text_at(
+        &top,
+        &fit(sub, &t, w as i32 - 20),
+        &t,
+        (w as i32 / 2, LABEL_PX as i32 / 2 + 2),
+        HPos::Center,
+    )?;
     Ok(rest)
 }
 
@@ -367,7 +390,10 @@ fn legend_rows(entries: &[LegendEntry], width: i32) -> Vec<Vec<(usize, i32)>> {
 }
 
 /// Draws a centred legend (wrapped into rows) across the top of `area`.
-pub fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[LegendEntry]) -> DrawResult {
+pub fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry],
+) -> DrawResult {
     let (w, _) = area.dim_in_pixel();
     let t = font(LABEL_PX);
     for (r, row) in legend_rows(entries, w as i32).iter().enumerate() {
@@ -382,7 +408,10 @@ pub fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Lege
                     draw_marker(area, marker, (x + 19, y), e.color)?;
                 }
                 Swatch::Box => {
-                    area.draw(&Rectangle::new([(x + 6, y - 10), (x + 32, y + 10)], e.color.filled()))?;
+                    area.draw(&Rectangle::new(
+                        [(x + 6, y - 10), (x + 32, y + 10)],
+                        e.color.filled(),
+                    ))?;
                 }
             }
             text_at(area, &e.label, &t, (x + 46, y), HPos::Left)?;
@@ -421,7 +450,10 @@ pub fn polyline<DB: DrawingBackend>(
             (x1 as f64 - nx, y1 as f64 - ny),
             (x0 as f64 - nx, y0 as f64 - ny),
         ];
-        let quad: Vec<(i32, i32)> = quad.iter().map(|&(x, y)| (x.round() as i32, y.round() as i32)).collect();
+        let quad: Vec<(i32, i32)> = quad
+            .iter()
+            .map(|&(x, y)| (x.round() as i32, y.round() as i32))
+            .collect();
         area.draw(&Polygon::new(quad, color.filled()))?;
     }
     if color.3 >= 0.999 {
@@ -441,8 +473,14 @@ pub fn draw_marker<DB: DrawingBackend>(
 ) -> DrawResult {
     match kind {
         0 => area.draw(&Circle::new((x, y), 6, color.filled()))?,
-        1 => area.draw(&Polygon::new(vec![(x, y - 8), (x - 7, y + 5), (x + 7, y + 5)], color.filled()))?,
-        2 => area.draw(&Rectangle::new([(x - 5, y - 5), (x + 5, y + 5)], color.filled()))?,
+        1 => area.draw(&Polygon::new(
+            vec![(x, y - 8), (x - 7, y + 5), (x + 7, y + 5)],
+            color.filled(),
+        ))?,
+        2 => area.draw(&Rectangle::new(
+            [(x - 5, y - 5), (x + 5, y + 5)],
+            color.filled(),
+        ))?,
         _ => {}
     }
     Ok(())
@@ -464,7 +502,11 @@ pub fn viridis(t: f64) -> RGBColor {
         (189, 223, 38),
         (253, 231, 37),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let pos = t * (STOPS.len() - 1) as f64;
     let i = (pos.floor() as usize).min(STOPS.len() - 2);
     let f = pos - i as f64;
@@ -506,7 +548,9 @@ pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     let last = (hi / step + 1e-9).floor() as i64;
     let digits = ((-step.log10()).ceil() as i32 + 2).max(0);
     let scale = 10f64.powi(digits);
-    (first..=last).map(|k| (k as f64 * step * scale).round() / scale).collect()
+    (first..=last)
+        .map(|k| (k as f64 * step * scale).round() / scale)
+        .collect()
 }
 
 /// Like [`nice_ticks`] but whole numbers only (epochs, counts).
@@ -590,13 +634,33 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
     let desc = font(DESC_PX);
     let title_t = bold(PANEL_TITLE_PX);
     let title_h = PANEL_TITLE_PX as i32 + 22;
-    text_at(area, &fit(&hm.title, &title_t, w - 10), &title_t, (w / 2, title_h / 2), HPos::Center)?;
-    let ylab_w = hm.y_labels.iter().map(|l| measure(l, &label)).max().unwrap_or(0);
+    text_at(
+        area,
+        &fit(&hm.title, &title_t, w - 10),
+        &title_t,
+        (w / 2, title_h / 2),
+        HPos::Center,
+    )?;
+    let ylab_w = hm
+        .y_labels
+        .iter()
+        .map(|l| measure(l, &label))
+        .max()
+        .unwrap_or(0);
     let left = 10 + DESC_PX as i32 + 16 + ylab_w + 12;
-    let finite: Vec<f64> = hm.values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
+    let finite: Vec<f64> = hm
+        .values
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let (mut lo, mut hi) = finite
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
@@ -605,10 +669,21 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
         lo -= pad;
         hi += pad;
     }
-    let ticks = if hm.integer { int_ticks(lo, hi, 5) } else { nice_ticks(lo, hi, 5) };
-    let ticks: Vec<f64> = ticks.into_iter().filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9).collect();
+    let ticks = if hm.integer {
+        int_ticks(lo, hi, 5)
+    } else {
+        nice_ticks(lo, hi, 5)
+    };
+    let ticks: Vec<f64> = ticks
+        .into_iter()
+        .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
+        .collect();
     let dec = tick_decimals(&ticks);
-    let tick_w = ticks.iter().map(|t| measure(&format!("{t:.dec$}"), &label)).max().unwrap_or(40);
+    let tick_w = ticks
+        .iter()
+        .map(|t| measure(&format!("{t:.dec$}"), &label))
+        .max()
+        .unwrap_or(40);
     let bar_w = 26;
     let right = 26 + bar_w + 10 + tick_w + 16 + DESC_PX as i32 + 8;
     let bottom = 12 + LABEL_PX as i32 + 18 + DESC_PX as i32 + 12;
@@ -623,8 +698,22 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
     };
     // The cell font: as large as CELL_PX, smaller if the widest text or the
     // lines do not fit a cell.
-    let widest = hm.texts.iter().flatten().flat_map(|t| t.lines()).map(|l| measure(l, &font(CELL_PX))).max().unwrap_or(1);
-    let max_lines = hm.texts.iter().flatten().map(|t| t.lines().count()).max().unwrap_or(1).max(1) as f64;
+    let widest = hm
+        .texts
+        .iter()
+        .flatten()
+        .flat_map(|t| t.lines())
+        .map(|l| measure(l, &font(CELL_PX)))
+        .max()
+        .unwrap_or(1);
+    let max_lines = hm
+        .texts
+        .iter()
+        .flatten()
+        .map(|t| t.lines().count())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let by_w = CELL_PX as f64 * (cw - 8.0) / widest.max(1) as f64;
     let by_h = (ch - 6.0) / (max_lines * 1.25);
     let cell_px = by_w.min(by_h).min(CELL_PX as f64 * 1.2).max(10.0) as u32;
@@ -641,26 +730,51 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
             };
             area.draw(&Rectangle::new([(ax, ay), (bx, by)], fill.filled()))?;
             area.draw(&Rectangle::new([(ax, ay), (bx, by)], WHITE.stroke_width(1)))?;
-            let text = hm.texts.get(r).and_then(|t| t.get(c)).map_or("", String::as_str);
+            let text = hm
+                .texts
+                .get(r)
+                .and_then(|t| t.get(c))
+                .map_or("", String::as_str);
             let lines: Vec<&str> = text.lines().collect();
             let n = lines.len() as i32;
             let line_h = (cell_px as f64 * 1.2) as i32;
             for (i, line) in lines.iter().enumerate() {
                 let y = (ay + by) / 2 - (n - 1) * line_h / 2 + i as i32 * line_h;
-                let px = if i == 0 { cell_px } else { (cell_px * 4 / 5).max(10) };
-                text_at(area, line, &font(px).color(ink), ((ax + bx) / 2, y), HPos::Center)?;
+                let px = if i == 0 {
+                    cell_px
+                } else {
+                    (cell_px * 4 / 5).max(10)
+                };
+                text_at(
+                    area,
+                    line,
+                    &font(px).color(ink),
+                    ((ax + bx) / 2, y),
+                    HPos::Center,
+                )?;
             }
         }
     }
     if let Some((r, c)) = hm.highlight {
         let (ax, ay) = at(c as i32, r as i32);
         let (bx, by) = at(c as i32 + 1, r as i32 + 1);
-        area.draw(&Rectangle::new([(ax + 2, ay + 2), (bx - 2, by - 2)], BLACK.stroke_width(5)))?;
-        area.draw(&Rectangle::new([(ax + 6, ay + 6), (bx - 6, by - 6)], WHITE.stroke_width(2)))?;
+        area.draw(&Rectangle::new(
+            [(ax + 2, ay + 2), (bx - 2, by - 2)],
+            BLACK.stroke_width(5),
+        ))?;
+        area.draw(&Rectangle::new(
+            [(ax + 6, ay + 6), (bx - 6, by - 6)],
+            WHITE.stroke_width(2),
+        ))?;
     }
     area.draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(1)))?;
     // Column labels, smaller if they do not fit their cell.
-    let widest = hm.x_labels.iter().map(|l| measure(l, &label)).max().unwrap_or(0);
+    let widest = hm
+        .x_labels
+        .iter()
+        .map(|l| measure(l, &label))
+        .max()
+        .unwrap_or(0);
     let xl = if widest as f64 > cw - 6.0 {
         font(((LABEL_PX as f64 * (cw - 6.0) / widest as f64) as u32).max(11))
     } else {
@@ -668,22 +782,42 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
     };
     for (c, l) in hm.x_labels.iter().enumerate() {
         let mid = (at(c as i32, 0).0 + at(c as i32 + 1, 0).0) / 2;
-        area.draw(&PathElement::new(vec![(mid, y1), (mid, y1 + 6)], BLACK.stroke_width(1)))?;
-        text_at(area, l, &xl, (mid, y1 + 12 + LABEL_PX as i32 / 2), HPos::Center)?;
+        area.draw(&PathElement::new(
+            vec![(mid, y1), (mid, y1 + 6)],
+            BLACK.stroke_width(1),
+        ))?;
+        text_at(
+            area,
+            l,
+            &xl,
+            (mid, y1 + 12 + LABEL_PX as i32 / 2),
+            HPos::Center,
+        )?;
     }
     text_at(
         area,
         &hm.x_desc,
         &desc,
-        ((x0 + x1) / 2, y1 + 12 + LABEL_PX as i32 + 18 + DESC_PX as i32 / 2),
+        (
+            (x0 + x1) / 2,
+            y1 + 12 + LABEL_PX as i32 + 18 + DESC_PX as i32 / 2,
+        ),
         HPos::Center,
     )?;
     for (r, l) in hm.y_labels.iter().enumerate() {
         let mid = (at(0, r as i32).1 + at(0, r as i32 + 1).1) / 2;
-        area.draw(&PathElement::new(vec![(x0 - 6, mid), (x0, mid)], BLACK.stroke_width(1)))?;
+        area.draw(&PathElement::new(
+            vec![(x0 - 6, mid), (x0, mid)],
+            BLACK.stroke_width(1),
+        ))?;
         text_at(area, l, &label, (x0 - 10, mid), HPos::Right)?;
     }
-    vertical_text(area, &hm.y_desc, &desc, (10 + DESC_PX as i32 / 2, (y0 + y1) / 2))?;
+    vertical_text(
+        area,
+        &hm.y_desc,
+        &desc,
+        (10 + DESC_PX as i32 / 2, (y0 + y1) / 2),
+    )?;
     // Colour bar.
     let bx0 = x1 + 26;
     let steps = 100;
@@ -691,15 +825,38 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
         let (t0, t1) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
         let ya = y1 - ((y1 - y0) as f64 * t1).round() as i32;
         let yb = y1 - ((y1 - y0) as f64 * t0).round() as i32;
-        area.draw(&Rectangle::new([(bx0, ya), (bx0 + bar_w, yb)], viridis((t0 + t1) / 2.0).filled()))?;
+        area.draw(&Rectangle::new(
+            [(bx0, ya), (bx0 + bar_w, yb)],
+            viridis((t0 + t1) / 2.0).filled(),
+        ))?;
     }
-    area.draw(&Rectangle::new([(bx0, y0), (bx0 + bar_w, y1)], BLACK.stroke_width(1)))?;
+    area.draw(&Rectangle::new(
+        [(bx0, y0), (bx0 + bar_w, y1)],
+        BLACK.stroke_width(1),
+    ))?;
     for t in &ticks {
         let y = y1 - ((t - lo) / (hi - lo) * (y1 - y0) as f64).round() as i32;
-        area.draw(&PathElement::new(vec![(bx0 + bar_w, y), (bx0 + bar_w + 6, y)], BLACK.stroke_width(1)))?;
-        text_at(area, &format!("{t:.dec$}"), &label, (bx0 + bar_w + 10, y), HPos::Left)?;
+        area.draw(&PathElement::new(
+            vec![(bx0 + bar_w, y), (bx0 + bar_w + 6, y)],
+            BLACK.stroke_width(1),
+        ))?;
+        text_at(
+            area,
+            &format!("{t:.dec$}"),
+            &label,
+            (bx0 + bar_w + 10, y),
+            HPos::Left,
+        )?;
     }
-    vertical_text(area, &hm.bar_desc, &desc, (bx0 + bar_w + 10 + tick_w + 16 + DESC_PX as i32 / 2, (y0 + y1) / 2))?;
+    vertical_text(
+        area,
+        &hm.bar_desc,
+        &desc,
+        (
+            bx0 + bar_w + 10 + tick_w + 16 + DESC_PX as i32 / 2,
+            (y0 + y1) / 2,
+        ),
+    )?;
     Ok(())
 }
 
@@ -801,10 +958,20 @@ pub fn axes<DB: DrawingBackend>(
     let desc = font(DESC_PX);
     let title_t = bold(PANEL_TITLE_PX);
     let title_h = PANEL_TITLE_PX as i32 + 22;
-    text_at(area, &fit(title, &title_t, w - 10), &title_t, (w / 2, title_h / 2), HPos::Center)?;
+    text_at(
+        area,
+        &fit(title, &title_t, w - 10),
+        &title_t,
+        (w / 2, title_h / 2),
+        HPos::Center,
+    )?;
     let ydec = tick_decimals(y_ticks);
     let ylabels: Vec<String> = y_ticks.iter().map(|v| format!("{v:.ydec$}")).collect();
-    let ylab_w = ylabels.iter().map(|l| measure(l, &label)).max().unwrap_or(0);
+    let ylab_w = ylabels
+        .iter()
+        .map(|l| measure(l, &label))
+        .max()
+        .unwrap_or(0);
     let left = 10 + DESC_PX as i32 + 14 + ylab_w + 12;
     let bottom = 12 + LABEL_PX as i32 + 16 + DESC_PX as i32 + 10;
     let frame = Frame {
@@ -815,38 +982,79 @@ pub fn axes<DB: DrawingBackend>(
     let (l, t, r, b) = frame.px;
     for &y in y_ticks {
         let (_, py) = frame.map(xr.0, y);
-        area.draw(&PathElement::new(vec![(l, py), (r, py)], GRID.stroke_width(1)))?;
+        area.draw(&PathElement::new(
+            vec![(l, py), (r, py)],
+            GRID.stroke_width(1),
+        ))?;
     }
     for (x, _) in x_ticks {
         let (px, _) = frame.map(*x, yr.0);
-        area.draw(&PathElement::new(vec![(px, t), (px, b)], GRID.stroke_width(1)))?;
+        area.draw(&PathElement::new(
+            vec![(px, t), (px, b)],
+            GRID.stroke_width(1),
+        ))?;
     }
     area.draw(&Rectangle::new([(l, t), (r, b)], BLACK.stroke_width(1)))?;
     for (y, text) in y_ticks.iter().zip(&ylabels) {
         let (_, py) = frame.map(xr.0, *y);
-        area.draw(&PathElement::new(vec![(l - 6, py), (l, py)], BLACK.stroke_width(1)))?;
+        area.draw(&PathElement::new(
+            vec![(l - 6, py), (l, py)],
+            BLACK.stroke_width(1),
+        ))?;
         text_at(area, text, &label, (l - 10, py), HPos::Right)?;
     }
     for (x, text) in x_ticks {
         let (px, _) = frame.map(*x, yr.0);
-        area.draw(&PathElement::new(vec![(px, b), (px, b + 6)], BLACK.stroke_width(1)))?;
-        text_at(area, text, &label, (px, b + 12 + LABEL_PX as i32 / 2), HPos::Center)?;
+        area.draw(&PathElement::new(
+            vec![(px, b), (px, b + 6)],
+            BLACK.stroke_width(1),
+        ))?;
+        text_at(
+            area,
+            text,
+            &label,
+            (px, b + 12 + LABEL_PX as i32 / 2),
+            HPos::Center,
+        )?;
     }
-    text_at(area, x_desc, &desc, ((l + r) / 2, b + 12 + LABEL_PX as i32 + 16 + DESC_PX as i32 / 2), HPos::Center)?;
+    text_at(
+        area,
+        x_desc,
+        &desc,
+        (
+            (l + r) / 2,
+            b + 12 + LABEL_PX as i32 + 16 + DESC_PX as i32 / 2,
+        ),
+        HPos::Center,
+    )?;
     vertical_text(area, y_desc, &desc, (10 + DESC_PX as i32 / 2, (t + b) / 2))?;
     Ok(frame)
 }
 
 /// Draws `p` filling `area`.
 pub fn line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePanel) -> DrawResult {
-    let x_ticks = if p.integer_x { int_ticks(p.x_range.0, p.x_range.1, 8) } else { nice_ticks(p.x_range.0, p.x_range.1, 8) };
-    let y_ticks = if p.integer_y { int_ticks(p.y_range.0, p.y_range.1, 7) } else { nice_ticks(p.y_range.0, p.y_range.1, 6) };
+    let x_ticks = if p.integer_x {
+        int_ticks(p.x_range.0, p.x_range.1, 8)
+    } else {
+        nice_ticks(p.x_range.0, p.x_range.1, 8)
+    };
+    let y_ticks = if p.integer_y {
+        int_ticks(p.y_range.0, p.y_range.1, 7)
+    } else {
+        nice_ticks(p.y_range.0, p.y_range.1, 6)
+    };
     let xdec = tick_decimals(&x_ticks);
-    let x_labels: Vec<(f64, String)> = x_ticks.iter().map(|&v| (v, format!("{v:.xdec$}"))).collect();
-    let frame = axes(area, &p.title, &p.x_desc, &p.y_desc, p.x_range, p.y_range, &x_labels, &y_ticks)?;
+    let x_labels: Vec<(f64, String)> = x_ticks
+        .iter()
+        .map(|&v| (v, format!("{v:.xdec$}")))
+        .collect();
+    let frame = axes(
+        area, &p.title, &p.x_desc, &p.y_desc, p.x_range, p.y_range, &x_labels, &y_ticks,
+    )?;
     for s in &p.series {
         if s.band.len() > 1 {
-            let mut poly: Vec<(i32, i32)> = s.band.iter().map(|&(x, _, hi)| frame.map(x, hi)).collect();
+            let mut poly: Vec<(i32, i32)> =
+                s.band.iter().map(|&(x, _, hi)| frame.map(x, hi)).collect();
             poly.extend(s.band.iter().rev().map(|&(x, lo, _)| frame.map(x, lo)));
             area.draw(&Polygon::new(poly, s.color.mix(0.18).filled()))?;
         }
@@ -877,7 +1085,10 @@ pub fn line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePan
         let y = t + 16 + i as i32 * (LABEL_PX as i32 + 8);
         let nt = font(LABEL_PX).color(*color);
         let w = measure(note, &nt);
-        area.draw(&Rectangle::new([(r - w - 18, y - 13), (r - 4, y + 13)], WHITE.mix(0.85).filled()))?;
+        area.draw(&Rectangle::new(
+            [(r - w - 18, y - 13), (r - 4, y + 13)],
+            WHITE.mix(0.85).filled(),
+        ))?;
         text_at(area, note, &nt, (r - 10, y), HPos::Right)?;
     }
     Ok(())
@@ -916,15 +1127,36 @@ pub struct BarPanel {
 /// Draws `p` filling `area`.
 pub fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &BarPanel) -> DrawResult {
     let n = p.categories.len().max(1) as f64;
-    let top = p.sets.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max);
+    let top = p
+        .sets
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .fold(0.0, f64::max);
     let top = if top > 0.0 { top * 1.25 } else { 1.0 };
     let y_ticks = int_ticks(0.0, top, 6);
-    let x_labels: Vec<(f64, String)> = p.categories.iter().enumerate().map(|(i, c)| (i as f64 + 0.5, c.clone())).collect();
-    let frame = axes(area, &p.title, &p.x_desc, &p.y_desc, (0.0, n), (0.0, top), &x_labels, &y_ticks)?;
+    let x_labels: Vec<(f64, String)> = p
+        .categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as f64 + 0.5, c.clone()))
+        .collect();
+    let frame = axes(
+        area,
+        &p.title,
+        &p.x_desc,
+        &p.y_desc,
+        (0.0, n),
+        (0.0, top),
+        &x_labels,
+        &y_ticks,
+    )?;
     if let Some(c) = p.highlight {
         let (a, t) = frame.map(c as f64, top);
         let (b, bot) = frame.map(c as f64 + 1.0, 0.0);
-        area.draw(&Rectangle::new([(a + 1, t + 1), (b - 1, bot - 1)], RGBColor(255, 236, 179).mix(0.6).filled()))?;
+        area.draw(&Rectangle::new(
+            [(a + 1, t + 1), (b - 1, bot - 1)],
+            RGBColor(255, 236, 179).mix(0.6).filled(),
+        ))?;
     }
     let k = p.sets.len().max(1) as f64;
     let bar = 0.8 / k;
@@ -935,7 +1167,10 @@ pub fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &BarPanel
             let (a, ytop) = frame.map(x0, v);
             let (b, bot) = frame.map(x0 + bar, 0.0);
             if v > 0.0 {
-                area.draw(&Rectangle::new([(a + 2, ytop), (b - 2, bot)], s.color.filled()))?;
+                area.draw(&Rectangle::new(
+                    [(a + 2, ytop), (b - 2, bot)],
+                    s.color.filled(),
+                ))?;
             }
             if let Some(label) = s.labels.get(c) {
                 text_at(area, label, &t, ((a + b) / 2, ytop - 14), HPos::Center)?;
@@ -945,7 +1180,13 @@ pub fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &BarPanel
     let (l, tp, _, _) = frame.px;
     for (i, (note, color)) in p.notes.iter().enumerate() {
         let y = tp + 18 + i as i32 * (LABEL_PX as i32 + 10);
-        text_at(area, note, &bold(LABEL_PX).color(*color), (l + 12, y), HPos::Left)?;
+        text_at(
+            area,
+            note,
+            &bold(LABEL_PX).color(*color),
+            (l + 12, y),
+            HPos::Left,
+        )?;
     }
     Ok(())
 }
@@ -975,7 +1216,10 @@ mod tests {
 
     #[test]
     fn nice_ticks_are_round_and_inside() {
-        assert_eq!(nice_ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(
+            nice_ticks(0.0, 10.0, 5),
+            vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+        );
         let t = nice_ticks(11.3, 13.9, 5);
         assert_eq!(t, vec![11.5, 12.0, 12.5, 13.0, 13.5]);
         assert_eq!(tick_decimals(&t), 1);

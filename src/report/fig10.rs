@@ -16,8 +16,8 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use super::data::{
-    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank, runs_text, seed_count,
-    AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
+    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
+    runs_text, seed_count, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
 };
 use super::draw::{self, DrawResult, LegendEntry, LinePanel, Plot, Series, Swatch};
 use super::fig8::{band_range, mean_series, stats, stats_json, Stats};
@@ -76,7 +76,11 @@ impl Plot for Fig10 {
         let (top, body) = body.split_vertically(draw::legend_height(&self.legend, w as i32));
         draw::legend(&top, &self.legend)?;
         let body = body.margin(0, 10, 10, 10);
-        for (col, (dist, acc)) in body.split_evenly((1, self.columns.len())).iter().zip(&self.columns) {
+        for (col, (dist, acc)) in body
+            .split_evenly((1, self.columns.len()))
+            .iter()
+            .zip(&self.columns)
+        {
             let (a, b) = col.split_vertically(col.dim_in_pixel().1 as i32 / 2);
             draw::line_panel(&a, dist)?;
             draw::line_panel(&b, acc)?;
@@ -111,7 +115,10 @@ fn method_series(stats: &Stats, method: &str, window: usize, markers: bool) -> V
             marker: 3,
             width: 1,
             alpha: 0.25,
-            points: stats.iter().map(|&(x, m, _, _)| (x as f64, Some(m))).collect(),
+            points: stats
+                .iter()
+                .map(|&(x, m, _, _)| (x as f64, Some(m)))
+                .collect(),
             band: Vec::new(),
         },
         Series {
@@ -135,7 +142,12 @@ fn sidecar_stats(stats: &Stats) -> serde_json::Value {
 }
 
 /// Draws Fig. 10 of `data` per step or per epoch.
-pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -> Result<Output, ReportError> {
+pub async fn render(
+    store: &Store,
+    data: &SweepData,
+    per: Per,
+    opts: &Options,
+) -> Result<Output, ReportError> {
     let name = format!("fig10 --per {}", per.name());
     let epochs = epochs_by_run(store.report_epochs(&data.name).await?);
     let mut steps: HashMap<i64, Vec<StepPoint>> = HashMap::new();
@@ -158,7 +170,12 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
             Per::Step => "has no done DARTS, GDAS or DDSAS runs with per-step records (table `steps`; searches log them with `log_steps: true`)",
             Per::Epoch => "has no done DARTS, GDAS or DDSAS runs with more than one epoch",
         };
-        return Err(ReportError::cannot(&name, &data.name, missing, data.run_hint(Some(PAPER_SWEEP))));
+        return Err(ReportError::cannot(
+            &name,
+            &data.name,
+            missing,
+            data.run_hint(Some(PAPER_SWEEP)),
+        ));
     }
     let datasets: Vec<&str> = groups.keys().map(|(d, _)| d.as_str()).collect();
     let lookup = Nb201Lookup::load(store, &datasets).await?;
@@ -171,7 +188,11 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
         })
         .max()
         .unwrap_or(0);
-    let window = if per == Per::Step && longest > SMOOTH_ABOVE { (longest / 100).max(2) | 1 } else { 1 };
+    let window = if per == Per::Step && longest > SMOOTH_ABOVE {
+        (longest / 100).max(2) | 1
+    } else {
+        1
+    };
     let markers = per == Per::Epoch && longest <= 60;
     let unit = per.name();
     let mut columns = Vec::new();
@@ -181,7 +202,10 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
     for ((dataset, space), runs) in &groups {
         let mut by_method: BTreeMap<(usize, String), Vec<&ReportRun>> = BTreeMap::new();
         for r in runs {
-            by_method.entry((method_rank(&r.method), r.method.clone())).or_default().push(r);
+            by_method
+                .entry((method_rank(&r.method), r.method.clone()))
+                .or_default()
+                .push(r);
         }
         let (mut dist_series, mut acc_series) = (Vec::new(), Vec::new());
         let (mut dist_all, mut acc_all) = (Vec::new(), Vec::new());
@@ -196,9 +220,15 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
             let (dist, acc) = match per {
                 Per::Step => (
                     stats(mruns.iter().flat_map(|r| {
-                        steps[&r.id].iter().filter_map(|s| s.cosine_distance.map(|d| (s.step, d)))
+                        steps[&r.id]
+                            .iter()
+                            .filter_map(|s| s.cosine_distance.map(|d| (s.step, d)))
                     })),
-                    stats(mruns.iter().flat_map(|r| steps[&r.id].iter().map(|s| (s.step, 100.0 * s.minibatch_acc)))),
+                    stats(mruns.iter().flat_map(|r| {
+                        steps[&r.id]
+                            .iter()
+                            .map(|s| (s.step, 100.0 * s.minibatch_acc))
+                    })),
                 ),
                 Per::Epoch => {
                     let mut acc_points = Vec::new();
@@ -206,16 +236,19 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
                         let (pts, src) = lookup.epoch_accuracy(space, dataset, &epochs[&r.id]);
                         acc_points.extend(pts.into_iter().filter_map(|(e, a)| a.map(|a| (e, a))));
                         match (&mut source, src) {
-                            (Some(AccSource::Benchmark { missing, .. }), AccSource::Benchmark { missing: m, .. }) => {
-                                *missing += m
-                            }
+                            (
+                                Some(AccSource::Benchmark { missing, .. }),
+                                AccSource::Benchmark { missing: m, .. },
+                            ) => *missing += m,
                             (s @ None, src) => *s = Some(src),
                             _ => {}
                         }
                     }
                     (
                         stats(mruns.iter().flat_map(|r| {
-                            epochs[&r.id].iter().filter_map(|e| e.cosine_distance.map(|d| (e.epoch, d)))
+                            epochs[&r.id]
+                                .iter()
+                                .filter_map(|e| e.cosine_distance.map(|d| (e.epoch, d)))
                         })),
                         stats(acc_points.into_iter()),
                     )
@@ -245,11 +278,18 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
             acc_all.push(acc);
         }
         let (acc_desc, acc_words) = match per {
-            Per::Step => ("minibatch accuracy (%)".to_string(), "weight-minibatch accuracy of each step".to_string()),
+            Per::Step => (
+                "minibatch accuracy (%)".to_string(),
+                "weight-minibatch accuracy of each step".to_string(),
+            ),
             Per::Epoch => {
-                let src = source.clone().unwrap_or(AccSource::Valid("search valid accuracy".into()));
+                let src = source
+                    .clone()
+                    .unwrap_or(AccSource::Valid("search valid accuracy".into()));
                 let desc = match &src {
-                    AccSource::Benchmark { dataset, .. } => format!("NAS-Bench-201 {dataset} accuracy (%)"),
+                    AccSource::Benchmark { dataset, .. } => {
+                        format!("NAS-Bench-201 {dataset} accuracy (%)")
+                    }
                     AccSource::Valid(_) => "search valid accuracy (%)".to_string(),
                 };
                 (desc, acc_source_text(&src))
@@ -257,7 +297,11 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
         };
         let (_, d_hi) = band_range(&dist_all.iter().collect::<Vec<_>>());
         let (a_lo, a_hi) = band_range(&acc_all.iter().collect::<Vec<_>>());
-        let x_range = if x_max == 0 { (-0.5, 0.5) } else { draw::padded(0.0, x_max as f64, 0.02) };
+        let x_range = if x_max == 0 {
+            (-0.5, 0.5)
+        } else {
+            draw::padded(0.0, x_max as f64, 0.02)
+        };
         let label = group_label(dataset, space);
         let runs_word = format!("runs: {}", counts.join(", "));
         columns.push((
@@ -364,4 +408,3 @@ pub async fn render(store: &Store, data: &SweepData, per: Per, opts: &Options) -
         seconds: 0.0,
     })
 }
-

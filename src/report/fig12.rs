@@ -15,7 +15,9 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use super::data::{config_key, dataset_label, runs_text, space_label, SweepData};
-use super::draw::{self, thousands, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE};
+use super::draw::{
+    self, thousands, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE,
+};
 use super::fig9::space_of;
 use super::{save_plot, write_json, Kind, Options, Output, ReportError};
 use crate::nas::metrics::RATIO_BINS;
@@ -92,15 +94,30 @@ fn headroom(lo: f64, hi: f64, notes: usize) -> (f64, f64) {
 }
 
 /// Draws Fig. 12 of `data`.
-pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<Output, ReportError> {
+pub async fn render(
+    store: &Store,
+    data: &SweepData,
+    opts: &Options,
+) -> Result<Output, ReportError> {
     let subspaces = store.report_subspaces(&data.name).await?;
     let mut by_run: BTreeMap<i64, BTreeMap<String, Vec<(i64, i64)>>> = BTreeMap::new();
     for s in subspaces {
-        by_run.entry(s.run_id).or_default().entry(s.cell).or_default().push((s.iteration, s.combinations));
+        by_run
+            .entry(s.run_id)
+            .or_default()
+            .entry(s.cell)
+            .or_default()
+            .push((s.iteration, s.combinations));
     }
     let mut configs: BTreeMap<String, Vec<&ReportRun>> = BTreeMap::new();
-    for run in data.with_method("ddsas").filter(|r| by_run.contains_key(&r.id)) {
-        configs.entry(config_key(run, &NOT_CONFIG)).or_default().push(run);
+    for run in data
+        .with_method("ddsas")
+        .filter(|r| by_run.contains_key(&r.id))
+    {
+        configs
+            .entry(config_key(run, &NOT_CONFIG))
+            .or_default()
+            .push(run);
     }
     let Some(runs) = configs
         .values()
@@ -117,7 +134,12 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
     let other_configs = configs.len() - 1;
     let first = runs[0];
     let space = space_of(&first.space).ok_or_else(|| {
-        ReportError::cannot("fig12", &data.name, format!("has runs in an unknown space `{}`", first.space), "report on another sweep")
+        ReportError::cannot(
+            "fig12",
+            &data.name,
+            format!("has runs in an unknown space `{}`", first.space),
+            "report on another sweep",
+        )
     })?;
     let cells = space.cell_types();
     let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
@@ -140,7 +162,11 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
         space_label(&first.space),
         first.l.unwrap_or_default(),
         first.m.unwrap_or_default(),
-        if first.approximation == Some(0) { "off" } else { "on" }
+        if first.approximation == Some(0) {
+            "off"
+        } else {
+            "on"
+        }
     );
     let max_iter = runs
         .iter()
@@ -169,18 +195,35 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
                 marker: if max_iter <= 40 { ri % 3 } else { 3 },
                 width: 3,
                 alpha: 1.0,
-                points: pts.iter().map(|&(i, c)| (i as f64, Some(c as f64))).collect(),
+                points: pts
+                    .iter()
+                    .map(|&(i, c)| (i as f64, Some(c as f64)))
+                    .collect(),
                 band: Vec::new(),
             });
-            notes.push((format!("run {} (seed {}): total {}", run.id, run.seed, thousands(total)), color));
+            notes.push((
+                format!(
+                    "run {} (seed {}): total {}",
+                    run.id,
+                    run.seed,
+                    thousands(total)
+                ),
+                color,
+            ));
         }
-        notes.push((format!("all {} runs: {}", runs.len(), thousands(totals[cell])), draw::MUTED));
+        notes.push((
+            format!("all {} runs: {}", runs.len(), thousands(totals[cell])),
+            draw::MUTED,
+        ));
         let cell_words = match cell {
             "cell" => "the cell".to_string(),
             other => format!("{other} cell"),
         };
         line_panels.push(Panel::Line(LinePanel {
-            title: format!("{} combinations per sampled subspace, {cell_words}", panel_names[ci.min(1)]),
+            title: format!(
+                "{} combinations per sampled subspace, {cell_words}",
+                panel_names[ci.min(1)]
+            ),
             x_desc: "sampled subspace (iteration, from 0)".into(),
             y_desc: "combinations Σ y² (count)".into(),
             x_range: draw::padded(0.0, max_iter.saturating_sub(1) as f64, 0.02),
@@ -194,11 +237,22 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
     for run in &runs {
         let totals_of: BTreeMap<&str, i64> = cells
             .iter()
-            .map(|&c| (c, by_run[&run.id].get(c).map_or(0, |v| v.iter().map(|p| p.1).sum())))
+            .map(|&c| {
+                (
+                    c,
+                    by_run[&run.id]
+                        .get(c)
+                        .map_or(0, |v| v.iter().map(|p| p.1).sum()),
+                )
+            })
             .collect();
-        let iterations: BTreeMap<&str, usize> =
-            cells.iter().map(|&c| (c, by_run[&run.id].get(c).map_or(0, Vec::len))).collect();
-        runs_json.push(json!({"run": run.id, "seed": run.seed, "totals": totals_of, "subspaces": iterations}));
+        let iterations: BTreeMap<&str, usize> = cells
+            .iter()
+            .map(|&c| (c, by_run[&run.id].get(c).map_or(0, Vec::len)))
+            .collect();
+        runs_json.push(
+            json!({"run": run.id, "seed": run.seed, "totals": totals_of, "subspaces": iterations}),
+        );
     }
 
     // (b): reduce first, as in the paper.
@@ -210,7 +264,11 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
     for &cell in &hist_cells {
         let counts = hist.get(cell).copied().unwrap_or([0; 5]);
         let total: i64 = counts.iter().sum();
-        let share = if total > 0 { counts[NEAR_ONE] as f64 / total as f64 } else { f64::NAN };
+        let share = if total > 0 {
+            counts[NEAR_ONE] as f64 / total as f64
+        } else {
+            f64::NAN
+        };
         sets.push(BarSet {
             color: cell_color(cell),
             values: counts.iter().map(|&c| c as f64).collect(),
@@ -241,13 +299,18 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
         ),
         x_desc: "range of r (the second term of Eq. 12)".into(),
         y_desc: "combinations (count)".into(),
-        categories: (0..RATIO_BINS.len()).map(|i| bin_label(i).to_string()).collect(),
+        categories: (0..RATIO_BINS.len())
+            .map(|i| bin_label(i).to_string())
+            .collect(),
         sets,
         highlight: Some(NEAR_ONE),
         notes,
     });
     let plot = Fig12 {
-        title: format!("Fig. 12 — DDSAS subspace combinations and ratio ranges (sweep {})", data.name),
+        title: format!(
+            "Fig. 12 — DDSAS subspace combinations and ratio ranges (sweep {})",
+            data.name
+        ),
         subtitle: format!("{config_words} · {} · one line per run", runs_text(&ids)),
         top: line_panels,
         bottom: bars,

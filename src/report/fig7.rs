@@ -49,7 +49,11 @@ impl Plot for Fig7 {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let body = draw::title(root, &self.title)?;
         let body = body.margin(0, 10, 10, 10);
-        for (area, map) in body.split_evenly((1, self.maps.len())).iter().zip(&self.maps) {
+        for (area, map) in body
+            .split_evenly((1, self.maps.len()))
+            .iter()
+            .zip(&self.maps)
+        {
             draw::heatmap(area, map)?;
         }
         Ok(())
@@ -81,7 +85,9 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
     }
     let mut groups: BTreeMap<(String, String), Vec<_>> = BTreeMap::new();
     for run in data.with_method("ddsas") {
-        let (Some(l), Some(m), Some(acc)) = (run.l, run.m, run.valid_acc) else { continue };
+        let (Some(l), Some(m), Some(acc)) = (run.l, run.m, run.valid_acc) else {
+            continue;
+        };
         if run.approximation == Some(0) {
             continue;
         }
@@ -139,9 +145,17 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
         let counts: Vec<usize> = p.cells.values().map(|c| c.runs.len()).collect();
         let uniform = counts.iter().all(|&c| c == counts[0]);
         let seeds_text = if uniform {
-            format!("best of {} seed{}", counts[0], if counts[0] == 1 { "" } else { "s" })
+            format!(
+                "best of {} seed{}",
+                counts[0],
+                if counts[0] == 1 { "" } else { "s" }
+            )
         } else {
-            format!("best of {}–{} seeds (n per cell)", counts.iter().min().unwrap_or(&0), counts.iter().max().unwrap_or(&0))
+            format!(
+                "best of {}–{} seeds (n per cell)",
+                counts.iter().min().unwrap_or(&0),
+                counts.iter().max().unwrap_or(&0)
+            )
         };
         // Rows: largest L at the top, so L grows upwards like a y axis.
         let rows: Vec<i64> = p.ls.iter().rev().copied().collect();
@@ -178,8 +192,12 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
             texts.push(trow);
         }
         let highlight = Some((
-            rows.iter().position(|&l| l == best.0 .0).expect("best L is a row"),
-            p.ms.iter().position(|&m| m == best.0 .1).expect("best M is a column"),
+            rows.iter()
+                .position(|&l| l == best.0 .0)
+                .expect("best L is a row"),
+            p.ms.iter()
+                .position(|&m| m == best.0 .1)
+                .expect("best M is a column"),
         ));
         maps.push(HeatMap {
             title: format!(
@@ -196,7 +214,11 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
             bar_desc: "best final valid accuracy (%)".into(),
             integer: false,
         });
-        let ids: Vec<i64> = p.cells.values().flat_map(|c| c.runs.iter().copied()).collect();
+        let ids: Vec<i64> = p
+            .cells
+            .values()
+            .flat_map(|c| c.runs.iter().copied())
+            .collect();
         caption_parts.push(format!(
             "{}: DDSAS {} ({} (L, M) points, {})",
             p.label,
@@ -216,7 +238,10 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
         }));
     }
     let plot = Fig7 {
-        title: format!("Fig. 7 — best final valid accuracy of DDSAS over L × M (sweep {})", data.name),
+        title: format!(
+            "Fig. 7 — best final valid accuracy of DDSAS over L × M (sweep {})",
+            data.name
+        ),
         maps,
     };
     let mut files = save_plot(&plot, &opts.out, STEM)?;

@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use super::data::{
-    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank, runs_text, seed_count,
-    AccSource, Nb201Lookup, SweepData,
+    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
+    runs_text, seed_count, AccSource, Nb201Lookup, SweepData,
 };
 use super::draw::{self, mean_std, DrawResult, LegendEntry, LinePanel, Plot, Series, Swatch};
 use super::{save_plot, write_json, Kind, Options, Output, ReportError};
@@ -36,8 +36,7 @@ pub(crate) fn stats(points: impl Iterator<Item = (i64, f64)>) -> Stats {
             by_x.entry(x).or_default().push(v);
         }
     }
-    by_x
-        .into_iter()
+    by_x.into_iter()
         .map(|(x, vs)| {
             let (m, s) = mean_std(&vs);
             (x, m, s, vs.len())
@@ -49,11 +48,21 @@ pub(crate) fn stats(points: impl Iterator<Item = (i64, f64)>) -> Stats {
 pub(crate) fn mean_series(stats: &Stats, method: &str, marker: bool) -> Series {
     Series {
         color: draw::method_color(method),
-        marker: if marker { draw::method_marker(method) } else { 3 },
+        marker: if marker {
+            draw::method_marker(method)
+        } else {
+            3
+        },
         width: 3,
         alpha: 1.0,
-        points: stats.iter().map(|&(x, m, _, _)| (x as f64, Some(m))).collect(),
-        band: stats.iter().map(|&(x, m, s, _)| (x as f64, m - s, m + s)).collect(),
+        points: stats
+            .iter()
+            .map(|&(x, m, _, _)| (x as f64, Some(m)))
+            .collect(),
+        band: stats
+            .iter()
+            .map(|&(x, m, s, _)| (x as f64, m - s, m + s))
+            .collect(),
     }
 }
 
@@ -82,8 +91,14 @@ pub(crate) fn stats_json(stats: &Stats) -> serde_json::Value {
 
 /// y range covering every band.
 pub(crate) fn band_range(all: &[&Stats]) -> (f64, f64) {
-    let lo = all.iter().flat_map(|s| s.iter().map(|&(_, m, sd, _)| m - sd)).fold(f64::INFINITY, f64::min);
-    let hi = all.iter().flat_map(|s| s.iter().map(|&(_, m, sd, _)| m + sd)).fold(f64::NEG_INFINITY, f64::max);
+    let lo = all
+        .iter()
+        .flat_map(|s| s.iter().map(|&(_, m, sd, _)| m - sd))
+        .fold(f64::INFINITY, f64::min);
+    let hi = all
+        .iter()
+        .flat_map(|s| s.iter().map(|&(_, m, sd, _)| m + sd))
+        .fold(f64::NEG_INFINITY, f64::max);
     (lo, hi)
 }
 
@@ -117,7 +132,11 @@ impl Plot for Fig8 {
 }
 
 /// Draws Fig. 8 of `data`.
-pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<Output, ReportError> {
+pub async fn render(
+    store: &Store,
+    data: &SweepData,
+    opts: &Options,
+) -> Result<Output, ReportError> {
     let epochs = epochs_by_run(store.report_epochs(&data.name).await?);
     let groups = by_dataset_space(data.runs.iter().filter(|r| epochs.contains_key(&r.id)));
     if groups.is_empty() {
@@ -144,7 +163,10 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
     for ((dataset, space), runs) in &groups {
         let mut by_method: BTreeMap<(usize, String), Vec<&ReportRun>> = BTreeMap::new();
         for r in runs {
-            by_method.entry((method_rank(&r.method), r.method.clone())).or_default().push(r);
+            by_method
+                .entry((method_rank(&r.method), r.method.clone()))
+                .or_default()
+                .push(r);
         }
         let mut skip_series = Vec::new();
         let mut acc_series = Vec::new();
@@ -158,13 +180,20 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
             if !methods_seen.contains(method) {
                 methods_seen.push(method.clone());
             }
-            let skip = stats(mruns.iter().flat_map(|r| epochs[&r.id].iter().map(|e| (e.epoch, e.skip_normal as f64))));
+            let skip = stats(mruns.iter().flat_map(|r| {
+                epochs[&r.id]
+                    .iter()
+                    .map(|e| (e.epoch, e.skip_normal as f64))
+            }));
             let mut acc_points = Vec::new();
             for r in mruns {
                 let (pts, src) = lookup.epoch_accuracy(space, dataset, &epochs[&r.id]);
                 acc_points.extend(pts.into_iter().filter_map(|(e, a)| a.map(|a| (e, a))));
                 match (&mut source, src) {
-                    (Some(AccSource::Benchmark { missing, .. }), AccSource::Benchmark { missing: m, .. }) => *missing += m,
+                    (
+                        Some(AccSource::Benchmark { missing, .. }),
+                        AccSource::Benchmark { missing: m, .. },
+                    ) => *missing += m,
                     (s @ None, src) => *s = Some(src),
                     _ => {}
                 }
@@ -174,7 +203,12 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
             skip_series.push(mean_series(&skip, method, markers));
             acc_series.push(mean_series(&acc, method, markers));
             let ids: Vec<i64> = mruns.iter().map(|r| r.id).collect();
-            counts.push(format!("{} {} run{}", method_label(method), mruns.len(), if mruns.len() == 1 { "" } else { "s" }));
+            counts.push(format!(
+                "{} {} run{}",
+                method_label(method),
+                mruns.len(),
+                if mruns.len() == 1 { "" } else { "s" }
+            ));
             caption.push(format!(
                 "{} on {}: {} ({} seed{})",
                 method_label(method),
@@ -197,7 +231,11 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
         let kept_edges = if space == "nb201" { 6.0 } else { 8.0 };
         let (_, skip_hi) = band_range(&skip_stats_all.iter().collect::<Vec<_>>());
         let (acc_lo, acc_hi) = band_range(&acc_stats_all.iter().collect::<Vec<_>>());
-        let x_range = if x_max == 0 { (-0.5, 0.5) } else { draw::padded(0.0, x_max as f64, 0.03) };
+        let x_range = if x_max == 0 {
+            (-0.5, 0.5)
+        } else {
+            draw::padded(0.0, x_max as f64, 0.03)
+        };
         dodge(&mut skip_series, x_range);
         dodge(&mut acc_series, x_range);
         let acc_desc = match &source {
@@ -256,7 +294,10 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
         swatch: Swatch::Box,
     });
     let plot = Fig8 {
-        title: format!("Fig. 8 — skip connections of the derived normal cell per epoch (sweep {})", data.name),
+        title: format!(
+            "Fig. 8 — skip connections of the derived normal cell per epoch (sweep {})",
+            data.name
+        ),
         legend,
         columns,
     };

@@ -37,7 +37,11 @@ impl Plot for Fig9 {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let body = draw::title(root, &self.title)?;
         let body = body.margin(0, 10, 10, 10);
-        for (area, map) in body.split_evenly((self.maps.len(), 1)).iter().zip(&self.maps) {
+        for (area, map) in body
+            .split_evenly((self.maps.len(), 1))
+            .iter()
+            .zip(&self.maps)
+        {
             draw::heatmap(&area.margin(4, 12, 0, 0), map)?;
         }
         Ok(())
@@ -54,15 +58,25 @@ pub(crate) fn space_of(name: &str) -> Option<SearchSpace> {
 }
 
 /// Draws Fig. 9 of `data`.
-pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<Output, ReportError> {
+pub async fn render(
+    store: &Store,
+    data: &SweepData,
+    opts: &Options,
+) -> Result<Output, ReportError> {
     let points = store.report_final_sampling(&data.name).await?;
     let mut by_run: BTreeMap<i64, Vec<_>> = BTreeMap::new();
     for p in points {
         by_run.entry(p.run_id).or_default().push(p);
     }
     let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
-    for run in data.with_method("ddsas").filter(|r| by_run.contains_key(&r.id)) {
-        groups.entry((run.dataset.clone(), run.space.clone())).or_default().push(run);
+    for run in data
+        .with_method("ddsas")
+        .filter(|r| by_run.contains_key(&r.id))
+    {
+        groups
+            .entry((run.dataset.clone(), run.space.clone()))
+            .or_default()
+            .push(run);
     }
     if groups.is_empty() {
         return Err(ReportError::cannot(
@@ -76,7 +90,9 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
     let mut panels = Vec::new();
     let mut caption = Vec::new();
     for ((dataset, space_name), runs) in &groups {
-        let Some(space) = space_of(space_name) else { continue };
+        let Some(space) = space_of(space_name) else {
+            continue;
+        };
         let ops = space.ops();
         let edges: Vec<String> = (0..space.edges()).map(|e| space.edge_label(e)).collect();
         let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
@@ -84,7 +100,9 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
             let mut counts = vec![vec![0i64; edges.len()]; ops.len()];
             for id in &ids {
                 for p in by_run[id].iter().filter(|p| p.cell == cell) {
-                    let (Some(k), Ok(e)) = (space.op_index(&p.op), usize::try_from(p.edge)) else { continue };
+                    let (Some(k), Ok(e)) = (space.op_index(&p.op), usize::try_from(p.edge)) else {
+                        continue;
+                    };
                     if e < edges.len() {
                         counts[k][e] += p.count;
                     }
@@ -106,8 +124,14 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
                 y_desc: "operation".into(),
                 x_labels: edges.clone(),
                 y_labels: ops.iter().map(|o| o.to_string()).collect(),
-                values: counts.iter().map(|row| row.iter().map(|&c| Some(c as f64)).collect()).collect(),
-                texts: counts.iter().map(|row| row.iter().map(|c| c.to_string()).collect()).collect(),
+                values: counts
+                    .iter()
+                    .map(|row| row.iter().map(|&c| Some(c as f64)).collect())
+                    .collect(),
+                texts: counts
+                    .iter()
+                    .map(|row| row.iter().map(|c| c.to_string()).collect())
+                    .collect(),
                 highlight: None,
                 bar_desc: "subspaces containing the op (count)".into(),
                 integer: true,
@@ -132,7 +156,10 @@ pub async fn render(store: &Store, data: &SweepData, opts: &Options) -> Result<O
         ));
     }
     let plot = Fig9 {
-        title: format!("Fig. 9 — how often each operation was in a sampled subspace (sweep {})", data.name),
+        title: format!(
+            "Fig. 9 — how often each operation was in a sampled subspace (sweep {})",
+            data.name
+        ),
         maps,
     };
     let mut files = save_plot(&plot, &opts.out, STEM)?;

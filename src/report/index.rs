@@ -11,15 +11,26 @@ use super::data::SweepData;
 use super::{write_file, Output, ReportError};
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Writes `out/index.html` for the figures `made` and the `skipped` ones.
-pub fn write(data: &SweepData, made: &[Output], skipped: &[(String, String)], out: &Path) -> Result<PathBuf, ReportError> {
+pub fn write(
+    data: &SweepData,
+    made: &[Output],
+    skipped: &[(String, String)],
+    out: &Path,
+) -> Result<PathBuf, ReportError> {
     let mut html = String::new();
     let _ = write!(
         html,
@@ -43,7 +54,12 @@ pub fn write(data: &SweepData, made: &[Output], skipped: &[(String, String)], ou
             })
             .collect();
         html.push_str("<figure>\n");
-        match (&o.html, o.files.iter().find(|f| f.extension().is_some_and(|e| e == "png"))) {
+        match (
+            &o.html,
+            o.files
+                .iter()
+                .find(|f| f.extension().is_some_and(|e| e == "png")),
+        ) {
             (Some(table), _) => html.push_str(table),
             (None, Some(png)) => {
                 let png = file_name(png);

@@ -79,7 +79,12 @@ pub enum ReportError {
 
 impl ReportError {
     /// A `CannotDraw` for `figure` of `sweep`.
-    pub fn cannot(figure: &str, sweep: &str, missing: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn cannot(
+        figure: &str,
+        sweep: &str,
+        missing: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         ReportError::CannotDraw {
             figure: figure.into(),
             sweep: sweep.into(),
@@ -151,7 +156,12 @@ pub struct Output {
 }
 
 /// Makes one figure or table of `data` under `opts.out`.
-pub async fn render(store: &Store, data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportError> {
+pub async fn render(
+    store: &Store,
+    data: &SweepData,
+    kind: Kind,
+    opts: &Options,
+) -> Result<Output, ReportError> {
     std::fs::create_dir_all(&opts.out).map_err(|source| ReportError::Write {
         path: opts.out.clone(),
         source,
@@ -183,7 +193,11 @@ pub struct AllOutput {
 /// Every figure and table the sweep can support, plus `index.html`. A
 /// figure the runs cannot support is skipped with its reason; any other
 /// error stops. Fails if nothing at all can be drawn.
-pub async fn render_all(store: &Store, data: &SweepData, opts: &Options) -> Result<AllOutput, ReportError> {
+pub async fn render_all(
+    store: &Store,
+    data: &SweepData,
+    opts: &Options,
+) -> Result<AllOutput, ReportError> {
     let kinds = [
         Kind::Fig7,
         Kind::Fig8,
@@ -198,9 +212,10 @@ pub async fn render_all(store: &Store, data: &SweepData, opts: &Options) -> Resu
     for kind in kinds {
         match render(store, data, kind, opts).await {
             Ok(out) => made.push(out),
-            Err(ReportError::CannotDraw { missing, hint, .. }) => {
-                skipped.push((kind.name(), format!("sweep `{}` {missing}; {hint}", data.name)))
-            }
+            Err(ReportError::CannotDraw { missing, hint, .. }) => skipped.push((
+                kind.name(),
+                format!("sweep `{}` {missing}; {hint}", data.name),
+            )),
             Err(e) => return Err(e),
         }
     }
@@ -217,7 +232,11 @@ pub async fn render_all(store: &Store, data: &SweepData, opts: &Options) -> Resu
         ));
     }
     let index = index::write(data, &made, &skipped, &opts.out)?;
-    Ok(AllOutput { made, skipped, index })
+    Ok(AllOutput {
+        made,
+        skipped,
+        index,
+    })
 }
 
 /// Writes `text` to `path`, mapping the error to [`ReportError::Write`].
@@ -235,7 +254,11 @@ pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), R
 }
 
 /// Saves a plot as PNG + SVG, mapping the error to [`ReportError::Draw`].
-pub(crate) fn save_plot<P: draw::Plot>(plot: &P, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, ReportError> {
+pub(crate) fn save_plot<P: draw::Plot>(
+    plot: &P,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<PathBuf>, ReportError> {
     draw::save(plot, dir, stem).map_err(|e| ReportError::Draw {
         figure: stem.into(),
         message: e.0,

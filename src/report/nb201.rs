@@ -72,7 +72,9 @@ pub fn read_table(bytes: &[u8], dataset: &str) -> Result<Nb201Table, ReportError
         }
         let per_dataset = match &entry {
             Some(e) => value.dict_get(e).map(|v| (e.clone(), v)),
-            None => tried.iter().find_map(|e| value.dict_get(e).map(|v| (e.to_string(), v))),
+            None => tried
+                .iter()
+                .find_map(|e| value.dict_get(e).map(|v| (e.to_string(), v))),
         };
         let Some((name, per_dataset)) = per_dataset else {
             return Err(fail(format!(
@@ -80,7 +82,11 @@ pub fn read_table(bytes: &[u8], dataset: &str) -> Result<Nb201Table, ReportError
                 value.at,
                 match &entry {
                     Some(e) => format!("`{e}`"),
-                    None => tried.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" or "),
+                    None => tried
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
                 },
                 dict_keys(value)
             )));
@@ -102,7 +108,11 @@ pub fn read_table(bytes: &[u8], dataset: &str) -> Result<Nb201Table, ReportError
         rows.push((arch, last));
     }
     let entry = entry.ok_or_else(|| fail("the pickle's dict holds no architectures".into()))?;
-    let unit = if rows.iter().all(|(_, a)| *a <= 1.0) { "fraction" } else { "percent" };
+    let unit = if rows.iter().all(|(_, a)| *a <= 1.0) {
+        "fraction"
+    } else {
+        "percent"
+    };
     Ok(Nb201Table { rows, entry, unit })
 }
 
@@ -124,7 +134,8 @@ fn dict_keys(v: &Value) -> String {
     match &v.obj {
         Obj::Dict(items) => {
             let items = items.borrow();
-            let mut keys: Vec<String> = items.iter().filter_map(|(k, _)| text(k)).take(12).collect();
+            let mut keys: Vec<String> =
+                items.iter().filter_map(|(k, _)| text(k)).take(12).collect();
             if items.len() > 12 {
                 keys.push("...".into());
             }
@@ -144,7 +155,10 @@ fn looks_like_arch(s: &str) -> bool {
     groups.len() == 3
         && groups.iter().enumerate().all(|(i, g)| {
             let edges: Vec<&str> = g.trim_matches('|').split('|').collect();
-            g.starts_with('|') && g.ends_with('|') && edges.len() == i + 1 && edges.iter().all(|e| e.contains('~'))
+            g.starts_with('|')
+                && g.ends_with('|')
+                && edges.len() == i + 1
+                && edges.iter().all(|e| e.contains('~'))
         })
 }
 
@@ -192,12 +206,17 @@ mod tests {
         p
     }
 
-    const A: &str = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
-    const B: &str = "|skip_connect~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+    const A: &str =
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+    const B: &str =
+        "|skip_connect~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
 
     #[test]
     fn last_eval_accuracy_of_cifar10_valid() {
-        let bytes = pickle(&[(A, "cifar10-valid", &[10.0, 80.5, 91.25]), (B, "cifar10-valid", &[5.0, 60.0])]);
+        let bytes = pickle(&[
+            (A, "cifar10-valid", &[10.0, 80.5, 91.25]),
+            (B, "cifar10-valid", &[5.0, 60.0]),
+        ]);
         let t = read_table(&bytes, "cifar10").unwrap();
         assert_eq!(t.entry, "cifar10-valid");
         assert_eq!(t.unit, "percent");
@@ -212,7 +231,9 @@ mod tests {
         let bytes = pickle(&[(A, "cifar100", &[])]);
         let e = read_table(&bytes, "cifar100").unwrap_err().to_string();
         assert!(e.contains("empty list") && e.contains(A), "{e}");
-        let e = read_table(b"\x80\x02N.", "cifar100").unwrap_err().to_string();
+        let e = read_table(b"\x80\x02N.", "cifar100")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("None"), "{e}");
         let bytes = pickle(&[("not-an-arch", "cifar100", &[1.0])]);
         let e = read_table(&bytes, "cifar100").unwrap_err().to_string();

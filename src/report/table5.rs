@@ -38,7 +38,10 @@ struct Variant {
 
 impl Variant {
     fn new(runs: &[&ReportRun]) -> Variant {
-        let errors: Vec<f64> = runs.iter().map(|r| 100.0 * (1.0 - r.valid_acc.unwrap_or(f64::NAN))).collect();
+        let errors: Vec<f64> = runs
+            .iter()
+            .map(|r| 100.0 * (1.0 - r.valid_acc.unwrap_or(f64::NAN)))
+            .collect();
         let (mean, std) = mean_std(&errors);
         Variant {
             runs: runs.iter().map(|r| r.id).collect(),
@@ -50,7 +53,12 @@ impl Variant {
     }
 
     fn cell(&self) -> String {
-        format!("{:.2} ± {:.2} (n = {})", self.mean, self.std, self.errors.len())
+        format!(
+            "{:.2} ± {:.2} (n = {})",
+            self.mean,
+            self.std,
+            self.errors.len()
+        )
     }
 
     fn tex(&self) -> String {
@@ -71,7 +79,10 @@ struct Column {
 }
 
 fn dataset_rank(d: &str) -> usize {
-    ["digits", "cifar10", "cifar100"].iter().position(|x| *x == d).unwrap_or(3)
+    ["digits", "cifar10", "cifar100"]
+        .iter()
+        .position(|x| *x == d)
+        .unwrap_or(3)
 }
 
 fn csv_field(s: &str) -> String {
@@ -83,7 +94,9 @@ fn csv_field(s: &str) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Writes Table 5 of `data`.
@@ -120,7 +133,15 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
             data.run_hint(Some(PAPER_SWEEP)),
         ));
     }
-    columns.sort_by_key(|c| (dataset_rank(&c.dataset), c.space.clone(), c.l, c.m, c.with.runs[0]));
+    columns.sort_by_key(|c| {
+        (
+            dataset_rank(&c.dataset),
+            c.space.clone(),
+            c.l,
+            c.m,
+            c.with.runs[0],
+        )
+    });
     let mut per_dataset: BTreeMap<String, usize> = BTreeMap::new();
     for c in &columns {
         *per_dataset.entry(c.dataset.clone()).or_insert(0) += 1;
@@ -173,7 +194,8 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
     let _ = writeln!(md, "\n\nRuns: {runs_line}.");
 
     // CSV: one row per (column, variant).
-    let mut csv = String::from("dataset,space,L,M,approximation,n,seeds,mean_error_pct,std_error_pct,runs\n");
+    let mut csv =
+        String::from("dataset,space,L,M,approximation,n,seeds,mean_error_pct,std_error_pct,runs\n");
     for c in &columns {
         for (approx, v) in [(false, &c.without), (true, &c.with)] {
             let _ = writeln!(
@@ -185,10 +207,22 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
                 c.m.map_or(String::new(), |v| v.to_string()),
                 approx,
                 v.errors.len(),
-                csv_field(&v.seeds.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")),
+                csv_field(
+                    &v.seeds
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
                 v.mean,
                 v.std,
-                csv_field(&v.runs.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")),
+                csv_field(
+                    &v.runs
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
             );
         }
     }
@@ -208,7 +242,11 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
     for c in &columns {
         let _ = write!(tex, " & {}", c.with.tex());
     }
-    let tex_caption = caption.replace('%', "\\%").replace('±', "$\\pm$").replace('−', "$-$").replace('_', "\\_");
+    let tex_caption = caption
+        .replace('%', "\\%")
+        .replace('±', "$\\pm$")
+        .replace('−', "$-$")
+        .replace('_', "\\_");
     let _ = write!(
         tex,
         " \\\\\n\\hline\n\\end{{tabular}}\n\\caption{{{tex_caption}}}\n\\label{{tab:approximation}}\n\\end{{table}}\n"

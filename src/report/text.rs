@@ -38,7 +38,12 @@ fn i16_at(d: &[u8], at: usize) -> Option<i16> {
 }
 
 fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([*d.get(at)?, *d.get(at + 1)?, *d.get(at + 2)?, *d.get(at + 3)?]))
+    Some(u32::from_be_bytes([
+        *d.get(at)?,
+        *d.get(at + 1)?,
+        *d.get(at + 2)?,
+        *d.get(at + 3)?,
+    ]))
 }
 
 impl Metrics {
@@ -123,7 +128,8 @@ fn cmap4(d: &[u8], cmap: usize) -> Option<HashMap<char, u16>> {
         let rec = cmap + 4 + 8 * i;
         let (platform, encoding) = (u16_at(d, rec)?, u16_at(d, rec + 2)?);
         let at = cmap + u32_at(d, rec + 4)? as usize;
-        ((platform == 3 && encoding == 1 || platform == 0 && encoding == 3) && u16_at(d, at)? == 4).then_some(at)
+        ((platform == 3 && encoding == 1 || platform == 0 && encoding == 3) && u16_at(d, at)? == 4)
+            .then_some(at)
     })?;
     let segs = u16_at(d, sub + 6)? as usize / 2;
     let ends = sub + 14;
@@ -161,16 +167,22 @@ fn cmap4(d: &[u8], cmap: usize) -> Option<HashMap<char, u16>> {
 /// Pair kerning of the first horizontal format-0 subtable of `kern`.
 fn kern0(d: &[u8], kern: usize) -> HashMap<(u16, u16), i16> {
     let mut map = HashMap::new();
-    let Some(n) = u16_at(d, kern + 2) else { return map };
+    let Some(n) = u16_at(d, kern + 2) else {
+        return map;
+    };
     let mut at = kern + 4;
     for _ in 0..n {
-        let (Some(len), Some(coverage)) = (u16_at(d, at + 2), u16_at(d, at + 4)) else { break };
+        let (Some(len), Some(coverage)) = (u16_at(d, at + 2), u16_at(d, at + 4)) else {
+            break;
+        };
         // Format 0 (high byte), horizontal (bit 0), not cross-stream (bit 2).
         if coverage >> 8 == 0 && coverage & 1 == 1 && coverage & 4 == 0 {
             let pairs = u16_at(d, at + 6).unwrap_or(0) as usize;
             for p in 0..pairs {
                 let rec = at + 14 + 6 * p;
-                if let (Some(l), Some(r), Some(v)) = (u16_at(d, rec), u16_at(d, rec + 2), i16_at(d, rec + 4)) {
+                if let (Some(l), Some(r), Some(v)) =
+                    (u16_at(d, rec), u16_at(d, rec + 2), i16_at(d, rec + 4))
+                {
                     map.insert((l, r), v);
                 }
             }
@@ -186,8 +198,14 @@ static BOLD: OnceLock<Metrics> = OnceLock::new();
 
 /// Metrics of the bundled regular or bold face.
 pub fn metrics(bold: bool) -> &'static Metrics {
-    let (cell, bytes) = if bold { (&BOLD, BOLD_TTF) } else { (&REGULAR, REGULAR_TTF) };
-    cell.get_or_init(|| Metrics::parse(bytes).expect("the bundled DejaVu Sans has head, hhea, hmtx and cmap tables"))
+    let (cell, bytes) = if bold {
+        (&BOLD, BOLD_TTF)
+    } else {
+        (&REGULAR, REGULAR_TTF)
+    };
+    cell.get_or_init(|| {
+        Metrics::parse(bytes).expect("the bundled DejaVu Sans has head, hhea, hmtx and cmap tables")
+    })
 }
 
 #[cfg(test)]
@@ -207,7 +225,9 @@ mod tests {
         // Kerning pulls "AV" together.
         assert!(m.width("AV", 20.0) < m.width("A", 20.0) + m.width("V", 20.0));
         // Every char the figures use has a glyph.
-        for c in "±≥–—×·μ%()[],.:;0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_|~".chars() {
+        for c in "±≥–—×·μ%()[],.:;0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_|~"
+            .chars()
+        {
             assert!(m.glyph(c) != 0, "{c}");
         }
     }

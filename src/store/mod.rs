@@ -10,9 +10,9 @@
 
 mod epochs;
 mod error;
+mod queries;
 mod report_queries;
 mod rows;
-mod queries;
 mod runs;
 mod sweeps;
 #[cfg(test)]
@@ -30,10 +30,10 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
+pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use report_queries::{
     EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, SubspacePoint, SweepInfo,
 };
-pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use rows::{Claim, EpochRow, RunRow, RunStatus};
 pub use sweeps::{RunProgress, SweepRow};
 

@@ -250,7 +250,12 @@ impl Store {
         source: &str,
         rows: &[(String, f64)],
     ) -> Result<u64, StoreError> {
-        let what = || format!("importing {} NAS-Bench-201 accuracies of {dataset}", rows.len());
+        let what = || {
+            format!(
+                "importing {} NAS-Bench-201 accuracies of {dataset}",
+                rows.len()
+            )
+        };
         let mut tx = self.begin_write().await.ctx(what)?;
         let mut written = 0;
         for chunk in rows.chunks(256) {

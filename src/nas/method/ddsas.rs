@@ -23,8 +23,15 @@ const EPS: f64 = 1e-14;
 /// normalised per edge by the L1 norm + 1e-14. `q` is the softmax of alpha
 /// over the ops of the edge in `z`, `p = sigmoid(beta)`. Returns the
 /// normalised and the un-normalised weights.
-pub fn mixture_weights(alpha: &Tensor, beta: &Tensor, z: &Tensor, approximation: bool) -> (Tensor, Tensor) {
-    let q = alpha.masked_fill(&z.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+pub fn mixture_weights(
+    alpha: &Tensor,
+    beta: &Tensor,
+    z: &Tensor,
+    approximation: bool,
+) -> (Tensor, Tensor) {
+    let q = alpha
+        .masked_fill(&z.logical_not(), f64::NEG_INFINITY)
+        .softmax(-1, Kind::Float);
     let p = beta.sigmoid();
     let raw = if approximation {
         &q * &p
@@ -146,7 +153,12 @@ impl UcbState {
     /// Steps 2–3: the new subspace from per-op scores (UCB, or uniform noise
     /// for a random subspace), then the Fig. 9 / Fig. 12 bookkeeping.
     /// Returns the subspace records of this draw.
-    pub fn draw(&mut self, scores: &CellTable<f64>, l: usize, space_prob: &CellTable<f64>) -> Vec<SubspaceRecord> {
+    pub fn draw(
+        &mut self,
+        scores: &CellTable<f64>,
+        l: usize,
+        space_prob: &CellTable<f64>,
+    ) -> Vec<SubspaceRecord> {
         let iteration = self.iteration;
         self.iteration += 1;
         let mut records = Vec::new();
@@ -189,7 +201,11 @@ impl UcbState {
                 if removed == remove {
                     break;
                 }
-                let left = self.available[c][e].iter().enumerate().filter(|&(j, &a)| a && j != NONE).count();
+                let left = self.available[c][e]
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, &a)| a && j != NONE)
+                    .count();
                 if left > 1 {
                     self.available[c][e][k] = false;
                     removed += 1;
@@ -211,22 +227,34 @@ impl UcbState {
 
     /// Whether the current subspace holds an op the schedule removed.
     pub fn subspace_outdated(&self) -> bool {
-        self.subspace.iter().flatten().zip(self.available.iter().flatten()).any(|(z, a)| {
-            z.iter().zip(a).any(|(&z, &a)| z && !a)
-        }) || self.iteration == 0
+        self.subspace
+            .iter()
+            .flatten()
+            .zip(self.available.iter().flatten())
+            .any(|(z, a)| z.iter().zip(a).any(|(&z, &a)| z && !a))
+            || self.iteration == 0
     }
 }
 
 /// Uniform random scores: a random subspace through the same selection rule.
 pub fn random_scores(like: &CellTable<f64>, rng: &mut impl Rng) -> CellTable<f64> {
     like.iter()
-        .map(|cell| cell.iter().map(|edge| edge.iter().map(|_| rng.gen::<f64>()).collect()).collect())
+        .map(|cell| {
+            cell.iter()
+                .map(|edge| edge.iter().map(|_| rng.gen::<f64>()).collect())
+                .collect()
+        })
         .collect()
 }
 
 fn counted(z: &[Vec<bool>]) -> usize {
     z.iter()
-        .map(|edge| edge.iter().enumerate().filter(|&(k, &m)| m && k != NONE).count())
+        .map(|edge| {
+            edge.iter()
+                .enumerate()
+                .filter(|&(k, &m)| m && k != NONE)
+                .count()
+        })
         .sum()
 }
 
@@ -383,9 +411,13 @@ mod tests {
     fn space_gradient_vanishes_without_the_approximation() {
         let grad_norm = |approximation: bool| {
             tch::manual_seed(3);
-            let alpha = (Tensor::randn([1, 14, 8], (Kind::Float, tch::Device::Cpu)) * 0.1).set_requires_grad(true);
-            let beta = (Tensor::randn([1, 14, 8], (Kind::Float, tch::Device::Cpu)) * 0.1).set_requires_grad(true);
-            let pattern: Vec<bool> = (0..14 * 8).map(|i| i % 8 == 1 || (i / 8 + i) % 3 == 0).collect();
+            let alpha = (Tensor::randn([1, 14, 8], (Kind::Float, tch::Device::Cpu)) * 0.1)
+                .set_requires_grad(true);
+            let beta = (Tensor::randn([1, 14, 8], (Kind::Float, tch::Device::Cpu)) * 0.1)
+                .set_requires_grad(true);
+            let pattern: Vec<bool> = (0..14 * 8)
+                .map(|i| i % 8 == 1 || (i / 8 + i) % 3 == 0)
+                .collect();
             let z = Tensor::from_slice(&pattern).view([1, 14, 8]);
             let target = Tensor::randn([1, 14, 8], (Kind::Float, tch::Device::Cpu));
             let (w, _) = mixture_weights(&alpha, &beta, &z, approximation);

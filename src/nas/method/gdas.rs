@@ -29,8 +29,11 @@ pub fn argmax_sample(alpha: &Tensor) -> (Tensor, Vec<Vec<usize>>) {
 
 fn chosen(index: &Tensor) -> Vec<Vec<usize>> {
     let edges = index.size()[1] as usize;
-    let flat: Vec<i64> = Vec::try_from(index.to_device(Device::Cpu).flatten(0, -1)).expect("indices convert");
-    flat.chunks(edges).map(|c| c.iter().map(|&k| k as usize).collect()).collect()
+    let flat: Vec<i64> =
+        Vec::try_from(index.to_device(Device::Cpu).flatten(0, -1)).expect("indices convert");
+    flat.chunks(edges)
+        .map(|c| c.iter().map(|&k| k as usize).collect())
+        .collect()
 }
 
 /// Plan running exactly the chosen op of each edge.
@@ -64,7 +67,8 @@ mod tests {
     fn one_op_per_edge_with_straight_through_gradient() {
         tch::manual_seed(1);
         let space = SearchSpace::new(SpaceKind::Nb201);
-        let alpha = (Tensor::randn([1, 6, 5], (Kind::Float, Device::Cpu)) * 1e-3).set_requires_grad(true);
+        let alpha =
+            (Tensor::randn([1, 6, 5], (Kind::Float, Device::Cpu)) * 1e-3).set_requires_grad(true);
         let (hard, chosen) = hard_sample(&alpha, 5.0);
         let values: Vec<f32> = Vec::try_from(hard.detach().flatten(0, -1)).unwrap();
         for (e, row) in values.chunks(5).enumerate() {
@@ -76,7 +80,10 @@ mod tests {
         let p = plan(&space, &chosen, Device::Cpu);
         let executed: usize = p.cells[0].iter().map(|n| n.ops.len()).sum();
         let non_none = chosen[0].iter().filter(|&&k| k != 0).count();
-        assert_eq!(executed, non_none, "exactly one op per edge runs (none never runs)");
+        assert_eq!(
+            executed, non_none,
+            "exactly one op per edge runs (none never runs)"
+        );
         // The straight-through estimator passes a gradient to alpha.
         let target = Tensor::randn([1, 6, 5], (Kind::Float, Device::Cpu));
         let g = Tensor::run_backward(&[(hard * target).sum(Kind::Float)], &[&alpha], false, false);
@@ -86,7 +93,7 @@ mod tests {
     #[test]
     fn sampling_follows_alpha() {
         tch::manual_seed(2);
-        let mut alpha = Tensor::zeros([1, 6, 5], (Kind::Float, Device::Cpu));
+        let alpha = Tensor::zeros([1, 6, 5], (Kind::Float, Device::Cpu));
         let _ = alpha.narrow(2, 3, 1).fill_(5.0);
         let mut counts = vec![vec![vec![0u64; 5]; 6]; 1];
         for _ in 0..200 {

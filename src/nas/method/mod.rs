@@ -41,17 +41,26 @@ impl ArchParams {
 /// Copies a `[cell, edge, op]` tensor to the host.
 pub fn to_table(t: &Tensor) -> CellTable<f64> {
     let size = t.size();
-    let flat: Vec<f64> = Vec::try_from(t.detach().to_kind(Kind::Double).to_device(Device::Cpu).flatten(0, -1))
-        .expect("a float tensor converts to Vec<f64>");
+    let flat: Vec<f64> = Vec::try_from(
+        t.detach()
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
+    )
+    .expect("a float tensor converts to Vec<f64>");
     let (e, k) = (size[1] as usize, size[2] as usize);
-    flat.chunks(e * k).map(|cell| cell.chunks(k).map(<[f64]>::to_vec).collect()).collect()
+    flat.chunks(e * k)
+        .map(|cell| cell.chunks(k).map(<[f64]>::to_vec).collect())
+        .collect()
 }
 
 /// A cell table as a tensor of the same shape.
 pub fn table_to_tensor(table: &CellTable<bool>, device: Device) -> Tensor {
     let (c, e, k) = (table.len(), table[0].len(), table[0][0].len());
     let flat: Vec<bool> = table.iter().flatten().flatten().copied().collect();
-    Tensor::from_slice(&flat).view([c as i64, e as i64, k as i64]).to_device(device)
+    Tensor::from_slice(&flat)
+        .view([c as i64, e as i64, k as i64])
+        .to_device(device)
 }
 
 /// What a checkpoint keeps of a method.
@@ -96,13 +105,21 @@ impl MethodState {
         let saved = match cfg.config.method {
             Method::Darts => SavedMethod::Darts,
             Method::Ddsas => SavedMethod::Ddsas(UcbState::new(space, cells, &cfg.initial_ops)),
-            Method::Gdas => SavedMethod::Gdas(vec![vec![vec![0; space.num_ops()]; space.edges()]; cells]),
+            Method::Gdas => {
+                SavedMethod::Gdas(vec![vec![vec![0; space.num_ops()]; space.edges()]; cells])
+            }
         };
         Self::restore(cfg, space, cells, device, saved)
     }
 
     /// State from a checkpoint.
-    pub fn restore(cfg: &ResolvedConfig, space: &SearchSpace, cells: usize, device: Device, saved: SavedMethod) -> Self {
+    pub fn restore(
+        cfg: &ResolvedConfig,
+        space: &SearchSpace,
+        cells: usize,
+        device: Device,
+        saved: SavedMethod,
+    ) -> Self {
         let c = &cfg.config;
         let inner = match saved {
             SavedMethod::Darts => Inner::Darts,
@@ -159,13 +176,23 @@ impl MethodState {
     /// Epoch start: GDAS sets its temperature; DDSAS applies the elastic
     /// schedule and draws the first subspace (or a new one when the
     /// schedule removed ops of the current one).
-    pub fn start_epoch(&mut self, cfg: &ResolvedConfig, epoch: u32, arch: &ArchParams, rng: &mut impl Rng) -> Vec<SubspaceRecord> {
+    pub fn start_epoch(
+        &mut self,
+        cfg: &ResolvedConfig,
+        epoch: u32,
+        arch: &ArchParams,
+        rng: &mut impl Rng,
+    ) -> Vec<SubspaceRecord> {
         let epochs = self.epochs;
         match &mut self.inner {
             Inner::Darts => Vec::new(),
             Inner::Gdas { tau, tau_range, .. } => {
                 let (max, min) = *tau_range;
-                let progress = if epochs > 1 { f64::from(epoch) / f64::from(epochs - 1) } else { 0.0 };
+                let progress = if epochs > 1 {
+                    f64::from(epoch) / f64::from(epochs - 1)
+                } else {
+                    0.0
+                };
                 *tau = max - (max - min) * progress;
                 Vec::new()
             }
@@ -175,7 +202,11 @@ impl MethodState {
                     ucb.shrink(step.remove as usize);
                 }
                 for step in schedule.expand.iter().filter(|s| s.epoch == epoch) {
-                    let ops: Vec<usize> = step.ops.iter().filter_map(|o| self.space.op_index(o)).collect();
+                    let ops: Vec<usize> = step
+                        .ops
+                        .iter()
+                        .filter_map(|o| self.space.op_index(o))
+                        .collect();
                     ucb.expand(&ops);
                 }
                 if ucb.subspace_outdated() {
@@ -193,16 +224,24 @@ impl MethodState {
     /// after the M-th one so that an epoch never ends on a freshly drawn,
     /// untrained subspace (its accuracy would say nothing), and a resumed
     /// run draws at the same point with the same epoch's generator.
-    pub fn before_step(&mut self, steps_done: u64, epoch: u32, arch: &ArchParams, rng: &mut impl Rng) -> Vec<SubspaceRecord> {
+    pub fn before_step(
+        &mut self,
+        steps_done: u64,
+        epoch: u32,
+        arch: &ArchParams,
+        rng: &mut impl Rng,
+    ) -> Vec<SubspaceRecord> {
         let (m, approximation) = match &self.inner {
             Inner::Ddsas { settings, .. } => (settings.m, settings.approximation),
             _ => return Vec::new(),
         };
-        if steps_done == 0 || steps_done % m != 0 {
+        if steps_done == 0 || !steps_done.is_multiple_of(m) {
             return Vec::new();
         }
         let raw = tch::no_grad(|| {
-            let Inner::Ddsas { subspace, .. } = &self.inner else { unreachable!() };
+            let Inner::Ddsas { subspace, .. } = &self.inner else {
+                unreachable!()
+            };
             to_table(&mixture_weights(&arch.alpha, &arch.beta, subspace, approximation).1)
         });
         if let Inner::Ddsas { ucb, .. } = &mut self.inner {
@@ -212,12 +251,22 @@ impl MethodState {
     }
 
     fn draw(&mut self, epoch: u32, arch: &ArchParams, rng: &mut impl Rng) -> Vec<SubspaceRecord> {
-        let Inner::Ddsas { settings, ucb, subspace } = &mut self.inner else {
+        let Inner::Ddsas {
+            settings,
+            ucb,
+            subspace,
+        } = &mut self.inner
+        else {
             return Vec::new();
         };
         let p = to_table(&arch.beta.detach().sigmoid());
-        let random = epoch < settings.begin || (settings.random_prob > 0.0 && rng.gen::<f64>() < settings.random_prob);
-        let scores = if random { random_scores(&p, rng) } else { ucb.ucb(&p, settings.c) };
+        let random = epoch < settings.begin
+            || (settings.random_prob > 0.0 && rng.gen::<f64>() < settings.random_prob);
+        let scores = if random {
+            random_scores(&p, rng)
+        } else {
+            ucb.ucb(&p, settings.c)
+        };
         let records = ucb.draw(&scores, settings.l, &p);
         *subspace = table_to_tensor(&ucb.subspace, self.device);
         self.plan = ExecPlan::from_mask(&self.space, &ucb.subspace, self.device);
@@ -230,7 +279,9 @@ impl MethodState {
     pub fn train_weights(&mut self, arch: &ArchParams, count: bool) -> (Vec<Tensor>, &ExecPlan) {
         let weights = match &mut self.inner {
             Inner::Darts => arch.alpha.softmax(-1, Kind::Float),
-            Inner::Ddsas { settings, subspace, .. } => mixture_weights(&arch.alpha, &arch.beta, subspace, settings.approximation).0,
+            Inner::Ddsas {
+                settings, subspace, ..
+            } => mixture_weights(&arch.alpha, &arch.beta, subspace, settings.approximation).0,
             Inner::Gdas { tau, counts, .. } => {
                 let (hard, chosen) = gdas::hard_sample(&arch.alpha, *tau);
                 if count {
@@ -258,10 +309,15 @@ impl MethodState {
     /// or from `softmax(alpha)` (DARTS, GDAS).
     pub fn genotype(&self, arch: &ArchParams) -> Genotype {
         match &self.inner {
-            Inner::Ddsas { ucb, .. } => Genotype::derive(&self.space, &ucb.saliency, &ucb.available),
+            Inner::Ddsas { ucb, .. } => {
+                Genotype::derive(&self.space, &ucb.saliency, &ucb.available)
+            }
             _ => {
                 let scores = to_table(&arch.alpha.detach().softmax(-1, Kind::Float));
-                let all = scores.iter().map(|c| c.iter().map(|e| vec![true; e.len()]).collect()).collect();
+                let all = scores
+                    .iter()
+                    .map(|c| c.iter().map(|e| vec![true; e.len()]).collect())
+                    .collect();
                 Genotype::derive(&self.space, &scores, &all)
             }
         }
@@ -278,7 +334,12 @@ impl MethodState {
         for (cell, edges) in table.iter().enumerate() {
             for (edge, ops) in edges.iter().enumerate() {
                 for (op, &count) in ops.iter().enumerate() {
-                    out.push(SamplingCount { cell, edge, op, count });
+                    out.push(SamplingCount {
+                        cell,
+                        edge,
+                        op,
+                        count,
+                    });
                 }
             }
         }
