@@ -840,7 +840,14 @@ fn per_step_figure_needs_logged_steps() {
         e.contains("log_steps") && e.contains("sweeps/fig10_explore.yaml"),
         "{e}"
     );
-    // `all` skips it with the reason and draws the rest.
+    // `all` skips it with the reason, draws the rest, and removes the
+    // step figure an earlier report left in the folder.
+    ok(&report(
+        &db,
+        &["fig10", "--sweep", "main", "--per", "step"],
+        &out,
+    ));
+    assert!(out.join("fig10_explore_step.png").exists());
     let text = ok(&report(&db, &["all", "--sweep", "nosteps"], &out));
     assert!(
         text.contains("skipped fig10 --per step") && text.contains("log_steps"),

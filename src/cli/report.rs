@@ -3,6 +3,8 @@
 //! Thin: parse, open the database once, call `crate::report`, print what was
 //! written and how long each figure took.
 
+#![deny(missing_docs)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;

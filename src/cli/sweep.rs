@@ -276,6 +276,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             heartbeat_s: args.heartbeat,
             log_dir,
             live: !args.plain,
+            already_done: done_before,
         };
         let started = Instant::now();
         let outcome = orchestrate(&store, todo, &opts).await?;
@@ -326,7 +327,17 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// with a sentence saying what was chosen.
 fn slots(args: &RunArgs, sweep: &Sweep) -> anyhow::Result<(Vec<Slot>, String)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let detected = nvidia_smi();
+    slot_plan(args, sweep, nvidia_smi(), cores)
+}
+
+/// [`slots`] for a given machine: `detected` is what nvidia-smi said
+/// ((index, free MiB) per GPU; `None`: no nvidia-smi), `cores` the CPUs.
+fn slot_plan(
+    args: &RunArgs,
+    sweep: &Sweep,
+    detected: Option<Vec<(u32, Option<f64>)>>,
+    cores: usize,
+) -> anyhow::Result<(Vec<Slot>, String)> {
     let mut notes = Vec::new();
     let gpus: Vec<(u32, Option<f64>)> = match args.gpus.trim() {
         "all" => match &detected {
@@ -636,4 +647,117 @@ fn cancel(args: NameArgs) -> anyhow::Result<ExitCode> {
         store.close().await;
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn plan(
+        flags: &[&str],
+        resources: &str,
+        gpus: Option<Vec<(u32, Option<f64>)>>,
+        cores: usize,
+    ) -> anyhow::Result<(Vec<Slot>, String)> {
+        let mut argv = vec!["run", "s.yaml"];
+        argv.extend_from_slice(flags);
+        let args = Wrap::try_parse_from(argv).unwrap().args;
+        let sweep = Sweep::parse(&format!("name: s\nresources: {resources}\n"), "s.yaml").unwrap();
+        slot_plan(&args, &sweep, gpus, cores)
+    }
+
+    fn devices(slots: &[Slot]) -> Vec<SlotDevice> {
+        slots.iter().map(|s| s.device).collect()
+    }
+
+    #[test]
+    fn without_gpu_the_cpu_is_used_and_said_so() {
+        let (slots, how) = plan(&[], "{}", None, 8).unwrap();
+        assert_eq!(
+            slots,
+            vec![Slot {
+                device: SlotDevice::Cpu,
+                threads: 8
+            }]
+        );
+        assert!(how.contains("running on the CPU"), "{how}");
+        let (slots, _) = plan(&["--cpu-workers", "4"], "{}", Some(vec![]), 8).unwrap();
+        assert_eq!(slots.len(), 4);
+        assert!(slots.iter().all(|s| s.threads == 2));
+        let (slots, _) = plan(&[], "{cpu_threads_per_run: 1}", None, 2).unwrap();
+        assert_eq!(slots.len(), 2, "one single-threaded worker per core");
+        assert!(plan(&["--cpu-workers", "0"], "{}", None, 2).is_err());
+    }
+
+    #[test]
+    fn gpus_get_slots_per_gpu_fixed_or_from_free_memory() {
+        let two = Some(vec![(0, Some(40_960.0)), (1, Some(10_240.0))]);
+        let (slots, _) = plan(&["--gpus", "all"], "{}", two.clone(), 16).unwrap();
+        assert_eq!(
+            devices(&slots),
+            vec![SlotDevice::Gpu(0), SlotDevice::Gpu(1)]
+        );
+        assert!(slots.iter().all(|s| s.threads == 8));
+        let (slots, how) = plan(
+            &["--runs-per-gpu", "auto"],
+            "{gpu_mem_gb_per_run: 4}",
+            two.clone(),
+            16,
+        )
+        .unwrap();
+        assert_eq!(
+            slots
+                .iter()
+                .filter(|s| s.device == SlotDevice::Gpu(0))
+                .count(),
+            10,
+            "{how}"
+        );
+        assert_eq!(
+            slots
+                .iter()
+                .filter(|s| s.device == SlotDevice::Gpu(1))
+                .count(),
+            2,
+            "{how}"
+        );
+        let (slots, _) = plan(
+            &["--gpus", "1", "--runs-per-gpu", "3", "--cpu-workers", "1"],
+            "{}",
+            two.clone(),
+            16,
+        )
+        .unwrap();
+        assert_eq!(
+            devices(&slots),
+            vec![
+                SlotDevice::Gpu(1),
+                SlotDevice::Gpu(1),
+                SlotDevice::Gpu(1),
+                SlotDevice::Cpu
+            ]
+        );
+        let (slots, _) = plan(&[], "{runs_per_gpu: 2}", two.clone(), 16).unwrap();
+        assert_eq!(slots.len(), 4);
+        let err = plan(&["--gpus", "5"], "{}", two.clone(), 16)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("GPU 5 does not exist") && err.contains("0, 1"),
+            "{err}"
+        );
+        assert!(plan(&["--gpus", "x"], "{}", two.clone(), 16).is_err());
+        assert!(plan(&["--runs-per-gpu", "0"], "{}", two, 16).is_err());
+        let (slots, how) = plan(&["--gpus", "0"], "{}", None, 4).unwrap();
+        assert_eq!(devices(&slots), vec![SlotDevice::Gpu(0)]);
+        assert!(how.contains("trusting --gpus"), "{how}");
+    }
 }

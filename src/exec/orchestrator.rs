@@ -35,7 +35,7 @@ use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
-use super::worker::{EXIT_CLAIM_LOST, EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
+use super::worker::{EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
 use crate::store::{Claim, RunRow, RunStatus, Store};
 
 /// How often the orchestrator polls progress, cancellation and runs held
@@ -109,6 +109,9 @@ pub struct Options {
     pub log_dir: PathBuf,
     /// Live multi-line display (a terminal) instead of plain log lines.
     pub live: bool,
+    /// Runs of the sweep already done before this session (for the
+    /// header's "done/total").
+    pub already_done: usize,
 }
 
 /// Why an orchestrator stopped before every run finished.
@@ -174,7 +177,7 @@ pub async fn orchestrate(
     );
     std::fs::create_dir_all(&opts.log_dir)
         .with_context(|| format!("creating the log folder {}", opts.log_dir.display()))?;
-    let total = runs.len();
+    let total = runs.len() + opts.already_done;
     let mut orch = Orchestrator {
         store,
         opts,
@@ -278,7 +281,7 @@ impl Orchestrator<'_> {
     fn counts(&self) -> Counts {
         let running = self.active.iter().flatten().count();
         Counts {
-            done: self.outcome.done + self.outcome.done_elsewhere,
+            done: self.opts.already_done + self.outcome.done + self.outcome.done_elsewhere,
             running,
             elsewhere: self.elsewhere.len(),
             queued: self.pending.len().saturating_sub(self.elsewhere.len()),
@@ -347,7 +350,9 @@ impl Orchestrator<'_> {
                 stale_after_s: None,
             };
             let claimed = match row.status {
-                RunStatus::Running if !mine && self.owner_is_gone(&row) => {
+                // Ours but not active can only be a leftover of a failed
+                // release; take it back like a dead owner's.
+                RunStatus::Running if mine || self.owner_is_gone(&row) => {
                     let got = self
                         .store
                         .take_over_run(row.id, &claim, row.owner.as_deref(), row.pid)
@@ -524,7 +529,7 @@ impl Orchestrator<'_> {
             ));
             return Ok(());
         }
-        if !mine || code == Some(i32::from(EXIT_CLAIM_LOST)) {
+        if !mine {
             self.ui.line(format!(
                 "run {id} ({}) is held by {} now; watching it",
                 act.run.label,

@@ -78,7 +78,7 @@ pub(crate) fn dodge(series: &mut [Series], x_range: (f64, f64)) {
         for p in &mut s.points {
             p.0 += off;
         }
-        s.width = 3 + 2 * (n - 1 - i) as u32;
+        s.width = 3 + (n - 1 - i) as u32;
     }
 }
 

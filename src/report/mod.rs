@@ -9,6 +9,8 @@
 //! is missing and which command would produce it, because an empty or
 //! half-filled image would be read as a result.
 
+#![deny(missing_docs)]
+
 pub mod data;
 pub mod draw;
 pub mod fig10;
@@ -122,6 +124,27 @@ impl Kind {
             Kind::Fig12 => "fig12".into(),
             Kind::Table5 => "table5".into(),
         }
+    }
+
+    /// The files this figure or table writes (deterministic names).
+    pub fn files(self) -> Vec<String> {
+        let stem = match self {
+            Kind::Fig7 => fig7::STEM,
+            Kind::Fig8 => fig8::STEM,
+            Kind::Fig9 => fig9::STEM,
+            Kind::Fig10(per) => per.stem(),
+            Kind::Fig12 => fig12::STEM,
+            Kind::Table5 => {
+                return ["md", "csv", "tex", "json"]
+                    .iter()
+                    .map(|e| format!("table5.{e}"))
+                    .collect()
+            }
+        };
+        ["png", "svg", "json"]
+            .iter()
+            .map(|e| format!("{stem}.{e}"))
+            .collect()
     }
 }
 

@@ -45,7 +45,14 @@ fn entries_for(dataset: &str) -> Vec<&str> {
 /// error names the architecture and the byte offset at fault.
 pub fn read_table(bytes: &[u8], dataset: &str) -> Result<Nb201Table, ReportError> {
     let fail = |msg: String| ReportError::Nb201(msg);
-    let root = pickle::parse(bytes).map_err(|e| fail(format!("not a readable pickle: {e}")))?;
+    let root = pickle::parse(bytes).map_err(|e| {
+        let hint = if e.detail.contains("numpy") && e.detail.contains("scalar") {
+            " (the file stores numpy scalars; re-save it with the accuracies as Python floats, e.g. `float(x)`)"
+        } else {
+            ""
+        };
+        fail(format!("not a readable pickle: {e}{hint}"))
+    })?;
     let Obj::Dict(items) = &root.obj else {
         return Err(fail(format!(
             "the pickle holds a {}, not the dict {{arch_str: {{dataset: {{'eval_acc1es': [...]}}}}}} of NASLib's NAS-Bench-201 files",

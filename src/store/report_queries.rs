@@ -6,6 +6,8 @@
 //! a paper-sized sweep is a few hundred runs × 50 epochs, which SQLite hands
 //! over in milliseconds, and the report code stays free of SQL.
 
+#![deny(missing_docs)]
+
 use super::error::Context;
 use super::{Store, StoreError};
 
