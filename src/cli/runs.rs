@@ -454,7 +454,7 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
         })
         .collect();
-    let keys = differing_keys(&configs);
+    let keys = differing_keys(&configs, false);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec!["".to_owned()];
@@ -498,13 +498,22 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
 type Metric = fn(&QueryRows) -> String;
 
 /// The config keys (in `SearchConfig` order) whose shown value differs
-/// between the given configs.
-pub(crate) fn differing_keys(configs: &[serde_json::Map<String, Value>]) -> Vec<String> {
+/// between the given configs. With `among_used`, a key counts only if the
+/// runs that use it disagree (a sweep's DDSAS knobs are not "varied" just
+/// because its baselines show `-`); without, `-` against a value counts too
+/// (a side-by-side comparison shows it).
+pub(crate) fn differing_keys(
+    configs: &[serde_json::Map<String, Value>],
+    among_used: bool,
+) -> Vec<String> {
     crate::sweep::config_keys()
         .iter()
         .filter(|k| {
-            let first = configs.first().map(|c| config_text(c, k));
-            configs.iter().any(|c| Some(config_text(c, k)) != first)
+            let mut shown: Vec<String> = configs.iter().map(|c| config_text(c, k)).collect();
+            if among_used {
+                shown.retain(|v| v != "-");
+            }
+            shown.iter().any(|v| v != &shown[0])
         })
         .cloned()
         .collect()

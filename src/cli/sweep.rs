@@ -568,7 +568,7 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
                 .unwrap_or_default()
         })
         .collect();
-    let keys = differing_keys(&configs);
+    let keys = differing_keys(&configs, true);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     let mut header: Vec<String> = vec!["#".into(), "run".into()];

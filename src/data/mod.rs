@@ -2,9 +2,9 @@
 //! Python-pickle layouts), the two search halves and the augmenting loader.
 //!
 //! Everything is loaded whole into memory as `uint8` tensors (CIFAR-10 is
-//! 150 MB), because the loader then gathers batches with one `index_select`
-//! on the device, which is what keeps data loading far below the cost of a
-//! search step. A malformed or truncated file is a [`DataError`] naming the
+//! 150 MB), because the [`Loader`] then builds each batch from memory on
+//! its device in one go (no per-image work, no files read during a search),
+//! which keeps data loading far below the cost of a search step. A malformed or truncated file is a [`DataError`] naming the
 //! file and the byte offset, never a panic or a silent partial load.
 
 use std::path::PathBuf;

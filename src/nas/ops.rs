@@ -69,7 +69,12 @@ impl ReluConvBn {
 
     /// Runs the block.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(&x.relu().apply(&self.conv), train)
+        self.forward_relu_t(&x.relu(), train)
+    }
+
+    /// Runs the block on an input whose ReLU is already taken.
+    pub fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&x_relu.apply(&self.conv), train)
     }
 }
 
@@ -93,7 +98,11 @@ impl FactorizedReduce {
 
     /// Runs the block.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = x.relu();
+        self.forward_relu_t(&x.relu(), train)
+    }
+
+    /// Runs the block on an input whose ReLU is already taken.
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Tensor {
         let shifted = x
             .narrow(2, 1, x.size()[2] - 1)
             .narrow(3, 1, x.size()[3] - 1);
@@ -119,8 +128,8 @@ impl DepthwisePointwise {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = x.relu().apply(&self.depthwise).apply(&self.pointwise);
+    fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
+        let y = x_relu.apply(&self.depthwise).apply(&self.pointwise);
         self.bn.forward_t(&y, train)
     }
 }
@@ -195,8 +204,16 @@ impl Op {
         Some(op)
     }
 
-    /// Runs the op.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    /// Whether the op starts with a ReLU of its input: those can share one
+    /// ReLU per input (see [`Op::forward_t`]).
+    pub fn starts_with_relu(&self) -> bool {
+        matches!(self, Op::Reduce(_) | Op::SepConv(_) | Op::DilConv(_) | Op::NorConv(_))
+    }
+
+    /// Runs the op on `x`; `relu_of_x` supplies `x.relu()` for the ops that
+    /// start with it, so that several ops on one input compute it once
+    /// (forward and backward), as they do the same arithmetic either way.
+    pub fn forward_t(&self, x: &Tensor, relu_of_x: impl FnOnce() -> Tensor, train: bool) -> Tensor {
         match self {
             Op::MaxPool { stride, bn } => {
                 let y = x.max_pool2d([3, 3], [*stride, *stride], [1, 1], [1, 1], false);
@@ -210,10 +227,13 @@ impl Op {
                 }
             }
             Op::Identity => x.shallow_clone(),
-            Op::Reduce(r) => r.forward_t(x, train),
-            Op::SepConv(s) => s.second.forward_t(&s.first.forward_t(x, train), train),
-            Op::DilConv(d) => d.0.forward_t(x, train),
-            Op::NorConv(b) => b.forward_t(x, train),
+            Op::Reduce(r) => r.forward_relu_t(&relu_of_x(), train),
+            Op::SepConv(s) => {
+                let y = s.first.forward_relu_t(&relu_of_x(), train);
+                s.second.forward_relu_t(&y.relu(), train)
+            }
+            Op::DilConv(d) => d.0.forward_relu_t(&relu_of_x(), train),
+            Op::NorConv(b) => b.forward_relu_t(&relu_of_x(), train),
         }
     }
 }
@@ -245,7 +265,7 @@ mod tests {
                     match op {
                         None => assert_eq!(*name, "none"),
                         Some(op) => {
-                            let y = op.forward_t(&x, true);
+                            let y = op.forward_t(&x, || x.relu(), true);
                             let side = 8 / stride;
                             assert_eq!(y.size(), vec![2, 4, side, side], "{name} stride {stride}");
                         }

@@ -102,13 +102,19 @@ fn run_nodes(
     zero_like: impl Fn(&Tensor) -> Tensor,
 ) {
     let nodes = space.edge_nodes();
+    // ReLU of each state, computed once for all the ops that start with it.
+    let mut relus: Vec<Option<Tensor>> = Vec::new();
     for node in plan {
+        relus.resize_with(states.len(), || None);
         let outs: Vec<Tensor> = node
             .ops
             .iter()
             .map(|&(e, k)| {
                 let op = edges[e].ops[k].as_ref().expect("plans never contain none");
-                op.forward_t(&states[nodes[e].1], train)
+                let from = nodes[e].1;
+                let x = &states[from];
+                let cached = &mut relus[from];
+                op.forward_t(x, || cached.get_or_insert_with(|| x.relu()).shallow_clone(), train)
             })
             .collect();
         let w = weights.index_select(0, &node.index);

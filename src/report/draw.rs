@@ -194,6 +194,17 @@ pub fn measure(text: &str, t: &Txt) -> i32 {
     metrics(t.bold).width(text, t.px as f64).ceil() as i32
 }
 
+/// `t` made smaller (down to 80% of its size) until `text` fits `max_px`,
+/// and `text` shortened with "…" if even that does not fit.
+pub fn shrink_to_fit(text: &str, t: &Txt, max_px: i32) -> (String, Txt) {
+    let mut t = *t;
+    let floor = (t.px * 4 / 5).max(10);
+    while t.px > floor && measure(text, &t) > max_px {
+        t.px -= 1;
+    }
+    (fit(text, &t, max_px), t)
+}
+
 /// Shortens `text` with "…" until it fits `max_px`.
 pub fn fit(text: &str, t: &Txt, max_px: i32) -> String {
     if measure(text, t) <= max_px {
@@ -312,10 +323,10 @@ pub fn title<DB: DrawingBackend>(
 ) -> Result<DrawingArea<DB, Shift>, DrawError> {
     let (w, _) = root.dim_in_pixel();
     let (top, rest) = root.split_vertically(TITLE_PX as i32 + 30);
-    let t = bold(TITLE_PX);
+    let (text, t) = shrink_to_fit(text, &bold(TITLE_PX), w as i32 - 20);
     text_at(
         &top,
-        &fit(text, &t, w as i32 - 20),
+        &text,
         &t,
         (w as i32 / 2, TITLE_PX as i32 / 2 + 16),
         HPos::Center,
@@ -637,9 +648,10 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
     let desc = font(DESC_PX);
     let title_t = bold(PANEL_TITLE_PX);
     let title_h = PANEL_TITLE_PX as i32 + 22;
+    let (title_text, title_t) = shrink_to_fit(&hm.title, &title_t, w - 10);
     text_at(
         area,
-        &fit(&hm.title, &title_t, w - 10),
+        &title_text,
         &title_t,
         (w / 2, title_h / 2),
         HPos::Center,
@@ -961,9 +973,10 @@ pub fn axes<DB: DrawingBackend>(
     let desc = font(DESC_PX);
     let title_t = bold(PANEL_TITLE_PX);
     let title_h = PANEL_TITLE_PX as i32 + 22;
+    let (title_text, title_t) = shrink_to_fit(title, &title_t, w - 10);
     text_at(
         area,
-        &fit(title, &title_t, w - 10),
+        &title_text,
         &title_t,
         (w / 2, title_h / 2),
         HPos::Center,
@@ -1034,8 +1047,35 @@ pub fn axes<DB: DrawingBackend>(
     Ok(frame)
 }
 
+/// Pixel height of the plot frame that [`axes`] makes in `area`.
+fn frame_height<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> f64 {
+    let h = area.dim_in_pixel().1 as i32;
+    let top = PANEL_TITLE_PX as i32 + 22 + 8;
+    let bottom = 12 + LABEL_PX as i32 + 16 + DESC_PX as i32 + 10;
+    (h - top - bottom).max(50) as f64
+}
+
+/// `hi` raised so that data up to `hi` stays below `notes` lines of text
+/// written at the top of a plot `frame_px` high.
+fn above_notes(lo: f64, hi: f64, notes: usize, frame_px: f64) -> f64 {
+    if notes == 0 {
+        return hi;
+    }
+    let used = 18.0 + notes as f64 * (LABEL_PX as f64 + 9.0) + 8.0;
+    let frac = (used / frame_px).min(0.7);
+    lo + (hi - lo) / (1.0 - frac)
+}
+
 /// Draws `p` filling `area`.
 pub fn line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePanel) -> DrawResult {
+    let mut p = p.clone();
+    if p.integer_y && p.y_range.1 - p.y_range.0 < 3.0 {
+        // A flat count: room for a few whole-number ticks around it.
+        let mid = ((p.y_range.0 + p.y_range.1) / 2.0).round();
+        p.y_range = (mid - 1.5, mid + 1.5);
+    }
+    p.y_range.1 = above_notes(p.y_range.0, p.y_range.1, p.notes.len(), frame_height(area));
+    let p = &p;
     let x_ticks = if p.integer_x {
         int_ticks(p.x_range.0, p.x_range.1, 8)
     } else {
@@ -1046,6 +1086,7 @@ pub fn line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePan
     } else {
         nice_ticks(p.y_range.0, p.y_range.1, 6)
     };
+
     let xdec = tick_decimals(&x_ticks);
     let x_labels: Vec<(f64, String)> = x_ticks
         .iter()
@@ -1135,7 +1176,8 @@ pub fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &BarPanel
         .iter()
         .flat_map(|s| s.values.iter().copied())
         .fold(0.0, f64::max);
-    let top = if top > 0.0 { top * 1.25 } else { 1.0 };
+    let top = if top > 0.0 { top * 1.12 } else { 1.0 };
+    let top = above_notes(0.0, top, p.notes.len(), frame_height(area));
     let y_ticks = int_ticks(0.0, top, 6);
     let x_labels: Vec<(f64, String)> = p
         .categories

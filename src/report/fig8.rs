@@ -295,7 +295,7 @@ pub async fn render(
     });
     let plot = Fig8 {
         title: format!(
-            "Fig. 8 — skip connections of the derived normal cell per epoch (sweep {})",
+            "Fig. 8 — skip connections in the derived normal cell per epoch (sweep {})",
             data.name
         ),
         legend,

@@ -243,6 +243,7 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
         let _ = write!(tex, " & {}", c.with.tex());
     }
     let tex_caption = caption
+        .trim_start_matches("Table 5: ")
         .replace('%', "\\%")
         .replace('±', "$\\pm$")
         .replace('−', "$-$")
