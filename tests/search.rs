@@ -30,7 +30,7 @@ fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
 fn sqlite(db: &Path, sql: &str) -> Vec<Vec<String>> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        use sqlx::{Column, Row};
+        use sqlx::Row;
         let url = format!("sqlite://{}?mode=ro", db.display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();

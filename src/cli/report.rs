@@ -129,6 +129,13 @@ impl ReportCmd {
             metric: metric.into(),
         };
         let start = Instant::now();
+        if !args.db.db.exists() {
+            anyhow::bail!(
+                "database {} does not exist: run searches first, e.g. `ddsas sweep run sweeps/demo.yaml --db {}`",
+                args.db.db.display(),
+                args.db.db.display()
+            );
+        }
         let rt = Runtime::new().context("starting the async runtime")?;
         let store = rt.block_on(Store::open(&args.db.db))?;
         let data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;

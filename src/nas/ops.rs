@@ -207,7 +207,10 @@ impl Op {
     /// Whether the op starts with a ReLU of its input: those can share one
     /// ReLU per input (see [`Op::forward_t`]).
     pub fn starts_with_relu(&self) -> bool {
-        matches!(self, Op::Reduce(_) | Op::SepConv(_) | Op::DilConv(_) | Op::NorConv(_))
+        matches!(
+            self,
+            Op::Reduce(_) | Op::SepConv(_) | Op::DilConv(_) | Op::NorConv(_)
+        )
     }
 
     /// Runs the op on `x`; `relu_of_x` supplies `x.relu()` for the ops that

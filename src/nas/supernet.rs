@@ -114,7 +114,11 @@ fn run_nodes(
                 let from = nodes[e].1;
                 let x = &states[from];
                 let cached = &mut relus[from];
-                op.forward_t(x, || cached.get_or_insert_with(|| x.relu()).shallow_clone(), train)
+                op.forward_t(
+                    x,
+                    || cached.get_or_insert_with(|| x.relu()).shallow_clone(),
+                    train,
+                )
             })
             .collect();
         let w = weights.index_select(0, &node.index);

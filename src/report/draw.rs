@@ -280,13 +280,17 @@ pub fn text_at<DB: DrawingBackend>(
 }
 
 /// Draws `text` rotated a quarter turn counter-clockwise (reading upwards),
-/// centred at `(x, y)`.
+/// centred at `(x, y)`, made smaller or shortened to be at most `max_px`
+/// long.
 pub fn vertical_text<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     text: &str,
     t: &Txt,
     (x, y): (i32, i32),
+    max_px: i32,
 ) -> DrawResult {
+    let (text, t) = shrink_to_fit(text, t, max_px);
+    let (text, t) = (text.as_str(), &t);
     let color = t.color;
     let style = style(t, &color).transform(FontTransform::Rotate270);
     if target() == Target::Svg {
@@ -832,6 +836,7 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
         &hm.y_desc,
         &desc,
         (10 + DESC_PX as i32 / 2, (y0 + y1) / 2),
+        y1 - y0,
     )?;
     // Colour bar.
     let bx0 = x1 + 26;
@@ -871,6 +876,7 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
             bx0 + bar_w + 10 + tick_w + 16 + DESC_PX as i32 / 2,
             (y0 + y1) / 2,
         ),
+        y1 - y0,
     )?;
     Ok(())
 }
@@ -1043,7 +1049,13 @@ pub fn axes<DB: DrawingBackend>(
         ),
         HPos::Center,
     )?;
-    vertical_text(area, y_desc, &desc, (10 + DESC_PX as i32 / 2, (t + b) / 2))?;
+    vertical_text(
+        area,
+        y_desc,
+        &desc,
+        (10 + DESC_PX as i32 / 2, (t + b) / 2),
+        b - t + 30,
+    )?;
     Ok(frame)
 }
 

@@ -287,9 +287,7 @@ pub async fn render(
                     .clone()
                     .unwrap_or(AccSource::Valid("search valid accuracy".into()));
                 let desc = match &src {
-                    AccSource::Benchmark { dataset, .. } => {
-                        format!("NAS-Bench-201 {dataset} accuracy (%)")
-                    }
+                    AccSource::Benchmark { .. } => "benchmark accuracy (%)".to_string(),
                     AccSource::Valid(_) => "search valid accuracy (%)".to_string(),
                 };
                 (desc, acc_source_text(&src))
@@ -317,7 +315,12 @@ pub async fn render(
                 notes: Vec::new(),
             },
             LinePanel {
-                title: format!("{label} · accuracy"),
+                title: match (&source, per) {
+                    (Some(AccSource::Benchmark { dataset, .. }), Per::Epoch) => {
+                        format!("{label} · NAS-Bench-201 {dataset} accuracy of each epoch's cell")
+                    }
+                    _ => format!("{label} · accuracy"),
+                },
                 x_desc: format!("{unit} (from 0)"),
                 y_desc: acc_desc,
                 x_range,

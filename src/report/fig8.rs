@@ -148,6 +148,7 @@ pub async fn render(
         ));
     }
     let datasets: Vec<&str> = groups.keys().map(|(d, _)| d.as_str()).collect();
+    let any_darts = groups.keys().any(|(_, space)| space != "nb201");
     let lookup = Nb201Lookup::load(store, &datasets).await?;
     let mut columns = Vec::new();
     let mut methods_seen: Vec<String> = Vec::new();
@@ -239,7 +240,7 @@ pub async fn render(
         dodge(&mut skip_series, x_range);
         dodge(&mut acc_series, x_range);
         let acc_desc = match &source {
-            AccSource::Benchmark { dataset, .. } => format!("NAS-Bench-201 {dataset} accuracy (%)"),
+            AccSource::Benchmark { .. } => "benchmark accuracy (%)".to_string(),
             AccSource::Valid(_) => "search valid accuracy (%)".to_string(),
         };
         let label = group_label(dataset, space);
@@ -260,7 +261,12 @@ pub async fn render(
                 notes: Vec::new(),
             },
             LinePanel {
-                title: format!("{label} · accuracy of the same epochs"),
+                title: match &source {
+                    AccSource::Benchmark { dataset, .. } => {
+                        format!("{label} · NAS-Bench-201 {dataset} accuracy of each epoch's cell")
+                    }
+                    AccSource::Valid(_) => format!("{label} · accuracy of the same epochs"),
+                },
                 x_desc: "epoch (from 0)".into(),
                 y_desc: acc_desc,
                 x_range,
@@ -295,7 +301,8 @@ pub async fn render(
     });
     let plot = Fig8 {
         title: format!(
-            "Fig. 8 — skip connections in the derived normal cell per epoch (sweep {})",
+            "Fig. 8 — skip connections in the derived {} per epoch (sweep {})",
+            if any_darts { "normal cell" } else { "cell" },
             data.name
         ),
         legend,

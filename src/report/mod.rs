@@ -235,10 +235,16 @@ pub async fn render_all(
     for kind in kinds {
         match render(store, data, kind, opts).await {
             Ok(out) => made.push(out),
-            Err(ReportError::CannotDraw { missing, hint, .. }) => skipped.push((
-                kind.name(),
-                format!("sweep `{}` {missing}; {hint}", data.name),
-            )),
+            Err(ReportError::CannotDraw { missing, hint, .. }) => {
+                // A file left by an earlier report would now be stale.
+                for name in kind.files() {
+                    let _ = std::fs::remove_file(opts.out.join(name));
+                }
+                skipped.push((
+                    kind.name(),
+                    format!("sweep `{}` {missing}; {hint}", data.name),
+                ));
+            }
             Err(e) => return Err(e),
         }
     }
