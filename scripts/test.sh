@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 cargo build --release --locked
-cargo test --release --locked "$@"
+cargo test --release --locked --no-fail-fast "$@"

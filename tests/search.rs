@@ -28,13 +28,20 @@ fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
 }
 
 fn sqlite(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    try_sqlite(db, sql).unwrap()
+}
+
+/// Reads `sql` from `db`; an error while another process is still creating
+/// the file is expected when polling.
+fn try_sqlite(db: &Path, sql: &str) -> Result<Vec<Vec<String>>, sqlx::Error> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sqlx::Row;
         let url = format!("sqlite://{}?mode=ro", db.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
-        rows.iter()
+        let pool = sqlx::SqlitePool::connect(&url).await?;
+        let rows = sqlx::query(sql).fetch_all(&pool).await?;
+        Ok(rows
+            .iter()
             .map(|r| {
                 (0..r.columns().len())
                     .map(|i| {
@@ -45,7 +52,7 @@ fn sqlite(db: &Path, sql: &str) -> Vec<Vec<String>> {
                     })
                     .collect()
             })
-            .collect()
+            .collect())
     })
 }
 
@@ -177,7 +184,8 @@ fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "first epoch never stored");
-        if db.exists() && sqlite(&db, "SELECT COUNT(*) FROM epochs")[0][0] != "0" {
+        let stored = try_sqlite(&db, "SELECT COUNT(*) FROM epochs");
+        if stored.is_ok_and(|rows| rows[0][0] != "0") {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
