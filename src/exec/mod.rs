@@ -126,6 +126,7 @@ struct StoreObserver<'a> {
     rt: &'a Runtime,
     store: &'a Store,
     run_id: i64,
+    batch: f64,
     space: SearchSpace,
     epochs: u32,
     bar: ProgressBar,
@@ -161,6 +162,7 @@ impl<'a> StoreObserver<'a> {
             rt,
             store,
             run_id,
+            batch: f64::from(cfg.config.batch_size),
             space: SearchSpace::new(cfg.config.space),
             epochs: cfg.config.epochs,
             bar,
@@ -204,8 +206,12 @@ impl Observer for StoreObserver<'_> {
             }
         }
         if let Some((loss, acc)) = running {
-            self.bar
-                .set_message(format!("loss {loss:.3} acc {:.1}%", 100.0 * acc));
+            // Each step consumes one batch from each half.
+            let images_per_s = 2.0 * self.batch * self.bar.per_sec();
+            self.bar.set_message(format!(
+                "loss {loss:.3} acc {:.1}% {images_per_s:.0} img/s",
+                100.0 * acc
+            ));
         }
         self.bar.set_position(step as u64);
     }
