@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{Method, ResolvedConfig};
+use crate::config::ResolvedConfig;
 use crate::data::{self, Augment, DataError, Loader};
 use crate::nas::checkpoint::{self, CheckpointError, CheckpointState};
 use crate::nas::method::{ArchParams, MethodState};
@@ -518,9 +518,4 @@ pub fn peak_rss_bytes() -> Option<i64> {
     // SAFETY: getrusage succeeded, so the struct is initialised.
     let usage = unsafe { usage.assume_init() };
     Some(usage.ru_maxrss * 1024)
-}
-
-/// Whether `method` samples (and so has sampling counts).
-pub fn samples(method: Method) -> bool {
-    method != Method::Darts
 }
