@@ -1261,6 +1261,43 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// A title, a legend, then columns of two stacked line panels (Figs. 8 and
+/// 10): one column per dataset/space.
+pub struct StackedColumns {
+    /// Figure title.
+    pub title: String,
+    /// Legend entries shown under the title.
+    pub legend: Vec<LegendEntry>,
+    /// Per column: top panel, bottom panel.
+    pub columns: Vec<(LinePanel, LinePanel)>,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Share of a column's height given to the top panel, in percent.
+    pub top_percent: i32,
+}
+
+impl Plot for StackedColumns {
+    fn size(&self) -> (u32, u32) {
+        let n = self.columns.len() as u32;
+        (if n == 1 { 1200 } else { 850 * n }, self.height)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let body = title(root, &self.title)?;
+        let (w, _) = body.dim_in_pixel();
+        let (top, body) = body.split_vertically(legend_height(&self.legend, w as i32));
+        legend(&top, &self.legend)?;
+        let body = body.margin(0, 10, 10, 10);
+        let cols = body.split_evenly((1, self.columns.len()));
+        for (col, (upper, lower)) in cols.iter().zip(&self.columns) {
+            let (a, b) = col.split_vertically(col.dim_in_pixel().1 as i32 * self.top_percent / 100);
+            line_panel(&a, upper)?;
+            line_panel(&b, lower)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

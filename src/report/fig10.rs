@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -19,7 +18,7 @@ use super::data::{
     acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
     runs_text, seed_count, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
 };
-use super::draw::{self, DrawResult, LegendEntry, LinePanel, Plot, Series, Swatch};
+use super::draw::{self, LegendEntry, LinePanel, Plot, Series, StackedColumns, Swatch};
 use super::fig8::{band_range, mean_series, stats, stats_json, Stats};
 use super::{save_plot, write_json, Kind, Options, Output, ReportError};
 use crate::store::{ReportRun, StepPoint, Store};
@@ -55,37 +54,6 @@ impl Per {
             Per::Step => "fig10_explore_step",
             Per::Epoch => "fig10_explore_epoch",
         }
-    }
-}
-
-struct Fig10 {
-    title: String,
-    legend: Vec<LegendEntry>,
-    columns: Vec<(LinePanel, LinePanel)>,
-}
-
-impl Plot for Fig10 {
-    fn size(&self) -> (u32, u32) {
-        let n = self.columns.len() as u32;
-        (if n == 1 { 1200 } else { 850 * n }, 1000)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let body = draw::title(root, &self.title)?;
-        let (w, _) = body.dim_in_pixel();
-        let (top, body) = body.split_vertically(draw::legend_height(&self.legend, w as i32));
-        draw::legend(&top, &self.legend)?;
-        let body = body.margin(0, 10, 10, 10);
-        for (col, (dist, acc)) in body
-            .split_evenly((1, self.columns.len()))
-            .iter()
-            .zip(&self.columns)
-        {
-            let (a, b) = col.split_vertically(col.dim_in_pixel().1 as i32 / 2);
-            draw::line_panel(&a, dist)?;
-            draw::line_panel(&b, acc)?;
-        }
-        Ok(())
     }
 }
 
@@ -362,13 +330,15 @@ pub async fn render(
             swatch: Swatch::Box,
         }
     });
-    let plot = Fig10 {
+    let plot = StackedColumns {
         title: format!(
             "Fig. 10 — cosine distance between adjacent {unit}s and accuracy (sweep {})",
             data.name
         ),
         legend,
         columns,
+        height: 1000,
+        top_percent: 50,
     };
     let stem = per.stem();
     let mut files = save_plot(&plot, &opts.out, stem)?;

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -16,7 +15,7 @@ use super::data::{
     acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
     runs_text, seed_count, AccSource, Nb201Lookup, SweepData,
 };
-use super::draw::{self, mean_std, DrawResult, LegendEntry, LinePanel, Plot, Series, Swatch};
+use super::draw::{self, mean_std, LegendEntry, LinePanel, Plot, Series, StackedColumns, Swatch};
 use super::{save_plot, write_json, Kind, Options, Output, ReportError};
 use crate::store::{ReportRun, Store};
 
@@ -100,35 +99,6 @@ pub(crate) fn band_range(all: &[&Stats]) -> (f64, f64) {
         .flat_map(|s| s.iter().map(|&(_, m, sd, _)| m + sd))
         .fold(f64::NEG_INFINITY, f64::max);
     (lo, hi)
-}
-
-struct Fig8 {
-    title: String,
-    legend: Vec<LegendEntry>,
-    /// Per column: skip panel, accuracy panel.
-    columns: Vec<(LinePanel, LinePanel)>,
-}
-
-impl Plot for Fig8 {
-    fn size(&self) -> (u32, u32) {
-        let n = self.columns.len() as u32;
-        (if n == 1 { 1200 } else { 850 * n }, 1100)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let body = draw::title(root, &self.title)?;
-        let (w, _) = body.dim_in_pixel();
-        let (top, body) = body.split_vertically(draw::legend_height(&self.legend, w as i32));
-        draw::legend(&top, &self.legend)?;
-        let body = body.margin(0, 10, 10, 10);
-        let cols = body.split_evenly((1, self.columns.len()));
-        for (col, (skip, acc)) in cols.iter().zip(&self.columns) {
-            let (h_skip, h_acc) = col.split_vertically(col.dim_in_pixel().1 as i32 * 55 / 100);
-            draw::line_panel(&h_skip, skip)?;
-            draw::line_panel(&h_acc, acc)?;
-        }
-        Ok(())
-    }
 }
 
 /// Draws Fig. 8 of `data`.
@@ -299,7 +269,7 @@ pub async fn render(
         color: RGBColor(200, 200, 200),
         swatch: Swatch::Box,
     });
-    let plot = Fig8 {
+    let plot = StackedColumns {
         title: format!(
             "Fig. 8 — skip connections in the derived {} per epoch (sweep {})",
             if any_darts { "normal cell" } else { "cell" },
@@ -307,6 +277,8 @@ pub async fn render(
         ),
         legend,
         columns,
+        height: 1100,
+        top_percent: 55,
     };
     let mut files = save_plot(&plot, &opts.out, STEM)?;
     let size = plot.size();
