@@ -76,14 +76,42 @@ pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
         },
     };
     if let tch::Device::Cuda(n) = device {
+        let loaded = load_cuda_backend();
         let count = tch::Cuda::device_count() as usize;
         if n >= count {
-            anyhow::bail!(
-                "device {text} is not available: this machine has {count} CUDA device(s) visible to libtorch; use --device cpu"
-            );
+            let why = match loaded {
+                Ok(()) => format!("libtorch sees {count} CUDA device(s) on this machine"),
+                Err(e) => format!("libtorch's CUDA backend could not be loaded ({e})"),
+            };
+            anyhow::bail!("device {text} is not available: {why}; use --device cpu");
         }
     }
     Ok(device)
+}
+
+/// Loads `libtorch_cuda.so` into the process.
+///
+/// The linker drops it from the binary's needed libraries because no Rust code
+/// calls into it directly (`--as-needed`), yet libtorch only registers its
+/// CUDA backend when that library's initialisers run. Loading it on demand,
+/// as `import torch` does, makes CUDA work without slowing the start of CPU
+/// runs. The library is found through the binary's rpath or `LD_LIBRARY_PATH`.
+fn load_cuda_backend() -> anyhow::Result<()> {
+    let name = c"libtorch_cuda.so";
+    // SAFETY: dlopen/dlerror take NUL-terminated strings and are thread-safe
+    // in glibc; the handle is kept for the life of the process on purpose.
+    unsafe {
+        if !libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL).is_null() {
+            return Ok(());
+        }
+        let err = libc::dlerror();
+        let text = if err.is_null() {
+            "unknown dlopen error".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned()
+        };
+        anyhow::bail!("{text}")
+    }
 }
 
 /// Text form of a device, as stored in the database.
@@ -135,4 +163,35 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_name_round_trip() {
+        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
+        assert_eq!(device_name(tch::Device::Cuda(3)), "cuda:3");
+        let err = parse_device("gpu0").unwrap_err().to_string();
+        assert!(err.contains("use cpu, cuda or cuda:N"), "{err}");
+    }
+
+    /// Without `load_cuda_backend` libtorch answers "Could not run ... with
+    /// arguments from the 'CUDA' backend" even on a GPU machine. Once loaded,
+    /// a CUDA tensor is either made or refused by the driver layer.
+    #[test]
+    fn cuda_backend_registers_once_loaded() {
+        load_cuda_backend().expect("the torch this binary was built with ships libtorch_cuda.so");
+        match tch::Tensor::f_zeros([1], (tch::Kind::Float, tch::Device::Cuda(0))) {
+            Ok(t) => assert_eq!(t.device(), tch::Device::Cuda(0)),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(
+                    !text.contains("'CUDA' backend"),
+                    "CUDA backend still missing: {text}"
+                );
+            }
+        }
+    }
 }
