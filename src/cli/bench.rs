@@ -61,6 +61,10 @@ pub struct StepArgs {
     /// machine does not inflate (meaningful with `--threads 1` on CPU).
     #[arg(long, default_value = "wall", value_parser = ["wall", "cpu"])]
     clock: String,
+    /// On CUDA, let cuDNN time its convolution algorithms for each new
+    /// shape and keep the fastest (the reference leaves this off).
+    #[arg(long)]
+    cudnn_benchmark: bool,
 }
 
 /// Knobs of `bench data`.
@@ -99,6 +103,9 @@ fn synchronize(device: Device) {
 fn bench_step(a: StepArgs) -> anyhow::Result<()> {
     set_threads(a.threads);
     let device = parse_device(&a.device)?;
+    if a.cudnn_benchmark {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
     let overrides = vec![
         format!("method={}", a.method),
         format!("L={}", a.L),
