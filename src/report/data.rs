@@ -201,6 +201,10 @@ pub fn runs_text(ids: &[i64]) -> String {
     let word = if ids.len() == 1 { "run" } else { "runs" };
     format!("{word} {}", parts.join(", "))
 }
+/// `n` and a noun, plural unless `n` is 1: "1 seed", "3 seeds".
+pub fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
 
 /// Number of distinct seeds among `runs`.
 pub fn seed_count(runs: &[&ReportRun]) -> usize {
@@ -369,5 +373,12 @@ mod tests {
     fn run_ranges_are_compressed() {
         assert_eq!(runs_text(&[5, 3, 4, 7, 9, 10]), "runs 3–5, 7, 9, 10");
         assert_eq!(runs_text(&[2]), "run 2");
+    }
+
+    #[test]
+    fn nouns_are_plural_unless_one() {
+        assert_eq!(plural(1, "seed"), "1 seed");
+        assert_eq!(plural(0, "run"), "0 runs");
+        assert_eq!(plural(3, "seed"), "3 seeds");
     }
 }

@@ -16,11 +16,11 @@ use serde_json::json;
 
 use super::data::{
     acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
-    runs_text, seed_count, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
+    plural, runs_text, seed_count, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
 };
-use super::draw::{self, LegendEntry, LinePanel, Plot, Series, StackedColumns, Swatch};
+use super::draw::{self, LegendEntry, LinePanel, Series, StackedColumns, Swatch};
 use super::fig8::{band_range, mean_series, stats, stats_json, Stats};
-use super::{save_plot, write_json, Kind, Options, Output, ReportError};
+use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::store::{ReportRun, StepPoint, Store};
 
 /// The paper's sweep for this figure.
@@ -228,12 +228,11 @@ pub async fn render(
             let ids: Vec<i64> = mruns.iter().map(|r| r.id).collect();
             counts.push(format!("{} {}", method_label(method), mruns.len()));
             caption.push(format!(
-                "{} on {}: {} ({} seed{})",
+                "{} on {}: {} ({})",
                 method_label(method),
                 group_label(dataset, space),
                 runs_text(&ids),
-                seed_count(mruns),
-                if seed_count(mruns) == 1 { "" } else { "s" }
+                plural(seed_count(mruns), "seed")
             ));
             methods_json.push(json!({
                 "method": method,
@@ -341,43 +340,35 @@ pub async fn render(
         top_percent: 50,
     };
     let stem = per.stem();
-    let mut files = save_plot(&plot, &opts.out, stem)?;
-    let size = plot.size();
-    let sidecar = opts.out.join(format!("{stem}.json"));
-    write_json(
-        &sidecar,
-        &json!({
-            "figure": "fig10",
-            "sweep": data.name,
-            "per": unit,
-            "smoothing_window": window,
-            "width": size.0,
-            "height": size.1,
-            "panels": panels_json,
-        }),
-    )?;
-    files.push(sidecar);
+    let sidecar = json!({
+        "figure": "fig10",
+        "sweep": data.name,
+        "per": unit,
+        "smoothing_window": window,
+        "panels": panels_json,
+    });
     let smooth = if window > 1 {
         format!(" Lines: moving average over {window} steps of the mean over runs.")
     } else {
         " Lines: mean over runs, shaded ± population std.".into()
     };
-    Ok(Output {
-        kind: Kind::Fig10(per),
-        title: plot.title.clone(),
-        caption: format!(
-            "Cosine distance between the one-hot encodings of the architectures derived at adjacent {unit}s ({}).{smooth} {}.{}",
-            match per {
-                Per::Step => "table steps",
-                Per::Epoch => "epochs.cosine_distance",
-            },
-            caption.join("; "),
-            data.not_done_note()
-        ),
-        files,
-        size: Some(size),
-        html: None,
-        printed: None,
-        seconds: 0.0,
-    })
+    save_figure(
+        Figure {
+            kind: Kind::Fig10(per),
+            plot: &plot,
+            title: plot.title.clone(),
+            stem,
+            sidecar,
+            caption: format!(
+                "Cosine distance between the one-hot encodings of the architectures derived at adjacent {unit}s ({}).{smooth} {}.{}",
+                match per {
+                    Per::Step => "table steps",
+                    Per::Epoch => "epochs.cosine_distance",
+                },
+                caption.join("; "),
+                data.not_done_note()
+            ),
+        },
+        opts,
+    )
 }

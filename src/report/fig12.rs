@@ -21,7 +21,7 @@ use super::draw::{
     self, thousands, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE,
 };
 use super::fig9::space_of;
-use super::{save_plot, write_json, Kind, Options, Output, ReportError};
+use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::nas::metrics::RATIO_BINS;
 use crate::store::{ReportRun, Store};
 
@@ -321,41 +321,33 @@ pub async fn render(
         top: line_panels,
         bottom: bars,
     };
-    let mut files = save_plot(&plot, &opts.out, STEM)?;
-    let size = plot.size();
-    let sidecar = opts.out.join(format!("{STEM}.json"));
-    write_json(
-        &sidecar,
-        &json!({
-            "figure": "fig12",
-            "sweep": data.name,
-            "config": config_words,
-            "other_configs": other_configs,
-            "width": size.0,
-            "height": size.1,
-            "runs": runs_json,
-            "totals": totals,
-            "ratio_hist": hist_json,
-        }),
-    )?;
-    files.push(sidecar);
+    let sidecar = json!({
+        "figure": "fig12",
+        "sweep": data.name,
+        "config": config_words,
+        "other_configs": other_configs,
+        "runs": runs_json,
+        "totals": totals,
+        "ratio_hist": hist_json,
+    });
     let others = match other_configs {
         0 => String::new(),
         n => format!(" The sweep has {n} other DDSAS config(s) with subspaces; this figure shows the one with the most runs (ties: approximation on, L closest to the paper's 28)."),
     };
-    Ok(Output {
-        kind: Kind::Fig12,
-        title: plot.title.clone(),
-        caption: format!(
-            "DDSAS {} ({} seed(s)) of one config: {config_words}. (a)/(c): combinations Σ_c y_c² per sampled subspace (table subspaces), totals in the legend; (b): ratio histogram at each run's last epoch (table ratio_hist), summed over the runs, with the share inside 0.9–1.1.{others}{}",
-            runs_text(&ids),
-            runs.len(),
-            data.not_done_note()
-        ),
-        files,
-        size: Some(size),
-        html: None,
-        printed: None,
-        seconds: 0.0,
-    })
+    save_figure(
+        Figure {
+            kind: Kind::Fig12,
+            plot: &plot,
+            title: plot.title.clone(),
+            stem: STEM,
+            sidecar,
+            caption: format!(
+                "DDSAS {} ({} seed(s)) of one config: {config_words}. (a)/(c): combinations Σ_c y_c² per sampled subspace (table subspaces), totals in the legend; (b): ratio histogram at each run's last epoch (table ratio_hist), summed over the runs, with the share inside 0.9–1.1.{others}{}",
+                runs_text(&ids),
+                runs.len(),
+                data.not_done_note()
+            ),
+        },
+        opts,
+    )
 }

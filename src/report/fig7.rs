@@ -8,9 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::json;
 
-use super::data::{group_label, runs_text, SweepData};
+use super::data::{group_label, plural, runs_text, SweepData};
 use super::draw::{self, DrawResult, HeatMap, Plot};
-use super::{save_plot, write_json, Kind, Options, Output, ReportError};
+use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 
 /// File stem of the figure.
 pub const STEM: &str = "fig7_lm_grid";
@@ -145,11 +145,7 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
         let counts: Vec<usize> = p.cells.values().map(|c| c.runs.len()).collect();
         let uniform = counts.iter().all(|&c| c == counts[0]);
         let seeds_text = if uniform {
-            format!(
-                "best of {} seed{}",
-                counts[0],
-                if counts[0] == 1 { "" } else { "s" }
-            )
+            format!("best of {}", plural(counts[0], "seed"))
         } else {
             format!(
                 "best of {}–{} seeds (n per cell)",
@@ -244,34 +240,26 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
         ),
         maps,
     };
-    let mut files = save_plot(&plot, &opts.out, STEM)?;
-    let size = plot.size();
-    let sidecar = opts.out.join(format!("{STEM}.json"));
-    write_json(
-        &sidecar,
-        &json!({
-            "figure": "fig7",
-            "sweep": data.name,
-            "metric": "valid_acc",
-            "unit": "percent",
-            "width": size.0,
-            "height": size.1,
-            "panels": panel_json,
-        }),
-    )?;
-    files.push(sidecar);
-    Ok(Output {
-        kind: Kind::Fig7,
-        title: plot.title.clone(),
-        caption: format!(
-            "{}. Metric: final valid accuracy of the search (no evaluation stage exists yet), max over seeds; DDSAS with the approximation; the outlined cell is the best.{}",
-            caption_parts.join("; "),
-            data.not_done_note()
-        ),
-        files,
-        size: Some(size),
-        html: None,
-        printed: None,
-        seconds: 0.0,
-    })
+    let sidecar = json!({
+        "figure": "fig7",
+        "sweep": data.name,
+        "metric": "valid_acc",
+        "unit": "percent",
+        "panels": panel_json,
+    });
+    save_figure(
+        Figure {
+            kind: Kind::Fig7,
+            plot: &plot,
+            title: plot.title.clone(),
+            stem: STEM,
+            sidecar,
+            caption: format!(
+                "{}. Metric: final valid accuracy of the search (no evaluation stage exists yet), max over seeds; DDSAS with the approximation; the outlined cell is the best.{}",
+                caption_parts.join("; "),
+                data.not_done_note()
+            ),
+        },
+        opts,
+    )
 }

@@ -13,10 +13,10 @@ use serde_json::json;
 
 use super::data::{
     acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
-    runs_text, seed_count, AccSource, Nb201Lookup, SweepData,
+    plural, runs_text, seed_count, AccSource, Nb201Lookup, SweepData,
 };
-use super::draw::{self, mean_std, LegendEntry, LinePanel, Plot, Series, StackedColumns, Swatch};
-use super::{save_plot, write_json, Kind, Options, Output, ReportError};
+use super::draw::{self, mean_std, LegendEntry, LinePanel, Series, StackedColumns, Swatch};
+use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::store::{ReportRun, Store};
 
 /// File stem of the figure.
@@ -175,18 +175,16 @@ pub async fn render(
             acc_series.push(mean_series(&acc, method, markers));
             let ids: Vec<i64> = mruns.iter().map(|r| r.id).collect();
             counts.push(format!(
-                "{} {} run{}",
+                "{} {}",
                 method_label(method),
-                mruns.len(),
-                if mruns.len() == 1 { "" } else { "s" }
+                plural(mruns.len(), "run")
             ));
             caption.push(format!(
-                "{} on {}: {} ({} seed{})",
+                "{} on {}: {} ({})",
                 method_label(method),
                 group_label(dataset, space),
                 runs_text(&ids),
-                seed_count(mruns),
-                if seed_count(mruns) == 1 { "" } else { "s" }
+                plural(seed_count(mruns), "seed")
             ));
             methods_json.push(json!({
                 "method": method,
@@ -280,33 +278,25 @@ pub async fn render(
         height: 1100,
         top_percent: 55,
     };
-    let mut files = save_plot(&plot, &opts.out, STEM)?;
-    let size = plot.size();
-    let sidecar = opts.out.join(format!("{STEM}.json"));
-    write_json(
-        &sidecar,
-        &json!({
-            "figure": "fig8",
-            "sweep": data.name,
-            "std": "population (ddof = 0) over runs",
-            "width": size.0,
-            "height": size.1,
-            "panels": panels_json,
-        }),
-    )?;
-    files.push(sidecar);
-    Ok(Output {
-        kind: Kind::Fig8,
-        title: plot.title.clone(),
-        caption: format!(
-            "Mean ± population std over runs of `epochs.skip_normal` per epoch. {}.{}",
-            caption.join("; "),
-            data.not_done_note()
-        ),
-        files,
-        size: Some(size),
-        html: None,
-        printed: None,
-        seconds: 0.0,
-    })
+    let sidecar = json!({
+        "figure": "fig8",
+        "sweep": data.name,
+        "std": "population (ddof = 0) over runs",
+        "panels": panels_json,
+    });
+    save_figure(
+        Figure {
+            kind: Kind::Fig8,
+            plot: &plot,
+            title: plot.title.clone(),
+            stem: STEM,
+            sidecar,
+            caption: format!(
+                "Mean ± population std over runs of `epochs.skip_normal` per epoch. {}.{}",
+                caption.join("; "),
+                data.not_done_note()
+            ),
+        },
+        opts,
+    )
 }

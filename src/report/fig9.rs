@@ -10,9 +10,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::json;
 
-use super::data::{group_label, runs_text, seed_count, SweepData};
+use super::data::{group_label, plural, runs_text, seed_count, SweepData};
 use super::draw::{self, DrawResult, HeatMap, Plot};
-use super::{save_plot, write_json, Kind, Options, Output, ReportError};
+use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::config::SpaceKind;
 use crate::nas::space::SearchSpace;
 use crate::store::{ReportRun, Store};
@@ -148,11 +148,10 @@ pub async fn render(
             }));
         }
         caption.push(format!(
-            "{}: DDSAS {} ({} seed{})",
+            "{}: DDSAS {} ({})",
             group_label(dataset, space_name),
             runs_text(&ids),
-            seed_count(runs),
-            if seed_count(runs) == 1 { "" } else { "s" }
+            plural(seed_count(runs), "seed")
         ));
     }
     let plot = Fig9 {
@@ -162,32 +161,24 @@ pub async fn render(
         ),
         maps,
     };
-    let mut files = save_plot(&plot, &opts.out, STEM)?;
-    let size = plot.size();
-    let sidecar = opts.out.join(format!("{STEM}.json"));
-    write_json(
-        &sidecar,
-        &json!({
-            "figure": "fig9",
-            "sweep": data.name,
-            "width": size.0,
-            "height": size.1,
-            "panels": panels,
-        }),
-    )?;
-    files.push(sidecar);
-    Ok(Output {
-        kind: Kind::Fig9,
-        title: plot.title.clone(),
-        caption: format!(
-            "Cumulative sampling counts at each run's last epoch (table sampling_counts), summed over a group's runs. {}.{}",
-            caption.join("; "),
-            data.not_done_note()
-        ),
-        files,
-        size: Some(size),
-        html: None,
-        printed: None,
-        seconds: 0.0,
-    })
+    let sidecar = json!({
+        "figure": "fig9",
+        "sweep": data.name,
+        "panels": panels,
+    });
+    save_figure(
+        Figure {
+            kind: Kind::Fig9,
+            plot: &plot,
+            title: plot.title.clone(),
+            stem: STEM,
+            sidecar,
+            caption: format!(
+                "Cumulative sampling counts at each run's last epoch (table sampling_counts), summed over a group's runs. {}.{}",
+                caption.join("; "),
+                data.not_done_note()
+            ),
+        },
+        opts,
+    )
 }

@@ -282,14 +282,49 @@ pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), R
     write_file(path, &(text + "\n"))
 }
 
-/// Saves a plot as PNG + SVG, mapping the error to [`ReportError::Draw`].
-pub(crate) fn save_plot<P: draw::Plot>(
-    plot: &P,
-    dir: &Path,
-    stem: &str,
-) -> Result<Vec<PathBuf>, ReportError> {
-    draw::save(plot, dir, stem).map_err(|e| ReportError::Draw {
-        figure: stem.into(),
+/// A drawn figure, ready to be saved with [`save_figure`].
+pub(crate) struct Figure<'a, P> {
+    /// Which figure.
+    pub kind: Kind,
+    /// The plot to draw.
+    pub plot: &'a P,
+    /// Its title, as drawn.
+    pub title: String,
+    /// File name without extension, under `opts.out`.
+    pub stem: &'a str,
+    /// The drawn numbers (an object); `width` and `height` are added.
+    pub sidecar: serde_json::Value,
+    /// The index caption.
+    pub caption: String,
+}
+
+/// Saves a figure as PNG + SVG plus its JSON sidecar, so that every number
+/// drawn can be checked or re-plotted without the database.
+pub(crate) fn save_figure<P: draw::Plot>(
+    fig: Figure<'_, P>,
+    opts: &Options,
+) -> Result<Output, ReportError> {
+    let mut files = draw::save(fig.plot, &opts.out, fig.stem).map_err(|e| ReportError::Draw {
+        figure: fig.stem.into(),
         message: e.0,
+    })?;
+    let size = fig.plot.size();
+    let mut sidecar = fig.sidecar;
+    if let Some(map) = sidecar.as_object_mut() {
+        map.insert("width".into(), size.0.into());
+        map.insert("height".into(), size.1.into());
+    }
+    let path = opts.out.join(format!("{}.json", fig.stem));
+    write_json(&path, &sidecar)?;
+    files.push(path);
+    Ok(Output {
+        kind: fig.kind,
+        title: fig.title,
+        caption: fig.caption,
+        files,
+        size: Some(size),
+        html: None,
+        printed: None,
+        seconds: 0.0,
     })
 }
