@@ -153,6 +153,17 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The NB201 panel of a figure's sidecar.
+fn nb201_panel(side: &Value) -> Value {
+    side["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["space"] == "nb201")
+        .unwrap()
+        .clone()
+}
+
 /// Width and height from a PNG's signature and IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap();
@@ -627,13 +638,7 @@ fn nb201_import_makes_nb201_figures_show_benchmark_accuracy() {
         &out,
     ));
     let side = json(&out.join("fig10_explore_epoch.json"));
-    let nb = side["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["space"] == "nb201")
-        .unwrap()
-        .clone();
+    let nb = nb201_panel(&side);
     assert!(
         nb["accuracy_source"]
             .as_str()
@@ -694,13 +699,7 @@ fn nb201_import_makes_nb201_figures_show_benchmark_accuracy() {
         &out,
     ));
     let side = json(&out.join("fig10_explore_epoch.json"));
-    let nb = side["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["space"] == "nb201")
-        .unwrap()
-        .clone();
+    let nb = nb201_panel(&side);
     assert!(
         nb["accuracy_source"]
             .as_str()
@@ -732,13 +731,7 @@ fn nb201_import_makes_nb201_figures_show_benchmark_accuracy() {
     // Fig. 8 uses the same source for its accuracy row.
     ok(&report(&db, &["fig8", "--sweep", "main"], &out));
     let side = json(&out.join("fig8_skip.json"));
-    let nb = side["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["space"] == "nb201")
-        .unwrap()
-        .clone();
+    let nb = nb201_panel(&side);
     assert!(
         nb["accuracy_source"]
             .as_str()
