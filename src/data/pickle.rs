@@ -96,7 +96,8 @@ pub enum Obj {
     Array(Rc<RefCell<Option<Array>>>),
 }
 
-/// The globals the CIFAR pickles reference; every other global is refused.
+/// The globals the CIFAR and NAS-Bench-201 pickles reference; every other
+/// global is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Global {
     /// `numpy.core.multiarray._reconstruct` (also `numpy._core...`, numpy 2).
@@ -109,6 +110,9 @@ pub enum Global {
     CodecsEncode,
     /// `builtins.bytes` / `__builtin__.bytes`: empty bytes at protocol 2.
     Bytes,
+    /// `numpy.core.multiarray.scalar` (also `numpy._core...`): a numpy
+    /// number such as `numpy.float64(93.5)`, as NAS-Bench-201 files hold.
+    Scalar,
 }
 
 impl Global {
@@ -117,6 +121,7 @@ impl Global {
             ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
                 Global::Reconstruct
             }
+            ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar") => Global::Scalar,
             ("numpy", "ndarray") => Global::Ndarray,
             ("numpy", "dtype") => Global::Dtype,
             ("_codecs", "encode") => Global::CodecsEncode,
@@ -668,7 +673,7 @@ impl<'a> Parser<'a> {
             None => err(
                 at,
                 format!(
-                    "global {module}.{name} is not one a CIFAR pickle uses, so it is not supported"
+                    "global {module}.{name} is not one a CIFAR or NAS-Bench-201 pickle uses, so it is not supported"
                 ),
             ),
         }
@@ -801,6 +806,73 @@ fn reduce(at: usize, func: &Value, args: &Value) -> Res<Obj> {
             at,
             "numpy.ndarray called directly (only through _reconstruct)",
         ),
+        Global::Scalar => match args.as_slice() {
+            [dtype, data] => numpy_scalar(at, dtype, data),
+            _ => err(
+                at,
+                format!(
+                    "numpy scalar with {} arguments (expected a dtype and bytes)",
+                    args.len()
+                ),
+            ),
+        },
+    }
+}
+
+/// `scalar(dtype, raw bytes)`: a little-endian numpy number as an int,
+/// float or bool (the byte order is checked when the dtype is built).
+fn numpy_scalar(at: usize, dtype: &Value, data: &Value) -> Res<Obj> {
+    let Obj::Dtype(name) = &dtype.obj else {
+        return err(
+            at,
+            format!("numpy scalar whose dtype is a {}", dtype.type_name()),
+        );
+    };
+    let bytes: &[u8] = match &data.obj {
+        Obj::Bytes(b) => b,
+        Obj::Str(s) => s,
+        _ => {
+            return err(
+                at,
+                format!(
+                    "numpy scalar whose data is a {}, not bytes",
+                    data.type_name()
+                ),
+            )
+        }
+    };
+    let name = name.trim_start_matches(['|', '<', '=']);
+    let wrong_size = || {
+        err(
+            at,
+            format!("numpy {name} scalar with {} data bytes", bytes.len()),
+        )
+    };
+    macro_rules! number {
+        ($t:ty, $wrap:expr) => {
+            match <[u8; std::mem::size_of::<$t>()]>::try_from(bytes) {
+                Ok(raw) => Ok($wrap(<$t>::from_le_bytes(raw))),
+                Err(_) => wrong_size(),
+            }
+        };
+    }
+    match name {
+        "f8" => number!(f64, Obj::Float),
+        "f4" => number!(f32, |x: f32| Obj::Float(f64::from(x))),
+        "i8" => number!(i64, Obj::Int),
+        "i4" => number!(i32, |x: i32| Obj::Int(i64::from(x))),
+        "i2" => number!(i16, |x: i16| Obj::Int(i64::from(x))),
+        "i1" => number!(i8, |x: i8| Obj::Int(i64::from(x))),
+        "u4" => number!(u32, |x: u32| Obj::Int(i64::from(x))),
+        "u2" => number!(u16, |x: u16| Obj::Int(i64::from(x))),
+        "u1" => number!(u8, |x: u8| Obj::Int(i64::from(x))),
+        "b1" => number!(u8, |x: u8| Obj::Bool(x != 0)),
+        other => err(
+            at,
+            format!(
+                "numpy scalar of dtype {other:?} is not supported (floats, ints and bools are)"
+            ),
+        ),
     }
 }
 
@@ -815,11 +887,17 @@ fn as_int(v: &Value) -> Option<i64> {
 /// Applies `BUILD` state to a dtype or an array.
 fn build(at: usize, target: &Value, state: &Value) -> Res<()> {
     match &target.obj {
-        // The dtype state (version, byte order, ...) does not matter for the
-        // single-byte types the CIFAR files use; the dtype name was checked
-        // at REDUCE.
-        Obj::Dtype(_) => match state.obj {
-            Obj::Tuple(_) => Ok(()),
+        // The dtype state is (version, byte order, ...): only little-endian
+        // data is decoded (every numpy pickle written on x86 or ARM), so a
+        // big-endian one is refused rather than misread.
+        Obj::Dtype(_) => match &state.obj {
+            Obj::Tuple(items) => match items.get(1).and_then(text).as_deref() {
+                Some(">") => err(
+                    at,
+                    "big-endian numpy dtype (only little-endian data is read)",
+                ),
+                _ => Ok(()),
+            },
             _ => err(
                 at,
                 format!("BUILD of a numpy.dtype with a {} state", state.type_name()),
@@ -932,6 +1010,28 @@ fn build(at: usize, target: &Value, state: &Value) -> Res<()> {
     }
 }
 
+/// The protocol-2 opcodes with which numpy pickles `numpy.float64(x)`
+/// (numpy 1.x module path), for tests of readers built on this one.
+#[cfg(test)]
+pub(crate) fn numpy_f64_protocol2(x: f64) -> Vec<u8> {
+    let unicode = |p: &mut Vec<u8>, t: &str| {
+        p.push(b'X');
+        p.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        p.extend_from_slice(t.as_bytes());
+    };
+    let mut p = b"cnumpy.core.multiarray\nscalar\ncnumpy\ndtype\n".to_vec();
+    unicode(&mut p, "f8");
+    p.extend_from_slice(b"\x89\x88\x87R(K\x03");
+    unicode(&mut p, "<");
+    p.extend_from_slice(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbc_codecs\nencode\n");
+    // bytes at protocol 2: encode(the bytes as latin-1 text, 'latin1')
+    let text: String = x.to_le_bytes().iter().map(|&b| char::from(b)).collect();
+    unicode(&mut p, &text);
+    unicode(&mut p, "latin1");
+    p.extend_from_slice(b"\x86R\x86R");
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1023,6 +1123,35 @@ mod tests {
         assert!(e.offset == 0 && e.detail.contains("gzip"), "{e}");
         let e = parse(b"(dp0\n.").unwrap_err();
         assert!(e.offset == 0 && e.detail.contains("0x28 (MARK)"), "{e}");
+    }
+
+    #[test]
+    fn numpy_scalars_become_numbers() {
+        for x in [93.5, 0.1, -1e300] {
+            let mut p = b"\x80\x02".to_vec();
+            p.extend(numpy_f64_protocol2(x));
+            p.push(b'.');
+            let v = parse(&p).unwrap();
+            assert!(matches!(v.obj, Obj::Float(f) if f == x), "{x}: {v:?}");
+        }
+        // Protocol 4, numpy 2 module path: STACK_GLOBAL, SHORT_BINBYTES.
+        let mut p = b"\x80\x04\x8c\x16numpy._core.multiarray\x8c\x06scalar\x93".to_vec();
+        p.extend_from_slice(b"\x8c\x05numpy\x8c\x05dtype\x93\x8c\x02i4\x89\x88\x87R");
+        p.extend_from_slice(b"(K\x03\x8c\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb");
+        p.extend_from_slice(b"C\x04\xfe\xff\xff\xff\x86R.");
+        assert_eq!(as_int(&parse(&p).unwrap()), Some(-2));
+        // Wrong data length, big-endian dtype, unsupported dtype.
+        let edit = |from: &[u8], to: &[u8]| {
+            let at = p.windows(from.len()).position(|w| w == from).unwrap();
+            [&p[..at], to, &p[at + from.len()..]].concat()
+        };
+        let short = edit(b"C\x04\xfe\xff\xff\xff", b"C\x02\xfe\xff");
+        let e = parse(&short).unwrap_err();
+        assert!(e.detail.contains("i4 scalar with 2 data bytes"), "{e}");
+        let e = parse(&edit(b"\x8c\x01<", b"\x8c\x01>")).unwrap_err();
+        assert!(e.detail.contains("big-endian"), "{e}");
+        let e = parse(&edit(b"\x8c\x02i4", b"\x8c\x02c8")).unwrap_err();
+        assert!(e.detail.contains("\"c8\" is not supported"), "{e}");
     }
 
     #[test]
