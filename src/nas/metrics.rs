@@ -295,7 +295,8 @@ pub struct EpochRecord {
     pub wall_s: f64,
     /// Images per second through search steps (both halves).
     pub images_per_s: f64,
-    /// Peak memory in bytes (GPU allocator or process RSS), if known.
+    /// Peak resident host memory (RSS) of the process in bytes, if known;
+    /// on CUDA too, since tch exposes no allocator statistics (NOTES.md).
     pub peak_mem_bytes: Option<i64>,
     /// Cumulative sampling counts (empty for DARTS).
     pub sampling_counts: Vec<SamplingCount>,

@@ -116,7 +116,7 @@ pub struct EpochRow {
     pub wall_s: f64,
     /// Images per second through search steps.
     pub images_per_s: f64,
-    /// Peak memory in bytes, if known.
+    /// Peak resident host memory (RSS) in bytes, if known.
     pub peak_mem_bytes: Option<i64>,
     /// When the row was written (unix seconds).
     pub recorded_at: f64,
