@@ -725,3 +725,35 @@ async fn record_epoch_timing_darts() {
         assert!(per_epoch.as_secs_f64() < 1.0, "{per_epoch:?} per epoch");
     }
 }
+
+/// Migrations are append-only: sqlx stores each applied migration's
+/// checksum and refuses to open a database whose migration file changed
+/// since, so editing one would lock every user out of their run history.
+/// Change the schema with a new `migrations/000N_*.sql` and add its line.
+#[test]
+fn applied_migrations_are_never_edited() {
+    const KNOWN: &[(i64, &str)] = &[(
+        1,
+        "2c57689aa7f604c505431760683c48e579e2ea27c03cef0e6cdb9182e9b95557555228336263b393dc38e99706aa76a6",
+    )];
+    let actual: Vec<(i64, String)> = MIGRATOR
+        .iter()
+        .map(|m| {
+            let hex: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+            (m.version, hex)
+        })
+        .collect();
+    for (version, checksum) in KNOWN {
+        let found = actual.iter().find(|(v, _)| v == version);
+        assert_eq!(
+            found.map(|(_, c)| c.as_str()),
+            Some(*checksum),
+            "migration {version} changed (or was removed): existing databases will refuse to open; revert it and add a new migration instead"
+        );
+    }
+    assert_eq!(
+        actual.len(),
+        KNOWN.len(),
+        "a new migration: add its (version, checksum) to KNOWN: {actual:?}"
+    );
+}
