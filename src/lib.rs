@@ -6,6 +6,26 @@
 //! methods, search loop, metrics) → [`store`] (SQLite) → sweep/exec → report
 //! → cli.
 
+/// `println!` that never panics. A closed stdout (`ddsas ... | head`, a log
+/// pipe that died) must not stop a search or a sweep half-way: the write is
+/// dropped and the work goes on.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`outln!`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -636,6 +636,37 @@ fn sixteen_concurrent_workers_write_to_one_database() {
 }
 
 #[test]
+fn a_closed_stdout_does_not_stop_a_sweep() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("piped", &format!("base: {TINY}\nseeds: [1, 2]\n"));
+    // As in `ddsas sweep run ... | head -1`: the reader goes away at once.
+    let mut child = env
+        .cmd(&[
+            "sweep",
+            "run",
+            file.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--cpu-workers",
+            "1",
+            "--threads",
+            "1",
+            "--plain",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(env.path("piped.err")).unwrap())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = wait_child(&mut child, "the sweep with a closed stdout");
+    let err = env.output_of("piped");
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    env.assert_all_done_once(2);
+}
+
+#[test]
 fn a_failing_run_is_marked_failed_and_the_rest_goes_on() {
     let _heavy = heavy();
     let env = Env::new();

@@ -144,7 +144,7 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         .get(times.len() / 2)
         .copied()
         .context("--steps must be at least 1")?;
-    println!(
+    crate::outln!(
         "method={} L={} batch={} layers={} C={} size={} threads={}",
         a.method,
         a.L,
@@ -154,7 +154,7 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         a.size,
         tch::get_num_threads()
     );
-    println!("median_step_s={median:.4}");
+    crate::outln!("median_step_s={median:.4}");
     Ok(())
 }
 
@@ -207,11 +207,11 @@ fn bench_data(a: DataArgs) -> anyhow::Result<()> {
     }
     synchronize(device);
     let secs = t0.elapsed().as_secs_f64();
-    println!(
+    crate::outln!(
         "images={seen} batch={} threads={}",
         a.batch,
         tch::get_num_threads()
     );
-    println!("images_per_s={:.0}", seen as f64 / secs);
+    crate::outln!("images_per_s={:.0}", seen as f64 / secs);
     Ok(())
 }

@@ -152,7 +152,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            crate::errln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -153,17 +153,17 @@ impl ReportCmd {
         rt.block_on(store.close());
         for out in &made {
             if let Some(text) = &out.printed {
-                println!("{text}");
+                crate::outln!("{text}");
             }
         }
         print_summary(&made, args.verbose);
         for (figure, why) in &skipped {
-            println!("skipped {figure}: {why}");
+            crate::outln!("skipped {figure}: {why}");
         }
         if let Some(index) = index {
-            println!("index: {}", index.display());
+            crate::outln!("index: {}", index.display());
         }
-        println!(
+        crate::outln!(
             "{} output(s) in {} ({:.2} s in all)",
             made.len(),
             opts.out.display(),
@@ -195,10 +195,10 @@ fn print_summary(made: &[Output], verbose: bool) {
             format!("{:.3} s", out.seconds),
         ]);
     }
-    println!("{table}");
+    crate::outln!("{table}");
     if verbose {
         for out in made {
-            println!("{}: {}\n  {}", out.kind.name(), out.title, out.caption);
+            crate::outln!("{}: {}\n  {}", out.kind.name(), out.title, out.caption);
         }
     }
 }
@@ -245,7 +245,7 @@ impl Nb201Cmd {
                 let written =
                     rt.block_on(store.import_nb201(&args.dataset, &source, &table.rows))?;
                 rt.block_on(store.close());
-                println!(
+                crate::outln!(
                     "imported {written} NAS-Bench-201 {} accuracies (entry `{}`, {}) from {} into {} in {:.1} s",
                     args.dataset,
                     table.entry,

@@ -309,14 +309,14 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
     for (k, v) in rows {
         summary.add_row(vec![k.to_owned(), v]);
     }
-    println!("{summary}");
+    crate::outln!("{summary}");
     let logs = run_logs(&args.db.db, id);
     if !logs.is_empty() {
-        println!("logs:\n  {}", logs.join("\n  "));
+        crate::outln!("logs:\n  {}", logs.join("\n  "));
     }
     if let Some(config) = field(&run, 0, "config_json").as_str() {
         let value: Value = serde_json::from_str(config).context("the stored config is not JSON")?;
-        println!(
+        crate::outln!(
             "\nconfig:\n{}",
             indent(&serde_yaml::to_string(&value).unwrap_or_default())
         );
@@ -330,9 +330,9 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         )
         .await?;
     if epochs.rows.is_empty() {
-        println!("no epoch recorded yet");
+        crate::outln!("no epoch recorded yet");
     } else {
-        println!("epochs:");
+        crate::outln!("epochs:");
         print_rows(&epochs, Format::Table)?;
     }
     let genotype = match field(&run, 0, "final_genotype") {
@@ -348,10 +348,10 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         g => Some(cell_text(g)),
     };
     if let Some(g) = genotype {
-        println!("genotype: {g}");
+        crate::outln!("genotype: {g}");
     }
     if let Value::String(e) = field(&run, 0, "error") {
-        println!("error: {e}");
+        crate::outln!("error: {e}");
     }
     Ok(())
 }
@@ -417,7 +417,7 @@ async fn best(args: BestArgs) -> anyhow::Result<()> {
         cols.insert(3, metric);
     }
     print_rows(&select_columns(&rows, &cols), Format::Table)?;
-    println!(
+    crate::outln!(
         "best by {metric} ({}): run {} with {metric} = {}\ngenotype: {}",
         if highest { "highest" } else { "lowest" },
         cell_text(field(&rows, 0, "id")),
@@ -485,11 +485,11 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         table.add_row(row);
     }
     if keys.is_empty() {
-        println!("(the configs are identical except for what the table shows)");
+        crate::outln!("(the configs are identical except for what the table shows)");
     }
-    println!("{table}");
+    crate::outln!("{table}");
     for (id, r) in args.ids.iter().zip(&runs) {
-        println!("run {id} genotype: {}", cell_text(field(r, 0, "genotype")));
+        crate::outln!("run {id} genotype: {}", cell_text(field(r, 0, "genotype")));
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ impl SearchCmd {
         let store = rt.block_on(Store::open(&self.db.db))?;
         let run = rt.block_on(store.ensure_run(&cfg))?;
         if run.status == RunStatus::Done {
-            println!(
+            crate::outln!(
                 "run {} ({}) is already done: valid acc {:.2}%, genotype {}\n(a done config is never run again; change a key, e.g. the seed, for a new run)",
                 run.id,
                 run.fingerprint,
@@ -113,7 +113,7 @@ impl SearchCmd {
                 Ok(ExitCode::SUCCESS)
             }
             RunEnd::Interrupted { epoch } => {
-                eprintln!("interrupted during epoch {epoch}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", run.id);
+                crate::errln!("interrupted during epoch {epoch}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", run.id);
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
             RunEnd::Failed(message) => Err(anyhow::anyhow!("run {} failed: {message}", run.id)),
@@ -151,6 +151,6 @@ fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {
         format!("{:.2}%", 100.0 * outcome.final_valid_acc),
         format!("{:.1} s", outcome.wall_s),
     ]);
-    println!("{table}");
-    println!("genotype: {}", outcome.genotype);
+    crate::outln!("{table}");
+    crate::outln!("genotype: {}", outcome.genotype);
 }

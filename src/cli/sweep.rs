@@ -148,7 +148,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         row.push(status);
         table.add_row(row);
     }
-    println!(
+    crate::outln!(
         "sweep {}{}",
         sweep.name,
         sweep
@@ -157,10 +157,10 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             .map(|d| format!(": {}", d.trim()))
             .unwrap_or_default()
     );
-    println!("{table}");
+    crate::outln!("{table}");
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
     let to_run = sweep.runs.len() - n("done");
-    println!(
+    crate::outln!(
         "{} runs: {} done, {} running, {} failed, {} interrupted, {} to run ({} queued, {} new); {} excluded, {} duplicate(s) merged; planned in {:.1} ms",
         sweep.runs.len(),
         n("done"),
@@ -255,7 +255,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         store
             .register_sweep(&sweep.name, sweep.description.as_deref(), &sweep.file, &sweep.text, &links)
             .await?;
-        println!(
+        crate::outln!(
             "sweep {}: {} runs, {done_before} already done, {} to run; {how}; logs in {}",
             sweep.name,
             sweep.runs.len(),
@@ -263,7 +263,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             log_dir.display()
         );
         if todo.is_empty() {
-            println!("nothing to do: every run of this sweep is done (a done config is never run again)");
+            crate::outln!("nothing to do: every run of this sweep is done (a done config is never run again)");
             return Ok(ExitCode::SUCCESS);
         }
         let opts = Options {
@@ -282,7 +282,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let outcome = orchestrate(&store, todo, &opts).await?;
         store.close().await;
         let total_done = done_before + outcome.done + outcome.done_elsewhere;
-        println!(
+        crate::outln!(
             "sweep {}: {total_done}/{} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{} in {:.1} s",
             sweep.name,
             sweep.runs.len(),
@@ -295,7 +295,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         );
         for f in &outcome.failed {
-            println!(
+            crate::outln!(
                 "  failed: run {} ({}): {}{}",
                 f.run_id,
                 f.label,
@@ -305,11 +305,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         match outcome.stopped {
             Some(StopReason::Signal) => {
-                eprintln!("stopped: the interrupted runs kept their checkpoints; run the same command again to resume");
+                crate::errln!("stopped: the interrupted runs kept their checkpoints; run the same command again to resume");
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
             Some(StopReason::Cancelled) => {
-                eprintln!("sweep {} was cancelled; `ddsas sweep run` again resumes it", sweep.name);
+                crate::errln!("sweep {} was cancelled; `ddsas sweep run` again resumes it", sweep.name);
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
             None if !outcome.failed.is_empty() => bail!(
@@ -545,7 +545,7 @@ fn status(args: NameArgs) -> anyhow::Result<ExitCode> {
 fn print_status(sweep: &QueryRows, runs: &QueryRows) {
     let s = &sweep.rows[0];
     let cancelled = s[4].as_i64() == Some(1);
-    println!(
+    crate::outln!(
         "sweep {}{}{}",
         cell_text(&s[0]),
         s[1].as_str()
@@ -553,7 +553,7 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
             .unwrap_or_default(),
         if cancelled { "  [cancelled]" } else { "" }
     );
-    println!(
+    crate::outln!(
         "file {}, registered {} UTC",
         cell_text(&s[2]),
         cell_text(&s[3])
@@ -606,9 +606,9 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
         ]);
         table.add_row(row);
     }
-    println!("{table}");
+    crate::outln!("{table}");
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
-    println!(
+    crate::outln!(
         "{} runs: {} done, {} running, {} queued, {} interrupted, {} failed",
         runs.rows.len(),
         n("done"),
@@ -619,7 +619,7 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
     );
     for r in &runs.rows {
         if let (Some("failed"), Some(e)) = (r[2].as_str(), r[11].as_str()) {
-            println!("  run {} failed: {e}", cell_text(&r[1]));
+            crate::outln!("  run {} failed: {e}", cell_text(&r[1]));
         }
     }
 }
@@ -640,7 +640,7 @@ fn cancel(args: NameArgs) -> anyhow::Result<ExitCode> {
                 if names.is_empty() { "it has no sweeps yet".to_owned() } else { format!("its sweeps: {}", names.join(", ")) }
             );
         }
-        println!(
+        crate::outln!(
             "sweep {} cancelled: its orchestrators launch nothing more and stop their workers within a few seconds; the runs keep their checkpoints and `ddsas sweep run` resumes them",
             args.name
         );

@@ -634,7 +634,7 @@ mod tests {
                     }
                     best = best.min(t.elapsed().as_secs_f64() / n as f64);
                 }
-                println!(
+                crate::outln!(
                     "{name}, {what}: {:.0} images/s, {:.3} ms per batch of 64 (best of 5 epochs)",
                     1.0 / best,
                     64e3 * best

@@ -176,7 +176,7 @@ impl<'a> StoreObserver<'a> {
 impl Observer for StoreObserver<'_> {
     fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize) {
         if first_epoch > 0 && self.display != Display::Quiet {
-            eprintln!(
+            crate::errln!(
                 "run {}: resuming at epoch {} of {epochs}",
                 self.run_id,
                 first_epoch + 1
@@ -191,7 +191,7 @@ impl Observer for StoreObserver<'_> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            println!(
+            crate::outln!(
                 "run {}: first step of epoch {} done at {now:.3}",
                 self.run_id,
                 epoch + 1
@@ -221,7 +221,7 @@ impl Observer for StoreObserver<'_> {
             .block_on(self.store.record_epoch(self.run_id, &self.space, r))?;
         if self.display != Display::Quiet {
             let line = epoch_line(self.run_id, self.epochs, r);
-            self.bar.suspend(|| println!("{line}"));
+            self.bar.suspend(|| crate::outln!("{line}"));
         }
         Ok(())
     }

@@ -744,7 +744,7 @@ impl Ui {
             Some(live) => {
                 let _ = live.multi.println(text);
             }
-            None => println!(
+            None => crate::outln!(
                 "[{:>8}] {text}",
                 duration(self.start.elapsed().as_secs_f64())
             ),

@@ -70,7 +70,7 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
         .with_context(|| format!("run {id} is not in {}", opts.db.display()))?;
     let me = i64::from(std::process::id());
     if !rt.block_on(store.confirm_claim(id, &opts.owner, me))? {
-        eprintln!(
+        crate::errln!(
             "worker: run {id} is no longer held by {} (status {}, owner {}); leaving it alone",
             opts.owner,
             row.status.as_str(),
@@ -81,12 +81,12 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
     let cfg = match rebuild_config(&row.config_json, &row.fingerprint) {
         Ok(cfg) => cfg,
         Err(message) => {
-            eprintln!("worker: run {id}: {message}");
+            crate::errln!("worker: run {id}: {message}");
             rt.block_on(store.fail_run(id, &message))?;
             return Ok(EXIT_SEARCH_FAILED);
         }
     };
-    println!(
+    crate::outln!(
         "worker pid {me}: run {id} ({}) attempt {} on {} with {} libtorch thread(s), owner {}; ready at {:.3} (started {started:.3})",
         row.fingerprint,
         row.attempts,
@@ -126,7 +126,7 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
     let end = execute(&rt, &store, job)?;
     let code = match end {
         RunEnd::Done(outcome) => {
-            println!(
+            crate::outln!(
                 "worker: run {id} done: valid acc {:.2}%, {:.1} s of search; ended at {:.3}",
                 100.0 * outcome.final_valid_acc,
                 outcome.wall_s,
@@ -135,11 +135,11 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
             EXIT_DONE
         }
         RunEnd::Interrupted { epoch } => {
-            println!("worker: run {id} interrupted during epoch {epoch}; checkpoint kept");
+            crate::outln!("worker: run {id} interrupted during epoch {epoch}; checkpoint kept");
             EXIT_INTERRUPTED
         }
         RunEnd::Failed(message) => {
-            eprintln!("worker: run {id} failed: {message}");
+            crate::errln!("worker: run {id} failed: {message}");
             EXIT_SEARCH_FAILED
         }
     };
@@ -180,10 +180,10 @@ fn spawn_signal_watch(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> an
                 _ = term.recv() => {}
             }
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("worker: second signal, exiting now");
+                crate::errln!("worker: second signal, exiting now");
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
             }
-            eprintln!("worker: signal received, stopping at the next safe point");
+            crate::errln!("worker: signal received, stopping at the next safe point");
         }
     });
     Ok(())
@@ -213,7 +213,7 @@ fn spawn_heartbeat(
             // SAFETY: as above.
             if unsafe { libc::getppid() } != parent && !orphan_reported {
                 orphan_reported = true;
-                eprintln!("worker: orchestrator (pid {parent}) is gone; stopping at the next safe point");
+                crate::errln!("worker: orchestrator (pid {parent}) is gone; stopping at the next safe point");
                 stop.store(true, Ordering::SeqCst);
             }
             match store.heartbeat_owned(id, &owner).await {
@@ -225,7 +225,7 @@ fn spawn_heartbeat(
                     // apart safely from here, so check the owner.
                     match store.run(id).await {
                         Ok(Some(row)) if row.owner.as_deref() != Some(owner.as_str()) => {
-                            eprintln!(
+                            crate::errln!(
                                 "worker: run {id} was taken over by {}; exiting without touching it",
                                 row.owner.as_deref().unwrap_or("another owner")
                             );

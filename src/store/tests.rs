@@ -720,7 +720,7 @@ async fn record_epoch_timing_darts() {
             store.record_epoch(id, &darts(), rec).await.unwrap();
         }
         let per_epoch = start.elapsed() / 50;
-        println!("record_epoch, DARTS space, {steps} steps: {per_epoch:?} per epoch (mean of 50, file db)");
+        crate::outln!("record_epoch, DARTS space, {steps} steps: {per_epoch:?} per epoch (mean of 50, file db)");
         assert_eq!(table_counts(&store, id).await[1], 50 * 224);
         assert!(per_epoch.as_secs_f64() < 1.0, "{per_epoch:?} per epoch");
     }

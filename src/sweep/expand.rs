@@ -618,7 +618,7 @@ mod tests {
                     took.as_millis() < 250,
                     "planning the 64-point grid took {took:?}"
                 );
-                eprintln!("fig7_lm_grid: 64 runs planned in {took:?}");
+                crate::errln!("fig7_lm_grid: 64 runs planned in {took:?}");
             }
             count += 1;
         }
