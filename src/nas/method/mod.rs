@@ -307,10 +307,27 @@ impl MethodState {
 
     /// The derived architecture: from saliency (DDSAS, available ops only)
     /// or from `softmax(alpha)` (DARTS, GDAS).
+    ///
+    /// DDSAS derives from the saliency *as if the current subspace were
+    /// folded in now*, without touching the sampler: before the first
+    /// update (M steps) saliency is all zero and would name an arbitrary
+    /// architecture, and a run with M at least its length would never name
+    /// a real one (NOTES.md).
     pub fn genotype(&self, arch: &ArchParams) -> Genotype {
         match &self.inner {
-            Inner::Ddsas { ucb, .. } => {
-                Genotype::derive(&self.space, &ucb.saliency, &ucb.available)
+            Inner::Ddsas {
+                ucb,
+                subspace,
+                settings,
+            } => {
+                let raw = tch::no_grad(|| {
+                    let weights =
+                        mixture_weights(&arch.alpha, &arch.beta, subspace, settings.approximation);
+                    to_table(&weights.1)
+                });
+                let mut preview = ucb.clone();
+                preview.fold(&raw);
+                Genotype::derive(&self.space, &preview.saliency, &preview.available)
             }
             _ => {
                 let scores = to_table(&arch.alpha.detach().softmax(-1, Kind::Float));
@@ -352,5 +369,47 @@ impl MethodState {
             Inner::Ddsas { ucb, .. } => ucb.ratio_hist.clone(),
             _ => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::config::SearchConfig;
+
+    /// Before the first subspace update every saliency is zero; the genotype
+    /// must still name the ops the current subspace is training, not an
+    /// arbitrary first op (which also is what a run with M at least its
+    /// length would report for good).
+    #[test]
+    fn ddsas_genotype_follows_the_current_subspace_before_any_update() {
+        let overrides = ["L=14".to_string(), "M=1000".to_string()];
+        let cfg = SearchConfig::default()
+            .with_overrides(&overrides)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let space = SearchSpace::new(cfg.config.space);
+        tch::manual_seed(0);
+        let arch = ArchParams::new(&space, 2, Device::Cpu);
+        let mut method = MethodState::new(&cfg, &space, 2, Device::Cpu);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let _ = method.start_epoch(&cfg, 0, &arch, &mut rng);
+        let Inner::Ddsas { ucb, .. } = &method.inner else {
+            unreachable!()
+        };
+        assert!(ucb.saliency.iter().flatten().flatten().all(|&s| s == 0.0));
+        let genotype = method.genotype(&arch);
+        for (c, cell) in genotype.cells.iter().enumerate() {
+            for &(edge, op) in &cell.edges {
+                assert!(
+                    ucb.subspace[c][edge][op],
+                    "cell {c} edge {edge}: derived op {op} is not in the subspace"
+                );
+            }
+        }
+        assert_eq!(ucb.updates, vec![1.0, 1.0], "the sampler was not touched");
     }
 }
