@@ -296,7 +296,26 @@ impl SearchConfig {
             "batch_size",
             "must be at least 2 (batch norm needs two images)",
         )?;
-        check(layers >= 1, "layers", "must be at least 1")?;
+        check(
+            (1..=MAX_LAYERS).contains(&layers),
+            "layers",
+            &format!("must lie in 1..={MAX_LAYERS} (the paper searches with 8 cells, NB201 with 5 per stage)"),
+        )?;
+        check(
+            self.init_channels <= MAX_INIT_CHANNELS,
+            "init_channels",
+            &format!("must be at most {MAX_INIT_CHANNELS} (the paper uses 16)"),
+        )?;
+        check(
+            self.batch_size <= MAX_BATCH_SIZE,
+            "batch_size",
+            &format!("must be at most {MAX_BATCH_SIZE} (the paper uses 64)"),
+        )?;
+        check(
+            i64::try_from(self.seed).is_ok(),
+            "seed",
+            "must be at most 2^63 - 1 (it is stored as an SQLite integer)",
+        )?;
         check(
             self.init_channels >= 2 && self.init_channels.is_multiple_of(2),
             "init_channels",
@@ -374,7 +393,7 @@ impl SearchConfig {
             "tau_max",
             "needs 0 < tau_min <= tau_max",
         )?;
-        let schedule = resolve_schedule(&space, &self.space_schedule)?;
+        let schedule = resolve_schedule(&space, &self.space_schedule, self.epochs)?;
         let data_dir = match self.dataset {
             DatasetKind::Digits => None,
             _ => Some(self.data_dir.clone().ok_or_else(|| {
@@ -387,17 +406,21 @@ impl SearchConfig {
                 )
             })?),
         };
-        if let Some(dir) = &data_dir {
-            if !dir.is_dir() {
+        // Absolute, so that the fingerprint does not depend on the folder a
+        // search or sweep is started from.
+        let data_dir = match data_dir {
+            Some(dir) if dir.is_dir() => Some(dir.canonicalize().unwrap_or(dir)),
+            Some(dir) => {
                 return Err(invalid(
                     "data_dir",
                     format!(
                         "{} is not a directory; point it at the folder holding the CIFAR files",
                         dir.display()
                     ),
-                ));
+                ))
             }
-        }
+            None => None,
+        };
         let mut config = self;
         config.layers = Some(layers);
         config.data_dir = data_dir;
@@ -425,6 +448,12 @@ impl SearchConfig {
     }
 }
 
+/// Upper bounds that catch a typo (`layers: 800`) before it allocates the
+/// machine's memory away; far above anything the paper or NB201 uses.
+const MAX_LAYERS: u32 = 64;
+const MAX_INIT_CHANNELS: u32 = 1024;
+const MAX_BATCH_SIZE: u32 = 65_536;
+
 fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
@@ -436,6 +465,7 @@ fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> 
 fn resolve_schedule(
     space: &crate::nas::space::SearchSpace,
     schedule: &SpaceSchedule,
+    epochs: u32,
 ) -> Result<Vec<bool>, ConfigError> {
     let lookup = |name: &str| {
         space.op_index(name).ok_or_else(|| {
@@ -464,6 +494,33 @@ fn resolve_schedule(
         for name in &step.ops {
             lookup(name)?;
         }
+    }
+    let steps = schedule
+        .shrink
+        .iter()
+        .map(|s| s.epoch)
+        .chain(schedule.expand.iter().map(|s| s.epoch));
+    if let Some(late) = steps.filter(|&e| e >= epochs).max() {
+        return Err(invalid(
+            "space_schedule",
+            format!("a step at epoch {late} never happens in a search of {epochs} epochs (epochs count from 0)"),
+        ));
+    }
+    let countable = space.countable_ops() as u32;
+    if let Some(step) = schedule
+        .shrink
+        .iter()
+        .find(|s| s.remove == 0 || s.remove >= countable)
+    {
+        return Err(invalid(
+            "space_schedule",
+            format!(
+                "shrink at epoch {} removes {} ops; remove between 1 and {} (the space has {countable} ops besides `none`, and every edge keeps one)",
+                step.epoch,
+                step.remove,
+                countable - 1
+            ),
+        ));
     }
     Ok(available)
 }
@@ -581,6 +638,43 @@ mod tests {
             a.fingerprint(),
             SearchConfig::default().resolve().unwrap().fingerprint()
         );
+    }
+
+    #[test]
+    fn absurd_sizes_and_seeds_are_refused_by_name() {
+        for (yaml, key) in [
+            ("layers: 100000", "layers"),
+            ("init_channels: 100000", "init_channels"),
+            ("batch_size: 1000000", "batch_size"),
+            ("seed: 18446744073709551615", "seed"),
+        ] {
+            let err = resolve(yaml).unwrap_err().to_string();
+            assert!(err.contains(key), "{yaml}: {err}");
+        }
+        assert!(resolve("seed: 9223372036854775807").is_ok());
+    }
+
+    #[test]
+    fn schedule_steps_must_happen_and_leave_ops() {
+        let err = resolve("epochs: 2\nspace_schedule: {shrink: [{epoch: 50, remove: 1}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epoch 50 never happens"), "{err}");
+        let err = resolve("space_schedule: {shrink: [{epoch: 3, remove: 1000}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("removes 1000 ops"), "{err}");
+        assert!(resolve("space_schedule: {shrink: [{epoch: 3, remove: 2}]}").is_ok());
+    }
+
+    #[test]
+    fn data_dir_is_made_absolute_for_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let abs = format!("dataset: cifar10\ndata_dir: {}", dir.path().display());
+        let dotted = format!("dataset: cifar10\ndata_dir: {}/./", dir.path().display());
+        let a = resolve(&abs).unwrap();
+        assert_eq!(a.fingerprint(), resolve(&dotted).unwrap().fingerprint());
+        assert!(a.config.data_dir.unwrap().is_absolute());
     }
 
     #[test]

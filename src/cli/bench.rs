@@ -45,12 +45,12 @@ pub struct StepArgs {
     /// Initial channels.
     #[arg(long = "C", default_value_t = 16)]
     C: u32,
-    /// Image side.
-    #[arg(long, default_value_t = 32)]
+    /// Image side (at least 4: the supernet halves it twice).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(4..))]
     size: i64,
     /// Timed steps (after one warm-up step).
-    #[arg(long, default_value_t = 5)]
-    steps: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
     /// CPU threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -71,10 +71,10 @@ pub struct StepArgs {
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
     /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..))]
     batch: i64,
     /// Images in the synthetic CIFAR-shaped set.
-    #[arg(long, default_value_t = 25_000)]
+    #[arg(long, default_value_t = 25_000, value_parser = clap::value_parser!(i64).range(1..))]
     images: i64,
     /// CPU threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
@@ -101,7 +101,7 @@ fn synchronize(device: Device) {
 }
 
 fn bench_step(a: StepArgs) -> anyhow::Result<()> {
-    set_threads(a.threads);
+    set_threads(a.threads)?;
     let device = parse_device(&a.device)?;
     if a.cudnn_benchmark {
         tch::Cuda::cudnn_set_benchmark(true);
@@ -128,7 +128,7 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
     } else {
         wall_seconds
     };
-    let mut times = Vec::with_capacity(a.steps);
+    let mut times = Vec::with_capacity(a.steps as usize);
     for i in 0..=a.steps {
         synchronize(device);
         let t0 = clock();
@@ -175,7 +175,7 @@ fn thread_cpu_seconds() -> f64 {
 }
 
 fn bench_data(a: DataArgs) -> anyhow::Result<()> {
-    set_threads(a.threads);
+    set_threads(a.threads)?;
     let device = parse_device(&a.device)?;
     tch::manual_seed(0);
     let images = Tensor::randint(256, [a.images, 3, 32, 32], (Kind::Uint8, Device::Cpu));

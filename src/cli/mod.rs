@@ -122,16 +122,27 @@ pub fn device_name(device: tch::Device) -> String {
     }
 }
 
-/// Sets libtorch's CPU threads (0 = leave libtorch's default).
-pub fn set_threads(threads: usize) {
+/// Sets libtorch's CPU threads (0 = leave libtorch's default). More than
+/// four per core only slows a search down, and a typo such as 100000 makes
+/// libtorch hang while it starts them, so that is refused.
+pub fn set_threads(threads: usize) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads > 4 * cores {
+        anyhow::bail!(
+            "--threads {threads} is more than 4 per core ({cores} cores here); use at most {}, or 0 for libtorch's default",
+            4 * cores
+        );
+    }
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
+    Ok(())
 }
 
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::exec::guard::install_panic_hook();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DDSAS_LOG"))
         .with_writer(std::io::stderr)

@@ -12,6 +12,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::{device_name, parse_device, set_threads, DbArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
+use crate::exec::process::{dead_search_owner, search_owner_id};
 use crate::exec::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::nas::search::SearchOutcome;
 use crate::store::{Claim, RunStatus, Store};
@@ -56,7 +57,7 @@ impl SearchCmd {
         };
         let cfg = base.with_overrides(&self.overrides)?.resolve()?;
         let device = parse_device(&self.device)?;
-        set_threads(self.threads);
+        set_threads(self.threads)?;
         let rt = Runtime::new().context("starting the async runtime")?;
         let store = rt.block_on(Store::open(&self.db.db))?;
         let run = rt.block_on(store.ensure_run(&cfg))?;
@@ -71,12 +72,12 @@ impl SearchCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let claim = Claim {
-            owner: format!("search:{}", std::process::id()),
+            owner: search_owner_id(),
             device: device_name(device),
             pid: i64::from(std::process::id()),
             stale_after_s: Some(120.0),
         };
-        if !rt.block_on(store.claim_run(run.id, &claim))? {
+        if !rt.block_on(claim_or_take_over(&store, run.id, &claim))? {
             anyhow::bail!(
                 "run {} is being run by {} (heartbeat within the last 2 minutes); wait for it or stop that process",
                 run.id,
@@ -119,6 +120,24 @@ impl SearchCmd {
             RunEnd::Failed(message) => Err(anyhow::anyhow!("run {} failed: {message}", run.id)),
         }
     }
+}
+
+/// Claims the run, or takes it over from a `ddsas search` of this host that
+/// died without releasing it (a crash, `kill -9`): waiting two minutes for
+/// its heartbeat to go stale would only hold the user up.
+async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
+    if store.claim_run(id, claim).await? {
+        return Ok(true);
+    }
+    let Some(row) = store.run(id).await? else {
+        return Ok(false);
+    };
+    if row.status != RunStatus::Running || !dead_search_owner(row.owner.as_deref(), row.pid) {
+        return Ok(false);
+    }
+    Ok(store
+        .take_over_run(id, claim, row.owner.as_deref(), row.pid)
+        .await?)
 }
 
 fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {

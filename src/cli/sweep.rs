@@ -448,6 +448,12 @@ fn slot_plan(
         .or(sweep.resources.cpu_threads_per_run.map(|t| t as usize))
         .unwrap_or_else(|| (cores / cpu_workers.max(1)).max(1));
     let gpu_threads = args.threads.unwrap_or_else(|| (cores / slots.len()).max(1));
+    if cpu_threads.max(gpu_threads) > 4 * cores {
+        bail!(
+            "{} threads per run is more than 4 per core ({cores} cores here); lower --threads or resources.cpu_threads_per_run",
+            cpu_threads.max(gpu_threads)
+        );
+    }
     let slots: Vec<Slot> = slots
         .into_iter()
         .map(|device| Slot {
@@ -692,6 +698,8 @@ mod tests {
         let (slots, _) = plan(&["--cpu-workers", "4"], "{}", Some(vec![]), 8).unwrap();
         assert_eq!(slots.len(), 4);
         assert!(slots.iter().all(|s| s.threads == 2));
+        let err = plan(&["--threads", "100000"], "{}", None, 8).unwrap_err();
+        assert!(err.to_string().contains("more than 4 per core"), "{err}");
         let (slots, _) = plan(&[], "{cpu_threads_per_run: 1}", None, 2).unwrap();
         assert_eq!(slots.len(), 2, "one single-threaded worker per core");
         assert!(plan(&["--cpu-workers", "0"], "{}", None, 2).is_err());

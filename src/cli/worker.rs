@@ -37,7 +37,7 @@ pub struct WorkerCmd {
 impl WorkerCmd {
     /// Runs the command; the exit status tells the orchestrator how the run ended.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        set_threads(self.threads.max(1));
+        set_threads(self.threads.max(1))?;
         let device = parse_device(&self.device)?;
         let code = run_worker(&WorkerOptions {
             db: self.db,

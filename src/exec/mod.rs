@@ -2,7 +2,9 @@
 //! `failed` or `interrupted` (shared by `ddsas search` and sweep workers),
 //! with its epochs stored as they finish.
 
+pub mod guard;
 pub mod orchestrator;
+pub mod process;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -96,7 +98,8 @@ pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunE
         checkpoint_dir: Some(job.checkpoint_dir.clone()),
         resume: job.resume,
     };
-    let result = search::run(job.cfg, &opts, &mut observer);
+    let result = guard::catch(|| search::run(job.cfg, &opts, &mut observer))
+        .unwrap_or_else(|message| Err(SearchError::Internal(message)));
     observer.bar.finish_and_clear();
     Ok(match result {
         Ok(outcome) => {

@@ -35,6 +35,7 @@ use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
+use super::process::{hostname, pid_alive};
 use super::worker::{EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
 use crate::store::{Claim, RunRow, RunStatus, Store};
 
@@ -901,41 +902,6 @@ fn parse_owner(owner: &str) -> Option<(String, i64)> {
     Some((host, pid))
 }
 
-/// Whether a process of this host is alive (a zombie is not).
-fn pid_alive(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
-        return false;
-    }
-    // A zombie (dead, not yet reaped) still answers kill(0).
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_none_or(|state| state != "Z" && state != "X"),
-        Err(_) => true,
-    }
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it (or truncates, which is fine for an id).
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).replace(':', "_")
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -953,19 +919,6 @@ mod tests {
         assert_eq!(host, hostname());
         assert_eq!(pid, i64::from(std::process::id()));
         assert_eq!(parse_owner("search:12"), None);
-    }
-
-    #[test]
-    fn liveness_of_pids() {
-        assert!(pid_alive(i64::from(std::process::id())));
-        assert!(!pid_alive(0));
-        assert!(!pid_alive(-5));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = i64::from(child.id());
-        // Exited but not reaped: a zombie counts as dead.
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(!pid_alive(pid));
-        child.wait().unwrap();
     }
 
     #[test]

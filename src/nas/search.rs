@@ -71,6 +71,10 @@ pub enum SearchError {
         /// Batch size.
         batch: i64,
     },
+    /// libtorch failed (out of memory, an op it refuses); caught by the
+    /// caller, which keeps the run from being left `running`.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// What the search tells the outside world; `epoch` must persist the record
