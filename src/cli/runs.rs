@@ -82,7 +82,7 @@ pub struct ListArgs {
     #[arg(long, default_value = "id", allow_hyphen_values = true)]
     sort: String,
     /// At most this many runs.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     limit: Option<u32>,
     /// Output format (CSV and JSON carry every column of run_summary).
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -110,7 +110,7 @@ pub struct BestArgs {
     #[arg(long, default_value = "valid_acc", allow_hyphen_values = true)]
     by: String,
     /// How many runs to show.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     limit: u32,
     #[command(flatten)]
     db: DbArgs,
@@ -201,8 +201,8 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         sql.push_str(&format!(" AND status = ?{}", params.len()));
     }
     if let Some(condition) = &args.condition {
-        if condition.contains(';') {
-            bail!("bad --where clause `{condition}`: it must be one condition, without `;`");
+        if let Err(why) = crate::store::sql_text::one_condition(condition) {
+            bail!("bad --where clause `{condition}`: {why}");
         }
         sql.push_str(&format!(" AND ({condition}\n)"));
     }

@@ -14,6 +14,7 @@ mod queries;
 mod report_queries;
 mod rows;
 mod runs;
+pub mod sql_text;
 mod sweeps;
 #[cfg(test)]
 mod tests;

@@ -86,6 +86,7 @@ impl ReadOnlyDb {
         sql: &str,
         params: &[serde_json::Value],
     ) -> Result<QueryRows, QueryError> {
+        super::sql_text::one_statement(sql).map_err(|message| QueryError::Sql { message })?;
         let statement = self.conn.prepare(sql).await.map_err(classify)?;
         let columns: Vec<String> = statement
             .columns()
