@@ -667,6 +667,50 @@ fn a_closed_stdout_does_not_stop_a_sweep() {
 }
 
 #[test]
+fn a_file_reusing_a_sweep_name_cannot_silently_drop_its_runs() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let first = env.sweep("k", &format!("base: {TINY}\nseeds: [1, 2]\n"));
+    let mut child = env.start_sweep(&first, 1, "first", &[]);
+    assert!(
+        wait_child(&mut child, "the first sweep").success(),
+        "{}",
+        env.output_of("first")
+    );
+    let members = || env.scalar("SELECT count(*) FROM sweep_runs WHERE sweep = 'k'");
+    assert_eq!(members(), 2);
+    // Another file with the same name and fewer runs.
+    let other = env.path("other.yaml");
+    fs::write(&other, format!("name: k\nbase: {TINY}\nseeds: [1]\n")).unwrap();
+    let args = [
+        "sweep",
+        "run",
+        other.to_str().unwrap(),
+        "--gpus",
+        "none",
+        "--plain",
+    ];
+    let out = env.run(&args);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("already holds run 2") && said.contains("--replace"),
+        "{said}"
+    );
+    assert_eq!(members(), 2, "a refused file must not change the sweep");
+    let mut replace = args.to_vec();
+    replace.push("--replace");
+    let out = env.run(&replace);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(members(), 1);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM runs"),
+        2,
+        "runs are never deleted"
+    );
+}
+
+#[test]
 fn a_failing_run_is_marked_failed_and_the_rest_goes_on() {
     let _heavy = heavy();
     let env = Env::new();

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Plain log lines even on a terminal.
     #[arg(long)]
     plain: bool,
+    /// Let this file redefine a sweep of the same name that holds runs the
+    /// file no longer plans (they stay in the database, in no sweep).
+    #[arg(long)]
+    replace: bool,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -223,6 +227,36 @@ async fn known_runs(
         .collect())
 }
 
+/// A sweep's name is how figures and `runs list --sweep` find its runs, so
+/// a file that reuses the name of another sweep must not silently take
+/// runs out of it: adding runs (more seeds, a wider grid) is fine; leaving
+/// some out needs `--replace` or another name.
+async fn refuse_dropping_runs(store: &Store, sweep: &Sweep) -> anyhow::Result<()> {
+    let Some(existing) = store.sweep(&sweep.name).await? else {
+        return Ok(());
+    };
+    let planned: std::collections::HashSet<String> =
+        sweep.runs.iter().map(|r| r.cfg.fingerprint()).collect();
+    let dropped: Vec<i64> = store
+        .sweep_runs(&sweep.name)
+        .await?
+        .into_iter()
+        .filter(|(_, row)| !planned.contains(&row.fingerprint))
+        .map(|(_, row)| row.id)
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "sweep `{}` (from {}) already holds {} that {} does not plan; give this file another `name:`, or pass --replace to make `{}` follow it (those runs stay in the database, in no sweep)",
+        sweep.name,
+        existing.file.as_deref().unwrap_or("another file"),
+        crate::report::runs_text(&dropped),
+        sweep.file,
+        sweep.name
+    )
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything that can be wrong with the file is found here, before the
     // database is touched.
@@ -235,6 +269,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let store = Store::open(&db).await?;
+        if !args.replace {
+            refuse_dropping_runs(&store, &sweep).await?;
+        }
         let mut links = Vec::with_capacity(sweep.runs.len());
         let mut todo = Vec::new();
         let mut done_before = 0;

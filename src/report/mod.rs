@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use crate::store::{Store, StoreError};
 
-pub use data::SweepData;
+pub use data::{runs_text, SweepData};
 
 /// What can stop a report.
 #[derive(Debug, thiserror::Error)]

@@ -511,6 +511,30 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_is_set_in_one_place_and_runs_is_never_empty() {
+        for text in [
+            "name: s\ngrid: {seed: [1, 2]}\nseeds: [0]\n",
+            "name: s\nbase: {seed: 3}\nseeds: [0]\n",
+            "name: s\nruns: [{method: darts, seed: 4}]\nseeds: [0]\n",
+        ] {
+            let err = plan(text).unwrap_err().to_string();
+            assert!(
+                err.contains("`seed` is set in") && err.contains("seeds:"),
+                "{text}: {err}"
+            );
+        }
+        assert_eq!(
+            plan("name: s\ngrid: {seed: [1, 2]}\n").unwrap().runs.len(),
+            2
+        );
+        let err = plan("name: s\nruns: []\n").unwrap_err().to_string();
+        assert!(
+            err.contains("test.yaml:2:1") && err.contains("empty list"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn syntax_errors_have_file_line_and_column() {
         let err = plan("name: x\ngrid:\n  L: [15, 28\n  M: [1]\n")
             .unwrap_err()

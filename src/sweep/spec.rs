@@ -103,9 +103,22 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
     }
     let grid = ctx.axes("grid", raw.grid.unwrap_or_default(), false)?;
     let zip = ctx.axes("zip", raw.zip.unwrap_or_default(), true)?;
+    if raw.runs.as_ref().is_some_and(Vec::is_empty) {
+        return Err(SweepError::Spec {
+            file: file.to_owned(),
+            location: text
+                .lines()
+                .position(|l| l.starts_with("runs:"))
+                .map(|i| (i + 1, 1)),
+            message: "`runs` is an empty list; list at least one entry, or leave `runs` out to run `base` alone".into(),
+        });
+    }
     let mut runs = Vec::new();
     for entry in raw.runs.unwrap_or_default() {
         runs.push(ctx.entry(entry)?);
+    }
+    if raw.seeds.is_some() {
+        seed_set_once(&ctx, &base, &grid, &zip, &runs)?;
     }
     let mut exclude = Vec::new();
     for entry in raw.exclude.unwrap_or_default() {
@@ -152,6 +165,41 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
         exclude,
         resources,
     })
+}
+
+/// With `seeds:` the seed of every run comes from that list, so a `seed`
+/// key anywhere else would be silently overridden: refused instead.
+fn seed_set_once(
+    ctx: &Ctx<'_>,
+    base: &Mapping,
+    grid: &[Axis],
+    zip: &[Axis],
+    runs: &[Entry],
+) -> Result<(), SweepError> {
+    let in_axes = |axes: &[Axis]| axes.iter().any(|a| a.key == "seed");
+    let section = if base.contains_key("seed") {
+        Some("base")
+    } else if in_axes(grid) {
+        Some("grid")
+    } else if in_axes(zip) {
+        Some("zip")
+    } else if runs.iter().any(|e| {
+        e.set.iter().any(|(k, _)| k == "seed")
+            || in_axes(&e.grid)
+            || e.zip.as_deref().is_some_and(in_axes)
+    }) {
+        Some("runs")
+    } else {
+        None
+    };
+    match section {
+        Some(section) => Err(ctx.spec(
+            section,
+            "seed",
+            format!("`seed` is set in `{section}` and by `seeds:`, which would override it; keep one of the two"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `file:line:column: message` from a serde_yaml error (its message without
