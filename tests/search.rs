@@ -204,6 +204,52 @@ fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "3");
 }
 
+/// Starts a search and sends `signal` once its first epoch is stored.
+fn signal_after_first_epoch(db: &Path, sets: &[&str], signal: i32) -> std::process::ExitStatus {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["search", "--quiet", "--threads", "1", "--resume", "--db"])
+        .arg(db)
+        .stderr(std::process::Stdio::null());
+    for s in TINY.iter().chain(sets) {
+        cmd.args(["--set", s]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stored_before = try_sqlite(db, "SELECT COUNT(*) FROM epochs")
+        .map(|rows| rows[0][0].clone())
+        .unwrap_or_else(|_| "0".into());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no epoch stored");
+        let stored = try_sqlite(db, "SELECT COUNT(*) FROM epochs");
+        if stored.is_ok_and(|rows| rows[0][0] != stored_before) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait().unwrap()
+}
+
+#[test]
+fn a_hangup_interrupts_and_a_killed_search_is_taken_over_at_once() {
+    let sets = ["epochs=4", "steps_per_epoch=6", "seed=9"];
+    let (_dir, db) = tmp();
+    // A closed terminal (SIGHUP) stops at a safe point, like Ctrl-C.
+    let status = signal_after_first_epoch(&db, &sets, libc::SIGHUP);
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    // kill -9 leaves the run `running` with a dead pid...
+    let status = signal_after_first_epoch(&db, &sets, libc::SIGKILL);
+    assert!(status.code().is_none(), "{status:?}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "running");
+    // ...which the next search of this host takes over without waiting for
+    // the heartbeat to go stale.
+    let resumed = search(&db, &sets, &["--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "4");
+}
+
 #[test]
 fn a_nan_loss_fails_the_run_and_keeps_earlier_epochs() {
     let (_dir, db) = tmp();

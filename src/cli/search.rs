@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::{device_name, parse_device, set_threads, DbArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
-use crate::exec::process::{dead_search_owner, search_owner_id};
+use crate::exec::process::{dead_search_owner, search_owner_id, StopSignals};
 use crate::exec::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::nas::search::SearchOutcome;
 use crate::store::{Claim, RunStatus, Store};
@@ -90,9 +90,19 @@ impl SearchCmd {
             .unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let mut signals = {
+            let _inside = rt.enter();
+            StopSignals::new().context("installing the signal handlers")?
+        };
+        // The first signal stops at the next safe point; a second one exits
+        // at once (the run is then taken over by the next `ddsas search`).
         rt.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
+            loop {
+                signals.recv().await;
+                if flag.swap(true, Ordering::SeqCst) {
+                    crate::errln!("second signal: exiting now; the last checkpoint is kept");
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
             }
         });
         let job = Job {

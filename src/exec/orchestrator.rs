@@ -32,10 +32,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::process::Command;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
-use super::process::{hostname, pid_alive};
+use super::process::{hostname, pid_alive, StopSignals};
 use super::worker::{EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
 use crate::store::{Claim, RunRow, RunStatus, Store};
 
@@ -225,10 +224,7 @@ struct Orchestrator<'a> {
 
 impl Orchestrator<'_> {
     async fn run(&mut self) -> anyhow::Result<Outcome> {
-        let mut sigint =
-            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let mut sigterm =
-            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut signals = StopSignals::new().context("installing the signal handlers")?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_cancel_check = Instant::now();
@@ -256,8 +252,7 @@ impl Orchestrator<'_> {
                             }
                         }
                     }
-                    _ = sigint.recv() => self.stop(StopReason::Signal),
-                    _ = sigterm.recv() => self.stop(StopReason::Signal),
+                    _ = signals.recv() => self.stop(StopReason::Signal),
                 }
             }
             anyhow::Ok(())
@@ -543,10 +538,10 @@ impl Orchestrator<'_> {
             let message = match row.error.clone() {
                 Some(e) if row.status == RunStatus::Failed => e,
                 _ => {
-                    let message = format!(
-                        "worker {how} without recording why; see {}",
-                        act.log.display()
-                    );
+                    let message = match last_error(&act.log) {
+                        Some(error) => format!("worker {how}: {error}"),
+                        None => format!("worker {how} without recording why; see its log"),
+                    };
                     self.store.fail_owned_run(id, &self.owner, &message).await?;
                     message
                 }
@@ -572,7 +567,10 @@ impl Orchestrator<'_> {
         let used = self.retries.entry(id).or_insert(0);
         *used += 1;
         let used = *used;
-        let why = format!("worker {how} on attempt {}", act.attempt);
+        let why = match last_error(&act.log) {
+            Some(error) => format!("worker {how} on attempt {} ({error})", act.attempt),
+            None => format!("worker {how} on attempt {}", act.attempt),
+        };
         if used <= self.opts.max_retries {
             if row.status == RunStatus::Running {
                 self.store.release_run(id, &self.owner, Some(&why)).await?;
@@ -587,10 +585,7 @@ impl Orchestrator<'_> {
             ));
             self.pending.push_front(act.run);
         } else {
-            let message = format!(
-                "gave up after {used} attempt(s) in this session: {why}; see {}",
-                act.log.display()
-            );
+            let message = format!("gave up after {used} attempt(s) in this session: {why}");
             self.store.fail_owned_run(id, &self.owner, &message).await?;
             self.report_failure(&act, &message);
         }
@@ -859,6 +854,16 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// The last lines of a worker log, indented, for failure messages.
+/// The last `error: ...` line a worker wrote to its log: why it exited,
+/// for `runs.error` (the log itself may be on another machine later).
+fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| l.starts_with("error:"))
+        .map(|l| l.trim().to_owned())
+}
+
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

@@ -37,6 +37,37 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).replace(':', "_")
 }
 
+/// The signals that ask a search, worker or orchestrator to stop at its
+/// next safe point: Ctrl-C (SIGINT), `kill` (SIGTERM), and a closed
+/// terminal or ssh session (SIGHUP), whose default would kill the process
+/// without releasing its run.
+pub struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (inside a tokio runtime).
+    pub fn new() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next of them.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
 /// The owner id of a `ddsas search` process: `search:<host>:<pid>`.
 pub fn search_owner_id() -> String {
     format!("search:{}:{}", hostname(), std::process::id())

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::process::StopSignals;
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::config::SearchConfig;
@@ -166,19 +166,15 @@ fn rebuild_config(
     Ok(cfg)
 }
 
-/// First SIGINT or SIGTERM: stop at the next safe point. Second: exit now
+/// First SIGINT, SIGTERM or SIGHUP: stop at the next safe point. Second: exit now
 /// (the orchestrator then marks the run interrupted; the last checkpoint
 /// stays).
 fn spawn_signal_watch(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let _guard = rt.enter();
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut signals = StopSignals::new().context("installing the signal handlers")?;
     rt.spawn(async move {
         loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            signals.recv().await;
             if stop.swap(true, Ordering::SeqCst) {
                 crate::errln!("worker: second signal, exiting now");
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
