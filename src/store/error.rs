@@ -6,12 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file could not be opened or created as a SQLite database.
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}: {source}{hint}")]
     Open {
         /// Database file.
         path: PathBuf,
         /// sqlx's error.
         source: sqlx::Error,
+        /// What is wrong with the path, when that can be told (`; ...`).
+        hint: String,
     },
     /// The file is not SQLite, or a SQLite database of another program.
     #[error("database {path} is not a ddsas database ({reason})")]

@@ -51,7 +51,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 4;
 
 /// SQLite's "file is not a database" result code.
-const SQLITE_NOTADB: &str = "26";
+pub(crate) const SQLITE_NOTADB: &str = "26";
 
 /// The run history: a pool on one SQLite database.
 #[derive(Debug, Clone)]
@@ -179,6 +179,34 @@ fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
     StoreError::Open {
         path: path.to_owned(),
         source,
+        hint: path_hint(path),
+    }
+}
+
+/// Why a database path cannot be opened, in the user's terms (SQLite only
+/// says "unable to open database file").
+pub(crate) fn path_hint(path: &Path) -> String {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if path.is_dir() {
+        format!(
+            "; {} is a directory, and --db takes a file such as {}/results.db",
+            path.display(),
+            path.display()
+        )
+    } else if !parent.is_dir() {
+        format!(
+            "; the folder {} does not exist: create it, or point --db elsewhere",
+            parent.display()
+        )
+    } else if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
+        || std::fs::metadata(parent).is_ok_and(|m| m.permissions().readonly())
+    {
+        "; the file or its folder is read-only: fix the permissions, or point --db elsewhere".into()
+    } else {
+        String::new()
     }
 }
 

@@ -21,12 +21,30 @@ pub enum QueryError {
     #[error("database {0} does not exist; run a search or a sweep first, or point --db at the right file")]
     Missing(PathBuf),
     /// The database could not be opened.
-    #[error("cannot open database {path} read-only: {source}")]
+    #[error("cannot open database {path} read-only: {source}{hint}")]
     Open {
         /// Database file.
         path: PathBuf,
         /// sqlx's error.
         source: sqlx::Error,
+        /// What is wrong with the path, when that can be told.
+        hint: String,
+    },
+    /// SQLite says the file is damaged (truncated, overwritten).
+    #[error("database {path} is damaged ({message}); `sqlite3 {path} .recover > rows.sql` may save its rows")]
+    Damaged {
+        /// Database file.
+        path: PathBuf,
+        /// SQLite's message.
+        message: String,
+    },
+    /// The file is not SQLite, or holds no ddsas run history.
+    #[error("database {path} is not a ddsas database ({reason}); point --db at the results.db of a search or sweep")]
+    NotDdsas {
+        /// Database file.
+        path: PathBuf,
+        /// What gave it away.
+        reason: String,
     },
     /// The statement tried to change the database.
     #[error(
@@ -70,13 +88,39 @@ impl ReadOnlyDb {
             .filename(path)
             .read_only(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let conn = SqliteConnection::connect_with(&options)
+        let open_error = |source| QueryError::Open {
+            path: path.to_owned(),
+            hint: super::path_hint(path),
+            source,
+        };
+        let mut conn = SqliteConnection::connect_with(&options)
             .await
-            .map_err(|source| QueryError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(ReadOnlyDb { conn })
+            .map_err(open_error)?;
+        let has_runs: Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+        )
+        .fetch_one(&mut conn)
+        .await;
+        let reason = match has_runs {
+            Ok(1) => return Ok(ReadOnlyDb { conn }),
+            Ok(_) => "it has no `runs` table".to_string(),
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some(super::SQLITE_NOTADB) =>
+            {
+                "not a SQLite file".to_string()
+            }
+            Err(sqlx::Error::Database(db)) if db.message().contains("malformed") => {
+                return Err(QueryError::Damaged {
+                    path: path.to_owned(),
+                    message: db.message().to_owned(),
+                })
+            }
+            Err(e) => return Err(open_error(e)),
+        };
+        Err(QueryError::NotDdsas {
+            path: path.to_owned(),
+            reason,
+        })
     }
 
     /// Runs one statement with positional text/number parameters (`?1`...)
@@ -187,6 +231,47 @@ mod tests {
     use super::*;
     use crate::config::SearchConfig;
     use crate::store::Store;
+
+    #[tokio::test]
+    async fn foreign_damaged_and_missing_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, "hello, not SQLite\n".repeat(300)).unwrap();
+        let err = ReadOnlyDb::open(&text).await.unwrap_err().to_string();
+        assert!(
+            err.contains("not a ddsas database (not a SQLite file)"),
+            "{err}"
+        );
+        let full = dir.path().join("full.db");
+        let store = Store::open(&full).await.unwrap();
+        for seed in 0..50 {
+            let cfg = SearchConfig::default()
+                .with_overrides(&[format!("seed={seed}")])
+                .unwrap()
+                .resolve()
+                .unwrap();
+            store.ensure_run(&cfg).await.unwrap();
+        }
+        store.close().await;
+        let bytes = std::fs::read(&full).unwrap();
+        let cut = dir.path().join("cut.db");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        match ReadOnlyDb::open(&cut).await {
+            Ok(mut db) => {
+                let err = db.query("SELECT * FROM runs", &[]).await;
+                assert!(err.is_err(), "half a database read back whole");
+            }
+            // Where the cut falls decides what SQLite notices first.
+            Err(e) => assert!(
+                e.to_string().contains("damaged") || e.to_string().contains("not a ddsas"),
+                "{e}"
+            ),
+        }
+        let err = ReadOnlyDb::open(&dir.path().join("nope.db"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
 
     #[tokio::test]
     async fn reads_values_and_refuses_writes() {
