@@ -543,6 +543,76 @@ fn set_path(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
     }
 }
 
+/// One line on each key of a search config, in the struct's order, for
+/// `ddsas search --print-config` (a test keeps it in step with the struct).
+pub const KEY_DOCS: &[(&str, &str)] = &[
+    ("method", "ddsas | darts | gdas"),
+    ("space", "darts | nb201"),
+    ("dataset", "digits (bundled) | cifar10 | cifar100"),
+    ("data_dir", "folder holding the CIFAR files (either layout); unused for digits"),
+    ("epochs", "search epochs (paper: 50)"),
+    ("batch_size", "minibatch of both halves (paper: 64)"),
+    ("layers", "DARTS: cells (8); NB201: cells per stage (5); null = the space's default"),
+    ("init_channels", "channels of the first stage (16)"),
+    ("seed", "seed of every random source"),
+    ("train_portion", "share of the training set for weight steps; the rest drives arch steps"),
+    ("steps_per_epoch", "cap on search steps per epoch; null = one pass over the smaller half"),
+    ("w_lr", "weight SGD learning rate, cosine-annealed"),
+    ("w_lr_min", "weight SGD final learning rate"),
+    ("w_momentum", "weight SGD momentum"),
+    ("w_weight_decay", "weight SGD weight decay"),
+    ("grad_clip", "gradient-norm clip of the weights"),
+    ("arch_lr", "architecture Adam learning rate"),
+    ("arch_betas", "architecture Adam betas"),
+    ("arch_weight_decay", "architecture Adam weight decay"),
+    ("L", "DDSAS: subspace size per cell type, counted non-none ops (>= edges; >= all ops = everything)"),
+    ("M", "DDSAS: weight steps between subspace updates"),
+    ("approximation", "DDSAS: Eq. 7 approximation (true) or exact normalized Eq. 9 (false)"),
+    ("ucb_c", "DDSAS: UCB exploration constant c"),
+    ("begin", "DDSAS: epochs of uniformly random subspaces before UCB"),
+    ("random_prob", "DDSAS: chance of a random subspace instead of the UCB one"),
+    ("space_schedule", "DDSAS: elastic space {initial: [ops], shrink: [{epoch, remove}], expand: [{epoch, ops}]}"),
+    ("tau_max", "GDAS: initial Gumbel temperature"),
+    ("tau_min", "GDAS: final Gumbel temperature"),
+    ("log_steps", "record per-step cosine distance and minibatch accuracy (Fig. 10)"),
+];
+
+impl SearchConfig {
+    /// Every key with its value and a comment: valid YAML that `--config`
+    /// reads back, so it doubles as a template.
+    pub fn commented_yaml(&self) -> String {
+        let value = serde_json::to_value(self).expect("a config always serializes");
+        let lines: Vec<(String, &str)> = KEY_DOCS
+            .iter()
+            .map(|(key, doc)| {
+                let text = match &value[*key] {
+                    // Names such as `ddsas` need no quotes.
+                    serde_json::Value::String(s)
+                        if s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) =>
+                    {
+                        s.clone()
+                    }
+                    // JSON is YAML flow syntax: one line for lists and maps too.
+                    v => serde_json::to_string(v).expect("a JSON value always serializes"),
+                };
+                (format!("{key}: {text}"), *doc)
+            })
+            .collect();
+        // Comments line up, except after the odd long value.
+        let width = lines
+            .iter()
+            .map(|(l, _)| l.len())
+            .filter(|&n| n <= 32)
+            .max()
+            .unwrap_or(0);
+        lines
+            .iter()
+            .map(|(line, doc)| format!("{line:<width$}  # {doc}\n"))
+            .collect()
+    }
+}
+
 /// A validated config: the only form the engine accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedConfig {
@@ -675,6 +745,28 @@ mod tests {
         let a = resolve(&abs).unwrap();
         assert_eq!(a.fingerprint(), resolve(&dotted).unwrap().fingerprint());
         assert!(a.config.data_dir.unwrap().is_absolute());
+    }
+
+    #[test]
+    fn printed_config_documents_every_key_and_reads_back() {
+        let value = serde_json::to_value(SearchConfig::default()).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        let documented: Vec<&str> = KEY_DOCS.iter().map(|(k, _)| *k).collect();
+        for key in &keys {
+            assert!(documented.contains(&key.as_str()), "KEY_DOCS lacks `{key}`");
+        }
+        assert_eq!(
+            keys.len(),
+            documented.len(),
+            "KEY_DOCS has a key the config lacks"
+        );
+        let cfg = SearchConfig::default()
+            .with_overrides(&["L=42".into(), "arch_betas=[0.4, 0.9]".into()])
+            .unwrap();
+        let text = cfg.commented_yaml();
+        let back =
+            SearchConfig::from_yaml_value(serde_yaml::from_str(&text).unwrap(), "printed").unwrap();
+        assert_eq!(back, cfg);
     }
 
     #[test]

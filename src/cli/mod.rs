@@ -57,7 +57,7 @@ enum Command {
 /// Arguments shared by every command that opens the database.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
-    /// SQLite database holding the run history (created if missing).
+    /// SQLite database holding the run history (`search` and `sweep run` create it).
     #[arg(long, default_value = "results.db", env = "DDSAS_DB")]
     pub db: PathBuf,
 }

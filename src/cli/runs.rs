@@ -59,10 +59,15 @@ pub enum RunsCmd {
     )]
     List(ListArgs),
     /// Everything about one run: config, epochs, genotype, error, logs.
+    #[command(after_help = "Example:\n  ddsas runs show 12")]
     Show(ShowArgs),
     /// The best runs of a sweep by a metric.
+    #[command(
+        after_help = "Examples:\n  ddsas runs best --sweep fig7_lm_grid\n  ddsas runs best --sweep demo --by -wall_s --limit 3"
+    )]
     Best(BestArgs),
     /// Runs side by side: the config keys that differ and the final metrics.
+    #[command(after_help = "Example:\n  ddsas runs compare 3 7 12")]
     Compare(CompareArgs),
 }
 
@@ -120,7 +125,7 @@ pub struct BestArgs {
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
     /// Two or more run ids.
-    #[arg(num_args = 2.., required = true)]
+    #[arg(num_args = 2.., required = true, value_name = "ID")]
     ids: Vec<i64>,
     #[command(flatten)]
     db: DbArgs,

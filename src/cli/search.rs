@@ -20,10 +20,10 @@ use crate::store::{Claim, RunStatus, Store};
 /// Run one search.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ddsas search --set epochs=3 --set L=28 --set M=10\n  ddsas search --config search.yaml --device cuda:0 --db results.db\n  ddsas search --config search.yaml --resume"
+    after_help = "Examples:\n  ddsas search --set epochs=3 --set L=28 --set M=10\n  ddsas search --config search.yaml --device cuda:0 --db results.db\n  ddsas search --config search.yaml --resume\n  ddsas search --print-config > search.yaml     # a template with every key"
 )]
 pub struct SearchCmd {
-    /// YAML search config (keys as in DESIGN.md; missing keys take the paper's defaults).
+    /// YAML search config; missing keys take the paper's defaults (`--print-config` lists every key).
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Override a config key, e.g. `--set L=42 --set dataset=cifar10`; values are YAML.
@@ -46,6 +46,10 @@ pub struct SearchCmd {
     /// Print only the final summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Print every config key with its value (after --config and --set)
+    /// and what it means, as YAML that --config reads back; run nothing.
+    #[arg(long)]
+    print_config: bool,
 }
 
 impl SearchCmd {
@@ -55,7 +59,12 @@ impl SearchCmd {
             Some(path) => SearchConfig::from_yaml_file(path)?,
             None => SearchConfig::default(),
         };
-        let cfg = base.with_overrides(&self.overrides)?.resolve()?;
+        let merged = base.with_overrides(&self.overrides)?;
+        if self.print_config {
+            crate::outln!("{}", merged.commented_yaml().trim_end());
+            return Ok(ExitCode::SUCCESS);
+        }
+        let cfg = merged.resolve()?;
         let device = parse_device(&self.device)?;
         set_threads(self.threads)?;
         let rt = Runtime::new().context("starting the async runtime")?;

@@ -29,15 +29,22 @@ const DEFAULT_GPU_MEM_GB: f64 = 4.0;
 #[derive(Debug, clap::Subcommand)]
 pub enum SweepCmd {
     /// Expand a sweep file and show its runs with their status in the database.
+    #[command(
+        after_help = "Examples:\n  ddsas sweep plan sweeps/fig7_lm_grid.yaml\n  ddsas sweep plan sweeps/demo.yaml --db results.db\n(--help shows the sweep file format)",
+        after_long_help = crate::sweep::FORMAT_HELP
+    )]
     Plan(PlanArgs),
     /// Run every run of a sweep that is not done, in worker processes.
     #[command(
-        after_help = "Examples:\n  ddsas sweep run sweeps/demo.yaml\n  ddsas sweep run sweeps/fig7_lm_grid.yaml --gpus 0,1 --runs-per-gpu auto\n  ddsas sweep run sweeps/demo.yaml --cpu-workers 2 --threads 1\nCtrl-C stops cleanly (runs resume on the next `sweep run`); a second Ctrl-C kills the workers."
+        after_help = "Examples:\n  ddsas sweep run sweeps/demo.yaml\n  ddsas sweep run sweeps/fig7_lm_grid.yaml --gpus 0,1 --runs-per-gpu auto\n  ddsas sweep run sweeps/demo.yaml --cpu-workers 2 --threads 1\nCtrl-C stops cleanly (runs resume on the next `sweep run`); a second Ctrl-C kills the workers.\n(--help shows the sweep file format)",
+        after_long_help = crate::sweep::FORMAT_HELP
     )]
     Run(RunArgs),
     /// Counts and per-run status of a registered sweep.
+    #[command(after_help = "Example:\n  ddsas sweep status demo --db results.db")]
     Status(NameArgs),
     /// Ask the orchestrators running a sweep to stop (runs resume on the next `sweep run`).
+    #[command(after_help = "Example:\n  ddsas sweep cancel fig7_lm_grid   # from any terminal; `sweep run` again resumes")]
     Cancel(NameArgs),
 }
 

@@ -45,6 +45,26 @@ mod expand;
 mod keys;
 mod spec;
 
+/// The sweep file format in brief, for `ddsas sweep plan/run --help` (the
+/// module documentation above has the details).
+pub const FORMAT_HELP: &str = "\
+Sweep file (YAML):
+  name: fig7_lm_grid        required: the sweep's key in the database
+  description: ...          optional free text
+  base: {dataset: cifar10, data_dir: data/cifar, epochs: 50}
+                            a search config (`ddsas search --print-config` lists the keys)
+  grid: {L: [15, 28, 42], M: [1, 5, 10]}
+                            cartesian axes, the first varying slowest
+  zip: {w_lr: [0.025, 0.05], arch_lr: [0.0003, 0.0006]}
+                            axes varied together (lists of one length)
+  runs: [{method: ddsas}, {method: darts, grid: {...}}]
+                            partial configs merged into base, each crossed with the grid
+  seeds: [0, 1, 2, 3]       sets `seed`, the outermost loop
+  exclude: [{L: 15, M: 1}]  skip runs matching every key of an entry
+  resources: {runs_per_gpu: 2, gpu_mem_gb_per_run: 4, cpu_threads_per_run: 1}
+Runs with the same resolved config are kept once, and a done config is never run again.
+Examples: sweeps/*.yaml.";
+
 pub use expand::{PlannedRun, Sweep};
 pub use keys::config_keys;
 pub use spec::Resources;
