@@ -6,6 +6,7 @@
 //! that resolve to the same search share one fingerprint.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -222,6 +223,38 @@ pub enum ConfigError {
     },
 }
 
+/// serde_yaml's message in the user's terms: an unknown key gets the keys
+/// near it instead of the list of all 29, and Rust type names go.
+fn friendly(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((key, tail)) = rest.split_once('`') {
+            let at = tail
+                .rfind(" at line ")
+                .map_or(String::new(), |i| format!(" ({})", tail[i + 4..].trim()));
+            return format!("unknown key `{key}`{at}; {}", key_suggestion(key));
+        }
+    }
+    message
+        .replace(
+            "expected struct SearchConfig",
+            "expected a mapping of config keys such as `epochs: 3`",
+        )
+        .replace("unknown variant", "unknown value")
+}
+
+/// A sweep file handed to `ddsas search --config`.
+fn looks_like_a_sweep(text: &str) -> bool {
+    let top: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    top.contains(&"name")
+        && ["base", "grid", "zip", "runs", "seeds"]
+            .iter()
+            .any(|k| top.contains(k))
+}
+
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -242,9 +275,18 @@ impl SearchConfig {
         }
         // Deserialising from the text (not a Value) keeps serde_yaml's
         // key path and line:column in the message.
-        serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
-            file: path.display().to_string(),
-            message: e.to_string(),
+        serde_yaml::from_str(&text).map_err(|e| {
+            let mut message = friendly(&e.to_string());
+            if looks_like_a_sweep(&text) {
+                message.push_str(&format!(
+                    "\nhint: this looks like a sweep file (it has `name:` and sweep sections); run it with `ddsas sweep run {}`",
+                    path.display()
+                ));
+            }
+            ConfigError::Parse {
+                file: path.display().to_string(),
+                message,
+            }
         })
     }
 
@@ -256,7 +298,7 @@ impl SearchConfig {
         };
         serde_yaml::from_value(value).map_err(|e| ConfigError::Parse {
             file: origin.to_owned(),
-            message: e.to_string(),
+            message: friendly(&e.to_string()),
         })
     }
 
@@ -543,6 +585,76 @@ fn set_path(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
     }
 }
 
+/// The top-level keys of a search config, in declaration order (taken from
+/// the serialized default config, so it can never drift from `SearchConfig`):
+/// what sweep files may vary, and the row order of config comparisons.
+pub fn config_keys() -> &'static [String] {
+    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let value =
+            serde_yaml::to_value(SearchConfig::default()).expect("a config always serializes");
+        value
+            .as_mapping()
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Whether a (possibly dotted) key starts with a real config key.
+pub fn is_config_key(key: &str) -> bool {
+    let head = key.split('.').next().unwrap_or(key);
+    config_keys().iter().any(|k| k == head)
+}
+
+/// "did you mean ..." for an unknown key: the config keys within a small
+/// edit distance, or sharing a case-insensitive prefix; else every key.
+pub fn key_suggestion(key: &str) -> String {
+    let head = key.split('.').next().unwrap_or(key);
+    let lower = head.to_lowercase();
+    let near: Vec<&str> = config_keys()
+        .iter()
+        .filter(|k| {
+            let kl = k.to_lowercase();
+            kl == lower
+                || levenshtein(&kl, &lower) <= (head.len() / 3).max(1)
+                || (lower.len() >= 3
+                    && (kl.starts_with(&lower) || lower.starts_with(&kl) && kl.len() >= 3))
+                || (lower.len() >= 2 && kl.ends_with(&format!("_{lower}")))
+        })
+        .map(String::as_str)
+        .collect();
+    if near.is_empty() {
+        format!("the config keys are {}", config_keys().join(", "))
+    } else {
+        format!(
+            "did you mean {}? (the config keys are {})",
+            near.iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            config_keys().join(", ")
+        )
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// One line on each key of a search config, in the struct's order, for
 /// `ddsas search --print-config` (a test keeps it in step with the struct).
 pub const KEY_DOCS: &[(&str, &str)] = &[
@@ -767,6 +879,32 @@ mod tests {
         let back =
             SearchConfig::from_yaml_value(serde_yaml::from_str(&text).unwrap(), "printed").unwrap();
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn typos_get_the_nearest_keys_and_sweep_files_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "epochs: 2\nepoch: 3\n").unwrap();
+        let err = SearchConfig::from_yaml_file(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown key `epoch` (line 2 column 1); did you mean `epochs`"),
+            "{err}"
+        );
+        let err = SearchConfig::default()
+            .with_overrides(&["lr=0.1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`w_lr`") && err.contains("`arch_lr`"), "{err}");
+        std::fs::write(&file, "name: s\nbase: {epochs: 2}\nseeds: [1]\n").unwrap();
+        let err = SearchConfig::from_yaml_file(&file).unwrap_err().to_string();
+        assert!(err.contains("ddsas sweep run"), "{err}");
+        std::fs::write(&file, "- a\n- b\n").unwrap();
+        let err = SearchConfig::from_yaml_file(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("mapping of config keys") && !err.contains("struct"),
+            "{err}"
+        );
     }
 
     #[test]

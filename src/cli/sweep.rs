@@ -44,7 +44,9 @@ pub enum SweepCmd {
     #[command(after_help = "Example:\n  ddsas sweep status demo --db results.db")]
     Status(NameArgs),
     /// Ask the orchestrators running a sweep to stop (runs resume on the next `sweep run`).
-    #[command(after_help = "Example:\n  ddsas sweep cancel fig7_lm_grid   # from any terminal; `sweep run` again resumes")]
+    #[command(
+        after_help = "Example:\n  ddsas sweep cancel fig7_lm_grid   # from any terminal; `sweep run` again resumes"
+    )]
     Cancel(NameArgs),
 }
 

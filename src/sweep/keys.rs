@@ -1,78 +1,8 @@
-//! Config keys for sweep files: which keys exist, which exist near a typo,
-//! and where a key is written in the file (for error locations).
+//! Config keys for sweep files: where a key is written in the file (for
+//! error locations); which keys exist and which are near a typo live in
+//! `crate::config`, shared with `ddsas search`.
 
-use std::sync::OnceLock;
-
-use crate::config::SearchConfig;
-
-/// The top-level keys of a search config, in declaration order (taken from
-/// the serialized default config, so it can never drift from `SearchConfig`):
-/// what sweep files may vary, and the row order of config comparisons.
-pub fn config_keys() -> &'static [String] {
-    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let value =
-            serde_yaml::to_value(SearchConfig::default()).expect("a config always serializes");
-        value
-            .as_mapping()
-            .map(|m| {
-                m.keys()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
-}
-
-/// Whether a (possibly dotted) key starts with a real config key.
-pub(crate) fn is_config_key(key: &str) -> bool {
-    let head = key.split('.').next().unwrap_or(key);
-    config_keys().iter().any(|k| k == head)
-}
-
-/// "did you mean ..." for an unknown key: the config keys within a small
-/// edit distance, or sharing a case-insensitive prefix; else every key.
-pub(crate) fn suggestion(key: &str) -> String {
-    let head = key.split('.').next().unwrap_or(key);
-    let lower = head.to_lowercase();
-    let near: Vec<&str> = config_keys()
-        .iter()
-        .filter(|k| {
-            let kl = k.to_lowercase();
-            kl == lower
-                || levenshtein(&kl, &lower) <= (head.len() / 3).max(1)
-                || (lower.len() >= 3
-                    && (kl.starts_with(&lower) || lower.starts_with(&kl) && kl.len() >= 3))
-        })
-        .map(String::as_str)
-        .collect();
-    if near.is_empty() {
-        format!("the config keys are {}", config_keys().join(", "))
-    } else {
-        format!(
-            "did you mean {}? (the config keys are {})",
-            near.iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(" or "),
-            config_keys().join(", ")
-        )
-    }
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
+pub(crate) use crate::config::{is_config_key, key_suggestion as suggestion};
 
 /// Best-effort place (1-based line, column) where `key` is written inside
 /// the top-level section `section` of a YAML text (block or flow style);

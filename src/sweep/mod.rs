@@ -65,8 +65,8 @@ Sweep file (YAML):
 Runs with the same resolved config are kept once, and a done config is never run again.
 Examples: sweeps/*.yaml.";
 
+pub use crate::config::config_keys;
 pub use expand::{PlannedRun, Sweep};
-pub use keys::config_keys;
 pub use spec::Resources;
 
 use std::path::PathBuf;

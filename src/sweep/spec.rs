@@ -210,7 +210,11 @@ fn syntax_error(file: &str, e: &serde_yaml::Error) -> SweepError {
     let message = match text.rsplit_once(" at line ") {
         Some((head, _)) if location.is_some() => head.to_owned(),
         _ => text,
-    };
+    }
+    .replace(
+        "expected struct RawSweep",
+        "expected a mapping with `name:` and the sweep's sections (`ddsas sweep plan --help`)",
+    );
     SweepError::Spec {
         file: file.to_owned(),
         location,
