@@ -89,6 +89,14 @@ pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
     Ok(device)
 }
 
+/// The CUDA devices libtorch sees (none when its CUDA backend cannot load).
+pub fn cuda_devices() -> Vec<u32> {
+    if load_cuda_backend().is_err() {
+        return Vec::new();
+    }
+    (0..tch::Cuda::device_count().max(0) as u32).collect()
+}
+
 /// Loads `libtorch_cuda.so` into the process.
 ///
 /// The linker drops it from the binary's needed libraries because no Rust code

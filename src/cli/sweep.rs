@@ -373,7 +373,19 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// with a sentence saying what was chosen.
 fn slots(args: &RunArgs, sweep: &Sweep) -> anyhow::Result<(Vec<Slot>, String)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    slot_plan(args, sweep, nvidia_smi(), cores)
+    let mut detected = nvidia_smi();
+    let explicit = !matches!(args.gpus.trim(), "all" | "none" | "cpu" | "");
+    if detected.is_none() && explicit {
+        // No nvidia-smi to check a GPU list against: ask libtorch, as the
+        // workers would, rather than start workers that all fail.
+        detected = Some(
+            crate::cli::cuda_devices()
+                .into_iter()
+                .map(|i| (i, None))
+                .collect(),
+        );
+    }
+    slot_plan(args, sweep, detected, cores)
 }
 
 /// [`slots`] for a given machine: `detected` is what nvidia-smi said
@@ -400,17 +412,20 @@ fn slot_plan(
         },
         "none" | "cpu" | "" => Vec::new(),
         list => {
-            let mut out = Vec::new();
+            let mut out: Vec<(u32, Option<f64>)> = Vec::new();
             for part in list.split(',') {
                 let g: u32 = part
                     .trim()
                     .parse()
                     .with_context(|| format!("--gpus `{list}`: `{part}` is not a GPU index; use all, none or a list such as 0,1"))?;
+                if out.iter().any(|(i, _)| *i == g) {
+                    bail!("--gpus {list}: GPU {g} is listed twice; use --runs-per-gpu 2 for two runs on one GPU");
+                }
                 let free = match &detected {
                     Some(found) => match found.iter().find(|(i, _)| *i == g) {
                         Some((_, free)) => *free,
                         None => bail!(
-                            "--gpus {list}: GPU {g} does not exist; nvidia-smi lists {}",
+                            "--gpus {list}: GPU {g} does not exist; the GPUs found (by nvidia-smi, else libtorch) are {}",
                             if found.is_empty() {
                                 "none".to_owned()
                             } else {
@@ -423,10 +438,10 @@ fn slot_plan(
                         ),
                     },
                     None => {
-                        notes.push(
-                            "nvidia-smi is not available to check the GPUs; trusting --gpus"
-                                .to_owned(),
-                        );
+                        let note = "nvidia-smi is not available to check the GPUs; trusting --gpus";
+                        if !notes.iter().any(|n| n == note) {
+                            notes.push(note.to_owned());
+                        }
                         None
                     }
                 };
@@ -813,5 +828,9 @@ mod tests {
         let (slots, how) = plan(&["--gpus", "0"], "{}", None, 4).unwrap();
         assert_eq!(devices(&slots), vec![SlotDevice::Gpu(0)]);
         assert!(how.contains("trusting --gpus"), "{how}");
+        let err = plan(&["--gpus", "0,0"], "{}", None, 4).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
+        let err = plan(&["--gpus", "3"], "{}", Some(vec![]), 4).unwrap_err();
+        assert!(err.to_string().contains("GPU 3 does not exist"), "{err}");
     }
 }
