@@ -58,6 +58,14 @@ pub enum ReportError {
     /// Reading the database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The output folder cannot be created or written into.
+    #[error("cannot write figures into {path}: {source}; choose another folder with --out")]
+    OutDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Writing an output file failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -185,10 +193,7 @@ pub async fn render(
     kind: Kind,
     opts: &Options,
 ) -> Result<Output, ReportError> {
-    std::fs::create_dir_all(&opts.out).map_err(|source| ReportError::Write {
-        path: opts.out.clone(),
-        source,
-    })?;
+    prepare_out_dir(&opts.out)?;
     let start = Instant::now();
     let mut out = match kind {
         Kind::Fig7 => fig7::render(data, opts).await?,
@@ -269,6 +274,24 @@ pub async fn render_all(
 }
 
 /// Writes `text` to `path`, mapping the error to [`ReportError::Write`].
+/// Creates `--out` and checks that files can be written into it, so that a
+/// wrong folder is named once, before any drawing (plotters reports a
+/// failed PNG write only as a debug dump of its error).
+fn prepare_out_dir(out: &Path) -> Result<(), ReportError> {
+    let failed = |source: std::io::Error| ReportError::OutDir {
+        path: out.to_owned(),
+        source,
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(failed(std::io::Error::other("it is a file, not a folder")));
+    }
+    std::fs::create_dir_all(out).map_err(failed)?;
+    let probe = out.join(".ddsas-write-test");
+    std::fs::write(&probe, b"").map_err(failed)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
     std::fs::write(path, text).map_err(|source| ReportError::Write {
         path: path.to_owned(),
