@@ -69,6 +69,18 @@ impl SearchCmd {
         set_threads(self.threads)?;
         let rt = Runtime::new().context("starting the async runtime")?;
         let store = rt.block_on(Store::open(&self.db.db))?;
+        let checkpoint_dir = self
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
+        // A folder that cannot hold checkpoints is the machine's problem, not
+        // the run's: said now, before the run is claimed and could fail.
+        std::fs::create_dir_all(&checkpoint_dir).with_context(|| {
+            format!(
+                "cannot use {} for checkpoints; point --checkpoint-dir at a writable folder",
+                checkpoint_dir.display()
+            )
+        })?;
         let run = rt.block_on(store.ensure_run(&cfg))?;
         if run.status == RunStatus::Done {
             crate::outln!(
@@ -93,10 +105,6 @@ impl SearchCmd {
                 run.owner.as_deref().unwrap_or("another process")
             );
         }
-        let checkpoint_dir = self
-            .checkpoint_dir
-            .clone()
-            .unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let mut signals = {
