@@ -352,7 +352,11 @@ fn run_error(
 /// The key behind a config parse error: the one an "unknown field" names,
 /// else the first chosen (or base) key whose value alone does not parse.
 fn culprit(spec: &Spec, params: &[Param], message: &str) -> Option<String> {
-    if let Some(rest) = message.split("unknown field `").nth(1) {
+    let unknown = message
+        .split("unknown key `")
+        .nth(1)
+        .or_else(|| message.split("unknown field `").nth(1));
+    if let Some(rest) = unknown {
         return rest.split('`').next().map(str::to_owned);
     }
     let alone = |key: &str, value: &Value| {

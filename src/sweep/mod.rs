@@ -95,7 +95,7 @@ pub enum SweepError {
     },
     /// One expanded run whose config is rejected; names the run by its
     /// varied values, and the key.
-    #[error("{}: run {index} ({params}): {message}", place(file, *location))]
+    #[error("{}: run {index}{}: {message}", place(file, *location), in_parens(params))]
     Run {
         /// The sweep file.
         file: String,
@@ -118,6 +118,15 @@ pub enum SweepError {
         /// Why (empty axes, everything excluded).
         reason: String,
     },
+}
+
+/// ` (text)`, or nothing for empty text.
+fn in_parens(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
 }
 
 fn place(file: &str, location: Option<(usize, usize)>) -> String {
