@@ -298,7 +298,13 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         ("final valid acc", pct(field(&run, 0, "final_valid_acc"))),
         ("best valid acc", pct(field(&run, 0, "best_valid_acc"))),
         ("skip (normal cell, last epoch)", f("skip_normal")),
-        ("search wall", f("wall_s").to_string() + " s"),
+        (
+            "search wall",
+            match f("wall_s") {
+                w if w.is_empty() || w == "-" => "- (not finished)".into(),
+                w => w + " s",
+            },
+        ),
         ("attempts", f("attempts")),
         (
             "device / owner / pid",
