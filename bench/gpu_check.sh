@@ -80,7 +80,7 @@ log "2. one DDSAS search at the paper's settings on random CIFAR-shaped data"
 $PY bench/make_random_cifar.py "$OUT/data" "$IMAGES"
 mem_start search
 timeout 200 "$B" search --device "$DEVICE" --db "$OUT/search.db" --set dataset=cifar10 --set "data_dir=$OUT/data" \
-    --set epochs=$EPOCHS --set steps_per_epoch=$SEARCH_STEPS --set L=28 --set M=50 "${SMALL_NET[@]}" \
+    --set epochs=$EPOCHS --set steps_per_epoch=$SEARCH_STEPS --set L=28 --set M=50 ${SMALL_NET[@]+"${SMALL_NET[@]}"} \
     > "$OUT/search.log" 2>&1
 echo "  exit status $?; last lines:" | say
 grep -E "^run [0-9]+ epoch|error" "$OUT/search.log" | tail -6 | say
