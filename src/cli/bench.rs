@@ -65,6 +65,11 @@ pub struct StepArgs {
     /// shape and keep the fastest (the reference leaves this off).
     #[arg(long)]
     cudnn_benchmark: bool,
+    /// DDSAS: run this subspace instead of drawing one: a JSON
+    /// `[cell type][edge][op]` of booleans, e.g. the reference's own mask
+    /// from `bench/ref_mask.py`, so both time exactly the same ops.
+    #[arg(long)]
+    mask: Option<std::path::PathBuf>,
 }
 
 /// Knobs of `bench data`.
@@ -121,6 +126,32 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let arch = &searcher.arch;
     let _ = searcher.method.start_epoch(&cfg, 0, arch, &mut rng);
+    if let Some(path) = &a.mask {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the mask {}", path.display()))?;
+        let mask: Vec<Vec<Vec<bool>>> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a JSON [cell][edge][op] of booleans",
+                path.display()
+            )
+        })?;
+        let space = &searcher.net.space;
+        let fits = mask.len() == 2
+            && mask
+                .iter()
+                .all(|c| c.len() == space.edges() && c.iter().all(|e| e.len() == space.num_ops()));
+        anyhow::ensure!(
+            fits,
+            "{}: the mask must be 2 x {} x {} (DARTS space)",
+            path.display(),
+            space.edges(),
+            space.num_ops()
+        );
+        anyhow::ensure!(
+            searcher.method.set_subspace(&mask),
+            "--mask only applies to --method ddsas"
+        );
+    }
     let (xt, yt) = random_batch(a.batch, 3, a.size, 10, device);
     let (xv, yv) = random_batch(a.batch, 3, a.size, 10, device);
     let clock: fn() -> f64 = if a.clock == "cpu" {

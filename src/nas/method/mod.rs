@@ -250,6 +250,20 @@ impl MethodState {
         self.draw(epoch, arch, rng)
     }
 
+    /// Replaces the DDSAS subspace by `mask` (which may include `none`),
+    /// for `bench step --mask`: running exactly the reference's sampled
+    /// ops makes the timing comparison like for like. False for the
+    /// baselines, which have no subspace.
+    pub fn set_subspace(&mut self, mask: &CellTable<bool>) -> bool {
+        let Inner::Ddsas { ucb, subspace, .. } = &mut self.inner else {
+            return false;
+        };
+        ucb.subspace = mask.clone();
+        *subspace = table_to_tensor(mask, self.device);
+        self.plan = ExecPlan::from_mask(&self.space, mask, self.device);
+        true
+    }
+
     fn draw(&mut self, epoch: u32, arch: &ArchParams, rng: &mut impl Rng) -> Vec<SubspaceRecord> {
         let Inner::Ddsas {
             settings,
