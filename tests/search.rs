@@ -251,6 +251,45 @@ fn a_hangup_interrupts_and_a_killed_search_is_taken_over_at_once() {
 }
 
 #[test]
+fn bench_step_times_a_given_mask_and_refuses_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask = dir.path().join("mask.json");
+    // One op per edge (sep_conv_3x3), plus `none` on edge 0, both cell types.
+    let cell: Vec<Vec<bool>> = (0..14)
+        .map(|e| (0..8).map(|k| k == 4 || (e == 0 && k == 0)).collect())
+        .collect();
+    std::fs::write(
+        &mask,
+        serde_json::to_string(&vec![cell.clone(), cell]).unwrap(),
+    )
+    .unwrap();
+    let args = [
+        "bench", "step", "--layers", "3", "--C", "4", "--size", "8", "--batch", "4",
+    ];
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args(["--steps", "1", "--threads", "1", "--mask"])
+            .arg(&mask)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("median_step_s="), "{}", text(&out));
+    let out = run(&["--method", "darts"]);
+    assert!(
+        text(&out).contains("only applies to --method ddsas"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&mask, "[[[true]]]").unwrap();
+    let out = run(&[]);
+    assert!(text(&out).contains("must be 2 x 14 x 8"), "{}", text(&out));
+}
+
+#[test]
 fn a_nan_loss_fails_the_run_and_keeps_earlier_epochs() {
     let (_dir, db) = tmp();
     let out = Command::new(BIN)
