@@ -125,7 +125,12 @@ pub fn cell_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) if n.is_f64() => {
             let x = n.as_f64().unwrap_or(f64::NAN);
-            if x.abs() >= 1000.0 {
+            let a = x.abs();
+            // Scientific notation where fixed point would print a wall of
+            // digits (1.5e300) or only zeros (3e-9).
+            if a >= 1e9 || (a > 0.0 && a < 1e-4) {
+                format!("{x:.4e}")
+            } else if a >= 1000.0 {
                 format!("{x:.1}")
             } else {
                 format!("{x:.4}")
@@ -140,5 +145,21 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well_at_every_scale() {
+        let cell = |x: f64| cell_text(&serde_json::json!(x));
+        assert_eq!(cell(0.25), "0.2500");
+        assert_eq!(cell(1234.56), "1234.6");
+        assert_eq!(cell(1.5e300), "1.5000e300");
+        assert_eq!(cell(3e-9), "3.0000e-9");
+        assert_eq!(cell(0.0), "0.0000");
+        assert_eq!(cell_text(&serde_json::json!(7)), "7");
     }
 }
