@@ -135,14 +135,23 @@ pub fn device_name(device: tch::Device) -> String {
 /// libtorch hang while it starts them, so that is refused.
 pub fn set_threads(threads: usize) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads > 4 * cores {
-        anyhow::bail!(
-            "--threads {threads} is more than 4 per core ({cores} cores here); use at most {}, or 0 for libtorch's default",
-            4 * cores
-        );
+    if let Err(why) = check_threads(threads, cores) {
+        anyhow::bail!("--threads {why}; use 0 for libtorch's default");
     }
     if threads > 0 {
         tch::set_num_threads(threads as i32);
+    }
+    Ok(())
+}
+
+/// The one limit on libtorch threads per run, for `search`, workers and
+/// `sweep run`'s plan: at most four per core.
+pub fn check_threads(threads: usize, cores: usize) -> Result<(), String> {
+    if threads > 4 * cores {
+        return Err(format!(
+            "{threads} threads is more than 4 per core ({cores} cores here); use at most {}",
+            4 * cores
+        ));
     }
     Ok(())
 }

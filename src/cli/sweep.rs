@@ -509,11 +509,8 @@ fn slot_plan(
         .or(sweep.resources.cpu_threads_per_run.map(|t| t as usize))
         .unwrap_or_else(|| (cores / cpu_workers.max(1)).max(1));
     let gpu_threads = args.threads.unwrap_or_else(|| (cores / slots.len()).max(1));
-    if cpu_threads.max(gpu_threads) > 4 * cores {
-        bail!(
-            "{} threads per run is more than 4 per core ({cores} cores here); lower --threads or resources.cpu_threads_per_run",
-            cpu_threads.max(gpu_threads)
-        );
+    if let Err(why) = crate::cli::check_threads(cpu_threads.max(gpu_threads), cores) {
+        bail!("threads per run: {why}; lower --threads or resources.cpu_threads_per_run");
     }
     let slots: Vec<Slot> = slots
         .into_iter()
