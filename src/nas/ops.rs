@@ -117,19 +117,40 @@ struct DepthwisePointwise {
     depthwise: nn::Conv2D,
     pointwise: nn::Conv2D,
     bn: nn::BatchNorm,
+    /// Run the depthwise conv on the even rows and columns of the input.
+    subsample: bool,
 }
 
 impl DepthwisePointwise {
+    /// A stride-2 conv with dilation 2 and "same" padding
+    /// (`padding = k - 1`) reads input rows `2i + 2a - (k - 1)`, all even:
+    /// it is exactly a plain k x k conv with padding `(k - 1) / 2` on the
+    /// even rows and columns, with the same weights. That form is built
+    /// instead, because oneDNN has no direct kernel for the backward pass of
+    /// a strided dilated depthwise conv and falls back to im2col + GEMM,
+    /// which took a quarter of a CPU search step at `C = 8` (BENCHMARKS.md).
     fn new(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64, dilation: i64) -> Self {
+        let subsample = stride == 2 && dilation == 2 && padding == k - 1;
+        let depthwise = if subsample {
+            conv(&p / "dw", c, c, k, 1, (k - 1) / 2, 1, c)
+        } else {
+            conv(&p / "dw", c, c, k, stride, padding, dilation, c)
+        };
         DepthwisePointwise {
-            depthwise: conv(&p / "dw", c, c, k, stride, padding, dilation, c),
+            depthwise,
             pointwise: conv(&p / "pw", c, c, 1, 1, 0, 1, 1),
             bn: bn(&p / "bn", c, false),
+            subsample,
         }
     }
 
     fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
-        let y = x_relu.apply(&self.depthwise).apply(&self.pointwise);
+        let x = if self.subsample {
+            x_relu.slice(2, 0, None, 2).slice(3, 0, None, 2)
+        } else {
+            x_relu.shallow_clone()
+        };
+        let y = x.apply(&self.depthwise).apply(&self.pointwise);
         self.bn.forward_t(&y, train)
     }
 }
@@ -252,6 +273,37 @@ fn sep_conv(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64) -> Op {
 mod tests {
     use super::*;
     use crate::nas::space::SearchSpace;
+
+    /// The subsampled form of a strided dilated conv computes what the
+    /// dilated conv itself computes, for both kernel sizes and odd sides.
+    #[test]
+    fn strided_dilated_conv_equals_its_subsampled_form() {
+        for (k, side) in [(3, 8), (5, 8), (3, 7), (5, 5)] {
+            tch::manual_seed(1);
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let block = DepthwisePointwise::new(vs.root(), 4, k, 2, k - 1, 2);
+            assert!(block.subsample);
+            let x = Tensor::randn([2, 4, side, side], (tch::Kind::Float, tch::Device::Cpu));
+            let direct = x
+                .conv2d(
+                    &block.depthwise.ws,
+                    None::<Tensor>,
+                    [2, 2],
+                    [k - 1, k - 1],
+                    [2, 2],
+                    4,
+                )
+                .apply(&block.pointwise);
+            let y = x
+                .slice(2, 0, None, 2)
+                .slice(3, 0, None, 2)
+                .apply(&block.depthwise)
+                .apply(&block.pointwise);
+            assert_eq!(y.size(), direct.size(), "k {k} side {side}");
+            let diff = f64::try_from((y - direct).abs().max()).unwrap();
+            assert!(diff < 1e-5, "k {k} side {side}: {diff}");
+        }
+    }
 
     #[test]
     fn every_op_keeps_or_halves_the_shape() {

@@ -125,16 +125,34 @@ fn run_nodes(
         let value = match outs.len() {
             0 => zero_like(&states[states.len() - 1]),
             1 => &outs[0] * w,
-            n => {
-                let stacked = Tensor::stack(&outs, 0);
-                let shape = stacked.size();
-                w.unsqueeze(0)
-                    .matmul(&stacked.view([n as i64, -1]))
-                    .view(&shape[1..])
-            }
+            _ => mix(&outs, &w),
         };
         states.push(value);
     }
+}
+
+/// `sum_k w[k] * outs[k]` as one matrix product over the stacked outputs.
+/// They are stacked in channels-last order (`[N, H, W, C]`, a plain view of
+/// a channels-last tensor), so the result keeps that layout; a
+/// channels-first input is copied by the stack either way.
+fn mix(outs: &[Tensor], w: &Tensor) -> Tensor {
+    let nhwc: Vec<Tensor> = outs.iter().map(|t| t.permute([0, 2, 3, 1])).collect();
+    let stacked = Tensor::stack(&nhwc, 0);
+    let shape = stacked.size();
+    w.unsqueeze(0)
+        .matmul(&stacked.view([outs.len() as i64, -1]))
+        .view(&shape[1..])
+        .permute([0, 3, 1, 2])
+}
+
+/// `x` with channels-last strides (`[N, C, H, W]` logically, stored as
+/// `[N, H, W, C]`). libtorch's CPU kernels follow the layout of their
+/// input: oneDNN then runs its direct NHWC convolutions instead of
+/// im2col + GEMM, and pooling and batch norm vectorise over channels, so a
+/// whole supernet fed a channels-last image stays channels-last and runs
+/// faster (BENCHMARKS.md).
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// A DARTS-space cell.
@@ -296,6 +314,8 @@ pub struct Supernet {
     pub space: SearchSpace,
     body: Body,
     classifier: nn::Linear,
+    /// Feed the body channels-last images (on CPU; see [`channels_last`]).
+    channels_last: bool,
 }
 
 impl Supernet {
@@ -320,6 +340,7 @@ impl Supernet {
             space,
             body,
             classifier,
+            channels_last: device == Device::Cpu,
         }
     }
 
@@ -333,6 +354,11 @@ impl Supernet {
         train: bool,
     ) -> Tensor {
         let space = &self.space;
+        let x = &if self.channels_last {
+            channels_last(x)
+        } else {
+            x.shallow_clone()
+        };
         let features = match &self.body {
             Body::Darts {
                 stem_conv,
