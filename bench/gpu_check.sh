@@ -61,7 +61,7 @@ if ! timeout 120 "$B" bench step --device "$DEVICE" --layers 3 --C 4 --size 8 --
     exit 1
 fi
 
-log "1. search step at the paper config: ours, ours with cuDNN autotuning, the PyTorch reference"
+log "1. search step at the paper config: ours, ours with cuDNN autotuning, ours channels-last, the PyTorch reference"
 for method in ddsas darts; do
     mem_start "ours_$method"
     timeout 150 "$B" bench step --device "$DEVICE" --method "$method" "${PAPER[@]}" --L 28 --steps "$STEPS" 2>&1 | say
@@ -69,6 +69,8 @@ for method in ddsas darts; do
     if [ "$DEVICE" = cuda ]; then
         echo "  with --cudnn-benchmark:" | say
         timeout 150 "$B" bench step --device cuda --cudnn-benchmark --method "$method" "${PAPER[@]}" --L 28 --steps "$STEPS" 2>&1 | say
+        echo "  with --layout nhwc (channels-last, the CPU default):" | say
+        timeout 150 "$B" bench step --device cuda --layout nhwc --method "$method" "${PAPER[@]}" --L 28 --steps "$STEPS" 2>&1 | say
         mem_start "ref_$method"
         echo "  reference:" | say
         timeout 150 $PY bench/ref_device.py bench/ref_search_step.py --method "$method" "${PAPER[@]}" --L 28 --steps "$STEPS" 2>&1 | grep -v Warn | say

@@ -65,6 +65,10 @@ pub struct StepArgs {
     /// shape and keep the fastest (the reference leaves this off).
     #[arg(long)]
     cudnn_benchmark: bool,
+    /// Activation layout: `auto` (channels-last on CPU, channels-first on
+    /// CUDA, as searches run), `nchw` or `nhwc`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "nchw", "nhwc"])]
+    layout: String,
     /// DDSAS: run this subspace instead of drawing one: a JSON
     /// `[cell type][edge][op]` of booleans, e.g. the reference's own mask
     /// from `bench/ref_mask.py`, so both time exactly the same ops.
@@ -123,6 +127,11 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         .with_overrides(&overrides)?
         .resolve()?;
     let mut searcher = Searcher::new(&cfg, 3, 10, device);
+    match a.layout.as_str() {
+        "nchw" => searcher.net.set_channels_last(false),
+        "nhwc" => searcher.net.set_channels_last(true),
+        _ => {}
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let arch = &searcher.arch;
     let _ = searcher.method.start_epoch(&cfg, 0, arch, &mut rng);

@@ -314,7 +314,7 @@ pub struct Supernet {
     pub space: SearchSpace,
     body: Body,
     classifier: nn::Linear,
-    /// Feed the body channels-last images (on CPU; see [`channels_last`]).
+    /// Feed the body channels-last images (see [`channels_last`]).
     channels_last: bool,
 }
 
@@ -342,6 +342,13 @@ impl Supernet {
             classifier,
             channels_last: device == Device::Cpu,
         }
+    }
+
+    /// Whether activations are channels-last. On by default on CPU, where
+    /// it is measured to pay (BENCHMARKS.md); off on CUDA, where cuDNN's
+    /// fp32 NHWC kernels have not been measured against NCHW yet.
+    pub fn set_channels_last(&mut self, on: bool) {
+        self.channels_last = on;
     }
 
     /// Logits for `x`; `weights[c]` holds cell type c's flattened mixture
