@@ -305,7 +305,9 @@ fn a_nan_loss_fails_the_run_and_keeps_earlier_epochs() {
         .unwrap();
     assert!(!out.status.success());
     let err = text(&out);
-    assert!(err.contains("epoch 1, step 1"), "{err}");
+    // Weight step 6 of a 4-step-per-epoch run: the second step of the
+    // second epoch, counted from 1 as in the progress lines.
+    assert!(err.contains("epoch 2, step 2"), "{err}");
     assert_eq!(scalar(&db, "SELECT status FROM runs"), "failed");
     assert!(scalar(&db, "SELECT error FROM runs").contains("diverged"));
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "1");

@@ -141,7 +141,7 @@ impl SearchCmd {
                 Ok(ExitCode::SUCCESS)
             }
             RunEnd::Interrupted { epoch } => {
-                crate::errln!("interrupted during epoch {epoch}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", run.id);
+                crate::errln!("interrupted during epoch {}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", epoch + 1, run.id);
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
             RunEnd::Failed(message) => Err(anyhow::anyhow!("run {} failed: {message}", run.id)),

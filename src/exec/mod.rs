@@ -56,7 +56,7 @@ pub enum RunEnd {
     Done(SearchOutcome),
     /// Stopped at a safe point: status `interrupted`, checkpoint kept.
     Interrupted {
-        /// Epoch that was running.
+        /// Epoch that was running (0-based, as stored; messages add 1).
         epoch: u32,
     },
     /// Failed (divergence, bad data...): status `failed` with this message.

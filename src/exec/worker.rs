@@ -135,7 +135,10 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
             EXIT_DONE
         }
         RunEnd::Interrupted { epoch } => {
-            crate::outln!("worker: run {id} interrupted during epoch {epoch}; checkpoint kept");
+            crate::outln!(
+                "worker: run {id} interrupted during epoch {}; checkpoint kept",
+                epoch + 1
+            );
             EXIT_INTERRUPTED
         }
         RunEnd::Failed(message) => {

@@ -30,11 +30,12 @@ pub const FAULT_NAN_STEP: &str = "DDSAS_FAULT_NAN_AT_STEP";
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// The loss became NaN or infinite.
-    #[error("diverged: the training loss became {loss} at epoch {epoch}, step {step} of the epoch (weight step {global_step}); lower w_lr or arch_lr, or tighten grad_clip")]
+    #[error("diverged: the training loss became {loss} at epoch {}, step {} of the epoch (weight step {global_step}); lower w_lr or arch_lr, or tighten grad_clip", .epoch + 1, .step + 1)]
     Diverged {
-        /// Epoch (0-based).
+        /// Epoch (0-based, as stored; the message counts from 1 like the
+        /// progress lines and `runs show`).
         epoch: u32,
-        /// Step within the epoch (0-based).
+        /// Step within the epoch (0-based; the message counts from 1).
         step: usize,
         /// Weight step over the run (1-based).
         global_step: u64,
@@ -48,7 +49,7 @@ pub enum SearchError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// The observer failed to store an epoch.
-    #[error("storing epoch {epoch} failed: {source}")]
+    #[error("storing epoch {} failed: {source}", .epoch + 1)]
     Store {
         /// Epoch.
         epoch: u32,
@@ -56,7 +57,7 @@ pub enum SearchError {
         source: anyhow::Error,
     },
     /// The observer asked to stop (Ctrl-C, cancellation).
-    #[error("interrupted before epoch {epoch} finished; the last checkpoint is kept")]
+    #[error("interrupted before epoch {} finished; the last checkpoint is kept", .epoch + 1)]
     Interrupted {
         /// Epoch that was running.
         epoch: u32,
