@@ -151,7 +151,7 @@ fn mix(outs: &[Tensor], w: &Tensor) -> Tensor {
 /// im2col + GEMM, and pooling and batch norm vectorise over channels, so a
 /// whole supernet fed a channels-last image stays channels-last and runs
 /// faster (BENCHMARKS.md).
-pub fn channels_last(x: &Tensor) -> Tensor {
+fn channels_last(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
@@ -585,6 +585,43 @@ mod tests {
             assert!(plan.cells.iter().flatten().all(|node| node.ops.is_empty()));
             let empty = n.forward_t(&x, &per_cell(&w), &plan, true);
             assert_eq!(empty.size(), vec![3, 10]);
+        }
+    }
+
+    /// Channels-last (the CPU default) is a layout, not another function:
+    /// both spaces give the same logits either way, with nodes that mix
+    /// several ops, one op and none.
+    #[test]
+    fn channels_last_and_channels_first_agree() {
+        for (kind, layers, cells) in [(SpaceKind::Darts, 3, 2), (SpaceKind::Nb201, 1, 1)] {
+            let mut n = net(kind, layers);
+            let space = SearchSpace::new(kind);
+            let w = Tensor::rand(
+                [cells, space.edges() as i64, space.num_ops() as i64],
+                (Kind::Float, Device::Cpu),
+            );
+            let mut mask = vec![vec![vec![false; space.num_ops()]; space.edges()]; cells as usize];
+            // Edge 0 alone feeds the first node: one op. Edges 1-4 run
+            // nothing, which empties a node of both spaces; the last node
+            // mixes several ops.
+            for (e, edge) in mask[0].iter_mut().enumerate() {
+                for (k, op) in edge.iter_mut().enumerate() {
+                    *op = match e {
+                        0 => k == 1,
+                        1..=4 => false,
+                        _ => (e + k) % 3 != 0,
+                    };
+                }
+            }
+            let plan = ExecPlan::from_mask(&space, &mask, Device::Cpu);
+            let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
+            let mut logits = Vec::new();
+            for on in [true, false] {
+                n.set_channels_last(on);
+                logits.push(n.forward_t(&x, &per_cell(&w), &plan, true));
+            }
+            let diff = f64::try_from((&logits[0] - &logits[1]).abs().max()).unwrap();
+            assert!(diff < 1e-4, "{kind:?}: {diff}");
         }
     }
 
