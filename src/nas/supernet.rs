@@ -131,18 +131,29 @@ fn run_nodes(
     }
 }
 
-/// `sum_k w[k] * outs[k]` as one matrix product over the stacked outputs.
-/// They are stacked in channels-last order (`[N, H, W, C]`, a plain view of
-/// a channels-last tensor), so the result keeps that layout; a
-/// channels-first input is copied by the stack either way.
+/// `sum_k w[k] * outs[k]` as one matrix product over the stacked outputs,
+/// in the layout of the outputs: channels-last ones are stacked as their
+/// `[N, H, W, C]` views, so the result is channels-last too, and
+/// channels-first ones as they are. A layout flipped here would make every
+/// later op convert its input.
 fn mix(outs: &[Tensor], w: &Tensor) -> Tensor {
-    let nhwc: Vec<Tensor> = outs.iter().map(|t| t.permute([0, 2, 3, 1])).collect();
-    let stacked = Tensor::stack(&nhwc, 0);
+    let channels_last = !outs[0].is_contiguous();
+    let parts: Vec<Tensor> = if channels_last {
+        outs.iter().map(|t| t.permute([0, 2, 3, 1])).collect()
+    } else {
+        outs.iter().map(Tensor::shallow_clone).collect()
+    };
+    let stacked = Tensor::stack(&parts, 0);
     let shape = stacked.size();
-    w.unsqueeze(0)
+    let mixed = w
+        .unsqueeze(0)
         .matmul(&stacked.view([outs.len() as i64, -1]))
-        .view(&shape[1..])
-        .permute([0, 3, 1, 2])
+        .view(&shape[1..]);
+    if channels_last {
+        mixed.permute([0, 3, 1, 2])
+    } else {
+        mixed
+    }
 }
 
 /// `x` with channels-last strides (`[N, C, H, W]` logically, stored as
@@ -622,6 +633,26 @@ mod tests {
             }
             let diff = f64::try_from((&logits[0] - &logits[1]).abs().max()).unwrap();
             assert!(diff < 1e-4, "{kind:?}: {diff}");
+        }
+    }
+
+    /// Mixing keeps the layout it is given, so a channels-first network
+    /// (CUDA) is not turned channels-last at the first node, and sums right.
+    #[test]
+    fn mix_keeps_the_layout_and_sums() {
+        let outs: Vec<Tensor> = (0..3)
+            .map(|_| Tensor::randn([2, 4, 3, 3], (Kind::Float, Device::Cpu)))
+            .collect();
+        let w = Tensor::from_slice(&[0.5f32, -1.0, 2.0]);
+        let want = &outs[0] * 0.5 - &outs[1] + &outs[2] * 2.0;
+        let first = mix(&outs, &w);
+        assert!(first.is_contiguous());
+        let last: Vec<Tensor> = outs.iter().map(channels_last).collect();
+        let mixed = mix(&last, &w);
+        assert!(!mixed.is_contiguous() && mixed.permute([0, 2, 3, 1]).is_contiguous());
+        for got in [first, mixed] {
+            let diff = f64::try_from((got - &want).abs().max()).unwrap();
+            assert!(diff < 1e-5, "{diff}");
         }
     }
 
