@@ -251,7 +251,7 @@ fn a_hangup_interrupts_and_a_killed_search_is_taken_over_at_once() {
 }
 
 #[test]
-fn bench_step_times_a_given_mask_and_refuses_a_wrong_one() {
+fn bench_step_times_a_given_mask_in_each_layout_and_refuses_a_wrong_one() {
     let dir = tempfile::tempdir().unwrap();
     let mask = dir.path().join("mask.json");
     // One op per edge (sep_conv_3x3), plus `none` on edge 0, both cell types.
@@ -275,9 +275,11 @@ fn bench_step_times_a_given_mask_and_refuses_a_wrong_one() {
             .output()
             .unwrap()
     };
-    let out = run(&[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("median_step_s="), "{}", text(&out));
+    for layout in ["auto", "nchw", "nhwc"] {
+        let out = run(&["--layout", layout]);
+        assert!(out.status.success(), "{layout}: {}", text(&out));
+        assert!(text(&out).contains("median_step_s="), "{}", text(&out));
+    }
     let out = run(&["--method", "darts"]);
     assert!(
         text(&out).contains("only applies to --method ddsas"),
