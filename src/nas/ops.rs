@@ -114,45 +114,122 @@ impl FactorizedReduce {
 /// Depthwise k x k (optionally dilated) then pointwise conv, then BN.
 #[derive(Debug)]
 struct DepthwisePointwise {
-    depthwise: nn::Conv2D,
+    depthwise: Depthwise,
     pointwise: nn::Conv2D,
     bn: nn::BatchNorm,
-    /// Run the depthwise conv on the even rows and columns of the input.
-    subsample: bool,
 }
 
 impl DepthwisePointwise {
-    /// A stride-2 conv with dilation 2 and "same" padding
-    /// (`padding = k - 1`) reads input rows `2i + 2a - (k - 1)`, all even:
-    /// it is exactly a plain k x k conv with padding `(k - 1) / 2` on the
-    /// even rows and columns, with the same weights. That form is built
-    /// instead, because oneDNN has no direct kernel for the backward pass of
-    /// a strided dilated depthwise conv and falls back to im2col + GEMM,
-    /// which took a quarter of a CPU search step at `C = 8` (BENCHMARKS.md).
     fn new(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64, dilation: i64) -> Self {
-        let subsample = stride == 2 && dilation == 2 && padding == k - 1;
-        let depthwise = if subsample {
-            conv(&p / "dw", c, c, k, 1, (k - 1) / 2, 1, c)
-        } else {
-            conv(&p / "dw", c, c, k, stride, padding, dilation, c)
-        };
         DepthwisePointwise {
-            depthwise,
+            depthwise: Depthwise::new(&p / "dw", c, k, stride, padding, dilation),
             pointwise: conv(&p / "pw", c, c, 1, 1, 0, 1, 1),
             bn: bn(&p / "bn", c, false),
-            subsample,
         }
     }
 
     fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
-        let x = if self.subsample {
-            x_relu.slice(2, 0, None, 2).slice(3, 0, None, 2)
-        } else {
-            x_relu.shallow_clone()
-        };
-        let y = x.apply(&self.depthwise).apply(&self.pointwise);
+        let y = self.depthwise.forward(x_relu).apply(&self.pointwise);
         self.bn.forward_t(&y, train)
     }
+}
+
+/// A depthwise conv, computed in the cheapest exact form.
+///
+/// A conv with dilation 2 and "same" padding (`padding = k - 1`) only ever
+/// combines pixels of one parity: output row `r` reads rows
+/// `r + 2a - (k - 1)`, all of the parity of `r`. So it equals a plain k x k
+/// conv with padding `(k - 1) / 2` and the same weights, applied to each
+/// parity class of rows and columns on its own. oneDNN has fast direct
+/// kernels for plain depthwise convs but not for the backward pass of
+/// dilated ones (GEMM fallbacks or generic kernels, 6-9x slower a call;
+/// with stride 2 they took a quarter of a CPU step, BENCHMARKS.md), hence:
+/// - stride 2 reads only the even class: run the plain conv on
+///   `x[:, :, ::2, ::2]` (also 4x fewer multiply-adds);
+/// - stride 1 on a channels-last input of even side: stack the four
+///   classes along the batch, run the plain conv once, put them back.
+///
+/// Both keep the parameter's name and shape, so checkpoints are unchanged.
+#[derive(Debug)]
+struct Depthwise {
+    /// The conv as built: plain (dilation 1) for the dilated forms.
+    conv: nn::Conv2D,
+    form: DepthwiseForm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DepthwiseForm {
+    /// The conv as configured.
+    Direct,
+    /// Stride 2, dilation 2: the plain conv on the even pixels.
+    EvenPixels,
+    /// Stride 1, dilation 2: the plain conv on the four parity classes
+    /// when the input allows, else the dilated conv itself (depthwise:
+    /// as many groups as the weight has output channels).
+    ParityClasses { k: i64 },
+}
+
+impl Depthwise {
+    fn new(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64, dilation: i64) -> Self {
+        let dilated_same = dilation == 2 && padding == k - 1;
+        let form = match stride {
+            2 if dilated_same => DepthwiseForm::EvenPixels,
+            1 if dilated_same => DepthwiseForm::ParityClasses { k },
+            _ => DepthwiseForm::Direct,
+        };
+        let conv = match form {
+            DepthwiseForm::Direct => conv(p, c, c, k, stride, padding, dilation, c),
+            _ => conv(p, c, c, k, 1, (k - 1) / 2, 1, c),
+        };
+        Depthwise { conv, form }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self.form {
+            DepthwiseForm::Direct => x.apply(&self.conv),
+            DepthwiseForm::EvenPixels => x
+                .slice(2, 0, None, 2)
+                .slice(3, 0, None, 2)
+                .apply(&self.conv),
+            DepthwiseForm::ParityClasses { k } => match x.size4() {
+                Ok((n, c, h, w)) if h % 2 == 0 && w % 2 == 0 && is_channels_last(x) => {
+                    self.on_parity_classes(x, [n, c, h, w])
+                }
+                _ => x.conv2d(
+                    &self.conv.ws,
+                    None::<Tensor>,
+                    [1, 1],
+                    [k - 1, k - 1],
+                    [2, 2],
+                    self.conv.ws.size()[0],
+                ),
+            },
+        }
+    }
+
+    /// The plain conv on the four (row, column) parity classes of a
+    /// channels-last `x`, stacked along the batch and back; every reshape
+    /// works on the `[N, H, W, C]` view, so the layout is kept.
+    fn on_parity_classes(&self, x: &Tensor, [n, c, h, w]: [i64; 4]) -> Tensor {
+        let classes = x
+            .permute([0, 2, 3, 1])
+            .reshape([n, h / 2, 2, w / 2, 2, c])
+            .permute([2, 4, 0, 1, 3, 5])
+            .reshape([4 * n, h / 2, w / 2, c])
+            .permute([0, 3, 1, 2]);
+        classes
+            .apply(&self.conv)
+            .permute([0, 2, 3, 1])
+            .reshape([2, 2, n, h / 2, w / 2, c])
+            .permute([2, 3, 0, 4, 1, 5])
+            .reshape([n, h, w, c])
+            .permute([0, 3, 1, 2])
+    }
+}
+
+/// Whether `x` is stored channels-last (`[N, H, W, C]` in memory).
+fn is_channels_last(x: &Tensor) -> bool {
+    !x.is_contiguous() && x.permute([0, 2, 3, 1]).is_contiguous()
 }
 
 /// One candidate operation on one edge.
@@ -274,34 +351,35 @@ mod tests {
     use super::*;
     use crate::nas::space::SearchSpace;
 
-    /// The subsampled form of a strided dilated conv computes what the
-    /// dilated conv itself computes, for both kernel sizes and odd sides.
+    /// Every form of a dilated depthwise conv computes what the dilated
+    /// conv itself computes: both strides, both kernel sizes, even and odd
+    /// sides, channels-first and channels-last inputs.
     #[test]
-    fn strided_dilated_conv_equals_its_subsampled_form() {
-        for (k, side) in [(3, 8), (5, 8), (3, 7), (5, 5)] {
+    fn dilated_depthwise_forms_equal_the_dilated_conv() {
+        let cases = [(3, 8), (5, 8), (3, 7), (5, 5), (5, 2), (3, 6)];
+        for ((k, side), stride) in cases.into_iter().flat_map(|c| [(c, 1), (c, 2)]) {
             tch::manual_seed(1);
             let vs = nn::VarStore::new(tch::Device::Cpu);
-            let block = DepthwisePointwise::new(vs.root(), 4, k, 2, k - 1, 2);
-            assert!(block.subsample);
+            let dw = Depthwise::new(vs.root(), 4, k, stride, k - 1, 2);
+            assert_ne!(dw.form, DepthwiseForm::Direct);
             let x = Tensor::randn([2, 4, side, side], (tch::Kind::Float, tch::Device::Cpu));
-            let direct = x
-                .conv2d(
-                    &block.depthwise.ws,
-                    None::<Tensor>,
-                    [2, 2],
-                    [k - 1, k - 1],
-                    [2, 2],
-                    4,
-                )
-                .apply(&block.pointwise);
-            let y = x
-                .slice(2, 0, None, 2)
-                .slice(3, 0, None, 2)
-                .apply(&block.depthwise)
-                .apply(&block.pointwise);
-            assert_eq!(y.size(), direct.size(), "k {k} side {side}");
-            let diff = f64::try_from((y - direct).abs().max()).unwrap();
-            assert!(diff < 1e-5, "k {k} side {side}: {diff}");
+            let last = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+            assert!(is_channels_last(&last) && !is_channels_last(&x));
+            let want = x.conv2d(
+                &dw.conv.ws,
+                None::<Tensor>,
+                [stride, stride],
+                [k - 1, k - 1],
+                [2, 2],
+                4,
+            );
+            for input in [&x, &last] {
+                let got = dw.forward(input);
+                let what = format!("k {k} side {side} stride {stride}");
+                assert_eq!(got.size(), want.size(), "{what}");
+                let diff = f64::try_from((&got - &want).abs().max()).unwrap();
+                assert!(diff < 1e-5, "{what}: {diff}");
+            }
         }
     }
 
