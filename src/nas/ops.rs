@@ -227,8 +227,20 @@ impl Depthwise {
     }
 }
 
-/// Whether `x` is stored channels-last (`[N, H, W, C]` in memory).
-fn is_channels_last(x: &Tensor) -> bool {
+/// `x` with channels-last strides (`[N, C, H, W]` logically, stored as
+/// `[N, H, W, C]`). libtorch's CPU kernels follow the layout of their
+/// input: oneDNN then runs its direct NHWC convolutions instead of
+/// im2col + GEMM, and pooling and batch norm vectorise over channels, so a
+/// whole supernet fed a channels-last image stays channels-last and runs
+/// faster (BENCHMARKS.md).
+pub fn to_channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Whether `x` is stored channels-last (`[N, H, W, C]` in memory) rather
+/// than channels-first; a tensor that is both (one channel, or 1 x 1
+/// pixels) counts as channels-first.
+pub fn is_channels_last(x: &Tensor) -> bool {
     !x.is_contiguous() && x.permute([0, 2, 3, 1]).is_contiguous()
 }
 
@@ -363,7 +375,7 @@ mod tests {
             let dw = Depthwise::new(vs.root(), 4, k, stride, k - 1, 2);
             assert_ne!(dw.form, DepthwiseForm::Direct);
             let x = Tensor::randn([2, 4, side, side], (tch::Kind::Float, tch::Device::Cpu));
-            let last = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+            let last = to_channels_last(&x);
             assert!(is_channels_last(&last) && !is_channels_last(&x));
             let want = x.conv2d(
                 &dw.conv.ws,

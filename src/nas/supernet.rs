@@ -11,7 +11,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::SpaceKind;
 use crate::nas::metrics::CellTable;
-use crate::nas::ops::{bn, conv, FactorizedReduce, Op, ReluConvBn};
+use crate::nas::ops::{
+    bn, conv, is_channels_last, to_channels_last, FactorizedReduce, Op, ReluConvBn,
+};
 use crate::nas::space::{SearchSpace, NONE};
 
 /// The ops of one node of one cell type, and where their weights sit in the
@@ -137,7 +139,7 @@ fn run_nodes(
 /// channels-first ones as they are. A layout flipped here would make every
 /// later op convert its input.
 fn mix(outs: &[Tensor], w: &Tensor) -> Tensor {
-    let channels_last = !outs[0].is_contiguous();
+    let channels_last = is_channels_last(&outs[0]);
     let parts: Vec<Tensor> = if channels_last {
         outs.iter().map(|t| t.permute([0, 2, 3, 1])).collect()
     } else {
@@ -154,16 +156,6 @@ fn mix(outs: &[Tensor], w: &Tensor) -> Tensor {
     } else {
         mixed
     }
-}
-
-/// `x` with channels-last strides (`[N, C, H, W]` logically, stored as
-/// `[N, H, W, C]`). libtorch's CPU kernels follow the layout of their
-/// input: oneDNN then runs its direct NHWC convolutions instead of
-/// im2col + GEMM, and pooling and batch norm vectorise over channels, so a
-/// whole supernet fed a channels-last image stays channels-last and runs
-/// faster (BENCHMARKS.md).
-fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// A DARTS-space cell.
@@ -325,7 +317,7 @@ pub struct Supernet {
     pub space: SearchSpace,
     body: Body,
     classifier: nn::Linear,
-    /// Feed the body channels-last images (see [`channels_last`]).
+    /// Feed the body channels-last images (see [`to_channels_last`]).
     channels_last: bool,
 }
 
@@ -373,7 +365,7 @@ impl Supernet {
     ) -> Tensor {
         let space = &self.space;
         let x = &if self.channels_last {
-            channels_last(x)
+            to_channels_last(x)
         } else {
             x.shallow_clone()
         };
@@ -647,9 +639,9 @@ mod tests {
         let want = &outs[0] * 0.5 - &outs[1] + &outs[2] * 2.0;
         let first = mix(&outs, &w);
         assert!(first.is_contiguous());
-        let last: Vec<Tensor> = outs.iter().map(channels_last).collect();
+        let last: Vec<Tensor> = outs.iter().map(to_channels_last).collect();
         let mixed = mix(&last, &w);
-        assert!(!mixed.is_contiguous() && mixed.permute([0, 2, 3, 1]).is_contiguous());
+        assert!(is_channels_last(&mixed));
         for got in [first, mixed] {
             let diff = f64::try_from((got - &want).abs().max()).unwrap();
             assert!(diff < 1e-5, "{diff}");
