@@ -164,9 +164,8 @@ enum DepthwiseForm {
     /// Stride 2, dilation 2: the plain conv on the even pixels.
     EvenPixels,
     /// Stride 1, dilation 2: the plain conv on the four parity classes
-    /// when the input allows, else the dilated conv itself (depthwise:
-    /// as many groups as the weight has output channels).
-    ParityClasses { k: i64 },
+    /// when the input allows, else the dilated conv itself.
+    ParityClasses,
 }
 
 impl Depthwise {
@@ -174,7 +173,7 @@ impl Depthwise {
         let dilated_same = dilation == 2 && padding == k - 1;
         let form = match stride {
             2 if dilated_same => DepthwiseForm::EvenPixels,
-            1 if dilated_same => DepthwiseForm::ParityClasses { k },
+            1 if dilated_same => DepthwiseForm::ParityClasses,
             _ => DepthwiseForm::Direct,
         };
         let conv = match form {
@@ -191,20 +190,28 @@ impl Depthwise {
                 .slice(2, 0, None, 2)
                 .slice(3, 0, None, 2)
                 .apply(&self.conv),
-            DepthwiseForm::ParityClasses { k } => match x.size4() {
+            DepthwiseForm::ParityClasses => match x.size4() {
                 Ok((n, c, h, w)) if h % 2 == 0 && w % 2 == 0 && is_channels_last(x) => {
                     self.on_parity_classes(x, [n, c, h, w])
                 }
-                _ => x.conv2d(
-                    &self.conv.ws,
-                    None::<Tensor>,
-                    [1, 1],
-                    [k - 1, k - 1],
-                    [2, 2],
-                    self.conv.ws.size()[0],
-                ),
+                _ => self.dilated(x),
             },
         }
+    }
+
+    /// The dilated conv itself, from the plain conv's weight
+    /// `[C, 1, k, k]` (depthwise: one group per channel).
+    fn dilated(&self, x: &Tensor) -> Tensor {
+        let shape = self.conv.ws.size();
+        let (channels, k) = (shape[0], shape[3]);
+        x.conv2d(
+            &self.conv.ws,
+            None::<Tensor>,
+            [1, 1],
+            [k - 1, k - 1],
+            [2, 2],
+            channels,
+        )
     }
 
     /// The plain conv on the four (row, column) parity classes of a
