@@ -1,9 +1,10 @@
 """Writes the DDSAS mask that bench/ref_search_step.py samples for given
 ARGS, as JSON [cell type][edge][op], by replaying the reference's main()
 up to its sample_mask call (same seed, same draws in the same order).
-`ddsas bench step ARGS --mask FILE` then times exactly the same ops: the
-reference's L counts `none`, ours does not, so at equal --L the two would
-otherwise run different numbers of real ops.
+`ddsas bench step ARGS --mask FILE` then times exactly the same ops. Both
+count `none` in L (issue 10), so at equal --L they hold as many ops; but the
+reference draws at random and ddsas by UCB, so without the mask the two
+would run different ops (a sep_conv_5x5 costs more than a pool).
 
 Usage: python bench/ref_mask.py OUT.json [the reference's args]
 """

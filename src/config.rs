@@ -26,6 +26,24 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method of a lowercase name (`ddsas`, `darts`, `gdas`).
+    pub fn parse(name: &str) -> Option<Method> {
+        [Method::Ddsas, Method::Darts, Method::Gdas]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
+    /// Whether a config key changes what this method does. The DDSAS-only
+    /// and GDAS-only keys are pinned to their defaults in the other
+    /// methods' resolved configs, so they say nothing about those runs.
+    pub fn uses(self, key: &str) -> bool {
+        match self {
+            Method::Ddsas => !GDAS_ONLY_KEYS.contains(&key),
+            Method::Gdas => !DDSAS_ONLY_KEYS.contains(&key),
+            Method::Darts => !DDSAS_ONLY_KEYS.contains(&key) && !GDAS_ONLY_KEYS.contains(&key),
+        }
+    }
+
     /// The lowercase name used in configs and the database.
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +53,20 @@ impl Method {
         }
     }
 }
+
+/// Keys only DDSAS uses (pinned to their defaults for the baselines).
+pub const DDSAS_ONLY_KEYS: &[&str] = &[
+    "L",
+    "M",
+    "approximation",
+    "ucb_c",
+    "begin",
+    "random_prob",
+    "space_schedule",
+];
+
+/// Keys only GDAS uses.
+pub const GDAS_ONLY_KEYS: &[&str] = &["tau_max", "tau_min"];
 
 /// Search space (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
@@ -135,7 +167,8 @@ pub struct SearchConfig {
     pub arch_betas: (f64, f64),
     /// Architecture Adam weight decay (1e-4).
     pub arch_weight_decay: f64,
-    /// DDSAS: subspace size per cell type, counted non-`none` ops.
+    /// DDSAS: subspace size per cell type, every op counted, `none` included
+    /// (DARTS space 14..=112, NB201 6..=30; the largest is the whole space).
     pub L: u32,
     /// DDSAS: weight steps between subspace updates.
     pub M: u32,
@@ -396,17 +429,15 @@ impl SearchConfig {
             "w_weight_decay",
             "weight decays must be non-negative",
         )?;
-        let edges = space.edges() as u32;
-        if self.L < edges {
+        let (lowest, whole) = (space.edges() as u32, space.ops_per_cell() as u32);
+        if !(lowest..=whole).contains(&self.L) {
             return Err(invalid(
                 "L",
                 format!(
-                    "L = {} is below the {} edges of the {} space; every edge keeps at least one op, so use L >= {} (L >= {} means every op)",
+                    "L = {} is outside {lowest}..={whole} for the {} space: L counts every op of a cell type's subspace, `none` included; every one of the {lowest} edges keeps at least one op, and L = {whole} ({lowest} edges x {} ops) is the whole space",
                     self.L,
-                    edges,
                     self.space.name(),
-                    edges,
-                    space.countable_ops()
+                    space.num_ops()
                 ),
             ));
         }
@@ -548,7 +579,7 @@ fn resolve_schedule(
             format!("a step at epoch {late} never happens in a search of {epochs} epochs (epochs count from 0)"),
         ));
     }
-    let countable = space.countable_ops() as u32;
+    let countable = space.runnable_ops() as u32;
     if let Some(step) = schedule
         .shrink
         .iter()
@@ -677,9 +708,9 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ("arch_lr", "architecture Adam learning rate"),
     ("arch_betas", "architecture Adam betas"),
     ("arch_weight_decay", "architecture Adam weight decay"),
-    ("L", "DDSAS: subspace size per cell type, counted non-none ops (>= edges; >= all ops = everything)"),
+    ("L", "DDSAS: ops per cell type in a subspace, none included (DARTS 14..=112, NB201 6..=30; the top = whole space)"),
     ("M", "DDSAS: weight steps between subspace updates"),
-    ("approximation", "DDSAS: Eq. 7 approximation (true) or exact normalized Eq. 9 (false)"),
+    ("approximation", "DDSAS: Eq. 7 approximation (true), or exact Eq. 9 normalised per edge (false): its product is equal for every op of an edge, so it cancels, the space parameters get no gradient and p stays at its start"),
     ("ucb_c", "DDSAS: UCB exploration constant c"),
     ("begin", "DDSAS: epochs of uniformly random subspaces before UCB"),
     ("random_prob", "DDSAS: chance of a random subspace instead of the UCB one"),
@@ -725,6 +756,27 @@ impl SearchConfig {
     }
 }
 
+/// Version of the definitions a method's runs are made under. It grows when
+/// a change makes the same config measure something else, and enters the
+/// fingerprint. Version 2 (issue 10): DDSAS's L counts `none`; GDAS adds
+/// the unpicked ops' hard weights (its authors' straight-through form).
+/// DARTS has not changed, so its runs keep their fingerprints.
+pub fn definitions(method: Method) -> u32 {
+    match method {
+        Method::Darts => 1,
+        Method::Ddsas | Method::Gdas => 2,
+    }
+}
+
+/// What changed at each version of [`definitions`], for messages.
+pub fn definitions_change(method: Method) -> &'static str {
+    match method {
+        Method::Ddsas => "since version 2, L counts `none` like any other op",
+        Method::Gdas => "since version 2, the unpicked ops' hard weights enter the forward pass",
+        Method::Darts => "DARTS has not changed",
+    }
+}
+
 /// A validated config: the only form the engine accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedConfig {
@@ -742,10 +794,24 @@ impl ResolvedConfig {
         serde_json::to_string(&value).expect("a JSON value always serializes")
     }
 
-    /// Hash of the canonical config: the identity of a run across sweeps.
+    /// Hash of the canonical config and, from version 2 on, of the
+    /// [`definitions`](Self::definitions) it is run under: the identity of a
+    /// run across sweeps. A run recorded under older definitions of its
+    /// method has another fingerprint, so a new sweep never takes it for
+    /// "already done".
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.canonical_json().as_bytes());
+        let canonical = self.canonical_json();
+        let digest = match self.definitions() {
+            1 => Sha256::digest(canonical.as_bytes()),
+            v => Sha256::digest(format!("definitions {v}\n{canonical}").as_bytes()),
+        };
         hex::encode(&digest[..12])
+    }
+
+    /// Version of what this ddsas's numbers mean for the config's method;
+    /// stored with every run (`runs.definitions`).
+    pub fn definitions(&self) -> u32 {
+        definitions(self.config.method)
     }
 
     /// Number of cells (DARTS space) or cells per stage (NB201).
@@ -782,10 +848,25 @@ mod tests {
     }
 
     #[test]
-    fn l_below_edges_is_rejected_with_the_key() {
-        let err = resolve("L: 10").unwrap_err().to_string();
-        assert!(err.contains("`L`") && err.contains("14 edges"), "{err}");
-        assert!(resolve("space: nb201\nL: 6").is_ok());
+    fn l_outside_the_space_is_rejected_with_the_range() {
+        for (yaml, range) in [
+            ("L: 13", "14..=112"),
+            ("L: 113", "14..=112"),
+            ("space: nb201\nL: 5", "6..=30"),
+            ("space: nb201\nL: 31", "6..=30"),
+        ] {
+            let err = resolve(yaml).unwrap_err().to_string();
+            assert!(err.contains("`L`") && err.contains(range), "{yaml}: {err}");
+            assert!(err.contains("none"), "{err}");
+        }
+        for ok in [
+            "L: 14",
+            "L: 112",
+            "space: nb201\nL: 6",
+            "space: nb201\nL: 30",
+        ] {
+            assert!(resolve(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -779,7 +779,7 @@ fn bad_sweep_files_are_rejected_before_anything_runs() {
         (
             "lrange",
             "grid:\n  L: [28, 13]\n",
-            &["`L`", "L=13", "L >= 14"],
+            &["`L`", "L=13", "14..=112", "none"],
         ),
         ("mrange", "base: {M: 0}\n", &["`M`", "at least 1"]),
         (

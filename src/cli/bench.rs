@@ -33,7 +33,8 @@ pub struct StepArgs {
     /// ddsas or darts (or gdas).
     #[arg(long, default_value = "ddsas")]
     method: String,
-    /// DDSAS subspace size.
+    /// DDSAS subspace size: ops per cell type, `none` included, as the
+    /// reference counts them (14..=112).
     #[arg(long = "L", default_value_t = 28)]
     L: u32,
     /// Batch size of both steps.
@@ -71,7 +72,8 @@ pub struct StepArgs {
     layout: String,
     /// DDSAS: run this subspace instead of drawing one: a JSON
     /// `[cell type][edge][op]` of booleans, e.g. the reference's own mask
-    /// from `bench/ref_mask.py`, so both time exactly the same ops.
+    /// from `bench/ref_mask.py`, so both time exactly the same ops (at one
+    /// L both draw as many ops, but not the same ones).
     #[arg(long)]
     mask: Option<std::path::PathBuf>,
 }

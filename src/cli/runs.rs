@@ -16,19 +16,6 @@ use crate::cli::sql::{cell_text, print_rows, Format};
 use crate::cli::DbArgs;
 use crate::store::{QueryError, QueryRows, ReadOnlyDb};
 
-/// Keys that only DDSAS uses; the baselines' resolved configs pin them, so
-/// they are shown as `-` for DARTS and GDAS runs (as `run_summary` does).
-const DDSAS_ONLY: &[&str] = &[
-    "L",
-    "M",
-    "approximation",
-    "ucb_c",
-    "begin",
-    "random_prob",
-    "space_schedule",
-];
-/// Keys that only GDAS uses.
-const GDAS_ONLY: &[&str] = &["tau_max", "tau_min"];
 /// Columns of `run_summary` in `runs list`'s table (CSV and JSON get all).
 const LIST_COLUMNS: &[&str] = &[
     "id",
@@ -230,9 +217,45 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         Err(other) => return Err(other.into()),
     };
     match args.format {
-        Format::Table => print_rows(&select_columns(&rows, LIST_COLUMNS), Format::Table),
+        Format::Table => {
+            let (table, note) = mark_outdated(&rows, select_columns(&rows, LIST_COLUMNS));
+            print_rows(&table, Format::Table)?;
+            if let Some(note) = note {
+                crate::outln!("{note}");
+            }
+            Ok(())
+        }
         other => print_rows(&rows, other),
     }
+}
+
+/// Adds a `definitions` column to `table` when some of `rows` were made
+/// under older definitions than this ddsas uses for their method, with a
+/// note saying what changed: their L (DDSAS) or GDAS numbers mean
+/// something else than those of newer runs.
+fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<String>) {
+    let marks: Vec<Option<String>> = (0..rows.rows.len())
+        .map(|i| {
+            let method = crate::config::Method::parse(field(rows, i, "method").as_str()?)?;
+            let version = field(rows, i, "definitions").as_i64()?;
+            let current = i64::from(crate::config::definitions(method));
+            (version < current).then(|| format!("v{version} (older)"))
+        })
+        .collect();
+    if marks.iter().all(Option::is_none) {
+        return (table, None);
+    }
+    table.columns.push("definitions".into());
+    for (row, mark) in table.rows.iter_mut().zip(&marks) {
+        row.push(mark.clone().map_or(Value::Null, Value::from));
+    }
+    let note = format!(
+        "{} made under older definitions: DDSAS {}; GDAS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
+        crate::report::data::plural(marks.iter().flatten().count(), "run"),
+        crate::config::definitions_change(crate::config::Method::Ddsas),
+        crate::config::definitions_change(crate::config::Method::Gdas),
+    );
+    (table, Some(note))
 }
 
 /// The named columns of `rows` (those that exist), in the given order.
@@ -533,10 +556,11 @@ pub(crate) fn differing_keys(
 /// A config value as shown in comparisons: `-` for knobs the run's method
 /// does not use (its resolved config pins them).
 pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) -> String {
-    let method = config.get("method").and_then(Value::as_str).unwrap_or("");
-    if (DDSAS_ONLY.contains(&key) && method != "ddsas")
-        || (GDAS_ONLY.contains(&key) && method != "gdas")
-    {
+    let method = config
+        .get("method")
+        .and_then(Value::as_str)
+        .and_then(crate::config::Method::parse);
+    if method.is_some_and(|m| !m.uses(key)) {
         return "-".into();
     }
     match config.get(key) {

@@ -250,7 +250,9 @@ async fn refuse_dropping_runs(store: &Store, sweep: &Sweep) -> anyhow::Result<()
         .sweep_runs(&sweep.name)
         .await?
         .into_iter()
-        .filter(|(_, row)| !planned.contains(&row.fingerprint))
+        // Runs made under older definitions cannot be planned again; they
+        // stay in the sweep, and in the database, and figures leave them out.
+        .filter(|(_, row)| !planned.contains(&row.fingerprint) && !row.outdated())
         .map(|(_, row)| row.id)
         .collect();
     if dropped.is_empty() {

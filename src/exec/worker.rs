@@ -78,7 +78,7 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_CLAIM_LOST);
     }
-    let cfg = match rebuild_config(&row.config_json, &row.fingerprint) {
+    let cfg = match rebuild_config(&row.config_json, &row.fingerprint, row.definitions) {
         Ok(cfg) => cfg,
         Err(message) => {
             crate::errln!("worker: run {id}: {message}");
@@ -150,16 +150,27 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// The resolved config of a stored run, checked against its fingerprint.
+/// The resolved config of a stored run, checked against its definitions
+/// version and its fingerprint.
 fn rebuild_config(
     config_json: &str,
     fingerprint: &str,
+    definitions: i64,
 ) -> Result<crate::config::ResolvedConfig, String> {
     let config: SearchConfig = serde_json::from_str(config_json)
         .map_err(|e| format!("its stored config no longer parses ({e}); this ddsas is not the one that registered it"))?;
+    let method = config.method;
     let cfg = config
         .resolve()
         .map_err(|e| format!("its stored config no longer resolves: {e}"))?;
+    if definitions != i64::from(cfg.definitions()) {
+        return Err(format!(
+            "it was registered under definitions version {definitions} and this ddsas runs {} under version {} ({}); continuing it would mix two meanings in one run. Run its config again (its sweep file, or `ddsas search`): that registers a new run",
+            method.name(),
+            cfg.definitions(),
+            crate::config::definitions_change(method)
+        ));
+    }
     if cfg.fingerprint() != fingerprint {
         return Err(format!(
             "its stored config resolves to fingerprint {} instead of {fingerprint}; this ddsas resolves configs differently from the one that registered it",

@@ -178,15 +178,12 @@ pub fn cosine_distance(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Combinations of one sampled subspace of one cell type (appendix Eq. 14):
-/// `sum_c y_c^2` with `y_c` the counted (non-`none`) ops present on edge c.
+/// `sum_c y_c^2` with `y_c` the ops present on edge c, `none` included (so
+/// `sum_c y_c = L`).
 pub fn combinations(mask: &[Vec<bool>]) -> u64 {
     mask.iter()
         .map(|edge| {
-            let y = edge
-                .iter()
-                .enumerate()
-                .filter(|&(k, &m)| m && k != NONE)
-                .count() as u64;
+            let y = edge.iter().filter(|&&m| m).count() as u64;
             y * y
         })
         .sum()
@@ -211,15 +208,16 @@ pub fn ratio_bin(r: f64) -> usize {
 }
 
 /// Adds to `hist` the ratio `p[k1]/p[k2]` of every ordered pair (with
-/// replacement) of counted ops present on the same edge; `space_prob` is
+/// replacement) of ops present on the same edge, `none` included (its
+/// weight takes part in the normalisation like any op's); `space_prob` is
 /// `[edge][op]`. Adds exactly `combinations(mask)` entries.
 pub fn add_ratios(hist: &mut [u64; 5], mask: &[Vec<bool>], space_prob: &[Vec<f64>]) {
     for (edge, probs) in mask.iter().zip(space_prob) {
         let present: Vec<f64> = edge
             .iter()
-            .enumerate()
-            .filter(|&(k, &m)| m && k != NONE)
-            .map(|(k, _)| probs[k])
+            .zip(probs)
+            .filter(|&(&m, _)| m)
+            .map(|(_, &p)| p)
             .collect();
         for &p1 in &present {
             for &p2 in &present {
@@ -375,12 +373,12 @@ mod tests {
 
     #[test]
     fn combinations_and_ratio_histogram_on_a_hand_made_subspace() {
-        // Two edges: ops {1,2,3} and {none,4}: y = (3, 1), combinations 9 + 1.
+        // Two edges: ops {1,2,3} and {none,4}: y = (3, 2), combinations 9 + 4.
         let mask = vec![
             vec![false, true, true, true, false],
             vec![true, false, false, false, true],
         ];
-        assert_eq!(combinations(&mask), 10);
+        assert_eq!(combinations(&mask), 13);
         let probs = vec![
             vec![0.5, 0.5, 0.5, 0.58, 0.5],
             vec![0.5, 0.5, 0.5, 0.5, 0.9],
@@ -389,8 +387,8 @@ mod tests {
         add_ratios(&mut hist, &mask, &probs);
         // Edge 0: ratio 1 five times (three self pairs, 0.5/0.5 twice),
         // 0.5/0.58 = 0.86 twice, 0.58/0.5 = 1.16 twice.
-        // Edge 1: 0.9/0.9 = 1.
-        assert_eq!(hist, [0, 2, 6, 2, 0]);
+        // Edge 1: 0.5/0.5 and 0.9/0.9 = 1, 0.5/0.9 = 0.56, 0.9/0.5 = 1.8.
+        assert_eq!(hist, [1, 2, 7, 2, 1]);
         assert_eq!(hist.iter().sum::<u64>(), combinations(&mask));
     }
 }

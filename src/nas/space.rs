@@ -26,7 +26,9 @@ pub const NB201_OPS: [&str; 5] = [
     "avg_pool_3x3",
 ];
 
-/// Index of `none` in both spaces; it never counts towards L.
+/// Index of `none` in both spaces. It never runs (its output is zero) and
+/// every edge keeps at least one other op, but it counts towards L like any
+/// op (appendix Eq. 14: `1 <= y_c <= 8` with 8 the DARTS ops, `none` included).
 pub const NONE: usize = 0;
 
 /// A search space: ops, edges (with their endpoints) and cell types.
@@ -68,8 +70,15 @@ impl SearchSpace {
         }
     }
 
-    /// Ops that count towards L in one cell type (every op but `none`).
-    pub fn countable_ops(&self) -> usize {
+    /// Every op of one cell type, `none` included: the largest L (the
+    /// whole space), 112 in the DARTS space and 30 in NB201.
+    pub fn ops_per_cell(&self) -> usize {
+        self.edges() * self.num_ops()
+    }
+
+    /// The ops of one cell type that run (every op but `none`): what the
+    /// elastic schedule can remove from.
+    pub fn runnable_ops(&self) -> usize {
         self.edges() * (self.num_ops() - 1)
     }
 
@@ -114,7 +123,9 @@ mod tests {
         );
         let d = SearchSpace::new(SpaceKind::Darts);
         assert_eq!(d.edge_nodes().len(), 14);
-        assert_eq!(d.countable_ops(), 98);
-        assert_eq!(nb.countable_ops(), 24);
+        assert_eq!(d.ops_per_cell(), 112);
+        assert_eq!(nb.ops_per_cell(), 30);
+        assert_eq!(d.runnable_ops(), 98);
+        assert_eq!(nb.runnable_ops(), 24);
     }
 }

@@ -24,6 +24,11 @@ pub struct NodePlan {
     pub ops: Vec<(usize, usize)>,
     /// Flat indices `edge * num_ops + op`, on the device.
     index: Tensor,
+    /// GDAS: flat indices of the ops not picked on the node's edges. Their
+    /// hard weights (value 0) are added to the node as they are, so that,
+    /// as in GDAS's own straight-through form, alpha receives a gradient
+    /// through every op's weight and not only the picked one's.
+    unpicked: Option<Tensor>,
 }
 
 /// Which ops run, per cell type and node.
@@ -60,12 +65,43 @@ impl ExecPlan {
                         NodePlan {
                             index: Tensor::from_slice(&flat).to_device(device),
                             ops,
+                            unpicked: None,
                         }
                     })
                     .collect()
             })
             .collect();
         ExecPlan { cells }
+    }
+
+    /// Adds GDAS's straight-through terms: on every edge, the weights of
+    /// the ops other than `chosen[cell][edge]` join the node's sum as they
+    /// are (their value is 0; their gradient reaches alpha).
+    pub fn with_unpicked(
+        mut self,
+        space: &SearchSpace,
+        chosen: &[Vec<usize>],
+        device: Device,
+    ) -> ExecPlan {
+        let nodes = space.edge_nodes();
+        let first = nodes[0].0;
+        let k = space.num_ops();
+        for (cell, picks) in self.cells.iter_mut().zip(chosen) {
+            for (i, node) in cell.iter_mut().enumerate() {
+                let flat: Vec<i64> = nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &(to, _))| to == first + i)
+                    .flat_map(|(e, _)| {
+                        (0..k)
+                            .filter(move |&op| op != picks[e])
+                            .map(move |op| (e * k + op) as i64)
+                    })
+                    .collect();
+                node.unpicked = Some(Tensor::from_slice(&flat).to_device(device));
+            }
+        }
+        self
     }
 
     /// Plan that runs every op of the space.
@@ -128,6 +164,10 @@ fn run_nodes(
             0 => zero_like(&states[states.len() - 1]),
             1 => &outs[0] * w,
             _ => mix(&outs, &w),
+        };
+        let value = match &node.unpicked {
+            Some(index) => value + weights.index_select(0, index).sum(weights.kind()),
+            None => value,
         };
         states.push(value);
     }

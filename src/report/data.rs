@@ -9,6 +9,9 @@ use crate::store::{EpochPoint, ReportRun, Store};
 
 use super::ReportError;
 
+/// How runs made under older definitions are counted among those not drawn.
+pub const OUTDATED: &str = "under older definitions";
+
 /// The runs of one sweep that figures draw: the `done` ones. Runs still
 /// queued, running, failed or interrupted are counted (for the notes) but
 /// never drawn, because a partial run would bias every mean it enters.
@@ -54,7 +57,9 @@ impl SweepData {
         let mut not_done = BTreeMap::new();
         let mut runs = Vec::new();
         for run in all {
-            if run.status == "done" {
+            if run.outdated() {
+                *not_done.entry(OUTDATED.to_string()).or_insert(0) += 1;
+            } else if run.status == "done" {
                 runs.push(run);
             } else {
                 *not_done.entry(run.status.clone()).or_insert(0) += 1;
@@ -113,7 +118,7 @@ impl SweepData {
         if self.not_done.is_empty() {
             String::new()
         } else {
-            format!(" Runs not done are left out ({}).", self.not_done_text())
+            format!(" Runs left out: {}.", self.not_done_text())
         }
     }
 }
@@ -226,6 +231,140 @@ pub fn config_key(run: &ReportRun, drop: &[&str]) -> String {
         }
         _ => run.config_json.clone(),
     }
+}
+
+/// The runs of one series of a figure: one method at one setting of the
+/// config keys that vary among the runs the figure shows.
+#[derive(Debug, Clone)]
+pub struct Setting<'a> {
+    /// `ddsas`, `darts` or `gdas`.
+    pub method: String,
+    /// `(key, value)` of every key that varies among the runs shown and
+    /// that this method uses, in config order; empty when nothing varies.
+    pub keys: Vec<(String, String)>,
+    /// The runs (seeds) of the setting, by id.
+    pub runs: Vec<&'a ReportRun>,
+}
+
+impl Setting<'_> {
+    /// "L=28 M=12", or "" when nothing varies.
+    pub fn keys_text(&self) -> String {
+        self.keys
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// "DDSAS L=28 M=12", or just "DARTS".
+    pub fn label(&self) -> String {
+        let keys = self.keys_text();
+        if keys.is_empty() {
+            method_label(&self.method).to_string()
+        } else {
+            format!("{} {keys}", method_label(&self.method))
+        }
+    }
+
+    /// Ids of its runs.
+    pub fn ids(&self) -> Vec<i64> {
+        self.runs.iter().map(|r| r.id).collect()
+    }
+}
+
+/// Keys never used to split runs into settings: the seed (a setting's runs
+/// are its seeds) and where the data lives.
+const NOT_A_SETTING: &[&str] = &["seed", "data_dir", "method"];
+
+/// Splits `runs` into settings: one per method and distinct value of every
+/// config key that varies among `runs` (seed and data folder excluded, and
+/// `fixed`, the keys a figure already separates into panels). A key a
+/// method ignores (L for DARTS) never splits that method's runs. Ordered
+/// by method as the paper lists them, then by the keys' values.
+pub fn settings<'a>(runs: &[&'a ReportRun], fixed: &[&str]) -> Vec<Setting<'a>> {
+    let configs: Vec<serde_json::Map<String, serde_json::Value>> =
+        runs.iter().map(|r| config_map(r)).collect();
+    let varying: Vec<String> = crate::config::config_keys()
+        .iter()
+        .filter(|k| !NOT_A_SETTING.contains(&k.as_str()) && !fixed.contains(&k.as_str()))
+        .filter(|k| {
+            let mut values = configs.iter().zip(runs).filter_map(|(c, r)| {
+                let used =
+                    crate::config::Method::parse(&r.method).is_none_or(|m| m.uses(k.as_str()));
+                used.then(|| c.get(k.as_str()))
+            });
+            let first = values.next();
+            values.any(|v| Some(v) != first)
+        })
+        .cloned()
+        .collect();
+    let mut groups: Vec<(Vec<serde_json::Value>, Setting<'a>)> = Vec::new();
+    for (run, config) in runs.iter().zip(&configs) {
+        let method = crate::config::Method::parse(&run.method);
+        let used: Vec<&String> = varying
+            .iter()
+            .filter(|k| method.is_none_or(|m| m.uses(k.as_str())))
+            .collect();
+        let values: Vec<serde_json::Value> = used
+            .iter()
+            .map(|k| config.get(k.as_str()).cloned().unwrap_or_default())
+            .collect();
+        match groups
+            .iter_mut()
+            .find(|(v, s)| s.method == run.method && *v == values)
+        {
+            Some((_, setting)) => setting.runs.push(run),
+            None => groups.push((
+                values.clone(),
+                Setting {
+                    method: run.method.clone(),
+                    keys: used
+                        .iter()
+                        .zip(&values)
+                        .map(|(k, v)| (k.to_string(), value_text(v)))
+                        .collect(),
+                    runs: vec![run],
+                },
+            )),
+        }
+    }
+    groups.sort_by(|(a, x), (b, y)| {
+        method_rank(&x.method)
+            .cmp(&method_rank(&y.method))
+            .then_with(|| x.method.cmp(&y.method))
+            .then_with(|| compare_values(a, b))
+    });
+    groups.into_iter().map(|(_, s)| s).collect()
+}
+
+/// The parsed config of a run (empty if it does not parse).
+fn config_map(run: &ReportRun) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(&run.config_json) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// A config value as a label shows it: strings without quotes.
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Orders value lists numerically where both are numbers, else as text.
+fn compare_values(a: &[serde_json::Value], b: &[serde_json::Value]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let order = match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+            _ => value_text(x).cmp(&value_text(y)),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Group `runs` by their epoch records.

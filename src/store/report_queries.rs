@@ -43,6 +43,17 @@ pub struct ReportRun {
     pub genotype: Option<String>,
     /// Canonical JSON of the resolved config (to compare configs).
     pub config_json: String,
+    /// Definitions version it was made under (`config::definitions`).
+    pub definitions: i64,
+}
+
+impl ReportRun {
+    /// Whether it was made under older definitions than this ddsas uses
+    /// for its method (figures leave it out: its numbers mean something else).
+    pub fn outdated(&self) -> bool {
+        crate::config::Method::parse(&self.method)
+            .is_some_and(|m| self.definitions < i64::from(crate::config::definitions(m)))
+    }
 }
 
 /// The per-epoch scalars a figure draws (Figs. 8, 10).
@@ -140,7 +151,8 @@ impl Store {
     pub async fn report_runs(&self, sweep: &str) -> Result<Vec<ReportRun>, StoreError> {
         sqlx::query_as(
             "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L, s.M,
-                    s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json
+                    s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json,
+                    r.definitions
              FROM sweep_runs w
              JOIN run_summary s ON s.id = w.run_id
              JOIN runs r ON r.id = w.run_id

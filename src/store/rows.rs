@@ -83,6 +83,19 @@ pub struct RunRow {
     pub error: Option<String>,
     /// Latest epoch checkpoint of the run.
     pub checkpoint_path: Option<String>,
+    /// Definitions version it was registered under
+    /// (`config::definitions`; 1 for every run before issue 10).
+    pub definitions: i64,
+}
+
+impl RunRow {
+    /// Whether the run was made under older definitions than this ddsas
+    /// runs its method under (`config::definitions`): its numbers mean
+    /// something else, so figures leave it out and a sweep does not count it.
+    pub fn outdated(&self) -> bool {
+        crate::config::Method::parse(&self.method)
+            .is_some_and(|m| self.definitions < i64::from(crate::config::definitions(m)))
+    }
 }
 
 /// One row of `epochs`: the scalars of an `EpochRecord`.

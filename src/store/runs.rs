@@ -22,8 +22,8 @@ impl Store {
             ),
         })?;
         sqlx::query(
-            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, definitions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&fingerprint)
@@ -34,6 +34,7 @@ impl Store {
         .bind(cfg.canonical_json())
         .bind(i64::from(c.epochs))
         .bind(now_s())
+        .bind(i64::from(cfg.definitions()))
         .execute(&self.pool)
         .await
         .ctx(|| format!("registering run {fingerprint}"))?;

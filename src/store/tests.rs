@@ -132,7 +132,7 @@ async fn migrations_apply_on_a_fresh_file_and_reopen_is_idempotent() {
     let store = Store::open(&path).await.unwrap();
     assert_eq!(
         count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
-        1
+        MIGRATOR.iter().count() as i64
     );
     assert_eq!(store.run(id).await.unwrap().unwrap().id, id);
     assert_eq!(store.ensure_run(&cfg(&[])).await.unwrap().id, id);
@@ -561,7 +561,7 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    let expected = "id fingerprint status method space dataset seed L M approximation epochs batch_size \
+    let expected = "id fingerprint status method space dataset seed definitions L M approximation epochs batch_size \
                     layers init_channels ucb_c epochs_done valid_acc best_valid_acc genotype skip_normal \
                     wall_s device error sweep";
     assert_eq!(columns.join(" "), expected);
@@ -732,10 +732,16 @@ async fn record_epoch_timing_darts() {
 /// Change the schema with a new `migrations/000N_*.sql` and add its line.
 #[test]
 fn applied_migrations_are_never_edited() {
-    const KNOWN: &[(i64, &str)] = &[(
-        1,
-        "2c57689aa7f604c505431760683c48e579e2ea27c03cef0e6cdb9182e9b95557555228336263b393dc38e99706aa76a6",
-    )];
+    const KNOWN: &[(i64, &str)] = &[
+        (
+            1,
+            "2c57689aa7f604c505431760683c48e579e2ea27c03cef0e6cdb9182e9b95557555228336263b393dc38e99706aa76a6",
+        ),
+        (
+            2,
+            "a2ebfaca52b8aee08b8b25c9862558d5f83ba876d8e3025eb4ec435f99b95e994f84df6693745c3d6763c49277936cac",
+        ),
+    ];
     let actual: Vec<(i64, String)> = MIGRATOR
         .iter()
         .map(|m| {

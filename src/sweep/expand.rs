@@ -586,7 +586,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("run 1 (L=10)") && err.contains("`L`") && err.contains("L >= 14"),
+            err.contains("run 1 (L=10)") && err.contains("`L`") && err.contains("14..=112"),
             "{err}"
         );
         let err = plan("name: x\nbase: {M: 0}\n").unwrap_err().to_string();

@@ -36,6 +36,13 @@ fn chosen(index: &Tensor) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// Plan of a training step: runs exactly the chosen op of each edge and
+/// adds the other ops' hard weights (value 0) to the nodes, as GDAS's
+/// authors do, so that alpha's gradient on an edge has a part from every op.
+pub fn train_plan(space: &SearchSpace, chosen: &[Vec<usize>], device: Device) -> ExecPlan {
+    plan(space, chosen, device).with_unpicked(space, chosen, device)
+}
+
 /// Plan running exactly the chosen op of each edge.
 pub fn plan(space: &SearchSpace, chosen: &[Vec<usize>], device: Device) -> ExecPlan {
     let mask: CellTable<bool> = chosen
@@ -88,6 +95,60 @@ mod tests {
         let target = Tensor::randn([1, 6, 5], (Kind::Float, Device::Cpu));
         let g = Tensor::run_backward(&[(hard * target).sum(Kind::Float)], &[&alpha], false, false);
         assert!(f64::try_from(g[0].norm()).unwrap() > 0.0);
+    }
+
+    /// GDAS's own form: the unpicked ops' hard weights enter the node sum,
+    /// so their gradient (and through it alpha's) is not zero, while the
+    /// forward value is the picked op's alone.
+    #[test]
+    fn unpicked_ops_pass_a_gradient_to_alpha() {
+        use crate::nas::supernet::{per_cell, Supernet, SupernetShape};
+        let space = SearchSpace::new(SpaceKind::Nb201);
+        tch::manual_seed(4);
+        let net = Supernet::new(
+            SupernetShape {
+                space: SpaceKind::Nb201,
+                layers: 1,
+                channels: 4,
+                in_channels: 1,
+                classes: 10,
+            },
+            Device::Cpu,
+        );
+        let x = Tensor::randn([2, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let alpha =
+            (Tensor::randn([1, 6, 5], (Kind::Float, Device::Cpu)) * 1e-3).set_requires_grad(true);
+        let (hard, chosen) = hard_sample(&alpha, 5.0);
+        let picked_only = plan(&space, &chosen, Device::Cpu);
+        let with_unpicked = train_plan(&space, &chosen, Device::Cpu);
+        let grads = |p: &ExecPlan| {
+            let logits = net.forward_t(&x, &per_cell(&hard), p, true);
+            let g = Tensor::run_backward(&[logits.sum(Kind::Float)], &[&hard, &alpha], true, false);
+            let hard_grad: Vec<f32> = Vec::try_from(g[0].flatten(0, -1)).unwrap();
+            (logits.detach(), hard_grad, g[1].copy())
+        };
+        let (logits_a, hard_a, alpha_a) = grads(&picked_only);
+        let (logits_b, hard_b, alpha_b) = grads(&with_unpicked);
+        let same = f64::try_from((&logits_a - &logits_b).abs().max()).unwrap();
+        assert!(
+            same < 1e-6,
+            "the unpicked terms add zero to the value: {same}"
+        );
+        for (e, &k) in chosen[0].iter().enumerate() {
+            for j in (0..5).filter(|&j| j != k) {
+                assert_eq!(hard_a[e * 5 + j], 0.0, "picked-only: edge {e} op {j}");
+                // Edges 3-5 end in the cell's output node, which always
+                // reaches the logits (an inner node may feed only `none`).
+                if e >= 3 {
+                    assert!(hard_b[e * 5 + j] != 0.0, "GDAS form: edge {e} op {j}");
+                }
+            }
+        }
+        let moved = f64::try_from((alpha_a - alpha_b).abs().max()).unwrap();
+        assert!(
+            moved > 0.0,
+            "alpha's gradient has a part from the unpicked ops"
+        );
     }
 
     #[test]

@@ -301,7 +301,7 @@ impl MethodState {
                 if count {
                     gdas::add_counts(counts, &chosen);
                 }
-                self.plan = gdas::plan(&self.space, &chosen, self.device);
+                self.plan = gdas::train_plan(&self.space, &chosen, self.device);
                 hard
             }
         };
