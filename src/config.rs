@@ -710,7 +710,7 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ("arch_weight_decay", "architecture Adam weight decay"),
     ("L", "DDSAS: ops per cell type in a subspace, none included (DARTS 14..=112, NB201 6..=30; the top = whole space)"),
     ("M", "DDSAS: weight steps between subspace updates"),
-    ("approximation", "DDSAS: Eq. 7 approximation (true), or exact Eq. 9 normalised per edge (false): its product is equal for every op of an edge, so it cancels, the space parameters get no gradient and p stays at its start"),
+    ("approximation", "DDSAS: Eq. 7 approximation (true), or exact Eq. 9 normalised per edge (false): its product is equal for every op of an edge, so it cancels: the space parameters get no gradient and p stays near 0.5 (only weight decay moves beta)"),
     ("ucb_c", "DDSAS: UCB exploration constant c"),
     ("begin", "DDSAS: epochs of uniformly random subspaces before UCB"),
     ("random_prob", "DDSAS: chance of a random subspace instead of the UCB one"),

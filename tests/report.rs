@@ -333,7 +333,7 @@ fn table5_is_the_sql_mean_and_population_std() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .starts_with("digits,darts,20,1,false,2,"),
+            .starts_with("digits,darts,20,1,false,100 - final search valid accuracy (%); not the test error of a trained cell,2,"),
         "{csv}"
     );
     let tex = std::fs::read_to_string(out.path().join("table5.tex")).unwrap();
@@ -455,48 +455,82 @@ struct Count {
     count: i64,
 }
 
+/// SQL that picks exactly the runs of a sidecar series: its method,
+/// dataset and space, and every key of its `setting` object.
+fn setting_where(method: &str, dataset: &str, space: &str, setting: &Value) -> String {
+    let mut parts = vec![
+        format!("method = '{method}'"),
+        format!("dataset = '{dataset}'"),
+        format!("space = '{space}'"),
+        "status = 'done'".to_string(),
+    ];
+    for (key, value) in setting.as_object().unwrap() {
+        let v = value.as_str().unwrap();
+        let sql = match v {
+            "true" => "1".to_string(),
+            "false" => "0".to_string(),
+            v if v.parse::<f64>().is_ok() => v.to_string(),
+            v => format!("'{v}'"),
+        };
+        parts.push(format!(
+            "id IN (SELECT id FROM runs WHERE json_extract(config_json, '$.{key}') = {sql})"
+        ));
+    }
+    parts.join(" AND ")
+}
+
+/// Run ids of `sql` (a `SELECT id ...`).
+fn ids_of(db: &Path, sql: &str) -> Vec<i64> {
+    query::<(i64,)>(db, sql).into_iter().map(|r| r.0).collect()
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn as_ids(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
 #[test]
-fn fig9_counts_are_the_sql_sums_at_each_runs_last_epoch() {
+fn fig9_maps_are_each_settings_mean_of_sql_counts_at_the_last_epoch() {
     let f = fixture();
     let out = tempfile::tempdir().unwrap();
     ok(&report(&f.db, &["fig9", "--sweep", "main"], out.path()));
     let side = json(&out.path().join("fig9_sampling.json"));
     let panels = side["panels"].as_array().unwrap();
-    // digits/darts normal + reduce, cifar10/nb201 cell.
-    assert_eq!(panels.len(), 3, "{side}");
+    // digits/darts: 4 settings (L, M and approximation vary) x 2 cell
+    // types; cifar10/nb201: one setting, one cell type.
+    assert_eq!(panels.len(), 4 * 2 + 1, "{side}");
+    let mut seen = Vec::new();
     for p in panels {
         let (dataset, space, cell) = (
             p["dataset"].as_str().unwrap(),
             p["space"].as_str().unwrap(),
             p["cell"].as_str().unwrap(),
         );
-        let expected: Vec<(i64,)> = query(
+        let runs = as_ids(&p["runs"]);
+        let expected = ids_of(
             &f.db,
-            &format!("SELECT id FROM runs WHERE method = 'ddsas' AND dataset = '{dataset}' AND space = '{space}' ORDER BY id"),
+            &format!(
+                "SELECT id FROM run_summary WHERE {} ORDER BY id",
+                setting_where("ddsas", dataset, space, &p["setting"])
+            ),
         );
-        let runs: Vec<i64> = p["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            runs,
-            expected.iter().map(|r| r.0).collect::<Vec<_>>(),
-            "{dataset} {space}"
-        );
-        let ids = runs
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        assert_eq!(runs, expected, "{dataset} {space} {}", p["setting"]);
+        seen.extend(runs.iter().copied());
         let counts: Vec<Count> = query(
             &f.db,
             &format!(
                 "SELECT c.cell, c.edge, c.op, sum(c.count) AS count FROM sampling_counts c
-                 WHERE c.run_id IN ({ids}) AND c.cell = '{cell}'
+                 WHERE c.run_id IN ({}) AND c.cell = '{cell}'
                    AND c.epoch = (SELECT max(epoch) FROM sampling_counts x WHERE x.run_id = c.run_id)
-                 GROUP BY c.cell, c.edge, c.op"
+                 GROUP BY c.cell, c.edge, c.op",
+                id_list(&runs)
             ),
         );
         let ops: Vec<&str> = p["ops"]
@@ -511,16 +545,15 @@ fn fig9_counts_are_the_sql_sums_at_each_runs_last_epoch() {
         );
         for c in &counts {
             let k = ops.iter().position(|o| *o == c.op).unwrap();
-            assert_eq!(
-                p["counts"][k][c.edge as usize].as_i64().unwrap(),
-                c.count,
+            let mean = c.count as f64 / runs.len() as f64;
+            assert!(
+                close(p["counts"][k][c.edge as usize].as_f64().unwrap(), mean),
                 "{} {} {}",
                 c.cell,
                 c.edge,
                 c.op
             );
         }
-        // The edge labels are the space's `(from,to)` names.
         let labels: Vec<(String,)> = query(
             &f.db,
             &format!(
@@ -538,6 +571,159 @@ fn fig9_counts_are_the_sql_sums_at_each_runs_last_epoch() {
             labels.into_iter().map(|l| l.0).collect::<Vec<_>>()
         );
     }
+    // Every done DDSAS run is in exactly one setting.
+    seen.sort_unstable();
+    seen.dedup();
+    let all = ids_of(
+        &f.db,
+        "SELECT id FROM runs WHERE method = 'ddsas' ORDER BY id",
+    );
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn fig9_run_draws_one_runs_own_counts() {
+    let f = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let id = ids_of(
+        &f.db,
+        "SELECT id FROM run_summary WHERE method = 'ddsas' AND L = 30",
+    )[0];
+    ok(&report(
+        &f.db,
+        &["fig9", "--sweep", "main", "--run", &id.to_string()],
+        out.path(),
+    ));
+    let side = json(&out.path().join("fig9_sampling.json"));
+    let panels = side["panels"].as_array().unwrap();
+    assert_eq!(panels.len(), 2, "normal and reduce of run {id}");
+    for p in panels {
+        assert_eq!(as_ids(&p["runs"]), vec![id]);
+        assert_eq!(p["aggregate"], "run");
+        let total: Vec<(i64,)> = query(
+            &f.db,
+            &format!(
+                "SELECT sum(count) FROM sampling_counts WHERE run_id = {id} AND cell = '{}'
+                   AND epoch = (SELECT max(epoch) FROM sampling_counts WHERE run_id = {id})",
+                p["cell"].as_str().unwrap()
+            ),
+        );
+        let drawn: f64 = p["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+            .sum();
+        assert!(close(drawn, total[0].0 as f64));
+    }
+    let darts = ids_of(&f.db, "SELECT id FROM runs WHERE method = 'darts'")[0];
+    let e = refused(&["fig9", "--sweep", "main", "--run", &darts.to_string()]);
+    assert!(
+        e.contains(&format!("no done DDSAS run {darts}")) && e.contains("pick one of"),
+        "{e}"
+    );
+}
+
+#[derive(sqlx::FromRow)]
+struct SkipMean {
+    epoch: i64,
+    mean: f64,
+    n: i64,
+}
+
+#[test]
+fn fig8_draws_one_series_per_setting_with_the_sql_mean() {
+    let f = fixture();
+    let out = tempfile::tempdir().unwrap();
+    ok(&report(&f.db, &["fig8", "--sweep", "main"], out.path()));
+    let side = json(&out.path().join("fig8_skip.json"));
+    let digits = side["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["dataset"] == "digits")
+        .unwrap();
+    let series = digits["methods"].as_array().unwrap();
+    // DARTS, GDAS, and DDSAS at 4 settings: never one mean over all DDSAS runs.
+    assert_eq!(series.len(), 6, "{digits}");
+    let mut labels = Vec::new();
+    for s in series {
+        let method = s["method"].as_str().unwrap();
+        labels.push(s["label"].as_str().unwrap().to_string());
+        let filter = setting_where(method, "digits", "darts", &s["setting"]);
+        let runs = ids_of(
+            &f.db,
+            &format!("SELECT id FROM run_summary WHERE {filter} ORDER BY id"),
+        );
+        assert_eq!(as_ids(&s["runs"]), runs, "{}", s["label"]);
+        let rows: Vec<SkipMean> = query(
+            &f.db,
+            &format!(
+                "SELECT epoch, avg(skip_normal) AS mean, count(*) AS n FROM epochs
+                 WHERE run_id IN ({}) GROUP BY epoch ORDER BY epoch",
+                id_list(&runs)
+            ),
+        );
+        let drawn = s["skip_normal"].as_array().unwrap();
+        assert_eq!(drawn.len(), rows.len());
+        for (d, r) in drawn.iter().zip(&rows) {
+            assert_eq!(d["x"].as_i64().unwrap(), r.epoch);
+            assert_eq!(d["n"].as_i64().unwrap(), r.n);
+            assert!(
+                close(d["mean"].as_f64().unwrap(), r.mean),
+                "{d} vs {}",
+                r.mean
+            );
+        }
+    }
+    assert!(
+        labels.contains(&"DDSAS L=20 M=1 approximation=false".to_string()),
+        "{labels:?}"
+    );
+    assert!(labels.contains(&"DARTS".to_string()), "{labels:?}");
+    let index_caption = std::fs::read_to_string(out.path().join("fig8_skip.json")).unwrap();
+    assert!(index_caption.contains("L=30"));
+}
+
+#[test]
+fn where_picks_the_runs_a_figure_draws_and_is_named() {
+    let f = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let text = ok(&report(
+        &f.db,
+        &[
+            "fig8",
+            "--sweep",
+            "main",
+            "--where",
+            "L = 20 and M = 1 and approximation = 1 or method != 'ddsas'",
+            "-v",
+        ],
+        out.path(),
+    ));
+    assert!(text.contains("Runs where L = 20"), "{text}");
+    let side = json(&out.path().join("fig8_skip.json"));
+    let digits = side["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["dataset"] == "digits")
+        .unwrap();
+    let labels: Vec<&str> = digits["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    // One DDSAS setting left: the series are named by method alone.
+    assert_eq!(labels, vec!["DARTS", "GDAS", "DDSAS"]);
+    let e = refused(&["fig8", "--sweep", "main", "--where", "no_such_column = 1"]);
+    assert!(
+        e.contains("bad --where") && e.contains("no_such_column"),
+        "{e}"
+    );
+    let e = refused(&["fig8", "--sweep", "main", "--where", "L = 999"]);
+    assert!(e.contains("no done run where L = 999"), "{e}");
 }
 
 #[derive(sqlx::FromRow)]

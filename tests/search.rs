@@ -106,14 +106,15 @@ fn ddsas_search_learns_and_records_every_epoch() {
     );
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "3");
     assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT epoch) FROM epochs"), "3");
-    // Sampling counts add up: per epoch and cell, the counted ops sampled so
-    // far equal the sizes of the subspaces drawn so far (each has L = 56).
+    // Sampling counts add up: per epoch and cell, the ops sampled so far,
+    // `none` included, equal the sizes of the subspaces drawn so far (each
+    // has L = 56).
     let mismatches = scalar(
         &db,
         "SELECT COUNT(*) FROM (
            SELECT e.epoch, c.cell,
                   (SELECT SUM(count) FROM sampling_counts s
-                    WHERE s.run_id = e.run_id AND s.epoch = e.epoch AND s.cell = c.cell AND s.op != 'none') AS counted,
+                    WHERE s.run_id = e.run_id AND s.epoch = e.epoch AND s.cell = c.cell) AS counted,
                   (SELECT SUM(size) FROM subspaces u
                     WHERE u.run_id = e.run_id AND u.epoch <= e.epoch AND u.cell = c.cell) AS drawn
            FROM epochs e, (SELECT 'normal' AS cell UNION SELECT 'reduce') c)

@@ -15,20 +15,20 @@ use tokio::runtime::Runtime;
 
 use crate::cli::DbArgs;
 use crate::report::{self, fig10::Per, Kind, Options, Output, SweepData};
-use crate::store::Store;
+use crate::store::{QueryError, ReadOnlyDb, Store};
 
 /// Report commands: each reads the runs of one sweep and writes under `--out`.
 #[derive(Debug, clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch"
+    after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch\n  ddsas report fig8 --sweep demo --where \"M = 24 or method != 'ddsas'\"\n  ddsas report fig9 --sweep fig8_fig9_skip --run 12"
 )]
 pub enum ReportCmd {
     /// Fig. 7: best accuracy of DDSAS over the L × M grid (heat map).
     Fig7(Fig7Args),
     /// Fig. 8: normal-cell skip count per epoch, mean ± std over seeds, per method.
     Fig8(FigArgs),
-    /// Fig. 9: how often each (edge, op) was in a sampled subspace (heat map).
-    Fig9(FigArgs),
+    /// Fig. 9: how often each (edge, op) was in a sampled subspace, per run (heat map).
+    Fig9(Fig9Args),
     /// Fig. 10: cosine distance between adjacent steps or epochs, and accuracy.
     Fig10(Fig10Args),
     /// Fig. 12: combinations per sampled subspace and the ratio histogram.
@@ -53,6 +53,11 @@ pub struct FigArgs {
     /// Also print each figure's caption (runs, seeds, metric).
     #[arg(long, short)]
     verbose: bool,
+    /// Draw only the sweep's runs for which this SQL condition over the
+    /// columns of `run_summary` holds, as `runs list --where` takes it
+    /// (e.g. "L = 28 or method != 'ddsas'").
+    #[arg(long = "where", value_name = "CONDITION")]
+    condition: Option<String>,
 }
 
 /// Metric of Fig. 7.
@@ -74,6 +79,17 @@ pub struct Fig7Args {
     /// Accuracy drawn: the best over seeds of this final metric.
     #[arg(long, value_enum, default_value = "valid_acc")]
     metric: Metric,
+}
+
+/// `ddsas report fig9`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Fig9Args {
+    #[command(flatten)]
+    common: FigArgs,
+    /// Draw the counts of this one run (a done DDSAS run of the sweep)
+    /// instead of the mean over the runs of each setting.
+    #[arg(long, value_name = "ID")]
+    run: Option<i64>,
 }
 
 /// Granularity of Fig. 10.
@@ -98,6 +114,7 @@ pub struct Fig10Args {
 impl ReportCmd {
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        let mut run = None;
         let (kind, args, metric) = match self {
             ReportCmd::Fig7(a) => (
                 Some(Kind::Fig7),
@@ -108,7 +125,10 @@ impl ReportCmd {
                 },
             ),
             ReportCmd::Fig8(a) => (Some(Kind::Fig8), a, "valid_acc"),
-            ReportCmd::Fig9(a) => (Some(Kind::Fig9), a, "valid_acc"),
+            ReportCmd::Fig9(a) => {
+                run = a.run;
+                (Some(Kind::Fig9), a.common, "valid_acc")
+            }
             ReportCmd::Fig10(a) => (
                 Some(Kind::Fig10(match a.per {
                     PerArg::Step => Per::Step,
@@ -127,6 +147,7 @@ impl ReportCmd {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("reports").join(&args.sweep)),
             metric: metric.into(),
+            run,
         };
         let start = Instant::now();
         if !args.db.db.exists() {
@@ -138,7 +159,21 @@ impl ReportCmd {
         }
         let rt = Runtime::new().context("starting the async runtime")?;
         let store = rt.block_on(Store::open(&args.db.db))?;
-        let data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;
+        let mut data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;
+        if let Some(condition) = &args.condition {
+            let ids = rt.block_on(async {
+                let mut db = ReadOnlyDb::open(&args.db.db).await?;
+                db.sweep_runs_where(&args.sweep, condition).await
+            });
+            let ids = match ids {
+                Ok(ids) => ids,
+                Err(QueryError::Sql { message }) => anyhow::bail!(
+                    "bad --where clause `{condition}`: {message}\nthe clause is SQL over the columns of run_summary (`ddsas runs list --format csv` shows them)"
+                ),
+                Err(other) => return Err(other.into()),
+            };
+            data.restrict(&ids, condition)?;
+        }
         let (made, skipped, index) = match kind {
             Some(kind) => (
                 vec![rt.block_on(report::render(&store, &data, kind, &opts))?],

@@ -25,6 +25,8 @@ pub struct SweepData {
     pub runs: Vec<ReportRun>,
     /// Status → count of the sweep's runs that are not done.
     pub not_done: BTreeMap<String, usize>,
+    /// The `--where` condition the runs were picked by, if any.
+    pub condition: Option<String>,
 }
 
 impl SweepData {
@@ -70,6 +72,7 @@ impl SweepData {
             file: info.file.clone(),
             runs,
             not_done,
+            condition: None,
         };
         if data.runs.is_empty() {
             let missing = if data.not_done.is_empty() {
@@ -85,6 +88,22 @@ impl SweepData {
             ));
         }
         Ok(data)
+    }
+
+    /// Keeps only the runs in `ids`, picked by `condition` (the user's
+    /// `--where`, named in every caption). Errors if no done run is left.
+    pub fn restrict(&mut self, ids: &[i64], condition: &str) -> Result<(), ReportError> {
+        self.runs.retain(|r| ids.contains(&r.id));
+        self.condition = Some(condition.to_string());
+        if self.runs.is_empty() {
+            return Err(ReportError::cannot(
+                "report",
+                &self.name,
+                format!("has no done run where {condition}"),
+                "loosen --where; `ddsas runs list --sweep NAME --where ...` shows what it picks",
+            ));
+        }
+        Ok(())
     }
 
     /// "2 queued, 1 failed".
@@ -113,12 +132,17 @@ impl SweepData {
         self.runs.iter().filter(move |r| r.method == method)
     }
 
-    /// A note on runs left out because they are not done (empty if none).
+    /// A note on the runs picked by `--where` and those left out because
+    /// they are not done (empty if neither).
     pub fn not_done_note(&self) -> String {
+        let picked = match &self.condition {
+            Some(c) => format!(" Runs where {c}."),
+            None => String::new(),
+        };
         if self.not_done.is_empty() {
-            String::new()
+            picked
         } else {
-            format!(" Runs left out: {}.", self.not_done_text())
+            format!("{picked} Runs left out: {}.", self.not_done_text())
         }
     }
 }
@@ -272,9 +296,30 @@ impl Setting<'_> {
     }
 }
 
+/// The `(method, label)` of each panel's settings, for
+/// [`SeriesStyles`](super::draw::SeriesStyles).
+pub fn series_names(panels: &[Vec<Setting>]) -> Vec<Vec<(String, String)>> {
+    panels
+        .iter()
+        .map(|p| p.iter().map(|s| (s.method.clone(), s.label())).collect())
+        .collect()
+}
+
+/// A setting's keys as a JSON object, for sidecars.
+pub fn setting_json(setting: &Setting) -> serde_json::Value {
+    serde_json::Value::Object(
+        setting
+            .keys
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect(),
+    )
+}
+
 /// Keys never used to split runs into settings: the seed (a setting's runs
-/// are its seeds) and where the data lives.
-const NOT_A_SETTING: &[&str] = &["seed", "data_dir", "method"];
+/// are its seeds), where the data lives, and whether steps are logged
+/// (what is recorded, not what is run); the method is split on anyway.
+const NOT_A_SETTING: &[&str] = &["seed", "data_dir", "log_steps", "method"];
 
 /// Splits `runs` into settings: one per method and distinct value of every
 /// config key that varies among `runs` (seed and data folder excluded, and

@@ -66,6 +66,96 @@ pub fn method_color(method: &str) -> RGBColor {
     }
 }
 
+/// Colours of figures with more series than methods: Okabe–Ito without
+/// its yellow (faint on white), then Paul Tol's muted set.
+pub const SERIES_PALETTE: [RGBColor; 12] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(230, 159, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(51, 34, 136),
+    RGBColor(136, 34, 85),
+    RGBColor(153, 153, 51),
+    RGBColor(68, 170, 153),
+    RGBColor(204, 102, 119),
+];
+
+/// How the series of a figure are told apart. Each series is one setting
+/// (a method and the values of the keys that vary among the runs shown).
+/// While no panel shows two settings of one method, a series keeps its
+/// method's colour and marker, as everywhere else, and the legend names
+/// methods; otherwise every distinct label gets its own colour, the same
+/// in every panel, and the legend names the settings.
+#[derive(Debug, Clone)]
+pub struct SeriesStyles {
+    by_method: bool,
+    /// `(method, label)` in the order first seen.
+    series: Vec<(String, String)>,
+}
+
+impl SeriesStyles {
+    /// Styles for `panels`, each the `(method, label)` of its series.
+    pub fn new(panels: &[Vec<(String, String)>]) -> SeriesStyles {
+        let by_method = panels.iter().all(|p| {
+            let mut methods: Vec<&str> = p.iter().map(|(m, _)| m.as_str()).collect();
+            let n = methods.len();
+            methods.sort_unstable();
+            methods.dedup();
+            methods.len() == n
+        });
+        let mut series: Vec<(String, String)> = Vec::new();
+        for s in panels.iter().flatten() {
+            let key = if by_method {
+                (s.0.clone(), super::data::method_label(&s.0).to_string())
+            } else {
+                s.clone()
+            };
+            if !series.contains(&key) {
+                series.push(key);
+            }
+        }
+        if by_method {
+            series.sort_by_key(|(m, _)| super::data::method_rank(m));
+        }
+        SeriesStyles { by_method, series }
+    }
+
+    /// Colour and marker of the series of `method` labelled `label`.
+    pub fn style(&self, method: &str, label: &str) -> (RGBColor, usize) {
+        if self.by_method {
+            return (method_color(method), method_marker(method));
+        }
+        let i = self
+            .series
+            .iter()
+            .position(|(m, l)| m == method && l == label)
+            .unwrap_or(0);
+        (
+            SERIES_PALETTE[i % SERIES_PALETTE.len()],
+            method_marker(method),
+        )
+    }
+
+    /// Legend entries, one per method or per setting; `markers` draws the
+    /// series' markers in the swatches.
+    pub fn legend(&self, markers: bool) -> Vec<LegendEntry> {
+        self.series
+            .iter()
+            .map(|(method, label)| {
+                let (color, marker) = self.style(method, label);
+                LegendEntry {
+                    label: label.clone(),
+                    color,
+                    swatch: Swatch::Line(if markers { marker } else { 3 }),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Marker of a method's line (0 circle, 1 triangle, 2 square), so that
 /// lines differ by shape as well as colour.
 pub fn method_marker(method: &str) -> usize {

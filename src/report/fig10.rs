@@ -1,7 +1,8 @@
 //! Fig. 10 (and Fig. 5d): exploration and exploitation — the cosine
 //! distance between the architectures derived at adjacent steps (or
 //! epochs), and the accuracy over the same steps (or epochs), one line per
-//! method (DARTS, GDAS, DDSAS), one column per (dataset, space).
+//! setting (DARTS, GDAS, DDSAS, and the values of the config keys that vary
+//! among the runs shown), one column per (dataset, space).
 //!
 //! Per step, the accuracy is the weight minibatch's (the only accuracy a
 //! step records); per epoch it is the NAS-Bench-201 accuracy of the derived
@@ -9,16 +10,17 @@
 //! accuracy. Long per-step series are drawn as a moving average over the
 //! faint raw mean, and the caption gives the window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use plotters::prelude::*;
 use serde_json::json;
 
 use super::data::{
-    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
-    plural, runs_text, seed_count, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
+    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_rank, plural, runs_text,
+    seed_count, series_names, setting_json, settings, AccSource, Nb201Lookup, Setting, SweepData,
+    METHOD_ORDER,
 };
-use super::draw::{self, LegendEntry, LinePanel, Series, StackedColumns, Swatch};
+use super::draw::{self, LegendEntry, LinePanel, Series, SeriesStyles, StackedColumns, Swatch};
 use super::fig8::{band_range, mean_series, stats, stats_json, Stats};
 use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::store::{ReportRun, StepPoint, Store};
@@ -70,13 +72,18 @@ fn moving_average(stats: &Stats, w: usize) -> Vec<(f64, Option<f64>)> {
         .collect()
 }
 
-/// The line(s) of one method: the mean with its band, or for long series
+/// The line(s) of one setting: the mean with its band, or for long series
 /// the faint raw mean under a moving average.
-fn method_series(stats: &Stats, method: &str, window: usize, markers: bool) -> Vec<Series> {
+fn method_series(
+    stats: &Stats,
+    style: (RGBColor, usize),
+    window: usize,
+    markers: bool,
+) -> Vec<Series> {
     if window <= 1 {
-        return vec![mean_series(stats, method, markers)];
+        return vec![mean_series(stats, style, markers)];
     }
-    let color = draw::method_color(method);
+    let color = style.0;
     vec![
         Series {
             color,
@@ -164,27 +171,22 @@ pub async fn render(
     let markers = per == Per::Epoch && longest <= 60;
     let unit = per.name();
     let mut columns = Vec::new();
-    let mut methods_seen: Vec<String> = Vec::new();
     let mut panels_json = Vec::new();
     let mut caption = Vec::new();
-    for ((dataset, space), runs) in &groups {
-        let mut by_method: BTreeMap<(usize, String), Vec<&ReportRun>> = BTreeMap::new();
-        for r in runs {
-            by_method
-                .entry((method_rank(&r.method), r.method.clone()))
-                .or_default()
-                .push(r);
-        }
+    let panel_settings: Vec<Vec<Setting>> = groups
+        .values()
+        .map(|runs| settings(runs, &["dataset", "space"]))
+        .collect();
+    let styles = SeriesStyles::new(&series_names(&panel_settings));
+    for (((dataset, space), _), panel) in groups.iter().zip(&panel_settings) {
         let (mut dist_series, mut acc_series) = (Vec::new(), Vec::new());
         let (mut dist_all, mut acc_all) = (Vec::new(), Vec::new());
         let mut methods_json = Vec::new();
         let mut counts = Vec::new();
         let mut source: Option<AccSource> = None;
         let mut x_max = 0i64;
-        for ((_, method), mruns) in &by_method {
-            if !methods_seen.contains(method) {
-                methods_seen.push(method.clone());
-            }
+        for setting in panel {
+            let mruns = &setting.runs;
             let (dist, acc) = match per {
                 Per::Step => (
                     stats(mruns.iter().flat_map(|r| {
@@ -223,19 +225,22 @@ pub async fn render(
                 }
             };
             x_max = x_max.max(acc.last().map_or(0, |s| s.0));
-            dist_series.extend(method_series(&dist, method, window, markers));
-            acc_series.extend(method_series(&acc, method, window, markers));
-            let ids: Vec<i64> = mruns.iter().map(|r| r.id).collect();
-            counts.push(format!("{} {}", method_label(method), mruns.len()));
+            let label = setting.label();
+            let style = styles.style(&setting.method, &label);
+            dist_series.extend(method_series(&dist, style, window, markers));
+            acc_series.extend(method_series(&acc, style, window, markers));
+            let ids = setting.ids();
+            counts.push(format!("{label} {}", mruns.len()));
             caption.push(format!(
-                "{} on {}: {} ({})",
-                method_label(method),
+                "{label} on {}: {} ({})",
                 group_label(dataset, space),
                 runs_text(&ids),
                 plural(seed_count(mruns), "seed")
             ));
             methods_json.push(json!({
-                "method": method,
+                "method": setting.method,
+                "setting": setting_json(setting),
+                "label": label,
                 "runs": ids,
                 "seeds": seed_count(mruns),
                 "cosine_distance": sidecar_stats(&dist),
@@ -307,15 +312,7 @@ pub async fn render(
             "methods": methods_json,
         }));
     }
-    methods_seen.sort_by_key(|m| method_rank(m));
-    let mut legend: Vec<LegendEntry> = methods_seen
-        .iter()
-        .map(|m| LegendEntry {
-            label: method_label(m).to_string(),
-            color: draw::method_color(m),
-            swatch: Swatch::Line(if markers { draw::method_marker(m) } else { 3 }),
-        })
-        .collect();
+    let mut legend: Vec<LegendEntry> = styles.legend(markers);
     legend.push(if window > 1 {
         LegendEntry {
             label: format!("bold: moving average over {window} steps; faint: mean over runs"),

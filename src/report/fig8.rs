@@ -1,6 +1,7 @@
 //! Fig. 8: how many `skip_connect` the derived normal cell keeps after each
-//! epoch (appendix B.3), mean ± std over a method's runs, one line per
-//! method, one column of panels per (dataset, space). Below each, the
+//! epoch (appendix B.3), mean ± std over the runs (seeds) of a setting, one
+//! line per setting (a method and the values of the config keys that vary
+//! among the runs shown), one column of panels per (dataset, space). Below each, the
 //! accuracy of the same epochs: NAS-Bench-201 benchmark accuracy of the
 //! derived architecture where a table was imported, else the search's valid
 //! accuracy (the axis and the caption say which), so that "fewer skips" can
@@ -12,12 +13,14 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use super::data::{
-    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_label, method_rank,
-    plural, runs_text, seed_count, AccSource, Nb201Lookup, SweepData,
+    acc_source_text, by_dataset_space, epochs_by_run, group_label, plural, runs_text, seed_count,
+    series_names, setting_json, settings, AccSource, Nb201Lookup, Setting, SweepData,
 };
-use super::draw::{self, mean_std, LegendEntry, LinePanel, Series, StackedColumns, Swatch};
+use super::draw::{
+    self, mean_std, LegendEntry, LinePanel, Series, SeriesStyles, StackedColumns, Swatch,
+};
 use super::{save_figure, Figure, Kind, Options, Output, ReportError};
-use crate::store::{ReportRun, Store};
+use crate::store::Store;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig8_skip";
@@ -43,15 +46,11 @@ pub(crate) fn stats(points: impl Iterator<Item = (i64, f64)>) -> Stats {
         .collect()
 }
 
-/// A mean line with its ± std band.
-pub(crate) fn mean_series(stats: &Stats, method: &str, marker: bool) -> Series {
+/// A mean line with its ± std band, in `style` (colour, marker).
+pub(crate) fn mean_series(stats: &Stats, style: (RGBColor, usize), marker: bool) -> Series {
     Series {
-        color: draw::method_color(method),
-        marker: if marker {
-            draw::method_marker(method)
-        } else {
-            3
-        },
+        color: style.0,
+        marker: if marker { style.1 } else { 3 },
         width: 3,
         alpha: 1.0,
         points: stats
@@ -121,7 +120,6 @@ pub async fn render(
     let any_darts = groups.keys().any(|(_, space)| space != "nb201");
     let lookup = Nb201Lookup::load(store, &datasets).await?;
     let mut columns = Vec::new();
-    let mut methods_seen: Vec<String> = Vec::new();
     let mut panels_json = Vec::new();
     let mut caption = Vec::new();
     let max_epochs = groups
@@ -131,14 +129,12 @@ pub async fn render(
         .max()
         .unwrap_or(0);
     let markers = max_epochs <= 60;
-    for ((dataset, space), runs) in &groups {
-        let mut by_method: BTreeMap<(usize, String), Vec<&ReportRun>> = BTreeMap::new();
-        for r in runs {
-            by_method
-                .entry((method_rank(&r.method), r.method.clone()))
-                .or_default()
-                .push(r);
-        }
+    let panel_settings: Vec<Vec<Setting>> = groups
+        .values()
+        .map(|runs| settings(runs, &["dataset", "space"]))
+        .collect();
+    let styles = SeriesStyles::new(&series_names(&panel_settings));
+    for (((dataset, space), _), panel) in groups.iter().zip(&panel_settings) {
         let mut skip_series = Vec::new();
         let mut acc_series = Vec::new();
         let mut skip_stats_all = Vec::new();
@@ -147,17 +143,14 @@ pub async fn render(
         let mut source: Option<AccSource> = None;
         let mut counts = Vec::new();
         let mut x_max = 0i64;
-        for ((_, method), mruns) in &by_method {
-            if !methods_seen.contains(method) {
-                methods_seen.push(method.clone());
-            }
-            let skip = stats(mruns.iter().flat_map(|r| {
+        for setting in panel {
+            let skip = stats(setting.runs.iter().flat_map(|r| {
                 epochs[&r.id]
                     .iter()
                     .map(|e| (e.epoch, e.skip_normal as f64))
             }));
             let mut acc_points = Vec::new();
-            for r in mruns {
+            for r in &setting.runs {
                 let (pts, src) = lookup.epoch_accuracy(space, dataset, &epochs[&r.id]);
                 acc_points.extend(pts.into_iter().filter_map(|(e, a)| a.map(|a| (e, a))));
                 match (&mut source, src) {
@@ -171,25 +164,24 @@ pub async fn render(
             }
             let acc = stats(acc_points.into_iter());
             x_max = x_max.max(skip.last().map_or(0, |s| s.0));
-            skip_series.push(mean_series(&skip, method, markers));
-            acc_series.push(mean_series(&acc, method, markers));
-            let ids: Vec<i64> = mruns.iter().map(|r| r.id).collect();
-            counts.push(format!(
-                "{} {}",
-                method_label(method),
-                plural(mruns.len(), "run")
-            ));
+            let label = setting.label();
+            let style = styles.style(&setting.method, &label);
+            skip_series.push(mean_series(&skip, style, markers));
+            acc_series.push(mean_series(&acc, style, markers));
+            let ids = setting.ids();
+            counts.push(format!("{label} {}", plural(ids.len(), "run")));
             caption.push(format!(
-                "{} on {}: {} ({})",
-                method_label(method),
+                "{label} on {}: {} ({})",
                 group_label(dataset, space),
                 runs_text(&ids),
-                plural(seed_count(mruns), "seed")
+                plural(seed_count(&setting.runs), "seed")
             ));
             methods_json.push(json!({
-                "method": method,
+                "method": setting.method,
+                "setting": setting_json(setting),
+                "label": label,
                 "runs": ids,
-                "seeds": seed_count(mruns),
+                "seeds": seed_count(&setting.runs),
                 "skip_normal": stats_json(&skip),
                 "accuracy": stats_json(&acc),
             }));
@@ -253,15 +245,7 @@ pub async fn render(
             "methods": methods_json,
         }));
     }
-    methods_seen.sort_by_key(|m| method_rank(m));
-    let mut legend: Vec<LegendEntry> = methods_seen
-        .iter()
-        .map(|m| LegendEntry {
-            label: method_label(m).to_string(),
-            color: draw::method_color(m),
-            swatch: Swatch::Line(if markers { draw::method_marker(m) } else { 3 }),
-        })
-        .collect();
+    let mut legend: Vec<LegendEntry> = styles.legend(markers);
     legend.push(LegendEntry {
         label: "shaded: mean ± std over runs".into(),
         color: RGBColor(200, 200, 200),

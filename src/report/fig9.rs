@@ -1,8 +1,9 @@
 //! Fig. 9: how many sampled subspaces contained each (edge, op), as an
 //! annotated heat map per (dataset, space) and cell type (appendix B.3).
-//! The counts are cumulative, so each run contributes its last epoch's
-//! counts; a panel sums the DDSAS runs of its group (the title says how
-//! many and which).
+//! The counts are cumulative, so a run's are its last epoch's. A panel
+//! shows one setting (the values of the keys that vary among the runs):
+//! the mean over its runs, with n in the title, or one run with `--run N`,
+//! since the appendix's counts (264–363 per op) are one run's.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +11,12 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::json;
 
-use super::data::{group_label, plural, runs_text, seed_count, SweepData};
+use super::data::{group_label, plural, runs_text, seed_count, setting_json, settings, SweepData};
 use super::draw::{self, DrawResult, HeatMap, Plot};
 use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::config::SpaceKind;
 use crate::nas::space::SearchSpace;
-use crate::store::{ReportRun, Store};
+use crate::store::{ReportRun, SamplingPoint, Store};
 
 /// File stem of the figure.
 pub const STEM: &str = "fig9_sampling";
@@ -57,27 +58,91 @@ pub(crate) fn space_of(name: &str) -> Option<SearchSpace> {
     }
 }
 
-/// Draws Fig. 9 of `data`.
+/// The DDSAS runs Fig. 9 draws, by (dataset, space): every done one with
+/// sampling counts, or only `--run N` (which must be one of them).
+fn chosen_runs<'a>(
+    data: &'a SweepData,
+    with_counts: &BTreeMap<i64, Vec<SamplingPoint>>,
+    run: Option<i64>,
+) -> Result<BTreeMap<(String, String), Vec<&'a ReportRun>>, ReportError> {
+    let candidates: Vec<&ReportRun> = data
+        .with_method("ddsas")
+        .filter(|r| with_counts.contains_key(&r.id))
+        .collect();
+    if let Some(id) = run {
+        if !candidates.iter().any(|r| r.id == id) {
+            let ids: Vec<i64> = candidates.iter().map(|r| r.id).collect();
+            return Err(ReportError::cannot(
+                "fig9",
+                &data.name,
+                format!("has no done DDSAS run {id} with sampling counts"),
+                if ids.is_empty() {
+                    "report on a sweep with DDSAS runs".to_string()
+                } else {
+                    format!("pick one of its DDSAS {}", runs_text(&ids))
+                },
+            ));
+        }
+    }
+    let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
+    for r in candidates
+        .into_iter()
+        .filter(|r| run.is_none_or(|id| r.id == id))
+    {
+        groups
+            .entry((r.dataset.clone(), r.space.clone()))
+            .or_default()
+            .push(r);
+    }
+    Ok(groups)
+}
+
+/// Mean count per `[op][edge]` over the runs of a setting, for one cell type.
+fn mean_counts(
+    space: &SearchSpace,
+    cell: &str,
+    runs: &[&ReportRun],
+    by_run: &BTreeMap<i64, Vec<SamplingPoint>>,
+) -> Vec<Vec<f64>> {
+    let mut sums = vec![vec![0i64; space.edges()]; space.num_ops()];
+    for run in runs {
+        for p in by_run[&run.id].iter().filter(|p| p.cell == cell) {
+            let (Some(k), Ok(e)) = (space.op_index(&p.op), usize::try_from(p.edge)) else {
+                continue;
+            };
+            if e < space.edges() {
+                sums[k][e] += p.count;
+            }
+        }
+    }
+    let n = runs.len().max(1) as f64;
+    sums.iter()
+        .map(|row| row.iter().map(|&c| c as f64 / n).collect())
+        .collect()
+}
+
+/// A count as the map writes it: whole numbers plain, means to one decimal.
+fn count_text(c: f64) -> String {
+    if c.fract() == 0.0 {
+        format!("{c:.0}")
+    } else {
+        format!("{c:.1}")
+    }
+}
+
+/// Draws Fig. 9 of `data`: per (dataset, space), setting and cell type, the
+/// counts of one run's sampled subspaces (the appendix's counts are one
+/// run's), as the mean over the setting's runs, or of `--run N` alone.
 pub async fn render(
     store: &Store,
     data: &SweepData,
     opts: &Options,
 ) -> Result<Output, ReportError> {
-    let points = store.report_final_sampling(&data.name).await?;
-    let mut by_run: BTreeMap<i64, Vec<_>> = BTreeMap::new();
-    for p in points {
+    let mut by_run: BTreeMap<i64, Vec<SamplingPoint>> = BTreeMap::new();
+    for p in store.report_final_sampling(&data.name).await? {
         by_run.entry(p.run_id).or_default().push(p);
     }
-    let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
-    for run in data
-        .with_method("ddsas")
-        .filter(|r| by_run.contains_key(&r.id))
-    {
-        groups
-            .entry((run.dataset.clone(), run.space.clone()))
-            .or_default()
-            .push(run);
-    }
+    let groups = chosen_runs(data, &by_run, opts.run)?;
     if groups.is_empty() {
         return Err(ReportError::cannot(
             "fig9",
@@ -95,64 +160,67 @@ pub async fn render(
         };
         let ops = space.ops();
         let edges: Vec<String> = (0..space.edges()).map(|e| space.edge_label(e)).collect();
-        let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
-        for &cell in space.cell_types() {
-            let mut counts = vec![vec![0i64; edges.len()]; ops.len()];
-            for id in &ids {
-                for p in by_run[id].iter().filter(|p| p.cell == cell) {
-                    let (Some(k), Ok(e)) = (space.op_index(&p.op), usize::try_from(p.edge)) else {
-                        continue;
-                    };
-                    if e < edges.len() {
-                        counts[k][e] += p.count;
-                    }
-                }
-            }
-            let n = runs.len();
+        for setting in settings(runs, &["dataset", "space"]) {
+            let ids = setting.ids();
+            let n = ids.len();
             let how = if n == 1 {
-                format!("DDSAS {}", runs_text(&ids))
+                format!("{} {}", setting.label(), runs_text(&ids))
             } else {
-                format!("sum over {n} DDSAS runs ({})", runs_text(&ids))
+                format!(
+                    "{}, mean over {n} runs ({})",
+                    setting.label(),
+                    runs_text(&ids)
+                )
             };
-            let cell_name = match cell {
-                "cell" => "the cell".to_string(),
-                other => format!("{other} cell"),
-            };
-            maps.push(HeatMap {
-                title: format!("{} · {cell_name} · {how}", group_label(dataset, space_name)),
-                x_desc: "edge (from node, to node)".into(),
-                y_desc: "operation".into(),
-                x_labels: edges.clone(),
-                y_labels: ops.iter().map(|o| o.to_string()).collect(),
-                values: counts
-                    .iter()
-                    .map(|row| row.iter().map(|&c| Some(c as f64)).collect())
-                    .collect(),
-                texts: counts
-                    .iter()
-                    .map(|row| row.iter().map(|c| c.to_string()).collect())
-                    .collect(),
-                highlight: None,
-                bar_desc: "subspaces containing the op (count)".into(),
-                integer: true,
-            });
-            panels.push(json!({
-                "dataset": dataset,
-                "space": space_name,
-                "cell": cell,
-                "aggregate": if n == 1 { "run" } else { "sum over runs" },
-                "runs": ids,
-                "ops": ops,
-                "edges": edges,
-                "counts": counts,
-            }));
+            for &cell in space.cell_types() {
+                let counts = mean_counts(&space, cell, &setting.runs, &by_run);
+                let cell_name = match cell {
+                    "cell" => "the cell".to_string(),
+                    other => format!("{other} cell"),
+                };
+                maps.push(HeatMap {
+                    title: format!("{} · {cell_name} · {how}", group_label(dataset, space_name)),
+                    x_desc: "edge (from node, to node)".into(),
+                    y_desc: "operation".into(),
+                    x_labels: edges.clone(),
+                    y_labels: ops.iter().map(|o| o.to_string()).collect(),
+                    values: counts
+                        .iter()
+                        .map(|row| row.iter().map(|&c| Some(c)).collect())
+                        .collect(),
+                    texts: counts
+                        .iter()
+                        .map(|row| row.iter().map(|&c| count_text(c)).collect())
+                        .collect(),
+                    highlight: None,
+                    bar_desc: if n == 1 {
+                        "subspaces containing the op (count)".into()
+                    } else {
+                        "subspaces containing the op (mean count per run)".into()
+                    },
+                    integer: n == 1,
+                });
+                panels.push(json!({
+                    "dataset": dataset,
+                    "space": space_name,
+                    "cell": cell,
+                    "setting": setting_json(&setting),
+                    "label": setting.label(),
+                    "aggregate": if n == 1 { "run" } else { "mean over runs" },
+                    "runs": ids,
+                    "ops": ops,
+                    "edges": edges,
+                    "counts": counts,
+                }));
+            }
+            caption.push(format!(
+                "{} on {}: {} ({})",
+                setting.label(),
+                group_label(dataset, space_name),
+                runs_text(&ids),
+                plural(seed_count(&setting.runs), "seed")
+            ));
         }
-        caption.push(format!(
-            "{}: DDSAS {} ({})",
-            group_label(dataset, space_name),
-            runs_text(&ids),
-            plural(seed_count(runs), "seed")
-        ));
     }
     let plot = Fig9 {
         title: format!(
@@ -174,7 +242,7 @@ pub async fn render(
             stem: STEM,
             sidecar,
             caption: format!(
-                "Cumulative sampling counts at each run's last epoch (table sampling_counts), summed over a group's runs. {}.{}",
+                "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}",
                 caption.join("; "),
                 data.not_done_note()
             ),

@@ -163,6 +163,8 @@ pub struct Options {
     pub out: PathBuf,
     /// Fig. 7 metric: `valid_acc` or `test_acc`.
     pub metric: String,
+    /// Fig. 9: draw this one run instead of each setting's mean.
+    pub run: Option<i64>,
 }
 
 /// What one figure or table produced, for the summary and `index.html`.

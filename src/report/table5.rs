@@ -24,6 +24,10 @@ pub const PAPER_SWEEP: &str = "sweeps/table5_approximation.yaml";
 /// Config keys that do not make two runs different configs here.
 const NOT_CONFIG: [&str; 4] = ["seed", "approximation", "log_steps", "data_dir"];
 /// What the accuracy is, for every caption.
+/// What the CSV's error is, in its `metric` column (the Markdown and LaTeX
+/// say it in their caption).
+const CSV_METRIC: &str =
+    "100 - final search valid accuracy (%); not the test error of a trained cell";
 const ACCURACY_NOTE: &str = "Error = 100 − final valid accuracy of the search (%); no evaluation stage exists yet, so this is not the paper's test error. Mean ± population std (ddof = 0) over seeds.";
 
 /// One variant (with or without the approximation) of a group.
@@ -194,18 +198,20 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
     let _ = writeln!(md, "\n\nRuns: {runs_line}.");
 
     // CSV: one row per (column, variant).
-    let mut csv =
-        String::from("dataset,space,L,M,approximation,n,seeds,mean_error_pct,std_error_pct,runs\n");
+    let mut csv = String::from(
+        "dataset,space,L,M,approximation,metric,n,seeds,mean_error_pct,std_error_pct,runs\n",
+    );
     for c in &columns {
         for (approx, v) in [(false, &c.without), (true, &c.with)] {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{:.6},{:.6},{}",
+                "{},{},{},{},{},{},{},{},{:.6},{:.6},{}",
                 csv_field(&c.dataset),
                 csv_field(&c.space),
                 c.l.map_or(String::new(), |v| v.to_string()),
                 c.m.map_or(String::new(), |v| v.to_string()),
                 approx,
+                csv_field(CSV_METRIC),
                 v.errors.len(),
                 csv_field(
                     &v.seeds
