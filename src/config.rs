@@ -1,7 +1,7 @@
 //! Search configuration: what a user types (`SearchConfig`, YAML or `--set`)
 //! and what the engine runs (`ResolvedConfig`, validated once).
 //!
-//! Defaults are the paper's (DESIGN.md §2, appendix B.1). The fingerprint of a
+//! Defaults are the paper's (docs/design.md §2, appendix B.1). The fingerprint of a
 //! run is a hash of the canonical JSON of the resolved config, so two configs
 //! that resolve to the same search share one fingerprint.
 
@@ -68,7 +68,7 @@ pub const DDSAS_ONLY_KEYS: &[&str] = &[
 /// Keys only GDAS uses.
 pub const GDAS_ONLY_KEYS: &[&str] = &["tau_max", "tau_min"];
 
-/// Search space (DESIGN.md §2).
+/// Search space (docs/design.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum SpaceKind {

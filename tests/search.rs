@@ -402,3 +402,46 @@ fn darts_and_gdas_run_on_both_spaces() {
         "{taus:?}"
     );
 }
+
+/// A run recorded before L counted `none` (definitions 1, the fingerprint of
+/// the config alone) is not taken for the same experiment: the search runs
+/// again as a new run, and `runs list` marks the old row.
+#[test]
+fn runs_of_older_definitions_stay_readable_and_are_not_taken_for_done() {
+    let (_dir, db) = tmp();
+    let sets = ["epochs=1", "steps_per_epoch=2"];
+    let out = search(&db, &sets, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Make the run look as a session-3 ddsas registered it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE runs SET definitions = 1, fingerprint = 'old' || fingerprint")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let again = search(&db, &sets, &[]);
+    let said = text(&again);
+    assert!(again.status.success(), "{said}");
+    assert!(!said.contains("already done"), "{said}");
+    assert_eq!(
+        sqlite(&db, "SELECT definitions, status FROM runs ORDER BY id"),
+        vec![vec!["1", "done"], vec!["2", "done"]]
+    );
+    let list = Command::new(BIN)
+        .args(["runs", "list", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let listed = text(&list);
+    assert!(list.status.success(), "{listed}");
+    assert!(
+        listed.contains("v1 (older)") && listed.contains("L counts `none`"),
+        "{listed}"
+    );
+    assert_eq!(listed.matches("v1 (older)").count(), 1, "{listed}");
+}

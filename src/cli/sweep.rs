@@ -1,4 +1,4 @@
-//! `ddsas sweep`: plan, run, watch and cancel sweeps (DESIGN.md §5, §6).
+//! `ddsas sweep`: plan, run, watch and cancel sweeps (docs/design.md §5, §6).
 //!
 //! `plan` and `run` read the sweep file through `sweep::Sweep`, so every
 //! mistake in it is reported before anything runs; `run` registers the
@@ -22,7 +22,7 @@ use crate::store::{QueryRows, ReadOnlyDb, RunStatus, Store};
 use crate::sweep::Sweep;
 
 /// GPU memory one run needs by default, for `--runs-per-gpu auto`
-/// (DESIGN.md §6: DDSAS needs ~4 GB at the paper's settings).
+/// (docs/design.md §6: DDSAS needs ~4 GB at the paper's settings).
 const DEFAULT_GPU_MEM_GB: f64 = 4.0;
 
 /// Sweep commands.

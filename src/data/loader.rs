@@ -46,7 +46,7 @@ pub struct Augment {
 
 impl Augment {
     /// The augmentation of the paper for CIFAR (random crop with 4-pixel
-    /// padding and horizontal flip, DESIGN §2), and a milder one for digits:
+    /// padding and horizontal flip, docs/design.md §2), and a milder one for digits:
     /// a 1-pixel pad and no flip. A flipped digit is often another digit (or
     /// no digit at all), and a 4-pixel shift of an 8x8 image moves half the
     /// digit out of the frame, so the CIFAR recipe would teach the network

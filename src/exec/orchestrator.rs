@@ -1,4 +1,4 @@
-//! The sweep orchestrator (DESIGN.md §6): owns the schedule of one sweep,
+//! The sweep orchestrator (docs/design.md §6): owns the schedule of one sweep,
 //! runs each run in a worker process (see [`super::worker`]) on a GPU slot
 //! or a CPU slot, and makes sure no run is lost or done twice.
 //!

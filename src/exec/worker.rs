@@ -1,4 +1,4 @@
-//! The sweep worker (DESIGN.md §6): one process per claimed run, started by
+//! The sweep worker (docs/design.md §6): one process per claimed run, started by
 //! the orchestrator as `ddsas worker ...` (the same binary), so that a crash,
 //! a CUDA error or a `kill -9` of one run never takes the sweep down.
 //!

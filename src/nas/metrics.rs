@@ -1,4 +1,4 @@
-//! What a search measures (DESIGN.md §3): derived genotypes, their one-hot
+//! What a search measures (docs/design.md §3): derived genotypes, their one-hot
 //! encoding and cosine distance (appendix B.5), subspace combinations and the
 //! ratio histogram (appendix B.8), and the records an epoch produces.
 //!
@@ -30,7 +30,7 @@ pub struct Genotype {
 }
 
 impl Genotype {
-    /// Derives the architecture from per-op scores (DESIGN.md §2).
+    /// Derives the architecture from per-op scores (docs/design.md §2).
     ///
     /// DARTS space: each intermediate node keeps the 2 incoming edges with the
     /// largest non-`none` score, each with its best non-`none` op.
@@ -189,7 +189,7 @@ pub fn combinations(mask: &[Vec<bool>]) -> u64 {
         .sum()
 }
 
-/// Bin labels of the ratio histogram (DESIGN.md §3).
+/// Bin labels of the ratio histogram (docs/design.md §3).
 pub const RATIO_BINS: [&str; 5] = ["<0.8", "0.8-0.9", "0.9-1.1", "1.1-1.2", ">=1.2"];
 
 /// Index into `RATIO_BINS` of a ratio `r = p[k1]/p[k2]`.

@@ -1,4 +1,4 @@
-//! The candidate operations of both spaces (DESIGN.md §2) and the small
+//! The candidate operations of both spaces (docs/design.md §2) and the small
 //! blocks the macro networks are built from.
 //!
 //! Ops are an enum rather than boxed trait objects: a supernet calls

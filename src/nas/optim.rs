@@ -1,4 +1,4 @@
-//! SGD with momentum and Adam, owned by the project (DESIGN.md §8): tch's
+//! SGD with momentum and Adam, owned by the project (docs/design.md §8): tch's
 //! optimisers keep their state inside libtorch where it cannot be saved, and
 //! exact resume needs it in the checkpoint.
 //!

@@ -1,4 +1,4 @@
-//! The search loop (DESIGN.md §2 "Optimisation", §3): per step one
+//! The search loop (docs/design.md §2 "Optimisation", §3): per step one
 //! architecture step (Adam on alpha/beta, second half) then one weight step
 //! (SGD, first half); per epoch one [`EpochRecord`] handed to an
 //! [`Observer`] (which stores it), then a checkpoint.

@@ -1,4 +1,4 @@
-//! The two search spaces (DESIGN.md §2): their ops, edges and cell types.
+//! The two search spaces (docs/design.md §2): their ops, edges and cell types.
 //!
 //! Everything downstream indexes parameters as `[cell type][edge][op]` with
 //! the orders defined here, so this file is the one place those orders live.

@@ -1,4 +1,4 @@
-//! The supernets of both spaces (DESIGN.md §2) and the execution plan that
+//! The supernets of both spaces (docs/design.md §2) and the execution plan that
 //! says which ops run.
 //!
 //! A forward pass takes the mixture weights (`[cell type][edge * op]`,

@@ -69,13 +69,13 @@ pub fn method_color(method: &str) -> RGBColor {
 /// Colours of figures with more series than methods: Okabe–Ito without
 /// its yellow (faint on white), then Paul Tol's muted set.
 pub const SERIES_PALETTE: [RGBColor; 12] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(230, 159, 0),
-    RGBColor(204, 121, 167),
-    RGBColor(86, 180, 233),
-    RGBColor(0, 0, 0),
+    PALETTE[0],
+    PALETTE[1],
+    PALETTE[2],
+    PALETTE[3],
+    PALETTE[4],
+    PALETTE[5],
+    PALETTE[7],
     RGBColor(51, 34, 136),
     RGBColor(136, 34, 85),
     RGBColor(153, 153, 51),

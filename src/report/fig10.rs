@@ -17,11 +17,12 @@ use serde_json::json;
 
 use super::data::{
     acc_source_text, by_dataset_space, epochs_by_run, group_label, method_rank, plural, runs_text,
-    seed_count, series_names, setting_json, settings, AccSource, Nb201Lookup, Setting, SweepData,
-    METHOD_ORDER,
+    seed_count, setting_json, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
 };
-use super::draw::{self, LegendEntry, LinePanel, Series, SeriesStyles, StackedColumns, Swatch};
-use super::fig8::{band_range, mean_series, stats, stats_json, Stats};
+use super::draw::{self, LegendEntry, LinePanel, Series, StackedColumns, Swatch};
+use super::fig8::{
+    band_range, mean_series, panel_counts, panel_settings, stats, stats_json, Stats,
+};
 use super::{save_figure, Figure, Kind, Options, Output, ReportError};
 use crate::store::{ReportRun, StepPoint, Store};
 
@@ -173,11 +174,7 @@ pub async fn render(
     let mut columns = Vec::new();
     let mut panels_json = Vec::new();
     let mut caption = Vec::new();
-    let panel_settings: Vec<Vec<Setting>> = groups
-        .values()
-        .map(|runs| settings(runs, &["dataset", "space"]))
-        .collect();
-    let styles = SeriesStyles::new(&series_names(&panel_settings));
+    let (panel_settings, styles) = panel_settings(&groups);
     for (((dataset, space), _), panel) in groups.iter().zip(&panel_settings) {
         let (mut dist_series, mut acc_series) = (Vec::new(), Vec::new());
         let (mut dist_all, mut acc_all) = (Vec::new(), Vec::new());
@@ -273,7 +270,7 @@ pub async fn render(
             draw::padded(0.0, x_max as f64, 0.02)
         };
         let label = group_label(dataset, space);
-        let runs_word = format!("runs: {}", counts.join(", "));
+        let runs_word = format!("runs: {}", panel_counts(&counts, panel));
         columns.push((
             LinePanel {
                 title: format!("{label} · {runs_word}"),

@@ -20,7 +20,7 @@ use super::draw::{
     self, mean_std, LegendEntry, LinePanel, Series, SeriesStyles, StackedColumns, Swatch,
 };
 use super::{save_figure, Figure, Kind, Options, Output, ReportError};
-use crate::store::Store;
+use crate::store::{ReportRun, Store};
 
 /// File stem of the figure.
 pub const STEM: &str = "fig8_skip";
@@ -76,7 +76,7 @@ pub(crate) fn dodge(series: &mut [Series], x_range: (f64, f64)) {
         for p in &mut s.points {
             p.0 += off;
         }
-        s.width = 3 + (n - 1 - i) as u32;
+        s.width = 3 + (n - 1 - i).min(3) as u32;
     }
 }
 
@@ -98,6 +98,30 @@ pub(crate) fn band_range(all: &[&Stats]) -> (f64, f64) {
         .flat_map(|s| s.iter().map(|&(_, m, sd, _)| m + sd))
         .fold(f64::NEG_INFINITY, f64::max);
     (lo, hi)
+}
+
+/// What a panel title says about its runs: each series with its count, or
+/// with many series (named in the legend) just how many.
+pub(crate) fn panel_counts(counts: &[String], panel: &[Setting]) -> String {
+    if counts.len() <= 3 {
+        counts.join(", ")
+    } else {
+        let runs: usize = panel.iter().map(|s| s.runs.len()).sum();
+        format!("{} settings, {}", counts.len(), plural(runs, "run"))
+    }
+}
+
+/// The settings of each `(dataset, space)` panel of a line figure, and the
+/// styles that tell their series apart across panels.
+pub(crate) fn panel_settings<'a>(
+    groups: &BTreeMap<(String, String), Vec<&'a ReportRun>>,
+) -> (Vec<Vec<Setting<'a>>>, SeriesStyles) {
+    let panels: Vec<Vec<Setting>> = groups
+        .values()
+        .map(|runs| settings(runs, &["dataset", "space"]))
+        .collect();
+    let styles = SeriesStyles::new(&series_names(&panels));
+    (panels, styles)
 }
 
 /// Draws Fig. 8 of `data`.
@@ -129,11 +153,7 @@ pub async fn render(
         .max()
         .unwrap_or(0);
     let markers = max_epochs <= 60;
-    let panel_settings: Vec<Vec<Setting>> = groups
-        .values()
-        .map(|runs| settings(runs, &["dataset", "space"]))
-        .collect();
-    let styles = SeriesStyles::new(&series_names(&panel_settings));
+    let (panel_settings, styles) = panel_settings(&groups);
     for (((dataset, space), _), panel) in groups.iter().zip(&panel_settings) {
         let mut skip_series = Vec::new();
         let mut acc_series = Vec::new();
@@ -206,7 +226,7 @@ pub async fn render(
         let label = group_label(dataset, space);
         columns.push((
             LinePanel {
-                title: format!("{label} · {}", counts.join(", ")),
+                title: format!("{label} · {}", panel_counts(&counts, panel)),
                 x_desc: "epoch (from 0)".into(),
                 y_desc: if space == "nb201" {
                     format!("skip_connect in the cell (of {kept_edges} edges)")

@@ -24,26 +24,42 @@ pub const STEM: &str = "fig9_sampling";
 pub const PAPER_SWEEP: &str = "sweeps/fig8_fig9_skip.yaml";
 const WIDTH: u32 = 1500;
 const PANEL_H: u32 = 560;
+/// Width of one map when cell types stand side by side.
+const COLUMN_W: u32 = 1100;
 
+/// One row per setting, one map per cell type (normal | reduce side by side).
 struct Fig9 {
     title: String,
-    maps: Vec<HeatMap>,
+    rows: Vec<Vec<HeatMap>>,
+}
+
+impl Fig9 {
+    fn columns(&self) -> usize {
+        self.rows.iter().map(Vec::len).max().unwrap_or(1).max(1)
+    }
 }
 
 impl Plot for Fig9 {
     fn size(&self) -> (u32, u32) {
-        (WIDTH, 60 + PANEL_H * self.maps.len() as u32)
+        let width = match self.columns() {
+            1 => WIDTH,
+            n => COLUMN_W * n as u32,
+        };
+        (width, 60 + PANEL_H * self.rows.len() as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let body = draw::title(root, &self.title)?;
         let body = body.margin(0, 10, 10, 10);
-        for (area, map) in body
-            .split_evenly((self.maps.len(), 1))
+        let columns = self.columns();
+        for (area, row) in body
+            .split_evenly((self.rows.len(), 1))
             .iter()
-            .zip(&self.maps)
+            .zip(&self.rows)
         {
-            draw::heatmap(&area.margin(4, 12, 0, 0), map)?;
+            for (cell, map) in area.split_evenly((1, columns)).iter().zip(row) {
+                draw::heatmap(&cell.margin(4, 12, 0, 0), map)?;
+            }
         }
         Ok(())
     }
@@ -151,7 +167,7 @@ pub async fn render(
             data.run_hint(Some(PAPER_SWEEP)),
         ));
     }
-    let mut maps = Vec::new();
+    let mut rows = Vec::new();
     let mut panels = Vec::new();
     let mut caption = Vec::new();
     for ((dataset, space_name), runs) in &groups {
@@ -172,6 +188,7 @@ pub async fn render(
                     runs_text(&ids)
                 )
             };
+            let mut maps = Vec::new();
             for &cell in space.cell_types() {
                 let counts = mean_counts(&space, cell, &setting.runs, &by_run);
                 let cell_name = match cell {
@@ -213,6 +230,7 @@ pub async fn render(
                     "counts": counts,
                 }));
             }
+            rows.push(maps);
             caption.push(format!(
                 "{} on {}: {} ({})",
                 setting.label(),
@@ -227,7 +245,7 @@ pub async fn render(
             "Fig. 9 — how often each operation was in a sampled subspace (sweep {})",
             data.name
         ),
-        maps,
+        rows,
     };
     let sidecar = json!({
         "figure": "fig9",

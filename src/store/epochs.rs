@@ -1,4 +1,4 @@
-//! Per-epoch records (DESIGN.md §3): one `EpochRecord` becomes rows of
+//! Per-epoch records (docs/design.md §3): one `EpochRecord` becomes rows of
 //! `epochs`, `sampling_counts`, `subspaces`, `ratio_hist` and `steps`, written
 //! in one transaction so that a crash leaves either the whole epoch or none.
 

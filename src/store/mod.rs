@@ -1,4 +1,4 @@
-//! The SQLite run history (DESIGN.md §3, §5, §6): every run, its life cycle
+//! The SQLite run history (docs/design.md §3, §5, §6): every run, its life cycle
 //! and every epoch's measurements, in one database file shared by the
 //! orchestrators and workers of a machine.
 //!

@@ -1,4 +1,4 @@
-//! Read queries for `ddsas report` (DESIGN.md §4) and the NAS-Bench-201
+//! Read queries for `ddsas report` (docs/design.md §4) and the NAS-Bench-201
 //! import: everything a figure draws comes from here, one query per table,
 //! scoped to the runs of one sweep.
 //!

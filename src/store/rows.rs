@@ -11,7 +11,7 @@ pub enum RunStatus {
     Queued,
     /// Claimed by an owner that heartbeats.
     Running,
-    /// Finished; never run again (DESIGN.md §5).
+    /// Finished; never run again (docs/design.md §5).
     Done,
     /// Ended with an error; may be retried from its checkpoint.
     Failed,

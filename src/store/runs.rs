@@ -1,4 +1,4 @@
-//! The life cycle of a run (DESIGN.md §5, §6): registered once per
+//! The life cycle of a run (docs/design.md §5, §6): registered once per
 //! fingerprint, claimed atomically by one owner, kept alive by heartbeats,
 //! and ended as done, failed or interrupted.
 
@@ -68,7 +68,7 @@ impl Store {
     /// to `running` for `claim.owner`; returns whether this caller got it.
     ///
     /// One `UPDATE ... WHERE status IN (...)` decides, so two orchestrators
-    /// on one database never both get a run (DESIGN.md §6). Claimable:
+    /// on one database never both get a run (docs/design.md §6). Claimable:
     /// `queued`, `interrupted`, `failed` (retry limits are the caller's
     /// business: `attempts` counts the claims), and — only with
     /// `stale_after_s` — a `running` run whose heartbeat is older than that,

@@ -1,4 +1,4 @@
-//! Sweeps and the orchestrator's side of a run's life cycle (DESIGN.md §5,
+//! Sweeps and the orchestrator's side of a run's life cycle (docs/design.md §5,
 //! §6): registering a sweep and its runs, cancelling it, and the
 //! owner-checked updates that let several orchestrators and their workers
 //! share one database without ever running a run twice.

@@ -443,7 +443,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::config::Method;
+    use crate::config::{Method, SpaceKind};
 
     fn plan(text: &str) -> Result<Sweep, SweepError> {
         Sweep::parse(text, "test.yaml")
@@ -640,6 +640,38 @@ mod tests {
             let sweep =
                 Sweep::parse(&text, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
             let took = started.elapsed();
+            // The run counts the appendix's experiments need (issue 10).
+            let expected = match sweep.name.as_str() {
+                "fig7_lm_grid" => 64,
+                "fig8_fig9_skip" => 2 * 4 + 2 * 6,
+                "fig10_explore" => 3 * 4,
+                "fig12_combinations" => 4,
+                "table5_approximation" => 2 * 2 * 4,
+                "demo" => 24,
+                other => panic!("no expected run count for shipped sweep {other}"),
+            };
+            assert_eq!(sweep.runs.len(), expected, "{}", sweep.name);
+            if sweep.name == "fig8_fig9_skip" {
+                let seeds = |space: SpaceKind| {
+                    sweep
+                        .runs
+                        .iter()
+                        .filter(|r| r.cfg.config.space == space)
+                        .map(|r| (r.cfg.config.dataset, r.cfg.config.seed))
+                        .collect::<std::collections::BTreeSet<_>>()
+                };
+                assert!(seeds(SpaceKind::Nb201)
+                    .iter()
+                    .all(|(d, _)| *d == crate::data::DatasetKind::Cifar10));
+                assert_eq!(seeds(SpaceKind::Nb201).len(), 6);
+                assert_eq!(seeds(SpaceKind::Darts).len(), 4);
+            }
+            if sweep.name == "fig12_combinations" {
+                // ~700 subspaces a run: 50 epochs of ~390 steps, one every M.
+                let c = &sweep.runs[0].cfg.config;
+                let subspaces = c.epochs as f64 * (25_000.0 / 64.0) / c.M as f64;
+                assert!((650.0..750.0).contains(&subspaces), "{subspaces}");
+            }
             if sweep.name == "fig7_lm_grid" {
                 assert_eq!(sweep.runs.len(), 64);
                 assert!(

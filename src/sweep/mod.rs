@@ -1,4 +1,4 @@
-//! Sweeps (DESIGN.md §5): one YAML file that expands, deterministically,
+//! Sweeps (docs/design.md §5): one YAML file that expands, deterministically,
 //! into many search runs, each a resolved config with its fingerprint.
 //!
 //! This module only reads and expands sweep files ("planning"); running the

@@ -17,7 +17,7 @@ pub struct Resources {
     #[serde(default)]
     pub runs_per_gpu: Option<u32>,
     /// GPU memory one run needs, in GB, for `--runs-per-gpu auto`
-    /// (DESIGN.md §6: DDSAS needs about 4 GB at the paper's settings).
+    /// (docs/design.md §6: DDSAS needs about 4 GB at the paper's settings).
     #[serde(default)]
     pub gpu_mem_gb_per_run: Option<f64>,
     /// libtorch threads of each CPU worker (default: cores / workers); when

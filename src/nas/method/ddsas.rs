@@ -1,4 +1,4 @@
-//! DDSAS (DESIGN.md §2): mixture weights of both modes and the UCB sampler
+//! DDSAS (docs/design.md §2): mixture weights of both modes and the UCB sampler
 //! of subspaces.
 //!
 //! The sampler's state (`UcbState`) is plain data, saved whole in every
@@ -13,7 +13,7 @@ use crate::config::ResolvedConfig;
 use crate::nas::metrics::{add_ratios, combinations, CellTable, SubspaceRecord};
 use crate::nas::space::{SearchSpace, NONE};
 
-/// Normalisation guard of both modes (DESIGN.md §2).
+/// Normalisation guard of both modes (docs/design.md §2).
 const EPS: f64 = 1e-14;
 
 /// Mixture weights `[cell, edge, op]` of a subspace `z` (bool, same shape).
@@ -43,7 +43,7 @@ pub fn mixture_weights(
     (&raw / norm, raw)
 }
 
-/// The sampler's state per cell type (DESIGN.md §2, "Subspace sampling").
+/// The sampler's state per cell type (docs/design.md §2, "Subspace sampling").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UcbState {
     /// `n[e,k]`: times op k on edge e was in a subspace, from 1.

@@ -1,5 +1,5 @@
 //! GDAS: one op per edge drawn by hard Gumbel-softmax with a
-//! straight-through gradient (DESIGN.md §2, "Baselines").
+//! straight-through gradient (docs/design.md §2, "Baselines").
 
 use tch::{Device, Kind, Tensor};
 

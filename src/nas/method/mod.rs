@@ -1,6 +1,6 @@
 //! The three search methods behind one interface: which ops run, with what
 //! mixture weights, which architecture parameters the Adam step updates, and
-//! how the architecture is derived (DESIGN.md §2).
+//! how the architecture is derived (docs/design.md §2).
 
 pub mod ddsas;
 pub mod gdas;
