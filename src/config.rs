@@ -651,7 +651,7 @@ pub fn key_suggestion(key: &str) -> String {
         .filter(|k| {
             let kl = k.to_lowercase();
             kl == lower
-                || levenshtein(&kl, &lower) <= (head.len() / 3).max(1)
+                || strsim::levenshtein(&kl, &lower) <= (head.len() / 3).max(1)
                 || (lower.len() >= 3
                     && (kl.starts_with(&lower) || lower.starts_with(&kl) && kl.len() >= 3))
                 || (lower.len() >= 2 && kl.ends_with(&format!("_{lower}")))
@@ -670,20 +670,6 @@ pub fn key_suggestion(key: &str) -> String {
             config_keys().join(", ")
         )
     }
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// One line on each key of a search config, in the struct's order, for

@@ -11,6 +11,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
 use crate::cli::DbArgs;
+use crate::report::escape::csv_field;
 use crate::store::{QueryError, QueryRows, ReadOnlyDb};
 
 /// Output format of query results.
@@ -137,14 +138,6 @@ pub fn cell_text(v: &serde_json::Value) -> String {
             }
         }
         other => other.to_string(),
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
     }
 }
 

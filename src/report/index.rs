@@ -8,14 +8,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::data::SweepData;
+use super::escape::html as esc;
 use super::{write_file, Output, ReportError};
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(

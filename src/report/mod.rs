@@ -13,6 +13,7 @@
 
 pub mod data;
 pub mod draw;
+pub mod escape;
 pub mod fig10;
 pub mod fig12;
 pub mod fig7;

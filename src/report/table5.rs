@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::json;
 
+use super::escape::{self, csv_field};
 use super::data::{config_key, dataset_label, runs_text, space_label, SweepData};
 use super::draw::mean_std;
 use super::{write_file, write_json, Kind, Options, Output, ReportError};
@@ -87,20 +88,6 @@ fn dataset_rank(d: &str) -> usize {
         .iter()
         .position(|x| *x == d)
         .unwrap_or(3)
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Writes Table 5 of `data`.
@@ -274,15 +261,15 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
     let printed = format!("{caption}\n{table}\nRuns: {runs_line}.");
     let mut html = String::from("<table>\n<tr><th>Method</th>");
     for c in &columns {
-        let _ = write!(html, "<th>{}</th>", html_escape(&c.header));
+        let _ = write!(html, "<th>{}</th>", escape::html(&c.header));
     }
     html.push_str("</tr>\n<tr><td>w/o approximation</td>");
     for c in &columns {
-        let _ = write!(html, "<td>{}</td>", html_escape(&c.without.cell()));
+        let _ = write!(html, "<td>{}</td>", escape::html(&c.without.cell()));
     }
     html.push_str("</tr>\n<tr><td>w/ approximation</td>");
     for c in &columns {
-        let _ = write!(html, "<td>{}</td>", html_escape(&c.with.cell()));
+        let _ = write!(html, "<td>{}</td>", escape::html(&c.with.cell()));
     }
     html.push_str("</tr>\n</table>\n");
 
