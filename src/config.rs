@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::DatasetKind;
+use crate::nas::space::SpaceKind;
 
 /// Search method: the paper's DDSAS or one of the two baselines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
@@ -67,26 +68,6 @@ pub const DDSAS_ONLY_KEYS: &[&str] = &[
 
 /// Keys only GDAS uses.
 pub const GDAS_ONLY_KEYS: &[&str] = &["tau_max", "tau_min"];
-
-/// Search space (docs/design.md §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum SpaceKind {
-    /// The DARTS cell space: normal and reduce cells, 14 edges, 8 ops.
-    Darts,
-    /// NAS-Bench-201: one cell type, 6 edges, 5 ops.
-    Nb201,
-}
-
-impl SpaceKind {
-    /// The lowercase name used in configs and the database.
-    pub fn name(self) -> &'static str {
-        match self {
-            SpaceKind::Darts => "darts",
-            SpaceKind::Nb201 => "nb201",
-        }
-    }
-}
 
 /// One step of the elastic space schedule that shrinks the space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -598,8 +579,9 @@ fn resolve_schedule(
     Ok(available)
 }
 
-/// Sets `a.b.c = value` inside a YAML mapping, creating the mappings on the way.
-fn set_path(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
+/// Sets `a.b.c = value` inside a YAML mapping, creating the mappings on the
+/// way: the `--set` semantics, shared with sweep expansion.
+pub(crate) fn set_path(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
     let mut node = root;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {

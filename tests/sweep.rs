@@ -898,7 +898,7 @@ fn writing_an_epoch_record_takes_milliseconds() {
         .unwrap();
     rt.block_on(async {
         let store = Store::open(&env.db()).await.unwrap();
-        let space = SearchSpace::new(ddsas::config::SpaceKind::Darts);
+        let space = SearchSpace::new(ddsas::nas::space::SpaceKind::Darts);
         for (seed, with_steps) in [(1u64, false), (2, true)] {
             let cfg = SearchConfig {
                 seed,

@@ -9,9 +9,9 @@ use anyhow::Context;
 use rand::SeedableRng;
 use tch::{Device, Kind, Tensor};
 
-use crate::cli::{parse_device, set_threads};
 use crate::config::SearchConfig;
 use crate::data::{Augment, Dataset, DatasetKind, ImageSet, Loader};
+use crate::exec::device::{parse_device, set_threads};
 use crate::nas::search::Searcher;
 use crate::nas::supernet::random_batch;
 
@@ -60,22 +60,42 @@ pub struct StepArgs {
     device: String,
     /// `wall` seconds, or `cpu`: this thread's CPU seconds, which a busy
     /// machine does not inflate (meaningful with `--threads 1` on CPU).
-    #[arg(long, default_value = "wall", value_parser = ["wall", "cpu"])]
-    clock: String,
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    clock: Clock,
     /// On CUDA, let cuDNN time its convolution algorithms for each new
     /// shape and keep the fastest (the reference leaves this off).
     #[arg(long)]
     cudnn_benchmark: bool,
     /// Activation layout: `auto` (channels-last on CPU, channels-first on
     /// CUDA, as searches run), `nchw` or `nhwc`.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "nchw", "nhwc"])]
-    layout: String,
+    #[arg(long, value_enum, default_value_t = Layout::Auto)]
+    layout: Layout,
     /// DDSAS: run this subspace instead of drawing one: a JSON
     /// `[cell type][edge][op]` of booleans, e.g. the reference's own mask
     /// from `bench/ref_mask.py`, so both time exactly the same ops (at one
     /// L both draw as many ops, but not the same ones).
     #[arg(long)]
     mask: Option<std::path::PathBuf>,
+}
+
+/// What `bench step` times with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Clock {
+    /// Wall-clock seconds.
+    Wall,
+    /// This thread's CPU seconds.
+    Cpu,
+}
+
+/// Activation layout of `bench step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// As searches run: channels-last on CPU, channels-first on CUDA.
+    Auto,
+    /// Channels-first.
+    Nchw,
+    /// Channels-last.
+    Nhwc,
 }
 
 /// Knobs of `bench data`.
@@ -129,10 +149,10 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         .with_overrides(&overrides)?
         .resolve()?;
     let mut searcher = Searcher::new(&cfg, 3, 10, device);
-    match a.layout.as_str() {
-        "nchw" => searcher.net.set_channels_last(false),
-        "nhwc" => searcher.net.set_channels_last(true),
-        _ => {}
+    match a.layout {
+        Layout::Nchw => searcher.net.set_channels_last(false),
+        Layout::Nhwc => searcher.net.set_channels_last(true),
+        Layout::Auto => {}
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let arch = &searcher.arch;
@@ -165,10 +185,9 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
     }
     let (xt, yt) = random_batch(a.batch, 3, a.size, 10, device);
     let (xv, yv) = random_batch(a.batch, 3, a.size, 10, device);
-    let clock: fn() -> f64 = if a.clock == "cpu" {
-        thread_cpu_seconds
-    } else {
-        wall_seconds
+    let clock: fn() -> f64 = match a.clock {
+        Clock::Cpu => thread_cpu_seconds,
+        Clock::Wall => wall_seconds,
     };
     let mut times = Vec::with_capacity(a.steps as usize);
     for i in 0..=a.steps {

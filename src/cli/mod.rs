@@ -15,8 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use crate::exec::EXIT_INTERRUPTED;
 
 /// DDSAS, DARTS and GDAS architecture searches on libtorch, with every run
 /// recorded in SQLite.
@@ -60,100 +59,6 @@ pub struct DbArgs {
     /// SQLite database holding the run history (`search` and `sweep run` create it).
     #[arg(long, default_value = "results.db", env = "DDSAS_DB")]
     pub db: PathBuf,
-}
-
-/// Parses `cpu`, `cuda` or `cuda:N`, and checks CUDA is there.
-pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
-    let device = match text {
-        "cpu" => tch::Device::Cpu,
-        "cuda" => tch::Device::Cuda(0),
-        other => match other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) => tch::Device::Cuda(n),
-            None => anyhow::bail!("unknown device `{text}`: use cpu, cuda or cuda:N"),
-        },
-    };
-    if let tch::Device::Cuda(n) = device {
-        let loaded = load_cuda_backend();
-        let count = tch::Cuda::device_count() as usize;
-        if n >= count {
-            let why = match loaded {
-                Ok(()) => format!("libtorch sees {count} CUDA device(s) on this machine"),
-                Err(e) => format!("libtorch's CUDA backend could not be loaded ({e})"),
-            };
-            anyhow::bail!("device {text} is not available: {why}; use --device cpu");
-        }
-    }
-    Ok(device)
-}
-
-/// The CUDA devices libtorch sees (none when its CUDA backend cannot load).
-pub fn cuda_devices() -> Vec<u32> {
-    if load_cuda_backend().is_err() {
-        return Vec::new();
-    }
-    (0..tch::Cuda::device_count().max(0) as u32).collect()
-}
-
-/// Loads `libtorch_cuda.so` into the process.
-///
-/// The linker drops it from the binary's needed libraries because no Rust code
-/// calls into it directly (`--as-needed`), yet libtorch only registers its
-/// CUDA backend when that library's initialisers run. Loading it on demand,
-/// as `import torch` does, makes CUDA work without slowing the start of CPU
-/// runs. The library is found through the binary's rpath or `LD_LIBRARY_PATH`.
-fn load_cuda_backend() -> anyhow::Result<()> {
-    let name = c"libtorch_cuda.so";
-    // SAFETY: dlopen/dlerror take NUL-terminated strings and are thread-safe
-    // in glibc; the handle is kept for the life of the process on purpose.
-    unsafe {
-        if !libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL).is_null() {
-            return Ok(());
-        }
-        let err = libc::dlerror();
-        let text = if err.is_null() {
-            "unknown dlopen error".to_string()
-        } else {
-            std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned()
-        };
-        anyhow::bail!("{text}")
-    }
-}
-
-/// Text form of a device, as stored in the database.
-pub fn device_name(device: tch::Device) -> String {
-    match device {
-        tch::Device::Cuda(n) => format!("cuda:{n}"),
-        _ => "cpu".into(),
-    }
-}
-
-/// Sets libtorch's CPU threads (0 = leave libtorch's default). More than
-/// four per core only slows a search down, and a typo such as 100000 makes
-/// libtorch hang while it starts them, so that is refused.
-pub fn set_threads(threads: usize) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if let Err(why) = check_threads(threads, cores) {
-        anyhow::bail!("--threads {why}; use 0 for libtorch's default");
-    }
-    if threads > 0 {
-        tch::set_num_threads(threads as i32);
-    }
-    Ok(())
-}
-
-/// The one limit on libtorch threads per run, for `search`, workers and
-/// `sweep run`'s plan: at most four per core.
-pub fn check_threads(threads: usize, cores: usize) -> Result<(), String> {
-    if threads > 4 * cores {
-        return Err(format!(
-            "{threads} threads is more than 4 per core ({cores} cores here); use at most {}",
-            4 * cores
-        ));
-    }
-    Ok(())
 }
 
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
@@ -209,35 +114,4 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn devices_parse_and_name_round_trip() {
-        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
-        assert_eq!(device_name(tch::Device::Cuda(3)), "cuda:3");
-        let err = parse_device("gpu0").unwrap_err().to_string();
-        assert!(err.contains("use cpu, cuda or cuda:N"), "{err}");
-    }
-
-    /// Without `load_cuda_backend` libtorch answers "Could not run ... with
-    /// arguments from the 'CUDA' backend" even on a GPU machine. Once loaded,
-    /// a CUDA tensor is either made or refused by the driver layer.
-    #[test]
-    fn cuda_backend_registers_once_loaded() {
-        load_cuda_backend().expect("the torch this binary was built with ships libtorch_cuda.so");
-        match tch::Tensor::f_zeros([1], (tch::Kind::Float, tch::Device::Cuda(0))) {
-            Ok(t) => assert_eq!(t.device(), tch::Device::Cuda(0)),
-            Err(e) => {
-                let text = e.to_string();
-                assert!(
-                    !text.contains("'CUDA' backend"),
-                    "CUDA backend still missing: {text}"
-                );
-            }
-        }
-    }
 }

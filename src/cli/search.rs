@@ -10,8 +10,9 @@ use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
-use crate::cli::{device_name, parse_device, set_threads, DbArgs, EXIT_INTERRUPTED};
+use crate::cli::{DbArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
+use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::{dead_search_owner, search_owner_id, StopSignals};
 use crate::exec::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::nas::search::SearchOutcome;
@@ -159,7 +160,7 @@ async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> anyhow::Re
     let Some(row) = store.run(id).await? else {
         return Ok(false);
     };
-    if row.status != RunStatus::Running || !dead_search_owner(row.owner.as_deref(), row.pid) {
+    if row.status != RunStatus::Running || !dead_search_owner(row.owner.as_deref()) {
         return Ok(false);
     }
     Ok(store

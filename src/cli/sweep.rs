@@ -17,13 +17,10 @@ use tokio::runtime::Runtime;
 use crate::cli::runs::{config_text, differing_keys};
 use crate::cli::sql::cell_text;
 use crate::cli::{DbArgs, EXIT_INTERRUPTED};
-use crate::exec::orchestrator::{orchestrate, Options, Slot, SlotDevice, StopReason, SweepRun};
+use crate::exec::orchestrator::{orchestrate, Options, StopReason, SweepRun};
+use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
 use crate::store::{QueryRows, ReadOnlyDb, RunStatus, Store};
 use crate::sweep::Sweep;
-
-/// GPU memory one run needs by default, for `--runs-per-gpu auto`
-/// (docs/design.md §6: DDSAS needs ~4 GB at the paper's settings).
-const DEFAULT_GPU_MEM_GB: f64 = 4.0;
 
 /// Sweep commands.
 #[derive(Debug, clap::Subcommand)]
@@ -65,11 +62,11 @@ pub struct RunArgs {
     /// The sweep file (YAML).
     file: PathBuf,
     /// GPUs to use: `all` (default: every GPU nvidia-smi lists, else the CPU), `none`, or a list such as `0,1`.
-    #[arg(long, default_value = "all")]
-    gpus: String,
+    #[arg(long, default_value = "all", value_name = "all|none|LIST")]
+    gpus: GpuChoice,
     /// Concurrent runs per GPU: a number, or `auto` (free memory / resources.gpu_mem_gb_per_run).
-    #[arg(long)]
-    runs_per_gpu: Option<String>,
+    #[arg(long, value_name = "N|auto")]
+    runs_per_gpu: Option<RunsPerGpu>,
     /// Concurrent CPU workers (default when no GPU is used: cores / resources.cpu_threads_per_run, else 1; with GPUs: 0).
     #[arg(long)]
     cpu_workers: Option<usize>,
@@ -272,7 +269,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything that can be wrong with the file is found here, before the
     // database is touched.
     let sweep = Sweep::load(&args.file)?;
-    let (slots, how) = slots(&args, &sweep)?;
+    let request = SlotRequest {
+        gpus: args.gpus.clone(),
+        runs_per_gpu: args.runs_per_gpu,
+        cpu_workers: args.cpu_workers,
+        threads: args.threads,
+    };
+    let (slots, how) = slots::plan(&request, &sweep.resources)?;
     let db = std::path::absolute(&args.db.db)
         .with_context(|| format!("resolving {}", args.db.db.display()))?;
     let log_dir = db.parent().unwrap_or(Path::new(".")).join("logs");
@@ -369,209 +372,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
-}
-
-/// The worker slots from the flags, the sweep's resources and the machine,
-/// with a sentence saying what was chosen.
-fn slots(args: &RunArgs, sweep: &Sweep) -> anyhow::Result<(Vec<Slot>, String)> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut detected = nvidia_smi();
-    let explicit = !matches!(args.gpus.trim(), "all" | "none" | "cpu" | "");
-    if detected.is_none() && explicit {
-        // No nvidia-smi to check a GPU list against: ask libtorch, as the
-        // workers would, rather than start workers that all fail.
-        detected = Some(
-            crate::cli::cuda_devices()
-                .into_iter()
-                .map(|i| (i, None))
-                .collect(),
-        );
-    }
-    slot_plan(args, sweep, detected, cores)
-}
-
-/// [`slots`] for a given machine: `detected` is what nvidia-smi said
-/// ((index, free MiB) per GPU; `None`: no nvidia-smi), `cores` the CPUs.
-fn slot_plan(
-    args: &RunArgs,
-    sweep: &Sweep,
-    detected: Option<Vec<(u32, Option<f64>)>>,
-    cores: usize,
-) -> anyhow::Result<(Vec<Slot>, String)> {
-    let mut notes = Vec::new();
-    let gpus: Vec<(u32, Option<f64>)> = match args.gpus.trim() {
-        "all" => match &detected {
-            Some(list) if !list.is_empty() => list.clone(),
-            Some(_) => {
-                notes.push("nvidia-smi lists no GPU, so running on the CPU".to_owned());
-                Vec::new()
-            }
-            None => {
-                notes
-                    .push("no GPU found (no working nvidia-smi), so running on the CPU".to_owned());
-                Vec::new()
-            }
-        },
-        "none" | "cpu" | "" => Vec::new(),
-        list => {
-            let mut out: Vec<(u32, Option<f64>)> = Vec::new();
-            for part in list.split(',') {
-                let g: u32 = part
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("--gpus `{list}`: `{part}` is not a GPU index; use all, none or a list such as 0,1"))?;
-                if out.iter().any(|(i, _)| *i == g) {
-                    bail!("--gpus {list}: GPU {g} is listed twice; use --runs-per-gpu 2 for two runs on one GPU");
-                }
-                let free = match &detected {
-                    Some(found) => match found.iter().find(|(i, _)| *i == g) {
-                        Some((_, free)) => *free,
-                        None => bail!(
-                            "--gpus {list}: GPU {g} does not exist; the GPUs found (by nvidia-smi, else libtorch) are {}",
-                            if found.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                found
-                                    .iter()
-                                    .map(|(i, _)| i.to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            }
-                        ),
-                    },
-                    None => {
-                        let note = "nvidia-smi is not available to check the GPUs; trusting --gpus";
-                        if !notes.iter().any(|n| n == note) {
-                            notes.push(note.to_owned());
-                        }
-                        None
-                    }
-                };
-                out.push((g, free));
-            }
-            out
-        }
-    };
-    let per_run_gb = sweep
-        .resources
-        .gpu_mem_gb_per_run
-        .unwrap_or(DEFAULT_GPU_MEM_GB);
-    let mut slots = Vec::new();
-    let runs_per_gpu = args
-        .runs_per_gpu
-        .clone()
-        .or_else(|| sweep.resources.runs_per_gpu.map(|n| n.to_string()))
-        .unwrap_or_else(|| "1".into());
-    for &(g, free_mib) in &gpus {
-        let n = if runs_per_gpu == "auto" {
-            match free_mib {
-                Some(mib) => {
-                    let n = ((mib / 1024.0) / per_run_gb).floor().max(1.0) as usize;
-                    notes.push(format!(
-                        "GPU {g}: {:.1} GB free / {per_run_gb} GB per run = {n} run(s)",
-                        mib / 1024.0
-                    ));
-                    n
-                }
-                None => {
-                    notes.push(format!("GPU {g}: free memory unknown, 1 run"));
-                    1
-                }
-            }
-        } else {
-            let n: usize = runs_per_gpu
-                .parse()
-                .ok()
-                .filter(|&n| n >= 1)
-                .with_context(|| {
-                    format!("--runs-per-gpu `{runs_per_gpu}`: use a number of at least 1, or auto")
-                })?;
-            n
-        };
-        for _ in 0..n {
-            slots.push(SlotDevice::Gpu(g));
-        }
-    }
-    // Without a GPU: one worker, or as many as the cores allow when the
-    // sweep says how many threads a run wants.
-    let cpu_workers = args.cpu_workers.unwrap_or(
-        match (gpus.is_empty(), sweep.resources.cpu_threads_per_run) {
-            (false, _) => 0,
-            (true, Some(t)) => (cores / (t as usize).max(1)).max(1),
-            (true, None) => 1,
-        },
-    );
-    let gpu_slots = slots.len();
-    slots.extend(std::iter::repeat_n(SlotDevice::Cpu, cpu_workers));
-    if slots.is_empty() {
-        bail!("no worker slot: --cpu-workers 0 and no GPU; use --cpu-workers 1 or more");
-    }
-    let cpu_threads = args
-        .threads
-        .or(sweep.resources.cpu_threads_per_run.map(|t| t as usize))
-        .unwrap_or_else(|| (cores / cpu_workers.max(1)).max(1));
-    let gpu_threads = args.threads.unwrap_or_else(|| (cores / slots.len()).max(1));
-    if let Err(why) = crate::cli::check_threads(cpu_threads.max(gpu_threads), cores) {
-        bail!("threads per run: {why}; lower --threads or resources.cpu_threads_per_run");
-    }
-    let slots: Vec<Slot> = slots
-        .into_iter()
-        .map(|device| Slot {
-            device,
-            threads: if device == SlotDevice::Cpu {
-                cpu_threads
-            } else {
-                gpu_threads
-            },
-        })
-        .collect();
-    let mut how = Vec::new();
-    if gpu_slots > 0 {
-        how.push(format!(
-            "{gpu_slots} GPU worker slot(s) on GPU {}",
-            gpus.iter()
-                .map(|(g, _)| g.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
-    }
-    if cpu_workers > 0 {
-        how.push(format!(
-            "{cpu_workers} CPU worker(s) x {cpu_threads} thread(s)"
-        ));
-    }
-    let mut text = how.join(" + ");
-    if !notes.is_empty() {
-        text = format!("{text} ({})", notes.join("; "));
-    }
-    Ok((slots, text))
-}
-
-/// (index, free MiB) of every GPU nvidia-smi lists; `None` when nvidia-smi
-/// is not there or fails.
-fn nvidia_smi() -> Option<Vec<(u32, Option<f64>)>> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=index,memory.free",
-            "--format=csv,noheader,nounits",
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Some(
-        text.lines()
-            .filter_map(|line| {
-                let mut parts = line.split(',').map(str::trim);
-                let index = parts.next()?.parse().ok()?;
-                let free = parts.next().and_then(|f| f.parse().ok());
-                Some((index, free))
-            })
-            .collect(),
-    )
 }
 
 fn status(args: NameArgs) -> anyhow::Result<ExitCode> {
@@ -713,123 +513,4 @@ fn cancel(args: NameArgs) -> anyhow::Result<ExitCode> {
         store.close().await;
         anyhow::Ok(ExitCode::SUCCESS)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Debug, Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: RunArgs,
-    }
-
-    fn plan(
-        flags: &[&str],
-        resources: &str,
-        gpus: Option<Vec<(u32, Option<f64>)>>,
-        cores: usize,
-    ) -> anyhow::Result<(Vec<Slot>, String)> {
-        let mut argv = vec!["run", "s.yaml"];
-        argv.extend_from_slice(flags);
-        let args = Wrap::try_parse_from(argv).unwrap().args;
-        let sweep = Sweep::parse(&format!("name: s\nresources: {resources}\n"), "s.yaml").unwrap();
-        slot_plan(&args, &sweep, gpus, cores)
-    }
-
-    fn devices(slots: &[Slot]) -> Vec<SlotDevice> {
-        slots.iter().map(|s| s.device).collect()
-    }
-
-    #[test]
-    fn without_gpu_the_cpu_is_used_and_said_so() {
-        let (slots, how) = plan(&[], "{}", None, 8).unwrap();
-        assert_eq!(
-            slots,
-            vec![Slot {
-                device: SlotDevice::Cpu,
-                threads: 8
-            }]
-        );
-        assert!(how.contains("running on the CPU"), "{how}");
-        let (slots, _) = plan(&["--cpu-workers", "4"], "{}", Some(vec![]), 8).unwrap();
-        assert_eq!(slots.len(), 4);
-        assert!(slots.iter().all(|s| s.threads == 2));
-        let err = plan(&["--threads", "100000"], "{}", None, 8).unwrap_err();
-        assert!(err.to_string().contains("more than 4 per core"), "{err}");
-        let (slots, _) = plan(&[], "{cpu_threads_per_run: 1}", None, 2).unwrap();
-        assert_eq!(slots.len(), 2, "one single-threaded worker per core");
-        assert!(plan(&["--cpu-workers", "0"], "{}", None, 2).is_err());
-    }
-
-    #[test]
-    fn gpus_get_slots_per_gpu_fixed_or_from_free_memory() {
-        let two = Some(vec![(0, Some(40_960.0)), (1, Some(10_240.0))]);
-        let (slots, _) = plan(&["--gpus", "all"], "{}", two.clone(), 16).unwrap();
-        assert_eq!(
-            devices(&slots),
-            vec![SlotDevice::Gpu(0), SlotDevice::Gpu(1)]
-        );
-        assert!(slots.iter().all(|s| s.threads == 8));
-        let (slots, how) = plan(
-            &["--runs-per-gpu", "auto"],
-            "{gpu_mem_gb_per_run: 4}",
-            two.clone(),
-            16,
-        )
-        .unwrap();
-        assert_eq!(
-            slots
-                .iter()
-                .filter(|s| s.device == SlotDevice::Gpu(0))
-                .count(),
-            10,
-            "{how}"
-        );
-        assert_eq!(
-            slots
-                .iter()
-                .filter(|s| s.device == SlotDevice::Gpu(1))
-                .count(),
-            2,
-            "{how}"
-        );
-        let (slots, _) = plan(
-            &["--gpus", "1", "--runs-per-gpu", "3", "--cpu-workers", "1"],
-            "{}",
-            two.clone(),
-            16,
-        )
-        .unwrap();
-        assert_eq!(
-            devices(&slots),
-            vec![
-                SlotDevice::Gpu(1),
-                SlotDevice::Gpu(1),
-                SlotDevice::Gpu(1),
-                SlotDevice::Cpu
-            ]
-        );
-        let (slots, _) = plan(&[], "{runs_per_gpu: 2}", two.clone(), 16).unwrap();
-        assert_eq!(slots.len(), 4);
-        let err = plan(&["--gpus", "5"], "{}", two.clone(), 16)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("GPU 5 does not exist") && err.contains("0, 1"),
-            "{err}"
-        );
-        assert!(plan(&["--gpus", "x"], "{}", two.clone(), 16).is_err());
-        assert!(plan(&["--runs-per-gpu", "0"], "{}", two, 16).is_err());
-        let (slots, how) = plan(&["--gpus", "0"], "{}", None, 4).unwrap();
-        assert_eq!(devices(&slots), vec![SlotDevice::Gpu(0)]);
-        assert!(how.contains("trusting --gpus"), "{how}");
-        let err = plan(&["--gpus", "0,0"], "{}", None, 4).unwrap_err();
-        assert!(err.to_string().contains("listed twice"), "{err}");
-        let err = plan(&["--gpus", "3"], "{}", Some(vec![]), 4).unwrap_err();
-        assert!(err.to_string().contains("GPU 3 does not exist"), "{err}");
-    }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::{parse_device, set_threads};
+use crate::exec::device::{parse_device, set_threads};
 use crate::exec::worker::{run_worker, WorkerOptions};
 
 /// Execute one claimed run of a sweep (started by `ddsas sweep run`).

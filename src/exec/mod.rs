@@ -2,9 +2,11 @@
 //! `failed` or `interrupted` (shared by `ddsas search` and sweep workers),
 //! with its epochs stored as they finish.
 
+pub mod device;
 pub mod guard;
 pub mod orchestrator;
 pub mod process;
+pub mod slots;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +21,12 @@ use crate::nas::metrics::EpochRecord;
 use crate::nas::search::{self, Observer, SearchError, SearchOptions, SearchOutcome};
 use crate::nas::space::SearchSpace;
 use crate::store::Store;
+
+/// Exit status of a run stopped at a safe point (Ctrl-C, SIGTERM, SIGHUP,
+/// cancel, its orchestrator gone): the run is `interrupted`, its checkpoint
+/// kept. 128 + SIGINT, as shells expect; `search`, `sweep run` and workers
+/// all use it.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// How a run shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,9 +199,7 @@ impl Observer for StoreObserver<'_> {
     fn step(&mut self, epoch: u32, step: usize, running: Option<(f64, f64)>) {
         if step == 1 && !self.first_step_logged && self.display == Display::Lines {
             self.first_step_logged = true;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
+            let now = crate::store::unix_now();
             crate::outln!(
                 "run {}: first step of epoch {} done at {now:.3}",
                 self.run_id,

@@ -27,16 +27,16 @@ use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::process::Command;
 use tokio::task::JoinSet;
 
-use super::process::{hostname, pid_alive, StopSignals};
+use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::worker::{EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
-use crate::store::{Claim, RunRow, RunStatus, Store};
+use crate::store::{unix_now, Claim, RunRow, RunStatus, Store};
 
 /// How often the orchestrator polls progress, cancellation and runs held
 /// elsewhere.
@@ -153,16 +153,6 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
 }
 
-/// This orchestrator's owner id, `orch:<host>:<pid>:<start unix ms>`: unique
-/// per process, and it tells another orchestrator of the same host which
-/// process to check for life.
-pub fn owner_id() -> String {
-    let start_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    format!("orch:{}:{}:{start_ms}", hostname(), std::process::id())
-}
-
 /// Runs every run of `runs` that is not done (from any sweep); returns when
 /// all ended (done or failed for good), or after a stop once every worker
 /// has stopped.
@@ -181,7 +171,7 @@ pub async fn orchestrate(
     let mut orch = Orchestrator {
         store,
         opts,
-        owner: owner_id(),
+        owner: Owner::orchestrator().to_string(),
         session_start: unix_now(),
         pending: runs.into(),
         active: vec![None; opts.slots.len()],
@@ -390,12 +380,12 @@ impl Orchestrator<'_> {
         let last = row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
         let stale = unix_now() - last > self.opts.stale_after_s;
         let worker_alive = row.pid.is_some_and(pid_alive);
-        match row.owner.as_deref().and_then(parse_owner) {
-            Some((host, orch_pid)) if host == hostname() => {
-                !worker_alive && (stale || !pid_alive(orch_pid))
+        match row.owner.as_deref().and_then(Owner::parse) {
+            Some(Owner::Orchestrator { host, pid, .. }) if host == hostname() => {
+                !worker_alive && (stale || !pid_alive(pid))
             }
-            Some(_) => stale,
-            None => stale && !worker_alive,
+            Some(Owner::Orchestrator { .. }) => stale,
+            _ => stale && !worker_alive,
         }
     }
 
@@ -898,33 +888,9 @@ fn duration(s: f64) -> String {
     }
 }
 
-/// (host, pid) of an `orch:<host>:<pid>:<start>` owner id.
-fn parse_owner(owner: &str) -> Option<(String, i64)> {
-    let mut parts = owner.strip_prefix("orch:")?.rsplitn(3, ':');
-    let _start = parts.next()?;
-    let pid = parts.next()?.parse().ok()?;
-    let host = parts.next()?.to_owned();
-    Some((host, pid))
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owner_ids_parse_back() {
-        let id = owner_id();
-        let (host, pid) = parse_owner(&id).unwrap();
-        assert_eq!(host, hostname());
-        assert_eq!(pid, i64::from(std::process::id()));
-        assert_eq!(parse_owner("search:12"), None);
-    }
 
     #[test]
     fn durations_read_well() {

@@ -68,34 +68,141 @@ impl StopSignals {
     }
 }
 
-/// The owner id of a `ddsas search` process: `search:<host>:<pid>`.
-pub fn search_owner_id() -> String {
-    format!("search:{}:{}", hostname(), std::process::id())
+/// Who holds a run, as written in `runs.owner`: built and parsed only here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// `orch:<host>:<pid>:<start unix ms>`: a `sweep run` orchestrator; the
+    /// start time makes it unique per process.
+    Orchestrator {
+        /// Host name.
+        host: String,
+        /// Process id.
+        pid: i64,
+        /// Start, unix milliseconds.
+        start_ms: u128,
+    },
+    /// `search:<host>:<pid>` (older ids: `search:<pid>`, taken as this
+    /// host's): a `ddsas search` process.
+    Search {
+        /// Host name, if the id has one.
+        host: Option<String>,
+        /// Process id.
+        pid: i64,
+    },
 }
 
-/// Whether a run held by `owner` (with worker `pid`) belongs to a `ddsas
-/// search` of this host that is no longer alive, so another search may take
-/// it over at once instead of waiting for its heartbeat to go stale. Older
-/// ids without a host (`search:<pid>`) count as this host's.
-pub fn dead_search_owner(owner: Option<&str>, pid: Option<i64>) -> bool {
-    let Some(rest) = owner.and_then(|o| o.strip_prefix("search:")) else {
+impl Owner {
+    /// This process as an orchestrator.
+    pub fn orchestrator() -> Owner {
+        let start_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Owner::Orchestrator {
+            host: hostname(),
+            pid: i64::from(std::process::id()),
+            start_ms,
+        }
+    }
+
+    /// This process as a `ddsas search`.
+    pub fn search() -> Owner {
+        Owner::Search {
+            host: Some(hostname()),
+            pid: i64::from(std::process::id()),
+        }
+    }
+
+    /// Parses an owner id; `None` for ids of another kind.
+    pub fn parse(id: &str) -> Option<Owner> {
+        if let Some(rest) = id.strip_prefix("orch:") {
+            let mut parts = rest.rsplitn(3, ':');
+            let start_ms = parts.next()?.parse().ok()?;
+            let pid = parts.next()?.parse().ok()?;
+            let host = parts.next()?.to_owned();
+            return Some(Owner::Orchestrator {
+                host,
+                pid,
+                start_ms,
+            });
+        }
+        let rest = id.strip_prefix("search:")?;
+        Some(match rest.rsplit_once(':') {
+            Some((host, pid)) => Owner::Search {
+                host: Some(host.to_owned()),
+                pid: pid.parse().ok()?,
+            },
+            None => Owner::Search {
+                host: None,
+                pid: rest.parse().ok()?,
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Orchestrator {
+                host,
+                pid,
+                start_ms,
+            } => write!(f, "orch:{host}:{pid}:{start_ms}"),
+            Owner::Search {
+                host: Some(host),
+                pid,
+            } => write!(f, "search:{host}:{pid}"),
+            Owner::Search { host: None, pid } => write!(f, "search:{pid}"),
+        }
+    }
+}
+
+/// The owner id of a `ddsas search` process: `search:<host>:<pid>`.
+pub fn search_owner_id() -> String {
+    Owner::search().to_string()
+}
+
+/// Whether a run held by `owner` belongs to a `ddsas search` of this host
+/// that is no longer alive, so another search may take it over at once
+/// instead of waiting for its heartbeat to go stale.
+pub fn dead_search_owner(owner: Option<&str>) -> bool {
+    let Some(Owner::Search {
+        host,
+        pid: owner_pid,
+    }) = owner.and_then(Owner::parse)
+    else {
         return false;
-    };
-    let (host, owner_pid) = match rest.rsplit_once(':') {
-        Some((host, p)) => (Some(host), p.parse::<i64>().ok()),
-        None => (None, rest.parse::<i64>().ok()),
     };
     if host.is_some_and(|h| h != hostname()) {
         return false;
     }
-    match owner_pid.or(pid) {
-        Some(p) => !pid_alive(p),
-        None => false,
-    }
+    !pid_alive(owner_pid)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn owner_ids_parse_back() {
+        let me = Owner::orchestrator();
+        assert_eq!(Owner::parse(&me.to_string()), Some(me));
+        let Some(Owner::Orchestrator { host, pid, .. }) = Owner::parse("orch:a:b:12:34") else {
+            panic!("an orchestrator id");
+        };
+        assert_eq!(
+            (host.as_str(), pid),
+            ("a:b", 12),
+            "host names may hold colons"
+        );
+        assert_eq!(
+            Owner::parse("search:12"),
+            Some(Owner::Search {
+                host: None,
+                pid: 12
+            })
+        );
+        assert_eq!(Owner::parse("worker:1"), None);
+        assert_eq!(Owner::search().to_string(), search_owner_id());
+    }
+
     use std::time::Duration;
 
     use super::*;
@@ -116,18 +223,15 @@ mod tests {
     #[test]
     fn dead_searches_of_this_host_are_recognised() {
         let me = search_owner_id();
-        assert!(!dead_search_owner(Some(&me), None));
+        assert!(!dead_search_owner(Some(&me)));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = i64::from(child.id());
         child.wait().unwrap();
         let dead = format!("search:{}:{pid}", hostname());
-        assert!(dead_search_owner(Some(&dead), Some(pid)));
-        assert!(dead_search_owner(Some(&format!("search:{pid}")), None));
-        assert!(!dead_search_owner(
-            Some(&format!("search:elsewhere:{pid}")),
-            None
-        ));
-        assert!(!dead_search_owner(Some("orch:h:1:2"), Some(pid)));
-        assert!(!dead_search_owner(None, Some(pid)));
+        assert!(dead_search_owner(Some(&dead)));
+        assert!(dead_search_owner(Some(&format!("search:{pid}"))));
+        assert!(!dead_search_owner(Some(&format!("search:elsewhere:{pid}"))));
+        assert!(!dead_search_owner(Some("orch:h:1:2")));
+        assert!(!dead_search_owner(None));
     }
 }

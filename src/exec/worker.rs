@@ -14,14 +14,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::process::StopSignals;
 use anyhow::Context;
 
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::config::SearchConfig;
-use crate::store::Store;
+use crate::store::{unix_now, Store};
 
 /// Exit status: the run is `done`.
 pub const EXIT_DONE: u8 = 0;
@@ -31,10 +31,7 @@ pub const EXIT_SEARCH_FAILED: u8 = 3;
 /// Exit status: the orchestrator no longer holds the claim (another one
 /// took the run over); the worker left the run alone.
 pub const EXIT_CLAIM_LOST: u8 = 4;
-/// Exit status: stopped at a safe point (SIGINT/SIGTERM, cancel, the
-/// orchestrator died); the run is `interrupted`, its checkpoint kept. The
-/// shell convention 128 + SIGINT, as `cli::EXIT_INTERRUPTED`.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use super::EXIT_INTERRUPTED;
 
 /// What the orchestrator tells a worker.
 #[derive(Debug, Clone)]
@@ -248,10 +245,4 @@ fn spawn_heartbeat(
             }
         }
     });
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::SpaceKind;
+use crate::nas::space::SpaceKind;
 use crate::nas::space::{SearchSpace, NONE};
 
 /// Per cell type, per edge, per op values (`[cell][edge][op]`).

@@ -8,7 +8,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::config::SpaceKind;
+use crate::nas::space::SpaceKind;
 
 /// Batch norm as used inside search cells: no affine parameters (DARTS).
 pub fn bn(p: nn::Path, channels: i64, affine: bool) -> nn::BatchNorm {

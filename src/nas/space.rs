@@ -3,7 +3,27 @@
 //! Everything downstream indexes parameters as `[cell type][edge][op]` with
 //! the orders defined here, so this file is the one place those orders live.
 
-use crate::config::SpaceKind;
+use serde::{Deserialize, Serialize};
+
+/// Which search space (docs/design.md §2); configs name it in lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum SpaceKind {
+    /// The DARTS cell space: normal and reduce cells, 14 edges, 8 ops.
+    Darts,
+    /// NAS-Bench-201: one cell type, 6 edges, 5 ops.
+    Nb201,
+}
+
+impl SpaceKind {
+    /// The lowercase name used in configs and the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpaceKind::Darts => "darts",
+            SpaceKind::Nb201 => "nb201",
+        }
+    }
+}
 
 /// DARTS space ops, in the order of the paper's code.
 pub const DARTS_OPS: [&str; 8] = [

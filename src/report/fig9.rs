@@ -14,8 +14,8 @@ use serde_json::json;
 use super::data::{group_label, plural, runs_text, seed_count, setting_json, settings, SweepData};
 use super::draw::{self, DrawResult, HeatMap, Plot};
 use super::{save_figure, Figure, Kind, Options, Output, ReportError};
-use crate::config::SpaceKind;
 use crate::nas::space::SearchSpace;
+use crate::nas::space::SpaceKind;
 use crate::store::{ReportRun, SamplingPoint, Store};
 
 /// File stem of the figure.

@@ -14,9 +14,9 @@ use std::fmt::Write as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::json;
 
-use super::escape::{self, csv_field};
 use super::data::{config_key, dataset_label, runs_text, space_label, SweepData};
 use super::draw::mean_std;
+use super::escape::{self, csv_field};
 use super::{write_file, write_json, Kind, Options, Output, ReportError};
 use crate::store::ReportRun;
 

@@ -6,7 +6,7 @@ use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::error::Context;
-use super::{now_s, EpochRow, Store, StoreError};
+use super::{unix_now, EpochRow, Store, StoreError};
 use crate::nas::metrics::{EpochRecord, RATIO_BINS};
 use crate::nas::space::SearchSpace;
 
@@ -141,7 +141,7 @@ async fn insert_epoch(
     .bind(rec.wall_s)
     .bind(rec.images_per_s)
     .bind(rec.peak_mem_bytes)
-    .bind(now_s())
+    .bind(unix_now())
     .execute(conn)
     .await?;
     Ok(())
@@ -162,7 +162,7 @@ async fn update_progress(
     )
     .bind(run_id)
     .bind(epochs_done)
-    .bind(now_s())
+    .bind(unix_now())
     .execute(conn)
     .await?;
     Ok(())

@@ -223,8 +223,9 @@ fn migrate_error(path: &Path, source: MigrateError) -> StoreError {
     }
 }
 
-/// Now, in unix seconds: the unit of every time column.
-fn now_s() -> f64 {
+/// Now, in unix seconds: the unit of every time column, and the one clock
+/// heartbeats and staleness are measured with.
+pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

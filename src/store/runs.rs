@@ -3,7 +3,7 @@
 //! and ended as done, failed or interrupted.
 
 use super::error::Context;
-use super::{now_s, Claim, RunRow, Store, StoreError};
+use super::{unix_now, Claim, RunRow, Store, StoreError};
 use crate::config::ResolvedConfig;
 
 impl Store {
@@ -33,7 +33,7 @@ impl Store {
         .bind(seed)
         .bind(cfg.canonical_json())
         .bind(i64::from(c.epochs))
-        .bind(now_s())
+        .bind(unix_now())
         .bind(i64::from(cfg.definitions()))
         .execute(&self.pool)
         .await
@@ -88,7 +88,7 @@ impl Store {
         .bind(&claim.owner)
         .bind(&claim.device)
         .bind(claim.pid)
-        .bind(now_s())
+        .bind(unix_now())
         .bind(claim.stale_after_s)
         .fetch_optional(&self.pool)
         .await
@@ -103,7 +103,7 @@ impl Store {
     pub async fn heartbeat(&self, id: i64) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1")
             .bind(id)
-            .bind(now_s())
+            .bind(unix_now())
             .execute(&self.pool)
             .await
             .ctx(|| format!("heartbeat of run {id}"))?;
@@ -118,7 +118,7 @@ impl Store {
         final_valid_acc: f64,
         wall_s: f64,
     ) -> Result<(), StoreError> {
-        let now = now_s();
+        let now = unix_now();
         let done = sqlx::query(
             "UPDATE runs SET status = 'done', final_genotype = ?2, final_valid_acc = ?3,
                     wall_s = ?4, finished_at = ?5, heartbeat_at = ?5, error = NULL
@@ -144,7 +144,7 @@ impl Store {
         )
         .bind(id)
         .bind(error)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("marking run {id} failed"))?;
@@ -163,7 +163,7 @@ impl Store {
              WHERE id = ?1 AND status = 'running'",
         )
         .bind(id)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("marking run {id} interrupted"))?;

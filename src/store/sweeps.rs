@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::error::Context;
-use super::{now_s, Claim, RunRow, RunStatus, Store, StoreError};
+use super::{unix_now, Claim, RunRow, RunStatus, Store, StoreError};
 
 /// A sweep as registered in `sweeps`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -69,7 +69,7 @@ impl Store {
         .bind(description)
         .bind(file)
         .bind(spec_yaml)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&mut *tx)
         .await
         .ctx(what)?;
@@ -183,7 +183,7 @@ impl Store {
         .bind(id)
         .bind(owner)
         .bind(pid)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("confirming the claim on run {id}"))?;
@@ -198,7 +198,7 @@ impl Store {
         )
         .bind(id)
         .bind(owner)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("heartbeat of run {id}"))?;
@@ -215,7 +215,7 @@ impl Store {
         seen_owner: Option<&str>,
         seen_pid: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let now = now_s();
+        let now = unix_now();
         let claimed: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET owner = ?2, device = ?3, pid = ?4, attempts = attempts + 1,
                     started_at = COALESCE(started_at, ?5), heartbeat_at = ?5,
@@ -252,7 +252,7 @@ impl Store {
         .bind(id)
         .bind(owner)
         .bind(error)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("releasing run {id}"))?;
@@ -275,7 +275,7 @@ impl Store {
         .bind(id)
         .bind(owner)
         .bind(error)
-        .bind(now_s())
+        .bind(unix_now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("marking run {id} failed"))?;

@@ -3,9 +3,10 @@
 use std::time::Instant;
 
 use super::*;
-use crate::config::{ResolvedConfig, SearchConfig, SpaceKind};
+use crate::config::{ResolvedConfig, SearchConfig};
 use crate::nas::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
 use crate::nas::space::SearchSpace;
+use crate::nas::space::SpaceKind;
 
 fn cfg(overrides: &[&str]) -> ResolvedConfig {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();

@@ -10,7 +10,7 @@ use serde_yaml::{Mapping, Value};
 use super::keys::locate;
 use super::spec::{self, short, Axis, Entry, Resources, Spec};
 use super::SweepError;
-use crate::config::{ConfigError, ResolvedConfig, SearchConfig};
+use crate::config::{set_path, ConfigError, ResolvedConfig, SearchConfig};
 
 /// An expanded sweep: every run it asks for, in its deterministic order.
 #[derive(Debug, Clone)]
@@ -387,25 +387,6 @@ fn locate_top(text: &str, key: &str) -> Option<(usize, usize)> {
         .map(|i| (i + 1, 1))
 }
 
-/// Sets `a.b.c = value` inside a YAML mapping, creating mappings on the way
-/// (the `--set` semantics of `SearchConfig::with_overrides`).
-fn set_path(root: &mut Value, key: &str, value: Value) {
-    let mut node = root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if !node.is_mapping() {
-            *node = Value::Mapping(Mapping::new());
-        }
-        let map = node.as_mapping_mut().expect("just made a mapping");
-        let k = Value::String((*part).to_owned());
-        if i + 1 == parts.len() {
-            map.insert(k, value);
-            return;
-        }
-        node = map.entry(k).or_insert(Value::Null);
-    }
-}
-
 fn get_path<'v>(root: &'v Value, key: &str) -> Option<&'v Value> {
     key.split('.').try_fold(root, |node, part| node.get(part))
 }
@@ -443,7 +424,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::config::{Method, SpaceKind};
+    use crate::config::Method;
+    use crate::nas::space::SpaceKind;
 
     fn plan(text: &str) -> Result<Sweep, SweepError> {
         Sweep::parse(text, "test.yaml")

@@ -291,7 +291,7 @@ fn select(scores: &[Vec<f64>], available: &[Vec<bool>], l: usize) -> Vec<Vec<boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SpaceKind;
+    use crate::nas::space::SpaceKind;
     use rand::SeedableRng;
 
     fn darts() -> SearchSpace {

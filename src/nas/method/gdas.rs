@@ -68,7 +68,7 @@ pub fn add_counts(counts: &mut CellTable<u64>, chosen: &[Vec<usize>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SpaceKind;
+    use crate::nas::space::SpaceKind;
 
     #[test]
     fn one_op_per_edge_with_straight_through_gradient() {
