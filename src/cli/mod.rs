@@ -13,7 +13,11 @@ pub mod worker;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::runtime::Runtime;
+
+use crate::store::{ReadOnlyDb, Store};
 
 pub use crate::exec::EXIT_INTERRUPTED;
 
@@ -61,6 +65,32 @@ pub struct DbArgs {
     pub db: PathBuf,
 }
 
+impl DbArgs {
+    /// The run history, read-write (created with its schema if missing):
+    /// what commands that record or change runs open, once.
+    pub fn open(&self, rt: &Runtime) -> anyhow::Result<Store> {
+        Ok(rt.block_on(Store::open(&self.db))?)
+    }
+
+    /// The run history through a read-only connection: what commands that
+    /// answer questions open, once, so that SQL the user writes cannot
+    /// change anything or hold the write lock.
+    pub fn open_read_only(&self, rt: &Runtime) -> anyhow::Result<ReadOnlyDb> {
+        Ok(rt.block_on(ReadOnlyDb::open(&self.db))?)
+    }
+}
+
+/// The one async runtime of the process: database access, signals and the
+/// orchestrator's worker processes. Two threads: the work that matters is
+/// libtorch's, on its own threads.
+fn runtime() -> anyhow::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -69,16 +99,16 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DDSAS_LOG"))
         .with_writer(std::io::stderr)
         .try_init();
-    let result = match cli.command {
-        Command::Search(cmd) => cmd.run(),
-        Command::Sweep(cmd) => cmd.run(),
-        Command::Runs(cmd) => cmd.run(),
-        Command::Sql(cmd) => cmd.run(),
-        Command::Worker(cmd) => cmd.run(),
-        Command::Report(cmd) => cmd.run(),
-        Command::Nb201(cmd) => cmd.run(),
+    let result = runtime().and_then(|rt| match cli.command {
+        Command::Search(cmd) => cmd.run(&rt),
+        Command::Sweep(cmd) => cmd.run(&rt),
+        Command::Runs(cmd) => cmd.run(&rt),
+        Command::Sql(cmd) => cmd.run(&rt),
+        Command::Worker(cmd) => cmd.run(&rt),
+        Command::Report(cmd) => cmd.run(&rt),
+        Command::Nb201(cmd) => cmd.run(&rt),
         Command::Bench(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::DbArgs;
 use crate::report::{self, fig10::Per, Kind, Options, Output, SweepData};
-use crate::store::{QueryError, ReadOnlyDb, Store};
+use crate::store::QueryError;
 
 /// Report commands: each reads the runs of one sweep and writes under `--out`.
 #[derive(Debug, clap::Subcommand)]
@@ -113,7 +113,7 @@ pub struct Fig10Args {
 
 impl ReportCmd {
     /// Runs the command.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         let mut run = None;
         let (kind, args, metric) = match self {
             ReportCmd::Fig7(a) => (
@@ -157,14 +157,11 @@ impl ReportCmd {
                 args.db.db.display()
             );
         }
-        let rt = Runtime::new().context("starting the async runtime")?;
-        let store = rt.block_on(Store::open(&args.db.db))?;
+        let store = args.db.open(rt)?;
         let mut data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;
         if let Some(condition) = &args.condition {
-            let ids = rt.block_on(async {
-                let mut db = ReadOnlyDb::open(&args.db.db).await?;
-                db.sweep_runs_where(&args.sweep, condition).await
-            });
+            let mut db = args.db.open_read_only(rt)?;
+            let ids = rt.block_on(db.sweep_runs_where(&args.sweep, condition));
             let ids = match ids {
                 Ok(ids) => ids,
                 Err(QueryError::Sql { message }) => anyhow::bail!(
@@ -264,7 +261,7 @@ pub struct Nb201ImportArgs {
 
 impl Nb201Cmd {
     /// Runs the command.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         match self {
             Nb201Cmd::Import(args) => {
                 let start = Instant::now();
@@ -274,8 +271,7 @@ impl Nb201Cmd {
                     report::nb201::read_table(&bytes, &args.dataset).with_context(|| {
                         format!("reading {} as a NAS-Bench-201 table", args.file.display())
                     })?;
-                let rt = Runtime::new().context("starting the async runtime")?;
-                let store = rt.block_on(Store::open(&args.db.db))?;
+                let store = args.db.open(rt)?;
                 let source = args.file.display().to_string();
                 let written =
                     rt.block_on(store.import_nb201(&args.dataset, &source, &table.rows))?;

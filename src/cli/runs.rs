@@ -14,7 +14,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::sql::{cell_text, print_rows, Format};
 use crate::cli::DbArgs;
-use crate::store::{QueryError, QueryRows, ReadOnlyDb};
+use crate::store::{QueryError, QueryRows, ReadOnlyDb, RunFilter};
 
 /// Columns of `run_summary` in `runs list`'s table (CSV and JSON get all).
 const LIST_COLUMNS: &[&str] = &[
@@ -120,13 +120,14 @@ pub struct CompareArgs {
 
 impl RunsCmd {
     /// Runs the command.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
-        let rt = Runtime::new().context("starting the async runtime")?;
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         match self {
-            RunsCmd::List(args) => rt.block_on(list(args))?,
-            RunsCmd::Show(args) => rt.block_on(show(args))?,
-            RunsCmd::Best(args) => rt.block_on(best(args))?,
-            RunsCmd::Compare(args) => rt.block_on(compare(args))?,
+            RunsCmd::List(args) => rt.block_on(list(&mut args.db.open_read_only(rt)?, args))?,
+            RunsCmd::Show(args) => rt.block_on(show(&mut args.db.open_read_only(rt)?, args))?,
+            RunsCmd::Best(args) => rt.block_on(best(&mut args.db.open_read_only(rt)?, args))?,
+            RunsCmd::Compare(args) => {
+                rt.block_on(compare(&mut args.db.open_read_only(rt)?, args))?
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -148,14 +149,8 @@ fn sort_key<'a>(text: &'a str, columns: &[String], flag: &str) -> anyhow::Result
 }
 
 async fn sweep_exists(db: &mut ReadOnlyDb, name: &str) -> anyhow::Result<()> {
-    let found = db
-        .query("SELECT 1 FROM sweeps WHERE name = ?1", &[name.into()])
-        .await?;
-    if found.rows.is_empty() {
-        let known = db
-            .query("SELECT name FROM sweeps ORDER BY created_at", &[])
-            .await?;
-        let names: Vec<String> = known.rows.iter().map(|r| cell_text(&r[0])).collect();
+    let names = db.sweep_names().await?;
+    if !names.iter().any(|n| n == name) {
         bail!(
             "no sweep named `{name}` in this database ({})",
             if names.is_empty() {
@@ -168,19 +163,11 @@ async fn sweep_exists(db: &mut ReadOnlyDb, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
     let columns = db.columns_of("run_summary").await?;
     let (sort, desc) = sort_key(&args.sort, &columns, "--sort")?;
-    let mut sql = String::from("SELECT * FROM run_summary WHERE 1");
-    let mut params: Vec<Value> = Vec::new();
     if let Some(sweep) = &args.sweep {
-        sweep_exists(&mut db, sweep).await?;
-        params.push(sweep.as_str().into());
-        sql.push_str(&format!(
-            " AND id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?{})",
-            params.len()
-        ));
+        sweep_exists(db, sweep).await?;
     }
     if let Some(status) = &args.status {
         if !STATUSES.contains(&status.as_str()) {
@@ -189,23 +176,16 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                 STATUSES.join(", ")
             );
         }
-        params.push(status.as_str().into());
-        sql.push_str(&format!(" AND status = ?{}", params.len()));
     }
-    if let Some(condition) = &args.condition {
-        if let Err(why) = crate::store::sql_text::one_condition(condition) {
-            bail!("bad --where clause `{condition}`: {why}");
-        }
-        sql.push_str(&format!(" AND ({condition}\n)"));
-    }
-    sql.push_str(&format!(
-        " ORDER BY \"{sort}\" {} NULLS LAST, id",
-        if desc { "DESC" } else { "ASC" }
-    ));
-    if let Some(limit) = args.limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
-    }
-    let rows = match db.query(&sql, &params).await {
+    let filter = RunFilter {
+        sweep: args.sweep.as_deref(),
+        status: args.status.as_deref(),
+        condition: args.condition.as_deref(),
+        sort,
+        descending: desc,
+        limit: args.limit,
+    };
+    let rows = match db.run_listing(&filter).await {
         Ok(rows) => rows,
         Err(QueryError::Sql { message }) | Err(QueryError::ReadOnly { message }) => match &args.condition {
             Some(condition) => bail!(
@@ -282,20 +262,9 @@ fn field<'a>(rows: &'a QueryRows, row: usize, name: &str) -> &'a Value {
         .map_or(&Value::Null, |i| &rows.rows[row][i])
 }
 
-async fn show(args: ShowArgs) -> anyhow::Result<()> {
-    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     let id = args.id;
-    let run = db
-        .query(
-            "SELECT r.*, s.sweep, s.skip_normal,
-                    datetime(r.created_at, 'unixepoch') AS created,
-                    datetime(r.started_at, 'unixepoch') AS started,
-                    datetime(r.finished_at, 'unixepoch') AS finished,
-                    datetime(r.heartbeat_at, 'unixepoch') AS heartbeat
-             FROM runs r JOIN run_summary s ON s.id = r.id WHERE r.id = ?1",
-            &[id.into()],
-        )
-        .await?;
+    let run = db.run_card(id).await?;
     if run.rows.is_empty() {
         bail!(
             "run {id} is not in {} (see `ddsas runs list`)",
@@ -355,14 +324,7 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
             indent(&serde_yaml::to_string(&value).unwrap_or_default())
         );
     }
-    let epochs = db
-        .query(
-            "SELECT epoch + 1 AS epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
-                    skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s
-             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
-            &[id.into()],
-        )
-        .await?;
+    let epochs = db.run_epochs(id).await?;
     if epochs.rows.is_empty() {
         crate::outln!("no epoch recorded yet");
     } else {
@@ -371,14 +333,9 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
     }
     let genotype = match field(&run, 0, "final_genotype") {
         Value::Null => db
-            .query(
-                "SELECT genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
-                &[id.into()],
-            )
+            .last_genotype(id)
             .await?
-            .rows
-            .first()
-            .map(|r| format!("{} (last recorded epoch)", cell_text(&r[0]))),
+            .map(|g| format!("{g} (last recorded epoch)")),
         g => Some(cell_text(g)),
     };
     if let Some(g) = genotype {
@@ -418,9 +375,8 @@ fn run_logs(db: &Path, id: i64) -> Vec<String> {
     logs.into_iter().map(|(_, p)| p).collect()
 }
 
-async fn best(args: BestArgs) -> anyhow::Result<()> {
-    let mut db = ReadOnlyDb::open(&args.db.db).await?;
-    sweep_exists(&mut db, &args.sweep).await?;
+async fn best(db: &mut ReadOnlyDb, args: BestArgs) -> anyhow::Result<()> {
+    sweep_exists(db, &args.sweep).await?;
     let columns = db.columns_of("run_summary").await?;
     let by = args
         .by
@@ -429,15 +385,7 @@ async fn best(args: BestArgs) -> anyhow::Result<()> {
     let (metric, highest) = by;
     sort_key(metric, &columns, "--by")?;
     let rows = db
-        .query(
-            &format!(
-                "SELECT * FROM run_summary
-                 WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND status = 'done' AND \"{metric}\" IS NOT NULL
-                 ORDER BY \"{metric}\" {}, id LIMIT ?2",
-                if highest { "DESC" } else { "ASC" }
-            ),
-            &[args.sweep.as_str().into(), i64::from(args.limit).into()],
-        )
+        .best_runs(&args.sweep, metric, highest, args.limit)
         .await?;
     if rows.rows.is_empty() {
         bail!(
@@ -461,16 +409,10 @@ async fn best(args: BestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn compare(args: CompareArgs) -> anyhow::Result<()> {
-    let mut db = ReadOnlyDb::open(&args.db.db).await?;
+async fn compare(db: &mut ReadOnlyDb, args: CompareArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for &id in &args.ids {
-        let rows = db
-            .query(
-                "SELECT s.*, r.config_json, r.epochs_total FROM run_summary s JOIN runs r ON r.id = s.id WHERE s.id = ?1",
-                &[id.into()],
-            )
-            .await?;
+        let rows = db.run_with_config(id).await?;
         if rows.rows.is_empty() {
             bail!(
                 "run {id} is not in {} (see `ddsas runs list`)",

@@ -55,7 +55,7 @@ pub struct SearchCmd {
 
 impl SearchCmd {
     /// Runs the command.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         let base = match &self.config {
             Some(path) => SearchConfig::from_yaml_file(path)?,
             None => SearchConfig::default(),
@@ -68,8 +68,7 @@ impl SearchCmd {
         let cfg = merged.resolve()?;
         let device = parse_device(&self.device)?;
         set_threads(self.threads)?;
-        let rt = Runtime::new().context("starting the async runtime")?;
-        let store = rt.block_on(Store::open(&self.db.db))?;
+        let store = self.db.open(rt)?;
         let checkpoint_dir = self
             .checkpoint_dir
             .clone()
@@ -136,7 +135,7 @@ impl SearchCmd {
                 Display::Bar
             },
         };
-        match execute(&rt, &store, job)? {
+        match execute(rt, &store, job)? {
             RunEnd::Done(outcome) => {
                 print_summary(run.id, &cfg, &outcome);
                 Ok(ExitCode::SUCCESS)

@@ -6,13 +6,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
 use crate::cli::DbArgs;
 use crate::report::escape::csv_field;
-use crate::store::{QueryError, QueryRows, ReadOnlyDb};
+use crate::store::{QueryError, QueryRows};
 
 /// Output format of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,12 +41,9 @@ pub struct SqlCmd {
 
 impl SqlCmd {
     /// Runs the command.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
-        let rt = Runtime::new().context("starting the async runtime")?;
-        let rows = rt.block_on(async {
-            let mut db = ReadOnlyDb::open(&self.db.db).await?;
-            db.query(&self.query, &[]).await
-        });
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        let mut db = self.db.open_read_only(rt)?;
+        let rows = rt.block_on(db.query(&self.query, &[]));
         let rows = rows.map_err(|e| match e {
             QueryError::ReadOnly { message } => anyhow::anyhow!(
                 "ddsas sql is read-only; this statement would change the database ({message}). Runs are changed only by ddsas itself; use the sqlite3 shell on a copy if you really mean to edit it"

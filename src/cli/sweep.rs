@@ -19,7 +19,7 @@ use crate::cli::sql::cell_text;
 use crate::cli::{DbArgs, EXIT_INTERRUPTED};
 use crate::exec::orchestrator::{orchestrate, Options, StopReason, SweepRun};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
-use crate::store::{QueryRows, ReadOnlyDb, RunStatus, Store};
+use crate::store::{QueryRows, RunStatus, Store};
 use crate::sweep::Sweep;
 
 /// Sweep commands.
@@ -104,22 +104,28 @@ pub struct NameArgs {
 
 impl SweepCmd {
     /// Runs the command.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         match self {
-            SweepCmd::Plan(args) => plan(args),
-            SweepCmd::Run(args) => run(args),
-            SweepCmd::Status(args) => status(args),
-            SweepCmd::Cancel(args) => cancel(args),
+            SweepCmd::Plan(args) => plan(rt, args),
+            SweepCmd::Run(args) => run(rt, args),
+            SweepCmd::Status(args) => status(rt, args),
+            SweepCmd::Cancel(args) => cancel(rt, args),
         }
     }
 }
 
-fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+fn plan(rt: &Runtime, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let sweep = Sweep::load(&args.file)?;
     let planned = started.elapsed();
-    let rt = Runtime::new().context("starting the async runtime")?;
-    let known = rt.block_on(known_runs(&args.db.db, &sweep))?;
+    // Planning never creates a database.
+    let known = if args.db.db.exists() {
+        let mut db = args.db.open_read_only(rt)?;
+        let fingerprints: Vec<&str> = sweep.runs.iter().map(|r| r.fingerprint.as_str()).collect();
+        rt.block_on(db.known_runs(&fingerprints))?
+    } else {
+        Default::default()
+    };
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec!["#".to_owned()];
@@ -141,13 +147,16 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         );
         row.push(run.fingerprint[..10.min(run.fingerprint.len())].to_owned());
         let (id, status) = match known.get(&run.fingerprint) {
-            Some((id, status, done, total)) => {
+            Some(known) => {
+                let status = &known.status;
                 *counts.entry(status_name(status)).or_default() += 1;
                 let text = match status.as_str() {
-                    "running" | "interrupted" | "failed" => format!("{status} {done}/{total}"),
+                    "running" | "interrupted" | "failed" => {
+                        format!("{status} {}/{}", known.epochs_done, known.epochs_total)
+                    }
                     _ => status.clone(),
                 };
-                (id.to_string(), text)
+                (known.id.to_string(), text)
             }
             None => {
                 *counts.entry("new").or_default() += 1;
@@ -197,42 +206,6 @@ fn status_name(s: &str) -> &'static str {
     }
 }
 
-/// (id, status, epochs done, epochs total) of the sweep's fingerprints that
-/// the database knows; empty when there is no database yet (planning never
-/// creates one).
-async fn known_runs(
-    db: &Path,
-    sweep: &Sweep,
-) -> anyhow::Result<std::collections::HashMap<String, (i64, String, i64, i64)>> {
-    if !db.exists() {
-        return Ok(Default::default());
-    }
-    let mut ro = ReadOnlyDb::open(db).await?;
-    let fps: Vec<&str> = sweep.runs.iter().map(|r| r.fingerprint.as_str()).collect();
-    let rows = ro
-        .query(
-            "SELECT fingerprint, id, status, epochs_done, epochs_total FROM runs
-             WHERE fingerprint IN (SELECT value FROM json_each(?1))",
-            &[serde_json::to_string(&fps)?.into()],
-        )
-        .await?;
-    Ok(rows
-        .rows
-        .iter()
-        .map(|r| {
-            (
-                r[0].as_str().unwrap_or_default().to_owned(),
-                (
-                    r[1].as_i64().unwrap_or(0),
-                    r[2].as_str().unwrap_or_default().to_owned(),
-                    r[3].as_i64().unwrap_or(0),
-                    r[4].as_i64().unwrap_or(0),
-                ),
-            )
-        })
-        .collect())
-}
-
 /// A sweep's name is how figures and `runs list --sweep` find its runs, so
 /// a file that reuses the name of another sweep must not silently take
 /// runs out of it: adding runs (more seeds, a wider grid) is fine; leaving
@@ -265,7 +238,7 @@ async fn refuse_dropping_runs(store: &Store, sweep: &Sweep) -> anyhow::Result<()
     )
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything that can be wrong with the file is found here, before the
     // database is touched.
     let sweep = Sweep::load(&args.file)?;
@@ -280,9 +253,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("resolving {}", args.db.db.display()))?;
     let log_dir = db.parent().unwrap_or(Path::new(".")).join("logs");
     let exe = std::env::current_exe().context("finding the ddsas binary to start workers from")?;
-    let rt = Runtime::new().context("starting the async runtime")?;
+    let store = args.db.open(rt)?;
     rt.block_on(async {
-        let store = Store::open(&db).await?;
         if !args.replace {
             refuse_dropping_runs(&store, &sweep).await?;
         }
@@ -374,35 +346,24 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn status(args: NameArgs) -> anyhow::Result<ExitCode> {
-    let rt = Runtime::new().context("starting the async runtime")?;
+fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
+    let mut db = args.db.open_read_only(rt)?;
     rt.block_on(async {
-        let mut db = ReadOnlyDb::open(&args.db.db).await?;
-        let sweep = db
-            .query(
-                "SELECT name, description, file, datetime(created_at, 'unixepoch') AS created, cancelled FROM sweeps WHERE name = ?1",
-                &[args.name.as_str().into()],
-            )
-            .await?;
+        let sweep = db.sweep_header(&args.name).await?;
         if sweep.rows.is_empty() {
-            let known = db.query("SELECT name FROM sweeps ORDER BY created_at", &[]).await?;
-            let names: Vec<String> = known.rows.iter().map(|r| cell_text(&r[0])).collect();
+            let names = db.sweep_names().await?;
             bail!(
                 "no sweep named `{}` in {} ({})",
                 args.name,
                 args.db.db.display(),
-                if names.is_empty() { "it has no sweeps yet".to_owned() } else { format!("its sweeps: {}", names.join(", ")) }
+                if names.is_empty() {
+                    "it has no sweeps yet".to_owned()
+                } else {
+                    format!("its sweeps: {}", names.join(", "))
+                }
             );
         }
-        let runs = db
-            .query(
-                "SELECT s.position, r.id, r.status, r.epochs_done, r.epochs_total, r.final_valid_acc, r.best_valid_acc,
-                        (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_acc,
-                        r.attempts, r.device, r.wall_s, r.error, r.config_json
-                 FROM sweep_runs s JOIN runs r ON r.id = s.run_id WHERE s.sweep = ?1 ORDER BY s.position, r.id",
-                &[args.name.as_str().into()],
-            )
-            .await?;
+        let runs = db.sweep_progress(&args.name).await?;
         print_status(&sweep, &runs);
         anyhow::Ok(ExitCode::SUCCESS)
     })
@@ -490,13 +451,12 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
     }
 }
 
-fn cancel(args: NameArgs) -> anyhow::Result<ExitCode> {
-    let rt = Runtime::new().context("starting the async runtime")?;
+fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
+    if !args.db.db.exists() {
+        bail!("database {} does not exist", args.db.db.display());
+    }
+    let store = args.db.open(rt)?;
     rt.block_on(async {
-        if !args.db.db.exists() {
-            bail!("database {} does not exist", args.db.db.display());
-        }
-        let store = Store::open(&args.db.db).await?;
         if !store.cancel_sweep(&args.name).await? {
             let names: Vec<String> = store.sweeps().await?.into_iter().map(|s| s.name).collect();
             bail!(

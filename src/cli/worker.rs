@@ -36,17 +36,26 @@ pub struct WorkerCmd {
 
 impl WorkerCmd {
     /// Runs the command; the exit status tells the orchestrator how the run ended.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         set_threads(self.threads.max(1))?;
         let device = parse_device(&self.device)?;
-        let code = run_worker(&WorkerOptions {
-            db: self.db,
-            run_id: self.run_id,
-            device,
-            owner: self.owner,
-            heartbeat_s: self.heartbeat_s,
-            quiet: self.quiet,
-        })?;
+        let store = crate::cli::DbArgs {
+            db: self.db.clone(),
+        }
+        .open(rt)?;
+        let code = run_worker(
+            rt,
+            &store,
+            &WorkerOptions {
+                db: self.db,
+                run_id: self.run_id,
+                device,
+                owner: self.owner,
+                heartbeat_s: self.heartbeat_s,
+                quiet: self.quiet,
+            },
+        )?;
+        rt.block_on(store.close());
         Ok(ExitCode::from(code))
     }
 }

@@ -53,14 +53,12 @@ pub struct WorkerOptions {
 /// Runs the claimed run to its end; returns the exit status to use. Errors
 /// (database, a run that does not exist) are for the caller to print; the
 /// orchestrator treats them as retryable.
-pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
+pub fn run_worker(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    opts: &WorkerOptions,
+) -> anyhow::Result<u8> {
     let started = unix_now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let store = rt.block_on(Store::open(&opts.db))?;
     let id = opts.run_id;
     let row = rt
         .block_on(store.run(id))?
@@ -97,9 +95,9 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    spawn_signal_watch(&rt, stop.clone())?;
+    spawn_signal_watch(rt, stop.clone())?;
     spawn_heartbeat(
-        &rt,
+        rt,
         store.clone(),
         id,
         opts.owner.clone(),
@@ -120,7 +118,7 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
             Display::Lines
         },
     };
-    let end = execute(&rt, &store, job)?;
+    let end = execute(rt, store, job)?;
     let code = match end {
         RunEnd::Done(outcome) => {
             crate::outln!(
@@ -143,7 +141,6 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<u8> {
             EXIT_SEARCH_FAILED
         }
     };
-    rt.block_on(store.close());
     Ok(code)
 }
 

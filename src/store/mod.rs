@@ -10,6 +10,7 @@
 
 mod epochs;
 mod error;
+mod history;
 mod queries;
 mod report_queries;
 mod rows;
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
+pub use history::{KnownRun, RunFilter};
 pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use report_queries::{
     EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, SubspacePoint, SweepInfo,

@@ -164,22 +164,6 @@ impl ReadOnlyDb {
         Ok(QueryRows { columns, rows })
     }
 
-    /// Ids of the runs of `sweep` for which `condition`, SQL over the
-    /// columns of `run_summary` (as `runs list --where` takes it), holds.
-    pub async fn sweep_runs_where(
-        &mut self,
-        sweep: &str,
-        condition: &str,
-    ) -> Result<Vec<i64>, QueryError> {
-        super::sql_text::one_condition(condition).map_err(|message| QueryError::Sql { message })?;
-        let sql = format!(
-            "SELECT id FROM run_summary
-             WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND ({condition}\n)"
-        );
-        let rows = self.query(&sql, &[sweep.into()]).await?;
-        Ok(rows.rows.iter().filter_map(|r| r[0].as_i64()).collect())
-    }
-
     /// The column names of a table or view.
     pub async fn columns_of(&mut self, table: &str) -> Result<Vec<String>, QueryError> {
         let names: Vec<String> =

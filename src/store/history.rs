@@ -1,0 +1,224 @@
+//! The questions `ddsas runs` and `ddsas sweep plan/status` ask of the run
+//! history, on the read-only connection. The SQL lives here, next to the
+//! schema it depends on; the commands only format what comes back. Rows
+//! whose columns the user picks (`run_summary`, whose every column `runs
+//! list --format csv` prints) come back as [`QueryRows`]; fixed shapes as
+//! typed rows.
+
+use std::collections::HashMap;
+
+use super::queries::{QueryError, QueryRows, ReadOnlyDb};
+
+/// Which runs `runs list` shows, in which order.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter<'a> {
+    /// Only the runs of this sweep.
+    pub sweep: Option<&'a str>,
+    /// Only runs with this status.
+    pub status: Option<&'a str>,
+    /// A SQL condition over the columns of `run_summary`, checked by
+    /// [`sql_text::one_condition`](super::sql_text::one_condition) first.
+    pub condition: Option<&'a str>,
+    /// A column of `run_summary` to sort by (checked by the caller).
+    pub sort: &'a str,
+    /// Highest first.
+    pub descending: bool,
+    /// At most this many rows.
+    pub limit: Option<u32>,
+}
+
+/// What the database knows of a planned run (`sweep plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownRun {
+    /// Run id.
+    pub id: i64,
+    /// Status text.
+    pub status: String,
+    /// Epochs recorded.
+    pub epochs_done: i64,
+    /// Epochs asked for.
+    pub epochs_total: i64,
+}
+
+impl ReadOnlyDb {
+    /// Names of the sweeps, oldest first.
+    pub async fn sweep_names(&mut self) -> Result<Vec<String>, QueryError> {
+        let rows = self
+            .query("SELECT name FROM sweeps ORDER BY created_at", &[])
+            .await?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| r[0].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Ids of the runs of `sweep` for which `condition`, SQL over the
+    /// columns of `run_summary` (as `runs list --where` takes it), holds.
+    pub async fn sweep_runs_where(
+        &mut self,
+        sweep: &str,
+        condition: &str,
+    ) -> Result<Vec<i64>, QueryError> {
+        super::sql_text::one_condition(condition).map_err(|message| QueryError::Sql { message })?;
+        let sql = format!(
+            "SELECT id FROM run_summary
+             WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND ({condition}\n)"
+        );
+        let rows = self.query(&sql, &[sweep.into()]).await?;
+        Ok(rows.rows.iter().filter_map(|r| r[0].as_i64()).collect())
+    }
+
+    /// The rows of `run_summary` that `filter` picks, every column.
+    pub async fn run_listing(&mut self, filter: &RunFilter<'_>) -> Result<QueryRows, QueryError> {
+        let mut sql = String::from("SELECT * FROM run_summary WHERE 1");
+        let mut params: Vec<serde_json::Value> = Vec::new();
+        if let Some(sweep) = filter.sweep {
+            params.push(sweep.into());
+            sql.push_str(&format!(
+                " AND id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?{})",
+                params.len()
+            ));
+        }
+        if let Some(status) = filter.status {
+            params.push(status.into());
+            sql.push_str(&format!(" AND status = ?{}", params.len()));
+        }
+        if let Some(condition) = filter.condition {
+            super::sql_text::one_condition(condition)
+                .map_err(|message| QueryError::Sql { message })?;
+            sql.push_str(&format!(" AND ({condition}\n)"));
+        }
+        sql.push_str(&format!(
+            " ORDER BY \"{}\" {} NULLS LAST, id",
+            filter.sort,
+            if filter.descending { "DESC" } else { "ASC" }
+        ));
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        self.query(&sql, &params).await
+    }
+
+    /// One run's row of `runs` with its sweeps, last skip count and times
+    /// as UTC text (`runs show`); no row if there is no such run.
+    pub async fn run_card(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT r.*, s.sweep, s.skip_normal,
+                    datetime(r.created_at, 'unixepoch') AS created,
+                    datetime(r.started_at, 'unixepoch') AS started,
+                    datetime(r.finished_at, 'unixepoch') AS finished,
+                    datetime(r.heartbeat_at, 'unixepoch') AS heartbeat
+             FROM runs r JOIN run_summary s ON s.id = r.id WHERE r.id = ?1",
+            &[id.into()],
+        )
+        .await
+    }
+
+    /// A run's epochs as `runs show` tabulates them (epochs counted from 1).
+    pub async fn run_epochs(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT epoch + 1 AS epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
+                    skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s
+             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+            &[id.into()],
+        )
+        .await
+    }
+
+    /// The genotype of a run's last recorded epoch.
+    pub async fn last_genotype(&mut self, id: i64) -> Result<Option<String>, QueryError> {
+        let rows = self
+            .query(
+                "SELECT genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
+                &[id.into()],
+            )
+            .await?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r[0].as_str().map(str::to_owned)))
+    }
+
+    /// The `limit` done runs of `sweep` ranked by `metric` (a column of
+    /// `run_summary`, checked by the caller), every column.
+    pub async fn best_runs(
+        &mut self,
+        sweep: &str,
+        metric: &str,
+        highest: bool,
+        limit: u32,
+    ) -> Result<QueryRows, QueryError> {
+        self.query(
+            &format!(
+                "SELECT * FROM run_summary
+                 WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND status = 'done' AND \"{metric}\" IS NOT NULL
+                 ORDER BY \"{metric}\" {}, id LIMIT ?2",
+                if highest { "DESC" } else { "ASC" }
+            ),
+            &[sweep.into(), i64::from(limit).into()],
+        )
+        .await
+    }
+
+    /// One run's `run_summary` row with its stored config (`runs compare`).
+    pub async fn run_with_config(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT s.*, r.config_json, r.epochs_total FROM run_summary s JOIN runs r ON r.id = s.id WHERE s.id = ?1",
+            &[id.into()],
+        )
+        .await
+    }
+
+    /// The runs the database knows among `fingerprints`, by fingerprint.
+    pub async fn known_runs(
+        &mut self,
+        fingerprints: &[&str],
+    ) -> Result<HashMap<String, KnownRun>, QueryError> {
+        let list = serde_json::to_string(fingerprints).unwrap_or_else(|_| "[]".into());
+        let rows = self
+            .query(
+                "SELECT fingerprint, id, status, epochs_done, epochs_total FROM runs
+                 WHERE fingerprint IN (SELECT value FROM json_each(?1))",
+                &[list.into()],
+            )
+            .await?;
+        Ok(rows
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or_default().to_owned(),
+                    KnownRun {
+                        id: r[1].as_i64().unwrap_or(0),
+                        status: r[2].as_str().unwrap_or_default().to_owned(),
+                        epochs_done: r[3].as_i64().unwrap_or(0),
+                        epochs_total: r[4].as_i64().unwrap_or(0),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// A sweep's row (name, description, file, created, cancelled); no row
+    /// if there is no such sweep.
+    pub async fn sweep_header(&mut self, name: &str) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT name, description, file, datetime(created_at, 'unixepoch') AS created, cancelled FROM sweeps WHERE name = ?1",
+            &[name.into()],
+        )
+        .await
+    }
+
+    /// A sweep's runs in plan order with their progress (`sweep status`).
+    pub async fn sweep_progress(&mut self, name: &str) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT s.position, r.id, r.status, r.epochs_done, r.epochs_total, r.final_valid_acc, r.best_valid_acc,
+                    (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_acc,
+                    r.attempts, r.device, r.wall_s, r.error, r.config_json
+             FROM sweep_runs s JOIN runs r ON r.id = s.run_id WHERE s.sweep = ?1 ORDER BY s.position, r.id",
+            &[name.into()],
+        )
+        .await
+    }
+}
