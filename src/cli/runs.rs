@@ -423,12 +423,7 @@ async fn compare(db: &mut ReadOnlyDb, args: CompareArgs) -> anyhow::Result<()> {
     }
     let configs: Vec<serde_json::Map<String, Value>> = runs
         .iter()
-        .map(|r| {
-            field(r, 0, "config_json")
-                .as_str()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default()
-        })
+        .map(|r| config_map(field(r, 0, "config_json")))
         .collect();
     let keys = differing_keys(&configs, false);
     let mut table = Table::new();
@@ -493,6 +488,13 @@ pub(crate) fn differing_keys(
         })
         .cloned()
         .collect()
+}
+
+/// A stored `config_json` cell as a map of keys (empty if it is not JSON).
+pub(crate) fn config_map(cell: &Value) -> serde_json::Map<String, Value> {
+    cell.as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
 }
 
 /// A config value as shown in comparisons: `-` for knobs the run's method

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use crate::cli::{DbArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::device::{device_name, parse_device, set_threads};
-use crate::exec::process::{dead_search_owner, search_owner_id, StopSignals};
+use crate::exec::process::{dead_search_owner, search_owner_id, watch_stop_signals};
 use crate::exec::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::nas::search::SearchOutcome;
 use crate::store::{Claim, RunStatus, Store};
@@ -106,22 +106,7 @@ impl SearchCmd {
             );
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let mut signals = {
-            let _inside = rt.enter();
-            StopSignals::new().context("installing the signal handlers")?
-        };
-        // The first signal stops at the next safe point; a second one exits
-        // at once (the run is then taken over by the next `ddsas search`).
-        rt.spawn(async move {
-            loop {
-                signals.recv().await;
-                if flag.swap(true, Ordering::SeqCst) {
-                    crate::errln!("second signal: exiting now; the last checkpoint is kept");
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
-            }
-        });
+        watch_stop_signals(rt, stop.clone(), "")?;
         let job = Job {
             run_id: run.id,
             cfg: &cfg,

@@ -14,7 +14,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use crate::cli::runs::{config_text, differing_keys};
+use crate::cli::runs::{config_map, config_text, differing_keys};
 use crate::cli::sql::cell_text;
 use crate::cli::{DbArgs, EXIT_INTERRUPTED};
 use crate::exec::orchestrator::{orchestrate, Options, StopReason, SweepRun};
@@ -385,16 +385,8 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
         cell_text(&s[2]),
         cell_text(&s[3])
     );
-    let configs: Vec<serde_json::Map<String, Value>> = runs
-        .rows
-        .iter()
-        .map(|r| {
-            r[12]
-                .as_str()
-                .and_then(|c| serde_json::from_str(c).ok())
-                .unwrap_or_default()
-        })
-        .collect();
+    let configs: Vec<serde_json::Map<String, Value>> =
+        runs.rows.iter().map(|r| config_map(&r[12])).collect();
     let keys = differing_keys(&configs, true);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);

@@ -68,6 +68,35 @@ impl StopSignals {
     }
 }
 
+/// Watches SIGINT, SIGTERM and SIGHUP for a run in this process: the first
+/// sets `stop` (the search ends at its next safe point, the run becomes
+/// `interrupted` and keeps its checkpoint); a second exits at once, and
+/// the run is taken over from its last checkpoint. `who` prefixes the
+/// messages (`worker: ` in worker logs).
+pub fn watch_stop_signals(
+    rt: &tokio::runtime::Runtime,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    who: &'static str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::sync::atomic::Ordering;
+    let mut signals = {
+        let _inside = rt.enter();
+        StopSignals::new().context("installing the signal handlers")?
+    };
+    rt.spawn(async move {
+        loop {
+            signals.recv().await;
+            if stop.swap(true, Ordering::SeqCst) {
+                crate::errln!("{who}second signal: exiting now; the last checkpoint is kept");
+                std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+            }
+            crate::errln!("{who}signal received: stopping at the next safe point (a second one exits at once)");
+        }
+    });
+    Ok(())
+}
+
 /// Who holds a run, as written in `runs.owner`: built and parsed only here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {

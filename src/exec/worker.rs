@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::process::StopSignals;
 use anyhow::Context;
 
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
@@ -95,7 +94,7 @@ pub fn run_worker(
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    spawn_signal_watch(rt, stop.clone())?;
+    super::process::watch_stop_signals(rt, stop.clone(), "worker: ")?;
     spawn_heartbeat(
         rt,
         store.clone(),
@@ -172,25 +171,6 @@ fn rebuild_config(
         ));
     }
     Ok(cfg)
-}
-
-/// First SIGINT, SIGTERM or SIGHUP: stop at the next safe point. Second: exit now
-/// (the orchestrator then marks the run interrupted; the last checkpoint
-/// stays).
-fn spawn_signal_watch(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let _guard = rt.enter();
-    let mut signals = StopSignals::new().context("installing the signal handlers")?;
-    rt.spawn(async move {
-        loop {
-            signals.recv().await;
-            if stop.swap(true, Ordering::SeqCst) {
-                crate::errln!("worker: second signal, exiting now");
-                std::process::exit(i32::from(EXIT_INTERRUPTED));
-            }
-            crate::errln!("worker: signal received, stopping at the next safe point");
-        }
-    });
-    Ok(())
 }
 
 /// Every `period_s`: heartbeat if the claim is still ours (exit at once if
