@@ -477,7 +477,7 @@ impl SearchConfig {
         };
         let mut config = self;
         config.layers = Some(layers);
-        config.data_dir = data_dir;
+        config.data_dir.clone_from(&data_dir);
         if config.method != Method::Ddsas {
             // DDSAS-only knobs do not change a baseline run: pin them so that
             // they do not split fingerprints.
@@ -497,6 +497,8 @@ impl SearchConfig {
         }
         Ok(ResolvedConfig {
             config,
+            layers,
+            data_dir,
             initial_ops: schedule,
         })
     }
@@ -747,11 +749,22 @@ pub fn definitions_change(method: Method) -> &'static str {
 
 /// A validated config: the only form the engine accepts.
 #[derive(Debug, Clone, PartialEq)]
+///
+/// Built only by [`SearchConfig::resolve`], and read-only: a change of a
+/// key goes through `resolve` again, so no unchecked value can reach the
+/// engine (as ripgrep keeps its parsed arguments apart from the low-level
+/// ones). The checked values that `SearchConfig` keeps optional have their
+/// resolved types here.
 pub struct ResolvedConfig {
-    /// The config with every default filled in.
-    pub config: SearchConfig,
+    /// The config with every default filled in, in its canonical form
+    /// (what the fingerprint hashes and the database stores).
+    config: SearchConfig,
+    /// Cells (DARTS space) or cells per stage (NB201).
+    layers: u32,
+    /// The CIFAR folder, absolute (none for the bundled digits).
+    data_dir: Option<PathBuf>,
     /// Ops available at the start (index = op of the space), from the schedule.
-    pub initial_ops: Vec<bool>,
+    initial_ops: Vec<bool>,
 }
 
 impl ResolvedConfig {
@@ -782,11 +795,24 @@ impl ResolvedConfig {
         definitions(self.config.method)
     }
 
+    /// The checked config, every default filled in.
+    pub fn config(&self) -> &SearchConfig {
+        &self.config
+    }
+
     /// Number of cells (DARTS space) or cells per stage (NB201).
     pub fn layers(&self) -> u32 {
-        self.config
-            .layers
-            .expect("resolved configs always have layers")
+        self.layers
+    }
+
+    /// The folder holding the CIFAR files, absolute; `None` for digits.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// Ops available at the start of the search (index = op of the space).
+    pub fn initial_ops(&self) -> &[bool] {
+        &self.initial_ops
     }
 }
 

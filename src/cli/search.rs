@@ -153,7 +153,7 @@ async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> anyhow::Re
 }
 
 fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {
-    let c = &cfg.config;
+    let c = cfg.config();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec![

@@ -271,7 +271,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
                     run_id: row.id,
                     position: run.position,
                     label: run.label(&sweep.columns),
-                    epochs: run.cfg.config.epochs,
+                    epochs: run.cfg.config().epochs,
                 });
             }
         }

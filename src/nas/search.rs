@@ -129,7 +129,7 @@ pub fn derive_seed(seed: u64, epoch: u32, stream: u64) -> u64 {
 
 /// Cosine-annealed weight learning rate of an epoch (stepped per epoch).
 pub fn learning_rate(cfg: &ResolvedConfig, epoch: u32) -> f64 {
-    let c = &cfg.config;
+    let c = cfg.config();
     let t = f64::from(epoch) / f64::from(c.epochs);
     c.w_lr_min + (c.w_lr - c.w_lr_min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
 }
@@ -157,7 +157,7 @@ pub struct Searcher {
 impl Searcher {
     /// A fresh searcher; initialisation is seeded by the config's seed.
     pub fn new(cfg: &ResolvedConfig, in_channels: i64, classes: i64, device: Device) -> Self {
-        let c = &cfg.config;
+        let c = cfg.config();
         tch::manual_seed(derive_seed(c.seed, 0, 0) as i64);
         let space = SearchSpace::new(c.space);
         let cells = space.cell_types().len();
@@ -221,7 +221,7 @@ impl Searcher {
             loss *= f64::NAN;
         }
         let grads = Tensor::run_backward(&[&loss], &self.params, false, false);
-        clip_grad_norm(&grads, self.cfg.config.grad_clip);
+        clip_grad_norm(&grads, self.cfg.config().grad_clip);
         self.sgd.step(&self.params, &grads, lr);
         let correct = logits
             .detach()
@@ -323,9 +323,9 @@ pub fn run(
     opts: &SearchOptions,
     observer: &mut dyn Observer,
 ) -> Result<SearchOutcome, SearchError> {
-    let c = &cfg.config;
+    let c = cfg.config();
     let device = opts.device;
-    let dataset = data::load(c.dataset, c.data_dir.as_deref())?;
+    let dataset = data::load(c.dataset, cfg.data_dir())?;
     let (weight_half, arch_half) = dataset.search_halves(c.train_portion);
     let batch = i64::from(c.batch_size);
     let smaller = weight_half.len().min(arch_half.len());

@@ -11,7 +11,7 @@ impl Store {
     /// fingerprint is known, whatever its status, so that a `done` run is
     /// never run again from any sweep.
     pub async fn ensure_run(&self, cfg: &ResolvedConfig) -> Result<RunRow, StoreError> {
-        let c = &cfg.config;
+        let c = cfg.config();
         let fingerprint = cfg.fingerprint();
         let seed = i64::try_from(c.seed).map_err(|_| StoreError::Invalid {
             what: format!("run {fingerprint}"),

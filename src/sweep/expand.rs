@@ -439,7 +439,7 @@ mod tests {
         let lm: Vec<(u32, u32)> = s
             .runs
             .iter()
-            .map(|r| (r.cfg.config.L, r.cfg.config.M))
+            .map(|r| (r.cfg.config().L, r.cfg.config().M))
             .collect();
         assert_eq!(
             lm,
@@ -447,7 +447,7 @@ mod tests {
         );
         assert_eq!(s.columns, vec!["L", "M"]);
         assert_eq!(s.runs[4].label(&s.columns), "L=28 M=5");
-        assert!(s.runs.iter().all(|r| r.cfg.config.epochs == 2));
+        assert!(s.runs.iter().all(|r| r.cfg.config().epochs == 2));
         // Deterministic: same text, same fingerprints in the same order.
         let again =
             plan("name: g\nbase: {epochs: 2}\ngrid:\n  L: [15, 28]\n  M: [1, 5, 10]\n").unwrap();
@@ -471,11 +471,11 @@ mod tests {
         // per seed: ddsas 2 L x 2 zip rows - 1 excluded = 3, darts 2 zip rows = 2
         assert_eq!(s.runs.len(), 10);
         assert_eq!(s.excluded, 2);
-        assert_eq!(s.runs[0].cfg.config.seed, 0);
-        assert_eq!(s.runs[9].cfg.config.seed, 1);
-        assert_eq!(s.runs[3].cfg.config.method, Method::Darts);
-        assert_eq!(s.runs[3].cfg.config.w_lr, 0.025);
-        assert_eq!(s.runs[4].cfg.config.arch_lr, 0.0006);
+        assert_eq!(s.runs[0].cfg.config().seed, 0);
+        assert_eq!(s.runs[9].cfg.config().seed, 1);
+        assert_eq!(s.runs[3].cfg.config().method, Method::Darts);
+        assert_eq!(s.runs[3].cfg.config().w_lr, 0.025);
+        assert_eq!(s.runs[4].cfg.config().arch_lr, 0.0006);
         assert!(s.columns.contains(&"method".to_owned()) && s.columns.contains(&"seed".to_owned()));
     }
 
@@ -493,7 +493,7 @@ mod tests {
     fn an_entry_key_pins_the_top_level_axis() {
         let s = plan("name: p\ngrid: {L: [15, 28, 42]}\nruns: [{method: ddsas}, {approximation: false, L: 28}]\n").unwrap();
         assert_eq!(s.runs.len(), 4);
-        assert!(!s.runs[3].cfg.config.approximation);
+        assert!(!s.runs[3].cfg.config().approximation);
     }
 
     #[test]
@@ -638,8 +638,8 @@ mod tests {
                     sweep
                         .runs
                         .iter()
-                        .filter(|r| r.cfg.config.space == space)
-                        .map(|r| (r.cfg.config.dataset, r.cfg.config.seed))
+                        .filter(|r| r.cfg.config().space == space)
+                        .map(|r| (r.cfg.config().dataset, r.cfg.config().seed))
                         .collect::<std::collections::BTreeSet<_>>()
                 };
                 assert!(seeds(SpaceKind::Nb201)
@@ -650,7 +650,7 @@ mod tests {
             }
             if sweep.name == "fig12_combinations" {
                 // ~700 subspaces a run: 50 epochs of ~390 steps, one every M.
-                let c = &sweep.runs[0].cfg.config;
+                let c = sweep.runs[0].cfg.config();
                 let subspaces = c.epochs as f64 * (25_000.0 / 64.0) / c.M as f64;
                 assert!((650.0..750.0).contains(&subspaces), "{subspaces}");
             }

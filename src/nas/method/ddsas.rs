@@ -84,7 +84,7 @@ pub struct DdsasSettings {
 impl DdsasSettings {
     /// Reads the DDSAS knobs of a config.
     pub fn from_config(cfg: &ResolvedConfig) -> Self {
-        let c = &cfg.config;
+        let c = cfg.config();
         DdsasSettings {
             l: c.L as usize,
             m: u64::from(c.M),

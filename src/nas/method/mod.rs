@@ -102,9 +102,9 @@ pub struct MethodState {
 impl MethodState {
     /// Fresh state for a config.
     pub fn new(cfg: &ResolvedConfig, space: &SearchSpace, cells: usize, device: Device) -> Self {
-        let saved = match cfg.config.method {
+        let saved = match cfg.config().method {
             Method::Darts => SavedMethod::Darts,
-            Method::Ddsas => SavedMethod::Ddsas(UcbState::new(space, cells, &cfg.initial_ops)),
+            Method::Ddsas => SavedMethod::Ddsas(UcbState::new(space, cells, cfg.initial_ops())),
             Method::Gdas => {
                 SavedMethod::Gdas(vec![vec![vec![0; space.num_ops()]; space.edges()]; cells])
             }
@@ -120,7 +120,7 @@ impl MethodState {
         device: Device,
         saved: SavedMethod,
     ) -> Self {
-        let c = &cfg.config;
+        let c = cfg.config();
         let inner = match saved {
             SavedMethod::Darts => Inner::Darts,
             SavedMethod::Ddsas(ucb) => Inner::Ddsas {
@@ -197,7 +197,7 @@ impl MethodState {
                 Vec::new()
             }
             Inner::Ddsas { ucb, .. } => {
-                let schedule = &cfg.config.space_schedule;
+                let schedule = &cfg.config().space_schedule;
                 for step in schedule.shrink.iter().filter(|s| s.epoch == epoch) {
                     ucb.shrink(step.remove as usize);
                 }
@@ -405,7 +405,7 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-        let space = SearchSpace::new(cfg.config.space);
+        let space = SearchSpace::new(cfg.config().space);
         tch::manual_seed(0);
         let arch = ArchParams::new(&space, 2, Device::Cpu);
         let mut method = MethodState::new(&cfg, &space, 2, Device::Cpu);
