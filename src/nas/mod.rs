@@ -2,6 +2,8 @@
 //! and the search loop that produces one `EpochRecord` per epoch.
 
 pub mod checkpoint;
+pub mod evalnet;
+pub mod genotype;
 pub mod method;
 pub mod metrics;
 pub mod ops;

@@ -120,11 +120,12 @@ struct DepthwisePointwise {
 }
 
 impl DepthwisePointwise {
-    fn new(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64, dilation: i64) -> Self {
+    fn new(p: nn::Path, c: i64, shape: [i64; 4], affine: bool) -> Self {
+        let [k, stride, padding, dilation] = shape;
         DepthwisePointwise {
             depthwise: Depthwise::new(&p / "dw", c, k, stride, padding, dilation),
             pointwise: conv(&p / "pw", c, c, 1, 1, 0, 1, 1),
-            bn: bn(&p / "bn", c, false),
+            bn: bn(&p / "bn", c, affine),
         }
     }
 
@@ -270,10 +271,13 @@ pub fn is_channels_last(x: &Tensor) -> bool {
 /// One candidate operation on one edge.
 #[derive(Debug)]
 pub enum Op {
-    /// 3x3 max pool followed by BN (DARTS space).
-    MaxPool { stride: i64, bn: nn::BatchNorm },
+    /// 3x3 max pool, followed by BN in the DARTS search network.
+    MaxPool {
+        stride: i64,
+        bn: Option<nn::BatchNorm>,
+    },
     /// 3x3 average pool without counting padding; BN after it in the DARTS
-    /// space only.
+    /// search network only.
     AvgPool {
         stride: i64,
         bn: Option<nn::BatchNorm>,
@@ -302,39 +306,22 @@ pub struct DepthwisePointwise2 {
 pub struct DepthwisePointwiseOne(DepthwisePointwise);
 
 impl Op {
-    /// Builds op `name` of `space` with `c` channels and the given stride;
-    /// `None` for `none`, which is never executed.
+    /// Builds op `name` of a search network of `space` with `c` channels
+    /// and the given stride; `None` for `none`, which is never executed.
+    /// DARTS-space search ops have BN without affine parameters and pools
+    /// followed by BN, as DARTS searches.
     pub fn new(space: SpaceKind, name: &str, p: nn::Path, c: i64, stride: i64) -> Option<Op> {
-        let op = match (space, name) {
-            (_, "none") => return None,
-            (SpaceKind::Darts, "max_pool_3x3") => Op::MaxPool {
-                stride,
-                bn: bn(&p / "bn", c, false),
-            },
-            (SpaceKind::Darts, "avg_pool_3x3") => Op::AvgPool {
-                stride,
-                bn: Some(bn(&p / "bn", c, false)),
-            },
-            (SpaceKind::Nb201, "avg_pool_3x3") => Op::AvgPool { stride, bn: None },
-            (_, "skip_connect") if stride == 1 => Op::Identity,
-            (_, "skip_connect") => Op::Reduce(FactorizedReduce::new(p, c, c, false)),
-            (SpaceKind::Darts, "sep_conv_3x3") => sep_conv(p, c, 3, stride, 1),
-            (SpaceKind::Darts, "sep_conv_5x5") => sep_conv(p, c, 5, stride, 2),
-            (SpaceKind::Darts, "dil_conv_3x3") => Op::DilConv(DepthwisePointwiseOne(
-                DepthwisePointwise::new(p, c, 3, stride, 2, 2),
-            )),
-            (SpaceKind::Darts, "dil_conv_5x5") => Op::DilConv(DepthwisePointwiseOne(
-                DepthwisePointwise::new(p, c, 5, stride, 4, 2),
-            )),
-            (SpaceKind::Nb201, "nor_conv_1x1") => {
-                Op::NorConv(ReluConvBn::new(p, c, c, 1, stride, 0, false))
-            }
-            (SpaceKind::Nb201, "nor_conv_3x3") => {
-                Op::NorConv(ReluConvBn::new(p, c, c, 3, stride, 1, false))
-            }
-            (space, name) => unreachable!("op {name} is not part of the {} space", space.name()),
-        };
-        Some(op)
+        match space {
+            SpaceKind::Darts => Some(darts_op(name, p, c, stride, Role::Search)),
+            SpaceKind::Nb201 => nb201_op(name, p, c, stride),
+        }
+    }
+
+    /// Builds DARTS-space op `name` of an evaluation network (the searched
+    /// cell trained from scratch): BN with affine parameters, pools without
+    /// BN, as DARTS's evaluation network has them. `None` for `none`.
+    pub fn evaluation(name: &str, p: nn::Path, c: i64, stride: i64) -> Option<Op> {
+        (name != "none").then(|| darts_op(name, p, c, stride, Role::Evaluation))
     }
 
     /// Whether the op starts with a ReLU of its input: those can share one
@@ -353,7 +340,10 @@ impl Op {
         match self {
             Op::MaxPool { stride, bn } => {
                 let y = x.max_pool2d([3, 3], [*stride, *stride], [1, 1], [1, 1], false);
-                bn.forward_t(&y, train)
+                match bn {
+                    Some(bn) => bn.forward_t(&y, train),
+                    None => y,
+                }
             }
             Op::AvgPool { stride, bn } => {
                 let y = x.avg_pool2d([3, 3], [*stride, *stride], [1, 1], false, false, None);
@@ -374,10 +364,67 @@ impl Op {
     }
 }
 
-fn sep_conv(p: nn::Path, c: i64, k: i64, stride: i64, padding: i64) -> Op {
+/// Which network an op is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The supernet of a search.
+    Search,
+    /// The network of a searched cell, trained from scratch.
+    Evaluation,
+}
+
+/// A DARTS-space op other than `none`; a name outside the space is a bug of
+/// the caller (configs and genotypes are checked against the space first).
+fn darts_op(name: &str, p: nn::Path, c: i64, stride: i64, role: Role) -> Op {
+    let affine = role == Role::Evaluation;
+    let pool_bn = |p: nn::Path| (role == Role::Search).then(|| bn(&p / "bn", c, false));
+    match name {
+        "max_pool_3x3" => Op::MaxPool {
+            stride,
+            bn: pool_bn(p),
+        },
+        "avg_pool_3x3" => Op::AvgPool {
+            stride,
+            bn: pool_bn(p),
+        },
+        "skip_connect" if stride == 1 => Op::Identity,
+        "skip_connect" => Op::Reduce(FactorizedReduce::new(p, c, c, affine)),
+        "sep_conv_3x3" => sep_conv(p, c, [3, stride, 1], affine),
+        "sep_conv_5x5" => sep_conv(p, c, [5, stride, 2], affine),
+        "dil_conv_3x3" => Op::DilConv(DepthwisePointwiseOne(DepthwisePointwise::new(
+            p,
+            c,
+            [3, stride, 2, 2],
+            affine,
+        ))),
+        "dil_conv_5x5" => Op::DilConv(DepthwisePointwiseOne(DepthwisePointwise::new(
+            p,
+            c,
+            [5, stride, 4, 2],
+            affine,
+        ))),
+        other => unreachable!("op {other} is not part of the DARTS space"),
+    }
+}
+
+/// An NB201 op, `None` for `none`.
+fn nb201_op(name: &str, p: nn::Path, c: i64, stride: i64) -> Option<Op> {
+    Some(match name {
+        "none" => return None,
+        "avg_pool_3x3" => Op::AvgPool { stride, bn: None },
+        "skip_connect" if stride == 1 => Op::Identity,
+        "skip_connect" => Op::Reduce(FactorizedReduce::new(p, c, c, false)),
+        "nor_conv_1x1" => Op::NorConv(ReluConvBn::new(p, c, c, 1, stride, 0, false)),
+        "nor_conv_3x3" => Op::NorConv(ReluConvBn::new(p, c, c, 3, stride, 1, false)),
+        other => unreachable!("op {other} is not part of the NB201 space"),
+    })
+}
+
+/// `sep_conv_kxk`: `[k, stride, padding]`; the second block has stride 1.
+fn sep_conv(p: nn::Path, c: i64, [k, stride, padding]: [i64; 3], affine: bool) -> Op {
     Op::SepConv(Box::new(DepthwisePointwise2 {
-        first: DepthwisePointwise::new(&p / "a", c, k, stride, padding, 1),
-        second: DepthwisePointwise::new(&p / "b", c, k, 1, padding, 1),
+        first: DepthwisePointwise::new(&p / "a", c, [k, stride, padding, 1], affine),
+        second: DepthwisePointwise::new(&p / "b", c, [k, 1, padding, 1], affine),
     }))
 }
 

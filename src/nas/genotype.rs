@@ -1,0 +1,311 @@
+//! Reading a DARTS-space cell from text, for training it from scratch
+//! (issue 12): ddsas's own genotype text (`normal=[(sep_conv_3x3,0),...]
+//! reduce=[...]`, as `runs.final_genotype` stores it), DARTS's
+//! `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
+//! reduce=[...], reduce_concat=range(2, 6))`, or a published name.
+//!
+//! One small parser reads both text forms: they differ only in quotes,
+//! separators and the optional `Genotype(...)` around them. Every error
+//! names the character position and what was expected there.
+
+use crate::nas::metrics::{CellGenotype, Genotype};
+use crate::nas::space::{SearchSpace, SpaceKind, NONE};
+
+/// DARTS (Liu et al., 2019): second-order search, 2.76 % on CIFAR-10.
+const DARTS_V2: &str = "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,1),(skip_connect,0),(skip_connect,0),(dil_conv_3x3,2)] reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(skip_connect,2),(max_pool_3x3,1),(max_pool_3x3,0),(skip_connect,2),(skip_connect,2),(max_pool_3x3,1)]";
+/// DARTS (Liu et al., 2019): first-order search, 3.00 % on CIFAR-10.
+const DARTS_V1: &str = "normal=[(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,2)] reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(skip_connect,2),(max_pool_3x3,0),(max_pool_3x3,0),(skip_connect,2),(skip_connect,2),(avg_pool_3x3,0)]";
+
+/// Published cells `--genotype` accepts by name.
+pub const PUBLISHED: &[(&str, &str)] = &[("darts_v1", DARTS_V1), ("darts_v2", DARTS_V2)];
+
+/// Intermediate nodes of a DARTS cell, each fed by two (op, input) pairs.
+const NODES: usize = 4;
+
+/// A genotype text that cannot be read; the message says where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("genotype: {0}")]
+pub struct GenotypeError(String);
+
+/// Reads a DARTS-space genotype in any of the three forms.
+pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
+    let trimmed = text.trim();
+    if let Some((_, published)) = PUBLISHED.iter().find(|(name, _)| *name == trimmed) {
+        return parse(published);
+    }
+    let mut p = Parser::new(trimmed);
+    let cells = p.genotype()?;
+    Ok(Genotype {
+        space: SpaceKind::Darts,
+        cells,
+    })
+}
+
+/// The genotype in DARTS's own notation, which DARTS's code reads back.
+pub fn darts_text(g: &Genotype) -> String {
+    let space = SearchSpace::new(SpaceKind::Darts);
+    let nodes = space.edge_nodes();
+    let cell = |c: &CellGenotype| {
+        let pairs: Vec<String> = c
+            .edges
+            .iter()
+            .map(|&(edge, op)| format!("('{}', {})", space.ops()[op], nodes[edge].1))
+            .collect();
+        format!("[{}]", pairs.join(", "))
+    };
+    format!(
+        "Genotype(normal={}, normal_concat=[2, 3, 4, 5], reduce={}, reduce_concat=[2, 3, 4, 5])",
+        cell(&g.cells[0]),
+        cell(&g.cells[1])
+    )
+}
+
+/// A cursor over the text.
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Parser { text, at: 0 }
+    }
+
+    fn error(&self, expected: &str) -> GenotypeError {
+        let found = match self.rest().chars().next() {
+            Some(c) => format!("`{c}`"),
+            None => "the end".into(),
+        };
+        GenotypeError(format!(
+            "at character {}: expected {expected}, found {found} (forms: `normal=[(sep_conv_3x3,0),...] reduce=[...]`, DARTS's `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=range(2, 6))`, or {})",
+            self.at + 1,
+            PUBLISHED
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.at..]
+    }
+
+    /// Skips white space and, with `commas`, commas too.
+    fn skip(&mut self, commas: bool) {
+        let rest = self.rest();
+        let kept = rest.trim_start_matches(|c: char| c.is_whitespace() || (commas && c == ','));
+        self.at += rest.len() - kept.len();
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip(false);
+        if self.rest().starts_with(token) {
+            self.at += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, token: &str) -> Result<(), GenotypeError> {
+        if self.eat(token) {
+            Ok(())
+        } else {
+            Err(self.error(&format!("`{token}`")))
+        }
+    }
+
+    fn word(&mut self) -> &'a str {
+        self.skip(false);
+        let rest = self.rest();
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        self.at += len;
+        &rest[..len]
+    }
+
+    fn number(&mut self) -> Result<usize, GenotypeError> {
+        let start = self.at;
+        let word = self.word();
+        word.parse().map_err(|_| {
+            self.at = start;
+            self.error("a node number")
+        })
+    }
+
+    /// `[Genotype(] key=value ... [)]`: both cell types, concats checked.
+    fn genotype(&mut self) -> Result<Vec<CellGenotype>, GenotypeError> {
+        let wrapped = self.eat("Genotype(");
+        let (mut normal, mut reduce) = (None, None);
+        loop {
+            self.skip(true);
+            if self.rest().is_empty() || self.rest().starts_with(')') {
+                break;
+            }
+            let key_at = self.at;
+            match self.word() {
+                "normal" => normal = Some(self.cell_value()?),
+                "reduce" => reduce = Some(self.cell_value()?),
+                "normal_concat" | "reduce_concat" => self.concat_value()?,
+                _ => {
+                    self.at = key_at;
+                    return Err(
+                        self.error("`normal`, `reduce`, `normal_concat` or `reduce_concat`")
+                    );
+                }
+            }
+        }
+        if wrapped {
+            self.expect(")")?;
+        }
+        self.skip(false);
+        if !self.rest().is_empty() {
+            return Err(self.error("the end of the genotype"));
+        }
+        match (normal, reduce) {
+            (Some(n), Some(r)) => Ok(vec![n, r]),
+            _ => Err(GenotypeError(
+                "it needs both a `normal=[...]` and a `reduce=[...]` cell".into(),
+            )),
+        }
+    }
+
+    /// `=[(op, input), ...]`: 8 pairs, two per node, inputs below the node.
+    fn cell_value(&mut self) -> Result<CellGenotype, GenotypeError> {
+        self.expect("=")?;
+        self.expect("[")?;
+        let space = SearchSpace::new(SpaceKind::Darts);
+        let nodes = space.edge_nodes();
+        let mut edges = Vec::new();
+        for pair in 0..2 * NODES {
+            self.skip(true);
+            let node = 2 + pair / 2;
+            let (op, input) = self.pair(&space)?;
+            if input >= node {
+                return Err(GenotypeError(format!(
+                    "before character {}: node {node} takes input {input}, but a node can only take the cell inputs 0, 1 and earlier nodes (< {node})",
+                    self.at + 1
+                )));
+            }
+            let edge = nodes
+                .iter()
+                .position(|&(to, from)| to == node && from == input)
+                .ok_or_else(|| self.error("an input node"))?;
+            edges.push((edge, op));
+        }
+        self.skip(true);
+        self.expect("]")
+            .map_err(|_| self.error("`]` after 8 (op, input) pairs, two for each of nodes 2-5"))?;
+        Ok(CellGenotype { edges })
+    }
+
+    /// `(op, input)`, the op quoted or not.
+    fn pair(&mut self, space: &SearchSpace) -> Result<(usize, usize), GenotypeError> {
+        self.expect("(")?;
+        let quoted = self.eat("'") || self.eat("\"");
+        let name_at = self.at;
+        let name = self.word();
+        if quoted && !(self.eat("'") || self.eat("\"")) {
+            return Err(self.error("a closing quote"));
+        }
+        let op = match space.op_index(name) {
+            Some(op) if op != NONE => op,
+            _ => {
+                self.at = name_at;
+                return Err(GenotypeError(format!(
+                    "at character {}: `{name}` is not an op of a DARTS cell; its ops are {}",
+                    name_at + 1,
+                    space.ops()[1..].join(", ")
+                )));
+            }
+        };
+        self.expect(",")?;
+        let input = self.number()?;
+        self.expect(")")?;
+        Ok((op, input))
+    }
+
+    /// `=[2, 3, 4, 5]` or `=range(2, 6)`: the only output ddsas builds.
+    fn concat_value(&mut self) -> Result<(), GenotypeError> {
+        self.expect("=")?;
+        let start = self.at;
+        self.skip(false);
+        let value_end = self.rest().find(']').map(|i| i + 1).or_else(|| {
+            self.rest()
+                .starts_with("range(")
+                .then(|| self.rest().find(')').map(|i| i + 1))
+                .flatten()
+        });
+        let Some(len) = value_end else {
+            return Err(self.error("`[2, 3, 4, 5]` or `range(2, 6)`"));
+        };
+        let value: String = self.rest()[..len]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if value != "[2,3,4,5]" && value != "range(2,6)" {
+            self.at = start;
+            return Err(GenotypeError(format!(
+                "at character {}: the cell output must concatenate nodes 2-5 (`[2, 3, 4, 5]` or `range(2, 6)`), as every DARTS-space cell does; found `{value}`",
+                start + 1
+            )));
+        }
+        self.at += len;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_forms_read_the_same_cell() {
+        let by_name = parse("darts_v2").unwrap();
+        let ours = parse(&by_name.to_text()).unwrap();
+        assert_eq!(ours, by_name);
+        let darts = parse(&darts_text(&by_name)).unwrap();
+        assert_eq!(darts, by_name);
+        let published = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=range(2, 6))";
+        assert_eq!(parse(published).unwrap(), by_name);
+        assert_ne!(parse("darts_v1").unwrap(), by_name);
+        assert_eq!(by_name.skip_count(0), 2);
+    }
+
+    #[test]
+    fn errors_name_the_position_and_what_was_expected() {
+        let e = parse("normal=[(sep_conv_3x3 0)]").unwrap_err().to_string();
+        assert!(
+            e.contains("at character 23") && e.contains("expected `,`, found `0`"),
+            "{e}"
+        );
+        let e = parse("normal=[(conv_7x7,0)] reduce=[]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`conv_7x7` is not an op") && e.contains("sep_conv_3x3, sep_conv_5x5"),
+            "{e}"
+        );
+        let e = parse("normal=[(none,0)]").unwrap_err().to_string();
+        assert!(e.contains("`none` is not an op"), "{e}");
+        let e = parse(&DARTS_V2.replace("(dil_conv_3x3,2)", "(dil_conv_3x3,5)"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node 5 takes input 5"), "{e}");
+        let e = parse(&DARTS_V2.replace(" reduce", ", normal_concat=[2, 3], reduce"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("concatenate nodes 2-5"), "{e}");
+        let e = parse(&DARTS_V2[..DARTS_V2.find(" reduce").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("both a `normal=[...]` and a `reduce=[...]`"),
+            "{e}"
+        );
+        let e = parse("darts_v3").unwrap_err().to_string();
+        assert!(e.contains("darts_v1, darts_v2"), "{e}");
+    }
+}
