@@ -22,6 +22,13 @@ pub enum BenchCmd {
     /// random data, after one warm-up step; same knobs and output as the
     /// PyTorch reference `ref_search_step.py`.
     Step(StepArgs),
+    /// Median seconds per training step of the evaluation network (the
+    /// searched cell trained from scratch), after one warm-up step; same
+    /// knobs and output as the PyTorch reference `ref_train_step.py`.
+    #[command(
+        after_help = "Example, side by side with the reference:\n  ddsas bench train --layers 8 --C 16 --batch 32 --threads 1\n  python bench/ref_train_step.py --layers 8 --C 16 --batch 32 --threads 1"
+    )]
+    Train(TrainArgs),
     /// Images per second of the augmenting loader on CIFAR-shaped data.
     Data(DataArgs),
 }
@@ -98,6 +105,44 @@ pub enum Layout {
     Nhwc,
 }
 
+/// Knobs of `bench train`: those of `bench/ref_train_step.py`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Cells of the evaluation network.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(3..))]
+    layers: i64,
+    /// Initial channels.
+    #[arg(long = "C", default_value_t = 36, value_parser = clap::value_parser!(i64).range(1..))]
+    channels: i64,
+    /// Batch size.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    batch: i64,
+    /// Image side (at least 8: the network halves it twice).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(8..))]
+    size: i64,
+    /// Timed steps (after one warm-up step).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// The cell: a published name (darts_v1, darts_v2) or a genotype text.
+    #[arg(long, default_value = "darts_v2")]
+    genotype: String,
+    /// Weight of the auxiliary head's loss (0: no auxiliary head).
+    #[arg(long, default_value_t = 0.4)]
+    auxiliary: f64,
+    /// Drop-path probability.
+    #[arg(long = "drop-path", default_value_t = 0.3)]
+    drop_path: f64,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Clock of the timings.
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    clock: Clock,
+}
+
 /// Knobs of `bench data`.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
@@ -120,6 +165,7 @@ impl BenchCmd {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             BenchCmd::Step(args) => bench_step(args),
+            BenchCmd::Train(args) => bench_train(args),
             BenchCmd::Data(args) => bench_data(args),
         }
     }
@@ -212,6 +258,53 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
         a.batch,
         a.layers,
         a.C,
+        a.size,
+        tch::get_num_threads()
+    );
+    crate::outln!("median_step_s={median:.4}");
+    Ok(())
+}
+
+/// `bench train`: median seconds of an evaluation-network training step
+/// (forward, backward, clip, SGD), as `bench/ref_train_step.py` times it.
+fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let device = parse_device(&a.device)?;
+    let genotype = crate::nas::genotype::parse(&a.genotype)?;
+    tch::manual_seed(0);
+    let shape = crate::nas::evalnet::EvalShape {
+        layers: a.layers,
+        channels: a.channels,
+        in_channels: 3,
+        classes: 10,
+        auxiliary: a.auxiliary > 0.0,
+    };
+    let net = crate::nas::evalnet::EvalNetwork::new(&genotype, shape, device);
+    let params = net.params_without_aux();
+    let mut trainer = crate::nas::evalnet::Trainer::new(net, [0.9, 3e-4, 5.0, a.auxiliary]);
+    let (x, y) = random_batch(a.batch, 3, a.size, 10, device);
+    let clock: fn() -> f64 = match a.clock {
+        Clock::Cpu => thread_cpu_seconds,
+        Clock::Wall => wall_seconds,
+    };
+    let mut times = Vec::with_capacity(a.steps as usize);
+    for i in 0..=a.steps {
+        synchronize(device);
+        let t0 = clock();
+        let _ = trainer.step(&x, &y, 0.025, a.drop_path);
+        synchronize(device);
+        if i > 0 {
+            times.push(clock() - t0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    crate::outln!(
+        "genotype={} layers={} C={} batch={} size={} threads={} params_without_aux={params}",
+        a.genotype,
+        a.layers,
+        a.channels,
+        a.batch,
         a.size,
         tch::get_num_threads()
     );
