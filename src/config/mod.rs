@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::data::DatasetKind;
 use crate::nas::space::SpaceKind;
 
+pub mod train;
+
 /// Search method: the paper's DDSAS or one of the two baselines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -240,17 +242,26 @@ pub enum ConfigError {
 /// serde_yaml's message in the user's terms: an unknown key gets the keys
 /// near it instead of the list of all 29, and Rust type names go.
 fn friendly(message: &str) -> String {
+    friendly_among(message, config_keys())
+}
+
+/// [`friendly`] for a config whose keys are `keys`.
+pub(crate) fn friendly_among(message: &str, keys: &[String]) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((key, tail)) = rest.split_once('`') {
             let at = tail
                 .rfind(" at line ")
                 .map_or(String::new(), |i| format!(" ({})", tail[i + 4..].trim()));
-            return format!("unknown key `{key}`{at}; {}", key_suggestion(key));
+            return format!("unknown key `{key}`{at}; {}", suggestion_among(key, keys));
         }
     }
     message
         .replace(
             "expected struct SearchConfig",
+            "expected a mapping of config keys such as `epochs: 3`",
+        )
+        .replace(
+            "expected struct TrainConfig",
             "expected a mapping of config keys such as `epochs: 3`",
         )
         .replace("unknown variant", "unknown value")
@@ -269,7 +280,7 @@ fn looks_like_a_sweep(text: &str) -> bool {
             .any(|k| top.contains(k))
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
@@ -448,33 +459,7 @@ impl SearchConfig {
             "needs 0 < tau_min <= tau_max",
         )?;
         let schedule = resolve_schedule(&space, &self.space_schedule, self.epochs)?;
-        let data_dir = match self.dataset {
-            DatasetKind::Digits => None,
-            _ => Some(self.data_dir.clone().ok_or_else(|| {
-                invalid(
-                    "data_dir",
-                    format!(
-                        "dataset {} needs `data_dir`, the folder holding cifar-10-batches-bin / cifar-10-batches-py (or the CIFAR-100 equivalents); set it with --set data_dir=/path/to/cifar",
-                        self.dataset.name()
-                    ),
-                )
-            })?),
-        };
-        // Absolute, so that the fingerprint does not depend on the folder a
-        // search or sweep is started from.
-        let data_dir = match data_dir {
-            Some(dir) if dir.is_dir() => Some(dir.canonicalize().unwrap_or(dir)),
-            Some(dir) => {
-                return Err(invalid(
-                    "data_dir",
-                    format!(
-                        "{} is not a directory; point it at the folder holding the CIFAR files",
-                        dir.display()
-                    ),
-                ))
-            }
-            None => None,
-        };
+        let data_dir = resolve_data_dir(self.dataset, self.data_dir.as_deref())?;
         let mut config = self;
         config.layers = Some(layers);
         config.data_dir.clone_from(&data_dir);
@@ -510,7 +495,37 @@ const MAX_LAYERS: u32 = 64;
 const MAX_INIT_CHANNELS: u32 = 1024;
 const MAX_BATCH_SIZE: u32 = 65_536;
 
-fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> {
+/// The data folder of `dataset`, absolute (so that a fingerprint does not
+/// depend on the folder a run is started from); none for the digits.
+pub(crate) fn resolve_data_dir(
+    dataset: DatasetKind,
+    data_dir: Option<&Path>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if dataset == DatasetKind::Digits {
+        return Ok(None);
+    }
+    let dir = data_dir.ok_or_else(|| {
+        invalid(
+            "data_dir",
+            format!(
+                "dataset {} needs `data_dir`, the folder holding cifar-10-batches-bin / cifar-10-batches-py (or the CIFAR-100 equivalents); set it with --set data_dir=/path/to/cifar",
+                dataset.name()
+            ),
+        )
+    })?;
+    if !dir.is_dir() {
+        return Err(invalid(
+            "data_dir",
+            format!(
+                "{} is not a directory; point it at the folder holding the CIFAR files",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(Some(dir.canonicalize().unwrap_or_else(|_| dir.to_owned())))
+}
+
+pub(crate) fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
@@ -628,9 +643,14 @@ pub fn is_config_key(key: &str) -> bool {
 /// "did you mean ..." for an unknown key: the config keys within a small
 /// edit distance, or sharing a case-insensitive prefix; else every key.
 pub fn key_suggestion(key: &str) -> String {
+    suggestion_among(key, config_keys())
+}
+
+/// "did you mean `x`? (the config keys are ...)" among `keys`.
+pub(crate) fn suggestion_among(key: &str, keys: &[String]) -> String {
     let head = key.split('.').next().unwrap_or(key);
     let lower = head.to_lowercase();
-    let near: Vec<&str> = config_keys()
+    let near: Vec<&str> = keys
         .iter()
         .filter(|k| {
             let kl = k.to_lowercase();
@@ -643,7 +663,7 @@ pub fn key_suggestion(key: &str) -> String {
         .map(String::as_str)
         .collect();
     if near.is_empty() {
-        format!("the config keys are {}", config_keys().join(", "))
+        format!("the config keys are {}", keys.join(", "))
     } else {
         format!(
             "did you mean {}? (the config keys are {})",
@@ -651,7 +671,7 @@ pub fn key_suggestion(key: &str) -> String {
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
                 .join(" or "),
-            config_keys().join(", ")
+            keys.join(", ")
         )
     }
 }
@@ -695,35 +715,41 @@ impl SearchConfig {
     /// reads back, so it doubles as a template.
     pub fn commented_yaml(&self) -> String {
         let value = serde_json::to_value(self).expect("a config always serializes");
-        let lines: Vec<(String, &str)> = KEY_DOCS
-            .iter()
-            .map(|(key, doc)| {
-                let text = match &value[*key] {
-                    // Names such as `ddsas` need no quotes.
-                    serde_json::Value::String(s)
-                        if s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) =>
-                    {
-                        s.clone()
-                    }
-                    // JSON is YAML flow syntax: one line for lists and maps too.
-                    v => serde_json::to_string(v).expect("a JSON value always serializes"),
-                };
-                (format!("{key}: {text}"), *doc)
-            })
-            .collect();
-        // Comments line up, except after the odd long value.
-        let width = lines
-            .iter()
-            .map(|(l, _)| l.len())
-            .filter(|&n| n <= 32)
-            .max()
-            .unwrap_or(0);
-        lines
-            .iter()
-            .map(|(line, doc)| format!("{line:<width$}  # {doc}\n"))
-            .collect()
+        commented_yaml(&value, KEY_DOCS)
     }
+}
+
+/// Every key of `value` (a config as JSON) with its value and the comment
+/// `docs` gives it: valid YAML that reads back, so it doubles as a template.
+pub(crate) fn commented_yaml(value: &serde_json::Value, docs: &[(&str, &str)]) -> String {
+    let lines: Vec<(String, &str)> = docs
+        .iter()
+        .map(|(key, doc)| {
+            let text = match &value[*key] {
+                // Names such as `ddsas` need no quotes.
+                serde_json::Value::String(s)
+                    if s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) =>
+                {
+                    s.clone()
+                }
+                // JSON is YAML flow syntax: one line for lists and maps too.
+                v => serde_json::to_string(v).expect("a JSON value always serializes"),
+            };
+            (format!("{key}: {text}"), *doc)
+        })
+        .collect();
+    // Comments line up, except after the odd long value.
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.len())
+        .filter(|&n| n <= 32)
+        .max()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|(line, doc)| format!("{line:<width$}  # {doc}\n"))
+        .collect()
 }
 
 /// Version of the definitions a method's runs are made under. It grows when

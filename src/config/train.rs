@@ -1,0 +1,334 @@
+//! The config of a train run (issue 12): a searched cell trained from
+//! scratch by the DARTS protocol, appendix B.1. Its keys have the paper's
+//! values as defaults; the cell itself is the `genotype` key, so that a
+//! stored config says everything a run needs.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{check, commented_yaml, friendly_among, resolve_data_dir, set_path, ConfigError};
+use crate::data::DatasetKind;
+use crate::nas::genotype;
+use crate::nas::metrics::Genotype;
+
+/// A train config as written by the user; every field but the genotype
+/// has the appendix's default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// The cell: ddsas's genotype text, DARTS's `Genotype(...)`, or a
+    /// published name (`darts_v1`, `darts_v2`). Stored in ddsas's text.
+    pub genotype: String,
+    /// `digits` (bundled), `cifar10` or `cifar100`.
+    pub dataset: DatasetKind,
+    /// Folder holding the CIFAR files (either layout); unused for digits.
+    pub data_dir: Option<PathBuf>,
+    /// Cells of the network (20).
+    pub layers: u32,
+    /// Channels of the first cells (36).
+    pub init_channels: u32,
+    /// Training epochs (600).
+    pub epochs: u32,
+    /// Minibatch size (96).
+    pub batch_size: u32,
+    /// Initial SGD learning rate, cosine-annealed (0.025).
+    pub lr: f64,
+    /// Final learning rate (0).
+    pub lr_min: f64,
+    /// SGD momentum (0.9).
+    pub momentum: f64,
+    /// L2 weight decay (3e-4).
+    pub weight_decay: f64,
+    /// Gradient-norm clip (5).
+    pub grad_clip: f64,
+    /// Weight of the auxiliary head's loss (0.4; 0: no auxiliary head).
+    pub auxiliary_weight: f64,
+    /// Drop-path probability, raised linearly from 0 over the epochs (0.3).
+    pub drop_path_prob: f64,
+    /// Side of the cutout square in pixels (16; 0: no cutout).
+    pub cutout: u32,
+    /// Seed of every random source.
+    pub seed: u64,
+    /// Cap on training steps per epoch (None: one pass over the training set).
+    pub steps_per_epoch: Option<u32>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            genotype: String::new(),
+            dataset: DatasetKind::Digits,
+            data_dir: None,
+            layers: 20,
+            init_channels: 36,
+            epochs: 600,
+            batch_size: 96,
+            lr: 0.025,
+            lr_min: 0.0,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            grad_clip: 5.0,
+            auxiliary_weight: 0.4,
+            drop_path_prob: 0.3,
+            cutout: 16,
+            seed: 0,
+            steps_per_epoch: None,
+        }
+    }
+}
+
+/// One line on each key, for `ddsas train --print-config`.
+pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
+    ("genotype", "the cell: ddsas's genotype text, DARTS's Genotype(...), darts_v1 or darts_v2"),
+    ("dataset", "digits (bundled) | cifar10 | cifar100"),
+    ("data_dir", "folder holding the CIFAR files (either layout); unused for digits"),
+    ("layers", "cells; reductions at layers/3 and 2*layers/3 (paper: 20)"),
+    ("init_channels", "channels of the first cells (paper: 36)"),
+    ("epochs", "training epochs (paper: 600)"),
+    ("batch_size", "minibatch (paper: 96)"),
+    ("lr", "SGD learning rate, cosine-annealed to lr_min (paper: 0.025)"),
+    ("lr_min", "final learning rate (paper: 0)"),
+    ("momentum", "SGD momentum (paper: 0.9)"),
+    ("weight_decay", "L2 weight decay (paper: 3e-4)"),
+    ("grad_clip", "gradient-norm clip (paper: 5)"),
+    ("auxiliary_weight", "weight of the auxiliary head's loss; 0 = no head (paper: 0.4)"),
+    ("drop_path_prob", "drop-path probability, raised linearly from 0 over the epochs (paper: 0.3)"),
+    ("cutout", "side of the cutout square in pixels; 0 = none (paper: 16)"),
+    ("seed", "seed of every random source"),
+    ("steps_per_epoch", "cap on training steps per epoch; null = one pass over the training set"),
+];
+
+/// The keys of a train config, in declaration order.
+pub fn train_config_keys() -> &'static [String] {
+    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    KEYS.get_or_init(|| TRAIN_KEY_DOCS.iter().map(|(k, _)| (*k).to_owned()).collect())
+}
+
+impl TrainConfig {
+    /// Reads a YAML config file (keys checked, with line and column).
+    pub fn from_yaml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if text.trim().is_empty() {
+            return Ok(TrainConfig::default());
+        }
+        serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+            file: path.display().to_string(),
+            message: friendly_among(&e.to_string(), train_config_keys()),
+        })
+    }
+
+    /// Builds a config from a YAML mapping (an empty document gives defaults).
+    pub fn from_yaml_value(value: serde_yaml::Value, origin: &str) -> Result<Self, ConfigError> {
+        let value = match value {
+            serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+            v => v,
+        };
+        serde_yaml::from_value(value).map_err(|e| ConfigError::Parse {
+            file: origin.to_owned(),
+            message: friendly_among(&e.to_string(), train_config_keys()),
+        })
+    }
+
+    /// Applies `key=value` overrides (`--set`), each value parsed as YAML.
+    pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut value = serde_yaml::to_value(&self).expect("a config always serializes");
+        for item in overrides {
+            let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Parse {
+                file: "--set".into(),
+                message: format!("`{item}` is not of the form key=value"),
+            })?;
+            let parsed: serde_yaml::Value =
+                serde_yaml::from_str(raw).map_err(|e| ConfigError::Parse {
+                    file: format!("--set {key}"),
+                    message: e.to_string(),
+                })?;
+            set_path(&mut value, key.trim(), parsed);
+            Self::from_yaml_value(value.clone(), &format!("--set {item}"))?;
+        }
+        Self::from_yaml_value(value, "--set")
+    }
+
+    /// Every key with its value and a comment, as YAML that reads back.
+    pub fn commented_yaml(&self) -> String {
+        let value = serde_json::to_value(self).expect("a config always serializes");
+        commented_yaml(&value, TRAIN_KEY_DOCS)
+    }
+
+    /// Validates every value and parses the genotype.
+    pub fn resolve(self) -> Result<ResolvedTrain, ConfigError> {
+        if self.genotype.trim().is_empty() {
+            return Err(super::invalid(
+                "genotype",
+                "no cell to train: give `--genotype TEXT` (or darts_v1, darts_v2), `--from-run ID`, or `genotype:` in the config",
+            ));
+        }
+        let genotype = genotype::parse(&self.genotype)
+            .map_err(|e| super::invalid("genotype", e.to_string()))?;
+        check(
+            (3..=64).contains(&self.layers),
+            "layers",
+            "must lie in 3..=64 (two reduction cells and one normal cell at least; the paper uses 20)",
+        )?;
+        check(
+            (1..=512).contains(&self.init_channels),
+            "init_channels",
+            "must lie in 1..=512 (the paper uses 36)",
+        )?;
+        check(self.epochs >= 1, "epochs", "must be at least 1")?;
+        check(
+            (2..=4096).contains(&self.batch_size),
+            "batch_size",
+            "must lie in 2..=4096 (batch norm needs two images; the paper uses 96)",
+        )?;
+        check(
+            self.lr > 0.0 && self.lr.is_finite(),
+            "lr",
+            "must be a positive number",
+        )?;
+        check(
+            (0.0..=self.lr).contains(&self.lr_min),
+            "lr_min",
+            "must lie in 0..=lr",
+        )?;
+        check(
+            (0.0..1.0).contains(&self.momentum),
+            "momentum",
+            "must lie in [0, 1)",
+        )?;
+        check(
+            self.weight_decay >= 0.0,
+            "weight_decay",
+            "must be non-negative",
+        )?;
+        check(self.grad_clip > 0.0, "grad_clip", "must be positive")?;
+        check(
+            self.auxiliary_weight >= 0.0,
+            "auxiliary_weight",
+            "must be non-negative (0 turns the auxiliary head off)",
+        )?;
+        check(
+            (0.0..1.0).contains(&self.drop_path_prob),
+            "drop_path_prob",
+            "is a probability and must lie in [0, 1)",
+        )?;
+        let data_dir = resolve_data_dir(self.dataset, self.data_dir.as_deref())?;
+        let mut config = self;
+        // Stored in one form, so that the three ways of writing a cell give
+        // one fingerprint.
+        config.genotype = genotype.to_text();
+        config.data_dir.clone_from(&data_dir);
+        Ok(ResolvedTrain {
+            config,
+            genotype,
+            data_dir,
+        })
+    }
+}
+
+/// A validated train config: the only form the trainer accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTrain {
+    config: TrainConfig,
+    genotype: Genotype,
+    data_dir: Option<PathBuf>,
+}
+
+impl ResolvedTrain {
+    /// The checked config, every default filled in, the genotype in
+    /// ddsas's text.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The cell.
+    pub fn genotype(&self) -> &Genotype {
+        &self.genotype
+    }
+
+    /// The folder holding the CIFAR files, absolute; `None` for digits.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// Canonical JSON (sorted keys): what the database stores.
+    pub fn canonical_json(&self) -> String {
+        let value = serde_json::to_value(&self.config).expect("a config always serializes");
+        serde_json::to_string(&value).expect("a JSON value always serializes")
+    }
+
+    /// The run's identity: genotype and train config, so that a cell that
+    /// two searches found is trained once per train config.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(format!("train 1\n{}", self.canonical_json()).as_bytes());
+        hex::encode(&digest[..12])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(sets: &[&str]) -> Result<ResolvedTrain, ConfigError> {
+        let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+        TrainConfig::default().with_overrides(&sets)?.resolve()
+    }
+
+    #[test]
+    fn defaults_are_the_appendixs() {
+        let r = resolve(&["genotype=darts_v2"]).unwrap();
+        let c = r.config();
+        assert_eq!((c.layers, c.init_channels, c.epochs, c.batch_size), (20, 36, 600, 96));
+        assert_eq!((c.lr, c.lr_min, c.momentum, c.weight_decay), (0.025, 0.0, 0.9, 3e-4));
+        assert_eq!((c.grad_clip, c.auxiliary_weight, c.drop_path_prob, c.cutout), (5.0, 0.4, 0.3, 16));
+    }
+
+    #[test]
+    fn one_cell_written_three_ways_is_one_run() {
+        let by_name = resolve(&["genotype=darts_v2"]).unwrap();
+        let text = by_name.genotype().to_text();
+        let by_text = resolve(&[&format!("genotype={text}")]).unwrap();
+        assert_eq!(by_name.fingerprint(), by_text.fingerprint());
+        let other = resolve(&["genotype=darts_v1"]).unwrap();
+        assert_ne!(other.fingerprint(), by_name.fingerprint());
+        let seed = resolve(&["genotype=darts_v2", "seed=1"]).unwrap();
+        assert_ne!(seed.fingerprint(), by_name.fingerprint());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = resolve(&[]).unwrap_err().to_string();
+        assert!(e.contains("`genotype`") && e.contains("--from-run"), "{e}");
+        let e = resolve(&["genotype=darts_v2", "layers=2"]).unwrap_err().to_string();
+        assert!(e.contains("`layers`"), "{e}");
+        let e = resolve(&["genotype=darts_v2", "drop_path_prob=1"]).unwrap_err().to_string();
+        assert!(e.contains("`drop_path_prob`"), "{e}");
+        let e = resolve(&["genotype=darts_v2", "lr_min=1"]).unwrap_err().to_string();
+        assert!(e.contains("`lr_min`"), "{e}");
+        let e = TrainConfig::default()
+            .with_overrides(&["learning_rate=0.1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("learning_rate") && e.contains("`lr`"), "{e}");
+        let e = resolve(&["genotype=normal=[(conv_9x9,0)]"]).unwrap_err().to_string();
+        assert!(e.contains("`genotype`") && e.contains("conv_9x9"), "{e}");
+    }
+
+    #[test]
+    fn printed_config_reads_back() {
+        let c = TrainConfig {
+            genotype: "darts_v2".into(),
+            ..TrainConfig::default()
+        };
+        let text = c.commented_yaml();
+        let back = TrainConfig::from_yaml_value(serde_yaml::from_str(&text).unwrap(), "printed")
+            .unwrap();
+        assert_eq!(back, c);
+        assert_eq!(text.lines().count(), TRAIN_KEY_DOCS.len());
+    }
+}
