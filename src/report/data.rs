@@ -115,11 +115,12 @@ impl SweepData {
 
     /// "2 queued, 1 failed".
     pub fn not_done_text(&self) -> String {
-        self.not_done
+        let counts: Vec<String> = self
+            .not_done
             .iter()
             .map(|(status, n)| format!("{n} {status}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        counts.join(", ")
     }
 
     /// "run `ddsas sweep run FILE`" with the sweep's own file, else the
@@ -204,6 +205,45 @@ pub fn group_label(dataset: &str, space: &str) -> String {
     format!("{}, {}", dataset_label(dataset), space_label(space))
 }
 
+/// A dataset and search space: what one panel (or column of panels) of a
+/// figure covers, since runs on different data or in different spaces are
+/// never drawn on one axis. Ordered by dataset, then space.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Group {
+    /// `digits`, `cifar10` or `cifar100`.
+    pub dataset: String,
+    /// `darts` or `nb201`.
+    pub space: String,
+}
+
+impl Group {
+    /// The group of `run`.
+    pub fn of(run: &ReportRun) -> Group {
+        Group {
+            dataset: run.dataset.clone(),
+            space: run.space.clone(),
+        }
+    }
+
+    /// "CIFAR-10, DARTS space".
+    pub fn label(&self) -> String {
+        group_label(&self.dataset, &self.space)
+    }
+}
+
+/// A value for each of the two DDSAS knobs the paper sweeps: L, the
+/// subspace size (ops sampled per subspace), and M, the weight steps per
+/// subspace. Serialised under the paper's names, `L` and `M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Lm<T> {
+    /// For L.
+    #[serde(rename = "L")]
+    pub l: T,
+    /// For M.
+    #[serde(rename = "M")]
+    pub m: T,
+}
+
 /// Methods in the order the paper lists them.
 pub const METHOD_ORDER: [&str; 3] = ["darts", "gdas", "ddsas"];
 
@@ -215,16 +255,13 @@ pub fn method_rank(method: &str) -> usize {
         .unwrap_or(METHOD_ORDER.len())
 }
 
-/// Runs grouped by `(dataset, space)`, in a stable order.
+/// Runs grouped by (dataset, space), in a stable order.
 pub fn by_dataset_space<'a>(
     runs: impl Iterator<Item = &'a ReportRun>,
-) -> BTreeMap<(String, String), Vec<&'a ReportRun>> {
-    let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
+) -> BTreeMap<Group, Vec<&'a ReportRun>> {
+    let mut groups: BTreeMap<Group, Vec<&ReportRun>> = BTreeMap::new();
     for run in runs {
-        groups
-            .entry((run.dataset.clone(), run.space.clone()))
-            .or_default()
-            .push(run);
+        groups.entry(Group::of(run)).or_default().push(run);
     }
     groups
 }
@@ -353,11 +390,11 @@ pub struct SeriesInfo {
 
 impl SeriesInfo {
     /// "DDSAS M=24 on Digits, DARTS space: runs 3, 4 (2 seeds)", for captions.
-    pub fn caption(&self, dataset: &str, space: &str) -> String {
+    pub fn caption(&self, group: &Group) -> String {
         format!(
             "{} on {}: {} ({})",
             self.label,
-            group_label(dataset, space),
+            group.label(),
             runs_text(&self.runs),
             plural(self.seeds, "seed")
         )
@@ -381,9 +418,7 @@ pub fn panel_counts(series: &[&SeriesInfo], count: impl Fn(usize) -> String) -> 
 
 /// The settings of each `(dataset, space)` group of runs, a panel each
 /// (dataset and space never split a panel's runs further).
-pub fn panel_settings<'a>(
-    groups: &BTreeMap<(String, String), Vec<&'a ReportRun>>,
-) -> Vec<Vec<Setting<'a>>> {
+pub fn panel_settings<'a>(groups: &BTreeMap<Group, Vec<&'a ReportRun>>) -> Vec<Vec<Setting<'a>>> {
     groups
         .values()
         .map(|runs| settings(runs, &["dataset", "space"]))
@@ -610,7 +645,7 @@ mod tests {
         );
         assert_eq!(info.seeds, 2);
         assert_eq!(
-            info.caption("digits", "darts"),
+            info.caption(&Group::of(&runs[0])),
             "DDSAS M=12 on Digits, DARTS space: runs 1, 3 (2 seeds)"
         );
     }

@@ -11,27 +11,23 @@
 //! faint raw mean, and the caption gives the window.
 
 use plotters::style::RGBColor;
-use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
-use super::data::{
-    by_dataset_space, group_label, method_rank, panel_counts, panel_settings, SeriesInfo, Setting,
-    SweepData, METHOD_ORDER,
-};
+use super::columns::{band_legend, captions, columns, stacked, x_range, Column};
+use super::columns::{Series, Upper, MARKERS_UP_TO};
+use super::data::METHOD_ORDER;
+use super::data::{by_dataset_space, method_rank, panel_counts, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::{self, LegendEntry, LinePanel, SeriesStyles, StackedColumns, Swatch};
-use super::fig8::{band_legend, styles, x_range, MARKERS_UP_TO};
 use super::records::{AccSource, Records};
-use super::stats::{band_extent, per_x, Point};
-use super::{Figure, Kind, ReportError};
+use super::stats::per_x;
+use super::{Draw, Figure, Heading, Kind, ReportError};
 use crate::store::ReportRun;
 
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig10_explore.yaml";
 /// Per-step series longer than this are smoothed.
 const SMOOTH_ABOVE: usize = 400;
-/// Sidecars list every point up to this many per series.
-const SIDECAR_POINTS: usize = 5000;
 
 /// Granularity of the distance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,26 +62,25 @@ impl Per {
             Per::Epoch => records.epochs_of(r.id).len(),
         }
     }
+
+    /// Where the distance is read from, for the caption.
+    fn table(self) -> &'static str {
+        match self {
+            Per::Step => "table steps",
+            Per::Epoch => "epochs.cosine_distance",
+        }
+    }
 }
 
-/// Fig. 10's numbers (the sidecar) and captions.
+/// Fig. 10's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig10 {
-    figure: &'static str,
-    /// Sweep name.
-    pub sweep: String,
     /// `step` or `epoch`.
     pub per: &'static str,
     /// Points per moving average (1: none).
     pub smoothing_window: usize,
     /// One per (dataset, space).
-    pub panels: Vec<Panel>,
-    /// Figure title.
-    #[serde(skip)]
-    pub title: String,
-    /// Index caption.
-    #[serde(skip)]
-    pub caption: String,
+    pub panels: Vec<Column>,
     /// Per step or per epoch.
     #[serde(skip)]
     pub granularity: Per,
@@ -94,54 +89,9 @@ pub struct Fig10 {
     pub longest: usize,
 }
 
-/// The settings of one (dataset, space).
-#[derive(Debug, Clone, Serialize)]
-pub struct Panel {
-    /// Dataset.
-    pub dataset: String,
-    /// Search space.
-    pub space: String,
-    /// `step` or `epoch`.
-    pub per: &'static str,
-    /// Which accuracy the lower panel shows.
-    #[serde(rename = "accuracy_source")]
-    pub source: AccSource,
-    /// One per setting.
-    #[serde(rename = "methods")]
-    pub series: Vec<Series>,
-}
-
-/// The two lines of one setting.
-#[derive(Debug, Clone, Serialize)]
-pub struct Series {
-    /// Which setting and runs.
-    #[serde(flatten)]
-    pub info: SeriesInfo,
-    /// Cosine distance to the previous step or epoch.
-    #[serde(serialize_with = "listed")]
-    pub cosine_distance: Vec<Point>,
-    /// Accuracy (%) of the same steps or epochs.
-    #[serde(serialize_with = "listed")]
-    pub accuracy: Vec<Point>,
-}
-
-/// Every point, or for a series too long to list, how many and the mean
-/// of their means.
-fn listed<S: Serializer>(points: &[Point], s: S) -> Result<S::Ok, S::Error> {
-    if points.len() <= SIDECAR_POINTS {
-        return points.serialize(s);
-    }
-    let mean = points.iter().map(|p| p.mean).sum::<f64>() / points.len() as f64;
-    let mut summary = s.serialize_struct("Summary", 3)?;
-    summary.serialize_field("points", &points.len())?;
-    summary.serialize_field("mean_of_means", &mean)?;
-    summary.serialize_field("omitted", "too many points to list")?;
-    summary.end()
-}
-
 /// Fig. 10 of `data` per step or per epoch (with its steps, or its epochs
 /// and NAS-Bench-201 tables, loaded).
-pub fn compute(data: &SweepData, per: Per) -> Result<Fig10, ReportError> {
+pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError> {
     let records = &data.records;
     let groups = by_dataset_space(
         data.runs
@@ -167,139 +117,92 @@ pub fn compute(data: &SweepData, per: Per) -> Result<Fig10, ReportError> {
     } else {
         1
     };
-    let panels: Vec<Panel> = groups
-        .keys()
-        .zip(panel_settings(&groups))
-        .map(|((dataset, space), settings)| panel(records, per, dataset, space, &settings))
-        .collect();
+    let panels = columns(&groups, Some(per.name()), |s| lines(records, per, s));
     let unit = per.name();
-    Ok(Fig10 {
-        figure: "fig10",
-        sweep: data.name.clone(),
-        per: unit,
-        smoothing_window: window,
-        title: format!(
-            "Fig. 10 — cosine distance between adjacent {unit}s and accuracy (sweep {})",
-            data.name
-        ),
-        caption: caption(data, per, window, &panels),
-        panels,
-        granularity: per,
-        longest,
-    })
-}
-
-/// The index caption: what the distance is, how lines are drawn, and per
-/// panel each setting's runs and what its accuracy is.
-fn caption(data: &SweepData, per: Per, window: usize, panels: &[Panel]) -> String {
     let smooth = if window > 1 {
         format!(" Lines: moving average over {window} steps of the mean over runs.")
     } else {
         " Lines: mean over runs, shaded ± population std.".into()
     };
-    let mut parts = Vec::new();
-    for p in panels {
-        parts.extend(
-            p.series
-                .iter()
-                .map(|s| s.info.caption(&p.dataset, &p.space)),
-        );
-        parts.push(format!(
-            "{} accuracy: {}",
-            group_label(&p.dataset, &p.space),
-            p.source.text()
-        ));
-    }
-    format!(
-        "Cosine distance between the one-hot encodings of the architectures derived at adjacent {}s ({}).{smooth} {}.{}",
-        per.name(),
-        match per {
-            Per::Step => "table steps",
-            Per::Epoch => "epochs.cosine_distance",
-        },
-        parts.join("; "),
-        data.not_done_note()
-    )
+    let heading = Heading {
+        kind: Kind::Fig10(per),
+        sweep: data.name.clone(),
+        title: format!(
+            "Fig. 10 — cosine distance between adjacent {unit}s and accuracy (sweep {})",
+            data.name
+        ),
+        caption: format!(
+            "Cosine distance between the one-hot encodings of the architectures derived at adjacent {unit}s ({}).{smooth} {}.{}",
+            per.table(),
+            captions(&panels).join("; "),
+            data.not_done_note()
+        ),
+    };
+    let numbers = Fig10 {
+        per: unit,
+        smoothing_window: window,
+        panels,
+        granularity: per,
+        longest,
+    };
+    Ok(Figure { heading, numbers })
 }
 
-/// The lines of each setting of one (dataset, space).
-fn panel(records: &Records, per: Per, dataset: &str, space: &str, settings: &[Setting]) -> Panel {
-    let mut source = None;
-    let series = settings
-        .iter()
-        .map(|setting| {
-            let (cosine_distance, accuracy) = match per {
-                Per::Step => {
-                    source = Some(AccSource::Minibatch);
-                    step_lines(records, &setting.runs)
-                }
-                Per::Epoch => {
-                    let (accuracy, src) = records.epoch_accuracy(&setting.runs);
-                    if let Some(src) = src {
-                        AccSource::merge(&mut source, src);
-                    }
-                    let distance = setting.runs.iter().flat_map(|r| {
-                        records
-                            .epochs_of(r.id)
-                            .iter()
-                            .filter_map(|e| e.cosine_distance.map(|d| (e.epoch, d)))
-                    });
-                    (per_x(distance), per_x(accuracy.into_iter()))
-                }
-            };
-            Series {
-                info: setting.info(),
-                cosine_distance,
-                accuracy,
-            }
-        })
-        .collect();
-    Panel {
-        dataset: dataset.into(),
-        space: space.into(),
-        per: per.name(),
-        source: source.unwrap_or_default(),
-        series,
-    }
-}
-
-/// Per step over `runs`: the distance and the minibatch accuracy (%).
-fn step_lines(records: &Records, runs: &[&ReportRun]) -> (Vec<Point>, Vec<Point>) {
-    let steps = || runs.iter().flat_map(|r| records.steps_of(r.id));
-    (
-        per_x(steps().filter_map(|s| s.cosine_distance.map(|d| (s.step, d)))),
-        per_x(steps().map(|s| (s.step, 100.0 * s.minibatch_acc))),
-    )
+/// The lines of one setting and where its accuracy comes from: per step,
+/// the distance and the minibatch accuracy; per epoch, the distance and
+/// the epoch accuracy.
+fn lines(records: &Records, per: Per, setting: &Setting) -> (Series, Option<AccSource>) {
+    let runs = &setting.runs;
+    let ((cosine_distance, accuracy), source) = match per {
+        Per::Step => {
+            let steps = || runs.iter().flat_map(|r| records.steps_of(r.id));
+            let distance = steps().filter_map(|s| s.cosine_distance.map(|d| (s.step, d)));
+            let accuracy = steps().map(|s| (s.step, 100.0 * s.minibatch_acc));
+            (
+                (per_x(distance), per_x(accuracy)),
+                Some(AccSource::Minibatch),
+            )
+        }
+        Per::Epoch => {
+            let (accuracy, source) = records.epoch_accuracy(runs);
+            let distance = runs.iter().flat_map(|r| {
+                records
+                    .epochs_of(r.id)
+                    .iter()
+                    .filter_map(|e| e.cosine_distance.map(|d| (e.epoch, d)))
+            });
+            ((per_x(distance), per_x(accuracy.into_iter())), source)
+        }
+    };
+    let series = Series {
+        info: setting.info(),
+        accuracy,
+        upper: Upper::CosineDistance(cosine_distance),
+    };
+    (series, source)
 }
 
 impl Fig10 {
     /// The distance panel over the accuracy panel of one (dataset, space).
-    fn column(&self, p: &Panel, styles: &SeriesStyles, markers: bool) -> (LinePanel, LinePanel) {
-        let x_max = p
-            .series
-            .iter()
-            .map(|s| s.accuracy.last().map_or(0, |pt| pt.x))
-            .fold(0, i64::max);
-        let x_range = x_range(x_max, 0.02);
-        let lines = |points: &dyn Fn(&Series) -> &[Point]| -> Vec<draw::Series> {
-            p.series
+    fn column(&self, c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LinePanel) {
+        let x_range = x_range(c.x_max(false), 0.02);
+        let lines = |upper: bool| -> Vec<draw::Series> {
+            c.series
                 .iter()
                 .flat_map(|s| {
                     let style = styles.style(&s.info.method, &s.info.label);
-                    draw::Series::smoothed(points(s), style, self.smoothing_window, markers)
+                    draw::Series::smoothed(s.line(upper), style, self.smoothing_window, markers)
                 })
                 .collect()
         };
-        let d_hi = band_extent(p.series.iter().map(|s| s.cosine_distance.as_slice())).1;
-        let (a_lo, a_hi) = band_extent(p.series.iter().map(|s| s.accuracy.as_slice()));
-        let label = group_label(&p.dataset, &p.space);
-        let infos: Vec<&SeriesInfo> = p.series.iter().map(|s| &s.info).collect();
+        let d_hi = c.extent(true).1;
         let unit = self.per;
         let top = LinePanel {
             labels: Labels {
                 title: format!(
-                    "{label} · runs: {}",
-                    panel_counts(&infos, |n| n.to_string())
+                    "{} · runs: {}",
+                    c.group.label(),
+                    panel_counts(&c.infos(), |n| n.to_string())
                 ),
                 x_desc: format!("{unit} (from 0)"),
                 y_desc: format!("cosine distance to previous {unit}"),
@@ -308,55 +211,21 @@ impl Fig10 {
             y_range: (0.0, (d_hi.max(0.05) * 1.1).min(1.05)),
             integer_x: true,
             integer_y: false,
-            series: lines(&|s| &s.cosine_distance),
+            series: lines(true),
             notes: Vec::new(),
         };
-        let bottom = LinePanel {
-            labels: Labels {
-                title: match (&p.source, self.granularity) {
-                    (AccSource::Benchmark { dataset, .. }, Per::Epoch) => {
-                        format!("{label} · NAS-Bench-201 {dataset} accuracy of each epoch's cell")
-                    }
-                    _ => format!("{label} · accuracy"),
-                },
-                x_desc: format!("{unit} (from 0)"),
-                y_desc: p.source.axis().into(),
-            },
-            x_range,
-            y_range: draw::padded(a_lo, a_hi, 0.06),
-            integer_x: true,
-            integer_y: false,
-            series: lines(&|s| &s.accuracy),
-            notes: Vec::new(),
-        };
+        let x = (format!("{unit} (from 0)"), x_range);
+        let bottom = c.accuracy_panel(x, ("accuracy", 0.06), lines(false));
         (top, bottom)
     }
 }
 
-impl Figure for Fig10 {
+impl Draw for Fig10 {
     type Plot = StackedColumns;
 
-    fn kind(&self) -> Kind {
-        Kind::Fig10(self.granularity)
-    }
-
-    fn title(&self) -> &str {
-        &self.title
-    }
-
-    fn caption(&self) -> &str {
-        &self.caption
-    }
-
-    fn draw(&self) -> StackedColumns {
+    fn draw(&self, heading: &Heading) -> StackedColumns {
         let markers = self.granularity == Per::Epoch && self.longest <= MARKERS_UP_TO;
-        let styles = styles(
-            self.panels
-                .iter()
-                .map(|p| p.series.iter().map(|s| &s.info).collect()),
-        );
-        let mut legend = styles.legend(markers);
-        legend.push(if self.smoothing_window > 1 {
+        let extra = if self.smoothing_window > 1 {
             LegendEntry {
                 label: format!(
                     "bold: moving average over {} steps; faint: mean over runs",
@@ -367,25 +236,23 @@ impl Figure for Fig10 {
             }
         } else {
             band_legend()
-        });
-        StackedColumns {
-            title: self.title.clone(),
-            legend,
-            columns: self
-                .panels
-                .iter()
-                .map(|p| self.column(p, &styles, markers))
-                .collect(),
-            height: 1000,
-            top_percent: 50,
-        }
+        };
+        stacked(
+            heading,
+            &self.panels,
+            (markers, extra),
+            (1000, 50),
+            |c, styles| self.column(c, styles, markers),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::columns::styles;
     use crate::report::data::test_runs::{run, sweep};
+    use crate::report::stats::Point;
     use crate::store::{EpochPoint, StepPoint};
 
     fn steps(run_id: i64, n: i64) -> Vec<StepPoint> {
@@ -424,26 +291,23 @@ mod tests {
         // One step is not a distance: run 4 is left out.
         data.records.steps.insert(4, steps(4, 1));
         let fig = compute(&data, Per::Step).unwrap();
-        let p = &fig.panels[0];
-        let labels: Vec<&str> = p.series.iter().map(|s| s.info.label.as_str()).collect();
+        let p = &fig.numbers.panels[0];
+        let labels: Vec<&str> = p.infos().iter().map(|s| s.label.as_str()).collect();
         assert_eq!(labels, ["DARTS", "DDSAS"]);
         let ddsas = &p.series[1];
-        assert_eq!(ddsas.cosine_distance.len(), 2);
-        let d = ddsas.cosine_distance[0];
+        assert_eq!(ddsas.upper().len(), 2);
+        let d = ddsas.upper()[0];
         assert_eq!((d.x, d.n), (1, 2));
         assert!((d.mean - 0.15).abs() < 1e-12 && (d.std - 0.05).abs() < 1e-12);
         assert_eq!(ddsas.accuracy[0].mean, 50.0);
         assert_eq!(p.source, AccSource::Minibatch);
-        assert_eq!(fig.smoothing_window, 1);
-        assert!(fig.caption.contains("(table steps). Lines: mean over runs"));
-        assert!(fig
-            .caption
+        assert_eq!(p.per, Some("step"));
+        assert_eq!(fig.numbers.smoothing_window, 1);
+        let caption = &fig.heading.caption;
+        assert!(caption.contains("(table steps). Lines: mean over runs"));
+        assert!(caption
             .contains("Digits, DARTS space accuracy: weight-minibatch accuracy of each step"));
-        let (top, _) = fig.column(
-            p,
-            &styles(std::iter::once(vec![&p.series[0].info, &ddsas.info])),
-            false,
-        );
+        let (top, _) = fig.numbers.column(p, &styles(&fig.numbers.panels), false);
         assert_eq!(
             top.labels.title,
             "Digits, DARTS space · runs: DARTS 1, DDSAS 2"
@@ -455,12 +319,16 @@ mod tests {
         let mut data = sweep(vec![run(1, "ddsas").build()]);
         data.records.steps.insert(1, steps(1, 6001));
         let fig = compute(&data, Per::Step).unwrap();
-        assert_eq!(fig.smoothing_window, 61);
-        let side = serde_json::to_value(&fig.panels[0].series[0]).unwrap();
-        assert_eq!(side["accuracy"]["points"], 6001);
-        assert_eq!(side["accuracy"]["mean_of_means"], 50.0);
-        assert_eq!(side["label"], "DDSAS");
-        assert_eq!(fig.draw().columns[0].0.series.len(), 2);
+        assert_eq!(fig.numbers.smoothing_window, 61);
+        let side = serde_json::to_value(&fig).unwrap();
+        let series = &side["panels"][0]["methods"][0];
+        assert_eq!(series["accuracy"]["points"], 6001);
+        assert_eq!(series["accuracy"]["mean_of_means"], 50.0);
+        assert_eq!(series["label"], "DDSAS");
+        assert_eq!(side["panels"][0]["per"], "step");
+        assert_eq!(side["figure"], "fig10");
+        let plot = fig.numbers.draw(&fig.heading);
+        assert_eq!(plot.columns[0].0.series.len(), 2);
     }
 
     #[test]
@@ -471,11 +339,12 @@ mod tests {
             .insert(1, vec![epoch(1, 0, None), epoch(1, 1, Some(0.2))]);
         data.records.epochs.insert(2, vec![epoch(2, 0, None)]);
         let fig = compute(&data, Per::Epoch).unwrap();
-        let s = &fig.panels[0].series[0];
+        let p = &fig.numbers.panels[0];
+        let s = &p.series[0];
         assert_eq!(s.info.runs, [1]);
         assert_eq!(
-            s.cosine_distance,
-            vec![Point {
+            s.upper(),
+            [Point {
                 x: 1,
                 mean: 0.2,
                 std: 0.0,
@@ -483,7 +352,7 @@ mod tests {
             }]
         );
         assert_eq!(s.accuracy[0].mean, 25.0);
-        assert_eq!(fig.panels[0].source.text(), "search valid accuracy");
+        assert_eq!(p.source.text(), "search valid accuracy");
         assert!(compute(&sweep(vec![run(1, "ddsas").build()]), Per::Epoch).is_err());
     }
 }

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -22,11 +21,11 @@ use super::draw::bars::bar_panel;
 use super::draw::lines::line_panel;
 use super::draw::text::title_sub;
 use super::draw::{
-    self, thousands, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE,
+    self, thousands, Area, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE,
 };
 use super::fig9::space_of;
 use super::records::Records;
-use super::{Figure, Kind, ReportError};
+use super::{Draw, Figure, Heading, Kind, ReportError};
 use crate::nas::metrics::RATIO_BINS;
 use crate::store::ReportRun;
 
@@ -42,12 +41,9 @@ const PAPER_L: i64 = 28;
 /// Bin of `RATIO_BINS` that the paper reports the share of (1.0 ± 0.1).
 const NEAR_ONE: usize = 2;
 
-/// Fig. 12's numbers (the sidecar) and captions.
+/// Fig. 12's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig12 {
-    figure: &'static str,
-    /// Sweep name.
-    pub sweep: String,
     /// The config shown, in words.
     pub config: String,
     /// DDSAS configs of the sweep with subspaces that are not shown.
@@ -58,15 +54,9 @@ pub struct Fig12 {
     pub totals: BTreeMap<&'static str, i64>,
     /// The ratio histogram per cell type, summed over the runs.
     pub ratio_hist: BTreeMap<&'static str, Hist>,
-    /// Figure title.
-    #[serde(skip)]
-    pub title: String,
     /// The line under the title: config and runs.
     #[serde(skip)]
     pub subtitle: String,
-    /// Index caption.
-    #[serde(skip)]
-    pub caption: String,
     /// The space's cell types, in its order.
     #[serde(skip)]
     pub cells: &'static [&'static str],
@@ -133,7 +123,7 @@ fn chosen_config(data: &SweepData) -> Option<(Vec<&ReportRun>, usize)> {
 }
 
 /// Fig. 12 of `data` (with its subspaces and ratio histograms loaded).
-pub fn compute(data: &SweepData) -> Result<Fig12, ReportError> {
+pub fn compute(data: &SweepData) -> Result<Figure<Fig12>, ReportError> {
     let Some((runs, other_configs)) = chosen_config(data) else {
         return Err(data.cannot(
             "fig12",
@@ -172,31 +162,34 @@ pub fn compute(data: &SweepData) -> Result<Fig12, ReportError> {
         0 => String::new(),
         n => format!(" The sweep has {n} other DDSAS config(s) with subspaces; this figure shows the one with the most runs (ties: approximation on, L closest to the paper's 28)."),
     };
-    Ok(Fig12 {
-        figure: "fig12",
+    let heading = Heading {
+        kind: Kind::Fig12,
         sweep: data.name.clone(),
-        other_configs,
-        totals: cells
-            .iter()
-            .map(|&c| (c, run_totals.iter().filter_map(|r| r.totals.get(c)).sum()))
-            .collect(),
-        ratio_hist: ratio_hist(&data.records, &ids, cells),
         title: format!(
             "Fig. 12 — DDSAS subspace combinations and ratio ranges (sweep {})",
             data.name
         ),
-        subtitle: format!("{config} · {} · one line per run", runs_text(&ids)),
         caption: format!(
             "DDSAS {} ({} seed(s)) of one config: {config}. (a)/(c): combinations Σ_c y_c² per sampled subspace (table subspaces), totals in the legend; (b): ratio histogram at each run's last epoch (table ratio_hist), summed over the runs, with the share inside 0.9–1.1.{others}{}",
             runs_text(&ids),
             runs.len(),
             data.not_done_note()
         ),
+    };
+    let numbers = Fig12 {
+        other_configs,
+        totals: cells
+            .iter()
+            .map(|&c| (c, run_totals.iter().filter_map(|r| r.totals.get(c)).sum()))
+            .collect(),
+        ratio_hist: ratio_hist(&data.records, &ids, cells),
+        subtitle: format!("{config} · {} · one line per run", runs_text(&ids)),
         config,
         cells,
         longest: longest(&data.records, &ids),
         runs: run_totals,
-    })
+    };
+    Ok(Figure { heading, numbers })
 }
 
 /// The most subspaces any of `ids` sampled of one cell type.
@@ -305,7 +298,7 @@ impl Plot for Fig12Plot {
         (1500, 1150)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DrawResult {
         let body = title_sub(root, &self.title, &self.subtitle)?.margin(0, 10, 10, 10);
         let h = body.dim_in_pixel().1 as i32;
         let (top, bottom) = body.split_vertically(h * 52 / 100);
@@ -430,24 +423,12 @@ fn share_note(cell: &str, hist: Option<&Hist>) -> String {
     }
 }
 
-impl Figure for Fig12 {
+impl Draw for Fig12 {
     type Plot = Fig12Plot;
 
-    fn kind(&self) -> Kind {
-        Kind::Fig12
-    }
-
-    fn title(&self) -> &str {
-        &self.title
-    }
-
-    fn caption(&self) -> &str {
-        &self.caption
-    }
-
-    fn draw(&self) -> Fig12Plot {
+    fn draw(&self, heading: &Heading) -> Fig12Plot {
         Fig12Plot {
-            title: self.title.clone(),
+            title: heading.title.clone(),
             subtitle: self.subtitle.clone(),
             top: self
                 .cells
@@ -512,7 +493,8 @@ mod tests {
         r.ratio_hist.insert(2, ratios(2, "normal", [0, 0, 1, 0, 9]));
         r.ratio_hist
             .insert(3, ratios(3, "normal", [0, 0, 100, 0, 0]));
-        let fig = compute(&data).unwrap();
+        let Figure { heading, numbers } = compute(&data).unwrap();
+        let fig = &numbers;
         assert_eq!(fig.other_configs, 1);
         assert_eq!(fig.runs.iter().map(|r| r.run).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(fig.runs[0].totals["normal"], 30);
@@ -528,8 +510,8 @@ mod tests {
             fig.config,
             "Digits, DARTS space, L = 28, M = 12, approximation on"
         );
-        assert!(fig.caption.contains("1 other DDSAS config(s)"));
-        let plot = fig.draw();
+        assert!(heading.caption.contains("1 other DDSAS config(s)"));
+        let plot = fig.draw(&heading);
         assert_eq!(plot.top[0].notes[0].0, "run 1 (seed 1): total 30");
         assert_eq!(
             plot.top[1].labels.title,
@@ -548,7 +530,7 @@ mod tests {
         for id in 1..=3 {
             data.records.subspaces.insert(id, subspaces(id, &[1], &[1]));
         }
-        let fig = compute(&data).unwrap();
+        let fig = compute(&data).unwrap().numbers;
         assert_eq!(fig.runs[0].run, 3);
         assert_eq!(fig.other_configs, 2);
         let none = sweep(vec![ddsas(1, 28)]);

@@ -6,67 +6,54 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, group_label, plural, runs_text, SweepData};
+use super::data::{by_dataset_space, plural, runs_text, Group, Lm, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
-use super::{Figure, Kind, ReportError};
+use super::{Draw, Figure, Heading, Kind, ReportError};
 use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig7_lm_grid";
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig7_lm_grid.yaml";
+/// What a sweep lacks that has no panel.
+const MISSING: &str =
+    "has no done DDSAS runs (with the approximation) covering more than one (L, M) point";
 /// Pixels per panel.
 const PANEL: (u32, u32) = (1200, 800);
 
-/// Fig. 7's numbers (the sidecar) and captions.
+/// Fig. 7's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig7 {
-    figure: &'static str,
-    /// Sweep name.
-    pub sweep: String,
     /// The metric drawn (`valid_acc`).
     pub metric: &'static str,
     unit: &'static str,
     /// One per (dataset, space) with more than one (L, M) point.
     pub panels: Vec<Panel>,
-    /// Figure title.
-    #[serde(skip)]
-    pub title: String,
-    /// Index caption.
-    #[serde(skip)]
-    pub caption: String,
 }
 
 /// The grid of one (dataset, space).
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
-    /// Dataset.
-    pub dataset: String,
-    /// Search space.
-    pub space: String,
-    /// The L values run, ascending.
-    #[serde(rename = "L")]
-    pub ls: Vec<i64>,
-    /// The M values run, ascending.
-    #[serde(rename = "M")]
-    pub ms: Vec<i64>,
+    /// Dataset and space.
+    #[serde(flatten)]
+    pub group: Group,
     /// The (L, M) points run, by L then M.
     pub cells: Vec<Cell>,
     /// The best cell.
     pub best: Best,
+    /// The L and the M values run, each ascending.
+    #[serde(flatten)]
+    pub grid: Lm<Vec<i64>>,
 }
 
 /// One (L, M) point: the best of its runs (seeds).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cell {
-    /// Subspace size.
-    #[serde(rename = "L")]
-    pub l: i64,
-    /// Weight steps per subspace.
-    #[serde(rename = "M")]
-    pub m: i64,
+    /// Where.
+    #[serde(flatten)]
+    pub at: Lm<i64>,
     /// Best final valid accuracy over the runs, in percent.
     pub best: f64,
     /// The run that has it (the first, on a tie).
@@ -78,12 +65,9 @@ pub struct Cell {
 /// The best cell of a panel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Best {
-    /// Its L.
-    #[serde(rename = "L")]
-    pub l: i64,
-    /// Its M.
-    #[serde(rename = "M")]
-    pub m: i64,
+    /// Where.
+    #[serde(flatten)]
+    pub at: Lm<i64>,
     /// Its accuracy, in percent.
     pub value: f64,
     /// Its run.
@@ -110,8 +94,8 @@ impl Panel {
         )
     }
 
-    fn cell(&self, l: i64, m: i64) -> Option<&Cell> {
-        self.cells.iter().find(|c| c.l == l && c.m == m)
+    fn cell(&self, at: Lm<i64>) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.at == at)
     }
 }
 
@@ -134,28 +118,22 @@ fn check_metric(data: &SweepData, metric: &str) -> Result<(), ReportError> {
 /// an evaluation stage records it): the DDSAS runs with the approximation
 /// and a final accuracy, a panel per (dataset, space) covering more than
 /// one (L, M) point.
-pub fn compute(data: &SweepData, metric: &str) -> Result<Fig7, ReportError> {
+pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportError> {
     check_metric(data, metric)?;
     let runs = data.with_method("ddsas").filter(|r| {
         r.l.is_some() && r.m.is_some() && r.valid_acc.is_some() && r.approximation != Some(0)
     });
     let panels: Vec<Panel> = by_dataset_space(runs)
         .into_iter()
-        .filter_map(|((dataset, space), runs)| panel(dataset, space, &runs))
+        .filter_map(|(group, runs)| panel(group, &runs))
         .collect();
     if panels.is_empty() {
-        return Err(data.cannot(
-            "fig7",
-            "has no done DDSAS runs (with the approximation) covering more than one (L, M) point",
-            PAPER_SWEEP,
-        ));
+        return Err(data.cannot("fig7", MISSING, PAPER_SWEEP));
     }
     let parts: Vec<String> = panels.iter().map(caption_part).collect();
-    Ok(Fig7 {
-        figure: "fig7",
+    let heading = Heading {
+        kind: Kind::Fig7,
         sweep: data.name.clone(),
-        metric: "valid_acc",
-        unit: "percent",
         title: format!(
             "Fig. 7 — best final valid accuracy of DDSAS over L × M (sweep {})",
             data.name
@@ -165,21 +143,26 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Fig7, ReportError> {
             parts.join("; "),
             data.not_done_note()
         ),
+    };
+    let numbers = Fig7 {
+        metric: "valid_acc",
+        unit: "percent",
         panels,
-    })
+    };
+    Ok(Figure { heading, numbers })
 }
 
 /// The grid of `runs` (with L, M and an accuracy), or `None` if they cover
 /// fewer than two (L, M) points.
-fn panel(dataset: String, space: String, runs: &[&ReportRun]) -> Option<Panel> {
-    let mut cells: BTreeMap<(i64, i64), Cell> = BTreeMap::new();
+fn panel(group: Group, runs: &[&ReportRun]) -> Option<Panel> {
+    let mut cells: BTreeMap<Lm<i64>, Cell> = BTreeMap::new();
     for run in runs {
         let (Some(l), Some(m), Some(acc)) = (run.l, run.m, run.valid_acc) else {
             continue;
         };
-        let cell = cells.entry((l, m)).or_insert(Cell {
-            l,
-            m,
+        let at = Lm { l, m };
+        let cell = cells.entry(at).or_insert(Cell {
+            at,
             best: f64::NEG_INFINITY,
             best_run: run.id,
             runs: Vec::new(),
@@ -198,24 +181,21 @@ fn panel(dataset: String, space: String, runs: &[&ReportRun]) -> Option<Panel> {
         return None;
     }
     let best = Best {
-        l: best.l,
-        m: best.m,
+        at: best.at,
         value: best.best,
         run: best.best_run,
     };
-    let mut ls: Vec<i64> = cells.iter().map(|c| c.l).collect();
-    let mut ms: Vec<i64> = cells.iter().map(|c| c.m).collect();
+    let mut ls: Vec<i64> = cells.iter().map(|c| c.at.l).collect();
+    let mut ms: Vec<i64> = cells.iter().map(|c| c.at.m).collect();
     ls.sort_unstable();
     ls.dedup();
     ms.sort_unstable();
     ms.dedup();
     Some(Panel {
-        dataset,
-        space,
-        ls,
-        ms,
+        group,
         cells,
         best,
+        grid: Lm { l: ls, m: ms },
     })
 }
 
@@ -228,7 +208,7 @@ fn caption_part(p: &Panel) -> String {
         .collect();
     format!(
         "{}: DDSAS {} ({} (L, M) points, {})",
-        group_label(&p.dataset, &p.space),
+        p.group.label(),
         runs_text(&ids),
         p.cells.len(),
         p.seeds_text()
@@ -238,35 +218,36 @@ fn caption_part(p: &Panel) -> String {
 /// The heat map of a panel: rows are L with the largest at the top, so
 /// that L grows upwards like a y axis; missing points say "not run".
 fn heat_map(p: &Panel) -> HeatMap {
-    let rows: Vec<i64> = p.ls.iter().rev().copied().collect();
+    let rows: Vec<i64> = p.grid.l.iter().rev().copied().collect();
     let uniform = p.uniform_runs().is_some();
-    let cell = |l: i64, m: i64| match p.cell(l, m) {
+    let cell = |l: i64, m: i64| match p.cell(Lm { l, m }) {
         Some(c) if uniform => (Some(c.best), format!("{:.2}", c.best)),
         Some(c) => (Some(c.best), format!("{:.2}\nn={}", c.best, c.runs.len())),
         None => (None, "not run".to_string()),
     };
     let grid: Vec<Vec<(Option<f64>, String)>> = rows
         .iter()
-        .map(|&l| p.ms.iter().map(|&m| cell(l, m)).collect())
+        .map(|&l| p.grid.m.iter().map(|&m| cell(l, m)).collect())
         .collect();
+    let best = p.best.at;
     let highlight = rows
         .iter()
-        .position(|&l| l == p.best.l)
-        .zip(p.ms.iter().position(|&m| m == p.best.m));
+        .position(|&l| l == best.l)
+        .zip(p.grid.m.iter().position(|&m| m == best.m));
     HeatMap {
         labels: Labels {
             title: format!(
                 "{} · {} · best L = {}, M = {}: {:.2}%",
-                group_label(&p.dataset, &p.space),
+                p.group.label(),
                 p.seeds_text(),
-                p.best.l,
-                p.best.m,
+                best.l,
+                best.m,
                 p.best.value
             ),
             x_desc: "M (weight steps per sampled subspace)".into(),
             y_desc: "L (subspace size, ops)".into(),
         },
-        x_labels: p.ms.iter().map(|m| m.to_string()).collect(),
+        x_labels: p.grid.m.iter().map(|m| m.to_string()).collect(),
         y_labels: rows.iter().map(|l| l.to_string()).collect(),
         values: grid
             .iter()
@@ -282,24 +263,12 @@ fn heat_map(p: &Panel) -> HeatMap {
     }
 }
 
-impl Figure for Fig7 {
+impl Draw for Fig7 {
     type Plot = HeatMapGrid;
 
-    fn kind(&self) -> Kind {
-        Kind::Fig7
-    }
-
-    fn title(&self) -> &str {
-        &self.title
-    }
-
-    fn caption(&self) -> &str {
-        &self.caption
-    }
-
-    fn draw(&self) -> HeatMapGrid {
+    fn draw(&self, heading: &Heading) -> HeatMapGrid {
         HeatMapGrid {
-            title: self.title.clone(),
+            title: heading.title.clone(),
             rows: vec![self.panels.iter().map(heat_map).collect()],
             size: (PANEL.0 * self.panels.len() as u32, PANEL.1),
             margin: (0, 0, 0, 0),
@@ -338,16 +307,23 @@ mod tests {
             run(6, "darts").acc(0.95).build(),
         ]);
         let fig = compute(&data, "valid_acc").unwrap();
-        assert_eq!(fig.panels.len(), 1);
-        let p = &fig.panels[0];
-        assert_eq!((p.ls.clone(), p.ms.clone()), (vec![28, 56], vec![12, 24]));
+        let panels = &fig.numbers.panels;
+        assert_eq!(panels.len(), 1);
+        let p = &panels[0];
+        assert_eq!(
+            p.grid,
+            Lm {
+                l: vec![28, 56],
+                m: vec![12, 24]
+            }
+        );
         let first = &p.cells[0];
-        assert_eq!((first.l, first.m, first.best_run), (28, 12, 2));
+        assert_eq!((first.at, first.best_run), (Lm { l: 28, m: 12 }, 2));
         assert!((first.best - 60.0).abs() < 1e-9);
         assert_eq!(first.runs, [1, 2]);
-        assert_eq!((p.best.l, p.best.m, p.best.run), (56, 12, 4));
+        assert_eq!((p.best.at, p.best.run), (Lm { l: 56, m: 12 }, 4));
         assert_eq!(p.seeds_text(), "best of 1–2 seeds (n per cell)");
-        assert!(fig.caption.starts_with(
+        assert!(fig.heading.caption.starts_with(
             "Digits, DARTS space: DDSAS runs 1–4 (3 (L, M) points, best of 1–2 seeds (n per cell))"
         ));
         let map = heat_map(p);
@@ -355,6 +331,11 @@ mod tests {
         assert_eq!(map.highlight, Some((0, 0)));
         assert_eq!(map.texts[0][1], "not run");
         assert_eq!(map.texts[1][0], "60.00\nn=2");
+        let side = serde_json::to_value(&fig).unwrap();
+        assert_eq!(side["figure"], "fig7");
+        assert_eq!(side["panels"][0]["best"]["L"], 56);
+        assert_eq!(side["panels"][0]["cells"][0]["M"], 12);
+        assert_eq!(side["panels"][0]["L"], serde_json::json!([28, 56]));
     }
 
     #[test]

@@ -7,76 +7,35 @@
 //! search's valid accuracy (the axis and the caption say which), so that
 //! "fewer skips" can be read against "better architecture".
 
-use plotters::style::RGBColor;
 use serde::Serialize;
 
-use super::data::{
-    by_dataset_space, group_label, panel_counts, panel_settings, plural, SeriesInfo, Setting,
-    SweepData,
-};
+use super::columns::{band_legend, captions, columns, stacked, x_range, Column};
+use super::columns::{Series, Upper, MARKERS_UP_TO};
+use super::data::{by_dataset_space, panel_counts, plural, SweepData};
 use super::draw::axes::Labels;
 use super::draw::lines::dodge;
-use super::draw::{self, LegendEntry, LinePanel, SeriesStyles, StackedColumns, Swatch};
-use super::records::{AccSource, Records};
-use super::stats::{band_extent, per_x, Point};
-use super::{Figure, Kind, ReportError};
+use super::draw::{self, LinePanel, SeriesStyles, StackedColumns};
+use super::stats::per_x;
+use super::{Draw, Figure, Heading, Kind, ReportError};
 
 /// File stem of the figure.
 pub const STEM: &str = "fig8_skip";
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig8_fig9_skip.yaml";
-/// Series of at most this many epochs are drawn with markers.
-pub(crate) const MARKERS_UP_TO: usize = 60;
 
-/// Fig. 8's numbers (the sidecar) and captions.
+/// Fig. 8's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig8 {
-    figure: &'static str,
-    /// Sweep name.
-    pub sweep: String,
     std: &'static str,
     /// One per (dataset, space).
-    pub panels: Vec<Panel>,
-    /// Figure title.
-    #[serde(skip)]
-    pub title: String,
-    /// Index caption.
-    #[serde(skip)]
-    pub caption: String,
+    pub panels: Vec<Column>,
     /// The most epochs any run drawn recorded.
     #[serde(skip)]
     pub longest: usize,
 }
 
-/// The settings of one (dataset, space).
-#[derive(Debug, Clone, Serialize)]
-pub struct Panel {
-    /// Dataset.
-    pub dataset: String,
-    /// Search space.
-    pub space: String,
-    /// Which accuracy the lower panel shows.
-    #[serde(rename = "accuracy_source")]
-    pub source: AccSource,
-    /// One per setting, in [`super::data::settings`] order.
-    #[serde(rename = "methods")]
-    pub series: Vec<Series>,
-}
-
-/// The two lines of one setting.
-#[derive(Debug, Clone, Serialize)]
-pub struct Series {
-    /// Which setting and runs.
-    #[serde(flatten)]
-    pub info: SeriesInfo,
-    /// `skip_connect` kept in the normal (or only) cell, per epoch.
-    pub skip_normal: Vec<Point>,
-    /// Accuracy (%) of the same epochs.
-    pub accuracy: Vec<Point>,
-}
-
 /// Fig. 8 of `data` (with its epochs and NAS-Bench-201 tables loaded).
-pub fn compute(data: &SweepData) -> Result<Fig8, ReportError> {
+pub fn compute(data: &SweepData) -> Result<Figure<Fig8>, ReportError> {
     let records = &data.records;
     let groups = by_dataset_space(
         data.runs
@@ -86,22 +45,31 @@ pub fn compute(data: &SweepData) -> Result<Fig8, ReportError> {
     if groups.is_empty() {
         return Err(data.cannot("fig8", "has no done runs with recorded epochs", PAPER_SWEEP));
     }
-    let any_darts = groups.keys().any(|(_, space)| space != "nb201");
+    let any_darts = groups.keys().any(|g| g.space != "nb201");
     let longest = groups
         .values()
         .flatten()
         .map(|r| records.epochs_of(r.id).len())
         .max()
         .unwrap_or(0);
-    let panels: Vec<Panel> = groups
-        .keys()
-        .zip(panel_settings(&groups))
-        .map(|((dataset, space), settings)| panel(records, dataset, space, &settings))
-        .collect();
-    Ok(Fig8 {
-        figure: "fig8",
+    let panels = columns(&groups, None, |setting| {
+        let skip = setting.runs.iter().flat_map(|r| {
+            records
+                .epochs_of(r.id)
+                .iter()
+                .map(|e| (e.epoch, e.skip_normal as f64))
+        });
+        let (accuracy, source) = records.epoch_accuracy(&setting.runs);
+        let series = Series {
+            info: setting.info(),
+            accuracy: per_x(accuracy.into_iter()),
+            upper: Upper::SkipNormal(per_x(skip)),
+        };
+        (series, source)
+    });
+    let heading = Heading {
+        kind: Kind::Fig8,
         sweep: data.name.clone(),
-        std: "population (ddof = 0) over runs",
         title: format!(
             "Fig. 8 — skip connections in the derived {} per epoch (sweep {})",
             if any_darts { "normal cell" } else { "cell" },
@@ -112,196 +80,80 @@ pub fn compute(data: &SweepData) -> Result<Fig8, ReportError> {
             captions(&panels).join("; "),
             data.not_done_note()
         ),
-        longest,
+    };
+    let numbers = Fig8 {
+        std: "population (ddof = 0) over runs",
         panels,
-    })
-}
-
-/// The lines of each setting of one (dataset, space).
-fn panel(records: &Records, dataset: &str, space: &str, settings: &[Setting]) -> Panel {
-    let mut source = None;
-    let series = settings
-        .iter()
-        .map(|setting| {
-            let skip = setting.runs.iter().flat_map(|r| {
-                records
-                    .epochs_of(r.id)
-                    .iter()
-                    .map(|e| (e.epoch, e.skip_normal as f64))
-            });
-            let (accuracy, src) = records.epoch_accuracy(&setting.runs);
-            if let Some(src) = src {
-                AccSource::merge(&mut source, src);
-            }
-            Series {
-                info: setting.info(),
-                skip_normal: per_x(skip),
-                accuracy: per_x(accuracy.into_iter()),
-            }
-        })
-        .collect();
-    Panel {
-        dataset: dataset.into(),
-        space: space.into(),
-        source: source.unwrap_or_default(),
-        series,
-    }
-}
-
-/// Per panel, each setting's runs and seeds, then what its accuracy is.
-fn captions(panels: &[Panel]) -> Vec<String> {
-    let mut parts = Vec::new();
-    for p in panels {
-        for s in &p.series {
-            parts.push(s.info.caption(&p.dataset, &p.space));
-        }
-        parts.push(format!(
-            "{} accuracy: {}",
-            group_label(&p.dataset, &p.space),
-            p.source.text()
-        ));
-    }
-    parts
-}
-
-/// The styles that tell the settings of every panel apart.
-pub(crate) fn styles<'a>(panels: impl Iterator<Item = Vec<&'a SeriesInfo>>) -> SeriesStyles {
-    let names: Vec<Vec<(String, String)>> = panels
-        .map(|p| {
-            p.iter()
-                .map(|s| (s.method.clone(), s.label.clone()))
-                .collect()
-        })
-        .collect();
-    SeriesStyles::new(&names)
-}
-
-/// The x range of panels whose last x is `x_max`, padded by `frac`.
-pub(crate) fn x_range(x_max: i64, frac: f64) -> (f64, f64) {
-    if x_max == 0 {
-        (-0.5, 0.5)
-    } else {
-        draw::padded(0.0, x_max as f64, frac)
-    }
+        longest,
+    };
+    Ok(Figure { heading, numbers })
 }
 
 /// The skip panel over the accuracy panel of one (dataset, space).
-fn column(p: &Panel, styles: &SeriesStyles, markers: bool) -> (LinePanel, LinePanel) {
-    let x_max = p
-        .series
-        .iter()
-        .map(|s| s.skip_normal.last().map_or(0, |pt| pt.x))
-        .fold(0, i64::max);
-    let x_range = x_range(x_max, 0.03);
-    let lines = |points: &dyn Fn(&Series) -> &[Point]| {
-        let mut lines: Vec<draw::Series> = p
+fn column(c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LinePanel) {
+    let x_range = x_range(c.x_max(true), 0.03);
+    let lines = |upper: bool| {
+        let mut lines: Vec<draw::Series> = c
             .series
             .iter()
             .map(|s| {
-                draw::Series::mean(
-                    points(s),
-                    styles.style(&s.info.method, &s.info.label),
-                    markers,
-                )
+                let style = styles.style(&s.info.method, &s.info.label);
+                draw::Series::mean(s.line(upper), style, markers)
             })
             .collect();
         dodge(&mut lines, x_range);
         lines
     };
-    let skip_hi = band_extent(p.series.iter().map(|s| s.skip_normal.as_slice())).1;
-    let (acc_lo, acc_hi) = band_extent(p.series.iter().map(|s| s.accuracy.as_slice()));
-    let label = group_label(&p.dataset, &p.space);
-    let kept_edges = if p.space == "nb201" { 6.0 } else { 8.0 };
-    let infos: Vec<&SeriesInfo> = p.series.iter().map(|s| &s.info).collect();
+    let skip_hi = c.extent(true).1;
+    let kept_edges = if c.group.space == "nb201" { 6.0 } else { 8.0 };
+    let cell = if c.group.space == "nb201" {
+        "the cell"
+    } else {
+        "normal cell"
+    };
     let top = LinePanel {
         labels: Labels {
-            title: format!("{label} · {}", panel_counts(&infos, |n| plural(n, "run"))),
+            title: format!(
+                "{} · {}",
+                c.group.label(),
+                panel_counts(&c.infos(), |n| plural(n, "run"))
+            ),
             x_desc: "epoch (from 0)".into(),
-            y_desc: if p.space == "nb201" {
-                format!("skip_connect in the cell (of {kept_edges} edges)")
-            } else {
-                format!("skip_connect in normal cell (of {kept_edges} edges)")
-            },
+            y_desc: format!("skip_connect in {cell} (of {kept_edges} edges)"),
         },
         x_range,
         y_range: (-0.3, skip_hi.max(kept_edges) + 0.3),
         integer_x: true,
         integer_y: true,
-        series: lines(&|s| &s.skip_normal),
+        series: lines(true),
         notes: Vec::new(),
     };
-    let bottom = LinePanel {
-        labels: Labels {
-            title: match &p.source {
-                AccSource::Benchmark { dataset, .. } => {
-                    format!("{label} · NAS-Bench-201 {dataset} accuracy of each epoch's cell")
-                }
-                _ => format!("{label} · accuracy of the same epochs"),
-            },
-            x_desc: "epoch (from 0)".into(),
-            y_desc: p.source.axis().into(),
-        },
-        x_range,
-        y_range: draw::padded(acc_lo, acc_hi, 0.08),
-        integer_x: true,
-        integer_y: false,
-        series: lines(&|s| &s.accuracy),
-        notes: Vec::new(),
-    };
+    let x = ("epoch (from 0)".to_string(), x_range);
+    let bottom = c.accuracy_panel(x, ("accuracy of the same epochs", 0.08), lines(false));
     (top, bottom)
 }
 
-/// The legend entry of the shaded bands.
-pub(crate) fn band_legend() -> LegendEntry {
-    LegendEntry {
-        label: "shaded: mean ± std over runs".into(),
-        color: RGBColor(200, 200, 200),
-        swatch: Swatch::Box,
-    }
-}
-
-impl Figure for Fig8 {
+impl Draw for Fig8 {
     type Plot = StackedColumns;
 
-    fn kind(&self) -> Kind {
-        Kind::Fig8
-    }
-
-    fn title(&self) -> &str {
-        &self.title
-    }
-
-    fn caption(&self) -> &str {
-        &self.caption
-    }
-
-    fn draw(&self) -> StackedColumns {
+    fn draw(&self, heading: &Heading) -> StackedColumns {
         let markers = self.longest <= MARKERS_UP_TO;
-        let styles = styles(
-            self.panels
-                .iter()
-                .map(|p| p.series.iter().map(|s| &s.info).collect()),
-        );
-        let mut legend = styles.legend(markers);
-        legend.push(band_legend());
-        StackedColumns {
-            title: self.title.clone(),
-            legend,
-            columns: self
-                .panels
-                .iter()
-                .map(|p| column(p, &styles, markers))
-                .collect(),
-            height: 1100,
-            top_percent: 55,
-        }
+        stacked(
+            heading,
+            &self.panels,
+            (markers, band_legend()),
+            (1100, 55),
+            |c, styles| column(c, styles, markers),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::columns::styles;
     use crate::report::data::test_runs::{run, sweep};
+    use crate::report::stats::Point;
     use crate::store::EpochPoint;
 
     fn epochs(run_id: i64, skips: &[i64], accs: &[f64]) -> Vec<EpochPoint> {
@@ -320,6 +172,10 @@ mod tests {
             .collect()
     }
 
+    fn point(x: i64, mean: f64, std: f64, n: usize) -> Point {
+        Point { x, mean, std, n }
+    }
+
     #[test]
     fn each_setting_is_the_mean_and_population_std_of_its_runs() {
         let mut data = sweep(vec![
@@ -336,40 +192,25 @@ mod tests {
         r.epochs.insert(4, epochs(4, &[3, 3], &[0.6, 0.7]));
         // Run 5 recorded no epochs: not drawn.
         let fig = compute(&data).unwrap();
-        assert_eq!(fig.panels.len(), 1);
-        let p = &fig.panels[0];
-        let labels: Vec<&str> = p.series.iter().map(|s| s.info.label.as_str()).collect();
+        let panels = &fig.numbers.panels;
+        assert_eq!(panels.len(), 1);
+        let p = &panels[0];
+        let labels: Vec<&str> = p.infos().iter().map(|s| s.label.as_str()).collect();
         assert_eq!(labels, ["DARTS", "DDSAS M=12", "DDSAS M=24"]);
         let darts = &p.series[0];
         assert_eq!(darts.info.runs, [1, 2]);
         assert_eq!(
-            darts.skip_normal,
-            vec![
-                Point {
-                    x: 0,
-                    mean: 7.0,
-                    std: 0.0,
-                    n: 2
-                },
-                Point {
-                    x: 1,
-                    mean: 5.0,
-                    std: 1.0,
-                    n: 2
-                },
-            ]
+            darts.upper,
+            Upper::SkipNormal(vec![point(0, 7.0, 0.0, 2), point(1, 5.0, 1.0, 2)])
         );
         assert!((darts.accuracy[1].mean - 70.0).abs() < 1e-9);
         assert!((darts.accuracy[1].std - 10.0).abs() < 1e-9);
         assert_eq!(p.source.text(), "search valid accuracy");
-        assert!(fig
-            .caption
-            .contains("DDSAS M=24 on Digits, DARTS space: run 4 (1 seed)"));
-        assert!(fig
-            .caption
-            .contains("Digits, DARTS space accuracy: search valid accuracy"));
-        assert!(fig.title.contains("derived normal cell"));
-        let (top, bottom) = column(p, &styles(std::iter::once(labels_of(p))), true);
+        let caption = &fig.heading.caption;
+        assert!(caption.contains("DDSAS M=24 on Digits, DARTS space: run 4 (1 seed)"));
+        assert!(caption.contains("Digits, DARTS space accuracy: search valid accuracy"));
+        assert!(fig.heading.title.contains("derived normal cell"));
+        let (top, bottom) = column(p, &styles(panels), true);
         assert_eq!(
             top.labels.title,
             "Digits, DARTS space · DARTS 2 runs, DDSAS M=12 1 run, DDSAS M=24 1 run"
@@ -378,8 +219,21 @@ mod tests {
         assert_eq!(bottom.series.len(), 3);
     }
 
-    fn labels_of(p: &Panel) -> Vec<&SeriesInfo> {
-        p.series.iter().map(|s| &s.info).collect()
+    #[test]
+    fn the_sidecar_keeps_its_keys() {
+        let mut data = sweep(vec![run(1, "ddsas").build()]);
+        data.records.epochs.insert(1, epochs(1, &[2], &[0.5]));
+        let side = serde_json::to_value(compute(&data).unwrap()).unwrap();
+        assert_eq!(side["figure"], "fig8");
+        assert_eq!(side["sweep"], "test");
+        let panel = &side["panels"][0];
+        assert_eq!(panel["dataset"], "digits");
+        assert!(panel.get("per").is_none());
+        assert_eq!(panel["accuracy_source"], "search valid accuracy");
+        let series = &panel["methods"][0];
+        assert_eq!(series["label"], "DDSAS");
+        assert_eq!(series["skip_normal"][0]["mean"], 2.0);
+        assert!(side.get("title").is_none() && side.get("longest").is_none());
     }
 
     #[test]

@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, group_label, runs_text, settings, Setting, SweepData};
+use super::data::{by_dataset_space, runs_text, settings, Group, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
 use super::records::Records;
-use super::{Figure, Kind, ReportError};
+use super::{Draw, Figure, Heading, Kind, ReportError};
 use crate::config::SpaceKind;
 use crate::nas::space::SearchSpace;
 use crate::store::ReportRun;
@@ -28,29 +28,19 @@ const PANEL_H: u32 = 560;
 /// Width of one map when cell types stand side by side.
 const COLUMN_W: u32 = 1100;
 
-/// Fig. 9's numbers (the sidecar) and captions.
+/// Fig. 9's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig9 {
-    figure: &'static str,
-    /// Sweep name.
-    pub sweep: String,
     /// One per (dataset, space), setting and cell type, in that order.
     pub panels: Vec<Panel>,
-    /// Figure title.
-    #[serde(skip)]
-    pub title: String,
-    /// Index caption.
-    #[serde(skip)]
-    pub caption: String,
 }
 
 /// The counts of one cell type of one setting.
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
-    /// Dataset.
-    pub dataset: String,
-    /// Search space.
-    pub space: String,
+    /// Dataset and space.
+    #[serde(flatten)]
+    pub group: Group,
     /// `normal`, `reduce` or `cell`.
     pub cell: &'static str,
     /// The setting's keys and values.
@@ -136,7 +126,7 @@ fn mean_counts(
 /// Fig. 9 of `data` (with its sampling counts loaded): per (dataset,
 /// space), setting and cell type, the counts of one run's sampled
 /// subspaces, as the mean over the setting's runs, or of `run` alone.
-pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Fig9, ReportError> {
+pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, ReportError> {
     let groups = by_dataset_space(chosen_runs(data, run)?.into_iter());
     if groups.is_empty() {
         return Err(data.cannot(
@@ -147,23 +137,22 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Fig9, ReportError> 
     }
     let mut panels = Vec::new();
     let mut caption = Vec::new();
-    for ((dataset, space), runs) in &groups {
-        let Some(search_space) = space_of(space) else {
+    for (group, runs) in &groups {
+        let Some(search_space) = space_of(&group.space) else {
             continue;
         };
         for setting in settings(runs, &["dataset", "space"]) {
             let row = caption.len();
             for &cell in search_space.cell_types() {
-                let at = (dataset.as_str(), space.as_str());
-                panels.push(panel(&data.records, at, &search_space, cell, &setting, row));
+                let counts = mean_counts(&search_space, cell, &setting.runs, &data.records);
+                panels.push(panel(group, &search_space, cell, &setting, counts, row));
             }
-            caption.push(setting.info().caption(dataset, space));
+            caption.push(setting.info().caption(group));
         }
     }
-    Ok(Fig9 {
-        figure: "fig9",
+    let heading = Heading {
+        kind: Kind::Fig9,
         sweep: data.name.clone(),
-        panels,
         title: format!(
             "Fig. 9 — how often each operation was in a sampled subspace (sweep {})",
             data.name
@@ -173,22 +162,25 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Fig9, ReportError> 
             caption.join("; "),
             data.not_done_note()
         ),
+    };
+    Ok(Figure {
+        heading,
+        numbers: Fig9 { panels },
     })
 }
 
-/// The panel of `setting`'s counts for `cell` in `(dataset, space)`,
-/// drawn in row `row`.
+/// The panel of `setting`'s `counts` for `cell` in `group`, drawn in row
+/// `row`.
 fn panel(
-    records: &Records,
-    (dataset, space): (&str, &str),
-    search_space: &SearchSpace,
+    group: &Group,
+    space: &SearchSpace,
     cell: &'static str,
     setting: &Setting,
+    counts: Vec<Vec<f64>>,
     row: usize,
 ) -> Panel {
     Panel {
-        dataset: dataset.into(),
-        space: space.into(),
+        group: group.clone(),
         cell,
         setting: setting.keys_map(),
         label: setting.label(),
@@ -198,11 +190,9 @@ fn panel(
             "mean over runs"
         },
         runs: setting.ids(),
-        ops: search_space.ops().to_vec(),
-        edges: (0..search_space.edges())
-            .map(|e| search_space.edge_label(e))
-            .collect(),
-        counts: mean_counts(search_space, cell, &setting.runs, records),
+        ops: space.ops().to_vec(),
+        edges: (0..space.edges()).map(|e| space.edge_label(e)).collect(),
+        counts,
         row,
     }
 }
@@ -230,10 +220,7 @@ fn heat_map(p: &Panel) -> HeatMap {
     };
     HeatMap {
         labels: Labels {
-            title: format!(
-                "{} · {cell_name} · {how}",
-                group_label(&p.dataset, &p.space)
-            ),
+            title: format!("{} · {cell_name} · {how}", p.group.label()),
             x_desc: "edge (from node, to node)".into(),
             y_desc: "operation".into(),
         },
@@ -259,23 +246,11 @@ fn heat_map(p: &Panel) -> HeatMap {
     }
 }
 
-impl Figure for Fig9 {
+impl Draw for Fig9 {
     type Plot = HeatMapGrid;
 
-    fn kind(&self) -> Kind {
-        Kind::Fig9
-    }
-
-    fn title(&self) -> &str {
-        &self.title
-    }
-
-    fn caption(&self) -> &str {
-        &self.caption
-    }
-
     /// One row of maps per setting, its cell types side by side.
-    fn draw(&self) -> HeatMapGrid {
+    fn draw(&self, heading: &Heading) -> HeatMapGrid {
         let mut rows: Vec<Vec<HeatMap>> = Vec::new();
         for p in &self.panels {
             if rows.len() <= p.row {
@@ -286,7 +261,7 @@ impl Figure for Fig9 {
             }
         }
         let mut grid = HeatMapGrid {
-            title: self.title.clone(),
+            title: heading.title.clone(),
             size: (0, 60 + PANEL_H * rows.len() as u32),
             rows,
             margin: (4, 12, 0, 0),
@@ -339,7 +314,8 @@ mod tests {
 
     #[test]
     fn a_setting_shows_the_mean_count_of_its_runs_per_cell_type() {
-        let fig = compute(&data(), None).unwrap();
+        let Figure { heading, numbers } = compute(&data(), None).unwrap();
+        let fig = &numbers;
         // Two settings of DDSAS (DARTS has no sampling) × two cell types.
         assert_eq!(fig.panels.len(), 4);
         let normal = &fig.panels[0];
@@ -358,10 +334,10 @@ mod tests {
         assert_eq!(reduce.counts[0][13], 2.5);
         assert_eq!(fig.panels[2].aggregate, "run");
         assert_eq!(fig.panels[3].row, 1);
-        assert!(fig
+        assert!(heading
             .caption
             .contains("DDSAS M=12 on Digits, DARTS space: runs 1, 2 (2 seeds)"));
-        let grid = fig.draw();
+        let grid = fig.draw(&heading);
         assert_eq!(grid.size, (2200, 60 + 2 * PANEL_H));
         assert_eq!(grid.rows[0][0].texts[skip][0], "3.5");
         assert!(grid.rows[1][0].labels.title.ends_with("DDSAS M=24 run 3"));
@@ -369,10 +345,10 @@ mod tests {
 
     #[test]
     fn one_run_is_drawn_alone_and_a_baseline_is_refused() {
-        let fig = compute(&data(), Some(2)).unwrap();
-        assert_eq!(fig.panels.len(), 2);
-        assert_eq!(fig.panels[0].runs, [2]);
-        assert_eq!(fig.panels[0].aggregate, "run");
+        let panels = compute(&data(), Some(2)).unwrap().numbers.panels;
+        assert_eq!(panels.len(), 2);
+        assert_eq!(panels[0].runs, [2]);
+        assert_eq!(panels[0].aggregate, "run");
         let e = compute(&data(), Some(4)).unwrap_err().to_string();
         assert!(
             e.contains("no done DDSAS run 4") && e.contains("runs 1–3"),

@@ -4,11 +4,11 @@
 //! JSON, and an `index.html` that shows them all.
 //!
 //! Each figure is made in three steps: the tables it draws are loaded into
-//! [`SweepData`] ([`records`]), a pure `compute` turns the runs into the
-//! figure's numbers, captions and titles (a `#[derive(Serialize)]` struct
-//! that *is* the JSON sidecar), and `draw` arranges them with the widgets
-//! of [`draw`]. The numbers are thus unit-tested on hand-made runs, and the
-//! sidecar can never disagree with the drawing.
+//! [`SweepData`] ([`records`]), a pure `compute` turns the runs into a
+//! [`Figure`] (its [`Heading`] and its numbers, a `#[derive(Serialize)]`
+//! struct that *is* the JSON sidecar), and [`Draw::draw`] arranges the
+//! numbers with the widgets of [`draw`]. The numbers are thus unit-tested
+//! on hand-made runs, and the sidecar can never disagree with the drawing.
 //!
 //! Every figure works on the `done` runs of one sweep. When the sweep cannot
 //! support a figure (no runs of the right kind, a metric that is not
@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod columns;
 pub mod data;
 pub mod draw;
 pub mod escape;
@@ -146,6 +147,18 @@ impl Kind {
         }
     }
 
+    /// What its sidecar calls it (`fig7`, ..., `fig12`, `table5`).
+    pub fn figure(self) -> &'static str {
+        match self {
+            Kind::Fig7 => "fig7",
+            Kind::Fig8 => "fig8",
+            Kind::Fig9 => "fig9",
+            Kind::Fig10(_) => "fig10",
+            Kind::Fig12 => "fig12",
+            Kind::Table5 => "table5",
+        }
+    }
+
     /// File name of its outputs, without extension.
     pub fn stem(self) -> &'static str {
         match self {
@@ -180,6 +193,13 @@ impl Kind {
             Kind::Fig10(fig10::Per::Epoch) => &[Table::Epochs, Table::Nb201],
             Kind::Fig12 => &[Table::Subspaces, Table::RatioHist],
         }
+    }
+}
+
+impl Serialize for Kind {
+    /// As its sidecar names it ([`Kind::figure`]).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.figure())
     }
 }
 
@@ -375,36 +395,62 @@ pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), Repo
     write_file(path, &(text + "\n"))
 }
 
-/// A computed figure: its numbers, serialised as its JSON sidecar, and how
-/// it is drawn.
-pub(crate) trait Figure: Serialize {
-    /// The drawing of the figure.
-    type Plot: draw::Plot;
-    /// Which figure it is.
-    fn kind(&self) -> Kind;
-    /// Its title, as drawn.
-    fn title(&self) -> &str;
+/// What a figure is: which one, of which sweep (both in its sidecar), and
+/// the words shown with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heading {
+    /// Which figure; the sidecar's `figure`.
+    #[serde(rename = "figure")]
+    pub kind: Kind,
+    /// Sweep name.
+    pub sweep: String,
+    /// Title, as drawn.
+    #[serde(skip)]
+    pub title: String,
     /// The index caption: which runs, seeds and metric.
-    fn caption(&self) -> &str;
-    /// Lays the figure out with the widgets of [`draw`].
-    fn draw(&self) -> Self::Plot;
+    #[serde(skip)]
+    pub caption: String,
+}
+
+/// A computed figure: its heading and its numbers `N`, serialised together
+/// (with the canvas size) as its JSON sidecar.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure<N> {
+    /// Which figure, title and caption.
+    #[serde(flatten)]
+    pub heading: Heading,
+    /// What it draws.
+    #[serde(flatten)]
+    pub numbers: N,
+}
+
+/// How a figure's numbers are laid out with the widgets of [`draw`].
+pub trait Draw {
+    /// The drawing.
+    type Plot: draw::Plot;
+    /// Lays out the figure titled as `heading` says.
+    fn draw(&self, heading: &Heading) -> Self::Plot;
 }
 
 /// The sidecar of a figure: its numbers with the canvas size.
 #[derive(Serialize)]
-struct Sidecar<'a, F> {
+struct Sidecar<'a, N> {
     #[serde(flatten)]
-    figure: &'a F,
+    figure: &'a Figure<N>,
     width: u32,
     height: u32,
 }
 
 /// Saves a figure as PNG + SVG plus its JSON sidecar, so that every number
 /// drawn can be checked or re-plotted without the database.
-pub(crate) fn save_figure<F: Figure>(fig: &F, opts: &Options) -> Result<Output, ReportError> {
+pub(crate) fn save_figure<N: Draw + Serialize>(
+    fig: &Figure<N>,
+    opts: &Options,
+) -> Result<Output, ReportError> {
     use draw::Plot as _;
-    let stem = fig.kind().stem();
-    let plot = fig.draw();
+    let heading = &fig.heading;
+    let stem = heading.kind.stem();
+    let plot = fig.numbers.draw(heading);
     let mut files = draw::save(&plot, &opts.out, stem).map_err(|e| ReportError::Draw {
         figure: stem.into(),
         message: e.0,
@@ -421,9 +467,9 @@ pub(crate) fn save_figure<F: Figure>(fig: &F, opts: &Options) -> Result<Output, 
     )?;
     files.push(path);
     Ok(Output {
-        kind: fig.kind(),
-        title: fig.title().to_string(),
-        caption: fig.caption().to_string(),
+        kind: heading.kind,
+        title: heading.title.clone(),
+        caption: heading.caption.clone(),
         files,
         size: Some((width, height)),
         html: None,

@@ -54,14 +54,35 @@ pub struct Records {
     pub nb201: Nb201Lookup,
 }
 
+/// A row of a per-run table.
+trait RunRow {
+    /// The run it belongs to.
+    fn run_id(&self) -> i64;
+}
+
+macro_rules! run_rows {
+    ($($t:ty),*) => {
+        $(impl RunRow for $t {
+            fn run_id(&self) -> i64 {
+                self.run_id
+            }
+        })*
+    };
+}
+
+run_rows!(
+    EpochPoint,
+    StepPoint,
+    SamplingPoint,
+    SubspacePoint,
+    RatioPoint
+);
+
 /// `rows` per run, keeping only the runs in `keep`.
-fn by_run<T>(rows: Vec<T>, run: impl Fn(&T) -> i64, keep: &BTreeSet<i64>) -> BTreeMap<i64, Vec<T>> {
+fn by_run<T: RunRow>(rows: Vec<T>, keep: &BTreeSet<i64>) -> BTreeMap<i64, Vec<T>> {
     let mut map: BTreeMap<i64, Vec<T>> = BTreeMap::new();
-    for row in rows {
-        let id = run(&row);
-        if keep.contains(&id) {
-            map.entry(id).or_default().push(row);
-        }
+    for row in rows.into_iter().filter(|r| keep.contains(&r.run_id())) {
+        map.entry(row.run_id()).or_default().push(row);
     }
     map
 }
@@ -84,25 +105,16 @@ impl Records {
         let keep: BTreeSet<i64> = runs.iter().map(|r| r.id).collect();
         for &table in tables {
             match table {
-                Table::Epochs => {
-                    let rows = store.report_epochs(sweep).await?;
-                    self.epochs = by_run(rows, |p| p.run_id, &keep);
-                }
-                Table::Steps => {
-                    let rows = store.report_steps(sweep).await?;
-                    self.steps = by_run(rows, |p| p.run_id, &keep);
-                }
+                Table::Epochs => self.epochs = by_run(store.report_epochs(sweep).await?, &keep),
+                Table::Steps => self.steps = by_run(store.report_steps(sweep).await?, &keep),
                 Table::Sampling => {
-                    let rows = store.report_final_sampling(sweep).await?;
-                    self.sampling = by_run(rows, |p| p.run_id, &keep);
+                    self.sampling = by_run(store.report_final_sampling(sweep).await?, &keep)
                 }
                 Table::Subspaces => {
-                    let rows = store.report_subspaces(sweep).await?;
-                    self.subspaces = by_run(rows, |p| p.run_id, &keep);
+                    self.subspaces = by_run(store.report_subspaces(sweep).await?, &keep)
                 }
                 Table::RatioHist => {
-                    let rows = store.report_final_ratio_hist(sweep).await?;
-                    self.ratio_hist = by_run(rows, |p| p.run_id, &keep);
+                    self.ratio_hist = by_run(store.report_final_ratio_hist(sweep).await?, &keep)
                 }
                 Table::Nb201 => {
                     let datasets: Vec<&str> = runs.iter().map(|r| r.dataset.as_str()).collect();

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
-use super::data::{config_key, dataset_label, runs_text, space_label, SweepData};
+use super::data::{config_key, dataset_label, runs_text, space_label, Group, Lm, SweepData};
 use super::escape::{self, csv_field};
 use super::stats::mean_std;
 use super::{write_file, write_json, Kind, Options, Output, ReportError};
@@ -32,6 +32,9 @@ const CSV_METRIC: &str =
     "100 - final search valid accuracy (%); not the test error of a trained cell";
 /// What the accuracy is, for every caption.
 const ACCURACY_NOTE: &str = "Error = 100 − final valid accuracy of the search (%); no evaluation stage exists yet, so this is not the paper's test error. Mean ± population std (ddof = 0) over seeds.";
+/// What a sweep lacks that has no column.
+const MISSING: &str =
+    "has no DDSAS config that was run (and done) both with and without the approximation";
 /// The row names, without and with the approximation.
 const ROWS: [&str; 2] = ["w/o approximation", "w/ approximation"];
 
@@ -59,18 +62,14 @@ pub struct Table5 {
 /// One column: a dataset (and config) with both variants.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
-    /// Dataset.
-    pub dataset: String,
-    /// Search space.
-    pub space: String,
-    /// Subspace size.
-    #[serde(rename = "L")]
-    pub l: Option<i64>,
-    /// Weight steps per subspace.
-    #[serde(rename = "M")]
-    pub m: Option<i64>,
+    /// Dataset and space.
+    #[serde(flatten)]
+    pub group: Group,
     /// The column header: the dataset, with the config if needed.
     pub header: String,
+    /// The config's L and M.
+    #[serde(flatten)]
+    pub config: Lm<Option<i64>>,
     /// Without the approximation.
     pub without: Variant,
     /// With the approximation.
@@ -151,25 +150,27 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
         .values()
         .filter(|(without, with)| !without.is_empty() && !with.is_empty())
         .map(|(without, with)| Column {
-            dataset: with[0].dataset.clone(),
-            space: with[0].space.clone(),
-            l: with[0].l,
-            m: with[0].m,
+            group: Group::of(with[0]),
+            config: Lm {
+                l: with[0].l,
+                m: with[0].m,
+            },
             header: String::new(),
             without: Variant::new(without),
             with: Variant::new(with),
         })
         .collect();
     if columns.is_empty() {
-        return Err(data.cannot(
-            "table5",
-            "has no DDSAS config that was run (and done) both with and without the approximation",
-            PAPER_SWEEP,
-        ));
+        return Err(data.cannot("table5", MISSING, PAPER_SWEEP));
     }
     columns.sort_by_key(|c| {
         let first = c.with.runs.first().copied();
-        (dataset_rank(&c.dataset), c.space.clone(), c.l, c.m, first)
+        (
+            dataset_rank(&c.group.dataset),
+            c.group.space.clone(),
+            c.config,
+            first,
+        )
     });
     name_columns(&mut columns);
     let runs_line = columns
@@ -204,18 +205,19 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
 fn name_columns(columns: &mut [Column]) {
     let mut per_dataset: BTreeMap<String, usize> = BTreeMap::new();
     for c in columns.iter() {
-        *per_dataset.entry(c.dataset.clone()).or_insert(0) += 1;
+        *per_dataset.entry(c.group.dataset.clone()).or_insert(0) += 1;
     }
     for c in columns.iter_mut() {
-        c.header = if per_dataset.get(&c.dataset) == Some(&1) && c.space == "darts" {
-            format!("{} (%)", dataset_label(&c.dataset))
+        let Group { dataset, space } = &c.group;
+        c.header = if per_dataset.get(dataset) == Some(&1) && space == "darts" {
+            format!("{} (%)", dataset_label(dataset))
         } else {
             format!(
                 "{}, {}, L = {}, M = {} (%)",
-                dataset_label(&c.dataset),
-                space_label(&c.space),
-                c.l.unwrap_or_default(),
-                c.m.unwrap_or_default()
+                dataset_label(dataset),
+                space_label(space),
+                c.config.l.unwrap_or_default(),
+                c.config.m.unwrap_or_default()
             )
         };
     }
@@ -270,10 +272,10 @@ impl Table5 {
                 let _ = writeln!(
                     csv,
                     "{},{},{},{},{},{},{},{},{:.6},{:.6},{}",
-                    csv_field(&c.dataset),
-                    csv_field(&c.space),
-                    c.l.map_or(String::new(), |v| v.to_string()),
-                    c.m.map_or(String::new(), |v| v.to_string()),
+                    csv_field(&c.group.dataset),
+                    csv_field(&c.group.space),
+                    c.config.l.map_or(String::new(), |v| v.to_string()),
+                    c.config.m.map_or(String::new(), |v| v.to_string()),
                     approx,
                     csv_field(CSV_METRIC),
                     v.errors.len(),

@@ -2,14 +2,12 @@
 //! descriptions of x and y, shared by line, bar and heat-map panels; and
 //! the choice of round tick values.
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
-use super::text::{
-    font, measure, panel_title, text_at, vertical_text, Txt, DESC_PX, LABEL_PX, PANEL_TITLE_H,
-};
-use super::{DrawError, DrawResult, GRID};
+use super::text::{font, panel_title, text_at, upright, widest, Txt};
+use super::text::{DESC_PX, LABEL_PX, PANEL_TITLE_H};
+use super::{Area, DrawError, DrawResult, GRID};
 
 /// What a panel's axes say: its title and what x and y are, with units.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +74,7 @@ const BELOW_FRAME: i32 = 12 + LABEL_PX as i32 + 16 + DESC_PX as i32 + 10;
 /// Axis furniture of a panel: title, frame, grid, ticks and descriptions,
 /// over data ranges `xr` × `yr`. Returns the plot frame.
 pub fn axes<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+    area: &Area<DB>,
     labels: &Labels,
     xr: (f64, f64),
     yr: (f64, f64),
@@ -88,36 +86,27 @@ pub fn axes<DB: DrawingBackend>(
     panel_title(area, &labels.title)?;
     let ydec = tick_decimals(&ticks.y);
     let ylabels: Vec<String> = ticks.y.iter().map(|v| format!("{v:.ydec$}")).collect();
-    let ylab_w = ylabels
-        .iter()
-        .map(|l| measure(l, &label))
-        .max()
-        .unwrap_or(0);
-    let left = 10 + DESC_PX as i32 + 14 + ylab_w + 12;
+    let left = 10 + DESC_PX as i32 + 14 + widest(&ylabels, &label).unwrap_or(0) + 12;
     let frame = Frame {
         px: (left, PANEL_TITLE_H + 8, w - 28, h - BELOW_FRAME),
         xr,
         yr,
     };
     grid(area, &frame, ticks)?;
+    let (l, _, _, b) = frame.px;
     for (y, text) in ticks.y.iter().zip(&ylabels) {
-        y_tick(area, frame.px.0, frame.map(xr.0, *y).1, text, &label)?;
+        tick(area, (Edge::Left, l), frame.map(xr.0, *y).1, text, &label)?;
     }
     for (x, text) in &ticks.x {
-        x_tick(area, frame.map(*x, yr.0).0, frame.px.3, text, &label)?;
+        tick(area, (Edge::Bottom, b), frame.map(*x, yr.0).0, text, &label)?;
     }
     let (_, t, _, b) = frame.px;
-    x_description(area, &labels.x_desc, frame.px, 16)?;
-    y_description(area, &labels.y_desc, frame.px, b - t + 30)?;
+    descriptions(area, labels, frame.px, (16, b - t + 30))?;
     Ok(frame)
 }
 
 /// The grid lines at the ticks and the frame around the plot.
-fn grid<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    frame: &Frame,
-    ticks: &Ticks,
-) -> DrawResult {
+fn grid<DB: DrawingBackend>(area: &Area<DB>, frame: &Frame, ticks: &Ticks) -> DrawResult {
     let (l, t, r, b) = frame.px;
     for &y in &ticks.y {
         let (_, py) = frame.map(frame.xr.0, y);
@@ -137,83 +126,65 @@ fn grid<DB: DrawingBackend>(
     Ok(())
 }
 
-/// A tick left of a frame whose left edge is `left`, at height `y`, with
-/// its label.
-pub fn y_tick<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    left: i32,
-    y: i32,
-    text: &str,
-    t: &Txt,
-) -> DrawResult {
-    area.draw(&PathElement::new(
-        vec![(left - 6, y), (left, y)],
-        BLACK.stroke_width(1),
-    ))?;
-    text_at(area, text, t, (left - 10, y), HPos::Right)
+/// The edge of a frame a tick stands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// The left edge (y ticks, heat-map rows), labels right-aligned.
+    Left,
+    /// The bottom edge (x ticks, heat-map columns), labels centred.
+    Bottom,
 }
 
-/// A tick below a frame whose bottom edge is `bottom`, at `x`, with its
+/// A tick on the `edge` of a frame that lies at pixel `edge_px` (its x for
+/// the left edge, its y for the bottom), `at` pixels along it, with its
 /// label.
-pub fn x_tick<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    x: i32,
-    bottom: i32,
+pub fn tick<DB: DrawingBackend>(
+    area: &Area<DB>,
+    (edge, edge_px): (Edge, i32),
+    at: i32,
     text: &str,
     t: &Txt,
 ) -> DrawResult {
-    area.draw(&PathElement::new(
-        vec![(x, bottom), (x, bottom + 6)],
-        BLACK.stroke_width(1),
-    ))?;
-    text_at(
-        area,
-        text,
-        t,
-        (x, bottom + 12 + LABEL_PX as i32 / 2),
-        HPos::Center,
-    )
-}
-
-/// The x description centred under a frame `(l, t, r, b)`, `gap` pixels
-/// below the tick labels.
-pub fn x_description<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    text: &str,
-    (l, _, r, b): (i32, i32, i32, i32),
-    gap: i32,
-) -> DrawResult {
-    text_at(
-        area,
-        text,
-        &font(DESC_PX),
-        (
-            (l + r) / 2,
-            b + 12 + LABEL_PX as i32 + gap + DESC_PX as i32 / 2,
+    let (line, anchor, h) = match edge {
+        Edge::Left => (
+            [(edge_px - 6, at), (edge_px, at)],
+            (edge_px - 10, at),
+            HPos::Right,
         ),
-        HPos::Center,
-    )
+        Edge::Bottom => (
+            [(at, edge_px), (at, edge_px + 6)],
+            (at, edge_px + 12 + LABEL_PX as i32 / 2),
+            HPos::Center,
+        ),
+    };
+    area.draw(&PathElement::new(line.to_vec(), BLACK.stroke_width(1)))?;
+    text_at(area, text, t, anchor, h)
 }
 
-/// The y description upright at the left edge of `area`, beside a frame
-/// `(l, t, r, b)`, at most `room` pixels long.
-pub fn y_description<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    text: &str,
-    (_, t, _, b): (i32, i32, i32, i32),
-    room: i32,
+/// The x description centred under a frame `(l, t, r, b)` (`gap` pixels
+/// below the tick labels) and the y description upright at the left edge
+/// of `area`, at most `room` pixels long.
+pub fn descriptions<DB: DrawingBackend>(
+    area: &Area<DB>,
+    labels: &Labels,
+    (l, t, r, b): (i32, i32, i32, i32),
+    (gap, room): (i32, i32),
 ) -> DrawResult {
-    vertical_text(
+    let desc = font(DESC_PX);
+    let below = b + 12 + LABEL_PX as i32 + gap + DESC_PX as i32 / 2;
+    text_at(
         area,
-        text,
-        &font(DESC_PX),
-        (10 + DESC_PX as i32 / 2, (t + b) / 2),
-        room,
-    )
+        &labels.x_desc,
+        &desc,
+        ((l + r) / 2, below),
+        HPos::Center,
+    )?;
+    let left = (10 + DESC_PX as i32 / 2, (t + b) / 2);
+    upright(area, &labels.y_desc, left, room)
 }
 
 /// Pixel height of the plot frame that [`axes`] makes in `area`.
-pub fn frame_height<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> f64 {
+pub fn frame_height<DB: DrawingBackend>(area: &Area<DB>) -> f64 {
     let h = area.dim_in_pixel().1 as i32;
     (h - (PANEL_TITLE_H + 8) - BELOW_FRAME).max(50) as f64
 }

@@ -2,13 +2,12 @@
 //! each, the count written above every bar, a shaded category, and notes
 //! in the top-left corner.
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::axes::{above_notes, axes, frame_height, int_ticks, Frame, Labels, Ticks};
 use super::text::{bold, font, text_at, LABEL_PX};
-use super::DrawResult;
+use super::{Area, DrawResult};
 
 /// One group of bars (one per category) in a [`BarPanel`].
 #[derive(Debug, Clone)]
@@ -37,7 +36,7 @@ pub struct BarPanel {
 }
 
 /// Draws `p` filling `area`.
-pub fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &BarPanel) -> DrawResult {
+pub fn bar_panel<DB: DrawingBackend>(area: &Area<DB>, p: &BarPanel) -> DrawResult {
     let n = p.categories.len().max(1) as f64;
     let top = p
         .sets
@@ -80,11 +79,7 @@ pub fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &BarPanel
 
 /// The bars of every set side by side in their categories, each with its
 /// label above.
-fn bars<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    frame: &Frame,
-    sets: &[BarSet],
-) -> DrawResult {
+fn bars<DB: DrawingBackend>(area: &Area<DB>, frame: &Frame, sets: &[BarSet]) -> DrawResult {
     let bar = 0.8 / sets.len().max(1) as f64;
     let t = font(LABEL_PX - 2);
     for (si, s) in sets.iter().enumerate() {

@@ -3,17 +3,15 @@
 //! outlined cell, and a colour bar, in viridis; and a figure of heat maps
 //! in rows under a title.
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
-use super::axes::{int_ticks, nice_ticks, tick_decimals, x_description, x_tick, y_description};
-use super::axes::{y_tick, Labels};
+use super::axes::{descriptions, int_ticks, nice_ticks, tick, tick_decimals};
+use super::axes::{Edge, Labels};
 use super::text::title;
-use super::text::{
-    font, measure, panel_title, text_at, vertical_text, CELL_PX, DESC_PX, LABEL_PX, PANEL_TITLE_H,
-};
-use super::{DrawResult, Plot, GRID, MUTED};
+use super::text::{font, panel_title, text_at, upright, widest};
+use super::text::{CELL_PX, DESC_PX, LABEL_PX, PANEL_TITLE_H};
+use super::{Area, DrawResult, Plot, GRID, MUTED};
 
 /// A heat map: `values[row][col]` with a label per row and column.
 #[derive(Debug, Clone)]
@@ -62,7 +60,7 @@ impl Plot for HeatMapGrid {
         self.size
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DrawResult {
         let body = title(root, &self.title)?;
         let body = body.margin(0, 10, 10, 10);
         let columns = self.columns();
@@ -100,13 +98,7 @@ struct Layout {
 impl Layout {
     fn new(hm: &HeatMap, (w, h): (i32, i32)) -> Layout {
         let label = font(LABEL_PX);
-        let ylab_w = hm
-            .y_labels
-            .iter()
-            .map(|l| measure(l, &label))
-            .max()
-            .unwrap_or(0);
-        let left = 10 + DESC_PX as i32 + 16 + ylab_w + 12;
+        let left = 10 + DESC_PX as i32 + 16 + widest(&hm.y_labels, &label).unwrap_or(0) + 12;
         let (lo, hi) = value_range(hm);
         let ticks = if hm.integer {
             int_ticks(lo, hi, 5)
@@ -118,11 +110,7 @@ impl Layout {
             .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
             .collect();
         let dec = tick_decimals(&ticks);
-        let tick_w = ticks
-            .iter()
-            .map(|t| measure(&format!("{t:.dec$}"), &label))
-            .max()
-            .unwrap_or(40);
+        let tick_w = widest(ticks.iter().map(|t| format!("{t:.dec$}")), &label).unwrap_or(40);
         let right = 26 + BAR_W + 10 + tick_w + 16 + DESC_PX as i32 + 8;
         let bottom = 12 + LABEL_PX as i32 + 18 + DESC_PX as i32 + 12;
         let (x0, y0) = (left, PANEL_TITLE_H + 6);
@@ -171,7 +159,7 @@ fn value_range(hm: &HeatMap) -> (f64, f64) {
 }
 
 /// Draws `hm` filling `area`.
-pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) -> DrawResult {
+pub fn heatmap<DB: DrawingBackend>(area: &Area<DB>, hm: &HeatMap) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
     panel_title(area, &hm.labels.title)?;
     let lay = Layout::new(hm, (w as i32, h as i32));
@@ -191,21 +179,16 @@ pub fn heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, hm: &HeatMap) 
     let (x0, y0, x1, y1) = lay.px;
     area.draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(1)))?;
     column_labels(area, hm, &lay)?;
-    x_description(area, &hm.labels.x_desc, lay.px, 18)?;
     for (r, l) in hm.y_labels.iter().enumerate() {
         let mid = (lay.at(0, r).1 + lay.at(0, r + 1).1) / 2;
-        y_tick(area, x0, mid, l, &font(LABEL_PX))?;
+        tick(area, (Edge::Left, x0), mid, l, &font(LABEL_PX))?;
     }
-    y_description(area, &hm.labels.y_desc, lay.px, y1 - y0)?;
+    descriptions(area, &hm.labels, lay.px, (18, y1 - y0))?;
     colour_bar(area, hm, &lay)
 }
 
 /// The cells: colour and the text written in them.
-fn cells<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    hm: &HeatMap,
-    lay: &Layout,
-) -> DrawResult {
+fn cells<DB: DrawingBackend>(area: &Area<DB>, hm: &HeatMap, lay: &Layout) -> DrawResult {
     let cell_px = cell_font_px(hm, lay.cell);
     let (lo, hi) = lay.range;
     for (r, row) in hm.values.iter().enumerate() {
@@ -252,14 +235,8 @@ fn cells<DB: DrawingBackend>(
 /// The cell font: as large as [`CELL_PX`], smaller if the widest text or
 /// the lines do not fit a cell `(cw, ch)`.
 fn cell_font_px(hm: &HeatMap, (cw, ch): (f64, f64)) -> u32 {
-    let widest = hm
-        .texts
-        .iter()
-        .flatten()
-        .flat_map(|t| t.lines())
-        .map(|l| measure(l, &font(CELL_PX)))
-        .max()
-        .unwrap_or(1);
+    let lines = hm.texts.iter().flatten().flat_map(|t| t.lines());
+    let widest = widest(lines, &font(CELL_PX)).unwrap_or(1);
     let max_lines = hm
         .texts
         .iter()
@@ -274,19 +251,10 @@ fn cell_font_px(hm: &HeatMap, (cw, ch): (f64, f64)) -> u32 {
 }
 
 /// Column labels under the grid, smaller if they do not fit their cell.
-fn column_labels<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    hm: &HeatMap,
-    lay: &Layout,
-) -> DrawResult {
+fn column_labels<DB: DrawingBackend>(area: &Area<DB>, hm: &HeatMap, lay: &Layout) -> DrawResult {
     let label = font(LABEL_PX);
     let cw = lay.cell.0;
-    let widest = hm
-        .x_labels
-        .iter()
-        .map(|l| measure(l, &label))
-        .max()
-        .unwrap_or(0);
+    let widest = widest(&hm.x_labels, &label).unwrap_or(0);
     let xl = if widest as f64 > cw - 6.0 {
         font(((LABEL_PX as f64 * (cw - 6.0) / widest as f64) as u32).max(11))
     } else {
@@ -295,17 +263,13 @@ fn column_labels<DB: DrawingBackend>(
     let y1 = lay.px.3;
     for (c, l) in hm.x_labels.iter().enumerate() {
         let mid = (lay.at(c, 0).0 + lay.at(c + 1, 0).0) / 2;
-        x_tick(area, mid, y1, l, &xl)?;
+        tick(area, (Edge::Bottom, y1), mid, l, &xl)?;
     }
     Ok(())
 }
 
 /// The colour bar right of the grid, with ticks and its description.
-fn colour_bar<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    hm: &HeatMap,
-    lay: &Layout,
-) -> DrawResult {
+fn colour_bar<DB: DrawingBackend>(area: &Area<DB>, hm: &HeatMap, lay: &Layout) -> DrawResult {
     let (_, y0, x1, y1) = lay.px;
     let (lo, hi) = lay.range;
     let bx0 = x1 + 26;
@@ -339,10 +303,9 @@ fn colour_bar<DB: DrawingBackend>(
             HPos::Left,
         )?;
     }
-    vertical_text(
+    upright(
         area,
         &hm.bar_desc,
-        &font(DESC_PX),
         (
             bx0 + BAR_W + 10 + lay.tick_w + 16 + DESC_PX as i32 / 2,
             (y0 + y1) / 2,

@@ -3,13 +3,12 @@
 //! [`SeriesStyles`], which keeps a method's colour and marker in every
 //! figure unless one panel shows several settings of a method.
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::lines::{draw_marker, polyline};
 use super::text::{font, measure, text_at, LABEL_PX};
-use super::{method_color, method_marker, DrawResult, SERIES_PALETTE};
+use super::{method_color, method_marker, Area, DrawResult, SERIES_PALETTE};
 use crate::report::data::{method_label, method_rank};
 
 /// How the series of a figure are told apart. Each series is one setting
@@ -131,10 +130,7 @@ fn legend_rows(entries: &[LegendEntry], width: i32) -> Vec<Vec<(usize, i32)>> {
 }
 
 /// Draws a centred legend (wrapped into rows) across the top of `area`.
-pub fn legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    entries: &[LegendEntry],
-) -> DrawResult {
+pub fn legend<DB: DrawingBackend>(area: &Area<DB>, entries: &[LegendEntry]) -> DrawResult {
     let (w, _) = area.dim_in_pixel();
     let t = font(LABEL_PX);
     for (r, row) in legend_rows(entries, w as i32).iter().enumerate() {

@@ -3,7 +3,6 @@
 //! (columns of two stacked panels under a legend), and the lines a mean ±
 //! std series is drawn as.
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
@@ -11,7 +10,7 @@ use super::axes::{above_notes, axes, frame_height, int_ticks, nice_ticks, tick_d
 use super::axes::{Frame, Labels, Ticks};
 use super::legend::{legend, legend_height, LegendEntry};
 use super::text::{font, measure, text_at, title, LABEL_PX};
-use super::{target, DrawResult, Plot, Target};
+use super::{target, Area, DrawResult, Plot, Target};
 use crate::report::stats::{moving_average, Point};
 
 /// One line of a [`LinePanel`], with an optional band.
@@ -122,7 +121,7 @@ pub struct LinePanel {
 }
 
 /// Draws `p` filling `area`.
-pub fn line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePanel) -> DrawResult {
+pub fn line_panel<DB: DrawingBackend>(area: &Area<DB>, p: &LinePanel) -> DrawResult {
     let mut y_range = p.y_range;
     if p.integer_y && y_range.1 - y_range.0 < 3.0 {
         // A flat count: room for a few whole-number ticks around it.
@@ -167,11 +166,7 @@ pub fn line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePan
 }
 
 /// The shaded band of `s`, if it has one.
-fn band<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    frame: &Frame,
-    s: &Series,
-) -> DrawResult {
+fn band<DB: DrawingBackend>(area: &Area<DB>, frame: &Frame, s: &Series) -> DrawResult {
     if s.band.len() > 1 {
         let mut poly: Vec<(i32, i32)> = s.band.iter().map(|&(x, _, hi)| frame.map(x, hi)).collect();
         poly.extend(s.band.iter().rev().map(|&(x, lo, _)| frame.map(x, lo)));
@@ -182,11 +177,7 @@ fn band<DB: DrawingBackend>(
 
 /// The line of `s`, broken where a y is missing, with its markers (a lone
 /// point always gets one).
-fn line<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    frame: &Frame,
-    s: &Series,
-) -> DrawResult {
+fn line<DB: DrawingBackend>(area: &Area<DB>, frame: &Frame, s: &Series) -> DrawResult {
     let mut segment: Vec<(i32, i32)> = Vec::new();
     let mut segments = Vec::new();
     for &(x, y) in &s.points {
@@ -214,7 +205,7 @@ fn line<DB: DrawingBackend>(
 /// is a quadrilateral offset along its normal, with round joins. SVG paths
 /// are left to the viewer.
 pub fn polyline<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+    area: &Area<DB>,
     pts: &[(i32, i32)],
     color: RGBAColor,
     width: u32,
@@ -254,7 +245,7 @@ pub fn polyline<DB: DrawingBackend>(
 
 /// Draws marker `kind` (0 circle, 1 triangle, 2 square) centred at `p`.
 pub fn draw_marker<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+    area: &Area<DB>,
     kind: usize,
     (x, y): (i32, i32),
     color: RGBColor,
@@ -295,7 +286,7 @@ impl Plot for StackedColumns {
         (if n == 1 { 1200 } else { 850 * n }, self.height)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DrawResult {
         let body = title(root, &self.title)?;
         let (w, _) = body.dim_in_pixel();
         let (top, body) = body.split_vertically(legend_height(&self.legend, w as i32));

@@ -124,13 +124,16 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawE
 /// Result of a drawing function.
 pub type DrawResult = Result<(), DrawError>;
 
+/// A region of the canvas being drawn on, in pixels from its top left.
+pub type Area<DB> = DrawingArea<DB, Shift>;
+
 /// A figure that can draw itself on any plotters backend, so that the PNG
 /// and the SVG come from the same code.
 pub trait Plot {
     /// Canvas size in pixels (width, height).
     fn size(&self) -> (u32, u32);
     /// Draws the whole figure on `root` (already filled white).
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DrawResult;
 }
 
 /// Writes `plot` as `dir/stem.png` and `dir/stem.svg`; returns both paths.

@@ -10,13 +10,12 @@
 
 use std::sync::Once;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontFamily, FontStyle, FontTransform};
 
 use super::font::{metrics, BOLD_TTF, REGULAR_TTF};
-use super::{target, DrawError, DrawResult, Target, MUTED};
+use super::{target, Area, DrawError, DrawResult, Target, MUTED};
 
 /// The font family name: the bundled DejaVu Sans is registered under it for
 /// PNG, and the SVG names it so that viewers use DejaVu Sans if they have it
@@ -86,6 +85,11 @@ pub fn bold(px: u32) -> Txt {
 /// Width in pixels of `text` set in `t`.
 pub fn measure(text: &str, t: &Txt) -> i32 {
     metrics(t.bold).width(text, t.px as f64).ceil() as i32
+}
+
+/// Width in pixels of the widest of `texts` set in `t` (`None` for none).
+pub fn widest<S: AsRef<str>>(texts: impl IntoIterator<Item = S>, t: &Txt) -> Option<i32> {
+    texts.into_iter().map(|s| measure(s.as_ref(), t)).max()
 }
 
 /// `t` made smaller (down to 80% of its size) until `text` fits `max_px`,
@@ -178,76 +182,89 @@ fn glyph_run(text: &str, t: &Txt) -> (Vec<(char, f64, i32)>, f64) {
     (glyphs, total * scale)
 }
 
+/// Which way a text runs.
+#[derive(Clone, Copy)]
+enum Run {
+    /// Left to right, anchored by its left, centre or right.
+    Across(HPos),
+    /// Upwards (rotated a quarter turn counter-clockwise), centred.
+    Up,
+}
+
 /// Draws `text` vertically centred on `y`, anchored at `x` by `h`.
 pub fn text_at<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+    area: &Area<DB>,
+    text: &str,
+    t: &Txt,
+    at: (i32, i32),
+    h: HPos,
+) -> DrawResult {
+    place(area, text, t, at, Run::Across(h))
+}
+
+/// Draws an axis description (regular, [`DESC_PX`]) rotated a quarter
+/// turn counter-clockwise (reading upwards), centred at `at`, made smaller
+/// or shortened to be at most `room` pixels long.
+pub fn upright<DB: DrawingBackend>(
+    area: &Area<DB>,
+    text: &str,
+    at: (i32, i32),
+    room: i32,
+) -> DrawResult {
+    let (text, t) = shrink_to_fit(text, &font(DESC_PX), room);
+    place(area, &text, &t, at, Run::Up)
+}
+
+/// Draws `text` centred on `(x, y)` across it, or running up through it:
+/// one `<text>` for SVG, glyph by glyph for PNG.
+fn place<DB: DrawingBackend>(
+    area: &Area<DB>,
     text: &str,
     t: &Txt,
     (x, y): (i32, i32),
-    h: HPos,
+    run: Run,
 ) -> DrawResult {
     let color = t.color;
-    let style = style(t, &color);
+    let style = match run {
+        Run::Across(_) => style(t, &color),
+        Run::Up => style(t, &color).transform(FontTransform::Rotate270),
+    };
     if target() == Target::Svg {
+        let h = match run {
+            Run::Across(h) => h,
+            Run::Up => HPos::Center,
+        };
         area.draw_text(text, &style.pos(Pos::new(h, VPos::Center)), (x, y))?;
         return Ok(());
     }
     let (glyphs, length) = glyph_run(text, t);
-    let start = x as f64
-        - match h {
-            HPos::Left => 0.0,
-            HPos::Center => length / 2.0,
-            HPos::Right => length,
-        };
-    let top = glyph_top(y, t);
+    // Rotate270 maps glyph (gx, gy) to (gy, -gx): upwards, the baseline is
+    // a column and the pen moves up.
+    let at = |pen: f64, lsb: i32| match run {
+        Run::Across(h) => {
+            let start = x as f64
+                - match h {
+                    HPos::Left => 0.0,
+                    HPos::Center => length / 2.0,
+                    HPos::Right => length,
+                };
+            ((start + pen).round() as i32 + lsb, glyph_top(y, t))
+        }
+        Run::Up => {
+            let start = y as f64 + length / 2.0;
+            (glyph_top(x, t), (start - pen).round() as i32 - lsb)
+        }
+    };
     let style = style.pos(Pos::new(HPos::Left, VPos::Top));
     let mut buf = [0u8; 4];
     for (c, pen, lsb) in glyphs {
-        let gx = (start + pen).round() as i32 + lsb;
-        area.draw_text(c.encode_utf8(&mut buf), &style, (gx, top))?;
-    }
-    Ok(())
-}
-
-/// Draws `text` rotated a quarter turn counter-clockwise (reading upwards),
-/// centred at `(x, y)`, made smaller or shortened to be at most `max_px`
-/// long.
-pub fn vertical_text<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    text: &str,
-    t: &Txt,
-    (x, y): (i32, i32),
-    max_px: i32,
-) -> DrawResult {
-    let (text, t) = shrink_to_fit(text, t, max_px);
-    let color = t.color;
-    let style = style(&t, &color).transform(FontTransform::Rotate270);
-    if target() == Target::Svg {
-        area.draw_text(
-            &text,
-            &style.pos(Pos::new(HPos::Center, VPos::Center)),
-            (x, y),
-        )?;
-        return Ok(());
-    }
-    let (glyphs, length) = glyph_run(&text, &t);
-    let start = y as f64 + length / 2.0;
-    // Rotate270 maps glyph (gx, gy) to (gy, -gx): the baseline is a column.
-    let left = glyph_top(x, &t);
-    let style = style.pos(Pos::new(HPos::Left, VPos::Top));
-    let mut buf = [0u8; 4];
-    for (c, pen, lsb) in glyphs {
-        let gy = (start - pen).round() as i32 - lsb;
-        area.draw_text(c.encode_utf8(&mut buf), &style, (left, gy))?;
+        area.draw_text(c.encode_utf8(&mut buf), &style, at(pen, lsb))?;
     }
     Ok(())
 }
 
 /// Draws the figure title at the top of `root`; returns the area below it.
-pub fn title<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    text: &str,
-) -> Result<DrawingArea<DB, Shift>, DrawError> {
+pub fn title<DB: DrawingBackend>(root: &Area<DB>, text: &str) -> Result<Area<DB>, DrawError> {
     let (w, _) = root.dim_in_pixel();
     let (top, rest) = root.split_vertically(TITLE_PX as i32 + 30);
     let (text, t) = shrink_to_fit(text, &bold(TITLE_PX), w as i32 - 20);
@@ -264,10 +281,10 @@ pub fn title<DB: DrawingBackend>(
 /// Draws the figure title and a smaller subtitle line under it; returns
 /// the area below.
 pub fn title_sub<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+    root: &Area<DB>,
     text: &str,
     sub: &str,
-) -> Result<DrawingArea<DB, Shift>, DrawError> {
+) -> Result<Area<DB>, DrawError> {
     let rest = title(root, text)?;
     let (w, _) = rest.dim_in_pixel();
     let (top, rest) = rest.split_vertically(LABEL_PX as i32 + 12);
@@ -284,7 +301,7 @@ pub fn title_sub<DB: DrawingBackend>(
 
 /// Draws a panel's title centred in the top [`PANEL_TITLE_H`] pixels of
 /// `area`, smaller or shortened to fit its width.
-pub fn panel_title<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str) -> DrawResult {
+pub fn panel_title<DB: DrawingBackend>(area: &Area<DB>, title: &str) -> DrawResult {
     let w = area.dim_in_pixel().0 as i32;
     let (text, t) = shrink_to_fit(title, &bold(PANEL_TITLE_PX), w - 10);
     text_at(area, &text, &t, (w / 2, PANEL_TITLE_H / 2), HPos::Center)
