@@ -35,7 +35,8 @@ pub struct Column {
     /// Which accuracy the lower panel shows.
     #[serde(rename = "accuracy_source")]
     pub source: AccSource,
-    /// One per setting, in [`super::data::settings`] order.
+    /// One per setting, in [`super::data::settings`] order (`methods` in
+    /// the sidecar, the name it had when a series was a method).
     #[serde(rename = "methods")]
     pub series: Vec<Series>,
 }
