@@ -82,29 +82,58 @@ impl Default for TrainConfig {
 
 /// One line on each key, for `ddsas train --print-config`.
 pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
-    ("genotype", "the cell: ddsas's genotype text, DARTS's Genotype(...), darts_v1 or darts_v2"),
+    (
+        "genotype",
+        "the cell: ddsas's genotype text, DARTS's Genotype(...), darts_v1 or darts_v2",
+    ),
     ("dataset", "digits (bundled) | cifar10 | cifar100"),
-    ("data_dir", "folder holding the CIFAR files (either layout); unused for digits"),
-    ("layers", "cells; reductions at layers/3 and 2*layers/3 (paper: 20)"),
+    (
+        "data_dir",
+        "folder holding the CIFAR files (either layout); unused for digits",
+    ),
+    (
+        "layers",
+        "cells; reductions at layers/3 and 2*layers/3 (paper: 20)",
+    ),
     ("init_channels", "channels of the first cells (paper: 36)"),
     ("epochs", "training epochs (paper: 600)"),
     ("batch_size", "minibatch (paper: 96)"),
-    ("lr", "SGD learning rate, cosine-annealed to lr_min (paper: 0.025)"),
+    (
+        "lr",
+        "SGD learning rate, cosine-annealed to lr_min (paper: 0.025)",
+    ),
     ("lr_min", "final learning rate (paper: 0)"),
     ("momentum", "SGD momentum (paper: 0.9)"),
     ("weight_decay", "L2 weight decay (paper: 3e-4)"),
     ("grad_clip", "gradient-norm clip (paper: 5)"),
-    ("auxiliary_weight", "weight of the auxiliary head's loss; 0 = no head (paper: 0.4)"),
-    ("drop_path_prob", "drop-path probability, raised linearly from 0 over the epochs (paper: 0.3)"),
-    ("cutout", "side of the cutout square in pixels; 0 = none (paper: 16)"),
+    (
+        "auxiliary_weight",
+        "weight of the auxiliary head's loss; 0 = no head (paper: 0.4)",
+    ),
+    (
+        "drop_path_prob",
+        "drop-path probability, raised linearly from 0 over the epochs (paper: 0.3)",
+    ),
+    (
+        "cutout",
+        "side of the cutout square in pixels; 0 = none (paper: 16)",
+    ),
     ("seed", "seed of every random source"),
-    ("steps_per_epoch", "cap on training steps per epoch; null = one pass over the training set"),
+    (
+        "steps_per_epoch",
+        "cap on training steps per epoch; null = one pass over the training set",
+    ),
 ];
 
 /// The keys of a train config, in declaration order.
 pub fn train_config_keys() -> &'static [String] {
     static KEYS: OnceLock<Vec<String>> = OnceLock::new();
-    KEYS.get_or_init(|| TRAIN_KEY_DOCS.iter().map(|(k, _)| (*k).to_owned()).collect())
+    KEYS.get_or_init(|| {
+        TRAIN_KEY_DOCS
+            .iter()
+            .map(|(k, _)| (*k).to_owned())
+            .collect()
+    })
 }
 
 impl TrainConfig {
@@ -283,9 +312,18 @@ mod tests {
     fn defaults_are_the_appendixs() {
         let r = resolve(&["genotype=darts_v2"]).unwrap();
         let c = r.config();
-        assert_eq!((c.layers, c.init_channels, c.epochs, c.batch_size), (20, 36, 600, 96));
-        assert_eq!((c.lr, c.lr_min, c.momentum, c.weight_decay), (0.025, 0.0, 0.9, 3e-4));
-        assert_eq!((c.grad_clip, c.auxiliary_weight, c.drop_path_prob, c.cutout), (5.0, 0.4, 0.3, 16));
+        assert_eq!(
+            (c.layers, c.init_channels, c.epochs, c.batch_size),
+            (20, 36, 600, 96)
+        );
+        assert_eq!(
+            (c.lr, c.lr_min, c.momentum, c.weight_decay),
+            (0.025, 0.0, 0.9, 3e-4)
+        );
+        assert_eq!(
+            (c.grad_clip, c.auxiliary_weight, c.drop_path_prob, c.cutout),
+            (5.0, 0.4, 0.3, 16)
+        );
     }
 
     #[test]
@@ -304,18 +342,26 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = resolve(&[]).unwrap_err().to_string();
         assert!(e.contains("`genotype`") && e.contains("--from-run"), "{e}");
-        let e = resolve(&["genotype=darts_v2", "layers=2"]).unwrap_err().to_string();
+        let e = resolve(&["genotype=darts_v2", "layers=2"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`layers`"), "{e}");
-        let e = resolve(&["genotype=darts_v2", "drop_path_prob=1"]).unwrap_err().to_string();
+        let e = resolve(&["genotype=darts_v2", "drop_path_prob=1"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`drop_path_prob`"), "{e}");
-        let e = resolve(&["genotype=darts_v2", "lr_min=1"]).unwrap_err().to_string();
+        let e = resolve(&["genotype=darts_v2", "lr_min=1"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`lr_min`"), "{e}");
         let e = TrainConfig::default()
             .with_overrides(&["learning_rate=0.1".into()])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("learning_rate") && e.contains("`lr`"), "{e}");
-        let e = resolve(&["genotype=normal=[(conv_9x9,0)]"]).unwrap_err().to_string();
+        assert!(e.contains("learning_rate") && e.contains(", lr, "), "{e}");
+        let e = resolve(&["genotype=normal=[(conv_9x9,0)]"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`genotype`") && e.contains("conv_9x9"), "{e}");
     }
 
@@ -326,8 +372,8 @@ mod tests {
             ..TrainConfig::default()
         };
         let text = c.commented_yaml();
-        let back = TrainConfig::from_yaml_value(serde_yaml::from_str(&text).unwrap(), "printed")
-            .unwrap();
+        let back =
+            TrainConfig::from_yaml_value(serde_yaml::from_str(&text).unwrap(), "printed").unwrap();
         assert_eq!(back, c);
         assert_eq!(text.lines().count(), TRAIN_KEY_DOCS.len());
     }

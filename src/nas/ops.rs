@@ -312,6 +312,7 @@ impl Op {
     /// followed by BN, as DARTS searches.
     pub fn new(space: SpaceKind, name: &str, p: nn::Path, c: i64, stride: i64) -> Option<Op> {
         match space {
+            _ if name == "none" => None,
             SpaceKind::Darts => Some(darts_op(name, p, c, stride, Role::Search)),
             SpaceKind::Nb201 => nb201_op(name, p, c, stride),
         }

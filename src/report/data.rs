@@ -1,12 +1,15 @@
-//! The runs of one sweep as the figures see them, names for people, and the
-//! NAS-Bench-201 look-up that turns a derived architecture into benchmark
-//! accuracy.
+//! The runs of one sweep as the figures see them (with what they recorded,
+//! [`Records`]), names for people, and the split of runs into *settings*,
+//! the series of Figs. 8, 9, 10 and the columns of Table 5.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::store::{EpochPoint, ReportRun, Store};
+use serde::Serialize;
 
+use crate::store::{ReportRun, Store};
+
+use super::records::Records;
 use super::ReportError;
 
 /// How runs made under older definitions are counted among those not drawn.
@@ -27,6 +30,8 @@ pub struct SweepData {
     pub not_done: BTreeMap<String, usize>,
     /// The `--where` condition the runs were picked by, if any.
     pub condition: Option<String>,
+    /// What the runs recorded, for the tables loaded so far.
+    pub records: Records,
 }
 
 impl SweepData {
@@ -73,6 +78,7 @@ impl SweepData {
             runs,
             not_done,
             condition: None,
+            records: Records::default(),
         };
         if data.runs.is_empty() {
             let missing = if data.not_done.is_empty() {
@@ -94,6 +100,7 @@ impl SweepData {
     /// `--where`, named in every caption). Errors if no done run is left.
     pub fn restrict(&mut self, ids: &[i64], condition: &str) -> Result<(), ReportError> {
         self.runs.retain(|r| ids.contains(&r.id));
+        self.records.retain(ids);
         self.condition = Some(condition.to_string());
         if self.runs.is_empty() {
             return Err(ReportError::cannot(
@@ -108,11 +115,12 @@ impl SweepData {
 
     /// "2 queued, 1 failed".
     pub fn not_done_text(&self) -> String {
-        self.not_done
+        let counts: Vec<String> = self
+            .not_done
             .iter()
             .map(|(status, n)| format!("{n} {status}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        counts.join(", ")
     }
 
     /// "run `ddsas sweep run FILE`" with the sweep's own file, else the
@@ -125,6 +133,22 @@ impl SweepData {
             (None, Some(file)) => format!("run `ddsas sweep run {file}` to finish its runs"),
             (None, None) => "run the sweep's searches first (`ddsas sweep run FILE`)".into(),
         }
+    }
+
+    /// The error of a figure these runs cannot support: what is `missing`,
+    /// and the paper's sweep (`paper_sweep`) that would produce it.
+    pub fn cannot(
+        &self,
+        figure: &str,
+        missing: impl Into<String>,
+        paper_sweep: &str,
+    ) -> ReportError {
+        ReportError::cannot(
+            figure,
+            &self.name,
+            missing,
+            self.run_hint(Some(paper_sweep)),
+        )
     }
 
     /// The done runs with `method`.
@@ -181,6 +205,45 @@ pub fn group_label(dataset: &str, space: &str) -> String {
     format!("{}, {}", dataset_label(dataset), space_label(space))
 }
 
+/// A dataset and search space: what one panel (or column of panels) of a
+/// figure covers, since runs on different data or in different spaces are
+/// never drawn on one axis. Ordered by dataset, then space.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Group {
+    /// `digits`, `cifar10` or `cifar100`.
+    pub dataset: String,
+    /// `darts` or `nb201`.
+    pub space: String,
+}
+
+impl Group {
+    /// The group of `run`.
+    pub fn of(run: &ReportRun) -> Group {
+        Group {
+            dataset: run.dataset.clone(),
+            space: run.space.clone(),
+        }
+    }
+
+    /// "CIFAR-10, DARTS space".
+    pub fn label(&self) -> String {
+        group_label(&self.dataset, &self.space)
+    }
+}
+
+/// A value for each of the two DDSAS knobs the paper sweeps: L, the
+/// subspace size (ops sampled per subspace), and M, the weight steps per
+/// subspace. Serialised under the paper's names, `L` and `M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Lm<T> {
+    /// For L.
+    #[serde(rename = "L")]
+    pub l: T,
+    /// For M.
+    #[serde(rename = "M")]
+    pub m: T,
+}
+
 /// Methods in the order the paper lists them.
 pub const METHOD_ORDER: [&str; 3] = ["darts", "gdas", "ddsas"];
 
@@ -192,16 +255,13 @@ pub fn method_rank(method: &str) -> usize {
         .unwrap_or(METHOD_ORDER.len())
 }
 
-/// Runs grouped by `(dataset, space)`, in a stable order.
+/// Runs grouped by (dataset, space), in a stable order.
 pub fn by_dataset_space<'a>(
     runs: impl Iterator<Item = &'a ReportRun>,
-) -> BTreeMap<(String, String), Vec<&'a ReportRun>> {
-    let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
+) -> BTreeMap<Group, Vec<&'a ReportRun>> {
+    let mut groups: BTreeMap<Group, Vec<&ReportRun>> = BTreeMap::new();
     for run in runs {
-        groups
-            .entry((run.dataset.clone(), run.space.clone()))
-            .or_default()
-            .push(run);
+        groups.entry(Group::of(run)).or_default().push(run);
     }
     groups
 }
@@ -294,26 +354,75 @@ impl Setting<'_> {
     pub fn ids(&self) -> Vec<i64> {
         self.runs.iter().map(|r| r.id).collect()
     }
+
+    /// Its keys and values, as a sidecar's `setting` object.
+    pub fn keys_map(&self) -> BTreeMap<String, String> {
+        self.keys.iter().cloned().collect()
+    }
+
+    /// Who the series of this setting is, as sidecars list it.
+    pub fn info(&self) -> SeriesInfo {
+        SeriesInfo {
+            method: self.method.clone(),
+            setting: self.keys_map(),
+            label: self.label(),
+            runs: self.ids(),
+            seeds: seed_count(&self.runs),
+        }
+    }
 }
 
-/// The `(method, label)` of each panel's settings, for
-/// [`SeriesStyles`](super::draw::SeriesStyles).
-pub fn series_names(panels: &[Vec<Setting>]) -> Vec<Vec<(String, String)>> {
-    panels
-        .iter()
-        .map(|p| p.iter().map(|s| (s.method.clone(), s.label())).collect())
-        .collect()
+/// One series of a figure as its sidecar names it: the setting's method,
+/// keys and label, its runs and how many seeds they are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesInfo {
+    /// `ddsas`, `darts` or `gdas`.
+    pub method: String,
+    /// The keys that vary among the runs shown, with this setting's values.
+    pub setting: BTreeMap<String, String>,
+    /// "DDSAS L=28 M=12", as legends show it.
+    pub label: String,
+    /// Run ids.
+    pub runs: Vec<i64>,
+    /// Distinct seeds among the runs.
+    pub seeds: usize,
 }
 
-/// A setting's keys as a JSON object, for sidecars.
-pub fn setting_json(setting: &Setting) -> serde_json::Value {
-    serde_json::Value::Object(
-        setting
-            .keys
+impl SeriesInfo {
+    /// "DDSAS M=24 on Digits, DARTS space: runs 3, 4 (2 seeds)", for captions.
+    pub fn caption(&self, group: &Group) -> String {
+        format!(
+            "{} on {}: {} ({})",
+            self.label,
+            group.label(),
+            runs_text(&self.runs),
+            plural(self.seeds, "seed")
+        )
+    }
+}
+
+/// What a panel title says about its series: each label with its run
+/// count (as `count` writes it), or with more than three series (named in
+/// the legend) how many settings and runs.
+pub fn panel_counts(series: &[&SeriesInfo], count: impl Fn(usize) -> String) -> String {
+    if series.len() <= 3 {
+        let each: Vec<String> = series
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
-            .collect(),
-    )
+            .map(|s| format!("{} {}", s.label, count(s.runs.len())))
+            .collect();
+        return each.join(", ");
+    }
+    let runs: usize = series.iter().map(|s| s.runs.len()).sum();
+    format!("{} settings, {}", series.len(), plural(runs, "run"))
+}
+
+/// The settings of each `(dataset, space)` group of runs, a panel each
+/// (dataset and space never split a panel's runs further).
+pub fn panel_settings<'a>(groups: &BTreeMap<Group, Vec<&'a ReportRun>>) -> Vec<Vec<Setting<'a>>> {
+    groups
+        .values()
+        .map(|runs| settings(runs, &["dataset", "space"]))
+        .collect()
 }
 
 /// Keys never used to split runs into settings: the seed (a setting's runs
@@ -412,140 +521,94 @@ fn compare_values(a: &[serde_json::Value], b: &[serde_json::Value]) -> std::cmp:
     a.len().cmp(&b.len())
 }
 
-/// Group `runs` by their epoch records.
-pub fn epochs_by_run(points: Vec<EpochPoint>) -> HashMap<i64, Vec<EpochPoint>> {
-    let mut map: HashMap<i64, Vec<EpochPoint>> = HashMap::new();
-    for p in points {
-        map.entry(p.run_id).or_default().push(p);
+/// Hand-made runs and sweeps for the figures' unit tests: no database, no
+/// search.
+#[cfg(test)]
+pub(crate) mod test_runs {
+    use super::*;
+
+    /// A done run being described; [`RunBuilder::build`] makes it.
+    pub(crate) struct RunBuilder {
+        run: ReportRun,
+        config: serde_json::Map<String, serde_json::Value>,
     }
-    map
-}
 
-/// Imported NAS-Bench-201 accuracies, per benchmark dataset, in percent.
-#[derive(Debug, Clone, Default)]
-pub struct Nb201Lookup {
-    tables: HashMap<String, HashMap<String, f64>>,
-}
+    /// Run `id` of `method`, on digits in the DARTS space, seed `id`.
+    pub(crate) fn run(id: i64, method: &str) -> RunBuilder {
+        let builder = RunBuilder {
+            run: ReportRun {
+                id,
+                status: "done".into(),
+                method: method.into(),
+                space: String::new(),
+                dataset: String::new(),
+                seed: 0,
+                l: None,
+                m: None,
+                approximation: None,
+                epochs_done: 0,
+                valid_acc: None,
+                genotype: None,
+                config_json: String::new(),
+                definitions: 0,
+            },
+            config: serde_json::Map::new(),
+        };
+        builder.set("method", method).on("digits", "darts").seed(id)
+    }
 
-/// Which accuracy an NB201 panel shows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AccSource {
-    /// The benchmark accuracy of each epoch's derived architecture, from
-    /// the table imported for this dataset; `missing` epochs' architectures
-    /// were not in it.
-    Benchmark {
-        /// Benchmark dataset name.
-        dataset: String,
-        /// Epoch points whose architecture is not in the table.
-        missing: usize,
-    },
-    /// The search's valid accuracy (why: the text).
-    Valid(String),
-}
-
-impl Nb201Lookup {
-    /// Loads the tables of the benchmark datasets that `datasets` (search
-    /// datasets) map to.
-    pub async fn load(store: &Store, datasets: &[&str]) -> Result<Nb201Lookup, ReportError> {
-        let mut tables = HashMap::new();
-        for d in datasets {
-            let Some(bench) = benchmark_dataset(d) else {
-                continue;
-            };
-            if tables.contains_key(bench) {
-                continue;
-            }
-            let rows = store.nb201_accuracies(bench).await?;
-            if rows.is_empty() {
-                continue;
-            }
-            // Stored as in the source file: fractions or percent.
-            let scale = if rows.iter().all(|(_, a)| *a <= 1.0) {
-                100.0
-            } else {
-                1.0
-            };
-            tables.insert(
-                bench.to_string(),
-                rows.into_iter().map(|(k, a)| (k, a * scale)).collect(),
-            );
+    impl RunBuilder {
+        /// On `dataset` in `space`.
+        pub(crate) fn on(self, dataset: &str, space: &str) -> RunBuilder {
+            let mut b = self.set("dataset", dataset).set("space", space);
+            b.run.dataset = dataset.into();
+            b.run.space = space.into();
+            b
         }
-        Ok(Nb201Lookup { tables })
-    }
 
-    /// Per-epoch accuracy in percent of a NB201-space run on `dataset`:
-    /// the benchmark accuracy of each epoch's derived architecture when a
-    /// table for the dataset was imported, else the search's valid accuracy.
-    pub fn epoch_accuracy(
-        &self,
-        space: &str,
-        dataset: &str,
-        epochs: &[EpochPoint],
-    ) -> (Vec<(i64, Option<f64>)>, AccSource) {
-        let table = (space == "nb201")
-            .then(|| benchmark_dataset(dataset))
-            .flatten()
-            .and_then(|b| self.tables.get(b).map(|t| (b, t)));
-        match table {
-            Some((bench, table)) => {
-                let points: Vec<(i64, Option<f64>)> = epochs
-                    .iter()
-                    .map(|e| (e.epoch, table.get(&e.genotype).copied()))
-                    .collect();
-                let missing = points.iter().filter(|(_, a)| a.is_none()).count();
-                (
-                    points,
-                    AccSource::Benchmark {
-                        dataset: bench.into(),
-                        missing,
-                    },
-                )
+        /// With seed `seed`.
+        pub(crate) fn seed(mut self, seed: i64) -> RunBuilder {
+            self.run.seed = seed;
+            self.set("seed", seed)
+        }
+
+        /// With config key `key` = `value` (`L`, `M` and `approximation`
+        /// also fill the run's columns of the same name).
+        pub(crate) fn set(mut self, key: &str, value: impl Into<serde_json::Value>) -> RunBuilder {
+            let value = value.into();
+            match key {
+                "L" => self.run.l = value.as_i64(),
+                "M" => self.run.m = value.as_i64(),
+                "approximation" => self.run.approximation = value.as_bool().map(i64::from),
+                _ => {}
             }
-            None => {
-                let why = if space != "nb201" {
-                    "search valid accuracy".to_string()
-                } else {
-                    match benchmark_dataset(dataset) {
-                        None => format!(
-                            "search valid accuracy (NAS-Bench-201 has no {} table)",
-                            dataset_label(dataset)
-                        ),
-                        Some(b) => format!(
-                            "search valid accuracy (no NAS-Bench-201 table imported for {b}; `ddsas nb201 import FILE --dataset {b}` adds one)"
-                        ),
-                    }
-                };
-                (
-                    epochs
-                        .iter()
-                        .map(|e| (e.epoch, Some(100.0 * e.valid_acc)))
-                        .collect(),
-                    AccSource::Valid(why),
-                )
-            }
+            self.config.insert(key.into(), value);
+            self
+        }
+
+        /// With final valid accuracy `acc` (0..1).
+        pub(crate) fn acc(mut self, acc: f64) -> RunBuilder {
+            self.run.valid_acc = Some(acc);
+            self
+        }
+
+        /// The run.
+        pub(crate) fn build(mut self) -> ReportRun {
+            self.run.config_json = serde_json::Value::Object(self.config).to_string();
+            self.run
         }
     }
-}
 
-/// The NAS-Bench-201 dataset a search dataset's architectures are looked up in.
-pub fn benchmark_dataset(dataset: &str) -> Option<&'static str> {
-    match dataset {
-        "cifar10" => Some("cifar10"),
-        "cifar100" => Some("cifar100"),
-        _ => None,
-    }
-}
-
-/// Words for an [`AccSource`], for captions and axis labels.
-pub fn acc_source_text(src: &AccSource) -> String {
-    match src {
-        AccSource::Benchmark { dataset, missing: 0 } => {
-            format!("NAS-Bench-201 {dataset} accuracy of each epoch's derived architecture")
+    /// Sweep `test` of `runs` (all done), with no records.
+    pub(crate) fn sweep(runs: Vec<ReportRun>) -> SweepData {
+        SweepData {
+            name: "test".into(),
+            file: None,
+            runs,
+            not_done: BTreeMap::new(),
+            condition: None,
+            records: Records::default(),
         }
-        AccSource::Benchmark { dataset, missing } => format!(
-            "NAS-Bench-201 {dataset} accuracy of each epoch's derived architecture ({missing} epoch(s) whose architecture is not in the imported table are left out)"
-        ),
-        AccSource::Valid(why) => why.clone(),
     }
 }
 
@@ -557,6 +620,46 @@ mod tests {
     fn run_ranges_are_compressed() {
         assert_eq!(runs_text(&[5, 3, 4, 7, 9, 10]), "runs 3–5, 7, 9, 10");
         assert_eq!(runs_text(&[2]), "run 2");
+    }
+
+    #[test]
+    fn settings_split_on_the_keys_that_vary_and_a_method_uses() {
+        use super::test_runs::run;
+        let runs = [
+            run(1, "ddsas").set("L", 28).set("M", 12).build(),
+            run(2, "ddsas").set("L", 28).set("M", 24).build(),
+            run(3, "ddsas").set("L", 28).set("M", 12).seed(9).build(),
+            run(4, "darts").set("L", 28).set("M", 36).build(),
+            run(5, "gdas").build(),
+        ];
+        let refs: Vec<&ReportRun> = runs.iter().collect();
+        let split = settings(&refs, &[]);
+        let labels: Vec<String> = split.iter().map(Setting::label).collect();
+        // L never varies; M is a DDSAS key, so it splits neither baseline.
+        assert_eq!(labels, ["DARTS", "GDAS", "DDSAS M=12", "DDSAS M=24"]);
+        assert_eq!(split[2].ids(), [1, 3]);
+        let info = split[2].info();
+        assert_eq!(
+            info.setting,
+            BTreeMap::from([("M".to_string(), "12".to_string())])
+        );
+        assert_eq!(info.seeds, 2);
+        assert_eq!(
+            info.caption(&Group::of(&runs[0])),
+            "DDSAS M=12 on Digits, DARTS space: runs 1, 3 (2 seeds)"
+        );
+    }
+
+    #[test]
+    fn restricting_keeps_the_picked_runs_and_names_the_condition() {
+        use super::test_runs::{run, sweep};
+        let mut data = sweep(vec![run(1, "ddsas").build(), run(2, "darts").build()]);
+        data.records.epochs.insert(2, Vec::new());
+        data.restrict(&[1], "method = 'ddsas'").unwrap();
+        assert_eq!(data.runs.len(), 1);
+        assert!(data.records.epochs.is_empty());
+        assert_eq!(data.not_done_note(), " Runs where method = 'ddsas'.");
+        assert!(data.restrict(&[7], "id = 7").is_err());
     }
 
     #[test]

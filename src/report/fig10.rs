@@ -10,28 +10,24 @@
 //! accuracy. Long per-step series are drawn as a moving average over the
 //! faint raw mean, and the caption gives the window.
 
-use std::collections::HashMap;
+use plotters::style::RGBColor;
+use serde::Serialize;
 
-use plotters::prelude::*;
-use serde_json::json;
-
-use super::data::{
-    acc_source_text, by_dataset_space, epochs_by_run, group_label, method_rank, plural, runs_text,
-    seed_count, setting_json, AccSource, Nb201Lookup, SweepData, METHOD_ORDER,
-};
-use super::draw::{self, LegendEntry, LinePanel, Series, StackedColumns, Swatch};
-use super::fig8::{
-    band_range, mean_series, panel_counts, panel_settings, stats, stats_json, Stats,
-};
-use super::{save_figure, Figure, Kind, Options, Output, ReportError};
-use crate::store::{ReportRun, StepPoint, Store};
+use super::columns::{band_legend, captions, columns, stacked, x_range, Column};
+use super::columns::{Series, Upper, MARKERS_UP_TO};
+use super::data::METHOD_ORDER;
+use super::data::{by_dataset_space, method_rank, panel_counts, Setting, SweepData};
+use super::draw::axes::Labels;
+use super::draw::{self, LegendEntry, LinePanel, SeriesStyles, StackedColumns, Swatch};
+use super::records::{AccSource, Records};
+use super::stats::per_x;
+use super::{Draw, Figure, Heading, Kind, ReportError};
+use crate::store::ReportRun;
 
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig10_explore.yaml";
 /// Per-step series longer than this are smoothed.
 const SMOOTH_ABOVE: usize = 400;
-/// Sidecars list every point up to this many per method.
-const SIDECAR_POINTS: usize = 5000;
 
 /// Granularity of the distance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,110 +54,62 @@ impl Per {
             Per::Epoch => "fig10_explore_epoch",
         }
     }
-}
 
-/// Centered moving average of `stats` means over `w` points.
-fn moving_average(stats: &Stats, w: usize) -> Vec<(f64, Option<f64>)> {
-    let half = w / 2;
-    (0..stats.len())
-        .map(|i| {
-            let lo = i.saturating_sub(half);
-            let hi = (i + half + 1).min(stats.len());
-            let mean = stats[lo..hi].iter().map(|s| s.1).sum::<f64>() / (hi - lo) as f64;
-            (stats[i].0 as f64, Some(mean))
-        })
-        .collect()
-}
-
-/// The line(s) of one setting: the mean with its band, or for long series
-/// the faint raw mean under a moving average.
-fn method_series(
-    stats: &Stats,
-    style: (RGBColor, usize),
-    window: usize,
-    markers: bool,
-) -> Vec<Series> {
-    if window <= 1 {
-        return vec![mean_series(stats, style, markers)];
-    }
-    let color = style.0;
-    vec![
-        Series {
-            color,
-            marker: 3,
-            width: 1,
-            alpha: 0.25,
-            points: stats
-                .iter()
-                .map(|&(x, m, _, _)| (x as f64, Some(m)))
-                .collect(),
-            band: Vec::new(),
-        },
-        Series {
-            color,
-            marker: 3,
-            width: 3,
-            alpha: 1.0,
-            points: moving_average(stats, window),
-            band: Vec::new(),
-        },
-    ]
-}
-
-fn sidecar_stats(stats: &Stats) -> serde_json::Value {
-    if stats.len() <= SIDECAR_POINTS {
-        stats_json(stats)
-    } else {
-        let mean = stats.iter().map(|s| s.1).sum::<f64>() / stats.len() as f64;
-        json!({"points": stats.len(), "mean_of_means": mean, "omitted": "too many points to list"})
-    }
-}
-
-/// Draws Fig. 10 of `data` per step or per epoch.
-pub async fn render(
-    store: &Store,
-    data: &SweepData,
-    per: Per,
-    opts: &Options,
-) -> Result<Output, ReportError> {
-    let name = format!("fig10 --per {}", per.name());
-    let epochs = epochs_by_run(store.report_epochs(&data.name).await?);
-    let mut steps: HashMap<i64, Vec<StepPoint>> = HashMap::new();
-    if per == Per::Step {
-        for s in store.report_steps(&data.name).await? {
-            steps.entry(s.run_id).or_default().push(s);
+    /// How many points run `r` recorded at this granularity.
+    fn points(self, records: &Records, r: &ReportRun) -> usize {
+        match self {
+            Per::Step => records.steps_of(r.id).len(),
+            Per::Epoch => records.epochs_of(r.id).len(),
         }
     }
-    let has_data = |r: &ReportRun| match per {
-        Per::Step => steps.get(&r.id).is_some_and(|s| s.len() > 1),
-        Per::Epoch => epochs.get(&r.id).is_some_and(|e| e.len() > 1),
-    };
+
+    /// Where the distance is read from, for the caption.
+    fn table(self) -> &'static str {
+        match self {
+            Per::Step => "table steps",
+            Per::Epoch => "epochs.cosine_distance",
+        }
+    }
+}
+
+/// Fig. 10's numbers (with its [`Heading`], the sidecar).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fig10 {
+    /// `step` or `epoch`.
+    pub per: &'static str,
+    /// Points per moving average (1: none).
+    pub smoothing_window: usize,
+    /// One per (dataset, space).
+    pub panels: Vec<Column>,
+    /// Per step or per epoch.
+    #[serde(skip)]
+    pub granularity: Per,
+    /// The most points (steps or epochs) any run drawn recorded.
+    #[serde(skip)]
+    pub longest: usize,
+}
+
+/// Fig. 10 of `data` per step or per epoch (with its steps, or its epochs
+/// and NAS-Bench-201 tables, loaded).
+pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError> {
+    let records = &data.records;
     let groups = by_dataset_space(
         data.runs
             .iter()
-            .filter(|r| method_rank(&r.method) < METHOD_ORDER.len() && has_data(r)),
+            .filter(|r| method_rank(&r.method) < METHOD_ORDER.len() && per.points(records, r) > 1),
     );
     if groups.is_empty() {
         let missing = match per {
             Per::Step => "has no done DARTS, GDAS or DDSAS runs with per-step records (table `steps`; searches log them with `log_steps: true`)",
             Per::Epoch => "has no done DARTS, GDAS or DDSAS runs with more than one epoch",
         };
-        return Err(ReportError::cannot(
-            &name,
-            &data.name,
-            missing,
-            data.run_hint(Some(PAPER_SWEEP)),
-        ));
+        let name = format!("fig10 --per {}", per.name());
+        return Err(data.cannot(&name, missing, PAPER_SWEEP));
     }
-    let datasets: Vec<&str> = groups.keys().map(|(d, _)| d.as_str()).collect();
-    let lookup = Nb201Lookup::load(store, &datasets).await?;
     let longest = groups
         .values()
         .flatten()
-        .map(|r| match per {
-            Per::Step => steps.get(&r.id).map_or(0, Vec::len),
-            Per::Epoch => epochs.get(&r.id).map_or(0, Vec::len),
-        })
+        .map(|r| per.points(records, r))
         .max()
         .unwrap_or(0);
     let window = if per == Per::Step && longest > SMOOTH_ABOVE {
@@ -169,200 +117,242 @@ pub async fn render(
     } else {
         1
     };
-    let markers = per == Per::Epoch && longest <= 60;
+    let panels = columns(&groups, Some(per.name()), |s| lines(records, per, s));
     let unit = per.name();
-    let mut columns = Vec::new();
-    let mut panels_json = Vec::new();
-    let mut caption = Vec::new();
-    let (panel_settings, styles) = panel_settings(&groups);
-    for (((dataset, space), _), panel) in groups.iter().zip(&panel_settings) {
-        let (mut dist_series, mut acc_series) = (Vec::new(), Vec::new());
-        let (mut dist_all, mut acc_all) = (Vec::new(), Vec::new());
-        let mut methods_json = Vec::new();
-        let mut counts = Vec::new();
-        let mut source: Option<AccSource> = None;
-        let mut x_max = 0i64;
-        for setting in panel {
-            let mruns = &setting.runs;
-            let (dist, acc) = match per {
-                Per::Step => (
-                    stats(mruns.iter().flat_map(|r| {
-                        steps[&r.id]
-                            .iter()
-                            .filter_map(|s| s.cosine_distance.map(|d| (s.step, d)))
-                    })),
-                    stats(mruns.iter().flat_map(|r| {
-                        steps[&r.id]
-                            .iter()
-                            .map(|s| (s.step, 100.0 * s.minibatch_acc))
-                    })),
-                ),
-                Per::Epoch => {
-                    let mut acc_points = Vec::new();
-                    for r in mruns {
-                        let (pts, src) = lookup.epoch_accuracy(space, dataset, &epochs[&r.id]);
-                        acc_points.extend(pts.into_iter().filter_map(|(e, a)| a.map(|a| (e, a))));
-                        match (&mut source, src) {
-                            (
-                                Some(AccSource::Benchmark { missing, .. }),
-                                AccSource::Benchmark { missing: m, .. },
-                            ) => *missing += m,
-                            (s @ None, src) => *s = Some(src),
-                            _ => {}
-                        }
-                    }
-                    (
-                        stats(mruns.iter().flat_map(|r| {
-                            epochs[&r.id]
-                                .iter()
-                                .filter_map(|e| e.cosine_distance.map(|d| (e.epoch, d)))
-                        })),
-                        stats(acc_points.into_iter()),
-                    )
-                }
-            };
-            x_max = x_max.max(acc.last().map_or(0, |s| s.0));
-            let label = setting.label();
-            let style = styles.style(&setting.method, &label);
-            dist_series.extend(method_series(&dist, style, window, markers));
-            acc_series.extend(method_series(&acc, style, window, markers));
-            let ids = setting.ids();
-            counts.push(format!("{label} {}", mruns.len()));
-            caption.push(format!(
-                "{label} on {}: {} ({})",
-                group_label(dataset, space),
-                runs_text(&ids),
-                plural(seed_count(mruns), "seed")
-            ));
-            methods_json.push(json!({
-                "method": setting.method,
-                "setting": setting_json(setting),
-                "label": label,
-                "runs": ids,
-                "seeds": seed_count(mruns),
-                "cosine_distance": sidecar_stats(&dist),
-                "accuracy": sidecar_stats(&acc),
-            }));
-            dist_all.push(dist);
-            acc_all.push(acc);
-        }
-        let (acc_desc, acc_words) = match per {
-            Per::Step => (
-                "minibatch accuracy (%)".to_string(),
-                "weight-minibatch accuracy of each step".to_string(),
-            ),
-            Per::Epoch => {
-                let src = source
-                    .clone()
-                    .unwrap_or(AccSource::Valid("search valid accuracy".into()));
-                let desc = match &src {
-                    AccSource::Benchmark { .. } => "benchmark accuracy (%)".to_string(),
-                    AccSource::Valid(_) => "search valid accuracy (%)".to_string(),
-                };
-                (desc, acc_source_text(&src))
-            }
-        };
-        let (_, d_hi) = band_range(&dist_all.iter().collect::<Vec<_>>());
-        let (a_lo, a_hi) = band_range(&acc_all.iter().collect::<Vec<_>>());
-        let x_range = if x_max == 0 {
-            (-0.5, 0.5)
-        } else {
-            draw::padded(0.0, x_max as f64, 0.02)
-        };
-        let label = group_label(dataset, space);
-        let runs_word = format!("runs: {}", panel_counts(&counts, panel));
-        columns.push((
-            LinePanel {
-                title: format!("{label} · {runs_word}"),
-                x_desc: format!("{unit} (from 0)"),
-                y_desc: format!("cosine distance to previous {unit}"),
-                x_range,
-                y_range: (0.0, (d_hi.max(0.05) * 1.1).min(1.05)),
-                integer_x: true,
-                integer_y: false,
-                series: dist_series,
-                notes: Vec::new(),
-            },
-            LinePanel {
-                title: match (&source, per) {
-                    (Some(AccSource::Benchmark { dataset, .. }), Per::Epoch) => {
-                        format!("{label} · NAS-Bench-201 {dataset} accuracy of each epoch's cell")
-                    }
-                    _ => format!("{label} · accuracy"),
-                },
-                x_desc: format!("{unit} (from 0)"),
-                y_desc: acc_desc,
-                x_range,
-                y_range: draw::padded(a_lo, a_hi, 0.06),
-                integer_x: true,
-                integer_y: false,
-                series: acc_series,
-                notes: Vec::new(),
-            },
-        ));
-        caption.push(format!("{label} accuracy: {acc_words}"));
-        panels_json.push(json!({
-            "dataset": dataset,
-            "space": space,
-            "per": unit,
-            "accuracy_source": acc_words,
-            "methods": methods_json,
-        }));
-    }
-    let mut legend: Vec<LegendEntry> = styles.legend(markers);
-    legend.push(if window > 1 {
-        LegendEntry {
-            label: format!("bold: moving average over {window} steps; faint: mean over runs"),
-            color: RGBColor(200, 200, 200),
-            swatch: Swatch::Line(3),
-        }
-    } else {
-        LegendEntry {
-            label: "shaded: mean ± std over runs".into(),
-            color: RGBColor(200, 200, 200),
-            swatch: Swatch::Box,
-        }
-    });
-    let plot = StackedColumns {
-        title: format!(
-            "Fig. 10 — cosine distance between adjacent {unit}s and accuracy (sweep {})",
-            data.name
-        ),
-        legend,
-        columns,
-        height: 1000,
-        top_percent: 50,
-    };
-    let stem = per.stem();
-    let sidecar = json!({
-        "figure": "fig10",
-        "sweep": data.name,
-        "per": unit,
-        "smoothing_window": window,
-        "panels": panels_json,
-    });
     let smooth = if window > 1 {
         format!(" Lines: moving average over {window} steps of the mean over runs.")
     } else {
         " Lines: mean over runs, shaded ± population std.".into()
     };
-    save_figure(
-        Figure {
-            kind: Kind::Fig10(per),
-            plot: &plot,
-            title: plot.title.clone(),
-            stem,
-            sidecar,
-            caption: format!(
-                "Cosine distance between the one-hot encodings of the architectures derived at adjacent {unit}s ({}).{smooth} {}.{}",
-                match per {
-                    Per::Step => "table steps",
-                    Per::Epoch => "epochs.cosine_distance",
-                },
-                caption.join("; "),
-                data.not_done_note()
-            ),
-        },
-        opts,
-    )
+    let heading = Heading {
+        kind: Kind::Fig10(per),
+        sweep: data.name.clone(),
+        title: format!(
+            "Fig. 10 — cosine distance between adjacent {unit}s and accuracy (sweep {})",
+            data.name
+        ),
+        caption: format!(
+            "Cosine distance between the one-hot encodings of the architectures derived at adjacent {unit}s ({}).{smooth} {}.{}",
+            per.table(),
+            captions(&panels).join("; "),
+            data.not_done_note()
+        ),
+    };
+    let numbers = Fig10 {
+        per: unit,
+        smoothing_window: window,
+        panels,
+        granularity: per,
+        longest,
+    };
+    Ok(Figure { heading, numbers })
+}
+
+/// The lines of one setting and where its accuracy comes from: per step,
+/// the distance and the minibatch accuracy; per epoch, the distance and
+/// the epoch accuracy.
+fn lines(records: &Records, per: Per, setting: &Setting) -> (Series, Option<AccSource>) {
+    let runs = &setting.runs;
+    let ((cosine_distance, accuracy), source) = match per {
+        Per::Step => {
+            let steps = || runs.iter().flat_map(|r| records.steps_of(r.id));
+            let distance = steps().filter_map(|s| s.cosine_distance.map(|d| (s.step, d)));
+            let accuracy = steps().map(|s| (s.step, 100.0 * s.minibatch_acc));
+            (
+                (per_x(distance), per_x(accuracy)),
+                Some(AccSource::Minibatch),
+            )
+        }
+        Per::Epoch => {
+            let (accuracy, source) = records.epoch_accuracy(runs);
+            let distance = runs.iter().flat_map(|r| {
+                records
+                    .epochs_of(r.id)
+                    .iter()
+                    .filter_map(|e| e.cosine_distance.map(|d| (e.epoch, d)))
+            });
+            ((per_x(distance), per_x(accuracy.into_iter())), source)
+        }
+    };
+    let series = Series {
+        info: setting.info(),
+        accuracy,
+        upper: Upper::CosineDistance(cosine_distance),
+    };
+    (series, source)
+}
+
+impl Fig10 {
+    /// The distance panel over the accuracy panel of one (dataset, space).
+    fn column(&self, c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LinePanel) {
+        let x_range = x_range(c.x_max(false), 0.02);
+        let lines = |upper: bool| -> Vec<draw::Series> {
+            c.series
+                .iter()
+                .flat_map(|s| {
+                    let style = styles.style(&s.info.method, &s.info.label);
+                    draw::Series::smoothed(s.line(upper), style, self.smoothing_window, markers)
+                })
+                .collect()
+        };
+        let d_hi = c.extent(true).1;
+        let unit = self.per;
+        let top = LinePanel {
+            labels: Labels {
+                title: format!(
+                    "{} · runs: {}",
+                    c.group.label(),
+                    panel_counts(&c.infos(), |n| n.to_string())
+                ),
+                x_desc: format!("{unit} (from 0)"),
+                y_desc: format!("cosine distance to previous {unit}"),
+            },
+            x_range,
+            y_range: (0.0, (d_hi.max(0.05) * 1.1).min(1.05)),
+            integer_x: true,
+            integer_y: false,
+            series: lines(true),
+            notes: Vec::new(),
+        };
+        let x = (format!("{unit} (from 0)"), x_range);
+        let bottom = c.accuracy_panel(x, ("accuracy", 0.06), lines(false));
+        (top, bottom)
+    }
+}
+
+impl Draw for Fig10 {
+    type Plot = StackedColumns;
+
+    fn draw(&self, heading: &Heading) -> StackedColumns {
+        let markers = self.granularity == Per::Epoch && self.longest <= MARKERS_UP_TO;
+        let extra = if self.smoothing_window > 1 {
+            LegendEntry {
+                label: format!(
+                    "bold: moving average over {} steps; faint: mean over runs",
+                    self.smoothing_window
+                ),
+                color: RGBColor(200, 200, 200),
+                swatch: Swatch::Line(3),
+            }
+        } else {
+            band_legend()
+        };
+        stacked(
+            heading,
+            &self.panels,
+            (markers, extra),
+            (1000, 50),
+            |c, styles| self.column(c, styles, markers),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::columns::styles;
+    use crate::report::data::test_runs::{run, sweep};
+    use crate::report::stats::Point;
+    use crate::store::{EpochPoint, StepPoint};
+
+    fn steps(run_id: i64, n: i64) -> Vec<StepPoint> {
+        (0..n)
+            .map(|step| StepPoint {
+                run_id,
+                step,
+                cosine_distance: (step > 0).then_some(0.1 * run_id as f64),
+                minibatch_acc: 0.5,
+            })
+            .collect()
+    }
+
+    fn epoch(run_id: i64, epoch: i64, d: Option<f64>) -> EpochPoint {
+        EpochPoint {
+            run_id,
+            epoch,
+            valid_acc: 0.25 * run_id as f64,
+            skip_normal: 0,
+            cosine_distance: d,
+            genotype: String::new(),
+        }
+    }
+
+    #[test]
+    fn per_step_lines_are_the_mean_over_a_settings_runs() {
+        let mut data = sweep(vec![
+            run(1, "ddsas").build(),
+            run(2, "ddsas").build(),
+            run(3, "darts").build(),
+            run(4, "gdas").build(),
+        ]);
+        for id in 1..=3 {
+            data.records.steps.insert(id, steps(id, 3));
+        }
+        // One step is not a distance: run 4 is left out.
+        data.records.steps.insert(4, steps(4, 1));
+        let fig = compute(&data, Per::Step).unwrap();
+        let p = &fig.numbers.panels[0];
+        let labels: Vec<&str> = p.infos().iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["DARTS", "DDSAS"]);
+        let ddsas = &p.series[1];
+        assert_eq!(ddsas.upper().len(), 2);
+        let d = ddsas.upper()[0];
+        assert_eq!((d.x, d.n), (1, 2));
+        assert!((d.mean - 0.15).abs() < 1e-12 && (d.std - 0.05).abs() < 1e-12);
+        assert_eq!(ddsas.accuracy[0].mean, 50.0);
+        assert_eq!(p.source, AccSource::Minibatch);
+        assert_eq!(p.per, Some("step"));
+        assert_eq!(fig.numbers.smoothing_window, 1);
+        let caption = &fig.heading.caption;
+        assert!(caption.contains("(table steps). Lines: mean over runs"));
+        assert!(caption
+            .contains("Digits, DARTS space accuracy: weight-minibatch accuracy of each step"));
+        let (top, _) = fig.numbers.column(p, &styles(&fig.numbers.panels), false);
+        assert_eq!(
+            top.labels.title,
+            "Digits, DARTS space · runs: DARTS 1, DDSAS 2"
+        );
+    }
+
+    #[test]
+    fn long_step_series_are_smoothed_and_summarised() {
+        let mut data = sweep(vec![run(1, "ddsas").build()]);
+        data.records.steps.insert(1, steps(1, 6001));
+        let fig = compute(&data, Per::Step).unwrap();
+        assert_eq!(fig.numbers.smoothing_window, 61);
+        let side = serde_json::to_value(&fig).unwrap();
+        let series = &side["panels"][0]["methods"][0];
+        assert_eq!(series["accuracy"]["points"], 6001);
+        assert_eq!(series["accuracy"]["mean_of_means"], 50.0);
+        assert_eq!(series["label"], "DDSAS");
+        assert_eq!(side["panels"][0]["per"], "step");
+        assert_eq!(side["figure"], "fig10");
+        let plot = fig.numbers.draw(&fig.heading);
+        assert_eq!(plot.columns[0].0.series.len(), 2);
+    }
+
+    #[test]
+    fn per_epoch_uses_the_epoch_distance_and_valid_accuracy() {
+        let mut data = sweep(vec![run(1, "ddsas").build(), run(2, "ddsas").build()]);
+        data.records
+            .epochs
+            .insert(1, vec![epoch(1, 0, None), epoch(1, 1, Some(0.2))]);
+        data.records.epochs.insert(2, vec![epoch(2, 0, None)]);
+        let fig = compute(&data, Per::Epoch).unwrap();
+        let p = &fig.numbers.panels[0];
+        let s = &p.series[0];
+        assert_eq!(s.info.runs, [1]);
+        assert_eq!(
+            s.upper(),
+            [Point {
+                x: 1,
+                mean: 0.2,
+                std: 0.0,
+                n: 1
+            }]
+        );
+        assert_eq!(s.accuracy[0].mean, 25.0);
+        assert_eq!(p.source.text(), "search valid accuracy");
+        assert!(compute(&sweep(vec![run(1, "ddsas").build()]), Per::Epoch).is_err());
+    }
 }

@@ -4,262 +4,349 @@
 
 use std::collections::BTreeMap;
 
-use plotters::coord::Shift;
-use plotters::prelude::*;
-use serde_json::json;
+use serde::Serialize;
 
-use super::data::{group_label, plural, runs_text, SweepData};
-use super::draw::{self, DrawResult, HeatMap, Plot};
-use super::{save_figure, Figure, Kind, Options, Output, ReportError};
+use super::data::{by_dataset_space, plural, runs_text, Group, Lm, SweepData};
+use super::draw::axes::Labels;
+use super::draw::heatmap::HeatMapGrid;
+use super::draw::HeatMap;
+use super::{Draw, Figure, Heading, Kind, ReportError};
+use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig7_lm_grid";
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig7_lm_grid.yaml";
+/// What a sweep lacks that has no panel.
+const MISSING: &str =
+    "has no done DDSAS runs (with the approximation) covering more than one (L, M) point";
 /// Pixels per panel.
 const PANEL: (u32, u32) = (1200, 800);
 
-/// One cell of the grid.
-#[derive(Debug, Clone)]
-struct Cell {
-    best: f64,
-    best_run: i64,
-    runs: Vec<i64>,
+/// Fig. 7's numbers (with its [`Heading`], the sidecar).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fig7 {
+    /// The metric drawn (`valid_acc`).
+    pub metric: &'static str,
+    unit: &'static str,
+    /// One per (dataset, space) with more than one (L, M) point.
+    pub panels: Vec<Panel>,
 }
 
-struct Panel {
-    label: String,
-    dataset: String,
-    space: String,
-    ls: Vec<i64>,
-    ms: Vec<i64>,
-    cells: BTreeMap<(i64, i64), Cell>,
+/// The grid of one (dataset, space).
+#[derive(Debug, Clone, Serialize)]
+pub struct Panel {
+    /// Dataset and space.
+    #[serde(flatten)]
+    pub group: Group,
+    /// The (L, M) points run, by L then M.
+    pub cells: Vec<Cell>,
+    /// The best cell.
+    pub best: Best,
+    /// The L and the M values run, each ascending.
+    #[serde(flatten)]
+    pub grid: Lm<Vec<i64>>,
 }
 
-struct Fig7 {
-    title: String,
-    maps: Vec<HeatMap>,
+/// One (L, M) point: the best of its runs (seeds).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    /// Where.
+    #[serde(flatten)]
+    pub at: Lm<i64>,
+    /// Best final valid accuracy over the runs, in percent.
+    pub best: f64,
+    /// The run that has it (the first, on a tie).
+    pub best_run: i64,
+    /// Every run of the point.
+    pub runs: Vec<i64>,
 }
 
-impl Plot for Fig7 {
-    fn size(&self) -> (u32, u32) {
-        (PANEL.0 * self.maps.len() as u32, PANEL.1)
+/// The best cell of a panel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Best {
+    /// Where.
+    #[serde(flatten)]
+    pub at: Lm<i64>,
+    /// Its accuracy, in percent.
+    pub value: f64,
+    /// Its run.
+    pub run: i64,
+}
+
+impl Panel {
+    /// The runs per cell when every cell has as many, else `None`.
+    fn uniform_runs(&self) -> Option<usize> {
+        let n = self.cells.first().map_or(0, |c| c.runs.len());
+        self.cells.iter().all(|c| c.runs.len() == n).then_some(n)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let body = draw::title(root, &self.title)?;
-        let body = body.margin(0, 10, 10, 10);
-        for (area, map) in body
-            .split_evenly((1, self.maps.len()))
-            .iter()
-            .zip(&self.maps)
-        {
-            draw::heatmap(area, map)?;
+    /// "best of 2 seeds", or "best of 1–3 seeds (n per cell)".
+    fn seeds_text(&self) -> String {
+        if let Some(n) = self.uniform_runs() {
+            return format!("best of {}", plural(n, "seed"));
         }
-        Ok(())
+        let counts = self.cells.iter().map(|c| c.runs.len());
+        format!(
+            "best of {}–{} seeds (n per cell)",
+            counts.clone().min().unwrap_or(0),
+            counts.max().unwrap_or(0)
+        )
+    }
+
+    fn cell(&self, at: Lm<i64>) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.at == at)
     }
 }
 
-/// Draws Fig. 7 of `data` (metric `opts.metric`: `valid_acc`; `test_acc`
-/// is refused until an evaluation stage records it).
-pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportError> {
-    let name = "fig7";
-    match opts.metric.as_str() {
-        "valid_acc" => {}
-        "test_acc" => {
-            return Err(ReportError::cannot(
-                name,
-                &data.name,
-                "has no test accuracy: no evaluation stage exists yet, so a run records only its search's final valid accuracy",
-                "use `--metric valid_acc`",
-            ))
-        }
-        other => {
-            return Err(ReportError::cannot(
-                name,
-                &data.name,
-                format!("has no metric `{other}`"),
-                "use `--metric valid_acc`",
-            ))
-        }
-    }
-    let mut groups: BTreeMap<(String, String), Vec<_>> = BTreeMap::new();
-    for run in data.with_method("ddsas") {
-        let (Some(l), Some(m), Some(acc)) = (run.l, run.m, run.valid_acc) else {
-            continue;
-        };
-        if run.approximation == Some(0) {
-            continue;
-        }
-        groups
-            .entry((run.dataset.clone(), run.space.clone()))
-            .or_default()
-            .push((l, m, 100.0 * acc, run.id));
-    }
-    let mut panels = Vec::new();
-    for ((dataset, space), points) in groups {
-        let mut cells: BTreeMap<(i64, i64), Cell> = BTreeMap::new();
-        for &(l, m, acc, id) in &points {
-            let cell = cells.entry((l, m)).or_insert(Cell {
-                best: f64::NEG_INFINITY,
-                best_run: id,
-                runs: Vec::new(),
-            });
-            cell.runs.push(id);
-            if acc > cell.best {
-                cell.best = acc;
-                cell.best_run = id;
-            }
-        }
-        if cells.len() < 2 {
-            continue;
-        }
-        let mut ls: Vec<i64> = cells.keys().map(|k| k.0).collect();
-        let mut ms: Vec<i64> = cells.keys().map(|k| k.1).collect();
-        ls.sort_unstable();
-        ls.dedup();
-        ms.sort_unstable();
-        ms.dedup();
-        panels.push(Panel {
-            label: group_label(&dataset, &space),
-            dataset,
-            space,
-            ls,
-            ms,
-            cells,
-        });
-    }
+/// Refuses a metric that no run records.
+fn check_metric(data: &SweepData, metric: &str) -> Result<(), ReportError> {
+    let missing = match metric {
+        "valid_acc" => return Ok(()),
+        "test_acc" => "has no test accuracy: no evaluation stage exists yet, so a run records only its search's final valid accuracy".to_string(),
+        other => format!("has no metric `{other}`"),
+    };
+    Err(ReportError::cannot(
+        "fig7",
+        &data.name,
+        missing,
+        "use `--metric valid_acc`",
+    ))
+}
+
+/// Fig. 7 of `data` for `metric` (`valid_acc`; `test_acc` is refused until
+/// an evaluation stage records it): the DDSAS runs with the approximation
+/// and a final accuracy, a panel per (dataset, space) covering more than
+/// one (L, M) point.
+pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportError> {
+    check_metric(data, metric)?;
+    let runs = data.with_method("ddsas").filter(|r| {
+        r.l.is_some() && r.m.is_some() && r.valid_acc.is_some() && r.approximation != Some(0)
+    });
+    let panels: Vec<Panel> = by_dataset_space(runs)
+        .into_iter()
+        .filter_map(|(group, runs)| panel(group, &runs))
+        .collect();
     if panels.is_empty() {
-        return Err(ReportError::cannot(
-            name,
-            &data.name,
-            "has no done DDSAS runs (with the approximation) covering more than one (L, M) point",
-            data.run_hint(Some(PAPER_SWEEP)),
-        ));
+        return Err(data.cannot("fig7", MISSING, PAPER_SWEEP));
     }
-
-    let mut maps = Vec::new();
-    let mut panel_json = Vec::new();
-    let mut caption_parts = Vec::new();
-    for p in &panels {
-        let counts: Vec<usize> = p.cells.values().map(|c| c.runs.len()).collect();
-        let uniform = counts.iter().all(|&c| c == counts[0]);
-        let seeds_text = if uniform {
-            format!("best of {}", plural(counts[0], "seed"))
-        } else {
-            format!(
-                "best of {}–{} seeds (n per cell)",
-                counts.iter().min().unwrap_or(&0),
-                counts.iter().max().unwrap_or(&0)
-            )
-        };
-        // Rows: largest L at the top, so L grows upwards like a y axis.
-        let rows: Vec<i64> = p.ls.iter().rev().copied().collect();
-        let best = p
-            .cells
-            .iter()
-            .fold(None::<(&(i64, i64), &Cell)>, |b, (k, c)| match b {
-                Some((_, bc)) if bc.best >= c.best => b,
-                _ => Some((k, c)),
-            })
-            .expect("at least two cells");
-        let mut values = Vec::new();
-        let mut texts = Vec::new();
-        for &l in &rows {
-            let mut vrow = Vec::new();
-            let mut trow = Vec::new();
-            for &m in &p.ms {
-                match p.cells.get(&(l, m)) {
-                    Some(c) => {
-                        vrow.push(Some(c.best));
-                        trow.push(if uniform {
-                            format!("{:.2}", c.best)
-                        } else {
-                            format!("{:.2}\nn={}", c.best, c.runs.len())
-                        });
-                    }
-                    None => {
-                        vrow.push(None);
-                        trow.push("not run".into());
-                    }
-                }
-            }
-            values.push(vrow);
-            texts.push(trow);
-        }
-        let highlight = Some((
-            rows.iter()
-                .position(|&l| l == best.0 .0)
-                .expect("best L is a row"),
-            p.ms.iter()
-                .position(|&m| m == best.0 .1)
-                .expect("best M is a column"),
-        ));
-        maps.push(HeatMap {
-            title: format!(
-                "{} · {} · best L = {}, M = {}: {:.2}%",
-                p.label, seeds_text, best.0 .0, best.0 .1, best.1.best
-            ),
-            x_desc: "M (weight steps per sampled subspace)".into(),
-            y_desc: "L (subspace size, ops)".into(),
-            x_labels: p.ms.iter().map(|m| m.to_string()).collect(),
-            y_labels: rows.iter().map(|l| l.to_string()).collect(),
-            values,
-            texts,
-            highlight,
-            bar_desc: "best final valid accuracy (%)".into(),
-            integer: false,
-        });
-        let ids: Vec<i64> = p
-            .cells
-            .values()
-            .flat_map(|c| c.runs.iter().copied())
-            .collect();
-        caption_parts.push(format!(
-            "{}: DDSAS {} ({} (L, M) points, {})",
-            p.label,
-            runs_text(&ids),
-            p.cells.len(),
-            seeds_text
-        ));
-        panel_json.push(json!({
-            "dataset": p.dataset,
-            "space": p.space,
-            "L": p.ls,
-            "M": p.ms,
-            "cells": p.cells.iter().map(|((l, m), c)| json!({
-                "L": l, "M": m, "best": c.best, "best_run": c.best_run, "runs": c.runs,
-            })).collect::<Vec<_>>(),
-            "best": {"L": best.0.0, "M": best.0.1, "value": best.1.best, "run": best.1.best_run},
-        }));
-    }
-    let plot = Fig7 {
+    let parts: Vec<String> = panels.iter().map(caption_part).collect();
+    let heading = Heading {
+        kind: Kind::Fig7,
+        sweep: data.name.clone(),
         title: format!(
             "Fig. 7 — best final valid accuracy of DDSAS over L × M (sweep {})",
             data.name
         ),
-        maps,
+        caption: format!(
+            "{}. Metric: final valid accuracy of the search (no evaluation stage exists yet), max over seeds; DDSAS with the approximation; the outlined cell is the best.{}",
+            parts.join("; "),
+            data.not_done_note()
+        ),
     };
-    let sidecar = json!({
-        "figure": "fig7",
-        "sweep": data.name,
-        "metric": "valid_acc",
-        "unit": "percent",
-        "panels": panel_json,
-    });
-    save_figure(
-        Figure {
-            kind: Kind::Fig7,
-            plot: &plot,
-            title: plot.title.clone(),
-            stem: STEM,
-            sidecar,
-            caption: format!(
-                "{}. Metric: final valid accuracy of the search (no evaluation stage exists yet), max over seeds; DDSAS with the approximation; the outlined cell is the best.{}",
-                caption_parts.join("; "),
-                data.not_done_note()
-            ),
-        },
-        opts,
+    let numbers = Fig7 {
+        metric: "valid_acc",
+        unit: "percent",
+        panels,
+    };
+    Ok(Figure { heading, numbers })
+}
+
+/// The grid of `runs` (with L, M and an accuracy), or `None` if they cover
+/// fewer than two (L, M) points.
+fn panel(group: Group, runs: &[&ReportRun]) -> Option<Panel> {
+    let mut cells: BTreeMap<Lm<i64>, Cell> = BTreeMap::new();
+    for run in runs {
+        let (Some(l), Some(m), Some(acc)) = (run.l, run.m, run.valid_acc) else {
+            continue;
+        };
+        let at = Lm { l, m };
+        let cell = cells.entry(at).or_insert(Cell {
+            at,
+            best: f64::NEG_INFINITY,
+            best_run: run.id,
+            runs: Vec::new(),
+        });
+        cell.runs.push(run.id);
+        if 100.0 * acc > cell.best {
+            cell.best = 100.0 * acc;
+            cell.best_run = run.id;
+        }
+    }
+    let cells: Vec<Cell> = cells.into_values().collect();
+    let best = cells
+        .iter()
+        .reduce(|b, c| if b.best >= c.best { b } else { c })?;
+    if cells.len() < 2 {
+        return None;
+    }
+    let best = Best {
+        at: best.at,
+        value: best.best,
+        run: best.best_run,
+    };
+    let mut ls: Vec<i64> = cells.iter().map(|c| c.at.l).collect();
+    let mut ms: Vec<i64> = cells.iter().map(|c| c.at.m).collect();
+    ls.sort_unstable();
+    ls.dedup();
+    ms.sort_unstable();
+    ms.dedup();
+    Some(Panel {
+        group,
+        cells,
+        best,
+        grid: Lm { l: ls, m: ms },
+    })
+}
+
+/// "CIFAR-10, DARTS space: DDSAS runs 1–9 (9 (L, M) points, best of 1 seed)".
+fn caption_part(p: &Panel) -> String {
+    let ids: Vec<i64> = p
+        .cells
+        .iter()
+        .flat_map(|c| c.runs.iter().copied())
+        .collect();
+    format!(
+        "{}: DDSAS {} ({} (L, M) points, {})",
+        p.group.label(),
+        runs_text(&ids),
+        p.cells.len(),
+        p.seeds_text()
     )
+}
+
+/// The heat map of a panel: rows are L with the largest at the top, so
+/// that L grows upwards like a y axis; missing points say "not run".
+fn heat_map(p: &Panel) -> HeatMap {
+    let rows: Vec<i64> = p.grid.l.iter().rev().copied().collect();
+    let uniform = p.uniform_runs().is_some();
+    let cell = |l: i64, m: i64| match p.cell(Lm { l, m }) {
+        Some(c) if uniform => (Some(c.best), format!("{:.2}", c.best)),
+        Some(c) => (Some(c.best), format!("{:.2}\nn={}", c.best, c.runs.len())),
+        None => (None, "not run".to_string()),
+    };
+    let grid: Vec<Vec<(Option<f64>, String)>> = rows
+        .iter()
+        .map(|&l| p.grid.m.iter().map(|&m| cell(l, m)).collect())
+        .collect();
+    let best = p.best.at;
+    let highlight = rows
+        .iter()
+        .position(|&l| l == best.l)
+        .zip(p.grid.m.iter().position(|&m| m == best.m));
+    HeatMap {
+        labels: Labels {
+            title: format!(
+                "{} · {} · best L = {}, M = {}: {:.2}%",
+                p.group.label(),
+                p.seeds_text(),
+                best.l,
+                best.m,
+                p.best.value
+            ),
+            x_desc: "M (weight steps per sampled subspace)".into(),
+            y_desc: "L (subspace size, ops)".into(),
+        },
+        x_labels: p.grid.m.iter().map(|m| m.to_string()).collect(),
+        y_labels: rows.iter().map(|l| l.to_string()).collect(),
+        values: grid
+            .iter()
+            .map(|r| r.iter().map(|c| c.0).collect())
+            .collect(),
+        texts: grid
+            .into_iter()
+            .map(|r| r.into_iter().map(|c| c.1).collect())
+            .collect(),
+        highlight,
+        bar_desc: "best final valid accuracy (%)".into(),
+        integer: false,
+    }
+}
+
+impl Draw for Fig7 {
+    type Plot = HeatMapGrid;
+
+    fn draw(&self, heading: &Heading) -> HeatMapGrid {
+        HeatMapGrid {
+            title: heading.title.clone(),
+            rows: vec![self.panels.iter().map(heat_map).collect()],
+            size: (PANEL.0 * self.panels.len() as u32, PANEL.1),
+            margin: (0, 0, 0, 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::data::test_runs::{run, sweep};
+
+    fn ddsas(id: i64, l: i64, m: i64, acc: f64) -> ReportRun {
+        run(id, "ddsas")
+            .set("L", l)
+            .set("M", m)
+            .set("approximation", true)
+            .acc(acc)
+            .build()
+    }
+
+    #[test]
+    fn a_cell_is_the_best_seed_and_the_panel_outlines_the_best_cell() {
+        let data = sweep(vec![
+            ddsas(1, 28, 12, 0.50),
+            ddsas(2, 28, 12, 0.60),
+            ddsas(3, 28, 24, 0.55),
+            ddsas(4, 56, 12, 0.70),
+            // Without the approximation, or a baseline: not drawn.
+            run(5, "ddsas")
+                .set("L", 56)
+                .set("M", 24)
+                .set("approximation", false)
+                .acc(0.9)
+                .build(),
+            run(6, "darts").acc(0.95).build(),
+        ]);
+        let fig = compute(&data, "valid_acc").unwrap();
+        let panels = &fig.numbers.panels;
+        assert_eq!(panels.len(), 1);
+        let p = &panels[0];
+        assert_eq!(
+            p.grid,
+            Lm {
+                l: vec![28, 56],
+                m: vec![12, 24]
+            }
+        );
+        let first = &p.cells[0];
+        assert_eq!((first.at, first.best_run), (Lm { l: 28, m: 12 }, 2));
+        assert!((first.best - 60.0).abs() < 1e-9);
+        assert_eq!(first.runs, [1, 2]);
+        assert_eq!((p.best.at, p.best.run), (Lm { l: 56, m: 12 }, 4));
+        assert_eq!(p.seeds_text(), "best of 1–2 seeds (n per cell)");
+        assert!(fig.heading.caption.starts_with(
+            "Digits, DARTS space: DDSAS runs 1–4 (3 (L, M) points, best of 1–2 seeds (n per cell))"
+        ));
+        let map = heat_map(p);
+        assert_eq!(map.y_labels, ["56", "28"]);
+        assert_eq!(map.highlight, Some((0, 0)));
+        assert_eq!(map.texts[0][1], "not run");
+        assert_eq!(map.texts[1][0], "60.00\nn=2");
+        let side = serde_json::to_value(&fig).unwrap();
+        assert_eq!(side["figure"], "fig7");
+        assert_eq!(side["panels"][0]["best"]["L"], 56);
+        assert_eq!(side["panels"][0]["cells"][0]["M"], 12);
+        assert_eq!(side["panels"][0]["L"], serde_json::json!([28, 56]));
+    }
+
+    #[test]
+    fn one_point_or_no_test_accuracy_is_refused() {
+        let one = sweep(vec![ddsas(1, 28, 12, 0.5), ddsas(2, 28, 12, 0.6)]);
+        let e = compute(&one, "valid_acc").unwrap_err().to_string();
+        assert!(
+            e.contains("more than one (L, M) point") && e.contains(PAPER_SWEEP),
+            "{e}"
+        );
+        let e = compute(&one, "test_acc").unwrap_err().to_string();
+        assert!(e.contains("no evaluation stage"), "{e}");
+    }
 }

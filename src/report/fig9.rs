@@ -1,22 +1,22 @@
 //! Fig. 9: how many sampled subspaces contained each (edge, op), as an
 //! annotated heat map per (dataset, space) and cell type (appendix B.3).
-//! The counts are cumulative, so a run's are its last epoch's. A panel
-//! shows one setting (the values of the keys that vary among the runs):
-//! the mean over its runs, with n in the title, or one run with `--run N`,
-//! since the appendix's counts (264–363 per op) are one run's.
+//! The counts are cumulative, so a run's are its last epoch's. A row of
+//! maps shows one setting (the values of the keys that vary among the
+//! runs): the mean over its runs, with n in the title, or one run with
+//! `--run N`, since the appendix's counts (264–363 per op) are one run's.
 
 use std::collections::BTreeMap;
 
-use plotters::coord::Shift;
-use plotters::prelude::*;
-use serde_json::json;
+use serde::Serialize;
 
-use super::data::{group_label, plural, runs_text, seed_count, setting_json, settings, SweepData};
-use super::draw::{self, DrawResult, HeatMap, Plot};
-use super::{save_figure, Figure, Kind, Options, Output, ReportError};
-use crate::nas::space::SearchSpace;
-use crate::nas::space::SpaceKind;
-use crate::store::{ReportRun, SamplingPoint, Store};
+use super::data::{by_dataset_space, runs_text, settings, Group, Setting, SweepData};
+use super::draw::axes::Labels;
+use super::draw::heatmap::HeatMapGrid;
+use super::draw::HeatMap;
+use super::records::Records;
+use super::{Draw, Figure, Heading, Kind, ReportError};
+use crate::nas::space::{SearchSpace, SpaceKind};
+use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig9_sampling";
@@ -27,42 +27,39 @@ const PANEL_H: u32 = 560;
 /// Width of one map when cell types stand side by side.
 const COLUMN_W: u32 = 1100;
 
-/// One row per setting, one map per cell type (normal | reduce side by side).
-struct Fig9 {
-    title: String,
-    rows: Vec<Vec<HeatMap>>,
+/// Fig. 9's numbers (with its [`Heading`], the sidecar).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fig9 {
+    /// One per (dataset, space), setting and cell type, in that order.
+    pub panels: Vec<Panel>,
 }
 
-impl Fig9 {
-    fn columns(&self) -> usize {
-        self.rows.iter().map(Vec::len).max().unwrap_or(1).max(1)
-    }
-}
-
-impl Plot for Fig9 {
-    fn size(&self) -> (u32, u32) {
-        let width = match self.columns() {
-            1 => WIDTH,
-            n => COLUMN_W * n as u32,
-        };
-        (width, 60 + PANEL_H * self.rows.len() as u32)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let body = draw::title(root, &self.title)?;
-        let body = body.margin(0, 10, 10, 10);
-        let columns = self.columns();
-        for (area, row) in body
-            .split_evenly((self.rows.len(), 1))
-            .iter()
-            .zip(&self.rows)
-        {
-            for (cell, map) in area.split_evenly((1, columns)).iter().zip(row) {
-                draw::heatmap(&cell.margin(4, 12, 0, 0), map)?;
-            }
-        }
-        Ok(())
-    }
+/// The counts of one cell type of one setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct Panel {
+    /// Dataset and space.
+    #[serde(flatten)]
+    pub group: Group,
+    /// `normal`, `reduce` or `cell`.
+    pub cell: &'static str,
+    /// The setting's keys and values.
+    pub setting: BTreeMap<String, String>,
+    /// The setting's label.
+    pub label: String,
+    /// `run` (one run's counts) or `mean over runs`.
+    pub aggregate: &'static str,
+    /// The runs counted.
+    pub runs: Vec<i64>,
+    /// Op names, the rows.
+    pub ops: Vec<&'static str>,
+    /// Edge names `(from,to)`, the columns.
+    pub edges: Vec<String>,
+    /// `counts[op][edge]`: subspaces that contained the op on the edge
+    /// (per run: one run's count or the mean over runs).
+    pub counts: Vec<Vec<f64>>,
+    /// The row of maps it is drawn in (one per setting).
+    #[serde(skip)]
+    pub row: usize,
 }
 
 /// The search space named in the database.
@@ -74,43 +71,30 @@ pub(crate) fn space_of(name: &str) -> Option<SearchSpace> {
     }
 }
 
-/// The DDSAS runs Fig. 9 draws, by (dataset, space): every done one with
-/// sampling counts, or only `--run N` (which must be one of them).
-fn chosen_runs<'a>(
-    data: &'a SweepData,
-    with_counts: &BTreeMap<i64, Vec<SamplingPoint>>,
-    run: Option<i64>,
-) -> Result<BTreeMap<(String, String), Vec<&'a ReportRun>>, ReportError> {
+/// The DDSAS runs Fig. 9 draws: every done one with sampling counts, or
+/// only `run` (which must be one of them).
+fn chosen_runs(data: &SweepData, run: Option<i64>) -> Result<Vec<&ReportRun>, ReportError> {
     let candidates: Vec<&ReportRun> = data
         .with_method("ddsas")
-        .filter(|r| with_counts.contains_key(&r.id))
+        .filter(|r| data.records.sampling.contains_key(&r.id))
         .collect();
-    if let Some(id) = run {
-        if !candidates.iter().any(|r| r.id == id) {
-            let ids: Vec<i64> = candidates.iter().map(|r| r.id).collect();
-            return Err(ReportError::cannot(
-                "fig9",
-                &data.name,
-                format!("has no done DDSAS run {id} with sampling counts"),
-                if ids.is_empty() {
-                    "report on a sweep with DDSAS runs".to_string()
-                } else {
-                    format!("pick one of its DDSAS {}", runs_text(&ids))
-                },
-            ));
-        }
+    let Some(id) = run else {
+        return Ok(candidates);
+    };
+    if candidates.iter().any(|r| r.id == id) {
+        return Ok(candidates.into_iter().filter(|r| r.id == id).collect());
     }
-    let mut groups: BTreeMap<(String, String), Vec<&ReportRun>> = BTreeMap::new();
-    for r in candidates
-        .into_iter()
-        .filter(|r| run.is_none_or(|id| r.id == id))
-    {
-        groups
-            .entry((r.dataset.clone(), r.space.clone()))
-            .or_default()
-            .push(r);
-    }
-    Ok(groups)
+    let ids: Vec<i64> = candidates.iter().map(|r| r.id).collect();
+    Err(ReportError::cannot(
+        "fig9",
+        &data.name,
+        format!("has no done DDSAS run {id} with sampling counts"),
+        if ids.is_empty() {
+            "report on a sweep with DDSAS runs".to_string()
+        } else {
+            format!("pick one of its DDSAS {}", runs_text(&ids))
+        },
+    ))
 }
 
 /// Mean count per `[op][edge]` over the runs of a setting, for one cell type.
@@ -118,11 +102,12 @@ fn mean_counts(
     space: &SearchSpace,
     cell: &str,
     runs: &[&ReportRun],
-    by_run: &BTreeMap<i64, Vec<SamplingPoint>>,
+    records: &Records,
 ) -> Vec<Vec<f64>> {
     let mut sums = vec![vec![0i64; space.edges()]; space.num_ops()];
     for run in runs {
-        for p in by_run[&run.id].iter().filter(|p| p.cell == cell) {
+        let points = records.sampling.get(&run.id).map_or(&[][..], Vec::as_slice);
+        for p in points.iter().filter(|p| p.cell == cell) {
             let (Some(k), Ok(e)) = (space.op_index(&p.op), usize::try_from(p.edge)) else {
                 continue;
             };
@@ -137,6 +122,80 @@ fn mean_counts(
         .collect()
 }
 
+/// Fig. 9 of `data` (with its sampling counts loaded): per (dataset,
+/// space), setting and cell type, the counts of one run's sampled
+/// subspaces, as the mean over the setting's runs, or of `run` alone.
+pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, ReportError> {
+    let groups = by_dataset_space(chosen_runs(data, run)?.into_iter());
+    if groups.is_empty() {
+        return Err(data.cannot(
+            "fig9",
+            "has no done DDSAS runs with sampling counts",
+            PAPER_SWEEP,
+        ));
+    }
+    let mut panels = Vec::new();
+    let mut caption = Vec::new();
+    for (group, runs) in &groups {
+        let Some(search_space) = space_of(&group.space) else {
+            continue;
+        };
+        for setting in settings(runs, &["dataset", "space"]) {
+            let row = caption.len();
+            for &cell in search_space.cell_types() {
+                let counts = mean_counts(&search_space, cell, &setting.runs, &data.records);
+                panels.push(panel(group, &search_space, cell, &setting, counts, row));
+            }
+            caption.push(setting.info().caption(group));
+        }
+    }
+    let heading = Heading {
+        kind: Kind::Fig9,
+        sweep: data.name.clone(),
+        title: format!(
+            "Fig. 9 — how often each operation was in a sampled subspace (sweep {})",
+            data.name
+        ),
+        caption: format!(
+            "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}",
+            caption.join("; "),
+            data.not_done_note()
+        ),
+    };
+    Ok(Figure {
+        heading,
+        numbers: Fig9 { panels },
+    })
+}
+
+/// The panel of `setting`'s `counts` for `cell` in `group`, drawn in row
+/// `row`.
+fn panel(
+    group: &Group,
+    space: &SearchSpace,
+    cell: &'static str,
+    setting: &Setting,
+    counts: Vec<Vec<f64>>,
+    row: usize,
+) -> Panel {
+    Panel {
+        group: group.clone(),
+        cell,
+        setting: setting.keys_map(),
+        label: setting.label(),
+        aggregate: if setting.runs.len() == 1 {
+            "run"
+        } else {
+            "mean over runs"
+        },
+        runs: setting.ids(),
+        ops: space.ops().to_vec(),
+        edges: (0..space.edges()).map(|e| space.edge_label(e)).collect(),
+        counts,
+        row,
+    }
+}
+
 /// A count as the map writes it: whole numbers plain, means to one decimal.
 fn count_text(c: f64) -> String {
     if c.fract() == 0.0 {
@@ -146,125 +205,153 @@ fn count_text(c: f64) -> String {
     }
 }
 
-/// Draws Fig. 9 of `data`: per (dataset, space), setting and cell type, the
-/// counts of one run's sampled subspaces (the appendix's counts are one
-/// run's), as the mean over the setting's runs, or of `--run N` alone.
-pub async fn render(
-    store: &Store,
-    data: &SweepData,
-    opts: &Options,
-) -> Result<Output, ReportError> {
-    let mut by_run: BTreeMap<i64, Vec<SamplingPoint>> = BTreeMap::new();
-    for p in store.report_final_sampling(&data.name).await? {
-        by_run.entry(p.run_id).or_default().push(p);
+/// The heat map of one panel.
+fn heat_map(p: &Panel) -> HeatMap {
+    let n = p.runs.len();
+    let how = if n == 1 {
+        format!("{} {}", p.label, runs_text(&p.runs))
+    } else {
+        format!("{}, mean over {n} runs ({})", p.label, runs_text(&p.runs))
+    };
+    let cell_name = match p.cell {
+        "cell" => "the cell".to_string(),
+        other => format!("{other} cell"),
+    };
+    HeatMap {
+        labels: Labels {
+            title: format!("{} · {cell_name} · {how}", p.group.label()),
+            x_desc: "edge (from node, to node)".into(),
+            y_desc: "operation".into(),
+        },
+        x_labels: p.edges.clone(),
+        y_labels: p.ops.iter().map(|o| o.to_string()).collect(),
+        values: p
+            .counts
+            .iter()
+            .map(|row| row.iter().map(|&c| Some(c)).collect())
+            .collect(),
+        texts: p
+            .counts
+            .iter()
+            .map(|row| row.iter().map(|&c| count_text(c)).collect())
+            .collect(),
+        highlight: None,
+        bar_desc: if n == 1 {
+            "subspaces containing the op (count)".into()
+        } else {
+            "subspaces containing the op (mean count per run)".into()
+        },
+        integer: n == 1,
     }
-    let groups = chosen_runs(data, &by_run, opts.run)?;
-    if groups.is_empty() {
-        return Err(ReportError::cannot(
-            "fig9",
-            &data.name,
-            "has no done DDSAS runs with sampling counts",
-            data.run_hint(Some(PAPER_SWEEP)),
-        ));
-    }
-    let mut rows = Vec::new();
-    let mut panels = Vec::new();
-    let mut caption = Vec::new();
-    for ((dataset, space_name), runs) in &groups {
-        let Some(space) = space_of(space_name) else {
-            continue;
-        };
-        let ops = space.ops();
-        let edges: Vec<String> = (0..space.edges()).map(|e| space.edge_label(e)).collect();
-        for setting in settings(runs, &["dataset", "space"]) {
-            let ids = setting.ids();
-            let n = ids.len();
-            let how = if n == 1 {
-                format!("{} {}", setting.label(), runs_text(&ids))
-            } else {
-                format!(
-                    "{}, mean over {n} runs ({})",
-                    setting.label(),
-                    runs_text(&ids)
-                )
-            };
-            let mut maps = Vec::new();
-            for &cell in space.cell_types() {
-                let counts = mean_counts(&space, cell, &setting.runs, &by_run);
-                let cell_name = match cell {
-                    "cell" => "the cell".to_string(),
-                    other => format!("{other} cell"),
-                };
-                maps.push(HeatMap {
-                    title: format!("{} · {cell_name} · {how}", group_label(dataset, space_name)),
-                    x_desc: "edge (from node, to node)".into(),
-                    y_desc: "operation".into(),
-                    x_labels: edges.clone(),
-                    y_labels: ops.iter().map(|o| o.to_string()).collect(),
-                    values: counts
-                        .iter()
-                        .map(|row| row.iter().map(|&c| Some(c)).collect())
-                        .collect(),
-                    texts: counts
-                        .iter()
-                        .map(|row| row.iter().map(|&c| count_text(c)).collect())
-                        .collect(),
-                    highlight: None,
-                    bar_desc: if n == 1 {
-                        "subspaces containing the op (count)".into()
-                    } else {
-                        "subspaces containing the op (mean count per run)".into()
-                    },
-                    integer: n == 1,
-                });
-                panels.push(json!({
-                    "dataset": dataset,
-                    "space": space_name,
-                    "cell": cell,
-                    "setting": setting_json(&setting),
-                    "label": setting.label(),
-                    "aggregate": if n == 1 { "run" } else { "mean over runs" },
-                    "runs": ids,
-                    "ops": ops,
-                    "edges": edges,
-                    "counts": counts,
-                }));
+}
+
+impl Draw for Fig9 {
+    type Plot = HeatMapGrid;
+
+    /// One row of maps per setting, its cell types side by side.
+    fn draw(&self, heading: &Heading) -> HeatMapGrid {
+        let mut rows: Vec<Vec<HeatMap>> = Vec::new();
+        for p in &self.panels {
+            if rows.len() <= p.row {
+                rows.push(Vec::new());
             }
-            rows.push(maps);
-            caption.push(format!(
-                "{} on {}: {} ({})",
-                setting.label(),
-                group_label(dataset, space_name),
-                runs_text(&ids),
-                plural(seed_count(&setting.runs), "seed")
-            ));
+            if let Some(row) = rows.last_mut() {
+                row.push(heat_map(p));
+            }
+        }
+        let mut grid = HeatMapGrid {
+            title: heading.title.clone(),
+            size: (0, 60 + PANEL_H * rows.len() as u32),
+            rows,
+            margin: (4, 12, 0, 0),
+        };
+        grid.size.0 = match grid.columns() {
+            1 => WIDTH,
+            n => COLUMN_W * n as u32,
+        };
+        grid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::data::test_runs::{run, sweep};
+    use crate::store::SamplingPoint;
+
+    fn count(run_id: i64, cell: &str, edge: i64, op: &str, count: i64) -> SamplingPoint {
+        SamplingPoint {
+            run_id,
+            cell: cell.into(),
+            edge,
+            edge_label: String::new(),
+            op: op.into(),
+            count,
         }
     }
-    let plot = Fig9 {
-        title: format!(
-            "Fig. 9 — how often each operation was in a sampled subspace (sweep {})",
-            data.name
-        ),
-        rows,
-    };
-    let sidecar = json!({
-        "figure": "fig9",
-        "sweep": data.name,
-        "panels": panels,
-    });
-    save_figure(
-        Figure {
-            kind: Kind::Fig9,
-            plot: &plot,
-            title: plot.title.clone(),
-            stem: STEM,
-            sidecar,
-            caption: format!(
-                "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}",
-                caption.join("; "),
-                data.not_done_note()
-            ),
-        },
-        opts,
-    )
+
+    fn data() -> SweepData {
+        let mut data = sweep(vec![
+            run(1, "ddsas").set("M", 12).build(),
+            run(2, "ddsas").set("M", 12).build(),
+            run(3, "ddsas").set("M", 24).build(),
+            run(4, "darts").build(),
+        ]);
+        let s = &mut data.records.sampling;
+        s.insert(
+            1,
+            vec![
+                count(1, "normal", 0, "skip_connect", 3),
+                count(1, "reduce", 13, "none", 5),
+            ],
+        );
+        s.insert(2, vec![count(2, "normal", 0, "skip_connect", 4)]);
+        s.insert(3, vec![count(3, "normal", 2, "sep_conv_3x3", 7)]);
+        s.insert(4, vec![count(4, "normal", 0, "skip_connect", 100)]);
+        data
+    }
+
+    #[test]
+    fn a_setting_shows_the_mean_count_of_its_runs_per_cell_type() {
+        let Figure { heading, numbers } = compute(&data(), None).unwrap();
+        let fig = &numbers;
+        // Two settings of DDSAS (DARTS has no sampling) × two cell types.
+        assert_eq!(fig.panels.len(), 4);
+        let normal = &fig.panels[0];
+        assert_eq!(
+            (normal.cell, normal.label.as_str(), normal.row),
+            ("normal", "DDSAS M=12", 0)
+        );
+        assert_eq!(normal.aggregate, "mean over runs");
+        assert_eq!(normal.runs, [1, 2]);
+        let skip = SearchSpace::new(SpaceKind::Darts)
+            .op_index("skip_connect")
+            .unwrap();
+        assert_eq!(normal.counts[skip][0], 3.5);
+        assert_eq!(normal.edges.len(), 14);
+        let reduce = &fig.panels[1];
+        assert_eq!(reduce.counts[0][13], 2.5);
+        assert_eq!(fig.panels[2].aggregate, "run");
+        assert_eq!(fig.panels[3].row, 1);
+        assert!(heading
+            .caption
+            .contains("DDSAS M=12 on Digits, DARTS space: runs 1, 2 (2 seeds)"));
+        let grid = fig.draw(&heading);
+        assert_eq!(grid.size, (2200, 60 + 2 * PANEL_H));
+        assert_eq!(grid.rows[0][0].texts[skip][0], "3.5");
+        assert!(grid.rows[1][0].labels.title.ends_with("DDSAS M=24 run 3"));
+    }
+
+    #[test]
+    fn one_run_is_drawn_alone_and_a_baseline_is_refused() {
+        let panels = compute(&data(), Some(2)).unwrap().numbers.panels;
+        assert_eq!(panels.len(), 2);
+        assert_eq!(panels[0].runs, [2]);
+        assert_eq!(panels[0].aggregate, "run");
+        let e = compute(&data(), Some(4)).unwrap_err().to_string();
+        assert!(
+            e.contains("no done DDSAS run 4") && e.contains("runs 1–3"),
+            "{e}"
+        );
+    }
 }

@@ -3,6 +3,13 @@
 //! JSON sidecar of the numbers drawn, Table 5 as Markdown, CSV, LaTeX and
 //! JSON, and an `index.html` that shows them all.
 //!
+//! Each figure is made in three steps: the tables it draws are loaded into
+//! [`SweepData`] ([`records`]), a pure `compute` turns the runs into a
+//! [`Figure`] (its [`Heading`] and its numbers, a `#[derive(Serialize)]`
+//! struct that *is* the JSON sidecar), and [`Draw::draw`] arranges the
+//! numbers with the widgets of [`draw`]. The numbers are thus unit-tested
+//! on hand-made runs, and the sidecar can never disagree with the drawing.
+//!
 //! Every figure works on the `done` runs of one sweep. When the sweep cannot
 //! support a figure (no runs of the right kind, a metric that is not
 //! recorded), the figure is not drawn: [`ReportError::CannotDraw`] says what
@@ -11,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod columns;
 pub mod data;
 pub mod draw;
 pub mod escape;
@@ -21,13 +29,17 @@ pub mod fig8;
 pub mod fig9;
 pub mod index;
 pub mod nb201;
+pub mod records;
+pub mod stats;
 pub mod table5;
-pub mod text;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use serde::Serialize;
+
 use crate::store::{Store, StoreError};
+use records::Table;
 
 pub use data::{runs_text, SweepData};
 
@@ -135,27 +147,72 @@ impl Kind {
         }
     }
 
-    /// The files this figure or table writes (deterministic names).
-    pub fn files(self) -> Vec<String> {
-        let stem = match self {
+    /// What its sidecar calls it (`fig7`, ..., `fig12`, `table5`).
+    pub fn figure(self) -> &'static str {
+        match self {
+            Kind::Fig7 => "fig7",
+            Kind::Fig8 => "fig8",
+            Kind::Fig9 => "fig9",
+            Kind::Fig10(_) => "fig10",
+            Kind::Fig12 => "fig12",
+            Kind::Table5 => "table5",
+        }
+    }
+
+    /// File name of its outputs, without extension.
+    pub fn stem(self) -> &'static str {
+        match self {
             Kind::Fig7 => fig7::STEM,
             Kind::Fig8 => fig8::STEM,
             Kind::Fig9 => fig9::STEM,
             Kind::Fig10(per) => per.stem(),
             Kind::Fig12 => fig12::STEM,
-            Kind::Table5 => {
-                return ["md", "csv", "tex", "json"]
-                    .iter()
-                    .map(|e| format!("table5.{e}"))
-                    .collect()
-            }
+            Kind::Table5 => table5::STEM,
+        }
+    }
+
+    /// The files this figure or table writes (deterministic names).
+    pub fn files(self) -> Vec<String> {
+        let extensions: &[&str] = match self {
+            Kind::Table5 => &["md", "csv", "tex", "json"],
+            _ => &["png", "svg", "json"],
         };
-        ["png", "svg", "json"]
+        extensions
             .iter()
-            .map(|e| format!("{stem}.{e}"))
+            .map(|e| format!("{}.{e}", self.stem()))
             .collect()
     }
+
+    /// The recorded tables it draws, besides the runs.
+    pub fn tables(self) -> &'static [Table] {
+        match self {
+            Kind::Fig7 | Kind::Table5 => &[],
+            Kind::Fig8 => &[Table::Epochs, Table::Nb201],
+            Kind::Fig9 => &[Table::Sampling],
+            Kind::Fig10(fig10::Per::Step) => &[Table::Steps],
+            Kind::Fig10(fig10::Per::Epoch) => &[Table::Epochs, Table::Nb201],
+            Kind::Fig12 => &[Table::Subspaces, Table::RatioHist],
+        }
+    }
 }
+
+impl Serialize for Kind {
+    /// As its sidecar names it ([`Kind::figure`]).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.figure())
+    }
+}
+
+/// Every figure and table, in the order `report all` makes them.
+const ALL: [Kind; 7] = [
+    Kind::Fig7,
+    Kind::Fig8,
+    Kind::Fig9,
+    Kind::Fig10(fig10::Per::Step),
+    Kind::Fig10(fig10::Per::Epoch),
+    Kind::Fig12,
+    Kind::Table5,
+];
 
 /// Options every figure shares.
 #[derive(Debug, Clone)]
@@ -185,11 +242,13 @@ pub struct Output {
     pub html: Option<String>,
     /// Text to print on the terminal (tables).
     pub printed: Option<String>,
-    /// Seconds spent querying and rendering.
+    /// Seconds spent on it: reading the tables only it needed, computing
+    /// and drawing.
     pub seconds: f64,
 }
 
-/// Makes one figure or table of `data` under `opts.out`.
+/// Makes one figure or table of `data` under `opts.out`, first reading
+/// the recorded tables it draws that `data` does not hold yet.
 pub async fn render(
     store: &Store,
     data: &SweepData,
@@ -198,16 +257,38 @@ pub async fn render(
 ) -> Result<Output, ReportError> {
     prepare_out_dir(&opts.out)?;
     let start = Instant::now();
-    let mut out = match kind {
-        Kind::Fig7 => fig7::render(data, opts).await?,
-        Kind::Fig8 => fig8::render(store, data, opts).await?,
-        Kind::Fig9 => fig9::render(store, data, opts).await?,
-        Kind::Fig10(per) => fig10::render(store, data, per, opts).await?,
-        Kind::Fig12 => fig12::render(store, data, opts).await?,
-        Kind::Table5 => table5::render(data, opts).await?,
+    let missing: Vec<Table> = kind
+        .tables()
+        .iter()
+        .copied()
+        .filter(|t| !data.records.has(*t))
+        .collect();
+    let loaded;
+    let data = if missing.is_empty() {
+        data
+    } else {
+        let mut more = data.clone();
+        more.records
+            .load(store, &more.name, &data.runs, &missing)
+            .await?;
+        loaded = more;
+        &loaded
     };
+    let mut out = make(data, kind, opts)?;
     out.seconds = start.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Computes and draws `kind` of `data`, whose records hold what it needs.
+fn make(data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportError> {
+    match kind {
+        Kind::Fig7 => save_figure(&fig7::compute(data, &opts.metric)?, opts),
+        Kind::Fig8 => save_figure(&fig8::compute(data)?, opts),
+        Kind::Fig9 => save_figure(&fig9::compute(data, opts.run)?, opts),
+        Kind::Fig10(per) => save_figure(&fig10::compute(data, per)?, opts),
+        Kind::Fig12 => save_figure(&fig12::compute(data)?, opts),
+        Kind::Table5 => table5::write(&table5::compute(data)?, opts),
+    }
 }
 
 /// What `ddsas report all` did: the figures made and the ones skipped.
@@ -223,25 +304,24 @@ pub struct AllOutput {
 
 /// Every figure and table the sweep can support, plus `index.html`. A
 /// figure the runs cannot support is skipped with its reason; any other
-/// error stops. Fails if nothing at all can be drawn.
+/// error stops. Fails if nothing at all can be drawn. Each recorded table
+/// is read once, for all the figures.
 pub async fn render_all(
     store: &Store,
     data: &SweepData,
     opts: &Options,
 ) -> Result<AllOutput, ReportError> {
-    let kinds = [
-        Kind::Fig7,
-        Kind::Fig8,
-        Kind::Fig9,
-        Kind::Fig10(fig10::Per::Step),
-        Kind::Fig10(fig10::Per::Epoch),
-        Kind::Fig12,
-        Kind::Table5,
-    ];
+    let mut tables: Vec<Table> = ALL.iter().flat_map(|k| k.tables()).copied().collect();
+    tables.sort_unstable();
+    tables.dedup();
+    let mut data = data.clone();
+    data.records
+        .load(store, &data.name, &data.runs, &tables)
+        .await?;
     let mut made = Vec::new();
     let mut skipped = Vec::new();
-    for kind in kinds {
-        match render(store, data, kind, opts).await {
+    for kind in ALL {
+        match render(store, &data, kind, opts).await {
             Ok(out) => made.push(out),
             Err(ReportError::CannotDraw { missing, hint, .. }) => {
                 // A file left by an earlier report would now be stale.
@@ -268,7 +348,7 @@ pub async fn render_all(
                 .join("\n"),
         ));
     }
-    let index = index::write(data, &made, &skipped, &opts.out)?;
+    let index = index::write(&data, &made, &skipped, &opts.out)?;
     Ok(AllOutput {
         made,
         skipped,
@@ -302,53 +382,96 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
     })
 }
 
-/// Writes a figure's JSON sidecar (the numbers it drew).
-pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ReportError> {
-    let text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serializes");
+/// Writes `value` as pretty JSON (a sidecar: the numbers drawn), objects'
+/// keys in sorted order, so that a file does not change when a struct's
+/// fields are reordered and two reports diff cleanly.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ReportError> {
+    let failed = |e: serde_json::Error| ReportError::Write {
+        path: path.to_owned(),
+        source: e.into(),
+    };
+    let sorted = serde_json::to_value(value).map_err(failed)?;
+    let text = serde_json::to_string_pretty(&sorted).map_err(failed)?;
     write_file(path, &(text + "\n"))
 }
 
-/// A drawn figure, ready to be saved with [`save_figure`].
-pub(crate) struct Figure<'a, P> {
-    /// Which figure.
+/// What a figure is: which one, of which sweep (both in its sidecar), and
+/// the words shown with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heading {
+    /// Which figure; the sidecar's `figure`.
+    #[serde(rename = "figure")]
     pub kind: Kind,
-    /// The plot to draw.
-    pub plot: &'a P,
-    /// Its title, as drawn.
+    /// Sweep name.
+    pub sweep: String,
+    /// Title, as drawn.
+    #[serde(skip)]
     pub title: String,
-    /// File name without extension, under `opts.out`.
-    pub stem: &'a str,
-    /// The drawn numbers (an object); `width` and `height` are added.
-    pub sidecar: serde_json::Value,
-    /// The index caption.
+    /// The index caption: which runs, seeds and metric.
+    #[serde(skip)]
     pub caption: String,
+}
+
+/// A computed figure: its heading and its numbers `N`, serialised together
+/// (with the canvas size) as its JSON sidecar.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure<N> {
+    /// Which figure, title and caption.
+    #[serde(flatten)]
+    pub heading: Heading,
+    /// What it draws.
+    #[serde(flatten)]
+    pub numbers: N,
+}
+
+/// How a figure's numbers are laid out with the widgets of [`draw`].
+pub trait Draw {
+    /// The drawing.
+    type Plot: draw::Plot;
+    /// Lays out the figure titled as `heading` says.
+    fn draw(&self, heading: &Heading) -> Self::Plot;
+}
+
+/// The sidecar of a figure: its numbers with the canvas size.
+#[derive(Serialize)]
+struct Sidecar<'a, N> {
+    #[serde(flatten)]
+    figure: &'a Figure<N>,
+    width: u32,
+    height: u32,
 }
 
 /// Saves a figure as PNG + SVG plus its JSON sidecar, so that every number
 /// drawn can be checked or re-plotted without the database.
-pub(crate) fn save_figure<P: draw::Plot>(
-    fig: Figure<'_, P>,
+pub(crate) fn save_figure<N: Draw + Serialize>(
+    fig: &Figure<N>,
     opts: &Options,
 ) -> Result<Output, ReportError> {
-    let mut files = draw::save(fig.plot, &opts.out, fig.stem).map_err(|e| ReportError::Draw {
-        figure: fig.stem.into(),
+    use draw::Plot as _;
+    let heading = &fig.heading;
+    let stem = heading.kind.stem();
+    let plot = fig.numbers.draw(heading);
+    let mut files = draw::save(&plot, &opts.out, stem).map_err(|e| ReportError::Draw {
+        figure: stem.into(),
         message: e.0,
     })?;
-    let size = fig.plot.size();
-    let mut sidecar = fig.sidecar;
-    if let Some(map) = sidecar.as_object_mut() {
-        map.insert("width".into(), size.0.into());
-        map.insert("height".into(), size.1.into());
-    }
-    let path = opts.out.join(format!("{}.json", fig.stem));
-    write_json(&path, &sidecar)?;
+    let (width, height) = plot.size();
+    let path = opts.out.join(format!("{stem}.json"));
+    write_json(
+        &path,
+        &Sidecar {
+            figure: fig,
+            width,
+            height,
+        },
+    )?;
     files.push(path);
     Ok(Output {
-        kind: fig.kind,
-        title: fig.title,
-        caption: fig.caption,
+        kind: heading.kind,
+        title: heading.title.clone(),
+        caption: heading.caption.clone(),
         files,
-        size: Some(size),
+        size: Some((width, height)),
         html: None,
         printed: None,
         seconds: 0.0,

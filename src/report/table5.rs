@@ -12,33 +12,83 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use serde_json::json;
+use serde::Serialize;
 
-use super::data::{config_key, dataset_label, runs_text, space_label, SweepData};
-use super::draw::mean_std;
+use super::data::{config_key, dataset_label, runs_text, space_label, Group, Lm, SweepData};
 use super::escape::{self, csv_field};
+use super::stats::mean_std;
 use super::{write_file, write_json, Kind, Options, Output, ReportError};
 use crate::store::ReportRun;
 
+/// File name of its outputs, without extension.
+pub const STEM: &str = "table5";
 /// The paper's sweep for this table.
 pub const PAPER_SWEEP: &str = "sweeps/table5_approximation.yaml";
 /// Config keys that do not make two runs different configs here.
 const NOT_CONFIG: [&str; 4] = ["seed", "approximation", "log_steps", "data_dir"];
-/// What the accuracy is, for every caption.
 /// What the CSV's error is, in its `metric` column (the Markdown and LaTeX
 /// say it in their caption).
 const CSV_METRIC: &str =
     "100 - final search valid accuracy (%); not the test error of a trained cell";
+/// What the accuracy is, for every caption.
 const ACCURACY_NOTE: &str = "Error = 100 − final valid accuracy of the search (%); no evaluation stage exists yet, so this is not the paper's test error. Mean ± population std (ddof = 0) over seeds.";
+/// What a sweep lacks that has no column.
+const MISSING: &str =
+    "has no DDSAS config that was run (and done) both with and without the approximation";
+/// The row names, without and with the approximation.
+const ROWS: [&str; 2] = ["w/o approximation", "w/ approximation"];
 
-/// One variant (with or without the approximation) of a group.
-#[derive(Debug, Clone)]
-struct Variant {
-    runs: Vec<i64>,
-    seeds: Vec<i64>,
-    errors: Vec<f64>,
-    mean: f64,
-    std: f64,
+/// Table 5's numbers (its JSON) and captions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table5 {
+    table: &'static str,
+    /// Sweep name.
+    pub sweep: String,
+    metric: &'static str,
+    std: &'static str,
+    /// One per config that has both variants.
+    pub columns: Vec<Column>,
+    /// The table's caption.
+    #[serde(skip)]
+    pub caption: String,
+    /// The runs of every column, in words.
+    #[serde(skip)]
+    pub runs_line: String,
+    /// What `--where` picked and which runs are left out.
+    #[serde(skip)]
+    pub note: String,
+}
+
+/// One column: a dataset (and config) with both variants.
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    /// Dataset and space.
+    #[serde(flatten)]
+    pub group: Group,
+    /// The column header: the dataset, with the config if needed.
+    pub header: String,
+    /// The config's L and M.
+    #[serde(flatten)]
+    pub config: Lm<Option<i64>>,
+    /// Without the approximation.
+    pub without: Variant,
+    /// With the approximation.
+    pub with: Variant,
+}
+
+/// One variant (with or without the approximation) of a column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Variant {
+    /// Run ids.
+    pub runs: Vec<i64>,
+    /// Their seeds.
+    pub seeds: Vec<i64>,
+    /// Their errors, in percent.
+    pub errors: Vec<f64>,
+    /// Mean error.
+    pub mean: f64,
+    /// Population std of the error.
+    pub std: f64,
 }
 
 impl Variant {
@@ -57,6 +107,7 @@ impl Variant {
         }
     }
 
+    /// "4.31 ± 0.14 (n = 2)".
     fn cell(&self) -> String {
         format!(
             "{:.2} ± {:.2} (n = {})",
@@ -66,21 +117,10 @@ impl Variant {
         )
     }
 
+    /// "$4.31 \pm 0.14$".
     fn tex(&self) -> String {
         format!("${:.2} \\pm {:.2}$", self.mean, self.std)
     }
-}
-
-/// One column: a dataset (and config) with both variants.
-#[derive(Debug, Clone)]
-struct Column {
-    dataset: String,
-    space: String,
-    l: Option<i64>,
-    m: Option<i64>,
-    header: String,
-    without: Variant,
-    with: Variant,
 }
 
 fn dataset_rank(d: &str) -> usize {
@@ -90,8 +130,9 @@ fn dataset_rank(d: &str) -> usize {
         .unwrap_or(3)
 }
 
-/// Writes Table 5 of `data`.
-pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportError> {
+/// The DDSAS runs with a final accuracy, by config without the seed and
+/// the approximation: `(without, with)`.
+fn groups(data: &SweepData) -> BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun>)> {
     let mut groups: BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun>)> = BTreeMap::new();
     for run in data.with_method("ddsas").filter(|r| r.valid_acc.is_some()) {
         let entry = groups.entry(config_key(run, &NOT_CONFIG)).or_default();
@@ -100,60 +141,38 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
             _ => entry.1.push(run),
         }
     }
-    let mut columns: Vec<Column> = groups
+    groups
+}
+
+/// Table 5 of `data`.
+pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
+    let mut columns: Vec<Column> = groups(data)
         .values()
         .filter(|(without, with)| !without.is_empty() && !with.is_empty())
-        .map(|(without, with)| {
-            let r = with[0];
-            Column {
-                dataset: r.dataset.clone(),
-                space: r.space.clone(),
-                l: r.l,
-                m: r.m,
-                header: String::new(),
-                without: Variant::new(without),
-                with: Variant::new(with),
-            }
+        .map(|(without, with)| Column {
+            group: Group::of(with[0]),
+            config: Lm {
+                l: with[0].l,
+                m: with[0].m,
+            },
+            header: String::new(),
+            without: Variant::new(without),
+            with: Variant::new(with),
         })
         .collect();
     if columns.is_empty() {
-        return Err(ReportError::cannot(
-            "table5",
-            &data.name,
-            "has no DDSAS config that was run (and done) both with and without the approximation",
-            data.run_hint(Some(PAPER_SWEEP)),
-        ));
+        return Err(data.cannot("table5", MISSING, PAPER_SWEEP));
     }
     columns.sort_by_key(|c| {
+        let first = c.with.runs.first().copied();
         (
-            dataset_rank(&c.dataset),
-            c.space.clone(),
-            c.l,
-            c.m,
-            c.with.runs[0],
+            dataset_rank(&c.group.dataset),
+            c.group.space.clone(),
+            c.config,
+            first,
         )
     });
-    let mut per_dataset: BTreeMap<String, usize> = BTreeMap::new();
-    for c in &columns {
-        *per_dataset.entry(c.dataset.clone()).or_insert(0) += 1;
-    }
-    for c in &mut columns {
-        c.header = if per_dataset[&c.dataset] == 1 && c.space == "darts" {
-            format!("{} (%)", dataset_label(&c.dataset))
-        } else {
-            format!(
-                "{}, {}, L = {}, M = {} (%)",
-                dataset_label(&c.dataset),
-                space_label(&c.space),
-                c.l.unwrap_or_default(),
-                c.m.unwrap_or_default()
-            )
-        };
-    }
-    let caption = format!(
-        "Table 5: error of DDSAS without and with the approximation (sweep {}). {ACCURACY_NOTE}",
-        data.name
-    );
+    name_columns(&mut columns);
     let runs_line = columns
         .iter()
         .map(|c| {
@@ -166,141 +185,257 @@ pub async fn render(data: &SweepData, opts: &Options) -> Result<Output, ReportEr
         })
         .collect::<Vec<_>>()
         .join("; ");
+    Ok(Table5 {
+        table: "table5",
+        sweep: data.name.clone(),
+        metric: "error_pct = 100 * (1 - final valid accuracy)",
+        std: "population (ddof = 0)",
+        columns,
+        caption: format!(
+            "Table 5: error of DDSAS without and with the approximation (sweep {}). {ACCURACY_NOTE}",
+            data.name
+        ),
+        runs_line,
+        note: data.not_done_note(),
+    })
+}
 
-    // Markdown.
-    let mut md = format!("**{caption}**\n\n| Method |");
-    for c in &columns {
-        let _ = write!(md, " {} |", c.header);
+/// Headers: the dataset alone where it has one DARTS-space column, else
+/// with the space, L and M.
+fn name_columns(columns: &mut [Column]) {
+    let mut per_dataset: BTreeMap<String, usize> = BTreeMap::new();
+    for c in columns.iter() {
+        *per_dataset.entry(c.group.dataset.clone()).or_insert(0) += 1;
     }
-    md.push_str("\n|---|");
-    md.push_str(&"---|".repeat(columns.len()));
-    md.push_str("\n| w/o approximation |");
-    for c in &columns {
-        let _ = write!(md, " {} |", c.without.cell());
+    for c in columns.iter_mut() {
+        let Group { dataset, space } = &c.group;
+        c.header = if per_dataset.get(dataset) == Some(&1) && space == "darts" {
+            format!("{} (%)", dataset_label(dataset))
+        } else {
+            format!(
+                "{}, {}, L = {}, M = {} (%)",
+                dataset_label(dataset),
+                space_label(space),
+                c.config.l.unwrap_or_default(),
+                c.config.m.unwrap_or_default()
+            )
+        };
     }
-    md.push_str("\n| w/ approximation |");
-    for c in &columns {
-        let _ = write!(md, " {} |", c.with.cell());
-    }
-    let _ = writeln!(md, "\n\nRuns: {runs_line}.");
+}
 
-    // CSV: one row per (column, variant).
-    let mut csv = String::from(
-        "dataset,space,L,M,approximation,metric,n,seeds,mean_error_pct,std_error_pct,runs\n",
-    );
-    for c in &columns {
-        for (approx, v) in [(false, &c.without), (true, &c.with)] {
-            let _ = writeln!(
-                csv,
-                "{},{},{},{},{},{},{},{},{:.6},{:.6},{}",
-                csv_field(&c.dataset),
-                csv_field(&c.space),
-                c.l.map_or(String::new(), |v| v.to_string()),
-                c.m.map_or(String::new(), |v| v.to_string()),
-                approx,
-                csv_field(CSV_METRIC),
-                v.errors.len(),
-                csv_field(
-                    &v.seeds
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                v.mean,
-                v.std,
-                csv_field(
-                    &v.runs
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            );
+impl Table5 {
+    /// The header row (`Method` and each column's header, through `head`)
+    /// and a row per variant (its name and each column's variant, through
+    /// `cell`): what every format lays out.
+    fn grid(
+        &self,
+        head: impl Fn(&str) -> String,
+        cell: impl Fn(&Variant) -> String,
+    ) -> [Vec<String>; 3] {
+        let row = |name: &str, pick: fn(&Column) -> &Variant| {
+            let mut row = vec![name.to_string()];
+            row.extend(self.columns.iter().map(|c| cell(pick(c))));
+            row
+        };
+        let mut header = vec!["Method".to_string()];
+        header.extend(self.columns.iter().map(|c| head(&c.header)));
+        [
+            header,
+            row(ROWS[0], |c| &c.without),
+            row(ROWS[1], |c| &c.with),
+        ]
+    }
+
+    /// The Markdown table under its caption, with the runs.
+    pub fn markdown(&self) -> String {
+        let [header, without, with] = self.grid(str::to_string, Variant::cell);
+        let line = |cells: &[String]| format!("| {} |", cells.join(" | "));
+        format!(
+            "**{}**\n\n{}\n|---|{}\n{}\n{}\n\nRuns: {}.\n",
+            self.caption,
+            line(&header),
+            "---|".repeat(self.columns.len()),
+            line(&without),
+            line(&with),
+            self.runs_line
+        )
+    }
+
+    /// One CSV row per (column, variant), the metric named in each.
+    pub fn csv(&self) -> String {
+        let mut csv = String::from(
+            "dataset,space,L,M,approximation,metric,n,seeds,mean_error_pct,std_error_pct,runs\n",
+        );
+        let words = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+        for c in &self.columns {
+            for (approx, v) in [(false, &c.without), (true, &c.with)] {
+                let _ = writeln!(
+                    csv,
+                    "{},{},{},{},{},{},{},{},{:.6},{:.6},{}",
+                    csv_field(&c.group.dataset),
+                    csv_field(&c.group.space),
+                    c.config.l.map_or(String::new(), |v| v.to_string()),
+                    c.config.m.map_or(String::new(), |v| v.to_string()),
+                    approx,
+                    csv_field(CSV_METRIC),
+                    v.errors.len(),
+                    csv_field(&words(&v.seeds)),
+                    v.mean,
+                    v.std,
+                    csv_field(&words(&v.runs)),
+                );
+            }
         }
+        csv
     }
 
-    // LaTeX.
-    let mut tex = String::from("\\begin{table}[t]\n\\centering\n\\begin{tabular}{l");
-    tex.push_str(&"c".repeat(columns.len()));
-    tex.push_str("}\n\\hline\nMethod");
-    for c in &columns {
-        let _ = write!(tex, " & {}", c.header.replace('%', "\\%"));
+    /// A LaTeX `table` environment with the caption.
+    pub fn tex(&self) -> String {
+        let [header, without, with] = self.grid(|h| h.replace('%', "\\%"), Variant::tex);
+        let caption = self
+            .caption
+            .trim_start_matches("Table 5: ")
+            .replace('%', "\\%")
+            .replace('±', "$\\pm$")
+            .replace('−', "$-$")
+            .replace('_', "\\_");
+        format!(
+            "\\begin{{table}}[t]\n\\centering\n\\begin{{tabular}}{{l{}}}\n\\hline\n{} \\\\\n\\hline\n{} \\\\\n{} \\\\\n\\hline\n\\end{{tabular}}\n\\caption{{{caption}}}\n\\label{{tab:approximation}}\n\\end{{table}}\n",
+            "c".repeat(self.columns.len()),
+            header.join(" & "),
+            without.join(" & "),
+            with.join(" & "),
+        )
     }
-    tex.push_str(" \\\\\n\\hline\nw/o approximation");
-    for c in &columns {
-        let _ = write!(tex, " & {}", c.without.tex());
-    }
-    tex.push_str(" \\\\\nw/ approximation");
-    for c in &columns {
-        let _ = write!(tex, " & {}", c.with.tex());
-    }
-    let tex_caption = caption
-        .trim_start_matches("Table 5: ")
-        .replace('%', "\\%")
-        .replace('±', "$\\pm$")
-        .replace('−', "$-$")
-        .replace('_', "\\_");
-    let _ = write!(
-        tex,
-        " \\\\\n\\hline\n\\end{{tabular}}\n\\caption{{{tex_caption}}}\n\\label{{tab:approximation}}\n\\end{{table}}\n"
-    );
 
-    // Terminal and HTML.
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    let mut header = vec!["Method".to_string()];
-    header.extend(columns.iter().map(|c| c.header.clone()));
-    table.set_header(header);
-    let mut row = vec!["w/o approximation".to_string()];
-    row.extend(columns.iter().map(|c| c.without.cell()));
-    table.add_row(row);
-    let mut row = vec!["w/ approximation".to_string()];
-    row.extend(columns.iter().map(|c| c.with.cell()));
-    table.add_row(row);
-    let printed = format!("{caption}\n{table}\nRuns: {runs_line}.");
-    let mut html = String::from("<table>\n<tr><th>Method</th>");
-    for c in &columns {
-        let _ = write!(html, "<th>{}</th>", escape::html(&c.header));
+    /// The table as printed on the terminal, with caption and runs.
+    pub fn printed(&self) -> String {
+        let [header, without, with] = self.grid(str::to_string, Variant::cell);
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(header);
+        table.add_row(without);
+        table.add_row(with);
+        format!("{}\n{table}\nRuns: {}.", self.caption, self.runs_line)
     }
-    html.push_str("</tr>\n<tr><td>w/o approximation</td>");
-    for c in &columns {
-        let _ = write!(html, "<td>{}</td>", escape::html(&c.without.cell()));
-    }
-    html.push_str("</tr>\n<tr><td>w/ approximation</td>");
-    for c in &columns {
-        let _ = write!(html, "<td>{}</td>", escape::html(&c.with.cell()));
-    }
-    html.push_str("</tr>\n</table>\n");
 
-    let json = json!({
-        "table": "table5",
-        "sweep": data.name,
-        "metric": "error_pct = 100 * (1 - final valid accuracy)",
-        "std": "population (ddof = 0)",
-        "columns": columns.iter().map(|c| json!({
-            "dataset": c.dataset, "space": c.space, "L": c.l, "M": c.m, "header": c.header,
-            "without": {"runs": c.without.runs, "seeds": c.without.seeds, "errors": c.without.errors, "mean": c.without.mean, "std": c.without.std},
-            "with": {"runs": c.with.runs, "seeds": c.with.seeds, "errors": c.with.errors, "mean": c.with.mean, "std": c.with.std},
-        })).collect::<Vec<_>>(),
-    });
+    /// The table as an HTML fragment for `index.html`.
+    pub fn html(&self) -> String {
+        let [header, without, with] = self.grid(escape::html, |v| escape::html(&v.cell()));
+        let row = |tag: &str, cells: &[String]| {
+            let cells: String = cells
+                .iter()
+                .map(|c| format!("<{tag}>{c}</{tag}>"))
+                .collect();
+            format!("<tr>{cells}</tr>\n")
+        };
+        format!(
+            "<table>\n{}{}{}</table>\n",
+            row("th", &header),
+            row("td", &without),
+            row("td", &with)
+        )
+    }
+}
+
+/// Writes Table 5 as Markdown, CSV, LaTeX and JSON under `opts.out`.
+pub fn write(table: &Table5, opts: &Options) -> Result<Output, ReportError> {
     let mut files = Vec::new();
-    for (name, text) in [("table5.md", md), ("table5.csv", csv), ("table5.tex", tex)] {
-        let path = opts.out.join(name);
+    for (ext, text) in [
+        ("md", table.markdown()),
+        ("csv", table.csv()),
+        ("tex", table.tex()),
+    ] {
+        let path = opts.out.join(format!("{STEM}.{ext}"));
         write_file(&path, &text)?;
         files.push(path);
     }
-    let path = opts.out.join("table5.json");
-    write_json(&path, &json)?;
+    let path = opts.out.join(format!("{STEM}.json"));
+    write_json(&path, table)?;
     files.push(path);
     Ok(Output {
         kind: Kind::Table5,
         title: "Table 5 — error with and without the approximation".into(),
-        caption: format!("{ACCURACY_NOTE} Runs: {runs_line}.{}", data.not_done_note()),
+        caption: format!("{ACCURACY_NOTE} Runs: {}.{}", table.runs_line, table.note),
         files,
         size: None,
-        html: Some(html),
-        printed: Some(printed),
+        html: Some(table.html()),
+        printed: Some(table.printed()),
         seconds: 0.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::data::test_runs::{run, sweep};
+
+    fn ddsas(id: i64, approximation: bool, acc: f64) -> ReportRun {
+        run(id, "ddsas")
+            .set("L", 28)
+            .set("M", 12)
+            .set("approximation", approximation)
+            .acc(acc)
+            .build()
+    }
+
+    fn table() -> Table5 {
+        let data = sweep(vec![
+            ddsas(1, true, 0.40),
+            ddsas(2, true, 0.30),
+            ddsas(3, false, 0.50),
+            ddsas(4, false, 0.20),
+            // No partner without the approximation: no column.
+            run(5, "ddsas")
+                .set("L", 56)
+                .set("approximation", true)
+                .acc(0.9)
+                .build(),
+        ]);
+        compute(&data).unwrap()
+    }
+
+    #[test]
+    fn a_column_is_the_mean_and_population_std_of_each_variant() {
+        let t = table();
+        assert_eq!(t.columns.len(), 1);
+        let c = &t.columns[0];
+        assert_eq!(c.header, "Digits (%)");
+        assert_eq!(
+            (c.with.runs.clone(), c.without.runs.clone()),
+            (vec![1, 2], vec![3, 4])
+        );
+        assert!((c.with.mean - 65.0).abs() < 1e-9 && (c.with.std - 5.0).abs() < 1e-9);
+        assert!((c.without.mean - 65.0).abs() < 1e-9 && (c.without.std - 15.0).abs() < 1e-9);
+        assert_eq!(t.runs_line, "Digits: w/o runs 3, 4, w/ runs 1, 2");
+    }
+
+    #[test]
+    fn every_format_shows_the_same_cells() {
+        let t = table();
+        let md = t.markdown();
+        assert!(md.contains(
+            "| Method | Digits (%) |\n|---|---|\n| w/o approximation | 65.00 ± 15.00 (n = 2) |"
+        ));
+        assert!(md.ends_with("\n\nRuns: Digits: w/o runs 3, 4, w/ runs 1, 2.\n"));
+        let csv = t.csv();
+        assert_eq!(csv.lines().count(), 3);
+        assert!(csv.lines().nth(2).unwrap().starts_with(&format!(
+            "digits,darts,28,12,true,{CSV_METRIC},2,1 2,65.000000,5.000000,1 2"
+        )));
+        let tex = t.tex();
+        assert!(tex.contains("\\begin{tabular}{lc}\n\\hline\nMethod & Digits (\\%) \\\\\n"));
+        assert!(tex.contains("w/ approximation & $65.00 \\pm 5.00$ \\\\\n\\hline\n"));
+        assert!(t
+            .html()
+            .contains("<tr><th>Method</th><th>Digits (%)</th></tr>\n"));
+        assert!(t.printed().contains("65.00 ± 5.00 (n = 2)"));
+    }
+
+    #[test]
+    fn a_config_without_both_variants_is_refused() {
+        let data = sweep(vec![ddsas(1, true, 0.4)]);
+        let e = compute(&data).unwrap_err().to_string();
+        assert!(e.contains("both with and without the approximation"), "{e}");
+    }
 }
