@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ddsas::store::ReadOnlyDb;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ddsas");
+use super::util::{text, BIN};
 /// Tiny searches: a few seconds each on one thread.
 const TINY: &str =
     "{dataset: digits, epochs: 2, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}";
@@ -141,15 +141,6 @@ impl Env {
             );
         }
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Polls `cond` every 100 ms until it holds; panics after `WAIT`.

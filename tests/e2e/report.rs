@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ddsas");
+use super::util::{rt, BIN};
 
 /// Tiny searches: a few seconds each on one core.
 const TINY: &[&str] = &[
@@ -51,13 +51,6 @@ fn cifar_dir() -> String {
         "data_dir={}/tests/fixtures/cifar",
         env!("CARGO_MANIFEST_DIR")
     )
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 async fn pool(db: &Path) -> SqlitePool {

@@ -1,11 +1,11 @@
 //! End-to-end tests of `ddsas search`: real libtorch training on the bundled
 //! digits, a real SQLite file, checked through SQL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ddsas");
+use super::util::{scalar, sqlite, text, tmp, try_sqlite, BIN};
 
 /// A tiny network so that a test search takes seconds on one core.
 const TINY: &[&str] = &[
@@ -25,53 +25,6 @@ fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
     }
     cmd.args(extra);
     cmd.output().expect("ddsas runs")
-}
-
-fn sqlite(db: &Path, sql: &str) -> Vec<Vec<String>> {
-    try_sqlite(db, sql).unwrap()
-}
-
-/// Reads `sql` from `db`; an error while another process is still creating
-/// the file is expected when polling.
-fn try_sqlite(db: &Path, sql: &str) -> Result<Vec<Vec<String>>, sqlx::Error> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sqlx::Row;
-        let url = format!("sqlite://{}?mode=ro", db.display());
-        let pool = sqlx::SqlitePool::connect(&url).await?;
-        let rows = sqlx::query(sql).fetch_all(&pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (0..r.columns().len())
-                    .map(|i| {
-                        r.try_get::<String, _>(i)
-                            .or_else(|_| r.try_get::<f64, _>(i).map(|v| format!("{v:.12e}")))
-                            .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
-                            .unwrap_or_else(|_| "NULL".into())
-                    })
-                    .collect()
-            })
-            .collect())
-    })
-}
-
-fn scalar(db: &Path, sql: &str) -> String {
-    sqlite(db, sql).remove(0).remove(0)
-}
-
-fn tmp() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("results.db");
-    (dir, db)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The measurements of every epoch that must not depend on timing.

@@ -1,0 +1,9 @@
+//! End-to-end tests of the `ddsas` binary against temporary databases, in
+//! one test binary: `search` (single searches), `sweep` (orchestrators and
+//! workers), `report` (figures checked against SQL). `util` holds what
+//! they share: the binary's path, output text and SQLite reads.
+
+mod report;
+mod search;
+mod sweep;
+mod util;
