@@ -231,26 +231,10 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
     }
     let (xt, yt) = random_batch(a.batch, 3, a.size, 10, device);
     let (xv, yv) = random_batch(a.batch, 3, a.size, 10, device);
-    let clock: fn() -> f64 = match a.clock {
-        Clock::Cpu => thread_cpu_seconds,
-        Clock::Wall => wall_seconds,
-    };
-    let mut times = Vec::with_capacity(a.steps as usize);
-    for i in 0..=a.steps {
-        synchronize(device);
-        let t0 = clock();
+    let median = median_step(device, a.clock, a.steps, || {
         searcher.arch_step(&xv, &yv);
         let _ = searcher.weight_step(&xt, &yt, 0.025);
-        synchronize(device);
-        if i > 0 {
-            times.push(clock() - t0);
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times
-        .get(times.len() / 2)
-        .copied()
-        .context("--steps must be at least 1")?;
+    });
     crate::outln!(
         "method={} L={} batch={} layers={} C={} size={} threads={}",
         a.method,
@@ -283,22 +267,9 @@ fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
     let params = net.params_without_aux();
     let mut trainer = crate::nas::evalnet::Trainer::new(net, [0.9, 3e-4, 5.0, a.auxiliary]);
     let (x, y) = random_batch(a.batch, 3, a.size, 10, device);
-    let clock: fn() -> f64 = match a.clock {
-        Clock::Cpu => thread_cpu_seconds,
-        Clock::Wall => wall_seconds,
-    };
-    let mut times = Vec::with_capacity(a.steps as usize);
-    for i in 0..=a.steps {
-        synchronize(device);
-        let t0 = clock();
+    let median = median_step(device, a.clock, a.steps, || {
         let _ = trainer.step(&x, &y, 0.025, a.drop_path);
-        synchronize(device);
-        if i > 0 {
-            times.push(clock() - t0);
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    });
     crate::outln!(
         "genotype={} layers={} C={} batch={} size={} threads={} params_without_aux={params}",
         a.genotype,
@@ -310,6 +281,27 @@ fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
     );
     crate::outln!("median_step_s={median:.4}");
     Ok(())
+}
+
+/// Median seconds of `step` over `steps` timed runs after one warm-up,
+/// the device synchronised around each (`steps` is at least 1: clap says so).
+fn median_step(device: Device, clock: Clock, steps: u64, mut step: impl FnMut()) -> f64 {
+    let clock: fn() -> f64 = match clock {
+        Clock::Cpu => thread_cpu_seconds,
+        Clock::Wall => wall_seconds,
+    };
+    let mut times = Vec::with_capacity(steps as usize);
+    for i in 0..=steps {
+        synchronize(device);
+        let t0 = clock();
+        step();
+        synchronize(device);
+        if i > 0 {
+            times.push(clock() - t0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn wall_seconds() -> f64 {
