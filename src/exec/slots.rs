@@ -77,7 +77,7 @@ impl FromStr for RunsPerGpu {
 
 /// What the user asked for; `None` fields take the sweep's resources or
 /// the machine's defaults.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRequest {
     /// `--gpus`.
     pub gpus: GpuChoice,
