@@ -8,6 +8,7 @@ pub mod runs;
 pub mod search;
 pub mod sql;
 pub mod sweep;
+pub mod train;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub struct Cli {
 enum Command {
     /// Run one search from a config and record it in the database.
     Search(search::SearchCmd),
+    /// Train a searched cell from scratch (DARTS protocol) and record its test accuracy.
+    Train(train::TrainCmd),
     /// Expand a sweep file into runs and run them on the local GPUs or CPU.
     #[command(subcommand)]
     Sweep(sweep::SweepCmd),
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         .try_init();
     let result = runtime().and_then(|rt| match cli.command {
         Command::Search(cmd) => cmd.run(&rt),
+        Command::Train(cmd) => cmd.run(&rt),
         Command::Sweep(cmd) => cmd.run(&rt),
         Command::Runs(cmd) => cmd.run(&rt),
         Command::Sql(cmd) => cmd.run(&rt),

@@ -137,7 +137,11 @@ impl SearchCmd {
 /// Claims the run, or takes it over from a `ddsas search` of this host that
 /// died without releasing it (a crash, `kill -9`): waiting two minutes for
 /// its heartbeat to go stale would only hold the user up.
-async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
+pub(crate) async fn claim_or_take_over(
+    store: &Store,
+    id: i64,
+    claim: &Claim,
+) -> anyhow::Result<bool> {
     if store.claim_run(id, claim).await? {
         return Ok(true);
     }

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod orchestrator;
 pub mod process;
 pub mod slots;
+pub mod train;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -73,11 +74,16 @@ pub enum RunEnd {
 
 /// `checkpoints/<fingerprint>` in the database's folder.
 pub fn default_checkpoint_dir(db: &Path, cfg: &ResolvedConfig) -> PathBuf {
+    checkpoint_dir_of(db, &cfg.fingerprint())
+}
+
+/// `checkpoints/<fingerprint>` in the database's folder, for any run.
+pub fn checkpoint_dir_of(db: &Path, fingerprint: &str) -> PathBuf {
     let parent = db
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    parent.join("checkpoints").join(cfg.fingerprint())
+    parent.join("checkpoints").join(fingerprint)
 }
 
 /// Last epoch a checkpoint folder holds, if any (reads only state.json).

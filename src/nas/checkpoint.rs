@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
@@ -35,6 +36,37 @@ pub struct CheckpointState {
     pub wall_s: f64,
     /// File name (in the same folder) of the tensors.
     pub tensors_file: String,
+}
+
+/// The part of a checkpoint that is not a tensor, for any kind of run:
+/// what `save` and `load` need to know of it.
+pub trait SavedState: Serialize + DeserializeOwned + Clone {
+    /// Fingerprint of the run it belongs to.
+    fn fingerprint(&self) -> &str;
+    /// Last completed epoch.
+    fn epoch(&self) -> u32;
+    /// File name (in the same folder) of the tensors.
+    fn tensors_file(&self) -> &str;
+    /// The state pointing at tensor file `name`.
+    fn with_tensors_file(&self, name: String) -> Self;
+}
+
+impl SavedState for CheckpointState {
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    fn tensors_file(&self) -> &str {
+        &self.tensors_file
+    }
+    fn with_tensors_file(&self, name: String) -> Self {
+        CheckpointState {
+            tensors_file: name,
+            ..self.clone()
+        }
+    }
 }
 
 /// A checkpoint that could not be written or read.
@@ -86,13 +118,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
 }
 
 /// Writes a checkpoint into `dir` atomically and removes the previous one.
-pub fn save(
+pub fn save<S: SavedState>(
     dir: &Path,
-    state: &CheckpointState,
+    state: &S,
     tensors: &[(String, Tensor)],
 ) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = format!("tensors-{:04}.ot", state.epoch);
+    let name = format!("tensors-{:04}.ot", state.epoch());
     let tmp = dir.join(format!("{name}.tmp"));
     let final_path = dir.join(&name);
     let on_cpu: Vec<(String, Tensor)> = tensors
@@ -105,10 +137,7 @@ pub fn save(
     })?;
     sync_file(&tmp)?;
     std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
-    let state = CheckpointState {
-        tensors_file: name.clone(),
-        ..state.clone()
-    };
+    let state = state.with_tensors_file(name.clone());
     let state_path = dir.join("state.json");
     let state_tmp = dir.join("state.json.tmp");
     let text = serde_json::to_vec(&state).expect("checkpoint state serializes");
@@ -138,32 +167,31 @@ fn remove_stale(dir: &Path, keep: &str) {
 }
 
 /// A checkpoint as read back: its state and its named tensors.
-pub type Loaded = (CheckpointState, Vec<(String, Tensor)>);
+pub type Loaded<S = CheckpointState> = (S, Vec<(String, Tensor)>);
 
 /// Reads the checkpoint in `dir`, if there is one, for run `fingerprint`.
-pub fn load(
+pub fn load<S: SavedState>(
     dir: &Path,
     fingerprint: &str,
     device: Device,
-) -> Result<Option<Loaded>, CheckpointError> {
+) -> Result<Option<Loaded<S>>, CheckpointError> {
     let state_path = dir.join("state.json");
     if !state_path.exists() {
         return Ok(None);
     }
     let text = std::fs::read(&state_path).map_err(io(&state_path))?;
-    let state: CheckpointState =
-        serde_json::from_slice(&text).map_err(|source| CheckpointError::State {
-            path: state_path.clone(),
-            source,
-        })?;
-    if state.fingerprint != fingerprint {
+    let state: S = serde_json::from_slice(&text).map_err(|source| CheckpointError::State {
+        path: state_path.clone(),
+        source,
+    })?;
+    if state.fingerprint() != fingerprint {
         return Err(CheckpointError::Mismatch {
             dir: dir.to_owned(),
-            found: state.fingerprint,
+            found: state.fingerprint().to_owned(),
             expected: fingerprint.to_owned(),
         });
     }
-    let path = dir.join(&state.tensors_file);
+    let path = dir.join(state.tensors_file());
     let tensors = Tensor::load_multi_with_device(&path, device)
         .map_err(|source| CheckpointError::Tensors { path, source })?;
     Ok(Some((state, tensors)))

@@ -291,6 +291,42 @@ impl Trainer {
         }
     }
 
+    /// Every tensor a checkpoint needs: weights, batch-norm statistics and
+    /// the SGD momentum buffers (`sgd.N`, in parameter order).
+    pub fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .net
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (format!("net.{name}"), t))
+            .collect();
+        for (i, buffer) in self.sgd.buffers.iter().enumerate() {
+            if let Some(b) = buffer {
+                out.push((format!("sgd.{i}"), b.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    /// Puts back what [`checkpoint_tensors`](Self::checkpoint_tensors) saved.
+    pub fn restore(&mut self, tensors: Vec<(String, Tensor)>) {
+        let mut variables = self.net.vs.variables();
+        tch::no_grad(|| {
+            for (name, t) in tensors {
+                if let Some(var) = name.strip_prefix("net.").and_then(|n| variables.get_mut(n)) {
+                    var.copy_(&t);
+                } else if let Some(i) = name
+                    .strip_prefix("sgd.")
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .filter(|&i| i < self.sgd.buffers.len())
+                {
+                    self.sgd.buffers[i] = Some(t);
+                }
+            }
+        });
+    }
+
     /// One step on the batch `(x, y)` at learning rate `lr` and drop-path
     /// probability `drop_prob`; returns the main loss and the logits
     /// (detached), for the epoch's running accuracy.

@@ -11,3 +11,4 @@ pub mod optim;
 pub mod search;
 pub mod space;
 pub mod supernet;
+pub mod train;

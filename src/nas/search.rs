@@ -354,7 +354,9 @@ pub fn run(
     let mut prev_step_encoding = None;
     let mut wall_before = 0.0;
     if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) {
-        if let Some((state, tensors)) = checkpoint::load(dir, &fingerprint, device)? {
+        if let Some((state, tensors)) =
+            checkpoint::load::<checkpoint::CheckpointState>(dir, &fingerprint, device)?
+        {
             searcher.restore_tensors(tensors);
             searcher.method =
                 MethodState::restore(cfg, &space, space.cell_types().len(), device, state.method);

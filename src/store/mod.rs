@@ -19,6 +19,7 @@ pub mod sql_text;
 mod sweeps;
 #[cfg(test)]
 mod tests;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -39,6 +40,7 @@ pub use report_queries::{
 };
 pub use rows::{Claim, EpochRow, RunRow, RunStatus};
 pub use sweeps::{RunProgress, SweepRow};
+pub use train::{TrainEpoch, TRAIN_METHOD};
 
 /// The schema migrations, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

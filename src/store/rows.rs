@@ -86,6 +86,12 @@ pub struct RunRow {
     /// Definitions version it was registered under
     /// (`config::definitions`; 1 for every run before issue 10).
     pub definitions: i64,
+    /// Train runs: parameters of the network without the auxiliary head.
+    pub params: Option<i64>,
+    /// Train runs: test accuracy after the last epoch.
+    pub final_test_acc: Option<f64>,
+    /// Train runs: best test accuracy over the epochs.
+    pub best_test_acc: Option<f64>,
 }
 
 impl RunRow {

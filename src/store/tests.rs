@@ -564,7 +564,7 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
             .unwrap();
     let expected = "id fingerprint status method space dataset seed definitions L M approximation epochs batch_size \
                     layers init_channels ucb_c epochs_done valid_acc best_valid_acc genotype skip_normal \
-                    wall_s device error sweep";
+                    wall_s device error params test_acc best_test_acc parent sweep";
     assert_eq!(columns.join(" "), expected);
     assert_ne!(other_l, wanted);
 }
@@ -741,6 +741,10 @@ fn applied_migrations_are_never_edited() {
         (
             2,
             "a2ebfaca52b8aee08b8b25c9862558d5f83ba876d8e3025eb4ec435f99b95e994f84df6693745c3d6763c49277936cac",
+        ),
+        (
+            3,
+            "f4cff340f8393cc4af7718b46880db6e80e5607aa776342483c4c808aef0eaa853a96fbf3f87cdbc36580c3fcc94f538",
         ),
     ];
     let actual: Vec<(i64, String)> = MIGRATOR

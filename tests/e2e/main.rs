@@ -6,4 +6,5 @@
 mod report;
 mod search;
 mod sweep;
+mod train;
 mod util;

@@ -1,0 +1,252 @@
+//! `ddsas train`: train a searched cell from scratch (appendix B.1, issue
+//! 12) and record it in the database, as `search` records a search: a
+//! progress bar per epoch, a checkpoint after each, `--resume` and a clean
+//! Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::runtime::Runtime;
+
+use crate::cli::search::claim_or_take_over;
+use crate::cli::{DbArgs, EXIT_INTERRUPTED};
+use crate::config::train::{ResolvedTrain, TrainConfig};
+use crate::exec::device::{device_name, parse_device, set_threads};
+use crate::exec::process::{search_owner_id, watch_stop_signals};
+use crate::exec::train::{execute_train, TrainEnd, TrainJob};
+use crate::exec::{checkpoint_dir_of, Display};
+use crate::nas::evalnet::{EvalNetwork, EvalShape};
+use crate::store::{Claim, RunStatus, Store};
+
+/// Train a cell from scratch.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  ddsas train --from-run 12                                   # the final cell of search run 12
+  ddsas train --genotype darts_v2 --set dataset=cifar10 --set data_dir=data/cifar
+  ddsas train --genotype \"normal=[(sep_conv_3x3,0),...] reduce=[...]\" --dry-run
+  ddsas train --from-run 12 --set epochs=20 --set layers=8 --set init_channels=16
+  ddsas train --print-config > train.yaml                     # a template with every key
+Defaults are the appendix's (DARTS protocol): 20 cells, 36 channels, 600 epochs, batch 96,
+SGD 0.025 cosine to 0, auxiliary head 0.4, drop path 0.3, cutout 16.")]
+pub struct TrainCmd {
+    /// The cell: ddsas's genotype text, DARTS's `Genotype(...)`, or darts_v1 / darts_v2.
+    #[arg(long, conflicts_with = "from_run")]
+    genotype: Option<String>,
+    /// Train the final cell of this search run (its dataset and data folder too).
+    #[arg(long, value_name = "ID")]
+    from_run: Option<i64>,
+    /// YAML train config; missing keys take the appendix's defaults.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. `--set epochs=20`; values are YAML.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue an interrupted or failed run from its last epoch checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Folder for epoch checkpoints (default: `checkpoints/<fingerprint>` beside the database).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// CPU threads for libtorch (0: libtorch's default, all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print only the final summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print every config key with its value and meaning, as YAML that
+    /// --config reads back; run nothing.
+    #[arg(long)]
+    print_config: bool,
+    /// Build the network, print `params=N` (without the auxiliary head) and exit.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl TrainCmd {
+    /// Runs the command.
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        let merged = self.merged_config(rt)?;
+        if self.print_config {
+            crate::outln!("{}", merged.commented_yaml().trim_end());
+            return Ok(ExitCode::SUCCESS);
+        }
+        let cfg = merged.resolve()?;
+        if self.dry_run {
+            crate::outln!("params={}", dry_run_params(&cfg)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let device = parse_device(&self.device)?;
+        set_threads(self.threads)?;
+        let store = self.db.open(rt)?;
+        let run = rt.block_on(store.ensure_train_run(&cfg))?;
+        if let Some(search) = self.from_run {
+            rt.block_on(store.link_evaluation(search, run.id))?;
+        }
+        if run.status == RunStatus::Done {
+            crate::outln!(
+                "train run {} ({}) is already done: test acc {:.2}%, {} parameters\n(a done config is never run again; change a key, e.g. the seed, for a new run)",
+                run.id,
+                run.fingerprint,
+                100.0 * run.final_test_acc.unwrap_or(f64::NAN),
+                run.params.map_or("?".into(), |p| p.to_string())
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        self.claim(rt, &store, run.id, device, run.owner.as_deref())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        watch_stop_signals(rt, stop.clone(), "")?;
+        let checkpoint_dir = self
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| checkpoint_dir_of(&self.db.db, &cfg.fingerprint()));
+        let job = TrainJob {
+            run_id: run.id,
+            cfg: &cfg,
+            device,
+            checkpoint_dir,
+            resume: self.resume,
+            stop,
+            display: if self.quiet {
+                Display::Quiet
+            } else {
+                Display::Bar
+            },
+        };
+        match execute_train(rt, &store, job)? {
+            TrainEnd::Done(outcome) => {
+                crate::outln!(
+                    "train run {}: test accuracy {:.2}% (error {:.2}%), best {:.2}%, {:.3} M parameters, {:.1} s",
+                    run.id,
+                    100.0 * outcome.final_test_acc,
+                    100.0 * (1.0 - outcome.final_test_acc),
+                    100.0 * outcome.best_test_acc,
+                    outcome.params as f64 / 1e6,
+                    outcome.wall_s
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            TrainEnd::Interrupted { epoch } => {
+                crate::errln!("interrupted during epoch {}; train run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", epoch + 1, run.id);
+                Ok(ExitCode::from(EXIT_INTERRUPTED))
+            }
+            TrainEnd::Failed(message) => bail!("train run {} failed: {message}", run.id),
+        }
+    }
+
+    /// The config: file (or defaults), then the search's cell, dataset and
+    /// data folder (`--from-run`) or `--genotype`, then `--set`.
+    fn merged_config(&self, rt: &Runtime) -> anyhow::Result<TrainConfig> {
+        let base = match &self.config {
+            Some(path) => TrainConfig::from_yaml_file(path)?,
+            None => TrainConfig::default(),
+        };
+        let mut sets = Vec::new();
+        if let Some(genotype) = &self.genotype {
+            sets.push(format!("genotype={}", yaml_string(genotype)));
+        }
+        if let Some(id) = self.from_run {
+            sets.extend(self.search_sets(rt, id)?);
+        }
+        sets.extend(self.overrides.iter().cloned());
+        Ok(base.with_overrides(&sets)?)
+    }
+
+    /// `--set` entries taking the final cell, dataset and data folder of
+    /// search run `id`, which must be a done DARTS-space search.
+    fn search_sets(&self, rt: &Runtime, id: i64) -> anyhow::Result<Vec<String>> {
+        if !self.db.db.exists() {
+            bail!(
+                "--from-run {id}: database {} does not exist; point --db at the database of the search",
+                self.db.db.display()
+            );
+        }
+        let store = self.db.open(rt)?;
+        let row = rt.block_on(store.run(id))?.with_context(|| {
+            format!(
+                "--from-run {id}: there is no run {id} in {} (see `ddsas runs list`)",
+                self.db.db.display()
+            )
+        })?;
+        rt.block_on(store.close());
+        if row.method == crate::store::TRAIN_METHOD {
+            bail!("--from-run {id}: run {id} is a train run, not a search; give the search run it came from (`ddsas runs show {id}` names it)");
+        }
+        if row.space == "nb201" {
+            bail!("--from-run {id}: run {id} searched the NAS-Bench-201 space, whose cells are not trained: their accuracy comes from the benchmark table (`ddsas nb201 import FILE --dataset cifar10`)");
+        }
+        let genotype = match (row.status, row.final_genotype) {
+            (RunStatus::Done, Some(g)) => g,
+            (status, _) => bail!(
+                "--from-run {id}: run {id} is {}, and only a done search has a final cell; finish it first (`ddsas search ... --resume` or `ddsas sweep run FILE`)",
+                status.as_str()
+            ),
+        };
+        let search: serde_json::Value = serde_json::from_str(&row.config_json)
+            .with_context(|| format!("--from-run {id}: its stored config is not JSON"))?;
+        let mut sets = vec![
+            format!("genotype={}", yaml_string(&genotype)),
+            format!("dataset={}", row.dataset),
+        ];
+        if let Some(dir) = search["data_dir"].as_str() {
+            sets.push(format!("data_dir={}", yaml_string(dir)));
+        }
+        Ok(sets)
+    }
+
+    /// Claims the run, or takes it over from a dead `ddsas` of this host.
+    fn claim(
+        &self,
+        rt: &Runtime,
+        store: &Store,
+        id: i64,
+        device: tch::Device,
+        owner: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let claim = Claim {
+            owner: search_owner_id(),
+            device: device_name(device),
+            pid: i64::from(std::process::id()),
+            stale_after_s: Some(120.0),
+        };
+        if !rt.block_on(claim_or_take_over(store, id, &claim))? {
+            bail!(
+                "train run {id} is being run by {} (heartbeat within the last 2 minutes); wait for it or stop that process",
+                owner.unwrap_or("another process")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A value as a YAML string scalar (genotype texts hold `:`, `[`, `'`).
+fn yaml_string(text: &str) -> String {
+    serde_yaml::to_string(text)
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+/// Parameters of the network `cfg` builds, without the auxiliary head.
+fn dry_run_params(cfg: &ResolvedTrain) -> anyhow::Result<i64> {
+    let c = cfg.config();
+    let (channels, classes) = match c.dataset {
+        crate::data::DatasetKind::Digits => (1, 10),
+        crate::data::DatasetKind::Cifar10 => (3, 10),
+        crate::data::DatasetKind::Cifar100 => (3, 100),
+    };
+    let shape = EvalShape {
+        layers: i64::from(c.layers),
+        channels: i64::from(c.init_channels),
+        in_channels: channels,
+        classes,
+        auxiliary: c.auxiliary_weight > 0.0,
+    };
+    Ok(EvalNetwork::new(cfg.genotype(), shape, tch::Device::Cpu).params_without_aux())
+}

@@ -1,0 +1,188 @@
+//! Executing a claimed train run (issue 12): from its row to `done`,
+//! `failed` or `interrupted`, its epochs stored as they finish, under the
+//! same rules as a search (`exec::execute`): records before checkpoints,
+//! resume drops epochs the checkpoint does not know, a libtorch panic
+//! fails the run instead of leaving it `running`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::runtime::Runtime;
+
+use super::{checkpoint_epoch, guard, Display};
+use crate::config::train::ResolvedTrain;
+use crate::nas::search::SearchError;
+use crate::nas::train::{self, TrainObserver, TrainOptions, TrainOutcome};
+use crate::store::{Store, TrainEpoch};
+
+/// A train run the caller has claimed and wants executed.
+pub struct TrainJob<'a> {
+    /// Database id of the run.
+    pub run_id: i64,
+    /// Its resolved config.
+    pub cfg: &'a ResolvedTrain,
+    /// Device to train on.
+    pub device: tch::Device,
+    /// Folder of its epoch checkpoints.
+    pub checkpoint_dir: PathBuf,
+    /// Continue from the checkpoint (else start over, dropping old epochs).
+    pub resume: bool,
+    /// Set to stop at the next safe point (Ctrl-C, cancel).
+    pub stop: Arc<AtomicBool>,
+    /// Progress display.
+    pub display: Display,
+}
+
+/// How a train run ended; the database already says so too.
+#[derive(Debug)]
+pub enum TrainEnd {
+    /// Finished: status `done`.
+    Done(TrainOutcome),
+    /// Stopped at a safe point: status `interrupted`, checkpoint kept.
+    Interrupted {
+        /// Epoch that was running (0-based).
+        epoch: u32,
+    },
+    /// Failed: status `failed` with this message.
+    Failed(String),
+}
+
+/// Runs a claimed train run to its end and records the end.
+pub fn execute_train(rt: &Runtime, store: &Store, job: TrainJob<'_>) -> anyhow::Result<TrainEnd> {
+    let id = job.run_id;
+    rt.block_on(store.set_checkpoint_path(id, &job.checkpoint_dir.display().to_string()))?;
+    if job.resume {
+        rt.block_on(store.truncate_train_after(id, checkpoint_epoch(&job.checkpoint_dir)))?;
+    } else {
+        let _ = std::fs::remove_dir_all(&job.checkpoint_dir);
+        rt.block_on(store.truncate_train_after(id, None))?;
+    }
+    let mut observer = StoreTrainObserver::new(rt, store, id, job.stop.clone(), job.display);
+    let opts = TrainOptions {
+        device: job.device,
+        checkpoint_dir: Some(job.checkpoint_dir.clone()),
+        resume: job.resume,
+    };
+    let result = guard::catch(|| train::run(job.cfg, &opts, &mut observer))
+        .unwrap_or_else(|message| Err(SearchError::Internal(message)));
+    observer.bar.finish_and_clear();
+    Ok(match result {
+        Ok(outcome) => {
+            rt.block_on(store.finish_train_run(id, outcome.final_test_acc, outcome.wall_s))?;
+            TrainEnd::Done(outcome)
+        }
+        Err(SearchError::Interrupted { epoch }) => {
+            rt.block_on(store.interrupt_run(id))?;
+            TrainEnd::Interrupted { epoch }
+        }
+        Err(err) => {
+            let message = err.to_string();
+            rt.block_on(store.fail_run(id, &message))?;
+            TrainEnd::Failed(message)
+        }
+    })
+}
+
+/// Stores each epoch, heartbeats, and shows progress.
+struct StoreTrainObserver<'a> {
+    rt: &'a Runtime,
+    store: &'a Store,
+    run_id: i64,
+    epochs: u32,
+    bar: ProgressBar,
+    stop: Arc<AtomicBool>,
+    display: Display,
+}
+
+impl<'a> StoreTrainObserver<'a> {
+    fn new(
+        rt: &'a Runtime,
+        store: &'a Store,
+        run_id: i64,
+        stop: Arc<AtomicBool>,
+        display: Display,
+    ) -> Self {
+        let bar = if display == Display::Bar {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps  ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        StoreTrainObserver {
+            rt,
+            store,
+            run_id,
+            epochs: 0,
+            bar,
+            stop,
+            display,
+        }
+    }
+}
+
+impl TrainObserver for StoreTrainObserver<'_> {
+    fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize, params: i64) {
+        self.epochs = epochs;
+        if let Err(err) = self.rt.block_on(self.store.set_params(self.run_id, params)) {
+            tracing::warn!("storing the size of run {} failed: {err}", self.run_id);
+        }
+        if self.display != Display::Quiet {
+            let what = if first_epoch > 0 {
+                format!("resuming at epoch {} of {epochs}", first_epoch + 1)
+            } else {
+                format!("{epochs} epochs")
+            };
+            crate::errln!(
+                "train run {}: {:.3} M parameters (without the auxiliary head), {what}",
+                self.run_id,
+                params as f64 / 1e6
+            );
+        }
+        self.bar.set_length(steps as u64);
+    }
+
+    fn step(&mut self, epoch: u32, step: usize) {
+        if step == 1 {
+            self.bar.reset();
+            self.bar
+                .set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
+            if let Err(err) = self.rt.block_on(self.store.heartbeat(self.run_id)) {
+                tracing::warn!("heartbeat of run {} failed: {err}", self.run_id);
+            }
+        }
+        self.bar.set_position(step as u64);
+    }
+
+    fn epoch(&mut self, r: &TrainEpoch) -> anyhow::Result<()> {
+        self.rt
+            .block_on(self.store.record_train_epoch(self.run_id, r))?;
+        if self.display != Display::Quiet {
+            let line = format!(
+                "train run {} epoch {:>3}/{}  train {:5.1}% ({:.3})  test {:5.1}% ({:.3})  lr {:.4}  drop path {:.3}  {:6.1} s  {:7.0} img/s",
+                self.run_id,
+                r.epoch + 1,
+                self.epochs,
+                100.0 * r.train_acc,
+                r.train_loss,
+                100.0 * r.test_acc,
+                r.test_loss,
+                r.lr,
+                r.drop_path_prob,
+                r.wall_s,
+                r.images_per_s
+            );
+            self.bar.suspend(|| crate::outln!("{line}"));
+        }
+        Ok(())
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,214 @@
+//! Train runs in the run history (issue 12): registered once per
+//! fingerprint (genotype + train config) in `runs` with method `train`,
+//! one `train_epochs` row per epoch, and linked to the searches whose cell
+//! they train. Claims, heartbeats and the end states are the runs' own.
+
+use super::error::Context;
+use super::{unix_now, RunRow, Store, StoreError};
+use crate::config::train::ResolvedTrain;
+
+/// The method name train runs carry in `runs.method`.
+pub const TRAIN_METHOD: &str = "train";
+
+/// What one training epoch measured.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TrainEpoch {
+    /// Epoch, from 0.
+    pub epoch: i64,
+    /// Accuracy on the training batches (0..1), as trained (augmented,
+    /// drop path on).
+    pub train_acc: f64,
+    /// Mean loss on the training batches (without the auxiliary loss).
+    pub train_loss: f64,
+    /// Accuracy on the test set (0..1).
+    pub test_acc: f64,
+    /// Mean loss on the test set.
+    pub test_loss: f64,
+    /// Learning rate of the epoch.
+    pub lr: f64,
+    /// Drop-path probability of the epoch.
+    pub drop_path_prob: f64,
+    /// Seconds the epoch took (training and test).
+    pub wall_s: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+    /// Peak resident memory of the process so far, bytes.
+    pub peak_mem_bytes: i64,
+}
+
+impl Store {
+    /// Registers the train run of a config (or returns the existing row:
+    /// a done one is never trained again).
+    pub async fn ensure_train_run(&self, cfg: &ResolvedTrain) -> Result<RunRow, StoreError> {
+        let c = cfg.config();
+        let fingerprint = cfg.fingerprint();
+        let seed = i64::try_from(c.seed).map_err(|_| StoreError::Invalid {
+            what: format!("train run {fingerprint}"),
+            message: format!("seed {} does not fit a SQLite integer", c.seed),
+        })?;
+        sqlx::query(
+            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype)
+             VALUES (?1, ?2, 'darts', ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (fingerprint) DO NOTHING",
+        )
+        .bind(&fingerprint)
+        .bind(TRAIN_METHOD)
+        .bind(c.dataset.name())
+        .bind(seed)
+        .bind(cfg.canonical_json())
+        .bind(i64::from(c.epochs))
+        .bind(unix_now())
+        .bind(&c.genotype)
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("registering train run {fingerprint}"))?;
+        self.run_by_fingerprint(&fingerprint)
+            .await?
+            .ok_or_else(|| StoreError::Invalid {
+                what: format!("train run {fingerprint}"),
+                message: "it vanished right after it was registered".into(),
+            })
+    }
+
+    /// Links train run `train` to the search run whose cell it trains.
+    pub async fn link_evaluation(&self, search: i64, train: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO evaluations (search_run_id, train_run_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(search)
+        .bind(train)
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("linking train run {train} to search run {search}"))?;
+        Ok(())
+    }
+
+    /// Stores the network's size once it is built.
+    pub async fn set_params(&self, run_id: i64, params: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET params = ?2 WHERE id = ?1")
+            .bind(run_id)
+            .bind(params)
+            .execute(&self.pool)
+            .await
+            .ctx(|| format!("storing the size of run {run_id}"))?;
+        Ok(())
+    }
+
+    /// Records epoch `rec.epoch` of a train run, replacing it and every
+    /// later one (a redone epoch after a resume), and moves the run's
+    /// progress and best test accuracy on.
+    pub async fn record_train_epoch(
+        &self,
+        run_id: i64,
+        rec: &TrainEpoch,
+    ) -> Result<(), StoreError> {
+        let what = || format!("recording epoch {} of train run {run_id}", rec.epoch);
+        let mut tx = self.begin_write().await.ctx(what)?;
+        sqlx::query("DELETE FROM train_epochs WHERE run_id = ?1 AND epoch >= ?2")
+            .bind(run_id)
+            .bind(rec.epoch)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        sqlx::query(
+            "INSERT INTO train_epochs (run_id, epoch, train_acc, train_loss, test_acc, test_loss, lr,
+                                       drop_path_prob, wall_s, images_per_s, peak_mem_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .bind(run_id)
+        .bind(rec.epoch)
+        .bind(rec.train_acc)
+        .bind(rec.train_loss)
+        .bind(rec.test_acc)
+        .bind(rec.test_loss)
+        .bind(rec.lr)
+        .bind(rec.drop_path_prob)
+        .bind(rec.wall_s)
+        .bind(rec.images_per_s)
+        .bind(rec.peak_mem_bytes)
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        train_progress(&mut tx, run_id, rec.epoch + 1)
+            .await
+            .ctx(what)?;
+        tx.commit().await.ctx(what)
+    }
+
+    /// Drops the train epochs after `last_kept_epoch` (all for `None`).
+    pub async fn truncate_train_after(
+        &self,
+        run_id: i64,
+        last_kept_epoch: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let what = || format!("dropping the epochs of train run {run_id}");
+        let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
+        let mut tx = self.begin_write().await.ctx(what)?;
+        sqlx::query("DELETE FROM train_epochs WHERE run_id = ?1 AND epoch >= ?2")
+            .bind(run_id)
+            .bind(first_dropped)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        train_progress(&mut tx, run_id, first_dropped)
+            .await
+            .ctx(what)?;
+        tx.commit().await.ctx(what)
+    }
+
+    /// Marks a train run done with its final test accuracy and wall time.
+    pub async fn finish_train_run(
+        &self,
+        id: i64,
+        final_test_acc: f64,
+        wall_s: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = 'done', final_test_acc = ?2, wall_s = ?3,
+                    finished_at = ?4, heartbeat_at = ?4, error = NULL
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(final_test_acc)
+        .bind(wall_s)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("finishing train run {id}"))?;
+        Ok(())
+    }
+
+    /// The recorded epochs of a train run, in order.
+    pub async fn train_epochs(&self, run_id: i64) -> Result<Vec<TrainEpoch>, StoreError> {
+        sqlx::query_as(
+            "SELECT epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob,
+                    wall_s, images_per_s, peak_mem_bytes
+             FROM train_epochs WHERE run_id = ?1 ORDER BY epoch",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the epochs of train run {run_id}"))
+    }
+}
+
+/// `epochs_done`, best test accuracy and heartbeat of a train run after
+/// its epochs up to `epochs_done - 1` are stored.
+async fn train_progress(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: i64,
+    epochs_done: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
+                best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = ?1)
+         WHERE id = ?1",
+    )
+    .bind(run_id)
+    .bind(epochs_done)
+    .bind(unix_now())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! End-to-end tests of `ddsas train`: a searched cell trained from scratch
+//! on the bundled digits with real libtorch, recorded in a real SQLite file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::util::{scalar, sqlite, text, tmp, try_sqlite, BIN};
+
+/// A small network that learns the digits in seconds on one thread.
+const SMALL: &[&str] = &[
+    "layers=3",
+    "init_channels=8",
+    "batch_size=32",
+    "cutout=4",
+    "steps_per_epoch=12",
+];
+
+fn train(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["train", "--quiet", "--threads", "1", "--db"])
+        .arg(db);
+    for s in SMALL.iter().chain(sets) {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(extra);
+    cmd.output().expect("ddsas runs")
+}
+
+/// The numbers of every epoch that must not depend on timing.
+const EPOCH_NUMBERS: &str =
+    "SELECT epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob \
+                             FROM train_epochs ORDER BY epoch";
+
+#[test]
+fn darts_v2_learns_the_digits_and_records_every_epoch() {
+    let (_dir, db) = tmp();
+    let out = train(
+        &db,
+        &["epochs=3", "steps_per_epoch=null"],
+        &["--genotype", "darts_v2"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        sqlite(&db, "SELECT method, status, epochs_done FROM runs"),
+        vec![vec!["train", "done", "3"]]
+    );
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "3");
+    let acc: f64 = scalar(&db, "SELECT test_acc FROM train_epochs WHERE epoch = 2")
+        .parse()
+        .unwrap();
+    assert!(
+        acc > 0.5,
+        "test accuracy {acc} after 3 epochs is not far above chance (0.1)"
+    );
+    let params: i64 = scalar(&db, "SELECT params FROM runs").parse().unwrap();
+    assert!(params > 1000, "{params}");
+    // Drop path rises linearly from 0; the learning rate falls by the cosine.
+    let schedule = sqlite(
+        &db,
+        "SELECT lr, drop_path_prob FROM train_epochs ORDER BY epoch",
+    );
+    assert_eq!(schedule[0][1], format!("{:.12e}", 0.0));
+    assert_eq!(schedule[2][1], format!("{:.12e}", 0.3 * 2.0 / 3.0));
+    assert_eq!(schedule[0][0], format!("{:.12e}", 0.025));
+    // run_summary shows it with its test accuracy; again is "already done".
+    assert_eq!(
+        scalar(&db, "SELECT test_acc = (SELECT test_acc FROM train_epochs WHERE epoch = 2) FROM run_summary"),
+        "1"
+    );
+    let again = train(
+        &db,
+        &["epochs=3", "steps_per_epoch=null"],
+        &["--genotype", "darts_v2"],
+    );
+    assert!(text(&again).contains("already done"), "{}", text(&again));
+}
+
+#[test]
+fn an_interrupted_training_resumes_to_the_numbers_of_an_uninterrupted_one() {
+    let sets = ["epochs=3", "seed=4"];
+    let (_a, straight) = tmp();
+    assert!(train(&straight, &sets, &["--genotype", "darts_v1"])
+        .status
+        .success());
+    let (_b, db) = tmp();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "train",
+        "--quiet",
+        "--threads",
+        "1",
+        "--genotype",
+        "darts_v1",
+        "--db",
+    ])
+    .arg(&db)
+    .stderr(std::process::Stdio::null());
+    for s in SMALL.iter().chain(&sets) {
+        cmd.args(["--set", s]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "first epoch never stored");
+        let stored = try_sqlite(&db, "SELECT COUNT(*) FROM train_epochs");
+        if stored.is_ok_and(|rows| rows[0][0] != "0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    if status.code() == Some(130) {
+        assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    }
+    let resumed = train(&db, &sets, &["--genotype", "darts_v1", "--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+}
+
+#[test]
+fn from_run_trains_a_done_searchs_cell_and_refuses_the_others() {
+    let (_dir, db) = tmp();
+    let search = |sets: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["search", "--quiet", "--threads", "1", "--db"])
+            .arg(&db);
+        for s in [
+            "epochs=1",
+            "layers=1",
+            "init_channels=4",
+            "batch_size=16",
+            "steps_per_epoch=2",
+        ]
+        .iter()
+        .chain(sets)
+        {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    search(&["L=56", "M=2"]);
+    search(&["space=nb201", "L=12", "M=2"]);
+    search(&["L=56", "M=2", "seed=3"]);
+    let rt = super::util::rt();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE runs SET status = 'interrupted' WHERE id = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let out = train(&db, &["epochs=1"], &["--from-run", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cell = scalar(&db, "SELECT final_genotype FROM runs WHERE id = 1");
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT genotype, parent FROM run_summary WHERE method = 'train'"
+        ),
+        vec![vec![cell, "1".to_string()]]
+    );
+    for (run, words) in [
+        ("2", "NAS-Bench-201"),
+        ("3", "run 3 is interrupted"),
+        ("9", "there is no run 9"),
+        ("4", "is a train run"),
+    ] {
+        let out = train(&db, &["epochs=1"], &["--from-run", run]);
+        let said = text(&out);
+        assert!(
+            !out.status.success() && said.contains(words),
+            "{run}: {said}"
+        );
+    }
+    let out = train(&db, &[], &["--genotype", "normal=[(sep_conv_3x3 0)]"]);
+    let said = text(&out);
+    assert!(
+        said.contains("at character 23") && said.contains("expected `,`"),
+        "{said}"
+    );
+    let out = train(&db, &[], &["--genotype", "darts_v2", "--dry-run"]);
+    assert!(text(&out).contains("params="), "{}", text(&out));
+}
