@@ -551,6 +551,8 @@ pub(crate) mod test_runs {
                 genotype: None,
                 config_json: String::new(),
                 definitions: 0,
+                test_acc: None,
+                test_epochs: None,
             },
             config: serde_json::Map::new(),
         };

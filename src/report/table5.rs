@@ -26,12 +26,99 @@ pub const STEM: &str = "table5";
 pub const PAPER_SWEEP: &str = "sweeps/table5_approximation.yaml";
 /// Config keys that do not make two runs different configs here.
 const NOT_CONFIG: [&str; 4] = ["seed", "approximation", "log_steps", "data_dir"];
-/// What the CSV's error is, in its `metric` column (the Markdown and LaTeX
-/// say it in their caption).
-const CSV_METRIC: &str =
-    "100 - final search valid accuracy (%); not the test error of a trained cell";
-/// What the accuracy is, for every caption.
-const ACCURACY_NOTE: &str = "Error = 100 − final valid accuracy of the search (%); no evaluation stage exists yet, so this is not the paper's test error. Mean ± population std (ddof = 0) over seeds.";
+/// Which error the table shows: the paper's (test error of the cell
+/// trained from scratch) when every search in it has an evaluation, else
+/// the search's own valid error, labelled as a proxy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// Test error after training, `epochs` epochs.
+    Test {
+        /// Epochs of the train runs.
+        epochs: i64,
+    },
+    /// 100 − final valid accuracy of the search.
+    Proxy {
+        /// Searches of the table that have an evaluation.
+        evaluated: usize,
+        /// Searches of the table.
+        total: usize,
+    },
+}
+
+/// "600 epochs", "1 epoch".
+fn epochs_text(epochs: i64) -> String {
+    super::data::plural(epochs.max(0) as usize, "epoch")
+}
+
+impl Source {
+    /// Test error when every run has one, else the proxy.
+    fn of(runs: &[&ReportRun]) -> Source {
+        let evaluated = runs.iter().filter(|r| r.test_acc.is_some()).count();
+        match runs
+            .iter()
+            .map(|r| r.test_epochs)
+            .collect::<Option<Vec<i64>>>()
+        {
+            Some(epochs) if evaluated == runs.len() && !runs.is_empty() => Source::Test {
+                epochs: epochs.into_iter().max().unwrap_or(0),
+            },
+            _ => Source::Proxy {
+                evaluated,
+                total: runs.len(),
+            },
+        }
+    }
+
+    /// The accuracy of a run this table reads.
+    fn accuracy(self, run: &ReportRun) -> f64 {
+        match self {
+            Source::Test { .. } => run.test_acc,
+            Source::Proxy { .. } => run.valid_acc,
+        }
+        .unwrap_or(f64::NAN)
+    }
+
+    /// What the CSV's `metric` column says.
+    fn csv_metric(self) -> String {
+        match self {
+            Source::Test { epochs } => format!(
+                "100 - test accuracy (%) after training the searched cell from scratch, {}",
+                epochs_text(epochs)
+            ),
+            Source::Proxy { .. } => {
+                "100 - final search valid accuracy (%); not the test error of a trained cell".into()
+            }
+        }
+    }
+
+    /// What the JSON's `metric` says.
+    fn json_metric(self) -> String {
+        match self {
+            Source::Test { epochs } => format!(
+                "error_pct = 100 * (1 - test accuracy after training from scratch, {})",
+                epochs_text(epochs)
+            ),
+            Source::Proxy { .. } => "error_pct = 100 * (1 - final valid accuracy)".into(),
+        }
+    }
+
+    /// The sentence every caption carries.
+    fn note(self) -> String {
+        let stats = "Mean ± population std (ddof = 0) over seeds.";
+        match self {
+            Source::Test { epochs } => format!(
+                "Error = 100 − test accuracy after training the searched cell from scratch, {} (%), as the paper reports it. {stats}",
+                epochs_text(epochs)
+            ),
+            Source::Proxy { evaluated: 0, .. } => format!(
+                "Error = 100 − final valid accuracy of the search (%), a proxy: no search here has an evaluation yet (`ddsas train --from-run ID` trains one), so this is not the paper's test error. {stats}"
+            ),
+            Source::Proxy { evaluated, total } => format!(
+                "Error = 100 − final valid accuracy of the search (%), a proxy: only {evaluated} of the {total} searches here have an evaluation (`ddsas train --from-run ID` trains the rest), so this is not the paper's test error. {stats}"
+            ),
+        }
+    }
+}
 /// What a sweep lacks that has no column.
 const MISSING: &str =
     "has no DDSAS config that was run (and done) both with and without the approximation";
@@ -44,8 +131,14 @@ pub struct Table5 {
     table: &'static str,
     /// Sweep name.
     pub sweep: String,
-    metric: &'static str,
+    metric: String,
     std: &'static str,
+    /// The CSV's `metric` column.
+    #[serde(skip)]
+    csv_metric: String,
+    /// Which error this is, in words (every caption carries it).
+    #[serde(skip)]
+    error_note: String,
     /// One per config that has both variants.
     pub columns: Vec<Column>,
     /// The table's caption.
@@ -92,10 +185,10 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn new(runs: &[&ReportRun]) -> Variant {
+    fn new(runs: &[&ReportRun], source: Source) -> Variant {
         let errors: Vec<f64> = runs
             .iter()
-            .map(|r| 100.0 * (1.0 - r.valid_acc.unwrap_or(f64::NAN)))
+            .map(|r| 100.0 * (1.0 - source.accuracy(r)))
             .collect();
         let (mean, std) = mean_std(&errors);
         Variant {
@@ -146,9 +239,18 @@ fn groups(data: &SweepData) -> BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun
 
 /// Table 5 of `data`.
 pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
-    let mut columns: Vec<Column> = groups(data)
+    let groups = groups(data);
+    let paired: Vec<&(Vec<&ReportRun>, Vec<&ReportRun>)> = groups
         .values()
         .filter(|(without, with)| !without.is_empty() && !with.is_empty())
+        .collect();
+    let all: Vec<&ReportRun> = paired
+        .iter()
+        .flat_map(|(without, with)| without.iter().chain(with).copied())
+        .collect();
+    let source = Source::of(&all);
+    let mut columns: Vec<Column> = paired
+        .into_iter()
         .map(|(without, with)| Column {
             group: Group::of(with[0]),
             config: Lm {
@@ -156,8 +258,8 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
                 m: with[0].m,
             },
             header: String::new(),
-            without: Variant::new(without),
-            with: Variant::new(with),
+            without: Variant::new(without, source),
+            with: Variant::new(with, source),
         })
         .collect();
     if columns.is_empty() {
@@ -188,12 +290,15 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
     Ok(Table5 {
         table: "table5",
         sweep: data.name.clone(),
-        metric: "error_pct = 100 * (1 - final valid accuracy)",
+        metric: source.json_metric(),
         std: "population (ddof = 0)",
+        csv_metric: source.csv_metric(),
+        error_note: source.note(),
         columns,
         caption: format!(
-            "Table 5: error of DDSAS without and with the approximation (sweep {}). {ACCURACY_NOTE}",
-            data.name
+            "Table 5: error of DDSAS without and with the approximation (sweep {}). {}",
+            data.name,
+            source.note()
         ),
         runs_line,
         note: data.not_done_note(),
@@ -277,7 +382,7 @@ impl Table5 {
                     c.config.l.map_or(String::new(), |v| v.to_string()),
                     c.config.m.map_or(String::new(), |v| v.to_string()),
                     approx,
-                    csv_field(CSV_METRIC),
+                    csv_field(&self.csv_metric),
                     v.errors.len(),
                     csv_field(&words(&v.seeds)),
                     v.mean,
@@ -356,7 +461,10 @@ pub fn write(table: &Table5, opts: &Options) -> Result<Output, ReportError> {
     Ok(Output {
         kind: Kind::Table5,
         title: "Table 5 — error with and without the approximation".into(),
-        caption: format!("{ACCURACY_NOTE} Runs: {}.{}", table.runs_line, table.note),
+        caption: format!(
+            "{} Runs: {}.{}",
+            table.error_note, table.runs_line, table.note
+        ),
         files,
         size: None,
         html: Some(table.html()),
@@ -420,9 +528,9 @@ mod tests {
         assert!(md.ends_with("\n\nRuns: Digits: w/o runs 3, 4, w/ runs 1, 2.\n"));
         let csv = t.csv();
         assert_eq!(csv.lines().count(), 3);
-        assert!(csv.lines().nth(2).unwrap().starts_with(&format!(
-            "digits,darts,28,12,true,{CSV_METRIC},2,1 2,65.000000,5.000000,1 2"
-        )));
+        assert!(csv.lines().nth(2).unwrap().starts_with(
+            "digits,darts,28,12,true,100 - final search valid accuracy (%); not the test error of a trained cell,2,1 2,65.000000,5.000000,1 2"
+        ));
         let tex = t.tex();
         assert!(tex.contains("\\begin{tabular}{lc}\n\\hline\nMethod & Digits (\\%) \\\\\n"));
         assert!(tex.contains("w/ approximation & $65.00 \\pm 5.00$ \\\\\n\\hline\n"));
@@ -430,6 +538,43 @@ mod tests {
             .html()
             .contains("<tr><th>Method</th><th>Digits (%)</th></tr>\n"));
         assert!(t.printed().contains("65.00 ± 5.00 (n = 2)"));
+    }
+
+    /// With an evaluation for every search, the table is the paper's: the
+    /// test error of the trained cells, and says so; with some missing it
+    /// stays the labelled proxy and says how many are missing.
+    #[test]
+    fn test_error_replaces_the_proxy_once_every_search_is_evaluated() {
+        let evaluated = |id, approximation, acc, test: f64| {
+            let mut r = ddsas(id, approximation, acc);
+            r.test_acc = Some(test);
+            r.test_epochs = Some(600);
+            r
+        };
+        let data = sweep(vec![
+            evaluated(1, true, 0.40, 0.97),
+            evaluated(2, true, 0.30, 0.975),
+            evaluated(3, false, 0.50, 0.96),
+            evaluated(4, false, 0.20, 0.97),
+        ]);
+        let t = compute(&data).unwrap();
+        let c = &t.columns[0];
+        assert!((c.with.mean - 2.75).abs() < 1e-9, "{}", c.with.mean);
+        assert!((c.without.mean - 3.5).abs() < 1e-9, "{}", c.without.mean);
+        assert!(t
+            .caption
+            .contains("test accuracy after training the searched cell from scratch, 600 epochs"));
+        assert!(!t.caption.contains("proxy"));
+        assert!(t.csv().contains("100 - test accuracy (%) after training"));
+        let mut partly = data.clone();
+        partly.runs[0].test_acc = None;
+        let t = compute(&partly).unwrap();
+        assert!(
+            t.caption.contains("proxy") && t.caption.contains("only 3 of the 4"),
+            "{}",
+            t.caption
+        );
+        assert!((t.columns[0].with.mean - 65.0).abs() < 1e-9);
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct ReportRun {
     pub config_json: String,
     /// Definitions version it was made under (`config::definitions`).
     pub definitions: i64,
+    /// Test accuracy (0..1) of its cell trained from scratch: the mean
+    /// over the done train runs linked to it; none without one.
+    pub test_acc: Option<f64>,
+    /// Epochs of those train runs (the most, if they differ).
+    pub test_epochs: Option<i64>,
 }
 
 impl ReportRun {
@@ -152,7 +157,11 @@ impl Store {
         sqlx::query_as(
             "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L, s.M,
                     s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json,
-                    r.definitions
+                    r.definitions,
+                    (SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_acc,
+                    (SELECT max(t.epochs_total) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs
              FROM sweep_runs w
              JOIN run_summary s ON s.id = w.run_id
              JOIN runs r ON r.id = w.run_id
