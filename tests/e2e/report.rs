@@ -1068,7 +1068,9 @@ fn unknown_empty_and_unsuitable_sweeps_are_refused_with_the_fix() {
     );
     let e = refused(&["fig7", "--sweep", "main", "--metric", "test_acc"]);
     assert!(
-        e.contains("no test accuracy") && e.contains("--metric valid_acc"),
+        e.contains("test accuracy for 0 of its")
+            && e.contains("train --from-run")
+            && e.contains("--metric valid_acc"),
         "{e}"
     );
 }
