@@ -198,7 +198,13 @@ async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
     };
     match args.format {
         Format::Table => {
-            let (table, note) = mark_outdated(&rows, select_columns(&rows, LIST_COLUMNS));
+            let mut columns = LIST_COLUMNS.to_vec();
+            // Train runs' test accuracy, when some listed run has one.
+            let has_test = (0..rows.rows.len()).any(|i| !field(&rows, i, "test_acc").is_null());
+            if has_test {
+                columns.insert(columns.len() - 1, "test_acc");
+            }
+            let (table, note) = mark_outdated(&rows, select_columns(&rows, &columns));
             print_rows(&table, Format::Table)?;
             if let Some(note) = note {
                 crate::outln!("{note}");
@@ -289,9 +295,15 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         ),
         ("final valid acc", pct(field(&run, 0, "final_valid_acc"))),
         ("best valid acc", pct(field(&run, 0, "best_valid_acc"))),
+        (
+            "test acc (trained cell)",
+            pct(field(&run, 0, "final_test_acc")),
+        ),
+        ("parameters", f("params")),
+        ("trains the cell of search", f("parent")),
         ("skip (normal cell, last epoch)", f("skip_normal")),
         (
-            "search wall",
+            "wall (search or training)",
             match f("wall_s") {
                 w if w.is_empty() || w == "-" => "- (not finished)".into(),
                 w => w + " s",
@@ -324,7 +336,12 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
             indent(&serde_yaml::to_string(&value).unwrap_or_default())
         );
     }
-    let epochs = db.run_epochs(id).await?;
+    let is_train = field(&run, 0, "method").as_str() == Some(crate::store::TRAIN_METHOD);
+    let epochs = if is_train {
+        db.train_run_epochs(id).await?
+    } else {
+        db.run_epochs(id).await?
+    };
     if epochs.rows.is_empty() {
         crate::outln!("no epoch recorded yet");
     } else {
@@ -448,7 +465,7 @@ async fn compare(db: &mut ReadOnlyDb, args: CompareArgs) -> anyhow::Result<()> {
         ("valid acc", |r| pct(field(r, 0, "valid_acc"))),
         ("best valid acc", |r| pct(field(r, 0, "best_valid_acc"))),
         ("skip (normal)", |r| cell_text(field(r, 0, "skip_normal"))),
-        ("search wall s", |r| cell_text(field(r, 0, "wall_s"))),
+        ("wall s", |r| cell_text(field(r, 0, "wall_s"))),
     ];
     for (name, get) in metrics {
         let mut row = vec![name.to_owned()];

@@ -104,7 +104,7 @@ impl ReadOnlyDb {
     /// as UTC text (`runs show`); no row if there is no such run.
     pub async fn run_card(&mut self, id: i64) -> Result<QueryRows, QueryError> {
         self.query(
-            "SELECT r.*, s.sweep, s.skip_normal,
+            "SELECT r.*, s.sweep, s.skip_normal, s.parent,
                     datetime(r.created_at, 'unixepoch') AS created,
                     datetime(r.started_at, 'unixepoch') AS started,
                     datetime(r.finished_at, 'unixepoch') AS finished,
@@ -121,6 +121,17 @@ impl ReadOnlyDb {
             "SELECT epoch + 1 AS epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
                     skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s
              FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+            &[id.into()],
+        )
+        .await
+    }
+
+    /// A train run's epochs as `runs show` tabulates them (from 1).
+    pub async fn train_run_epochs(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT epoch + 1 AS epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob,
+                    wall_s, images_per_s
+             FROM train_epochs WHERE run_id = ?1 ORDER BY epoch",
             &[id.into()],
         )
         .await
