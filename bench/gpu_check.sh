@@ -25,9 +25,11 @@ say() { tee -a "$SUMMARY"; }
 
 if [ "$QUICK" = 1 ]; then
     PAPER=(--layers 3 --C 4 --size 8 --batch 16); STEPS=3; IMAGES=200; SEARCH_STEPS=4; EPOCHS=1
+    TRAIN=(--layers 3 --C 4 --batch 16 --size 8)
     SMALL_NET=(--set layers=3 --set init_channels=4 --set batch_size=16)
 else
     PAPER=(--layers 8 --C 16 --size 32 --batch 64); STEPS=20; IMAGES=10000; SEARCH_STEPS=150; EPOCHS=2
+    TRAIN=(--layers 20 --C 36 --batch 96 --size 32)
     SMALL_NET=()
 fi
 
@@ -77,6 +79,19 @@ for method in ddsas darts; do
         mem_stop "reference, $method"
     fi
 done
+
+log "1b. evaluation-network training step at the paper config (issue 12): ours, the reference, the reference channels-last"
+mem_start train_ours
+timeout 150 "$B" bench train --device "$DEVICE" "${TRAIN[@]}" --steps "$STEPS" 2>&1 | say
+mem_stop "ours, train"
+if [ "$DEVICE" = cuda ]; then
+    echo "  reference:" | say
+    mem_start train_ref
+    timeout 150 $PY bench/ref_device.py bench/ref_train_step.py "${TRAIN[@]}" --steps "$STEPS" 2>&1 | grep -v Warn | say
+    mem_stop "reference, train"
+    echo "  reference, channels-last:" | say
+    timeout 150 $PY bench/ref_device.py bench/ref_train_step.py "${TRAIN[@]}" --steps "$STEPS" --channels-last 2>&1 | grep -v Warn | say
+fi
 
 log "2. one DDSAS search at the paper's settings on random CIFAR-shaped data"
 $PY bench/make_random_cifar.py "$OUT/data" "$IMAGES"
