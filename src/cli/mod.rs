@@ -54,8 +54,8 @@ enum Command {
     /// NAS-Bench-201 benchmark tables (`ddsas nb201 import`).
     #[command(subcommand)]
     Nb201(report::Nb201Cmd),
-    /// Benchmarks: search-step time (comparable with the PyTorch reference)
-    /// and loader throughput.
+    /// Benchmarks: search-step and training-step time (comparable with the
+    /// PyTorch references) and loader throughput.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
 }

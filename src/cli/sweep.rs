@@ -17,6 +17,7 @@ use tokio::runtime::Runtime;
 use crate::cli::runs::{config_map, config_text, differing_keys};
 use crate::cli::sql::cell_text;
 use crate::cli::{DbArgs, EXIT_INTERRUPTED};
+use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, StopReason, SweepRun};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
 use crate::store::{QueryRows, RunStatus, Store};
@@ -222,7 +223,11 @@ async fn refuse_dropping_runs(store: &Store, sweep: &Sweep) -> anyhow::Result<()
         .into_iter()
         // Runs made under older definitions cannot be planned again; they
         // stay in the sweep, and in the database, and figures leave them out.
-        .filter(|(_, row)| !planned.contains(&row.fingerprint) && !row.outdated())
+        .filter(|(_, row)| {
+            !planned.contains(&row.fingerprint)
+                && !row.outdated()
+                && row.method != crate::store::TRAIN_METHOD
+        })
         .map(|(_, row)| row.id)
         .collect();
     if dropped.is_empty() {
@@ -278,11 +283,31 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
         store
             .register_sweep(&sweep.name, sweep.description.as_deref(), &sweep.file, &sweep.text, &links)
             .await?;
+        // Searches done before this session: their cells' train runs (the
+        // orchestrator queues those of searches that finish now).
+        let mut evaluations = 0;
+        if let Some(plan) = &sweep.evaluate {
+            for (id, _) in &links {
+                let Some(row) = store.run(*id).await? else { continue };
+                for run in evaluate::evaluations(&store, &sweep.name, plan, &row).await? {
+                    // A cell two searches found is one train run.
+                    if !todo.iter().any(|t: &SweepRun| t.run_id == run.run_id) {
+                        evaluations += 1;
+                        todo.push(run);
+                    }
+                }
+            }
+        }
         crate::outln!(
-            "sweep {}: {} runs, {done_before} already done, {} to run; {how}; logs in {}",
+            "sweep {}: {} runs, {done_before} already done, {} to run{}; {how}; logs in {}",
             sweep.name,
             sweep.runs.len(),
             todo.len(),
+            if evaluations > 0 {
+                format!(" ({evaluations} of them trainings of searched cells)")
+            } else {
+                String::new()
+            },
             log_dir.display()
         );
         if todo.is_empty() {
@@ -300,15 +325,17 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             log_dir,
             live: !args.plain,
             already_done: done_before,
+            evaluate: sweep.evaluate.clone(),
         };
         let started = Instant::now();
         let outcome = orchestrate(&store, todo, &opts).await?;
+        // Planned runs plus the trainings `evaluate:` added.
+        let total = store.sweep_runs(&sweep.name).await?.len().max(sweep.runs.len());
         store.close().await;
         let total_done = done_before + outcome.done + outcome.done_elsewhere;
         crate::outln!(
-            "sweep {}: {total_done}/{} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{} in {:.1} s",
+            "sweep {}: {total_done}/{total} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{} in {:.1} s",
             sweep.name,
-            sweep.runs.len(),
             outcome.done,
             outcome.done_elsewhere,
             outcome.failed.len(),

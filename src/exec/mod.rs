@@ -3,6 +3,7 @@
 //! with its epochs stored as they finish.
 
 pub mod device;
+pub mod evaluate;
 pub mod guard;
 pub mod orchestrator;
 pub mod process;

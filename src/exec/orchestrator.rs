@@ -112,6 +112,8 @@ pub struct Options {
     /// Runs of the sweep already done before this session (for the
     /// header's "done/total").
     pub already_done: usize,
+    /// The sweep's `evaluate:`: train the cell of each search that finishes.
+    pub evaluate: Option<crate::sweep::Evaluate>,
 }
 
 /// Why an orchestrator stopped before every run finished.
@@ -507,12 +509,32 @@ impl Orchestrator<'_> {
         let took = act.started.elapsed().as_secs_f64();
         if row.status == RunStatus::Done {
             self.outcome.done += 1;
+            let acc = match row.final_test_acc {
+                Some(test) => format!("test acc {}", pct(Some(test))),
+                None => format!("valid acc {}", pct(row.final_valid_acc)),
+            };
             self.ui.line(format!(
-                "run {id} ({}) done: valid acc {} in {}",
+                "run {id} ({}) done: {acc} in {}",
                 act.run.label,
-                pct(row.final_valid_acc),
                 duration(took)
             ));
+            if let Some(plan) = &self.opts.evaluate {
+                let queued =
+                    super::evaluate::evaluations(self.store, &self.opts.sweep, plan, &row).await?;
+                for run in queued {
+                    // A cell two searches found is one train run: queued once.
+                    let known = self.pending.iter().any(|p| p.run_id == run.run_id)
+                        || self
+                            .active
+                            .iter()
+                            .flatten()
+                            .any(|a| a.run.run_id == run.run_id);
+                    if !known {
+                        self.ui.total += 1;
+                        self.pending.push_back(run);
+                    }
+                }
+            }
             return Ok(());
         }
         if !mine {

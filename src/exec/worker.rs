@@ -72,6 +72,9 @@ pub fn run_worker(
         );
         return Ok(EXIT_CLAIM_LOST);
     }
+    if row.method == crate::store::TRAIN_METHOD {
+        return run_train(rt, store, opts, &row);
+    }
     let cfg = match rebuild_config(&row.config_json, &row.fingerprint, row.definitions) {
         Ok(cfg) => cfg,
         Err(message) => {
@@ -141,6 +144,83 @@ pub fn run_worker(
         }
     };
     Ok(code)
+}
+
+/// A claimed train run (a sweep's `evaluate:`) to its end; the exit status
+/// as for a search.
+fn run_train(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    opts: &WorkerOptions,
+    row: &crate::store::RunRow,
+) -> anyhow::Result<u8> {
+    let id = row.id;
+    let cfg = serde_json::from_str::<crate::config::train::TrainConfig>(&row.config_json)
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.resolve().map_err(|e| e.to_string()))
+        .and_then(|cfg| {
+            if cfg.fingerprint() == row.fingerprint {
+                Ok(cfg)
+            } else {
+                Err(format!(
+                    "its stored config resolves to fingerprint {} instead of {}; this ddsas resolves train configs differently from the one that registered it",
+                    cfg.fingerprint(),
+                    row.fingerprint
+                ))
+            }
+        });
+    let cfg = match cfg {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            crate::errln!("worker: train run {id}: {message}");
+            rt.block_on(store.fail_run(id, &message))?;
+            return Ok(EXIT_SEARCH_FAILED);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    super::process::watch_stop_signals(rt, stop.clone(), "worker: ")?;
+    spawn_heartbeat(
+        rt,
+        store.clone(),
+        id,
+        opts.owner.clone(),
+        opts.heartbeat_s,
+        stop.clone(),
+    );
+    let job = super::train::TrainJob {
+        run_id: id,
+        cfg: &cfg,
+        device: opts.device,
+        checkpoint_dir: super::checkpoint_dir_of(&opts.db, &cfg.fingerprint()),
+        resume: true,
+        stop,
+        display: if opts.quiet {
+            Display::Quiet
+        } else {
+            Display::Lines
+        },
+    };
+    Ok(match super::train::execute_train(rt, store, job)? {
+        super::train::TrainEnd::Done(outcome) => {
+            crate::outln!(
+                "worker: train run {id} done: test acc {:.2}%, {:.1} s",
+                100.0 * outcome.final_test_acc,
+                outcome.wall_s
+            );
+            EXIT_DONE
+        }
+        super::train::TrainEnd::Interrupted { epoch } => {
+            crate::outln!(
+                "worker: train run {id} interrupted during epoch {}; checkpoint kept",
+                epoch + 1
+            );
+            EXIT_INTERRUPTED
+        }
+        super::train::TrainEnd::Failed(message) => {
+            crate::errln!("worker: train run {id} failed: {message}");
+            EXIT_SEARCH_FAILED
+        }
+    })
 }
 
 /// The resolved config of a stored run, checked against its definitions

@@ -92,6 +92,20 @@ impl Store {
         tx.commit().await.ctx(what)
     }
 
+    /// Makes run `run_id` a member of sweep `name` (after its planned
+    /// runs: a train run a sweep's `evaluate:` queued).
+    pub async fn add_to_sweep(&self, name: &str, run_id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?1, ?2, NULL)",
+        )
+        .bind(name)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("adding run {run_id} to sweep {name}"))?;
+        Ok(())
+    }
+
     /// The sweep called `name`, if registered.
     pub async fn sweep(&self, name: &str) -> Result<Option<SweepRow>, StoreError> {
         sqlx::query_as(

@@ -25,6 +25,8 @@ pub struct Sweep {
     pub text: String,
     /// Resource hints for the orchestrator.
     pub resources: Resources,
+    /// Train keys for the searches' cells, if the sweep evaluates them.
+    pub evaluate: Option<super::spec::Evaluate>,
     /// The runs, in expansion order, one per distinct fingerprint.
     pub runs: Vec<PlannedRun>,
     /// The keys whose values differ between runs: the columns that tell
@@ -224,6 +226,7 @@ fn expand(spec: Spec, text: &str, file: &str) -> Result<Sweep, SweepError> {
         file: file.to_owned(),
         text: text.to_owned(),
         resources: spec.resources,
+        evaluate: spec.evaluate,
         runs,
         columns,
         excluded,

@@ -28,6 +28,9 @@
 //! seeds: [0, 1, 2, 3]       # optional: sets `seed`; the outermost loop
 //! exclude:                  # optional partial configs: a run matching every key of one
 //!   - {L: 15, M: 1}         #   entry (compared after defaults are filled in) is skipped
+//! evaluate:                 # optional: train each finished DARTS-space search's
+//!   epochs: 600             #   final cell from scratch (keys of `ddsas train
+//!   seeds: [0]              #   --print-config`; genotype and data from the search)
 //! resources:                # optional hints for `ddsas sweep run`
 //!   runs_per_gpu: 2         #   default of --runs-per-gpu
 //!   gpu_mem_gb_per_run: 4   #   per-run estimate for --runs-per-gpu auto (default 4)
@@ -62,12 +65,14 @@ Sweep file (YAML):
   seeds: [0, 1, 2, 3]       sets `seed`, the outermost loop
   exclude: [{L: 15, M: 1}]  skip runs matching every key of an entry
   resources: {runs_per_gpu: 2, gpu_mem_gb_per_run: 4, cpu_threads_per_run: 1}
+  evaluate: {epochs: 600, seeds: [0]}
+                            train each finished search's cell from scratch (`ddsas train` keys)
 Runs with the same resolved config are kept once, and a done config is never run again.
 Examples: sweeps/*.yaml.";
 
 pub use crate::config::config_keys;
 pub use expand::{PlannedRun, Sweep};
-pub use spec::Resources;
+pub use spec::{Evaluate, Resources};
 
 use std::path::PathBuf;
 

@@ -47,6 +47,8 @@ struct RawSweep {
     exclude: Option<Vec<Mapping>>,
     #[serde(default)]
     resources: Option<Resources>,
+    #[serde(default)]
+    evaluate: Option<Mapping>,
 }
 
 /// One varied key and its values.
@@ -76,6 +78,20 @@ pub(crate) struct Spec {
     pub seeds: Option<Vec<u64>>,
     pub exclude: Vec<Vec<(String, Value)>>,
     pub resources: Resources,
+    pub evaluate: Option<Evaluate>,
+}
+
+/// `evaluate:`: every search of the sweep that finishes has its final cell
+/// trained from scratch with these train keys, once per seed (issue 12).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluate {
+    /// The train keys; the genotype, and unless given the dataset and data
+    /// folder, come from each search.
+    pub config: crate::config::train::TrainConfig,
+    /// Whether the file set `dataset` / `data_dir` (else the search's).
+    pub own_data: bool,
+    /// Seeds of the train runs of each search (default `[0]`).
+    pub seeds: Vec<u64>,
 }
 
 /// Parses and checks a sweep file's text; `file` names it in messages.
@@ -154,7 +170,12 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
             ));
         }
     }
+    let evaluate = match raw.evaluate {
+        Some(mapping) => Some(evaluate_of(&ctx, mapping)?),
+        None => None,
+    };
     Ok(Spec {
+        evaluate,
         name: raw.name,
         description: raw.description,
         base,
@@ -164,6 +185,57 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
         seeds: raw.seeds,
         exclude,
         resources,
+    })
+}
+
+/// Checks `evaluate:`: train keys (as `ddsas train --print-config` lists
+/// them) plus `seeds`, without `genotype` (each search gives its own).
+fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepError> {
+    if mapping.contains_key("genotype") {
+        return Err(ctx.spec(
+            "evaluate",
+            "genotype",
+            "`evaluate` trains each search's own final cell, so it takes no `genotype`".into(),
+        ));
+    }
+    let seeds = match mapping.remove("seeds") {
+        None => vec![0],
+        Some(value) => serde_yaml::from_value::<Vec<u64>>(value)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ctx.spec(
+                    "evaluate",
+                    "seeds",
+                    "`evaluate.seeds` must be a non-empty list of seeds, e.g. [0]".into(),
+                )
+            })?,
+    };
+    let own_data = mapping.contains_key("dataset") || mapping.contains_key("data_dir");
+    let config = crate::config::train::TrainConfig::from_yaml_value(
+        Value::Mapping(mapping),
+        &format!("{}: evaluate", ctx.file),
+    )
+    .map_err(|e| SweepError::Spec {
+        file: ctx.file.to_owned(),
+        location: None,
+        message: e.to_string(),
+    })?;
+    let probe = crate::config::train::TrainConfig {
+        genotype: "darts_v2".into(),
+        ..config.clone()
+    };
+    if let Err(e) = probe.resolve() {
+        return Err(SweepError::Spec {
+            file: ctx.file.to_owned(),
+            location: None,
+            message: format!("evaluate: {e}"),
+        });
+    }
+    Ok(Evaluate {
+        config,
+        own_data,
+        seeds,
     })
 }
 

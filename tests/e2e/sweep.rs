@@ -774,6 +774,16 @@ fn bad_sweep_files_are_rejected_before_anything_runs() {
         ),
         ("mrange", "base: {M: 0}\n", &["`M`", "at least 1"]),
         (
+            "evalkey",
+            "evaluate: {epoch: 3}\n",
+            &["evaluate", "unknown key `epoch`", "epochs"],
+        ),
+        (
+            "evalgenotype",
+            "evaluate: {genotype: darts_v2}\n",
+            &["`evaluate` trains each search's own final cell"],
+        ),
+        (
             "nodata",
             "base: {dataset: cifar10, data_dir: no/such/folder}\n",
             &["data_dir", "no/such/folder"],
@@ -918,4 +928,66 @@ fn writing_an_epoch_record_takes_milliseconds() {
             assert!(per < 250.0, "writing an epoch took {per:.1} ms");
         }
     });
+}
+
+/// A sweep with `evaluate:` runs its searches, then trains each finished
+/// search's cell (a cell two searches found once, linked to both), and
+/// Table 5 then shows the test error of the trained cells; a re-run has
+/// nothing to do.
+#[test]
+fn evaluate_trains_each_searched_cell_and_table5_shows_test_error() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "ev",
+        &format!(
+            "base: {TINY}\ngrid:\n  approximation: [true, false]\nseeds: [0, 1]\n\
+             evaluate: {{epochs: 2, layers: 3, init_channels: 4, batch_size: 32, steps_per_epoch: 3, cutout: 0}}\n"
+        ),
+    );
+    let mut child = env.start_sweep(&file, 2, "first", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    assert!(status.success(), "{}", env.output_of("first"));
+    let searches =
+        env.scalar("SELECT count(*) FROM runs WHERE method = 'ddsas' AND status = 'done'");
+    assert_eq!(searches, 4);
+    let cells =
+        env.scalar("SELECT count(DISTINCT final_genotype) FROM runs WHERE method = 'ddsas'");
+    let trains = env.scalar("SELECT count(*) FROM runs WHERE method = 'train' AND status = 'done'");
+    assert_eq!(trains, cells, "one train run per distinct cell");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM evaluations"),
+        4,
+        "every search linked"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM train_epochs"),
+        2 * trains,
+        "two epochs per train run"
+    );
+    assert_eq!(
+        env.scalar("SELECT sum(attempts) FROM runs WHERE method = 'train'"),
+        trains
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM sweep_runs WHERE sweep = 'ev'"),
+        4 + trains
+    );
+    let out = env.run(&["report", "table5", "--sweep", "ev", "--out", "figs"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("test accuracy after training the searched cell from scratch, 2 epochs"),
+        "{said}"
+    );
+    assert!(!said.contains("proxy"), "{said}");
+    let again = env.run(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--gpus",
+        "none",
+        "--plain",
+    ]);
+    assert!(text(&again).contains("nothing to do"), "{}", text(&again));
 }
