@@ -26,7 +26,7 @@ const PANEL: (u32, u32) = (1200, 800);
 /// Fig. 7's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig7 {
-    /// The metric drawn (`valid_acc`).
+    /// The metric drawn (`valid_acc` or `test_acc`).
     pub metric: &'static str,
     unit: &'static str,
     /// One per (dataset, space) with more than one (L, M) point.
@@ -274,7 +274,7 @@ fn caption_part(p: &Panel) -> String {
 
 /// The heat map of a panel: rows are L with the largest at the top, so
 /// that L grows upwards like a y axis; missing points say "not run".
-fn heat_map(p: &Panel) -> HeatMap {
+fn heat_map(p: &Panel, metric: &str) -> HeatMap {
     let rows: Vec<i64> = p.grid.l.iter().rev().copied().collect();
     let uniform = p.uniform_runs().is_some();
     let cell = |l: i64, m: i64| match p.cell(Lm { l, m }) {
@@ -315,7 +315,10 @@ fn heat_map(p: &Panel) -> HeatMap {
             .map(|r| r.into_iter().map(|c| c.1).collect())
             .collect(),
         highlight,
-        bar_desc: "best final valid accuracy (%)".into(),
+        bar_desc: match metric {
+            "test_acc" => "best test accuracy of the trained cell (%)".into(),
+            _ => "best final valid accuracy (%)".into(),
+        },
         integer: false,
     }
 }
@@ -326,7 +329,11 @@ impl Draw for Fig7 {
     fn draw(&self, heading: &Heading) -> HeatMapGrid {
         HeatMapGrid {
             title: heading.title.clone(),
-            rows: vec![self.panels.iter().map(heat_map).collect()],
+            rows: vec![self
+                .panels
+                .iter()
+                .map(|p| heat_map(p, self.metric))
+                .collect()],
             size: (PANEL.0 * self.panels.len() as u32, PANEL.1),
             margin: (0, 0, 0, 0),
         }
@@ -383,7 +390,7 @@ mod tests {
         assert!(fig.heading.caption.starts_with(
             "Digits, DARTS space: DDSAS runs 1–4 (3 (L, M) points, best of 1–2 seeds (n per cell))"
         ));
-        let map = heat_map(p);
+        let map = heat_map(p, "valid_acc");
         assert_eq!(map.y_labels, ["56", "28"]);
         assert_eq!(map.highlight, Some((0, 0)));
         assert_eq!(map.texts[0][1], "not run");
