@@ -196,6 +196,7 @@ struct Active {
     started: Instant,
     epochs_done: i64,
     last_acc: Option<f64>,
+    last_test_acc: Option<f64>,
     mean_epoch_s: Option<f64>,
 }
 
@@ -435,6 +436,7 @@ impl Orchestrator<'_> {
             started: Instant::now(),
             epochs_done: 0,
             last_acc: None,
+            last_test_acc: None,
             mean_epoch_s: None,
         };
         self.ui.started(slot, &active);
@@ -671,6 +673,7 @@ impl Orchestrator<'_> {
             let advanced = p.epochs_done != act.epochs_done;
             act.epochs_done = p.epochs_done;
             act.last_acc = p.last_valid_acc;
+            act.last_test_acc = p.last_test_acc;
             act.mean_epoch_s = p.mean_epoch_s;
             let act = act.clone();
             self.ui.progress(slot, &act, advanced);
@@ -827,9 +830,11 @@ impl Ui {
 
 /// `valid 45.1%  ETA 1m20s` for a running run.
 fn status_text(act: &Active) -> String {
-    let acc = act
-        .last_acc
-        .map_or("valid -".to_owned(), |a| format!("valid {:.1}%", 100.0 * a));
+    let acc = match (act.last_test_acc, act.last_acc) {
+        (Some(t), _) => format!("test {:.1}%", 100.0 * t),
+        (None, Some(v)) => format!("valid {:.1}%", 100.0 * v),
+        (None, None) => "acc -".to_owned(),
+    };
     let left = i64::from(act.run.epochs) - act.epochs_done;
     let eta = match act.mean_epoch_s {
         Some(s) if left > 0 => format!("ETA {}", duration(s * left as f64)),

@@ -38,8 +38,10 @@ pub struct RunProgress {
     pub epochs_done: i64,
     /// Epochs the config asks for.
     pub epochs_total: i64,
-    /// Valid accuracy of the last recorded epoch.
+    /// Valid accuracy of the last recorded epoch (searches).
     pub last_valid_acc: Option<f64>,
+    /// Test accuracy of the last recorded epoch (train runs).
+    pub last_test_acc: Option<f64>,
     /// Mean wall seconds of the recorded epochs (for an ETA).
     pub mean_epoch_s: Option<f64>,
 }
@@ -176,7 +178,9 @@ impl Store {
         sqlx::query_as(
             "SELECT r.id, r.status, r.epochs_done, r.epochs_total,
                     (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_valid_acc,
-                    (SELECT avg(e.wall_s) FROM epochs e WHERE e.run_id = r.id) AS mean_epoch_s
+                    (SELECT t.test_acc FROM train_epochs t WHERE t.run_id = r.id ORDER BY t.epoch DESC LIMIT 1) AS last_test_acc,
+                    COALESCE((SELECT avg(e.wall_s) FROM epochs e WHERE e.run_id = r.id),
+                             (SELECT avg(t.wall_s) FROM train_epochs t WHERE t.run_id = r.id)) AS mean_epoch_s
              FROM runs r WHERE r.id IN (SELECT value FROM json_each(?1))",
         )
         .bind(list)
