@@ -68,6 +68,68 @@ pub struct DbArgs {
     pub db: PathBuf,
 }
 
+/// What `search` and `train` share: where the config comes from, where
+/// the run is recorded, and where and how it runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
+    /// YAML config; missing keys take the paper's defaults (`--print-config` lists every key).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Override a config key, e.g. `--set epochs=3`; values are YAML.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Continue an interrupted or failed run from its last epoch checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Folder for epoch checkpoints (default: `checkpoints/<fingerprint>` beside the database).
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// CPU threads for libtorch (0: libtorch's default, all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print only the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print every config key with its value (after --config and --set)
+    /// and what it means, as YAML that --config reads back; run nothing.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl JobArgs {
+    /// The job of claimed run `run_id` with these arguments; the first
+    /// Ctrl-C (SIGTERM, SIGHUP) stops it at the next safe point.
+    pub fn job<'a, C>(
+        &self,
+        rt: &Runtime,
+        run_id: i64,
+        cfg: &'a C,
+        device: tch::Device,
+        checkpoint_dir: PathBuf,
+    ) -> anyhow::Result<crate::exec::Job<'a, C>> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        crate::exec::process::watch_stop_signals(rt, stop.clone(), "")?;
+        Ok(crate::exec::Job {
+            run_id,
+            cfg,
+            device,
+            checkpoint_dir,
+            resume: self.resume,
+            stop,
+            display: if self.quiet {
+                crate::exec::Display::Quiet
+            } else {
+                crate::exec::Display::Bar
+            },
+        })
+    }
+}
+
 impl DbArgs {
     /// The run history, read-write (created with its schema if missing):
     /// what commands that record or change runs open, once.
@@ -81,6 +143,16 @@ impl DbArgs {
     pub fn open_read_only(&self, rt: &Runtime) -> anyhow::Result<ReadOnlyDb> {
         Ok(rt.block_on(ReadOnlyDb::open(&self.db))?)
     }
+}
+
+/// Says that `run` (a "run" or a "train run") is done already, with its
+/// result: a done config is never run again.
+pub fn say_already_done(kind: &str, run: &crate::store::RunRow, result: &str) {
+    crate::outln!(
+        "{kind} {} ({}) is already done: {result}\n(a done config is never run again; change a key, e.g. the seed, for a new run)",
+        run.id,
+        run.fingerprint
+    );
 }
 
 /// The one async runtime of the process: database access, signals and the

@@ -1,20 +1,17 @@
 //! `ddsas search`: one search from a config, recorded in the database, with
 //! a progress bar per epoch, checkpoints, `--resume` and a clean Ctrl-C.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
-use crate::cli::{DbArgs, EXIT_INTERRUPTED};
+use crate::cli::{JobArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::device::{device_name, parse_device, set_threads};
-use crate::exec::process::{dead_search_owner, search_owner_id, watch_stop_signals};
-use crate::exec::{default_checkpoint_dir, execute, Display, Job, RunEnd};
+use crate::exec::process::{dead_search_owner, search_owner_id};
+use crate::exec::{default_checkpoint_dir, execute, RunEnd};
 use crate::nas::search::SearchOutcome;
 use crate::store::{Claim, RunStatus, Store};
 
@@ -24,55 +21,31 @@ use crate::store::{Claim, RunStatus, Store};
     after_help = "Examples:\n  ddsas search --set epochs=3 --set L=28 --set M=10\n  ddsas search --config search.yaml --device cuda:0 --db results.db\n  ddsas search --config search.yaml --resume\n  ddsas search --print-config > search.yaml     # a template with every key"
 )]
 pub struct SearchCmd {
-    /// YAML search config; missing keys take the paper's defaults (`--print-config` lists every key).
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Override a config key, e.g. `--set L=42 --set dataset=cifar10`; values are YAML.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
     #[command(flatten)]
-    db: DbArgs,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Continue an interrupted or failed run from its last epoch checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Folder for epoch checkpoints (default: `checkpoints/<fingerprint>` beside the database).
-    #[arg(long)]
-    checkpoint_dir: Option<PathBuf>,
-    /// CPU threads for libtorch (0: libtorch's default, all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Print only the final summary.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Print every config key with its value (after --config and --set)
-    /// and what it means, as YAML that --config reads back; run nothing.
-    #[arg(long)]
-    print_config: bool,
+    job: JobArgs,
 }
 
 impl SearchCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
-        let base = match &self.config {
+        let base = match &self.job.config {
             Some(path) => SearchConfig::from_yaml_file(path)?,
             None => SearchConfig::default(),
         };
-        let merged = base.with_overrides(&self.overrides)?;
-        if self.print_config {
+        let merged = base.with_overrides(&self.job.overrides)?;
+        if self.job.print_config {
             crate::outln!("{}", merged.commented_yaml().trim_end());
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let device = parse_device(&self.device)?;
-        set_threads(self.threads)?;
-        let store = self.db.open(rt)?;
+        let device = parse_device(&self.job.device)?;
+        set_threads(self.job.threads)?;
+        let store = self.job.db.open(rt)?;
         let checkpoint_dir = self
+            .job
             .checkpoint_dir
             .clone()
-            .unwrap_or_else(|| default_checkpoint_dir(&self.db.db, &cfg));
+            .unwrap_or_else(|| default_checkpoint_dir(&self.job.db.db, &cfg));
         // A folder that cannot hold checkpoints is the machine's problem, not
         // the run's: said now, before the run is claimed and could fail.
         std::fs::create_dir_all(&checkpoint_dir).with_context(|| {
@@ -83,12 +56,12 @@ impl SearchCmd {
         })?;
         let run = rt.block_on(store.ensure_run(&cfg))?;
         if run.status == RunStatus::Done {
-            crate::outln!(
-                "run {} ({}) is already done: valid acc {:.2}%, genotype {}\n(a done config is never run again; change a key, e.g. the seed, for a new run)",
-                run.id,
-                run.fingerprint,
-                100.0 * run.final_valid_acc.unwrap_or(f64::NAN),
-                run.final_genotype.as_deref().unwrap_or("-")
+            let genotype = run.final_genotype.as_deref().unwrap_or("-");
+            let acc = 100.0 * run.final_valid_acc.unwrap_or(f64::NAN);
+            crate::cli::say_already_done(
+                "run",
+                &run,
+                &format!("valid acc {acc:.2}%, genotype {genotype}"),
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -105,21 +78,7 @@ impl SearchCmd {
                 run.owner.as_deref().unwrap_or("another process")
             );
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        watch_stop_signals(rt, stop.clone(), "")?;
-        let job = Job {
-            run_id: run.id,
-            cfg: &cfg,
-            device,
-            checkpoint_dir,
-            resume: self.resume,
-            stop,
-            display: if self.quiet {
-                Display::Quiet
-            } else {
-                Display::Bar
-            },
-        };
+        let job = self.job.job(rt, run.id, &cfg, device, checkpoint_dir)?;
         match execute(rt, &store, job)? {
             RunEnd::Done(outcome) => {
                 print_summary(run.id, &cfg, &outcome);

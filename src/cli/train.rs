@@ -3,21 +3,18 @@
 //! progress bar per epoch, a checkpoint after each, `--resume` and a clean
 //! Ctrl-C.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tokio::runtime::Runtime;
 
 use crate::cli::search::claim_or_take_over;
-use crate::cli::{DbArgs, EXIT_INTERRUPTED};
+use crate::cli::{JobArgs, EXIT_INTERRUPTED};
 use crate::config::train::{ResolvedTrain, TrainConfig};
+use crate::exec::checkpoint_dir_of;
 use crate::exec::device::{device_name, parse_device, set_threads};
-use crate::exec::process::{search_owner_id, watch_stop_signals};
-use crate::exec::train::{execute_train, TrainEnd, TrainJob};
-use crate::exec::{checkpoint_dir_of, Display};
+use crate::exec::process::search_owner_id;
+use crate::exec::train::{execute_train, TrainEnd};
 use crate::nas::evalnet::{EvalNetwork, EvalShape};
 use crate::store::{Claim, RunStatus, Store};
 
@@ -38,33 +35,8 @@ pub struct TrainCmd {
     /// Train the final cell of this search run (its dataset and data folder too).
     #[arg(long, value_name = "ID")]
     from_run: Option<i64>,
-    /// YAML train config; missing keys take the appendix's defaults.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Override a config key, e.g. `--set epochs=20`; values are YAML.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
     #[command(flatten)]
-    db: DbArgs,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Continue an interrupted or failed run from its last epoch checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Folder for epoch checkpoints (default: `checkpoints/<fingerprint>` beside the database).
-    #[arg(long)]
-    checkpoint_dir: Option<PathBuf>,
-    /// CPU threads for libtorch (0: libtorch's default, all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Print only the final summary.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Print every config key with its value and meaning, as YAML that
-    /// --config reads back; run nothing.
-    #[arg(long)]
-    print_config: bool,
+    job: JobArgs,
     /// Build the network, print `params=N` (without the auxiliary head) and exit.
     #[arg(long)]
     dry_run: bool,
@@ -74,7 +46,7 @@ impl TrainCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         let merged = self.merged_config(rt)?;
-        if self.print_config {
+        if self.job.print_config {
             crate::outln!("{}", merged.commented_yaml().trim_end());
             return Ok(ExitCode::SUCCESS);
         }
@@ -83,43 +55,32 @@ impl TrainCmd {
             crate::outln!("params={}", dry_run_params(&cfg)?);
             return Ok(ExitCode::SUCCESS);
         }
-        let device = parse_device(&self.device)?;
-        set_threads(self.threads)?;
-        let store = self.db.open(rt)?;
+        let device = parse_device(&self.job.device)?;
+        set_threads(self.job.threads)?;
+        let store = self.job.db.open(rt)?;
         let run = rt.block_on(store.ensure_train_run(&cfg))?;
         if let Some(search) = self.from_run {
             rt.block_on(store.link_evaluation(search, run.id))?;
         }
         if run.status == RunStatus::Done {
-            crate::outln!(
-                "train run {} ({}) is already done: test acc {:.2}%, {} parameters\n(a done config is never run again; change a key, e.g. the seed, for a new run)",
-                run.id,
-                run.fingerprint,
-                100.0 * run.final_test_acc.unwrap_or(f64::NAN),
-                run.params.map_or("?".into(), |p| p.to_string())
+            crate::cli::say_already_done(
+                "train run",
+                &run,
+                &format!(
+                    "test acc {:.2}%, {} parameters",
+                    100.0 * run.final_test_acc.unwrap_or(f64::NAN),
+                    run.params.map_or("?".into(), |p| p.to_string())
+                ),
             );
             return Ok(ExitCode::SUCCESS);
         }
         self.claim(rt, &store, run.id, device, run.owner.as_deref())?;
-        let stop = Arc::new(AtomicBool::new(false));
-        watch_stop_signals(rt, stop.clone(), "")?;
         let checkpoint_dir = self
+            .job
             .checkpoint_dir
             .clone()
-            .unwrap_or_else(|| checkpoint_dir_of(&self.db.db, &cfg.fingerprint()));
-        let job = TrainJob {
-            run_id: run.id,
-            cfg: &cfg,
-            device,
-            checkpoint_dir,
-            resume: self.resume,
-            stop,
-            display: if self.quiet {
-                Display::Quiet
-            } else {
-                Display::Bar
-            },
-        };
+            .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
+        let job = self.job.job(rt, run.id, &cfg, device, checkpoint_dir)?;
         match execute_train(rt, &store, job)? {
             TrainEnd::Done(outcome) => {
                 crate::outln!(
@@ -144,7 +105,7 @@ impl TrainCmd {
     /// The config: file (or defaults), then the search's cell, dataset and
     /// data folder (`--from-run`) or `--genotype`, then `--set`.
     fn merged_config(&self, rt: &Runtime) -> anyhow::Result<TrainConfig> {
-        let base = match &self.config {
+        let base = match &self.job.config {
             Some(path) => TrainConfig::from_yaml_file(path)?,
             None => TrainConfig::default(),
         };
@@ -155,24 +116,24 @@ impl TrainCmd {
         if let Some(id) = self.from_run {
             sets.extend(self.search_sets(rt, id)?);
         }
-        sets.extend(self.overrides.iter().cloned());
+        sets.extend(self.job.overrides.iter().cloned());
         Ok(base.with_overrides(&sets)?)
     }
 
     /// `--set` entries taking the final cell, dataset and data folder of
     /// search run `id`, which must be a done DARTS-space search.
     fn search_sets(&self, rt: &Runtime, id: i64) -> anyhow::Result<Vec<String>> {
-        if !self.db.db.exists() {
+        if !self.job.db.db.exists() {
             bail!(
                 "--from-run {id}: database {} does not exist; point --db at the database of the search",
-                self.db.db.display()
+                self.job.db.db.display()
             );
         }
-        let store = self.db.open(rt)?;
+        let store = self.job.db.open(rt)?;
         let row = rt.block_on(store.run(id))?.with_context(|| {
             format!(
                 "--from-run {id}: there is no run {id} in {} (see `ddsas runs list`)",
-                self.db.db.display()
+                self.job.db.db.display()
             )
         })?;
         rt.block_on(store.close());

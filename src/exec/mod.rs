@@ -41,12 +41,13 @@ pub enum Display {
     Quiet,
 }
 
-/// A run that the caller has claimed and wants executed.
-pub struct Job<'a> {
+/// A run that the caller has claimed and wants executed: a search
+/// (`ResolvedConfig`) or a train run (`ResolvedTrain`).
+pub struct Job<'a, C = ResolvedConfig> {
     /// Database id of the run.
     pub run_id: i64,
     /// Its resolved config.
-    pub cfg: &'a ResolvedConfig,
+    pub cfg: &'a C,
     /// Device to train on.
     pub device: tch::Device,
     /// Folder of its epoch checkpoints.

@@ -4,7 +4,6 @@
 //! resume drops epochs the checkpoint does not know, a libtorch panic
 //! fails the run instead of leaving it `running`.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,22 +17,7 @@ use crate::nas::train::{self, TrainObserver, TrainOptions, TrainOutcome};
 use crate::store::{Store, TrainEpoch};
 
 /// A train run the caller has claimed and wants executed.
-pub struct TrainJob<'a> {
-    /// Database id of the run.
-    pub run_id: i64,
-    /// Its resolved config.
-    pub cfg: &'a ResolvedTrain,
-    /// Device to train on.
-    pub device: tch::Device,
-    /// Folder of its epoch checkpoints.
-    pub checkpoint_dir: PathBuf,
-    /// Continue from the checkpoint (else start over, dropping old epochs).
-    pub resume: bool,
-    /// Set to stop at the next safe point (Ctrl-C, cancel).
-    pub stop: Arc<AtomicBool>,
-    /// Progress display.
-    pub display: Display,
-}
+pub type TrainJob<'a> = super::Job<'a, ResolvedTrain>;
 
 /// How a train run ended; the database already says so too.
 #[derive(Debug)]
