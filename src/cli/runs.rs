@@ -494,8 +494,14 @@ pub(crate) fn differing_keys(
     configs: &[serde_json::Map<String, Value>],
     among_used: bool,
 ) -> Vec<String> {
-    crate::sweep::config_keys()
+    let search_keys = crate::sweep::config_keys();
+    // Train runs' keys after the search keys (train runs compare too).
+    let train_only = crate::config::train::train_config_keys()
         .iter()
+        .filter(|k| !search_keys.contains(k));
+    search_keys
+        .iter()
+        .chain(train_only)
         .filter(|k| {
             let mut shown: Vec<String> = configs.iter().map(|c| config_text(c, k)).collect();
             if among_used {

@@ -187,4 +187,19 @@ fn from_run_trains_a_done_searchs_cell_and_refuses_the_others() {
     );
     let out = train(&db, &[], &["--genotype", "darts_v2", "--dry-run"]);
     assert!(text(&out).contains("params="), "{}", text(&out));
+    // Two train runs compare by their train keys.
+    let other = train(&db, &["epochs=1", "lr=0.05"], &["--genotype", "darts_v2"]);
+    assert!(other.status.success(), "{}", text(&other));
+    let id = scalar(&db, "SELECT max(id) FROM runs");
+    let compared = Command::new(BIN)
+        .args(["runs", "compare", "4", &id, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let said = text(&compared);
+    assert!(compared.status.success(), "{said}");
+    assert!(
+        said.contains("genotype") && said.contains("lr") && said.contains("0.05"),
+        "{said}"
+    );
 }
