@@ -35,6 +35,8 @@ pub enum ReportCmd {
     Fig12(FigArgs),
     /// Table 5: error with and without the approximation (Markdown, CSV, LaTeX).
     Table5(FigArgs),
+    /// Test error of the trained cells, parameters and search cost per method (Markdown, CSV).
+    Results(FigArgs),
     /// Every figure the sweep's runs support, plus index.html.
     All(FigArgs),
 }
@@ -144,6 +146,7 @@ impl ReportCmd {
             ),
             ReportCmd::Fig12(a) => (Some(Kind::Fig12), a, "auto"),
             ReportCmd::Table5(a) => (Some(Kind::Table5), a, "auto"),
+            ReportCmd::Results(a) => (Some(Kind::Results), a, "auto"),
             ReportCmd::All(a) => (None, a, "auto"),
         };
         let opts = Options {

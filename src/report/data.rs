@@ -553,6 +553,8 @@ pub(crate) mod test_runs {
                 definitions: 0,
                 test_acc: None,
                 test_epochs: None,
+                test_params: None,
+                wall_s: None,
             },
             config: serde_json::Map::new(),
         };

@@ -30,6 +30,7 @@ pub mod fig9;
 pub mod index;
 pub mod nb201;
 pub mod records;
+pub mod results;
 pub mod stats;
 pub mod table5;
 
@@ -132,6 +133,8 @@ pub enum Kind {
     Fig12,
     /// Table 5: error with and without the approximation.
     Table5,
+    /// Test error, parameters and search cost per method (the main tables).
+    Results,
 }
 
 impl Kind {
@@ -144,6 +147,7 @@ impl Kind {
             Kind::Fig10(per) => format!("fig10 --per {}", per.name()),
             Kind::Fig12 => "fig12".into(),
             Kind::Table5 => "table5".into(),
+            Kind::Results => "results".into(),
         }
     }
 
@@ -156,6 +160,7 @@ impl Kind {
             Kind::Fig10(_) => "fig10",
             Kind::Fig12 => "fig12",
             Kind::Table5 => "table5",
+            Kind::Results => "results",
         }
     }
 
@@ -168,6 +173,7 @@ impl Kind {
             Kind::Fig10(per) => per.stem(),
             Kind::Fig12 => fig12::STEM,
             Kind::Table5 => table5::STEM,
+            Kind::Results => results::STEM,
         }
     }
 
@@ -175,6 +181,7 @@ impl Kind {
     pub fn files(self) -> Vec<String> {
         let extensions: &[&str] = match self {
             Kind::Table5 => &["md", "csv", "tex", "json"],
+            Kind::Results => &["md", "csv", "json"],
             _ => &["png", "svg", "json"],
         };
         extensions
@@ -186,7 +193,7 @@ impl Kind {
     /// The recorded tables it draws, besides the runs.
     pub fn tables(self) -> &'static [Table] {
         match self {
-            Kind::Fig7 | Kind::Table5 => &[],
+            Kind::Fig7 | Kind::Table5 | Kind::Results => &[],
             Kind::Fig8 => &[Table::Epochs, Table::Nb201],
             Kind::Fig9 => &[Table::Sampling],
             Kind::Fig10(fig10::Per::Step) => &[Table::Steps],
@@ -204,7 +211,7 @@ impl Serialize for Kind {
 }
 
 /// Every figure and table, in the order `report all` makes them.
-const ALL: [Kind; 7] = [
+const ALL: [Kind; 8] = [
     Kind::Fig7,
     Kind::Fig8,
     Kind::Fig9,
@@ -212,6 +219,7 @@ const ALL: [Kind; 7] = [
     Kind::Fig10(fig10::Per::Epoch),
     Kind::Fig12,
     Kind::Table5,
+    Kind::Results,
 ];
 
 /// Options every figure shares.
@@ -288,6 +296,7 @@ fn make(data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportEr
         Kind::Fig10(per) => save_figure(&fig10::compute(data, per)?, opts),
         Kind::Fig12 => save_figure(&fig12::compute(data)?, opts),
         Kind::Table5 => table5::write(&table5::compute(data)?, opts),
+        Kind::Results => results::write(&results::compute(data)?, opts),
     }
 }
 

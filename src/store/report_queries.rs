@@ -50,6 +50,10 @@ pub struct ReportRun {
     pub test_acc: Option<f64>,
     /// Epochs of those train runs (the most, if they differ).
     pub test_epochs: Option<i64>,
+    /// Parameters of those train runs' network (the mean).
+    pub test_params: Option<f64>,
+    /// Search wall seconds.
+    pub wall_s: Option<f64>,
 }
 
 impl ReportRun {
@@ -161,7 +165,10 @@ impl Store {
                     (SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
                       WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_acc,
                     (SELECT max(t.epochs_total) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs,
+                    (SELECT avg(t.params) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_params,
+                    s.wall_s
              FROM sweep_runs w
              JOIN run_summary s ON s.id = w.run_id
              JOIN runs r ON r.id = w.run_id
