@@ -365,6 +365,53 @@ pub async fn render_all(
     })
 }
 
+/// A table's files: `texts` (extension, content), then its JSON, under
+/// `opts.out` with stem `kind.stem()`; the `Output` shows `html` in the
+/// index and prints `printed`.
+pub(crate) struct TableFiles<'a, T: Serialize> {
+    /// Which table.
+    pub kind: Kind,
+    /// Its title.
+    pub title: String,
+    /// Its caption.
+    pub caption: String,
+    /// `(extension, text)` of each text file.
+    pub texts: Vec<(&'static str, String)>,
+    /// The numbers, written as `<stem>.json`.
+    pub json: &'a T,
+    /// The index's HTML fragment.
+    pub html: String,
+    /// What the terminal shows.
+    pub printed: String,
+}
+
+/// Writes a table's files ([`TableFiles`]).
+pub(crate) fn write_table<T: Serialize>(
+    table: TableFiles<'_, T>,
+    opts: &Options,
+) -> Result<Output, ReportError> {
+    let stem = table.kind.stem();
+    let mut files = Vec::new();
+    for (ext, text) in &table.texts {
+        let path = opts.out.join(format!("{stem}.{ext}"));
+        write_file(&path, text)?;
+        files.push(path);
+    }
+    let path = opts.out.join(format!("{stem}.json"));
+    write_json(&path, table.json)?;
+    files.push(path);
+    Ok(Output {
+        kind: table.kind,
+        title: table.title,
+        caption: table.caption,
+        files,
+        size: None,
+        html: Some(table.html),
+        printed: Some(table.printed),
+        seconds: 0.0,
+    })
+}
+
 /// Writes `text` to `path`, mapping the error to [`ReportError::Write`].
 /// Creates `--out` and checks that files can be written into it, so that a
 /// wrong folder is named once, before any drawing (plotters reports a

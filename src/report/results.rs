@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::data::{method_rank, runs_text, Group, SweepData};
 use super::escape::{self, csv_field};
 use super::stats::mean_std;
-use super::{write_file, write_json, Kind, Options, Output, ReportError};
+use super::{write_table, Kind, Options, Output, ReportError, TableFiles};
 use crate::store::ReportRun;
 
 /// File name of the outputs, without extension.
@@ -206,25 +206,18 @@ impl Results {
 
 /// Writes the table as Markdown, CSV and JSON under `opts.out`.
 pub fn write(results: &Results, opts: &Options) -> Result<Output, ReportError> {
-    let mut files = Vec::new();
-    for (ext, text) in [("md", results.markdown()), ("csv", results.csv())] {
-        let path = opts.out.join(format!("{STEM}.{ext}"));
-        write_file(&path, &text)?;
-        files.push(path);
-    }
-    let path = opts.out.join(format!("{STEM}.json"));
-    write_json(&path, results)?;
-    files.push(path);
-    Ok(Output {
-        kind: Kind::Results,
-        title: "Results — test error, parameters and search cost per method".into(),
-        caption: results.caption.clone(),
-        files,
-        size: None,
-        html: Some(results.html()),
-        printed: Some(results.printed()),
-        seconds: 0.0,
-    })
+    write_table(
+        TableFiles {
+            kind: Kind::Results,
+            title: "Results — test error, parameters and search cost per method".into(),
+            caption: results.caption.clone(),
+            texts: vec![("md", results.markdown()), ("csv", results.csv())],
+            json: results,
+            html: results.html(),
+            printed: results.printed(),
+        },
+        opts,
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::data::{config_key, dataset_label, runs_text, space_label, Group, Lm, SweepData};
 use super::escape::{self, csv_field};
 use super::stats::mean_std;
-use super::{write_file, write_json, Kind, Options, Output, ReportError};
+use super::{write_table, Kind, Options, Output, ReportError, TableFiles};
 use crate::store::ReportRun;
 
 /// File name of its outputs, without extension.
@@ -445,32 +445,25 @@ impl Table5 {
 
 /// Writes Table 5 as Markdown, CSV, LaTeX and JSON under `opts.out`.
 pub fn write(table: &Table5, opts: &Options) -> Result<Output, ReportError> {
-    let mut files = Vec::new();
-    for (ext, text) in [
-        ("md", table.markdown()),
-        ("csv", table.csv()),
-        ("tex", table.tex()),
-    ] {
-        let path = opts.out.join(format!("{STEM}.{ext}"));
-        write_file(&path, &text)?;
-        files.push(path);
-    }
-    let path = opts.out.join(format!("{STEM}.json"));
-    write_json(&path, table)?;
-    files.push(path);
-    Ok(Output {
-        kind: Kind::Table5,
-        title: "Table 5 — error with and without the approximation".into(),
-        caption: format!(
-            "{} Runs: {}.{}",
-            table.error_note, table.runs_line, table.note
-        ),
-        files,
-        size: None,
-        html: Some(table.html()),
-        printed: Some(table.printed()),
-        seconds: 0.0,
-    })
+    write_table(
+        TableFiles {
+            kind: Kind::Table5,
+            title: "Table 5 — error with and without the approximation".into(),
+            caption: format!(
+                "{} Runs: {}.{}",
+                table.error_note, table.runs_line, table.note
+            ),
+            texts: vec![
+                ("md", table.markdown()),
+                ("csv", table.csv()),
+                ("tex", table.tex()),
+            ],
+            json: table,
+            html: table.html(),
+            printed: table.printed(),
+        },
+        opts,
+    )
 }
 
 #[cfg(test)]
