@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -267,6 +268,50 @@ pub(crate) fn friendly_among(message: &str, keys: &[String]) -> String {
         .replace("unknown variant", "unknown value")
 }
 
+/// A config of type `T` from a YAML mapping (an empty document gives the
+/// defaults); unknown keys get the nearest of `keys`.
+pub(crate) fn config_from_yaml<T: DeserializeOwned>(
+    value: serde_yaml::Value,
+    origin: &str,
+    keys: &[String],
+) -> Result<T, ConfigError> {
+    let value = match value {
+        serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+        v => v,
+    };
+    serde_yaml::from_value(value).map_err(|e| ConfigError::Parse {
+        file: origin.to_owned(),
+        message: friendly_among(&e.to_string(), keys),
+    })
+}
+
+/// `config` with `key=value` overrides (`--set`), each value parsed as
+/// YAML and checked at once, so that the message names the key.
+pub(crate) fn apply_overrides<T: Serialize + DeserializeOwned>(
+    config: T,
+    overrides: &[String],
+    keys: &[String],
+) -> Result<T, ConfigError> {
+    if overrides.is_empty() {
+        return Ok(config);
+    }
+    let mut value = serde_yaml::to_value(&config).expect("a config always serializes");
+    for item in overrides {
+        let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Parse {
+            file: "--set".into(),
+            message: format!("`{item}` is not of the form key=value"),
+        })?;
+        let parsed: serde_yaml::Value =
+            serde_yaml::from_str(raw).map_err(|e| ConfigError::Parse {
+                file: format!("--set {key}"),
+                message: e.to_string(),
+            })?;
+        set_path(&mut value, key.trim(), parsed);
+        config_from_yaml::<T>(value.clone(), &format!("--set {item}"), keys)?;
+    }
+    config_from_yaml(value, "--set", keys)
+}
+
 /// A sweep file handed to `ddsas search --config`.
 fn looks_like_a_sweep(text: &str) -> bool {
     let top: Vec<&str> = text
@@ -317,37 +362,12 @@ impl SearchConfig {
 
     /// Builds a config from a YAML mapping (an empty document gives defaults).
     pub fn from_yaml_value(value: serde_yaml::Value, origin: &str) -> Result<Self, ConfigError> {
-        let value = match value {
-            serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
-            v => v,
-        };
-        serde_yaml::from_value(value).map_err(|e| ConfigError::Parse {
-            file: origin.to_owned(),
-            message: friendly(&e.to_string()),
-        })
+        config_from_yaml(value, origin, config_keys())
     }
 
     /// Applies `key=value` overrides (`--set`), the value parsed as YAML.
     pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
-        if overrides.is_empty() {
-            return Ok(self);
-        }
-        let mut value = serde_yaml::to_value(&self).expect("a config always serializes");
-        for item in overrides {
-            let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Parse {
-                file: "--set".into(),
-                message: format!("`{item}` is not of the form key=value"),
-            })?;
-            let parsed: serde_yaml::Value =
-                serde_yaml::from_str(raw).map_err(|e| ConfigError::Parse {
-                    file: format!("--set {key}"),
-                    message: e.to_string(),
-                })?;
-            set_path(&mut value, key.trim(), parsed);
-            // Checked one key at a time so the message names the key.
-            Self::from_yaml_value(value.clone(), &format!("--set {item}"))?;
-        }
-        Self::from_yaml_value(value, "--set")
+        apply_overrides(self, overrides, config_keys())
     }
 
     /// Validates every value and fills the space-dependent defaults.

@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{check, commented_yaml, friendly_among, resolve_data_dir, set_path, ConfigError};
+use super::{
+    apply_overrides, check, commented_yaml, config_from_yaml, friendly_among, resolve_data_dir,
+    ConfigError,
+};
 use crate::data::DatasetKind;
 use crate::nas::genotype;
 use crate::nas::metrics::Genotype;
@@ -154,33 +157,12 @@ impl TrainConfig {
 
     /// Builds a config from a YAML mapping (an empty document gives defaults).
     pub fn from_yaml_value(value: serde_yaml::Value, origin: &str) -> Result<Self, ConfigError> {
-        let value = match value {
-            serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
-            v => v,
-        };
-        serde_yaml::from_value(value).map_err(|e| ConfigError::Parse {
-            file: origin.to_owned(),
-            message: friendly_among(&e.to_string(), train_config_keys()),
-        })
+        config_from_yaml(value, origin, train_config_keys())
     }
 
     /// Applies `key=value` overrides (`--set`), each value parsed as YAML.
     pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
-        let mut value = serde_yaml::to_value(&self).expect("a config always serializes");
-        for item in overrides {
-            let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Parse {
-                file: "--set".into(),
-                message: format!("`{item}` is not of the form key=value"),
-            })?;
-            let parsed: serde_yaml::Value =
-                serde_yaml::from_str(raw).map_err(|e| ConfigError::Parse {
-                    file: format!("--set {key}"),
-                    message: e.to_string(),
-                })?;
-            set_path(&mut value, key.trim(), parsed);
-            Self::from_yaml_value(value.clone(), &format!("--set {item}"))?;
-        }
-        Self::from_yaml_value(value, "--set")
+        apply_overrides(self, overrides, train_config_keys())
     }
 
     /// Every key with its value and a comment, as YAML that reads back.

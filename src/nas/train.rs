@@ -258,20 +258,24 @@ pub fn run(
 
 /// Accuracy and mean loss of `net` on every batch of `loader`, without
 /// drop path or the auxiliary head, batch norm on its running statistics.
+/// Sums stay on the device and are read once at the end.
 fn evaluate(net: &EvalNetwork, loader: &Loader) -> (f64, f64) {
     tch::no_grad(|| {
-        let mut correct = 0i64;
-        let mut loss = 0.0;
+        let mut correct: Option<Tensor> = None;
+        let mut loss: Option<Tensor> = None;
         let mut seen = 0i64;
         for (x, y) in loader.ordered() {
             let (logits, _) = net.forward_t(&x, 0.0, false);
             let n = x.size()[0];
-            loss += f64::try_from(cross_entropy(&logits, &y)).unwrap_or(f64::NAN) * n as f64;
-            correct +=
-                i64::try_from(logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64)).unwrap_or(0);
+            let batch_loss = cross_entropy(&logits, &y).to_kind(Kind::Double) * n as f64;
+            let batch_correct = logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
+            loss = Some(loss.map_or(batch_loss.shallow_clone(), |l| l + &batch_loss));
+            correct = Some(correct.map_or(batch_correct.shallow_clone(), |c| c + &batch_correct));
             seen += n;
         }
         let seen = seen.max(1) as f64;
+        let correct = correct.map_or(0, |c| i64::try_from(c).unwrap_or(0));
+        let loss = loss.map_or(f64::NAN, |l| f64::try_from(l).unwrap_or(f64::NAN));
         (correct as f64 / seen, loss / seen)
     })
 }
