@@ -62,6 +62,37 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether another connection held a lock SQLite would not wait for
+    /// (SQLITE_BUSY or SQLITE_LOCKED, extended codes included): trying again
+    /// shortly is the cure.
+    pub(crate) fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Query { source, .. } => {
+                sqlx_is_busy(source)
+            }
+            StoreError::Migrate {
+                source:
+                    sqlx::migrate::MigrateError::Execute(source)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(source, _),
+                ..
+            } => sqlx_is_busy(source),
+            _ => false,
+        }
+    }
+}
+
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6) in the low byte of the (possibly
+/// extended) result code sqlx reports.
+fn sqlx_is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    db.code()
+        .and_then(|code| code.parse::<i64>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
 /// Attaches "what was being done" to a sqlx error.
 pub(crate) trait Context<T> {
     /// Maps the error to `StoreError::Query` with the description `what`.

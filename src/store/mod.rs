@@ -69,7 +69,26 @@ impl Store {
     /// schema up to date. WAL with `synchronous = NORMAL`, so that readers
     /// (`ddsas runs`, reports) never block writers and a commit does not wait
     /// for an fsync; foreign keys on, so deleting a run deletes its records.
+    ///
+    /// Opening races with other processes opening the same file (sixteen
+    /// workers of a sweep start together): switching a fresh file to WAL and
+    /// recovering a WAL can answer "database is locked" without waiting on
+    /// the busy timeout, so such an answer is retried until [`BUSY_TIMEOUT`].
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match Self::open_once(path).await {
+                Err(e) if e.is_busy() && tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn open_once(path: &Path) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
