@@ -321,6 +321,10 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         ("last heartbeat (UTC)", f("heartbeat")),
         ("checkpoint", f("checkpoint_path")),
     ];
+    let mut rows = rows;
+    if f("space") == "nb201" {
+        rows.insert(9, ("NAS-Bench-201 test acc", nb201_accuracy(&run)));
+    }
     for (k, v) in rows {
         summary.add_row(vec![k.to_owned(), v]);
     }
@@ -540,6 +544,24 @@ pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) ->
 fn pct(v: &Value) -> String {
     v.as_f64()
         .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a))
+}
+
+/// The benchmark accuracy stored with a NB201 run, per benchmark dataset
+/// (percent already), or how to get it.
+fn nb201_accuracy(run: &QueryRows) -> String {
+    let parts: Vec<String> = crate::store::NB201_DATASETS
+        .iter()
+        .filter_map(|(col, dataset)| {
+            field(run, 0, &format!("nb201_{col}"))
+                .as_f64()
+                .map(|a| format!("{dataset} {a:.2}%"))
+        })
+        .collect();
+    if parts.is_empty() {
+        "- (no benchmark table covers it: `ddsas nb201 import FILE --dataset cifar10`)".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn indent(text: &str) -> String {

@@ -13,6 +13,7 @@ use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::{dead_search_owner, search_owner_id};
 use crate::exec::{default_checkpoint_dir, execute, RunEnd};
 use crate::nas::search::SearchOutcome;
+use crate::nas::space::SpaceKind;
 use crate::store::{Claim, RunStatus, Store};
 
 /// Run one search.
@@ -82,6 +83,9 @@ impl SearchCmd {
         match execute(rt, &store, job)? {
             RunEnd::Done(outcome) => {
                 print_summary(run.id, &cfg, &outcome);
+                if cfg.config().space == SpaceKind::Nb201 {
+                    crate::outln!("{}", rt.block_on(nb201_summary(&store, run.id))?);
+                }
                 Ok(ExitCode::SUCCESS)
             }
             RunEnd::Interrupted { epoch } => {
@@ -147,4 +151,24 @@ fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {
     ]);
     crate::outln!("{table}");
     crate::outln!("genotype: {}", outcome.genotype);
+}
+
+/// The benchmark test accuracy of a finished NB201 run's architecture, or
+/// what to do when no table has been imported to look it up in.
+async fn nb201_summary(store: &Store, run_id: i64) -> anyhow::Result<String> {
+    let imported = store.nb201_imported().await?;
+    if imported.is_empty() {
+        return Ok("NAS-Bench-201: no benchmark table imported, so the test accuracy of this architecture is not known yet; `ddsas nb201 import FILE --dataset cifar10` (and cifar100, ImageNet16-120) adds it, for this run and every earlier one".into());
+    }
+    let acc = store.nb201_of_run(run_id).await?;
+    let parts: Vec<String> = acc
+        .by_dataset()
+        .iter()
+        .map(|(dataset, value)| match value {
+            Some(v) => format!("{dataset} {v:.2}%"),
+            None if imported.contains(dataset) => format!("{dataset} (not in the table)"),
+            None => format!("{dataset} (no table imported)"),
+        })
+        .collect();
+    Ok(format!("NAS-Bench-201 test accuracy: {}", parts.join(", ")))
 }

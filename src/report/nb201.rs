@@ -7,8 +7,9 @@
 //! the benchmark's training, and NASLib's own `query(..., epoch=-1)` (its
 //! default) returns exactly that element. NASLib stores CIFAR-10 under
 //! `cifar10-valid` and maps `cifar10` to it; we do the same, falling back to
-//! a `cifar10` entry if a file has one instead. Values are kept as in the
-//! file (NASLib's are percent); the report scales fractions when drawing.
+//! a `cifar10` entry if a file has one instead. Values are returned in
+//! percent (NASLib's files are; a file of fractions is scaled), the unit of
+//! the `nb201_accuracy` table.
 //!
 //! The file is read with the crate's strict pickle reader
 //! (`crate::data::pickle`), which executes nothing: nested dicts, lists,
@@ -21,11 +22,11 @@ use super::ReportError;
 /// The accuracies read from one file for one dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Nb201Table {
-    /// `(arch string, accuracy as in the file)`, in file order.
+    /// `(arch string, accuracy in percent)`, in file order.
     pub rows: Vec<(String, f64)>,
     /// The per-architecture entry that was read (`cifar10-valid`, ...).
     pub entry: String,
-    /// `percent` or `fraction`, judged from the values.
+    /// `percent` or `fraction`: the file's unit, judged from its values.
     pub unit: &'static str,
 }
 
@@ -109,6 +110,9 @@ pub fn read_table(bytes: &[u8], dataset: &str) -> Result<Nb201Table, ReportError
     }
     let entry = entry.ok_or_else(|| fail("the pickle's dict holds no architectures".into()))?;
     let unit = if rows.iter().all(|(_, a)| *a <= 1.0) {
+        for (_, acc) in &mut rows {
+            *acc *= 100.0;
+        }
         "fraction"
     } else {
         "percent"

@@ -259,22 +259,14 @@ impl Nb201Lookup {
         Ok(lookup)
     }
 
-    /// This look-up with `rows` (`(arch string, accuracy as stored)`) as
-    /// the table of benchmark dataset `bench`. Files store fractions or
-    /// percent; fractions are scaled to percent. No rows, no table.
+    /// This look-up with `rows` (`(arch string, accuracy in percent)`, as
+    /// `nb201_accuracy` holds them) as the table of benchmark dataset
+    /// `bench`. No rows, no table.
     pub fn with_table(mut self, bench: &str, rows: Vec<(String, f64)>) -> Nb201Lookup {
-        if rows.is_empty() {
-            return self;
+        if !rows.is_empty() {
+            self.tables
+                .insert(bench.to_string(), rows.into_iter().collect());
         }
-        let scale = if rows.iter().all(|(_, a)| *a <= 1.0) {
-            100.0
-        } else {
-            1.0
-        };
-        self.tables.insert(
-            bench.to_string(),
-            rows.into_iter().map(|(k, a)| (k, a * scale)).collect(),
-        );
         self
     }
 
@@ -356,7 +348,7 @@ mod tests {
     #[test]
     fn benchmark_accuracy_where_a_table_was_imported() {
         let lookup = Nb201Lookup::default()
-            .with_table("cifar10", vec![("a".into(), 0.9), ("b".into(), 0.8)]);
+            .with_table("cifar10", vec![("a".into(), 90.0), ("b".into(), 80.0)]);
         let epochs = [epoch(1, 0, 0.5, "a"), epoch(1, 1, 0.6, "c")];
         let (pts, src) = lookup.epoch_accuracy("nb201", "cifar10", &epochs);
         assert_eq!(pts, vec![(0, Some(90.0)), (1, None)]);

@@ -28,7 +28,8 @@ impl Store {
     ///
     /// First deletes this run's rows from `rec.epoch` on in every per-epoch
     /// table, so that redoing an epoch after a crash replaces it and never
-    /// duplicates; then inserts; then moves `runs.epochs_done`,
+    /// duplicates; then inserts (with the NAS-Bench-201 accuracy of the
+    /// epoch's architecture, for the NB201 space); then moves `runs.epochs_done`,
     /// `best_valid_acc` and the heartbeat. Cell, edge and op indices are
     /// checked against `space` and stored as names.
     pub async fn record_epoch(
@@ -48,6 +49,9 @@ impl Store {
             .await
             .ctx(what)?;
         insert_epoch(&mut tx, run_id, rec).await.ctx(what)?;
+        super::nb201::fill_epoch(&mut tx, run_id, i64::from(rec.epoch))
+            .await
+            .ctx(what)?;
         rows.insert(&mut tx, run_id, i64::from(rec.epoch))
             .await
             .ctx(what)?;

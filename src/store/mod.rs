@@ -11,6 +11,7 @@
 mod epochs;
 mod error;
 mod history;
+mod nb201;
 mod queries;
 mod report_queries;
 mod rows;
@@ -34,6 +35,7 @@ use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
 pub use history::{KnownRun, RunFilter};
+pub use nb201::{Nb201Accuracy, NB201_DATASETS};
 pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use report_queries::{
     EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, SubspacePoint, SweepInfo,

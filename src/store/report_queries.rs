@@ -1,5 +1,4 @@
-//! Read queries for `ddsas report` (docs/design.md §4) and the NAS-Bench-201
-//! import: everything a figure draws comes from here, one query per table,
+//! Read queries for `ddsas report` (docs/design.md §4): everything a figure draws comes from here, one query per table,
 //! scoped to the runs of one sweep.
 //!
 //! Per-epoch tables are read whole for the sweep's runs and grouped in Rust:
@@ -259,56 +258,5 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .ctx(|| format!("reading the ratio histograms of sweep {sweep}"))
-    }
-
-    /// The imported NAS-Bench-201 accuracies of one benchmark dataset, as
-    /// `(arch string, accuracy as stored)`.
-    pub async fn nb201_accuracies(&self, dataset: &str) -> Result<Vec<(String, f64)>, StoreError> {
-        sqlx::query_as("SELECT arch, accuracy FROM nb201_accuracy WHERE dataset = ?1")
-            .bind(dataset)
-            .fetch_all(&self.pool)
-            .await
-            .ctx(|| format!("reading the NAS-Bench-201 accuracies of {dataset}"))
-    }
-
-    /// Stores NAS-Bench-201 accuracies of one dataset in one transaction,
-    /// replacing earlier imports of the same (arch, dataset); returns how many
-    /// rows were written.
-    pub async fn import_nb201(
-        &self,
-        dataset: &str,
-        source: &str,
-        rows: &[(String, f64)],
-    ) -> Result<u64, StoreError> {
-        let what = || {
-            format!(
-                "importing {} NAS-Bench-201 accuracies of {dataset}",
-                rows.len()
-            )
-        };
-        let mut tx = self.begin_write().await.ctx(what)?;
-        let mut written = 0;
-        for chunk in rows.chunks(256) {
-            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO nb201_accuracy (arch, dataset, accuracy, source) ",
-            );
-            query.push_values(chunk, |mut b, (arch, acc)| {
-                b.push_bind(arch.as_str())
-                    .push_bind(dataset)
-                    .push_bind(*acc)
-                    .push_bind(source);
-            });
-            query.push(
-                " ON CONFLICT (arch, dataset) DO UPDATE SET accuracy = excluded.accuracy, source = excluded.source",
-            );
-            written += query
-                .build()
-                .execute(&mut *tx)
-                .await
-                .ctx(what)?
-                .rows_affected();
-        }
-        tx.commit().await.ctx(what)?;
-        Ok(written)
     }
 }

@@ -118,7 +118,9 @@ impl Store {
         final_valid_acc: f64,
         wall_s: f64,
     ) -> Result<(), StoreError> {
+        let what = || format!("finishing run {id}");
         let now = unix_now();
+        let mut tx = self.begin_write().await.ctx(what)?;
         let done = sqlx::query(
             "UPDATE runs SET status = 'done', final_genotype = ?2, final_valid_acc = ?3,
                     wall_s = ?4, finished_at = ?5, heartbeat_at = ?5, error = NULL
@@ -129,9 +131,11 @@ impl Store {
         .bind(final_valid_acc)
         .bind(wall_s)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .ctx(|| format!("finishing run {id}"))?;
+        .ctx(what)?;
+        super::nb201::fill_run(&mut tx, id).await.ctx(what)?;
+        tx.commit().await.ctx(what)?;
         found(id, done.rows_affected())
     }
 

@@ -367,6 +367,101 @@ async fn nb201_records_use_its_cell_and_op_names() {
     assert_eq!(row, ("cell".into(), "(2,3)".into(), "nor_conv_3x3".into()));
 }
 
+/// A NB201 epoch of architecture `arch` (the rest as in a DARTS record
+/// cut down to the one NB201 cell).
+fn nb201_record(epoch: u32, arch: &str) -> EpochRecord {
+    let mut rec = darts_record(epoch, 0.3, 0);
+    rec.sampling_counts.clear();
+    rec.subspaces.retain(|s| s.cell == 0);
+    rec.ratio_hist.truncate(1);
+    rec.skip_reduce = None;
+    rec.genotype = arch.into();
+    rec
+}
+
+#[tokio::test]
+async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes() {
+    const A: &str =
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|";
+    const B: &str = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+    let store = Store::open_in_memory().await.unwrap();
+    let space = SearchSpace::new(SpaceKind::Nb201);
+    let ran = |seed: u32| {
+        let store = store.clone();
+        let space = space.clone();
+        async move {
+            let id = store
+                .ensure_run(&cfg(&["space=nb201", "L=12", &format!("seed={seed}")]))
+                .await
+                .unwrap()
+                .id;
+            store
+                .record_epoch(id, &space, &nb201_record(0, B))
+                .await
+                .unwrap();
+            store
+                .record_epoch(id, &space, &nb201_record(1, A))
+                .await
+                .unwrap();
+            store.finish_run(id, A, 0.3, 1.0).await.unwrap();
+            id
+        }
+    };
+    let epoch_accs = |id: i64| {
+        let store = store.clone();
+        async move {
+            sqlx::query_as::<_, (Option<f64>, Option<f64>, Option<f64>)>(
+                "SELECT nb201_cifar10, nb201_cifar100, nb201_imagenet16 FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+            )
+            .bind(id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+        }
+    };
+    // Searched before any table: nothing known, nothing made up.
+    let before = ran(1).await;
+    assert!(store.nb201_imported().await.unwrap().is_empty());
+    assert_eq!(
+        store.nb201_of_run(before).await.unwrap(),
+        Nb201Accuracy::default()
+    );
+    // Importing fills in the runs already recorded.
+    store
+        .import_nb201("cifar10", "t.pickle", &[(A.into(), 93.5), (B.into(), 10.0)])
+        .await
+        .unwrap();
+    store
+        .import_nb201("ImageNet16-120", "t.pickle", &[(A.into(), 41.0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.nb201_imported().await.unwrap(),
+        vec!["cifar10", "ImageNet16-120"]
+    );
+    assert_eq!(
+        epoch_accs(before).await,
+        vec![(Some(10.0), None, None), (Some(93.5), None, Some(41.0))]
+    );
+    let expected = Nb201Accuracy {
+        nb201_cifar10: Some(93.5),
+        nb201_cifar100: None,
+        nb201_imagenet16: Some(41.0),
+    };
+    assert_eq!(store.nb201_of_run(before).await.unwrap(), expected);
+    // A run searched after the import gets it as each epoch is recorded.
+    let after = ran(2).await;
+    assert_eq!(epoch_accs(after).await, epoch_accs(before).await);
+    assert_eq!(store.nb201_of_run(after).await.unwrap(), expected);
+    // DARTS-space runs are left alone.
+    let darts_run = store.ensure_run(&cfg(&[])).await.unwrap().id;
+    store
+        .record_epoch(darts_run, &darts(), &darts_record(0, 0.3, 0))
+        .await
+        .unwrap();
+    assert_eq!(epoch_accs(darts_run).await, vec![(None, None, None)]);
+}
+
 #[tokio::test]
 async fn bad_indices_and_unknown_runs_write_nothing() {
     let store = Store::open_in_memory().await.unwrap();
@@ -564,7 +659,7 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
             .unwrap();
     let expected = "id fingerprint status method space dataset seed definitions L M approximation epochs batch_size \
                     layers init_channels ucb_c epochs_done valid_acc best_valid_acc genotype skip_normal \
-                    wall_s device error params test_acc best_test_acc parent sweep";
+                    wall_s device error params test_acc best_test_acc nb201_cifar10 nb201_cifar100 nb201_imagenet16 parent sweep";
     assert_eq!(columns.join(" "), expected);
     assert_ne!(other_l, wanted);
 }
@@ -745,6 +840,10 @@ fn applied_migrations_are_never_edited() {
         (
             3,
             "f4cff340f8393cc4af7718b46880db6e80e5607aa776342483c4c808aef0eaa853a96fbf3f87cdbc36580c3fcc94f538",
+        ),
+        (
+            4,
+            "a172918dd632c525c4c7160bfe500bf16de898f29adbc5bef6280d6fc32fefe7d7d5447dcb9e92139573d8cb4a5dbdef",
         ),
     ];
     let actual: Vec<(i64, String)> = MIGRATOR

@@ -951,6 +951,26 @@ fn nb201_import_makes_nb201_figures_show_benchmark_accuracy() {
     for (arch, acc) in &stored {
         assert_eq!(acc_of[arch], *acc);
     }
+    // The import filled in the benchmark accuracy of every NB201 run
+    // already recorded: each epoch's and the final architecture's.
+    let filled: Vec<(String, Option<f64>, Option<f64>)> = query(
+        &db,
+        "SELECT e.genotype, e.nb201_cifar10, e.nb201_cifar100 FROM epochs e JOIN runs r ON r.id = e.run_id
+         WHERE r.space = 'nb201'",
+    );
+    assert!(!filled.is_empty());
+    for (arch, c10, c100) in &filled {
+        assert_eq!(*c10, acc_of.get(arch).copied(), "{arch}");
+        assert_eq!(*c100, None, "no CIFAR-100 table was imported");
+    }
+    let finals: Vec<(String, Option<f64>)> = query(
+        &db,
+        "SELECT genotype, nb201_cifar10 FROM run_summary WHERE space = 'nb201' AND status = 'done'",
+    );
+    assert!(!finals.is_empty());
+    for (arch, c10) in &finals {
+        assert_eq!(*c10, acc_of.get(arch).copied(), "{arch}");
+    }
 
     // Now the NB201 panel shows benchmark accuracy of each epoch's architecture.
     ok(&report(

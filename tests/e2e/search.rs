@@ -326,6 +326,14 @@ fn darts_and_gdas_run_on_both_spaces() {
                 &[],
             );
             assert!(out.status.success(), "{method} on {space}: {}", text(&out));
+            // A NB201 search's test accuracy is the benchmark's: without an
+            // imported table the summary says how to get it.
+            assert_eq!(
+                text(&out).contains("no benchmark table imported"),
+                space == "nb201",
+                "{}",
+                text(&out)
+            );
         }
     }
     assert_eq!(
