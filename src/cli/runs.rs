@@ -393,7 +393,11 @@ fn run_logs(db: &Path, id: i64) -> Vec<String> {
         })
         .unwrap_or_default();
     logs.sort();
-    logs.into_iter().map(|(_, p)| p).collect()
+    let errors = crate::exec::error_log_of(db, id);
+    logs.into_iter()
+        .map(|(_, p)| p)
+        .chain(errors.exists().then(|| errors.display().to_string()))
+        .collect()
 }
 
 async fn best(db: &mut ReadOnlyDb, args: BestArgs) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use crate::cli::{JobArgs, EXIT_INTERRUPTED};
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::{dead_search_owner, search_owner_id};
-use crate::exec::{default_checkpoint_dir, execute, RunEnd};
+use crate::exec::{default_checkpoint_dir, execute, RunEnd, EXIT_NO_SPACE};
 use crate::nas::search::SearchOutcome;
 use crate::nas::space::SpaceKind;
 use crate::store::{Claim, RunStatus, Store};
@@ -91,6 +91,10 @@ impl SearchCmd {
             RunEnd::Interrupted { epoch } => {
                 crate::errln!("interrupted during epoch {}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", epoch + 1, run.id);
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
+            }
+            RunEnd::NoSpace(message) => {
+                crate::errln!("error: run {} stopped: {message}\nit is `interrupted`: once space is freed, resume with the same command plus --resume", run.id);
+                Ok(ExitCode::from(EXIT_NO_SPACE))
             }
             RunEnd::Failed(message) => Err(anyhow::anyhow!("run {} failed: {message}", run.id)),
         }

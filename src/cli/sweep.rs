@@ -77,9 +77,17 @@ pub struct RunArgs {
     /// Retries of a run whose worker died (not of a run whose search failed).
     #[arg(long, default_value_t = 2)]
     max_retries: u32,
-    /// Take over a `running` run whose heartbeat is older than this many seconds.
-    #[arg(long, default_value_t = 30.0)]
+    /// Take over a `running` run whose heartbeat is older than this many
+    /// seconds; a worker of this sweep silent that long (stopped, frozen)
+    /// is killed and its run retried from its checkpoint.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     stale_after: f64,
+    /// Kill and retry a run whose worker heartbeats but has finished no
+    /// batch for this many seconds (a deadlock, a stuck GPU kernel, a hung
+    /// file system). Default: 20 times its own mean batch time, at least 5
+    /// minutes.
+    #[arg(long, value_name = "SECONDS")]
+    stall_after: Option<f64>,
     /// Seconds between the workers' heartbeats.
     #[arg(long, default_value_t = 5.0, hide = true)]
     heartbeat: f64,
@@ -321,6 +329,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             slots,
             max_retries: args.max_retries,
             stale_after_s: args.stale_after,
+            stall_after_s: args.stall_after,
             heartbeat_s: args.heartbeat,
             log_dir,
             live: !args.plain,
@@ -334,7 +343,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
         store.close().await;
         let total_done = done_before + outcome.done + outcome.done_elsewhere;
         crate::outln!(
-            "sweep {}: {total_done}/{total} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{} in {:.1} s",
+            "sweep {}: {total_done}/{total} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{}{} in {:.1} s",
             sweep.name,
             outcome.done,
             outcome.done_elsewhere,
@@ -342,6 +351,11 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             outcome.interrupted,
             outcome.retries,
             if outcome.retries == 1 { "y" } else { "ies" },
+            if outcome.hung > 0 {
+                format!(" ({} after a hung worker was killed)", outcome.hung)
+            } else {
+                String::new()
+            },
             started.elapsed().as_secs_f64()
         );
         for f in &outcome.failed {
@@ -357,6 +371,13 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(StopReason::Signal) => {
                 crate::errln!("stopped: the interrupted runs kept their checkpoints; run the same command again to resume");
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
+            }
+            Some(StopReason::NoSpace) => {
+                crate::errln!(
+                    "stopped: {}\nfree space on that disk, then run the same command again: the sweep continues where it stopped",
+                    outcome.no_space.as_deref().unwrap_or("a disk is full")
+                );
+                Ok(ExitCode::from(crate::exec::EXIT_NO_SPACE))
             }
             Some(StopReason::Cancelled) => {
                 crate::errln!("sweep {} was cancelled; `ddsas sweep run` again resumes it", sweep.name);

@@ -98,6 +98,10 @@ impl TrainCmd {
                 crate::errln!("interrupted during epoch {}; train run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", epoch + 1, run.id);
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
+            TrainEnd::NoSpace(message) => {
+                crate::errln!("error: train run {} stopped: {message}\nit is `interrupted`: once space is freed, resume with the same command plus --resume", run.id);
+                Ok(ExitCode::from(crate::exec::EXIT_NO_SPACE))
+            }
             TrainEnd::Failed(message) => bail!("train run {} failed: {message}", run.id),
         }
     }

@@ -5,6 +5,8 @@
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::nas::torch_text;
+
 thread_local! {
     /// Set while [`catch`] runs: its panics are reported by the caller.
     static CAUGHT: Cell<bool> = const { Cell::new(false) };
@@ -23,18 +25,34 @@ pub fn install_panic_hook() {
             .unwrap_or_default();
         crate::errln!(
             "error: internal error{at}: {}\n(this is a bug in ddsas; please report it with the command that caused it)",
-            first_line(payload_text(info.payload()))
+            torch_text::first_line(payload_text(info.payload()))
         );
     }));
 }
 
-/// Runs `f`, turning a panic into an error message: libtorch's first line,
-/// plus what to do when it ran out of memory.
-pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+/// A panic caught by [`catch`]: one line for the user, the whole text for
+/// the run's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caught {
+    /// libtorch's first line, plus what to do when it ran out of memory.
+    pub message: String,
+    /// The panic's whole text (libtorch's C++ frames included).
+    pub detail: String,
+}
+
+/// Runs `f`, turning a panic into an error: libtorch's first line, plus
+/// what to do when it ran out of memory, and the whole text.
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
     let was = CAUGHT.with(|c| c.replace(true));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     CAUGHT.with(|c| c.set(was));
-    result.map_err(|payload| describe(payload_text(payload.as_ref())))
+    result.map_err(|payload| {
+        let text = payload_text(payload.as_ref());
+        Caught {
+            message: describe(text),
+            detail: text.replace("\\n", "\n"),
+        }
+    })
 }
 
 fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -47,32 +65,8 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or(text)
-}
-
-/// The first line of libtorch's own message, without tch's `unwrap` and
-/// `Torch("...")` wrapping (whose newlines arrive escaped as `\n`) or the
-/// C++ source location.
-fn torch_message(text: &str) -> String {
-    let text = text.replace("\\n", "\n");
-    let text = text
-        .trim_start_matches("called `Result::unwrap()` on an `Err` value: ")
-        .trim_start_matches("Torch(\"")
-        .trim_start_matches("Internal torch error: ");
-    let line = first_line(text);
-    let line = match line.strip_prefix("[enforce fail at ") {
-        Some(rest) => rest.split_once("] ").map_or(rest, |(_, msg)| msg),
-        None => line,
-    };
-    line.trim_end_matches("\")").trim().to_string()
-}
-
 fn describe(text: &str) -> String {
-    let line = torch_message(text);
+    let line = torch_text::one_line(text);
     let lower = text.to_lowercase();
     if lower.contains("out of memory") || lower.contains("tried to allocate") {
         format!("out of memory: {line} Lower batch_size, init_channels or layers.")
@@ -88,18 +82,22 @@ mod tests {
     #[test]
     fn panics_become_one_line_messages() {
         assert_eq!(catch(|| 7), Ok(7));
+        let message = |r: Result<(), Caught>| r.unwrap_err().message;
         // As tch's unwrap prints it: Debug of Torch(..), newlines escaped.
-        let e = catch(|| -> () {
+        let caught = catch(|| -> () {
             panic!(
                 "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: you tried to allocate 12 bytes.\\nframe #0: c10::Throw\")"
             )
         })
         .unwrap_err();
+        assert!(caught.detail.contains("\nframe #0: c10::Throw"));
         assert_eq!(
-            e,
+            caught.message,
             "out of memory: err == 0. DefaultCPUAllocator: you tried to allocate 12 bytes. Lower batch_size, init_channels or layers."
         );
-        let e = catch(|| -> () { panic!("Kernel size can't be greater\nmore") }).unwrap_err();
+        let e = message(catch(|| -> () {
+            panic!("Kernel size can't be greater\nmore")
+        }));
         assert_eq!(e, "libtorch error: Kernel size can't be greater");
     }
 }

@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
 use crate::config::ResolvedConfig;
+use crate::nas::checkpoint::{self, CheckpointState, SavedState};
 use crate::nas::metrics::EpochRecord;
 use crate::nas::search::{self, Observer, SearchError, SearchOptions, SearchOutcome};
 use crate::nas::space::SearchSpace;
@@ -29,6 +30,12 @@ use crate::store::Store;
 /// kept. 128 + SIGINT, as shells expect; `search`, `sweep run` and workers
 /// all use it.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Exit status of a run stopped because a disk is full: the run is
+/// `interrupted` and resumes once space is freed (sysexits' EX_TEMPFAIL,
+/// "try again later"). An orchestrator whose worker exits with it stops
+/// claiming runs.
+pub const EXIT_NO_SPACE: u8 = 75;
 
 /// How a run shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +67,21 @@ pub struct Job<'a, C = ResolvedConfig> {
     pub display: Display,
 }
 
-/// How a run ended; the database already says so too.
+/// How a run ended; the database already says so too. `O` is what a
+/// finished run produced: a search's [`SearchOutcome`] or a train run's
+/// outcome.
 #[derive(Debug)]
-pub enum RunEnd {
+pub enum RunEnd<O = SearchOutcome> {
     /// Finished: status `done`.
-    Done(SearchOutcome),
+    Done(O),
     /// Stopped at a safe point: status `interrupted`, checkpoint kept.
     Interrupted {
         /// Epoch that was running (0-based, as stored; messages add 1).
         epoch: u32,
     },
+    /// The disk of the checkpoints or the database is full: status
+    /// `interrupted` (resumable once space is freed), with this message.
+    NoSpace(String),
     /// Failed (divergence, bad data...): status `failed` with this message.
     Failed(String),
 }
@@ -88,25 +100,16 @@ pub fn checkpoint_dir_of(db: &Path, fingerprint: &str) -> PathBuf {
     parent.join("checkpoints").join(fingerprint)
 }
 
-/// Last epoch a checkpoint folder holds, if any (reads only state.json).
-pub fn checkpoint_epoch(dir: &Path) -> Option<u32> {
-    let text = std::fs::read(dir.join("state.json")).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    value.get("epoch")?.as_u64().map(|e| e as u32)
-}
-
 /// Runs a claimed run to its end and records the end in the database.
 /// Errors are only the database's own; a failing search is `RunEnd::Failed`.
 pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunEnd> {
     let id = job.run_id;
-    rt.block_on(store.set_checkpoint_path(id, &job.checkpoint_dir.display().to_string()))?;
-    if job.resume {
-        // The database may hold an epoch finished after the last checkpoint
-        // (crash between the two writes): drop it, it is redone.
-        rt.block_on(store.truncate_after(id, checkpoint_epoch(&job.checkpoint_dir)))?;
-    } else {
-        let _ = std::fs::remove_dir_all(&job.checkpoint_dir);
-        rt.block_on(store.truncate_after(id, None))?;
+    let fingerprint = job.cfg.fingerprint();
+    if let Err(message) =
+        prepare::<CheckpointState, _>(rt, store, &job, &fingerprint, Records::Search)?
+    {
+        rt.block_on(store.fail_run(id, &message))?;
+        return Ok(RunEnd::Failed(message));
     }
     let mut observer = StoreObserver::new(rt, store, id, job.cfg, job.stop.clone(), job.display);
     let opts = SearchOptions {
@@ -114,10 +117,9 @@ pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunE
         checkpoint_dir: Some(job.checkpoint_dir.clone()),
         resume: job.resume,
     };
-    let result = guard::catch(|| search::run(job.cfg, &opts, &mut observer))
-        .unwrap_or_else(|message| Err(SearchError::Internal(message)));
+    let result = run_guarded(store, id, || search::run(job.cfg, &opts, &mut observer));
     observer.bar.finish_and_clear();
-    Ok(match result {
+    match result {
         Ok(outcome) => {
             rt.block_on(store.finish_run(
                 id,
@@ -125,18 +127,153 @@ pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunE
                 outcome.final_valid_acc,
                 outcome.wall_s,
             ))?;
-            RunEnd::Done(outcome)
+            Ok(RunEnd::Done(outcome))
         }
-        Err(SearchError::Interrupted { epoch }) => {
-            rt.block_on(store.interrupt_run(id))?;
-            RunEnd::Interrupted { epoch }
+        Err(err) => unfinished(rt, store, id, err),
+    }
+}
+
+/// Which per-epoch records a run keeps: a search's or a train run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Records {
+    /// `epochs` and the tables hanging off it.
+    Search,
+    /// `train_epochs`.
+    Train,
+}
+
+/// Gets a claimed run's records and checkpoint folder ready: when resuming,
+/// finds the newest good checkpoint (saying in one line which newer ones
+/// were damaged) and drops the records it does not know, which are redone;
+/// else starts clean. A checkpoint folder of another run is the run's
+/// failure (the inner error).
+pub(crate) fn prepare<S: SavedState, C>(
+    rt: &Runtime,
+    store: &Store,
+    job: &Job<'_, C>,
+    fingerprint: &str,
+    records: Records,
+) -> anyhow::Result<Result<(), String>> {
+    let id = job.run_id;
+    let dir = &job.checkpoint_dir;
+    rt.block_on(store.set_checkpoint_path(id, &dir.display().to_string()))?;
+    let kept = if job.resume {
+        let scan = match checkpoint::scan::<S>(dir, fingerprint) {
+            Ok(scan) => scan,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        if let Some(report) = scan.damage_report() {
+            crate::errln!("run {id}: {report}");
         }
-        Err(err) => {
-            let message = err.to_string();
-            rt.block_on(store.fail_run(id, &message))?;
-            RunEnd::Failed(message)
-        }
+        scan.epoch()
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+        None
+    };
+    match records {
+        Records::Search => rt.block_on(store.truncate_after(id, kept))?,
+        Records::Train => rt.block_on(store.truncate_train_after(id, kept))?,
+    }
+    Ok(Ok(()))
+}
+
+/// Runs `f` (a search or a training) catching libtorch's panics: their
+/// first line becomes the error, their whole text goes to the run's error
+/// log, which the message names.
+pub(crate) fn run_guarded<O>(
+    store: &Store,
+    run_id: i64,
+    f: impl FnOnce() -> Result<O, SearchError>,
+) -> Result<O, SearchError> {
+    guard::catch(f).unwrap_or_else(|caught| {
+        let message = with_detail(store, run_id, caught.message, &caught.detail);
+        Err(SearchError::Internal(message))
     })
+}
+
+/// Records how a run that did not finish ended: `interrupted` for a stop or
+/// a full disk (both resume later), `failed` otherwise, with libtorch's
+/// whole text in the run's error log.
+pub(crate) fn unfinished<O>(
+    rt: &Runtime,
+    store: &Store,
+    id: i64,
+    err: SearchError,
+) -> anyhow::Result<RunEnd<O>> {
+    match err {
+        SearchError::Interrupted { epoch } => {
+            rt.block_on(store.interrupt_run(id))?;
+            Ok(RunEnd::Interrupted { epoch })
+        }
+        err if is_no_space(&err) => {
+            // Best effort: with the database's own disk full this write
+            // fails too, and the next orchestrator takes the run over.
+            if let Err(e) = rt.block_on(store.interrupt_run(id)) {
+                tracing::warn!("marking run {id} interrupted failed: {e}");
+            }
+            Ok(RunEnd::NoSpace(err.to_string()))
+        }
+        err => {
+            let message = match err.detail() {
+                Some(detail) => with_detail(store, id, err.to_string(), detail),
+                None => err.to_string(),
+            };
+            rt.block_on(store.fail_run(id, &message))?;
+            Ok(RunEnd::Failed(message))
+        }
+    }
+}
+
+/// Whether a search or training stopped because a disk is full: the
+/// checkpoint's (checked before writing) or the database's.
+fn is_no_space(err: &SearchError) -> bool {
+    match err {
+        SearchError::Checkpoint(e) => e.is_no_space(),
+        SearchError::Store { source, .. } => source.chain().any(|cause| {
+            cause
+                .downcast_ref::<crate::store::StoreError>()
+                .is_some_and(crate::store::StoreError::is_disk_full)
+                || cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(checkpoint::is_no_space)
+        }),
+        _ => false,
+    }
+}
+
+/// `logs/run-<id>-errors.log` in the database's folder: the whole text of
+/// errors whose message shows one line.
+pub fn error_log_of(db: &Path, run_id: i64) -> PathBuf {
+    let parent = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parent.join("logs").join(format!("run-{run_id}-errors.log"))
+}
+
+/// Appends `detail` to the run's error log and returns `message` naming
+/// it (or `message` alone if the log cannot be written).
+fn with_detail(store: &Store, run_id: i64, message: String, detail: &str) -> String {
+    use std::io::Write;
+    let path = error_log_of(store.path(), run_id);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            writeln!(
+                f,
+                "--- at unix time {:.3}\n{message}\n{detail}\n",
+                crate::store::unix_now()
+            )
+        });
+    match written {
+        Ok(()) => format!("{message} (full text in {})", path.display()),
+        Err(_) => message,
+    }
 }
 
 /// Stores each epoch (before the checkpoint is written), heartbeats, and

@@ -35,7 +35,7 @@ use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
-use super::worker::{EXIT_INTERRUPTED, EXIT_SEARCH_FAILED};
+use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 use crate::store::{unix_now, Claim, RunRow, RunStatus, Store};
 
 /// How often the orchestrator polls progress, cancellation and runs held
@@ -101,8 +101,14 @@ pub struct Options {
     /// Retries of a run whose worker died or failed for a reason other
     /// than the search itself.
     pub max_retries: u32,
-    /// A `running` run whose heartbeat is older than this is taken over.
+    /// A `running` run whose heartbeat is older than this is taken over,
+    /// and a worker of ours that has not beaten for this long is killed and
+    /// its run retried.
     pub stale_after_s: f64,
+    /// A worker of ours whose batch count has not moved for this long is
+    /// killed and its run retried (None: [`stall_limit`] from its own step
+    /// times).
+    pub stall_after_s: Option<f64>,
     /// Seconds between a worker's background heartbeats.
     pub heartbeat_s: f64,
     /// Folder of the per-attempt worker logs.
@@ -123,6 +129,31 @@ pub enum StopReason {
     Signal,
     /// `ddsas sweep cancel`.
     Cancelled,
+    /// A worker found the disk of the database or checkpoints full
+    /// ([`Outcome::no_space`] says which).
+    NoSpace,
+}
+
+/// The shortest stall limit derived from a run's own step times: a slow
+/// first batch, a long validation pass or a checkpoint on a slow disk must
+/// never look like a hang.
+pub const STALL_FLOOR_S: f64 = 300.0;
+
+/// Mean batch times a run may go without a batch before it counts as hung.
+const STALL_BATCHES: f64 = 20.0;
+
+/// How long a worker may go without finishing a batch: `fixed` when given,
+/// else [`STALL_BATCHES`] of its own mean batch time (`busy_s` seconds for
+/// `batches` batches), never under [`STALL_FLOOR_S`].
+pub fn stall_limit(fixed: Option<f64>, busy_s: f64, batches: i64) -> f64 {
+    fixed.unwrap_or_else(|| {
+        let mean = if batches > 0 {
+            busy_s / batches as f64
+        } else {
+            0.0
+        };
+        (STALL_BATCHES * mean).max(STALL_FLOOR_S)
+    })
 }
 
 /// A run that ended `failed`.
@@ -153,6 +184,11 @@ pub struct Outcome {
     pub retries: usize,
     /// Set when the session was stopped before the end.
     pub stopped: Option<StopReason>,
+    /// What a worker said when it found a disk full.
+    pub no_space: Option<String>,
+    /// Workers killed because they showed no life (no heartbeat, or no
+    /// batch for the stall limit).
+    pub hung: usize,
 }
 
 /// Runs every run of `runs` that is not done (from any sweep); returns when
@@ -198,6 +234,14 @@ struct Active {
     last_acc: Option<f64>,
     last_test_acc: Option<f64>,
     mean_epoch_s: Option<f64>,
+    /// Unix time of the launch (heartbeats older than it are the previous
+    /// attempt's).
+    launched_at: f64,
+    /// Batch count of the last heartbeat seen, and when it last changed.
+    steps: Option<i64>,
+    steps_moved: Instant,
+    /// Why this orchestrator killed the worker (it showed no life).
+    kill_reason: Option<String>,
 }
 
 struct Orchestrator<'a> {
@@ -438,6 +482,10 @@ impl Orchestrator<'_> {
             last_acc: None,
             last_test_acc: None,
             mean_epoch_s: None,
+            launched_at: unix_now(),
+            steps: None,
+            steps_moved: Instant::now(),
+            kill_reason: None,
         };
         self.ui.started(slot, &active);
         self.active[slot] = Some(active);
@@ -548,6 +596,10 @@ impl Orchestrator<'_> {
             self.pending.push_back(act.run);
             return Ok(());
         }
+        if code == Some(i32::from(EXIT_NO_SPACE)) {
+            self.no_space(&act, &row).await;
+            return Ok(());
+        }
         if code == Some(i32::from(EXIT_SEARCH_FAILED)) || row.status == RunStatus::Failed {
             let message = match row.error.clone() {
                 Some(e) if row.status == RunStatus::Failed => e,
@@ -581,9 +633,10 @@ impl Orchestrator<'_> {
         let used = self.retries.entry(id).or_insert(0);
         *used += 1;
         let used = *used;
-        let why = match last_error(&act.log) {
-            Some(error) => format!("worker {how} on attempt {} ({error})", act.attempt),
-            None => format!("worker {how} on attempt {}", act.attempt),
+        let why = match (&act.kill_reason, last_error(&act.log)) {
+            (Some(reason), _) => format!("{reason}: worker killed on attempt {}", act.attempt),
+            (None, Some(error)) => format!("worker {how} on attempt {} ({error})", act.attempt),
+            (None, None) => format!("worker {how} on attempt {}", act.attempt),
         };
         if used <= self.opts.max_retries {
             if row.status == RunStatus::Running {
@@ -604,6 +657,27 @@ impl Orchestrator<'_> {
             self.report_failure(&act, &message);
         }
         Ok(())
+    }
+
+    /// A worker found a disk full: its run is `interrupted` (resumable);
+    /// launch nothing more on this database, and say why.
+    async fn no_space(&mut self, act: &Active, row: &RunRow) {
+        let id = act.run.run_id;
+        let why = last_error(&act.log).unwrap_or_else(|| "a disk is full".into());
+        if row.status == RunStatus::Running {
+            // With the database's own disk full this fails too; the next
+            // orchestrator then takes the run over.
+            if let Err(e) = self.store.release_run(id, &self.owner, Some(&why)).await {
+                self.ui.line(format!("run {id}: cannot mark it interrupted ({e:#}); the next `sweep run` takes it over"));
+            }
+        }
+        self.outcome.interrupted += 1;
+        self.ui.line(format!(
+            "run {id} ({}) stopped at epoch {}/{}: {why}",
+            act.run.label, row.epochs_done, row.epochs_total
+        ));
+        self.outcome.no_space.get_or_insert(why);
+        self.stop(StopReason::NoSpace);
     }
 
     fn report_failure(&mut self, act: &Active, message: &str) {
@@ -630,6 +704,14 @@ impl Orchestrator<'_> {
             let why = match reason {
                 StopReason::Signal => "stop requested",
                 StopReason::Cancelled => "sweep cancelled",
+                StopReason::NoSpace => {
+                    // The running workers go on: space may be freed before
+                    // they need it, and if not they stop the same way.
+                    self.ui.line(format!(
+                        "disk full: launching nothing more; {running} worker(s) go on while they can"
+                    ));
+                    return;
+                }
             };
             self.ui.line(format!(
                 "{why}: launching nothing more; {running} worker(s) stop at their next safe point (Ctrl-C again kills them)"
@@ -675,10 +757,58 @@ impl Orchestrator<'_> {
             act.last_acc = p.last_valid_acc;
             act.last_test_acc = p.last_test_acc;
             act.mean_epoch_s = p.mean_epoch_s;
+            if p.steps_done != act.steps {
+                if act.steps.is_some() {
+                    act.steps_moved = Instant::now();
+                }
+                act.steps = p.steps_done;
+            }
             let act = act.clone();
             self.ui.progress(slot, &act, advanced);
+            self.kill_if_hung(slot, p.heartbeat_at);
         }
         Ok(())
+    }
+
+    /// Kills the worker in `slot` when it shows no life: no heartbeat for
+    /// `stale_after_s` (a stopped or frozen process), or heartbeats whose
+    /// batch count has not moved for the stall limit (a deadlock, a stuck
+    /// kernel, a hung file system). Its exit is then handled like any dead
+    /// worker's: the run is retried from its checkpoint, the reason kept.
+    fn kill_if_hung(&mut self, slot: usize, heartbeat_at: Option<f64>) {
+        let Some(act) = self.active[slot].as_mut() else {
+            return;
+        };
+        if act.kill_reason.is_some() || act.pid == 0 {
+            return;
+        }
+        let now = unix_now();
+        let silent = now - heartbeat_at.unwrap_or(act.launched_at).max(act.launched_at);
+        let still = act.steps_moved.elapsed().as_secs_f64();
+        let busy = act
+            .steps_moved
+            .saturating_duration_since(act.started)
+            .as_secs_f64();
+        let limit = stall_limit(self.opts.stall_after_s, busy, act.steps.unwrap_or(0));
+        let reason = if silent > self.opts.stale_after_s {
+            format!("no heartbeat for {silent:.0} s")
+        } else if still > limit {
+            format!("no step for {}", duration(still))
+        } else {
+            return;
+        };
+        self.ui.line(format!(
+            "run {} ({}): {reason}; killing its worker (pid {}) to retry it from its checkpoint",
+            act.run.run_id, act.run.label, act.pid
+        ));
+        act.kill_reason = Some(reason);
+        self.outcome.hung += 1;
+        // SAFETY: the worker leads its own process group (`process_group(0)`)
+        // and is our child, not yet reaped, so the group id is still its.
+        // SIGKILL ends even a stopped process.
+        unsafe {
+            libc::kill(-(act.pid as libc::pid_t), libc::SIGKILL);
+        }
     }
 }
 
@@ -705,6 +835,7 @@ impl Counts {
         match self.stopping {
             Some(StopReason::Signal) => s.push_str(" — stopping"),
             Some(StopReason::Cancelled) => s.push_str(" — cancelled, stopping"),
+            Some(StopReason::NoSpace) => s.push_str(" — disk full, launching nothing more"),
             None => {}
         }
         s

@@ -10,38 +10,26 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
-use super::{checkpoint_epoch, guard, Display};
+use super::{prepare, run_guarded, unfinished, Display, Records, RunEnd};
 use crate::config::train::ResolvedTrain;
-use crate::nas::search::SearchError;
-use crate::nas::train::{self, TrainObserver, TrainOptions, TrainOutcome};
+use crate::nas::train::{self, TrainCheckpoint, TrainObserver, TrainOptions, TrainOutcome};
 use crate::store::{Store, TrainEpoch};
 
 /// A train run the caller has claimed and wants executed.
 pub type TrainJob<'a> = super::Job<'a, ResolvedTrain>;
 
 /// How a train run ended; the database already says so too.
-#[derive(Debug)]
-pub enum TrainEnd {
-    /// Finished: status `done`.
-    Done(TrainOutcome),
-    /// Stopped at a safe point: status `interrupted`, checkpoint kept.
-    Interrupted {
-        /// Epoch that was running (0-based).
-        epoch: u32,
-    },
-    /// Failed: status `failed` with this message.
-    Failed(String),
-}
+pub type TrainEnd = RunEnd<TrainOutcome>;
 
 /// Runs a claimed train run to its end and records the end.
 pub fn execute_train(rt: &Runtime, store: &Store, job: TrainJob<'_>) -> anyhow::Result<TrainEnd> {
     let id = job.run_id;
-    rt.block_on(store.set_checkpoint_path(id, &job.checkpoint_dir.display().to_string()))?;
-    if job.resume {
-        rt.block_on(store.truncate_train_after(id, checkpoint_epoch(&job.checkpoint_dir)))?;
-    } else {
-        let _ = std::fs::remove_dir_all(&job.checkpoint_dir);
-        rt.block_on(store.truncate_train_after(id, None))?;
+    let fingerprint = job.cfg.fingerprint();
+    if let Err(message) =
+        prepare::<TrainCheckpoint, _>(rt, store, &job, &fingerprint, Records::Train)?
+    {
+        rt.block_on(store.fail_run(id, &message))?;
+        return Ok(RunEnd::Failed(message));
     }
     let mut observer = StoreTrainObserver::new(rt, store, id, job.stop.clone(), job.display);
     let opts = TrainOptions {
@@ -49,24 +37,15 @@ pub fn execute_train(rt: &Runtime, store: &Store, job: TrainJob<'_>) -> anyhow::
         checkpoint_dir: Some(job.checkpoint_dir.clone()),
         resume: job.resume,
     };
-    let result = guard::catch(|| train::run(job.cfg, &opts, &mut observer))
-        .unwrap_or_else(|message| Err(SearchError::Internal(message)));
+    let result = run_guarded(store, id, || train::run(job.cfg, &opts, &mut observer));
     observer.bar.finish_and_clear();
-    Ok(match result {
+    match result {
         Ok(outcome) => {
             rt.block_on(store.finish_train_run(id, outcome.final_test_acc, outcome.wall_s))?;
-            TrainEnd::Done(outcome)
+            Ok(RunEnd::Done(outcome))
         }
-        Err(SearchError::Interrupted { epoch }) => {
-            rt.block_on(store.interrupt_run(id))?;
-            TrainEnd::Interrupted { epoch }
-        }
-        Err(err) => {
-            let message = err.to_string();
-            rt.block_on(store.fail_run(id, &message))?;
-            TrainEnd::Failed(message)
-        }
-    })
+        Err(err) => unfinished(rt, store, id, err),
+    }
 }
 
 /// Stores each epoch, heartbeats, and shows progress.

@@ -30,7 +30,7 @@ pub const EXIT_SEARCH_FAILED: u8 = 3;
 /// Exit status: the orchestrator no longer holds the claim (another one
 /// took the run over); the worker left the run alone.
 pub const EXIT_CLAIM_LOST: u8 = 4;
-pub use super::EXIT_INTERRUPTED;
+pub use super::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
 
 /// What the orchestrator tells a worker.
 #[derive(Debug, Clone)]
@@ -121,29 +121,43 @@ pub fn run_worker(
         },
     };
     let end = execute(rt, store, job)?;
-    let code = match end {
+    Ok(exit_code(id, "run", end, |outcome| {
+        format!(
+            "valid acc {:.2}%, {:.1} s of search",
+            100.0 * outcome.final_valid_acc,
+            outcome.wall_s
+        )
+    }))
+}
+
+/// The exit status that tells the orchestrator how run `id` ended, after
+/// a line for the worker's log.
+fn exit_code<O>(id: i64, what: &str, end: RunEnd<O>, done: impl FnOnce(&O) -> String) -> u8 {
+    match end {
         RunEnd::Done(outcome) => {
             crate::outln!(
-                "worker: run {id} done: valid acc {:.2}%, {:.1} s of search; ended at {:.3}",
-                100.0 * outcome.final_valid_acc,
-                outcome.wall_s,
+                "worker: {what} {id} done: {}; ended at {:.3}",
+                done(&outcome),
                 unix_now()
             );
             EXIT_DONE
         }
         RunEnd::Interrupted { epoch } => {
             crate::outln!(
-                "worker: run {id} interrupted during epoch {}; checkpoint kept",
+                "worker: {what} {id} interrupted during epoch {}; checkpoint kept",
                 epoch + 1
             );
             EXIT_INTERRUPTED
         }
+        RunEnd::NoSpace(message) => {
+            crate::errln!("worker: {what} {id} stopped: {message}");
+            EXIT_NO_SPACE
+        }
         RunEnd::Failed(message) => {
-            crate::errln!("worker: run {id} failed: {message}");
+            crate::errln!("worker: {what} {id} failed: {message}");
             EXIT_SEARCH_FAILED
         }
-    };
-    Ok(code)
+    }
 }
 
 /// A claimed train run (a sweep's `evaluate:`) to its end; the exit status
@@ -200,27 +214,14 @@ fn run_train(
             Display::Lines
         },
     };
-    Ok(match super::train::execute_train(rt, store, job)? {
-        super::train::TrainEnd::Done(outcome) => {
-            crate::outln!(
-                "worker: train run {id} done: test acc {:.2}%, {:.1} s",
-                100.0 * outcome.final_test_acc,
-                outcome.wall_s
-            );
-            EXIT_DONE
-        }
-        super::train::TrainEnd::Interrupted { epoch } => {
-            crate::outln!(
-                "worker: train run {id} interrupted during epoch {}; checkpoint kept",
-                epoch + 1
-            );
-            EXIT_INTERRUPTED
-        }
-        super::train::TrainEnd::Failed(message) => {
-            crate::errln!("worker: train run {id} failed: {message}");
-            EXIT_SEARCH_FAILED
-        }
-    })
+    let end = super::train::execute_train(rt, store, job)?;
+    Ok(exit_code(id, "train run", end, |outcome| {
+        format!(
+            "test acc {:.2}%, {:.1} s",
+            100.0 * outcome.final_test_acc,
+            outcome.wall_s
+        )
+    }))
 }
 
 /// The resolved config of a stored run, checked against its definitions
@@ -280,7 +281,9 @@ fn spawn_heartbeat(
                 crate::errln!("worker: orchestrator (pid {parent}) is gone; stopping at the next safe point");
                 stop.store(true, Ordering::SeqCst);
             }
-            match store.heartbeat_owned(id, &owner).await {
+            match store
+                .heartbeat_owned(id, &owner, crate::nas::progress::batches())
+                .await {
                 Ok(true) => {}
                 Ok(false) => {
                     // Done/failed/interrupted by us (execute is finishing), or

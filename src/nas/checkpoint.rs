@@ -1,16 +1,32 @@
 //! Epoch checkpoints: every tensor (weights, batch-norm statistics, alpha,
-//! beta, optimiser state) in one libtorch file, and the rest (epoch, step,
-//! UCB state, ...) in `state.json`.
+//! beta, optimiser state) in one libtorch file `tensors-NNNN.ot`, and the
+//! rest (epoch, step, UCB state, ...) with the tensor file's SHA-256 and
+//! size in `state-NNNN.json`.
 //!
-//! Writing is atomic: the tensor file gets a new name per epoch and is
-//! renamed into place before `state.json` (itself written to a temporary
-//! file and renamed) points at it. A crash at any moment leaves either the
-//! old or the new checkpoint, never a mix.
+//! Why this shape (issue 14):
+//! - **Atomic.** The tensor file is renamed into place before the state
+//!   that points at it (itself written to a temporary file and renamed), so
+//!   a crash at any moment leaves whole checkpoints only.
+//! - **Verified.** A checkpoint whose state does not parse, whose tensor
+//!   file is missing, or whose bytes do not hash to the recorded sum is
+//!   damaged: it is never handed to libtorch (whose loader aborts or prints
+//!   a C++ backtrace on such files); the previous one is used instead.
+//! - **Two kept.** The two newest checkpoints stay, so one damaged file
+//!   costs one epoch, not the run.
+//! - **Disk full is an answer, not an abort.** The tensors are serialised
+//!   in memory and written with Rust's file API, after a free-space check:
+//!   a full disk is an error naming the path and the sizes, and no
+//!   half-written file is ever taken for a checkpoint.
+//!
+//! A `state.json` of older ddsas versions (no checksum) is still read, as
+//! the oldest candidate.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
 use crate::nas::method::SavedMethod;
@@ -69,6 +85,13 @@ impl SavedState for CheckpointState {
     }
 }
 
+/// Checkpoints kept per run: the newest and the one before it.
+pub const KEEP: usize = 2;
+
+/// Room kept free beyond a checkpoint's own size when checking the disk:
+/// the state file, the database's next epoch, the run's log.
+const SPARE_BYTES: u64 = 4 << 20;
+
 /// A checkpoint that could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -80,21 +103,26 @@ pub enum CheckpointError {
         /// Underlying error.
         source: std::io::Error,
     },
-    /// libtorch could not save or load the tensors.
-    #[error("checkpoint tensors {path}: {source}")]
+    /// The disk (or quota) holding the checkpoints is full.
+    #[error("no space left on the disk of {path}: the checkpoint needs {} and {} is free; free some space (or move the database and checkpoints with --db / --checkpoint-dir), then run again: the run resumes from its last checkpoint", mib(*.needed), mib(*.available))]
+    NoSpace {
+        /// File that was (to be) written.
+        path: PathBuf,
+        /// Bytes the checkpoint needs.
+        needed: u64,
+        /// Bytes free for us, as far as known.
+        available: u64,
+    },
+    /// libtorch could not serialise or read the tensors; the message is
+    /// libtorch's first line, the full text is in `detail`.
+    #[error("checkpoint tensors {path}: {message}")]
     Tensors {
         /// File concerned.
         path: PathBuf,
-        /// Underlying error.
-        source: tch::TchError,
-    },
-    /// `state.json` does not parse.
-    #[error("checkpoint {path} is corrupt ({source}); delete the folder to restart the run from scratch")]
-    State {
-        /// File concerned.
-        path: PathBuf,
-        /// Underlying error.
-        source: serde_json::Error,
+        /// libtorch's first line.
+        message: String,
+        /// libtorch's whole text (with its C++ frames), for the run's log.
+        detail: String,
     },
     /// The checkpoint belongs to another config.
     #[error(
@@ -110,6 +138,35 @@ pub enum CheckpointError {
     },
 }
 
+impl CheckpointError {
+    /// Whether the disk is full: the run can go on once space is freed.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            CheckpointError::NoSpace { .. } => true,
+            CheckpointError::Io { source, .. } => is_no_space(source),
+            _ => false,
+        }
+    }
+
+    /// The full text behind the one-line message (libtorch's frames), when
+    /// there is more than the message.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            CheckpointError::Tensors { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT: out of disk or out of quota.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io {
         path: path.to_owned(),
@@ -117,82 +174,472 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Writes a checkpoint into `dir` atomically and removes the previous one.
+fn tensors_error(path: &Path, source: tch::TchError) -> CheckpointError {
+    let detail = source.to_string();
+    CheckpointError::Tensors {
+        path: path.to_owned(),
+        message: crate::nas::torch_text::one_line(&detail),
+        detail,
+    }
+}
+
+/// What `state-NNNN.json` holds: the run's state and how to check its
+/// tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Envelope<S> {
+    /// SHA-256 of the tensor file, hex.
+    tensors_sha256: String,
+    /// Size of the tensor file in bytes.
+    tensors_bytes: u64,
+    /// The run's own state (it names the tensor file).
+    state: S,
+}
+
+fn state_name(epoch: u32) -> String {
+    format!("state-{epoch:04}.json")
+}
+
+fn tensors_name(epoch: u32) -> String {
+    format!("tensors-{epoch:04}.ot")
+}
+
+/// Writes a checkpoint into `dir` atomically and keeps only the [`KEEP`]
+/// newest.
 pub fn save<S: SavedState>(
     dir: &Path,
     state: &S,
     tensors: &[(String, Tensor)],
 ) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = format!("tensors-{:04}.ot", state.epoch());
-    let tmp = dir.join(format!("{name}.tmp"));
+    let name = tensors_name(state.epoch());
     let final_path = dir.join(&name);
+    let bytes = serialise(&final_path, tensors)?;
+    ensure_space(&final_path, bytes.len() as u64 + SPARE_BYTES)?;
+    let envelope = Envelope {
+        tensors_sha256: hex::encode(Sha256::digest(&bytes)),
+        tensors_bytes: bytes.len() as u64,
+        state: state.with_tensors_file(name),
+    };
+    write_atomically(&final_path, &bytes)?;
+    let text = serde_json::to_vec_pretty(&envelope).expect("checkpoint state serializes");
+    write_atomically(&dir.join(state_name(state.epoch())), &text)?;
+    prune(dir);
+    Ok(())
+}
+
+/// The tensors as libtorch's file format, in memory (moved to the CPU).
+fn serialise(path: &Path, tensors: &[(String, Tensor)]) -> Result<Vec<u8>, CheckpointError> {
     let on_cpu: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu)))
         .collect();
-    Tensor::save_multi(&on_cpu, &tmp).map_err(|source| CheckpointError::Tensors {
-        path: tmp.clone(),
-        source,
-    })?;
-    sync_file(&tmp)?;
-    std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
-    let state = state.with_tensors_file(name.clone());
-    let state_path = dir.join("state.json");
-    let state_tmp = dir.join("state.json.tmp");
-    let text = serde_json::to_vec(&state).expect("checkpoint state serializes");
-    std::fs::write(&state_tmp, text).map_err(io(&state_tmp))?;
-    sync_file(&state_tmp)?;
-    std::fs::rename(&state_tmp, &state_path).map_err(io(&state_path))?;
-    remove_stale(dir, &name);
+    let mut bytes = Vec::new();
+    Tensor::save_multi_to_stream(&on_cpu, &mut bytes).map_err(|e| tensors_error(path, e))?;
+    Ok(bytes)
+}
+
+/// Refuses to start a write that cannot fit, before any byte is written.
+fn ensure_space(path: &Path, needed: u64) -> Result<(), CheckpointError> {
+    let Some(available) = available_bytes(path.parent().unwrap_or(Path::new("."))) else {
+        return Ok(());
+    };
+    if available < needed {
+        return Err(CheckpointError::NoSpace {
+            path: path.to_owned(),
+            needed,
+            available,
+        });
+    }
     Ok(())
 }
 
-fn sync_file(path: &Path) -> Result<(), CheckpointError> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io(path))
+/// Bytes an unprivileged writer may still use on the file system of `dir`
+/// (None if the system does not say).
+pub fn available_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: c_path is a valid NUL-terminated string and stats a writable
+    // statvfs that the call fills in completely when it returns 0.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it initialised the struct.
+    let stats = unsafe { stats.assume_init() };
+    // The field types differ between platforms (u32 on some 32-bit ones).
+    #[allow(clippy::useless_conversion)]
+    let (blocks, block_size) = (u64::from(stats.f_bavail), u64::from(stats.f_frsize));
+    Some(blocks.saturating_mul(block_size))
 }
 
-/// Old tensor files are only garbage once the new state points elsewhere.
-fn remove_stale(dir: &Path, keep: &str) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("tensors-") && name != keep {
-                let _ = std::fs::remove_file(entry.path());
+/// Writes `bytes` to `path` through a temporary file, synced, then
+/// renamed: `path` is whole or absent. A failed write removes the
+/// temporary file, so a full disk is not made fuller.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        if is_no_space(&source) {
+            CheckpointError::NoSpace {
+                path: path.to_owned(),
+                needed: bytes.len() as u64,
+                available: available_bytes(path.parent().unwrap_or(Path::new("."))).unwrap_or(0),
+            }
+        } else {
+            CheckpointError::Io {
+                path: path.to_owned(),
+                source,
             }
         }
+    })
+}
+
+/// Removes all but the [`KEEP`] newest states, tensor files no kept state
+/// points at, leftover temporary files and an old-format `state.json`.
+fn prune(dir: &Path) {
+    let mut states = state_epochs(dir);
+    states.sort_unstable_by(|a, b| b.cmp(a));
+    let kept: Vec<u32> = states.iter().copied().take(KEEP).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let keep = kept
+            .iter()
+            .any(|&e| name == state_name(e) || name == tensors_name(e));
+        if !keep && (name.starts_with("state") || name.starts_with("tensors-")) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
+}
+
+/// Epochs that have a `state-NNNN.json`.
+fn state_epochs(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("state-")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Whether `dir` holds any checkpoint, good or damaged.
+pub fn exists(dir: &Path) -> bool {
+    !state_epochs(dir).is_empty() || dir.join("state.json").exists()
 }
 
 /// A checkpoint as read back: its state and its named tensors.
 pub type Loaded<S = CheckpointState> = (S, Vec<(String, Tensor)>);
 
-/// Reads the checkpoint in `dir`, if there is one, for run `fingerprint`.
+/// What a checkpoint folder offers: the newest good checkpoint, and one
+/// line per newer one found damaged.
+#[derive(Debug, Clone)]
+pub struct Scan<S> {
+    /// The newest checkpoint that verified, and its tensor file.
+    pub good: Option<(S, PathBuf)>,
+    /// Why each newer checkpoint cannot be used, newest first.
+    pub damaged: Vec<String>,
+}
+
+impl<S: SavedState> Scan<S> {
+    /// Last completed epoch of the good checkpoint.
+    pub fn epoch(&self) -> Option<u32> {
+        self.good.as_ref().map(|(s, _)| s.epoch())
+    }
+
+    /// One line for the user when something was damaged: what, and where
+    /// the run goes on from.
+    pub fn damage_report(&self) -> Option<String> {
+        if self.damaged.is_empty() {
+            return None;
+        }
+        let from = match self.epoch() {
+            Some(e) => format!("resuming from the checkpoint of epoch {}", e + 1),
+            None => "no good checkpoint is left, so the run starts over from epoch 1".into(),
+        };
+        Some(format!("{}; {from}", self.damaged.join("; ")))
+    }
+}
+
+/// Finds the newest good checkpoint of run `fingerprint` in `dir`,
+/// verifying each candidate's tensor file against its recorded SHA-256.
+/// A checkpoint of another run is an error (the wrong folder); damaged ones
+/// are listed in [`Scan::damaged`].
+pub fn scan<S: SavedState>(dir: &Path, fingerprint: &str) -> Result<Scan<S>, CheckpointError> {
+    let mut epochs = state_epochs(dir);
+    epochs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut candidates: Vec<PathBuf> = epochs
+        .into_iter()
+        .map(|e| dir.join(state_name(e)))
+        .collect();
+    if dir.join("state.json").exists() {
+        candidates.push(dir.join("state.json"));
+    }
+    let mut damaged = Vec::new();
+    for path in candidates {
+        match verify::<S>(dir, &path) {
+            Ok(state) if state.fingerprint() != fingerprint => {
+                return Err(CheckpointError::Mismatch {
+                    dir: dir.to_owned(),
+                    found: state.fingerprint().to_owned(),
+                    expected: fingerprint.to_owned(),
+                })
+            }
+            Ok(state) => {
+                let tensors = dir.join(state.tensors_file());
+                return Ok(Scan {
+                    good: Some((state, tensors)),
+                    damaged,
+                });
+            }
+            Err(why) => damaged.push(format!("checkpoint {} is damaged ({why})", path.display())),
+        }
+    }
+    Ok(Scan {
+        good: None,
+        damaged,
+    })
+}
+
+/// Reads one state file and checks its tensor file; the reason in words
+/// when it cannot be used.
+fn verify<S: SavedState>(dir: &Path, state_path: &Path) -> Result<S, String> {
+    let text = std::fs::read(state_path).map_err(|e| format!("cannot read it: {e}"))?;
+    let legacy = state_path.file_name().is_some_and(|n| n == "state.json");
+    if legacy {
+        let state: S =
+            serde_json::from_slice(&text).map_err(|e| format!("its state does not parse: {e}"))?;
+        let tensors = dir.join(state.tensors_file());
+        if !tensors.is_file() {
+            return Err(format!("its tensor file {} is missing", tensors.display()));
+        }
+        return Ok(state);
+    }
+    let envelope: Envelope<S> =
+        serde_json::from_slice(&text).map_err(|e| format!("its state does not parse: {e}"))?;
+    let tensors = dir.join(envelope.state.tensors_file());
+    let bytes = std::fs::read(&tensors)
+        .map_err(|e| format!("its tensor file {} cannot be read: {e}", tensors.display()))?;
+    if bytes.len() as u64 != envelope.tensors_bytes {
+        return Err(format!(
+            "{} has {} bytes, {} were written",
+            tensors.display(),
+            bytes.len(),
+            envelope.tensors_bytes
+        ));
+    }
+    let sum = hex::encode(Sha256::digest(&bytes));
+    if sum != envelope.tensors_sha256 {
+        return Err(format!(
+            "{} has SHA-256 {}, {} was written",
+            tensors.display(),
+            &sum[..12],
+            &envelope.tensors_sha256[..envelope.tensors_sha256.len().min(12)]
+        ));
+    }
+    Ok(envelope.state)
+}
+
+/// Reads the newest good checkpoint in `dir`, if there is one, for run
+/// `fingerprint` (see [`scan`]; damaged ones are skipped here, and reported
+/// by whoever scanned first).
 pub fn load<S: SavedState>(
     dir: &Path,
     fingerprint: &str,
     device: Device,
 ) -> Result<Option<Loaded<S>>, CheckpointError> {
-    let state_path = dir.join("state.json");
-    if !state_path.exists() {
+    let Some((state, path)) = scan::<S>(dir, fingerprint)?.good else {
         return Ok(None);
-    }
-    let text = std::fs::read(&state_path).map_err(io(&state_path))?;
-    let state: S = serde_json::from_slice(&text).map_err(|source| CheckpointError::State {
-        path: state_path.clone(),
-        source,
-    })?;
-    if state.fingerprint() != fingerprint {
-        return Err(CheckpointError::Mismatch {
-            dir: dir.to_owned(),
-            found: state.fingerprint().to_owned(),
-            expected: fingerprint.to_owned(),
-        });
-    }
-    let path = dir.join(state.tensors_file());
-    let tensors = Tensor::load_multi_with_device(&path, device)
-        .map_err(|source| CheckpointError::Tensors { path, source })?;
+    };
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    let tensors = Tensor::load_multi_from_stream_with_device(std::io::Cursor::new(bytes), device)
+        .map_err(|e| tensors_error(&path, e))?;
     Ok(Some((state, tensors)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(epoch: u32) -> TestState {
+        TestState {
+            fingerprint: "fp".into(),
+            epoch,
+            tensors_file: String::new(),
+        }
+    }
+
+    /// A minimal [`SavedState`], so these tests need no search.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct TestState {
+        fingerprint: String,
+        epoch: u32,
+        tensors_file: String,
+    }
+
+    impl SavedState for TestState {
+        fn fingerprint(&self) -> &str {
+            &self.fingerprint
+        }
+        fn epoch(&self) -> u32 {
+            self.epoch
+        }
+        fn tensors_file(&self) -> &str {
+            &self.tensors_file
+        }
+        fn with_tensors_file(&self, name: String) -> Self {
+            TestState {
+                tensors_file: name,
+                ..self.clone()
+            }
+        }
+    }
+
+    fn tensors(value: f64) -> Vec<(String, Tensor)> {
+        vec![("w".into(), Tensor::from_slice(&[value, 2.0 * value]))]
+    }
+
+    fn loaded_value(dir: &Path) -> Option<(u32, f64)> {
+        load::<TestState>(dir, "fp", Device::Cpu)
+            .unwrap()
+            .map(|(s, t)| (s.epoch, t[0].1.double_value(&[0])))
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn saves_round_trip_and_only_the_two_newest_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!exists(dir.path()));
+        assert_eq!(loaded_value(dir.path()), None);
+        for epoch in 0..4 {
+            save(dir.path(), &state(epoch), &tensors(f64::from(epoch))).unwrap();
+        }
+        assert!(exists(dir.path()));
+        assert_eq!(loaded_value(dir.path()), Some((3, 3.0)));
+        assert_eq!(
+            files(dir.path()),
+            [
+                "state-0002.json",
+                "state-0003.json",
+                "tensors-0002.ot",
+                "tensors-0003.ot"
+            ]
+        );
+        let wrong = scan::<TestState>(dir.path(), "other").unwrap_err();
+        assert!(wrong.to_string().contains("belongs to run fp"), "{wrong}");
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_skipped_for_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &state(0), &tensors(1.0)).unwrap();
+        save(dir.path(), &state(1), &tensors(2.0)).unwrap();
+        // Truncated, as by a crash of the disk or a careless copy.
+        let newest = dir.path().join("tensors-0001.ot");
+        let len = std::fs::metadata(&newest).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&newest)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let found = scan::<TestState>(dir.path(), "fp").unwrap();
+        assert_eq!(found.epoch(), Some(0));
+        let report = found.damage_report().unwrap();
+        assert!(report.contains("state-0001.json is damaged"), "{report}");
+        assert!(
+            report.contains(&format!("has {} bytes, {len} were written", len / 2)),
+            "{report}"
+        );
+        assert!(
+            report.ends_with("resuming from the checkpoint of epoch 1"),
+            "{report}"
+        );
+        assert!(!report.contains('\n'));
+        assert_eq!(loaded_value(dir.path()), Some((0, 1.0)));
+
+        // Same size, other bytes: the checksum catches it.
+        let oldest = dir.path().join("tensors-0000.ot");
+        let mut bytes = std::fs::read(&oldest).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&oldest, bytes).unwrap();
+        let found = scan::<TestState>(dir.path(), "fp").unwrap();
+        assert_eq!(found.epoch(), None);
+        let report = found.damage_report().unwrap();
+        assert!(report.contains("has SHA-256"), "{report}");
+        assert!(
+            report.ends_with("the run starts over from epoch 1"),
+            "{report}"
+        );
+        assert_eq!(loaded_value(dir.path()), None);
+
+        // A state that does not parse is damaged too, not a crash.
+        std::fs::write(dir.path().join("state-0002.json"), "{").unwrap();
+        let found = scan::<TestState>(dir.path(), "fp").unwrap();
+        assert_eq!(found.damaged.len(), 3);
+        assert!(found.damaged[0].contains("does not parse"));
+    }
+
+    #[test]
+    fn an_older_state_json_without_checksum_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut legacy = state(4);
+        legacy.tensors_file = "tensors-0004.ot".into();
+        Tensor::save_multi(&tensors(7.0), dir.path().join("tensors-0004.ot")).unwrap();
+        std::fs::write(
+            dir.path().join("state.json"),
+            serde_json::to_vec(&legacy).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(loaded_value(dir.path()), Some((4, 7.0)));
+        // The next save replaces it.
+        save(dir.path(), &state(5), &tensors(8.0)).unwrap();
+        assert!(!dir.path().join("state.json").exists());
+        assert_eq!(loaded_value(dir.path()), Some((5, 8.0)));
+    }
+
+    #[test]
+    fn a_full_disk_is_an_error_naming_the_path_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &state(0), &tensors(1.0)).unwrap();
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("tensors-0001.ot.tmp")).unwrap();
+        let err = save(dir.path(), &state(1), &tensors(2.0)).unwrap_err();
+        assert!(err.is_no_space(), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("no space left on the disk of"), "{text}");
+        assert!(text.contains("tensors-0001.ot"), "{text}");
+        // The failed write is cleaned up; the previous checkpoint stands.
+        assert_eq!(files(dir.path()), ["state-0000.json", "tensors-0000.ot"]);
+        assert_eq!(loaded_value(dir.path()), Some((0, 1.0)));
+        // A check before writing: more than the disk has.
+        let err = ensure_space(&dir.path().join("x"), u64::MAX).unwrap_err();
+        assert!(
+            err.is_no_space() && err.to_string().contains(" is free"),
+            "{err}"
+        );
+    }
 }

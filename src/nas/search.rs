@@ -78,6 +78,17 @@ pub enum SearchError {
     Internal(String),
 }
 
+impl SearchError {
+    /// The whole text behind the one-line message (libtorch's frames), for
+    /// the run's log; None when the message is all there is.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            SearchError::Checkpoint(e) => e.detail(),
+            _ => None,
+        }
+    }
+}
+
 /// What the search tells the outside world; `epoch` must persist the record
 /// before returning (the checkpoint is written after it).
 pub trait Observer {
@@ -242,6 +253,7 @@ impl Searcher {
             let mut correct = Tensor::zeros([], (Kind::Int64, device));
             let mut seen = 0i64;
             for (x, y) in loader.ordered() {
+                crate::nas::progress::tick();
                 let n = x.size()[0];
                 if n < 2 {
                     continue;
@@ -392,6 +404,7 @@ pub fn run(
             if observer.should_stop() {
                 return Err(SearchError::Interrupted { epoch });
             }
+            crate::nas::progress::tick();
             subspaces.extend(searcher.method.before_step(
                 searcher.step,
                 epoch,

@@ -206,6 +206,7 @@ pub fn run(
             seen += n;
             loss_sum += loss.to_kind(Kind::Double) * (n as f64);
             correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
+            crate::nas::progress::tick();
             observer.step(epoch, i + 1);
         }
         let train_loss = f64::try_from(&loss_sum).unwrap_or(f64::NAN) / seen as f64;
@@ -265,6 +266,7 @@ fn evaluate(net: &EvalNetwork, loader: &Loader) -> (f64, f64) {
         let mut loss: Option<Tensor> = None;
         let mut seen = 0i64;
         for (x, y) in loader.ordered() {
+            crate::nas::progress::tick();
             let (logits, _) = net.forward_t(&x, 0.0, false);
             let n = x.size()[0];
             let batch_loss = cross_entropy(&logits, &y).to_kind(Kind::Double) * n as f64;

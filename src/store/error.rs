@@ -82,6 +82,34 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether SQLite found its disk full (SQLITE_FULL) or out of quota:
+    /// the write can succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        let source = match self {
+            StoreError::Open { source, .. } | StoreError::Query { source, .. } => source,
+            StoreError::Migrate {
+                source:
+                    sqlx::migrate::MigrateError::Execute(source)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(source, _),
+                ..
+            } => source,
+            _ => return false,
+        };
+        match source {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| code & 0xff == SQLITE_FULL),
+            sqlx::Error::Io(e) => matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's "database or disk is full" result code.
+const SQLITE_FULL: i64 = 13;
+
 /// SQLITE_BUSY (5) and SQLITE_LOCKED (6) in the low byte of the (possibly
 /// extended) result code sqlx reports.
 fn sqlx_is_busy(error: &sqlx::Error) -> bool {

@@ -44,6 +44,10 @@ pub struct RunProgress {
     pub last_test_acc: Option<f64>,
     /// Mean wall seconds of the recorded epochs (for an ETA).
     pub mean_epoch_s: Option<f64>,
+    /// Last sign of life of its worker (unix seconds).
+    pub heartbeat_at: Option<f64>,
+    /// Batches its worker had done at that heartbeat.
+    pub steps_done: Option<i64>,
 }
 
 impl Store {
@@ -180,7 +184,8 @@ impl Store {
                     (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_valid_acc,
                     (SELECT t.test_acc FROM train_epochs t WHERE t.run_id = r.id ORDER BY t.epoch DESC LIMIT 1) AS last_test_acc,
                     COALESCE((SELECT avg(e.wall_s) FROM epochs e WHERE e.run_id = r.id),
-                             (SELECT avg(t.wall_s) FROM train_epochs t WHERE t.run_id = r.id)) AS mean_epoch_s
+                             (SELECT avg(t.wall_s) FROM train_epochs t WHERE t.run_id = r.id)) AS mean_epoch_s,
+                    r.heartbeat_at, r.steps_done
              FROM runs r WHERE r.id IN (SELECT value FROM json_each(?1))",
         )
         .bind(list)
@@ -208,15 +213,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// A heartbeat that also checks the claim: false when `owner` no longer
-    /// holds the run (it finished, or another owner took it over).
-    pub async fn heartbeat_owned(&self, id: i64, owner: &str) -> Result<bool, StoreError> {
+    /// A heartbeat that also checks the claim and carries the batches the
+    /// worker has done (`steps_done`, for stall detection): false when
+    /// `owner` no longer holds the run (it finished, or another owner took
+    /// it over).
+    pub async fn heartbeat_owned(
+        &self,
+        id: i64,
+        owner: &str,
+        steps_done: u64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET heartbeat_at = ?3 WHERE id = ?1 AND owner = ?2 AND status = 'running'",
+            "UPDATE runs SET heartbeat_at = ?3, steps_done = ?4
+             WHERE id = ?1 AND owner = ?2 AND status = 'running'",
         )
         .bind(id)
         .bind(owner)
         .bind(unix_now())
+        .bind(i64::try_from(steps_done).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
         .ctx(|| format!("heartbeat of run {id}"))?;
@@ -362,7 +376,7 @@ mod tests {
         assert!(store.claim_run(run.id, &claim("a")).await.unwrap());
         assert!(store.confirm_claim(run.id, "a", 42).await.unwrap());
         assert!(!store.confirm_claim(run.id, "b", 43).await.unwrap());
-        assert!(!store.heartbeat_owned(run.id, "b").await.unwrap());
+        assert!(!store.heartbeat_owned(run.id, "b", 0).await.unwrap());
         // b takes over only with what it saw (owner a, pid 42); a second try fails.
         assert!(!store
             .take_over_run(run.id, &claim("b"), Some("a"), Some(7))
@@ -377,7 +391,7 @@ mod tests {
             .await
             .unwrap());
         assert!(!store.release_run(run.id, "a", Some("x")).await.unwrap());
-        assert!(!store.heartbeat_owned(run.id, "a").await.unwrap());
+        assert!(!store.heartbeat_owned(run.id, "a", 0).await.unwrap());
         assert!(store
             .release_run(run.id, "b", Some("worker died"))
             .await

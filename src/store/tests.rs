@@ -845,6 +845,10 @@ fn applied_migrations_are_never_edited() {
             4,
             "a172918dd632c525c4c7160bfe500bf16de898f29adbc5bef6280d6fc32fefe7d7d5447dcb9e92139573d8cb4a5dbdef",
         ),
+        (
+            5,
+            "43cb1813632e1da7035c0e947615b373bfabab3a7f24033a77ebecafa0d056f2f172342709e4870b6a0689be89c38730",
+        ),
     ];
     let actual: Vec<(i64, String)> = MIGRATOR
         .iter()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ddsas::store::ReadOnlyDb;
 use serde_json::Value;
 
-use super::util::{text, BIN};
+use super::util::{has_checkpoint, text, BIN};
 /// Tiny searches: a few seconds each on one thread.
 const TINY: &str =
     "{dataset: digits, epochs: 2, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}";
@@ -214,10 +214,7 @@ fn running_worker(env: &Env, orchestrator: u32, epochs: i64) -> Option<(i64, i64
         .find(|r| {
             // Killing between an epoch's record and its checkpoint would
             // (correctly) redo the epoch; the tests want a resumable kill.
-            epochs == 0
-                || r[2]
-                    .as_str()
-                    .is_some_and(|c| Path::new(c).join("state.json").exists())
+            epochs == 0 || r[2].as_str().is_some_and(|c| has_checkpoint(Path::new(c)))
         })
         .map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap()))
 }
@@ -556,11 +553,7 @@ fn ctrl_c_interrupts_cleanly_and_the_next_run_resumes() {
     for r in &interrupted {
         if r[2].as_i64().unwrap() > 0 {
             let dir = PathBuf::from(r[1].as_str().unwrap());
-            assert!(
-                dir.join("state.json").exists(),
-                "checkpoint of run {} missing",
-                r[0]
-            );
+            assert!(has_checkpoint(&dir), "checkpoint of run {} missing", r[0]);
         }
     }
     let mut again = env.start_sweep(&file, 2, "second", &[]);

@@ -66,3 +66,13 @@ pub fn try_sqlite(db: &Path, sql: &str) -> Result<Vec<Vec<String>>, sqlx::Error>
 pub fn scalar(db: &Path, sql: &str) -> String {
     sqlite(db, sql).remove(0).remove(0)
 }
+
+/// Whether a run's checkpoint folder holds a checkpoint (`state-NNNN.json`).
+pub fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("state-") && name.ends_with(".json")
+        })
+    })
+}
