@@ -150,7 +150,7 @@ fn exit_code<O>(id: i64, what: &str, end: RunEnd<O>, done: impl FnOnce(&O) -> St
             EXIT_INTERRUPTED
         }
         RunEnd::NoSpace(message) => {
-            crate::errln!("worker: {what} {id} stopped: {message}");
+            crate::errln!("error: {what} {id} stopped: {message}");
             EXIT_NO_SPACE
         }
         RunEnd::Failed(message) => {

@@ -300,24 +300,42 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     })
 }
 
-/// Removes all but the [`KEEP`] newest states, tensor files no kept state
-/// points at, leftover temporary files and an old-format `state.json`.
+/// Removes all but the [`KEEP`] newest checkpoints: their state and
+/// tensor files, temporary files a crash left behind, and an old-format
+/// `state.json`. Files of epochs after the newest are not ours to judge
+/// and stay.
 fn prune(dir: &Path) {
     let mut states = state_epochs(dir);
     states.sort_unstable_by(|a, b| b.cmp(a));
+    let Some(&newest) = states.first() else {
+        return;
+    };
     let kept: Vec<u32> = states.iter().copied().take(KEEP).collect();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let keep = kept
-            .iter()
-            .any(|&e| name == state_name(e) || name == tensors_name(e));
-        if !keep && (name.starts_with("state") || name.starts_with("tensors-")) {
+        let stale = match file_epoch(&name) {
+            Some(epoch) => {
+                (epoch <= newest && !kept.contains(&epoch))
+                    || (name.ends_with(".tmp") && epoch < newest)
+            }
+            None => name == "state.json",
+        };
+        if stale {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The epoch in a checkpoint file's name (`state-0003.json`,
+/// `tensors-0003.ot`, either with `.tmp`).
+fn file_epoch(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix("state-")
+        .or_else(|| name.strip_prefix("tensors-"))?;
+    rest.split('.').next()?.parse().ok()
 }
 
 /// Epochs that have a `state-NNNN.json`.
@@ -624,9 +642,10 @@ mod tests {
     #[test]
     fn a_full_disk_is_an_error_naming_the_path_and_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), &state(0), &tensors(1.0)).unwrap();
-        // /dev/full answers every write with ENOSPC, as a full disk does.
+        // /dev/full answers every write with ENOSPC, as a full disk does;
+        // the save of epoch 0 leaves this file of a later epoch alone.
         std::os::unix::fs::symlink("/dev/full", dir.path().join("tensors-0001.ot.tmp")).unwrap();
+        save(dir.path(), &state(0), &tensors(1.0)).unwrap();
         let err = save(dir.path(), &state(1), &tensors(2.0)).unwrap_err();
         assert!(err.is_no_space(), "{err:?}");
         let text = err.to_string();

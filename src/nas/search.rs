@@ -26,6 +26,30 @@ use crate::nas::supernet::{Supernet, SupernetShape};
 /// step number, from 1) with NaN: a test hook for divergence handling.
 pub const FAULT_NAN_STEP: &str = "DDSAS_FAULT_NAN_AT_STEP";
 
+/// Environment variable `STEP:MARKER` that hangs the search at weight step
+/// STEP (global, from 1) for good, its heartbeat still running, unless the
+/// file MARKER exists (it is created first, so a retry goes through): a
+/// test hook for stall detection, standing in for a deadlock or a stuck
+/// kernel.
+pub const FAULT_HANG_STEP: &str = "DDSAS_FAULT_HANG_AT_STEP";
+
+/// Hangs here, forever, if [`FAULT_HANG_STEP`] asks for it at `step`.
+fn maybe_hang(step: u64) {
+    let Ok(value) = std::env::var(FAULT_HANG_STEP) else {
+        return;
+    };
+    let Some((at, marker)) = value.split_once(':') else {
+        return;
+    };
+    if at.parse() != Ok(step) || std::path::Path::new(marker).exists() {
+        return;
+    }
+    let _ = std::fs::write(marker, b"hung once\n");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
 /// Why a search stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -405,6 +429,7 @@ pub fn run(
                 return Err(SearchError::Interrupted { epoch });
             }
             crate::nas::progress::tick();
+            maybe_hang(searcher.step + 1);
             subspaces.extend(searcher.method.before_step(
                 searcher.step,
                 epoch,

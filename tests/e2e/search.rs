@@ -406,3 +406,56 @@ fn runs_of_older_definitions_stay_readable_and_are_not_taken_for_done() {
     );
     assert_eq!(listed.matches("v1 (older)").count(), 1, "{listed}");
 }
+
+#[test]
+fn a_full_disk_interrupts_and_a_damaged_checkpoint_falls_back_to_the_one_before() {
+    let sets = ["epochs=4", "steps_per_epoch=4", "seed=3", "M=3"];
+    let (_a, straight) = tmp();
+    assert!(search(&straight, &sets, &[]).status.success());
+
+    let (dir, db) = tmp();
+    let ckpt = dir.path().join("ckpt");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    // The checkpoint of epoch 3 meets a full disk: /dev/full answers every
+    // write with ENOSPC, as a full file system does.
+    std::os::unix::fs::symlink("/dev/full", ckpt.join("tensors-0002.ot.tmp")).unwrap();
+    // --resume from the start: a fresh search empties its checkpoint folder.
+    let dir_arg = ["--checkpoint-dir", ckpt.to_str().unwrap(), "--resume"];
+    let out = search(&db, &sets, &dir_arg);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(75), "{said}");
+    assert!(said.contains("no space left on the disk of"), "{said}");
+    assert!(said.contains("tensors-0002.ot"), "{said}");
+    assert!(said.contains("plus --resume"), "{said}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    // No half-written file stands for a checkpoint.
+    assert!(!ckpt.join("tensors-0002.ot.tmp").exists());
+    assert!(!ckpt.join("tensors-0002.ot").exists());
+
+    // Now the newest checkpoint (epoch 2) is damaged: the run goes on from
+    // epoch 1's, says so in one line, and ends where an undisturbed one does.
+    let newest = ckpt.join("tensors-0001.ot");
+    let len = std::fs::metadata(&newest).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let resumed = search(&db, &sets, &dir_arg);
+    let said = text(&resumed);
+    assert!(resumed.status.success(), "{said}");
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    let report: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("is damaged"))
+        .collect();
+    assert_eq!(report.len(), 1, "{said}");
+    assert!(
+        report[0].contains("state-0001.json")
+            && report[0].ends_with("resuming from the checkpoint of epoch 1"),
+        "{said}"
+    );
+    assert!(!said.contains("frame #"), "{said}");
+    assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+}

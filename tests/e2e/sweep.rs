@@ -984,3 +984,117 @@ fn evaluate_trains_each_searched_cell_and_table5_shows_test_error() {
     ]);
     assert!(text(&again).contains("nothing to do"), "{}", text(&again));
 }
+
+#[test]
+fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("hung", &format!("base: {SLOWER}\nseeds: [0, 1]\n"));
+    // The first run to reach weight step 5 hangs there for good (its
+    // heartbeat goes on); its retry passes, the marker being there.
+    let marker = env.path("hung-once");
+    let mut child = env
+        .cmd(&[
+            "sweep",
+            "run",
+            file.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--cpu-workers",
+            "1",
+            "--threads",
+            "1",
+            "--heartbeat",
+            "0.5",
+            "--plain",
+            "--stale-after",
+            "3",
+            "--stall-after",
+            "4",
+        ])
+        .env(
+            "DDSAS_FAULT_HANG_AT_STEP",
+            format!("5:{}", marker.display()),
+        )
+        .stdout(fs::File::create(env.path("orch.out")).unwrap())
+        .stderr(fs::File::create(env.path("orch.err")).unwrap())
+        .spawn()
+        .unwrap();
+    // Once the hung run is dealt with, SIGSTOP the worker of the other one:
+    // stopped processes send no heartbeat.
+    wait_for("the hang", || marker.exists());
+    let hung: i64 = {
+        let mut id = None;
+        wait_for("the hung run's retry", || {
+            id = running_worker(&env, child.id(), 0).and_then(|(run, _)| {
+                (env.scalar(&format!("SELECT attempts FROM runs WHERE id = {run}")) == 2)
+                    .then_some(run)
+            });
+            id.is_some()
+        });
+        id.unwrap()
+    };
+    let mut victim = None;
+    wait_for("a worker of the other run with a finished epoch", || {
+        victim = running_worker(&env, child.id(), 1).filter(|(run, _)| *run != hung);
+        victim.is_some()
+    });
+    let (stopped, pid) = victim.unwrap();
+    kill(pid, libc::SIGSTOP);
+    let status = wait_child(&mut child, "the sweep");
+    let out = env.output_of("orch");
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains(&format!("run {hung} ("))
+            && out.contains("no step for")
+            && out.contains("no heartbeat for"),
+        "{out}"
+    );
+    assert!(out.contains("retrying from epoch"), "{out}");
+    assert!(out.contains("(2 after a hung worker was killed)"), "{out}");
+    assert!(!alive(pid), "the stopped worker {pid} is still there");
+    env.assert_all_done_once(2);
+    for run in [hung, stopped] {
+        assert_eq!(
+            env.scalar(&format!("SELECT attempts FROM runs WHERE id = {run}")),
+            2,
+            "run {run}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_sweep_and_the_next_sweep_run_continues() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep("full", &format!("base: {SLOWER}\nseeds: [0, 1]\n"));
+    // The first run's checkpoint of epoch 2 meets a full disk: /dev/full
+    // answers every write with ENOSPC, as a full file system does.
+    let sweep = ddsas::sweep::Sweep::load(&file).unwrap();
+    let first = env.path("checkpoints").join(&sweep.runs[0].fingerprint);
+    fs::create_dir_all(&first).unwrap();
+    std::os::unix::fs::symlink("/dev/full", first.join("tensors-0001.ot.tmp")).unwrap();
+
+    let mut child = env.start_sweep(&file, 1, "orch", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    let out = env.output_of("orch");
+    assert_eq!(status.code(), Some(75), "{out}");
+    assert!(out.contains("no space left on the disk of"), "{out}");
+    assert!(out.contains("tensors-0001.ot"), "{out}");
+    assert!(out.contains("launching nothing more"), "{out}");
+    assert!(out.contains("run the same command again"), "{out}");
+    assert!(!out.contains("frame #"), "{out}");
+    let rows = env.query("SELECT status, epochs_done FROM runs ORDER BY id");
+    assert_eq!(rows[0][0], "interrupted", "{out}");
+    // The second run was never launched.
+    assert_eq!(rows[1][0], "queued", "{out}");
+
+    // Space is back (the failed write left nothing behind): the same
+    // command finishes the sweep, the first run from its checkpoint.
+    assert!(!first.join("tensors-0001.ot.tmp").exists());
+    let mut child = env.start_sweep(&file, 1, "again", &[]);
+    let status = wait_child(&mut child, "the second sweep run");
+    let again = env.output_of("again");
+    assert!(status.success(), "{again}");
+    env.assert_all_done_once(2);
+}
