@@ -3,6 +3,7 @@
 //! `main.rs` only calls [`main`]; errors map to exit codes here, in one place.
 
 pub mod bench;
+pub mod data;
 pub mod report;
 pub mod runs;
 pub mod search;
@@ -40,6 +41,9 @@ enum Command {
     /// Expand a sweep file into runs and run them on the local GPUs or CPU.
     #[command(subcommand)]
     Sweep(sweep::SweepCmd),
+    /// Get the CIFAR datasets (download, verify, unpack) and list what the data folder holds.
+    #[command(subcommand)]
+    Data(data::DataCmd),
     /// Query the run history.
     #[command(subcommand)]
     Runs(runs::RunsCmd),
@@ -178,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Search(cmd) => cmd.run(&rt),
         Command::Train(cmd) => cmd.run(&rt),
         Command::Sweep(cmd) => cmd.run(&rt),
+        Command::Data(cmd) => cmd.run(),
         Command::Runs(cmd) => cmd.run(&rt),
         Command::Sql(cmd) => cmd.run(&rt),
         Command::Worker(cmd) => cmd.run(&rt),

@@ -40,6 +40,12 @@ impl SearchCmd {
         }
         let cfg = merged.resolve()?;
         let device = parse_device(&self.job.device)?;
+        crate::cli::data::fetch_if_missing(
+            cfg.config().dataset,
+            cfg.data_dir(),
+            cfg.download(),
+            self.job.quiet,
+        )?;
         set_threads(self.job.threads)?;
         let store = self.job.db.open(rt)?;
         let checkpoint_dir = self

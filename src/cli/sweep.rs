@@ -322,6 +322,18 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             crate::outln!("nothing to do: every run of this sweep is done (a done config is never run again)");
             return Ok(ExitCode::SUCCESS);
         }
+        // Download on first use, here and once, before any worker starts
+        // (the lock keeps orchestrators that start together to one download).
+        let needs = datasets_to_fetch(&sweep);
+        if !needs.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                needs.iter().try_for_each(|(kind, dir)| {
+                    crate::cli::data::fetch_if_missing(*kind, Some(dir), true, false)
+                })
+            })
+            .await
+            .context("fetching the sweep's datasets")??;
+        }
         let opts = Options {
             sweep: sweep.name.clone(),
             db: db.clone(),
@@ -392,6 +404,37 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// The datasets and folders the sweep's runs (and its `evaluate:`) read
+/// and may fetch on first use (`download: true`), each once.
+fn datasets_to_fetch(sweep: &Sweep) -> Vec<(crate::data::DatasetKind, PathBuf)> {
+    let mut needs = Vec::new();
+    let mut add = |kind, dir: Option<&Path>, download: bool| {
+        if let (true, Some(dir)) = (download, dir) {
+            let need = (kind, dir.to_path_buf());
+            if !needs.contains(&need) {
+                needs.push(need);
+            }
+        }
+    };
+    for run in &sweep.runs {
+        add(
+            run.cfg.config().dataset,
+            run.cfg.data_dir(),
+            run.cfg.download(),
+        );
+    }
+    if let Some(plan) = sweep.evaluate.as_ref().filter(|p| p.own_data) {
+        let probe = crate::config::train::TrainConfig {
+            genotype: "darts_v2".into(),
+            ..plan.config.clone()
+        };
+        if let Ok(cfg) = probe.resolve() {
+            add(cfg.config().dataset, cfg.data_dir(), cfg.download());
+        }
+    }
+    needs
 }
 
 fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {

@@ -57,6 +57,12 @@ impl TrainCmd {
         }
         let device = parse_device(&self.job.device)?;
         set_threads(self.job.threads)?;
+        crate::cli::data::fetch_if_missing(
+            cfg.config().dataset,
+            cfg.data_dir(),
+            cfg.download(),
+            self.job.quiet,
+        )?;
         let store = self.job.db.open(rt)?;
         let run = rt.block_on(store.ensure_train_run(&cfg))?;
         if let Some(search) = self.from_run {

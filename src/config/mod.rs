@@ -120,7 +120,14 @@ pub struct SearchConfig {
     /// `digits` (bundled), `cifar10` or `cifar100`.
     pub dataset: DatasetKind,
     /// Folder holding the CIFAR files (either layout); unused for digits.
+    /// Unset: the data folder (`DDSAS_DATA`, else `~/.cache/ddsas/data`),
+    /// where `ddsas data get` puts them.
     pub data_dir: Option<PathBuf>,
+    /// Fetch a missing CIFAR dataset into the data folder before the run
+    /// (under a lock, once). How the data is got does not change what a
+    /// run measures, so the key is left out of the canonical config and
+    /// the fingerprint.
+    pub download: bool,
     /// Search epochs (paper: 50).
     pub epochs: u32,
     /// Minibatch size of both halves (paper: 64).
@@ -182,6 +189,7 @@ impl Default for SearchConfig {
             space: SpaceKind::Darts,
             dataset: DatasetKind::Digits,
             data_dir: None,
+            download: false,
             epochs: 50,
             batch_size: 64,
             layers: None,
@@ -479,10 +487,12 @@ impl SearchConfig {
             "needs 0 < tau_min <= tau_max",
         )?;
         let schedule = resolve_schedule(&space, &self.space_schedule, self.epochs)?;
-        let data_dir = resolve_data_dir(self.dataset, self.data_dir.as_deref())?;
+        let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
+        let download = self.download;
         let mut config = self;
         config.layers = Some(layers);
-        config.data_dir.clone_from(&data_dir);
+        config.data_dir = data.written;
+        config.download = false;
         if config.method != Method::Ddsas {
             // DDSAS-only knobs do not change a baseline run: pin them so that
             // they do not split fingerprints.
@@ -503,7 +513,8 @@ impl SearchConfig {
         Ok(ResolvedConfig {
             config,
             layers,
-            data_dir,
+            data_dir: data.folder,
+            download,
             initial_ops: schedule,
         })
     }
@@ -515,24 +526,45 @@ const MAX_LAYERS: u32 = 64;
 const MAX_INIT_CHANNELS: u32 = 1024;
 const MAX_BATCH_SIZE: u32 = 65_536;
 
-/// The data folder of `dataset`, absolute (so that a fingerprint does not
-/// depend on the folder a run is started from); none for the digits.
+/// Where a run reads its CIFAR files from, and what its config records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DataDir {
+    /// `data_dir` as the canonical config keeps it: the given folder made
+    /// absolute, or none when the data folder is used (so a run's identity
+    /// does not depend on where a machine keeps its cache).
+    pub written: Option<PathBuf>,
+    /// The folder to read, absolute; none for the digits.
+    pub folder: Option<PathBuf>,
+}
+
+/// The data folder of `dataset`: `data_dir` made absolute (so that a
+/// fingerprint does not depend on the folder a run is started from), or,
+/// when unset, the data folder of [`crate::data::home`] if the dataset is
+/// there or `download` will fetch it there; none for the digits.
 pub(crate) fn resolve_data_dir(
     dataset: DatasetKind,
     data_dir: Option<&Path>,
-) -> Result<Option<PathBuf>, ConfigError> {
+    download: bool,
+) -> Result<DataDir, ConfigError> {
+    resolve_data_dir_in(dataset, data_dir, download, crate::data::home::data_home())
+}
+
+/// [`resolve_data_dir`] with the data folder given.
+fn resolve_data_dir_in(
+    dataset: DatasetKind,
+    data_dir: Option<&Path>,
+    download: bool,
+    home: Option<crate::data::home::DataHome>,
+) -> Result<DataDir, ConfigError> {
     if dataset == DatasetKind::Digits {
-        return Ok(None);
+        return Ok(DataDir {
+            written: None,
+            folder: None,
+        });
     }
-    let dir = data_dir.ok_or_else(|| {
-        invalid(
-            "data_dir",
-            format!(
-                "dataset {} needs `data_dir`, the folder holding cifar-10-batches-bin / cifar-10-batches-py (or the CIFAR-100 equivalents); set it with --set data_dir=/path/to/cifar",
-                dataset.name()
-            ),
-        )
-    })?;
+    let Some(dir) = data_dir else {
+        return data_folder_of(dataset, download, home);
+    };
     if !dir.is_dir() {
         return Err(invalid(
             "data_dir",
@@ -542,7 +574,58 @@ pub(crate) fn resolve_data_dir(
             ),
         ));
     }
-    Ok(Some(dir.canonicalize().unwrap_or_else(|_| dir.to_owned())))
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    Ok(DataDir {
+        written: Some(dir.clone()),
+        folder: Some(dir),
+    })
+}
+
+/// The data folder, for a config without `data_dir`: it must hold the
+/// dataset already, or `download` fetches it there before the run.
+fn data_folder_of(
+    dataset: DatasetKind,
+    download: bool,
+    home: Option<crate::data::home::DataHome>,
+) -> Result<DataDir, ConfigError> {
+    let name = dataset.name();
+    let folders = "cifar-10-batches-bin / cifar-10-batches-py (or the CIFAR-100 equivalents)";
+    let Some(home) = home else {
+        return Err(invalid(
+            "data_dir",
+            format!(
+                "dataset {name} needs `data_dir`, the folder holding {folders}, and there is no data folder to look in (neither DDSAS_DATA nor HOME is set); set DDSAS_DATA and run `ddsas data get {name}`, or set --set data_dir=/path/to/cifar"
+            ),
+        ));
+    };
+    let found = crate::data::find(dataset, &home.dir);
+    match found {
+        Ok(_) => {}
+        Err(_) if download => {}
+        Err(crate::data::DataError::NotFound { .. }) => {
+            return Err(invalid(
+                "data_dir",
+                format!(
+                    "dataset {name} is not in the data folder {} (from {}): run `ddsas data get {name}` to fetch it there, or add --set download=true to fetch it on first use, or set `data_dir` to the folder holding {folders}",
+                    home.dir.display(),
+                    home.from
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(invalid(
+                "data_dir",
+                format!(
+                    "{e} (the data folder, from {}; `ddsas data get {name} --force` fetches it again)",
+                    home.from
+                ),
+            ));
+        }
+    }
+    Ok(DataDir {
+        written: None,
+        folder: Some(home.dir),
+    })
 }
 
 pub(crate) fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> {
@@ -702,7 +785,8 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ("method", "ddsas | darts | gdas"),
     ("space", "darts | nb201"),
     ("dataset", "digits (bundled) | cifar10 | cifar100"),
-    ("data_dir", "folder holding the CIFAR files (either layout); unused for digits"),
+    ("data_dir", "folder holding the CIFAR files (either layout); null = the data folder (DDSAS_DATA, else ~/.cache/ddsas/data; `ddsas data get` fills it); unused for digits"),
+    ("download", "fetch a missing CIFAR dataset into the data folder first (once, under a lock); not part of the run's identity"),
     ("epochs", "search epochs (paper: 50)"),
     ("batch_size", "minibatch of both halves (paper: 64)"),
     ("layers", "DARTS: cells (8); NB201: cells per stage (5); null = the space's default"),
@@ -772,6 +856,18 @@ pub(crate) fn commented_yaml(value: &serde_json::Value, docs: &[(&str, &str)]) -
         .collect()
 }
 
+/// `config` as canonical JSON (sorted keys) without the top-level `keys`:
+/// keys that say how to run, not what is measured.
+pub(crate) fn canonical_json_without<T: Serialize>(config: &T, keys: &[&str]) -> String {
+    let mut value = serde_json::to_value(config).expect("a config always serializes");
+    if let Some(map) = value.as_object_mut() {
+        for key in keys {
+            map.remove(*key);
+        }
+    }
+    serde_json::to_string(&value).expect("a JSON value always serializes")
+}
+
 /// Version of the definitions a method's runs are made under. It grows when
 /// a change makes the same config measure something else, and enters the
 /// fingerprint. Version 2 (issue 10): DDSAS's L counts `none`; GDAS adds
@@ -807,18 +903,23 @@ pub struct ResolvedConfig {
     config: SearchConfig,
     /// Cells (DARTS space) or cells per stage (NB201).
     layers: u32,
-    /// The CIFAR folder, absolute (none for the bundled digits).
+    /// The CIFAR folder, absolute (none for the bundled digits): the
+    /// config's `data_dir`, or the data folder.
     data_dir: Option<PathBuf>,
+    /// Whether a missing dataset is fetched into `data_dir` before the run
+    /// (the `download` key, kept out of the canonical config).
+    download: bool,
     /// Ops available at the start (index = op of the space), from the schedule.
     initial_ops: Vec<bool>,
 }
 
 impl ResolvedConfig {
     /// Canonical JSON (sorted keys): what the fingerprint hashes and the
-    /// database stores.
+    /// database stores. `download` is left out: how the data is got does
+    /// not change the run, and configs written before the key existed keep
+    /// their fingerprints.
     pub fn canonical_json(&self) -> String {
-        let value = serde_json::to_value(&self.config).expect("a config always serializes");
-        serde_json::to_string(&value).expect("a JSON value always serializes")
+        canonical_json_without(&self.config, &["download"])
     }
 
     /// Hash of the canonical config and, from version 2 on, of the
@@ -854,6 +955,12 @@ impl ResolvedConfig {
     /// The folder holding the CIFAR files, absolute; `None` for digits.
     pub fn data_dir(&self) -> Option<&Path> {
         self.data_dir.as_deref()
+    }
+
+    /// Whether a missing dataset is to be fetched into
+    /// [`data_dir`](Self::data_dir) before the run (`download: true`).
+    pub fn download(&self) -> bool {
+        self.download
     }
 
     /// Ops available at the start of the search (index = op of the space).
@@ -918,10 +1025,68 @@ mod tests {
         assert!(err.contains("nasnet"), "{err}");
     }
 
+    fn home(dir: &Path) -> Option<crate::data::home::DataHome> {
+        Some(crate::data::home::DataHome {
+            dir: dir.to_owned(),
+            from: "DDSAS_DATA",
+        })
+    }
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cifar")
+    }
+
     #[test]
-    fn cifar_needs_data_dir() {
-        let err = resolve("dataset: cifar10").unwrap_err().to_string();
-        assert!(err.contains("data_dir"), "{err}");
+    fn cifar_without_data_dir_looks_in_the_data_folder() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = resolve_data_dir_in(DatasetKind::Cifar10, None, false, home(empty.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`data_dir`")
+                && err.contains("ddsas data get cifar10")
+                && err.contains("download=true")
+                && err.contains(&empty.path().display().to_string()),
+            "{err}"
+        );
+        let err = resolve_data_dir_in(DatasetKind::Cifar10, None, false, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data_dir") && err.contains("DDSAS_DATA"),
+            "{err}"
+        );
+        // There: read from the data folder, recorded as no data_dir.
+        let found =
+            resolve_data_dir_in(DatasetKind::Cifar100, None, false, home(&fixtures())).unwrap();
+        assert_eq!(found.written, None);
+        assert_eq!(found.folder, Some(fixtures()));
+        // Missing, but `download` fetches it there first.
+        let later =
+            resolve_data_dir_in(DatasetKind::Cifar10, None, true, home(empty.path())).unwrap();
+        assert_eq!(later.folder.as_deref(), Some(empty.path()));
+        // A given data_dir is used (and recorded) as before.
+        let given =
+            resolve_data_dir_in(DatasetKind::Cifar10, Some(&fixtures()), false, None).unwrap();
+        assert_eq!(given.written, given.folder);
+        assert!(given.folder.unwrap().is_absolute());
+    }
+
+    /// Fingerprints of configs written before `download` and the data
+    /// folder existed (issue 16), taken from the ddsas of main at the time:
+    /// done runs must stay done.
+    #[test]
+    fn fingerprints_of_existing_configs_are_unchanged() {
+        let prefix = |yaml: &str| resolve(yaml).unwrap().fingerprint()[..10].to_owned();
+        assert_eq!(prefix("{}"), "617ac2534d");
+        assert_eq!(prefix("method: darts"), "6f08f413fc");
+        assert_eq!(prefix("method: gdas\nepochs: 3"), "35d79ec8cb");
+        assert_eq!(prefix("dataset: cifar10\ndata_dir: /"), "b6f1240925");
+        // `download` never enters the identity or the stored config.
+        let with = resolve("dataset: cifar10\ndata_dir: /\ndownload: true").unwrap();
+        assert_eq!(with.fingerprint()[..10], *"b6f1240925");
+        assert!(with.download());
+        assert!(!with.canonical_json().contains("download"));
     }
 
     #[test]

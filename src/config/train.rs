@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    apply_overrides, check, commented_yaml, config_from_yaml, friendly_among, resolve_data_dir,
-    ConfigError,
+    apply_overrides, canonical_json_without, check, commented_yaml, config_from_yaml,
+    friendly_among, resolve_data_dir, ConfigError,
 };
 use crate::data::DatasetKind;
 use crate::nas::genotype;
@@ -28,7 +28,11 @@ pub struct TrainConfig {
     /// `digits` (bundled), `cifar10` or `cifar100`.
     pub dataset: DatasetKind,
     /// Folder holding the CIFAR files (either layout); unused for digits.
+    /// Unset: the data folder (`DDSAS_DATA`, else `~/.cache/ddsas/data`).
     pub data_dir: Option<PathBuf>,
+    /// Fetch a missing CIFAR dataset into the data folder before the run;
+    /// not part of the canonical config (see `SearchConfig::download`).
+    pub download: bool,
     /// Cells of the network (20).
     pub layers: u32,
     /// Channels of the first cells (36).
@@ -65,6 +69,7 @@ impl Default for TrainConfig {
             genotype: String::new(),
             dataset: DatasetKind::Digits,
             data_dir: None,
+            download: false,
             layers: 20,
             init_channels: 36,
             epochs: 600,
@@ -92,7 +97,11 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     ("dataset", "digits (bundled) | cifar10 | cifar100"),
     (
         "data_dir",
-        "folder holding the CIFAR files (either layout); unused for digits",
+        "folder holding the CIFAR files (either layout); null = the data folder (DDSAS_DATA, else ~/.cache/ddsas/data); unused for digits",
+    ),
+    (
+        "download",
+        "fetch a missing CIFAR dataset into the data folder first (once, under a lock); not part of the run's identity",
     ),
     (
         "layers",
@@ -228,16 +237,19 @@ impl TrainConfig {
             "drop_path_prob",
             "is a probability and must lie in [0, 1)",
         )?;
-        let data_dir = resolve_data_dir(self.dataset, self.data_dir.as_deref())?;
+        let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
+        let download = self.download;
         let mut config = self;
         // Stored in one form, so that the three ways of writing a cell give
         // one fingerprint.
         config.genotype = genotype.to_text();
-        config.data_dir.clone_from(&data_dir);
+        config.data_dir = data.written;
+        config.download = false;
         Ok(ResolvedTrain {
             config,
             genotype,
-            data_dir,
+            data_dir: data.folder,
+            download,
         })
     }
 }
@@ -247,7 +259,10 @@ impl TrainConfig {
 pub struct ResolvedTrain {
     config: TrainConfig,
     genotype: Genotype,
+    /// The folder to read: `data_dir`, or the data folder.
     data_dir: Option<PathBuf>,
+    /// Fetch a missing dataset into `data_dir` before the run.
+    download: bool,
 }
 
 impl ResolvedTrain {
@@ -267,10 +282,16 @@ impl ResolvedTrain {
         self.data_dir.as_deref()
     }
 
-    /// Canonical JSON (sorted keys): what the database stores.
+    /// Whether a missing dataset is to be fetched into
+    /// [`data_dir`](Self::data_dir) before the run (`download: true`).
+    pub fn download(&self) -> bool {
+        self.download
+    }
+
+    /// Canonical JSON (sorted keys): what the database stores; without
+    /// `download`, which says how to get the data, not what is trained.
     pub fn canonical_json(&self) -> String {
-        let value = serde_json::to_value(&self.config).expect("a config always serializes");
-        serde_json::to_string(&value).expect("a JSON value always serializes")
+        canonical_json_without(&self.config, &["download"])
     }
 
     /// The run's identity: genotype and train config, so that a cell that
@@ -345,6 +366,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`genotype`") && e.contains("conv_9x9"), "{e}");
+    }
+
+    /// The fingerprint of a train config from before `download` existed
+    /// (issue 16), taken from the ddsas of main at the time.
+    #[test]
+    fn fingerprint_of_an_existing_config_is_unchanged() {
+        let sets = [
+            "genotype=darts_v2",
+            "epochs=1",
+            "layers=3",
+            "init_channels=4",
+            "steps_per_epoch=1",
+            "batch_size=8",
+        ];
+        let r = resolve(&sets).unwrap();
+        assert_eq!(r.fingerprint(), "409be501ff5d720e00892c0c");
+        let mut with = sets.to_vec();
+        with.push("download=true");
+        let w = resolve(&with).unwrap();
+        assert_eq!(w.fingerprint(), r.fingerprint());
+        assert!(w.download() && !w.canonical_json().contains("download"));
     }
 
     #[test]

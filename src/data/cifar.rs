@@ -142,8 +142,40 @@ fn locate(kind: DatasetKind, dir: &Path) -> Result<(&'static Layout, PathBuf), D
         .join(" and ");
     Err(DataError::NotFound {
         dataset: kind.display_name(),
+        name: kind.name(),
         dir: dir.to_path_buf(),
         looked_for,
+    })
+}
+
+/// Where a dataset lies in a data folder, found from file names alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// "binary" or "Python".
+    pub layout: &'static str,
+    /// The folder the official archive of this layout extracts to
+    /// (`cifar-10-batches-bin`, ...).
+    pub folder_name: &'static str,
+    /// The folder holding the files: the data folder itself or its
+    /// `folder_name` subfolder.
+    pub folder: PathBuf,
+    /// Total size of the layout's files.
+    pub bytes: u64,
+}
+
+/// [`Found`] for `kind` in `dir`, as [`load`] would read it.
+pub(super) fn find(kind: DatasetKind, dir: &Path) -> Result<Found, DataError> {
+    let (layout, folder) = locate(kind, dir)?;
+    let bytes = layout
+        .files()
+        .filter_map(|f| std::fs::metadata(folder.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Found {
+        layout: layout.name,
+        folder_name: layout.folder,
+        folder,
+        bytes,
     })
 }
 
@@ -151,6 +183,7 @@ pub(super) fn load(kind: DatasetKind, data_dir: Option<&Path>) -> Result<RawSpli
     let Some(dir) = data_dir else {
         return Err(DataError::NoDataDir {
             dataset: kind.display_name(),
+            name: kind.name(),
             folder: layouts(kind)[0].folder,
         });
     };
@@ -362,6 +395,7 @@ fn read_pickle(
 #[cfg(test)]
 mod tests {
     use super::super::{load, DataError, DatasetKind};
+    use super::find;
     use std::path::{Path, PathBuf};
 
     fn fixtures() -> PathBuf {
@@ -591,5 +625,23 @@ mod tests {
         // A directory that does not exist is "not found", not a panic.
         let e = load(DatasetKind::Cifar10, Some(Path::new("/nonexistent/cifar"))).unwrap_err();
         assert!(matches!(e, DataError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains("ddsas data get cifar10"), "{e}");
+    }
+
+    #[test]
+    fn find_names_the_layout_folder_and_size_without_reading() {
+        let f = find(DatasetKind::Cifar10, &fixtures()).unwrap();
+        assert_eq!(
+            (f.layout, f.folder_name),
+            ("binary", "cifar-10-batches-bin")
+        );
+        assert_eq!(f.folder, fixtures().join("cifar-10-batches-bin"));
+        assert_eq!(f.bytes, 6 * 30730);
+        // The layout folder itself, and the Python layout alone.
+        let tmp = copy_layout("cifar-100-python");
+        let f = find(DatasetKind::Cifar100, &tmp.path().join("cifar-100-python")).unwrap();
+        assert_eq!((f.layout, f.folder_name), ("Python", "cifar-100-python"));
+        assert_eq!(f.folder, tmp.path().join("cifar-100-python"));
+        assert!(find(DatasetKind::Cifar10, tmp.path()).is_err());
     }
 }

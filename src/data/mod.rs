@@ -14,9 +14,12 @@ use tch::Tensor;
 
 mod cifar;
 mod digits;
+pub mod fetch;
+pub mod home;
 mod loader;
 pub mod pickle;
 
+pub use cifar::Found;
 pub use loader::{Augment, Loader};
 
 /// Which dataset a search runs on.
@@ -41,8 +44,11 @@ impl DatasetKind {
         }
     }
 
+    /// The datasets `ddsas data get` fetches (the digits are bundled).
+    pub const FETCHABLE: [DatasetKind; 2] = [DatasetKind::Cifar10, DatasetKind::Cifar100];
+
     /// The name people know the dataset by, for messages.
-    fn display_name(self) -> &'static str {
+    pub fn display_name(self) -> &'static str {
         match self {
             DatasetKind::Digits => "UCI digits",
             DatasetKind::Cifar10 => "CIFAR-10",
@@ -59,25 +65,31 @@ impl DatasetKind {
 pub enum DataError {
     /// A CIFAR dataset was asked for without saying where it is.
     #[error(
-        "{dataset} needs a data directory: download the binary (or Python) version from \
-         https://www.cs.toronto.edu/~kriz/cifar.html, extract it, and set data_dir to the folder \
-         that holds {folder} (or to {folder} itself)"
+        "{dataset} needs a data directory: run `ddsas data get {name}` (it lands in the data \
+         folder, where searches look when data_dir is not set), or download the binary (or \
+         Python) version from https://www.cs.toronto.edu/~kriz/cifar.html, extract it, and set \
+         data_dir to the folder that holds {folder} (or to {folder} itself)"
     )]
     NoDataDir {
         /// Dataset name, e.g. "CIFAR-10".
         dataset: &'static str,
+        /// Its name in configs and commands, e.g. "cifar10".
+        name: &'static str,
         /// The folder name of its binary layout.
         folder: &'static str,
     },
     /// Neither layout of the dataset is in the data directory.
     #[error(
-        "no {dataset} data in {dir}: looked for {looked_for}; download the binary (or Python) \
-         version from https://www.cs.toronto.edu/~kriz/cifar.html and extract it into {dir}, or \
-         point data_dir at the folder that holds it"
+        "no {dataset} data in {dir}: looked for {looked_for}; run `ddsas data get {name} --to \
+         {dir}`, or download the binary (or Python) version from \
+         https://www.cs.toronto.edu/~kriz/cifar.html and extract it into {dir}, or point data_dir \
+         at the folder that holds it"
     )]
     NotFound {
         /// Dataset name, e.g. "CIFAR-10".
         dataset: &'static str,
+        /// Its name in configs and commands, e.g. "cifar10".
+        name: &'static str,
         /// The data directory searched.
         dir: PathBuf,
         /// The folders and files looked for, in words.
@@ -254,6 +266,23 @@ pub fn load(kind: DatasetKind, data_dir: Option<&std::path::Path>) -> Result<Dat
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::load(kind, data_dir)?,
     };
     Ok(raw.into_dataset(kind))
+}
+
+/// Where a CIFAR dataset lies in the data folder `dir` (`dir` itself or
+/// its layout subfolder, binary preferred, as [`load`] looks), found from
+/// the file names alone: cheap enough for config resolution and `ddsas
+/// data list`. An incomplete layout is a [`DataError::MissingFile`]; the
+/// digits, bundled, are never in a folder ([`DataError::NotFound`]).
+pub fn find(kind: DatasetKind, dir: &std::path::Path) -> Result<Found, DataError> {
+    if kind == DatasetKind::Digits {
+        return Err(DataError::NotFound {
+            dataset: kind.display_name(),
+            name: kind.name(),
+            dir: dir.to_path_buf(),
+            looked_for: "nothing: the digits are compiled into ddsas".into(),
+        });
+    }
+    cifar::find(kind, dir)
 }
 
 /// Pixels and labels as plain vectors, before they become tensors: the

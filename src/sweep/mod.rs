@@ -36,6 +36,8 @@
 //!   gpu_mem_gb_per_run: 4   #   per-run estimate for --runs-per-gpu auto (default 4)
 //!   cpu_threads_per_run: 1  #   libtorch threads of a CPU worker (default: cores / workers);
 //!                           #   without a GPU, --cpu-workers then defaults to cores / this
+//!   data: {download: true}  #   fetch a missing CIFAR into the data folder before the runs
+//!                           #   start (once, under a lock; same as `download: true` in base)
 //! ```
 //!
 //! Keys inside `grid`, `zip`, `runs` and `exclude` may be dotted paths into
@@ -64,7 +66,9 @@ Sweep file (YAML):
                             partial configs merged into base, each crossed with the grid
   seeds: [0, 1, 2, 3]       sets `seed`, the outermost loop
   exclude: [{L: 15, M: 1}]  skip runs matching every key of an entry
-  resources: {runs_per_gpu: 2, gpu_mem_gb_per_run: 4, cpu_threads_per_run: 1}
+  resources: {runs_per_gpu: 2, gpu_mem_gb_per_run: 4, cpu_threads_per_run: 1,
+              data: {download: true}}
+                            data.download: fetch a missing CIFAR into the data folder first
   evaluate: {epochs: 600, seeds: [0]}
                             train each finished search's cell from scratch (`ddsas train` keys)
 Runs with the same resolved config are kept once, and a done config is never run again.
@@ -72,7 +76,7 @@ Examples: sweeps/*.yaml.";
 
 pub use crate::config::config_keys;
 pub use expand::{PlannedRun, Sweep};
-pub use spec::{Evaluate, Resources};
+pub use spec::{DataResources, Evaluate, Resources};
 
 use std::path::PathBuf;
 

@@ -24,6 +24,28 @@ pub struct Resources {
     /// set, `--cpu-workers` defaults to cores / this on a machine without GPU.
     #[serde(default)]
     pub cpu_threads_per_run: Option<u32>,
+    /// `data: {download: true}`: fetch the datasets the runs need into the
+    /// data folder before they start (as `download: true` in `base` and
+    /// `evaluate` would).
+    #[serde(default)]
+    pub data: Option<DataResources>,
+}
+
+/// The `data:` entry of a sweep's `resources`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataResources {
+    /// Fetch a missing dataset on first use (`ddsas data get`'s download,
+    /// once, under a lock).
+    #[serde(default)]
+    pub download: bool,
+}
+
+impl Resources {
+    /// Whether `data: {download: true}` is set.
+    pub fn download(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| d.download)
+    }
 }
 
 /// What `serde_yaml` reads; `Option`s so that an explicit `null` works too.
@@ -113,9 +135,14 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
             ),
         ));
     }
-    let base = raw.base.unwrap_or_default();
+    let mut base = raw.base.unwrap_or_default();
     for key in string_keys(&ctx, "base", &base)? {
         ctx.check_key("base", &key)?;
+    }
+    let download = raw.resources.as_ref().is_some_and(Resources::download);
+    if download && !base.contains_key("download") {
+        // Not in the fingerprint: the runs stay the ones planned without it.
+        base.insert("download".into(), Value::Bool(true));
     }
     let grid = ctx.axes("grid", raw.grid.unwrap_or_default(), false)?;
     let zip = ctx.axes("zip", raw.zip.unwrap_or_default(), true)?;
@@ -171,7 +198,12 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
         }
     }
     let evaluate = match raw.evaluate {
-        Some(mapping) => Some(evaluate_of(&ctx, mapping)?),
+        Some(mut mapping) => {
+            if download && !mapping.contains_key("download") {
+                mapping.insert("download".into(), Value::Bool(true));
+            }
+            Some(evaluate_of(&ctx, mapping)?)
+        }
         None => None,
     };
     Ok(Spec {

@@ -19,7 +19,10 @@ const TINY: &[&str] = &[
 fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(["search", "--quiet", "--threads", "1", "--db"])
-        .arg(db);
+        .arg(db)
+        // CIFAR without data_dir looks here: an empty folder, not the
+        // machine's cache.
+        .env("DDSAS_DATA", db.with_file_name("data"));
     for s in TINY.iter().chain(sets) {
         cmd.args(["--set", s]);
     }

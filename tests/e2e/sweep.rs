@@ -60,6 +60,7 @@ impl Env {
             .arg("--db")
             .arg(self.db())
             .current_dir(self.dir.path())
+            .env("DDSAS_DATA", self.path("data"))
             .env_remove("DDSAS_DB")
             .env_remove("DDSAS_FAULT_NAN_AT_STEP")
             .stdin(Stdio::null());
