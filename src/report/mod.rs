@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cell_layout;
 pub mod columns;
 pub mod data;
 pub mod draw;
