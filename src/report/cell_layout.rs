@@ -30,10 +30,15 @@ const NODE_H: f64 = 46.0;
 const LABEL_H: f64 = LABEL_PX as f64 + 9.0;
 /// Padding either side of a label's text, pixels.
 const LABEL_PAD: f64 = 6.0;
+/// Labels closer than this to each other cost more, pixels.
+const LABEL_GAP: f64 = 14.0;
 /// Room kept free around nodes (arrowheads end there), pixels.
 const NODE_CLEARANCE: f64 = 14.0;
 /// Heights a node can take in its column.
 const SLOTS: usize = 7;
+/// How many of the best-scoring heights get their labels placed, the
+/// labels' own cost deciding among them.
+const FINALISTS: usize = 120;
 /// Where along an edge's visible part a label may sit, best first.
 const LABEL_AT: [f64; 9] = [0.5, 0.4, 0.6, 0.32, 0.68, 0.25, 0.75, 0.18, 0.82];
 
@@ -278,19 +283,25 @@ fn label_size(op: &str) -> (f64, f64) {
     )
 }
 
+/// Em size of a node name's subscript, pixels.
+pub const SUB_PX: u32 = NODE_PX * 3 / 4;
+
 /// Size of `name`'s node box.
 fn node_size(name: &str) -> (f64, f64) {
-    let w = f64::from(measure(&node_text(name), &bold(NODE_PX))) + 28.0;
-    (w.max(64.0), NODE_H)
+    let (main, sub) = node_parts(name);
+    let w = measure(&main, &bold(NODE_PX)) + sub.map_or(0, |s| 2 + measure(&s, &bold(SUB_PX)));
+    ((f64::from(w) + 28.0).max(64.0), NODE_H)
 }
 
-/// A node's name as drawn: DARTS's `c_{k-2}` with Unicode subscripts.
-pub fn node_text(name: &str) -> String {
-    match name {
-        "c_{k-2}" => "cₖ₋₂".into(),
-        "c_{k-1}" => "cₖ₋₁".into(),
-        "c_{k}" => "cₖ".into(),
-        other => other.into(),
+/// A node's name as drawn: the letter and, for DARTS's `c_{k-2}`, its
+/// subscript `k−2` (set smaller and lower, as the paper prints it).
+pub fn node_parts(name: &str) -> (String, Option<String>) {
+    match name.split_once("_{") {
+        Some((main, sub)) => (
+            main.to_string(),
+            Some(sub.trim_end_matches('}').replace('-', "−")),
+        ),
+        None => (name.to_string(), None),
     }
 }
 
@@ -318,22 +329,56 @@ pub fn layout(graph: &CellGraph, size: (f64, f64)) -> CellLayout {
         .map(|(i, slots)| (score(&place(graph, &columns, slots, size)), i))
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut fallback = None;
-    for &(_, i) in &scored {
+    let mut best: Option<(f64, CellLayout)> = None;
+    for &(base, i) in scored.iter().take(FINALISTS) {
         let mut placed = place(graph, &columns, &candidates[i], size);
-        if place_labels(&mut placed, false) {
-            return placed;
+        let Some(labels) = place_labels(&mut placed, false) else {
+            continue;
+        };
+        let total = base + labels;
+        if best.as_ref().is_none_or(|(b, _)| total < *b) {
+            best = Some((total, placed));
         }
-        if fallback.is_none() {
-            fallback = Some(i);
-        }
+    }
+    if let Some((_, mut placed)) = best {
+        centre_vertically(&mut placed);
+        return placed;
     }
     // No heights let every label fit (never seen for a DARTS or NB201
     // cell): the best heights, labels where they overlap least.
-    let i = fallback.unwrap_or(0);
+    let i = scored.first().map_or(0, |s| s.1);
     let mut placed = place(graph, &columns, &candidates[i], size);
     place_labels(&mut placed, true);
     placed
+}
+
+/// Moves everything up or down so that the nodes and labels sit in the
+/// middle of the area (the slots chosen may leave more room below than
+/// above).
+fn centre_vertically(l: &mut CellLayout) {
+    let boxes = l
+        .nodes
+        .iter()
+        .map(|n| n.rect)
+        .chain(l.edges.iter().filter_map(|e| e.label));
+    let (top, bottom) = boxes.fold((f64::INFINITY, f64::NEG_INFINITY), |(t, b), r| {
+        let (_, rt, _, rb) = r.bounds();
+        (t.min(rt), b.max(rb))
+    });
+    if !top.is_finite() {
+        return;
+    }
+    let dy = ((l.size.1 - bottom) - top) / 2.0;
+    for n in &mut l.nodes {
+        n.rect.center.1 += dy;
+    }
+    for e in &mut l.edges {
+        e.start.1 += dy;
+        e.end.1 += dy;
+        if let Some(label) = &mut e.label {
+            label.center.1 += dy;
+        }
+    }
 }
 
 /// Every assignment of slots to nodes: inputs and the output at fixed
@@ -402,7 +447,7 @@ fn increasing(k: usize, n: usize) -> Vec<Vec<usize>> {
 
 /// Nodes at `slots`, edges between their boxes, no labels yet.
 fn place(graph: &CellGraph, columns: &[usize], slots: &[usize], size: (f64, f64)) -> CellLayout {
-    let last = columns.iter().max().copied().unwrap_or(1).max(1) as f64;
+    let xs = column_xs(graph, columns);
     let widths: Vec<f64> = graph.nodes.iter().map(|(n, _)| node_size(n).0).collect();
     let left = widths[0] / 2.0 + 12.0;
     let right = size.0 - widths[widths.len() - 1] / 2.0 - 12.0;
@@ -417,7 +462,7 @@ fn place(graph: &CellGraph, columns: &[usize], slots: &[usize], size: (f64, f64)
             column: columns[n],
             rect: Rect {
                 center: (
-                    left + (right - left) * columns[n] as f64 / last,
+                    left + (right - left) * xs[columns[n]],
                     top + (bottom - top) * slots[n] as f64 / (SLOTS - 1) as f64,
                 ),
                 size: node_size(name),
@@ -447,6 +492,31 @@ fn place(graph: &CellGraph, columns: &[usize], slots: &[usize], size: (f64, f64)
     }
 }
 
+/// Where each column goes across the area, 0..=1: evenly spaced, except
+/// that the output's column comes closer when only concatenation edges
+/// (which have no label) enter it.
+fn column_xs(graph: &CellGraph, columns: &[usize]) -> Vec<f64> {
+    let last = columns.iter().max().copied().unwrap_or(1).max(1);
+    let out = graph.nodes.len() - 1;
+    let labelled_into_output = graph
+        .edges
+        .iter()
+        .any(|(_, to, op)| *to == out && op.is_some());
+    let gap = |c: usize| {
+        if c == last && !labelled_into_output {
+            0.55
+        } else {
+            1.0
+        }
+    };
+    let total: f64 = (1..=last).map(gap).sum();
+    let mut xs = vec![0.0];
+    for c in 1..=last {
+        xs.push(xs[c - 1] + gap(c) / total);
+    }
+    xs
+}
+
 /// Badness of a placement: edges through nodes they do not join (never
 /// acceptable), crossings (op edges count more than concatenation edges),
 /// and slope (flatter edges read more easily).
@@ -460,7 +530,7 @@ fn score(l: &CellLayout) -> f64 {
             }
         }
         let (dx, dy) = (e.end.0 - e.start.0, e.end.1 - e.start.1);
-        s += (dy.abs() / dx.abs().max(1.0)).min(4.0) * if e.op.is_some() { 1.0 } else { 0.3 };
+        s += (dy.abs() / dx.abs().max(1.0)).min(4.0) * if e.op.is_some() { 0.5 } else { 0.1 };
     }
     for (i, e) in l.edges.iter().enumerate() {
         for f in &l.edges[i + 1..] {
@@ -480,15 +550,17 @@ fn score(l: &CellLayout) -> f64 {
 /// Gives every op edge a label box along its visible part, short edges
 /// first (they have the fewest places). Without `force`, a label must
 /// overlap no other label and no node (with room for arrowheads) and lie
-/// inside the area; returns false when one cannot. With `force`, each
-/// label takes its least bad place.
-fn place_labels(l: &mut CellLayout, force: bool) -> bool {
+/// inside the area; returns `None` when one cannot. With `force`, each
+/// label takes its least bad place. The cost returned grows with labels
+/// off their edge's middle, over other edges, or close to each other.
+fn place_labels(l: &mut CellLayout, force: bool) -> Option<f64> {
     let mut order: Vec<usize> = (0..l.edges.len())
         .filter(|&i| l.edges[i].op.is_some())
         .collect();
     let length = |e: &Edge| ((e.end.0 - e.start.0).powi(2) + (e.end.1 - e.start.1).powi(2)).sqrt();
     order.sort_by(|&a, &b| length(&l.edges[a]).total_cmp(&length(&l.edges[b])));
     let mut placed: Vec<Rect> = Vec::new();
+    let mut total = 0.0;
     for i in order {
         let e = &l.edges[i];
         let size = label_size(e.op.as_deref().unwrap_or(""));
@@ -509,18 +581,22 @@ fn place_labels(l: &mut CellLayout, force: bool) -> bool {
                 .enumerate()
                 .filter(|(j, f)| *j != i && rect.crossed_by(f.start, f.end))
                 .count();
-            let cost = 1000.0 * hard as f64 + 8.0 * hidden as f64 + rank as f64;
+            let near = placed
+                .iter()
+                .filter(|p| p.overlaps(&rect.grown(LABEL_GAP)))
+                .count();
+            let cost =
+                1000.0 * hard as f64 + 8.0 * hidden as f64 + 6.0 * near as f64 + rank as f64;
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                 best = Some((cost, rect));
             }
         }
-        let Some((_, rect)) = best else {
-            return false;
-        };
+        let (cost, rect) = best?;
+        total += cost;
         placed.push(rect);
         l.edges[i].label = Some(rect);
     }
-    true
+    Some(total)
 }
 
 /// How many things a label at `rect` would hide: labels already placed,
@@ -703,11 +779,12 @@ mod tests {
     }
 
     #[test]
-    fn node_names_have_glyphs_in_the_bundled_font() {
+    fn node_names_are_a_letter_and_a_subscript() {
+        assert_eq!(node_parts("c_{k-2}"), ("c".into(), Some("k−2".into())));
+        assert_eq!(node_parts("c_{k}"), ("c".into(), Some("k".into())));
+        assert_eq!(node_parts("3"), ("3".into(), None));
         let m = super::super::draw::font::metrics(true);
-        for name in DARTS_INPUTS.iter().chain([&OUTPUT]) {
-            assert!(node_text(name).chars().all(|c| m.has_glyph(c)), "{name}");
-        }
+        assert!(m.has_glyph('−'));
     }
 
     #[test]
