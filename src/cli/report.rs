@@ -317,20 +317,35 @@ fn print_summary(made: &[Output], verbose: bool) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec!["figure", "files", "size", "render"]);
+    let name = |f: &PathBuf| {
+        f.file_name().map_or_else(
+            || f.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
     for out in made {
-        let files: Vec<String> = out
-            .files
-            .iter()
-            .map(|f| {
-                f.file_name().map_or_else(
-                    || f.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                )
-            })
-            .collect();
+        let files = if out.images.len() > 1 {
+            // The cells: a PNG and an SVG per cell type of each run.
+            let pictures: Vec<&PathBuf> = out.images.iter().map(|i| &i.png).collect();
+            let rest: Vec<String> = out
+                .files
+                .iter()
+                .filter(|f| !out.images.iter().any(|i| &i.png == *f || &i.svg == *f))
+                .map(name)
+                .collect();
+            format!(
+                "{} pictures (.png + .svg): {} … {}; {}",
+                pictures.len(),
+                name(pictures[0]),
+                name(pictures[pictures.len() - 1]),
+                rest.join(" ")
+            )
+        } else {
+            out.files.iter().map(name).collect::<Vec<_>>().join(" ")
+        };
         table.add_row(vec![
             out.kind.name(),
-            files.join(" "),
+            files,
             out.size.map_or("-".into(), |(w, h)| format!("{w}×{h}")),
             format!("{:.3} s", out.seconds),
         ]);

@@ -141,36 +141,46 @@ impl Source {
         }
     }
 
-    /// The picture's subtitle: dataset and space, setting, seed, score
-    /// and place.
-    fn subtitle(&self) -> String {
-        let mut parts = Vec::new();
+    /// The picture's subtitle: who (dataset and space, setting, seed) and
+    /// how good (score, place among its setting's runs), a line each.
+    fn subtitle(&self) -> Vec<String> {
+        let mut who = Vec::new();
         if let Some(g) = &self.group {
-            parts.push(g.label());
+            who.push(g.label());
         }
         if self.run.is_some() {
-            parts.push(self.label.clone());
+            who.push(self.label.clone());
         }
         if let Some(seed) = self.seed {
-            parts.push(format!("seed {seed}"));
+            who.push(format!("seed {seed}"));
         }
+        let mut how = Vec::new();
         if let Some(s) = &self.score {
-            parts.push(s.text());
+            how.push(s.text());
         }
         match self.rank {
-            Some((1, 1)) => parts.push("its setting's only run".into()),
-            Some((1, n)) => parts.push(format!("best of {n} runs")),
-            Some((k, n)) => parts.push(format!("no. {k} of {n} runs")),
+            Some((1, 1)) => how.push("its setting's only run".into()),
+            Some((1, n)) => how.push(format!("best of {n} runs")),
+            Some((k, n)) => how.push(format!("no. {k} of {n} runs")),
             None => {}
         }
-        if parts.is_empty() {
-            parts.push(if self.label.starts_with("darts_v") {
+        if who.is_empty() && how.is_empty() {
+            who.push(if self.label.starts_with("darts_v") {
                 "a published DARTS cell (Liu et al., 2019)".into()
             } else {
                 "given on the command line".into()
             });
         }
-        parts.join(" · ")
+        [who, how]
+            .into_iter()
+            .filter(|parts| !parts.is_empty())
+            .map(|parts| parts.join(" · "))
+            .collect()
+    }
+
+    /// The subtitle on one line, for captions.
+    fn summary(&self) -> String {
+        self.subtitle().join(" · ")
     }
 }
 
@@ -434,7 +444,7 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
         caption: format!(
             "The final genotype of {} ({}), drawn as graphs.",
             source.name(),
-            source.subtitle()
+            source.summary()
         ),
     };
     Ok(Figure {
@@ -547,7 +557,7 @@ pub fn write(fig: &Figure<Cells>, opts: &Options) -> Result<Output, ReportError>
             png: written[0].clone(),
             svg: written[1].clone(),
             size,
-            caption: Some(format!("{}: {}", p.title(), p.source.subtitle())),
+            caption: Some(format!("{}: {}", p.title(), p.source.summary())),
         });
         files.extend(written);
         sides.push(SidecarPicture {
@@ -635,7 +645,7 @@ mod tests {
         assert_eq!(p.stem, "cells_3_normal");
         assert_eq!(p.source.rank, Some((1, 3)));
         assert_eq!(p.title(), "Normal cell of DDSAS run 3");
-        let sub = p.source.subtitle();
+        let sub = p.source.summary();
         assert!(
             sub.contains("Digits, DARTS space")
                 && sub.contains("seed 3")
@@ -651,7 +661,7 @@ mod tests {
         assert!(nb.notes().iter().any(|n| n.contains("`none` (zero) op on c_{k-1} → 2")));
         assert!(c.pictures[0]
             .source
-            .subtitle()
+            .summary()
             .contains("final valid accuracy 70.00 % (search; cell not trained)"));
     }
 

@@ -9,7 +9,7 @@ use plotters::style::text_anchor::HPos;
 
 use super::legend::{legend, legend_height, LegendEntry, Swatch};
 use super::lines::polyline;
-use super::text::{bold, font, text_at, title_sub, wrap, LABEL_PX, TITLE_PX};
+use super::text::{bold, fit, font, text_at, title, wrap, LABEL_PX, TITLE_PX};
 use super::{Area, DrawResult, Plot, MUTED, PALETTE};
 use super::text::measure;
 use crate::report::cell_layout::{node_parts, CellLayout, NodeKind, Rect};
@@ -85,8 +85,10 @@ const FILL: [RGBColor; 3] = [
     RGBColor(214, 230, 247),
     RGBColor(252, 236, 190),
 ];
-/// Height of the title and subtitle strip.
-pub const HEAD_H: i32 = TITLE_PX as i32 + 30 + LABEL_PX as i32 + 12;
+/// Height of the title strip.
+const TITLE_H: i32 = TITLE_PX as i32 + 30;
+/// Height of a subtitle line.
+const SUB_LINE: i32 = LABEL_PX as i32 + 10;
 /// Margin left and right of the graph.
 pub const SIDE: i32 = 30;
 /// Em size and line height of the notes under the legend.
@@ -98,8 +100,8 @@ const NOTE_LINE: i32 = NOTE_PX as i32 + 10;
 pub struct CellPicture {
     /// Title (which cell of which run).
     pub title: String,
-    /// Subtitle (dataset, setting, seed, metric).
-    pub subtitle: String,
+    /// Subtitle lines (dataset, setting, seed; metric and place).
+    pub subtitle: Vec<String>,
     /// The cell, laid out in an area `2 * SIDE` narrower than the canvas.
     pub layout: CellLayout,
     /// Notes under the legend (the genotype text, edges left out).
@@ -158,8 +160,9 @@ impl CellPicture {
 
 impl Plot for CellPicture {
     fn size(&self) -> (u32, u32) {
-        let h = HEAD_H
-            + 14
+        let h = TITLE_H
+            + SUB_LINE * self.subtitle.len() as i32
+            + 16
             + self.layout.size.1.round() as i32
             + 10
             + self.legend_h()
@@ -169,8 +172,16 @@ impl Plot for CellPicture {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DrawResult {
-        let rest = title_sub(root, &self.title, &self.subtitle)?;
-        let (_, rest) = rest.split_vertically(14);
+        let mut rest = title(root, &self.title)?;
+        let w = self.width();
+        let muted = font(LABEL_PX).color(MUTED);
+        for line in &self.subtitle {
+            let (strip, below) = rest.split_vertically(SUB_LINE);
+            let at = (w / 2, SUB_LINE / 2 - 2);
+            text_at(&strip, &fit(line, &muted, w - 20), &muted, at, HPos::Center)?;
+            rest = below;
+        }
+        let (_, rest) = rest.split_vertically(16);
         let (graph, rest) = rest.split_vertically(self.layout.size.1.round() as i32);
         let graph = graph.margin(0, 0, SIDE, SIDE);
         draw_cell(&graph, &self.layout)?;
@@ -178,7 +189,6 @@ impl Plot for CellPicture {
         let (strip, notes) = rest.split_vertically(self.legend_h());
         legend(&strip, &self.legend())?;
         let t = font(NOTE_PX).color(MUTED);
-        let w = self.width();
         for (i, line) in self.note_lines().iter().enumerate() {
             let y = NOTE_LINE * i as i32 + NOTE_LINE / 2;
             text_at(&notes, line, &t, (w / 2, y), HPos::Center)?;
