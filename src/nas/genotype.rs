@@ -86,7 +86,9 @@ pub fn parse_nb201(text: &str) -> Result<Genotype, GenotypeError> {
                 .split_once('~')
                 .ok_or_else(|| GenotypeError(format!("expected {expected}, found `{pair}`")))?;
             if input.trim() != from.to_string() {
-                return Err(GenotypeError(format!("expected {expected}, found `{pair}`")));
+                return Err(GenotypeError(format!(
+                    "expected {expected}, found `{pair}`"
+                )));
             }
             let op = space.op_index(name.trim()).ok_or_else(|| {
                 GenotypeError(format!(
@@ -348,7 +350,9 @@ mod tests {
         assert_eq!(g.to_text(), text);
         assert_eq!(g.cells[0].edges[1], (1, NONE));
         assert_eq!(parse_any("darts_v1").unwrap(), parse("darts_v1").unwrap());
-        let e = parse_nb201("|nor_conv_3x3~0|+|none~0|").unwrap_err().to_string();
+        let e = parse_nb201("|nor_conv_3x3~0|+|none~0|")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("3 `+`-separated groups"), "{e}");
         let e = parse_nb201(&text.replace("skip_connect~1", "skip_connect~0"))
             .unwrap_err()
@@ -357,8 +361,13 @@ mod tests {
         let e = parse_nb201(&text.replace("none~0", "sep_conv_3x3~0"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`sep_conv_3x3` is not a NAS-Bench-201 op"), "{e}");
-        let e = parse_nb201(&text.replace("|none~0|", "|")).unwrap_err().to_string();
+        assert!(
+            e.contains("`sep_conv_3x3` is not a NAS-Bench-201 op"),
+            "{e}"
+        );
+        let e = parse_nb201(&text.replace("|none~0|", "|"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("node 2 of a NAS-Bench-201 cell takes 2"), "{e}");
     }
 

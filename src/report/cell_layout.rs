@@ -524,7 +524,9 @@ fn score(l: &CellLayout) -> f64 {
     let mut s = 0.0;
     for e in &l.edges {
         for (n, node) in l.nodes.iter().enumerate() {
-            if n != e.from && n != e.to && node.rect.grown(NODE_CLEARANCE).crossed_by(e.start, e.end)
+            if n != e.from
+                && n != e.to
+                && node.rect.grown(NODE_CLEARANCE).crossed_by(e.start, e.end)
             {
                 s += 1000.0;
             }
@@ -585,8 +587,7 @@ fn place_labels(l: &mut CellLayout, force: bool) -> Option<f64> {
                 .iter()
                 .filter(|p| p.overlaps(&rect.grown(LABEL_GAP)))
                 .count();
-            let cost =
-                1000.0 * hard as f64 + 8.0 * hidden as f64 + 6.0 * near as f64 + rank as f64;
+            let cost = 1000.0 * hard as f64 + 8.0 * hidden as f64 + 6.0 * near as f64 + rank as f64;
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                 best = Some((cost, rect));
             }
@@ -665,7 +666,10 @@ mod tests {
         }
         for r in labels.iter().chain(l.nodes.iter().map(|n| &n.rect)) {
             let (x0, y0, x1, y1) = r.bounds();
-            assert!(x0 >= 0.0 && y0 >= 0.0 && x1 <= l.size.0 && y1 <= l.size.1, "{what}: {r:?}");
+            assert!(
+                x0 >= 0.0 && y0 >= 0.0 && x1 <= l.size.0 && y1 <= l.size.1,
+                "{what}: {r:?}"
+            );
         }
     }
 
@@ -680,8 +684,12 @@ mod tests {
                 assert!(l.nodes[0].rect.center.1 < l.nodes[1].rect.center.1);
                 // Eight op edges and four concatenation edges, once each.
                 assert_eq!(l.edges.iter().filter(|e| e.op.is_some()).count(), 8);
-                let mut concat: Vec<usize> =
-                    l.edges.iter().filter(|e| e.op.is_none()).map(|e| e.from).collect();
+                let mut concat: Vec<usize> = l
+                    .edges
+                    .iter()
+                    .filter(|e| e.op.is_none())
+                    .map(|e| e.from)
+                    .collect();
                 concat.sort_unstable();
                 assert_eq!(concat, [2, 3, 4, 5]);
             }
@@ -762,7 +770,8 @@ mod tests {
 
     #[test]
     fn nb201_leaves_none_edges_out_and_says_which() {
-        let text = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|none~2|";
+        let text =
+            "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|none~2|";
         let (graph, l) = &layouts(text)[0];
         check(graph, l, text);
         assert_eq!(l.edges.len(), 4);
@@ -797,8 +806,18 @@ mod tests {
         assert!(!r.crossed_by((0.0, 0.0), (20.0, 0.0)));
         assert!(!r.crossed_by((0.0, 10.0), (7.0, 10.0)));
         assert_eq!(r.exit_towards((20.0, 10.0)), (12.0, 10.0));
-        assert!(segments_cross((0.0, 0.0), (2.0, 2.0), (0.0, 2.0), (2.0, 0.0)));
-        assert!(!segments_cross((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)));
+        assert!(segments_cross(
+            (0.0, 0.0),
+            (2.0, 2.0),
+            (0.0, 2.0),
+            (2.0, 0.0)
+        ));
+        assert!(!segments_cross(
+            (0.0, 0.0),
+            (1.0, 0.0),
+            (0.0, 1.0),
+            (1.0, 1.0)
+        ));
         assert_eq!(increasing(2, 4).len(), 6);
     }
 }

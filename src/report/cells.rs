@@ -288,7 +288,11 @@ fn genotype_of(run: &ReportRun) -> Option<Genotype> {
 
 /// The cells of `data`: the best `top` runs of every setting per (dataset,
 /// space), or only `run` (a done search of the sweep).
-pub fn compute(data: &SweepData, run: Option<i64>, top: usize) -> Result<Figure<Cells>, ReportError> {
+pub fn compute(
+    data: &SweepData,
+    run: Option<i64>,
+    top: usize,
+) -> Result<Figure<Cells>, ReportError> {
     let drawable: Vec<&ReportRun> = data
         .runs
         .iter()
@@ -594,7 +598,8 @@ mod tests {
     use crate::report::data::test_runs::{run, sweep};
 
     const V1: &str = "normal=[(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,2)] reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(skip_connect,2),(max_pool_3x3,0),(max_pool_3x3,0),(skip_connect,2),(skip_connect,2),(avg_pool_3x3,0)]";
-    const NB: &str = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+    const NB: &str =
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
 
     fn searched(id: i64, method: &str, acc: f64, genotype: &str) -> ReportRun {
         let mut r = run(id, method).acc(acc).build();
@@ -655,10 +660,16 @@ mod tests {
         );
         assert!(p.cell_genotype.starts_with("normal=[(sep_conv_3x3,1)"));
         assert!(c.replaces);
-        assert!(fig.heading.caption.contains("DDSAS on Digits, DARTS space: run 3 of runs 1–3"));
+        assert!(fig
+            .heading
+            .caption
+            .contains("DDSAS on Digits, DARTS space: run 3 of runs 1–3"));
         let nb = &c.pictures[4];
         assert_eq!(nb.layout.omitted.len(), 1);
-        assert!(nb.notes().iter().any(|n| n.contains("`none` (zero) op on c_{k-1} → 2")));
+        assert!(nb
+            .notes()
+            .iter()
+            .any(|n| n.contains("`none` (zero) op on c_{k-1} → 2")));
         assert!(c.pictures[0]
             .source
             .summary()
@@ -699,7 +710,10 @@ mod tests {
         assert!(e.contains("a `train` run, not a search"), "{e}");
         let ok = of_run(2, Some(&searched(2, "gdas", 0.9, V1))).unwrap();
         assert_eq!(ok.numbers.stem, "cells_2");
-        assert_eq!(ok.numbers.pictures[1].title(), "Reduction cell of GDAS run 2");
+        assert_eq!(
+            ok.numbers.pictures[1].title(),
+            "Reduction cell of GDAS run 2"
+        );
     }
 
     #[test]

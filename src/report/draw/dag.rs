@@ -9,9 +9,9 @@ use plotters::style::text_anchor::HPos;
 
 use super::legend::{legend, legend_height, LegendEntry, Swatch};
 use super::lines::polyline;
+use super::text::measure;
 use super::text::{bold, fit, font, text_at, title, wrap, LABEL_PX, TITLE_PX};
 use super::{Area, DrawResult, Plot, MUTED, PALETTE};
-use super::text::measure;
 use crate::report::cell_layout::{node_parts, CellLayout, NodeKind, Rect};
 use crate::report::cell_layout::{LABEL_PX as OP_PX, NODE_PX, SUB_PX};
 
