@@ -186,21 +186,26 @@ impl Rect {
         l < r2 && l2 < r && t < b2 && t2 < b
     }
 
-    /// Where the ray from the centre towards `to` leaves the box.
-    fn exit_towards(&self, to: (f64, f64)) -> (f64, f64) {
-        let (dx, dy) = (to.0 - self.center.0, to.1 - self.center.1);
-        let sx = if dx.abs() > 1e-9 {
-            self.size.0 / 2.0 / dx.abs()
+    /// Where the ray from `from` (inside the box) towards `to` leaves it.
+    fn exit_towards_from(&self, from: (f64, f64), to: (f64, f64)) -> (f64, f64) {
+        let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+        let (l, t, r, b) = self.bounds();
+        let sx = if dx > 1e-9 {
+            (r - from.0) / dx
+        } else if dx < -1e-9 {
+            (l - from.0) / dx
         } else {
             f64::INFINITY
         };
-        let sy = if dy.abs() > 1e-9 {
-            self.size.1 / 2.0 / dy.abs()
+        let sy = if dy > 1e-9 {
+            (b - from.1) / dy
+        } else if dy < -1e-9 {
+            (t - from.1) / dy
         } else {
             f64::INFINITY
         };
-        let s = sx.min(sy).min(1.0);
-        (self.center.0 + dx * s, self.center.1 + dy * s)
+        let s = sx.min(sy).clamp(0.0, 1.0);
+        (from.0 + dx * s, from.1 + dy * s)
     }
 
     /// Whether the segment `a`–`b` passes through the box (Liang–Barsky).
@@ -472,14 +477,25 @@ fn place(graph: &CellGraph, columns: &[usize], slots: &[usize], size: (f64, f64)
     let edges = graph
         .edges
         .iter()
-        .map(|(from, to, op)| {
+        .enumerate()
+        .map(|(i, (from, to, op))| {
             let (a, b) = (&nodes[*from].rect, &nodes[*to].rect);
+            // A node that takes one input twice (a hand-written genotype
+            // can say so) gets its second edge drawn beside the first.
+            let twin = graph.edges[..i]
+                .iter()
+                .filter(|(f, t, _)| f == from && t == to)
+                .count() as f64;
+            let (ca, cb) = (
+                shifted(a.center, b.center, twin),
+                shifted(b.center, a.center, -twin),
+            );
             Edge {
                 from: *from,
                 to: *to,
                 op: op.clone(),
-                start: a.exit_towards(b.center),
-                end: b.exit_towards(a.center),
+                start: a.exit_towards_from(ca, cb),
+                end: b.exit_towards_from(cb, ca),
                 label: None,
             }
         })
@@ -515,6 +531,14 @@ fn column_xs(graph: &CellGraph, columns: &[usize]) -> Vec<f64> {
         xs.push(xs[c - 1] + gap(c) / total);
     }
     xs
+}
+
+/// `p` moved `k` times 14 pixels across the line from `p` to `q` (left of
+/// it for positive `k`).
+fn shifted(p: (f64, f64), q: (f64, f64), k: f64) -> (f64, f64) {
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let len = (dx * dx + dy * dy).sqrt().max(1e-9);
+    (p.0 + dy / len * 14.0 * k, p.1 - dx / len * 14.0 * k)
 }
 
 /// Badness of a placement: edges through nodes they do not join (never
@@ -769,6 +793,17 @@ mod tests {
     }
 
     #[test]
+    fn an_input_taken_twice_is_two_edges_side_by_side() {
+        let text = "normal=[(sep_conv_3x3,0),(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,2),(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(dil_conv_3x3,2)] reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(skip_connect,2),(max_pool_3x3,1),(max_pool_3x3,0),(skip_connect,2),(skip_connect,2),(max_pool_3x3,1)]";
+        let (graph, l) = &layouts(text)[0];
+        check(graph, l, text);
+        let (a, b) = (&l.edges[0], &l.edges[1]);
+        assert_eq!((a.from, a.to), (b.from, b.to));
+        let gap = ((a.start.0 - b.start.0).powi(2) + (a.start.1 - b.start.1).powi(2)).sqrt();
+        assert!(gap > 10.0, "{a:?} {b:?}");
+    }
+
+    #[test]
     fn nb201_leaves_none_edges_out_and_says_which() {
         let text =
             "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|none~2|";
@@ -805,7 +840,8 @@ mod tests {
         assert!(r.crossed_by((0.0, 10.0), (20.0, 10.0)));
         assert!(!r.crossed_by((0.0, 0.0), (20.0, 0.0)));
         assert!(!r.crossed_by((0.0, 10.0), (7.0, 10.0)));
-        assert_eq!(r.exit_towards((20.0, 10.0)), (12.0, 10.0));
+        assert_eq!(r.exit_towards_from(r.center, (20.0, 10.0)), (12.0, 10.0));
+        assert_eq!(r.exit_towards_from((10.0, 9.0), (10.0, 0.0)), (10.0, 8.0));
         assert!(segments_cross(
             (0.0, 0.0),
             (2.0, 2.0),
