@@ -20,7 +20,7 @@ use crate::store::QueryError;
 /// Report commands: each reads the runs of one sweep and writes under `--out`.
 #[derive(Debug, clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch\n  ddsas report fig8 --sweep demo --where \"M = 24 or method != 'ddsas'\"\n  ddsas report fig9 --sweep fig8_fig9_skip --run 12"
+    after_help = "Examples:\n  ddsas report all --sweep demo\n  ddsas report fig7 --sweep fig7_lm_grid --out figs/\n  ddsas report fig10 --sweep fig10_explore --per epoch\n  ddsas report fig8 --sweep demo --where \"M = 24 or method != 'ddsas'\"\n  ddsas report fig9 --sweep fig8_fig9_skip --run 12\n  ddsas report cells --sweep demo --top 2\n  ddsas report cells --run 12\n  ddsas report cells --genotype darts_v2 --out figs/"
 )]
 pub enum ReportCmd {
     /// Fig. 7: best accuracy of DDSAS over the L × M grid (heat map).
@@ -37,6 +37,8 @@ pub enum ReportCmd {
     Table5(FigArgs),
     /// Test error of the trained cells, parameters and search cost per method (Markdown, CSV).
     Results(FigArgs),
+    /// Fig. 11: the best searched cells of each setting as graphs (PNG + SVG per cell type).
+    Cells(CellsArgs),
     /// Every figure the sweep's runs support, plus index.html.
     All(FigArgs),
 }
@@ -98,6 +100,87 @@ pub struct Fig9Args {
     run: Option<i64>,
 }
 
+/// `ddsas report cells`: a sweep's best cells, one run's, or a genotype's.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Which runs: per (dataset, space) and setting (the config keys that vary among the\nruns, as the other figures split them), the best by the test accuracy of the cell\ntrained from scratch where the search has a done train run (trained cells first),\nelse by the search's final valid accuracy. Files: cells_<run>_normal.png/.svg and\ncells_<run>_reduce.png/.svg (DARTS space), cells_<run>_cell.png/.svg (NB201; its\n`none` edges are not drawn, and the picture says which), and a JSON sidecar."
+)]
+pub struct CellsArgs {
+    /// Sweep whose best runs are drawn (not needed with --run or --genotype).
+    #[arg(long, required_unless_present_any = ["run", "genotype"])]
+    sweep: Option<String>,
+    /// Output folder (default: reports/<sweep>; reports/run<ID> for --run
+    /// without --sweep; reports/cells for --genotype).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Also print the caption (which runs, by which metric).
+    #[arg(long, short)]
+    verbose: bool,
+    /// Draw only the sweep's runs for which this SQL condition over the
+    /// columns of `run_summary` holds, as `runs list --where` takes it.
+    #[arg(long = "where", value_name = "CONDITION", requires = "sweep")]
+    condition: Option<String>,
+    /// Draw this run's final genotype: a done search (of the sweep, with --sweep).
+    #[arg(long, value_name = "ID", conflicts_with = "top")]
+    run: Option<i64>,
+    /// Draw the best K runs of each setting.
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
+    /// Draw this genotype instead of runs: as `ddsas runs show` prints it,
+    /// DARTS's `Genotype(...)`, an NB201 arch string, or a published name
+    /// (darts_v1, darts_v2).
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["sweep", "run", "condition"])]
+    genotype: Option<String>,
+}
+
+impl CellsArgs {
+    /// Draws a run found by id or a genotype (no sweep): the database is
+    /// read only for a run.
+    fn run_alone(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        let start = Instant::now();
+        let (fig, out) = match (&self.genotype, self.run) {
+            (Some(text), _) => (
+                report::cells::of_genotype(text)?,
+                PathBuf::from("reports").join("cells"),
+            ),
+            (None, Some(id)) => {
+                if !self.db.db.exists() {
+                    anyhow::bail!(
+                        "database {} does not exist: run searches first",
+                        self.db.db.display()
+                    );
+                }
+                let store = self.db.open(rt)?;
+                let found = rt.block_on(store.report_run(id));
+                rt.block_on(store.close());
+                (
+                    report::cells::of_run(id, found?.as_ref())?,
+                    PathBuf::from("reports").join(format!("run{id}")),
+                )
+            }
+            (None, None) => anyhow::bail!("give --sweep, --run or --genotype"),
+        };
+        let opts = Options {
+            out: self.out.clone().unwrap_or(out),
+            metric: "auto".into(),
+            run: self.run,
+            top: 1,
+        };
+        let made = vec![report::render_cells(&fig, &opts)?];
+        print_summary(&made, self.verbose);
+        crate::outln!(
+            "{} output(s) in {} ({:.2} s in all)",
+            made.len(),
+            opts.out.display(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 /// Granularity of Fig. 10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PerArg {
@@ -121,6 +204,7 @@ impl ReportCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         let mut run = None;
+        let mut top = 1;
         let (kind, args, metric) = match self {
             ReportCmd::Fig7(a) => (
                 Some(Kind::Fig7),
@@ -147,6 +231,21 @@ impl ReportCmd {
             ReportCmd::Fig12(a) => (Some(Kind::Fig12), a, "auto"),
             ReportCmd::Table5(a) => (Some(Kind::Table5), a, "auto"),
             ReportCmd::Results(a) => (Some(Kind::Results), a, "auto"),
+            ReportCmd::Cells(a) => {
+                let Some(sweep) = a.sweep.clone() else {
+                    return a.run_alone(rt);
+                };
+                run = a.run;
+                top = a.top as usize;
+                let common = FigArgs {
+                    sweep,
+                    out: a.out,
+                    db: a.db,
+                    verbose: a.verbose,
+                    condition: a.condition,
+                };
+                (Some(Kind::Cells), common, "auto")
+            }
             ReportCmd::All(a) => (None, a, "auto"),
         };
         let opts = Options {
@@ -156,6 +255,7 @@ impl ReportCmd {
                 .unwrap_or_else(|| PathBuf::from("reports").join(&args.sweep)),
             metric: metric.into(),
             run,
+            top,
         };
         let start = Instant::now();
         if !args.db.db.exists() {
@@ -217,20 +317,35 @@ fn print_summary(made: &[Output], verbose: bool) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec!["figure", "files", "size", "render"]);
+    let name = |f: &PathBuf| {
+        f.file_name().map_or_else(
+            || f.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
     for out in made {
-        let files: Vec<String> = out
-            .files
-            .iter()
-            .map(|f| {
-                f.file_name().map_or_else(
-                    || f.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                )
-            })
-            .collect();
+        let files = if out.images.len() > 1 {
+            // The cells: a PNG and an SVG per cell type of each run.
+            let pictures: Vec<&PathBuf> = out.images.iter().map(|i| &i.png).collect();
+            let rest: Vec<String> = out
+                .files
+                .iter()
+                .filter(|f| !out.images.iter().any(|i| &i.png == *f || &i.svg == *f))
+                .map(name)
+                .collect();
+            format!(
+                "{} pictures (.png + .svg): {} … {}; {}",
+                pictures.len(),
+                name(pictures[0]),
+                name(pictures[pictures.len() - 1]),
+                rest.join(" ")
+            )
+        } else {
+            out.files.iter().map(name).collect::<Vec<_>>().join(" ")
+        };
         table.add_row(vec![
             out.kind.name(),
-            files.join(" "),
+            files,
             out.size.map_or("-".into(), |(w, h)| format!("{w}×{h}")),
             format!("{:.3} s", out.seconds),
         ]);

@@ -7,6 +7,11 @@
 //! One small parser reads both text forms: they differ only in quotes,
 //! separators and the optional `Genotype(...)` around them. Every error
 //! names the character position and what was expected there.
+//!
+//! [`parse_any`] also reads a NAS-Bench-201 arch string
+//! (`|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|`, as NB201 searches
+//! store their genotype), for `ddsas report cells`, which draws cells of
+//! both spaces.
 
 use crate::nas::metrics::{CellGenotype, Genotype};
 use crate::nas::space::{SearchSpace, SpaceKind, NONE};
@@ -38,6 +43,69 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
     Ok(Genotype {
         space: SpaceKind::Darts,
         cells,
+    })
+}
+
+/// Reads a genotype of either space: a NAS-Bench-201 arch string (it
+/// starts with `|`) or any form [`parse`] reads.
+pub fn parse_any(text: &str) -> Result<Genotype, GenotypeError> {
+    if text.trim_start().starts_with('|') {
+        parse_nb201(text)
+    } else {
+        parse(text)
+    }
+}
+
+/// Reads a NAS-Bench-201 arch string: three `+`-separated groups for
+/// nodes 1, 2 and 3, group `n` holding `op~input` for inputs `0..n` in
+/// order, the inverse of [`Genotype::to_text`]. `none` is an op here.
+pub fn parse_nb201(text: &str) -> Result<Genotype, GenotypeError> {
+    let space = SearchSpace::new(SpaceKind::Nb201);
+    let nodes = space.edge_nodes();
+    let groups: Vec<&str> = text.trim().split('+').collect();
+    if groups.len() != 3 {
+        return Err(GenotypeError(format!(
+            "a NAS-Bench-201 arch string has 3 `+`-separated groups (nodes 1, 2, 3), found {} in `{}`",
+            groups.len(),
+            text.trim()
+        )));
+    }
+    let mut edges = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let to = g + 1;
+        let pairs: Vec<&str> = group.split('|').filter(|p| !p.trim().is_empty()).collect();
+        if pairs.len() != to {
+            return Err(GenotypeError(format!(
+                "node {to} of a NAS-Bench-201 cell takes {to} input(s) (`op~0|...`), found `{group}`"
+            )));
+        }
+        for (from, pair) in pairs.iter().enumerate() {
+            let expected = format!("`op~{from}` for input {from} of node {to}");
+            let (name, input) = pair
+                .trim()
+                .split_once('~')
+                .ok_or_else(|| GenotypeError(format!("expected {expected}, found `{pair}`")))?;
+            if input.trim() != from.to_string() {
+                return Err(GenotypeError(format!(
+                    "expected {expected}, found `{pair}`"
+                )));
+            }
+            let op = space.op_index(name.trim()).ok_or_else(|| {
+                GenotypeError(format!(
+                    "`{name}` is not a NAS-Bench-201 op; its ops are {}",
+                    space.ops().join(", ")
+                ))
+            })?;
+            let edge = nodes
+                .iter()
+                .position(|&e| e == (to, from))
+                .expect("NB201 has every edge from an earlier node");
+            edges.push((edge, op));
+        }
+    }
+    Ok(Genotype {
+        space: SpaceKind::Nb201,
+        cells: vec![CellGenotype { edges }],
     })
 }
 
@@ -272,6 +340,35 @@ mod tests {
         assert_eq!(parse(published).unwrap(), by_name);
         assert_ne!(parse("darts_v1").unwrap(), by_name);
         assert_eq!(by_name.skip_count(0), 2);
+    }
+
+    #[test]
+    fn nb201_arch_strings_read_back_what_to_text_writes() {
+        let text = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+        let g = parse_any(text).unwrap();
+        assert_eq!(g.space, SpaceKind::Nb201);
+        assert_eq!(g.to_text(), text);
+        assert_eq!(g.cells[0].edges[1], (1, NONE));
+        assert_eq!(parse_any("darts_v1").unwrap(), parse("darts_v1").unwrap());
+        let e = parse_nb201("|nor_conv_3x3~0|+|none~0|")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 `+`-separated groups"), "{e}");
+        let e = parse_nb201(&text.replace("skip_connect~1", "skip_connect~0"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`op~1` for input 1 of node 2"), "{e}");
+        let e = parse_nb201(&text.replace("none~0", "sep_conv_3x3~0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`sep_conv_3x3` is not a NAS-Bench-201 op"),
+            "{e}"
+        );
+        let e = parse_nb201(&text.replace("|none~0|", "|"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node 2 of a NAS-Bench-201 cell takes 2"), "{e}");
     }
 
     #[test]

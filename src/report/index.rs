@@ -1,5 +1,5 @@
-//! `index.html` of `ddsas report all`: every figure (its PNG, linking to
-//! the SVG) with a caption that says which runs, how many seeds and which
+//! `index.html` of `ddsas report all`: every figure (its PNGs, each
+//! linking to its SVG; the cells have a picture per cell type) with a caption that says which runs, how many seeds and which
 //! metric it uses, the tables inline, and what could not be drawn and why.
 //! One self-contained file with relative links, so the folder can be copied
 //! or served as is.
@@ -32,6 +32,7 @@ pub fn write(
          body {{ font-family: 'DejaVu Sans', sans-serif; max-width: 1280px; margin: 2em auto; padding: 0 1em; color: #222; }}\n\
          figure {{ margin: 2.5em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}\n\
          figcaption {{ margin-top: .5em; line-height: 1.45; }} .files {{ color: #666; font-size: 90%; }}\n\
+         .sub {{ margin: .3em 0 1.5em; color: #444; }}\n\
          table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #bbb; padding: .35em .8em; }}\n\
          </style>\n</head>\n<body>\n<h1>Sweep <code>{name}</code></h1>\n<p>{runs} done run(s) drawn from the run history.{rest}</p>\n",
         name = esc(&data.name),
@@ -48,26 +49,21 @@ pub fn write(
             })
             .collect();
         html.push_str("<figure>\n");
-        match (
-            &o.html,
-            o.files
-                .iter()
-                .find(|f| f.extension().is_some_and(|e| e == "png")),
-        ) {
-            (Some(table), _) => html.push_str(table),
-            (None, Some(png)) => {
-                let png = file_name(png);
-                let svg = png.trim_end_matches(".png").to_string() + ".svg";
-                let (w, h) = o.size.unwrap_or((1200, 800));
-                let _ = writeln!(
-                    html,
-                    "<a href=\"{svg}\"><img src=\"{png}\" width=\"{w}\" height=\"{h}\" alt=\"{alt}\"></a>",
-                    svg = esc(&svg),
-                    png = esc(&png),
-                    alt = esc(&o.title)
-                );
+        if let Some(table) = &o.html {
+            html.push_str(table);
+        }
+        for image in &o.images {
+            let (w, h) = image.size;
+            let _ = writeln!(
+                html,
+                "<a href=\"{svg}\"><img src=\"{png}\" width=\"{w}\" height=\"{h}\" alt=\"{alt}\"></a>",
+                svg = esc(&file_name(&image.svg)),
+                png = esc(&file_name(&image.png)),
+                alt = esc(image.caption.as_deref().unwrap_or(&o.title))
+            );
+            if let Some(caption) = &image.caption {
+                let _ = writeln!(html, "<p class=\"sub\">{}</p>", esc(caption));
             }
-            (None, None) => {}
         }
         let _ = writeln!(
             html,

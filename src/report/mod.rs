@@ -1,7 +1,8 @@
 //! The paper's figures and tables, drawn from the run history only
 //! (docs/design.md §4, issue 4): Figs. 7, 8, 9, 10 and 12 as PNG + SVG with a
 //! JSON sidecar of the numbers drawn, Table 5 as Markdown, CSV, LaTeX and
-//! JSON, and an `index.html` that shows them all.
+//! JSON, pictures of the searched cells as Fig. 11 draws them ([`cells`]),
+//! and an `index.html` that shows them all.
 //!
 //! Each figure is made in three steps: the tables it draws are loaded into
 //! [`SweepData`] ([`records`]), a pure `compute` turns the runs into a
@@ -18,6 +19,8 @@
 
 #![deny(missing_docs)]
 
+pub mod cell_layout;
+pub mod cells;
 pub mod columns;
 pub mod data;
 pub mod draw;
@@ -135,6 +138,8 @@ pub enum Kind {
     Table5,
     /// Test error, parameters and search cost per method (the main tables).
     Results,
+    /// Fig. 11: the searched cells as graphs, a picture per cell type.
+    Cells,
 }
 
 impl Kind {
@@ -148,6 +153,7 @@ impl Kind {
             Kind::Fig12 => "fig12".into(),
             Kind::Table5 => "table5".into(),
             Kind::Results => "results".into(),
+            Kind::Cells => "cells".into(),
         }
     }
 
@@ -161,6 +167,7 @@ impl Kind {
             Kind::Fig12 => "fig12",
             Kind::Table5 => "table5",
             Kind::Results => "results",
+            Kind::Cells => "cells",
         }
     }
 
@@ -174,14 +181,17 @@ impl Kind {
             Kind::Fig12 => fig12::STEM,
             Kind::Table5 => table5::STEM,
             Kind::Results => results::STEM,
+            Kind::Cells => cells::STEM,
         }
     }
 
-    /// The files this figure or table writes (deterministic names).
+    /// The files this figure or table writes under fixed names (the
+    /// cells' pictures are named after their runs: [`cells::remove_pictures`]).
     pub fn files(self) -> Vec<String> {
         let extensions: &[&str] = match self {
             Kind::Table5 => &["md", "csv", "tex", "json"],
             Kind::Results => &["md", "csv", "json"],
+            Kind::Cells => &["json"],
             _ => &["png", "svg", "json"],
         };
         extensions
@@ -193,7 +203,7 @@ impl Kind {
     /// The recorded tables it draws, besides the runs.
     pub fn tables(self) -> &'static [Table] {
         match self {
-            Kind::Fig7 | Kind::Table5 | Kind::Results => &[],
+            Kind::Fig7 | Kind::Table5 | Kind::Results | Kind::Cells => &[],
             Kind::Fig8 => &[Table::Epochs, Table::Nb201],
             Kind::Fig9 => &[Table::Sampling],
             Kind::Fig10(fig10::Per::Step) => &[Table::Steps],
@@ -211,7 +221,7 @@ impl Serialize for Kind {
 }
 
 /// Every figure and table, in the order `report all` makes them.
-const ALL: [Kind; 8] = [
+const ALL: [Kind; 9] = [
     Kind::Fig7,
     Kind::Fig8,
     Kind::Fig9,
@@ -220,6 +230,7 @@ const ALL: [Kind; 8] = [
     Kind::Fig12,
     Kind::Table5,
     Kind::Results,
+    Kind::Cells,
 ];
 
 /// Options every figure shares.
@@ -229,8 +240,24 @@ pub struct Options {
     pub out: PathBuf,
     /// Fig. 7 metric: `valid_acc` or `test_acc`.
     pub metric: String,
-    /// Fig. 9: draw this one run instead of each setting's mean.
+    /// Fig. 9: draw this one run instead of each setting's mean; cells:
+    /// draw this run's cells only.
     pub run: Option<i64>,
+    /// Cells: how many of the best runs of each setting to draw.
+    pub top: usize,
+}
+
+/// One picture of an output, as the index shows it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The PNG, shown.
+    pub png: PathBuf,
+    /// The SVG, linked from it.
+    pub svg: PathBuf,
+    /// Canvas size.
+    pub size: (u32, u32),
+    /// Its own caption when an output has several pictures.
+    pub caption: Option<String>,
 }
 
 /// What one figure or table produced, for the summary and `index.html`.
@@ -244,8 +271,10 @@ pub struct Output {
     pub caption: String,
     /// Files written, PNG first for figures.
     pub files: Vec<PathBuf>,
-    /// Canvas size of a figure.
+    /// Canvas size of a figure (its first picture's).
     pub size: Option<(u32, u32)>,
+    /// Its pictures (none for tables).
+    pub images: Vec<Image>,
     /// An HTML fragment to show instead of an image (tables).
     pub html: Option<String>,
     /// Text to print on the terminal (tables).
@@ -287,6 +316,16 @@ pub async fn render(
     Ok(out)
 }
 
+/// Draws cells that were not chosen from a sweep (`report cells --run ID`
+/// without `--sweep`, or `--genotype`) under `opts.out`.
+pub fn render_cells(fig: &Figure<cells::Cells>, opts: &Options) -> Result<Output, ReportError> {
+    prepare_out_dir(&opts.out)?;
+    let start = Instant::now();
+    let mut out = cells::write(fig, opts)?;
+    out.seconds = start.elapsed().as_secs_f64();
+    Ok(out)
+}
+
 /// Computes and draws `kind` of `data`, whose records hold what it needs.
 fn make(data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportError> {
     match kind {
@@ -297,6 +336,7 @@ fn make(data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportEr
         Kind::Fig12 => save_figure(&fig12::compute(data)?, opts),
         Kind::Table5 => table5::write(&table5::compute(data)?, opts),
         Kind::Results => results::write(&results::compute(data)?, opts),
+        Kind::Cells => cells::write(&cells::compute(data, opts.run, opts.top)?, opts),
     }
 }
 
@@ -336,6 +376,9 @@ pub async fn render_all(
                 // A file left by an earlier report would now be stale.
                 for name in kind.files() {
                     let _ = std::fs::remove_file(opts.out.join(name));
+                }
+                if kind == Kind::Cells {
+                    cells::remove_pictures(&opts.out);
                 }
                 skipped.push((
                     kind.name(),
@@ -406,6 +449,7 @@ pub(crate) fn write_table<T: Serialize>(
         caption: table.caption,
         files,
         size: None,
+        images: Vec::new(),
         html: Some(table.html),
         printed: Some(table.printed),
         seconds: 0.0,
@@ -512,6 +556,12 @@ pub(crate) fn save_figure<N: Draw + Serialize>(
         message: e.0,
     })?;
     let (width, height) = plot.size();
+    let images = vec![Image {
+        png: files[0].clone(),
+        svg: files[1].clone(),
+        size: (width, height),
+        caption: None,
+    }];
     let path = opts.out.join(format!("{stem}.json"));
     write_json(
         &path,
@@ -528,6 +578,7 @@ pub(crate) fn save_figure<N: Draw + Serialize>(
         caption: heading.caption.clone(),
         files,
         size: Some((width, height)),
+        images,
         html: None,
         printed: None,
         seconds: 0.0,

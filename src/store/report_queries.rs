@@ -146,6 +146,19 @@ pub struct SweepInfo {
     pub file: Option<String>,
 }
 
+/// The columns of a [`ReportRun`], from `run_summary s` and `runs r`, with
+/// the test accuracy of the done train runs linked to the search.
+const REPORT_RUN_COLUMNS: &str = "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L, s.M,
+                    s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json,
+                    r.definitions,
+                    (SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_acc,
+                    (SELECT max(t.epochs_total) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs,
+                    (SELECT avg(t.params) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_params,
+                    s.wall_s";
+
 impl Store {
     /// Every sweep, by name (for "unknown sweep; known sweeps are ..." messages).
     pub async fn sweep_infos(&self) -> Result<Vec<SweepInfo>, StoreError> {
@@ -157,27 +170,33 @@ impl Store {
 
     /// The runs of sweep `sweep` (any status), by run id.
     pub async fn report_runs(&self, sweep: &str) -> Result<Vec<ReportRun>, StoreError> {
-        sqlx::query_as(
-            "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L, s.M,
-                    s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json,
-                    r.definitions,
-                    (SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_acc,
-                    (SELECT max(t.epochs_total) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs,
-                    (SELECT avg(t.params) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_params,
-                    s.wall_s
+        sqlx::query_as(&format!(
+            "{REPORT_RUN_COLUMNS}
              FROM sweep_runs w
              JOIN run_summary s ON s.id = w.run_id
              JOIN runs r ON r.id = w.run_id
              WHERE w.sweep = ?1
-             ORDER BY s.id",
-        )
+             ORDER BY s.id"
+        ))
         .bind(sweep)
         .fetch_all(&self.pool)
         .await
         .ctx(|| format!("reading the runs of sweep {sweep}"))
+    }
+
+    /// Run `id` as the report sees it, whatever sweep it is in (none if
+    /// there is no such run), for `report cells --run ID` without a sweep.
+    pub async fn report_run(&self, id: i64) -> Result<Option<ReportRun>, StoreError> {
+        sqlx::query_as(&format!(
+            "{REPORT_RUN_COLUMNS}
+             FROM run_summary s
+             JOIN runs r ON r.id = s.id
+             WHERE s.id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(|| format!("reading run {id}"))
     }
 
     /// The epochs of the sweep's runs, by run and epoch.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-use super::util::{rt, BIN};
+use super::util::{rt, scalar, BIN};
 
 /// Tiny searches: a few seconds each on one core.
 const TINY: &[&str] = &[
@@ -246,6 +246,17 @@ fn all_writes_every_figure_as_png_svg_and_index() {
     }
     for t in ["table5.md", "table5.csv", "table5.tex", "table5.json"] {
         assert!(out.path().join(t).is_file(), "{t}");
+    }
+    // The cells of each setting's best run, every picture shown and linked.
+    let cells = json(&out.path().join("cells.json"));
+    let pictures = cells["pictures"].as_array().unwrap();
+    assert!(pictures.len() >= 2, "{cells}");
+    for p in pictures {
+        let stem = p["stem"].as_str().unwrap();
+        assert!(
+            index.contains(&format!("<a href=\"{stem}.svg\"><img src=\"{stem}.png\"")),
+            "index lacks {stem}"
+        );
     }
     // Captions say which runs, seeds and metric.
     assert!(index.contains("final valid accuracy"));
@@ -1037,6 +1048,153 @@ fn nb201_import_refuses_a_file_of_another_layout() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("list") && err.contains("eval_acc1es"), "{err}");
+}
+
+/// The op names a cell's genotype text names (`(sep_conv_3x3,0)` or NB201's
+/// `nor_conv_3x3~0`), `none` left out as the pictures leave it out.
+fn ops_in(cell_genotype: &str) -> Vec<String> {
+    cell_genotype
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.contains('_') && *w != "none")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn cells_draws_the_best_run_of_each_setting_as_png_and_svg() {
+    let f = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let text = ok(&report(&f.db, &["cells", "--sweep", "main"], out.path()));
+    assert!(text.contains("cells.json"), "{text}");
+    let side = json(&out.path().join("cells.json"));
+    let pictures = side["pictures"].as_array().unwrap();
+    let mut runs: Vec<i64> = Vec::new();
+    for p in pictures {
+        let stem = p["stem"].as_str().unwrap();
+        let run = p["run"].as_i64().unwrap();
+        let cell = p["cell"].as_str().unwrap();
+        assert_eq!(stem, format!("cells_{run}_{cell}"));
+        runs.push(run);
+        // The genotype drawn is the run's final genotype in the database.
+        let stored = scalar(
+            &f.db,
+            &format!("SELECT final_genotype FROM runs WHERE id = {run}"),
+        );
+        assert_eq!(p["genotype"].as_str().unwrap(), stored, "{stem}");
+        let size = (
+            p["width"].as_u64().unwrap() as u32,
+            p["height"].as_u64().unwrap() as u32,
+        );
+        assert_eq!(png_size(&out.path().join(format!("{stem}.png"))), size);
+        let svg_path = out.path().join(format!("{stem}.svg"));
+        check_svg(&svg_path, size);
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        let ops = ops_in(p["cell_genotype"].as_str().unwrap());
+        assert!(!ops.is_empty(), "{stem}");
+        for op in &ops {
+            assert!(svg.contains(&format!("{op}\n</text>")), "{stem} lacks {op}");
+        }
+        // One label per op edge drawn.
+        let labelled = p["layout"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| !e["op"].is_null())
+            .count();
+        assert_eq!(labelled, ops.len(), "{stem}");
+    }
+    // Both cell types of a DARTS-space run, the one cell of an NB201 run.
+    let cells_of = |run: i64| -> Vec<&str> {
+        pictures
+            .iter()
+            .filter(|p| p["run"] == run)
+            .map(|p| p["cell"].as_str().unwrap())
+            .collect()
+    };
+    let nb201_darts = ids_of(
+        &f.db,
+        "SELECT id FROM run_summary WHERE space = 'nb201' AND method = 'darts'",
+    );
+    assert_eq!(cells_of(nb201_darts[0]), ["cell"]);
+    // The best of two seeds by final valid accuracy (no cell is trained).
+    let best = ids_of(
+        &f.db,
+        "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND L = 20 AND M = 1
+           AND approximation = 1 ORDER BY valid_acc DESC, id LIMIT 1",
+    );
+    assert_eq!(cells_of(best[0]), ["normal", "reduce"]);
+    let other = ids_of(
+        &f.db,
+        &format!(
+            "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND L = 20
+               AND M = 1 AND approximation = 1 AND id <> {}",
+            best[0]
+        ),
+    );
+    assert!(
+        !runs.contains(&other[0]),
+        "run {} is not its setting's best",
+        other[0]
+    );
+    // --top 2 draws both seeds; --run one run, of the sweep or not.
+    let top = tempfile::tempdir().unwrap();
+    ok(&report(
+        &f.db,
+        &["cells", "--sweep", "main", "--top", "2"],
+        top.path(),
+    ));
+    assert!(top
+        .path()
+        .join(format!("cells_{}_normal.png", other[0]))
+        .is_file());
+    let one = tempfile::tempdir().unwrap();
+    ok(&report(
+        &f.db,
+        &["cells", "--run", &other[0].to_string()],
+        one.path(),
+    ));
+    let side = json(&one.path().join(format!("cells_{}.json", other[0])));
+    assert_eq!(side["pictures"].as_array().unwrap().len(), 2);
+    // A published genotype needs no database.
+    let v2 = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["report", "cells", "--genotype", "darts_v2", "--out"])
+        .arg(v2.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    let svg = std::fs::read_to_string(v2.path().join("cells_darts_v2_normal.svg")).unwrap();
+    assert!(svg.contains("dil_conv_3x3") && svg.contains("sep_conv_3x3"));
+}
+
+#[test]
+fn cells_of_an_unknown_or_unfinished_run_are_refused() {
+    let e = refused(&["cells", "--run", "999"]);
+    assert!(
+        e.contains("there is no run 999") && e.contains("runs list"),
+        "{e}"
+    );
+    let e = refused(&["cells", "--sweep", "main", "--run", "999"]);
+    assert!(
+        e.contains("has no done search run 999") && e.contains("pick one of its runs"),
+        "{e}"
+    );
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("copy.db");
+    exec(&f.db, &format!("VACUUM INTO '{}'", db.display()));
+    exec(
+        &db,
+        "UPDATE runs SET status = 'running', final_genotype = NULL WHERE id = 1",
+    );
+    let out = dir.path().join("out");
+    let o = report(&db, &["cells", "--run", "1"], &out);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("run 1 is running, not done"), "{e}");
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+    let e = refused(&["cells", "--sweep", "main", "--genotype", "darts_v2"]);
+    assert!(e.contains("cannot be used with"), "{e}");
 }
 
 /// Runs a report that must fail; returns stderr, and checks that no image

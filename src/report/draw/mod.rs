@@ -1,8 +1,8 @@
 //! The widget kit the figures are drawn with: text in the bundled font
 //! ([`text`], [`font`]), axes and ticks ([`axes`]), legends and series
-//! styles ([`legend`]), line charts ([`lines`]), heat maps ([`heatmap`]) and
-//! bar charts ([`bars`]), plus the palette and the one function that writes
-//! a figure as PNG and SVG. Figures compute their numbers elsewhere and only
+//! styles ([`legend`]), line charts ([`lines`]), heat maps ([`heatmap`]),
+//! bar charts ([`bars`]) and cells as graphs ([`dag`]), plus the palette
+//! and the one function that writes a figure as PNG and SVG. Figures compute their numbers elsewhere and only
 //! arrange these widgets; nothing here reads the database or does
 //! statistics.
 //!
@@ -17,6 +17,7 @@
 
 pub mod axes;
 pub mod bars;
+pub mod dag;
 pub mod font;
 pub mod heatmap;
 pub mod legend;

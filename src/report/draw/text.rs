@@ -119,6 +119,38 @@ pub fn fit(text: &str, t: &Txt, max_px: i32) -> String {
     String::new()
 }
 
+/// `text` broken into lines no wider than `max_px`, after a `,` or a
+/// space where it can be (a long genotype text breaks between its pairs);
+/// a piece wider than a line on its own is shortened with "…".
+pub fn wrap(text: &str, t: &Txt, max_px: i32) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.push(c);
+        if c == ',' || c == ' ' {
+            pieces.push(std::mem::take(&mut piece));
+        }
+    }
+    if !piece.is_empty() {
+        pieces.push(piece);
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for p in pieces {
+        let longer = line.clone() + &p;
+        if !line.is_empty() && measure(longer.trim_end(), t) > max_px {
+            lines.push(line.trim_end().to_string());
+            line = p;
+        } else {
+            line = longer;
+        }
+    }
+    if !line.trim().is_empty() || lines.is_empty() {
+        lines.push(line.trim_end().to_string());
+    }
+    lines.into_iter().map(|l| fit(&l, t, max_px)).collect()
+}
+
 /// A count with thousands separators ("191,276").
 pub fn thousands(v: i64) -> String {
     let s = v.unsigned_abs().to_string();
@@ -316,6 +348,17 @@ mod tests {
         assert_eq!(thousands(191276), "191,276");
         assert_eq!(thousands(-1234), "-1,234");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn wrapping_breaks_after_commas_and_spaces() {
+        let t = font(20);
+        let text = "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(skip_connect,0),(dil_conv_3x3,2)]";
+        let lines = wrap(text, &t, measure(text, &t) * 6 / 10);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines.concat(), text);
+        assert!(lines[0].ends_with(','));
+        assert_eq!(wrap("short", &t, 500), ["short"]);
     }
 
     #[test]
