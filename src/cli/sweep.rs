@@ -268,6 +268,10 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the ddsas binary to start workers from")?;
     let store = args.db.open(rt)?;
     rt.block_on(async {
+        // First, before any write: a frozen orphan may hold the write lock.
+        for line in crate::exec::orchestrator::reap_orphans(&store, args.stale_after).await? {
+            crate::outln!("{line}");
+        }
         if !args.replace {
             refuse_dropping_runs(&store, &sweep).await?;
         }

@@ -25,7 +25,7 @@ pub fn install_panic_hook() {
             .unwrap_or_default();
         crate::errln!(
             "error: internal error{at}: {}\n(this is a bug in ddsas; please report it with the command that caused it)",
-            torch_text::first_line(payload_text(info.payload()))
+            torch_text::one_line(payload_text(info.payload()))
         );
     }));
 }

@@ -422,10 +422,15 @@ impl Orchestrator<'_> {
     /// Whether a `running` run's owner is gone: on this host, when neither
     /// its orchestrator nor its worker process is alive (or its heartbeat is
     /// stale and its worker is not alive); elsewhere, when its heartbeat is
-    /// stale.
+    /// stale. A silent orphan worker of a dead orchestrator of this host is
+    /// killed first (see [`kill_orphan`]).
     fn owner_is_gone(&self, row: &RunRow) -> bool {
         let last = row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
         let stale = unix_now() - last > self.opts.stale_after_s;
+        if let Some(line) = kill_orphan(row, self.opts.stale_after_s) {
+            self.ui.line(line);
+            return true;
+        }
         let worker_alive = row.pid.is_some_and(pid_alive);
         match row.owner.as_deref().and_then(Owner::parse) {
             Some(Owner::Orchestrator { host, pid, .. }) if host == hostname() => {
@@ -810,6 +815,63 @@ impl Orchestrator<'_> {
             libc::kill(-(act.pid as libc::pid_t), libc::SIGKILL);
         }
     }
+}
+
+/// Kills the worker of a `running` run when it is a silent orphan: its
+/// orchestrator, on this host, is gone, and it has not sent a heartbeat for
+/// `stale_after_s` (stopped, frozen, deadlocked). Nobody else would ever
+/// end it, and while it lives its run cannot be taken over (and, if it
+/// froze inside a write, the database stays locked). The pid is checked to
+/// be that run's `ddsas worker` before the signal. Returns what was done.
+pub fn kill_orphan(row: &RunRow, stale_after_s: f64) -> Option<String> {
+    let Some(Owner::Orchestrator {
+        host, pid: orch, ..
+    }) = row.owner.as_deref().and_then(Owner::parse)
+    else {
+        return None;
+    };
+    let worker = row.pid?;
+    let silent = unix_now() - row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
+    if host != hostname() || pid_alive(orch) || silent <= stale_after_s || !pid_alive(worker) {
+        return None;
+    }
+    if !is_worker_of(worker, row.id) {
+        return None;
+    }
+    // SAFETY: a plain kill(2) of a process just checked to be this run's
+    // worker; SIGKILL ends even a stopped one.
+    unsafe {
+        libc::kill(worker as libc::pid_t, libc::SIGKILL);
+    }
+    Some(format!(
+        "run {}: its orchestrator (pid {orch}) is gone and its worker (pid {worker}) sent no heartbeat for {silent:.0} s; killed the worker, the run resumes from its checkpoint",
+        row.id
+    ))
+}
+
+/// Whether process `pid` is `ddsas worker ... --run-id <run>` (its command
+/// line, from /proc), so that a reused pid is never signalled.
+fn is_worker_of(pid: i64, run: i64) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let run = run.to_string();
+    args.iter().any(|a| *a == b"worker")
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--run-id" && w[1] == run.as_bytes())
+}
+
+/// Kills the silent orphan workers of dead orchestrators of this host (see
+/// [`kill_orphan`]) before a new orchestrator starts writing; returns a
+/// line per worker killed.
+pub async fn reap_orphans(store: &Store, stale_after_s: f64) -> anyhow::Result<Vec<String>> {
+    let rows = store.running_runs().await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| kill_orphan(row, stale_after_s))
+        .collect())
 }
 
 /// Counts for the header line.

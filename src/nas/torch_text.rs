@@ -40,5 +40,8 @@ mod tests {
             "PytorchStreamReader failed reading zip archive: failed finding central directory"
         );
         assert_eq!(first_line("\n  a \nb"), "a");
+        // As tch's `unwrap` panics: the Debug form, newlines escaped.
+        let panic = r#"called `Result::unwrap()` on an `Err` value: Torch("open file failed\nException raised from x\nframe #0: y")"#;
+        assert_eq!(one_line(panic), "open file failed");
     }
 }

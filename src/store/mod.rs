@@ -152,6 +152,9 @@ impl Store {
     /// create the tables, and all but one would fail.
     async fn migrate(&self) -> Result<(), StoreError> {
         let path = &self.path;
+        if self.schema_is_current().await {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await.map_err(|e| open_error(path, e))?;
         check_is_ddsas(&mut tx, path).await?;
         MIGRATOR
@@ -159,6 +162,20 @@ impl Store {
             .await
             .map_err(|e| migrate_error(path, e))?;
         tx.commit().await.map_err(|e| open_error(path, e))
+    }
+
+    /// Whether every migration of this build is applied already (a plain
+    /// read): then opening takes no write lock, so a process that holds it
+    /// (a hung worker) cannot keep the next orchestrator from starting and
+    /// clearing it away.
+    async fn schema_is_current(&self) -> bool {
+        let applied: Result<Vec<i64>, _> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await;
+        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        applied.is_ok_and(|applied| applied == known)
     }
 
     /// Begins a write transaction that holds the write lock from its first

@@ -110,6 +110,14 @@ impl Store {
         found(id, done.rows_affected())
     }
 
+    /// Every `running` run, for finding those whose owner is gone.
+    pub async fn running_runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        sqlx::query_as("SELECT * FROM runs WHERE status = 'running' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| "listing the running runs".to_owned())
+    }
+
     /// Marks a run done with the search's final result.
     pub async fn finish_run(
         &self,

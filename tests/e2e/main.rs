@@ -1,9 +1,10 @@
 //! End-to-end tests of the `ddsas` binary against temporary databases, in
 //! one test binary: `search` (single searches), `sweep` (orchestrators and
 //! workers), `report` (figures checked against SQL), `data` (`data get`
-//! against a local HTTP server). `util` holds what they share: the
+//! against a local HTTP server), `chaos` (a sweep under injected faults). `util` holds what they share: the
 //! binary's path, output text and SQLite reads.
 
+mod chaos;
 mod data;
 mod report;
 mod search;

@@ -19,42 +19,42 @@ const TINY: &str =
 /// Long enough to be killed mid-run (4 epochs of ~0.5 s).
 const SLOWER: &str =
     "{dataset: digits, epochs: 4, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}";
-const WAIT: Duration = Duration::from_secs(180);
+pub(crate) const WAIT: Duration = Duration::from_secs(180);
 
 /// The tests that start orchestrators run one at a time: the machine may
 /// have two cores, and a timeout should measure our code, not contention.
 static HEAVY: Mutex<()> = Mutex::new(());
 
-fn heavy() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Env {
+pub(crate) struct Env {
     dir: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.path("results.db")
     }
 
-    fn sweep(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn sweep(&self, name: &str, body: &str) -> PathBuf {
         let path = self.path(&format!("{name}.yaml"));
         fs::write(&path, format!("name: {name}\n{body}")).unwrap();
         path
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .arg("--db")
@@ -67,13 +67,19 @@ impl Env {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
 
     /// `sweep run FILE` on CPU workers with one thread each, plain output
     /// into `<tag>.out` / `<tag>.err`.
-    fn start_sweep(&self, file: &Path, workers: usize, tag: &str, extra: &[&str]) -> Child {
+    pub(crate) fn start_sweep(
+        &self,
+        file: &Path,
+        workers: usize,
+        tag: &str,
+        extra: &[&str],
+    ) -> Child {
         let workers = workers.to_string();
         let mut args = vec![
             "sweep",
@@ -97,13 +103,29 @@ impl Env {
             .unwrap()
     }
 
-    fn output_of(&self, tag: &str) -> String {
+    pub(crate) fn output_of(&self, tag: &str) -> String {
         let out = fs::read_to_string(self.path(&format!("{tag}.out"))).unwrap_or_default();
         let err = fs::read_to_string(self.path(&format!("{tag}.err"))).unwrap_or_default();
         format!("--- stdout ---\n{out}\n--- stderr ---\n{err}")
     }
 
-    fn query(&self, sql: &str) -> Vec<Vec<Value>> {
+    /// [`Env::query`], with the error: a database another process is
+    /// still creating is expected when polling.
+    pub(crate) fn try_query(&self, sql: &str) -> Result<Vec<Vec<Value>>, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut db = ReadOnlyDb::open(&self.db())
+                .await
+                .map_err(|e| e.to_string())?;
+            let rows = db.query(sql, &[]).await.map_err(|e| e.to_string())?;
+            Ok(rows.rows)
+        })
+    }
+
+    pub(crate) fn query(&self, sql: &str) -> Vec<Vec<Value>> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -114,7 +136,7 @@ impl Env {
         })
     }
 
-    fn scalar(&self, sql: &str) -> i64 {
+    pub(crate) fn scalar(&self, sql: &str) -> i64 {
         self.query(sql)[0][0]
             .as_i64()
             .unwrap_or_else(|| panic!("{sql} is not an integer"))
@@ -122,7 +144,7 @@ impl Env {
 
     /// Every run done exactly once: done, and exactly `epochs_total`
     /// distinct epoch rows numbered from 0.
-    fn assert_all_done_once(&self, expected_runs: i64) {
+    pub(crate) fn assert_all_done_once(&self, expected_runs: i64) {
         let rows = self.query(
             "SELECT r.id, r.status, r.epochs_total,
                     (SELECT count(*) FROM epochs e WHERE e.run_id = r.id),
@@ -154,7 +176,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Waits for a child with a timeout (killing it on timeout).
-fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
+pub(crate) fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -168,14 +190,14 @@ fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
-fn kill(pid: i64, sig: i32) {
+pub(crate) fn kill(pid: i64, sig: i32) {
     // SAFETY: sending a signal to a process this test started (or its worker).
     unsafe {
         libc::kill(pid as libc::pid_t, sig);
     }
 }
 
-fn alive(pid: i64) -> bool {
+pub(crate) fn alive(pid: i64) -> bool {
     // A zombie (killed, not reaped by a non-reaping init) counts as dead.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
