@@ -282,7 +282,7 @@ fn layout(frame: Frame<'_>, body: Markup) -> Markup {
                 style { (PreEscaped(CSS)) }
             }
             body data-kind=(frame.kind) data-api=[frame.api] data-stamp=(frame.stamp)
-                data-live=(frame.live) {
+                data-live=(frame.live) data-served-at=(format!("{:.3}", crate::store::unix_now())) {
                 header { a href="/" { "ddsas" } span { "read-only view of the run history" } }
                 main { (body) }
                 script { (PreEscaped(SCRIPT)) }

@@ -7,6 +7,7 @@
 mod data;
 mod report;
 mod search;
+mod serve;
 mod sweep;
 mod train;
 mod util;
