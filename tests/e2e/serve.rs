@@ -523,3 +523,102 @@ fn in_a_browser_a_run_that_finishes_while_the_page_is_open_shows_as_done() {
         "the curves were not redrawn"
     );
 }
+
+/// The median of `n` timed GETs of `path`, in milliseconds.
+fn median_ms(serve: &Serve, path: &str, n: usize) -> f64 {
+    let mut times: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let (status, _, _) = serve.get(path);
+            assert_eq!(status, 200, "{path}");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[n / 2]
+}
+
+/// BENCHMARKS.md: pages on the history the paper's experiments leave, a
+/// sweep of 500 runs × 600 epochs (copies of a real run's rows). Run with
+/// `cargo test --release --locked --test e2e serve::bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_pages_on_500_runs_of_600_epochs() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    std::fs::copy(&f.db, &db).unwrap();
+    let t = Instant::now();
+    super::util::rt().block_on(async {
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
+        )
+        .await
+        .unwrap();
+        sqlx::raw_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, definitions,
+                               status, epochs_done, final_valid_acc, best_valid_acc, final_genotype, wall_s,
+                               started_at, finished_at, attempts)
+             SELECT 'bench-' || i, method, space, dataset, i, json_set(config_json, '$.seed', i), 600, definitions,
+                    CASE WHEN i % 50 = 0 THEN 'running' WHEN i % 25 = 0 THEN 'queued' ELSE 'done' END,
+                    CASE WHEN i % 25 = 0 THEN 300 ELSE 600 END, 0.5 + i / 1000.0, 0.6, final_genotype, 3600.0,
+                    created_at, finished_at, 1
+             FROM runs, n WHERE runs.id = 1;
+             INSERT INTO sweeps (name, description) VALUES ('big', '500 runs x 600 epochs');
+             INSERT INTO sweep_runs (sweep, run_id, position) SELECT 'big', id, id FROM runs WHERE fingerprint LIKE 'bench-%';
+             WITH RECURSIVE e(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM e WHERE k < 599)
+             INSERT INTO epochs (run_id, epoch, train_acc, train_loss, valid_acc, valid_loss, lr, genotype,
+                                 skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s)
+             SELECT r.id, e.k, 0.3 + e.k / 1000.0, 2.0 - e.k / 400.0, 0.25 + e.k / 1000.0, 2.1 - e.k / 400.0,
+                    0.025 * (600 - e.k) / 600.0, g.genotype, e.k % 5, e.k % 3,
+                    CASE WHEN e.k > 0 THEN 0.1 END, 6.0, 1000.0
+             FROM runs r, e, (SELECT genotype FROM epochs WHERE run_id = 1 LIMIT 1) g
+             WHERE r.fingerprint LIKE 'bench-%' AND e.k < r.epochs_done;",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    eprintln!("database built in {:.1} s", t.elapsed().as_secs_f64());
+    let epochs = scalar(&db, "SELECT count(*) FROM epochs e JOIN sweep_runs s ON s.run_id = e.run_id WHERE s.sweep = 'big'");
+    let run: i64 = scalar(
+        &db,
+        "SELECT min(id) FROM runs WHERE fingerprint LIKE 'bench-%'",
+    )
+    .parse()
+    .unwrap();
+    let serve = Serve::start(&db, &[], &[]);
+    let n = 11;
+    let rows = [
+        ("sweeps (/)", "/".to_string()),
+        ("sweep page", "/sweep/big".to_string()),
+        (
+            "sweep page, --where",
+            "/sweep/big?where=valid_acc%20%3E%200.7".to_string(),
+        ),
+        ("sweep JSON (refresh)", "/api/sweep/big".to_string()),
+        ("run page (600 epochs)", format!("/run/{run}")),
+        ("run curves SVG", format!("/run/{run}/curves.svg")),
+        ("run JSON (refresh)", format!("/api/run/{run}")),
+    ];
+    eprintln!("{epochs} epoch rows in sweep big; median of {n} requests:");
+    let mut medians = Vec::new();
+    for (what, path) in rows {
+        let ms = median_ms(&serve, &path, n);
+        eprintln!("| {what} | `{path}` | {ms:.1} ms |");
+        medians.push((what, ms));
+    }
+    let of = |w: &str| medians.iter().find(|(k, _)| k.starts_with(w)).unwrap().1;
+    assert!(
+        of("sweep page") < 200.0,
+        "the sweep page takes {} ms",
+        of("sweep page")
+    );
+    assert!(
+        of("run page") < 100.0,
+        "the run page takes {} ms",
+        of("run page")
+    );
+}
