@@ -464,7 +464,7 @@ fn in_a_browser_a_run_that_finishes_while_the_page_is_open_shows_as_done() {
     let file = sweep_file(
         dir.path(),
         "live",
-        "base: {dataset: digits, epochs: 8, layers: 1, init_channels: 4, batch_size: 16, steps_per_epoch: 6}\n",
+        "base: {dataset: digits, epochs: 10, layers: 1, init_channels: 4, batch_size: 16, steps_per_epoch: 10}\n",
     );
     let mut sweep = start_sweep(&db, &file, 1);
     let start = Instant::now();
@@ -514,7 +514,7 @@ fn in_a_browser_a_run_that_finishes_while_the_page_is_open_shows_as_done() {
     assert!(row.contains("st-done") && row.contains(">done<"), "{row}");
     assert_eq!(element_text(&run_html, "status"), "done", "{run_html}");
     let n = epochs_of(&db, id);
-    assert_eq!(n, 8);
+    assert_eq!(n, 10);
     let curves = &run_html[run_html.find("id=\"curves\"").unwrap()..];
     let curves = &curves[..curves.find("</svg>").unwrap()];
     assert_eq!(
