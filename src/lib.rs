@@ -4,7 +4,7 @@
 //!
 //! Modules follow the data: [`data`] → [`nas`] (spaces, ops, supernet,
 //! methods, search loop, metrics) → [`store`] (SQLite) → sweep/exec → report
-//! → cli.
+//! → serve → cli.
 
 /// `println!` that never panics. A closed stdout (`ddsas ... | head`, a log
 /// pipe that died) must not stop a search or a sweep half-way: the write is
@@ -32,5 +32,6 @@ pub mod data;
 pub mod exec;
 pub mod nas;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub mod sweep;

@@ -7,6 +7,7 @@ pub mod data;
 pub mod report;
 pub mod runs;
 pub mod search;
+pub mod serve;
 pub mod sql;
 pub mod sweep;
 pub mod train;
@@ -58,6 +59,8 @@ enum Command {
     /// NAS-Bench-201 benchmark tables (`ddsas nb201 import`).
     #[command(subcommand)]
     Nb201(report::Nb201Cmd),
+    /// Serve a read-only web view of sweeps, runs, curves and figures.
+    Serve(serve::ServeCmd),
     /// Benchmarks: search-step and training-step time (comparable with the
     /// PyTorch references) and loader throughput.
     #[command(subcommand)]
@@ -188,6 +191,7 @@ pub fn main() -> ExitCode {
         Command::Worker(cmd) => cmd.run(&rt),
         Command::Report(cmd) => cmd.run(&rt),
         Command::Nb201(cmd) => cmd.run(&rt),
+        Command::Serve(cmd) => cmd.run(&rt),
         Command::Bench(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
     });
     match result {

@@ -4,7 +4,6 @@
 //! (`store::ReadOnlyDb`), so the user's `--where` SQL cannot change
 //! anything and never competes with running workers for the write lock.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -329,7 +328,10 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         summary.add_row(vec![k.to_owned(), v]);
     }
     crate::outln!("{summary}");
-    let logs = run_logs(&args.db.db, id);
+    let logs: Vec<String> = crate::exec::run_logs(&args.db.db, id)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     if !logs.is_empty() {
         crate::outln!("logs:\n  {}", logs.join("\n  "));
     }
@@ -366,38 +368,6 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         crate::outln!("error: {e}");
     }
     Ok(())
-}
-
-/// Worker logs of a run, oldest attempt first (`logs/` beside the database).
-fn run_logs(db: &Path, id: i64) -> Vec<String> {
-    let dir = db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("logs");
-    let prefix = format!("run-{id}-attempt-");
-    let mut logs: Vec<(i64, String)> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let attempt = name
-                        .strip_prefix(&prefix)?
-                        .strip_suffix(".log")?
-                        .parse()
-                        .ok()?;
-                    Some((attempt, e.path().display().to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    logs.sort();
-    let errors = crate::exec::error_log_of(db, id);
-    logs.into_iter()
-        .map(|(_, p)| p)
-        .chain(errors.exists().then(|| errors.display().to_string()))
-        .collect()
 }
 
 async fn best(db: &mut ReadOnlyDb, args: BestArgs) -> anyhow::Result<()> {

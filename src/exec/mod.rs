@@ -241,6 +241,38 @@ fn is_no_space(err: &SearchError) -> bool {
     }
 }
 
+/// Worker logs of a run, oldest attempt first (`logs/` beside the database).
+pub fn run_logs(db: &Path, id: i64) -> Vec<PathBuf> {
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("logs");
+    let prefix = format!("run-{id}-attempt-");
+    let mut logs: Vec<(i64, PathBuf)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let attempt = name
+                        .strip_prefix(&prefix)?
+                        .strip_suffix(".log")?
+                        .parse()
+                        .ok()?;
+                    Some((attempt, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    let errors = error_log_of(db, id);
+    logs.into_iter()
+        .map(|(_, p)| p)
+        .chain(errors.exists().then_some(errors))
+        .collect()
+}
+
 /// `logs/run-<id>-errors.log` in the database's folder: the whole text of
 /// errors whose message shows one line.
 pub fn error_log_of(db: &Path, run_id: i64) -> PathBuf {

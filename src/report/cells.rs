@@ -461,6 +461,71 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
     })
 }
 
+/// The cells of search `run` as they stand: its final genotype once done
+/// ([`of_run`]), else the genotype of its last recorded epoch `latest`
+/// (epoch from 0, text), so that a page can show a search while it runs.
+pub fn of_run_now(
+    run: &ReportRun,
+    latest: Option<(i64, &str)>,
+) -> Result<Figure<Cells>, ReportError> {
+    if run.status == "done" || !is_search(run) {
+        return of_run(run.id, Some(run));
+    }
+    let id = run.id;
+    let Some((epoch, text)) = latest else {
+        return Err(ReportError::cannot(
+            "cells",
+            "",
+            format!("run {id} is {} and has recorded no epoch yet", run.status),
+            "its cells appear after its first epoch",
+        ));
+    };
+    let g = parse_any(text).map_err(|e| {
+        ReportError::cannot(
+            "cells",
+            "",
+            format!(
+                "run {id}'s genotype at epoch {} `{text}` cannot be read ({e})",
+                epoch + 1
+            ),
+            "report it as a bug",
+        )
+    })?;
+    let mut source = run_source(
+        run,
+        format!("{} at epoch {}", run_label(run), epoch + 1),
+        None,
+    );
+    source.genotype = g.to_text();
+    let heading = Heading {
+        kind: Kind::Cells,
+        sweep: String::new(),
+        title: format!("Cells — {}", source.name()),
+        caption: format!(
+            "The genotype of {} after epoch {} ({}), drawn as graphs.",
+            source.name(),
+            epoch + 1,
+            run.status
+        ),
+    };
+    Ok(Figure {
+        heading,
+        numbers: Cells {
+            pictures: pictures(source, &g, &id.to_string()),
+            stem: format!("{STEM}_{id}"),
+            replaces: false,
+        },
+    })
+}
+
+/// One picture as SVG text, as [`write`] draws its `.svg` file.
+pub fn picture_svg(p: &Picture) -> Result<String, ReportError> {
+    super::draw::svg_text(&p.plot()).map_err(|e| ReportError::Draw {
+        figure: p.stem.clone(),
+        message: e.0,
+    })
+}
+
 /// The cells of a genotype given as text (any form [`parse_any`] reads,
 /// or a published name such as `darts_v2`).
 pub fn of_genotype(text: &str) -> Result<Figure<Cells>, ReportError> {

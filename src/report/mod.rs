@@ -34,6 +34,7 @@ pub mod index;
 pub mod nb201;
 pub mod records;
 pub mod results;
+pub mod run_curves;
 pub mod stats;
 pub mod table5;
 
@@ -294,26 +295,122 @@ pub async fn render(
 ) -> Result<Output, ReportError> {
     prepare_out_dir(&opts.out)?;
     let start = Instant::now();
+    let data = with_tables(store, data, kind).await?;
+    let mut out = make(&data, kind, opts)?;
+    out.seconds = start.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// `data` with the recorded tables `kind` draws, read if it lacks them.
+async fn with_tables<'a>(
+    store: &Store,
+    data: &'a SweepData,
+    kind: Kind,
+) -> Result<std::borrow::Cow<'a, SweepData>, ReportError> {
     let missing: Vec<Table> = kind
         .tables()
         .iter()
         .copied()
         .filter(|t| !data.records.has(*t))
         .collect();
-    let loaded;
-    let data = if missing.is_empty() {
-        data
-    } else {
-        let mut more = data.clone();
-        more.records
-            .load(store, &more.name, &data.runs, &missing)
-            .await?;
-        loaded = more;
-        &loaded
+    if missing.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(data));
+    }
+    let mut more = data.clone();
+    more.records
+        .load(store, &more.name, &data.runs, &missing)
+        .await?;
+    Ok(std::borrow::Cow::Owned(more))
+}
+
+/// A figure or table drawn for a web page instead of files (`ddsas serve`):
+/// the same numbers and the same drawing as the files, as SVG text or, for
+/// a table, the HTML fragment `index.html` shows.
+#[derive(Debug, Clone)]
+pub struct Drawn {
+    /// Title as drawn.
+    pub title: String,
+    /// Which runs, how many seeds, which metric.
+    pub caption: String,
+    /// The drawing.
+    pub body: DrawnBody,
+}
+
+/// What a [`Drawn`] holds.
+#[derive(Debug, Clone)]
+pub enum DrawnBody {
+    /// A figure, as a standalone SVG document.
+    Svg(String),
+    /// A table, as an HTML fragment.
+    Html(String),
+}
+
+/// The figures and tables a sweep's page offers, in `report all`'s order
+/// (the cells have their own pictures on each run's page).
+pub const PAGE_KINDS: [Kind; 8] = [
+    Kind::Fig7,
+    Kind::Fig8,
+    Kind::Fig9,
+    Kind::Fig10(fig10::Per::Step),
+    Kind::Fig10(fig10::Per::Epoch),
+    Kind::Fig12,
+    Kind::Table5,
+    Kind::Results,
+];
+
+/// Draws one figure or table of `data` in memory (no file written),
+/// first reading the recorded tables it draws that `data` lacks. Cells
+/// are drawn per run ([`cells::of_run`], [`cells::svg`]).
+pub async fn draw_in_memory(
+    store: &Store,
+    data: &SweepData,
+    kind: Kind,
+    opts: &Options,
+) -> Result<Drawn, ReportError> {
+    let data = with_tables(store, data, kind).await?;
+    let data = &*data;
+    let table = |title: String, caption: String, html: String| Drawn {
+        title,
+        caption,
+        body: DrawnBody::Html(html),
     };
-    let mut out = make(data, kind, opts)?;
-    out.seconds = start.elapsed().as_secs_f64();
-    Ok(out)
+    match kind {
+        Kind::Fig7 => drawn_figure(&fig7::compute(data, &opts.metric)?),
+        Kind::Fig8 => drawn_figure(&fig8::compute(data)?),
+        Kind::Fig9 => drawn_figure(&fig9::compute(data, opts.run)?),
+        Kind::Fig10(per) => drawn_figure(&fig10::compute(data, per)?),
+        Kind::Fig12 => drawn_figure(&fig12::compute(data)?),
+        Kind::Table5 => {
+            let t = table5::compute(data)?;
+            let f = table5::files(&t);
+            Ok(table(f.title, f.caption, f.html))
+        }
+        Kind::Results => {
+            let r = results::compute(data)?;
+            let f = results::files(&r);
+            Ok(table(f.title, f.caption, f.html))
+        }
+        Kind::Cells => Err(ReportError::cannot(
+            "cells",
+            &data.name,
+            "draws its cells on each run's page",
+            "open a run",
+        )),
+    }
+}
+
+/// A figure's drawing as SVG text, with its title and caption.
+fn drawn_figure<N: Draw>(fig: &Figure<N>) -> Result<Drawn, ReportError> {
+    let plot = fig.numbers.draw(&fig.heading);
+    let svg = draw::svg_text(&plot).map_err(|e| ReportError::Draw {
+        figure: fig.heading.kind.stem().into(),
+        message: e.0,
+    })?;
+    Ok(Drawn {
+        title: fig.heading.title.clone(),
+        caption: fig.heading.caption.clone(),
+        body: DrawnBody::Svg(svg),
+    })
 }
 
 /// Draws cells that were not chosen from a sweep (`report cells --run ID`

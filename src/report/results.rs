@@ -206,18 +206,21 @@ impl Results {
 
 /// Writes the table as Markdown, CSV and JSON under `opts.out`.
 pub fn write(results: &Results, opts: &Options) -> Result<Output, ReportError> {
-    write_table(
-        TableFiles {
-            kind: Kind::Results,
-            title: "Results — test error, parameters and search cost per method".into(),
-            caption: results.caption.clone(),
-            texts: vec![("md", results.markdown()), ("csv", results.csv())],
-            json: results,
-            html: results.html(),
-            printed: results.printed(),
-        },
-        opts,
-    )
+    write_table(files(results), opts)
+}
+
+/// The table's title, caption and texts (the files, the index's and the
+/// served page's HTML).
+pub(crate) fn files(results: &Results) -> TableFiles<'_, Results> {
+    TableFiles {
+        kind: Kind::Results,
+        title: "Results — test error, parameters and search cost per method".into(),
+        caption: results.caption.clone(),
+        texts: vec![("md", results.markdown()), ("csv", results.csv())],
+        json: results,
+        html: results.html(),
+        printed: results.printed(),
+    }
 }
 
 #[cfg(test)]

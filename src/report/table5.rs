@@ -445,25 +445,28 @@ impl Table5 {
 
 /// Writes Table 5 as Markdown, CSV, LaTeX and JSON under `opts.out`.
 pub fn write(table: &Table5, opts: &Options) -> Result<Output, ReportError> {
-    write_table(
-        TableFiles {
-            kind: Kind::Table5,
-            title: "Table 5 — error with and without the approximation".into(),
-            caption: format!(
-                "{} Runs: {}.{}",
-                table.error_note, table.runs_line, table.note
-            ),
-            texts: vec![
-                ("md", table.markdown()),
-                ("csv", table.csv()),
-                ("tex", table.tex()),
-            ],
-            json: table,
-            html: table.html(),
-            printed: table.printed(),
-        },
-        opts,
-    )
+    write_table(files(table), opts)
+}
+
+/// Table 5's title, caption and texts (the files, the index's and the
+/// served page's HTML).
+pub(crate) fn files(table: &Table5) -> TableFiles<'_, Table5> {
+    TableFiles {
+        kind: Kind::Table5,
+        title: "Table 5 — error with and without the approximation".into(),
+        caption: format!(
+            "{} Runs: {}.{}",
+            table.error_note, table.runs_line, table.note
+        ),
+        texts: vec![
+            ("md", table.markdown()),
+            ("csv", table.csv()),
+            ("tex", table.tex()),
+        ],
+        json: table,
+        html: table.html(),
+        printed: table.printed(),
+    }
 }
 
 #[cfg(test)]

@@ -233,3 +233,152 @@ impl ReadOnlyDb {
         .await
     }
 }
+
+/// A sweep at a glance (`ddsas serve`): its runs counted by status, the
+/// epochs done and still to run, its epochs' mean wall time and when it
+/// last changed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepGlance {
+    /// Sweep name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Whether `sweep cancel` stopped it.
+    pub cancelled: bool,
+    /// Registered, UTC text.
+    pub created: String,
+    /// Runs in the sweep.
+    pub runs: i64,
+    /// Runs done.
+    pub done: i64,
+    /// Runs running.
+    pub running: i64,
+    /// Runs queued.
+    pub queued: i64,
+    /// Runs failed.
+    pub failed: i64,
+    /// Runs interrupted (resumed by the next `sweep run`).
+    pub interrupted: i64,
+    /// Epochs recorded, over the runs.
+    pub epochs_done: i64,
+    /// Epochs asked for, over the runs.
+    pub epochs_total: i64,
+    /// Epochs the queued, running and interrupted runs still have to run.
+    pub epochs_left: i64,
+    /// Mean wall seconds of the sweep's recorded epochs.
+    pub epoch_seconds: Option<f64>,
+    /// Unix seconds of the last change: an epoch recorded, a run
+    /// registered, started or finished.
+    pub changed_at: Option<f64>,
+}
+
+impl ReadOnlyDb {
+    /// Every sweep at a glance, oldest first, or only sweep `only`.
+    pub async fn sweep_glances(
+        &mut self,
+        only: Option<&str>,
+    ) -> Result<Vec<SweepGlance>, QueryError> {
+        let rows = self
+            .query(
+                "WITH ep AS (
+                    SELECT s.sweep, avg(e.wall_s) AS seconds, max(e.recorded_at) AS last
+                    FROM sweep_runs s JOIN epochs e ON e.run_id = s.run_id
+                    WHERE ?1 IS NULL OR s.sweep = ?1 GROUP BY s.sweep)
+                 SELECT sw.name, sw.description, sw.cancelled, datetime(sw.created_at, 'unixepoch'),
+                    count(r.id),
+                    count(CASE WHEN r.status = 'done' THEN 1 END),
+                    count(CASE WHEN r.status = 'running' THEN 1 END),
+                    count(CASE WHEN r.status = 'queued' THEN 1 END),
+                    count(CASE WHEN r.status = 'failed' THEN 1 END),
+                    count(CASE WHEN r.status = 'interrupted' THEN 1 END),
+                    coalesce(sum(r.epochs_done), 0), coalesce(sum(r.epochs_total), 0),
+                    coalesce(sum(CASE WHEN r.status IN ('queued', 'running', 'interrupted')
+                                 THEN max(r.epochs_total - r.epochs_done, 0) END), 0),
+                    (SELECT seconds FROM ep WHERE ep.sweep = sw.name),
+                    max(coalesce((SELECT last FROM ep WHERE ep.sweep = sw.name), 0),
+                        coalesce(max(max(r.created_at, coalesce(r.started_at, 0), coalesce(r.finished_at, 0))), 0),
+                        sw.created_at)
+                 FROM sweeps sw
+                 LEFT JOIN sweep_runs s ON s.sweep = sw.name
+                 LEFT JOIN runs r ON r.id = s.run_id
+                 WHERE ?1 IS NULL OR sw.name = ?1
+                 GROUP BY sw.name ORDER BY sw.created_at, sw.name",
+                &[only.map_or(serde_json::Value::Null, Into::into)],
+            )
+            .await?;
+        let int = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+        Ok(rows
+            .rows
+            .iter()
+            .map(|r| SweepGlance {
+                name: r[0].as_str().unwrap_or_default().to_owned(),
+                description: r[1].as_str().map(str::to_owned),
+                cancelled: int(&r[2]) != 0,
+                created: r[3].as_str().unwrap_or_default().to_owned(),
+                runs: int(&r[4]),
+                done: int(&r[5]),
+                running: int(&r[6]),
+                queued: int(&r[7]),
+                failed: int(&r[8]),
+                interrupted: int(&r[9]),
+                epochs_done: int(&r[10]),
+                epochs_total: int(&r[11]),
+                epochs_left: int(&r[12]),
+                epoch_seconds: r[13].as_f64(),
+                changed_at: r[14].as_f64().filter(|t| *t > 0.0),
+            })
+            .collect())
+    }
+
+    /// A text that changes whenever a run of `sweep` changes status,
+    /// records an epoch or is retried (cheap: the runs table only), so a
+    /// page can wait for news without re-reading everything.
+    pub async fn sweep_stamp(&mut self, sweep: &str) -> Result<String, QueryError> {
+        let rows = self
+            .query(
+                "SELECT count(*), coalesce(sum(epochs_done), 0), coalesce(sum(attempts), 0),
+                        count(CASE WHEN status = 'done' THEN 1 END),
+                        count(CASE WHEN status = 'running' THEN 1 END),
+                        count(CASE WHEN status = 'failed' THEN 1 END),
+                        count(CASE WHEN status = 'interrupted' THEN 1 END),
+                        coalesce(max(finished_at), 0)
+                 FROM runs WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1)",
+                &[sweep.into()],
+            )
+            .await?;
+        Ok(stamp_text(rows.rows.first()))
+    }
+
+    /// [`sweep_stamp`](Self::sweep_stamp) for one run.
+    pub async fn run_stamp(&mut self, id: i64) -> Result<String, QueryError> {
+        let rows = self
+            .query(
+                "SELECT status, epochs_done, attempts, coalesce(finished_at, 0) FROM runs WHERE id = ?1",
+                &[id.into()],
+            )
+            .await?;
+        Ok(stamp_text(rows.rows.first()))
+    }
+
+    /// The train runs that evaluated search `id` (its cell trained from
+    /// scratch), oldest first.
+    pub async fn evaluations_of(&mut self, id: i64) -> Result<Vec<i64>, QueryError> {
+        let rows = self
+            .query(
+                "SELECT train_run_id FROM evaluations WHERE search_run_id = ?1 ORDER BY train_run_id",
+                &[id.into()],
+            )
+            .await?;
+        Ok(rows.rows.iter().filter_map(|r| r[0].as_i64()).collect())
+    }
+}
+
+fn stamp_text(row: Option<&Vec<serde_json::Value>>) -> String {
+    row.map(|r| {
+        r.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    })
+    .unwrap_or_default()
+}

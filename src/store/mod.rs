@@ -34,7 +34,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
-pub use history::{KnownRun, RunFilter};
+pub use history::{KnownRun, RunFilter, SweepGlance};
 pub use nb201::{Nb201Accuracy, NB201_DATASETS};
 pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use report_queries::{
@@ -105,6 +105,34 @@ impl Store {
             .await
             .map_err(|e| open_error(path, e))?;
         Self::migrated(pool, path.to_owned()).await
+    }
+
+    /// Opens an existing database read-only, without touching its schema
+    /// (`ddsas serve`): the pool's connections are opened with SQLite's
+    /// read-only flag, so no statement through it can change the file, and
+    /// reports drawn through it read what the workers write meanwhile (WAL).
+    pub async fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                source: sqlx::Error::Configuration("no such database file".into()),
+                hint: path_hint(path),
+            });
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(path, e))?;
+        Ok(Store {
+            pool,
+            path: path.to_owned(),
+        })
     }
 
     /// A private in-memory database (tests). One connection that never

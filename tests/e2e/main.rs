@@ -8,6 +8,7 @@ mod chaos;
 mod data;
 mod report;
 mod search;
+mod serve;
 mod sweep;
 mod train;
 mod util;

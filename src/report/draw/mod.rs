@@ -153,11 +153,21 @@ pub fn save<P: Plot>(plot: &P, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, D
     TARGET.with(|t| t.set(Target::Svg));
     drawn?;
     let svg = dir.join(format!("{stem}.svg"));
+    std::fs::write(&svg, svg_text(plot)?)
+        .map_err(|e| DrawError(format!("cannot write {}: {e}", svg.display())))?;
+    Ok(vec![png, svg])
+}
+
+/// `plot` as SVG text: what [`save`] writes to the `.svg` file, and what
+/// `ddsas serve` sends.
+pub fn svg_text<P: Plot>(plot: &P) -> Result<String, DrawError> {
+    text::register_fonts();
+    let mut out = String::new();
     {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, plot.size()).into_drawing_area();
         root.fill(&WHITE)?;
         plot.draw(&root)?;
         root.present()?;
     }
-    Ok(vec![png, svg])
+    Ok(out)
 }
