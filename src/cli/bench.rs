@@ -161,6 +161,12 @@ pub struct DataArgs {
 }
 
 impl BenchCmd {
+    /// Whether it trains the evaluation network (and so wants the
+    /// allocator settings of training, `exec::memory`).
+    pub fn trains(&self) -> bool {
+        matches!(self, BenchCmd::Train(_))
+    }
+
     /// Runs the benchmark and prints its figures.
     pub fn run(self) -> anyhow::Result<()> {
         match self {

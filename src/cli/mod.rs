@@ -176,6 +176,15 @@ fn runtime() -> anyhow::Result<Runtime> {
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let trains = match &cli.command {
+        Command::Train(_) => true,
+        Command::Bench(cmd) => cmd.trains(),
+        _ => false,
+    };
+    if trains {
+        // Before any thread starts: the allocator settings of training.
+        crate::exec::memory::restart_for_training();
+    }
     crate::exec::guard::install_panic_hook();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DDSAS_LOG"))

@@ -444,12 +444,16 @@ impl Orchestrator<'_> {
     /// Starts the worker of a run this orchestrator just claimed.
     async fn launch(&mut self, slot: usize, run: SweepRun) -> anyhow::Result<()> {
         let id = run.run_id;
-        let attempt = self.store.run(id).await?.map_or(1, |r| r.attempts);
+        let row = self.store.run(id).await?;
+        let attempt = row.as_ref().map_or(1, |r| r.attempts);
+        let trains = row
+            .as_ref()
+            .is_some_and(|r| r.method == crate::store::TRAIN_METHOD);
         let log = self
             .opts
             .log_dir
             .join(format!("run-{id}-attempt-{attempt}.log"));
-        let spawned = self.spawn_worker(slot, id, &log);
+        let spawned = self.spawn_worker(slot, id, &log, trains);
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
@@ -497,11 +501,14 @@ impl Orchestrator<'_> {
         Ok(())
     }
 
+    /// Starts `ddsas worker` for run `id`; `trains` gives it the allocator
+    /// settings of training (`exec::memory`).
     fn spawn_worker(
         &self,
         slot: usize,
         id: i64,
         log: &Path,
+        trains: bool,
     ) -> anyhow::Result<tokio::process::Child> {
         let s = &self.opts.slots[slot];
         let file =
@@ -524,6 +531,9 @@ impl Orchestrator<'_> {
             // orchestrator, which forwards it (and escalates on a second).
             .process_group(0)
             .kill_on_drop(false);
+        if let Some((key, value)) = trains.then(super::memory::training_env).flatten() {
+            cmd.env(key, value);
+        }
         match s.device {
             SlotDevice::Cpu => {
                 cmd.args(["--device", "cpu"])

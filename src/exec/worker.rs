@@ -84,7 +84,7 @@ pub fn run_worker(
         }
     };
     crate::outln!(
-        "worker pid {me}: run {id} ({}) attempt {} on {} with {} libtorch thread(s), owner {}; ready at {:.3} (started {started:.3})",
+        "worker pid {me}: run {id} ({}) attempt {} on {} with {} libtorch thread(s), owner {}, {}; ready at {:.3} (started {started:.3})",
         row.fingerprint,
         row.attempts,
         match opts.device {
@@ -93,6 +93,7 @@ pub fn run_worker(
         },
         tch::get_num_threads(),
         opts.owner,
+        allocator_text(),
         unix_now()
     );
 
@@ -169,6 +170,14 @@ fn run_train(
     row: &crate::store::RunRow,
 ) -> anyhow::Result<u8> {
     let id = row.id;
+    crate::outln!(
+        "worker pid {}: train run {id} ({}) attempt {}, owner {}, {}",
+        std::process::id(),
+        row.fingerprint,
+        row.attempts,
+        opts.owner,
+        allocator_text()
+    );
     let cfg = serde_json::from_str::<crate::config::train::TrainConfig>(&row.config_json)
         .map_err(|e| e.to_string())
         .and_then(|c| c.resolve().map_err(|e| e.to_string()))
@@ -222,6 +231,15 @@ fn run_train(
             outcome.wall_s
         )
     }))
+}
+
+/// The allocator setting that matters for speed (`exec::memory`), for the
+/// worker's log.
+fn allocator_text() -> String {
+    match super::memory::dirty_decay_ms() {
+        Some(ms) => format!("jemalloc dirty_decay_ms {ms}"),
+        None => "allocator settings unknown".into(),
+    }
 }
 
 /// The resolved config of a stored run, checked against its definitions

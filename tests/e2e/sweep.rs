@@ -971,6 +971,17 @@ fn evaluate_trains_each_searched_cell_and_table5_shows_test_error() {
         env.scalar("SELECT count(DISTINCT final_genotype) FROM runs WHERE method = 'ddsas'");
     let trains = env.scalar("SELECT count(*) FROM runs WHERE method = 'train' AND status = 'done'");
     assert_eq!(trains, cells, "one train run per distinct cell");
+    // Train workers keep freed pages (1.4x faster on CPU), searches do not.
+    for (method, setting) in [
+        ("train", "dirty_decay_ms -1"),
+        ("ddsas", "dirty_decay_ms 10000"),
+    ] {
+        let id = env.scalar(&format!(
+            "SELECT min(id) FROM runs WHERE method = '{method}'"
+        ));
+        let log = fs::read_to_string(env.path(&format!("logs/run-{id}-attempt-1.log"))).unwrap();
+        assert!(log.contains(setting), "{method} run {id}:\n{log}");
+    }
     assert_eq!(
         env.scalar("SELECT count(*) FROM evaluations"),
         4,
