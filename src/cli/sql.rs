@@ -60,6 +60,9 @@ impl SqlCmd {
 pub fn print_rows(rows: &QueryRows, format: Format) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
+        Format::Table if rows.rows.is_empty() => {
+            writeln!(out, "(no rows)")?;
+        }
         Format::Table => {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);

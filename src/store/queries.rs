@@ -131,6 +131,8 @@ impl ReadOnlyDb {
         params: &[serde_json::Value],
     ) -> Result<QueryRows, QueryError> {
         super::sql_text::one_statement(sql).map_err(|message| QueryError::Sql { message })?;
+        super::sql_text::read_only_statement(sql)
+            .map_err(|message| QueryError::ReadOnly { message })?;
         let statement = self.conn.prepare(sql).await.map_err(classify)?;
         let columns: Vec<String> = statement
             .columns()

@@ -74,6 +74,76 @@ pub fn one_statement(sql: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// PRAGMAs that only read, the ones `ddsas sql` lets through (without
+/// `=`): a PRAGMA that sets something can change the file (`journal_mode`
+/// rewrote it, or failed with "disk I/O error" on a read-only connection).
+const READING_PRAGMAS: [&str; 14] = [
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "database_list",
+    "collation_list",
+    "function_list",
+    "user_version",
+    "schema_version",
+    "integrity_check",
+    "quick_check",
+];
+
+/// Statement keywords that change a database or its connection.
+const WRITING: [&str; 16] = [
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "REPLACE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "ATTACH",
+    "DETACH",
+    "VACUUM",
+    "REINDEX",
+    "ANALYZE",
+    "BEGIN",
+    "COMMIT",
+    "SAVEPOINT",
+    "RELEASE",
+];
+
+/// Refuses a statement that would change something, with the reason:
+/// anything starting with a [`WRITING`] keyword, and a PRAGMA that is not
+/// in [`READING_PRAGMAS`] or has `=`. Why not trust the read-only
+/// connection alone: SQLite lets `VACUUM INTO 'file'` write a new file from
+/// one, and some PRAGMAs fail there with a confusing "disk I/O error".
+/// Anything else (a `WITH` hiding a write included) goes to SQLite, which
+/// refuses writes on the read-only connection and reports typos itself.
+pub fn read_only_statement(sql: &str) -> Result<(), String> {
+    let text: String = significant(sql).iter().map(|&(_, c)| c).collect();
+    let mut words = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .filter(|w| !w.is_empty());
+    let first = words.next().unwrap_or_default().to_ascii_uppercase();
+    if first == "PRAGMA" {
+        let name = words.next().unwrap_or_default().to_ascii_lowercase();
+        let name = name.rsplit('.').next().unwrap_or_default().to_string();
+        if text.contains('=') || !READING_PRAGMAS.contains(&name.as_str()) {
+            return Err(format!(
+                "`PRAGMA {name}` could change the database; the PRAGMAs that only read are {} (without `=`)",
+                READING_PRAGMAS.join(", ")
+            ));
+        }
+    } else if first == "VACUUM" {
+        return Err("`VACUUM` writes (`VACUUM INTO` a new file); to copy the database use `sqlite3 results.db \".backup copy.db\"`".into());
+    } else if WRITING.contains(&first.as_str()) {
+        return Err(format!("`{first}` changes the database"));
+    }
+    Ok(())
+}
+
 /// Checks that a `--where` condition cannot leave the parentheses it is
 /// put in: balanced parentheses and no `;`.
 pub fn one_condition(condition: &str) -> Result<(), String> {
@@ -108,6 +178,37 @@ pub fn one_condition(condition: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_reading_statements_pass() {
+        for ok in [
+            "SELECT 1",
+            "  select * from runs -- VACUUM",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "VALUES (1)",
+            "EXPLAIN QUERY PLAN SELECT * FROM runs",
+            "PRAGMA table_info(runs)",
+            "pragma main.table_info('epochs')",
+            "/* why */ PRAGMA user_version",
+        ] {
+            assert_eq!(read_only_statement(ok), Ok(()), "{ok}");
+        }
+        // Typos are SQLite's to report.
+        assert_eq!(read_only_statement("SELEC 1"), Ok(()));
+        for (bad, says) in [
+            ("VACUUM INTO 'copy.db'", "`VACUUM` writes"),
+            (
+                "PRAGMA journal_mode=DELETE",
+                "`PRAGMA journal_mode` could change",
+            ),
+            ("PRAGMA user_version = 3", "without `=`"),
+            ("delete FROM runs", "`DELETE` changes the database"),
+            ("ATTACH 'x.db' AS x", "`ATTACH` changes"),
+        ] {
+            let err = read_only_statement(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn one_statement_at_a_time() {

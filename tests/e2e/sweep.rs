@@ -428,6 +428,30 @@ fn grid_sweep_runs_once_and_history_commands_answer() {
         text(&write)
     );
     assert_eq!(env.scalar("SELECT count(*) FROM epochs"), 8);
+    // Read-only means no file written and nothing changed, with a reason.
+    let copy = env.path("copy.db");
+    let vacuum = env.run(&["sql", &format!("VACUUM INTO '{}'", copy.display())]);
+    assert!(
+        !vacuum.status.success() && text(&vacuum).contains(".backup copy.db"),
+        "{}",
+        text(&vacuum)
+    );
+    assert!(!copy.exists(), "VACUUM INTO wrote a file");
+    let pragma = env.run(&["sql", "PRAGMA journal_mode=DELETE"]);
+    assert!(
+        !pragma.status.success() && text(&pragma).contains("`PRAGMA journal_mode` could change"),
+        "{}",
+        text(&pragma)
+    );
+    let mode = env.run(&["sql", "PRAGMA table_info(runs)", "--format", "csv"]);
+    assert!(mode.status.success(), "{}", text(&mode));
+    let empty = env.run(&["sql", "SELECT id FROM runs WHERE 0"]);
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stdout),
+        "(no rows)\n",
+        "{}",
+        text(&empty)
+    );
     let bad = env.run(&["sql", "SELEC 1"]);
     assert!(
         !bad.status.success()
