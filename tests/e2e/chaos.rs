@@ -104,8 +104,10 @@ fn start(env: &Env, file: &std::path::Path, tag: &str) -> Child {
         2,
         tag,
         &[
+            // Short, to keep stopped workers from holding up the session,
+            // yet well above a worker's start-up on a slow machine.
             "--stale-after",
-            "2",
+            "4",
             "--stall-after",
             "60",
             "--max-retries",

@@ -1065,10 +1065,12 @@ fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
             "--heartbeat",
             "0.5",
             "--plain",
+            // Generous for a slow machine: a worker's start-up (libtorch,
+            // data) must not look like a hang.
             "--stale-after",
-            "3",
+            "5",
             "--stall-after",
-            "4",
+            "8",
         ])
         .env(
             "DDSAS_FAULT_HANG_AT_STEP",
