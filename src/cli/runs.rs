@@ -358,7 +358,7 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         Value::Null => db
             .last_genotype(id)
             .await?
-            .map(|g| format!("{g} (last recorded epoch)")),
+            .map(|(_, g)| format!("{g} (last recorded epoch)")),
         g => Some(cell_text(g)),
     };
     if let Some(g) = genotype {

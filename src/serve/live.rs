@@ -175,15 +175,7 @@ pub async fn run(
     let db = &state.db;
     let result = async {
         let stamp = wait_for_news(&wait, || async { db.ro().await.run_stamp(id).await }).await?;
-        let rows = db
-            .ro()
-            .await
-            .query(
-                "SELECT id, status, epochs_done, epochs_total, attempts, error, final_valid_acc, best_valid_acc, device
-                 FROM runs WHERE id = ?1",
-                &[id.into()],
-            )
-            .await?;
+        let rows = db.ro().await.run_state(id).await?;
         let Some(row) = rows.rows.first() else {
             return Ok(None);
         };

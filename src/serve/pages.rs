@@ -867,19 +867,7 @@ pub async fn cell(State(state): State<Shared>, Path((id, file)): Path<(i64, Stri
             .await
             .map_err(|e| PageError::Report(e.into()))?
             .ok_or_else(|| PageError::NotFound(format!("there is no run {id}")))?;
-        let latest = state
-            .db
-            .ro()
-            .await
-            .query(
-                "SELECT epoch, genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
-                &[id.into()],
-            )
-            .await?;
-        let latest = latest
-            .rows
-            .first()
-            .and_then(|r| Some((r[0].as_i64()?, r[1].as_str()?.to_owned())));
+        let latest = state.db.ro().await.last_genotype(id).await?;
         let fig = cells::of_run_now(&run, latest.as_ref().map(|(e, g)| (*e, g.as_str())))?;
         let picture = fig
             .numbers

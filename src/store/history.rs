@@ -137,18 +137,29 @@ impl ReadOnlyDb {
         .await
     }
 
-    /// The genotype of a run's last recorded epoch.
-    pub async fn last_genotype(&mut self, id: i64) -> Result<Option<String>, QueryError> {
+    /// The last recorded epoch of a run and its genotype.
+    pub async fn last_genotype(&mut self, id: i64) -> Result<Option<(i64, String)>, QueryError> {
         let rows = self
             .query(
-                "SELECT genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
+                "SELECT epoch, genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
                 &[id.into()],
             )
             .await?;
         Ok(rows
             .rows
             .first()
-            .and_then(|r| r[0].as_str().map(str::to_owned)))
+            .and_then(|r| Some((r[0].as_i64()?, r[1].as_str()?.to_owned()))))
+    }
+
+    /// Where a run stands, as a live page refreshes it: status, progress,
+    /// attempts, error, accuracies, device.
+    pub async fn run_state(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT id, status, epochs_done, epochs_total, attempts, error, final_valid_acc, best_valid_acc, device
+             FROM runs WHERE id = ?1",
+            &[id.into()],
+        )
+        .await
     }
 
     /// The `limit` done runs of `sweep` ranked by `metric` (a column of
