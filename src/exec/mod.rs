@@ -106,11 +106,10 @@ pub fn checkpoint_dir_of(db: &Path, fingerprint: &str) -> PathBuf {
 pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunEnd> {
     let id = job.run_id;
     let fingerprint = job.cfg.fingerprint();
-    if let Err(message) =
-        prepare::<CheckpointState, _>(rt, store, &job, &fingerprint, Records::Search)?
+    if let Some(failed) =
+        prepare::<CheckpointState, _, _>(rt, store, &job, &fingerprint, Records::Search)?
     {
-        rt.block_on(store.fail_run(id, &message))?;
-        return Ok(RunEnd::Failed(message));
+        return Ok(failed);
     }
     let mut observer = StoreObserver::new(rt, store, id, job.cfg, job.stop.clone(), job.display);
     let opts = SearchOptions {
@@ -146,22 +145,26 @@ pub(crate) enum Records {
 /// Gets a claimed run's records and checkpoint folder ready: when resuming,
 /// finds the newest good checkpoint (saying in one line which newer ones
 /// were damaged) and drops the records it does not know, which are redone;
-/// else starts clean. A checkpoint folder of another run is the run's
-/// failure (the inner error).
-pub(crate) fn prepare<S: SavedState, C>(
+/// else starts clean. A checkpoint folder of another run fails the run:
+/// then the failure, already recorded, is returned.
+pub(crate) fn prepare<S: SavedState, C, O>(
     rt: &Runtime,
     store: &Store,
     job: &Job<'_, C>,
     fingerprint: &str,
     records: Records,
-) -> anyhow::Result<Result<(), String>> {
+) -> anyhow::Result<Option<RunEnd<O>>> {
     let id = job.run_id;
     let dir = &job.checkpoint_dir;
     rt.block_on(store.set_checkpoint_path(id, &dir.display().to_string()))?;
     let kept = if job.resume {
         let scan = match checkpoint::scan::<S>(dir, fingerprint) {
             Ok(scan) => scan,
-            Err(err) => return Ok(Err(err.to_string())),
+            Err(err) => {
+                let message = err.to_string();
+                rt.block_on(store.fail_run(id, &message))?;
+                return Ok(Some(RunEnd::Failed(message)));
+            }
         };
         if let Some(report) = scan.damage_report() {
             crate::errln!("run {id}: {report}");
@@ -175,7 +178,7 @@ pub(crate) fn prepare<S: SavedState, C>(
         Records::Search => rt.block_on(store.truncate_after(id, kept))?,
         Records::Train => rt.block_on(store.truncate_train_after(id, kept))?,
     }
-    Ok(Ok(()))
+    Ok(None)
 }
 
 /// Runs `f` (a search or a training) catching libtorch's panics: their

@@ -25,11 +25,10 @@ pub type TrainEnd = RunEnd<TrainOutcome>;
 pub fn execute_train(rt: &Runtime, store: &Store, job: TrainJob<'_>) -> anyhow::Result<TrainEnd> {
     let id = job.run_id;
     let fingerprint = job.cfg.fingerprint();
-    if let Err(message) =
-        prepare::<TrainCheckpoint, _>(rt, store, &job, &fingerprint, Records::Train)?
+    if let Some(failed) =
+        prepare::<TrainCheckpoint, _, _>(rt, store, &job, &fingerprint, Records::Train)?
     {
-        rt.block_on(store.fail_run(id, &message))?;
-        return Ok(RunEnd::Failed(message));
+        return Ok(failed);
     }
     let mut observer = StoreTrainObserver::new(rt, store, id, job.stop.clone(), job.display);
     let opts = TrainOptions {

@@ -97,16 +97,7 @@ pub fn run_worker(
         unix_now()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    super::process::watch_stop_signals(rt, stop.clone(), "worker: ")?;
-    spawn_heartbeat(
-        rt,
-        store.clone(),
-        id,
-        opts.owner.clone(),
-        opts.heartbeat_s,
-        stop.clone(),
-    );
+    let stop = watch(rt, store, id, opts)?;
 
     let job = Job {
         run_id: id,
@@ -115,11 +106,7 @@ pub fn run_worker(
         checkpoint_dir: default_checkpoint_dir(&opts.db, &cfg),
         resume: true,
         stop,
-        display: if opts.quiet {
-            Display::Quiet
-        } else {
-            Display::Lines
-        },
+        display: opts.display(),
     };
     let end = execute(rt, store, job)?;
     Ok(exit_code(id, "run", end, |outcome| {
@@ -200,16 +187,7 @@ fn run_train(
             return Ok(EXIT_SEARCH_FAILED);
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    super::process::watch_stop_signals(rt, stop.clone(), "worker: ")?;
-    spawn_heartbeat(
-        rt,
-        store.clone(),
-        id,
-        opts.owner.clone(),
-        opts.heartbeat_s,
-        stop.clone(),
-    );
+    let stop = watch(rt, store, id, opts)?;
     let job = super::train::TrainJob {
         run_id: id,
         cfg: &cfg,
@@ -217,11 +195,7 @@ fn run_train(
         checkpoint_dir: super::checkpoint_dir_of(&opts.db, &cfg.fingerprint()),
         resume: true,
         stop,
-        display: if opts.quiet {
-            Display::Quiet
-        } else {
-            Display::Lines
-        },
+        display: opts.display(),
     };
     let end = super::train::execute_train(rt, store, job)?;
     Ok(exit_code(id, "train run", end, |outcome| {
@@ -270,6 +244,38 @@ fn rebuild_config(
         ));
     }
     Ok(cfg)
+}
+
+impl WorkerOptions {
+    /// How the run shows its progress in the worker's log.
+    fn display(&self) -> Display {
+        if self.quiet {
+            Display::Quiet
+        } else {
+            Display::Lines
+        }
+    }
+}
+
+/// Starts what watches a claimed run from the side: the stop signals and
+/// the heartbeat. The flag they set stops the run at its next safe point.
+fn watch(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    id: i64,
+    opts: &WorkerOptions,
+) -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    super::process::watch_stop_signals(rt, stop.clone(), "worker: ")?;
+    spawn_heartbeat(
+        rt,
+        store.clone(),
+        id,
+        opts.owner.clone(),
+        opts.heartbeat_s,
+        stop.clone(),
+    );
+    Ok(stop)
 }
 
 /// Every `period_s`: heartbeat if the claim is still ours (exit at once if

@@ -34,14 +34,19 @@ pub const FAULT_NAN_STEP: &str = "DDSAS_FAULT_NAN_AT_STEP";
 pub const FAULT_HANG_STEP: &str = "DDSAS_FAULT_HANG_AT_STEP";
 
 /// Hangs here, forever, if [`FAULT_HANG_STEP`] asks for it at `step`.
+/// The variable is read once per process: this runs at every weight step.
 fn maybe_hang(step: u64) {
-    let Ok(value) = std::env::var(FAULT_HANG_STEP) else {
+    static HOOK: std::sync::OnceLock<Option<(u64, std::path::PathBuf)>> =
+        std::sync::OnceLock::new();
+    let hook = HOOK.get_or_init(|| {
+        let value = std::env::var(FAULT_HANG_STEP).ok()?;
+        let (at, marker) = value.split_once(':')?;
+        Some((at.parse().ok()?, marker.into()))
+    });
+    let Some((at, marker)) = hook else {
         return;
     };
-    let Some((at, marker)) = value.split_once(':') else {
-        return;
-    };
-    if at.parse() != Ok(step) || std::path::Path::new(marker).exists() {
+    if *at != step || marker.exists() {
         return;
     }
     let _ = std::fs::write(marker, b"hung once\n");

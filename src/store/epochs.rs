@@ -55,7 +55,7 @@ impl Store {
         rows.insert(&mut tx, run_id, i64::from(rec.epoch))
             .await
             .ctx(what)?;
-        update_progress(&mut tx, run_id, i64::from(rec.epoch) + 1)
+        update_progress(&mut tx, run_id, i64::from(rec.epoch) + 1, Best::Valid)
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -77,7 +77,7 @@ impl Store {
         delete_from_epoch(&mut tx, run_id, first_dropped)
             .await
             .ctx(what)?;
-        update_progress(&mut tx, run_id, first_dropped)
+        update_progress(&mut tx, run_id, first_dropped, Best::Valid)
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -151,24 +151,42 @@ async fn insert_epoch(
     Ok(())
 }
 
-/// Sets `epochs_done` and recomputes `best_valid_acc` from the epochs that
-/// remain (a redo or truncation may have removed the best one); the write
-/// is also a sign of life.
-async fn update_progress(
+/// Which per-epoch table a run's best accuracy comes from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Best {
+    /// A search: `best_valid_acc` from `epochs`.
+    Valid,
+    /// A train run: `best_test_acc` from `train_epochs`.
+    Test,
+}
+
+/// Sets `epochs_done` and recomputes the run's best accuracy from the
+/// epochs that remain (a redo or truncation may have removed the best
+/// one); the write is also a sign of life.
+pub(super) async fn update_progress(
     conn: &mut SqliteConnection,
     run_id: i64,
     epochs_done: i64,
+    best: Best,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
-                best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = ?1)
-         WHERE id = ?1",
-    )
-    .bind(run_id)
-    .bind(epochs_done)
-    .bind(unix_now())
-    .execute(conn)
-    .await?;
+    let sql = match best {
+        Best::Valid => {
+            "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
+                    best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = ?1)
+             WHERE id = ?1"
+        }
+        Best::Test => {
+            "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
+                    best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = ?1)
+             WHERE id = ?1"
+        }
+    };
+    sqlx::query(sql)
+        .bind(run_id)
+        .bind(epochs_done)
+        .bind(unix_now())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

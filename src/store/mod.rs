@@ -98,12 +98,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_error(path, e))?;
+        let pool = file_pool(path, options).await?;
         Self::migrated(pool, path.to_owned()).await
     }
 
@@ -123,12 +118,7 @@ impl Store {
             .filename(path)
             .read_only(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_error(path, e))?;
+        let pool = file_pool(path, options).await?;
         Ok(Store {
             pool,
             path: path.to_owned(),
@@ -213,6 +203,17 @@ impl Store {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
+}
+
+/// The pool every store on a file uses: [`MAX_CONNECTIONS`], waiting up to
+/// [`BUSY_TIMEOUT`] for a connection.
+async fn file_pool(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(BUSY_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|e| open_error(path, e))
 }
 
 /// Refuses a database that has tables but not ours (another program's

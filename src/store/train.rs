@@ -3,6 +3,7 @@
 //! one `train_epochs` row per epoch, and linked to the searches whose cell
 //! they train. Claims, heartbeats and the end states are the runs' own.
 
+use super::epochs::{update_progress, Best};
 use super::error::Context;
 use super::{unix_now, RunRow, Store, StoreError};
 use crate::config::train::ResolvedTrain;
@@ -130,7 +131,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx(what)?;
-        train_progress(&mut tx, run_id, rec.epoch + 1)
+        update_progress(&mut tx, run_id, rec.epoch + 1, Best::Test)
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -151,7 +152,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .ctx(what)?;
-        train_progress(&mut tx, run_id, first_dropped)
+        update_progress(&mut tx, run_id, first_dropped, Best::Test)
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -191,24 +192,4 @@ impl Store {
         .await
         .ctx(|| format!("reading the epochs of train run {run_id}"))
     }
-}
-
-/// `epochs_done`, best test accuracy and heartbeat of a train run after
-/// its epochs up to `epochs_done - 1` are stored.
-async fn train_progress(
-    conn: &mut sqlx::SqliteConnection,
-    run_id: i64,
-    epochs_done: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
-                best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = ?1)
-         WHERE id = ?1",
-    )
-    .bind(run_id)
-    .bind(epochs_done)
-    .bind(unix_now())
-    .execute(conn)
-    .await?;
-    Ok(())
 }

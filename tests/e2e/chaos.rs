@@ -12,7 +12,7 @@
 //! `DDSAS_CHAOS_FAULTS` (faults to inject, default 8), `DDSAS_CHAOS_RUNS`
 //! (runs in the sweep, default 6), `DDSAS_CHAOS_SEED` (default 14).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -159,7 +159,7 @@ fn chaos_loses_no_run_and_no_epoch() {
     let mut orch = start(&env, &file, "orch-0");
     let mut orchestrators = 1;
     let mut injected: BTreeMap<Fault, usize> = BTreeMap::new();
-    let mut hits: HashMap<i64, u64> = HashMap::new();
+    let mut struck = 0;
     let mut stopped: HashSet<i64> = HashSet::new();
     // Each worker process is hit once: a second signal to a worker already
     // on its way out would not cost its run another attempt.
@@ -220,7 +220,7 @@ fn chaos_loses_no_run_and_no_epoch() {
             if fault == Fault::StopWorker {
                 stopped.insert(pid);
             }
-            *hits.entry(run).or_default() += 1;
+            struck += 1;
             log.push(format!("{}: run {run} (pid {pid})", fault.words()));
         }
         *injected.entry(fault).or_default() += 1;
@@ -244,11 +244,10 @@ fn chaos_loses_no_run_and_no_epoch() {
             })
             .count() as i64;
         assert_eq!(n, logs, "run {id}: attempts vs worker logs");
-        // A fault can strike a worker that has just finished its run, so a
-        // run hit k times has at least 1 and usually k + 1 attempts.
-        assert!(n >= 1);
     }
-    let struck: u64 = hits.values().sum();
+    // A fault can strike a worker that has just finished its run, so a run
+    // struck k times has at least 1 and usually k + 1 attempts; in all,
+    // some run must have needed another.
     assert!(
         struck == 0 || total_attempts > plan.runs as i64,
         "{struck} faults struck workers and no run needed a second attempt"
