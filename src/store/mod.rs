@@ -45,7 +45,7 @@ pub use sweeps::{RunProgress, SweepRow};
 pub use train::{TrainEpoch, TRAIN_METHOD};
 
 /// The schema migrations, embedded at build time.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a statement waits for another process's write lock before
 /// failing. Long, because an epoch write is milliseconds but sixteen workers
