@@ -76,7 +76,7 @@ start() {
         }
     fi
     as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-        -o "-p $PORT -k $SOCK -c listen_addresses=127.0.0.1" start >/dev/null || {
+        -o "-p $PORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=600" start >/dev/null || {
         echo "error: the server did not start on port $PORT; see $LOG (another server on that port? set DDSAS_PG_PORT)" >&2
         exit 1
     }
