@@ -9,6 +9,7 @@ pub mod runs;
 pub mod search;
 pub mod serve;
 pub mod sql;
+pub mod submit;
 pub mod sweep;
 pub mod train;
 pub mod worker;

@@ -38,10 +38,16 @@ pub enum SweepCmd {
         after_long_help = crate::sweep::FORMAT_HELP
     )]
     Run(RunArgs),
-    /// Counts and per-run status of a registered sweep.
+    /// Register a sweep's runs and submit a Slurm job array of pull workers that run them.
+    #[command(
+        after_help = "Examples:\n  scripts/postgres.sh start     # a PostgreSQL every task can reach (here: this machine)\n  ddsas sweep submit sweeps/demo.yaml --slurm --db postgres://postgres@127.0.0.1:55432/ddsas --dry-run\n  ddsas sweep submit sweeps/fig7_lm_grid.yaml --slurm --db postgres://me@dbhost/ddsas \\\n      --partition gpu --gpus-per-task 1 --runs-per-gpu 2 --time 12:00:00 --workers 16 --array-parallelism 8\nEach task claims runs until none is left; before its time limit it stops them (they keep their\ncheckpoints) and requeues itself. Watch with `ddsas sweep status`, stop with `ddsas sweep cancel`.\n(--help shows the sweep file format)",
+        after_long_help = crate::sweep::FORMAT_HELP
+    )]
+    Submit(crate::cli::submit::SubmitArgs),
+    /// Counts and per-run status of a registered sweep (with its Slurm jobs, from one squeue call).
     #[command(after_help = "Example:\n  ddsas sweep status demo --db results.db")]
     Status(NameArgs),
-    /// Ask the orchestrators running a sweep to stop (runs resume on the next `sweep run`).
+    /// Ask the orchestrators running a sweep to stop, and scancel its Slurm jobs (runs resume on the next `sweep run` or `sweep submit`).
     #[command(
         after_help = "Example:\n  ddsas sweep cancel fig7_lm_grid   # from any terminal; `sweep run` again resumes"
     )]
@@ -117,6 +123,7 @@ impl SweepCmd {
         match self {
             SweepCmd::Plan(args) => plan(rt, args),
             SweepCmd::Run(args) => run(rt, args),
+            SweepCmd::Submit(args) => crate::cli::submit::submit(rt, args),
             SweepCmd::Status(args) => status(rt, args),
             SweepCmd::Cancel(args) => cancel(rt, args),
         }
@@ -268,76 +275,24 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the ddsas binary to start workers from")?;
     let store = args.db.open(rt)?;
     rt.block_on(async {
-        // First, before any write: a frozen orphan may hold the write lock.
-        for line in crate::exec::orchestrator::reap_orphans(&store, args.stale_after).await? {
-            crate::outln!("{line}");
-        }
-        if !args.replace {
-            refuse_dropping_runs(&store, &sweep).await?;
-        }
-        let mut links = Vec::with_capacity(sweep.runs.len());
-        let mut todo = Vec::new();
-        let mut done_before = 0;
-        for run in &sweep.runs {
-            let row = store.ensure_run(&run.cfg).await?;
-            links.push((row.id, run.position as i64));
-            if row.status == RunStatus::Done {
-                done_before += 1;
-            } else {
-                todo.push(SweepRun {
-                    run_id: row.id,
-                    position: run.position,
-                    label: run.label(&sweep.columns),
-                    epochs: run.cfg.config().epochs,
-                });
-            }
-        }
-        store
-            .register_sweep(&sweep.name, sweep.description.as_deref(), &sweep.file, &sweep.text, &links)
-            .await?;
-        // Searches done before this session: their cells' train runs (the
-        // orchestrator queues those of searches that finish now).
-        let mut evaluations = 0;
-        if let Some(plan) = &sweep.evaluate {
-            for (id, _) in &links {
-                let Some(row) = store.run(*id).await? else { continue };
-                for run in evaluate::evaluations(&store, &sweep.name, plan, &row).await? {
-                    // A cell two searches found is one train run.
-                    if !todo.iter().any(|t: &SweepRun| t.run_id == run.run_id) {
-                        evaluations += 1;
-                        todo.push(run);
-                    }
-                }
-            }
-        }
+        let Registered {
+            todo,
+            done_before,
+            evaluations,
+        } = register(&store, &sweep, args.replace, args.stale_after).await?;
         crate::outln!(
             "sweep {}: {} runs, {done_before} already done, {} to run{}; {how}; logs in {}",
             sweep.name,
             sweep.runs.len(),
             todo.len(),
-            if evaluations > 0 {
-                format!(" ({evaluations} of them trainings of searched cells)")
-            } else {
-                String::new()
-            },
+            evaluations_text(evaluations),
             log_dir.display()
         );
         if todo.is_empty() {
             crate::outln!("nothing to do: every run of this sweep is done (a done config is never run again)");
             return Ok(ExitCode::SUCCESS);
         }
-        // Download on first use, here and once, before any worker starts
-        // (the lock keeps orchestrators that start together to one download).
-        let needs = datasets_to_fetch(&sweep);
-        if !needs.is_empty() {
-            tokio::task::spawn_blocking(move || {
-                needs.iter().try_for_each(|(kind, dir)| {
-                    crate::cli::data::fetch_if_missing(*kind, Some(dir), true, false)
-                })
-            })
-            .await
-            .context("fetching the sweep's datasets")??;
-        }
+        fetch_datasets(&sweep).await?;
         let opts = Options {
             sweep: sweep.name.clone(),
             db: db.clone(),
@@ -351,6 +306,8 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             live: !args.plain,
             already_done: done_before,
             evaluate: sweep.evaluate.clone(),
+            leave_when_idle: false,
+            failed_since: None,
         };
         let started = Instant::now();
         let outcome = orchestrate(&store, todo, &opts).await?;
@@ -384,7 +341,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         match outcome.stopped {
-            Some(StopReason::Signal) => {
+            Some(StopReason::Signal | StopReason::TimeLimit) => {
                 crate::errln!("stopped: the interrupted runs kept their checkpoints; run the same command again to resume");
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
@@ -408,6 +365,110 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// What registering a sweep left to do.
+pub(crate) struct Registered {
+    /// The runs that are not done, in sweep order, then the trainings of
+    /// searched cells that `evaluate:` asks for.
+    pub todo: Vec<SweepRun>,
+    /// Planned runs done before.
+    pub done_before: usize,
+    /// How many of `todo` are trainings `evaluate:` added.
+    pub evaluations: usize,
+}
+
+/// Registers a sweep and its runs (what `sweep run` and `sweep submit`
+/// share): kills the silent orphan workers of this host first (a frozen one
+/// may hold SQLite's write lock), refuses to drop runs of a sweep of the
+/// same name unless `replace`, registers every planned run, links them to
+/// the sweep (clearing an earlier cancellation), and registers the
+/// trainings `evaluate:` asks for of searches done before.
+pub(crate) async fn register(
+    store: &Store,
+    sweep: &Sweep,
+    replace: bool,
+    stale_after: f64,
+) -> anyhow::Result<Registered> {
+    for line in crate::exec::orchestrator::reap_orphans(store, stale_after).await? {
+        crate::outln!("{line}");
+    }
+    if !replace {
+        refuse_dropping_runs(store, sweep).await?;
+    }
+    let mut links = Vec::with_capacity(sweep.runs.len());
+    let mut todo = Vec::new();
+    let mut done_before = 0;
+    for run in &sweep.runs {
+        let row = store.ensure_run(&run.cfg).await?;
+        links.push((row.id, run.position as i64));
+        if row.status == RunStatus::Done {
+            done_before += 1;
+        } else {
+            todo.push(SweepRun {
+                run_id: row.id,
+                position: run.position,
+                label: run.label(&sweep.columns),
+                epochs: run.cfg.config().epochs,
+            });
+        }
+    }
+    store
+        .register_sweep(
+            &sweep.name,
+            sweep.description.as_deref(),
+            &sweep.file,
+            &sweep.text,
+            &links,
+        )
+        .await?;
+    // Searches done before this session: their cells' train runs (the
+    // orchestrator queues those of searches that finish now).
+    let mut evaluations = 0;
+    if let Some(plan) = &sweep.evaluate {
+        for (id, _) in &links {
+            let Some(row) = store.run(*id).await? else {
+                continue;
+            };
+            for run in evaluate::evaluations(store, &sweep.name, plan, &row).await? {
+                // A cell two searches found is one train run.
+                if !todo.iter().any(|t: &SweepRun| t.run_id == run.run_id) {
+                    evaluations += 1;
+                    todo.push(run);
+                }
+            }
+        }
+    }
+    Ok(Registered {
+        todo,
+        done_before,
+        evaluations,
+    })
+}
+
+/// ` (3 of them trainings of searched cells)`, or nothing.
+pub(crate) fn evaluations_text(evaluations: usize) -> String {
+    if evaluations > 0 {
+        format!(" ({evaluations} of them trainings of searched cells)")
+    } else {
+        String::new()
+    }
+}
+
+/// Downloads on first use, here and once, before any worker starts (the
+/// lock keeps orchestrators that start together to one download).
+pub(crate) async fn fetch_datasets(sweep: &Sweep) -> anyhow::Result<()> {
+    let needs = datasets_to_fetch(sweep);
+    if needs.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        needs.iter().try_for_each(|(kind, dir)| {
+            crate::cli::data::fetch_if_missing(*kind, Some(dir), true, false)
+        })
+    })
+    .await
+    .context("fetching the sweep's datasets")?
 }
 
 /// The datasets and folders the sweep's runs (and its `evaluate:`) read
@@ -443,7 +504,7 @@ fn datasets_to_fetch(sweep: &Sweep) -> Vec<(crate::data::DatasetKind, PathBuf)> 
 
 fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
     let mut db = args.db.open_read_only(rt)?;
-    rt.block_on(async {
+    let jobs = rt.block_on(async {
         let sweep = db.sweep_header(&args.name).await?;
         if sweep.rows.is_empty() {
             let names = db.sweep_names().await?;
@@ -460,8 +521,59 @@ fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
         }
         let runs = db.sweep_progress(&args.name).await?;
         print_status(&sweep, &runs);
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+        anyhow::Ok(db.slurm_job_ids(&args.name).await?)
+    })?;
+    print_slurm_jobs(&jobs);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The sweep's Slurm jobs as one squeue call sees them, one row per array
+/// task; if squeue cannot answer, one line saying so (the database's view
+/// is printed already).
+fn print_slurm_jobs(jobs: &[String]) {
+    if jobs.is_empty() {
+        return;
+    }
+    let tasks = match crate::exec::slurm::queue(jobs) {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            crate::outln!(
+                "Slurm jobs {}: squeue cannot tell their state ({e}); the table above is the database's view",
+                jobs.join(", ")
+            );
+            return;
+        }
+    };
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["slurm job", "task", "state", "time", "node or reason"]);
+    for t in &tasks {
+        table.add_row([
+            t.job.clone(),
+            t.task.clone().unwrap_or_else(|| "-".into()),
+            t.state.clone(),
+            t.elapsed.clone(),
+            t.where_or_why.clone(),
+        ]);
+    }
+    let forgotten: Vec<&str> = jobs
+        .iter()
+        .filter(|j| !tasks.iter().any(|t| &t.job == *j))
+        .map(String::as_str)
+        .collect();
+    if !tasks.is_empty() {
+        crate::outln!("{table}");
+        crate::outln!(
+            "Slurm tasks: {}",
+            crate::exec::slurm::squeue::state_counts(&tasks)
+        );
+    }
+    if !forgotten.is_empty() {
+        crate::outln!(
+            "Slurm job(s) {}: no longer listed by squeue (ended before its MinJobAge)",
+            forgotten.join(", ")
+        );
+    }
 }
 
 fn print_status(sweep: &QueryRows, runs: &QueryRows) {
@@ -539,11 +651,12 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
 }
 
 fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
-    if !args.db.db.exists() {
+    let url = crate::exec::slurm::is_postgres_url(&args.db.db.display().to_string());
+    if !url && !args.db.db.exists() {
         bail!("database {} does not exist", args.db.db.display());
     }
     let store = args.db.open(rt)?;
-    rt.block_on(async {
+    let jobs = rt.block_on(async {
         if !store.cancel_sweep(&args.name).await? {
             let names: Vec<String> = store.sweeps().await?.into_iter().map(|s| s.name).collect();
             bail!(
@@ -557,7 +670,34 @@ fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
             "sweep {} cancelled: its orchestrators launch nothing more and stop their workers within a few seconds; the runs keep their checkpoints and `ddsas sweep run` resumes them",
             args.name
         );
+        let jobs: Vec<String> = store
+            .slurm_jobs(&args.name)
+            .await?
+            .into_iter()
+            .map(|j| j.job_id)
+            .collect();
         store.close().await;
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+        anyhow::Ok(jobs)
+    })?;
+    cancel_slurm_jobs(&args.name, &jobs);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// scancels the sweep's jobs. Not fatal when it fails: the sweep is marked
+/// cancelled, so its tasks stop by themselves within seconds, and tasks
+/// that start later leave at once.
+fn cancel_slurm_jobs(sweep: &str, jobs: &[String]) {
+    if jobs.is_empty() {
+        return;
+    }
+    match crate::exec::slurm::cancel(jobs) {
+        Ok(()) => crate::outln!(
+            "scancel {}: the tasks stop their runs at the next step (interrupted, checkpoints kept), pending tasks never start; done runs stay done; `ddsas sweep submit` of its file resumes sweep {sweep}",
+            jobs.join(" ")
+        ),
+        Err(e) => crate::errln!(
+            "warning: could not scancel the Slurm job(s) of sweep {sweep} ({e}); their tasks see the cancellation in the database and stop within seconds anyway, or run `scancel {}` where Slurm is",
+            jobs.join(" ")
+        ),
+    }
 }

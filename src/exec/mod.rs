@@ -9,6 +9,7 @@ pub mod memory;
 pub mod orchestrator;
 pub mod process;
 pub mod slots;
+pub mod slurm;
 pub mod train;
 pub mod worker;
 

@@ -20,7 +20,12 @@
 //! - **Ctrl-C / SIGTERM / `ddsas sweep cancel`**: no new launches, SIGINT to
 //!   every worker (they stop between steps and mark their runs
 //!   `interrupted`); a second Ctrl-C kills them (their last checkpoints
-//!   stay, the runs are marked `interrupted` here).
+//!   stay, the runs are marked `interrupted` here). SIGUSR2, Slurm's warning
+//!   before a time limit (`sweep submit --slurm`), stops the same way.
+//! - **pull workers** (`ddsas worker --sweep`, one per Slurm array task)
+//!   run this same loop with [`Options::leave_when_idle`]: they leave once
+//!   nothing is left for them to claim instead of watching runs that other
+//!   tasks hold.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
@@ -120,6 +125,16 @@ pub struct Options {
     pub already_done: usize,
     /// The sweep's `evaluate:`: train the cell of each search that finishes.
     pub evaluate: Option<crate::sweep::Evaluate>,
+    /// Return as soon as no worker runs and every run left is held by a
+    /// live owner elsewhere, instead of waiting for those runs to end (a
+    /// pull worker of a Slurm job array: its allocation should not idle
+    /// while other tasks finish their runs).
+    pub leave_when_idle: bool,
+    /// A run another owner failed for good at or after this time (unix
+    /// seconds) is not retried here (default: this session's start). The
+    /// pull workers of one Slurm submission pass its submission time, so
+    /// that a run that failed in one task is not retried by every later one.
+    pub failed_since: Option<f64>,
 }
 
 /// Why an orchestrator stopped before every run finished.
@@ -129,6 +144,9 @@ pub enum StopReason {
     Signal,
     /// `ddsas sweep cancel`.
     Cancelled,
+    /// SIGUSR2: Slurm's warning that the job's time limit (or a
+    /// preemption) is near (`--signal` of `sweep submit --slurm`).
+    TimeLimit,
     /// A worker found the disk of the database or checkpoints full
     /// ([`Outcome::no_space`] says which).
     NoSpace,
@@ -189,6 +207,12 @@ pub struct Outcome {
     /// Workers killed because they showed no life (no heartbeat, or no
     /// batch for the stall limit).
     pub hung: usize,
+    /// Runs left to run when the session ended that no live owner held
+    /// (a stop came before they were claimed).
+    pub unclaimed: usize,
+    /// Runs held by other live owners when the session ended (with
+    /// [`Options::leave_when_idle`]: left to them).
+    pub held_elsewhere: usize,
 }
 
 /// Runs every run of `runs` that is not done (from any sweep); returns when
@@ -210,7 +234,7 @@ pub async fn orchestrate(
         store,
         opts,
         owner: Owner::orchestrator().to_string(),
-        session_start: unix_now(),
+        session_start: opts.failed_since.unwrap_or_else(unix_now),
         pending: runs.into(),
         active: vec![None; opts.slots.len()],
         retries: HashMap::new(),
@@ -262,6 +286,9 @@ struct Orchestrator<'a> {
 impl Orchestrator<'_> {
     async fn run(&mut self) -> anyhow::Result<Outcome> {
         let mut signals = StopSignals::new().context("installing the signal handlers")?;
+        let mut time_limit =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+                .context("installing the SIGUSR2 handler")?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_cancel_check = Instant::now();
@@ -272,6 +299,13 @@ impl Orchestrator<'_> {
                 }
                 let idle = self.active.iter().all(Option::is_none);
                 if idle && (self.pending.is_empty() || self.outcome.stopped.is_some()) {
+                    break;
+                }
+                if idle && self.opts.leave_when_idle && self.only_held_elsewhere() {
+                    self.ui.line(format!(
+                        "nothing left to claim: {} run(s) are held by other workers; leaving them to them",
+                        self.elsewhere.len()
+                    ));
                     break;
                 }
                 self.ui.header(self.counts());
@@ -290,11 +324,18 @@ impl Orchestrator<'_> {
                         }
                     }
                     _ = signals.recv() => self.stop(StopReason::Signal),
+                    _ = time_limit.recv() => self.stop(StopReason::TimeLimit),
                 }
             }
             anyhow::Ok(())
         }
         .await;
+        self.outcome.held_elsewhere = self.elsewhere.len();
+        self.outcome.unclaimed = self
+            .pending
+            .iter()
+            .filter(|r| !self.elsewhere.contains(&r.run_id))
+            .count();
         if let Err(err) = result {
             // Leave nothing running behind us: stop the workers, wait for
             // them (they mark their runs interrupted), then report.
@@ -309,6 +350,14 @@ impl Orchestrator<'_> {
         }
         self.ui.finish();
         Ok(std::mem::take(&mut self.outcome))
+    }
+
+    /// Whether every run still pending is held by a live owner elsewhere
+    /// (as the last [`Self::fill`] found): nothing this session could claim.
+    fn only_held_elsewhere(&self) -> bool {
+        self.pending
+            .iter()
+            .all(|r| self.elsewhere.contains(&r.run_id))
     }
 
     fn counts(&self) -> Counts {
@@ -719,6 +768,7 @@ impl Orchestrator<'_> {
             let why = match reason {
                 StopReason::Signal => "stop requested",
                 StopReason::Cancelled => "sweep cancelled",
+                StopReason::TimeLimit => "SIGUSR2 (Slurm: time limit or preemption near)",
                 StopReason::NoSpace => {
                     // The running workers go on: space may be freed before
                     // they need it, and if not they stop the same way.
@@ -907,6 +957,7 @@ impl Counts {
         match self.stopping {
             Some(StopReason::Signal) => s.push_str(" — stopping"),
             Some(StopReason::Cancelled) => s.push_str(" — cancelled, stopping"),
+            Some(StopReason::TimeLimit) => s.push_str(" — time limit near, stopping"),
             Some(StopReason::NoSpace) => s.push_str(" — disk full, launching nothing more"),
             None => {}
         }

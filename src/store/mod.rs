@@ -16,6 +16,7 @@ mod queries;
 mod report_queries;
 mod rows;
 mod runs;
+pub mod slurm;
 pub mod sql_text;
 mod sweeps;
 #[cfg(test)]

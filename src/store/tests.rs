@@ -849,6 +849,10 @@ fn applied_migrations_are_never_edited() {
             5,
             "43cb1813632e1da7035c0e947615b373bfabab3a7f24033a77ebecafa0d056f2f172342709e4870b6a0689be89c38730",
         ),
+        (
+            6,
+            "9c4a08f169694a41ac45e7d39fbc4a0b970cb762ff20a2b7b57cabf408d6cdbc3aa1e10180a1b5aee4d0e8150b9ed9d2",
+        ),
     ];
     let actual: Vec<(i64, String)> = MIGRATOR
         .iter()

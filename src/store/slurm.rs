@@ -1,0 +1,198 @@
+//! The Slurm jobs of sweeps (issue 13): `sweep submit --slurm` records the
+//! job arrays it submits, `sweep status` asks squeue about them, `sweep
+//! cancel` scancels them, and the pull workers of a job read the sweep they
+//! serve. The runs themselves know nothing of Slurm.
+//!
+//! Every statement uses `$1`-style placeholders, which both SQLite and
+//! PostgreSQL accept, and only integer, real and text columns.
+
+use super::error::Context;
+use super::queries::{QueryError, QueryRows, ReadOnlyDb};
+use super::{Store, StoreError};
+
+/// A job array submitted for a sweep, as recorded in `slurm_jobs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmJob {
+    /// Slurm's id of the job array (what `sbatch --parsable` printed).
+    pub job_id: String,
+    /// The sweep its tasks work on.
+    pub sweep: String,
+    /// Array tasks (pull workers) asked for.
+    pub tasks: i64,
+    /// The batch script it ran, kept for the user to read or resubmit.
+    pub script_path: String,
+    /// When it was submitted (unix seconds).
+    pub submitted_at: f64,
+}
+
+/// What a pull worker needs of its sweep: the file it came from and its
+/// text as registered, to plan its slots and its `evaluate:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSpec {
+    /// Path the sweep was read from.
+    pub file: String,
+    /// The file's text at registration.
+    pub text: String,
+}
+
+impl Store {
+    /// Records a job array submitted for `sweep` (which must be registered).
+    pub async fn record_slurm_job(
+        &self,
+        job_id: &str,
+        sweep: &str,
+        tasks: i64,
+        script_path: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO slurm_jobs (job_id, sweep, tasks, script_path, submitted_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job_id)
+        .bind(sweep)
+        .bind(tasks)
+        .bind(script_path)
+        .bind(super::unix_now())
+        .execute(&self.pool)
+        .await
+        .ctx(|| format!("recording Slurm job {job_id} of sweep {sweep}"))?;
+        Ok(())
+    }
+
+    /// The job arrays submitted for `sweep`, oldest first.
+    pub async fn slurm_jobs(&self, sweep: &str) -> Result<Vec<SlurmJob>, StoreError> {
+        let rows: Vec<(String, String, i64, String, f64)> = sqlx::query_as(
+            "SELECT job_id, sweep, tasks, script_path, submitted_at FROM slurm_jobs
+             WHERE sweep = $1 ORDER BY submitted_at, job_id",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the Slurm jobs of sweep {sweep}"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(job_id, sweep, tasks, script_path, submitted_at)| SlurmJob {
+                    job_id,
+                    sweep,
+                    tasks,
+                    script_path,
+                    submitted_at,
+                },
+            )
+            .collect())
+    }
+
+    /// The file and text a sweep was registered from; `None` if no sweep
+    /// has that name (or it was registered without its text).
+    pub async fn sweep_spec(&self, name: &str) -> Result<Option<SweepSpec>, StoreError> {
+        let row: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT file, spec_yaml FROM sweeps WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .ctx(|| format!("reading sweep {name}"))?;
+        Ok(row.and_then(|(file, text)| {
+            text.map(|text| SweepSpec {
+                file: file.unwrap_or_else(|| format!("sweep {name}")),
+                text,
+            })
+        }))
+    }
+}
+
+impl ReadOnlyDb {
+    /// The ids of the job arrays submitted for `sweep`, oldest first
+    /// (`sweep status`); none in a database no submit has opened yet.
+    pub async fn slurm_job_ids(&mut self, sweep: &str) -> Result<Vec<String>, QueryError> {
+        if self.columns_of("slurm_jobs").await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: QueryRows = self
+            .query(
+                "SELECT job_id FROM slurm_jobs WHERE sweep = $1 ORDER BY submitted_at, job_id",
+                &[sweep.into()],
+            )
+            .await?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| r[0].as_str().map(str::to_owned))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_are_recorded_per_sweep_and_go_with_it() {
+        let store = Store::open_in_memory().await.unwrap();
+        store
+            .register_sweep("grid", None, "grid.yaml", "name: grid\n", &[])
+            .await
+            .unwrap();
+        store
+            .register_sweep("other", None, "other.yaml", "name: other\n", &[])
+            .await
+            .unwrap();
+        store
+            .record_slurm_job("41", "grid", 3, "/w/slurm/grid/submit-1.sh")
+            .await
+            .unwrap();
+        store
+            .record_slurm_job("42", "grid", 2, "/w/slurm/grid/submit-2.sh")
+            .await
+            .unwrap();
+        store
+            .record_slurm_job("43", "other", 1, "/w/slurm/other/submit-1.sh")
+            .await
+            .unwrap();
+        let jobs = store.slurm_jobs("grid").await.unwrap();
+        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        assert_eq!(ids, ["41", "42"]);
+        assert_eq!(jobs[0].tasks, 3);
+        assert_eq!(jobs[1].script_path, "/w/slurm/grid/submit-2.sh");
+        assert!(jobs[0].submitted_at > 1.6e9, "unix seconds");
+        assert!(store.slurm_jobs("missing").await.unwrap().is_empty());
+        let unknown = store.record_slurm_job("44", "missing", 1, "x.sh").await;
+        assert!(unknown.is_err(), "a job of an unregistered sweep");
+        let twice = store.record_slurm_job("41", "grid", 1, "x.sh").await;
+        assert!(twice.is_err(), "a job id is recorded once");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_spec_is_read_back() {
+        let store = Store::open_in_memory().await.unwrap();
+        store
+            .register_sweep("grid", Some("d"), "sweeps/grid.yaml", "name: grid\n", &[])
+            .await
+            .unwrap();
+        let spec = store.sweep_spec("grid").await.unwrap().unwrap();
+        assert_eq!(
+            (spec.file.as_str(), spec.text.as_str()),
+            ("sweeps/grid.yaml", "name: grid\n")
+        );
+        assert_eq!(store.sweep_spec("missing").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_read_only_view_lists_job_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.db");
+        let store = Store::open(&path).await.unwrap();
+        store
+            .register_sweep("grid", None, "grid.yaml", "name: grid\n", &[])
+            .await
+            .unwrap();
+        store
+            .record_slurm_job("7", "grid", 2, "s.sh")
+            .await
+            .unwrap();
+        store.close().await;
+        let mut db = ReadOnlyDb::open(&path).await.unwrap();
+        assert_eq!(db.slurm_job_ids("grid").await.unwrap(), ["7"]);
+        assert!(db.slurm_job_ids("other").await.unwrap().is_empty());
+    }
+}
