@@ -687,8 +687,13 @@ impl Orchestrator<'_> {
                     .await?;
             }
             self.outcome.interrupted += 1;
+            let resumer = if self.opts.leave_when_idle {
+                "the next pull worker (this task requeued, or another)"
+            } else {
+                "`ddsas sweep run` again"
+            };
             self.ui.line(format!(
-                "run {id} ({}) interrupted at epoch {}/{}; `ddsas sweep run` again resumes it",
+                "run {id} ({}) interrupted at epoch {}/{}; {resumer} resumes it",
                 act.run.label, row.epochs_done, row.epochs_total
             ));
             return Ok(());
