@@ -262,9 +262,12 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
     };
     let (slots, how) = slots::plan(&request, &sweep.resources)?;
-    let db = std::path::absolute(&args.db.db)
-        .with_context(|| format!("resolving {}", args.db.db.display()))?;
-    let log_dir = db.parent().unwrap_or(Path::new(".")).join("logs");
+    let db = args
+        .db
+        .db
+        .absolute()
+        .with_context(|| format!("resolving {}", args.db.db))?;
+    let log_dir = db.home().join("logs");
     let exe = std::env::current_exe().context("finding the ddsas binary to start workers from")?;
     let store = args.db.open(rt)?;
     rt.block_on(async {

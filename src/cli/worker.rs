@@ -2,18 +2,18 @@
 //! one claimed run. Not for people; see `exec::worker` for what it does and
 //! what its exit statuses mean.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::exec::device::{parse_device, set_threads};
 use crate::exec::worker::{run_worker, WorkerOptions};
+use crate::store::DbLocation;
 
 /// Execute one claimed run of a sweep (started by `ddsas sweep run`).
 #[derive(Debug, clap::Args)]
 pub struct WorkerCmd {
     /// The run-history database.
     #[arg(long)]
-    db: PathBuf,
+    db: DbLocation,
     /// The claimed run.
     #[arg(long)]
     run_id: i64,
