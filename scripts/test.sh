@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
 # The test command of the README (and of CI): installs PyTorch 2.11.0 into
-# the cache venv if needed, builds, and runs every test in the release
-# profile (one build serves the binary and the tests).
+# the cache venv if needed, builds, starts the services the tests use when
+# they are not running (a throw-away PostgreSQL, scripts/postgres.sh),
+# runs every test in the release profile (one build serves the binary and
+# the tests), and stops again what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 cargo build --release --locked
+
+started=()
+stop_started() {
+    for service in "${started[@]}"; do
+        "scripts/$service.sh" stop >/dev/null || true
+    done
+}
+trap stop_started EXIT
+if ! scripts/postgres.sh url >/dev/null 2>&1; then
+    echo ">> starting a throw-away PostgreSQL for the tests (scripts/postgres.sh)" >&2
+    scripts/postgres.sh start >/dev/null
+    started+=(postgres)
+fi
+DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
+export DDSAS_TEST_POSTGRES
+
 cargo test --release --locked --no-fail-fast "$@"

@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::runtime::Runtime;
 
-use crate::store::{ReadOnlyDb, Store};
+use crate::store::{DbLocation, ReadOnlyDb, Store};
 
 pub use crate::exec::EXIT_INTERRUPTED;
 
@@ -71,9 +71,10 @@ enum Command {
 /// Arguments shared by every command that opens the database.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
-    /// SQLite database holding the run history (`search` and `sweep run` create it).
+    /// The run history: a SQLite file (`search` and `sweep run` create it)
+    /// or a PostgreSQL URL, postgres://user@host:port/database.
     #[arg(long, default_value = "results.db", env = "DDSAS_DB")]
-    pub db: PathBuf,
+    pub db: DbLocation,
 }
 
 /// What `search` and `train` share: where the config comes from, where
@@ -142,7 +143,7 @@ impl DbArgs {
     /// The run history, read-write (created with its schema if missing):
     /// what commands that record or change runs open, once.
     pub fn open(&self, rt: &Runtime) -> anyhow::Result<Store> {
-        Ok(rt.block_on(Store::open(&self.db))?)
+        Ok(rt.block_on(Store::connect(&self.db))?)
     }
 
     /// The run history through a read-only connection: what commands that

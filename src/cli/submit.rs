@@ -98,7 +98,8 @@ pub struct SubmitArgs {
 
 /// Runs `sweep submit`.
 pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let db = args.db.db.display().to_string();
+    // As the user wrote it (password included): the tasks connect with it.
+    let db = args.db.db.to_arg();
     slurm::refuse_sqlite(&db)?;
     check_options(&args)?;
     let sweep = Sweep::load(&args.file)?;
@@ -173,7 +174,7 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             .record_slurm_job(&job, &sweep.name, script.tasks as i64, &path.display().to_string())
             .await
             .with_context(|| format!("job {job} was submitted, but recording it failed (`scancel {job}` stops it)"))?;
-        say_submitted(&script, &job, &db);
+        say_submitted(&script, &job, &args.db.db.to_string());
         anyhow::Ok(())
     });
     rt.block_on(store.close());

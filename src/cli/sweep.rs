@@ -269,9 +269,12 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
     };
     let (slots, how) = slots::plan(&request, &sweep.resources)?;
-    let db = std::path::absolute(&args.db.db)
-        .with_context(|| format!("resolving {}", args.db.db.display()))?;
-    let log_dir = db.parent().unwrap_or(Path::new(".")).join("logs");
+    let db = args
+        .db
+        .db
+        .absolute()
+        .with_context(|| format!("resolving {}", args.db.db))?;
+    let log_dir = db.home().join("logs");
     let exe = std::env::current_exe().context("finding the ddsas binary to start workers from")?;
     let store = args.db.open(rt)?;
     rt.block_on(async {
@@ -651,8 +654,7 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
 }
 
 fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
-    let url = crate::exec::slurm::is_postgres_url(&args.db.db.display().to_string());
-    if !url && !args.db.db.exists() {
+    if !args.db.db.exists() {
         bail!("database {} does not exist", args.db.db.display());
     }
     let store = args.db.open(rt)?;

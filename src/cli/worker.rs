@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use crate::exec::device::{parse_device, set_threads};
 use crate::exec::slurm::pull::{run_pull, PullWorker};
 use crate::exec::worker::{run_worker, WorkerOptions};
+use crate::store::DbLocation;
 
 /// Execute one claimed run of a sweep (started by `ddsas sweep run`), or
 /// with `--sweep`, pull runs of a registered sweep until none is left (a
@@ -21,7 +22,7 @@ use crate::exec::worker::{run_worker, WorkerOptions};
 pub struct WorkerCmd {
     /// The run-history database.
     #[arg(long)]
-    db: PathBuf,
+    db: DbLocation,
     /// The claimed run.
     #[arg(long, required_unless_present = "sweep", requires = "owner")]
     run_id: Option<i64>,
@@ -79,7 +80,7 @@ impl WorkerCmd {
             (Some(sweep), _, _) => {
                 let pull = PullWorker {
                     sweep: sweep.clone(),
-                    db: self.db.display().to_string(),
+                    db: self.db.clone(),
                     log_dir: self.log_dir.clone(),
                     runs_per_gpu: self.runs_per_gpu,
                     threads: self.threads,

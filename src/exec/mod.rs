@@ -13,7 +13,7 @@ pub mod slurm;
 pub mod train;
 pub mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ use crate::nas::checkpoint::{self, CheckpointState, SavedState};
 use crate::nas::metrics::EpochRecord;
 use crate::nas::search::{self, Observer, SearchError, SearchOptions, SearchOutcome};
 use crate::nas::space::SearchSpace;
-use crate::store::Store;
+use crate::store::{DbLocation, Store};
 
 /// Exit status of a run stopped at a safe point (Ctrl-C, SIGTERM, SIGHUP,
 /// cancel, its orchestrator gone): the run is `interrupted`, its checkpoint
@@ -89,17 +89,13 @@ pub enum RunEnd<O = SearchOutcome> {
 }
 
 /// `checkpoints/<fingerprint>` in the database's folder.
-pub fn default_checkpoint_dir(db: &Path, cfg: &ResolvedConfig) -> PathBuf {
+pub fn default_checkpoint_dir(db: &DbLocation, cfg: &ResolvedConfig) -> PathBuf {
     checkpoint_dir_of(db, &cfg.fingerprint())
 }
 
 /// `checkpoints/<fingerprint>` in the database's folder, for any run.
-pub fn checkpoint_dir_of(db: &Path, fingerprint: &str) -> PathBuf {
-    let parent = db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    parent.join("checkpoints").join(fingerprint)
+pub fn checkpoint_dir_of(db: &DbLocation, fingerprint: &str) -> PathBuf {
+    db.home().join("checkpoints").join(fingerprint)
 }
 
 /// Runs a claimed run to its end and records the end in the database.
@@ -247,12 +243,8 @@ fn is_no_space(err: &SearchError) -> bool {
 }
 
 /// Worker logs of a run, oldest attempt first (`logs/` beside the database).
-pub fn run_logs(db: &Path, id: i64) -> Vec<PathBuf> {
-    let dir = db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("logs");
+pub fn run_logs(db: &DbLocation, id: i64) -> Vec<PathBuf> {
+    let dir = db.home().join("logs");
     let prefix = format!("run-{id}-attempt-");
     let mut logs: Vec<(i64, PathBuf)> = std::fs::read_dir(&dir)
         .map(|entries| {
@@ -280,19 +272,17 @@ pub fn run_logs(db: &Path, id: i64) -> Vec<PathBuf> {
 
 /// `logs/run-<id>-errors.log` in the database's folder: the whole text of
 /// errors whose message shows one line.
-pub fn error_log_of(db: &Path, run_id: i64) -> PathBuf {
-    let parent = db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    parent.join("logs").join(format!("run-{run_id}-errors.log"))
+pub fn error_log_of(db: &DbLocation, run_id: i64) -> PathBuf {
+    db.home()
+        .join("logs")
+        .join(format!("run-{run_id}-errors.log"))
 }
 
 /// Appends `detail` to the run's error log and returns `message` naming
 /// it (or `message` alone if the log cannot be written).
 fn with_detail(store: &Store, run_id: i64, message: String, detail: &str) -> String {
     use std::io::Write;
-    let path = error_log_of(store.path(), run_id);
+    let path = error_log_of(store.location(), run_id);
     let written = path
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)

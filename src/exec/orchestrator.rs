@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
-use crate::store::{unix_now, Claim, RunRow, RunStatus, Store};
+use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store};
 
 /// How often the orchestrator polls progress, cancellation and runs held
 /// elsewhere.
@@ -98,7 +98,7 @@ pub struct Options {
     /// The sweep (for cancellation).
     pub sweep: String,
     /// The database (absolute, handed to the workers).
-    pub db: PathBuf,
+    pub db: DbLocation,
     /// The `ddsas` binary to start workers from.
     pub exe: PathBuf,
     /// Where the workers run.
@@ -234,7 +234,7 @@ pub async fn orchestrate(
         store,
         opts,
         owner: Owner::orchestrator().to_string(),
-        session_start: opts.failed_since.unwrap_or_else(unix_now),
+        session_start: opts.failed_since.unwrap_or_else(|| store.now()),
         pending: runs.into(),
         active: vec![None; opts.slots.len()],
         retries: HashMap::new(),
@@ -475,8 +475,9 @@ impl Orchestrator<'_> {
     /// killed first (see [`kill_orphan`]).
     fn owner_is_gone(&self, row: &RunRow) -> bool {
         let last = row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
-        let stale = unix_now() - last > self.opts.stale_after_s;
-        if let Some(line) = kill_orphan(row, self.opts.stale_after_s) {
+        let now = self.store.now();
+        let stale = now - last > self.opts.stale_after_s;
+        if let Some(line) = kill_orphan(row, self.opts.stale_after_s, now) {
             self.ui.line(line);
             return true;
         }
@@ -540,7 +541,7 @@ impl Orchestrator<'_> {
             last_acc: None,
             last_test_acc: None,
             mean_epoch_s: None,
-            launched_at: unix_now(),
+            launched_at: self.store.now(),
             steps: None,
             steps_moved: Instant::now(),
             kill_reason: None,
@@ -566,7 +567,7 @@ impl Orchestrator<'_> {
         let mut cmd = Command::new(&self.opts.exe);
         cmd.arg("worker")
             .arg("--db")
-            .arg(&self.opts.db)
+            .arg(self.opts.db.to_arg())
             .args(["--run-id", &id.to_string()])
             .args(["--threads", &s.threads.to_string()])
             .args(["--owner", &self.owner])
@@ -852,7 +853,7 @@ impl Orchestrator<'_> {
         if act.kill_reason.is_some() || act.pid == 0 {
             return;
         }
-        let now = unix_now();
+        let now = self.store.now();
         let silent = now - heartbeat_at.unwrap_or(act.launched_at).max(act.launched_at);
         let still = act.steps_moved.elapsed().as_secs_f64();
         let busy = act
@@ -888,7 +889,7 @@ impl Orchestrator<'_> {
 /// end it, and while it lives its run cannot be taken over (and, if it
 /// froze inside a write, the database stays locked). The pid is checked to
 /// be that run's `ddsas worker` before the signal. Returns what was done.
-pub fn kill_orphan(row: &RunRow, stale_after_s: f64) -> Option<String> {
+pub fn kill_orphan(row: &RunRow, stale_after_s: f64, now: f64) -> Option<String> {
     let Some(Owner::Orchestrator {
         host, pid: orch, ..
     }) = row.owner.as_deref().and_then(Owner::parse)
@@ -896,7 +897,7 @@ pub fn kill_orphan(row: &RunRow, stale_after_s: f64) -> Option<String> {
         return None;
     };
     let worker = row.pid?;
-    let silent = unix_now() - row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
+    let silent = now - row.heartbeat_at.or(row.started_at).unwrap_or(0.0);
     if host != hostname() || pid_alive(orch) || silent <= stale_after_s || !pid_alive(worker) {
         return None;
     }
@@ -933,9 +934,10 @@ fn is_worker_of(pid: i64, run: i64) -> bool {
 /// line per worker killed.
 pub async fn reap_orphans(store: &Store, stale_after_s: f64) -> anyhow::Result<Vec<String>> {
     let rows = store.running_runs().await?;
+    let now = store.now();
     Ok(rows
         .iter()
-        .filter_map(|row| kill_orphan(row, stale_after_s))
+        .filter_map(|row| kill_orphan(row, stale_after_s, now))
         .collect())
 }
 

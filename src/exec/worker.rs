@@ -11,7 +11,6 @@
 //! safe point on SIGINT/SIGTERM or when its orchestrator dies, and reports
 //! how the run ended through its exit status (the `EXIT_*` constants).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use anyhow::Context;
 
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::config::SearchConfig;
-use crate::store::{unix_now, Store};
+use crate::store::{unix_now, DbLocation, Store};
 
 /// Exit status: the run is `done`.
 pub const EXIT_DONE: u8 = 0;
@@ -36,7 +35,7 @@ pub use super::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// The run-history database.
-    pub db: PathBuf,
+    pub db: DbLocation,
     /// The claimed run.
     pub run_id: i64,
     /// Device to train on (`cuda:0` under `CUDA_VISIBLE_DEVICES`).

@@ -3,11 +3,10 @@
 //! the series of Figs. 8, 9, 10 and the columns of Table 5.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Serialize;
 
-use crate::store::{ReportRun, Store};
+use crate::store::{DbLocation, ReportRun, Store};
 
 use super::records::Records;
 use super::ReportError;
@@ -39,7 +38,11 @@ impl SweepData {
     ///
     /// Errors: the sweep does not exist (the message lists those that do),
     /// it has no runs, or none of them is done.
-    pub async fn load(store: &Store, db: &Path, name: &str) -> Result<SweepData, ReportError> {
+    pub async fn load(
+        store: &Store,
+        db: &DbLocation,
+        name: &str,
+    ) -> Result<SweepData, ReportError> {
         let sweeps = store.sweep_infos().await?;
         let Some(info) = sweeps.iter().find(|s| s.name == name) else {
             let known = if sweeps.is_empty() {
@@ -56,7 +59,7 @@ impl SweepData {
             };
             return Err(ReportError::UnknownSweep {
                 sweep: name.into(),
-                db: db.to_owned(),
+                db: db.to_string(),
                 known,
             });
         };

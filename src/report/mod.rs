@@ -57,7 +57,7 @@ pub enum ReportError {
         /// The name asked for.
         sweep: String,
         /// The database file.
-        db: PathBuf,
+        db: String,
         /// The sweeps that exist, or how to make one.
         known: String,
     },

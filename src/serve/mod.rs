@@ -22,7 +22,6 @@ pub mod live;
 pub mod pages;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -34,7 +33,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::store::{QueryError, ReadOnlyDb, Store, StoreError};
+use crate::store::{DbLocation, QueryError, ReadOnlyDb, Store, StoreError};
 
 /// The environment variable a token can come from instead of `--token`
 /// (keeps it out of `ps` and shell history).
@@ -52,7 +51,7 @@ const COOKIE: &str = "ddsas_token";
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The database file.
-    pub db: PathBuf,
+    pub db: DbLocation,
     /// Address to bind (`127.0.0.1` by default).
     pub host: String,
     /// Port (0: any free port).
@@ -119,13 +118,13 @@ pub struct Db {
     next: AtomicUsize,
     /// The read-only store the figures are drawn from.
     pub store: Store,
-    /// The database file.
-    pub path: PathBuf,
+    /// The database.
+    pub path: DbLocation,
 }
 
 impl Db {
     /// Opens `path` read-only (a missing file is an error, never created).
-    pub async fn open(path: &Path) -> Result<Db, ServeError> {
+    pub async fn open(path: &DbLocation) -> Result<Db, ServeError> {
         let mut conns = Vec::new();
         for _ in 0..CONNECTIONS {
             conns.push(Mutex::new(ReadOnlyDb::open(path).await?));
@@ -134,7 +133,7 @@ impl Db {
             conns,
             next: AtomicUsize::new(0),
             store: Store::open_read_only(path).await?,
-            path: path.to_owned(),
+            path: path.clone(),
         })
     }
 

@@ -2,11 +2,11 @@
 //! `epochs`, `sampling_counts`, `subspaces`, `ratio_hist` and `steps`, written
 //! in one transaction so that a crash leaves either the whole epoch or none.
 
-use sqlx::query_builder::Separated;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::any::AnyArguments;
+use sqlx::{Any, AnyConnection, Arguments, Encode, Type};
 
 use super::error::Context;
-use super::{unix_now, EpochRow, Store, StoreError};
+use super::{EpochRow, Store, StoreError};
 use crate::nas::metrics::{EpochRecord, RATIO_BINS};
 use crate::nas::space::SearchSpace;
 
@@ -14,13 +14,13 @@ use crate::nas::space::SearchSpace;
 /// 224 sampling counts), far below SQLite's limit of 32766 bound values.
 const ROWS_PER_INSERT: usize = 128;
 
-/// Deletes every per-epoch row of run `?1` from epoch `?2` on.
+/// Deletes every per-epoch row of run `$1` from epoch `$2` on.
 const DELETE_FROM_EPOCH: [&str; 5] = [
-    "DELETE FROM epochs WHERE run_id = ?1 AND epoch >= ?2",
-    "DELETE FROM sampling_counts WHERE run_id = ?1 AND epoch >= ?2",
-    "DELETE FROM subspaces WHERE run_id = ?1 AND epoch >= ?2",
-    "DELETE FROM ratio_hist WHERE run_id = ?1 AND epoch >= ?2",
-    "DELETE FROM steps WHERE run_id = ?1 AND epoch >= ?2",
+    "DELETE FROM epochs WHERE run_id = $1 AND epoch >= $2",
+    "DELETE FROM sampling_counts WHERE run_id = $1 AND epoch >= $2",
+    "DELETE FROM subspaces WHERE run_id = $1 AND epoch >= $2",
+    "DELETE FROM ratio_hist WHERE run_id = $1 AND epoch >= $2",
+    "DELETE FROM steps WHERE run_id = $1 AND epoch >= $2",
 ];
 
 impl Store {
@@ -48,16 +48,24 @@ impl Store {
         delete_from_epoch(&mut tx, run_id, i64::from(rec.epoch))
             .await
             .ctx(what)?;
-        insert_epoch(&mut tx, run_id, rec).await.ctx(what)?;
+        insert_epoch(&mut tx, run_id, rec, self.now())
+            .await
+            .ctx(what)?;
         super::nb201::fill_epoch(&mut tx, run_id, i64::from(rec.epoch))
             .await
             .ctx(what)?;
         rows.insert(&mut tx, run_id, i64::from(rec.epoch))
             .await
             .ctx(what)?;
-        update_progress(&mut tx, run_id, i64::from(rec.epoch) + 1, Best::Valid)
-            .await
-            .ctx(what)?;
+        update_progress(
+            &mut tx,
+            run_id,
+            i64::from(rec.epoch) + 1,
+            Best::Valid,
+            self.now(),
+        )
+        .await
+        .ctx(what)?;
         tx.commit().await.ctx(what)
     }
 
@@ -77,7 +85,7 @@ impl Store {
         delete_from_epoch(&mut tx, run_id, first_dropped)
             .await
             .ctx(what)?;
-        update_progress(&mut tx, run_id, first_dropped, Best::Valid)
+        update_progress(&mut tx, run_id, first_dropped, Best::Valid, self.now())
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -85,7 +93,7 @@ impl Store {
 
     /// The recorded epochs of a run, in order.
     pub async fn epochs(&self, run_id: i64) -> Result<Vec<EpochRow>, StoreError> {
-        sqlx::query_as("SELECT * FROM epochs WHERE run_id = ?1 ORDER BY epoch")
+        sqlx::query_as("SELECT * FROM epochs WHERE run_id = $1 ORDER BY epoch")
             .bind(run_id)
             .fetch_all(&self.pool)
             .await
@@ -95,8 +103,8 @@ impl Store {
 
 /// `RunNotFound` unless the run exists (checked inside the write
 /// transaction, before a foreign-key error could say it less clearly).
-async fn require_in(conn: &mut SqliteConnection, run_id: i64) -> Result<(), StoreError> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = ?1")
+async fn require_in(conn: &mut AnyConnection, run_id: i64) -> Result<(), StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
         .bind(run_id)
         .fetch_optional(conn)
         .await
@@ -105,7 +113,7 @@ async fn require_in(conn: &mut SqliteConnection, run_id: i64) -> Result<(), Stor
 }
 
 async fn delete_from_epoch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     run_id: i64,
     first: i64,
 ) -> Result<(), sqlx::Error> {
@@ -120,15 +128,16 @@ async fn delete_from_epoch(
 }
 
 async fn insert_epoch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     run_id: i64,
     rec: &EpochRecord,
+    now: f64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO epochs (run_id, epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
                              genotype, skip_normal, skip_reduce, cosine_distance, wall_s,
                              images_per_s, peak_mem_bytes, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(run_id)
     .bind(i64::from(rec.epoch))
@@ -145,7 +154,7 @@ async fn insert_epoch(
     .bind(rec.wall_s)
     .bind(rec.images_per_s)
     .bind(rec.peak_mem_bytes)
-    .bind(unix_now())
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())
@@ -164,27 +173,28 @@ pub(super) enum Best {
 /// epochs that remain (a redo or truncation may have removed the best
 /// one); the write is also a sign of life.
 pub(super) async fn update_progress(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     run_id: i64,
     epochs_done: i64,
     best: Best,
+    now: f64,
 ) -> Result<(), sqlx::Error> {
     let sql = match best {
         Best::Valid => {
-            "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
-                    best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = ?1)
-             WHERE id = ?1"
+            "UPDATE runs SET epochs_done = $2, heartbeat_at = $3,
+                    best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = $1)
+             WHERE id = $1"
         }
         Best::Test => {
-            "UPDATE runs SET epochs_done = ?2, heartbeat_at = ?3,
-                    best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = ?1)
-             WHERE id = ?1"
+            "UPDATE runs SET epochs_done = $2, heartbeat_at = $3,
+                    best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = $1)
+             WHERE id = $1"
         }
     };
     sqlx::query(sql)
         .bind(run_id)
         .bind(epochs_done)
-        .bind(unix_now())
+        .bind(now)
         .execute(conn)
         .await?;
     Ok(())
@@ -233,7 +243,7 @@ impl<'a> NamedRows<'a> {
 
     async fn insert(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         run_id: i64,
         epoch: i64,
     ) -> Result<(), sqlx::Error> {
@@ -242,14 +252,9 @@ impl<'a> NamedRows<'a> {
             conn,
             "INSERT INTO sampling_counts (run_id, epoch, cell, edge, edge_label, op, count) ",
             &self.sampling,
-            |mut b, r| {
-                b.push_bind(run_id)
-                    .push_bind(epoch)
-                    .push_bind(r.cell)
-                    .push_bind(r.edge as i64);
-                b.push_bind(labels[r.edge].as_str())
-                    .push_bind(r.op)
-                    .push_bind(r.count);
+            |b, r| {
+                b.bind(run_id).bind(epoch).bind(r.cell).bind(r.edge as i64);
+                b.bind(labels[r.edge].as_str()).bind(r.op).bind(r.count);
             },
         )
         .await?;
@@ -257,12 +262,9 @@ impl<'a> NamedRows<'a> {
             conn,
             "INSERT INTO subspaces (run_id, iteration, epoch, cell, size, combinations) ",
             &self.subspaces,
-            |mut b, r| {
-                b.push_bind(run_id)
-                    .push_bind(r.iteration)
-                    .push_bind(epoch)
-                    .push_bind(r.cell);
-                b.push_bind(r.size).push_bind(r.combinations);
+            |b, r| {
+                b.bind(run_id).bind(r.iteration).bind(epoch).bind(r.cell);
+                b.bind(r.size).bind(r.combinations);
             },
         )
         .await?;
@@ -270,11 +272,11 @@ impl<'a> NamedRows<'a> {
             conn,
             "INSERT INTO ratio_hist (run_id, epoch, cell, bin, bin_index, count) ",
             &self.ratios,
-            |mut b, r| {
-                b.push_bind(run_id).push_bind(epoch).push_bind(r.cell);
-                b.push_bind(RATIO_BINS[r.bin_index])
-                    .push_bind(r.bin_index as i64)
-                    .push_bind(r.count);
+            |b, r| {
+                b.bind(run_id).bind(epoch).bind(r.cell);
+                b.bind(RATIO_BINS[r.bin_index])
+                    .bind(r.bin_index as i64)
+                    .bind(r.count);
             },
         )
         .await?;
@@ -282,9 +284,9 @@ impl<'a> NamedRows<'a> {
             conn,
             "INSERT INTO steps (run_id, step, epoch, cosine_distance, minibatch_acc) ",
             &self.rec.steps,
-            |mut b, s| {
-                b.push_bind(run_id).push_bind(int(s.step)).push_bind(epoch);
-                b.push_bind(s.cosine_distance).push_bind(s.minibatch_acc);
+            |b, s| {
+                b.bind(run_id).bind(int(s.step)).bind(epoch);
+                b.bind(s.cosine_distance).bind(s.minibatch_acc);
             },
         )
         .await
@@ -295,17 +297,81 @@ impl<'a> NamedRows<'a> {
 /// `ROWS_PER_INSERT` rows. Each distinct statement text is prepared once
 /// per connection and reused from sqlx's statement cache.
 async fn insert_rows<'r, T>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     head: &'static str,
     rows: &'r [T],
-    mut push: impl FnMut(Separated<'_, 'r, Sqlite, &'static str>, &'r T),
+    mut push: impl FnMut(&mut Values<'r>, &'r T),
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut query = QueryBuilder::<Sqlite>::new(head);
-        query.push_values(chunk, &mut push);
-        query.build().execute(&mut *conn).await?;
+        let mut values = Values::new(head);
+        for row in chunk {
+            push(values.row(), row);
+        }
+        values.execute("", &mut *conn).await?;
     }
     Ok(())
+}
+
+/// A multi-row `INSERT ... VALUES` with numbered parameters (`$1, $2,
+/// ...`), which both databases accept; sqlx's `QueryBuilder` writes `?`
+/// for the `Any` driver, which PostgreSQL does not.
+pub(crate) struct Values<'q> {
+    sql: String,
+    args: AnyArguments<'q>,
+    bound: usize,
+    rows: usize,
+    first_in_row: bool,
+}
+
+impl<'q> Values<'q> {
+    /// An insert starting with `head` (`INSERT INTO t (a, b) `).
+    pub(crate) fn new(head: &str) -> Self {
+        Values {
+            sql: format!("{head}VALUES "),
+            args: AnyArguments::default(),
+            bound: 0,
+            rows: 0,
+            first_in_row: true,
+        }
+    }
+
+    /// Starts the next row.
+    pub(crate) fn row(&mut self) -> &mut Self {
+        self.sql.push_str(if self.rows == 0 { "(" } else { "), (" });
+        self.rows += 1;
+        self.first_in_row = true;
+        self
+    }
+
+    /// Binds the next value of the current row.
+    pub(crate) fn bind<V: Encode<'q, Any> + Type<Any> + 'q>(&mut self, value: V) -> &mut Self {
+        if !self.first_in_row {
+            self.sql.push_str(", ");
+        }
+        self.first_in_row = false;
+        self.bound += 1;
+        self.sql.push_str(&format!("${}", self.bound));
+        // Adding to `AnyArguments` only stores the value; it cannot fail.
+        let _ = self.args.add(value);
+        self
+    }
+
+    /// Runs the insert with `tail` (`ON CONFLICT ...`) after the values;
+    /// returns the rows written. Nothing is run for no rows.
+    pub(crate) async fn execute(
+        self,
+        tail: &str,
+        conn: &mut AnyConnection,
+    ) -> Result<u64, sqlx::Error> {
+        if self.rows == 0 {
+            return Ok(0);
+        }
+        let sql = format!("{}){tail}", self.sql);
+        Ok(sqlx::query_with(&sql, self.args)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
 }
 
 fn cell_name(space: &SearchSpace, cell: usize) -> Result<&'static str, String> {

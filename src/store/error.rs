@@ -1,15 +1,13 @@
 //! What can go wrong with the run history; every message says what failed.
 
-use std::path::PathBuf;
-
 /// An error of the run history.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file could not be opened or created as a SQLite database.
     #[error("cannot open database {path}: {source}{hint}")]
     Open {
-        /// Database file.
-        path: PathBuf,
+        /// The database (file or URL without password).
+        path: String,
         /// sqlx's error.
         source: sqlx::Error,
         /// What is wrong with the path, when that can be told (`; ...`).
@@ -18,8 +16,8 @@ pub enum StoreError {
     /// The file is not SQLite, or a SQLite database of another program.
     #[error("database {path} is not a ddsas database ({reason})")]
     NotDdsas {
-        /// Database file.
-        path: PathBuf,
+        /// The database (file or URL without password).
+        path: String,
         /// What gave it away.
         reason: String,
     },
@@ -27,16 +25,16 @@ pub enum StoreError {
     /// does not know; running old code on it could corrupt it.
     #[error("database {path} was written by a newer ddsas (it has schema migration {version}, which this build does not know); use a newer ddsas")]
     TooNew {
-        /// Database file.
-        path: PathBuf,
+        /// The database (file or URL without password).
+        path: String,
         /// The unknown migration.
         version: i64,
     },
     /// Applying the schema migrations failed.
     #[error("cannot migrate database {path} to the current schema: {source}")]
     Migrate {
-        /// Database file.
-        path: PathBuf,
+        /// The database (file or URL without password).
+        path: String,
         /// sqlx's error.
         source: sqlx::migrate::MigrateError,
     },

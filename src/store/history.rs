@@ -63,7 +63,7 @@ impl ReadOnlyDb {
         super::sql_text::one_condition(condition).map_err(|message| QueryError::Sql { message })?;
         let sql = format!(
             "SELECT id FROM run_summary
-             WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND ({condition}\n)"
+             WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = $1) AND ({condition}\n)"
         );
         let rows = self.query(&sql, &[sweep.into()]).await?;
         Ok(rows.rows.iter().filter_map(|r| r[0].as_i64()).collect())
@@ -71,18 +71,18 @@ impl ReadOnlyDb {
 
     /// The rows of `run_summary` that `filter` picks, every column.
     pub async fn run_listing(&mut self, filter: &RunFilter<'_>) -> Result<QueryRows, QueryError> {
-        let mut sql = String::from("SELECT * FROM run_summary WHERE 1");
+        let mut sql = String::from("SELECT * FROM run_summary WHERE TRUE");
         let mut params: Vec<serde_json::Value> = Vec::new();
         if let Some(sweep) = filter.sweep {
             params.push(sweep.into());
             sql.push_str(&format!(
-                " AND id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?{})",
+                " AND id IN (SELECT run_id FROM sweep_runs WHERE sweep = ${})",
                 params.len()
             ));
         }
         if let Some(status) = filter.status {
             params.push(status.into());
-            sql.push_str(&format!(" AND status = ?{}", params.len()));
+            sql.push_str(&format!(" AND status = ${}", params.len()));
         }
         if let Some(condition) = filter.condition {
             super::sql_text::one_condition(condition)
@@ -91,7 +91,7 @@ impl ReadOnlyDb {
         }
         sql.push_str(&format!(
             " ORDER BY \"{}\" {} NULLS LAST, id",
-            filter.sort,
+            self.backend().stored_name(filter.sort),
             if filter.descending { "DESC" } else { "ASC" }
         ));
         if let Some(limit) = filter.limit {
@@ -103,16 +103,17 @@ impl ReadOnlyDb {
     /// One run's row of `runs` with its sweeps, last skip count and times
     /// as UTC text (`runs show`); no row if there is no such run.
     pub async fn run_card(&mut self, id: i64) -> Result<QueryRows, QueryError> {
-        self.query(
+        let b = self.backend();
+        let sql = format!(
             "SELECT r.*, s.sweep, s.skip_normal, s.parent,
-                    datetime(r.created_at, 'unixepoch') AS created,
-                    datetime(r.started_at, 'unixepoch') AS started,
-                    datetime(r.finished_at, 'unixepoch') AS finished,
-                    datetime(r.heartbeat_at, 'unixepoch') AS heartbeat
-             FROM runs r JOIN run_summary s ON s.id = r.id WHERE r.id = ?1",
-            &[id.into()],
-        )
-        .await
+                    {} AS created, {} AS started, {} AS finished, {} AS heartbeat
+             FROM runs r JOIN run_summary s ON s.id = r.id WHERE r.id = $1",
+            b.datetime("r.created_at"),
+            b.datetime("r.started_at"),
+            b.datetime("r.finished_at"),
+            b.datetime("r.heartbeat_at"),
+        );
+        self.query(&sql, &[id.into()]).await
     }
 
     /// A run's epochs as `runs show` tabulates them (epochs counted from 1).
@@ -120,7 +121,7 @@ impl ReadOnlyDb {
         self.query(
             "SELECT epoch + 1 AS epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
                     skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s
-             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+             FROM epochs WHERE run_id = $1 ORDER BY epoch",
             &[id.into()],
         )
         .await
@@ -131,7 +132,7 @@ impl ReadOnlyDb {
         self.query(
             "SELECT epoch + 1 AS epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob,
                     wall_s, images_per_s
-             FROM train_epochs WHERE run_id = ?1 ORDER BY epoch",
+             FROM train_epochs WHERE run_id = $1 ORDER BY epoch",
             &[id.into()],
         )
         .await
@@ -141,7 +142,7 @@ impl ReadOnlyDb {
     pub async fn last_genotype(&mut self, id: i64) -> Result<Option<(i64, String)>, QueryError> {
         let rows = self
             .query(
-                "SELECT epoch, genotype FROM epochs WHERE run_id = ?1 ORDER BY epoch DESC LIMIT 1",
+                "SELECT epoch, genotype FROM epochs WHERE run_id = $1 ORDER BY epoch DESC LIMIT 1",
                 &[id.into()],
             )
             .await?;
@@ -156,7 +157,7 @@ impl ReadOnlyDb {
     pub async fn run_state(&mut self, id: i64) -> Result<QueryRows, QueryError> {
         self.query(
             "SELECT id, status, epochs_done, epochs_total, attempts, error, final_valid_acc, best_valid_acc, device
-             FROM runs WHERE id = ?1",
+             FROM runs WHERE id = $1",
             &[id.into()],
         )
         .await
@@ -174,8 +175,8 @@ impl ReadOnlyDb {
         self.query(
             &format!(
                 "SELECT * FROM run_summary
-                 WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1) AND status = 'done' AND \"{metric}\" IS NOT NULL
-                 ORDER BY \"{metric}\" {}, id LIMIT ?2",
+                 WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = $1) AND status = 'done' AND \"{metric}\" IS NOT NULL
+                 ORDER BY \"{metric}\" {}, id LIMIT $2",
                 if highest { "DESC" } else { "ASC" }
             ),
             &[sweep.into(), i64::from(limit).into()],
@@ -186,7 +187,7 @@ impl ReadOnlyDb {
     /// One run's `run_summary` row with its stored config (`runs compare`).
     pub async fn run_with_config(&mut self, id: i64) -> Result<QueryRows, QueryError> {
         self.query(
-            "SELECT s.*, r.config_json, r.epochs_total FROM run_summary s JOIN runs r ON r.id = s.id WHERE s.id = ?1",
+            "SELECT s.*, r.config_json, r.epochs_total FROM run_summary s JOIN runs r ON r.id = s.id WHERE s.id = $1",
             &[id.into()],
         )
         .await
@@ -198,13 +199,12 @@ impl ReadOnlyDb {
         fingerprints: &[&str],
     ) -> Result<HashMap<String, KnownRun>, QueryError> {
         let list = serde_json::to_string(fingerprints).unwrap_or_else(|_| "[]".into());
-        let rows = self
-            .query(
-                "SELECT fingerprint, id, status, epochs_done, epochs_total FROM runs
-                 WHERE fingerprint IN (SELECT value FROM json_each(?1))",
-                &[list.into()],
-            )
-            .await?;
+        let sql = format!(
+            "SELECT fingerprint, id, status, epochs_done, epochs_total FROM runs
+             WHERE fingerprint IN ({})",
+            self.backend().json_list("$1", false)
+        );
+        let rows = self.query(&sql, &[list.into()]).await?;
         Ok(rows
             .rows
             .iter()
@@ -225,11 +225,11 @@ impl ReadOnlyDb {
     /// A sweep's row (name, description, file, created, cancelled); no row
     /// if there is no such sweep.
     pub async fn sweep_header(&mut self, name: &str) -> Result<QueryRows, QueryError> {
-        self.query(
-            "SELECT name, description, file, datetime(created_at, 'unixepoch') AS created, cancelled FROM sweeps WHERE name = ?1",
-            &[name.into()],
-        )
-        .await
+        let sql = format!(
+            "SELECT name, description, file, {} AS created, cancelled FROM sweeps WHERE name = $1",
+            self.backend().datetime("created_at")
+        );
+        self.query(&sql, &[name.into()]).await
     }
 
     /// A sweep's runs in plan order with their progress (`sweep status`).
@@ -238,7 +238,7 @@ impl ReadOnlyDb {
             "SELECT s.position, r.id, r.status, r.epochs_done, r.epochs_total, r.final_valid_acc, r.best_valid_acc,
                     (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_acc,
                     r.attempts, r.device, r.wall_s, r.error, r.config_json
-             FROM sweep_runs s JOIN runs r ON r.id = s.run_id WHERE s.sweep = ?1 ORDER BY s.position, r.id",
+             FROM sweep_runs s JOIN runs r ON r.id = s.run_id WHERE s.sweep = $1 ORDER BY s.position, r.id",
             &[name.into()],
         )
         .await
@@ -289,33 +289,36 @@ impl ReadOnlyDb {
         &mut self,
         only: Option<&str>,
     ) -> Result<Vec<SweepGlance>, QueryError> {
+        let b = self.backend();
+        let sql = format!(
+            "WITH ep AS (
+                SELECT s.sweep, CAST(avg(e.wall_s) AS DOUBLE PRECISION) AS seconds, max(e.recorded_at) AS last
+                FROM sweep_runs s JOIN epochs e ON e.run_id = s.run_id
+                WHERE CAST($1 AS TEXT) IS NULL OR s.sweep = CAST($1 AS TEXT) GROUP BY s.sweep)
+             SELECT sw.name, sw.description, sw.cancelled, {created},
+                count(r.id),
+                count(CASE WHEN r.status = 'done' THEN 1 END),
+                count(CASE WHEN r.status = 'running' THEN 1 END),
+                count(CASE WHEN r.status = 'queued' THEN 1 END),
+                count(CASE WHEN r.status = 'failed' THEN 1 END),
+                count(CASE WHEN r.status = 'interrupted' THEN 1 END),
+                CAST(coalesce(sum(r.epochs_done), 0) AS BIGINT), CAST(coalesce(sum(r.epochs_total), 0) AS BIGINT),
+                CAST(coalesce(sum(CASE WHEN r.status IN ('queued', 'running', 'interrupted')
+                             THEN {max}(r.epochs_total - r.epochs_done, 0) END), 0) AS BIGINT),
+                (SELECT seconds FROM ep WHERE ep.sweep = sw.name),
+                CAST({max}(coalesce((SELECT last FROM ep WHERE ep.sweep = sw.name), 0),
+                    coalesce(max({max}(r.created_at, coalesce(r.started_at, 0), coalesce(r.finished_at, 0))), 0),
+                    sw.created_at) AS DOUBLE PRECISION)
+             FROM sweeps sw
+             LEFT JOIN sweep_runs s ON s.sweep = sw.name
+             LEFT JOIN runs r ON r.id = s.run_id
+             WHERE CAST($1 AS TEXT) IS NULL OR sw.name = CAST($1 AS TEXT)
+             GROUP BY sw.name ORDER BY sw.created_at, sw.name",
+            created = b.datetime("sw.created_at"),
+            max = b.greatest(),
+        );
         let rows = self
-            .query(
-                "WITH ep AS (
-                    SELECT s.sweep, avg(e.wall_s) AS seconds, max(e.recorded_at) AS last
-                    FROM sweep_runs s JOIN epochs e ON e.run_id = s.run_id
-                    WHERE ?1 IS NULL OR s.sweep = ?1 GROUP BY s.sweep)
-                 SELECT sw.name, sw.description, sw.cancelled, datetime(sw.created_at, 'unixepoch'),
-                    count(r.id),
-                    count(CASE WHEN r.status = 'done' THEN 1 END),
-                    count(CASE WHEN r.status = 'running' THEN 1 END),
-                    count(CASE WHEN r.status = 'queued' THEN 1 END),
-                    count(CASE WHEN r.status = 'failed' THEN 1 END),
-                    count(CASE WHEN r.status = 'interrupted' THEN 1 END),
-                    coalesce(sum(r.epochs_done), 0), coalesce(sum(r.epochs_total), 0),
-                    coalesce(sum(CASE WHEN r.status IN ('queued', 'running', 'interrupted')
-                                 THEN max(r.epochs_total - r.epochs_done, 0) END), 0),
-                    (SELECT seconds FROM ep WHERE ep.sweep = sw.name),
-                    max(coalesce((SELECT last FROM ep WHERE ep.sweep = sw.name), 0),
-                        coalesce(max(max(r.created_at, coalesce(r.started_at, 0), coalesce(r.finished_at, 0))), 0),
-                        sw.created_at)
-                 FROM sweeps sw
-                 LEFT JOIN sweep_runs s ON s.sweep = sw.name
-                 LEFT JOIN runs r ON r.id = s.run_id
-                 WHERE ?1 IS NULL OR sw.name = ?1
-                 GROUP BY sw.name ORDER BY sw.created_at, sw.name",
-                &[only.map_or(serde_json::Value::Null, Into::into)],
-            )
+            .query(&sql, &[only.map_or(serde_json::Value::Null, Into::into)])
             .await?;
         let int = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
         Ok(rows
@@ -347,13 +350,13 @@ impl ReadOnlyDb {
     pub async fn sweep_stamp(&mut self, sweep: &str) -> Result<String, QueryError> {
         let rows = self
             .query(
-                "SELECT count(*), coalesce(sum(epochs_done), 0), coalesce(sum(attempts), 0),
+                "SELECT count(*), CAST(coalesce(sum(epochs_done), 0) AS BIGINT), CAST(coalesce(sum(attempts), 0) AS BIGINT),
                         count(CASE WHEN status = 'done' THEN 1 END),
                         count(CASE WHEN status = 'running' THEN 1 END),
                         count(CASE WHEN status = 'failed' THEN 1 END),
                         count(CASE WHEN status = 'interrupted' THEN 1 END),
-                        coalesce(max(finished_at), 0)
-                 FROM runs WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?1)",
+                        CAST(coalesce(max(finished_at), 0) AS DOUBLE PRECISION)
+                 FROM runs WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep = $1)",
                 &[sweep.into()],
             )
             .await?;
@@ -364,7 +367,7 @@ impl ReadOnlyDb {
     pub async fn run_stamp(&mut self, id: i64) -> Result<String, QueryError> {
         let rows = self
             .query(
-                "SELECT status, epochs_done, attempts, coalesce(finished_at, 0) FROM runs WHERE id = ?1",
+                "SELECT status, epochs_done, attempts, CAST(coalesce(finished_at, 0) AS DOUBLE PRECISION) FROM runs WHERE id = $1",
                 &[id.into()],
             )
             .await?;
@@ -376,7 +379,7 @@ impl ReadOnlyDb {
     pub async fn evaluations_of(&mut self, id: i64) -> Result<Vec<i64>, QueryError> {
         let rows = self
             .query(
-                "SELECT train_run_id FROM evaluations WHERE search_run_id = ?1 ORDER BY train_run_id",
+                "SELECT train_run_id FROM evaluations WHERE search_run_id = $1 ORDER BY train_run_id",
                 &[id.into()],
             )
             .await?;

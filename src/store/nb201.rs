@@ -10,7 +10,7 @@
 //! for every NB201 run whenever a table is imported, so the order of
 //! searching and importing does not matter.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::error::Context;
 use super::{Store, StoreError};
@@ -65,12 +65,12 @@ fn set_clause(table: &str, key_column: &str) -> String {
 /// Fills the benchmark accuracy of one recorded epoch of a NB201 run (a
 /// no-op for the DARTS space, whose genotypes are not arch strings).
 pub(crate) async fn fill_epoch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     run_id: i64,
     epoch: i64,
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "UPDATE epochs SET {} WHERE run_id = ?1 AND epoch = ?2 \
+        "UPDATE epochs SET {} WHERE run_id = $1 AND epoch = $2 \
          AND run_id IN (SELECT id FROM runs WHERE space = 'nb201')",
         set_clause("epochs", "genotype")
     );
@@ -83,9 +83,9 @@ pub(crate) async fn fill_epoch(
 }
 
 /// Fills the benchmark accuracy of a NB201 run's final architecture.
-pub(crate) async fn fill_run(conn: &mut SqliteConnection, run_id: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn fill_run(conn: &mut AnyConnection, run_id: i64) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "UPDATE runs SET {} WHERE id = ?1 AND space = 'nb201'",
+        "UPDATE runs SET {} WHERE id = $1 AND space = 'nb201'",
         set_clause("runs", "final_genotype")
     );
     sqlx::query(&sql)
@@ -96,7 +96,7 @@ pub(crate) async fn fill_run(conn: &mut SqliteConnection, run_id: i64) -> Result
 }
 
 /// Fills every NB201 run's epochs and final architecture (after an import).
-async fn fill_all(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+async fn fill_all(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     let epochs = format!(
         "UPDATE epochs SET {} WHERE run_id IN (SELECT id FROM runs WHERE space = 'nb201')",
         set_clause("epochs", "genotype")
@@ -113,7 +113,7 @@ impl Store {
     /// The imported NAS-Bench-201 accuracies of one benchmark dataset, as
     /// `(arch string, accuracy in percent)`.
     pub async fn nb201_accuracies(&self, dataset: &str) -> Result<Vec<(String, f64)>, StoreError> {
-        sqlx::query_as("SELECT arch, accuracy FROM nb201_accuracy WHERE dataset = ?1")
+        sqlx::query_as("SELECT arch, accuracy FROM nb201_accuracy WHERE dataset = $1")
             .bind(dataset)
             .fetch_all(&self.pool)
             .await
@@ -138,7 +138,7 @@ impl Store {
     /// The stored benchmark accuracy of a run's final architecture.
     pub async fn nb201_of_run(&self, run_id: i64) -> Result<Nb201Accuracy, StoreError> {
         sqlx::query_as(
-            "SELECT nb201_cifar10, nb201_cifar100, nb201_imagenet16 FROM runs WHERE id = ?1",
+            "SELECT nb201_cifar10, nb201_cifar100, nb201_imagenet16 FROM runs WHERE id = $1",
         )
         .bind(run_id)
         .fetch_optional(&self.pool)
@@ -166,24 +166,24 @@ impl Store {
         let mut tx = self.begin_write().await.ctx(what)?;
         let mut written = 0;
         for chunk in rows.chunks(256) {
-            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let mut values = super::epochs::Values::new(
                 "INSERT INTO nb201_accuracy (arch, dataset, accuracy, source) ",
             );
-            query.push_values(chunk, |mut b, (arch, acc)| {
-                b.push_bind(arch.as_str())
-                    .push_bind(dataset)
-                    .push_bind(*acc)
-                    .push_bind(source);
-            });
-            query.push(
-                " ON CONFLICT (arch, dataset) DO UPDATE SET accuracy = excluded.accuracy, source = excluded.source",
-            );
-            written += query
-                .build()
-                .execute(&mut *tx)
+            for (arch, acc) in chunk {
+                values
+                    .row()
+                    .bind(arch.as_str())
+                    .bind(dataset)
+                    .bind(*acc)
+                    .bind(source);
+            }
+            written += values
+                .execute(
+                    " ON CONFLICT (arch, dataset) DO UPDATE SET accuracy = excluded.accuracy, source = excluded.source",
+                    &mut tx,
+                )
                 .await
-                .ctx(what)?
-                .rows_affected();
+                .ctx(what)?;
         }
         fill_all(&mut tx).await.ctx(what)?;
         tx.commit().await.ctx(what)?;

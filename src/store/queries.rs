@@ -3,15 +3,15 @@
 //! never change the database, whatever it says, and never takes the write
 //! lock from running workers.
 
-use std::path::{Path, PathBuf};
+use sqlx::any::AnyTypeInfoKind;
+use sqlx::{AnyConnection, Column, ConnectOptions, Connection, Executor, Row, Statement, ValueRef};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
-
-use super::BUSY_TIMEOUT;
+use super::{Backend, DbLocation};
 
 /// SQLite's "attempt to write a readonly database" primary result code.
 const SQLITE_READONLY: i64 = 8;
+/// PostgreSQL's "cannot execute ... in a read-only transaction".
+const POSTGRES_READ_ONLY: &str = "25006";
 
 /// A query on the read-only connection that failed; the message says why
 /// in the user's terms.
@@ -19,12 +19,12 @@ const SQLITE_READONLY: i64 = 8;
 pub enum QueryError {
     /// There is no database file to read.
     #[error("database {0} does not exist; run a search or a sweep first, or point --db at the right file")]
-    Missing(PathBuf),
+    Missing(String),
     /// The database could not be opened.
     #[error("cannot open database {path} read-only: {source}{hint}")]
     Open {
-        /// Database file.
-        path: PathBuf,
+        /// The database (file or URL without password).
+        path: String,
         /// sqlx's error.
         source: sqlx::Error,
         /// What is wrong with the path, when that can be told.
@@ -34,15 +34,15 @@ pub enum QueryError {
     #[error("database {path} is damaged ({message}); `sqlite3 {path} .recover > rows.sql` may save its rows")]
     Damaged {
         /// Database file.
-        path: PathBuf,
+        path: String,
         /// SQLite's message.
         message: String,
     },
     /// The file is not SQLite, or holds no ddsas run history.
-    #[error("database {path} is not a ddsas database ({reason}); point --db at the results.db of a search or sweep")]
+    #[error("database {path} is not a ddsas database ({reason}); point --db at the results.db of a search or sweep, or at the PostgreSQL database the sweep was submitted with")]
     NotDdsas {
-        /// Database file.
-        path: PathBuf,
+        /// The database (file or URL without password).
+        path: String,
         /// What gave it away.
         reason: String,
     },
@@ -51,13 +51,13 @@ pub enum QueryError {
         "the statement tries to change the database, and queries here are read-only ({message})"
     )]
     ReadOnly {
-        /// SQLite's message.
+        /// The database's message.
         message: String,
     },
-    /// SQLite rejected the statement (syntax, unknown column or table...).
+    /// The database rejected the statement (syntax, unknown column or table...).
     #[error("{message}")]
     Sql {
-        /// SQLite's message.
+        /// The database's message.
         message: String,
     },
 }
@@ -72,37 +72,57 @@ pub struct QueryRows {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
-/// One read-only connection to a run-history database.
+/// One read-only connection to a run-history database: a SQLite file
+/// opened with the read-only flag, or a PostgreSQL session whose
+/// transactions are read-only and whose statements time out after a
+/// minute.
 #[derive(Debug)]
 pub struct ReadOnlyDb {
-    conn: SqliteConnection,
+    conn: AnyConnection,
+    backend: Backend,
 }
 
 impl ReadOnlyDb {
-    /// Opens `path` read-only; a missing file is an error (never created).
-    pub async fn open(path: &Path) -> Result<ReadOnlyDb, QueryError> {
-        if !path.exists() {
-            return Err(QueryError::Missing(path.to_owned()));
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true)
-            .busy_timeout(BUSY_TIMEOUT);
+    /// Opens `location` read-only; a missing file is an error (never
+    /// created).
+    pub async fn open(location: impl Into<DbLocation>) -> Result<ReadOnlyDb, QueryError> {
+        let location = location.into();
+        super::install_drivers();
+        let name = location.to_string();
         let open_error = |source| QueryError::Open {
-            path: path.to_owned(),
-            hint: super::path_hint(path),
+            path: name.clone(),
+            hint: location.file().map(super::path_hint).unwrap_or_default(),
             source,
         };
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(open_error)?;
-        let has_runs: Result<i64, sqlx::Error> = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
-        )
+        let (url, backend) = match &location {
+            DbLocation::File(path) => {
+                if !path.exists() {
+                    return Err(QueryError::Missing(name));
+                }
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true);
+                (options.to_url_lossy().to_string(), Backend::Sqlite)
+            }
+            DbLocation::Postgres(url) => (super::read_only_url(url), Backend::Postgres),
+        };
+        let mut conn = AnyConnection::connect(&url).await.map_err(open_error)?;
+        if backend == Backend::Sqlite {
+            let busy = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
+            conn.execute(busy.as_str()).await.map_err(open_error)?;
+        }
+        let has_runs: Result<i64, sqlx::Error> = sqlx::query_scalar(match backend {
+            Backend::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+            }
+            Backend::Postgres => {
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'runs'"
+            }
+        })
         .fetch_one(&mut conn)
         .await;
         let reason = match has_runs {
-            Ok(1) => return Ok(ReadOnlyDb { conn }),
+            Ok(1) => return Ok(ReadOnlyDb { conn, backend }),
             Ok(_) => "it has no `runs` table".to_string(),
             Err(sqlx::Error::Database(db))
                 if db.code().as_deref() == Some(super::SQLITE_NOTADB) =>
@@ -111,16 +131,18 @@ impl ReadOnlyDb {
             }
             Err(sqlx::Error::Database(db)) if db.message().contains("malformed") => {
                 return Err(QueryError::Damaged {
-                    path: path.to_owned(),
+                    path: name,
                     message: db.message().to_owned(),
                 })
             }
             Err(e) => return Err(open_error(e)),
         };
-        Err(QueryError::NotDdsas {
-            path: path.to_owned(),
-            reason,
-        })
+        Err(QueryError::NotDdsas { path: name, reason })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Runs one statement with positional text/number parameters (`?1`...)
@@ -137,7 +159,7 @@ impl ReadOnlyDb {
         let columns: Vec<String> = statement
             .columns()
             .iter()
-            .map(|c| c.name().to_owned())
+            .map(|c| self.backend.shown_name(c.name()))
             .collect();
         let mut query = sqlx::query(sql);
         for p in params {
@@ -154,9 +176,11 @@ impl ReadOnlyDb {
         }
         let rows = query.fetch_all(&mut self.conn).await.map_err(classify)?;
         let columns = match rows.first() {
-            Some(row) if columns.is_empty() => {
-                row.columns().iter().map(|c| c.name().to_owned()).collect()
-            }
+            Some(row) if columns.is_empty() => row
+                .columns()
+                .iter()
+                .map(|c| self.backend.shown_name(c.name()))
+                .collect(),
             _ => columns,
         };
         let rows = rows
@@ -169,7 +193,7 @@ impl ReadOnlyDb {
     /// The column names of a table or view.
     pub async fn columns_of(&mut self, table: &str) -> Result<Vec<String>, QueryError> {
         let names: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
                 .bind(table)
                 .fetch_all(&mut self.conn)
                 .await
@@ -178,7 +202,7 @@ impl ReadOnlyDb {
     }
 }
 
-fn row_values(row: &SqliteRow, n: usize) -> Vec<serde_json::Value> {
+fn row_values(row: &sqlx::any::AnyRow, n: usize) -> Vec<serde_json::Value> {
     (0..n)
         .map(|i| {
             let Ok(raw) = row.try_get_raw(i) else {
@@ -187,17 +211,20 @@ fn row_values(row: &SqliteRow, n: usize) -> Vec<serde_json::Value> {
             if raw.is_null() {
                 return serde_json::Value::Null;
             }
-            let kind = raw.type_info().name().to_owned();
-            match kind.as_str() {
-                "INTEGER" | "BOOLEAN" => {
+            match raw.type_info().kind() {
+                AnyTypeInfoKind::Bool => row
+                    .try_get::<bool, _>(i)
+                    .map(|b| i64::from(b).into())
+                    .unwrap_or_default(),
+                kind if kind.is_integer() => {
                     row.try_get::<i64, _>(i).map(Into::into).unwrap_or_default()
                 }
-                "REAL" => row
+                AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => row
                     .try_get::<f64, _>(i)
                     .ok()
                     .and_then(serde_json::Number::from_f64)
                     .map_or(serde_json::Value::Null, serde_json::Value::Number),
-                "BLOB" => row
+                AnyTypeInfoKind::Blob => row
                     .try_get::<Vec<u8>, _>(i)
                     .map(|b| format!("<{} bytes>", b.len()).into())
                     .unwrap_or_default(),
@@ -216,10 +243,20 @@ fn classify(err: sqlx::Error) -> QueryError {
         sqlx::Error::Database(db) => {
             let message = db.message().to_owned();
             let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
-            if code & 0xff == SQLITE_READONLY || message.contains("readonly database") {
+            if code & 0xff == SQLITE_READONLY
+                || message.contains("readonly database")
+                || db.code().as_deref() == Some(POSTGRES_READ_ONLY)
+            {
                 QueryError::ReadOnly { message }
             } else {
                 QueryError::Sql { message }
+            }
+        }
+        sqlx::Error::AnyDriverError(e) if e.to_string().contains("does not support") => {
+            QueryError::Sql {
+                message: format!(
+                    "{e}; cast the column to a number or text, e.g. `CAST(x AS DOUBLE PRECISION)` or `CAST(x AS TEXT)`"
+                ),
             }
         }
         _ => QueryError::Sql {

@@ -148,15 +148,15 @@ pub struct SweepInfo {
 
 /// The columns of a [`ReportRun`], from `run_summary s` and `runs r`, with
 /// the test accuracy of the done train runs linked to the search.
-const REPORT_RUN_COLUMNS: &str = "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L, s.M,
+const REPORT_RUN_COLUMNS: &str = "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L AS \"L\", s.M AS \"M\",
                     s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json,
                     r.definitions,
-                    (SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_acc,
+                    CAST((SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done') AS DOUBLE PRECISION) AS test_acc,
                     (SELECT max(t.epochs_total) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
                       WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs,
-                    (SELECT avg(t.params) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_params,
+                    CAST((SELECT avg(t.params) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+                      WHERE e.search_run_id = s.id AND t.status = 'done') AS DOUBLE PRECISION) AS test_params,
                     s.wall_s";
 
 impl Store {
@@ -175,7 +175,7 @@ impl Store {
              FROM sweep_runs w
              JOIN run_summary s ON s.id = w.run_id
              JOIN runs r ON r.id = w.run_id
-             WHERE w.sweep = ?1
+             WHERE w.sweep = $1
              ORDER BY s.id"
         ))
         .bind(sweep)
@@ -191,7 +191,7 @@ impl Store {
             "{REPORT_RUN_COLUMNS}
              FROM run_summary s
              JOIN runs r ON r.id = s.id
-             WHERE s.id = ?1"
+             WHERE s.id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -204,7 +204,7 @@ impl Store {
         sqlx::query_as(
             "SELECT e.run_id, e.epoch, e.valid_acc, e.skip_normal, e.cosine_distance, e.genotype
              FROM epochs e JOIN sweep_runs w ON w.run_id = e.run_id
-             WHERE w.sweep = ?1
+             WHERE w.sweep = $1
              ORDER BY e.run_id, e.epoch",
         )
         .bind(sweep)
@@ -218,7 +218,7 @@ impl Store {
         sqlx::query_as(
             "SELECT s.run_id, s.step, s.cosine_distance, s.minibatch_acc
              FROM steps s JOIN sweep_runs w ON w.run_id = s.run_id
-             WHERE w.sweep = ?1
+             WHERE w.sweep = $1
              ORDER BY s.run_id, s.step",
         )
         .bind(sweep)
@@ -236,7 +236,7 @@ impl Store {
         sqlx::query_as(
             "SELECT c.run_id, c.cell, c.edge, c.edge_label, c.op, c.count
              FROM sampling_counts c JOIN sweep_runs w ON w.run_id = c.run_id
-             WHERE w.sweep = ?1
+             WHERE w.sweep = $1
                AND c.epoch = (SELECT max(x.epoch) FROM sampling_counts x WHERE x.run_id = c.run_id)
              ORDER BY c.run_id, c.cell, c.edge, c.op",
         )
@@ -251,7 +251,7 @@ impl Store {
         sqlx::query_as(
             "SELECT s.run_id, s.iteration, s.cell, s.combinations
              FROM subspaces s JOIN sweep_runs w ON w.run_id = s.run_id
-             WHERE w.sweep = ?1
+             WHERE w.sweep = $1
              ORDER BY s.run_id, s.cell, s.iteration",
         )
         .bind(sweep)
@@ -269,7 +269,7 @@ impl Store {
         sqlx::query_as(
             "SELECT h.run_id, h.cell, h.bin_index, h.count
              FROM ratio_hist h JOIN sweep_runs w ON w.run_id = h.run_id
-             WHERE w.sweep = ?1
+             WHERE w.sweep = $1
                AND h.epoch = (SELECT max(x.epoch) FROM ratio_hist x WHERE x.run_id = h.run_id)
              ORDER BY h.run_id, h.cell, h.bin_index",
         )

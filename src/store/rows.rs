@@ -1,11 +1,10 @@
 //! Rows as read back from the run history, and the claim a worker makes.
 //!
-//! Field names are the column names of `migrations/0001_schema_v1.sql`, so a
+//! Field names are the column names of `migrations/*/0001_schema_v1.sql`, so a
 //! `SELECT *` maps onto them with `FromRow`.
 
 /// Life cycle of a run (the `runs.status` CHECK constraint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunStatus {
     /// Registered, never claimed.
     Queued,
@@ -29,6 +28,73 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
         }
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Done,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("unknown run status {text:?}"))
+    }
+}
+
+/// Stored as its text, on either database.
+impl sqlx::Type<sqlx::Any> for RunStatus {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <String as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for RunStatus {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <String as sqlx::Decode<sqlx::Any>>::decode(value)?;
+        Ok(text.parse()?)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for RunStatus {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Any>>::encode(self.as_str(), buf)
+    }
+}
+
+/// A 0/1 flag column (`sweeps.cancelled`): both databases store it as an
+/// integer, and the `Any` driver decodes a `bool` only from a boolean.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flag(bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Flag(<i64 as sqlx::Decode<sqlx::Any>>::decode(value)? != 0))
     }
 }
 

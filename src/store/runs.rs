@@ -3,7 +3,7 @@
 //! and ended as done, failed or interrupted.
 
 use super::error::Context;
-use super::{unix_now, Claim, RunRow, Store, StoreError};
+use super::{Claim, RunRow, Store, StoreError};
 use crate::config::ResolvedConfig;
 
 impl Store {
@@ -23,7 +23,7 @@ impl Store {
         })?;
         sqlx::query(
             "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, definitions)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&fingerprint)
@@ -33,7 +33,7 @@ impl Store {
         .bind(seed)
         .bind(cfg.canonical_json())
         .bind(i64::from(c.epochs))
-        .bind(unix_now())
+        .bind(self.now())
         .bind(i64::from(cfg.definitions()))
         .execute(&self.pool)
         .await
@@ -48,7 +48,7 @@ impl Store {
 
     /// The run with row id `id`.
     pub async fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
-        sqlx::query_as("SELECT * FROM runs WHERE id = ?1")
+        sqlx::query_as("SELECT * FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -57,7 +57,7 @@ impl Store {
 
     /// The run of a config fingerprint.
     pub async fn run_by_fingerprint(&self, fp: &str) -> Result<Option<RunRow>, StoreError> {
-        sqlx::query_as("SELECT * FROM runs WHERE fingerprint = ?1")
+        sqlx::query_as("SELECT * FROM runs WHERE fingerprint = $1")
             .bind(fp)
             .fetch_optional(&self.pool)
             .await
@@ -75,20 +75,20 @@ impl Store {
     /// i.e. whose owner died. Clears the previous error and end time.
     pub async fn claim_run(&self, id: i64, claim: &Claim) -> Result<bool, StoreError> {
         let claimed: Option<i64> = sqlx::query_scalar(
-            "UPDATE runs SET status = 'running', owner = ?2, device = ?3, pid = ?4,
-                    attempts = attempts + 1, started_at = COALESCE(started_at, ?5),
-                    heartbeat_at = ?5, finished_at = NULL, error = NULL
-             WHERE id = ?1
+            "UPDATE runs SET status = 'running', owner = $2, device = $3, pid = $4,
+                    attempts = attempts + 1, started_at = COALESCE(started_at, $5),
+                    heartbeat_at = $5, finished_at = NULL, error = NULL
+             WHERE id = $1
                AND (status IN ('queued', 'interrupted', 'failed')
-                    OR (?6 IS NOT NULL AND status = 'running'
-                        AND COALESCE(heartbeat_at, started_at, 0) < ?5 - ?6))
+                    OR ($6 IS NOT NULL AND status = 'running'
+                        AND COALESCE(heartbeat_at, started_at, 0) < $5 - $6))
              RETURNING id",
         )
         .bind(id)
         .bind(&claim.owner)
         .bind(&claim.device)
         .bind(claim.pid)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(claim.stale_after_s)
         .fetch_optional(&self.pool)
         .await
@@ -99,11 +99,46 @@ impl Store {
         Ok(claimed.is_some())
     }
 
+    /// Claims the first claimable run of sweep `sweep` in plan order, as
+    /// [`Store::claim_run`] would, in one statement: what many pull workers
+    /// sharing one database call. On PostgreSQL the candidate row is picked
+    /// with `FOR UPDATE SKIP LOCKED`, so concurrent callers each get a
+    /// different run without waiting on each other's row locks; on SQLite
+    /// the write lock serializes them. `None` when nothing is claimable.
+    pub async fn claim_next(&self, sweep: &str, claim: &Claim) -> Result<Option<i64>, StoreError> {
+        let now = self.now();
+        let sql = format!(
+            "UPDATE runs SET status = 'running', owner = $2, device = $3, pid = $4,
+                    attempts = attempts + 1, started_at = COALESCE(started_at, $5),
+                    heartbeat_at = $5, finished_at = NULL, error = NULL
+             WHERE id = (
+                SELECT r.id FROM runs r JOIN sweep_runs s ON s.run_id = r.id
+                WHERE s.sweep = $1
+                  AND (r.status IN ('queued', 'interrupted', 'failed')
+                       OR (CAST($6 AS DOUBLE PRECISION) IS NOT NULL AND r.status = 'running'
+                           AND COALESCE(r.heartbeat_at, r.started_at, 0) < $5 - $6))
+                ORDER BY s.position, r.id
+                LIMIT 1 {})
+             RETURNING id",
+            self.backend.skip_locked("r")
+        );
+        sqlx::query_scalar(&sql)
+            .bind(sweep)
+            .bind(&claim.owner)
+            .bind(&claim.device)
+            .bind(claim.pid)
+            .bind(now)
+            .bind(claim.stale_after_s)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("claiming the next run of sweep {sweep} for {}", claim.owner))
+    }
+
     /// Records that the owner of a run is alive (see `Claim::stale_after_s`).
     pub async fn heartbeat(&self, id: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1")
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1")
             .bind(id)
-            .bind(unix_now())
+            .bind(self.now())
             .execute(&self.pool)
             .await
             .ctx(|| format!("heartbeat of run {id}"))?;
@@ -127,12 +162,12 @@ impl Store {
         wall_s: f64,
     ) -> Result<(), StoreError> {
         let what = || format!("finishing run {id}");
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write().await.ctx(what)?;
         let done = sqlx::query(
-            "UPDATE runs SET status = 'done', final_genotype = ?2, final_valid_acc = ?3,
-                    wall_s = ?4, finished_at = ?5, heartbeat_at = ?5, error = NULL
-             WHERE id = ?1",
+            "UPDATE runs SET status = 'done', final_genotype = $2, final_valid_acc = $3,
+                    wall_s = $4, finished_at = $5, heartbeat_at = $5, error = NULL
+             WHERE id = $1",
         )
         .bind(id)
         .bind(genotype)
@@ -151,12 +186,12 @@ impl Store {
     /// result is complete, whatever failed afterwards.
     pub async fn fail_run(&self, id: i64, error: &str) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3
-             WHERE id = ?1 AND status <> 'done'",
+            "UPDATE runs SET status = 'failed', error = $2, finished_at = $3
+             WHERE id = $1 AND status <> 'done'",
         )
         .bind(id)
         .bind(error)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("marking run {id} failed"))?;
@@ -171,11 +206,11 @@ impl Store {
     /// run keeps its status.
     pub async fn interrupt_run(&self, id: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?2
-             WHERE id = ?1 AND status = 'running'",
+            "UPDATE runs SET status = 'interrupted', finished_at = $2
+             WHERE id = $1 AND status = 'running'",
         )
         .bind(id)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("marking run {id} interrupted"))?;
@@ -187,7 +222,7 @@ impl Store {
 
     /// Remembers where the run's latest epoch checkpoint is.
     pub async fn set_checkpoint_path(&self, id: i64, path: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE runs SET checkpoint_path = ?2 WHERE id = ?1")
+        let done = sqlx::query("UPDATE runs SET checkpoint_path = $2 WHERE id = $1")
             .bind(id)
             .bind(path)
             .execute(&self.pool)
@@ -198,7 +233,7 @@ impl Store {
 
     /// `RunNotFound` unless run `id` exists.
     async fn require(&self, id: i64) -> Result<(), StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = ?1")
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await

@@ -8,7 +8,7 @@
 
 use super::error::Context;
 use super::queries::{QueryError, QueryRows, ReadOnlyDb};
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 /// A job array submitted for a sweep, as recorded in `slurm_jobs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,8 @@ pub struct SlurmJob {
     pub tasks: i64,
     /// The batch script it ran, kept for the user to read or resubmit.
     pub script_path: String,
-    /// When it was submitted (unix seconds).
+    /// When it was submitted (unix seconds, the database's clock, like
+    /// the runs' times it is compared with).
     pub submitted_at: f64,
 }
 
@@ -52,7 +53,7 @@ impl Store {
         .bind(sweep)
         .bind(tasks)
         .bind(script_path)
-        .bind(super::unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("recording Slurm job {job_id} of sweep {sweep}"))?;
@@ -105,7 +106,7 @@ impl ReadOnlyDb {
     /// The ids of the job arrays submitted for `sweep`, oldest first
     /// (`sweep status`); none in a database no submit has opened yet.
     pub async fn slurm_job_ids(&mut self, sweep: &str) -> Result<Vec<String>, QueryError> {
-        if self.columns_of("slurm_jobs").await?.is_empty() {
+        if !self.has_slurm_jobs().await? {
             return Ok(Vec::new());
         }
         let rows: QueryRows = self
@@ -122,21 +123,71 @@ impl ReadOnlyDb {
     }
 }
 
+impl ReadOnlyDb {
+    /// Whether the schema has `slurm_jobs` (a read-only connection never
+    /// migrates, and a database older than migration 0006 has none).
+    async fn has_slurm_jobs(&mut self) -> Result<bool, QueryError> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'slurm_jobs'"
+            }
+            Backend::Postgres => {
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'slurm_jobs'"
+            }
+        };
+        let rows = self.query(sql, &[]).await?;
+        Ok(rows.rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0) > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_postgres::TestDatabase;
+    use crate::store::DbLocation;
 
-    #[tokio::test]
-    async fn jobs_are_recorded_per_sweep_and_go_with_it() {
-        let store = Store::open_in_memory().await.unwrap();
-        store
-            .register_sweep("grid", None, "grid.yaml", "name: grid\n", &[])
-            .await
-            .unwrap();
-        store
-            .register_sweep("other", None, "other.yaml", "name: other\n", &[])
-            .await
-            .unwrap();
+    /// Each test on a fresh SQLite file and on a fresh PostgreSQL database.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let dir = tempfile::tempdir().unwrap();
+                        let location = crate::store::DbLocation::File(dir.path().join("results.db"));
+                        super::$name(location).await;
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let db = super::TestDatabase::create().await.unwrap();
+                        super::$name(super::DbLocation::Postgres(db.url().to_owned())).await;
+                        db.drop_now().await;
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        jobs_are_recorded_per_sweep_and_go_with_it,
+        a_sweep_spec_is_read_back,
+        the_read_only_view_lists_job_ids,
+    );
+
+    async fn jobs_are_recorded_per_sweep_and_go_with_it(location: DbLocation) {
+        let store = Store::connect(&location).await.unwrap();
+        for name in ["grid", "other"] {
+            let text = format!("name: {name}\n");
+            store
+                .register_sweep(name, None, &format!("{name}.yaml"), &text, &[])
+                .await
+                .unwrap();
+        }
+        let before = store.now();
         store
             .record_slurm_job("41", "grid", 3, "/w/slurm/grid/submit-1.sh")
             .await
@@ -152,19 +203,22 @@ mod tests {
         let jobs = store.slurm_jobs("grid").await.unwrap();
         let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
         assert_eq!(ids, ["41", "42"]);
-        assert_eq!(jobs[0].tasks, 3);
+        assert_eq!((jobs[0].tasks, jobs[0].sweep.as_str()), (3, "grid"));
         assert_eq!(jobs[1].script_path, "/w/slurm/grid/submit-2.sh");
-        assert!(jobs[0].submitted_at > 1.6e9, "unix seconds");
+        assert!(
+            jobs[0].submitted_at >= before - 1.0 && jobs[0].submitted_at <= store.now() + 1.0,
+            "the database's clock"
+        );
         assert!(store.slurm_jobs("missing").await.unwrap().is_empty());
         let unknown = store.record_slurm_job("44", "missing", 1, "x.sh").await;
         assert!(unknown.is_err(), "a job of an unregistered sweep");
         let twice = store.record_slurm_job("41", "grid", 1, "x.sh").await;
         assert!(twice.is_err(), "a job id is recorded once");
+        store.close().await;
     }
 
-    #[tokio::test]
-    async fn a_sweep_spec_is_read_back() {
-        let store = Store::open_in_memory().await.unwrap();
+    async fn a_sweep_spec_is_read_back(location: DbLocation) {
+        let store = Store::connect(&location).await.unwrap();
         store
             .register_sweep("grid", Some("d"), "sweeps/grid.yaml", "name: grid\n", &[])
             .await
@@ -175,13 +229,11 @@ mod tests {
             ("sweeps/grid.yaml", "name: grid\n")
         );
         assert_eq!(store.sweep_spec("missing").await.unwrap(), None);
+        store.close().await;
     }
 
-    #[tokio::test]
-    async fn the_read_only_view_lists_job_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("results.db");
-        let store = Store::open(&path).await.unwrap();
+    async fn the_read_only_view_lists_job_ids(location: DbLocation) {
+        let store = Store::connect(&location).await.unwrap();
         store
             .register_sweep("grid", None, "grid.yaml", "name: grid\n", &[])
             .await
@@ -191,7 +243,7 @@ mod tests {
             .await
             .unwrap();
         store.close().await;
-        let mut db = ReadOnlyDb::open(&path).await.unwrap();
+        let mut db = ReadOnlyDb::open(location).await.unwrap();
         assert_eq!(db.slurm_job_ids("grid").await.unwrap(), ["7"]);
         assert!(db.slurm_job_ids("other").await.unwrap().is_empty());
     }

@@ -3,14 +3,14 @@
 //! owner-checked updates that let several orchestrators and their workers
 //! share one database without ever running a run twice.
 //!
-//! Every update here that touches a claimed run says `WHERE owner = ?` (a
+//! Every update here that touches a claimed run says `WHERE owner = $N` (a
 //! compare-and-swap on the claim), so a process that lost its claim can
 //! never overwrite the new owner's state.
 
 use std::collections::HashMap;
 
 use super::error::Context;
-use super::{unix_now, Claim, RunRow, RunStatus, Store, StoreError};
+use super::{Claim, RunRow, RunStatus, Store, StoreError};
 
 /// A sweep as registered in `sweeps`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -24,6 +24,7 @@ pub struct SweepRow {
     /// When it was first registered (unix seconds).
     pub created_at: f64,
     /// Whether `ddsas sweep cancel` asked its orchestrators to stop.
+    #[sqlx(try_from = "super::rows::Flag")]
     pub cancelled: bool,
 }
 
@@ -67,7 +68,7 @@ impl Store {
         let mut tx = self.begin_write().await.ctx(what)?;
         sqlx::query(
             "INSERT INTO sweeps (name, description, file, spec_yaml, created_at, cancelled)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0)
+             VALUES ($1, $2, $3, $4, $5, 0)
              ON CONFLICT (name) DO UPDATE SET description = excluded.description,
                  file = excluded.file, spec_yaml = excluded.spec_yaml, cancelled = 0",
         )
@@ -75,18 +76,19 @@ impl Store {
         .bind(description)
         .bind(file)
         .bind(spec_yaml)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&mut *tx)
         .await
         .ctx(what)?;
-        sqlx::query("DELETE FROM sweep_runs WHERE sweep = ?1")
+        sqlx::query("DELETE FROM sweep_runs WHERE sweep = $1")
             .bind(name)
             .execute(&mut *tx)
             .await
             .ctx(what)?;
         for (run_id, position) in runs {
             sqlx::query(
-                "INSERT OR REPLACE INTO sweep_runs (sweep, run_id, position) VALUES (?1, ?2, ?3)",
+                "INSERT INTO sweep_runs (sweep, run_id, position) VALUES ($1, $2, $3)
+                 ON CONFLICT (sweep, run_id) DO UPDATE SET position = excluded.position",
             )
             .bind(name)
             .bind(run_id)
@@ -102,7 +104,8 @@ impl Store {
     /// runs: a train run a sweep's `evaluate:` queued).
     pub async fn add_to_sweep(&self, name: &str, run_id: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?1, ?2, NULL)",
+            "INSERT INTO sweep_runs (sweep, run_id, position) VALUES ($1, $2, NULL)
+             ON CONFLICT (sweep, run_id) DO NOTHING",
         )
         .bind(name)
         .bind(run_id)
@@ -115,7 +118,7 @@ impl Store {
     /// The sweep called `name`, if registered.
     pub async fn sweep(&self, name: &str) -> Result<Option<SweepRow>, StoreError> {
         sqlx::query_as(
-            "SELECT name, description, file, created_at, cancelled FROM sweeps WHERE name = ?1",
+            "SELECT name, description, file, created_at, cancelled FROM sweeps WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -135,7 +138,7 @@ impl Store {
     /// two, launch nothing more and interrupt its workers. False when no
     /// sweep has that name.
     pub async fn cancel_sweep(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE sweeps SET cancelled = 1 WHERE name = ?1")
+        let done = sqlx::query("UPDATE sweeps SET cancelled = 1 WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await
@@ -145,25 +148,25 @@ impl Store {
 
     /// Whether a sweep was cancelled (false for an unknown sweep).
     pub async fn sweep_cancelled(&self, name: &str) -> Result<bool, StoreError> {
-        let cancelled: Option<bool> =
-            sqlx::query_scalar("SELECT cancelled FROM sweeps WHERE name = ?1")
+        let cancelled: Option<i64> =
+            sqlx::query_scalar("SELECT cancelled FROM sweeps WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await
                 .ctx(|| format!("reading sweep {name}"))?;
-        Ok(cancelled.unwrap_or(false))
+        Ok(cancelled.is_some_and(|c| c != 0))
     }
 
     /// The runs of a sweep with their positions, in expansion order.
     pub async fn sweep_runs(&self, name: &str) -> Result<Vec<(i64, RunRow)>, StoreError> {
         let positions: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT run_id, COALESCE(position, -1) FROM sweep_runs WHERE sweep = ?1 ORDER BY position, run_id")
+            sqlx::query_as("SELECT run_id, COALESCE(position, -1) FROM sweep_runs WHERE sweep = $1 ORDER BY position, run_id")
                 .bind(name)
                 .fetch_all(&self.pool)
                 .await
                 .ctx(|| format!("reading the runs of sweep {name}"))?;
         let rows: Vec<RunRow> = sqlx::query_as(
-            "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id = r.id WHERE s.sweep = ?1",
+            "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id = r.id WHERE s.sweep = $1",
         )
         .bind(name)
         .fetch_all(&self.pool)
@@ -179,19 +182,21 @@ impl Store {
     /// Progress of the given runs (one query, for the live display).
     pub async fn run_progress(&self, ids: &[i64]) -> Result<Vec<RunProgress>, StoreError> {
         let list = serde_json::to_string(ids).expect("integers always serialize");
-        sqlx::query_as(
+        let sql = format!(
             "SELECT r.id, r.status, r.epochs_done, r.epochs_total,
                     (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_valid_acc,
                     (SELECT t.test_acc FROM train_epochs t WHERE t.run_id = r.id ORDER BY t.epoch DESC LIMIT 1) AS last_test_acc,
-                    COALESCE((SELECT avg(e.wall_s) FROM epochs e WHERE e.run_id = r.id),
-                             (SELECT avg(t.wall_s) FROM train_epochs t WHERE t.run_id = r.id)) AS mean_epoch_s,
+                    CAST(COALESCE((SELECT avg(e.wall_s) FROM epochs e WHERE e.run_id = r.id),
+                             (SELECT avg(t.wall_s) FROM train_epochs t WHERE t.run_id = r.id)) AS DOUBLE PRECISION) AS mean_epoch_s,
                     r.heartbeat_at, r.steps_done
-             FROM runs r WHERE r.id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(list)
-        .fetch_all(&self.pool)
-        .await
-        .ctx(|| "reading run progress".to_owned())
+             FROM runs r WHERE r.id IN ({})",
+            self.backend.json_list("$1", true)
+        );
+        sqlx::query_as(&sql)
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| "reading run progress".to_owned())
     }
 
     /// A worker confirming its claim: records its pid and a heartbeat if
@@ -200,13 +205,13 @@ impl Store {
     /// touch the run.
     pub async fn confirm_claim(&self, id: i64, owner: &str, pid: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET pid = ?3, heartbeat_at = ?4
-             WHERE id = ?1 AND owner = ?2 AND status = 'running'",
+            "UPDATE runs SET pid = $3, heartbeat_at = $4
+             WHERE id = $1 AND owner = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(owner)
         .bind(pid)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("confirming the claim on run {id}"))?;
@@ -224,12 +229,12 @@ impl Store {
         steps_done: u64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET heartbeat_at = ?3, steps_done = ?4
-             WHERE id = ?1 AND owner = ?2 AND status = 'running'",
+            "UPDATE runs SET heartbeat_at = $3, steps_done = $4
+             WHERE id = $1 AND owner = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(owner)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(i64::try_from(steps_done).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
@@ -247,12 +252,12 @@ impl Store {
         seen_owner: Option<&str>,
         seen_pid: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         let claimed: Option<i64> = sqlx::query_scalar(
-            "UPDATE runs SET owner = ?2, device = ?3, pid = ?4, attempts = attempts + 1,
-                    started_at = COALESCE(started_at, ?5), heartbeat_at = ?5,
+            "UPDATE runs SET owner = $2, device = $3, pid = $4, attempts = attempts + 1,
+                    started_at = COALESCE(started_at, $5), heartbeat_at = $5,
                     finished_at = NULL, error = NULL
-             WHERE id = ?1 AND status = 'running' AND owner IS ?6 AND pid IS ?7
+             WHERE id = $1 AND status = 'running' AND owner IS $6 AND pid IS $7
              RETURNING id",
         )
         .bind(id)
@@ -278,13 +283,13 @@ impl Store {
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', error = ?3, finished_at = ?4
-             WHERE id = ?1 AND owner = ?2 AND status = 'running'",
+            "UPDATE runs SET status = 'interrupted', error = $3, finished_at = $4
+             WHERE id = $1 AND owner = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(owner)
         .bind(error)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("releasing run {id}"))?;
@@ -301,13 +306,13 @@ impl Store {
         error: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET status = 'failed', error = ?3, finished_at = ?4
-             WHERE id = ?1 AND owner = ?2 AND status IN ('running', 'interrupted')",
+            "UPDATE runs SET status = 'failed', error = $3, finished_at = $4
+             WHERE id = $1 AND owner = $2 AND status IN ('running', 'interrupted')",
         )
         .bind(id)
         .bind(owner)
         .bind(error)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("marking run {id} failed"))?;

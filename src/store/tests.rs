@@ -8,6 +8,50 @@ use crate::nas::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord
 use crate::nas::space::SearchSpace;
 use crate::nas::space::SpaceKind;
 
+/// Runs each store test on both backends: an in-memory SQLite database and
+/// a fresh PostgreSQL database of its own (see `test_postgres`).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Store::open_in_memory().await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::super::test_postgres::TestDatabase::create().await.unwrap();
+                    let location = super::DbLocation::Postgres(db.url().to_owned());
+                    let store = super::Store::connect(&location).await.unwrap();
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                    db.drop_now().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    ensure_run_is_idempotent_per_fingerprint,
+    claim_is_exclusive,
+    claim_next_gives_each_caller_a_different_run,
+    stale_takeover_only_past_stale_after_s,
+    life_cycle_finish_fail_interrupt,
+    record_epoch_writes_exactly_the_expected_rows,
+    nb201_records_use_its_cell_and_op_names,
+    nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes,
+    bad_indices_and_unknown_runs_write_nothing,
+    redoing_an_epoch_replaces_it_and_what_followed,
+    truncate_after_rewinds_records_and_progress,
+    deleting_a_run_cascades_to_its_records,
+    run_summary_exposes_config_columns_for_where_clauses,
+);
+
 fn cfg(overrides: &[&str]) -> ResolvedConfig {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     SearchConfig::default()
@@ -107,7 +151,7 @@ async fn table_counts(store: &Store, id: i64) -> [i64; 5] {
     .iter()
     .enumerate()
     {
-        out[i] = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE run_id = ?1"))
+        out[i] = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE run_id = $1"))
             .bind(id)
             .fetch_one(store.pool())
             .await
@@ -133,7 +177,7 @@ async fn migrations_apply_on_a_fresh_file_and_reopen_is_idempotent() {
     let store = Store::open(&path).await.unwrap();
     assert_eq!(
         count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
-        MIGRATOR.iter().count() as i64
+        SQLITE_MIGRATOR.iter().count() as i64
     );
     assert_eq!(store.run(id).await.unwrap().unwrap().id, id);
     assert_eq!(store.ensure_run(&cfg(&[])).await.unwrap().id, id);
@@ -164,9 +208,7 @@ async fn a_file_that_is_not_ours_is_refused_with_its_path() {
     assert!(err.contains("other.db") && err.contains("notes"), "{err}");
 }
 
-#[tokio::test]
-async fn ensure_run_is_idempotent_per_fingerprint() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn ensure_run_is_idempotent_per_fingerprint(store: Store) {
     let c = cfg(&["L=42", "seed=3"]);
     let a = store.ensure_run(&c).await.unwrap();
     let b = store.ensure_run(&c).await.unwrap();
@@ -196,9 +238,7 @@ async fn ensure_run_is_idempotent_per_fingerprint() {
     assert!(store.run(999).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn claim_is_exclusive() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn claim_is_exclusive(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     let (claim_a, claim_b) = (claim("a", None), claim("b", None));
     let (a, b) = tokio::join!(store.claim_run(id, &claim_a), store.claim_run(id, &claim_b));
@@ -215,15 +255,64 @@ async fn claim_is_exclusive() {
     assert_eq!(err.to_string(), "run 999 not found");
 }
 
-#[tokio::test]
-async fn stale_takeover_only_past_stale_after_s() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn claim_next_gives_each_caller_a_different_run(store: Store) {
+    let mut planned = Vec::new();
+    for seed in 0..5 {
+        let id = store
+            .ensure_run(&cfg(&[&format!("seed={seed}")]))
+            .await
+            .unwrap()
+            .id;
+        planned.push((id, seed));
+    }
+    store
+        .register_sweep("pull", None, "pull.yaml", "name: pull", &planned)
+        .await
+        .unwrap();
+    let mut claimers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let store = store.clone();
+        claimers.spawn(async move {
+            store
+                .claim_next("pull", &claim(&format!("w{w}"), None))
+                .await
+        });
+    }
+    let mut ids: Vec<i64> = claimers
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected: Vec<i64> = planned.iter().map(|(id, _)| *id).collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "each run claimed exactly once");
+    assert_eq!(
+        store
+            .claim_next("pull", &claim("late", None))
+            .await
+            .unwrap(),
+        None
+    );
+    store.interrupt_run(expected[2]).await.unwrap();
+    assert_eq!(
+        store
+            .claim_next("pull", &claim("late", None))
+            .await
+            .unwrap(),
+        Some(expected[2]),
+        "an interrupted run is claimable again"
+    );
+}
+
+async fn stale_takeover_only_past_stale_after_s(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     assert!(store.claim_run(id, &claim("a", None)).await.unwrap());
     store.heartbeat(id).await.unwrap();
     assert!(!store.claim_run(id, &claim("b", Some(60.0))).await.unwrap());
     // The owner died 100 s ago.
-    sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at - 100 WHERE id = ?1")
+    sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at - 100 WHERE id = $1")
         .bind(id)
         .execute(store.pool())
         .await
@@ -241,9 +330,7 @@ async fn stale_takeover_only_past_stale_after_s() {
     assert!(!store.claim_run(id, &claim("c", Some(60.0))).await.unwrap());
 }
 
-#[tokio::test]
-async fn life_cycle_finish_fail_interrupt() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn life_cycle_finish_fail_interrupt(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store.interrupt_run(id).await.unwrap();
     assert_eq!(
@@ -297,9 +384,7 @@ async fn life_cycle_finish_fail_interrupt() {
     }
 }
 
-#[tokio::test]
-async fn record_epoch_writes_exactly_the_expected_rows() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn record_epoch_writes_exactly_the_expected_rows(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
         .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
@@ -309,7 +394,7 @@ async fn record_epoch_writes_exactly_the_expected_rows() {
 
     let (label, count): (String, i64) = sqlx::query_as(
         "SELECT edge_label, count FROM sampling_counts
-         WHERE run_id = ?1 AND epoch = 0 AND cell = 'reduce' AND edge = 13 AND op = 'dil_conv_5x5'",
+         WHERE run_id = $1 AND epoch = 0 AND cell = 'reduce' AND edge = 13 AND op = 'dil_conv_5x5'",
     )
     .bind(id)
     .fetch_one(store.pool())
@@ -317,7 +402,7 @@ async fn record_epoch_writes_exactly_the_expected_rows() {
     .unwrap();
     assert_eq!((label.as_str(), count), ("(4,5)", 20));
     let bins: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT bin, count FROM ratio_hist WHERE run_id = ?1 AND cell = 'normal' ORDER BY bin_index",
+        "SELECT bin, count FROM ratio_hist WHERE run_id = $1 AND cell = 'normal' ORDER BY bin_index",
     )
     .bind(id)
     .fetch_all(store.pool())
@@ -338,9 +423,7 @@ async fn record_epoch_writes_exactly_the_expected_rows() {
     assert_eq!((run.epochs_done, run.best_valid_acc), (1, Some(0.4)));
 }
 
-#[tokio::test]
-async fn nb201_records_use_its_cell_and_op_names() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn nb201_records_use_its_cell_and_op_names(store: Store) {
     let id = store
         .ensure_run(&cfg(&["space=nb201", "L=12"]))
         .await
@@ -359,7 +442,7 @@ async fn nb201_records_use_its_cell_and_op_names() {
     rec.skip_reduce = None;
     store.record_epoch(id, &space, &rec).await.unwrap();
     let row: (String, String, String) =
-        sqlx::query_as("SELECT cell, edge_label, op FROM sampling_counts WHERE run_id = ?1")
+        sqlx::query_as("SELECT cell, edge_label, op FROM sampling_counts WHERE run_id = $1")
             .bind(id)
             .fetch_one(store.pool())
             .await
@@ -379,12 +462,10 @@ fn nb201_record(epoch: u32, arch: &str) -> EpochRecord {
     rec
 }
 
-#[tokio::test]
-async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes() {
+async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes(store: Store) {
     const A: &str =
         "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|";
     const B: &str = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
-    let store = Store::open_in_memory().await.unwrap();
     let space = SearchSpace::new(SpaceKind::Nb201);
     let ran = |seed: u32| {
         let store = store.clone();
@@ -411,7 +492,7 @@ async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes() {
         let store = store.clone();
         async move {
             sqlx::query_as::<_, (Option<f64>, Option<f64>, Option<f64>)>(
-                "SELECT nb201_cifar10, nb201_cifar100, nb201_imagenet16 FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+                "SELECT nb201_cifar10, nb201_cifar100, nb201_imagenet16 FROM epochs WHERE run_id = $1 ORDER BY epoch",
             )
             .bind(id)
             .fetch_all(store.pool())
@@ -462,9 +543,7 @@ async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes() {
     assert_eq!(epoch_accs(darts_run).await, vec![(None, None, None)]);
 }
 
-#[tokio::test]
-async fn bad_indices_and_unknown_runs_write_nothing() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn bad_indices_and_unknown_runs_write_nothing(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     let mut rec = darts_record(0, 0.4, 0);
     rec.sampling_counts[5].op = 8;
@@ -493,9 +572,7 @@ async fn bad_indices_and_unknown_runs_write_nothing() {
     assert_eq!(err.to_string(), "run 999 not found");
 }
 
-#[tokio::test]
-async fn redoing_an_epoch_replaces_it_and_what_followed() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn redoing_an_epoch_replaces_it_and_what_followed(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
         .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
@@ -526,9 +603,7 @@ async fn redoing_an_epoch_replaces_it_and_what_followed() {
     assert_eq!((run.epochs_done, run.best_valid_acc), (2, Some(0.5)));
 }
 
-#[tokio::test]
-async fn truncate_after_rewinds_records_and_progress() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn truncate_after_rewinds_records_and_progress(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     for (epoch, acc) in [0.3, 0.4, 0.8, 0.5, 0.6].into_iter().enumerate() {
         store
@@ -551,15 +626,13 @@ async fn truncate_after_rewinds_records_and_progress() {
     );
 }
 
-#[tokio::test]
-async fn deleting_a_run_cascades_to_its_records() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn deleting_a_run_cascades_to_its_records(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
         .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
         .await
         .unwrap();
-    sqlx::query("DELETE FROM runs WHERE id = ?1")
+    sqlx::query("DELETE FROM runs WHERE id = $1")
         .bind(id)
         .execute(store.pool())
         .await
@@ -567,9 +640,7 @@ async fn deleting_a_run_cascades_to_its_records() {
     assert_eq!(table_counts(&store, id).await, [0; 5]);
 }
 
-#[tokio::test]
-async fn run_summary_exposes_config_columns_for_where_clauses() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn run_summary_exposes_config_columns_for_where_clauses(store: Store) {
     let wanted = store.ensure_run(&cfg(&["L=28", "M=10"])).await.unwrap().id;
     let small_m = store.ensure_run(&cfg(&["L=28", "M=5"])).await.unwrap().id;
     let other_l = store.ensure_run(&cfg(&["L=42", "M=20"])).await.unwrap().id;
@@ -583,12 +654,12 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
         .await
         .unwrap();
     for sweep in ["grid", "ablation"] {
-        sqlx::query("INSERT INTO sweeps (name) VALUES (?1)")
+        sqlx::query("INSERT INTO sweeps (name) VALUES ($1)")
             .bind(sweep)
             .execute(store.pool())
             .await
             .unwrap();
-        sqlx::query("INSERT INTO sweep_runs (sweep, run_id) VALUES (?1, ?2)")
+        sqlx::query("INSERT INTO sweep_runs (sweep, run_id) VALUES ($1, $2)")
             .bind(sweep)
             .bind(wanted)
             .execute(store.pool())
@@ -623,7 +694,7 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
     let row: Summary = sqlx::query_as(
         "SELECT L, M, approximation, epochs, batch_size, layers, ucb_c, init_channels,
                 skip_normal, status, sweep
-         FROM run_summary WHERE id = ?1",
+         FROM run_summary WHERE id = $1",
     )
     .bind(wanted)
     .fetch_one(store.pool())
@@ -646,17 +717,20 @@ async fn run_summary_exposes_config_columns_for_where_clauses() {
         )
     );
     let (l, layers, method): (Option<i64>, i64, String) =
-        sqlx::query_as("SELECT L, layers, method FROM run_summary WHERE id = ?1")
+        sqlx::query_as("SELECT L, layers, method FROM run_summary WHERE id = $1")
             .bind(darts_run)
             .fetch_one(store.pool())
             .await
             .unwrap();
     assert_eq!((l, layers, method.as_str()), (None, 8, "darts"));
-    let columns: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM pragma_table_info('run_summary')")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+    let row = sqlx::query("SELECT * FROM run_summary LIMIT 1")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let columns: Vec<String> = sqlx::Row::columns(&row)
+        .iter()
+        .map(|c| store.backend().shown_name(sqlx::Column::name(c)))
+        .collect();
     let expected = "id fingerprint status method space dataset seed definitions L M approximation epochs batch_size \
                     layers init_channels ucb_c epochs_done valid_acc best_valid_acc genotype skip_normal \
                     wall_s device error params test_acc best_test_acc nb201_cifar10 nb201_cifar100 nb201_imagenet16 parent sweep";
@@ -825,53 +899,55 @@ async fn record_epoch_timing_darts() {
 /// Migrations are append-only: sqlx stores each applied migration's
 /// checksum and refuses to open a database whose migration file changed
 /// since, so editing one would lock every user out of their run history.
-/// Change the schema with a new `migrations/000N_*.sql` and add its line.
+/// Change the schema with a new `migrations/{sqlite,postgres}/000N_*.sql`
+/// pair and add their lines.
 #[test]
 fn applied_migrations_are_never_edited() {
-    const KNOWN: &[(i64, &str)] = &[
-        (
-            1,
-            "2c57689aa7f604c505431760683c48e579e2ea27c03cef0e6cdb9182e9b95557555228336263b393dc38e99706aa76a6",
-        ),
-        (
-            2,
-            "a2ebfaca52b8aee08b8b25c9862558d5f83ba876d8e3025eb4ec435f99b95e994f84df6693745c3d6763c49277936cac",
-        ),
-        (
-            3,
-            "f4cff340f8393cc4af7718b46880db6e80e5607aa776342483c4c808aef0eaa853a96fbf3f87cdbc36580c3fcc94f538",
-        ),
-        (
-            4,
-            "a172918dd632c525c4c7160bfe500bf16de898f29adbc5bef6280d6fc32fefe7d7d5447dcb9e92139573d8cb4a5dbdef",
-        ),
-        (
-            5,
-            "43cb1813632e1da7035c0e947615b373bfabab3a7f24033a77ebecafa0d056f2f172342709e4870b6a0689be89c38730",
-        ),
-        (
-            6,
-            "9c4a08f169694a41ac45e7d39fbc4a0b970cb762ff20a2b7b57cabf408d6cdbc3aa1e10180a1b5aee4d0e8150b9ed9d2",
-        ),
+    const SQLITE: &[(i64, &str)] = &[
+        (1, "2c57689aa7f604c505431760683c48e579e2ea27c03cef0e6cdb9182e9b95557555228336263b393dc38e99706aa76a6"),
+        (2, "a2ebfaca52b8aee08b8b25c9862558d5f83ba876d8e3025eb4ec435f99b95e994f84df6693745c3d6763c49277936cac"),
+        (3, "f4cff340f8393cc4af7718b46880db6e80e5607aa776342483c4c808aef0eaa853a96fbf3f87cdbc36580c3fcc94f538"),
+        (4, "a172918dd632c525c4c7160bfe500bf16de898f29adbc5bef6280d6fc32fefe7d7d5447dcb9e92139573d8cb4a5dbdef"),
+        (5, "43cb1813632e1da7035c0e947615b373bfabab3a7f24033a77ebecafa0d056f2f172342709e4870b6a0689be89c38730"),
+        (6, "9c4a08f169694a41ac45e7d39fbc4a0b970cb762ff20a2b7b57cabf408d6cdbc3aa1e10180a1b5aee4d0e8150b9ed9d2"),
     ];
-    let actual: Vec<(i64, String)> = MIGRATOR
+    const POSTGRES: &[(i64, &str)] = &[
+        (1, "45f4d135b0880fe489934225d77e9b8c9f4c9d9c665781fdbb10734af0ace96c78be9ddee868fede47ce61f17ad22740"),
+        (2, "e143cb453c5dfb36152e7c79e988909569fe4767527c4b711e21523ff70a52f6dddfafe7ba50002aafef490d00413a3c"),
+        (3, "5ebb1e04ad32f1b7157b0d33fec52b9838b1454d98be17fe5bd61099fd26843df8d70b3dc2992c1bd2b59b5fb5695c01"),
+        (4, "2f73c3eb87dc587bede78e5bb79b682524886350ccb40274761f68e7316e3cbf75c72912c4b1ab81a74a7bf1a0281c98"),
+        (5, "80586bc5609fe982e61241eca89288c934a0cdc215e3fbd379e0f3a9fee7922b14f6923f0b275e3faf12feaee83db619"),
+        (6, "7209e5c7022e1fd5aaa3a8a13ef2d91f9859f1451de89ae4bedf70dc3369037fda352826b034dc5bf0d3757c2ffbe6b9"),
+    ];
+    check_known(&SQLITE_MIGRATOR, SQLITE, "sqlite");
+    check_known(&POSTGRES_MIGRATOR, POSTGRES, "postgres");
+    let versions = |m: &Migrator| m.iter().map(|m| m.version).collect::<Vec<_>>();
+    assert_eq!(
+        versions(&SQLITE_MIGRATOR),
+        versions(&POSTGRES_MIGRATOR),
+        "every migration needs its twin in the other backend's folder"
+    );
+}
+
+fn check_known(migrator: &Migrator, known: &[(i64, &str)], folder: &str) {
+    let actual: Vec<(i64, String)> = migrator
         .iter()
         .map(|m| {
             let hex: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
             (m.version, hex)
         })
         .collect();
-    for (version, checksum) in KNOWN {
+    for (version, checksum) in known {
         let found = actual.iter().find(|(v, _)| v == version);
         assert_eq!(
             found.map(|(_, c)| c.as_str()),
             Some(*checksum),
-            "migration {version} changed (or was removed): existing databases will refuse to open; revert it and add a new migration instead"
+            "migrations/{folder}: migration {version} changed (or was removed): existing databases will refuse to open; revert it and add a new migration instead"
         );
     }
     assert_eq!(
         actual.len(),
-        KNOWN.len(),
-        "a new migration: add its (version, checksum) to KNOWN: {actual:?}"
+        known.len(),
+        "migrations/{folder}: a new migration: add its (version, checksum) to the list: {actual:?}"
     );
 }

@@ -5,7 +5,7 @@
 
 use super::epochs::{update_progress, Best};
 use super::error::Context;
-use super::{unix_now, RunRow, Store, StoreError};
+use super::{RunRow, Store, StoreError};
 use crate::config::train::ResolvedTrain;
 
 /// The method name train runs carry in `runs.method`.
@@ -49,7 +49,7 @@ impl Store {
         })?;
         sqlx::query(
             "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype)
-             VALUES (?1, ?2, 'darts', ?3, ?4, ?5, ?6, ?7, ?8)
+             VALUES ($1, $2, 'darts', $3, $4, $5, $6, $7, $8)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&fingerprint)
@@ -58,7 +58,7 @@ impl Store {
         .bind(seed)
         .bind(cfg.canonical_json())
         .bind(i64::from(c.epochs))
-        .bind(unix_now())
+        .bind(self.now())
         .bind(&c.genotype)
         .execute(&self.pool)
         .await
@@ -74,7 +74,7 @@ impl Store {
     /// Links train run `train` to the search run whose cell it trains.
     pub async fn link_evaluation(&self, search: i64, train: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO evaluations (search_run_id, train_run_id) VALUES (?1, ?2)
+            "INSERT INTO evaluations (search_run_id, train_run_id) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
         )
         .bind(search)
@@ -87,7 +87,7 @@ impl Store {
 
     /// Stores the network's size once it is built.
     pub async fn set_params(&self, run_id: i64, params: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET params = ?2 WHERE id = ?1")
+        sqlx::query("UPDATE runs SET params = $2 WHERE id = $1")
             .bind(run_id)
             .bind(params)
             .execute(&self.pool)
@@ -106,7 +106,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let what = || format!("recording epoch {} of train run {run_id}", rec.epoch);
         let mut tx = self.begin_write().await.ctx(what)?;
-        sqlx::query("DELETE FROM train_epochs WHERE run_id = ?1 AND epoch >= ?2")
+        sqlx::query("DELETE FROM train_epochs WHERE run_id = $1 AND epoch >= $2")
             .bind(run_id)
             .bind(rec.epoch)
             .execute(&mut *tx)
@@ -115,7 +115,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO train_epochs (run_id, epoch, train_acc, train_loss, test_acc, test_loss, lr,
                                        drop_path_prob, wall_s, images_per_s, peak_mem_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(run_id)
         .bind(rec.epoch)
@@ -131,7 +131,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx(what)?;
-        update_progress(&mut tx, run_id, rec.epoch + 1, Best::Test)
+        update_progress(&mut tx, run_id, rec.epoch + 1, Best::Test, self.now())
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -146,13 +146,13 @@ impl Store {
         let what = || format!("dropping the epochs of train run {run_id}");
         let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
         let mut tx = self.begin_write().await.ctx(what)?;
-        sqlx::query("DELETE FROM train_epochs WHERE run_id = ?1 AND epoch >= ?2")
+        sqlx::query("DELETE FROM train_epochs WHERE run_id = $1 AND epoch >= $2")
             .bind(run_id)
             .bind(first_dropped)
             .execute(&mut *tx)
             .await
             .ctx(what)?;
-        update_progress(&mut tx, run_id, first_dropped, Best::Test)
+        update_progress(&mut tx, run_id, first_dropped, Best::Test, self.now())
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -166,14 +166,14 @@ impl Store {
         wall_s: f64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE runs SET status = 'done', final_test_acc = ?2, wall_s = ?3,
-                    finished_at = ?4, heartbeat_at = ?4, error = NULL
-             WHERE id = ?1",
+            "UPDATE runs SET status = 'done', final_test_acc = $2, wall_s = $3,
+                    finished_at = $4, heartbeat_at = $4, error = NULL
+             WHERE id = $1",
         )
         .bind(id)
         .bind(final_test_acc)
         .bind(wall_s)
-        .bind(unix_now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .ctx(|| format!("finishing train run {id}"))?;
@@ -185,7 +185,7 @@ impl Store {
         sqlx::query_as(
             "SELECT epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob,
                     wall_s, images_per_s, peak_mem_bytes
-             FROM train_epochs WHERE run_id = ?1 ORDER BY epoch",
+             FROM train_epochs WHERE run_id = $1 ORDER BY epoch",
         )
         .bind(run_id)
         .fetch_all(&self.pool)

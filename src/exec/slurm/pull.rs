@@ -22,7 +22,7 @@ use super::{requeue, task_resources, task_slots, this_task, ThisTask};
 use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason, SweepRun};
 use crate::exec::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
-use crate::store::{RunRow, RunStatus, Store, TRAIN_METHOD};
+use crate::store::{DbLocation, RunRow, RunStatus, Store, TRAIN_METHOD};
 use crate::sweep::Sweep;
 
 /// Exit status of a pull worker some of whose runs failed for good (the
@@ -34,8 +34,8 @@ pub const EXIT_RUNS_FAILED: u8 = 1;
 pub struct PullWorker {
     /// The registered sweep to work on.
     pub sweep: String,
-    /// The database, as the user wrote it (handed to the run workers).
-    pub db: String,
+    /// The database (handed to the run workers).
+    pub db: DbLocation,
     /// Folder of the run workers' logs.
     pub log_dir: PathBuf,
     /// Concurrent runs per GPU of the task.
@@ -92,7 +92,7 @@ pub async fn run_pull(store: &Store, opts: &PullWorker) -> anyhow::Result<u8> {
     );
     let options = Options {
         sweep: sweep.name.clone(),
-        db: PathBuf::from(&opts.db),
+        db: opts.db.clone(),
         exe: std::env::current_exe().context("finding the ddsas binary to start workers from")?,
         slots,
         max_retries: opts.max_retries,

@@ -1,0 +1,87 @@
+//! Throw-away PostgreSQL databases for the tests (the store suite and the
+//! end-to-end tests run against both backends): each test gets a database
+//! of its own on the server `scripts/postgres.sh` runs, and drops it.
+//! Not for users; public only so that `tests/` can use it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{AnyConnection, Connection, Executor};
+
+/// The environment variable naming the server to test against (any
+/// database on it; new ones are created beside it). When unset, the tests
+/// start the project's own throw-away server with `scripts/postgres.sh
+/// start`, as the test command does.
+pub const SERVER_ENV: &str = "DDSAS_TEST_POSTGRES";
+
+/// One database created for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a name no other test uses.
+    pub async fn create() -> Result<TestDatabase, String> {
+        super::install_drivers();
+        let server = server_url()?;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "ddsas_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            super::unix_now() as u64 % 100_000
+        );
+        let mut admin = AnyConnection::connect(&server)
+            .await
+            .map_err(|e| format!("cannot reach the test PostgreSQL at {server}: {e}"))?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .map_err(|e| format!("cannot create test database {name}: {e}"))?;
+        let _ = admin.close().await;
+        let url = with_database(&server, &name)?;
+        Ok(TestDatabase { server, name, url })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Drops it (and ends whatever sessions still use it).
+    pub async fn drop_now(self) {
+        if let Ok(mut admin) = AnyConnection::connect(&self.server).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = admin.execute(sql.as_str()).await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// The server's URL: [`SERVER_ENV`], or the one `scripts/postgres.sh start`
+/// starts (once) and prints.
+pub fn server_url() -> Result<String, String> {
+    if let Ok(url) = std::env::var(SERVER_ENV) {
+        return Ok(url);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
+    let out = std::process::Command::new(script)
+        .arg("start")
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{script} start failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn with_database(server: &str, name: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(server).map_err(|e| format!("{server} is not a URL: {e}"))?;
+    url.set_path(name);
+    Ok(url.to_string())
+}
