@@ -297,3 +297,293 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---------------------------------------------------------------------
+// On the one-node cluster of `scripts/slurm.sh` with the run history in a
+// PostgreSQL database of the test's own (issue 13's three tests).
+
+/// The environment variable naming the `slurm.conf` of the cluster to
+/// test on; when unset, the tests start the project's one-node cluster
+/// with `scripts/slurm.sh start` (as the test command does). Never the
+/// user's own `SLURM_CONF`: a test must not submit to a real cluster.
+const SLURM_CONF_ENV: &str = "DDSAS_TEST_SLURM_CONF";
+
+/// The test cluster's `slurm.conf`, started once per test binary.
+fn slurm_conf() -> &'static str {
+    static CONF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CONF.get_or_init(|| {
+        if let Ok(conf) = std::env::var(SLURM_CONF_ENV) {
+            return conf;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/slurm.sh");
+        let out = Command::new(script).arg("start").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script} start failed (the Slurm tests need root and Debian's slurm packages):\n{}",
+            text(&out)
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        said.lines()
+            .find_map(|l| l.strip_prefix("SLURM_CONF="))
+            .unwrap_or_else(|| panic!("{script} start printed no SLURM_CONF=: {said}"))
+            .to_owned()
+    })
+}
+
+/// A command of `env` pointed at the test cluster.
+fn on_cluster(env: &Env, args: &[&str]) -> Command {
+    let mut cmd = env.cmd(args);
+    for var in SLURM_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("SLURM_CONF", slurm_conf());
+    cmd
+}
+
+/// A Slurm client command against the test cluster; its stdout.
+fn slurm(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (task, state) of every task of job array `job`.
+fn task_states(job: &str) -> Vec<(String, String)> {
+    let jobs = format!("--jobs={job}");
+    slurm(
+        "squeue",
+        &["-h", "-r", "--states=all", "-o", "%i|%T", &jobs],
+    )
+    .lines()
+    .filter_map(|l| l.split_once('|'))
+    .map(|(id, state)| {
+        let task = id.split_once('_').map_or(id, |(_, t)| t);
+        (task.to_owned(), state.to_owned())
+    })
+    .collect()
+}
+
+/// Whether every task of `job` has ended, none of them to come back.
+fn all_ended(job: &str) -> bool {
+    let states = task_states(job);
+    !states.is_empty()
+        && states.iter().all(|(_, s)| {
+            matches!(
+                s.as_str(),
+                "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "OUT_OF_MEMORY"
+            )
+        })
+}
+
+/// A submitted job array, scancelled (and waited for) when the test ends
+/// however it ends, so that no task outlives its database.
+struct Submitted {
+    job: String,
+}
+
+impl Drop for Submitted {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel")
+            .arg(&self.job)
+            .env("SLURM_CONF", slurm_conf())
+            .output();
+        let start = Instant::now();
+        while !all_ended(&self.job) && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `sweep submit FILE --slurm` with `extra` options, single-threaded runs
+/// on one core per task; returns the job.
+fn submit(env: &Env, file: &Path, extra: &[&str]) -> Submitted {
+    let mut args = vec![
+        "sweep",
+        "submit",
+        file.to_str().unwrap(),
+        "--slurm",
+        "--cpus-per-task=1",
+        "--threads=1",
+    ];
+    args.extend_from_slice(extra);
+    let out = on_cluster(env, &args).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("submitted job array"), "{said}");
+    let rows = env.query("SELECT job_id, tasks, script_path FROM slurm_jobs");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let script = rows[0][2].as_str().unwrap();
+    assert!(Path::new(script).is_file(), "{script}");
+    assert!(said.contains(script), "{said}");
+    Submitted {
+        job: rows[0][0].as_str().unwrap().to_owned(),
+    }
+}
+
+/// The output file of task `task` of `job` (in the default script folder).
+fn task_output(env: &Env, sweep: &str, job: &str, task: u32) -> String {
+    let path = env.path(&format!("slurm/{sweep}/{job}_{task}.out"));
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn wait_until_ended(env: &Env, sweep: &str, job: &Submitted, tasks: u32) {
+    let start = Instant::now();
+    while !all_ended(&job.job) {
+        if start.elapsed() > WAIT {
+            let outputs: Vec<String> = (0..tasks)
+                .map(|t| task_output(env, sweep, &job.job, t))
+                .collect();
+            panic!(
+                "job {} did not end: {:?}\n{}",
+                job.job,
+                task_states(&job.job),
+                outputs.join("\n---\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_six_run_sweep_submitted_as_three_tasks_runs_every_run_once() {
+    let _heavy = heavy();
+    let env = Env::postgres();
+    let file = env.sweep(
+        "six",
+        &format!("base: {TINY}\ngrid: {{seed: [0, 1, 2, 3, 4, 5]}}\n"),
+    );
+    let job = submit(&env, &file, &["--workers=3"]);
+    wait_until_ended(&env, "six", &job, 3);
+    let states = task_states(&job.job);
+    assert_eq!(states.len(), 3, "{states:?}");
+    for task in 0..3 {
+        let said = task_output(&env, "six", &job.job, task);
+        assert!(
+            states.iter().all(|(_, s)| s == "COMPLETED"),
+            "{states:?}\ntask {task}:\n{said}"
+        );
+        assert!(said.contains("pull worker of sweep six"), "{said}");
+    }
+    env.assert_all_done_once(6);
+    assert_eq!(
+        env.scalar("SELECT CAST(sum(attempts) AS BIGINT) FROM runs"),
+        6,
+        "no run claimed twice"
+    );
+    assert_eq!(env.scalar("SELECT count(*) FROM epochs"), 12);
+    let status = on_cluster(&env, &["sweep", "status", "six"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(said.contains("6 runs: 6 done"), "{said}");
+    assert!(said.contains("Slurm tasks: 3 COMPLETED"), "{said}");
+}
+
+#[test]
+fn a_scancelled_task_leaves_its_run_to_another_task() {
+    let _heavy = heavy();
+    let env = Env::postgres();
+    let body = "base: {dataset: digits, epochs: 8, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}\ngrid: {seed: [0, 1, 2, 3]}\n";
+    let file = env.sweep("four", body);
+    let job = submit(&env, &file, &["--workers=2"]);
+    wait_until("both tasks in their first runs", || {
+        env.try_query("SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1")
+            .is_ok_and(|rows| rows[0][0].as_i64() == Some(2))
+    });
+    slurm("scancel", &[&format!("{}_0", job.job)]);
+    wait_until_ended(&env, "four", &job, 2);
+    let states = task_states(&job.job);
+    let state = |task: &str| {
+        states
+            .iter()
+            .find(|(t, _)| t == task)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    };
+    let (first, second) = (
+        task_output(&env, "four", &job.job, 0),
+        task_output(&env, "four", &job.job, 1),
+    );
+    assert_eq!(state("0"), "CANCELLED", "{states:?}\n{first}");
+    assert_eq!(state("1"), "COMPLETED", "{states:?}\n{second}");
+    // The cancelled task's run was handed back and finished by the other.
+    env.assert_all_done_once(4);
+    assert_eq!(
+        env.scalar("SELECT CAST(sum(attempts) AS BIGINT) FROM runs"),
+        5,
+        "one run claimed twice\n{first}\n---\n{second}"
+    );
+    let taken = env.scalar("SELECT id FROM runs WHERE attempts = 2");
+    assert!(second.contains(&format!("run {taken} ")), "{second}");
+    let status = on_cluster(&env, &["sweep", "status", "four"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("1 CANCELLED, 1 COMPLETED") || said.contains("1 COMPLETED, 1 CANCELLED"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() {
+    let _heavy = heavy();
+    let env = Env::postgres();
+    let config = "{dataset: digits, epochs: 10, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}";
+    let file = env.sweep("limited", &format!("base: {config}\n"));
+    let job = submit(
+        &env,
+        &file,
+        &["--workers=1", "--time=10", "--signal-before=60"],
+    );
+    wait_until("two checkpointed epochs", || {
+        env.try_query(
+            "SELECT checkpoint_path FROM runs WHERE status = 'running' AND epochs_done >= 2",
+        )
+        .is_ok_and(|rows| {
+            rows.first()
+                .and_then(|r| r[0].as_str())
+                .is_some_and(|c| super::util::has_checkpoint(Path::new(c)))
+        })
+    });
+    // What Slurm sends the batch step `--signal-before` seconds before the limit.
+    slurm(
+        "scancel",
+        &["--signal=USR2", "--batch", &format!("{}_0", job.job)],
+    );
+    let signalled = Instant::now();
+    wait_until_ended(&env, "limited", &job, 1);
+    let said = task_output(&env, "limited", &job.job, 0);
+    assert_eq!(
+        task_states(&job.job),
+        [("0".to_owned(), "COMPLETED".to_owned())],
+        "{said}"
+    );
+    for part in [
+        "SIGUSR2",
+        "interrupted at epoch",
+        &format!("requeueing Slurm task {}_0", job.job),
+        &format!("Slurm task {}_0 restart 1", job.job),
+    ] {
+        assert!(said.contains(part), "no {part:?} in\n{said}");
+    }
+    env.assert_all_done_once(1);
+    assert_eq!(env.scalar("SELECT attempts FROM runs"), 2, "{said}");
+    eprintln!(
+        "requeued task resumed and finished {:.1} s after the signal",
+        signalled.elapsed().as_secs_f64()
+    );
+    let reference = uninterrupted(&env, config);
+    let expected = super::util::rt().block_on(async {
+        let mut db = ddsas::store::ReadOnlyDb::open(ddsas::store::DbLocation::File(reference))
+            .await
+            .unwrap();
+        db.query(EPOCH_NUMBERS, &[]).await.unwrap().rows
+    });
+    assert_eq!(env.query(EPOCH_NUMBERS), expected);
+}
