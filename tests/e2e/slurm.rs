@@ -147,6 +147,37 @@ fn a_sqlite_database_is_refused_with_the_reason_and_the_fix() {
     assert!(String::from_utf8_lossy(&no_flag.stderr).contains("--slurm"));
 }
 
+#[test]
+fn status_without_squeue_says_so_in_one_line_and_shows_the_database() {
+    let env = Env::new();
+    let file = env.sweep("grid", &format!("base: {TINY}\n"));
+    register(&env, &file);
+    super::util::rt().block_on(async {
+        let store = ddsas::store::Store::open(&env.db()).await.unwrap();
+        store
+            .record_slurm_job("4242", "grid", 2, "x.sh")
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let empty = env.path("no-slurm-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = env
+        .cmd(&["sweep", "status", "grid"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 runs: 0 done"), "{said}");
+    let slurm_lines: Vec<&str> = said.lines().filter(|l| l.contains("4242")).collect();
+    assert_eq!(slurm_lines.len(), 1, "{said}");
+    assert!(
+        slurm_lines[0].contains("`squeue` is not installed here"),
+        "{said}"
+    );
+}
+
 /// Registers a sweep file's runs in the test's SQLite database, as `sweep
 /// submit` does before it submits (which it refuses on SQLite).
 fn register(env: &Env, file: &Path) {
@@ -586,4 +617,48 @@ fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() 
         db.query(EPOCH_NUMBERS, &[]).await.unwrap().rows
     });
     assert_eq!(env.query(EPOCH_NUMBERS), expected);
+}
+
+#[test]
+fn cancel_scancels_the_array_and_done_runs_stay_done() {
+    let _heavy = heavy();
+    let env = Env::postgres();
+    let body = "base: {dataset: digits, epochs: 6, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}\ngrid: {seed: [0, 1, 2]}\n";
+    let file = env.sweep("stopped", body);
+    let job = submit(&env, &file, &["--workers=1"]);
+    wait_until("one run done and the next one running", || {
+        env.try_query("SELECT count(*) FROM runs WHERE status = 'done'")
+            .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
+            && env
+                .try_query(
+                    "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1",
+                )
+                .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
+    });
+    let out = on_cluster(&env, &["sweep", "cancel", "stopped"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("scancel {}", job.job)), "{said}");
+    wait_until_ended(&env, "stopped", &job, 1);
+    assert_eq!(
+        task_states(&job.job),
+        [("0".to_owned(), "CANCELLED".to_owned())]
+    );
+    let rows = env.query("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status");
+    let counts: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("done".to_owned(), 1),
+            ("interrupted".to_owned(), 1),
+            ("queued".to_owned(), 1)
+        ],
+        "{}",
+        task_output(&env, "stopped", &job.job, 0)
+    );
 }
