@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
-use crate::store::{unix_now, Claim, DbLocation, RunRow, RunStatus, Store};
+use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store};
 
 /// How often the orchestrator polls progress, cancellation and runs held
 /// elsewhere.

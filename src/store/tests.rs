@@ -258,7 +258,11 @@ async fn claim_is_exclusive(store: Store) {
 async fn claim_next_gives_each_caller_a_different_run(store: Store) {
     let mut planned = Vec::new();
     for seed in 0..5 {
-        let id = store.ensure_run(&cfg(&[&format!("seed={seed}")])).await.unwrap().id;
+        let id = store
+            .ensure_run(&cfg(&[&format!("seed={seed}")]))
+            .await
+            .unwrap()
+            .id;
         planned.push((id, seed));
     }
     store
@@ -268,7 +272,11 @@ async fn claim_next_gives_each_caller_a_different_run(store: Store) {
     let mut claimers = tokio::task::JoinSet::new();
     for w in 0..8 {
         let store = store.clone();
-        claimers.spawn(async move { store.claim_next("pull", &claim(&format!("w{w}"), None)).await });
+        claimers.spawn(async move {
+            store
+                .claim_next("pull", &claim(&format!("w{w}"), None))
+                .await
+        });
     }
     let mut ids: Vec<i64> = claimers
         .join_all()
@@ -280,10 +288,19 @@ async fn claim_next_gives_each_caller_a_different_run(store: Store) {
     let mut expected: Vec<i64> = planned.iter().map(|(id, _)| *id).collect();
     expected.sort_unstable();
     assert_eq!(ids, expected, "each run claimed exactly once");
-    assert_eq!(store.claim_next("pull", &claim("late", None)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .claim_next("pull", &claim("late", None))
+            .await
+            .unwrap(),
+        None
+    );
     store.interrupt_run(expected[2]).await.unwrap();
     assert_eq!(
-        store.claim_next("pull", &claim("late", None)).await.unwrap(),
+        store
+            .claim_next("pull", &claim("late", None))
+            .await
+            .unwrap(),
         Some(expected[2]),
         "an interrupted run is claimable again"
     );
