@@ -16,12 +16,15 @@ stop_started() {
     done
 }
 trap stop_started EXIT
-if ! scripts/postgres.sh url >/dev/null 2>&1; then
-    echo ">> starting a throw-away PostgreSQL for the tests (scripts/postgres.sh)" >&2
-    scripts/postgres.sh start >/dev/null
-    started+=(postgres)
+# DDSAS_TEST_POSTGRES set beforehand names a server to use instead.
+if [ -z "${DDSAS_TEST_POSTGRES:-}" ]; then
+    if ! scripts/postgres.sh url >/dev/null 2>&1; then
+        echo ">> starting a throw-away PostgreSQL for the tests (scripts/postgres.sh)" >&2
+        scripts/postgres.sh start >/dev/null
+        started+=(postgres)
+    fi
+    DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
+    export DDSAS_TEST_POSTGRES
 fi
-DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
-export DDSAS_TEST_POSTGRES
 
 cargo test --release --locked --no-fail-fast "$@"
