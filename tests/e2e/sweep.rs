@@ -506,6 +506,30 @@ fn grid_sweep_runs_once_and_history_commands_answer_on(env: Env) {
         "{}",
         text(&bad)
     );
+
+    // The figures come from either backend alike.
+    let out = env.path("rep");
+    let report = env.run(&[
+        "report",
+        "all",
+        "--sweep",
+        "grid",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", text(&report));
+    for file in [
+        "fig7_lm_grid.png",
+        "fig8_skip.png",
+        "fig9_sampling.svg",
+        "index.html",
+    ] {
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing: {}",
+            text(&report)
+        );
+    }
 }
 
 #[test]
