@@ -15,7 +15,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE="${DDSAS_PG_DIR:-$PWD/.services/postgres}"
+# The server runs as `postgres`, which must reach its folder: a clone
+# under a private home (/root is 0700) gets one under /var/tmp instead.
+default_base() {
+    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then
+        echo "/var/tmp/ddsas-postgres-$(printf %s "$PWD" | md5sum | cut -c1-8)"
+    else
+        echo "$PWD/.services/postgres"
+    fi
+}
+BASE="${DDSAS_PG_DIR:-$(default_base)}"
 PORT="${DDSAS_PG_PORT:-55432}"
 DATA="$BASE/data"
 SOCK="$BASE/socket"

@@ -17,19 +17,25 @@ stop_started() {
     done
 }
 trap stop_started EXIT
-if ! scripts/postgres.sh url >/dev/null 2>&1; then
-    echo ">> starting a throw-away PostgreSQL for the tests (scripts/postgres.sh)" >&2
-    scripts/postgres.sh start >/dev/null
-    started+=(postgres)
+# DDSAS_TEST_POSTGRES set beforehand names a server to use instead.
+if [ -z "${DDSAS_TEST_POSTGRES:-}" ]; then
+    if ! scripts/postgres.sh url >/dev/null 2>&1; then
+        echo ">> starting a throw-away PostgreSQL for the tests (scripts/postgres.sh)" >&2
+        scripts/postgres.sh start >/dev/null
+        started+=(postgres)
+    fi
+    DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
+    export DDSAS_TEST_POSTGRES
 fi
-DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
-export DDSAS_TEST_POSTGRES
-if scripts/slurm.sh status | grep -q "not running"; then
-    echo ">> starting a one-node Slurm cluster for the tests (scripts/slurm.sh)" >&2
-    scripts/slurm.sh start >/dev/null
-    started+=(slurm)
+# DDSAS_TEST_SLURM_CONF set beforehand names a cluster's slurm.conf instead.
+if [ -z "${DDSAS_TEST_SLURM_CONF:-}" ]; then
+    if scripts/slurm.sh status | grep -q "not running"; then
+        echo ">> starting a one-node Slurm cluster for the tests (scripts/slurm.sh)" >&2
+        scripts/slurm.sh start >/dev/null
+        started+=(slurm)
+    fi
+    DDSAS_TEST_SLURM_CONF="$(scripts/slurm.sh env | sed 's/^SLURM_CONF=//')"
+    export DDSAS_TEST_SLURM_CONF
 fi
-DDSAS_TEST_SLURM_CONF="$(scripts/slurm.sh env | sed 's/^SLURM_CONF=//')"
-export DDSAS_TEST_SLURM_CONF
 
 cargo test --release --locked --no-fail-fast "$@"

@@ -66,6 +66,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// stay under the server's `max_connections`.
 const MAX_CONNECTIONS: u32 = 2;
 
+/// The PostgreSQL advisory lock key openers take while checking and
+/// migrating a schema ("ddsas" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0064_6473_6173;
+
 /// SQLite's "file is not a database" result code.
 pub(crate) const SQLITE_NOTADB: &str = "26";
 
@@ -390,18 +394,28 @@ impl Store {
                 tx.commit().await.map_err(|e| open_error(location, e))
             }
             Backend::Postgres => {
-                {
-                    let mut conn = self
-                        .pool
-                        .acquire()
-                        .await
-                        .map_err(|e| open_error(location, e))?;
-                    check_is_ddsas(&mut conn, self.backend, location).await?;
-                }
-                migrator
-                    .run(&self.pool)
+                // One opener at a time checks and migrates: another one
+                // would see the half-made schema (only `_sqlx_migrations`).
+                let mut conn = self
+                    .pool
+                    .acquire()
                     .await
-                    .map_err(|e| migrate_error(location, e))
+                    .map_err(|e| open_error(location, e))?;
+                let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK})");
+                conn.execute(lock.as_str())
+                    .await
+                    .map_err(|e| open_error(location, e))?;
+                let migrated = async {
+                    check_is_ddsas(&mut conn, self.backend, location).await?;
+                    migrator
+                        .run(&self.pool)
+                        .await
+                        .map_err(|e| migrate_error(location, e))
+                }
+                .await;
+                let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})");
+                let _ = conn.execute(unlock.as_str()).await;
+                migrated
             }
         }
     }

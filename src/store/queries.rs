@@ -155,26 +155,22 @@ impl ReadOnlyDb {
         super::sql_text::one_statement(sql).map_err(|message| QueryError::Sql { message })?;
         super::sql_text::read_only_statement(sql)
             .map_err(|message| QueryError::ReadOnly { message })?;
+        if self.backend == Backend::Postgres {
+            match self.query_as_json(sql, params).await {
+                Err(QueryError::Sql { message }) if message.contains(WRAP_FAILED) => {}
+                answer => return answer,
+            }
+        }
         let statement = self.conn.prepare(sql).await.map_err(classify)?;
         let columns: Vec<String> = statement
             .columns()
             .iter()
             .map(|c| self.backend.shown_name(c.name()))
             .collect();
-        let mut query = sqlx::query(sql);
-        for p in params {
-            query = match p {
-                serde_json::Value::Null => query.bind(None::<i64>),
-                serde_json::Value::Bool(b) => query.bind(*b),
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => query.bind(i),
-                    None => query.bind(n.as_f64().unwrap_or(f64::NAN)),
-                },
-                serde_json::Value::String(s) => query.bind(s.clone()),
-                other => query.bind(other.to_string()),
-            };
-        }
-        let rows = query.fetch_all(&mut self.conn).await.map_err(classify)?;
+        let rows = sqlx::query_with(sql, json_args(params))
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(classify)?;
         let columns = match rows.first() {
             Some(row) if columns.is_empty() => row
                 .columns()
@@ -190,16 +186,120 @@ impl ReadOnlyDb {
         Ok(QueryRows { columns, rows })
     }
 
+    /// PostgreSQL: the rows as `row_to_json` writes them, so that every
+    /// column type reads back (`sum` and `avg` give `numeric`, which sqlx's
+    /// `Any` driver cannot decode; timestamps, JSON...). The column names
+    /// come from the first row, or (no rows) from describing the statement.
+    async fn query_as_json(
+        &mut self,
+        sql: &str,
+        params: &[serde_json::Value],
+    ) -> Result<QueryRows, QueryError> {
+        let inner = sql.trim().trim_end_matches(';');
+        let wrapped = format!("SELECT CAST(row_to_json(q) AS TEXT) FROM ({inner}\n) AS q");
+        let texts: Vec<String> = match sqlx::query_scalar_with(&wrapped, json_args(params))
+            .fetch_all(&mut self.conn)
+            .await
+        {
+            Ok(texts) => texts,
+            // Not a query that can be a subquery (EXPLAIN, SHOW): answered
+            // the plain way.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42601") => {
+                return Err(QueryError::Sql {
+                    message: WRAP_FAILED.into(),
+                })
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        let mut columns = Vec::new();
+        let mut rows = Vec::with_capacity(texts.len());
+        for text in &texts {
+            let pairs = ordered_object(text).map_err(|e| QueryError::Sql {
+                message: format!("reading a row back from PostgreSQL: {e}"),
+            })?;
+            if columns.is_empty() {
+                columns = pairs
+                    .iter()
+                    .map(|(k, _)| self.backend.shown_name(k))
+                    .collect();
+            }
+            rows.push(pairs.into_iter().map(|(_, v)| v).collect());
+        }
+        if texts.is_empty() {
+            if let Ok(statement) = self.conn.prepare(sql).await {
+                columns = statement
+                    .columns()
+                    .iter()
+                    .map(|c| self.backend.shown_name(c.name()))
+                    .collect();
+            }
+        }
+        Ok(QueryRows { columns, rows })
+    }
+
     /// The column names of a table or view.
     pub async fn columns_of(&mut self, table: &str) -> Result<Vec<String>, QueryError> {
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
-                .bind(table)
-                .fetch_all(&mut self.conn)
-                .await
-                .map_err(classify)?;
-        Ok(names)
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+            Backend::Postgres => {
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+            }
+        };
+        let names: Vec<String> = sqlx::query_scalar(sql)
+            .bind(table)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(classify)?;
+        Ok(names.iter().map(|n| self.backend.shown_name(n)).collect())
     }
+}
+
+/// Marks a statement PostgreSQL could not take as a subquery.
+const WRAP_FAILED: &str = "(not a subquery)";
+
+/// `ddsas sql`'s JSON parameters as arguments, in order.
+fn json_args(params: &[serde_json::Value]) -> sqlx::any::AnyArguments<'static> {
+    use sqlx::Arguments;
+    let mut args = sqlx::any::AnyArguments::default();
+    for p in params {
+        // Adding to `AnyArguments` only stores the value; it cannot fail.
+        let _ = match p {
+            serde_json::Value::Null => args.add(None::<i64>),
+            serde_json::Value::Bool(b) => args.add(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => args.add(i),
+                None => args.add(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => args.add(s.clone()),
+            other => args.add(other.to_string()),
+        };
+    }
+    args
+}
+
+/// A JSON object's members in the order written (serde_json's `Map` sorts
+/// them, and a row's columns must keep their order).
+fn ordered_object(text: &str) -> Result<Vec<(String, serde_json::Value)>, serde_json::Error> {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = Vec<(String, serde_json::Value)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut members = Vec::new();
+            while let Some(member) = map.next_entry()? {
+                members.push(member);
+            }
+            Ok(members)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut de, Members)
 }
 
 fn row_values(row: &sqlx::any::AnyRow, n: usize) -> Vec<serde_json::Value> {
@@ -363,5 +463,54 @@ mod tests {
             ReadOnlyDb::open(&dir.path().join("no.db")).await,
             Err(QueryError::Missing(_))
         ));
+    }
+
+    /// `ddsas sql` on PostgreSQL: every column type reads back (`sum` is
+    /// `numeric` there), column order is kept, and a statement that would
+    /// write gets through the text check only to meet the read-only
+    /// session.
+    #[tokio::test]
+    async fn postgres_reads_any_column_type_and_refuses_writes() {
+        let db = crate::store::test_postgres::TestDatabase::create()
+            .await
+            .unwrap();
+        let location = DbLocation::Postgres(db.url().to_owned());
+        let store = Store::connect(&location).await.unwrap();
+        store
+            .ensure_run(&SearchConfig::default().resolve().unwrap())
+            .await
+            .unwrap();
+        let mut ro = ReadOnlyDb::open(&location).await.unwrap();
+        let rows = ro
+            .query(
+                "SELECT id, L, sum(epochs) AS total, avg(seed) AS mean, now() AS at, 0.5 AS half
+                 FROM run_summary WHERE seed = $1 GROUP BY id, L",
+                &[0.into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.columns, vec!["id", "L", "total", "mean", "at", "half"]);
+        assert_eq!(rows.rows[0][1], serde_json::json!(28));
+        assert_eq!(rows.rows[0][2].as_f64(), Some(50.0));
+        assert!(rows.rows[0][4].is_string(), "{rows:?}");
+        let empty = ro
+            .query("SELECT id, status FROM runs WHERE false", &[])
+            .await
+            .unwrap();
+        assert_eq!(empty.columns, vec!["id", "status"]);
+        assert!(empty.rows.is_empty());
+        let err = ro
+            .query("SELECT nextval('runs_id_seq')", &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QueryError::ReadOnly { .. }), "{err}");
+        assert!(ro
+            .columns_of("run_summary")
+            .await
+            .unwrap()
+            .contains(&"L".to_owned()));
+        drop(ro);
+        store.close().await;
+        db.drop_now().await;
     }
 }

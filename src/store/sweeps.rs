@@ -257,7 +257,7 @@ impl Store {
             "UPDATE runs SET owner = $2, device = $3, pid = $4, attempts = attempts + 1,
                     started_at = COALESCE(started_at, $5), heartbeat_at = $5,
                     finished_at = NULL, error = NULL
-             WHERE id = $1 AND status = 'running' AND owner IS $6 AND pid IS $7
+             WHERE id = $1 AND status = 'running' AND owner IS NOT DISTINCT FROM $6 AND pid IS NOT DISTINCT FROM $7
              RETURNING id",
         )
         .bind(id)
