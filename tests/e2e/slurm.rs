@@ -4,7 +4,7 @@
 //! pull workers sharing a sweep, and SIGUSR2 (Slurm's time-limit warning)
 //! stopping one so that the next resumes its run with the same records.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -294,30 +294,25 @@ fn sigusr2_stops_a_pull_worker_and_the_next_resumes_with_the_same_records() {
         env.output_of("next")
     );
     env.assert_all_done_once(1);
-    assert_eq!(numbers(&env.db()), numbers(&uninterrupted(&env, SLOWER)));
+    assert_eq!(env.query(EPOCH_NUMBERS), uninterrupted(&Env::new(), SLOWER));
 }
 
-/// The epoch numbers of every run in a SQLite database, by fingerprint.
-fn numbers(db: &Path) -> Vec<Vec<String>> {
-    super::util::sqlite(db, EPOCH_NUMBERS)
-}
-
-/// A database holding `config` searched in one go by `ddsas search`.
-fn uninterrupted(env: &Env, config: &str) -> PathBuf {
-    let config_file = env.path("straight.yaml");
+/// The epoch records of `config` searched in one go by `ddsas search` in
+/// `reference`'s database (of the same backend as the one compared with:
+/// each backend reads its numbers back its own way).
+fn uninterrupted(reference: &Env, config: &str) -> Vec<Vec<serde_json::Value>> {
+    let config_file = reference.path("straight.yaml");
     std::fs::write(&config_file, config).unwrap();
-    let db = env.path("straight.db");
-    let out = Command::new(BIN)
-        .args(["search", "--quiet", "--threads", "1", "--config"])
-        .arg(&config_file)
-        .arg("--db")
-        .arg(&db)
-        .env("DDSAS_DATA", env.path("data"))
-        .env_remove("DDSAS_DB")
-        .output()
-        .unwrap();
+    let out = reference.run(&[
+        "search",
+        "--quiet",
+        "--threads",
+        "1",
+        "--config",
+        config_file.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    db
+    reference.query(EPOCH_NUMBERS)
 }
 
 /// Polls `cond` every 50 ms until it holds; panics after [`WAIT`].
@@ -609,14 +604,10 @@ fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() 
         "requeued task resumed and finished {:.1} s after the signal",
         signalled.elapsed().as_secs_f64()
     );
-    let reference = uninterrupted(&env, config);
-    let expected = super::util::rt().block_on(async {
-        let mut db = ddsas::store::ReadOnlyDb::open(ddsas::store::DbLocation::File(reference))
-            .await
-            .unwrap();
-        db.query(EPOCH_NUMBERS, &[]).await.unwrap().rows
-    });
-    assert_eq!(env.query(EPOCH_NUMBERS), expected);
+    assert_eq!(
+        env.query(EPOCH_NUMBERS),
+        uninterrupted(&Env::postgres(), config)
+    );
 }
 
 #[test]
