@@ -89,12 +89,27 @@ pub fn watch_stop_signals(
             signals.recv().await;
             if stop.swap(true, Ordering::SeqCst) {
                 crate::errln!("{who}second signal: exiting now; the last checkpoint is kept");
-                std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+                exit_now(super::EXIT_INTERRUPTED);
             }
             crate::errln!("{who}signal received: stopping at the next safe point (a second one exits at once)");
         }
     });
     Ok(())
+}
+
+/// Ends the process at once with `code`, from any thread. `_exit(2)`, not
+/// `std::process::exit`: the latter runs libtorch's static destructors
+/// while the main thread may still be inside a libtorch call, which then
+/// fails ("Invalid (backend, op) pair" from `at::Context`, seen when
+/// Slurm's `scancel` and the orchestrator signalled a worker at once), and
+/// the panic guard recorded the run as failed before the process was gone.
+/// Nothing is lost by skipping the destructors: epochs are committed in
+/// transactions, checkpoints are renamed into place, stderr is unbuffered
+/// and stdout is flushed at every line.
+pub fn exit_now(code: u8) -> ! {
+    // SAFETY: _exit has no preconditions; it ends the process without
+    // running any handler.
+    unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// Who holds a run, as written in `runs.owner`: built and parsed only here.

@@ -319,7 +319,7 @@ fn spawn_heartbeat(
                                 "worker: run {id} was taken over by {}; exiting without touching it",
                                 row.owner.as_deref().unwrap_or("another owner")
                             );
-                            std::process::exit(i32::from(EXIT_CLAIM_LOST));
+                            super::process::exit_now(EXIT_CLAIM_LOST);
                         }
                         _ => return,
                     }

@@ -512,6 +512,38 @@ fn a_six_run_sweep_submitted_as_three_tasks_runs_every_run_once() {
 
 #[test]
 fn a_scancelled_task_leaves_its_run_to_another_task() {
+    let (stopped, _) = one_of_two_tasks_stopped(Stop::Scancel);
+    assert!(stopped.contains("interrupted at epoch"), "{stopped}");
+}
+
+/// A task killed without a word (a lost node, `kill -9`: here SIGKILL to
+/// its pull worker and run worker; `scancel --signal=KILL` would still
+/// send SIGTERM first) leaves its run `running`; the other task takes it
+/// over: at once here, as its processes on this host are gone; from
+/// another node, once its heartbeat is older than `--stale-after`.
+#[test]
+fn a_killed_task_s_run_is_taken_over_by_another_task() {
+    let (killed, other) = one_of_two_tasks_stopped(Stop::Kill);
+    assert!(
+        other.contains("taking over from orch:"),
+        "{other}\n--- the killed task ---\n{killed}"
+    );
+}
+
+/// How a test stops one of two tasks.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// `scancel` of task 0.
+    Scancel,
+    /// SIGKILL to the pull worker and run worker of one running run.
+    Kill,
+}
+
+/// Submits four runs as two tasks, stops one (`how`) while both are in
+/// their first runs, and checks that the other finishes every run, the
+/// stopped one's from its checkpoint; returns the output of the stopped
+/// task and of the other.
+fn one_of_two_tasks_stopped(how: Stop) -> (String, String) {
     let _heavy = heavy();
     let env = Env::postgres();
     let body = "base: {dataset: digits, epochs: 8, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}\ngrid: {seed: [0, 1, 2, 3]}\n";
@@ -521,39 +553,57 @@ fn a_scancelled_task_leaves_its_run_to_another_task() {
         env.try_query("SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1")
             .is_ok_and(|rows| rows[0][0].as_i64() == Some(2))
     });
-    slurm("scancel", &[&format!("{}_0", job.job)]);
+    match how {
+        Stop::Scancel => {
+            slurm("scancel", &[&format!("{}_0", job.job)]);
+        }
+        Stop::Kill => {
+            let rows =
+                env.query("SELECT owner, pid FROM runs WHERE status = 'running' ORDER BY id");
+            let owner = rows[0][0].as_str().unwrap();
+            let orchestrator: i64 = owner.split(':').nth(2).unwrap().parse().unwrap();
+            kill(orchestrator, libc::SIGKILL);
+            kill(rows[0][1].as_i64().unwrap(), libc::SIGKILL);
+        }
+    }
     wait_until_ended(&env, "four", &job, 2);
     let states = task_states(&job.job);
-    let state = |task: &str| {
-        states
-            .iter()
-            .find(|(t, _)| t == task)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default()
-    };
-    let (first, second) = (
-        task_output(&env, "four", &job.job, 0),
-        task_output(&env, "four", &job.job, 1),
+    let outputs: Vec<String> = (0..2)
+        .map(|t| task_output(&env, "four", &job.job, t))
+        .collect();
+    let completed: Vec<usize> = states
+        .iter()
+        .filter(|(_, s)| s == "COMPLETED")
+        .filter_map(|(t, _)| t.parse().ok())
+        .collect();
+    assert_eq!(
+        completed.len(),
+        1,
+        "{states:?}\n{}",
+        outputs.join("\n---\n")
     );
-    assert_eq!(state("0"), "CANCELLED", "{states:?}\n{first}");
-    assert_eq!(state("1"), "COMPLETED", "{states:?}\n{second}");
-    // The cancelled task's run was handed back and finished by the other.
+    let other = completed[0];
+    if how == Stop::Scancel {
+        assert_eq!(other, 1, "{states:?}");
+    }
+    let (stopped, other) = (outputs[1 - other].clone(), outputs[other].clone());
     env.assert_all_done_once(4);
     assert_eq!(
         env.scalar("SELECT CAST(sum(attempts) AS BIGINT) FROM runs"),
         5,
-        "one run claimed twice\n{first}\n---\n{second}"
+        "one run claimed twice\n{stopped}\n---\n{other}"
     );
     let taken = env.scalar("SELECT id FROM runs WHERE attempts = 2");
-    assert!(second.contains(&format!("run {taken} ")), "{second}");
+    assert!(other.contains(&format!("run {taken} ")), "{other}");
     let status = on_cluster(&env, &["sweep", "status", "four"])
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(
-        said.contains("1 CANCELLED, 1 COMPLETED") || said.contains("1 COMPLETED, 1 CANCELLED"),
+        said.contains("Slurm tasks: ") && said.contains("1 COMPLETED"),
         "{said}"
     );
+    (stopped, other)
 }
 
 #[test]
