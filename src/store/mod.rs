@@ -594,7 +594,7 @@ fn open_error(location: &DbLocation, source: sqlx::Error) -> StoreError {
 }
 
 /// Why a PostgreSQL server cannot be reached, in the user's terms.
-fn postgres_hint(source: &sqlx::Error) -> String {
+pub(crate) fn postgres_hint(source: &sqlx::Error) -> String {
     match source {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
             "; is the server running and reachable? (a throw-away one on this machine: scripts/postgres.sh start)".into()

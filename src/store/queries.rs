@@ -91,7 +91,10 @@ impl ReadOnlyDb {
         let name = location.to_string();
         let open_error = |source| QueryError::Open {
             path: name.clone(),
-            hint: location.file().map(super::path_hint).unwrap_or_default(),
+            hint: match location.file() {
+                Some(path) => super::path_hint(path),
+                None => super::postgres_hint(&source),
+            },
             source,
         };
         let (url, backend) = match &location {
