@@ -51,12 +51,36 @@ impl TestDatabase {
     }
 
     /// Drops it (and ends whatever sessions still use it).
-    pub async fn drop_now(self) {
-        if let Ok(mut admin) = AnyConnection::connect(&self.server).await {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let _ = admin.execute(sql.as_str()).await;
-            let _ = admin.close().await;
+    pub async fn drop_now(mut self) {
+        drop_database(&self.server, &std::mem::take(&mut self.name)).await;
+    }
+}
+
+/// A test that panicked before [`TestDatabase::drop_now`] still drops its
+/// database (on a thread of its own: this may run inside a runtime).
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
         }
+        let (server, name) = (self.server.clone(), std::mem::take(&mut self.name));
+        let dropped = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&server, &name));
+            }
+        });
+        let _ = dropped.join();
+    }
+}
+
+async fn drop_database(server: &str, name: &str) {
+    if let Ok(mut admin) = AnyConnection::connect(server).await {
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let _ = admin.execute(sql.as_str()).await;
+        let _ = admin.close().await;
     }
 }
 
