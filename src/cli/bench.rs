@@ -1,19 +1,25 @@
 //! `ddsas bench`: numbers that the speed targets are checked against.
 //!
 //! `bench step` mirrors `shared/bench/ref_search_step.py` knob for knob and
-//! prints the same two lines, so the two can be run side by side.
+//! prints the same two lines, so the two can be run side by side. `bench
+//! store` runs `exec::load` and prints its figures.
 
-use std::time::Instant;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use indicatif::ProgressBar;
 use rand::SeedableRng;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::SearchConfig;
 use crate::data::{Augment, Dataset, DatasetKind, ImageSet, Loader};
 use crate::exec::device::{parse_device, set_threads};
+use crate::exec::load::{self, Latencies, LoadPlan, LoadReport};
 use crate::nas::search::Searcher;
 use crate::nas::supernet::random_batch;
+use crate::store::Backend;
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -31,6 +37,17 @@ pub enum BenchCmd {
     Train(TrainArgs),
     /// Images per second of the augmenting loader on CIFAR-shaped data.
     Data(DataArgs),
+    /// The run history under load: simulated pull workers (no training),
+    /// each with its own connection pool, claim runs of a fresh sweep and
+    /// write full DARTS-space epoch records with heartbeats in between;
+    /// prints rates, latencies, errors and growth, and checks that no run
+    /// was claimed twice and no acknowledged record was lost (exit status 1
+    /// if either happened). Writes a sweep and its runs into the database:
+    /// point it at a scratch one.
+    #[command(
+        after_help = "Examples:\n  ddsas bench store --db postgres://postgres@127.0.0.1:55432/load --workers 256 --seconds 180\n  ddsas bench store --db /tmp/load.db --workers 16 --seconds 180\n  ddsas bench store --db /tmp/load.db --workers 16 --seconds 60 --epoch-every 0   # the ceiling"
+    )]
+    Store(StoreArgs),
 }
 
 /// Knobs of `bench step` (named as in the reference script).
@@ -160,6 +177,56 @@ pub struct DataArgs {
     device: String,
 }
 
+/// Knobs of `bench store`.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The database to load: a SQLite file or a PostgreSQL URL (no
+    /// default: the test writes a sweep and its runs into it).
+    #[arg(long)]
+    db: crate::store::DbLocation,
+    /// Simulated workers, each with its own store (2 connections).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    workers: u64,
+    /// Seconds the workers claim and write.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    seconds: u64,
+    /// Runs in the sweep (default: 4 per worker); a worker that finds none
+    /// left stops.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    runs: Option<u64>,
+    /// Epochs per run.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    epochs: u32,
+    /// Seconds between two epoch records of a run (0: back to back, the
+    /// ceiling). The default is 10x the paper's rate: its 64-point grid is
+    /// about 64 x 3 GPU-hours of 50-epoch searches, one epoch per 216 s.
+    #[arg(long, default_value = "21.6", value_parser = seconds)]
+    epoch_every: Duration,
+    /// Seconds between two heartbeats of a run.
+    #[arg(long, default_value = "5", value_parser = positive_seconds)]
+    heartbeat_every: Duration,
+}
+
+/// A number of seconds, 0 or more.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("`{text}`: seconds must be a finite number, 0 or more"))
+}
+
+/// A number of seconds above 0.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    seconds(text).and_then(|d| {
+        if d.is_zero() {
+            Err("must be more than 0 seconds".into())
+        } else {
+            Ok(d)
+        }
+    })
+}
+
 impl BenchCmd {
     /// Whether it trains the evaluation network (and so wants the
     /// allocator settings of training, `exec::memory`).
@@ -167,13 +234,16 @@ impl BenchCmd {
         matches!(self, BenchCmd::Train(_))
     }
 
-    /// Runs the benchmark and prints its figures.
-    pub fn run(self) -> anyhow::Result<()> {
+    /// Runs the benchmark and prints its figures; `bench store` exits with
+    /// 1 when an invariant failed.
+    pub fn run(self, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         match self {
             BenchCmd::Step(args) => bench_step(args),
             BenchCmd::Train(args) => bench_train(args),
             BenchCmd::Data(args) => bench_data(args),
+            BenchCmd::Store(args) => return bench_store(args, rt),
         }
+        .map(|()| ExitCode::SUCCESS)
     }
 }
 
@@ -366,4 +436,136 @@ fn bench_data(a: DataArgs) -> anyhow::Result<()> {
     );
     crate::outln!("images_per_s={:.0}", seen as f64 / secs);
     Ok(())
+}
+
+/// `bench store`: runs the load test and prints its figures.
+fn bench_store(a: StoreArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
+    let workers = usize::try_from(a.workers)?;
+    let plan = LoadPlan {
+        workers,
+        duration: Duration::from_secs(a.seconds),
+        runs: a.runs.map_or(Ok(4 * workers), usize::try_from)?,
+        epochs: a.epochs,
+        epoch_every: a.epoch_every,
+        heartbeat_every: a.heartbeat_every,
+    };
+    let report = rt.block_on(load::run(&a.db, plan, ProgressBar::new(a.seconds)))?;
+    print_load_report(&report);
+    Ok(if report.invariants.hold() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_load_report(r: &LoadReport) {
+    let p = &r.plan;
+    let pace = if p.epoch_every.is_zero() {
+        "back to back".to_owned()
+    } else {
+        format!("one every {:.1} s (±10 %)", p.epoch_every.as_secs_f64())
+    };
+    crate::outln!(
+        "bench store: {} workers on {} ({}), sweep {}",
+        p.workers,
+        match r.backend {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        },
+        r.database,
+        r.sweep
+    );
+    crate::outln!(
+        "{} runs of {} epochs, epochs {pace}, a heartbeat every {:.1} s; {} of {} stores opened in {:.1} s",
+        p.runs,
+        p.epochs,
+        p.heartbeat_every.as_secs_f64(),
+        r.connected,
+        p.workers,
+        r.connect_s
+    );
+    crate::outln!("{}", operations_table(r));
+    crate::outln!(
+        "runs: {} finished, {} handed back at the deadline, {} given up after an error; {} workers found no run left",
+        r.finished,
+        r.left,
+        r.abandoned,
+        r.ran_dry
+    );
+    crate::outln!("{}", size_line(r));
+    if r.errors.is_empty() {
+        crate::outln!("errors: none");
+    } else {
+        crate::outln!("errors:");
+        for (error, count) in &r.errors {
+            crate::outln!("  {count} x {error}");
+        }
+    }
+    crate::outln!("{}", invariants_line(r));
+}
+
+/// Counts, rates and latencies of the three operations over the window.
+fn operations_table(r: &LoadReport) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        format!("{:.1} s", r.window_s),
+        "done".into(),
+        "per s".into(),
+        "p50".into(),
+        "p99".into(),
+    ]);
+    for (what, latencies) in [
+        ("claims", &r.claims),
+        ("epoch writes", &r.epoch_writes),
+        ("heartbeats", &r.heartbeats),
+    ] {
+        table.add_row(vec![
+            what.to_owned(),
+            latencies.count().to_string(),
+            format!("{:.2}", r.rate(latencies.count())),
+            milliseconds(latencies, 0.5),
+            milliseconds(latencies, 0.99),
+        ]);
+    }
+    for column in 1..5 {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn milliseconds(latencies: &Latencies, q: f64) -> String {
+    latencies
+        .quantile(q)
+        .map_or_else(|| "-".into(), |s| format!("{:.1} ms", s * 1e3))
+}
+
+fn size_line(r: &LoadReport) -> String {
+    let mib = |bytes: f64| bytes / f64::from(1u32 << 20);
+    let growth = r.growth_per_1000_epochs().map_or_else(
+        || "no epochs written".into(),
+        |g| format!("{:.2} MiB per 1,000 epochs", mib(g)),
+    );
+    format!(
+        "database size: {:.1} MiB before, {:.1} MiB after: {growth}",
+        mib(r.size_before as f64),
+        mib(r.size_after as f64)
+    )
+}
+
+/// The line the test's verdict is read from.
+fn invariants_line(r: &LoadReport) -> String {
+    let i = &r.invariants;
+    format!(
+        "invariants: {}: {} double claims ({} runs claimed by two workers, {} with attempts > 1, {} with another owner), {} lost records ({} acknowledged epochs checked)",
+        if i.hold() { "held" } else { "FAILED" },
+        i.double_claims(),
+        i.claimed_twice,
+        i.attempted_twice,
+        i.wrong_owner,
+        i.lost,
+        i.acknowledged
+    )
 }

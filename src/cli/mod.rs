@@ -203,7 +203,7 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => cmd.run(&rt),
         Command::Nb201(cmd) => cmd.run(&rt),
         Command::Serve(cmd) => cmd.run(&rt),
-        Command::Bench(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
+        Command::Bench(cmd) => cmd.run(&rt),
     });
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@
 pub mod device;
 pub mod evaluate;
 pub mod guard;
+pub mod load;
 pub mod memory;
 pub mod orchestrator;
 pub mod process;

@@ -39,6 +39,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Transaction};
 
+use error::Context as _;
 pub use error::StoreError;
 pub use history::{KnownRun, RunFilter, SweepGlance};
 pub use location::DbLocation;
@@ -347,6 +348,27 @@ impl Store {
     /// times written to the history are compared with.
     pub fn now(&self) -> f64 {
         self.clock.now()
+    }
+
+    /// Bytes the history's data takes, for measuring how it grows (`ddsas
+    /// bench store`): PostgreSQL's `pg_database_size` of this database
+    /// (its tables and indexes, not the server's write-ahead log); a SQLite
+    /// database's pages, i.e. the size of the file once its WAL is
+    /// checkpointed. The WAL itself is left out on both: it is a journal
+    /// that is reused, and its size at one moment depends on when the last
+    /// checkpoint ran, not on how much was stored.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            Backend::Postgres => "SELECT pg_database_size(current_database())",
+        };
+        let bytes: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .ctx(|| "reading the database's size".to_owned())?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
     /// Anchors [`Store::now`] to the server's clock (PostgreSQL; a SQLite

@@ -1246,3 +1246,57 @@ fn a_full_disk_stops_the_sweep_and_the_next_sweep_run_continues() {
     assert!(status.success(), "{again}");
     env.assert_all_done_once(2);
 }
+
+/// `ddsas bench store` (issue 13's load test), briefly: a few simulated
+/// pull workers claim, heartbeat and record; the check afterwards finds no
+/// run claimed twice and no acknowledged epoch missing, and the database
+/// holds exactly the acknowledged epochs.
+#[test]
+fn bench_store_claims_and_records_without_double_claims_or_losses() {
+    bench_store_claims_and_records_on(Env::new());
+}
+
+/// [`bench_store_claims_and_records_without_double_claims_or_losses`] on PostgreSQL.
+#[test]
+fn bench_store_claims_and_records_without_double_claims_or_losses_on_postgres() {
+    bench_store_claims_and_records_on(Env::postgres());
+}
+
+fn bench_store_claims_and_records_on(env: Env) {
+    let _heavy = heavy();
+    let out = env.run(&[
+        "bench",
+        "store",
+        "--workers",
+        "4",
+        "--seconds",
+        "3",
+        "--runs",
+        "12",
+        "--epochs",
+        "5",
+        "--epoch-every",
+        "0",
+        "--heartbeat-every",
+        "0.05",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("errors: none"), "{}", text(&out));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("invariants: "))
+        .unwrap_or_else(|| panic!("no invariants line: {}", text(&out)));
+    assert!(
+        line.starts_with("invariants: held: 0 double claims") && line.contains(" 0 lost records"),
+        "{line}"
+    );
+    let acknowledged: i64 = line
+        .rsplit_once("lost records (")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no acknowledged count in {line}"));
+    assert!(acknowledged > 0, "{line}");
+    assert_eq!(env.scalar("SELECT count(*) FROM epochs"), acknowledged);
+    assert_eq!(env.scalar("SELECT max(attempts) FROM runs"), 1);
+}
