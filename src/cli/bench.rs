@@ -492,6 +492,13 @@ fn print_load_report(r: &LoadReport) {
         r.abandoned,
         r.ran_dry
     );
+    if r.ran_dry > 0 && r.window_s < p.duration.as_secs_f64() {
+        crate::outln!(
+            "note: the sweep ran out of runs after {:.1} s of {} s; the rates are over those seconds (more runs: --runs)",
+            r.window_s,
+            p.duration.as_secs()
+        );
+    }
     crate::outln!("{}", size_line(r));
     if r.errors.is_empty() {
         crate::outln!("errors: none");

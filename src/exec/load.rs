@@ -138,7 +138,8 @@ pub struct LoadReport {
     pub heartbeats: Latencies,
     /// Runs finished (`done`).
     pub finished: usize,
-    /// Runs handed back unfinished at the deadline (`interrupted`).
+    /// Runs unfinished at the deadline, handed back (`interrupted`) once
+    /// every worker had stopped.
     pub left: usize,
     /// Runs given up after a failed epoch write.
     pub abandoned: usize,
@@ -208,6 +209,7 @@ pub async fn run(
     let window_s = merged
         .stopped_at
         .map_or(0.0, |t| t.duration_since(start).as_secs_f64());
+    let left = hand_back(&admin, &merged.unfinished, &mut errors).await;
     let size_after = admin.size_bytes().await?;
     let invariants = check_invariants(&admin, &sweep, &merged).await?;
     admin.close().await;
@@ -226,7 +228,7 @@ pub async fn run(
         epoch_writes: Latencies::new(merged.epoch_s),
         heartbeats: Latencies::new(merged.heartbeat_s),
         finished: merged.finished,
-        left: merged.left,
+        left,
         abandoned: merged.abandoned,
         ran_dry: merged.ran_dry,
         errors,
@@ -355,6 +357,22 @@ async fn run_workers(
     tallies
 }
 
+/// Marks the runs the deadline stopped interrupted, as workers at their
+/// time limit do, so that the database shows where the test left them;
+/// returns how many. Only once every worker has stopped: a run handed back
+/// is claimable again, and a worker still claiming would take it, a second
+/// claim that the check would rightly count. Errors go to `errors`.
+async fn hand_back(store: &Store, runs: &[i64], errors: &mut BTreeMap<String, u64>) -> usize {
+    let mut handed_back = 0;
+    for &run in runs {
+        match store.interrupt_run(run).await {
+            Ok(()) => handed_back += 1,
+            Err(e) => *errors.entry(error_key("hand back", &e)).or_default() += 1,
+        }
+    }
+    handed_back
+}
+
 /// Shows the elapsed seconds and the counts so far until aborted.
 async fn show_progress(bar: ProgressBar, shared: Arc<Shared>, start: Instant) {
     bar.set_length(shared.plan.duration.as_secs());
@@ -431,7 +449,7 @@ async fn check_invariants(
 struct Shared {
     sweep: String,
     plan: LoadPlan,
-    /// When workers stop claiming and hand back their runs.
+    /// When workers stop claiming and writing.
     deadline: Instant,
     space: SearchSpace,
     live: LiveCounts,
@@ -456,7 +474,8 @@ struct Tally {
     /// (run, epoch) of every epoch write that returned Ok.
     recorded: Vec<(i64, u32)>,
     finished: usize,
-    left: usize,
+    /// Runs the deadline stopped, still `running`.
+    unfinished: Vec<i64>,
     abandoned: usize,
     /// Workers that found nothing left to claim (0 or 1 per worker).
     ran_dry: usize,
@@ -476,7 +495,7 @@ impl Tally {
             all.heartbeat_s.extend(t.heartbeat_s);
             all.recorded.extend(t.recorded);
             all.finished += t.finished;
-            all.left += t.left;
+            all.unfinished.extend(t.unfinished);
             all.abandoned += t.abandoned;
             all.ran_dry += t.ran_dry;
             all.stopped_at = all.stopped_at.max(t.stopped_at);
@@ -526,7 +545,7 @@ impl Worker {
     }
 
     /// Writes a run's epochs at the plan's pace with heartbeats between
-    /// them, then finishes it; hands it back at the deadline; gives it up
+    /// them, then finishes it; stops at the deadline; gives it up
     /// after a failed epoch write (a real worker would fail it, and its
     /// retry would be a second claim).
     async fn simulate_run(&mut self, run: i64) {
@@ -535,7 +554,8 @@ impl Worker {
         for epoch in 0..self.shared.plan.epochs {
             due += self.epoch_length();
             if !self.wait_until(run, due, &mut next_heartbeat).await {
-                self.hand_back(run).await;
+                self.stop();
+                self.tally.unfinished.push(run);
                 return;
             }
             if !self.record(run, epoch).await {
@@ -611,16 +631,6 @@ impl Worker {
         match self.store.finish_run(run, GENOTYPE, 0.88, wall_s).await {
             Ok(()) => self.tally.finished += 1,
             Err(e) => self.error("finish", &e),
-        }
-    }
-
-    /// Marks the run interrupted, as a worker at its time limit does, so
-    /// that the database shows where the test left it.
-    async fn hand_back(&mut self, run: i64) {
-        self.stop();
-        match self.store.interrupt_run(run).await {
-            Ok(()) => self.tally.left += 1,
-            Err(e) => self.error("hand back", &e),
         }
     }
 
