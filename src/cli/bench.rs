@@ -449,7 +449,10 @@ fn bench_store(a: StoreArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<Exi
         epoch_every: a.epoch_every,
         heartbeat_every: a.heartbeat_every,
     };
-    let report = rt.block_on(load::run(&a.db, plan, ProgressBar::new(a.seconds)))?;
+    let bar = ProgressBar::new(a.seconds);
+    let report = rt.block_on(load::run(&a.db, plan, bar.clone()));
+    bar.finish_and_clear();
+    let report = report?;
     print_load_report(&report);
     Ok(if report.invariants.hold() {
         ExitCode::SUCCESS

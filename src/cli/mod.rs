@@ -63,7 +63,8 @@ enum Command {
     /// Serve a read-only web view of sweeps, runs, curves and figures.
     Serve(serve::ServeCmd),
     /// Benchmarks: search-step and training-step time (comparable with the
-    /// PyTorch references) and loader throughput.
+    /// PyTorch references), loader throughput, and the run history under
+    /// the load of many workers.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
 }
