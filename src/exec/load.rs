@@ -191,6 +191,13 @@ pub async fn run(
     let (stores, mut errors) = connect_workers(location, plan.workers).await;
     let connect_s = connecting.elapsed().as_secs_f64();
     let connected = stores.len();
+    if connected == 0 {
+        let why = errors.keys().next().cloned().unwrap_or_default();
+        anyhow::bail!(
+            "none of the {} workers could open the database: {why}",
+            plan.workers
+        );
+    }
 
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -212,12 +219,10 @@ pub async fn run(
     let left = hand_back(&admin, &merged.unfinished, &mut errors).await;
     let size_after = admin.size_bytes().await?;
     let invariants = check_invariants(&admin, &sweep, &merged).await?;
+    let backend = admin.backend();
     admin.close().await;
     Ok(LoadReport {
-        backend: match location {
-            DbLocation::File(_) => Backend::Sqlite,
-            DbLocation::Postgres(_) => Backend::Postgres,
-        },
+        backend,
         database: location.to_string(),
         plan,
         sweep,
