@@ -78,6 +78,28 @@ pub struct DbArgs {
     pub db: DbLocation,
 }
 
+/// How a sweep's workers are watched and retried: the same for `sweep run`
+/// on one machine and the pull workers of `sweep submit --slurm`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultArgs {
+    /// Retries of a run whose worker died (not of a run whose search
+    /// failed); with --slurm, per task.
+    #[arg(long, default_value_t = 2)]
+    pub max_retries: u32,
+    /// Take over a `running` run whose heartbeat is older than this many
+    /// seconds (its orchestrator, task or node is gone); a worker silent
+    /// that long (stopped, frozen) is killed and its run retried from its
+    /// checkpoint.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub stale_after: f64,
+    /// Kill and retry a run whose worker heartbeats but has finished no
+    /// batch for this many seconds (a deadlock, a stuck GPU kernel, a hung
+    /// file system). Default: 20 times its own mean batch time, at least 5
+    /// minutes.
+    #[arg(long, value_name = "SECONDS")]
+    pub stall_after: Option<f64>,
+}
+
 /// What `search` and `train` share: where the config comes from, where
 /// the run is recorded, and where and how it runs.
 #[derive(Debug, Clone, clap::Args)]

@@ -79,17 +79,8 @@ pub struct SubmitArgs {
     /// Another sbatch option, verbatim (repeatable), e.g. `--sbatch-arg=--qos=long`.
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
     sbatch_args: Vec<String>,
-    /// Retries of a run whose worker died, per task.
-    #[arg(long, default_value_t = 2)]
-    max_retries: u32,
-    /// Take over a `running` run whose heartbeat is older than this (its task
-    /// or node is gone).
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    stale_after: f64,
-    /// Kill and retry a run whose worker heartbeats but finishes no batch for
-    /// this long (default: 20 times its mean batch time, at least 5 minutes).
-    #[arg(long, value_name = "SECONDS")]
-    stall_after: Option<f64>,
+    #[command(flatten)]
+    faults: crate::cli::FaultArgs,
     /// Let this file redefine a sweep of the same name that holds runs the
     /// file no longer plans.
     #[arg(long)]
@@ -127,9 +118,9 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         pull: PullOptions {
             runs_per_gpu: args.runs_per_gpu,
             threads: args.threads,
-            max_retries: args.max_retries,
-            stale_after_s: args.stale_after,
-            stall_after_s: args.stall_after,
+            max_retries: args.faults.max_retries,
+            stale_after_s: args.faults.stale_after,
+            stall_after_s: args.faults.stall_after,
         },
     };
     if args.dry_run {
@@ -147,7 +138,7 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             todo,
             done_before,
             evaluations,
-        } = register(&store, &sweep, args.replace, args.stale_after).await?;
+        } = register(&store, &sweep, args.replace, args.faults.stale_after).await?;
         crate::outln!(
             "sweep {}: {} runs, {done_before} already done, {} to run{}",
             sweep.name,

@@ -16,7 +16,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::runs::{config_map, config_text, differing_keys};
 use crate::cli::sql::cell_text;
-use crate::cli::{DbArgs, EXIT_INTERRUPTED};
+use crate::cli::{DbArgs, FaultArgs, EXIT_INTERRUPTED};
 use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, StopReason, SweepRun};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
@@ -80,20 +80,8 @@ pub struct RunArgs {
     /// libtorch threads per CPU worker (default: resources.cpu_threads_per_run, else cores / workers).
     #[arg(long)]
     threads: Option<usize>,
-    /// Retries of a run whose worker died (not of a run whose search failed).
-    #[arg(long, default_value_t = 2)]
-    max_retries: u32,
-    /// Take over a `running` run whose heartbeat is older than this many
-    /// seconds; a worker of this sweep silent that long (stopped, frozen)
-    /// is killed and its run retried from its checkpoint.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    stale_after: f64,
-    /// Kill and retry a run whose worker heartbeats but has finished no
-    /// batch for this many seconds (a deadlock, a stuck GPU kernel, a hung
-    /// file system). Default: 20 times its own mean batch time, at least 5
-    /// minutes.
-    #[arg(long, value_name = "SECONDS")]
-    stall_after: Option<f64>,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// Seconds between the workers' heartbeats.
     #[arg(long, default_value_t = 5.0, hide = true)]
     heartbeat: f64,
@@ -282,7 +270,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             todo,
             done_before,
             evaluations,
-        } = register(&store, &sweep, args.replace, args.stale_after).await?;
+        } = register(&store, &sweep, args.replace, args.faults.stale_after).await?;
         crate::outln!(
             "sweep {}: {} runs, {done_before} already done, {} to run{}; {how}; logs in {}",
             sweep.name,
@@ -301,9 +289,9 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             db: db.clone(),
             exe,
             slots,
-            max_retries: args.max_retries,
-            stale_after_s: args.stale_after,
-            stall_after_s: args.stall_after,
+            max_retries: args.faults.max_retries,
+            stale_after_s: args.faults.stale_after,
+            stall_after_s: args.faults.stall_after,
             heartbeat_s: args.heartbeat,
             log_dir,
             live: !args.plain,
