@@ -38,6 +38,16 @@ impl Store {
         space: &SearchSpace,
         rec: &EpochRecord,
     ) -> Result<(), StoreError> {
+        self.reconnecting(|| self.record_epoch_once(run_id, space, rec))
+            .await
+    }
+
+    async fn record_epoch_once(
+        &self,
+        run_id: i64,
+        space: &SearchSpace,
+        rec: &EpochRecord,
+    ) -> Result<(), StoreError> {
         let what = || format!("recording epoch {} of run {run_id}", rec.epoch);
         let rows = NamedRows::new(space, rec).map_err(|message| StoreError::Invalid {
             what: format!("epoch {} of run {run_id}", rec.epoch),

@@ -105,6 +105,30 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the connection to the database was lost (a PostgreSQL
+    /// restart, a dropped network): the same write succeeds on a fresh
+    /// connection once the server is back. A full disk is not this.
+    pub fn is_connection_lost(&self) -> bool {
+        if self.is_disk_full() {
+            return false;
+        }
+        let source = match self {
+            StoreError::Open { source, .. } | StoreError::Query { source, .. } => source,
+            _ => return false,
+        };
+        match source {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+            // 08: connection exception; 57P01-03: the server shut down or
+            // is starting.
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// SQLite's "database or disk is full" result code.
 const SQLITE_FULL: i64 = 13;
 
@@ -131,5 +155,28 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
             what: what(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(source: sqlx::Error) -> StoreError {
+        StoreError::Query {
+            what: "recording epoch 3 of run 1".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn a_lost_connection_is_told_from_a_full_disk_and_other_errors() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(query(sqlx::Error::Io(reset)).is_connection_lost());
+        assert!(query(sqlx::Error::PoolTimedOut).is_connection_lost());
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(!query(sqlx::Error::Io(full)).is_connection_lost());
+        assert!(!query(sqlx::Error::RowNotFound).is_connection_lost());
+        assert!(!StoreError::RunNotFound(1).is_connection_lost());
     }
 }

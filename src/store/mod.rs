@@ -371,6 +371,33 @@ impl Store {
         Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
+    /// Runs `write` again while the connection to the database is lost,
+    /// for up to [`BUSY_TIMEOUT`]: a PostgreSQL restart under running
+    /// workers then costs them a pause, not their runs. Only for writes
+    /// that are whole transactions and safe to repeat (an epoch record
+    /// replaces its epoch; finishing, a heartbeat or a checkpoint path set
+    /// the same values again).
+    pub(crate) async fn reconnecting<T, F, Fut>(&self, mut write: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match write().await {
+                Err(e)
+                    if e.is_connection_lost() && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::warn!("{e}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Anchors [`Store::now`] to the server's clock (PostgreSQL; a SQLite
     /// file's clock is this machine's).
     async fn read_clock(&mut self) -> Result<(), StoreError> {

@@ -161,6 +161,17 @@ impl Store {
         final_valid_acc: f64,
         wall_s: f64,
     ) -> Result<(), StoreError> {
+        self.reconnecting(|| self.finish_run_once(id, genotype, final_valid_acc, wall_s))
+            .await
+    }
+
+    async fn finish_run_once(
+        &self,
+        id: i64,
+        genotype: &str,
+        final_valid_acc: f64,
+        wall_s: f64,
+    ) -> Result<(), StoreError> {
         let what = || format!("finishing run {id}");
         let now = self.now();
         let mut tx = self.begin_write().await.ctx(what)?;

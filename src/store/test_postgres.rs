@@ -24,8 +24,14 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database with a name no other test uses.
     pub async fn create() -> Result<TestDatabase, String> {
+        Self::create_on(&server_url()?).await
+    }
+
+    /// [`TestDatabase::create`] on the server at `server` (a test that
+    /// runs a server of its own).
+    pub async fn create_on(server: &str) -> Result<TestDatabase, String> {
         super::install_drivers();
-        let server = server_url()?;
+        let server = server.to_owned();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "ddsas_test_{}_{}_{}",

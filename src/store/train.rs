@@ -104,6 +104,15 @@ impl Store {
         run_id: i64,
         rec: &TrainEpoch,
     ) -> Result<(), StoreError> {
+        self.reconnecting(|| self.record_train_epoch_once(run_id, rec))
+            .await
+    }
+
+    async fn record_train_epoch_once(
+        &self,
+        run_id: i64,
+        rec: &TrainEpoch,
+    ) -> Result<(), StoreError> {
         let what = || format!("recording epoch {} of train run {run_id}", rec.epoch);
         let mut tx = self.begin_write().await.ctx(what)?;
         sqlx::query("DELETE FROM train_epochs WHERE run_id = $1 AND epoch >= $2")
@@ -160,6 +169,16 @@ impl Store {
 
     /// Marks a train run done with its final test accuracy and wall time.
     pub async fn finish_train_run(
+        &self,
+        id: i64,
+        final_test_acc: f64,
+        wall_s: f64,
+    ) -> Result<(), StoreError> {
+        self.reconnecting(|| self.finish_train_run_once(id, final_test_acc, wall_s))
+            .await
+    }
+
+    async fn finish_train_run_once(
         &self,
         id: i64,
         final_test_acc: f64,
