@@ -531,7 +531,10 @@ async fn sqlite_pool(
 /// What every SQLite connection needs and the `Any` driver's URL cannot
 /// say: wait for locks, enforce foreign keys, and (writers) WAL with
 /// `synchronous = NORMAL`.
-async fn sqlite_session(conn: &mut AnyConnection, read_only: bool) -> Result<(), sqlx::Error> {
+pub(crate) async fn sqlite_session(
+    conn: &mut AnyConnection,
+    read_only: bool,
+) -> Result<(), sqlx::Error> {
     let busy = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
     conn.execute(busy.as_str()).await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;

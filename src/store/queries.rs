@@ -111,8 +111,9 @@ impl ReadOnlyDb {
         };
         let mut conn = AnyConnection::connect(&url).await.map_err(open_error)?;
         if backend == Backend::Sqlite {
-            let busy = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
-            conn.execute(busy.as_str()).await.map_err(open_error)?;
+            super::sqlite_session(&mut conn, true)
+                .await
+                .map_err(open_error)?;
         }
         let has_runs: Result<i64, sqlx::Error> = sqlx::query_scalar(match backend {
             Backend::Sqlite => {

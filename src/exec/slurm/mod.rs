@@ -30,7 +30,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Whether a `--db` value names a PostgreSQL database (the only kind
 /// Slurm's pull workers on several nodes can share).
 pub fn is_postgres_url(db: &str) -> bool {
-    db.starts_with("postgres://") || db.starts_with("postgresql://")
+    db.parse::<crate::store::DbLocation>()
+        .is_ok_and(|location| location.is_postgres())
 }
 
 /// Refuses a SQLite `--db` for a Slurm submission, with the reason and
