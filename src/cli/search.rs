@@ -12,7 +12,7 @@ use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::{dead_search_owner, search_owner_id};
 use crate::exec::{default_checkpoint_dir, execute, RunEnd, EXIT_NO_SPACE};
-use crate::nas::search::SearchOutcome;
+use crate::nas::search::{interrupted_text, SearchOutcome};
 use crate::nas::space::SpaceKind;
 use crate::store::{Claim, RunStatus, Store};
 
@@ -94,8 +94,8 @@ impl SearchCmd {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            RunEnd::Interrupted { epoch } => {
-                crate::errln!("interrupted during epoch {}; run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", epoch + 1, run.id);
+            RunEnd::Interrupted { epoch, step } => {
+                crate::errln!("run {}: {}; its finished epochs are stored.\nresume with the same command plus --resume", run.id, interrupted_text(epoch, step));
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
             RunEnd::NoSpace(message) => {

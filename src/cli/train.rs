@@ -16,6 +16,7 @@ use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::search_owner_id;
 use crate::exec::train::{execute_train, TrainEnd};
 use crate::nas::evalnet::{EvalNetwork, EvalShape};
+use crate::nas::search::interrupted_text;
 use crate::store::{Claim, RunStatus, Store};
 
 /// Train a cell from scratch.
@@ -100,8 +101,8 @@ impl TrainCmd {
                 );
                 Ok(ExitCode::SUCCESS)
             }
-            TrainEnd::Interrupted { epoch } => {
-                crate::errln!("interrupted during epoch {}; train run {} kept its finished epochs and checkpoint.\nresume with the same command plus --resume", epoch + 1, run.id);
+            TrainEnd::Interrupted { epoch, step } => {
+                crate::errln!("train run {}: {}; its finished epochs are stored.\nresume with the same command plus --resume", run.id, interrupted_text(epoch, step));
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             }
             TrainEnd::NoSpace(message) => {

@@ -62,6 +62,24 @@ impl Augment {
     }
 }
 
+/// The crop offsets and flips of one batch of `b` images, drawn in the
+/// order an epoch has always drawn them: per image dy, dx, then the flip.
+fn draw_crops(aug: Augment, b: usize, rng: &mut ChaCha8Rng) -> Vec<Crop> {
+    let p = aug.pad;
+    let draw = |rng: &mut ChaCha8Rng| if p > 0 { rng.gen_range(0..=2 * p) } else { p };
+    (0..b)
+        .map(|_| {
+            let dy = draw(rng);
+            let dx = draw(rng);
+            Crop {
+                dy,
+                dx,
+                flip: aug.flip && rng.gen_bool(0.5),
+            }
+        })
+        .collect()
+}
+
 /// One image's augmentation draw: top-left corner of the crop in the
 /// padded image, and whether to flip it.
 #[derive(Debug, Clone, Copy)]
@@ -221,28 +239,25 @@ impl Loader {
     /// Yields `(images, labels)`: f32 `[B, C, H, W]` normalised and
     /// augmented, and int64 `[B]`, both on the loader's device.
     pub fn epoch(&self, seed: u64) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
+        self.epoch_from(seed, 0)
+    }
+
+    /// The batches of [`Loader::epoch`] from batch `first` (0-based) on,
+    /// for a run resumed part-way through an epoch: those before `first`
+    /// are drawn, so the crops and flips after them are the same, but never
+    /// built.
+    pub fn epoch_from(
+        &self,
+        seed: u64,
+        first: usize,
+    ) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut order: Vec<i64> = (0..self.n).collect();
         order.shuffle(&mut rng);
         let b = self.epoch_batch().max(1) as usize;
-        (0..self.batches_per_epoch()).map(move |i| {
-            let idx = &order[i * b..(i + 1) * b];
-            let crops = self.augment.map(|aug| {
-                let p = aug.pad;
-                let draw = |rng: &mut ChaCha8Rng| if p > 0 { rng.gen_range(0..=2 * p) } else { p };
-                (0..b)
-                    .map(|_| {
-                        let dy = draw(&mut rng);
-                        let dx = draw(&mut rng);
-                        Crop {
-                            dy,
-                            dx,
-                            flip: aug.flip && rng.gen_bool(0.5),
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            });
-            self.batch(idx, crops.as_deref())
+        (0..self.batches_per_epoch()).filter_map(move |i| {
+            let crops = self.augment.map(|aug| draw_crops(aug, b, &mut rng));
+            (i >= first).then(|| self.batch(&order[i * b..(i + 1) * b], crops.as_deref()))
         })
     }
 
@@ -436,6 +451,12 @@ mod tests {
             }
             assert!(!a[0].1.equal(&c[0].1));
             assert!(!a[0].0.equal(&c[0].0));
+            // Resuming part-way through the epoch gives the rest of it.
+            let rest: Vec<_> = l.epoch_from(7, 3).collect();
+            assert_eq!(rest.len(), a.len() - 3);
+            for ((xa, ya), (xr, yr)) in a[3..].iter().zip(&rest) {
+                assert!(xa.equal(xr) && ya.equal(yr));
+            }
         }
     }
 

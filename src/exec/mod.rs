@@ -81,6 +81,9 @@ pub enum RunEnd<O = SearchOutcome> {
     Interrupted {
         /// Epoch that was running (0-based, as stored; messages add 1).
         epoch: u32,
+        /// Steps of it checkpointed at the stop, if a checkpoint was
+        /// written there.
+        step: Option<u32>,
     },
     /// The disk of the checkpoints or the database is full: status
     /// `interrupted` (resumable once space is freed), with this message.
@@ -167,7 +170,7 @@ pub(crate) fn prepare<S: SavedState, C, O>(
         if let Some(report) = scan.damage_report() {
             crate::errln!("run {id}: {report}");
         }
-        scan.epoch()
+        scan.last_finished_epoch()
     } else {
         let _ = std::fs::remove_dir_all(dir);
         None
@@ -203,9 +206,9 @@ pub(crate) fn unfinished<O>(
     err: SearchError,
 ) -> anyhow::Result<RunEnd<O>> {
     match err {
-        SearchError::Interrupted { epoch } => {
+        SearchError::Interrupted { epoch, step } => {
             rt.block_on(store.interrupt_run(id))?;
-            Ok(RunEnd::Interrupted { epoch })
+            Ok(RunEnd::Interrupted { epoch, step })
         }
         err if is_no_space(&err) => {
             // Best effort: with the database's own disk full this write
@@ -319,6 +322,8 @@ struct StoreObserver<'a> {
     /// Whether the first step of this process was logged (`Display::Lines`:
     /// a timestamp for measuring a sweep worker's start-up overhead).
     first_step_logged: bool,
+    /// The epoch the bar shows (a resumed epoch starts part-way).
+    epoch_shown: Option<u32>,
 }
 
 impl<'a> StoreObserver<'a> {
@@ -353,24 +358,25 @@ impl<'a> StoreObserver<'a> {
             stop,
             display,
             first_step_logged: false,
+            epoch_shown: None,
         }
     }
 }
 
 impl Observer for StoreObserver<'_> {
-    fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize) {
-        if first_epoch > 0 && self.display != Display::Quiet {
+    fn started(&mut self, first_epoch: u32, first_step: usize, epochs: u32, steps: usize) {
+        if (first_epoch > 0 || first_step > 0) && self.display != Display::Quiet {
             crate::errln!(
-                "run {}: resuming at epoch {} of {epochs}",
+                "run {}: {}",
                 self.run_id,
-                first_epoch + 1
+                resuming_at(first_epoch, first_step, epochs)
             );
         }
         self.bar.set_length(steps as u64);
     }
 
     fn step(&mut self, epoch: u32, step: usize, running: Option<(f64, f64)>) {
-        if step == 1 && !self.first_step_logged && self.display == Display::Lines {
+        if !self.first_step_logged && self.display == Display::Lines {
             self.first_step_logged = true;
             let now = crate::store::unix_now();
             crate::outln!(
@@ -379,7 +385,8 @@ impl Observer for StoreObserver<'_> {
                 epoch + 1
             );
         }
-        if step == 1 {
+        if self.epoch_shown != Some(epoch) {
+            self.epoch_shown = Some(epoch);
             self.bar.reset();
             self.bar
                 .set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
@@ -410,6 +417,15 @@ impl Observer for StoreObserver<'_> {
 
     fn should_stop(&mut self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// "resuming at epoch 3 of 10", or "at step 40 of epoch 3 of 10" for a
+/// run stopped part-way through an epoch.
+pub(crate) fn resuming_at(epoch: u32, step: usize, epochs: u32) -> String {
+    match step {
+        0 => format!("resuming at epoch {} of {epochs}", epoch + 1),
+        step => format!("resuming at step {step} of epoch {} of {epochs}", epoch + 1),
     }
 }
 

@@ -53,6 +53,8 @@ struct StoreTrainObserver<'a> {
     store: &'a Store,
     run_id: i64,
     epochs: u32,
+    /// The epoch the bar shows (a resumed epoch starts part-way).
+    epoch_shown: Option<u32>,
     bar: ProgressBar,
     stop: Arc<AtomicBool>,
     display: Display,
@@ -81,6 +83,7 @@ impl<'a> StoreTrainObserver<'a> {
             store,
             run_id,
             epochs: 0,
+            epoch_shown: None,
             bar,
             stop,
             display,
@@ -89,14 +92,20 @@ impl<'a> StoreTrainObserver<'a> {
 }
 
 impl TrainObserver for StoreTrainObserver<'_> {
-    fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize, params: i64) {
+    fn started(
+        &mut self,
+        (first_epoch, first_step): (u32, usize),
+        epochs: u32,
+        steps: usize,
+        params: i64,
+    ) {
         self.epochs = epochs;
         if let Err(err) = self.rt.block_on(self.store.set_params(self.run_id, params)) {
             tracing::warn!("storing the size of run {} failed: {err}", self.run_id);
         }
         if self.display != Display::Quiet {
-            let what = if first_epoch > 0 {
-                format!("resuming at epoch {} of {epochs}", first_epoch + 1)
+            let what = if first_epoch > 0 || first_step > 0 {
+                super::resuming_at(first_epoch, first_step, epochs)
             } else {
                 format!("{epochs} epochs")
             };
@@ -110,7 +119,8 @@ impl TrainObserver for StoreTrainObserver<'_> {
     }
 
     fn step(&mut self, epoch: u32, step: usize) {
-        if step == 1 {
+        if self.epoch_shown != Some(epoch) {
+            self.epoch_shown = Some(epoch);
             self.bar.reset();
             self.bar
                 .set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));

@@ -19,6 +19,7 @@ use anyhow::Context;
 
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::config::SearchConfig;
+use crate::nas::search::interrupted_text;
 use crate::store::{unix_now, DbLocation, Store};
 
 /// Exit status: the run is `done`.
@@ -129,11 +130,8 @@ fn exit_code<O>(id: i64, what: &str, end: RunEnd<O>, done: impl FnOnce(&O) -> St
             );
             EXIT_DONE
         }
-        RunEnd::Interrupted { epoch } => {
-            crate::outln!(
-                "worker: {what} {id} interrupted during epoch {}; checkpoint kept",
-                epoch + 1
-            );
+        RunEnd::Interrupted { epoch, step } => {
+            crate::outln!("worker: {what} {id} {}", interrupted_text(epoch, step));
             EXIT_INTERRUPTED
         }
         RunEnd::NoSpace(message) => {

@@ -1,7 +1,10 @@
-//! Epoch checkpoints: every tensor (weights, batch-norm statistics, alpha,
-//! beta, optimiser state) in one libtorch file `tensors-NNNN.ot`, and the
-//! rest (epoch, step, UCB state, ...) with the tensor file's SHA-256 and
-//! size in `state-NNNN.json`.
+//! Checkpoints: every tensor (weights, batch-norm statistics, alpha, beta,
+//! optimiser state) in one libtorch file `tensors-NNNN.ot`, and the rest
+//! (epoch, step, UCB state, ...) with the tensor file's SHA-256 and size in
+//! `state-NNNN.json`. One is written after every epoch; a run stopped
+//! part-way through an epoch (Ctrl-C, Slurm's time-limit warning) also
+//! writes one at that step, `state-NNNN-step-SSSSSS.json`, so that it
+//! resumes from that step rather than redoing the epoch (issue 13).
 //!
 //! Why this shape (issue 14):
 //! - **Atomic.** The tensor file is renamed into place before the state
@@ -30,13 +33,14 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
 use crate::nas::method::SavedMethod;
+use crate::nas::metrics::{StepRecord, SubspaceRecord};
 
 /// Everything of a checkpoint that is not a tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointState {
     /// Fingerprint of the run the checkpoint belongs to.
     pub fingerprint: String,
-    /// Last completed epoch.
+    /// Last completed epoch; with `partial`, the epoch in progress.
     pub epoch: u32,
     /// Weight steps done so far.
     pub step: u64,
@@ -52,6 +56,118 @@ pub struct CheckpointState {
     pub wall_s: f64,
     /// File name (in the same folder) of the tensors.
     pub tensors_file: String,
+    /// The epoch's progress when the checkpoint was written part-way
+    /// through it; absent after a whole epoch (and in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// A search epoch's progress at the step where it was stopped: what the
+/// rest of the epoch needs to produce the record an uninterrupted epoch
+/// would have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Steps of the epoch done.
+    pub steps_done: u32,
+    /// Words the epoch's ChaCha generator had handed out, a `u128` as its
+    /// high and low halves (JSON numbers stop at 64 bits).
+    pub rng_word_pos: [u64; 2],
+    /// Sum of minibatch loss times minibatch size so far.
+    pub loss_sum: f64,
+    /// Correct predictions so far.
+    pub correct: i64,
+    /// Images trained on so far.
+    pub seen: i64,
+    /// Subspaces drawn in the epoch so far.
+    pub subspaces: Vec<SubspaceRecord>,
+    /// Per-step records of the epoch so far (`log_steps`).
+    pub step_records: Vec<StepRecord>,
+    /// Training seconds of the epoch so far.
+    pub train_s: f64,
+}
+
+/// Where in a run a checkpoint stands: after a whole epoch, or part-way
+/// through one. Ordered as the run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// The epoch (0-based): the last finished one, or the one in progress
+    /// when `step` is set.
+    pub epoch: u32,
+    /// Steps of `epoch` done, when it is unfinished.
+    pub step: Option<u32>,
+}
+
+impl Position {
+    /// After the whole of `epoch`.
+    pub fn finished(epoch: u32) -> Self {
+        Position { epoch, step: None }
+    }
+
+    /// After `step` steps of `epoch`.
+    pub fn within(epoch: u32, step: u32) -> Self {
+        Position {
+            epoch,
+            step: Some(step),
+        }
+    }
+
+    /// The last epoch whose record is complete at this position.
+    pub fn last_finished_epoch(&self) -> Option<u32> {
+        match self.step {
+            None => Some(self.epoch),
+            Some(_) => self.epoch.checked_sub(1),
+        }
+    }
+
+    /// Where a run resumed from here goes on: the epoch, and the steps of
+    /// it already done.
+    pub fn resume_at(&self) -> (u32, usize) {
+        match self.step {
+            None => (self.epoch + 1, 0),
+            Some(step) => (self.epoch, step as usize),
+        }
+    }
+
+    fn key(&self) -> (u32, u32) {
+        (self.epoch, self.step.unwrap_or(u32::MAX))
+    }
+
+    /// The part of the file names after `state-` / `tensors-`.
+    fn stem(&self) -> String {
+        match self.step {
+            None => format!("{:04}", self.epoch),
+            Some(step) => format!("{:04}-step-{step:06}", self.epoch),
+        }
+    }
+
+    fn parse_stem(stem: &str) -> Option<Position> {
+        match stem.split_once("-step-") {
+            None => Some(Position::finished(stem.parse().ok()?)),
+            Some((epoch, step)) => Some(Position::within(epoch.parse().ok()?, step.parse().ok()?)),
+        }
+    }
+}
+
+impl Ord for Position {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl PartialOrd for Position {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Counted from 1, as the progress lines and `runs show` count.
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.step {
+            None => write!(f, "epoch {}", self.epoch + 1),
+            Some(step) => write!(f, "step {step} of epoch {}", self.epoch + 1),
+        }
+    }
 }
 
 /// The part of a checkpoint that is not a tensor, for any kind of run:
@@ -59,8 +175,8 @@ pub struct CheckpointState {
 pub trait SavedState: Serialize + DeserializeOwned + Clone {
     /// Fingerprint of the run it belongs to.
     fn fingerprint(&self) -> &str;
-    /// Last completed epoch.
-    fn epoch(&self) -> u32;
+    /// Where in the run it was written.
+    fn position(&self) -> Position;
     /// File name (in the same folder) of the tensors.
     fn tensors_file(&self) -> &str;
     /// The state pointing at tensor file `name`.
@@ -71,8 +187,11 @@ impl SavedState for CheckpointState {
     fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
-    fn epoch(&self) -> u32 {
-        self.epoch
+    fn position(&self) -> Position {
+        match &self.partial {
+            None => Position::finished(self.epoch),
+            Some(p) => Position::within(self.epoch, p.steps_done),
+        }
     }
     fn tensors_file(&self) -> &str {
         &self.tensors_file
@@ -85,7 +204,8 @@ impl SavedState for CheckpointState {
     }
 }
 
-/// Checkpoints kept per run: the newest and the one before it.
+/// Checkpoints kept per run: the newest and the one before it (of any
+/// position: a finished epoch or a stopped step).
 pub const KEEP: usize = 2;
 
 /// Room kept free beyond a checkpoint's own size when checking the disk:
@@ -195,12 +315,12 @@ struct Envelope<S> {
     state: S,
 }
 
-fn state_name(epoch: u32) -> String {
-    format!("state-{epoch:04}.json")
+fn state_name(at: Position) -> String {
+    format!("state-{}.json", at.stem())
 }
 
-fn tensors_name(epoch: u32) -> String {
-    format!("tensors-{epoch:04}.ot")
+fn tensors_name(at: Position) -> String {
+    format!("tensors-{}.ot", at.stem())
 }
 
 /// Writes a checkpoint into `dir` atomically and keeps only the [`KEEP`]
@@ -211,7 +331,7 @@ pub fn save<S: SavedState>(
     tensors: &[(String, Tensor)],
 ) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = tensors_name(state.epoch());
+    let name = tensors_name(state.position());
     let final_path = dir.join(&name);
     let bytes = serialise(&final_path, tensors)?;
     ensure_space(&final_path, bytes.len() as u64 + SPARE_BYTES)?;
@@ -222,7 +342,7 @@ pub fn save<S: SavedState>(
     };
     write_atomically(&final_path, &bytes)?;
     let text = serde_json::to_vec_pretty(&envelope).expect("checkpoint state serializes");
-    write_atomically(&dir.join(state_name(state.epoch())), &text)?;
+    write_atomically(&dir.join(state_name(state.position())), &text)?;
     prune(dir);
     Ok(())
 }
@@ -302,24 +422,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 
 /// Removes all but the [`KEEP`] newest checkpoints: their state and
 /// tensor files, temporary files a crash left behind, and an old-format
-/// `state.json`. Files of epochs after the newest are not ours to judge
-/// and stay.
+/// `state.json`. Files of positions after the newest are not ours to
+/// judge and stay.
 fn prune(dir: &Path) {
-    let mut states = state_epochs(dir);
+    let mut states = state_positions(dir);
     states.sort_unstable_by(|a, b| b.cmp(a));
     let Some(&newest) = states.first() else {
         return;
     };
-    let kept: Vec<u32> = states.iter().copied().take(KEEP).collect();
+    let kept: Vec<Position> = states.iter().copied().take(KEEP).collect();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = match file_epoch(&name) {
-            Some(epoch) => {
-                (epoch <= newest && !kept.contains(&epoch))
-                    || (name.ends_with(".tmp") && epoch < newest)
+        let stale = match file_position(&name) {
+            Some(at) => {
+                (at <= newest && !kept.contains(&at)) || (name.ends_with(".tmp") && at < newest)
             }
             None => name == "state.json",
         };
@@ -329,17 +448,17 @@ fn prune(dir: &Path) {
     }
 }
 
-/// The epoch in a checkpoint file's name (`state-0003.json`,
-/// `tensors-0003.ot`, either with `.tmp`).
-fn file_epoch(name: &str) -> Option<u32> {
+/// The position in a checkpoint file's name (`state-0003.json`,
+/// `tensors-0003-step-000120.ot`, either with `.tmp`).
+fn file_position(name: &str) -> Option<Position> {
     let rest = name
         .strip_prefix("state-")
         .or_else(|| name.strip_prefix("tensors-"))?;
-    rest.split('.').next()?.parse().ok()
+    Position::parse_stem(rest.split('.').next()?)
 }
 
-/// Epochs that have a `state-NNNN.json`.
-fn state_epochs(dir: &Path) -> Vec<u32> {
+/// Positions that have a state file.
+fn state_positions(dir: &Path) -> Vec<Position> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -347,17 +466,14 @@ fn state_epochs(dir: &Path) -> Vec<u32> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("state-")?
-                .strip_suffix(".json")?
-                .parse()
-                .ok()
+            Position::parse_stem(name.strip_prefix("state-")?.strip_suffix(".json")?)
         })
         .collect()
 }
 
 /// Whether `dir` holds any checkpoint, good or damaged.
 pub fn exists(dir: &Path) -> bool {
-    !state_epochs(dir).is_empty() || dir.join("state.json").exists()
+    !state_positions(dir).is_empty() || dir.join("state.json").exists()
 }
 
 /// A checkpoint as read back: its state and its named tensors.
@@ -374,9 +490,15 @@ pub struct Scan<S> {
 }
 
 impl<S: SavedState> Scan<S> {
-    /// Last completed epoch of the good checkpoint.
-    pub fn epoch(&self) -> Option<u32> {
-        self.good.as_ref().map(|(s, _)| s.epoch())
+    /// Where the good checkpoint stands.
+    pub fn position(&self) -> Option<Position> {
+        self.good.as_ref().map(|(s, _)| s.position())
+    }
+
+    /// The last epoch whose record the good checkpoint goes with: records
+    /// after it are redone.
+    pub fn last_finished_epoch(&self) -> Option<u32> {
+        self.position()?.last_finished_epoch()
     }
 
     /// One line for the user when something was damaged: what, and where
@@ -385,8 +507,11 @@ impl<S: SavedState> Scan<S> {
         if self.damaged.is_empty() {
             return None;
         }
-        let from = match self.epoch() {
-            Some(e) => format!("resuming from the checkpoint of epoch {}", e + 1),
+        let from = match self.position() {
+            Some(at @ Position { step: None, .. }) => {
+                format!("resuming from the checkpoint of {at}")
+            }
+            Some(at) => format!("resuming from the checkpoint at {at}"),
             None => "no good checkpoint is left, so the run starts over from epoch 1".into(),
         };
         Some(format!("{}; {from}", self.damaged.join("; ")))
@@ -398,9 +523,9 @@ impl<S: SavedState> Scan<S> {
 /// A checkpoint of another run is an error (the wrong folder); damaged ones
 /// are listed in [`Scan::damaged`].
 pub fn scan<S: SavedState>(dir: &Path, fingerprint: &str) -> Result<Scan<S>, CheckpointError> {
-    let mut epochs = state_epochs(dir);
-    epochs.sort_unstable_by(|a, b| b.cmp(a));
-    let mut candidates: Vec<PathBuf> = epochs
+    let mut positions = state_positions(dir);
+    positions.sort_unstable_by(|a, b| b.cmp(a));
+    let mut candidates: Vec<PathBuf> = positions
         .into_iter()
         .map(|e| dir.join(state_name(e)))
         .collect();
@@ -497,7 +622,15 @@ mod tests {
         TestState {
             fingerprint: "fp".into(),
             epoch,
+            step: None,
             tensors_file: String::new(),
+        }
+    }
+
+    fn stopped_at(epoch: u32, step: u32) -> TestState {
+        TestState {
+            step: Some(step),
+            ..state(epoch)
         }
     }
 
@@ -506,6 +639,8 @@ mod tests {
     struct TestState {
         fingerprint: String,
         epoch: u32,
+        #[serde(default)]
+        step: Option<u32>,
         tensors_file: String,
     }
 
@@ -513,8 +648,11 @@ mod tests {
         fn fingerprint(&self) -> &str {
             &self.fingerprint
         }
-        fn epoch(&self) -> u32 {
-            self.epoch
+        fn position(&self) -> Position {
+            Position {
+                epoch: self.epoch,
+                step: self.step,
+            }
         }
         fn tensors_file(&self) -> &str {
             &self.tensors_file
@@ -569,6 +707,76 @@ mod tests {
         assert!(wrong.to_string().contains("belongs to run fp"), "{wrong}");
     }
 
+    /// A run stopped part-way through an epoch leaves a checkpoint at that
+    /// step: newer than its epoch's start, older than the epoch's end, and
+    /// kept or dropped by the same rule as the others.
+    #[test]
+    fn checkpoints_at_a_step_sit_between_the_epochs_around_them() {
+        assert!(Position::finished(0) < Position::within(1, 1));
+        assert!(Position::within(1, 1) < Position::within(1, 20));
+        assert!(Position::within(1, 20) < Position::finished(1));
+        assert_eq!(Position::within(0, 5).last_finished_epoch(), None);
+        assert_eq!(Position::within(3, 5).last_finished_epoch(), Some(2));
+        assert_eq!(Position::within(3, 5).resume_at(), (3, 5));
+        assert_eq!(Position::finished(3).resume_at(), (4, 0));
+        assert_eq!(Position::within(3, 5).to_string(), "step 5 of epoch 4");
+
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &state(0), &tensors(1.0)).unwrap();
+        save(dir.path(), &stopped_at(1, 7), &tensors(2.0)).unwrap();
+        assert_eq!(
+            files(dir.path()),
+            [
+                "state-0000.json",
+                "state-0001-step-000007.json",
+                "tensors-0000.ot",
+                "tensors-0001-step-000007.ot"
+            ]
+        );
+        let found = scan::<TestState>(dir.path(), "fp").unwrap();
+        assert_eq!(found.position(), Some(Position::within(1, 7)));
+        assert_eq!(found.last_finished_epoch(), Some(0));
+        assert_eq!(loaded_value(dir.path()), Some((1, 2.0)));
+        // The epoch's end supersedes its stopped step; the two newest stay.
+        save(dir.path(), &state(1), &tensors(3.0)).unwrap();
+        assert_eq!(
+            files(dir.path()),
+            [
+                "state-0001-step-000007.json",
+                "state-0001.json",
+                "tensors-0001-step-000007.ot",
+                "tensors-0001.ot"
+            ]
+        );
+        assert_eq!(loaded_value(dir.path()), Some((1, 3.0)));
+        // A damaged step checkpoint falls back to the epoch before it.
+        save(dir.path(), &stopped_at(2, 3), &tensors(4.0)).unwrap();
+        std::fs::write(dir.path().join("tensors-0002-step-000003.ot"), b"x").unwrap();
+        let found = scan::<TestState>(dir.path(), "fp").unwrap();
+        assert_eq!(found.position(), Some(Position::finished(1)));
+        let report = found.damage_report().unwrap();
+        assert!(
+            report.contains("state-0002-step-000003.json is damaged"),
+            "{report}"
+        );
+        assert!(
+            report.ends_with("resuming from the checkpoint of epoch 2"),
+            "{report}"
+        );
+        // Stopped twice in one epoch, the later one damaged.
+        save(dir.path(), &stopped_at(2, 5), &tensors(5.0)).unwrap();
+        save(dir.path(), &stopped_at(2, 9), &tensors(6.0)).unwrap();
+        std::fs::write(dir.path().join("tensors-0002-step-000009.ot"), b"x").unwrap();
+        let report = scan::<TestState>(dir.path(), "fp")
+            .unwrap()
+            .damage_report()
+            .unwrap();
+        assert!(
+            report.ends_with("resuming from the checkpoint at step 5 of epoch 3"),
+            "{report}"
+        );
+    }
+
     #[test]
     fn a_damaged_checkpoint_is_skipped_for_the_one_before() {
         let dir = tempfile::tempdir().unwrap();
@@ -584,7 +792,7 @@ mod tests {
             .set_len(len / 2)
             .unwrap();
         let found = scan::<TestState>(dir.path(), "fp").unwrap();
-        assert_eq!(found.epoch(), Some(0));
+        assert_eq!(found.last_finished_epoch(), Some(0));
         let report = found.damage_report().unwrap();
         assert!(report.contains("state-0001.json is damaged"), "{report}");
         assert!(
@@ -605,7 +813,7 @@ mod tests {
         bytes[middle] ^= 0xff;
         std::fs::write(&oldest, bytes).unwrap();
         let found = scan::<TestState>(dir.path(), "fp").unwrap();
-        assert_eq!(found.epoch(), None);
+        assert_eq!(found.last_finished_epoch(), None);
         let report = found.damage_report().unwrap();
         assert!(report.contains("has SHA-256"), "{report}");
         assert!(

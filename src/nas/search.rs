@@ -3,8 +3,10 @@
 //! (SGD, first half); per epoch one [`EpochRecord`] handed to an
 //! [`Observer`] (which stores it), then a checkpoint.
 //!
-//! Every random source is re-seeded at each epoch start from (seed, epoch),
-//! so resuming from an epoch checkpoint reproduces an uninterrupted run.
+//! Every random source is re-seeded at each epoch start from (seed, epoch)
+//! (libtorch's at each step), and a checkpoint written at a stop part-way
+//! through an epoch holds the epoch's generator position and running sums,
+//! so resuming from any checkpoint reproduces an uninterrupted run.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::ResolvedConfig;
 use crate::data::{self, Augment, DataError, Loader};
-use crate::nas::checkpoint::{self, CheckpointError, CheckpointState};
+use crate::nas::checkpoint::{self, CheckpointError, CheckpointState, PartialEpoch};
 use crate::nas::method::{ArchParams, MethodState};
 use crate::nas::metrics::{cosine_distance, EpochRecord, StepRecord, SubspaceRecord};
 use crate::nas::optim::{clip_grad_norm, Adam, Sgd};
@@ -32,6 +34,34 @@ pub const FAULT_NAN_STEP: &str = "DDSAS_FAULT_NAN_AT_STEP";
 /// test hook for stall detection, standing in for a deadlock or a stuck
 /// kernel.
 pub const FAULT_HANG_STEP: &str = "DDSAS_FAULT_HANG_AT_STEP";
+
+/// Environment variable: comma-separated weight steps (global, from 1)
+/// before which a search or a training stops as if asked to (Ctrl-C,
+/// SIGUSR2), except at the first step the process runs, so that the resume
+/// goes on: a test hook for stopping at an exact step.
+pub const FAULT_STOP_STEPS: &str = "DDSAS_FAULT_STOP_AT_STEPS";
+
+/// The stops [`FAULT_STOP_STEPS`] asks for.
+pub(crate) struct FaultStops {
+    steps: Vec<u64>,
+    first: bool,
+}
+
+impl FaultStops {
+    /// The steps named in the environment (none when it is unset).
+    pub(crate) fn from_env() -> Self {
+        let steps = std::env::var(FAULT_STOP_STEPS)
+            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        FaultStops { steps, first: true }
+    }
+
+    /// Whether to stop before weight step `step` (called once per step).
+    pub(crate) fn stop_before(&mut self, step: u64) -> bool {
+        let first = std::mem::replace(&mut self.first, false);
+        !first && self.steps.contains(&step)
+    }
+}
 
 /// Hangs here, forever, if [`FAULT_HANG_STEP`] asks for it at `step`.
 /// The variable is read once per process: this runs at every weight step.
@@ -85,11 +115,15 @@ pub enum SearchError {
         /// Underlying error.
         source: anyhow::Error,
     },
-    /// The observer asked to stop (Ctrl-C, cancellation).
-    #[error("interrupted before epoch {} finished; the last checkpoint is kept", .epoch + 1)]
+    /// The observer asked to stop (Ctrl-C, cancellation, Slurm's warning).
+    #[error("{}", interrupted_text(*.epoch, *.step))]
     Interrupted {
-        /// Epoch that was running.
+        /// Epoch that was running (0-based).
         epoch: u32,
+        /// Steps of it done and checkpointed, when a checkpoint was written
+        /// at the stop: a resume goes on from there. None: it goes on from
+        /// the last epoch checkpoint.
+        step: Option<u32>,
     },
     /// A dataset too small for the batch size.
     #[error(
@@ -107,6 +141,20 @@ pub enum SearchError {
     Internal(String),
 }
 
+/// Where a stopped run goes on from, in words (epochs counted from 1).
+pub fn interrupted_text(epoch: u32, step: Option<u32>) -> String {
+    match step {
+        Some(step) => format!(
+            "interrupted at step {step} of epoch {}, checkpointed there; a resume goes on from that step",
+            epoch + 1
+        ),
+        None => format!(
+            "interrupted before epoch {} finished; the last checkpoint is kept",
+            epoch + 1
+        ),
+    }
+}
+
 impl SearchError {
     /// The whole text behind the one-line message (libtorch's frames), for
     /// the run's log; None when the message is all there is.
@@ -122,8 +170,9 @@ impl SearchError {
 /// before returning (the checkpoint is written after it).
 pub trait Observer {
     /// The search is about to run `epochs` epochs from `first_epoch`, each
-    /// of `steps` steps.
-    fn started(&mut self, _first_epoch: u32, _epochs: u32, _steps: usize) {}
+    /// of `steps` steps, the first of them from step `first_step` (0
+    /// unless resumed part-way through it).
+    fn started(&mut self, _first_epoch: u32, _first_step: usize, _epochs: u32, _steps: usize) {}
     /// Progress within an epoch; `running` carries the mean loss and
     /// accuracy so far when they were read (every few steps).
     fn step(&mut self, _epoch: u32, _step: usize, _running: Option<(f64, f64)>) {}
@@ -358,6 +407,134 @@ impl Searcher {
     }
 }
 
+/// Where a search picks up: the first epoch to run, with the progress of
+/// that epoch when a checkpoint stopped part-way through it.
+struct StartPoint {
+    epoch: u32,
+    partial: Option<PartialEpoch>,
+    prev_encoding: Option<Vec<f64>>,
+    prev_step_encoding: Option<Vec<f64>>,
+    wall_before: f64,
+}
+
+impl StartPoint {
+    /// A fresh run, or the newest good checkpoint loaded into `searcher`.
+    fn load(
+        cfg: &ResolvedConfig,
+        opts: &SearchOptions,
+        searcher: &mut Searcher,
+    ) -> Result<StartPoint, SearchError> {
+        let fresh = StartPoint {
+            epoch: 0,
+            partial: None,
+            prev_encoding: None,
+            prev_step_encoding: None,
+            wall_before: 0.0,
+        };
+        let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) else {
+            return Ok(fresh);
+        };
+        let Some((state, tensors)) =
+            checkpoint::load::<CheckpointState>(dir, &cfg.fingerprint(), opts.device)?
+        else {
+            return Ok(fresh);
+        };
+        let space = SearchSpace::new(cfg.config().space);
+        searcher.restore_tensors(tensors);
+        searcher.method = MethodState::restore(
+            cfg,
+            &space,
+            space.cell_types().len(),
+            opts.device,
+            state.method,
+        );
+        searcher.step = state.step;
+        searcher.adam.steps = state.adam_steps;
+        Ok(StartPoint {
+            epoch: if state.partial.is_some() {
+                state.epoch
+            } else {
+                state.epoch + 1
+            },
+            partial: state.partial,
+            prev_encoding: state.prev_encoding,
+            prev_step_encoding: state.prev_step_encoding,
+            wall_before: state.wall_s,
+        })
+    }
+}
+
+/// One epoch's running sums and records, which a stop part-way through
+/// the epoch carries over in its checkpoint.
+struct EpochProgress {
+    steps_done: usize,
+    loss_sum: Tensor,
+    correct_sum: Tensor,
+    seen: i64,
+    subspaces: Vec<SubspaceRecord>,
+    step_records: Vec<StepRecord>,
+    /// Training seconds of the epoch before this process took it up.
+    train_s_before: f64,
+}
+
+impl EpochProgress {
+    fn fresh(subspaces: Vec<SubspaceRecord>, device: Device) -> Self {
+        EpochProgress {
+            steps_done: 0,
+            loss_sum: Tensor::zeros([], (Kind::Double, device)),
+            correct_sum: Tensor::zeros([], (Kind::Int64, device)),
+            seen: 0,
+            subspaces,
+            step_records: Vec::new(),
+            train_s_before: 0.0,
+        }
+    }
+
+    fn restored(partial: PartialEpoch, device: Device) -> Self {
+        EpochProgress {
+            steps_done: partial.steps_done as usize,
+            loss_sum: Tensor::from(partial.loss_sum).to_device(device),
+            correct_sum: Tensor::from(partial.correct).to_device(device),
+            seen: partial.seen,
+            subspaces: partial.subspaces,
+            step_records: partial.step_records,
+            train_s_before: partial.train_s,
+        }
+    }
+
+    fn saved(&self, rng: &ChaCha8Rng, train_s: f64) -> PartialEpoch {
+        let words = rng.get_word_pos();
+        PartialEpoch {
+            steps_done: self.steps_done as u32,
+            rng_word_pos: [(words >> 64) as u64, words as u64],
+            loss_sum: f64::try_from(&self.loss_sum).unwrap_or(f64::NAN),
+            correct: i64::try_from(&self.correct_sum).unwrap_or(0),
+            seen: self.seen,
+            subspaces: self.subspaces.clone(),
+            step_records: self.step_records.clone(),
+            train_s: self.train_s_before + train_s,
+        }
+    }
+}
+
+/// The epoch's generator, positioned where a stopped epoch left it.
+fn epoch_rng(seed: u64, epoch: u32, partial: Option<&PartialEpoch>) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, epoch, 2));
+    if let Some(p) = partial {
+        let [high, low] = p.rng_word_pos;
+        rng.set_word_pos((u128::from(high) << 64) | u128::from(low));
+    }
+    rng
+}
+
+/// libtorch's generator is seeded before every step from (seed, epoch,
+/// step): tch cannot read the generator's state back, so this is what lets
+/// a run stopped at any step resume with the same random draws (GDAS's
+/// Gumbel noise, cutout, drop path).
+pub(crate) fn seed_torch_for_step(seed: u64, epoch: u32, step: usize) {
+    tch::manual_seed(derive_seed(derive_seed(seed, epoch, 1), step as u32, 5) as i64);
+}
+
 /// Runs (or resumes) one search.
 pub fn run(
     cfg: &ResolvedConfig,
@@ -388,54 +565,75 @@ pub fn run(
     }
 
     let mut searcher = Searcher::new(cfg, dataset.channels, dataset.classes, device);
-    let space = SearchSpace::new(c.space);
     let fingerprint = cfg.fingerprint();
-    let mut first_epoch = 0;
-    let mut prev_encoding = None;
-    let mut prev_step_encoding = None;
-    let mut wall_before = 0.0;
-    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) {
-        if let Some((state, tensors)) =
-            checkpoint::load::<checkpoint::CheckpointState>(dir, &fingerprint, device)?
-        {
-            searcher.restore_tensors(tensors);
-            searcher.method =
-                MethodState::restore(cfg, &space, space.cell_types().len(), device, state.method);
-            searcher.step = state.step;
-            searcher.adam.steps = state.adam_steps;
-            first_epoch = state.epoch + 1;
-            prev_encoding = state.prev_encoding;
-            prev_step_encoding = state.prev_step_encoding;
-            wall_before = state.wall_s;
-        }
-    }
-    observer.started(first_epoch, c.epochs, steps);
+    let start = StartPoint::load(cfg, opts, &mut searcher)?;
+    let (first_epoch, wall_before) = (start.epoch, start.wall_before);
+    let mut prev_encoding = start.prev_encoding;
+    let mut prev_step_encoding = start.prev_step_encoding;
+    let mut resumed = start.partial;
+    let first_step = resumed.as_ref().map_or(0, |p| p.steps_done as usize);
+    observer.started(first_epoch, first_step, c.epochs, steps);
+    let mut stops = FaultStops::from_env();
     let mut last_valid_acc = f64::NAN;
     let mut genotype_text = String::new();
     let started = Instant::now();
+    let checkpoint_state =
+        |searcher: &Searcher, epoch, prev: &Option<Vec<f64>>, prev_step: &Option<Vec<f64>>| {
+            CheckpointState {
+                fingerprint: fingerprint.clone(),
+                epoch,
+                step: searcher.step,
+                adam_steps: searcher.adam.steps,
+                method: searcher.method.saved(),
+                prev_encoding: prev.clone(),
+                prev_step_encoding: prev_step.clone(),
+                wall_s: wall_before + started.elapsed().as_secs_f64(),
+                tensors_file: String::new(),
+                partial: None,
+            }
+        };
     for epoch in first_epoch..c.epochs {
         let epoch_start = Instant::now();
-        tch::manual_seed(derive_seed(c.seed, epoch, 1) as i64);
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(c.seed, epoch, 2));
+        let mut rng = epoch_rng(c.seed, epoch, resumed.as_ref());
         let lr = learning_rate(cfg, epoch);
-        let mut subspaces: Vec<SubspaceRecord> =
-            searcher
-                .method
-                .start_epoch(cfg, epoch, &searcher.arch, &mut rng);
-        let mut step_records = Vec::new();
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-        let mut correct_sum = Tensor::zeros([], (Kind::Int64, device));
+        let mut progress = match resumed.take() {
+            Some(partial) => {
+                searcher.method.resume_epoch(epoch);
+                EpochProgress::restored(partial, device)
+            }
+            None => {
+                let subspaces = searcher
+                    .method
+                    .start_epoch(cfg, epoch, &searcher.arch, &mut rng);
+                EpochProgress::fresh(subspaces, device)
+            }
+        };
         let mut pending_losses: Vec<Tensor> = Vec::new();
-        let mut seen = 0i64;
-        let weight_batches = weight_loader.epoch(derive_seed(c.seed, epoch, 3));
-        let arch_batches = arch_loader.epoch(derive_seed(c.seed, epoch, 4));
-        for (i, ((xw, yw), (xa, ya))) in weight_batches.zip(arch_batches).take(steps).enumerate() {
-            if observer.should_stop() {
-                return Err(SearchError::Interrupted { epoch });
+        let first = progress.steps_done;
+        let weight_batches = weight_loader.epoch_from(derive_seed(c.seed, epoch, 3), first);
+        let arch_batches = arch_loader.epoch_from(derive_seed(c.seed, epoch, 4), first);
+        for (i, ((xw, yw), (xa, ya))) in (first..steps).zip(weight_batches.zip(arch_batches)) {
+            if observer.should_stop() || stops.stop_before(searcher.step + 1) {
+                if i == 0 {
+                    return Err(SearchError::Interrupted { epoch, step: None });
+                }
+                check_finite(&pending_losses, epoch, i - 1, searcher.step)?;
+                if let Some(dir) = &opts.checkpoint_dir {
+                    let state = CheckpointState {
+                        partial: Some(progress.saved(&rng, epoch_start.elapsed().as_secs_f64())),
+                        ..checkpoint_state(&searcher, epoch, &prev_encoding, &prev_step_encoding)
+                    };
+                    checkpoint::save(dir, &state, &searcher.checkpoint_tensors())?;
+                }
+                return Err(SearchError::Interrupted {
+                    epoch,
+                    step: opts.checkpoint_dir.as_ref().map(|_| i as u32),
+                });
             }
             crate::nas::progress::tick();
             maybe_hang(searcher.step + 1);
-            subspaces.extend(searcher.method.before_step(
+            seed_torch_for_step(c.seed, epoch, i);
+            progress.subspaces.extend(searcher.method.before_step(
                 searcher.step,
                 epoch,
                 &searcher.arch,
@@ -444,9 +642,10 @@ pub fn run(
             searcher.arch_step(&xa, &ya);
             let (loss, correct) = searcher.weight_step(&xw, &yw, lr);
             let n = xw.size()[0];
-            seen += n;
-            loss_sum += loss.to_kind(Kind::Double) * (n as f64);
-            correct_sum += &correct;
+            progress.steps_done = i + 1;
+            progress.seen += n;
+            progress.loss_sum += loss.to_kind(Kind::Double) * (n as f64);
+            progress.correct_sum += &correct;
             pending_losses.push(loss);
             if c.log_steps {
                 let encoding = searcher.method.genotype(&searcher.arch).encoding();
@@ -454,7 +653,7 @@ pub fn run(
                     .as_ref()
                     .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
                 prev_step_encoding = Some(encoding);
-                step_records.push(StepRecord {
+                progress.step_records.push(StepRecord {
                     step: searcher.step,
                     cosine_distance: distance,
                     minibatch_acc: i64::try_from(&correct).unwrap_or(0) as f64 / n as f64,
@@ -464,14 +663,15 @@ pub fn run(
             if check {
                 check_finite(&pending_losses, epoch, i, searcher.step)?;
                 pending_losses.clear();
-                let mean_loss = f64::try_from(&loss_sum).unwrap_or(f64::NAN) / seen as f64;
-                let acc = i64::try_from(&correct_sum).unwrap_or(0) as f64 / seen as f64;
+                let seen = progress.seen as f64;
+                let mean_loss = f64::try_from(&progress.loss_sum).unwrap_or(f64::NAN) / seen;
+                let acc = i64::try_from(&progress.correct_sum).unwrap_or(0) as f64 / seen;
                 observer.step(epoch, i + 1, Some((mean_loss, acc)));
             } else {
                 observer.step(epoch, i + 1, None);
             }
         }
-        let train_s = epoch_start.elapsed().as_secs_f64();
+        let train_s = progress.train_s_before + epoch_start.elapsed().as_secs_f64();
         let (valid_loss, valid_acc) = searcher.evaluate(&valid_loader);
         let genotype = searcher.method.genotype(&searcher.arch);
         let encoding = genotype.encoding();
@@ -479,11 +679,11 @@ pub fn run(
             .as_ref()
             .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
         prev_encoding = Some(encoding);
-        let seen_f = seen.max(1) as f64;
+        let seen_f = progress.seen.max(1) as f64;
         let record = EpochRecord {
             epoch,
-            train_acc: i64::try_from(&correct_sum).unwrap_or(0) as f64 / seen_f,
-            train_loss: f64::try_from(&loss_sum).unwrap_or(f64::NAN) / seen_f,
+            train_acc: i64::try_from(&progress.correct_sum).unwrap_or(0) as f64 / seen_f,
+            train_loss: f64::try_from(&progress.loss_sum).unwrap_or(f64::NAN) / seen_f,
             valid_acc,
             valid_loss,
             lr,
@@ -492,13 +692,13 @@ pub fn run(
             skip_normal: genotype.skip_count(0),
             skip_reduce: (genotype.cells.len() > 1).then(|| genotype.skip_count(1)),
             cosine_distance: cosine,
-            wall_s: epoch_start.elapsed().as_secs_f64(),
-            images_per_s: (2 * seen) as f64 / train_s.max(1e-9),
+            wall_s: progress.train_s_before + epoch_start.elapsed().as_secs_f64(),
+            images_per_s: (2 * progress.seen) as f64 / train_s.max(1e-9),
             peak_mem_bytes: peak_rss_bytes(),
             sampling_counts: searcher.method.sampling_counts(),
-            subspaces,
+            subspaces: progress.subspaces,
             ratio_hist: searcher.method.ratio_hist(),
-            steps: step_records,
+            steps: progress.step_records,
         };
         observer
             .epoch(&record)
@@ -506,17 +706,7 @@ pub fn run(
         last_valid_acc = valid_acc;
         genotype_text = record.genotype.clone();
         if let Some(dir) = &opts.checkpoint_dir {
-            let state = CheckpointState {
-                fingerprint: fingerprint.clone(),
-                epoch,
-                step: searcher.step,
-                adam_steps: searcher.adam.steps,
-                method: searcher.method.saved(),
-                prev_encoding: prev_encoding.clone(),
-                prev_step_encoding: prev_step_encoding.clone(),
-                wall_s: wall_before + started.elapsed().as_secs_f64(),
-                tensors_file: String::new(),
-            };
+            let state = checkpoint_state(&searcher, epoch, &prev_encoding, &prev_step_encoding);
             checkpoint::save(dir, &state, &searcher.checkpoint_tensors())?;
         }
     }

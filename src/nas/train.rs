@@ -4,9 +4,11 @@
 //! linearly over the epochs, cutout on top of the dataset's augmentation,
 //! and a checkpoint after every epoch.
 //!
-//! Every random source is seeded per epoch from the run's seed, and the
-//! optimiser state is in the checkpoint, so on CPU a run resumed from any
-//! epoch records the numbers of an uninterrupted one.
+//! Every random source is seeded from the run's seed per epoch (the
+//! loader) or per step (libtorch's, for cutout and drop path), and the
+//! optimiser state and the epoch's running sums are in the checkpoint, so
+//! on CPU a run resumed from any epoch, or from the step where it was
+//! stopped, records the numbers of an uninterrupted one.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,9 +18,11 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::train::ResolvedTrain;
 use crate::data::{self, Augment, Loader};
-use crate::nas::checkpoint::{self, SavedState};
+use crate::nas::checkpoint::{self, Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, EvalShape, Trainer};
-use crate::nas::search::{derive_seed, peak_rss_bytes, SearchError};
+use crate::nas::search::{
+    derive_seed, peak_rss_bytes, seed_torch_for_step, FaultStops, SearchError,
+};
 use crate::store::TrainEpoch;
 
 /// Where and how to train.
@@ -34,9 +38,10 @@ pub struct TrainOptions {
 
 /// What a training run reports as it goes.
 pub trait TrainObserver {
-    /// Training starts (or resumes) at `first_epoch` of `epochs`, with
-    /// `steps` steps an epoch, on a network of `params` parameters.
-    fn started(&mut self, first_epoch: u32, epochs: u32, steps: usize, params: i64);
+    /// Training starts (or resumes) at step `first_step` of `first_epoch`
+    /// of `epochs`, with `steps` steps an epoch, on a network of `params`
+    /// parameters.
+    fn started(&mut self, first: (u32, usize), epochs: u32, steps: usize, params: i64);
     /// A training step finished (1-based `step` of the epoch).
     fn step(&mut self, epoch: u32, step: usize);
     /// An epoch finished; stored before its checkpoint is written.
@@ -63,7 +68,7 @@ pub struct TrainOutcome {
 pub struct TrainCheckpoint {
     /// Fingerprint of the train run.
     pub fingerprint: String,
-    /// Last completed epoch.
+    /// Last completed epoch; with `partial`, the epoch in progress.
     pub epoch: u32,
     /// Best test accuracy so far.
     pub best_test_acc: f64,
@@ -71,14 +76,36 @@ pub struct TrainCheckpoint {
     pub wall_s: f64,
     /// File name of the tensors.
     pub tensors_file: String,
+    /// The epoch's progress when the checkpoint was written part-way
+    /// through it; absent after a whole epoch (and in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<TrainPartial>,
+}
+
+/// A training epoch's running sums at the step where it was stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainPartial {
+    /// Steps of the epoch done.
+    pub steps_done: u32,
+    /// Sum of minibatch loss times minibatch size so far.
+    pub loss_sum: f64,
+    /// Correct predictions so far.
+    pub correct: i64,
+    /// Images trained on so far.
+    pub seen: i64,
+    /// Training seconds of the epoch so far.
+    pub train_s: f64,
 }
 
 impl SavedState for TrainCheckpoint {
     fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
-    fn epoch(&self) -> u32 {
-        self.epoch
+    fn position(&self) -> Position {
+        match &self.partial {
+            None => Position::finished(self.epoch),
+            Some(p) => Position::within(self.epoch, p.steps_done),
+        }
     }
     fn tensors_file(&self) -> &str {
         &self.tensors_file
@@ -174,42 +201,72 @@ pub fn run(
     let mut first_epoch = 0;
     let mut best = f64::NEG_INFINITY;
     let mut wall_before = 0.0;
+    let mut resumed = None;
     if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) {
         if let Some((state, tensors)) =
             checkpoint::load::<TrainCheckpoint>(dir, &fingerprint, device)?
         {
             trainer.restore(tensors);
-            first_epoch = state.epoch + 1;
+            first_epoch = state.position().resume_at().0;
             best = state.best_test_acc;
             wall_before = state.wall_s;
+            resumed = state.partial;
         }
     }
-    observer.started(first_epoch, c.epochs, steps, params);
+    let first_step = resumed.as_ref().map_or(0, |p| p.steps_done as usize);
+    observer.started((first_epoch, first_step), c.epochs, steps, params);
+    let mut stops = FaultStops::from_env();
     let started = Instant::now();
     let mut last_test_acc = f64::NAN;
+    let checkpoint = |epoch, best, partial| TrainCheckpoint {
+        fingerprint: fingerprint.clone(),
+        epoch,
+        best_test_acc: best,
+        wall_s: wall_before + started.elapsed().as_secs_f64(),
+        tensors_file: String::new(),
+        partial,
+    };
     for epoch in first_epoch..c.epochs {
         let epoch_start = Instant::now();
-        tch::manual_seed(derive_seed(c.seed, epoch, 1) as i64);
         let lr = learning_rate(cfg, epoch);
         let drop = drop_path_prob(cfg, epoch);
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-        let mut correct = Tensor::zeros([], (Kind::Int64, device));
-        let mut seen = 0i64;
-        let batches = train_loader.epoch(derive_seed(c.seed, epoch, 3));
-        for (i, (x, y)) in batches.take(steps).enumerate() {
-            if observer.should_stop() {
-                return Err(SearchError::Interrupted { epoch });
+        let mut sums = TrainSums::new(resumed.take(), device);
+        let first = sums.steps_done;
+        let batches = train_loader.epoch_from(derive_seed(c.seed, epoch, 3), first);
+        for (i, (x, y)) in (first..steps).zip(batches) {
+            if observer.should_stop()
+                || stops.stop_before(steps as u64 * u64::from(epoch) + i as u64 + 1)
+            {
+                if i == 0 {
+                    return Err(SearchError::Interrupted { epoch, step: None });
+                }
+                if let Some(dir) = &opts.checkpoint_dir {
+                    let partial = sums.saved(epoch_start.elapsed().as_secs_f64());
+                    if !partial.loss_sum.is_finite() {
+                        return Err(SearchError::Diverged {
+                            epoch,
+                            step: i - 1,
+                            global_step: steps as u64 * u64::from(epoch) + i as u64,
+                            loss: partial.loss_sum / partial.seen.max(1) as f64,
+                        });
+                    }
+                    let state = checkpoint(epoch, best, Some(partial));
+                    checkpoint::save(dir, &state, &trainer.checkpoint_tensors())?;
+                }
+                return Err(SearchError::Interrupted {
+                    epoch,
+                    step: opts.checkpoint_dir.as_ref().map(|_| i as u32),
+                });
             }
+            seed_torch_for_step(c.seed, epoch, i);
             let x = cutout(&x, i64::from(c.cutout));
             let (loss, logits) = trainer.step(&x, &y, lr, drop);
-            let n = x.size()[0];
-            seen += n;
-            loss_sum += loss.to_kind(Kind::Double) * (n as f64);
-            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
+            sums.add(&loss, &logits, &y, x.size()[0]);
             crate::nas::progress::tick();
             observer.step(epoch, i + 1);
         }
-        let train_loss = f64::try_from(&loss_sum).unwrap_or(f64::NAN) / seen as f64;
+        let seen = sums.seen as f64;
+        let train_loss = f64::try_from(&sums.loss_sum).unwrap_or(f64::NAN) / seen;
         if !train_loss.is_finite() {
             return Err(SearchError::Diverged {
                 epoch,
@@ -218,9 +275,9 @@ pub fn run(
                 loss: train_loss,
             });
         }
-        let train_acc = i64::try_from(&correct).unwrap_or(0) as f64 / seen as f64;
+        let train_acc = i64::try_from(&sums.correct).unwrap_or(0) as f64 / seen;
         let (test_acc, test_loss) = evaluate(&trainer.net, &test_loader);
-        let train_s = epoch_start.elapsed().as_secs_f64();
+        let train_s = sums.train_s_before + epoch_start.elapsed().as_secs_f64();
         last_test_acc = test_acc;
         best = best.max(test_acc);
         let rec = TrainEpoch {
@@ -232,21 +289,18 @@ pub fn run(
             lr,
             drop_path_prob: drop,
             wall_s: train_s,
-            images_per_s: seen as f64 / train_s.max(1e-9),
+            images_per_s: seen / train_s.max(1e-9),
             peak_mem_bytes: peak_rss_bytes().unwrap_or(0),
         };
         observer
             .epoch(&rec)
             .map_err(|source| SearchError::Store { epoch, source })?;
         if let Some(dir) = &opts.checkpoint_dir {
-            let state = TrainCheckpoint {
-                fingerprint: fingerprint.clone(),
-                epoch,
-                best_test_acc: best,
-                wall_s: wall_before + started.elapsed().as_secs_f64(),
-                tensors_file: String::new(),
-            };
-            checkpoint::save(dir, &state, &trainer.checkpoint_tensors())?;
+            checkpoint::save(
+                dir,
+                &checkpoint(epoch, best, None),
+                &trainer.checkpoint_tensors(),
+            )?;
         }
     }
     Ok(TrainOutcome {
@@ -255,6 +309,56 @@ pub fn run(
         params,
         wall_s: wall_before + started.elapsed().as_secs_f64(),
     })
+}
+
+/// A training epoch's running sums, kept on the device (read once at the
+/// epoch's end), and carried over by a checkpoint at a stop.
+struct TrainSums {
+    steps_done: usize,
+    loss_sum: Tensor,
+    correct: Tensor,
+    seen: i64,
+    /// Training seconds of the epoch before this process took it up.
+    train_s_before: f64,
+}
+
+impl TrainSums {
+    /// Zero, or where a stopped epoch left them.
+    fn new(partial: Option<TrainPartial>, device: Device) -> Self {
+        let p = partial.unwrap_or(TrainPartial {
+            steps_done: 0,
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+            train_s: 0.0,
+        });
+        TrainSums {
+            steps_done: p.steps_done as usize,
+            loss_sum: Tensor::from(p.loss_sum).to_device(device),
+            correct: Tensor::from(p.correct).to_device(device),
+            seen: p.seen,
+            train_s_before: p.train_s,
+        }
+    }
+
+    /// Adds one step's minibatch of `n` images.
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, y: &Tensor, n: i64) {
+        self.steps_done += 1;
+        self.seen += n;
+        self.loss_sum += loss.to_kind(Kind::Double) * (n as f64);
+        self.correct += logits.argmax(-1, false).eq_tensor(y).sum(Kind::Int64);
+    }
+
+    /// What a checkpoint at this step keeps of them.
+    fn saved(&self, train_s: f64) -> TrainPartial {
+        TrainPartial {
+            steps_done: self.steps_done as u32,
+            loss_sum: f64::try_from(&self.loss_sum).unwrap_or(f64::NAN),
+            correct: i64::try_from(&self.correct).unwrap_or(0),
+            seen: self.seen,
+            train_s: self.train_s_before + train_s,
+        }
+    }
 }
 
 /// Accuracy and mean loss of `net` on every batch of `loader`, without

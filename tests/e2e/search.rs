@@ -17,8 +17,16 @@ const TINY: &[&str] = &[
 ];
 
 fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
+    search_command(db, sets, extra)
+        .arg("--quiet")
+        .output()
+        .expect("ddsas runs")
+}
+
+/// `ddsas search` of the tiny network, not quiet.
+fn search_command(db: &Path, sets: &[&str], extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(["search", "--quiet", "--threads", "1", "--db"])
+    cmd.args(["search", "--threads", "1", "--db"])
         .arg(db)
         // CIFAR without data_dir looks here: an empty folder, not the
         // machine's cache.
@@ -27,7 +35,7 @@ fn search(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
         cmd.args(["--set", s]);
     }
     cmd.args(extra);
-    cmd.output().expect("ddsas runs")
+    cmd
 }
 
 /// The measurements of every epoch that must not depend on timing.
@@ -159,6 +167,76 @@ fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "3");
+}
+
+/// A run stopped part-way through an epoch (Ctrl-C, or Slurm's SIGUSR2 to
+/// a pull worker) is checkpointed at that step and resumes from it: stopped
+/// in epoch 2 and again in epoch 3, each method's records (per-step,
+/// subspace and sampling tables included) equal an uninterrupted run's.
+#[test]
+fn a_run_stopped_part_way_through_an_epoch_resumes_from_that_step() {
+    let tables = [
+        "SELECT epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau, genotype, \
+         cosine_distance FROM epochs ORDER BY epoch",
+        "SELECT step, epoch, cosine_distance, minibatch_acc FROM steps ORDER BY step",
+        "SELECT iteration, epoch, cell, size, combinations FROM subspaces ORDER BY 1, 3",
+        "SELECT epoch, cell, edge, op, count FROM sampling_counts ORDER BY 1, 2, 3, 4",
+    ];
+    for method in ["ddsas", "darts", "gdas"] {
+        let method_set = format!("method={method}");
+        let sets = [
+            method_set.as_str(),
+            "epochs=3",
+            "steps_per_epoch=6",
+            "seed=5",
+            "log_steps=true",
+        ];
+        let (_a, straight) = tmp();
+        assert!(search(&straight, &sets, &[]).status.success());
+        let (dir, db) = tmp();
+        // Stops before weight steps 9 (epoch 2, 2 steps done) and 14
+        // (epoch 3, 1 step done); a process never stops at its first step.
+        let stopped = |expect: &[&str]| {
+            // Not quiet: the resume's first line says where it goes on.
+            let out = search_command(&db, &sets, &["--resume"])
+                .env("DDSAS_FAULT_STOP_AT_STEPS", "9,14")
+                .output()
+                .unwrap();
+            let said = text(&out);
+            for part in expect {
+                assert!(said.contains(part), "{method}: {part:?} not in {said}");
+            }
+            out.status.code()
+        };
+        assert_eq!(
+            stopped(&["interrupted at step 2 of epoch 2, checkpointed there"]),
+            Some(130)
+        );
+        assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+        assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "1");
+        let checkpoints = dir.path().join("checkpoints");
+        let fingerprint = std::fs::read_dir(&checkpoints).unwrap().next().unwrap();
+        let saved = fingerprint
+            .unwrap()
+            .path()
+            .join("state-0001-step-000002.json");
+        assert!(saved.is_file(), "{}", saved.display());
+        assert_eq!(
+            stopped(&[
+                "resuming at step 2 of epoch 2 of 3",
+                "interrupted at step 1 of epoch 3",
+            ]),
+            Some(130)
+        );
+        assert_eq!(stopped(&["resuming at step 1 of epoch 3 of 3"]), Some(0));
+        for table in tables {
+            assert_eq!(
+                sqlite(&db, table),
+                sqlite(&straight, table),
+                "{method}: {table}"
+            );
+        }
+    }
 }
 
 /// Starts a search and sends `signal` once its first epoch is stored.

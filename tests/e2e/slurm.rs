@@ -297,6 +297,39 @@ fn sigusr2_stops_a_pull_worker_and_the_next_resumes_with_the_same_records() {
     assert_eq!(env.query(EPOCH_NUMBERS), uninterrupted(&Env::new(), SLOWER));
 }
 
+/// The signalled attempt of the sweep's one run stopped at its next step
+/// and checkpointed there, and the next attempt went on from that step;
+/// or, when the signal landed between two epochs, stopped before a step
+/// of the new epoch was done (and then goes on from the epoch checkpoint).
+fn assert_resumed_where_stopped(env: &Env, sweep: &str) {
+    let id = env.scalar("SELECT id FROM runs");
+    let logs = env.path(&format!("slurm/{sweep}/logs"));
+    let read = |attempt: i64| {
+        std::fs::read_to_string(logs.join(format!("run-{id}-attempt-{attempt}.log")))
+            .unwrap_or_default()
+    };
+    let (stopped, resumed) = (read(1), read(2));
+    let at = stopped
+        .split_once("interrupted at step ")
+        .and_then(|(_, rest)| rest.split_once(", checkpointed there"));
+    match at {
+        Some((at, _)) => {
+            assert!(
+                resumed.contains(&format!("resuming at step {at} of")),
+                "stopped at step {at}, but:\n{resumed}"
+            );
+            eprintln!("the signalled run stopped at step {at} and resumed there");
+        }
+        None => {
+            assert!(
+                stopped.contains("interrupted before epoch"),
+                "{stopped}\n---\n{resumed}"
+            );
+            eprintln!("the signal landed between epochs");
+        }
+    }
+}
+
 /// The epoch records of `config` searched in one go by `ddsas search` in
 /// `reference`'s database (of the same backend as the one compared with:
 /// each backend reads its numbers back its own way).
@@ -650,6 +683,7 @@ fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() 
     }
     env.assert_all_done_once(1);
     assert_eq!(env.scalar("SELECT attempts FROM runs"), 2, "{said}");
+    assert_resumed_where_stopped(&env, "limited");
     eprintln!(
         "requeued task resumed and finished {:.1} s after the signal",
         signalled.elapsed().as_secs_f64()

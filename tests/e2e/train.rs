@@ -120,6 +120,59 @@ fn an_interrupted_training_resumes_to_the_numbers_of_an_uninterrupted_one() {
     assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
 }
 
+/// A training stopped part-way through an epoch resumes from that step:
+/// stopped in epoch 2 and again in epoch 3, with drop path and cutout on
+/// (both random), it records the numbers of an uninterrupted training.
+#[test]
+fn a_training_stopped_part_way_through_an_epoch_resumes_from_that_step() {
+    let sets = ["epochs=3", "seed=4", "drop_path_prob=0.3"];
+    let genotype = ["--genotype", "darts_v1"];
+    let (_a, straight) = tmp();
+    assert!(train(&straight, &sets, &genotype).status.success());
+    let (_b, db) = tmp();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["train", "--threads", "1", "--resume", "--db"])
+        .arg(&db)
+        .args(genotype)
+        // 12 steps an epoch: step 17 is the 5th of epoch 2, 30 the 6th of 3.
+        .env("DDSAS_FAULT_STOP_AT_STEPS", "17,30");
+    for s in SMALL.iter().chain(&sets) {
+        cmd.args(["--set", s]);
+    }
+    let said: Vec<(Option<i32>, String)> = (0..3)
+        .map(|_| {
+            let out = cmd.output().unwrap();
+            (out.status.code(), text(&out))
+        })
+        .collect();
+    assert_eq!(said[0].0, Some(130), "{}", said[0].1);
+    assert!(
+        said[0]
+            .1
+            .contains("interrupted at step 4 of epoch 2, checkpointed there"),
+        "{}",
+        said[0].1
+    );
+    assert_eq!(said[1].0, Some(130), "{}", said[1].1);
+    assert!(
+        said[1].1.contains("resuming at step 4 of epoch 2 of 3"),
+        "{}",
+        said[1].1
+    );
+    assert!(
+        said[1].1.contains("interrupted at step 5 of epoch 3"),
+        "{}",
+        said[1].1
+    );
+    assert_eq!(said[2].0, Some(0), "{}", said[2].1);
+    assert!(
+        said[2].1.contains("resuming at step 5 of epoch 3 of 3"),
+        "{}",
+        said[2].1
+    );
+    assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+}
+
 #[test]
 fn from_run_trains_a_done_searchs_cell_and_refuses_the_others() {
     let (_dir, db) = tmp();

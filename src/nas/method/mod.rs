@@ -183,19 +183,9 @@ impl MethodState {
         arch: &ArchParams,
         rng: &mut impl Rng,
     ) -> Vec<SubspaceRecord> {
-        let epochs = self.epochs;
+        self.resume_epoch(epoch);
         match &mut self.inner {
-            Inner::Darts => Vec::new(),
-            Inner::Gdas { tau, tau_range, .. } => {
-                let (max, min) = *tau_range;
-                let progress = if epochs > 1 {
-                    f64::from(epoch) / f64::from(epochs - 1)
-                } else {
-                    0.0
-                };
-                *tau = max - (max - min) * progress;
-                Vec::new()
-            }
+            Inner::Darts | Inner::Gdas { .. } => Vec::new(),
             Inner::Ddsas { ucb, .. } => {
                 let schedule = &cfg.config().space_schedule;
                 for step in schedule.shrink.iter().filter(|s| s.epoch == epoch) {
@@ -215,6 +205,23 @@ impl MethodState {
                     Vec::new()
                 }
             }
+        }
+    }
+
+    /// What an epoch resumed part-way through needs of its start, without
+    /// what `start_epoch` already did before the stop (the elastic
+    /// schedule and draws, whose result the checkpoint holds): GDAS's
+    /// temperature, which is a function of the epoch.
+    pub fn resume_epoch(&mut self, epoch: u32) {
+        let epochs = self.epochs;
+        if let Inner::Gdas { tau, tau_range, .. } = &mut self.inner {
+            let (max, min) = *tau_range;
+            let progress = if epochs > 1 {
+                f64::from(epoch) / f64::from(epochs - 1)
+            } else {
+                0.0
+            };
+            *tau = max - (max - min) * progress;
         }
     }
 
