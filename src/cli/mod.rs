@@ -74,7 +74,7 @@ enum Command {
 pub struct DbArgs {
     /// The run history: a SQLite file (`search` and `sweep run` create it)
     /// or a PostgreSQL URL, postgres://user@host:port/database.
-    #[arg(long, default_value = "results.db", env = "DDSAS_DB")]
+    #[arg(long, default_value = "results.db", env = crate::store::DB_VARIABLE)]
     pub db: DbLocation,
 }
 

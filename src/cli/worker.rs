@@ -20,8 +20,9 @@ use crate::store::DbLocation;
 /// task of `ddsas sweep submit --slurm`).
 #[derive(Debug, clap::Args)]
 pub struct WorkerCmd {
-    /// The run-history database.
-    #[arg(long)]
+    /// The run-history database. Orchestrators and Slurm scripts hand it
+    /// over in DDSAS_DB, which `ps` does not show other users.
+    #[arg(long, env = crate::store::DB_VARIABLE)]
     db: DbLocation,
     /// The claimed run.
     #[arg(long, required_unless_present = "sweep", requires = "owner")]

@@ -566,8 +566,7 @@ impl Orchestrator<'_> {
         let err_file = file.try_clone().context("duplicating the log handle")?;
         let mut cmd = Command::new(&self.opts.exe);
         cmd.arg("worker")
-            .arg("--db")
-            .arg(self.opts.db.to_arg())
+            .env(crate::store::DB_VARIABLE, self.opts.db.to_arg())
             .args(["--run-id", &id.to_string()])
             .args(["--threads", &s.threads.to_string()])
             .args(["--owner", &self.owner])

@@ -6,6 +6,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The environment variable every `--db` falls back to. Processes that
+/// ddsas starts itself (sweep workers, Slurm tasks) get the database this
+/// way rather than on their command line, which every user of the machine
+/// can read (`ps`), a password in a PostgreSQL URL included.
+pub const DB_VARIABLE: &str = "DDSAS_DB";
+
 /// A run-history database: a SQLite file or a PostgreSQL URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbLocation {
@@ -67,8 +73,8 @@ impl DbLocation {
         }
     }
 
-    /// The text to hand a child process as its `--db` (with the password,
-    /// unlike [`fmt::Display`]).
+    /// The text to hand a child process as its database, in
+    /// [`DB_VARIABLE`] (with the password, unlike [`fmt::Display`]).
     pub fn to_arg(&self) -> String {
         match self {
             DbLocation::File(path) => path.to_string_lossy().into_owned(),

@@ -42,7 +42,7 @@ use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Tr
 use error::Context as _;
 pub use error::StoreError;
 pub use history::{KnownRun, RunFilter, SweepGlance};
-pub use location::DbLocation;
+pub use location::{DbLocation, DB_VARIABLE};
 pub use nb201::{Nb201Accuracy, NB201_DATASETS};
 pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use report_queries::{

@@ -94,11 +94,16 @@ fn dry_run_prints_a_complete_script_and_submits_nothing() {
         script.contains(&format!("\ncd {} || exit 1\n", workdir.display())),
         "{script}"
     );
+    // The URL (which may hold a password) is not on the command line.
+    assert!(
+        lines.contains(&format!("export DDSAS_DB={url}").as_str()),
+        "{script}"
+    );
     let exec = lines.last().unwrap();
     assert_eq!(
         *exec,
         format!(
-            "exec {BIN} worker --sweep grid --db {url} --log-dir {}/logs --max-retries 2 --stale-after 30 --threads 1",
+            "exec {BIN} worker --sweep grid --log-dir {}/logs --max-retries 2 --stale-after 30 --threads 1",
             scripts.display()
         )
     );

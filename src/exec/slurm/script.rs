@@ -8,6 +8,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::store::DB_VARIABLE;
+
 /// The sbatch options the user chose; `None` leaves a choice to the
 /// cluster's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +106,11 @@ impl BatchScript {
                 shell_quote(&data.display().to_string())
             );
         }
+        out.push_str(
+            "# In the environment, not on the command line: argv is readable by every\n\
+             # user of the node (ps), a password in the URL included.\n",
+        );
+        let _ = writeln!(out, "export {DB_VARIABLE}={}", shell_quote(&self.db));
         out.push_str("# exec: the worker is the batch step itself and gets Slurm's SIGUSR2.\n");
         let words: Vec<String> = self
             .worker_command()
@@ -182,8 +189,6 @@ impl BatchScript {
             "worker".to_owned(),
             "--sweep".to_owned(),
             self.sweep.clone(),
-            "--db".to_owned(),
-            self.db.clone(),
             "--log-dir".to_owned(),
             self.script_dir.join("logs").display().to_string(),
             "--max-retries".to_owned(),
@@ -281,8 +286,12 @@ mod tests {
         let exec = text.lines().last().unwrap();
         assert_eq!(
             exec,
-            "exec /opt/ddsas/bin/ddsas worker --sweep grid --db postgres://me@db.lab/ddsas \
+            "exec /opt/ddsas/bin/ddsas worker --sweep grid \
              --log-dir /home/me/exp/slurm/grid/logs --max-retries 2 --stale-after 30"
+        );
+        assert!(
+            text.contains("\nexport DDSAS_DB=postgres://me@db.lab/ddsas\n"),
+            "{text}"
         );
         // Every #SBATCH line comes before the first command, or sbatch
         // ignores it.
@@ -369,7 +378,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r"--db 'postgres://me:pa'\''ss@db/ddsas?sslmode=require&x=1'"),
+            text.contains(r"export DDSAS_DB='postgres://me:pa'\''ss@db/ddsas?sslmode=require&x=1'"),
             "{text}"
         );
         assert_eq!(shell_quote(""), "''");
