@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
-use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store};
+use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT};
 
 /// How often the orchestrator polls progress, cancellation and runs held
 /// elsewhere.
@@ -243,6 +243,7 @@ pub async fn orchestrate(
         outcome: Outcome::default(),
         ui: Ui::new(opts.live, total),
         kill_sent: false,
+        outage: Outage::default(),
     };
     orch.run().await
 }
@@ -281,6 +282,59 @@ struct Orchestrator<'a> {
     outcome: Outcome,
     ui: Ui,
     kill_sent: bool,
+    outage: Outage,
+}
+
+/// How long the database has been out of reach, for the orchestrator's own
+/// queries (claims, progress, cancellation). A PostgreSQL restart cuts the
+/// queries in flight; the next ones wait for the server, so a cut query is
+/// simply tried again at the next tick while the workers go on (their own
+/// writes retry likewise, `Store::reconnecting`). Only an outage longer
+/// than [`BUSY_TIMEOUT`] stops the session.
+#[derive(Debug, Default)]
+struct Outage {
+    since: Option<Instant>,
+}
+
+impl Outage {
+    /// Passes `result` on, except that a lost connection is forgiven (with
+    /// one line) until the outage is [`BUSY_TIMEOUT`] old.
+    fn judge(&mut self, result: anyhow::Result<()>, ui: &Ui) -> anyhow::Result<()> {
+        let err = match result {
+            Ok(()) => {
+                if self.since.take().is_some() {
+                    ui.line("the database is back; going on".to_owned());
+                }
+                return Ok(());
+            }
+            Err(err) => err,
+        };
+        let lost = err.chain().any(|cause| {
+            cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_connection_lost)
+        });
+        if !lost {
+            return Err(err);
+        }
+        let since = match self.since {
+            Some(since) => since,
+            None => {
+                ui.line(format!(
+                    "lost the connection to the database ({err:#}); trying again for up to {} s",
+                    BUSY_TIMEOUT.as_secs()
+                ));
+                *self.since.insert(Instant::now())
+            }
+        };
+        if since.elapsed() > BUSY_TIMEOUT {
+            return Err(err.context(format!(
+                "the database stayed out of reach for {} s",
+                BUSY_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Orchestrator<'_> {
@@ -295,7 +349,8 @@ impl Orchestrator<'_> {
         let result = async {
             loop {
                 if self.outcome.stopped.is_none() {
-                    self.fill().await?;
+                    let filled = self.fill().await;
+                    self.outage.judge(filled, &self.ui)?;
                 }
                 let idle = self.active.iter().all(Option::is_none);
                 if idle && (self.pending.is_empty() || self.outcome.stopped.is_some()) {
@@ -315,13 +370,8 @@ impl Orchestrator<'_> {
                         self.finished(slot, status).await?;
                     }
                     _ = tick.tick() => {
-                        self.progress().await?;
-                        if last_cancel_check.elapsed() >= CANCEL_CHECK {
-                            last_cancel_check = Instant::now();
-                            if self.outcome.stopped.is_none() && self.store.sweep_cancelled(&self.opts.sweep).await? {
-                                self.stop(StopReason::Cancelled);
-                            }
-                        }
+                        let watched = self.watch(&mut last_cancel_check).await;
+                        self.outage.judge(watched, &self.ui)?;
                     }
                     _ = signals.recv() => self.stop(StopReason::Signal),
                     _ = time_limit.recv() => self.stop(StopReason::TimeLimit),
@@ -350,6 +400,21 @@ impl Orchestrator<'_> {
         }
         self.ui.finish();
         Ok(std::mem::take(&mut self.outcome))
+    }
+
+    /// A tick's look at the database: the runs' progress and, every
+    /// [`CANCEL_CHECK`], whether the sweep was cancelled.
+    async fn watch(&mut self, last_cancel_check: &mut Instant) -> anyhow::Result<()> {
+        self.progress().await?;
+        if last_cancel_check.elapsed() >= CANCEL_CHECK {
+            *last_cancel_check = Instant::now();
+            if self.outcome.stopped.is_none()
+                && self.store.sweep_cancelled(&self.opts.sweep).await?
+            {
+                self.stop(StopReason::Cancelled);
+            }
+        }
+        Ok(())
     }
 
     /// Whether every run still pending is held by a live owner elsewhere
@@ -1178,6 +1243,36 @@ fn duration(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cut query is forgiven (the next tick tries again) until the
+    /// outage is older than the store's own patience; other errors never.
+    #[test]
+    fn a_lost_connection_is_waited_out_for_a_while_and_other_errors_are_not() {
+        let ui = Ui::new(false, 1);
+        let lost = || {
+            let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            anyhow::Error::from(StoreError::Query {
+                what: "listing the runs' progress".into(),
+                source: sqlx::Error::Io(reset),
+            })
+            .context("a tick")
+        };
+        let mut outage = Outage::default();
+        assert!(outage.judge(Err(lost()), &ui).is_ok());
+        assert!(outage.judge(Err(lost()), &ui).is_ok());
+        assert!(outage.judge(Ok(()), &ui).is_ok());
+        assert!(outage.since.is_none(), "a success ends the outage");
+        assert!(outage
+            .judge(Err(anyhow::anyhow!("disk on fire")), &ui)
+            .is_err());
+        assert!(outage.judge(Err(lost()), &ui).is_ok());
+        outage.since = Some(Instant::now() - BUSY_TIMEOUT - Duration::from_secs(1));
+        let err = outage.judge(Err(lost()), &ui).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("the database stayed out of reach for 30 s"),
+            "{err:#}"
+        );
+    }
 
     #[test]
     fn durations_read_well() {

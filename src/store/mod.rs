@@ -562,8 +562,19 @@ async fn postgres_pool(location: &DbLocation, url: &str) -> Result<AnyPool, Stor
 /// such a call then refuses the next call's number ("incorrect binary data
 /// format"); each statement is parsed anew instead (the store tests catch
 /// a regression: `cosine_distance` is NULL at epoch 0 only).
+///
+/// The server also ends a session left idle inside a transaction for a
+/// minute (ours last milliseconds): a worker frozen mid-write (SIGSTOP, a
+/// hung node) would otherwise hold its run's row lock for good, and every
+/// claim or takeover of that run would wait on it.
 pub(crate) fn postgres_url(url: &str) -> String {
-    with_params(url, &[("statement-cache-capacity", "0")])
+    with_params(
+        url,
+        &[
+            ("statement-cache-capacity", "0"),
+            ("options", "-c idle_in_transaction_session_timeout=60000"),
+        ],
+    )
 }
 
 /// [`postgres_url`] with the sessions it opens read-only and their

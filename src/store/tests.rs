@@ -951,3 +951,21 @@ fn check_known(migrator: &Migrator, known: &[(i64, &str)], folder: &str) {
         "migrations/{folder}: a new migration: add its (version, checksum) to the list: {actual:?}"
     );
 }
+
+/// The server ends a store session left idle inside a transaction (a
+/// worker frozen mid-write), so its row locks cannot hold claims up for
+/// good.
+#[tokio::test]
+async fn postgres_sessions_end_transactions_left_idle() {
+    let db = super::test_postgres::TestDatabase::create().await.unwrap();
+    let store = Store::connect(&DbLocation::Postgres(db.url().to_owned()))
+        .await
+        .unwrap();
+    let limit: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(limit, "1min");
+    store.close().await;
+    db.drop_now().await;
+}

@@ -80,6 +80,11 @@ impl Env {
         self.path("results.db")
     }
 
+    /// Whether the history is in PostgreSQL (else in [`Env::db`]).
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
     pub(crate) fn sweep(&self, name: &str, body: &str) -> PathBuf {
         let path = self.path(&format!("{name}.yaml"));
         fs::write(&path, format!("name: {name}\n{body}")).unwrap();
