@@ -321,7 +321,7 @@ impl Outage {
             Some(since) => since,
             None => {
                 ui.line(format!(
-                    "lost the connection to the database ({err:#}); trying again for up to {} s",
+                    "lost the connection to the database ({err}); trying again for up to {} s",
                     BUSY_TIMEOUT.as_secs()
                 ));
                 *self.since.insert(Instant::now())

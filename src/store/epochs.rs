@@ -81,14 +81,26 @@ impl Store {
 
     /// Drops every record after `last_kept_epoch` (all of them for `None`)
     /// and rewinds `epochs_done` and `best_valid_acc` to match: used when a
-    /// run resumes from a checkpoint older than the database.
+    /// run resumes from a checkpoint older than the database. Repeated
+    /// while the connection is lost, like an epoch record.
     pub async fn truncate_after(
         &self,
         run_id: i64,
         last_kept_epoch: Option<u32>,
     ) -> Result<(), StoreError> {
-        let what =
-            || format!("dropping the records of run {run_id} after epoch {last_kept_epoch:?}");
+        self.reconnecting(|| self.truncate_after_once(run_id, last_kept_epoch))
+            .await
+    }
+
+    async fn truncate_after_once(
+        &self,
+        run_id: i64,
+        last_kept_epoch: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let what = || match last_kept_epoch {
+            Some(e) => format!("dropping the records of run {run_id} after epoch {}", e + 1),
+            None => format!("dropping the records of run {run_id}"),
+        };
         let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
         let mut tx = self.begin_write().await.ctx(what)?;
         require_in(&mut tx, run_id).await?;

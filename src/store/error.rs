@@ -106,6 +106,26 @@ impl StoreError {
 }
 
 impl StoreError {
+    /// Whether the PostgreSQL server ended the session or refused it while
+    /// shutting down or starting up (SQLSTATE 57P01-57P03): a restart or an
+    /// administrator's `pg_terminate_backend`, worth waiting out. Unlike
+    /// [`StoreError::is_connection_lost`], a refused or unroutable
+    /// connection (a wrong host or port) is not this.
+    pub fn is_server_restarting(&self) -> bool {
+        let source = match self {
+            StoreError::Open { source, .. } | StoreError::Query { source, .. } => source,
+            StoreError::Migrate {
+                source:
+                    sqlx::migrate::MigrateError::Execute(source)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(source, _),
+                ..
+            } => source,
+            _ => return false,
+        };
+        matches!(source, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("57P")))
+    }
+
     /// Whether the connection to the database was lost (a PostgreSQL
     /// restart, a dropped network): the same write succeeds on a fresh
     /// connection once the server is back. A full disk is not this.

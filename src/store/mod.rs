@@ -223,12 +223,18 @@ impl Store {
     /// workers of a sweep start together): switching a fresh file to WAL and
     /// recovering a WAL can answer "database is locked" without waiting on
     /// the busy timeout, so such an answer is retried until [`BUSY_TIMEOUT`].
+    /// So is a PostgreSQL server restarting or ending sessions while the
+    /// store opens; a server that cannot be reached at all is reported at
+    /// once.
     pub async fn connect(location: &DbLocation) -> Result<Store, StoreError> {
         let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
         let mut pause = Duration::from_millis(10);
         loop {
             match Self::connect_once(location).await {
-                Err(e) if e.is_busy() && tokio::time::Instant::now() + pause < deadline => {
+                Err(e)
+                    if (e.is_busy() || e.is_server_restarting())
+                        && tokio::time::Instant::now() + pause < deadline =>
+                {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
@@ -373,10 +379,11 @@ impl Store {
 
     /// Runs `write` again while the connection to the database is lost,
     /// for up to [`BUSY_TIMEOUT`]: a PostgreSQL restart under running
-    /// workers then costs them a pause, not their runs. Only for writes
-    /// that are whole transactions and safe to repeat (an epoch record
-    /// replaces its epoch; finishing, a heartbeat or a checkpoint path set
-    /// the same values again).
+    /// workers then costs them a pause, not their runs. Only for reads and
+    /// for writes that are whole transactions and safe to repeat (an epoch
+    /// record replaces its epoch; finishing, failing, interrupting or a
+    /// checkpoint path set the same values again; dropping records after
+    /// an epoch drops nothing more the second time).
     pub(crate) async fn reconnecting<T, F, Fut>(&self, mut write: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
@@ -624,7 +631,10 @@ async fn check_is_ddsas(
         .await
         .map_err(|e| open_error(location, e))?;
     let ours = ["_sqlx_migrations", "runs"];
-    if tables.is_empty() || ours.iter().all(|t| tables.iter().any(|n| n == t)) {
+    // `_sqlx_migrations` alone: a first migration that was cut off (the
+    // table is made outside the migrations' transactions), to be redone.
+    let first_cut = tables == ["_sqlx_migrations"];
+    if tables.is_empty() || first_cut || ours.iter().all(|t| tables.iter().any(|n| n == t)) {
         return Ok(());
     }
     Err(StoreError::NotDdsas {

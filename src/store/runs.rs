@@ -46,8 +46,14 @@ impl Store {
             })
     }
 
-    /// The run with row id `id`.
+    /// The run with row id `id`; read again while the connection is lost
+    /// (an orchestrator reads it when a worker ends, and that moment
+    /// comes once).
     pub async fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        self.reconnecting(|| self.run_once(id)).await
+    }
+
+    async fn run_once(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
         sqlx::query_as("SELECT * FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -196,6 +202,10 @@ impl Store {
     /// Marks a run failed with its error. A `done` run stays done: its
     /// result is complete, whatever failed afterwards.
     pub async fn fail_run(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.reconnecting(|| self.fail_run_once(id, error)).await
+    }
+
+    async fn fail_run_once(&self, id: i64, error: &str) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE runs SET status = 'failed', error = $2, finished_at = $3
              WHERE id = $1 AND status <> 'done'",
@@ -216,6 +226,10 @@ impl Store {
     /// checkpoint later. Only `running` changes: a queued, done or failed
     /// run keeps its status.
     pub async fn interrupt_run(&self, id: i64) -> Result<(), StoreError> {
+        self.reconnecting(|| self.interrupt_run_once(id)).await
+    }
+
+    async fn interrupt_run_once(&self, id: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = $2
              WHERE id = $1 AND status = 'running'",
@@ -233,6 +247,11 @@ impl Store {
 
     /// Remembers where the run's latest epoch checkpoint is.
     pub async fn set_checkpoint_path(&self, id: i64, path: &str) -> Result<(), StoreError> {
+        self.reconnecting(|| self.set_checkpoint_path_once(id, path))
+            .await
+    }
+
+    async fn set_checkpoint_path_once(&self, id: i64, path: &str) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE runs SET checkpoint_path = $2 WHERE id = $1")
             .bind(id)
             .bind(path)

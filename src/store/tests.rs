@@ -969,3 +969,34 @@ async fn postgres_sessions_end_transactions_left_idle() {
     store.close().await;
     db.drop_now().await;
 }
+
+/// A first migration cut off by the server (the session ended mid-way)
+/// leaves `_sqlx_migrations` alone: the next opener migrates it rather
+/// than refusing it as another program's database.
+#[tokio::test]
+async fn a_cut_off_first_migration_is_redone_by_the_next_opener() {
+    let db = super::test_postgres::TestDatabase::create().await.unwrap();
+    let location = DbLocation::Postgres(db.url().to_owned());
+    let store = Store::connect(&location).await.unwrap();
+    sqlx::query("DROP SCHEMA public CASCADE")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("CREATE SCHEMA public")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, \
+         checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    let store = Store::connect(&location).await.unwrap();
+    assert!(store.ensure_run(&cfg(&[])).await.unwrap().id > 0);
+    store.close().await;
+    db.drop_now().await;
+}

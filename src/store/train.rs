@@ -152,6 +152,15 @@ impl Store {
         run_id: i64,
         last_kept_epoch: Option<u32>,
     ) -> Result<(), StoreError> {
+        self.reconnecting(|| self.truncate_train_after_once(run_id, last_kept_epoch))
+            .await
+    }
+
+    async fn truncate_train_after_once(
+        &self,
+        run_id: i64,
+        last_kept_epoch: Option<u32>,
+    ) -> Result<(), StoreError> {
         let what = || format!("dropping the epochs of train run {run_id}");
         let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
         let mut tx = self.begin_write().await.ctx(what)?;

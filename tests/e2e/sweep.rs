@@ -1355,6 +1355,67 @@ impl Drop for OwnServer {
     }
 }
 
+/// The server ends every session of a sweep's database again and again
+/// (`pg_terminate_backend` every 50 ms, as an administrator or a failover
+/// would) from its first finished epoch to its end: queries cut in flight
+/// are tried again (the orchestrator's at its next tick, the workers'
+/// opens, reads and writes at once) and every run finishes, once, with the
+/// records of an undisturbed sweep.
+#[test]
+fn sessions_ended_by_the_server_under_a_running_sweep_lose_no_run() {
+    let _heavy = heavy();
+    let env = Env::postgres();
+    let body = format!(
+        "base: {TINY}
+seeds: [0, 1, 2, 3]
+"
+    );
+    let file = env.sweep("ended", &body);
+    let calm = Env::postgres();
+    let calm_file = calm.sweep("ended", &body);
+    let mut calm_child = calm.start_sweep(&calm_file, 2, "calm", &[]);
+    assert!(wait_child(&mut calm_child, "the undisturbed sweep").success());
+
+    let url = env.db_arg();
+    let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let server = ddsas::store::test_postgres::server_url().unwrap();
+    let rt = super::util::rt();
+    let admin = rt.block_on(sqlx::PgPool::connect(&server)).unwrap();
+    let mut child = env.start_sweep(&file, 2, "orch", &["--max-retries", "20"]);
+    // Registration is left alone (a cut there is an error to rerun the
+    // command for); from the first finished epoch on, nothing is.
+    wait_for("a worker with a finished epoch", || {
+        running_worker(&env, child.id(), 1).is_some()
+    });
+    let mut ended = 0i64;
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < WAIT, "{}", env.output_of("orch"));
+        let n: i64 = rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()) AS t",
+                )
+                .bind(database)
+                .fetch_one(&admin),
+            )
+            .unwrap();
+        ended += n;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rt.block_on(admin.close());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", env.output_of("orch"));
+    assert!(ended > 10, "only {ended} sessions were ended");
+    env.assert_all_done_once(4);
+    let epochs = "SELECT r.fingerprint, e.epoch, e.train_acc, e.train_loss, e.valid_acc, \
+                  e.valid_loss, e.genotype FROM epochs e JOIN runs r ON r.id = e.run_id \
+                  ORDER BY 1, 2";
+    assert_eq!(env.query(epochs), calm.query(epochs));
+    eprintln!("{ended} sessions ended under the sweep; every run done once");
+}
+
 /// The server of a sweep's run history restarts while workers write
 /// epochs: the pools reconnect and no run is lost, failed or retried. (A
 /// write cut off in flight is retried by `Store::reconnecting`; a restart
