@@ -81,18 +81,25 @@ impl StoreError {
 }
 
 impl StoreError {
-    /// Whether SQLite found its disk full (SQLITE_FULL) or out of quota:
-    /// the write can succeed once space is freed.
-    pub fn is_disk_full(&self) -> bool {
-        let source = match self {
-            StoreError::Open { source, .. } | StoreError::Query { source, .. } => source,
+    /// sqlx's error behind an open, a query or a migration step.
+    fn sqlx_source(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Query { source, .. } => Some(source),
             StoreError::Migrate {
                 source:
                     sqlx::migrate::MigrateError::Execute(source)
                     | sqlx::migrate::MigrateError::ExecuteMigration(source, _),
                 ..
-            } => source,
-            _ => return false,
+            } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Whether SQLite found its disk full (SQLITE_FULL) or out of quota:
+    /// the write can succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        let Some(source) = self.sqlx_source() else {
+            return false;
         };
         match source {
             sqlx::Error::Database(db) => db
@@ -112,15 +119,8 @@ impl StoreError {
     /// [`StoreError::is_connection_lost`], a refused or unroutable
     /// connection (a wrong host or port) is not this.
     pub fn is_server_restarting(&self) -> bool {
-        let source = match self {
-            StoreError::Open { source, .. } | StoreError::Query { source, .. } => source,
-            StoreError::Migrate {
-                source:
-                    sqlx::migrate::MigrateError::Execute(source)
-                    | sqlx::migrate::MigrateError::ExecuteMigration(source, _),
-                ..
-            } => source,
-            _ => return false,
+        let Some(source) = self.sqlx_source() else {
+            return false;
         };
         matches!(source, sqlx::Error::Database(db)
             if db.code().is_some_and(|c| c.starts_with("57P")))
