@@ -216,8 +216,8 @@ async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
 
 /// Adds a `definitions` column to `table` when some of `rows` were made
 /// under older definitions than this ddsas uses for their method, with a
-/// note saying what changed: their L (DDSAS) or GDAS numbers mean
-/// something else than those of newer runs.
+/// note saying what changed: their numbers mean something else than those
+/// of newer runs.
 fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<String>) {
     let marks: Vec<Option<String>> = (0..rows.rows.len())
         .map(|i| {
@@ -235,10 +235,11 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
         row.push(mark.clone().map_or(Value::Null, Value::from));
     }
     let note = format!(
-        "{} made under older definitions: DDSAS {}; GDAS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
+        "{} made under older definitions: DDSAS {}; GDAS {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
         crate::report::data::plural(marks.iter().flatten().count(), "run"),
         crate::config::definitions_change(crate::config::Method::Ddsas),
         crate::config::definitions_change(crate::config::Method::Gdas),
+        crate::config::definitions_change(crate::config::Method::Darts),
     );
     (table, Some(note))
 }

@@ -109,15 +109,27 @@ impl SearchCmd {
 
 /// Claims the run, or takes it over from a `ddsas search` of this host that
 /// died without releasing it (a crash, `kill -9`): waiting two minutes for
-/// its heartbeat to go stale would only hold the user up.
+/// its heartbeat to go stale would only hold the user up. This process runs
+/// the run itself, so a claim it gets is confirmed at once as its next
+/// attempt.
 pub(crate) async fn claim_or_take_over(
     store: &Store,
     id: i64,
     claim: &Claim,
 ) -> anyhow::Result<bool> {
-    if store.claim_run(id, claim).await? {
-        return Ok(true);
+    let claimed =
+        store.claim_run(id, claim).await? || take_over_dead_search(store, id, claim).await?;
+    if !claimed {
+        return Ok(false);
     }
+    let attempt = store.run(id).await?.map_or(0, |row| row.attempts) + 1;
+    Ok(store
+        .confirm_claim(id, &claim.owner, claim.pid, attempt)
+        .await?)
+}
+
+/// Takes the run over when a dead `ddsas search` of this host holds it.
+async fn take_over_dead_search(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
     let Some(row) = store.run(id).await? else {
         return Ok(false);
     };

@@ -30,8 +30,12 @@ pub struct WorkerCmd {
     /// Owner id of the claim (the orchestrator's).
     #[arg(long, requires = "run_id")]
     owner: Option<String>,
+    /// The attempt this worker is (the run's started workers before it,
+    /// plus one); counted when the worker confirms its claim.
+    #[arg(long, requires = "run_id", required_unless_present = "sweep")]
+    attempt: Option<i64>,
     /// Pull mode: the registered sweep whose runs to claim and run.
-    #[arg(long, conflicts_with_all = ["run_id", "owner", "device"])]
+    #[arg(long, conflicts_with_all = ["run_id", "owner", "attempt", "device"])]
     sweep: Option<String>,
     /// Device: cpu or cuda:0 (the GPU is chosen with CUDA_VISIBLE_DEVICES).
     #[arg(long)]
@@ -77,8 +81,8 @@ impl WorkerCmd {
             db: self.db.clone(),
         }
         .open(rt)?;
-        let code = match (&self.sweep, self.run_id, &self.owner) {
-            (Some(sweep), _, _) => {
+        let code = match (&self.sweep, self.run_id, &self.owner, self.attempt) {
+            (Some(sweep), _, _, _) => {
                 let pull = PullWorker {
                     sweep: sweep.clone(),
                     db: self.db.clone(),
@@ -92,7 +96,7 @@ impl WorkerCmd {
                 };
                 rt.block_on(run_pull(&store, &pull))?
             }
-            (None, Some(run_id), Some(owner)) => {
+            (None, Some(run_id), Some(owner), Some(attempt)) => {
                 set_threads(self.threads.unwrap_or(1).max(1))?;
                 let device = parse_device(self.device.as_deref().unwrap_or("cpu"))?;
                 run_worker(
@@ -101,6 +105,7 @@ impl WorkerCmd {
                     &WorkerOptions {
                         db: self.db,
                         run_id,
+                        attempt,
                         device,
                         owner: owner.clone(),
                         heartbeat_s: self.heartbeat_s,
@@ -108,7 +113,7 @@ impl WorkerCmd {
                     },
                 )?
             }
-            _ => anyhow::bail!("ddsas worker needs --run-id and --owner, or --sweep"),
+            _ => anyhow::bail!("ddsas worker needs --run-id, --owner and --attempt, or --sweep"),
         };
         rt.block_on(store.close());
         Ok(ExitCode::from(code))

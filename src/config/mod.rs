@@ -870,23 +870,38 @@ pub(crate) fn canonical_json_without<T: Serialize>(config: &T, keys: &[&str]) ->
 
 /// Version of the definitions a method's runs are made under. It grows when
 /// a change makes the same config measure something else, and enters the
-/// fingerprint. Version 2 (issue 10): DDSAS's L counts `none`; GDAS adds
-/// the unpicked ops' hard weights (its authors' straight-through form).
-/// DARTS has not changed, so its runs keep their fingerprints.
+/// fingerprint; [`definitions_change`] says what changed at each version.
 pub fn definitions(method: Method) -> u32 {
+    definitions_history(method)
+        .last()
+        .map_or(1, |(version, _)| *version)
+}
+
+/// What changed at each version of [`definitions`] after the first, oldest
+/// first. Version 2 of DDSAS and GDAS (issue 10): L counts `none`; GDAS
+/// adds the unpicked ops' hard weights. Version 3 of DDSAS and GDAS, 2 of
+/// DARTS (issue 27): the networks' weights start as PyTorch initialises
+/// them, where tch's defaults had drawn conv and linear weights sqrt(6)
+/// times as large and batch-norm scales from U(0, 1).
+fn definitions_history(method: Method) -> &'static [(u32, &'static str)] {
+    const INIT: &str = "weights start as PyTorch initialises them (conv and linear within ±1/sqrt(fan_in), batch-norm scale 1)";
     match method {
-        Method::Darts => 1,
-        Method::Ddsas | Method::Gdas => 2,
+        Method::Ddsas => &[(2, "L counts `none` like any other op"), (3, INIT)],
+        Method::Gdas => &[
+            (2, "the unpicked ops' hard weights enter the forward pass"),
+            (3, INIT),
+        ],
+        Method::Darts => &[(2, INIT)],
     }
 }
 
 /// What changed at each version of [`definitions`], for messages.
-pub fn definitions_change(method: Method) -> &'static str {
-    match method {
-        Method::Ddsas => "since version 2, L counts `none` like any other op",
-        Method::Gdas => "since version 2, the unpicked ops' hard weights enter the forward pass",
-        Method::Darts => "DARTS has not changed",
-    }
+pub fn definitions_change(method: Method) -> String {
+    let changes: Vec<String> = definitions_history(method)
+        .iter()
+        .map(|(version, what)| format!("since version {version}, {what}"))
+        .collect();
+    changes.join("; ")
 }
 
 /// A validated config: the only form the engine accepts.
@@ -1072,19 +1087,27 @@ mod tests {
         assert!(given.folder.unwrap().is_absolute());
     }
 
-    /// Fingerprints of configs written before `download` and the data
-    /// folder existed (issue 16), taken from the ddsas of main at the time:
-    /// done runs must stay done.
+    /// Fingerprints pinned at the definitions of issue 27 (DDSAS and GDAS
+    /// 3, DARTS 2): a change of the canonical config must not move them,
+    /// or done runs would no longer be found done. (Issue 16 added
+    /// `download` and the data folder without moving them.)
     #[test]
     fn fingerprints_of_existing_configs_are_unchanged() {
         let prefix = |yaml: &str| resolve(yaml).unwrap().fingerprint()[..10].to_owned();
-        assert_eq!(prefix("{}"), "617ac2534d");
-        assert_eq!(prefix("method: darts"), "6f08f413fc");
-        assert_eq!(prefix("method: gdas\nepochs: 3"), "35d79ec8cb");
-        assert_eq!(prefix("dataset: cifar10\ndata_dir: /"), "b6f1240925");
+        let yamls = [
+            "{}",
+            "method: darts",
+            "method: gdas\nepochs: 3",
+            "dataset: cifar10\ndata_dir: /",
+        ];
+        let got: Vec<String> = yamls.iter().map(|y| prefix(y)).collect();
+        assert_eq!(
+            got,
+            ["2aa5800567", "f901b72b40", "641b850468", "bd37b7e414"]
+        );
         // `download` never enters the identity or the stored config.
         let with = resolve("dataset: cifar10\ndata_dir: /\ndownload: true").unwrap();
-        assert_eq!(with.fingerprint()[..10], *"b6f1240925");
+        assert_eq!(with.fingerprint()[..10], got[3]);
         assert!(with.download());
         assert!(!with.canonical_json().contains("download"));
     }

@@ -254,6 +254,12 @@ impl TrainConfig {
     }
 }
 
+/// Version of what a training's numbers mean, as `config::definitions` is
+/// for searches; it enters the fingerprint and is stored with the run.
+/// Version 2 (issue 27): weights start as PyTorch initialises them (tch's
+/// defaults had made the network learn far slower than the reference).
+pub const TRAIN_DEFINITIONS: u32 = 2;
+
 /// A validated train config: the only form the trainer accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedTrain {
@@ -294,11 +300,20 @@ impl ResolvedTrain {
         canonical_json_without(&self.config, &["download"])
     }
 
-    /// The run's identity: genotype and train config, so that a cell that
-    /// two searches found is trained once per train config.
+    /// The run's identity: genotype, train config and the
+    /// [`TRAIN_DEFINITIONS`] it is trained under, so that a cell that two
+    /// searches found is trained once per train config, and a training of
+    /// older definitions is never taken for a new one.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(format!("train 1\n{}", self.canonical_json()).as_bytes());
+        let digest = Sha256::digest(
+            format!("train {TRAIN_DEFINITIONS}\n{}", self.canonical_json()).as_bytes(),
+        );
         hex::encode(&digest[..12])
+    }
+
+    /// The definitions version stored with the run (`runs.definitions`).
+    pub fn definitions(&self) -> u32 {
+        TRAIN_DEFINITIONS
     }
 }
 
@@ -368,8 +383,9 @@ mod tests {
         assert!(e.contains("`genotype`") && e.contains("conv_9x9"), "{e}");
     }
 
-    /// The fingerprint of a train config from before `download` existed
-    /// (issue 16), taken from the ddsas of main at the time.
+    /// The fingerprint of a train config, pinned at train definitions 2
+    /// (issue 27): a change of the canonical config must not move it.
+    /// (Issue 16 added `download` without moving it.)
     #[test]
     fn fingerprint_of_an_existing_config_is_unchanged() {
         let sets = [
@@ -381,7 +397,7 @@ mod tests {
             "batch_size=8",
         ];
         let r = resolve(&sets).unwrap();
-        assert_eq!(r.fingerprint(), "409be501ff5d720e00892c0c");
+        assert_eq!(r.fingerprint(), "824709170bddb67187e8bb90");
         let mut with = sets.to_vec();
         with.push("download=true");
         let w = resolve(&with).unwrap();

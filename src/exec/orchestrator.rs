@@ -560,7 +560,9 @@ impl Orchestrator<'_> {
     async fn launch(&mut self, slot: usize, run: SweepRun) -> anyhow::Result<()> {
         let id = run.run_id;
         let row = self.store.run(id).await?;
-        let attempt = row.as_ref().map_or(1, |r| r.attempts);
+        // The claim counted nothing; this worker is the next attempt, and
+        // counts once it exists (`Store::confirm_claim`).
+        let attempt = row.as_ref().map_or(0, |r| r.attempts) + 1;
         let trains = row
             .as_ref()
             .is_some_and(|r| r.method == crate::store::TRAIN_METHOD);
@@ -568,7 +570,7 @@ impl Orchestrator<'_> {
             .opts
             .log_dir
             .join(format!("run-{id}-attempt-{attempt}.log"));
-        let spawned = self.spawn_worker(slot, id, &log, trains);
+        let spawned = self.spawn_worker(slot, (id, attempt), &log, trains);
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
@@ -584,7 +586,7 @@ impl Orchestrator<'_> {
         // `kill -9` of the orchestrator right away still leaves a pid that
         // the next orchestrator can check.
         self.store
-            .confirm_claim(id, &self.owner, i64::from(pid))
+            .confirm_claim(id, &self.owner, i64::from(pid), attempt)
             .await?;
         let mut child = child;
         self.children
@@ -616,12 +618,12 @@ impl Orchestrator<'_> {
         Ok(())
     }
 
-    /// Starts `ddsas worker` for run `id`; `trains` gives it the allocator
-    /// settings of training (`exec::memory`).
+    /// Starts `ddsas worker` for `attempt` of run `id`; `trains` gives it
+    /// the allocator settings of training (`exec::memory`).
     fn spawn_worker(
         &self,
         slot: usize,
-        id: i64,
+        (id, attempt): (i64, i64),
         log: &Path,
         trains: bool,
     ) -> anyhow::Result<tokio::process::Child> {
@@ -633,6 +635,7 @@ impl Orchestrator<'_> {
         cmd.arg("worker")
             .env(crate::store::DB_VARIABLE, self.opts.db.to_arg())
             .args(["--run-id", &id.to_string()])
+            .args(["--attempt", &attempt.to_string()])
             .args(["--threads", &s.threads.to_string()])
             .args(["--owner", &self.owner])
             .args(["--heartbeat-s", &self.opts.heartbeat_s.to_string()])

@@ -39,6 +39,8 @@ pub struct WorkerOptions {
     pub db: DbLocation,
     /// The claimed run.
     pub run_id: i64,
+    /// Which attempt at the run this worker is (see `Store::confirm_claim`).
+    pub attempt: i64,
     /// Device to train on (`cuda:0` under `CUDA_VISIBLE_DEVICES`).
     pub device: tch::Device,
     /// The claim's owner, checked before the run is touched.
@@ -63,7 +65,7 @@ pub fn run_worker(
         .block_on(store.run(id))?
         .with_context(|| format!("run {id} is not in {}", opts.db.display()))?;
     let me = i64::from(std::process::id());
-    if !rt.block_on(store.confirm_claim(id, &opts.owner, me))? {
+    if !rt.block_on(store.confirm_claim(id, &opts.owner, me, opts.attempt))? {
         crate::errln!(
             "worker: run {id} is no longer held by {} (status {}, owner {}); leaving it alone",
             opts.owner,
@@ -86,7 +88,7 @@ pub fn run_worker(
     crate::outln!(
         "worker pid {me}: run {id} ({}) attempt {} on {} with {} libtorch thread(s), owner {}, {}; ready at {:.3} (started {started:.3})",
         row.fingerprint,
-        row.attempts,
+        opts.attempt,
         match opts.device {
             tch::Device::Cuda(n) => format!("cuda:{n}"),
             _ => "cpu".to_owned(),
@@ -158,7 +160,7 @@ fn run_train(
         "worker pid {}: train run {id} ({}) attempt {}, owner {}, {}",
         std::process::id(),
         row.fingerprint,
-        row.attempts,
+        opts.attempt,
         opts.owner,
         allocator_text()
     );
@@ -166,7 +168,13 @@ fn run_train(
         .map_err(|e| e.to_string())
         .and_then(|c| c.resolve().map_err(|e| e.to_string()))
         .and_then(|cfg| {
-            if cfg.fingerprint() == row.fingerprint {
+            if row.definitions != i64::from(cfg.definitions()) {
+                Err(format!(
+                    "it was registered under train definitions version {} and this ddsas trains under version {} (weights now start as PyTorch initialises them); continuing it would mix two meanings in one run. Train its config again: that registers a new run",
+                    row.definitions,
+                    cfg.definitions()
+                ))
+            } else if cfg.fingerprint() == row.fingerprint {
                 Ok(cfg)
             } else {
                 Err(format!(

@@ -12,7 +12,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
 use crate::nas::metrics::Genotype;
-use crate::nas::ops::{bn, conv, to_channels_last, FactorizedReduce, Op, ReluConvBn};
+use crate::nas::ops::{bn, conv, linear, to_channels_last, FactorizedReduce, Op, ReluConvBn};
 use crate::nas::space::{SearchSpace, SpaceKind};
 
 /// The shape of an evaluation network.
@@ -78,7 +78,7 @@ impl AuxHead {
             bn1: bn(&p / "bn1", 128, true),
             conv2: conv(&p / "conv2", 128, 768, 2, 1, 0, 1, 1),
             bn2: bn(&p / "bn2", 768, true),
-            linear: nn::linear(&p / "linear", 768, classes, Default::default()),
+            linear: linear(&p / "linear", 768, classes),
         }
     }
 
@@ -212,7 +212,7 @@ impl EvalNetwork {
         let aux = shape
             .auxiliary
             .then(|| AuxHead::new(&root / "aux", aux_channels, shape.classes));
-        let classifier = nn::linear(&root / "classifier", c_p, shape.classes, Default::default());
+        let classifier = linear(&root / "classifier", c_p, shape.classes);
         EvalNetwork {
             stem_conv,
             stem_bn,

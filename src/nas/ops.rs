@@ -10,17 +10,49 @@ use tch::Tensor;
 
 use crate::nas::space::SpaceKind;
 
-/// Batch norm as used inside search cells: no affine parameters (DARTS).
+/// PyTorch's default initialisation of `Conv2d` and `Linear` weights
+/// (`kaiming_uniform_` with `a = sqrt(5)`): uniform within ±1/sqrt(fan_in),
+/// i.e. Kaiming with a gain of 1/sqrt(3).
+///
+/// tch's own default (Kaiming for ReLU) draws weights sqrt(6) times as
+/// large. Behind batch norm the scale of a weight does not change the
+/// output, but every SGD step then moves it sqrt(6)² = 6 times less
+/// relative to its size, and weight decay takes long to undo it: the
+/// evaluation network learned far slower than the PyTorch reference, and
+/// drop path, which needs the network to learn more, made the gap plain
+/// (issue 27).
+pub const TORCH_DEFAULT_INIT: nn::Init = nn::Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Uniform,
+    fan: nn::init::FanInOut::FanIn,
+    non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
+};
+
+/// Batch norm, with affine parameters (evaluation networks) or without
+/// (search cells, as DARTS has them). The affine weight starts at 1 and the
+/// bias at 0, as in PyTorch; tch's default draws the weight from U(0, 1),
+/// which silences some channels from the start.
 pub fn bn(p: nn::Path, channels: i64, affine: bool) -> nn::BatchNorm {
     let config = nn::BatchNormConfig {
         affine,
+        ws_init: nn::Init::Const(1.0),
+        bs_init: nn::Init::Const(0.0),
         ..Default::default()
     };
     nn::batch_norm2d(p, channels, config)
 }
 
-/// A bias-free convolution with PyTorch's default initialisation; the
-/// arguments mirror `torch.nn.Conv2d`'s, hence their number.
+/// A linear layer (with bias) initialised as PyTorch's `nn.Linear`.
+pub fn linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    let config = nn::LinearConfig {
+        ws_init: TORCH_DEFAULT_INIT,
+        ..Default::default()
+    };
+    nn::linear(p, in_dim, out_dim, config)
+}
+
+/// A bias-free convolution with PyTorch's default initialisation
+/// ([`TORCH_DEFAULT_INIT`]); the arguments mirror `torch.nn.Conv2d`'s,
+/// hence their number.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     p: nn::Path,
@@ -38,6 +70,7 @@ pub fn conv(
         dilation,
         groups,
         bias: false,
+        ws_init: TORCH_DEFAULT_INIT,
         ..Default::default()
     };
     nn::conv2d(p, c_in, c_out, k, config)
@@ -433,6 +466,48 @@ fn sep_conv(p: nn::Path, c: i64, [k, stride, padding]: [i64; 3], affine: bool) -
 mod tests {
     use super::*;
     use crate::nas::space::SearchSpace;
+    use tch::{Device, Kind};
+
+    /// Largest absolute value and standard deviation of `t`.
+    fn spread(t: &Tensor) -> (f64, f64) {
+        let max = f64::try_from(t.abs().max()).unwrap();
+        let std = f64::try_from(t.std(true)).unwrap();
+        (max, std)
+    }
+
+    /// Weights start as PyTorch initialises them (issue 27): conv and
+    /// linear uniform within ±1/sqrt(fan_in) (depthwise: fan_in = k²),
+    /// batch-norm scale 1 and shift 0. tch's defaults (weights sqrt(6)
+    /// times as large, scales from U(0, 1)) made the evaluation network
+    /// learn far slower than the PyTorch reference.
+    #[test]
+    fn weights_start_as_pytorch_initialises_them() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let dense = conv(&root / "dense", 32, 64, 3, 1, 1, 1, 1);
+        let depthwise = conv(&root / "dw", 64, 64, 5, 1, 2, 1, 64);
+        let fc = linear(&root / "fc", 256, 10);
+        for (w, fan_in) in [(&dense.ws, 32 * 9), (&depthwise.ws, 25), (&fc.ws, 256)] {
+            let bound = 1.0 / f64::from(fan_in).sqrt();
+            let (max, std) = spread(w);
+            assert!(max <= bound && max > 0.95 * bound, "{max} vs bound {bound}");
+            let uniform_std = bound / 3f64.sqrt();
+            assert!(
+                (std / uniform_std - 1.0).abs() < 0.1,
+                "{std} vs {uniform_std}"
+            );
+        }
+        let bias = fc.bs.as_ref().expect("linear layers have a bias");
+        assert!(spread(bias).0 <= 1.0 / 16.0);
+        let norm = bn(&root / "bn", 48, true);
+        let ones = Tensor::ones([48], (Kind::Float, Device::Cpu));
+        assert!(norm.ws.as_ref().unwrap().equal(&ones), "scale starts at 1");
+        assert!(
+            norm.bs.as_ref().unwrap().equal(&ones.zeros_like()),
+            "shift at 0"
+        );
+    }
 
     /// Every form of a dilated depthwise conv computes what the dilated
     /// conv itself computes: both strides, both kernel sizes, even and odd

@@ -372,12 +372,7 @@ impl Supernet {
             SpaceKind::Darts => darts_body(&space, &root, shape),
             SpaceKind::Nb201 => nb201_body(&space, &root, shape),
         };
-        let classifier = nn::linear(
-            &root / "classifier",
-            features,
-            shape.classes,
-            Default::default(),
-        );
+        let classifier = crate::nas::ops::linear(&root / "classifier", features, shape.classes);
         Supernet {
             vs,
             space,

@@ -76,13 +76,16 @@ impl Store {
     /// One `UPDATE ... WHERE status IN (...)` decides, so two orchestrators
     /// on one database never both get a run (docs/design.md §6). Claimable:
     /// `queued`, `interrupted`, `failed` (retry limits are the caller's
-    /// business: `attempts` counts the claims), and — only with
-    /// `stale_after_s` — a `running` run whose heartbeat is older than that,
-    /// i.e. whose owner died. Clears the previous error and end time.
+    /// business), and — only with `stale_after_s` — a `running` run whose
+    /// heartbeat is older than that, i.e. whose owner died. Clears the
+    /// previous error and end time. A claim does not count an attempt:
+    /// `attempts` counts started workers, which [`Store::confirm_claim`]
+    /// records once the worker exists, so an orchestrator that dies
+    /// between its claim and its worker's start leaves the count alone.
     pub async fn claim_run(&self, id: i64, claim: &Claim) -> Result<bool, StoreError> {
         let claimed: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET status = 'running', owner = $2, device = $3, pid = $4,
-                    attempts = attempts + 1, started_at = COALESCE(started_at, $5),
+                    started_at = COALESCE(started_at, $5),
                     heartbeat_at = $5, finished_at = NULL, error = NULL
              WHERE id = $1
                AND (status IN ('queued', 'interrupted', 'failed')
@@ -107,7 +110,8 @@ impl Store {
 
     /// Claims the first claimable run of sweep `sweep` in plan order, as
     /// [`Store::claim_run`] would, in one statement: what many pull workers
-    /// sharing one database call. On PostgreSQL the candidate row is picked
+    /// sharing one database call. The caller is the process that runs the
+    /// claimed run, already started, so this claim also counts the attempt. On PostgreSQL the candidate row is picked
     /// with `FOR UPDATE SKIP LOCKED`, so concurrent callers each get a
     /// different run without waiting on each other's row locks; on SQLite
     /// the write lock serializes them. `None` when nothing is claimable.

@@ -199,19 +199,33 @@ impl Store {
             .ctx(|| "reading run progress".to_owned())
     }
 
-    /// A worker confirming its claim: records its pid and a heartbeat if
-    /// `owner` still holds the run. False when the claim was lost (another
-    /// orchestrator took the run over), in which case the worker must not
-    /// touch the run.
-    pub async fn confirm_claim(&self, id: i64, owner: &str, pid: i64) -> Result<bool, StoreError> {
+    /// A started worker confirming its claim: records its pid, a heartbeat
+    /// and its `attempt` number (the run's attempts before the claim, plus
+    /// one) if `owner` still holds the run. False when the claim was lost
+    /// (another orchestrator took the run over), in which case the worker
+    /// must not touch the run.
+    ///
+    /// `attempts` counts started workers, and both the orchestrator (right
+    /// after it spawned the worker) and the worker itself confirm with the
+    /// same number, so whichever of the two survives to confirm counts the
+    /// attempt, and the second confirm does not count it again.
+    pub async fn confirm_claim(
+        &self,
+        id: i64,
+        owner: &str,
+        pid: i64,
+        attempt: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET pid = $3, heartbeat_at = $4
+            "UPDATE runs SET pid = $3, heartbeat_at = $4,
+                    attempts = CASE WHEN attempts < $5 THEN $5 ELSE attempts END
              WHERE id = $1 AND owner = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(owner)
         .bind(pid)
         .bind(self.now())
+        .bind(attempt)
         .execute(&self.pool)
         .await
         .ctx(|| format!("confirming the claim on run {id}"))?;
@@ -244,7 +258,8 @@ impl Store {
 
     /// Takes over a `running` run whose owner is gone (stale heartbeat,
     /// dead processes), as a compare-and-swap on the owner and pid that were
-    /// seen: of several orchestrators trying at once, exactly one wins.
+    /// seen: of several orchestrators trying at once, exactly one wins. Like
+    /// a claim, it counts no attempt until a worker confirms.
     pub async fn take_over_run(
         &self,
         id: i64,
@@ -254,7 +269,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let claimed: Option<i64> = sqlx::query_scalar(
-            "UPDATE runs SET owner = $2, device = $3, pid = $4, attempts = attempts + 1,
+            "UPDATE runs SET owner = $2, device = $3, pid = $4,
                     started_at = COALESCE(started_at, $5), heartbeat_at = $5,
                     finished_at = NULL, error = NULL
              WHERE id = $1 AND status = 'running' AND owner IS NOT DISTINCT FROM $6 AND pid IS NOT DISTINCT FROM $7
@@ -379,8 +394,8 @@ mod tests {
         let store = Store::open_in_memory().await.unwrap();
         let run = store.ensure_run(&cfg(3)).await.unwrap();
         assert!(store.claim_run(run.id, &claim("a")).await.unwrap());
-        assert!(store.confirm_claim(run.id, "a", 42).await.unwrap());
-        assert!(!store.confirm_claim(run.id, "b", 43).await.unwrap());
+        assert!(store.confirm_claim(run.id, "a", 42, 1).await.unwrap());
+        assert!(!store.confirm_claim(run.id, "b", 43, 1).await.unwrap());
         assert!(!store.heartbeat_owned(run.id, "b", 0).await.unwrap());
         // b takes over only with what it saw (owner a, pid 42); a second try fails.
         assert!(!store
@@ -403,10 +418,38 @@ mod tests {
             .unwrap());
         let row = store.run(run.id).await.unwrap().unwrap();
         assert_eq!(row.status, RunStatus::Interrupted);
-        assert_eq!(row.attempts, 2);
+        assert_eq!(row.attempts, 1, "b took over but started no worker");
         assert!(store.claim_run(run.id, &claim("b")).await.unwrap());
         assert!(store.fail_owned_run(run.id, "b", "gave up").await.unwrap());
         let progress = store.run_progress(&[run.id]).await.unwrap();
         assert_eq!(progress[0].status, RunStatus::Failed);
+    }
+
+    /// `attempts` counts started workers: not claims, not takeovers, and a
+    /// worker confirmed by both its orchestrator and itself counts once
+    /// (issue 27: an orchestrator killed between its claim and its worker's
+    /// start counted an attempt that no worker made).
+    #[tokio::test]
+    async fn attempts_count_started_workers_once() {
+        let store = Store::open_in_memory().await.unwrap();
+        let id = store.ensure_run(&cfg(3)).await.unwrap().id;
+        let attempts = || async { store.run(id).await.unwrap().unwrap().attempts };
+        assert!(store.claim_run(id, &claim("a")).await.unwrap());
+        assert_eq!(attempts().await, 0, "claimed, no worker yet");
+        assert!(store.confirm_claim(id, "a", 42, 1).await.unwrap());
+        assert!(store.confirm_claim(id, "a", 42, 1).await.unwrap());
+        assert_eq!(attempts().await, 1, "orchestrator and worker confirm once");
+        assert!(store.release_run(id, "a", Some("killed")).await.unwrap());
+        // Orchestrator a claims again and dies before starting a worker.
+        assert!(store.claim_run(id, &claim("a")).await.unwrap());
+        assert!(store
+            .take_over_run(id, &claim("b"), Some("a"), Some(1))
+            .await
+            .unwrap());
+        assert_eq!(attempts().await, 1, "a claim and a takeover count nothing");
+        assert!(store.confirm_claim(id, "b", 43, 2).await.unwrap());
+        assert_eq!(attempts().await, 2);
+        assert!(!store.confirm_claim(id, "a", 44, 3).await.unwrap());
+        assert_eq!(attempts().await, 2, "a lost claim's worker counts nothing");
     }
 }

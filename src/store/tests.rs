@@ -247,7 +247,8 @@ async fn claim_is_exclusive(store: Store) {
     assert_eq!(row.status, RunStatus::Running);
     assert_eq!(
         (row.attempts, row.pid, row.device.as_deref()),
-        (1, Some(42), Some("cpu"))
+        (0, Some(42), Some("cpu")),
+        "a claim counts no attempt; the started worker's confirm does"
     );
     assert!(row.started_at.is_some() && row.heartbeat_at.is_some());
     assert!(!store.claim_run(id, &claim("c", None)).await.unwrap());
@@ -325,7 +326,7 @@ async fn stale_takeover_only_past_stale_after_s(store: Store) {
         .unwrap());
     assert!(store.claim_run(id, &claim("b", Some(60.0))).await.unwrap());
     let row = store.run(id).await.unwrap().unwrap();
-    assert_eq!((row.owner.as_deref(), row.attempts), (Some("b"), 2));
+    assert_eq!((row.owner.as_deref(), row.attempts), (Some("b"), 0));
     assert_eq!(row.started_at, started, "started_at is the first claim");
     assert!(!store.claim_run(id, &claim("c", Some(60.0))).await.unwrap());
 }
@@ -365,7 +366,7 @@ async fn life_cycle_finish_fail_interrupt(store: Store) {
     assert_eq!(row.status, RunStatus::Done);
     assert_eq!(
         (row.final_valid_acc, row.wall_s, row.attempts),
-        (Some(0.91), Some(3600.0), 3)
+        (Some(0.91), Some(3600.0), 0)
     );
     assert_eq!(row.checkpoint_path.as_deref(), Some("/tmp/ck/run.ot"));
     assert!(row.finished_at.is_some() && row.error.is_none());
@@ -813,7 +814,7 @@ async fn racing_claims_from_sixteen_stores_have_one_winner() {
     }
     assert_eq!(winners, 1);
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.run(id).await.unwrap().unwrap().attempts, 1);
+    assert_eq!(store.run(id).await.unwrap().unwrap().attempts, 0);
 }
 
 const CHILD_DB: &str = "DDSAS_STORE_TEST_DB";

@@ -48,8 +48,8 @@ impl Store {
             message: format!("seed {} does not fit a SQLite integer", c.seed),
         })?;
         sqlx::query(
-            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype)
-             VALUES ($1, $2, 'darts', $3, $4, $5, $6, $7, $8)
+            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype, definitions)
+             VALUES ($1, $2, 'darts', $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&fingerprint)
@@ -60,6 +60,7 @@ impl Store {
         .bind(i64::from(c.epochs))
         .bind(self.now())
         .bind(&c.genotype)
+        .bind(i64::from(cfg.definitions()))
         .execute(&self.pool)
         .await
         .ctx(|| format!("registering train run {fingerprint}"))?;
