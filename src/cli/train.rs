@@ -24,13 +24,15 @@ use crate::store::{Claim, RunStatus, Store};
 #[command(after_help = "Examples:
   ddsas train --from-run 12                                   # the final cell of search run 12
   ddsas train --genotype darts_v2 --set dataset=cifar10 --set data_dir=data/cifar
+  ddsas train --genotype @genotypes.py:PC_DARTS_cifar           # one genotype of a paper's genotypes.py
   ddsas train --genotype \"normal=[(sep_conv_3x3,0),...] reduce=[...]\" --dry-run
   ddsas train --from-run 12 --set epochs=20 --set layers=8 --set init_channels=16
   ddsas train --print-config > train.yaml                     # a template with every key
 Defaults are the appendix's (DARTS protocol): 20 cells, 36 channels, 600 epochs, batch 96,
 SGD 0.025 cosine to 0, auxiliary head 0.4, drop path 0.3, cutout 16.")]
 pub struct TrainCmd {
-    /// The cell: ddsas's genotype text, DARTS's `Genotype(...)`, or darts_v1 / darts_v2.
+    /// The cell: ddsas's genotype text, DARTS's `[NAME =] Genotype(...)`, darts_v1 / darts_v2,
+    /// `@FILE` (a file holding one genotype) or `@FILE:NAME` (NAME of a genotypes.py).
     #[arg(long, conflicts_with = "from_run")]
     genotype: Option<String>,
     /// Train the final cell of this search run (its dataset and data folder too).

@@ -22,8 +22,9 @@ use crate::nas::metrics::Genotype;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// The cell: ddsas's genotype text, DARTS's `Genotype(...)`, or a
-    /// published name (`darts_v1`, `darts_v2`). Stored in ddsas's text.
+    /// The cell: ddsas's genotype text, DARTS's `[NAME =] Genotype(...)`,
+    /// `@FILE` / `@FILE:NAME` (a file, or one genotype of a genotypes.py),
+    /// or a published name (`darts_v1`, `darts_v2`). Stored in ddsas's text.
     pub genotype: String,
     /// `digits` (bundled), `cifar10` or `cifar100`.
     pub dataset: DatasetKind,
@@ -92,7 +93,7 @@ impl Default for TrainConfig {
 pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     (
         "genotype",
-        "the cell: ddsas's genotype text, DARTS's Genotype(...), darts_v1 or darts_v2",
+        "the cell: ddsas's genotype text, DARTS's [NAME =] Genotype(...), @FILE or @FILE:NAME (a genotypes.py), darts_v1 or darts_v2",
     ),
     ("dataset", "digits (bundled) | cifar10 | cifar100"),
     (
@@ -188,7 +189,7 @@ impl TrainConfig {
                 "no cell to train: give `--genotype TEXT` (or darts_v1, darts_v2), `--from-run ID`, or `genotype:` in the config",
             ));
         }
-        let genotype = genotype::parse(&self.genotype)
+        let genotype = genotype::read(&self.genotype)
             .map_err(|e| super::invalid("genotype", e.to_string()))?;
         check(
             (3..=64).contains(&self.layers),
