@@ -143,7 +143,8 @@ pub struct TrainArgs {
     /// CPU threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// The cell: a published name (darts_v1, darts_v2) or a genotype text.
+    /// The cell: a published name (darts_v1, darts_v2), a genotype text, or
+    /// `@FILE` / `@FILE:NAME` (a file, or one genotype of a genotypes.py).
     #[arg(long, default_value = "darts_v2")]
     genotype: String,
     /// Weight of the auxiliary head's loss (0: no auxiliary head).
@@ -330,7 +331,7 @@ fn bench_step(a: StepArgs) -> anyhow::Result<()> {
 fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let device = parse_device(&a.device)?;
-    let genotype = crate::nas::genotype::parse(&a.genotype)?;
+    let genotype = crate::nas::genotype::read(&a.genotype)?;
     tch::manual_seed(0);
     let shape = crate::nas::evalnet::EvalShape {
         layers: a.layers,

@@ -130,8 +130,8 @@ pub struct CellsArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     top: u32,
     /// Draw this genotype instead of runs: as `ddsas runs show` prints it,
-    /// DARTS's `Genotype(...)`, an NB201 arch string, or a published name
-    /// (darts_v1, darts_v2).
+    /// DARTS's `[NAME =] Genotype(...)`, an NB201 arch string, a published
+    /// name (darts_v1, darts_v2), or `@FILE` / `@FILE:NAME` (a genotypes.py).
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["sweep", "run", "condition"])]
     genotype: Option<String>,
 }

@@ -10,12 +10,12 @@ use tokio::runtime::Runtime;
 
 use crate::cli::search::claim_or_take_over;
 use crate::cli::{JobArgs, EXIT_INTERRUPTED};
-use crate::config::train::{ResolvedTrain, TrainConfig};
+use crate::config::train::{TrainConfig, TrainNetwork};
 use crate::exec::checkpoint_dir_of;
 use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::search_owner_id;
 use crate::exec::train::{execute_train, TrainEnd};
-use crate::nas::evalnet::{EvalNetwork, EvalShape};
+use crate::nas::evalnet::EvalNetwork;
 use crate::nas::search::interrupted_text;
 use crate::store::{Claim, RunStatus, Store};
 
@@ -24,13 +24,16 @@ use crate::store::{Claim, RunStatus, Store};
 #[command(after_help = "Examples:
   ddsas train --from-run 12                                   # the final cell of search run 12
   ddsas train --genotype darts_v2 --set dataset=cifar10 --set data_dir=data/cifar
+  ddsas train --genotype @genotypes.py:PC_DARTS_cifar           # one genotype of a paper's genotypes.py
   ddsas train --genotype \"normal=[(sep_conv_3x3,0),...] reduce=[...]\" --dry-run
+  ddsas train --genotype darts_v2 --dry-run --set dataset=cifar10  # params=3349342, no data needed
   ddsas train --from-run 12 --set epochs=20 --set layers=8 --set init_channels=16
   ddsas train --print-config > train.yaml                     # a template with every key
 Defaults are the appendix's (DARTS protocol): 20 cells, 36 channels, 600 epochs, batch 96,
 SGD 0.025 cosine to 0, auxiliary head 0.4, drop path 0.3, cutout 16.")]
 pub struct TrainCmd {
-    /// The cell: ddsas's genotype text, DARTS's `Genotype(...)`, or darts_v1 / darts_v2.
+    /// The cell: ddsas's genotype text, DARTS's `[NAME =] Genotype(...)`, darts_v1 / darts_v2,
+    /// `@FILE` (a file holding one genotype) or `@FILE:NAME` (NAME of a genotypes.py).
     #[arg(long, conflicts_with = "from_run")]
     genotype: Option<String>,
     /// Train the final cell of this search run (its dataset and data folder too).
@@ -38,7 +41,8 @@ pub struct TrainCmd {
     from_run: Option<i64>,
     #[command(flatten)]
     job: JobArgs,
-    /// Build the network, print `params=N` (without the auxiliary head) and exit.
+    /// Build the network, print `params=N (DATASET: CxHxW, K classes)` (without the
+    /// auxiliary head) and exit; reads no data, so the dataset need not be downloaded.
     #[arg(long)]
     dry_run: bool,
 }
@@ -51,11 +55,11 @@ impl TrainCmd {
             crate::outln!("{}", merged.commented_yaml().trim_end());
             return Ok(ExitCode::SUCCESS);
         }
-        let cfg = merged.resolve()?;
         if self.dry_run {
-            crate::outln!("params={}", dry_run_params(&cfg)?);
+            crate::outln!("{}", dry_run_line(&merged.network()?));
             return Ok(ExitCode::SUCCESS);
         }
+        let cfg = merged.resolve()?;
         let device = parse_device(&self.job.device)?;
         set_threads(self.job.threads)?;
         crate::cli::data::fetch_if_missing(
@@ -205,20 +209,14 @@ fn yaml_string(text: &str) -> String {
         .unwrap_or_else(|_| text.to_owned())
 }
 
-/// Parameters of the network `cfg` builds, without the auxiliary head.
-fn dry_run_params(cfg: &ResolvedTrain) -> anyhow::Result<i64> {
-    let c = cfg.config();
-    let (channels, classes) = match c.dataset {
-        crate::data::DatasetKind::Digits => (1, 10),
-        crate::data::DatasetKind::Cifar10 => (3, 10),
-        crate::data::DatasetKind::Cifar100 => (3, 100),
-    };
-    let shape = EvalShape {
-        layers: i64::from(c.layers),
-        channels: i64::from(c.init_channels),
-        in_channels: channels,
-        classes,
-        auxiliary: c.auxiliary_weight > 0.0,
-    };
-    Ok(EvalNetwork::new(cfg.genotype(), shape, tch::Device::Cpu).params_without_aux())
+/// What a dry run prints: the parameters of the network, without the
+/// auxiliary head, and what they were counted for, since the count depends
+/// on the dataset (`params=3349342 (cifar10: 3x32x32, 10 classes)`).
+fn dry_run_line(net: &TrainNetwork) -> String {
+    let params = EvalNetwork::new(&net.genotype, net.shape, tch::Device::Cpu).params_without_aux();
+    format!(
+        "params={params} ({}: {})",
+        net.dataset.name(),
+        net.dataset.shape()
+    )
 }

@@ -14,6 +14,7 @@ use super::{
     friendly_among, resolve_data_dir, ConfigError,
 };
 use crate::data::DatasetKind;
+use crate::nas::evalnet::EvalShape;
 use crate::nas::genotype;
 use crate::nas::metrics::Genotype;
 
@@ -22,8 +23,9 @@ use crate::nas::metrics::Genotype;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// The cell: ddsas's genotype text, DARTS's `Genotype(...)`, or a
-    /// published name (`darts_v1`, `darts_v2`). Stored in ddsas's text.
+    /// The cell: ddsas's genotype text, DARTS's `[NAME =] Genotype(...)`,
+    /// `@FILE` / `@FILE:NAME` (a file, or one genotype of a genotypes.py),
+    /// or a published name (`darts_v1`, `darts_v2`). Stored in ddsas's text.
     pub genotype: String,
     /// `digits` (bundled), `cifar10` or `cifar100`.
     pub dataset: DatasetKind,
@@ -92,7 +94,7 @@ impl Default for TrainConfig {
 pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     (
         "genotype",
-        "the cell: ddsas's genotype text, DARTS's Genotype(...), darts_v1 or darts_v2",
+        "the cell: ddsas's genotype text, DARTS's [NAME =] Genotype(...), @FILE or @FILE:NAME (a genotypes.py), darts_v1 or darts_v2",
     ),
     ("dataset", "digits (bundled) | cifar10 | cifar100"),
     (
@@ -180,15 +182,60 @@ impl TrainConfig {
         commented_yaml(&value, TRAIN_KEY_DOCS)
     }
 
-    /// Validates every value and parses the genotype.
+    /// Validates every value, reads the genotype and finds the data.
     pub fn resolve(self) -> Result<ResolvedTrain, ConfigError> {
+        let genotype = self.checked()?;
+        let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
+        let download = self.download;
+        let mut config = self;
+        // Stored in one form, so that the ways of writing a cell (a name,
+        // either text, a file) give one fingerprint.
+        config.genotype = genotype.to_text();
+        config.data_dir = data.written;
+        config.download = false;
+        Ok(ResolvedTrain {
+            config,
+            genotype,
+            data_dir: data.folder,
+            download,
+        })
+    }
+
+    /// The network this config trains, every value checked as
+    /// [`resolve`](Self::resolve) checks it, but the data folder left
+    /// alone: a dry run builds the network from the dataset's shape and
+    /// reads no image, so it works before the data is downloaded (issue 27).
+    pub fn network(&self) -> Result<TrainNetwork, ConfigError> {
+        Ok(TrainNetwork {
+            genotype: self.checked()?,
+            dataset: self.dataset,
+            shape: self.eval_shape(),
+        })
+    }
+
+    /// The shape of the network this config trains: the cells and channels
+    /// it sets, the image channels and classes of its dataset.
+    pub fn eval_shape(&self) -> EvalShape {
+        let image = self.dataset.shape();
+        EvalShape {
+            layers: i64::from(self.layers),
+            channels: i64::from(self.init_channels),
+            in_channels: image.channels,
+            classes: image.classes,
+            auxiliary: self.auxiliary_weight > 0.0,
+        }
+    }
+
+    /// Validates every value but the data folder; reads the genotype
+    /// (`@FILE[:NAME]` included).
+    fn checked(&self) -> Result<Genotype, ConfigError> {
         if self.genotype.trim().is_empty() {
             return Err(super::invalid(
                 "genotype",
                 "no cell to train: give `--genotype TEXT` (or darts_v1, darts_v2), `--from-run ID`, or `genotype:` in the config",
             ));
         }
-        let genotype = genotype::parse(&self.genotype)
+        let genotype = genotype::read(&self.genotype)
             .map_err(|e| super::invalid("genotype", e.to_string()))?;
         check(
             (3..=64).contains(&self.layers),
@@ -237,20 +284,7 @@ impl TrainConfig {
             "drop_path_prob",
             "is a probability and must lie in [0, 1)",
         )?;
-        let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
-        let download = self.download;
-        let mut config = self;
-        // Stored in one form, so that the three ways of writing a cell give
-        // one fingerprint.
-        config.genotype = genotype.to_text();
-        config.data_dir = data.written;
-        config.download = false;
-        Ok(ResolvedTrain {
-            config,
-            genotype,
-            data_dir: data.folder,
-            download,
-        })
+        Ok(genotype)
     }
 }
 
@@ -259,6 +293,18 @@ impl TrainConfig {
 /// Version 2 (issue 27): weights start as PyTorch initialises them (tch's
 /// defaults had made the network learn far slower than the reference).
 pub const TRAIN_DEFINITIONS: u32 = 2;
+
+/// What a dry run builds: a checked config's cell and network shape, its
+/// data not looked for.
+#[derive(Debug, Clone)]
+pub struct TrainNetwork {
+    /// The cell.
+    pub genotype: Genotype,
+    /// The dataset whose shape the network takes.
+    pub dataset: DatasetKind,
+    /// Cells, channels, image channels and classes.
+    pub shape: EvalShape,
+}
 
 /// A validated train config: the only form the trainer accepts.
 #[derive(Debug, Clone, PartialEq)]
@@ -403,6 +449,31 @@ mod tests {
         let w = resolve(&with).unwrap();
         assert_eq!(w.fingerprint(), r.fingerprint());
         assert!(w.download() && !w.canonical_json().contains("download"));
+    }
+
+    /// Issue 27: a dry run's network is checked as a run's config is, but
+    /// its data is not looked for.
+    #[test]
+    fn the_network_of_a_config_needs_no_data() {
+        let sets = [
+            "genotype=darts_v2",
+            "dataset=cifar100",
+            "data_dir=/no/such/folder",
+        ];
+        let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+        let c = TrainConfig::default().with_overrides(&sets).unwrap();
+        let net = c.network().unwrap();
+        let s = net.shape;
+        assert_eq!(
+            (s.layers, s.channels, s.in_channels, s.classes, s.auxiliary),
+            (20, 36, 3, 100, true)
+        );
+        assert_eq!(net.genotype, genotype::parse("darts_v2").unwrap());
+        let e = c.clone().resolve().unwrap_err().to_string();
+        assert!(e.contains("`data_dir`"), "{e}");
+        let bad = c.with_overrides(&["layers=2".into()]).unwrap();
+        let e = bad.network().unwrap_err().to_string();
+        assert!(e.contains("`layers`"), "{e}");
     }
 
     #[test]

@@ -103,14 +103,6 @@ fn layouts(kind: DatasetKind) -> [&'static Layout; 2] {
     }
 }
 
-fn classes(kind: DatasetKind) -> i64 {
-    if kind == DatasetKind::Cifar100 {
-        100
-    } else {
-        10
-    }
-}
-
 /// Finds the layout: for each layout in order of preference (binary
 /// first), `dir` itself, then `dir/<layout folder>`; the first folder that
 /// holds any file of the layout wins, and must then hold all of them.
@@ -188,7 +180,7 @@ pub(super) fn load(kind: DatasetKind, data_dir: Option<&Path>) -> Result<RawSpli
         });
     };
     let (layout, folder) = locate(kind, dir)?;
-    let classes = classes(kind);
+    let classes = kind.shape().classes;
     let read_all = |names: &[&str]| -> Result<(Vec<u8>, Vec<i64>), DataError> {
         let (mut pixels, mut labels) = (Vec::new(), Vec::new());
         for name in names {
@@ -224,9 +216,6 @@ pub(super) fn load(kind: DatasetKind, data_dir: Option<&Path>) -> Result<RawSpli
     let (train_pixels, train_labels) = read_all(layout.train)?;
     let (test_pixels, test_labels) = read_all(&[layout.test])?;
     Ok(RawSplits {
-        channels: 3,
-        size: 32,
-        classes,
         train_pixels,
         train_labels,
         test_pixels,

@@ -130,9 +130,6 @@ fn split(pixels: &[u8], labels: &[i64]) -> RawSplits {
     let (train_pixels, train_labels) = gather(&train);
     let (test_pixels, test_labels) = gather(&test);
     RawSplits {
-        channels: 1,
-        size: 8,
-        classes: 10,
         train_pixels,
         train_labels,
         test_pixels,

@@ -55,6 +55,52 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "CIFAR-100",
         }
     }
+
+    /// The shape of its images and its number of classes: all a network
+    /// needs to be built, known without reading a file, so that a dry run
+    /// works before the data is downloaded. The loaders use it too, so the
+    /// two cannot disagree.
+    pub fn shape(self) -> ImageShape {
+        match self {
+            DatasetKind::Digits => ImageShape {
+                channels: 1,
+                size: 8,
+                classes: 10,
+            },
+            DatasetKind::Cifar10 => ImageShape {
+                channels: 3,
+                size: 32,
+                classes: 10,
+            },
+            DatasetKind::Cifar100 => ImageShape {
+                channels: 3,
+                size: 32,
+                classes: 100,
+            },
+        }
+    }
+}
+
+/// Channels and side of a dataset's (square) images, and its classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageShape {
+    /// Image channels (1 for digits, 3 for CIFAR).
+    pub channels: i64,
+    /// Image side in pixels (8 for digits, 32 for CIFAR).
+    pub size: i64,
+    /// Number of classes (10 or 100).
+    pub classes: i64,
+}
+
+impl std::fmt::Display for ImageShape {
+    /// `3x32x32, 10 classes`: channels x height x width, as PyTorch orders them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}x{}x{}, {} classes",
+            self.channels, self.size, self.size, self.classes
+        )
+    }
 }
 
 /// Why a dataset could not be loaded. Every message names the file (or
@@ -286,11 +332,9 @@ pub fn find(kind: DatasetKind, dir: &std::path::Path) -> Result<Found, DataError
 }
 
 /// Pixels and labels as plain vectors, before they become tensors: the
-/// common output of the format readers.
+/// common output of the format readers, in the shape of
+/// [`DatasetKind::shape`].
 struct RawSplits {
-    channels: i64,
-    size: i64,
-    classes: i64,
     train_pixels: Vec<u8>,
     train_labels: Vec<i64>,
     test_pixels: Vec<u8>,
@@ -299,12 +343,17 @@ struct RawSplits {
 
 impl RawSplits {
     fn into_dataset(self, kind: DatasetKind) -> Dataset {
-        let plane = (self.size * self.size) as usize;
-        let (mean, std) = channel_stats(&self.train_pixels, self.channels as usize, plane);
+        let ImageShape {
+            channels,
+            size,
+            classes,
+        } = kind.shape();
+        let plane = (size * size) as usize;
+        let (mean, std) = channel_stats(&self.train_pixels, channels as usize, plane);
         let set = |pixels: &[u8], labels: &[i64]| {
             let n = labels.len() as i64;
             ImageSet {
-                images: Tensor::from_slice(pixels).view([n, self.channels, self.size, self.size]),
+                images: Tensor::from_slice(pixels).view([n, channels, size, size]),
                 labels: Tensor::from_slice(labels),
             }
         };
@@ -312,9 +361,9 @@ impl RawSplits {
             kind,
             train: set(&self.train_pixels, &self.train_labels),
             test: set(&self.test_pixels, &self.test_labels),
-            classes: self.classes,
-            channels: self.channels,
-            size: self.size,
+            classes,
+            channels,
+            size,
             mean,
             std,
         }
@@ -365,6 +414,25 @@ fn channel_stats(pixels: &[u8], channels: usize, plane: usize) -> (Vec<f64>, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 27: a dry run builds the network from the shape alone.
+    #[test]
+    fn each_kind_knows_its_shape_without_reading_data() {
+        let shown = [
+            DatasetKind::Digits,
+            DatasetKind::Cifar10,
+            DatasetKind::Cifar100,
+        ]
+        .map(|k| format!("{}: {}", k.name(), k.shape()));
+        assert_eq!(
+            shown,
+            [
+                "digits: 1x8x8, 10 classes",
+                "cifar10: 3x32x32, 10 classes",
+                "cifar100: 3x32x32, 100 classes"
+            ]
+        );
+    }
 
     #[test]
     fn digits_loads_and_splits() {

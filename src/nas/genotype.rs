@@ -2,16 +2,23 @@
 //! (issue 12): ddsas's own genotype text (`normal=[(sep_conv_3x3,0),...]
 //! reduce=[...]`, as `runs.final_genotype` stores it), DARTS's
 //! `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
-//! reduce=[...], reduce_concat=range(2, 6))`, or a published name.
+//! reduce=[...], reduce_concat=range(2, 6))`, the line of a `genotypes.py`
+//! that holds it (`NAME = Genotype(...)`), or a published name.
 //!
 //! One small parser reads both text forms: they differ only in quotes,
-//! separators and the optional `Genotype(...)` around them. Every error
-//! names the character position and what was expected there.
+//! separators and the optional `[NAME =] Genotype(...)` around them. Every
+//! error names the character position and what was expected there.
+//!
+//! What a user types goes through [`read`] (or [`read_any`]), which also
+//! takes `@FILE` and `@FILE:NAME` (see [`source`]), so that a genotype from
+//! a paper's repository is given without shell quoting (issue 27).
 //!
 //! [`parse_any`] also reads a NAS-Bench-201 arch string
 //! (`|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|`, as NB201 searches
 //! store their genotype), for `ddsas report cells`, which draws cells of
 //! both spaces.
+
+pub mod source;
 
 use crate::nas::metrics::{CellGenotype, Genotype};
 use crate::nas::space::{SearchSpace, SpaceKind, NONE};
@@ -31,6 +38,18 @@ const NODES: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("genotype: {0}")]
 pub struct GenotypeError(String);
+
+/// Reads a genotype as a user gives it: `@FILE` or `@FILE:NAME` (a file,
+/// or one genotype of a `genotypes.py`; see [`source`]), or the text itself
+/// in any form [`parse`] reads.
+pub fn read(arg: &str) -> Result<Genotype, GenotypeError> {
+    source::read_with(arg, parse)
+}
+
+/// [`read`] for either space, as [`parse_any`] reads them.
+pub fn read_any(arg: &str) -> Result<Genotype, GenotypeError> {
+    source::read_with(arg, parse_any)
+}
 
 /// Reads a DARTS-space genotype in any of the three forms.
 pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
@@ -145,7 +164,7 @@ impl<'a> Parser<'a> {
             None => "the end".into(),
         };
         GenotypeError(format!(
-            "at character {}: expected {expected}, found {found} (forms: `normal=[(sep_conv_3x3,0),...] reduce=[...]`, DARTS's `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=range(2, 6))`, or {})",
+            "at character {}: expected {expected}, found {found} (forms: `normal=[(sep_conv_3x3,0),...] reduce=[...]`, DARTS's `[NAME =] Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=range(2, 6))`, `@FILE` or `@FILE:NAME` for a file or a `genotypes.py`, or {})",
             self.at + 1,
             PUBLISHED
                 .iter()
@@ -195,6 +214,7 @@ impl<'a> Parser<'a> {
     }
 
     fn number(&mut self) -> Result<usize, GenotypeError> {
+        self.skip(false);
         let start = self.at;
         let word = self.word();
         word.parse().map_err(|_| {
@@ -203,9 +223,11 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `[Genotype(] key=value ... [)]`: both cell types, concats checked.
+    /// `[[NAME =] Genotype(] key=value ... [)]`: both cell types, concats
+    /// checked.
     fn genotype(&mut self) -> Result<Vec<CellGenotype>, GenotypeError> {
-        let wrapped = self.eat("Genotype(");
+        self.assigned_name();
+        let wrapped = self.wrapper();
         let (mut normal, mut reduce) = (None, None);
         loop {
             self.skip(true);
@@ -238,6 +260,30 @@ impl<'a> Parser<'a> {
                 "it needs both a `normal=[...]` and a `reduce=[...]` cell".into(),
             )),
         }
+    }
+
+    /// Skips `NAME =` when `Genotype` follows, as a line of a
+    /// `genotypes.py` starts; otherwise leaves the cursor where it was (the
+    /// ddsas form starts with `normal=`).
+    fn assigned_name(&mut self) {
+        let start = self.at;
+        let named = !self.word().is_empty() && self.eat("=") && self.word() == "Genotype";
+        self.at = if named {
+            self.at - "Genotype".len()
+        } else {
+            start
+        };
+    }
+
+    /// Eats `Genotype(` (white space allowed before the parenthesis) and
+    /// says whether it was there.
+    fn wrapper(&mut self) -> bool {
+        let start = self.at;
+        if self.word() == "Genotype" && self.eat("(") {
+            return true;
+        }
+        self.at = start;
+        false
     }
 
     /// `=[(op, input), ...]`: 8 pairs, two per node, inputs below the node.
@@ -298,30 +344,46 @@ impl<'a> Parser<'a> {
     /// `=[2, 3, 4, 5]` or `=range(2, 6)`: the only output ddsas builds.
     fn concat_value(&mut self) -> Result<(), GenotypeError> {
         self.expect("=")?;
-        let start = self.at;
         self.skip(false);
-        let value_end = self.rest().find(']').map(|i| i + 1).or_else(|| {
-            self.rest()
-                .starts_with("range(")
-                .then(|| self.rest().find(')').map(|i| i + 1))
-                .flatten()
-        });
-        let Some(len) = value_end else {
-            return Err(self.error("`[2, 3, 4, 5]` or `range(2, 6)`"));
-        };
-        let value: String = self.rest()[..len]
+        let start = self.at;
+        if self.concat_is_nodes_2_to_5()? {
+            return Ok(());
+        }
+        let value: String = self.text[start..self.at]
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
-        if value != "[2,3,4,5]" && value != "range(2,6)" {
-            self.at = start;
-            return Err(GenotypeError(format!(
-                "at character {}: the cell output must concatenate nodes 2-5 (`[2, 3, 4, 5]` or `range(2, 6)`), as every DARTS-space cell does; found `{value}`",
-                start + 1
-            )));
+        self.at = start;
+        Err(GenotypeError(format!(
+            "at character {}: the cell output must concatenate nodes 2-5 (`[2, 3, 4, 5]` or `range(2, 6)`), as every DARTS-space cell does; found `{value}`",
+            start + 1
+        )))
+    }
+
+    /// Reads a concat, `[a, b, ...]` or `range(a, b)`, and says whether it
+    /// names nodes 2-5, each once and in order.
+    fn concat_is_nodes_2_to_5(&mut self) -> Result<bool, GenotypeError> {
+        if self.eat("[") {
+            let mut nodes = Vec::new();
+            while !self.eat("]") {
+                nodes.push(self.number()?);
+                if !self.eat(",") {
+                    self.expect("]")?;
+                    break;
+                }
+            }
+            return Ok(nodes == [2, 3, 4, 5]);
         }
-        self.at += len;
-        Ok(())
+        let start = self.at;
+        if self.word() != "range" || !self.eat("(") {
+            self.at = start;
+            return Err(self.error("`[2, 3, 4, 5]` or `range(2, 6)`"));
+        }
+        let from = self.number()?;
+        self.expect(",")?;
+        let to = self.number()?;
+        self.expect(")")?;
+        Ok((from, to) == (2, 6))
     }
 }
 
@@ -340,6 +402,231 @@ mod tests {
         assert_eq!(parse(published).unwrap(), by_name);
         assert_ne!(parse("darts_v1").unwrap(), by_name);
         assert_eq!(by_name.skip_count(0), 2);
+    }
+
+    /// The lines of DARTS's `genotypes.py`, verbatim.
+    const PUBLISHED_V1: &str = "DARTS_V1 = Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])";
+    const PUBLISHED_V2: &str = "DARTS_V2 = Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])";
+
+    /// Every way a published line is pasted: as it stands, its concats as
+    /// `range(2, 6)`, without spaces, with a trailing newline, without
+    /// `NAME = `.
+    fn pasted_forms(line: &str) -> Vec<String> {
+        let ranged = line.replace("[2, 3, 4, 5]", "range(2, 6)");
+        let mut forms = Vec::new();
+        for text in [line.to_owned(), ranged] {
+            let unnamed = text[text.find("Genotype").unwrap()..].to_owned();
+            for t in [text, unnamed] {
+                forms.push(t.replace(' ', ""));
+                forms.push(format!("{t}\n"));
+                forms.push(format!("  {t}\r\n"));
+                forms.push(t);
+            }
+        }
+        forms
+    }
+
+    /// Issue 27: a published line, pasted whole, was refused (`NAME =`, and
+    /// a `range` concat followed by more fields).
+    #[test]
+    fn published_darts_lines_read_as_the_built_in_cells() {
+        for (line, name) in [(PUBLISHED_V1, "darts_v1"), (PUBLISHED_V2, "darts_v2")] {
+            let built_in = parse(name).unwrap();
+            for form in pasted_forms(line) {
+                assert_eq!(parse(&form), Ok(built_in.clone()), "{form}");
+                assert_eq!(read(&form), Ok(built_in.clone()), "{form}");
+            }
+        }
+        assert_ne!(parse(PUBLISHED_V1), parse(PUBLISHED_V2));
+    }
+
+    /// A published line is read whole, no cut of it is, and none panics.
+    #[test]
+    fn a_published_line_is_read_whole_and_no_prefix_of_it() {
+        let line = PUBLISHED_V2.replace("[2, 3, 4, 5]", "range(2, 6)");
+        assert_eq!(parse(&line), parse("darts_v2"));
+        for (end, _) in line.char_indices().skip(1) {
+            assert!(parse(&line[..end]).is_err(), "{}", &line[..end]);
+        }
+        for odd in [
+            "DARTS_V2 =",
+            "= Genotype(",
+            "Genotype",
+            "é = Genotype(normal=[(é, 0)])",
+            "normal_concat=range(2, 99999999999999999999999)",
+        ] {
+            assert!(parse(odd).is_err(), "{odd}");
+        }
+    }
+
+    /// The wrong concat is quoted alone, not with the fields after it.
+    #[test]
+    fn a_wrong_range_concat_is_quoted_alone() {
+        let line = PUBLISHED_V2.replacen("[2, 3, 4, 5]", "range(2, 7)", 1);
+        let e = parse(&line).unwrap_err().to_string();
+        assert!(
+            e.contains("concatenate nodes 2-5") && e.ends_with("found `range(2,7)`"),
+            "{e}"
+        );
+        let e = parse(&PUBLISHED_V2.replacen("[2, 3, 4, 5]", "[2, 3, 4, 5, 6]", 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("found `[2,3,4,5,6]`"), "{e}");
+    }
+
+    /// A `genotypes.py` as DARTS-family repositories keep it: imports, a
+    /// list, a NASNet cell over many lines (outside the DARTS space), the
+    /// published lines, one cell over several lines with comments and
+    /// `range` concats, and an alias.
+    const GENOTYPES_PY: &str = r#"from collections import namedtuple
+
+Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
+
+PRIMITIVES = [
+    'none',
+    'max_pool_3x3',
+]
+
+NASNet = Genotype(
+  normal = [
+    ('sep_conv_5x5', 1),
+    ('sep_conv_3x3', 0),
+    ('sep_conv_5x5', 0),
+    ('sep_conv_3x3', 0),
+    ('avg_pool_3x3', 1),
+    ('skip_connect', 0),
+    ('avg_pool_3x3', 0),
+    ('avg_pool_3x3', 0),
+    ('sep_conv_3x3', 1),
+    ('skip_connect', 1),
+  ],
+  normal_concat = [2, 3, 4, 5, 6],
+  reduce = [
+    ('sep_conv_5x5', 1),
+  ],
+  reduce_concat = [4, 5, 6],
+)
+
+@@V1@@
+@@V2@@
+
+SPLIT = Genotype(
+    normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1),  # node 2
+            ('sep_conv_3x3', 0), ('sep_conv_3x3', 1),
+            ('sep_conv_3x3', 1), ('skip_connect', 0),
+            ('skip_connect', 0), ('dil_conv_3x3', 2)],
+    normal_concat=range(2, 6),
+    reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), \
+('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)],
+    reduce_concat=range(2, 6),
+)
+
+DARTS = DARTS_V2
+"#;
+
+    /// Writes `text` as `name` in `dir`, and gives its path as text.
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// Issue 27: `@FILE:NAME` takes one genotype of a genotypes.py.
+    #[test]
+    fn at_file_name_reads_a_genotype_of_a_genotypes_py() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GENOTYPES_PY
+            .replace("@@V1@@", PUBLISHED_V1)
+            .replace("@@V2@@", PUBLISHED_V2);
+        let py = write(&dir, "genotypes.py", &text);
+        let (v1, v2) = (parse("darts_v1").unwrap(), parse("darts_v2").unwrap());
+        for (name, cell) in [
+            ("DARTS_V1", &v1),
+            ("DARTS_V2", &v2),
+            ("SPLIT", &v2),
+            ("DARTS", &v2),
+        ] {
+            assert_eq!(read(&format!("@{py}:{name}")).as_ref(), Ok(cell), "{name}");
+        }
+        assert_eq!(read_any(&format!("@{py}:DARTS_V1")), Ok(v1.clone()));
+        let e = read(&format!("@{py}:PC_DARTS")).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{py} has no genotype `PC_DARTS`"))
+                && e.contains("NASNet, DARTS_V1, DARTS_V2, SPLIT, DARTS"),
+            "{e}"
+        );
+        let e = read(&format!("@{py}:PRIMITIVES")).unwrap_err().to_string();
+        assert!(
+            e.contains("`PRIMITIVES` (line 5 of") && e.contains("not a `Genotype(...)`"),
+            "{e}"
+        );
+        let e = read(&format!("@{py}:NASNet")).unwrap_err().to_string();
+        assert!(
+            e.contains("`NASNet` (line 10 of") && e.contains("after 8 (op, input) pairs"),
+            "{e}"
+        );
+        let e = read(&format!("@{py}")).unwrap_err().to_string();
+        assert!(
+            e.contains("holds 4 genotypes") && e.contains(&format!("`@{py}:NASNet`")),
+            "{e}"
+        );
+    }
+
+    /// Issue 27: `@FILE` takes a file holding one genotype, in any form;
+    /// a missing, empty or unreadable file is named.
+    #[test]
+    fn at_file_reads_a_file_holding_one_genotype() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = parse("darts_v2").unwrap();
+        let header = "from collections import namedtuple\nGenotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')\n";
+        for (i, text) in [
+            format!("{PUBLISHED_V2}\n"),
+            format!("{header}{PUBLISHED_V2}\n"),
+            pasted_forms(PUBLISHED_V2)[5].clone(),
+            format!("# DARTS V2\n{}\n", v2.to_text()),
+            "darts_v2".into(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let file = write(&dir, &format!("g{i}.txt"), text);
+            assert_eq!(read(&format!("@{file}")).as_ref(), Ok(&v2), "{text}");
+        }
+        let nb201 = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+        let file = write(&dir, "arch.txt", nb201);
+        assert_eq!(read_any(&format!("@{file}")).unwrap().to_text(), nb201);
+        let missing = dir.path().join("nowhere.py").display().to_string();
+        for arg in [format!("@{missing}"), format!("@{missing}:DARTS_V2")] {
+            let e = read(&arg).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("cannot read genotype file {missing}:")),
+                "{e}"
+            );
+        }
+        let e = read(&format!("@{}", write(&dir, "empty.py", "\n# nothing\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is empty"), "{e}");
+        let e = read(&format!("@{}", dir.path().display()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a folder"), "{e}");
+        let binary = dir.path().join("bin.py");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        let e = read(&format!("@{}", binary.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        let broken = write(
+            &dir,
+            "broken.txt",
+            &PUBLISHED_V2.replace("skip_connect', 2)", "conv_9x9', 2)"),
+        );
+        let e = read(&format!("@{broken}")).unwrap_err().to_string();
+        assert!(
+            e.contains("`DARTS_V2` (line 1 of") && e.contains("`conv_9x9` is not an op"),
+            "{e}"
+        );
     }
 
     #[test]

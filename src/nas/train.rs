@@ -19,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::train::ResolvedTrain;
 use crate::data::{self, Augment, Loader};
 use crate::nas::checkpoint::{self, Position, SavedState};
-use crate::nas::evalnet::{cross_entropy, EvalNetwork, EvalShape, Trainer};
+use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
 use crate::nas::search::{
     derive_seed, peak_rss_bytes, seed_torch_for_step, FaultStops, SearchError,
 };
@@ -184,14 +184,7 @@ pub fn run(
         });
     }
     tch::manual_seed(c.seed as i64);
-    let shape = EvalShape {
-        layers: i64::from(c.layers),
-        channels: i64::from(c.init_channels),
-        in_channels: dataset.channels,
-        classes: dataset.classes,
-        auxiliary: c.auxiliary_weight > 0.0,
-    };
-    let net = EvalNetwork::new(cfg.genotype(), shape, device);
+    let net = EvalNetwork::new(cfg.genotype(), c.eval_shape(), device);
     let params = net.params_without_aux();
     let mut trainer = Trainer::new(
         net,

@@ -527,14 +527,14 @@ pub fn picture_svg(p: &Picture) -> Result<String, ReportError> {
 }
 
 /// The cells of a genotype given as text (any form [`parse_any`] reads,
-/// or a published name such as `darts_v2`).
+/// or a published name such as `darts_v2`) or as `@FILE[:NAME]`.
 pub fn of_genotype(text: &str) -> Result<Figure<Cells>, ReportError> {
-    let g = parse_any(text).map_err(|e| {
+    let g = genotype::read_any(text).map_err(|e| {
         ReportError::cannot(
             "cells",
             "",
             format!("--genotype cannot be read: {e}"),
-            "give a genotype as `ddsas runs show` prints it, DARTS's `Genotype(...)`, an NB201 arch string or a published name",
+            "give a genotype as `ddsas runs show` prints it, DARTS's `[NAME =] Genotype(...)`, an NB201 arch string, a published name, or `@FILE` / `@FILE:NAME` for a file or a genotypes.py",
         )
     })?;
     let trimmed = text.trim();

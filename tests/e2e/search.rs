@@ -472,7 +472,7 @@ fn runs_of_older_definitions_stay_readable_and_are_not_taken_for_done() {
     assert!(!said.contains("already done"), "{said}");
     assert_eq!(
         sqlite(&db, "SELECT definitions, status FROM runs ORDER BY id"),
-        vec![vec!["1", "done"], vec!["2", "done"]]
+        vec![vec!["1", "done"], vec!["3", "done"]]
     );
     let list = Command::new(BIN)
         .args(["runs", "list", "--db"])

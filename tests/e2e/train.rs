@@ -256,3 +256,112 @@ fn from_run_trains_a_done_searchs_cell_and_refuses_the_others() {
         "{said}"
     );
 }
+
+/// `ddsas train --dry-run ARGS` on a fresh machine: an empty data folder
+/// and home, nothing of the environment's data settings.
+fn fresh_dry_run(home: &Path, args: &[&str]) -> Output {
+    let data = home.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["train", "--dry-run", "--db"])
+        .arg(home.join("results.db"))
+        .args(args)
+        .env("HOME", home)
+        .env("DDSAS_DATA", &data);
+    for var in [
+        "DDSAS_CACHE",
+        "XDG_CACHE_HOME",
+        "DDSAS_DB",
+        "DDSAS_DATA_MIRROR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.output().expect("ddsas runs")
+}
+
+/// Issue 27: the README's dry run printed 3347398 on a fresh machine (the
+/// default digits have one channel), and with `dataset=cifar10` it refused
+/// because CIFAR-10 was not downloaded. A dry run reads no image: it takes
+/// the shape from the dataset and says what it counted.
+#[test]
+fn a_dry_run_needs_no_data_and_says_what_it_counted() {
+    let home = tempfile::tempdir().unwrap();
+    for (sets, line) in [
+        (&[][..], "params=3347398 (digits: 1x8x8, 10 classes)"),
+        (
+            &["--set", "dataset=cifar10"][..],
+            "params=3349342 (cifar10: 3x32x32, 10 classes)",
+        ),
+        (
+            &[
+                "--set",
+                "dataset=cifar100",
+                "--set",
+                "data_dir=/no/such/folder",
+            ][..],
+            "params=3401272 (cifar100: 3x32x32, 100 classes)",
+        ),
+    ] {
+        let out = fresh_dry_run(
+            home.path(),
+            &[&["--genotype", "darts_v2"][..], sets].concat(),
+        );
+        assert!(out.status.success(), "{sets:?}: {}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{line}\n"),
+            "{sets:?}"
+        );
+    }
+    let data = std::fs::read_dir(home.path().join("data")).unwrap().count();
+    assert_eq!(data, 0, "a dry run fetched data");
+    assert!(
+        !home.path().join("results.db").exists(),
+        "a dry run opened the database"
+    );
+}
+
+/// Issue 27: `--genotype @FILE:NAME` trains a genotype of a paper's
+/// genotypes.py as it stands, and names the file when it is not there.
+#[test]
+fn genotype_at_file_name_reads_a_genotypes_py() {
+    let home = tempfile::tempdir().unwrap();
+    let py = home.path().join("genotypes.py");
+    std::fs::write(
+        &py,
+        "from collections import namedtuple\n\
+         Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')\n\
+         PC_STYLE = Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0),\n    \
+         ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)],\n    \
+         normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2),\n    \
+         ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)],\n    \
+         reduce_concat=range(2, 6))\n",
+    )
+    .unwrap();
+    let file = py.display().to_string();
+    let cifar = ["--set", "dataset=cifar10"];
+    let out = fresh_dry_run(
+        home.path(),
+        &[&["--genotype", &format!("@{file}:PC_STYLE")][..], &cifar].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("params=3349342 (cifar10"),
+        "{}",
+        text(&out)
+    );
+    let out = fresh_dry_run(home.path(), &["--genotype", &format!("@{file}:DARTS_V2")]);
+    let said = text(&out);
+    assert!(
+        !out.status.success()
+            && said.contains(&format!("{file} has no genotype `DARTS_V2`"))
+            && said.contains("the genotypes there are PC_STYLE"),
+        "{said}"
+    );
+    let out = fresh_dry_run(home.path(), &["--genotype", "@nowhere/genotypes.py"]);
+    let said = text(&out);
+    assert!(
+        !out.status.success() && said.contains("cannot read genotype file nowhere/genotypes.py"),
+        "{said}"
+    );
+}
