@@ -221,10 +221,12 @@ async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
 fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<String>) {
     let marks: Vec<Option<String>> = (0..rows.rows.len())
         .map(|i| {
-            let method = crate::config::Method::parse(field(rows, i, "method").as_str()?)?;
+            let current = crate::config::definitions_named(
+                field(rows, i, "method").as_str()?,
+                field(rows, i, "space").as_str()?,
+            )?;
             let version = field(rows, i, "definitions").as_i64()?;
-            let current = i64::from(crate::config::definitions(method));
-            (version < current).then(|| format!("v{version} (older)"))
+            (version < i64::from(current)).then(|| format!("v{version} (older)"))
         })
         .collect();
     if marks.iter().all(Option::is_none) {
@@ -234,11 +236,14 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     for (row, mark) in table.rows.iter_mut().zip(&marks) {
         row.push(mark.clone().map_or(Value::Null, Value::from));
     }
+    use crate::config::{definitions_change, Method};
+    use crate::nas::space::SpaceKind;
     let note = format!(
-        "{} made under older definitions: DDSAS {}; GDAS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
+        "{} made under older definitions: DDSAS {}; GDAS in the DARTS space {}; GDAS in NAS-Bench-201 {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
         crate::report::data::plural(marks.iter().flatten().count(), "run"),
-        crate::config::definitions_change(crate::config::Method::Ddsas),
-        crate::config::definitions_change(crate::config::Method::Gdas),
+        definitions_change(Method::Ddsas, SpaceKind::Darts),
+        definitions_change(Method::Gdas, SpaceKind::Darts),
+        definitions_change(Method::Gdas, SpaceKind::Nb201),
     );
     (table, Some(note))
 }

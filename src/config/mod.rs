@@ -868,24 +868,43 @@ pub(crate) fn canonical_json_without<T: Serialize>(config: &T, keys: &[&str]) ->
     serde_json::to_string(&value).expect("a JSON value always serializes")
 }
 
-/// Version of the definitions a method's runs are made under. It grows when
-/// a change makes the same config measure something else, and enters the
-/// fingerprint. Version 2 (issue 10): DDSAS's L counts `none`; GDAS adds
-/// the unpicked ops' hard weights (its authors' straight-through form).
-/// DARTS has not changed, so its runs keep their fingerprints.
-pub fn definitions(method: Method) -> u32 {
-    match method {
-        Method::Darts => 1,
-        Method::Ddsas | Method::Gdas => 2,
+/// Version of the definitions a method's runs are made under in `space`.
+/// It grows when a change makes the same config measure something else,
+/// and enters the fingerprint. Version 2 (issue 10): DDSAS's L counts
+/// `none`; GDAS adds the unpicked ops' hard weights (its authors' form).
+/// Version 3 (issue 27), GDAS in the DARTS space only: those terms are
+/// gone again there, as GDAS's authors' DARTS-space cell returns the
+/// picked op times its weight alone (they add them in their
+/// NAS-Bench-201 cell only, so NB201 GDAS runs stay at 2). DARTS has not
+/// changed, so its runs keep their fingerprints.
+pub fn definitions(method: Method, space: SpaceKind) -> u32 {
+    match (method, space) {
+        (Method::Darts, _) => 1,
+        (Method::Ddsas, _) | (Method::Gdas, SpaceKind::Nb201) => 2,
+        (Method::Gdas, SpaceKind::Darts) => 3,
     }
 }
 
-/// What changed at each version of [`definitions`], for messages.
-pub fn definitions_change(method: Method) -> &'static str {
-    match method {
-        Method::Ddsas => "since version 2, L counts `none` like any other op",
-        Method::Gdas => "since version 2, the unpicked ops' hard weights enter the forward pass",
-        Method::Darts => "DARTS has not changed",
+/// [`definitions`] of a run as the database names its method and space
+/// (`None` for a name this ddsas does not know, e.g. `train`).
+pub fn definitions_named(method: &str, space: &str) -> Option<u32> {
+    Some(definitions(
+        Method::parse(method)?,
+        SpaceKind::parse(space)?,
+    ))
+}
+
+/// What changed at the current version of [`definitions`], for messages.
+pub fn definitions_change(method: Method, space: SpaceKind) -> &'static str {
+    match (method, space) {
+        (Method::Ddsas, _) => "since version 2, L counts `none` like any other op",
+        (Method::Gdas, SpaceKind::Nb201) => {
+            "since version 2, the unpicked ops' hard weights enter the forward pass (as in its authors' NAS-Bench-201 cell)"
+        }
+        (Method::Gdas, SpaceKind::Darts) => {
+            "since version 3, a DARTS-space node adds only the picked ops times their weights, as its authors' DARTS-space cell does (version 2 also added the unpicked ops' zero weights)"
+        }
+        (Method::Darts, _) => "DARTS has not changed",
     }
 }
 
@@ -939,7 +958,7 @@ impl ResolvedConfig {
     /// Version of what this ddsas's numbers mean for the config's method;
     /// stored with every run (`runs.definitions`).
     pub fn definitions(&self) -> u32 {
-        definitions(self.config.method)
+        definitions(self.config.method, self.config.space)
     }
 
     /// The checked config, every default filled in.
@@ -1080,13 +1099,36 @@ mod tests {
         let prefix = |yaml: &str| resolve(yaml).unwrap().fingerprint()[..10].to_owned();
         assert_eq!(prefix("{}"), "617ac2534d");
         assert_eq!(prefix("method: darts"), "6f08f413fc");
-        assert_eq!(prefix("method: gdas\nepochs: 3"), "35d79ec8cb");
+        // GDAS in the DARTS space changed what it computes in issue 27
+        // (definitions 3): its runs of before are not done under this one;
+        // it was "35d79ec8cb" at version 2.
+        assert_eq!(prefix("method: gdas\nepochs: 3"), "641b850468");
+        assert_eq!(
+            prefix("method: gdas\nspace: nb201\nepochs: 3"),
+            "2f6895ad96"
+        );
         assert_eq!(prefix("dataset: cifar10\ndata_dir: /"), "b6f1240925");
         // `download` never enters the identity or the stored config.
         let with = resolve("dataset: cifar10\ndata_dir: /\ndownload: true").unwrap();
         assert_eq!(with.fingerprint()[..10], *"b6f1240925");
         assert!(with.download());
         assert!(!with.canonical_json().contains("download"));
+    }
+
+    /// GDAS's DARTS-space form changed in issue 27 (no unpicked terms):
+    /// version 3 there, a new identity; its NB201 form did not, so NB201
+    /// GDAS runs keep version 2 and their fingerprints.
+    #[test]
+    fn gdas_definitions_follow_its_form_per_space() {
+        assert_eq!(definitions(Method::Gdas, SpaceKind::Darts), 3);
+        assert_eq!(definitions(Method::Gdas, SpaceKind::Nb201), 2);
+        assert_eq!(definitions(Method::Ddsas, SpaceKind::Darts), 2);
+        assert_eq!(definitions(Method::Darts, SpaceKind::Nb201), 1);
+        assert_eq!(definitions_named("gdas", "darts"), Some(3));
+        assert_eq!(definitions_named("train", "darts"), None);
+        let darts = resolve("method: gdas\nepochs: 3").unwrap();
+        assert_eq!(darts.definitions(), 3);
+        assert!(definitions_change(Method::Gdas, SpaceKind::Darts).contains("version 3"));
     }
 
     #[test]

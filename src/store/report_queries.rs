@@ -59,8 +59,8 @@ impl ReportRun {
     /// Whether it was made under older definitions than this ddsas uses
     /// for its method (figures leave it out: its numbers mean something else).
     pub fn outdated(&self) -> bool {
-        crate::config::Method::parse(&self.method)
-            .is_some_and(|m| self.definitions < i64::from(crate::config::definitions(m)))
+        crate::config::definitions_named(&self.method, &self.space)
+            .is_some_and(|current| self.definitions < i64::from(current))
     }
 }
 
