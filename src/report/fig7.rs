@@ -104,18 +104,16 @@ impl Panel {
 enum Metric {
     /// Final valid accuracy of the search (a proxy).
     Valid,
-    /// Test accuracy of the cell trained from scratch for `epochs`.
-    Test {
-        /// Epochs of the train runs.
-        epochs: i64,
-    },
+    /// Test accuracy of the cell trained from scratch, under the train
+    /// config the sweep's trainings were chosen by (`data.training`).
+    Test,
 }
 
 impl Metric {
     fn of(self, run: &ReportRun) -> Option<f64> {
         match self {
             Metric::Valid => run.valid_acc,
-            Metric::Test { .. } => run.test_acc,
+            Metric::Test => run.test_acc,
         }
     }
 }
@@ -130,21 +128,28 @@ fn choose_metric(
     runs: &[&ReportRun],
 ) -> Result<Metric, ReportError> {
     let evaluated = runs.iter().filter(|r| r.test_acc.is_some()).count();
-    let epochs = runs.iter().filter_map(|r| r.test_epochs).max().unwrap_or(0);
+    let all = evaluated == runs.len() && evaluated > 0;
     match asked {
         "valid_acc" => Ok(Metric::Valid),
-        "auto" if evaluated == runs.len() && evaluated > 0 => Ok(Metric::Test { epochs }),
+        "auto" | "test_acc" if all => Ok(Metric::Test),
         "auto" => Ok(Metric::Valid),
-        "test_acc" if evaluated == runs.len() && evaluated > 0 => Ok(Metric::Test { epochs }),
-        "test_acc" => Err(ReportError::cannot(
-            "fig7",
-            &data.name,
-            format!(
-                "has test accuracy for {evaluated} of its {} grid searches",
-                runs.len()
+        "test_acc" => Err(match data.training.ambiguity() {
+            Some(why) => ReportError::cannot(
+                "fig7",
+                &data.name,
+                "has no one train config for the test accuracy of its grid searches",
+                why,
             ),
-            "train the others' cells (`ddsas train --from-run ID`), or use `--metric valid_acc`",
-        )),
+            None => ReportError::cannot(
+                "fig7",
+                &data.name,
+                format!(
+                    "has test accuracy for {evaluated} of its {} grid searches",
+                    runs.len()
+                ),
+                "train the others' cells (`ddsas train --from-run ID`, or `evaluate:` in the sweep file), or use `--metric valid_acc`",
+            ),
+        }),
         other => Err(ReportError::cannot(
             "fig7",
             &data.name,
@@ -176,15 +181,19 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
     let (what, words, name) = match metric {
         Metric::Valid => (
             "final valid accuracy",
-            "final valid accuracy of the search (a proxy until the searched cells are trained: `ddsas train --from-run ID`)".to_string(),
+            format!(
+                "final valid accuracy of the search (a proxy: {})",
+                data.training.ambiguity().unwrap_or_else(|| {
+                    "not every grid search's cell is trained yet; `ddsas train --from-run ID` or `evaluate:` in the sweep file trains them".into()
+                })
+            ),
             "valid_acc",
         ),
-        Metric::Test { epochs } => (
+        Metric::Test => (
             "test accuracy",
-            format!(
-                "test accuracy after training the searched cell from scratch, {}",
-                super::data::plural(epochs.max(0) as usize, "epoch")
-            ),
+            data.training
+                .test_words()
+                .unwrap_or_else(|| "test accuracy of the trained cell".into()),
             "test_acc",
         ),
     };
@@ -404,19 +413,94 @@ mod tests {
 
     #[test]
     fn auto_draws_test_accuracy_once_every_search_is_evaluated() {
-        let mut runs = vec![ddsas(1, 28, 12, 0.5), ddsas(2, 56, 12, 0.6)];
-        for (r, test) in runs.iter_mut().zip([0.97, 0.96]) {
-            r.test_acc = Some(test);
-            r.test_epochs = Some(600);
-        }
+        let trained = |id, l, acc, test: f64| {
+            run(id, "ddsas")
+                .set("L", l)
+                .set("M", 12)
+                .set("approximation", true)
+                .acc(acc)
+                .trained(100 + id, test, &[])
+        };
+        let runs = vec![
+            trained(1, 28, 0.5, 0.97).build(),
+            trained(2, 56, 0.6, 0.96).build(),
+        ];
         let fig = compute(&sweep(runs.clone()), "auto").unwrap();
         assert_eq!(fig.numbers.metric, "test_acc");
         assert!((fig.numbers.panels[0].best.value - 97.0).abs() < 1e-9);
-        assert!(fig.heading.caption.contains("from scratch, 600 epochs"));
-        runs[1].test_acc = None;
-        let fig = compute(&sweep(runs), "auto").unwrap();
+        assert!(
+            fig.heading.caption.contains(
+                "from scratch under the most recent training config (appendix B.1 (epochs=600))"
+            ),
+            "{}",
+            fig.heading.caption
+        );
+        let mut partly = runs;
+        partly[1].trainings.clear();
+        let fig = compute(&sweep(partly), "auto").unwrap();
         assert_eq!(fig.numbers.metric, "valid_acc");
         assert!(fig.heading.caption.contains("a proxy"));
+    }
+
+    /// A search trained under two configs: only the trainings of one
+    /// config give test accuracies, and the caption names it; two configs
+    /// that are each some search's latest leave the proxy, saying why.
+    #[test]
+    fn test_accuracy_comes_from_one_train_config_and_is_named() {
+        let grid = |id, l| {
+            run(id, "ddsas")
+                .set("L", l)
+                .set("M", 12)
+                .set("approximation", true)
+                .acc(0.5)
+        };
+        let short = [("epochs", serde_json::json!(1))];
+        let runs = vec![
+            grid(1, 28)
+                .trained(10, 0.90, &[])
+                .trained(12, 0.40, &short)
+                .build(),
+            grid(2, 56).trained(11, 0.30, &short).build(),
+        ];
+        let fig = compute(&sweep(runs.clone()), "auto").unwrap();
+        // Before issue 27 run 1's cell was the mean of both: 65 %.
+        let first = &fig.numbers.panels[0].cells[0];
+        assert!((first.best - 40.0).abs() < 1e-9, "{}", first.best);
+        let caption = &fig.heading.caption;
+        assert!(
+            caption.contains("under the most recent training config (epochs=1)")
+                && caption.contains("1 training under other configs left out"),
+            "{caption}"
+        );
+        let mut data = sweep(runs);
+        data.evaluate = Some(crate::sweep::Evaluate {
+            config: crate::config::train::TrainConfig::default(),
+            own_data: false,
+            seeds: vec![0],
+        });
+        data.choose_trainings();
+        // The sweep's own config: run 2 has no training under it.
+        let fig = compute(&data, "auto").unwrap();
+        assert_eq!(fig.numbers.metric, "valid_acc");
+        let e = compute(&data, "test_acc").unwrap_err().to_string();
+        assert!(e.contains("test accuracy for 1 of its 2"), "{e}");
+        data.evaluate = None;
+        data.runs[0].trainings.retain(|t| t.train_run_id == 10);
+        data.choose_trainings();
+        let fig = compute(&data, "auto").unwrap();
+        assert_eq!(fig.numbers.metric, "valid_acc");
+        assert!(
+            fig.heading
+                .caption
+                .contains("latest trainings are under 2 train configs"),
+            "{}",
+            fig.heading.caption
+        );
+        let e = compute(&data, "test_acc").unwrap_err().to_string();
+        assert!(
+            e.contains("no one train config") && e.contains("`evaluate:`"),
+            "{e}"
+        );
     }
 
     #[test]
