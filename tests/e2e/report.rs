@@ -572,6 +572,49 @@ fn a_search_trained_under_two_configs_uses_one_config_and_shows_both() {
     }
 }
 
+/// Searches that differ in a key besides L, M and the seed (here the
+/// epochs) are separate Fig. 7 panels, not seeds of one cell (issue 27).
+#[test]
+fn fig7_draws_a_panel_per_setting_of_the_other_keys() {
+    let (dir, db) = fixture_copy();
+    search(&db, &["L=20", "M=1", "seed=1", "epochs=3"]);
+    search(&db, &["L=30", "M=1", "seed=1", "epochs=3"]);
+    exec(
+        &db,
+        "INSERT INTO sweep_runs (sweep, run_id, position)
+         SELECT 'main', id, id FROM runs WHERE id NOT IN (SELECT run_id FROM sweep_runs WHERE sweep = 'main')",
+    );
+    let out = dir.path().join("out");
+    ok(&report(
+        &db,
+        &["fig7", "--sweep", "main", "--metric", "valid_acc"],
+        &out,
+    ));
+    let side = json(&out.join("fig7_lm_grid.json"));
+    let panels = side["panels"].as_array().unwrap();
+    assert_eq!(panels.len(), 2, "{side}");
+    for (panel, epochs) in panels.iter().zip([2, 3]) {
+        assert_eq!(
+            panel["setting"],
+            serde_json::json!({"epochs": epochs.to_string()})
+        );
+        for cell in panel["cells"].as_array().unwrap() {
+            let expected = ids_of(
+                &db,
+                &format!(
+                    "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND approximation = 1
+                     AND epochs = {epochs} AND L = {} AND M = {} ORDER BY id",
+                    cell["L"], cell["M"]
+                ),
+            );
+            assert_eq!(as_ids(&cell["runs"]), expected, "{cell}");
+        }
+    }
+    let png = out.join("fig7_lm_grid.png");
+    let (w, h) = png_size(&png);
+    check_svg(&out.join("fig7_lm_grid.svg"), (w, h));
+}
+
 #[derive(sqlx::FromRow)]
 struct Total {
     run_id: i64,
