@@ -221,10 +221,12 @@ async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
 fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<String>) {
     let marks: Vec<Option<String>> = (0..rows.rows.len())
         .map(|i| {
-            let method = crate::config::Method::parse(field(rows, i, "method").as_str()?)?;
+            let current = crate::config::definitions_named(
+                field(rows, i, "method").as_str()?,
+                field(rows, i, "space").as_str()?,
+            )?;
             let version = field(rows, i, "definitions").as_i64()?;
-            let current = i64::from(crate::config::definitions(method));
-            (version < current).then(|| format!("v{version} (older)"))
+            (version < i64::from(current)).then(|| format!("v{version} (older)"))
         })
         .collect();
     if marks.iter().all(Option::is_none) {
@@ -234,12 +236,15 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     for (row, mark) in table.rows.iter_mut().zip(&marks) {
         row.push(mark.clone().map_or(Value::Null, Value::from));
     }
+    use crate::config::{definitions_change, Method};
+    use crate::nas::space::SpaceKind;
     let note = format!(
-        "{} made under older definitions: DDSAS {}; GDAS {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
+        "{} made under older definitions: DDSAS {}; GDAS in the DARTS space {}; GDAS in NAS-Bench-201 {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
         crate::report::data::plural(marks.iter().flatten().count(), "run"),
-        crate::config::definitions_change(crate::config::Method::Ddsas),
-        crate::config::definitions_change(crate::config::Method::Gdas),
-        crate::config::definitions_change(crate::config::Method::Darts),
+        definitions_change(Method::Ddsas, SpaceKind::Darts),
+        definitions_change(Method::Gdas, SpaceKind::Darts),
+        definitions_change(Method::Gdas, SpaceKind::Nb201),
+        definitions_change(Method::Darts, SpaceKind::Darts),
     );
     (table, Some(note))
 }
@@ -278,6 +283,12 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         );
     }
     let f = |name: &str| cell_text(field(&run, 0, name));
+    let is_train = field(&run, 0, "method").as_str() == Some(crate::store::TRAIN_METHOD);
+    let test_acc = if is_train {
+        pct(field(&run, 0, "final_test_acc"))
+    } else {
+        trained_cells(&db.trainings_of(id).await?, &f("dataset"))
+    };
     let mut summary = Table::new();
     summary.load_preset(UTF8_FULL_CONDENSED);
     let rows: Vec<(&str, String)> = vec![
@@ -295,10 +306,7 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         ),
         ("final valid acc", pct(field(&run, 0, "final_valid_acc"))),
         ("best valid acc", pct(field(&run, 0, "best_valid_acc"))),
-        (
-            "test acc (trained cell)",
-            pct(field(&run, 0, "final_test_acc")),
-        ),
+        ("test acc (trained cell)", test_acc),
         ("parameters", f("params")),
         ("trains the cell of search", f("parent")),
         ("skip (normal cell, last epoch)", f("skip_normal")),
@@ -343,7 +351,6 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
             indent(&serde_yaml::to_string(&value).unwrap_or_default())
         );
     }
-    let is_train = field(&run, 0, "method").as_str() == Some(crate::store::TRAIN_METHOD);
     let epochs = if is_train {
         db.train_run_epochs(id).await?
     } else {
@@ -514,6 +521,62 @@ pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) ->
         Some(Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }
+}
+
+/// The test accuracy of a search's trained cell, a line per train config
+/// it was trained under (issue 27: two configs are two results, never one
+/// mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
+/// over a config's done runs and its runs not done yet; "-" if none.
+fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
+    use crate::report::trainings::TrainSetting;
+    let mut configs: Vec<(TrainSetting, Vec<usize>)> = Vec::new();
+    for i in 0..trainings.rows.len() {
+        let json = field(trainings, i, "config_json").as_str().unwrap_or("{}");
+        let setting = TrainSetting::of_json(json, search_dataset);
+        match configs.iter_mut().find(|(s, _)| *s == setting) {
+            Some((_, rows)) => rows.push(i),
+            None => configs.push((setting, vec![i])),
+        }
+    }
+    if configs.is_empty() {
+        return "- (not trained; `ddsas train --from-run ID`)".into();
+    }
+    let lines: Vec<String> = configs
+        .iter()
+        .map(|(setting, rows)| {
+            let id = |i: &usize| field(trainings, *i, "train_run_id").as_i64().unwrap_or(0);
+            let done: Vec<&usize> = rows
+                .iter()
+                .filter(|&&i| field(trainings, i, "status").as_str() == Some("done"))
+                .collect();
+            let accs: Vec<f64> = done
+                .iter()
+                .filter_map(|&&i| field(trainings, i, "test_acc").as_f64())
+                .collect();
+            let value = match accs.len() {
+                0 => "-".to_string(),
+                1 => format!("{:.2}%", 100.0 * accs[0]),
+                n => format!(
+                    "{:.2}% (mean of {n})",
+                    100.0 * accs.iter().sum::<f64>() / n as f64
+                ),
+            };
+            let ids: Vec<i64> = done.iter().map(|&i| id(i)).collect();
+            let mut line = format!("{value} under {}", setting.label());
+            if !ids.is_empty() {
+                line += &format!(": {}", crate::report::runs_text(&ids));
+            }
+            for &i in rows.iter().filter(|i| !done.contains(i)) {
+                line += &format!(
+                    " (run {} {})",
+                    id(&i),
+                    cell_text(field(trainings, i, "status"))
+                );
+            }
+            line
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn pct(v: &Value) -> String {

@@ -868,36 +868,52 @@ pub(crate) fn canonical_json_without<T: Serialize>(config: &T, keys: &[&str]) ->
     serde_json::to_string(&value).expect("a JSON value always serializes")
 }
 
-/// Version of the definitions a method's runs are made under. It grows when
-/// a change makes the same config measure something else, and enters the
-/// fingerprint; [`definitions_change`] says what changed at each version.
-pub fn definitions(method: Method) -> u32 {
-    definitions_history(method)
+/// Version of the definitions a method's runs are made under in `space`.
+/// It grows when a change makes the same config measure something else,
+/// and enters the fingerprint; [`definitions_change`] says what changed.
+pub fn definitions(method: Method, space: SpaceKind) -> u32 {
+    definitions_history(method, space)
         .last()
         .map_or(1, |(version, _)| *version)
 }
 
 /// What changed at each version of [`definitions`] after the first, oldest
 /// first. Version 2 of DDSAS and GDAS (issue 10): L counts `none`; GDAS
-/// adds the unpicked ops' hard weights. Version 3 of DDSAS and GDAS, 2 of
-/// DARTS (issue 27): the networks' weights start as PyTorch initialises
-/// them, where tch's defaults had drawn conv and linear weights sqrt(6)
-/// times as large and batch-norm scales from U(0, 1).
-fn definitions_history(method: Method) -> &'static [(u32, &'static str)] {
+/// adds the unpicked ops' hard weights (its authors' form in their
+/// NAS-Bench-201 cell). Version 3 of DDSAS and GDAS, 2 of DARTS (issue 27):
+/// the networks' weights start as PyTorch initialises them, where tch's
+/// defaults had drawn conv and linear weights sqrt(6) times as large and
+/// batch-norm scales from U(0, 1); and GDAS in the DARTS space drops the
+/// unpicked ops' terms again, as its authors' DARTS-space cell returns the
+/// picked op times its weight alone.
+fn definitions_history(method: Method, space: SpaceKind) -> &'static [(u32, &'static str)] {
     const INIT: &str = "weights start as PyTorch initialises them (conv and linear within ±1/sqrt(fan_in), batch-norm scale 1)";
-    match method {
-        Method::Ddsas => &[(2, "L counts `none` like any other op"), (3, INIT)],
-        Method::Gdas => &[
-            (2, "the unpicked ops' hard weights enter the forward pass"),
+    match (method, space) {
+        (Method::Ddsas, _) => &[(2, "L counts `none` like any other op"), (3, INIT)],
+        (Method::Gdas, SpaceKind::Nb201) => &[
+            (2, "the unpicked ops' hard weights enter the forward pass (as in its authors' NAS-Bench-201 cell)"),
             (3, INIT),
         ],
-        Method::Darts => &[(2, INIT)],
+        (Method::Gdas, SpaceKind::Darts) => &[
+            (2, "the unpicked ops' hard weights enter the forward pass"),
+            (3, "a DARTS-space node adds only the picked ops times their weights, as its authors' DARTS-space cell does, and weights start as PyTorch initialises them (conv and linear within ±1/sqrt(fan_in), batch-norm scale 1)"),
+        ],
+        (Method::Darts, _) => &[(2, INIT)],
     }
 }
 
+/// [`definitions`] of a run as the database names its method and space
+/// (`None` for a name this ddsas does not know, e.g. `train`).
+pub fn definitions_named(method: &str, space: &str) -> Option<u32> {
+    Some(definitions(
+        Method::parse(method)?,
+        SpaceKind::parse(space)?,
+    ))
+}
+
 /// What changed at each version of [`definitions`], for messages.
-pub fn definitions_change(method: Method) -> String {
-    let changes: Vec<String> = definitions_history(method)
+pub fn definitions_change(method: Method, space: SpaceKind) -> String {
+    let changes: Vec<String> = definitions_history(method, space)
         .iter()
         .map(|(version, what)| format!("since version {version}, {what}"))
         .collect();
@@ -954,7 +970,7 @@ impl ResolvedConfig {
     /// Version of what this ddsas's numbers mean for the config's method;
     /// stored with every run (`runs.definitions`).
     pub fn definitions(&self) -> u32 {
-        definitions(self.config.method)
+        definitions(self.config.method, self.config.space)
     }
 
     /// The checked config, every default filled in.
@@ -1098,18 +1114,45 @@ mod tests {
             "{}",
             "method: darts",
             "method: gdas\nepochs: 3",
+            "method: gdas\nspace: nb201\nepochs: 3",
             "dataset: cifar10\ndata_dir: /",
         ];
         let got: Vec<String> = yamls.iter().map(|y| prefix(y)).collect();
         assert_eq!(
             got,
-            ["2aa5800567", "f901b72b40", "641b850468", "bd37b7e414"]
+            [
+                "2aa5800567",
+                "f901b72b40",
+                "641b850468",
+                "b3518e1a64",
+                "bd37b7e414"
+            ]
         );
         // `download` never enters the identity or the stored config.
         let with = resolve("dataset: cifar10\ndata_dir: /\ndownload: true").unwrap();
-        assert_eq!(with.fingerprint()[..10], got[3]);
+        assert_eq!(with.fingerprint()[..10], got[4]);
         assert!(with.download());
         assert!(!with.canonical_json().contains("download"));
+    }
+
+    /// GDAS's DARTS-space form changed in issue 27 (no unpicked terms):
+    /// version 3 there, a new identity; its NB201 form did not, so NB201
+    /// GDAS runs keep version 2 and their fingerprints.
+    #[test]
+    fn gdas_definitions_follow_its_form_per_space() {
+        assert_eq!(definitions(Method::Gdas, SpaceKind::Darts), 3);
+        assert_eq!(definitions(Method::Gdas, SpaceKind::Nb201), 3);
+        assert_eq!(definitions(Method::Ddsas, SpaceKind::Darts), 3);
+        assert_eq!(definitions(Method::Darts, SpaceKind::Nb201), 2);
+        let darts_space = definitions_change(Method::Gdas, SpaceKind::Darts);
+        assert!(darts_space.contains("only the picked ops"), "{darts_space}");
+        let nb201 = definitions_change(Method::Gdas, SpaceKind::Nb201);
+        assert!(!nb201.contains("only the picked ops"), "{nb201}");
+        assert_eq!(definitions_named("gdas", "darts"), Some(3));
+        assert_eq!(definitions_named("train", "darts"), None);
+        let darts = resolve("method: gdas\nepochs: 3").unwrap();
+        assert_eq!(darts.definitions(), 3);
+        assert!(definitions_change(Method::Gdas, SpaceKind::Darts).contains("version 3"));
     }
 
     #[test]

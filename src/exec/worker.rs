@@ -230,7 +230,7 @@ fn rebuild_config(
 ) -> Result<crate::config::ResolvedConfig, String> {
     let config: SearchConfig = serde_json::from_str(config_json)
         .map_err(|e| format!("its stored config no longer parses ({e}); this ddsas is not the one that registered it"))?;
-    let method = config.method;
+    let (method, space) = (config.method, config.space);
     let cfg = config
         .resolve()
         .map_err(|e| format!("its stored config no longer resolves: {e}"))?;
@@ -239,7 +239,7 @@ fn rebuild_config(
             "it was registered under definitions version {definitions} and this ddsas runs {} under version {} ({}); continuing it would mix two meanings in one run. Run its config again (its sweep file, or `ddsas search`): that registers a new run",
             method.name(),
             cfg.definitions(),
-            crate::config::definitions_change(method)
+            crate::config::definitions_change(method, space)
         ));
     }
     if cfg.fingerprint() != fingerprint {

@@ -23,6 +23,13 @@ impl SpaceKind {
             SpaceKind::Nb201 => "nb201",
         }
     }
+
+    /// The space of a lowercase name (`darts`, `nb201`).
+    pub fn parse(name: &str) -> Option<SpaceKind> {
+        [SpaceKind::Darts, SpaceKind::Nb201]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
 }
 
 /// DARTS space ops, in the order of the paper's code.

@@ -433,6 +433,10 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
             format!("finish it (`ddsas search --resume ...` or `ddsas sweep run`), or look at it with `ddsas runs show {id}`"),
         ));
     }
+    // Without a sweep, its trainings of its most recent train config.
+    let mut run = run.clone();
+    super::trainings::Choice::apply(std::slice::from_mut(&mut run), None);
+    let run = &run;
     let text = run.genotype.clone().unwrap_or_default();
     let g = parse_any(&text).map_err(|e| {
         refuse(
@@ -673,9 +677,8 @@ mod tests {
     }
 
     fn data() -> SweepData {
-        let mut trained = searched(3, "ddsas", 0.50, V1);
-        trained.test_acc = Some(0.97);
-        trained.test_epochs = Some(600);
+        let mut trained = run(3, "ddsas").acc(0.50).trained(30, 0.97, &[]).build();
+        trained.genotype = Some(V1.into());
         let mut nb = searched(5, "ddsas", 0.6, NB);
         nb.space = "nb201".into();
         nb.config_json = nb.config_json.replace("\"darts\"", "\"nb201\"");

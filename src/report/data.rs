@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::store::{DbLocation, ReportRun, Store};
 
 use super::records::Records;
+use super::trainings::Choice;
 use super::ReportError;
+use crate::sweep::Evaluate;
 
 /// How runs made under older definitions are counted among those not drawn.
 pub const OUTDATED: &str = "under older definitions";
@@ -31,6 +33,11 @@ pub struct SweepData {
     pub condition: Option<String>,
     /// What the runs recorded, for the tables loaded so far.
     pub records: Records,
+    /// The sweep's `evaluate:`, as registered (the train config that is
+    /// the sweep's own), if it has one.
+    pub evaluate: Option<Evaluate>,
+    /// Which trainings give the runs their `test_acc` (issue 27).
+    pub training: Choice,
 }
 
 impl SweepData {
@@ -75,14 +82,20 @@ impl SweepData {
                 *not_done.entry(run.status.clone()).or_insert(0) += 1;
             }
         }
-        let data = SweepData {
+        let mut data = SweepData {
             name: name.into(),
             file: info.file.clone(),
             runs,
             not_done,
             condition: None,
             records: Records::default(),
+            evaluate: info
+                .spec_yaml
+                .as_deref()
+                .and_then(crate::sweep::stored_evaluate),
+            training: Choice::Untrained,
         };
+        data.choose_trainings();
         if data.runs.is_empty() {
             let missing = if data.not_done.is_empty() {
                 "has no runs".to_string()
@@ -105,6 +118,7 @@ impl SweepData {
         self.runs.retain(|r| ids.contains(&r.id));
         self.records.retain(ids);
         self.condition = Some(condition.to_string());
+        self.choose_trainings();
         if self.runs.is_empty() {
             return Err(ReportError::cannot(
                 "report",
@@ -114,6 +128,12 @@ impl SweepData {
             ));
         }
         Ok(())
+    }
+
+    /// Picks the train config whose trainings give the runs their test
+    /// accuracy ([`Choice::apply`]), for the runs shown.
+    pub fn choose_trainings(&mut self) {
+        self.training = Choice::apply(&mut self.runs, self.evaluate.as_ref());
     }
 
     /// "2 queued, 1 failed".
@@ -557,6 +577,7 @@ pub(crate) mod test_runs {
                 test_acc: None,
                 test_epochs: None,
                 test_params: None,
+                trainings: Vec::new(),
                 wall_s: None,
             },
             config: serde_json::Map::new(),
@@ -599,6 +620,33 @@ pub(crate) mod test_runs {
             self
         }
 
+        /// With a done training of its cell: train run `train_run_id`,
+        /// test accuracy `acc`, under the appendix's train config with
+        /// `sets` (`epochs`, `seed`, ...) changed and the run's dataset.
+        pub(crate) fn trained(
+            mut self,
+            train_run_id: i64,
+            acc: f64,
+            sets: &[(&str, serde_json::Value)],
+        ) -> RunBuilder {
+            let mut config = serde_json::to_value(crate::config::train::TrainConfig::default())
+                .expect("a config serializes");
+            config["genotype"] = format!("cell of run {}", self.run.id).into();
+            config["dataset"] = self.run.dataset.clone().into();
+            for (k, v) in sets {
+                config[*k] = v.clone();
+            }
+            self.run.trainings.push(crate::store::ReportTraining {
+                search_run_id: self.run.id,
+                train_run_id,
+                epochs: config["epochs"].as_i64().unwrap_or(0),
+                config_json: config.to_string(),
+                test_acc: acc,
+                params: Some(3_300_000),
+            });
+            self
+        }
+
         /// The run.
         pub(crate) fn build(mut self) -> ReportRun {
             self.run.config_json = serde_json::Value::Object(self.config).to_string();
@@ -606,16 +654,21 @@ pub(crate) mod test_runs {
         }
     }
 
-    /// Sweep `test` of `runs` (all done), with no records.
+    /// Sweep `test` of `runs` (all done), with no records and no
+    /// `evaluate:`; test accuracies come from the runs' trainings.
     pub(crate) fn sweep(runs: Vec<ReportRun>) -> SweepData {
-        SweepData {
+        let mut data = SweepData {
             name: "test".into(),
             file: None,
             runs,
             not_done: BTreeMap::new(),
             condition: None,
             records: Records::default(),
-        }
+            evaluate: None,
+            training: Choice::Untrained,
+        };
+        data.choose_trainings();
+        data
     }
 }
 

@@ -1,12 +1,16 @@
 //! Fig. 7: the best accuracy of DDSAS over the L × M grid, as an annotated
-//! heat map (appendix B.2). Best = max over seeds of the final metric; one
-//! panel per (dataset, space) whose runs cover more than one (L, M) point.
+//! heat map (appendix B.2). Best = max over seeds of the metric (test
+//! accuracy of the trained cells under one train config, else the final
+//! valid accuracy as a labelled proxy); one panel per (dataset, space) and
+//! setting (every other config key that varies among the grid's runs, as
+//! Figs. 8-10 split theirs) whose runs cover more than one (L, M) point,
+//! so that the runs of a cell differ in the seed alone (issue 27).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, plural, runs_text, Group, Lm, SweepData};
+use super::data::{by_dataset_space, plural, runs_text, settings, Group, Lm, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
@@ -19,9 +23,15 @@ pub const STEM: &str = "fig7_lm_grid";
 pub const PAPER_SWEEP: &str = "sweeps/fig7_lm_grid.yaml";
 /// What a sweep lacks that has no panel.
 const MISSING: &str =
-    "has no done DDSAS runs (with the approximation) covering more than one (L, M) point";
+    "has no done DDSAS runs (with the approximation) of one setting covering more than one (L, M) point";
 /// Pixels per panel.
 const PANEL: (u32, u32) = (1200, 800);
+/// Panels per row of the figure.
+const PER_ROW: usize = 3;
+/// The most panels drawn; more are refused with the keys to choose by.
+const MAX_PANELS: usize = 6;
+/// Config keys a panel's grid spans or its group fixes: never a setting.
+const GRID_KEYS: [&str; 5] = ["dataset", "space", "L", "M", "approximation"];
 
 /// Fig. 7's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
@@ -33,12 +43,19 @@ pub struct Fig7 {
     pub panels: Vec<Panel>,
 }
 
-/// The grid of one (dataset, space).
+/// The grid of one (dataset, space) and setting.
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
     /// Dataset and space.
     #[serde(flatten)]
     pub group: Group,
+    /// The config keys (other than L, M and the seed) that vary among the
+    /// grid runs of its (dataset, space), with this panel's values; empty
+    /// when they all share one setting.
+    pub setting: BTreeMap<String, String>,
+    /// The setting in words, "epochs=50 ucb_c=1" ("" when nothing varies).
+    #[serde(skip)]
+    pub label: String,
     /// The (L, M) points run, by L then M.
     pub cells: Vec<Cell>,
     /// The best cell.
@@ -97,6 +114,15 @@ impl Panel {
     fn cell(&self, at: Lm<i64>) -> Option<&Cell> {
         self.cells.iter().find(|c| c.at == at)
     }
+
+    /// "CIFAR-10, DARTS space" with its setting: "…, epochs=50".
+    fn name(&self) -> String {
+        if self.label.is_empty() {
+            self.group.label()
+        } else {
+            format!("{}, {}", self.group.label(), self.label)
+        }
+    }
 }
 
 /// What a cell's accuracy is.
@@ -104,18 +130,16 @@ impl Panel {
 enum Metric {
     /// Final valid accuracy of the search (a proxy).
     Valid,
-    /// Test accuracy of the cell trained from scratch for `epochs`.
-    Test {
-        /// Epochs of the train runs.
-        epochs: i64,
-    },
+    /// Test accuracy of the cell trained from scratch, under the train
+    /// config the sweep's trainings were chosen by (`data.training`).
+    Test,
 }
 
 impl Metric {
     fn of(self, run: &ReportRun) -> Option<f64> {
         match self {
             Metric::Valid => run.valid_acc,
-            Metric::Test { .. } => run.test_acc,
+            Metric::Test => run.test_acc,
         }
     }
 }
@@ -130,21 +154,28 @@ fn choose_metric(
     runs: &[&ReportRun],
 ) -> Result<Metric, ReportError> {
     let evaluated = runs.iter().filter(|r| r.test_acc.is_some()).count();
-    let epochs = runs.iter().filter_map(|r| r.test_epochs).max().unwrap_or(0);
+    let all = evaluated == runs.len() && evaluated > 0;
     match asked {
         "valid_acc" => Ok(Metric::Valid),
-        "auto" if evaluated == runs.len() && evaluated > 0 => Ok(Metric::Test { epochs }),
+        "auto" | "test_acc" if all => Ok(Metric::Test),
         "auto" => Ok(Metric::Valid),
-        "test_acc" if evaluated == runs.len() && evaluated > 0 => Ok(Metric::Test { epochs }),
-        "test_acc" => Err(ReportError::cannot(
-            "fig7",
-            &data.name,
-            format!(
-                "has test accuracy for {evaluated} of its {} grid searches",
-                runs.len()
+        "test_acc" => Err(match data.training.ambiguity() {
+            Some(why) => ReportError::cannot(
+                "fig7",
+                &data.name,
+                "has no one train config for the test accuracy of its grid searches",
+                why,
             ),
-            "train the others' cells (`ddsas train --from-run ID`), or use `--metric valid_acc`",
-        )),
+            None => ReportError::cannot(
+                "fig7",
+                &data.name,
+                format!(
+                    "has test accuracy for {evaluated} of its {} grid searches",
+                    runs.len()
+                ),
+                "train the others' cells (`ddsas train --from-run ID`, or `evaluate:` in the sweep file), or use `--metric valid_acc`",
+            ),
+        }),
         other => Err(ReportError::cannot(
             "fig7",
             &data.name,
@@ -156,7 +187,8 @@ fn choose_metric(
 
 /// Fig. 7 of `data` for `metric` (`auto`, `valid_acc` or `test_acc`): the
 /// DDSAS runs with the approximation and a final accuracy, a panel per
-/// (dataset, space) covering more than one (L, M) point.
+/// (dataset, space) and setting covering more than one (L, M) point; more
+/// than [`MAX_PANELS`] are refused, naming the keys to pick one by.
 pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportError> {
     let candidates: Vec<&ReportRun> = data
         .with_method("ddsas")
@@ -165,29 +197,56 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
         })
         .collect();
     let metric = choose_metric(data, metric, &candidates)?;
-    let panels: Vec<Panel> = by_dataset_space(candidates.into_iter())
-        .into_iter()
-        .filter_map(|(group, runs)| panel(group, &runs, metric))
-        .collect();
+    let mut panels: Vec<Panel> = Vec::new();
+    let mut single: Vec<(String, Vec<i64>)> = Vec::new();
+    for (group, runs) in by_dataset_space(candidates.into_iter()) {
+        for setting in settings(&runs, &GRID_KEYS) {
+            match panel(group.clone(), &setting, metric) {
+                Some(p) => panels.push(p),
+                None => single.push((
+                    format!("{}{}", group.label(), keys_suffix(&setting)),
+                    setting.ids(),
+                )),
+            }
+        }
+    }
     if panels.is_empty() {
         return Err(data.cannot("fig7", MISSING, PAPER_SWEEP));
+    }
+    if panels.len() > MAX_PANELS {
+        return Err(too_many(data, &panels));
     }
     let parts: Vec<String> = panels.iter().map(caption_part).collect();
     let (what, words, name) = match metric {
         Metric::Valid => (
             "final valid accuracy",
-            "final valid accuracy of the search (a proxy until the searched cells are trained: `ddsas train --from-run ID`)".to_string(),
+            format!(
+                "final valid accuracy of the search (a proxy: {})",
+                data.training.ambiguity().unwrap_or_else(|| {
+                    "not every grid search's cell is trained yet; `ddsas train --from-run ID` or `evaluate:` in the sweep file trains them".into()
+                })
+            ),
             "valid_acc",
         ),
-        Metric::Test { epochs } => (
+        Metric::Test => (
             "test accuracy",
-            format!(
-                "test accuracy after training the searched cell from scratch, {}",
-                super::data::plural(epochs.max(0) as usize, "epoch")
-            ),
+            data.training
+                .test_words()
+                .unwrap_or_else(|| "test accuracy of the trained cell".into()),
             "test_acc",
         ),
     };
+    let split = match panels.iter().find(|p| !p.setting.is_empty()) {
+        Some(p) => format!(
+            " Panels split by every config key that varies among a grid's runs besides L, M and the seed ({}), so a cell's runs are seeds of one config.",
+            p.setting.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
+    let left: String = single
+        .iter()
+        .map(|(name, ids)| format!(" Not drawn: {name}, {} (one (L, M) point).", runs_text(ids)))
+        .collect();
     let heading = Heading {
         kind: Kind::Fig7,
         sweep: data.name.clone(),
@@ -196,7 +255,7 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
             data.name
         ),
         caption: format!(
-            "{}. Metric: {words}, max over seeds; DDSAS with the approximation; the outlined cell is the best.{}",
+            "{}. Metric: {words}, max over seeds; DDSAS with the approximation; the outlined cell is the best.{split}{left}{}",
             parts.join("; "),
             data.not_done_note()
         ),
@@ -209,11 +268,77 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
     Ok(Figure { heading, numbers })
 }
 
-/// The grid of `runs` (with L, M and an accuracy), or `None` if they cover
-/// fewer than two (L, M) points.
-fn panel(group: Group, runs: &[&ReportRun], metric: Metric) -> Option<Panel> {
+/// ", epochs=50" for a setting with varying keys, else "".
+fn keys_suffix(setting: &Setting<'_>) -> String {
+    match setting.keys_text() {
+        t if t.is_empty() => t,
+        t => format!(", {t}"),
+    }
+}
+
+/// The refusal of more grids than a figure can show: which keys vary, and
+/// a `--where` that picks the first panel's setting.
+fn too_many(data: &SweepData, panels: &[Panel]) -> ReportError {
+    let mut keys: Vec<String> = panels
+        .iter()
+        .flat_map(|p| p.setting.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let first = &panels[0];
+    let mut condition = vec![
+        format!("dataset = '{}'", first.group.dataset),
+        format!("space = '{}'", first.group.space),
+    ];
+    condition.extend(first.setting.iter().map(|(k, v)| where_term(k, v)));
+    ReportError::cannot(
+        "fig7",
+        &data.name,
+        format!(
+            "has {} grids of DDSAS over L × M (a panel per dataset, space and setting of the keys that vary besides L, M and the seed: {}), more than the {MAX_PANELS} one figure shows",
+            panels.len(),
+            keys.join(", ")
+        ),
+        format!(
+            "draw some at a time with `--where`, e.g. `--where \"{}\"`",
+            condition.join(" AND ")
+        ),
+    )
+}
+
+/// `key = value` as SQL over `run_summary`: its own column where it has
+/// one, else through the stored config.
+fn where_term(key: &str, value: &str) -> String {
+    const COLUMNS: [&str; 8] = [
+        "L",
+        "M",
+        "approximation",
+        "epochs",
+        "batch_size",
+        "layers",
+        "init_channels",
+        "ucb_c",
+    ];
+    let literal = match value {
+        "true" => "1".to_string(),
+        "false" => "0".to_string(),
+        v if v.parse::<f64>().is_ok() => v.to_string(),
+        v => format!("'{}'", v.replace('\'', "''")),
+    };
+    if COLUMNS.contains(&key) {
+        format!("{key} = {literal}")
+    } else {
+        format!(
+            "id IN (SELECT id FROM runs WHERE json_extract(config_json, '$.{key}') = {literal})"
+        )
+    }
+}
+
+/// The grid of a setting's runs (with L, M and an accuracy), or `None`
+/// if they cover fewer than two (L, M) points.
+fn panel(group: Group, setting: &Setting<'_>, metric: Metric) -> Option<Panel> {
     let mut cells: BTreeMap<Lm<i64>, Cell> = BTreeMap::new();
-    for run in runs {
+    for run in &setting.runs {
         let (Some(l), Some(m), Some(acc)) = (run.l, run.m, metric.of(run)) else {
             continue;
         };
@@ -250,13 +375,16 @@ fn panel(group: Group, runs: &[&ReportRun], metric: Metric) -> Option<Panel> {
     ms.dedup();
     Some(Panel {
         group,
+        setting: setting.keys_map(),
+        label: setting.keys_text(),
         cells,
         best,
         grid: Lm { l: ls, m: ms },
     })
 }
 
-/// "CIFAR-10, DARTS space: DDSAS runs 1–9 (9 (L, M) points, best of 1 seed)".
+/// "CIFAR-10, DARTS space, epochs=50: DDSAS runs 1–9 (9 (L, M) points,
+/// best of 1 seed)".
 fn caption_part(p: &Panel) -> String {
     let ids: Vec<i64> = p
         .cells
@@ -265,7 +393,7 @@ fn caption_part(p: &Panel) -> String {
         .collect();
     format!(
         "{}: DDSAS {} ({} (L, M) points, {})",
-        p.group.label(),
+        p.name(),
         runs_text(&ids),
         p.cells.len(),
         p.seeds_text()
@@ -295,7 +423,7 @@ fn heat_map(p: &Panel, metric: &str) -> HeatMap {
         labels: Labels {
             title: format!(
                 "{} · {} · best L = {}, M = {}: {:.2}%",
-                p.group.label(),
+                p.name(),
                 p.seeds_text(),
                 best.l,
                 best.m,
@@ -327,14 +455,16 @@ impl Draw for Fig7 {
     type Plot = HeatMapGrid;
 
     fn draw(&self, heading: &Heading) -> HeatMapGrid {
+        let rows: Vec<Vec<HeatMap>> = self
+            .panels
+            .chunks(PER_ROW)
+            .map(|row| row.iter().map(|p| heat_map(p, self.metric)).collect())
+            .collect();
+        let columns = self.panels.len().min(PER_ROW) as u32;
         HeatMapGrid {
             title: heading.title.clone(),
-            rows: vec![self
-                .panels
-                .iter()
-                .map(|p| heat_map(p, self.metric))
-                .collect()],
-            size: (PANEL.0 * self.panels.len() as u32, PANEL.1),
+            size: (PANEL.0 * columns, PANEL.1 * rows.len() as u32),
+            rows,
             margin: (0, 0, 0, 0),
         }
     }
@@ -404,19 +534,160 @@ mod tests {
 
     #[test]
     fn auto_draws_test_accuracy_once_every_search_is_evaluated() {
-        let mut runs = vec![ddsas(1, 28, 12, 0.5), ddsas(2, 56, 12, 0.6)];
-        for (r, test) in runs.iter_mut().zip([0.97, 0.96]) {
-            r.test_acc = Some(test);
-            r.test_epochs = Some(600);
-        }
+        let trained = |id, l, acc, test: f64| {
+            run(id, "ddsas")
+                .set("L", l)
+                .set("M", 12)
+                .set("approximation", true)
+                .acc(acc)
+                .trained(100 + id, test, &[])
+        };
+        let runs = vec![
+            trained(1, 28, 0.5, 0.97).build(),
+            trained(2, 56, 0.6, 0.96).build(),
+        ];
         let fig = compute(&sweep(runs.clone()), "auto").unwrap();
         assert_eq!(fig.numbers.metric, "test_acc");
         assert!((fig.numbers.panels[0].best.value - 97.0).abs() < 1e-9);
-        assert!(fig.heading.caption.contains("from scratch, 600 epochs"));
-        runs[1].test_acc = None;
-        let fig = compute(&sweep(runs), "auto").unwrap();
+        assert!(
+            fig.heading.caption.contains(
+                "from scratch under the most recent training config (appendix B.1 (epochs=600))"
+            ),
+            "{}",
+            fig.heading.caption
+        );
+        let mut partly = runs;
+        partly[1].trainings.clear();
+        let fig = compute(&sweep(partly), "auto").unwrap();
         assert_eq!(fig.numbers.metric, "valid_acc");
         assert!(fig.heading.caption.contains("a proxy"));
+    }
+
+    /// A search trained under two configs: only the trainings of one
+    /// config give test accuracies, and the caption names it; two configs
+    /// that are each some search's latest leave the proxy, saying why.
+    #[test]
+    fn test_accuracy_comes_from_one_train_config_and_is_named() {
+        let grid = |id, l| {
+            run(id, "ddsas")
+                .set("L", l)
+                .set("M", 12)
+                .set("approximation", true)
+                .acc(0.5)
+        };
+        let short = [("epochs", serde_json::json!(1))];
+        let runs = vec![
+            grid(1, 28)
+                .trained(10, 0.90, &[])
+                .trained(12, 0.40, &short)
+                .build(),
+            grid(2, 56).trained(11, 0.30, &short).build(),
+        ];
+        let fig = compute(&sweep(runs.clone()), "auto").unwrap();
+        // Before issue 27 run 1's cell was the mean of both: 65 %.
+        let first = &fig.numbers.panels[0].cells[0];
+        assert!((first.best - 40.0).abs() < 1e-9, "{}", first.best);
+        let caption = &fig.heading.caption;
+        assert!(
+            caption.contains("under the most recent training config (epochs=1)")
+                && caption.contains("1 training under other configs left out"),
+            "{caption}"
+        );
+        let mut data = sweep(runs);
+        data.evaluate = Some(crate::sweep::Evaluate {
+            config: crate::config::train::TrainConfig::default(),
+            own_data: false,
+            seeds: vec![0],
+        });
+        data.choose_trainings();
+        // The sweep's own config: run 2 has no training under it.
+        let fig = compute(&data, "auto").unwrap();
+        assert_eq!(fig.numbers.metric, "valid_acc");
+        let e = compute(&data, "test_acc").unwrap_err().to_string();
+        assert!(e.contains("test accuracy for 1 of its 2"), "{e}");
+        data.evaluate = None;
+        data.runs[0].trainings.retain(|t| t.train_run_id == 10);
+        data.choose_trainings();
+        let fig = compute(&data, "auto").unwrap();
+        assert_eq!(fig.numbers.metric, "valid_acc");
+        assert!(
+            fig.heading
+                .caption
+                .contains("latest trainings are under 2 train configs"),
+            "{}",
+            fig.heading.caption
+        );
+        let e = compute(&data, "test_acc").unwrap_err().to_string();
+        assert!(
+            e.contains("no one train config") && e.contains("`evaluate:`"),
+            "{e}"
+        );
+    }
+
+    /// Runs that differ in a key besides L, M and the seed are not seeds
+    /// of one cell: each setting is its own panel, named in its title and
+    /// the caption; a setting with one point is left out and named.
+    #[test]
+    fn every_varying_key_splits_the_grid_into_panels() {
+        let at = |id, l, m, epochs: i64, ucb_c: f64| {
+            run(id, "ddsas")
+                .set("L", l)
+                .set("M", m)
+                .set("approximation", true)
+                .set("epochs", epochs)
+                .set("ucb_c", ucb_c)
+                .acc(0.1 * id as f64)
+                .build()
+        };
+        let data = sweep(vec![
+            at(1, 28, 12, 2, 1.44),
+            at(2, 56, 12, 2, 1.44),
+            at(3, 28, 12, 3, 1.44),
+            at(4, 56, 12, 3, 1.44),
+            at(5, 28, 12, 2, 1.0),
+        ]);
+        let fig = compute(&data, "valid_acc").unwrap();
+        let panels = &fig.numbers.panels;
+        let labels: Vec<&str> = panels.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["epochs=2 ucb_c=1.44", "epochs=3 ucb_c=1.44"]);
+        // Before, runs 1, 3 and 5 were "3 seeds" of one cell.
+        assert_eq!(panels[0].cells[0].runs, [1]);
+        assert_eq!(panels[1].cells[0].runs, [3]);
+        assert_eq!(panels[0].setting["epochs"], "2");
+        let caption = &fig.heading.caption;
+        assert!(
+            caption.starts_with("Digits, DARTS space, epochs=2 ucb_c=1.44: DDSAS runs 1, 2 (2 (L, M) points, best of 1 seed); Digits, DARTS space, epochs=3 ucb_c=1.44: DDSAS runs 3, 4"),
+            "{caption}"
+        );
+        assert!(caption.contains("(epochs, ucb_c)"), "{caption}");
+        assert!(
+            caption.contains(
+                "Not drawn: Digits, DARTS space, epochs=2 ucb_c=1.0, run 5 (one (L, M) point)."
+            ),
+            "{caption}"
+        );
+        let map = heat_map(&panels[1], "valid_acc");
+        assert!(map
+            .labels
+            .title
+            .starts_with("Digits, DARTS space, epochs=3 ucb_c=1.44 · best of 1 seed"));
+        let side = serde_json::to_value(&fig).unwrap();
+        assert_eq!(side["panels"][1]["setting"]["ucb_c"], "1.44");
+        let grid = fig.numbers.draw(&fig.heading);
+        assert_eq!(grid.rows.len(), 1);
+        assert_eq!(grid.size, (2 * PANEL.0, PANEL.1));
+
+        // Seven settings: refused, naming the keys and a --where.
+        let many: Vec<ReportRun> = (0..14)
+            .map(|i| at(i + 1, 28 + 28 * (i % 2), 12, 2 + i / 2, 1.44))
+            .collect();
+        let e = compute(&sweep(many), "valid_acc").unwrap_err().to_string();
+        assert!(
+            e.contains("has 7 grids")
+                && e.contains("seed: epochs)")
+                && e.contains("--where \"dataset = 'digits' AND space = 'darts' AND epochs = 2\""),
+            "{e}"
+        );
     }
 
     #[test]

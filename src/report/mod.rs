@@ -37,6 +37,7 @@ pub mod results;
 pub mod run_curves;
 pub mod stats;
 pub mod table5;
+pub mod trainings;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -1,7 +1,10 @@
-//! `report results`: the view of the paper's main tables, per method and
-//! (dataset, space): the test error of the searched cells trained from
-//! scratch (mean ± population std over the searches whose cell was
-//! trained), the trained network's parameters, and the search cost.
+//! `report results`: the view of the paper's main tables, per method,
+//! (dataset, space) and train config: the test error of the searched cells
+//! trained from scratch under that config (mean ± population std over the
+//! searches whose cell was trained under it; a search's trainings of one
+//! config, its seeds, averaged first), the trained network's parameters,
+//! and the search cost. A search trained under two configs is in two rows
+//! (issue 27); the config the figures use is marked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +15,7 @@ use serde::Serialize;
 use super::data::{method_rank, runs_text, Group, SweepData};
 use super::escape::{self, csv_field};
 use super::stats::mean_std;
+use super::trainings::{settings_of, TrainSetting};
 use super::{write_table, Kind, Options, Output, ReportError, TableFiles};
 use crate::store::ReportRun;
 
@@ -31,7 +35,7 @@ pub struct Results {
     pub caption: String,
 }
 
-/// One method on one (dataset, space).
+/// One method on one (dataset, space) and train config.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// `ddsas`, `darts` or `gdas`.
@@ -39,9 +43,14 @@ pub struct Row {
     /// Dataset and space.
     #[serde(flatten)]
     pub group: Group,
+    /// The train config ("epochs=1 layers=3", "appendix B.1 (epochs=600)"),
+    /// none for a row of searches none of which was trained.
+    pub training: Option<String>,
+    /// Whether it is the config the figures and Table 5 use.
+    pub used: bool,
     /// Done searches.
     pub searches: Vec<i64>,
-    /// Those whose cell was trained.
+    /// Those whose cell was trained under this config.
     pub evaluated: Vec<i64>,
     /// Test error (%) of the trained cells: mean and population std.
     pub test_error: Option<(f64, f64)>,
@@ -52,10 +61,15 @@ pub struct Row {
 }
 
 impl Row {
-    fn cells(&self) -> [String; 6] {
+    fn cells(&self) -> [String; 7] {
         [
             super::data::method_label(&self.method).to_string(),
             self.group.label(),
+            match &self.training {
+                Some(t) if self.used => format!("{t} *"),
+                Some(t) => t.clone(),
+                None => "-".into(),
+            },
             self.test_error
                 .map_or("-".into(), |(m, s)| format!("{m:.2} ± {s:.2}")),
             self.params_m.map_or("-".into(), |p| format!("{p:.2}")),
@@ -65,9 +79,10 @@ impl Row {
     }
 }
 
-const HEADER: [&str; 6] = [
+const HEADER: [&str; 7] = [
     "Method",
     "Dataset",
+    "Training",
     "Test error (%)",
     "Params (M)",
     "Search cost (device-hours)",
@@ -86,7 +101,7 @@ pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
     }
     let rows: Vec<Row> = groups
         .into_iter()
-        .map(|((_, method, group), runs)| row(method, group, &runs))
+        .flat_map(|((_, method, group), runs)| rows(&method, &group, &runs, data))
         .collect();
     if rows.iter().all(|r| r.evaluated.is_empty()) {
         return Err(ReportError::cannot(
@@ -96,12 +111,21 @@ pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
             "train them: `ddsas train --from-run ID`, or `evaluate:` in the sweep file",
         ));
     }
-    let trained: Vec<i64> = rows.iter().flat_map(|r| r.evaluated.clone()).collect();
+    let mut trained: Vec<i64> = rows.iter().flat_map(|r| r.evaluated.clone()).collect();
+    trained.sort_unstable();
+    trained.dedup();
+    let used = match (data.training.test_words(), data.training.ambiguity()) {
+        (Some(words), _) => {
+            format!(" Rows marked * are the config the figures and Table 5 use: {words}.")
+        }
+        (None, Some(why)) => format!(" The figures and Table 5 use none of them: {why}."),
+        (None, None) => String::new(),
+    };
     Ok(Results {
         table: "results",
         sweep: data.name.clone(),
         caption: format!(
-            "Results of sweep {}: test error of the searched cells trained from scratch (mean ± population std over the searches whose cell was trained: {}), parameters of the trained network, and search wall time per search.{}",
+            "Results of sweep {}: test error of the searched cells trained from scratch, a row per train config (its keys that differ from appendix B.1), mean ± population std over the searches whose cell was trained under it ({}; a search's trainings of one config averaged first), parameters of the trained network, and search wall time per search.{used}{}",
             data.name,
             runs_text(&trained),
             data.not_done_note()
@@ -110,29 +134,57 @@ pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
     })
 }
 
-fn row(method: String, group: Group, runs: &[&ReportRun]) -> Row {
-    let evaluated: Vec<&&ReportRun> = runs.iter().filter(|r| r.test_acc.is_some()).collect();
-    let errors: Vec<f64> = evaluated
-        .iter()
-        .filter_map(|r| r.test_acc)
-        .map(|a| 100.0 * (1.0 - a))
-        .collect();
-    let params: Vec<f64> = evaluated.iter().filter_map(|r| r.test_params).collect();
+/// The rows of one method on one (dataset, space): one per train config
+/// any of `runs` was trained under, or one without a config if none was.
+fn rows(method: &str, group: &Group, runs: &[&ReportRun], data: &SweepData) -> Vec<Row> {
     let hours: Vec<f64> = runs
         .iter()
         .filter_map(|r| r.wall_s)
         .map(|s| s / 3600.0)
         .collect();
     let mean = |v: &[f64]| (!v.is_empty()).then(|| mean_std(v).0);
-    Row {
-        method,
-        group,
+    let row = |training: Option<(&TrainSetting, bool)>| Row {
+        method: method.to_string(),
+        group: group.clone(),
+        training: training.map(|(s, _)| s.label()),
+        used: training.is_some_and(|(_, used)| used),
         searches: runs.iter().map(|r| r.id).collect(),
-        evaluated: evaluated.iter().map(|r| r.id).collect(),
-        test_error: (!errors.is_empty()).then(|| mean_std(&errors)),
-        params_m: mean(&params).map(|p| p / 1e6),
+        evaluated: Vec::new(),
+        test_error: None,
+        params_m: None,
         search_hours: mean(&hours),
+    };
+    let settings = settings_of(runs);
+    if settings.is_empty() {
+        return vec![row(None)];
     }
+    settings
+        .iter()
+        .map(|(setting, trained)| {
+            let used = trained.values().flatten().all(|t| {
+                data.training
+                    .uses(t, &group.dataset, data.evaluate.as_ref())
+            });
+            let errors: Vec<f64> = trained
+                .values()
+                .map(|ts| {
+                    100.0 * (1.0 - ts.iter().map(|t| t.test_acc).sum::<f64>() / ts.len() as f64)
+                })
+                .collect();
+            let params: Vec<f64> = trained
+                .values()
+                .flatten()
+                .filter_map(|t| t.params)
+                .map(|p| p as f64)
+                .collect();
+            Row {
+                evaluated: trained.keys().copied().collect(),
+                test_error: Some(mean_std(&errors)),
+                params_m: mean(&params).map(|p| p / 1e6),
+                ..row(Some((setting, used)))
+            }
+        })
+        .collect()
 }
 
 impl Results {
@@ -142,7 +194,7 @@ impl Results {
             "{}\n\n| {} |\n|{}\n",
             self.caption,
             HEADER.join(" | "),
-            "---|".repeat(6)
+            "---|".repeat(HEADER.len())
         );
         for r in &self.rows {
             let _ = writeln!(md, "| {} |", r.cells().join(" | "));
@@ -153,16 +205,18 @@ impl Results {
     /// One CSV row per method and dataset.
     pub fn csv(&self) -> String {
         let mut csv = String::from(
-            "method,dataset,space,searches,trained,mean_test_error_pct,std_test_error_pct,params_m,search_hours\n",
+            "method,dataset,space,training,used,searches,trained,mean_test_error_pct,std_test_error_pct,params_m,search_hours\n",
         );
         let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
         for r in &self.rows {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&r.method),
                 csv_field(&r.group.dataset),
                 csv_field(&r.group.space),
+                csv_field(r.training.as_deref().unwrap_or("")),
+                r.used,
                 r.searches.len(),
                 r.evaluated.len(),
                 num(r.test_error.map(|e| e.0)),
@@ -231,9 +285,10 @@ mod tests {
     #[test]
     fn rows_are_the_mean_of_the_trained_searches() {
         let trained = |id: i64, test: f64| {
-            let mut r = run(id, "ddsas").acc(0.5).build();
-            r.test_acc = Some(test);
-            r.test_params = Some(3.3e6);
+            let mut r = run(id, "ddsas")
+                .acc(0.5)
+                .trained(10 + id, test, &[])
+                .build();
             r.wall_s = Some(3600.0);
             r
         };
@@ -246,7 +301,7 @@ mod tests {
         assert_eq!(t.rows.len(), 2);
         let darts = &t.rows[0];
         assert_eq!((darts.method.as_str(), darts.evaluated.len()), ("darts", 0));
-        assert!(darts.test_error.is_none());
+        assert!(darts.test_error.is_none() && darts.training.is_none());
         let ddsas = &t.rows[1];
         let (mean, std) = ddsas.test_error.unwrap();
         assert!(
@@ -256,8 +311,9 @@ mod tests {
         assert_eq!(ddsas.params_m, Some(3.3));
         assert_eq!(ddsas.search_hours, Some(1.0));
         assert!(
-            t.markdown()
-                .contains("| DDSAS | Digits, DARTS space | 2.75 ± 0.25 | 3.30 | 1.000 | 2/2 |"),
+            t.markdown().contains(
+                "| DDSAS | Digits, DARTS space | appendix B.1 (epochs=600) * | 2.75 ± 0.25 | 3.30 | 1.000 | 2/2 |"
+            ),
             "{}",
             t.markdown()
         );
@@ -267,5 +323,58 @@ mod tests {
             e.contains("no search whose cell was trained") && e.contains("--from-run"),
             "{e}"
         );
+    }
+
+    /// A search trained under two configs is in a row of each, not in one
+    /// mean of both; seeds of one config are averaged per search first.
+    #[test]
+    fn a_search_trained_under_two_configs_is_in_a_row_of_each() {
+        let short = [("epochs", serde_json::json!(1))];
+        let short_seed_1 = [
+            ("epochs", serde_json::json!(1)),
+            ("seed", serde_json::json!(1)),
+        ];
+        let data = sweep(vec![
+            run(1, "ddsas")
+                .acc(0.5)
+                .trained(10, 0.97, &[])
+                .trained(11, 0.50, &short)
+                .trained(12, 0.70, &short_seed_1)
+                .build(),
+            run(2, "ddsas").acc(0.5).trained(13, 0.30, &short).build(),
+        ]);
+        let t = compute(&data).unwrap();
+        let labels: Vec<(Option<&str>, bool)> = t
+            .rows
+            .iter()
+            .map(|r| (r.training.as_deref(), r.used))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                (Some("appendix B.1 (epochs=600)"), false),
+                (Some("epochs=1"), true)
+            ]
+        );
+        assert_eq!(t.rows[0].evaluated, [1]);
+        assert_eq!(t.rows[1].evaluated, [1, 2]);
+        // Run 1: 100 - mean(50, 70) = 40; run 2: 70; mean 55, std 15.
+        let (mean, std) = t.rows[1].test_error.unwrap();
+        assert!(
+            (mean - 55.0).abs() < 1e-9 && (std - 15.0).abs() < 1e-9,
+            "{mean} {std}"
+        );
+        assert!(
+            t.caption
+                .contains("Rows marked * are the config the figures"),
+            "{}",
+            t.caption
+        );
+        assert!(t
+            .csv()
+            .lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("ddsas,digits,darts,epochs=1,true,2,2,"));
     }
 }

@@ -4,9 +4,13 @@
 //!
 //! Like with like: runs are compared only within a group whose configs
 //! differ in nothing but the seed and the approximation, and only groups
-//! that have both variants make a column. Error = 100 − accuracy (%), where
-//! the accuracy is the final valid accuracy of the search: no evaluation
-//! stage (retraining the derived cell) exists yet, and every output says so.
+//! that have both variants make a column. Error = 100 − accuracy (%). The
+//! accuracy is the paper's, the test accuracy of the searched cell trained
+//! from scratch (a sweep's `evaluate:` or `ddsas train --from-run`; the
+//! trainings of one train config, `report::trainings`), when every search
+//! in the table has one; otherwise the search's final valid accuracy, a
+//! proxy that every output names as such, with how many searches lack a
+//! trained cell.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +21,7 @@ use serde::Serialize;
 use super::data::{config_key, dataset_label, runs_text, space_label, Group, Lm, SweepData};
 use super::escape::{self, csv_field};
 use super::stats::mean_std;
+use super::trainings::Choice;
 use super::{write_table, Kind, Options, Output, ReportError, TableFiles};
 use crate::store::ReportRun;
 
@@ -29,12 +34,13 @@ const NOT_CONFIG: [&str; 4] = ["seed", "approximation", "log_steps", "data_dir"]
 /// Which error the table shows: the paper's (test error of the cell
 /// trained from scratch) when every search in it has an evaluation, else
 /// the search's own valid error, labelled as a proxy.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Source {
-    /// Test error after training, `epochs` epochs.
+    /// Test error after training, under the train config in `words`
+    /// ("test accuracy after training ... under ...").
     Test {
-        /// Epochs of the train runs.
-        epochs: i64,
+        /// What the accuracy is, in words (`Choice::test_words`).
+        words: String,
     },
     /// 100 − final valid accuracy of the search.
     Proxy {
@@ -42,35 +48,27 @@ enum Source {
         evaluated: usize,
         /// Searches of the table.
         total: usize,
+        /// Why cells that were trained give no test error, if they do not.
+        ambiguity: Option<String>,
     },
-}
-
-/// "600 epochs", "1 epoch".
-fn epochs_text(epochs: i64) -> String {
-    super::data::plural(epochs.max(0) as usize, "epoch")
 }
 
 impl Source {
     /// Test error when every run has one, else the proxy.
-    fn of(runs: &[&ReportRun]) -> Source {
+    fn of(runs: &[&ReportRun], training: &Choice) -> Source {
         let evaluated = runs.iter().filter(|r| r.test_acc.is_some()).count();
-        match runs
-            .iter()
-            .map(|r| r.test_epochs)
-            .collect::<Option<Vec<i64>>>()
-        {
-            Some(epochs) if evaluated == runs.len() && !runs.is_empty() => Source::Test {
-                epochs: epochs.into_iter().max().unwrap_or(0),
-            },
+        match training.test_words() {
+            Some(words) if evaluated == runs.len() && !runs.is_empty() => Source::Test { words },
             _ => Source::Proxy {
                 evaluated,
                 total: runs.len(),
+                ambiguity: training.ambiguity(),
             },
         }
     }
 
     /// The accuracy of a run this table reads.
-    fn accuracy(self, run: &ReportRun) -> f64 {
+    fn accuracy(&self, run: &ReportRun) -> f64 {
         match self {
             Source::Test { .. } => run.test_acc,
             Source::Proxy { .. } => run.valid_acc,
@@ -79,12 +77,9 @@ impl Source {
     }
 
     /// What the CSV's `metric` column says.
-    fn csv_metric(self) -> String {
+    fn csv_metric(&self) -> String {
         match self {
-            Source::Test { epochs } => format!(
-                "100 - test accuracy (%) after training the searched cell from scratch, {}",
-                epochs_text(epochs)
-            ),
+            Source::Test { words } => format!("100 - {words} (%)"),
             Source::Proxy { .. } => {
                 "100 - final search valid accuracy (%); not the test error of a trained cell".into()
             }
@@ -92,29 +87,33 @@ impl Source {
     }
 
     /// What the JSON's `metric` says.
-    fn json_metric(self) -> String {
+    fn json_metric(&self) -> String {
         match self {
-            Source::Test { epochs } => format!(
-                "error_pct = 100 * (1 - test accuracy after training from scratch, {})",
-                epochs_text(epochs)
-            ),
+            Source::Test { words } => format!("error_pct = 100 * (1 - {words})"),
             Source::Proxy { .. } => "error_pct = 100 * (1 - final valid accuracy)".into(),
         }
     }
 
     /// The sentence every caption carries.
-    fn note(self) -> String {
+    fn note(&self) -> String {
         let stats = "Mean ± population std (ddof = 0) over seeds.";
         match self {
-            Source::Test { epochs } => format!(
-                "Error = 100 − test accuracy after training the searched cell from scratch, {} (%), as the paper reports it. {stats}",
-                epochs_text(epochs)
+            Source::Test { words } => format!(
+                "Error = 100 − {words} (%), as the paper reports it. {stats}"
+            ),
+            Source::Proxy {
+                ambiguity: Some(why),
+                ..
+            } => format!(
+                "Error = 100 − final valid accuracy of the search (%), a proxy: {why}; so this is not the paper's test error. {stats}"
             ),
             Source::Proxy { evaluated: 0, .. } => format!(
                 "Error = 100 − final valid accuracy of the search (%), a proxy: no search here has an evaluation yet (`ddsas train --from-run ID` trains one), so this is not the paper's test error. {stats}"
             ),
-            Source::Proxy { evaluated, total } => format!(
-                "Error = 100 − final valid accuracy of the search (%), a proxy: only {evaluated} of the {total} searches here have an evaluation (`ddsas train --from-run ID` trains the rest), so this is not the paper's test error. {stats}"
+            Source::Proxy {
+                evaluated, total, ..
+            } => format!(
+                "Error = 100 − final valid accuracy of the search (%), a proxy: only {evaluated} of the {total} searches here have an evaluation under one train config (`ddsas train --from-run ID` trains the rest), so this is not the paper's test error. {stats}"
             ),
         }
     }
@@ -185,7 +184,7 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn new(runs: &[&ReportRun], source: Source) -> Variant {
+    fn new(runs: &[&ReportRun], source: &Source) -> Variant {
         let errors: Vec<f64> = runs
             .iter()
             .map(|r| 100.0 * (1.0 - source.accuracy(r)))
@@ -248,7 +247,7 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
         .iter()
         .flat_map(|(without, with)| without.iter().chain(with).copied())
         .collect();
-    let source = Source::of(&all);
+    let source = Source::of(&all, &data.training);
     let mut columns: Vec<Column> = paired
         .into_iter()
         .map(|(without, with)| Column {
@@ -258,8 +257,8 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
                 m: with[0].m,
             },
             header: String::new(),
-            without: Variant::new(without, source),
-            with: Variant::new(with, source),
+            without: Variant::new(without, &source),
+            with: Variant::new(with, &source),
         })
         .collect();
     if columns.is_empty() {
@@ -541,11 +540,14 @@ mod tests {
     /// stays the labelled proxy and says how many are missing.
     #[test]
     fn test_error_replaces_the_proxy_once_every_search_is_evaluated() {
-        let evaluated = |id, approximation, acc, test: f64| {
-            let mut r = ddsas(id, approximation, acc);
-            r.test_acc = Some(test);
-            r.test_epochs = Some(600);
-            r
+        let evaluated = |id, approximation: bool, acc, test: f64| {
+            run(id, "ddsas")
+                .set("L", 28)
+                .set("M", 12)
+                .set("approximation", approximation)
+                .acc(acc)
+                .trained(10 + id, test, &[])
+                .build()
         };
         let data = sweep(vec![
             evaluated(1, true, 0.40, 0.97),
@@ -557,13 +559,18 @@ mod tests {
         let c = &t.columns[0];
         assert!((c.with.mean - 2.75).abs() < 1e-9, "{}", c.with.mean);
         assert!((c.without.mean - 3.5).abs() < 1e-9, "{}", c.without.mean);
-        assert!(t
-            .caption
-            .contains("test accuracy after training the searched cell from scratch, 600 epochs"));
+        assert!(
+            t.caption.contains(
+                "test accuracy after training the searched cell from scratch under the most recent training config (appendix B.1 (epochs=600))"
+            ),
+            "{}",
+            t.caption
+        );
         assert!(!t.caption.contains("proxy"));
-        assert!(t.csv().contains("100 - test accuracy (%) after training"));
+        assert!(t.csv().contains("100 - test accuracy after training"));
         let mut partly = data.clone();
-        partly.runs[0].test_acc = None;
+        partly.runs[0].trainings.clear();
+        partly.choose_trainings();
         let t = compute(&partly).unwrap();
         assert!(
             t.caption.contains("proxy") && t.caption.contains("only 3 of the 4"),

@@ -385,6 +385,19 @@ impl ReadOnlyDb {
             .await?;
         Ok(rows.rows.iter().filter_map(|r| r[0].as_i64()).collect())
     }
+
+    /// The train runs of search `id`'s cell, oldest first, for `runs
+    /// show`: `train_run_id`, `status`, `config_json`, `test_acc` (its
+    /// final test accuracy, once done).
+    pub async fn trainings_of(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+        self.query(
+            "SELECT e.train_run_id, t.status, t.config_json, t.final_test_acc AS test_acc
+             FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+             WHERE e.search_run_id = $1 ORDER BY e.train_run_id",
+            &[id.into()],
+        )
+        .await
+    }
 }
 
 fn stamp_text(row: Option<&Vec<serde_json::Value>>) -> String {

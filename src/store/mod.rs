@@ -46,7 +46,8 @@ pub use location::{DbLocation, DB_VARIABLE};
 pub use nb201::{Nb201Accuracy, NB201_DATASETS};
 pub use queries::{QueryError, QueryRows, ReadOnlyDb};
 pub use report_queries::{
-    EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, SubspacePoint, SweepInfo,
+    EpochPoint, RatioPoint, ReportRun, ReportTraining, SamplingPoint, StepPoint, SubspacePoint,
+    SweepInfo,
 };
 pub use rows::{Claim, EpochRow, RunRow, RunStatus};
 pub use sweeps::{RunProgress, SweepRow};

@@ -45,12 +45,21 @@ pub struct ReportRun {
     /// Definitions version it was made under (`config::definitions`).
     pub definitions: i64,
     /// Test accuracy (0..1) of its cell trained from scratch: the mean
-    /// over the done train runs linked to it; none without one.
+    /// over its done trainings under the one train config a report uses
+    /// (`report::trainings`); none without one. Not read from the
+    /// database: set from [`trainings`](Self::trainings).
+    #[sqlx(skip)]
     pub test_acc: Option<f64>,
-    /// Epochs of those train runs (the most, if they differ).
+    /// Epochs of those trainings.
+    #[sqlx(skip)]
     pub test_epochs: Option<i64>,
-    /// Parameters of those train runs' network (the mean).
+    /// Parameters of those trainings' network (the mean).
+    #[sqlx(skip)]
     pub test_params: Option<f64>,
+    /// Every done training of its cell (train runs linked to it through
+    /// `evaluations`), whatever their train config, by train run id.
+    #[sqlx(skip)]
+    pub trainings: Vec<ReportTraining>,
     /// Search wall seconds.
     pub wall_s: Option<f64>,
 }
@@ -59,9 +68,27 @@ impl ReportRun {
     /// Whether it was made under older definitions than this ddsas uses
     /// for its method (figures leave it out: its numbers mean something else).
     pub fn outdated(&self) -> bool {
-        crate::config::Method::parse(&self.method)
-            .is_some_and(|m| self.definitions < i64::from(crate::config::definitions(m)))
+        crate::config::definitions_named(&self.method, &self.space)
+            .is_some_and(|current| self.definitions < i64::from(current))
     }
+}
+
+/// One done training of a search's cell: a train run linked to the search
+/// (`evaluations`), with its config and result.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ReportTraining {
+    /// The search whose cell it trained.
+    pub search_run_id: i64,
+    /// The train run.
+    pub train_run_id: i64,
+    /// Its canonical train config (`config::train`), genotype included.
+    pub config_json: String,
+    /// Test accuracy after its last epoch (0..1).
+    pub test_acc: f64,
+    /// Parameters of its network (without the auxiliary head).
+    pub params: Option<i64>,
+    /// Epochs it trained.
+    pub epochs: i64,
 }
 
 /// The per-epoch scalars a figure draws (Figs. 8, 10).
@@ -144,33 +171,59 @@ pub struct SweepInfo {
     pub name: String,
     /// Path the sweep was read from, if recorded.
     pub file: Option<String>,
+    /// The file's text when it was registered, if recorded.
+    pub spec_yaml: Option<String>,
 }
 
-/// The columns of a [`ReportRun`], from `run_summary s` and `runs r`, with
-/// the test accuracy of the done train runs linked to the search.
-const REPORT_RUN_COLUMNS: &str = "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L AS \"L\", s.M AS \"M\",
+/// The columns of a [`ReportRun`], from `run_summary s` and `runs r`
+/// (its trainings are read by [`TRAININGS`]).
+const REPORT_RUN_COLUMNS: &str =
+    "SELECT s.id, s.status, s.method, s.space, s.dataset, s.seed, s.L AS \"L\", s.M AS \"M\",
                     s.approximation, s.epochs_done, s.valid_acc, s.genotype, r.config_json,
-                    r.definitions,
-                    CAST((SELECT avg(t.final_test_acc) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done') AS DOUBLE PRECISION) AS test_acc,
-                    (SELECT max(t.epochs_total) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done')              AS test_epochs,
-                    CAST((SELECT avg(t.params) FROM evaluations e JOIN runs t ON t.id = e.train_run_id
-                      WHERE e.search_run_id = s.id AND t.status = 'done') AS DOUBLE PRECISION) AS test_params,
-                    s.wall_s";
+                    r.definitions, s.wall_s";
+
+/// The done trainings of searches, by search and train run, joined to a
+/// `FROM`/`WHERE` that names the searches `e.search_run_id`. Trainings of
+/// older train definitions (`TRAIN_DEFINITIONS`) are left out: their
+/// config reads the same, but their numbers mean something else.
+const TRAININGS: &str =
+    "SELECT e.search_run_id, e.train_run_id, t.config_json, t.final_test_acc AS test_acc,
+                    t.params, t.epochs_total AS epochs
+             FROM evaluations e JOIN runs t ON t.id = e.train_run_id
+             WHERE t.status = 'done' AND t.final_test_acc IS NOT NULL
+               AND t.definitions = {definitions}";
+
+/// [`TRAININGS`] with this ddsas's train definitions filled in.
+fn trainings_sql() -> String {
+    TRAININGS.replace(
+        "{definitions}",
+        &crate::config::train::TRAIN_DEFINITIONS.to_string(),
+    )
+}
+
+/// `runs` with each one's trainings of `trainings` attached.
+fn attach(mut runs: Vec<ReportRun>, trainings: Vec<ReportTraining>) -> Vec<ReportRun> {
+    for t in trainings {
+        if let Some(run) = runs.iter_mut().find(|r| r.id == t.search_run_id) {
+            run.trainings.push(t);
+        }
+    }
+    runs
+}
 
 impl Store {
     /// Every sweep, by name (for "unknown sweep; known sweeps are ..." messages).
     pub async fn sweep_infos(&self) -> Result<Vec<SweepInfo>, StoreError> {
-        sqlx::query_as("SELECT name, file FROM sweeps ORDER BY name")
+        sqlx::query_as("SELECT name, file, spec_yaml FROM sweeps ORDER BY name")
             .fetch_all(&self.pool)
             .await
             .ctx(|| "listing the sweeps".into())
     }
 
-    /// The runs of sweep `sweep` (any status), by run id.
+    /// The runs of sweep `sweep` (any status), by run id, each with its
+    /// done trainings.
     pub async fn report_runs(&self, sweep: &str) -> Result<Vec<ReportRun>, StoreError> {
-        sqlx::query_as(&format!(
+        let runs = sqlx::query_as(&format!(
             "{REPORT_RUN_COLUMNS}
              FROM sweep_runs w
              JOIN run_summary s ON s.id = w.run_id
@@ -181,13 +234,25 @@ impl Store {
         .bind(sweep)
         .fetch_all(&self.pool)
         .await
-        .ctx(|| format!("reading the runs of sweep {sweep}"))
+        .ctx(|| format!("reading the runs of sweep {sweep}"))?;
+        let trainings = sqlx::query_as(&format!(
+            "{}
+               AND e.search_run_id IN (SELECT run_id FROM sweep_runs WHERE sweep = $1)
+             ORDER BY e.search_run_id, e.train_run_id",
+            trainings_sql()
+        ))
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the trainings of sweep {sweep}'s searches"))?;
+        Ok(attach(runs, trainings))
     }
 
     /// Run `id` as the report sees it, whatever sweep it is in (none if
-    /// there is no such run), for `report cells --run ID` without a sweep.
+    /// there is no such run), with its done trainings, for `report cells
+    /// --run ID` without a sweep.
     pub async fn report_run(&self, id: i64) -> Result<Option<ReportRun>, StoreError> {
-        sqlx::query_as(&format!(
+        let run: Option<ReportRun> = sqlx::query_as(&format!(
             "{REPORT_RUN_COLUMNS}
              FROM run_summary s
              JOIN runs r ON r.id = s.id
@@ -196,7 +261,19 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .ctx(|| format!("reading run {id}"))
+        .ctx(|| format!("reading run {id}"))?;
+        let Some(run) = run else {
+            return Ok(None);
+        };
+        let trainings = sqlx::query_as(&format!(
+            "{} AND e.search_run_id = $1 ORDER BY e.train_run_id",
+            trainings_sql()
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the trainings of run {id}"))?;
+        Ok(attach(vec![run], trainings).pop())
     }
 
     /// The epochs of the sweep's runs, by run and epoch.

@@ -165,8 +165,8 @@ impl RunRow {
     /// runs its method under (`config::definitions`): its numbers mean
     /// something else, so figures leave it out and a sweep does not count it.
     pub fn outdated(&self) -> bool {
-        crate::config::Method::parse(&self.method)
-            .is_some_and(|m| self.definitions < i64::from(crate::config::definitions(m)))
+        crate::config::definitions_named(&self.method, &self.space)
+            .is_some_and(|current| self.definitions < i64::from(current))
     }
 }
 

@@ -684,6 +684,22 @@ mod tests {
                 let subspaces = c.epochs as f64 * (25_000.0 / 64.0) / c.M as f64;
                 assert!((650.0..750.0).contains(&subspaces), "{subspaces}");
             }
+            // The paper's figures of test accuracy (Fig. 7 is "the accuracy
+            // obtained by the best cells", Table 5 test errors) train the
+            // searched cells by appendix B.1's protocol (issue 27).
+            if matches!(sweep.name.as_str(), "fig7_lm_grid" | "table5_approximation") {
+                let plan = sweep
+                    .evaluate
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{} has no evaluate:", sweep.name));
+                let appendix = crate::config::train::TrainConfig {
+                    download: true,
+                    ..Default::default()
+                };
+                assert_eq!(plan.config, appendix, "{}", sweep.name);
+                assert_eq!(plan.seeds, [0], "{}", sweep.name);
+                assert!(!plan.own_data, "{}", sweep.name);
+            }
             if sweep.name == "fig7_lm_grid" {
                 assert_eq!(sweep.runs.len(), 64);
                 assert!(

@@ -76,7 +76,7 @@ Examples: sweeps/*.yaml.";
 
 pub use crate::config::config_keys;
 pub use expand::{PlannedRun, Sweep};
-pub use spec::{DataResources, Evaluate, Resources};
+pub use spec::{stored_evaluate, DataResources, Evaluate, Resources};
 
 use std::path::PathBuf;
 

@@ -271,6 +271,34 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
     })
 }
 
+/// The `evaluate:` of a sweep file's text as it was registered
+/// (`sweeps.spec_yaml`), read without checking the rest of the file or
+/// resolving anything, so that a report on any machine knows which train
+/// config is the sweep's own (issue 27): `None` when the text has none or
+/// this ddsas cannot read it.
+pub fn stored_evaluate(text: &str) -> Option<Evaluate> {
+    let raw: Value = serde_yaml::from_str(text).ok()?;
+    let Value::Mapping(mut mapping) = raw.get("evaluate")?.clone() else {
+        return None;
+    };
+    if mapping.contains_key("genotype") {
+        return None;
+    }
+    let seeds = match mapping.remove("seeds") {
+        None => vec![0],
+        Some(value) => serde_yaml::from_value::<Vec<u64>>(value).ok()?,
+    };
+    let own_data = mapping.contains_key("dataset") || mapping.contains_key("data_dir");
+    let config =
+        crate::config::train::TrainConfig::from_yaml_value(Value::Mapping(mapping), "evaluate")
+            .ok()?;
+    Some(Evaluate {
+        config,
+        own_data,
+        seeds,
+    })
+}
+
 /// With `seeds:` the seed of every run comes from that list, so a `seed`
 /// key anywhere else would be silently overridden: refused instead.
 fn seed_set_once(

@@ -349,59 +349,68 @@ fn table5_is_the_sql_mean_and_population_std() {
     assert!(md.contains("a proxy") && md.contains("not the paper's test error"));
 }
 
+/// Train keys of [`train`]'s tiny trainings, and how reports name them.
+const TRAIN_SETS: &[&str] = &[
+    "epochs=1",
+    "layers=3",
+    "init_channels=4",
+    "batch_size=16",
+    "steps_per_epoch=3",
+    "cutout=0",
+];
+const TRAINED: &str = "epochs=1 layers=3 init_channels=4 batch_size=16 cutout=0 steps_per_epoch=3";
+
+/// Trains search `id`'s cell on `db` with [`TRAIN_SETS`], then `sets`.
+fn train(db: &Path, id: i64, sets: &[&str]) {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "train",
+        "--quiet",
+        "--threads",
+        "1",
+        "--from-run",
+        &id.to_string(),
+        "--db",
+    ])
+    .arg(db);
+    for s in TRAIN_SETS.iter().chain(sets) {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A copy of the fixture database in a new folder.
+fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("copy.db");
+    exec(&fixture().db, &format!("VACUUM INTO '{}'", db.display()));
+    (dir, db)
+}
+
 /// Once every search of Table 5 has its cell trained (`train --from-run`),
 /// the table shows the test error of the trained cells, label and numbers.
 #[test]
 fn table5_shows_test_error_once_every_search_is_trained() {
-    let f = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("copy.db");
-    exec(&f.db, &format!("VACUUM INTO '{}'", db.display()));
+    let (dir, db) = fixture_copy();
     let searches: Vec<(i64,)> = query(
         &db,
         "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND L = 20 AND M = 1 ORDER BY id",
     );
     for (id,) in &searches {
-        let out = Command::new(BIN)
-            .args([
-                "train",
-                "--quiet",
-                "--threads",
-                "1",
-                "--from-run",
-                &id.to_string(),
-                "--db",
-            ])
-            .arg(&db)
-            .args([
-                "--set",
-                "epochs=1",
-                "--set",
-                "layers=3",
-                "--set",
-                "init_channels=4",
-            ])
-            .args([
-                "--set",
-                "batch_size=16",
-                "--set",
-                "steps_per_epoch=3",
-                "--set",
-                "cutout=0",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        train(&db, *id, &[]);
     }
     let out = dir.path().join("out");
     ok(&report(&db, &["table5", "--sweep", "main"], &out));
     let md = std::fs::read_to_string(out.join("table5.md")).unwrap();
     assert!(
-        md.contains("test accuracy after training the searched cell from scratch, 1 epoch (%)"),
+        md.contains(&format!(
+            "test accuracy after training the searched cell from scratch under the most recent training config ({TRAINED}) (%)"
+        )),
         "{md}"
     );
     assert!(!md.contains("proxy"), "{md}");
@@ -428,6 +437,182 @@ fn table5_shows_test_error_once_every_search_is_trained() {
             r.mean
         );
     }
+}
+
+/// A search whose cell is trained under two configs (issue 27): its test
+/// accuracy is never their mean. The sweep's `evaluate:` config is used
+/// when the sweep has one; without it, searches whose latest trainings
+/// disagree give no test error (the proxy, saying why). `report results`
+/// has a row per config and `runs show` a line per config.
+#[test]
+fn a_search_trained_under_two_configs_uses_one_config_and_shows_both() {
+    let (dir, db) = fixture_copy();
+    let searches: Vec<i64> = ids_of(
+        &db,
+        "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND L = 20 AND M = 1 ORDER BY id",
+    );
+    for &id in &searches {
+        train(&db, id, &[]);
+    }
+    let twice = searches[0];
+    train(&db, twice, &["lr=0.05"]);
+    let other =
+        "epochs=1 layers=3 init_channels=4 batch_size=16 lr=0.05 cutout=0 steps_per_epoch=3"
+            .to_string();
+
+    // Without `evaluate:`, the latest trainings disagree: no test error.
+    let out = dir.path().join("latest");
+    ok(&report(&db, &["table5", "--sweep", "main"], &out));
+    let md = std::fs::read_to_string(out.join("table5.md")).unwrap();
+    assert!(
+        md.contains("a proxy: the searches' latest trainings are under 2 train configs")
+            && md.contains(&format!("{other} for run {twice}"))
+            && md.contains("`evaluate:`"),
+        "{md}"
+    );
+    let refused = report(
+        &db,
+        &["fig7", "--sweep", "main", "--metric", "test_acc"],
+        &out,
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no one train config"), "{said}");
+
+    // The sweep's own config, as registered: the first one.
+    let evaluate = TRAIN_SETS
+        .iter()
+        .map(|s| format!("  {}\n", s.replace('=', ": ")))
+        .collect::<String>();
+    exec(
+        &db,
+        &format!(
+            "UPDATE sweeps SET spec_yaml = 'name: main\nevaluate:\n{evaluate}' WHERE name = 'main'"
+        ),
+    );
+    let out = dir.path().join("evaluate");
+    ok(&report(&db, &["table5", "--sweep", "main"], &out));
+    let md = std::fs::read_to_string(out.join("table5.md")).unwrap();
+    assert!(
+        md.contains(&format!("under the sweep's `evaluate:` config ({TRAINED}); 1 training under other configs left out")),
+        "{md}"
+    );
+    let rows: Vec<Agg> = query(
+        &db,
+        "SELECT approximation, count(*) AS n, avg(e) AS mean, avg(e * e) - avg(e) * avg(e) AS var
+         FROM (SELECT s.approximation, 100.0 * (1.0 - (SELECT avg(t.final_test_acc) FROM evaluations v
+                 JOIN runs t ON t.id = v.train_run_id
+                 WHERE v.search_run_id = s.id AND json_extract(t.config_json, '$.lr') = 0.025)) AS e
+               FROM run_summary s
+               WHERE s.method = 'ddsas' AND s.space = 'darts' AND s.L = 20 AND s.M = 1)
+         GROUP BY approximation ORDER BY approximation",
+    );
+    let side = json(&out.join("table5.json"));
+    for r in &rows {
+        let v = &side["columns"][0][if r.approximation == 0 {
+            "without"
+        } else {
+            "with"
+        }];
+        assert!(
+            close(v["mean"].as_f64().unwrap(), r.mean),
+            "{v} vs {}",
+            r.mean
+        );
+    }
+
+    // Every config in the results, the one used marked.
+    let printed = ok(&report(&db, &["results", "--sweep", "main"], &out));
+    let side = json(&out.join("results.json"));
+    let ddsas: Vec<(String, bool, Vec<i64>)> = side["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "ddsas" && r["space"] == "darts" && r["training"].is_string())
+        .map(|r| {
+            (
+                r["training"].as_str().unwrap().to_string(),
+                r["used"].as_bool().unwrap(),
+                as_ids(&r["evaluated"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ddsas,
+        [
+            (TRAINED.to_string(), true, searches.clone()),
+            (other.clone(), false, vec![twice]),
+        ],
+        "{printed}"
+    );
+
+    // `runs show` of the search: a line per config.
+    let show = Command::new(BIN)
+        .args(["runs", "show", &twice.to_string(), "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let shown = ok(&show);
+    let tests: Vec<(i64, f64, f64)> = query(
+        &db,
+        &format!(
+            "SELECT t.id, t.final_test_acc, json_extract(t.config_json, '$.lr') FROM evaluations v
+             JOIN runs t ON t.id = v.train_run_id WHERE v.search_run_id = {twice} ORDER BY t.id"
+        ),
+    );
+    assert_eq!(tests.len(), 2);
+    for (id, acc, lr) in tests {
+        let config = if lr == 0.025 {
+            TRAINED.to_string()
+        } else {
+            other.clone()
+        };
+        let line = format!("{:.2}% under {config}: run {id}", 100.0 * acc);
+        assert!(shown.contains(&line), "{line} not in\n{shown}");
+    }
+}
+
+/// Searches that differ in a key besides L, M and the seed (here the
+/// epochs) are separate Fig. 7 panels, not seeds of one cell (issue 27).
+#[test]
+fn fig7_draws_a_panel_per_setting_of_the_other_keys() {
+    let (dir, db) = fixture_copy();
+    search(&db, &["L=20", "M=1", "seed=1", "epochs=3"]);
+    search(&db, &["L=30", "M=1", "seed=1", "epochs=3"]);
+    exec(
+        &db,
+        "INSERT INTO sweep_runs (sweep, run_id, position)
+         SELECT 'main', id, id FROM runs WHERE id NOT IN (SELECT run_id FROM sweep_runs WHERE sweep = 'main')",
+    );
+    let out = dir.path().join("out");
+    ok(&report(
+        &db,
+        &["fig7", "--sweep", "main", "--metric", "valid_acc"],
+        &out,
+    ));
+    let side = json(&out.join("fig7_lm_grid.json"));
+    let panels = side["panels"].as_array().unwrap();
+    assert_eq!(panels.len(), 2, "{side}");
+    for (panel, epochs) in panels.iter().zip([2, 3]) {
+        assert_eq!(
+            panel["setting"],
+            serde_json::json!({"epochs": epochs.to_string()})
+        );
+        for cell in panel["cells"].as_array().unwrap() {
+            let expected = ids_of(
+                &db,
+                &format!(
+                    "SELECT id FROM run_summary WHERE method = 'ddsas' AND space = 'darts' AND approximation = 1
+                     AND epochs = {epochs} AND L = {} AND M = {} ORDER BY id",
+                    cell["L"], cell["M"]
+                ),
+            );
+            assert_eq!(as_ids(&cell["runs"]), expected, "{cell}");
+        }
+    }
+    let png = out.join("fig7_lm_grid.png");
+    let (w, h) = png_size(&png);
+    check_svg(&out.join("fig7_lm_grid.svg"), (w, h));
 }
 
 #[derive(sqlx::FromRow)]

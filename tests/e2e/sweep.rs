@@ -1127,7 +1127,7 @@ fn evaluate_trains_each_searched_cell_and_table5_shows_test_error() {
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(
-        said.contains("test accuracy after training the searched cell from scratch, 2 epochs"),
+        said.contains("test accuracy after training the searched cell from scratch under the sweep's `evaluate:` config (epochs=2 layers=3 init_channels=4 batch_size=32 cutout=0 steps_per_epoch=3)"),
         "{said}"
     );
     assert!(!said.contains("proxy"), "{said}");
