@@ -5,11 +5,22 @@
 # one-node Slurm cluster, scripts/slurm.sh, which needs root), runs every
 # test in the release profile (one build serves the binary and the tests),
 # and stops again what it started.
+#
+# A service that cannot be started here (no root, PostgreSQL not
+# installed, no chromium for the browser tests) does not stop the command:
+# the tests that need it are skipped, and one line per service after the
+# tests says how many, why, and what would run them (the skipped tests are
+# listed in target/skipped-tests.tsv). DDSAS_REQUIRE_SERVICES=1 (CI, which
+# has root) makes every service mandatory: one that cannot be started, or
+# a test that would be skipped, fails the command.
+#
+# Arguments go to `cargo test` (a filter: ./scripts/test.sh serve::).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 cargo build --release --locked
 
+required="${DDSAS_REQUIRE_SERVICES:-}"
 started=()
 stop_started() {
     for service in "${started[@]}"; do
@@ -17,25 +28,61 @@ stop_started() {
     done
 }
 trap stop_started EXIT
+
+# Starts scripts/$1.sh ($2 in messages); false, with a line saying why,
+# when it cannot (and the command ends, when services are required).
+start_service() {
+    local script=$1 name=$2 err why
+    echo ">> starting $name for the tests (scripts/$script.sh)" >&2
+    if err="$("scripts/$script.sh" start 2>&1 >/dev/null)"; then
+        started+=("$script")
+        return 0
+    fi
+    why="$(printf '%s\n' "$err" | grep -v '^[[:space:]]*$' | tail -n 1 | sed 's/^error: //')"
+    if [ "$required" = 1 ]; then
+        echo "error: $name did not start and DDSAS_REQUIRE_SERVICES=1: $why" >&2
+        exit 1
+    fi
+    echo ">> $name cannot be started here ($why): the tests that need it will be skipped (summary at the end)" >&2
+    return 1
+}
+
 # DDSAS_TEST_POSTGRES set beforehand names a server to use instead.
 if [ -z "${DDSAS_TEST_POSTGRES:-}" ]; then
-    if ! scripts/postgres.sh url >/dev/null 2>&1; then
-        echo ">> starting a throw-away PostgreSQL for the tests (scripts/postgres.sh)" >&2
-        scripts/postgres.sh start >/dev/null
-        started+=(postgres)
+    if scripts/postgres.sh url >/dev/null 2>&1 || start_service postgres PostgreSQL; then
+        DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
+        export DDSAS_TEST_POSTGRES
     fi
-    DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
-    export DDSAS_TEST_POSTGRES
 fi
 # DDSAS_TEST_SLURM_CONF set beforehand names a cluster's slurm.conf instead.
 if [ -z "${DDSAS_TEST_SLURM_CONF:-}" ]; then
-    if scripts/slurm.sh status | grep -q "not running"; then
-        echo ">> starting a one-node Slurm cluster for the tests (scripts/slurm.sh)" >&2
-        scripts/slurm.sh start >/dev/null
-        started+=(slurm)
+    if ! scripts/slurm.sh status | grep -q "not running" || start_service slurm "the one-node Slurm cluster"; then
+        DDSAS_TEST_SLURM_CONF="$(scripts/slurm.sh env | sed 's/^SLURM_CONF=//')"
+        export DDSAS_TEST_SLURM_CONF
     fi
-    DDSAS_TEST_SLURM_CONF="$(scripts/slurm.sh env | sed 's/^SLURM_CONF=//')"
-    export DDSAS_TEST_SLURM_CONF
 fi
 
-cargo test --release --locked --no-fail-fast "$@"
+# Each skipped test adds a line (service, test, why, how to run it).
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
+DDSAS_TEST_SKIPPED="$(cd "$target" && pwd)/skipped-tests.tsv"
+export DDSAS_TEST_SKIPPED
+: >"$DDSAS_TEST_SKIPPED"
+
+status=0
+cargo test --release --locked --no-fail-fast "$@" || status=$?
+
+# One line per service whose tests were skipped, after cargo's output.
+if [ -s "$DDSAS_TEST_SKIPPED" ]; then
+    echo
+    awk -F'\t' '
+        !($1 in n) { order[++k] = $1; why[$1] = $3; how[$1] = $4 }
+        { n[$1]++ }
+        END { for (i = 1; i <= k; i++) { s = order[i]; printf "skipped %d test(s) that need %s: %s; to run them: %s\n", n[s], s, why[s], how[s] } }
+    ' "$DDSAS_TEST_SKIPPED"
+    echo "(the skipped tests are listed in $DDSAS_TEST_SKIPPED)"
+    if [ "$required" = 1 ] && [ "$status" = 0 ]; then
+        status=1
+    fi
+fi
+exit "$status"

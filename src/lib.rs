@@ -35,3 +35,4 @@ pub mod report;
 pub mod serve;
 pub mod store;
 pub mod sweep;
+pub mod test_services;

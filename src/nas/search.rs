@@ -41,6 +41,18 @@ pub const FAULT_HANG_STEP: &str = "DDSAS_FAULT_HANG_AT_STEP";
 /// goes on: a test hook for stopping at an exact step.
 pub const FAULT_STOP_STEPS: &str = "DDSAS_FAULT_STOP_AT_STEPS";
 
+/// Environment variable `STEP:FILE` that holds a search or a training
+/// before weight step STEP (global, from 1) for as long as the file FILE
+/// exists; `{seed}` in FILE stands for the run's seed, so that a test can
+/// hold one run of a sweep and not another. The heartbeat goes on, and a
+/// stop request (Ctrl-C, SIGUSR2, a cancel, the orchestrator's end) ends
+/// the hold as it ends any step. Every process that reaches STEP holds, a
+/// retry or a resume included. A test hook: "the run is still running
+/// when the test does X" becomes a fact instead of a race between two
+/// processes (the test creates FILE, waits for the run's record before
+/// STEP, does X, then deletes FILE).
+pub const FAULT_HOLD_STEP: &str = "DDSAS_FAULT_HOLD_AT_STEP";
+
 /// The stops [`FAULT_STOP_STEPS`] asks for.
 pub(crate) struct FaultStops {
     steps: Vec<u64>,
@@ -82,6 +94,29 @@ fn maybe_hang(step: u64) {
     let _ = std::fs::write(marker, b"hung once\n");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Waits before weight step `step` of the run seeded `seed` while
+/// [`FAULT_HOLD_STEP`] asks for it, until its file is gone or `stop()`
+/// says so. The variable is read once per process: this runs at every
+/// weight step.
+pub(crate) fn maybe_hold(step: u64, seed: u64, mut stop: impl FnMut() -> bool) {
+    static HOOK: std::sync::OnceLock<Option<(u64, String)>> = std::sync::OnceLock::new();
+    let hook = HOOK.get_or_init(|| {
+        let value = std::env::var(FAULT_HOLD_STEP).ok()?;
+        let (at, file) = value.split_once(':')?;
+        Some((at.parse().ok()?, file.to_owned()))
+    });
+    let Some((at, file)) = hook else {
+        return;
+    };
+    if *at != step {
+        return;
+    }
+    let file = std::path::PathBuf::from(file.replace("{seed}", &seed.to_string()));
+    while file.exists() && !stop() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -613,6 +648,7 @@ pub fn run(
         let weight_batches = weight_loader.epoch_from(derive_seed(c.seed, epoch, 3), first);
         let arch_batches = arch_loader.epoch_from(derive_seed(c.seed, epoch, 4), first);
         for (i, ((xw, yw), (xa, ya))) in (first..steps).zip(weight_batches.zip(arch_batches)) {
+            maybe_hold(searcher.step + 1, c.seed, || observer.should_stop());
             if observer.should_stop() || stops.stop_before(searcher.step + 1) {
                 if i == 0 {
                     return Err(SearchError::Interrupted { epoch, step: None });

@@ -21,7 +21,7 @@ use crate::data::{self, Augment, Loader};
 use crate::nas::checkpoint::{self, Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
 use crate::nas::search::{
-    derive_seed, peak_rss_bytes, seed_torch_for_step, FaultStops, SearchError,
+    derive_seed, maybe_hold, peak_rss_bytes, seed_torch_for_step, FaultStops, SearchError,
 };
 use crate::store::TrainEpoch;
 
@@ -227,9 +227,9 @@ pub fn run(
         let first = sums.steps_done;
         let batches = train_loader.epoch_from(derive_seed(c.seed, epoch, 3), first);
         for (i, (x, y)) in (first..steps).zip(batches) {
-            if observer.should_stop()
-                || stops.stop_before(steps as u64 * u64::from(epoch) + i as u64 + 1)
-            {
+            let step = steps as u64 * u64::from(epoch) + i as u64 + 1;
+            maybe_hold(step, c.seed, || observer.should_stop());
+            if observer.should_stop() || stops.stop_before(step) {
                 if i == 0 {
                     return Err(SearchError::Interrupted { epoch, step: None });
                 }

@@ -475,9 +475,9 @@ mod tests {
     /// session.
     #[tokio::test]
     async fn postgres_reads_any_column_type_and_refuses_writes() {
-        let db = crate::store::test_postgres::TestDatabase::create()
-            .await
-            .unwrap();
+        let Some(db) = crate::store::test_postgres::TestDatabase::create().await else {
+            return;
+        };
         let location = DbLocation::Postgres(db.url().to_owned());
         let store = Store::connect(&location).await.unwrap();
         store

@@ -1,16 +1,21 @@
 //! Throw-away PostgreSQL databases for the tests (the store suite and the
 //! end-to-end tests run against both backends): each test gets a database
-//! of its own on the server `scripts/postgres.sh` runs, and drops it.
+//! of its own on the server `scripts/postgres.sh` runs, and drops it; a
+//! test is skipped where no server can be started (see
+//! [`crate::test_services`]).
 //! Not for users; public only so that `tests/` can use it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use sqlx::{AnyConnection, Connection, Executor};
+
+use crate::test_services::{or_skip, reason, Service};
 
 /// The environment variable naming the server to test against (any
 /// database on it; new ones are created beside it). When unset, the tests
 /// start the project's own throw-away server with `scripts/postgres.sh
-/// start`, as the test command does.
+/// start`, as the test command does, and are skipped when that fails.
 pub const SERVER_ENV: &str = "DDSAS_TEST_POSTGRES";
 
 /// One database created for one test.
@@ -22,9 +27,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates an empty database with a name no other test uses.
-    pub async fn create() -> Result<TestDatabase, String> {
-        Self::create_on(&server_url()?).await
+    /// Creates an empty database with a name no other test uses; None
+    /// when no server can be had and the test is to be skipped (see
+    /// [`server_or_skip`]). Panics when the server refuses.
+    pub async fn create() -> Option<TestDatabase> {
+        let server = server_or_skip()?;
+        Some(
+            Self::create_on(&server)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
     }
 
     /// [`TestDatabase::create`] on the server at `server` (a test that
@@ -91,8 +103,20 @@ async fn drop_database(server: &str, name: &str) {
 }
 
 /// The server's URL: [`SERVER_ENV`], or the one `scripts/postgres.sh start`
-/// starts (once) and prints.
+/// starts (once per process) and prints; else why none could be started.
 pub fn server_url() -> Result<String, String> {
+    static STARTED: OnceLock<Result<String, String>> = OnceLock::new();
+    STARTED.get_or_init(start_server).clone()
+}
+
+/// [`server_url`] for a test that needs it: None when no server can be
+/// started here and the test is to be skipped, which this notes (see
+/// [`crate::test_services::or_skip`]).
+pub fn server_or_skip() -> Option<String> {
+    or_skip(Service::Postgres, &server_url()).map(str::to_owned)
+}
+
+fn start_server() -> Result<String, String> {
     if let Ok(url) = std::env::var(SERVER_ENV) {
         return Ok(url);
     }
@@ -102,10 +126,7 @@ pub fn server_url() -> Result<String, String> {
         .output()
         .map_err(|e| format!("cannot run {script}: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "{script} start failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(reason(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::util::{scalar, sqlite, text, tmp, try_sqlite, BIN};
+use super::util::{scalar, sqlite, text, tmp, try_sqlite, Hold, BIN};
 
 /// A tiny network so that a test search takes seconds on one core.
 const TINY: &[&str] = &[
@@ -137,10 +137,14 @@ fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
     let (_a, straight) = tmp();
     assert!(search(&straight, &sets, &[]).status.success());
 
-    let (_b, db) = tmp();
+    let (b, db) = tmp();
+    // Held at the second step of epoch 2 (6 steps an epoch) until stopped.
+    let hold = Hold::every_run(b.path(), 8);
+    let (var, value) = hold.env();
     let mut cmd = Command::new(BIN);
     cmd.args(["search", "--quiet", "--threads", "1", "--db"])
-        .arg(&db);
+        .arg(&db)
+        .env(var, value);
     for s in TINY.iter().chain(&sets) {
         cmd.args(["--set", s]);
     }
@@ -158,11 +162,9 @@ fn interrupted_then_resumed_run_matches_an_uninterrupted_one() {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
-    let stored = scalar(&db, "SELECT COUNT(*) FROM epochs");
-    if status.code() == Some(130) {
-        assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
-        assert_ne!(stored, "3");
-    }
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM epochs"), "1");
     let resumed = search(&db, &sets, &["--resume"]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
@@ -239,19 +241,28 @@ fn a_run_stopped_part_way_through_an_epoch_resumes_from_that_step() {
     }
 }
 
-/// Starts a search and sends `signal` once its first epoch is stored.
-fn signal_after_first_epoch(db: &Path, sets: &[&str], signal: i32) -> std::process::ExitStatus {
+/// Starts (or resumes) a search held before weight step `hold_at` and
+/// sends `signal` once it has stored another epoch (before that step).
+fn signal_after_next_epoch(
+    db: &Path,
+    sets: &[&str],
+    signal: i32,
+    hold_at: u64,
+) -> std::process::ExitStatus {
+    let hold = Hold::every_run(db.parent().unwrap(), hold_at);
+    let (var, value) = hold.env();
     let mut cmd = Command::new(BIN);
     cmd.args(["search", "--quiet", "--threads", "1", "--resume", "--db"])
         .arg(db)
+        .env(var, value)
         .stderr(std::process::Stdio::null());
     for s in TINY.iter().chain(sets) {
         cmd.args(["--set", s]);
     }
-    let mut child = cmd.spawn().unwrap();
     let stored_before = try_sqlite(db, "SELECT COUNT(*) FROM epochs")
         .map(|rows| rows[0][0].clone())
         .unwrap_or_else(|_| "0".into());
+    let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "no epoch stored");
@@ -270,12 +281,14 @@ fn signal_after_first_epoch(db: &Path, sets: &[&str], signal: i32) -> std::proce
 fn a_hangup_interrupts_and_a_killed_search_is_taken_over_at_once() {
     let sets = ["epochs=4", "steps_per_epoch=6", "seed=9"];
     let (_dir, db) = tmp();
-    // A closed terminal (SIGHUP) stops at a safe point, like Ctrl-C.
-    let status = signal_after_first_epoch(&db, &sets, libc::SIGHUP);
+    // A closed terminal (SIGHUP) stops at a safe point, like Ctrl-C
+    // (held at the 2nd step of epoch 2, 6 steps an epoch)...
+    let status = signal_after_next_epoch(&db, &sets, libc::SIGHUP, 8);
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
-    // kill -9 leaves the run `running` with a dead pid...
-    let status = signal_after_first_epoch(&db, &sets, libc::SIGKILL);
+    // kill -9 leaves the run `running` with a dead pid (held at the 2nd
+    // step of epoch 3)...
+    let status = signal_after_next_epoch(&db, &sets, libc::SIGKILL, 14);
     assert!(status.code().is_none(), "{status:?}");
     assert_eq!(scalar(&db, "SELECT status FROM runs"), "running");
     // ...which the next search of this host takes over without waiting for

@@ -9,7 +9,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::sweep::{heavy, kill, wait_child, Env, WAIT};
-use super::util::{text, BIN};
+use ddsas::test_services::Service;
+
+use super::util::{text, Hold, BIN};
 
 /// Tiny searches: a few seconds each on one thread.
 const TINY: &str =
@@ -203,8 +205,8 @@ fn register(env: &Env, file: &Path) {
 }
 
 /// Starts a pull worker of `sweep` on one single-threaded CPU slot, its
-/// output into `<tag>.out` / `<tag>.err`.
-fn pull_worker(env: &Env, sweep: &str, tag: &str) -> Child {
+/// output into `<tag>.out` / `<tag>.err`, its runs held by `hold`.
+fn pull_worker(env: &Env, sweep: &str, tag: &str, hold: Option<&Hold>) -> Child {
     let mut cmd = env.cmd(&[
         "worker",
         "--sweep",
@@ -218,6 +220,10 @@ fn pull_worker(env: &Env, sweep: &str, tag: &str) -> Child {
     ]);
     for var in SLURM_VARS {
         cmd.env_remove(var);
+    }
+    if let Some(hold) = hold {
+        let (var, value) = hold.env();
+        cmd.env(var, value);
     }
     cmd.env("SLURM_CPUS_PER_TASK", "1")
         .stdout(std::fs::File::create(env.path(&format!("{tag}.out"))).unwrap())
@@ -235,8 +241,8 @@ fn pull_workers_share_a_registered_sweep_and_leave_when_nothing_is_left() {
         &format!("base: {TINY}\ngrid: {{seed: [0, 1, 2, 3]}}\n"),
     );
     register(&env, &file);
-    let mut first = pull_worker(&env, "shared", "first");
-    let mut second = pull_worker(&env, "shared", "second");
+    let mut first = pull_worker(&env, "shared", "first", None);
+    let mut second = pull_worker(&env, "shared", "second", None);
     for (child, tag) in [(&mut first, "first"), (&mut second, "second")] {
         let status = wait_child(child, tag);
         assert!(
@@ -251,7 +257,7 @@ fn pull_workers_share_a_registered_sweep_and_leave_when_nothing_is_left() {
     let said = env.output_of("first") + &env.output_of("second");
     assert!(said.contains("pull worker of sweep shared"), "{said}");
     // A pull worker that comes late finds nothing and leaves at once.
-    let mut late = pull_worker(&env, "shared", "late");
+    let mut late = pull_worker(&env, "shared", "late", None);
     assert!(
         wait_child(&mut late, "late").success(),
         "{}",
@@ -269,7 +275,9 @@ fn sigusr2_stops_a_pull_worker_and_the_next_resumes_with_the_same_records() {
     let env = Env::new();
     let file = env.sweep("limited", &format!("base: {SLOWER}\n"));
     register(&env, &file);
-    let mut worker = pull_worker(&env, "limited", "first");
+    // Held at the 2nd step of epoch 2 (3 steps an epoch) until signalled.
+    let hold = env.hold(5);
+    let mut worker = pull_worker(&env, "limited", "first", Some(&hold));
     wait_until("a checkpointed epoch", || {
         env.try_query(
             "SELECT checkpoint_path FROM runs WHERE epochs_done >= 1 AND status = 'running'",
@@ -283,16 +291,13 @@ fn sigusr2_stops_a_pull_worker_and_the_next_resumes_with_the_same_records() {
     kill(i64::from(worker.id()), libc::SIGUSR2);
     let status = wait_child(&mut worker, "the signalled pull worker");
     let said = env.output_of("first");
-    if status.code() == Some(130) {
-        assert!(said.contains("SIGUSR2"), "{said}");
-        let rows = env.query("SELECT status, epochs_done FROM runs");
-        assert_eq!(rows[0][0], "interrupted", "{said}");
-        assert!(rows[0][1].as_i64().unwrap() < 4, "{said}");
-    } else {
-        // The run ended before the signal landed: nothing to resume.
-        assert!(status.success(), "{status:?}\n{said}");
-    }
-    let mut next = pull_worker(&env, "limited", "next");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("SIGUSR2"), "{said}");
+    let rows = env.query("SELECT status, epochs_done FROM runs");
+    assert_eq!(rows[0][0], "interrupted", "{said}");
+    assert_eq!(rows[0][1].as_i64(), Some(1), "{said}");
+    hold.release();
+    let mut next = pull_worker(&env, "limited", "next", None);
     assert!(
         wait_child(&mut next, "the next pull worker").success(),
         "{}",
@@ -368,30 +373,52 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// The environment variable naming the `slurm.conf` of the cluster to
 /// test on; when unset, the tests start the project's one-node cluster
-/// with `scripts/slurm.sh start` (as the test command does). Never the
-/// user's own `SLURM_CONF`: a test must not submit to a real cluster.
+/// with `scripts/slurm.sh start` (as the test command does), and are
+/// skipped where that cannot be done (it needs root). Never the user's
+/// own `SLURM_CONF`: a test must not submit to a real cluster.
 const SLURM_CONF_ENV: &str = "DDSAS_TEST_SLURM_CONF";
 
-/// The test cluster's `slurm.conf`, started once per test binary.
-fn slurm_conf() -> &'static str {
-    static CONF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The test cluster's `slurm.conf`, started once per test binary, or why
+/// it cannot be started here.
+fn started_cluster() -> &'static Result<String, String> {
+    static CONF: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
     CONF.get_or_init(|| {
         if let Ok(conf) = std::env::var(SLURM_CONF_ENV) {
-            return conf;
+            return Ok(conf);
         }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/slurm.sh");
         let out = Command::new(script).arg("start").output().unwrap();
-        assert!(
-            out.status.success(),
-            "{script} start failed (the Slurm tests need root and Debian's slurm packages):\n{}",
-            text(&out)
-        );
+        if !out.status.success() {
+            return Err(ddsas::test_services::reason(&out.stderr));
+        }
         let said = String::from_utf8_lossy(&out.stdout);
-        said.lines()
-            .find_map(|l| l.strip_prefix("SLURM_CONF="))
+        let conf = said.lines().find_map(|l| l.strip_prefix("SLURM_CONF="));
+        Ok(conf
             .unwrap_or_else(|| panic!("{script} start printed no SLURM_CONF=: {said}"))
-            .to_owned()
+            .to_owned())
     })
+}
+
+/// Whether the test cluster is up; when it cannot be had here, the test
+/// calling this is noted as skipped (see `ddsas::test_services`).
+fn cluster_or_skip() -> bool {
+    ddsas::test_services::or_skip(Service::Slurm, started_cluster()).is_some()
+}
+
+/// The test cluster's `slurm.conf` (a test checked [`cluster_or_skip`]).
+fn slurm_conf() -> &'static str {
+    started_cluster()
+        .as_deref()
+        .expect("the test checked cluster_or_skip first")
+}
+
+/// An environment on PostgreSQL for a test on the test cluster; None when
+/// either cannot be had here and the test is skipped.
+fn cluster_env() -> Option<Env> {
+    if !cluster_or_skip() {
+        return None;
+    }
+    Env::postgres()
 }
 
 /// A command of `env` pointed at the test cluster.
@@ -463,8 +490,9 @@ impl Drop for Submitted {
 }
 
 /// `sweep submit FILE --slurm` with `extra` options, single-threaded runs
-/// on one core per task; returns the job.
-fn submit(env: &Env, file: &Path, extra: &[&str]) -> Submitted {
+/// on one core per task, held by `hold` (the tasks inherit the submit's
+/// environment); returns the job.
+fn submit(env: &Env, file: &Path, extra: &[&str], hold: Option<&Hold>) -> Submitted {
     let mut args = vec![
         "sweep",
         "submit",
@@ -474,7 +502,12 @@ fn submit(env: &Env, file: &Path, extra: &[&str]) -> Submitted {
         "--threads=1",
     ];
     args.extend_from_slice(extra);
-    let out = on_cluster(env, &args).output().unwrap();
+    let mut cmd = on_cluster(env, &args);
+    if let Some(hold) = hold {
+        let (var, value) = hold.env();
+        cmd.env(var, value);
+    }
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("submitted job array"), "{said}");
@@ -515,12 +548,14 @@ fn wait_until_ended(env: &Env, sweep: &str, job: &Submitted, tasks: u32) {
 #[test]
 fn a_six_run_sweep_submitted_as_three_tasks_runs_every_run_once() {
     let _heavy = heavy();
-    let env = Env::postgres();
+    let Some(env) = cluster_env() else {
+        return;
+    };
     let file = env.sweep(
         "six",
         &format!("base: {TINY}\ngrid: {{seed: [0, 1, 2, 3, 4, 5]}}\n"),
     );
-    let job = submit(&env, &file, &["--workers=3"]);
+    let job = submit(&env, &file, &["--workers=3"], None);
     wait_until_ended(&env, "six", &job, 3);
     let states = task_states(&job.job);
     assert_eq!(states.len(), 3, "{states:?}");
@@ -550,7 +585,9 @@ fn a_six_run_sweep_submitted_as_three_tasks_runs_every_run_once() {
 
 #[test]
 fn a_scancelled_task_leaves_its_run_to_another_task() {
-    let (stopped, _) = one_of_two_tasks_stopped(Stop::Scancel);
+    let Some((stopped, _)) = one_of_two_tasks_stopped(Stop::Scancel) else {
+        return;
+    };
     assert!(stopped.contains("interrupted at epoch"), "{stopped}");
 }
 
@@ -561,7 +598,9 @@ fn a_scancelled_task_leaves_its_run_to_another_task() {
 /// another node, once its heartbeat is older than `--stale-after`.
 #[test]
 fn a_killed_task_s_run_is_taken_over_by_another_task() {
-    let (killed, other) = one_of_two_tasks_stopped(Stop::Kill);
+    let Some((killed, other)) = one_of_two_tasks_stopped(Stop::Kill) else {
+        return;
+    };
     assert!(
         other.contains("taking over from orch:"),
         "{other}\n--- the killed task ---\n{killed}"
@@ -581,12 +620,15 @@ enum Stop {
 /// their first runs, and checks that the other finishes every run, the
 /// stopped one's from its checkpoint; returns the output of the stopped
 /// task and of the other.
-fn one_of_two_tasks_stopped(how: Stop) -> (String, String) {
+fn one_of_two_tasks_stopped(how: Stop) -> Option<(String, String)> {
     let _heavy = heavy();
-    let env = Env::postgres();
+    let env = cluster_env()?;
     let body = "base: {dataset: digits, epochs: 8, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}\ngrid: {seed: [0, 1, 2, 3]}\n";
     let file = env.sweep("four", body);
-    let job = submit(&env, &file, &["--workers=2"]);
+    // Every run is held before its epoch 2 (3 steps an epoch) until one
+    // task is stopped.
+    let hold = env.hold(4);
+    let job = submit(&env, &file, &["--workers=2"], Some(&hold));
     wait_until("both tasks in their first runs", || {
         env.try_query("SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1")
             .is_ok_and(|rows| rows[0][0].as_i64() == Some(2))
@@ -594,6 +636,11 @@ fn one_of_two_tasks_stopped(how: Stop) -> (String, String) {
     match how {
         Stop::Scancel => {
             slurm("scancel", &[&format!("{}_0", job.job)]);
+            // Slurm signals the task on its own time: released once done.
+            wait_until("the cancelled task's run interrupted", || {
+                env.try_query("SELECT count(*) FROM runs WHERE status = 'interrupted'")
+                    .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
+            });
         }
         Stop::Kill => {
             let rows =
@@ -604,6 +651,7 @@ fn one_of_two_tasks_stopped(how: Stop) -> (String, String) {
             kill(rows[0][1].as_i64().unwrap(), libc::SIGKILL);
         }
     }
+    hold.release();
     wait_until_ended(&env, "four", &job, 2);
     let states = task_states(&job.job);
     let outputs: Vec<String> = (0..2)
@@ -641,19 +689,24 @@ fn one_of_two_tasks_stopped(how: Stop) -> (String, String) {
         said.contains("Slurm tasks: ") && said.contains("1 COMPLETED"),
         "{said}"
     );
-    (stopped, other)
+    Some((stopped, other))
 }
 
 #[test]
 fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() {
     let _heavy = heavy();
-    let env = Env::postgres();
+    let Some(env) = cluster_env() else {
+        return;
+    };
     let config = "{dataset: digits, epochs: 10, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}";
     let file = env.sweep("limited", &format!("base: {config}\n"));
+    // Held at the 2nd step of epoch 3 (3 steps an epoch) until signalled.
+    let hold = env.hold(8);
     let job = submit(
         &env,
         &file,
         &["--workers=1", "--time=10", "--signal-before=60"],
+        Some(&hold),
     );
     wait_until("two checkpointed epochs", || {
         env.try_query(
@@ -671,6 +724,12 @@ fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() 
         &["--signal=USR2", "--batch", &format!("{}_0", job.job)],
     );
     let signalled = Instant::now();
+    // Slurm signals the task on its own time: released once it stopped.
+    wait_until("the signalled run interrupted", || {
+        env.try_query("SELECT status, attempts FROM runs")
+            .is_ok_and(|rows| rows[0][0] == "interrupted" || rows[0][1].as_i64() > Some(1))
+    });
+    hold.release();
     wait_until_ended(&env, "limited", &job, 1);
     let said = task_output(&env, "limited", &job.job, 0);
     assert_eq!(
@@ -695,17 +754,31 @@ fn a_task_warned_of_its_time_limit_requeues_and_resumes_with_the_same_records() 
     );
     assert_eq!(
         env.query(EPOCH_NUMBERS),
-        uninterrupted(&Env::postgres(), config)
+        uninterrupted(
+            &Env::postgres().expect("a server was there a moment ago"),
+            config
+        )
     );
 }
 
 #[test]
 fn cancel_scancels_the_array_and_done_runs_stay_done() {
     let _heavy = heavy();
-    let env = Env::postgres();
+    let Some(env) = cluster_env() else {
+        return;
+    };
     let body = "base: {dataset: digits, epochs: 6, layers: 2, init_channels: 4, batch_size: 16, steps_per_epoch: 3}\ngrid: {seed: [0, 1, 2]}\n";
     let file = env.sweep("stopped", body);
-    let job = submit(&env, &file, &["--workers=1"]);
+    // Each run is held before its epoch 2 (3 steps an epoch): the first
+    // one to get there is let go, the next one stays.
+    let hold = env.hold_seeds(4, &[0, 1, 2]);
+    let job = submit(&env, &file, &["--workers=1"], Some(&hold));
+    wait_until("a run with a recorded epoch", || {
+        env.try_query("SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1")
+            .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
+    });
+    let first = env.query("SELECT seed FROM runs WHERE status = 'running'");
+    hold.release_seed(first[0][0].as_u64().unwrap());
     wait_until("one run done and the next one running", || {
         env.try_query("SELECT count(*) FROM runs WHERE status = 'done'")
             .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ddsas::store::ReadOnlyDb;
 use serde_json::Value;
 
-use super::util::{has_checkpoint, text, BIN};
+use super::util::{has_checkpoint, text, Hold, BIN};
 /// Tiny searches: a few seconds each on one thread.
 const TINY: &str =
     "{dataset: digits, epochs: 2, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}";
@@ -43,10 +43,12 @@ impl Env {
         }
     }
 
-    /// An environment whose run history is a fresh PostgreSQL database.
-    pub(crate) fn postgres() -> Env {
-        let server = ddsas::store::test_postgres::server_url().unwrap_or_else(|e| panic!("{e}"));
-        Env::postgres_on(&server)
+    /// An environment whose run history is a fresh PostgreSQL database;
+    /// None when no server can be had here and the test is skipped (see
+    /// `ddsas::test_services`).
+    pub(crate) fn postgres() -> Option<Env> {
+        let server = ddsas::store::test_postgres::server_or_skip()?;
+        Some(Env::postgres_on(&server))
     }
 
     /// [`Env::postgres`] on the server at `server`.
@@ -85,6 +87,18 @@ impl Env {
         self.postgres.is_some()
     }
 
+    /// Holds every run started with [`Hold::env`] before weight step
+    /// `step`, its file in the test's folder.
+    pub(crate) fn hold(&self, step: u64) -> Hold {
+        Hold::every_run(self.dir.path(), step)
+    }
+
+    /// Holds the runs of `seeds` before weight step `step`, each until
+    /// released.
+    pub(crate) fn hold_seeds(&self, step: u64, seeds: &[u64]) -> Hold {
+        Hold::seeds(self.dir.path(), step, seeds)
+    }
+
     pub(crate) fn sweep(&self, name: &str, body: &str) -> PathBuf {
         let path = self.path(&format!("{name}.yaml"));
         fs::write(&path, format!("name: {name}\n{body}")).unwrap();
@@ -100,6 +114,7 @@ impl Env {
             .env("DDSAS_DATA", self.path("data"))
             .env_remove("DDSAS_DB")
             .env_remove("DDSAS_FAULT_NAN_AT_STEP")
+            .env_remove("DDSAS_FAULT_HOLD_AT_STEP")
             .stdin(Stdio::null());
         cmd
     }
@@ -117,6 +132,18 @@ impl Env {
         tag: &str,
         extra: &[&str],
     ) -> Child {
+        self.start_held_sweep(file, workers, tag, extra, None)
+    }
+
+    /// [`Env::start_sweep`] whose runs `hold` holds.
+    pub(crate) fn start_held_sweep(
+        &self,
+        file: &Path,
+        workers: usize,
+        tag: &str,
+        extra: &[&str],
+        hold: Option<&Hold>,
+    ) -> Child {
         let workers = workers.to_string();
         let mut args = vec![
             "sweep",
@@ -133,8 +160,12 @@ impl Env {
             "--plain",
         ];
         args.extend_from_slice(extra);
-        self.cmd(&args)
-            .stdout(fs::File::create(self.path(&format!("{tag}.out"))).unwrap())
+        let mut cmd = self.cmd(&args);
+        if let Some(hold) = hold {
+            let (var, value) = hold.env();
+            cmd.env(var, value);
+        }
+        cmd.stdout(fs::File::create(self.path(&format!("{tag}.out"))).unwrap())
             .stderr(fs::File::create(self.path(&format!("{tag}.err"))).unwrap())
             .spawn()
             .unwrap()
@@ -295,7 +326,9 @@ fn grid_sweep_runs_once_and_history_commands_answer() {
 /// [`grid_sweep_runs_once_and_history_commands_answer`] with the run history in PostgreSQL.
 #[test]
 fn grid_sweep_runs_once_and_history_commands_answer_on_postgres() {
-    grid_sweep_runs_once_and_history_commands_answer_on(Env::postgres());
+    if let Some(env) = Env::postgres() {
+        grid_sweep_runs_once_and_history_commands_answer_on(env);
+    }
 }
 
 fn grid_sweep_runs_once_and_history_commands_answer_on(env: Env) {
@@ -548,7 +581,9 @@ fn a_worker_killed_with_sigkill_is_retried_from_its_checkpoint() {
     let _heavy = heavy();
     let env = Env::new();
     let file = env.sweep("killw", &format!("base: {SLOWER}\n"));
-    let mut child = env.start_sweep(&file, 1, "orch", &[]);
+    // Held before epoch 2 (3 steps an epoch) until killed.
+    let hold = env.hold(4);
+    let mut child = env.start_held_sweep(&file, 1, "orch", &[], Some(&hold));
     let mut victim = None;
     wait_for("a worker with a finished epoch", || {
         victim = running_worker(&env, child.id(), 1);
@@ -556,6 +591,7 @@ fn a_worker_killed_with_sigkill_is_retried_from_its_checkpoint() {
     });
     let (run, pid) = victim.unwrap();
     kill(pid, libc::SIGKILL);
+    hold.release();
     let status = wait_child(&mut child, "the sweep");
     let out = env.output_of("orch");
     assert!(status.success(), "{out}");
@@ -583,16 +619,21 @@ fn a_killed_orchestrator_is_taken_over_and_every_run_finishes_once() {
 /// [`a_killed_orchestrator_is_taken_over_and_every_run_finishes_once`] with the run history in PostgreSQL.
 #[test]
 fn a_killed_orchestrator_is_taken_over_and_every_run_finishes_once_on_postgres() {
-    a_killed_orchestrator_is_taken_over_and_every_run_finishes_once_on(Env::postgres());
+    if let Some(env) = Env::postgres() {
+        a_killed_orchestrator_is_taken_over_and_every_run_finishes_once_on(env);
+    }
 }
 
 fn a_killed_orchestrator_is_taken_over_and_every_run_finishes_once_on(env: Env) {
     let _heavy = heavy();
     let file = env.sweep("killo", &format!("base: {SLOWER}\nseeds: [0, 1, 2]\n"));
 
+    // Every run is held before its epoch 2 until step 3.
+    let hold = env.hold(4);
+
     // 1. kill -9 the orchestrator alone: its worker notices and stops at a
     //    safe point, leaving the run interrupted.
-    let mut first = env.start_sweep(&file, 1, "first", &[]);
+    let mut first = env.start_held_sweep(&file, 1, "first", &[], Some(&hold));
     let mut victim = None;
     wait_for("a worker with a finished epoch", || {
         victim = running_worker(&env, first.id(), 1);
@@ -607,7 +648,7 @@ fn a_killed_orchestrator_is_taken_over_and_every_run_finishes_once_on(env: Env) 
 
     // 2. kill -9 the orchestrator and its worker together: the run stays
     //    `running` with dead processes behind it.
-    let mut second = env.start_sweep(&file, 1, "second", &[]);
+    let mut second = env.start_held_sweep(&file, 1, "second", &[], Some(&hold));
     let mut victim = None;
     wait_for("a worker of the second orchestrator", || {
         victim = running_worker(&env, second.id(), 1);
@@ -625,6 +666,7 @@ fn a_killed_orchestrator_is_taken_over_and_every_run_finishes_once_on(env: Env) 
 
     // 3. A new orchestrator takes over at once (its pids are dead; no
     //    waiting for the 30 s staleness) and finishes everything.
+    hold.release();
     let started = Instant::now();
     let mut third = env.start_sweep(&file, 1, "third", &[]);
     let status = wait_child(&mut third, "the third orchestrator");
@@ -643,7 +685,9 @@ fn two_orchestrators_on_one_database_never_run_a_run_twice() {
 /// [`two_orchestrators_on_one_database_never_run_a_run_twice`] with the run history in PostgreSQL.
 #[test]
 fn two_orchestrators_on_one_database_never_run_a_run_twice_on_postgres() {
-    two_orchestrators_on_one_database_never_run_a_run_twice_on(Env::postgres());
+    if let Some(env) = Env::postgres() {
+        two_orchestrators_on_one_database_never_run_a_run_twice_on(env);
+    }
 }
 
 fn two_orchestrators_on_one_database_never_run_a_run_twice_on(env: Env) {
@@ -680,7 +724,8 @@ fn ctrl_c_interrupts_cleanly_and_the_next_run_resumes() {
     let _heavy = heavy();
     let env = Env::new();
     let file = env.sweep("ctrlc", &format!("base: {SLOWER}\nseeds: [0, 1]\n"));
-    let mut child = env.start_sweep(&file, 2, "first", &[]);
+    let hold = env.hold(4);
+    let mut child = env.start_held_sweep(&file, 2, "first", &[], Some(&hold));
     wait_for("a worker with a finished epoch", || {
         running_worker(&env, child.id(), 1).is_some()
     });
@@ -702,6 +747,7 @@ fn ctrl_c_interrupts_cleanly_and_the_next_run_resumes() {
             assert!(has_checkpoint(&dir), "checkpoint of run {} missing", r[0]);
         }
     }
+    hold.release();
     let mut again = env.start_sweep(&file, 2, "second", &[]);
     let status = wait_child(&mut again, "the resumed sweep");
     assert!(status.success(), "{}", env.output_of("second"));
@@ -713,7 +759,9 @@ fn cancel_stops_the_orchestrators_of_a_sweep() {
     let _heavy = heavy();
     let env = Env::new();
     let file = env.sweep("cancelme", &format!("base: {SLOWER}\nseeds: [0, 1, 2]\n"));
-    let mut child = env.start_sweep(&file, 1, "orch", &[]);
+    // No run gets past its first epoch before the cancel.
+    let hold = env.hold(4);
+    let mut child = env.start_held_sweep(&file, 1, "orch", &[], Some(&hold));
     wait_for("a running worker", || {
         running_worker(&env, child.id(), 0).is_some()
     });
@@ -1148,8 +1196,12 @@ fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
     let env = Env::new();
     let file = env.sweep("hung", &format!("base: {SLOWER}\nseeds: [0, 1]\n"));
     // The first run to reach weight step 5 hangs there for good (its
-    // heartbeat goes on); its retry passes, the marker being there.
+    // heartbeat goes on); its retry passes, the marker being there. Each
+    // run is held before its epoch 3 (step 7) until its seed is released:
+    // the hung one's at once, the other's once its worker is stopped.
     let marker = env.path("hung-once");
+    let hold = env.hold_seeds(7, &[0, 1]);
+    let (hold_var, hold_value) = hold.env();
     let mut child = env
         .cmd(&[
             "sweep",
@@ -1175,6 +1227,7 @@ fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
             "DDSAS_FAULT_HANG_AT_STEP",
             format!("5:{}", marker.display()),
         )
+        .env(hold_var, hold_value)
         .stdout(fs::File::create(env.path("orch.out")).unwrap())
         .stderr(fs::File::create(env.path("orch.err")).unwrap())
         .spawn()
@@ -1182,6 +1235,7 @@ fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
     // Once the hung run is dealt with, SIGSTOP the worker of the other one:
     // stopped processes send no heartbeat.
     wait_for("the hang", || marker.exists());
+    hold.release_seed(seed_of_running(&env));
     let hung: i64 = {
         let mut id = None;
         wait_for("the hung run's retry", || {
@@ -1200,6 +1254,7 @@ fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
     });
     let (stopped, pid) = victim.unwrap();
     kill(pid, libc::SIGSTOP);
+    hold.release_seed(seed_of_running(&env));
     let status = wait_child(&mut child, "the sweep");
     let out = env.output_of("orch");
     assert!(status.success(), "{out}");
@@ -1220,6 +1275,13 @@ fn a_stopped_or_hung_worker_is_killed_and_its_run_retried() {
             "run {run}: {out}"
         );
     }
+}
+
+/// The seed of the one running run.
+fn seed_of_running(env: &Env) -> u64 {
+    let rows = env.query("SELECT seed FROM runs WHERE status = 'running'");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0][0].as_u64().unwrap()
 }
 
 #[test]
@@ -1270,7 +1332,9 @@ fn bench_store_claims_and_records_without_double_claims_or_losses() {
 /// [`bench_store_claims_and_records_without_double_claims_or_losses`] on PostgreSQL.
 #[test]
 fn bench_store_claims_and_records_without_double_claims_or_losses_on_postgres() {
-    bench_store_claims_and_records_on(Env::postgres());
+    if let Some(env) = Env::postgres() {
+        bench_store_claims_and_records_on(env);
+    }
 }
 
 fn bench_store_claims_and_records_on(env: Env) {
@@ -1321,23 +1385,35 @@ struct OwnServer {
 }
 
 impl OwnServer {
-    fn start() -> OwnServer {
+    /// The server, started; None when it cannot be started here and the
+    /// test is skipped (see `ddsas::test_services`).
+    fn start() -> Option<OwnServer> {
         let dir = tempfile::tempdir().unwrap();
         let port = 56000 + (std::process::id() % 500) as u16;
         let server = OwnServer { dir, port };
-        server.script("start");
-        server
+        let out = server.run_script("start");
+        let started = if out.status.success() {
+            Ok(server.url())
+        } else {
+            Err(ddsas::test_services::reason(&out.stderr))
+        };
+        ddsas::test_services::or_skip(ddsas::test_services::Service::Postgres, &started)?;
+        Some(server)
     }
 
     fn script(&self, action: &str) -> String {
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh"))
+        let out = self.run_script(action);
+        assert!(out.status.success(), "postgres.sh {action}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn run_script(&self, action: &str) -> Output {
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh"))
             .arg(action)
             .env("DDSAS_PG_DIR", self.dir.path().join("pg"))
             .env("DDSAS_PG_PORT", self.port.to_string())
             .output()
-            .unwrap();
-        assert!(out.status.success(), "postgres.sh {action}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            .unwrap()
     }
 
     fn url(&self) -> String {
@@ -1370,10 +1446,11 @@ impl Drop for OwnServer {
 #[ignore = "stress test of about two minutes; run by hand"]
 fn sessions_ended_by_the_server_under_a_running_sweep_lose_no_run() {
     let _heavy = heavy();
-    let env = Env::postgres();
+    let (Some(env), Some(calm)) = (Env::postgres(), Env::postgres()) else {
+        return;
+    };
     let body = format!("base: {SLOWER}\nseeds: [0, 1, 2, 3, 4, 5]\n");
     let file = env.sweep("ended", &body);
-    let calm = Env::postgres();
     let calm_file = calm.sweep("ended", &body);
     let mut calm_child = calm.start_sweep(&calm_file, 2, "calm", &[]);
     assert!(wait_child(&mut calm_child, "the undisturbed sweep").success());
@@ -1428,14 +1505,20 @@ fn sessions_ended_by_the_server_under_a_running_sweep_lose_no_run() {
 #[test]
 fn a_postgres_restart_under_a_running_sweep_loses_no_run() {
     let _heavy = heavy();
-    let server = OwnServer::start();
+    let Some(server) = OwnServer::start() else {
+        return;
+    };
     let env = Env::postgres_on(&server.url());
     let file = env.sweep("restart", &format!("base: {SLOWER}\nseeds: [0, 1, 2]\n"));
-    let mut child = env.start_sweep(&file, 2, "orch", &[]);
+    // Held before epoch 2 until the server is down, so that the sweep is
+    // still running when it goes and writes its next epochs meanwhile.
+    let hold = env.hold(4);
+    let mut child = env.start_held_sweep(&file, 2, "orch", &[], Some(&hold));
     wait_for("a worker with a finished epoch", || {
         running_worker(&env, child.id(), 1).is_some()
     });
     server.script("stop");
+    hold.release();
     std::thread::sleep(Duration::from_millis(500));
     server.script("start");
     let status = wait_child(&mut child, "the sweep");

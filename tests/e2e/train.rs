@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::util::{scalar, sqlite, text, tmp, try_sqlite, BIN};
+use super::util::{scalar, sqlite, text, tmp, try_sqlite, Hold, BIN};
 
 /// A small network that learns the digits in seconds on one thread.
 const SMALL: &[&str] = &[
@@ -83,7 +83,10 @@ fn an_interrupted_training_resumes_to_the_numbers_of_an_uninterrupted_one() {
     assert!(train(&straight, &sets, &["--genotype", "darts_v1"])
         .status
         .success());
-    let (_b, db) = tmp();
+    let (b, db) = tmp();
+    // Held at the second step of epoch 2 (12 steps an epoch) until stopped.
+    let hold = Hold::every_run(b.path(), 14);
+    let (var, value) = hold.env();
     let mut cmd = Command::new(BIN);
     cmd.args([
         "train",
@@ -95,6 +98,7 @@ fn an_interrupted_training_resumes_to_the_numbers_of_an_uninterrupted_one() {
         "--db",
     ])
     .arg(&db)
+    .env(var, value)
     .stderr(std::process::Stdio::null());
     for s in SMALL.iter().chain(&sets) {
         cmd.args(["--set", s]);
@@ -112,9 +116,9 @@ fn an_interrupted_training_resumes_to_the_numbers_of_an_uninterrupted_one() {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
-    if status.code() == Some(130) {
-        assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
-    }
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "1");
     let resumed = train(&db, &sets, &["--genotype", "darts_v1", "--resume"]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));

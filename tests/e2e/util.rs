@@ -76,3 +76,71 @@ pub fn has_checkpoint(dir: &Path) -> bool {
         })
     })
 }
+
+/// Runs held before one weight step (`DDSAS_FAULT_HOLD_AT_STEP`) while
+/// the test does what must happen while they still run (a kill, a page
+/// load, a cancel): armed while its files exist, one for every run or one
+/// per seed. Released (its files deleted) when dropped, so that a failing
+/// test leaves nothing waiting.
+pub struct Hold {
+    step: u64,
+    /// The file the variable names (`{seed}` in it for a hold per seed).
+    pattern: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+impl Hold {
+    /// Holds every run given [`Hold::env`] before weight step `step`,
+    /// its file in `dir`.
+    pub fn every_run(dir: &Path, step: u64) -> Hold {
+        Hold::arm(dir.join("hold"), step, vec![dir.join("hold")])
+    }
+
+    /// Holds the runs of each of `seeds` until [`Hold::release_seed`].
+    pub fn seeds(dir: &Path, step: u64, seeds: &[u64]) -> Hold {
+        let files = seeds
+            .iter()
+            .map(|s| dir.join(format!("hold-seed-{s}")))
+            .collect();
+        Hold::arm(dir.join("hold-seed-{seed}"), step, files)
+    }
+
+    fn arm(pattern: PathBuf, step: u64, files: Vec<PathBuf>) -> Hold {
+        for file in &files {
+            std::fs::write(file, b"held\n").unwrap();
+        }
+        Hold {
+            step,
+            pattern,
+            files,
+        }
+    }
+
+    /// The variable and value that hold a process started with them.
+    pub fn env(&self) -> (&'static str, String) {
+        let value = format!("{}:{}", self.step, self.pattern.display());
+        ("DDSAS_FAULT_HOLD_AT_STEP", value)
+    }
+
+    /// Lets every held run go on, and later ones pass.
+    pub fn release(&self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    /// Lets the run of `seed` go on, and its retries pass.
+    pub fn release_seed(&self, seed: u64) {
+        let file = self
+            .pattern
+            .to_string_lossy()
+            .replace("{seed}", &seed.to_string());
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -14,6 +14,7 @@ pub mod pull;
 pub mod script;
 pub mod squeue;
 
+use std::ffi::OsStr;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -79,6 +80,29 @@ pub enum ClientError {
     },
 }
 
+/// Why `program` did not start, `path` being the `PATH` it was looked up
+/// in. A search of `PATH` that met a folder this user may not enter fails
+/// with "permission denied" even when the program is in none of them (the
+/// rule of execvp): a user without root meets that with another user's
+/// folders on `PATH` (`su`, `sudo -u`), and it is a missing program too.
+fn start_error(program: &str, e: &std::io::Error, path: &OsStr) -> ClientError {
+    let missing = match e.kind() {
+        std::io::ErrorKind::NotFound => true,
+        std::io::ErrorKind::PermissionDenied => {
+            !program.contains('/')
+                && !std::env::split_paths(path).any(|d| d.join(program).is_file())
+        }
+        _ => false,
+    };
+    if missing {
+        return ClientError::Missing(program.to_owned());
+    }
+    ClientError::Start {
+        program: program.to_owned(),
+        message: e.to_string(),
+    }
+}
+
 /// Runs a Slurm client command and returns its stdout, giving up after
 /// `timeout` (the child is killed then).
 pub fn run_client(
@@ -92,13 +116,7 @@ pub fn run_client(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ClientError::Missing(program.to_owned()),
-            _ => ClientError::Start {
-                program: program.to_owned(),
-                message: e.to_string(),
-            },
-        })?;
+        .map_err(|e| start_error(program, &e, &std::env::var_os("PATH").unwrap_or_default()))?;
     // Both pipes are drained on threads, so a large answer cannot block
     // the child while we wait for it.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
@@ -496,6 +514,30 @@ mod tests {
             ClientError::Missing("ddsas-no-such-slurm-client".into())
         );
         assert!(err.to_string().contains("login node"));
+    }
+
+    /// A `PATH` with a folder the user may not enter makes a missing
+    /// program "permission denied"; one that is there but may not be run
+    /// stays a start failure.
+    #[test]
+    fn a_client_nowhere_on_path_is_missing_whatever_the_error() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("squeue"), b"").unwrap();
+        let path =
+            std::env::join_paths(["/nonexistent/ddsas", dir.path().to_str().unwrap()]).unwrap();
+        assert_eq!(
+            start_error("sbatch", &denied, &path),
+            ClientError::Missing("sbatch".into())
+        );
+        assert!(matches!(
+            start_error("squeue", &denied, &path),
+            ClientError::Start { .. }
+        ));
+        assert!(matches!(
+            start_error("/opt/slurm/bin/sbatch", &denied, &path),
+            ClientError::Start { .. }
+        ));
     }
 
     #[test]
