@@ -47,9 +47,9 @@ impl Service {
     pub fn how_to_run(self) -> &'static str {
         match self {
             Service::Postgres => {
-                "install it (`sudo apt-get install -y postgresql`; scripts/postgres.sh then runs a \
-                 server of your own) or set DDSAS_TEST_POSTGRES to a server you may create \
-                 databases on, then `./scripts/test.sh`"
+                "`sudo apt-get install -y postgresql` where it is not installed (scripts/postgres.sh \
+                 then runs a server of your own), or set DDSAS_TEST_POSTGRES to a server you may \
+                 create databases on; then `./scripts/test.sh`"
             }
             Service::Slurm => {
                 "as root: `./scripts/test.sh slurm::` (its daemons and munge need root), or set \
