@@ -360,6 +360,25 @@ const TRAIN_SETS: &[&str] = &[
 ];
 const TRAINED: &str = "epochs=1 layers=3 init_channels=4 batch_size=16 cutout=0 steps_per_epoch=3";
 
+/// Table 5's sidecar in `out` has the mean of each SQL row of `rows` in the
+/// first column's `without`/`with` cell.
+fn assert_table5_means(out: &Path, rows: &[Agg]) {
+    let side = json(&out.join("table5.json"));
+    for r in rows {
+        let cell = if r.approximation == 0 {
+            "without"
+        } else {
+            "with"
+        };
+        let v = &side["columns"][0][cell];
+        assert!(
+            close(v["mean"].as_f64().unwrap(), r.mean),
+            "{v} vs {}",
+            r.mean
+        );
+    }
+}
+
 /// Trains search `id`'s cell on `db` with [`TRAIN_SETS`], then `sets`.
 fn train(db: &Path, id: i64, sets: &[&str]) {
     let mut cmd = Command::new(BIN);
@@ -423,20 +442,7 @@ fn table5_shows_test_error_once_every_search_is_trained() {
                WHERE s.method = 'ddsas' AND s.space = 'darts' AND s.L = 20 AND s.M = 1)
          GROUP BY approximation ORDER BY approximation",
     );
-    let side = json(&out.join("table5.json"));
-    let col = &side["columns"][0];
-    for r in &rows {
-        let v = &col[if r.approximation == 0 {
-            "without"
-        } else {
-            "with"
-        }];
-        assert!(
-            close(v["mean"].as_f64().unwrap(), r.mean),
-            "{v} vs {}",
-            r.mean
-        );
-    }
+    assert_table5_means(&out, &rows);
 }
 
 /// A search whose cell is trained under two configs (issue 27): its test
@@ -507,19 +513,7 @@ fn a_search_trained_under_two_configs_uses_one_config_and_shows_both() {
                WHERE s.method = 'ddsas' AND s.space = 'darts' AND s.L = 20 AND s.M = 1)
          GROUP BY approximation ORDER BY approximation",
     );
-    let side = json(&out.join("table5.json"));
-    for r in &rows {
-        let v = &side["columns"][0][if r.approximation == 0 {
-            "without"
-        } else {
-            "with"
-        }];
-        assert!(
-            close(v["mean"].as_f64().unwrap(), r.mean),
-            "{v} vs {}",
-            r.mean
-        );
-    }
+    assert_table5_means(&out, &rows);
 
     // Every config in the results, the one used marked.
     let printed = ok(&report(&db, &["results", "--sweep", "main"], &out));
