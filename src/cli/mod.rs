@@ -133,6 +133,7 @@ pub struct JobArgs {
     pub print_config: bool,
 }
 
+#[cfg(feature = "engine")]
 impl JobArgs {
     /// The job of claimed run `run_id` with these arguments; the first
     /// Ctrl-C (SIGTERM, SIGHUP) stops it at the next safe point.
@@ -187,6 +188,65 @@ pub fn say_already_done(kind: &str, run: &crate::store::RunRow, result: &str) {
     );
 }
 
+impl Command {
+    /// The command as typed (`search`, `sweep run`...) when it runs on
+    /// libtorch: it trains, runs a worker, or starts workers (`sweep run`,
+    /// and `sweep submit`, whose Slurm tasks run this same binary).
+    fn needs_engine(&self) -> Option<&'static str> {
+        match self {
+            Command::Search(_) => Some("search"),
+            Command::Train(_) => Some("train"),
+            Command::Worker(_) => Some("worker"),
+            Command::Sweep(sweep::SweepCmd::Run(_)) => Some("sweep run"),
+            Command::Sweep(sweep::SweepCmd::Submit(_)) => Some("sweep submit"),
+            Command::Bench(cmd) => cmd.needs_engine(),
+            _ => None,
+        }
+    }
+
+    /// Runs the command.
+    fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        match self {
+            #[cfg(feature = "engine")]
+            Command::Search(cmd) => cmd.run(rt),
+            #[cfg(feature = "engine")]
+            Command::Train(cmd) => cmd.run(rt),
+            #[cfg(feature = "engine")]
+            Command::Worker(cmd) => cmd.run(rt),
+            #[cfg(not(feature = "engine"))]
+            cmd @ (Command::Search(_) | Command::Train(_) | Command::Worker(_)) => {
+                Ok(no_engine(cmd.needs_engine().unwrap_or_default()))
+            }
+            Command::Sweep(cmd) => cmd.run(rt),
+            Command::Data(cmd) => cmd.run(),
+            Command::Runs(cmd) => cmd.run(rt),
+            Command::Sql(cmd) => cmd.run(rt),
+            Command::Report(cmd) => cmd.run(rt),
+            Command::Nb201(cmd) => cmd.run(rt),
+            Command::Serve(cmd) => cmd.run(rt),
+            Command::Bench(cmd) => cmd.run(rt),
+        }
+    }
+}
+
+/// Exit status of a command that this build cannot run (see [`no_engine`]).
+pub const EXIT_NO_ENGINE: u8 = 2;
+
+/// Says, in one line, that `ddsas <cmd>` needs the training engine that
+/// this build was made without, and returns [`EXIT_NO_ENGINE`].
+///
+/// The light build (`cargo build --no-default-features`) exists so that a
+/// results.db copied to a laptop can be reported on and served without a
+/// 2.5 GB libtorch, and so that every command that does not train starts
+/// without loading it; the training commands stay in its `--help` (the
+/// command line is the same in both builds) and end here.
+pub fn no_engine(cmd: &str) -> ExitCode {
+    crate::errln!(
+        "error: this ddsas was built without the training engine (cargo feature `engine`); `ddsas {cmd}` needs it: build with `cargo build --release` (default features)"
+    );
+    ExitCode::from(EXIT_NO_ENGINE)
+}
+
 /// The one async runtime of the process: database access, signals and the
 /// orchestrator's worker processes. Two threads: the work that matters is
 /// libtorch's, on its own threads.
@@ -201,6 +261,9 @@ fn runtime() -> anyhow::Result<Runtime> {
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(cmd) = cli.command.needs_engine().filter(|_| !cfg!(feature = "engine")) {
+        return no_engine(cmd);
+    }
     let trains = match &cli.command {
         Command::Train(_) => true,
         Command::Bench(cmd) => cmd.trains(),
@@ -215,19 +278,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DDSAS_LOG"))
         .with_writer(std::io::stderr)
         .try_init();
-    let result = runtime().and_then(|rt| match cli.command {
-        Command::Search(cmd) => cmd.run(&rt),
-        Command::Train(cmd) => cmd.run(&rt),
-        Command::Sweep(cmd) => cmd.run(&rt),
-        Command::Data(cmd) => cmd.run(),
-        Command::Runs(cmd) => cmd.run(&rt),
-        Command::Sql(cmd) => cmd.run(&rt),
-        Command::Worker(cmd) => cmd.run(&rt),
-        Command::Report(cmd) => cmd.run(&rt),
-        Command::Nb201(cmd) => cmd.run(&rt),
-        Command::Serve(cmd) => cmd.run(&rt),
-        Command::Bench(cmd) => cmd.run(&rt),
-    });
+    let result = runtime().and_then(|rt| cli.command.run(&rt));
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -40,7 +40,7 @@ use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
-use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
+use super::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT};
 
 /// How often the orchestrator polls progress, cancellation and runs held

@@ -12,5 +12,4 @@ pub mod progress;
 pub mod search;
 pub mod space;
 pub mod supernet;
-pub mod torch_text;
 pub mod train;
