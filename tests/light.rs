@@ -72,7 +72,10 @@ fn training_commands_need_the_engine() {
         ("train", &["train", "--genotype", "darts_v2", "--db", db]),
         ("worker", &["worker", "--sweep", "s", "--db", db]),
         ("sweep run", &["sweep", "run", "sweep.yaml", "--db", db]),
-        ("sweep submit", &["sweep", "submit", "sweep.yaml", "--slurm", "--db", db]),
+        (
+            "sweep submit",
+            &["sweep", "submit", "sweep.yaml", "--slurm", "--db", db],
+        ),
         ("bench step", &["bench", "step"]),
         ("bench train", &["bench", "train"]),
     ];

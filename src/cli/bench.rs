@@ -254,7 +254,9 @@ impl BenchCmd {
             #[cfg(feature = "engine")]
             BenchCmd::Data(args) => engine::bench_data(args).map(|()| ExitCode::SUCCESS),
             #[cfg(not(feature = "engine"))]
-            other => Ok(crate::cli::no_engine(other.needs_engine().unwrap_or("bench"))),
+            other => Ok(crate::cli::no_engine(
+                other.needs_engine().unwrap_or("bench"),
+            )),
         }
     }
 }

@@ -261,7 +261,11 @@ fn runtime() -> anyhow::Result<Runtime> {
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(cmd) = cli.command.needs_engine().filter(|_| !cfg!(feature = "engine")) {
+    if let Some(cmd) = cli
+        .command
+        .needs_engine()
+        .filter(|_| !cfg!(feature = "engine"))
+    {
         return no_engine(cmd);
     }
     let trains = match &cli.command {

@@ -102,4 +102,3 @@ pub fn error_log_of(db: &DbLocation, run_id: i64) -> PathBuf {
         .join("logs")
         .join(format!("run-{run_id}-errors.log"))
 }
-

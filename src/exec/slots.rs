@@ -100,12 +100,7 @@ pub fn plan(request: &SlotRequest, resources: &Resources) -> anyhow::Result<(Vec
     if detected.is_none() && matches!(request.gpus, GpuChoice::List(_)) {
         // No nvidia-smi to check a GPU list against: ask libtorch, as the
         // workers would, rather than start workers that all fail.
-        detected = Some(
-            libtorch_gpus()
-                .into_iter()
-                .map(|i| (i, None))
-                .collect(),
-        );
+        detected = Some(libtorch_gpus().into_iter().map(|i| (i, None)).collect());
     }
     plan_for(request, resources, detected, cores)
 }

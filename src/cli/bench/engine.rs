@@ -204,4 +204,3 @@ pub(super) fn bench_data(a: DataArgs) -> anyhow::Result<()> {
     crate::outln!("images_per_s={:.0}", seen as f64 / secs);
     Ok(())
 }
-
