@@ -2,9 +2,9 @@
 //! sweeps of hyper-parameters, with every run's measurements in SQLite and
 //! the paper's figures drawn from it.
 //!
-//! Modules follow the data: [`data`] → [`nas`] (spaces, ops, supernet,
-//! methods, search loop, metrics) → [`store`] (SQLite) → sweep/exec → report
-//! → serve → cli.
+//! Modules follow the data: [`arch`] (spaces, genotypes, records and metrics,
+//! no tensors) and [`data`] → [`nas`] (ops, supernet, methods, search and
+//! training loops) → [`store`] (SQLite) → sweep/exec → report → serve → cli.
 
 /// `println!` that never panics. A closed stdout (`ddsas ... | head`, a log
 /// pipe that died) must not stop a search or a sweep half-way: the write is
@@ -26,6 +26,9 @@ macro_rules! errln {
     }};
 }
 
+/// Architectures without tensors: what config, store, report and serve need
+/// from a search without linking libtorch.
+pub mod arch;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -21,11 +21,11 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
+use crate::arch::metrics::EpochRecord;
+use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
 use crate::nas::checkpoint::{self, CheckpointState, SavedState};
-use crate::nas::metrics::EpochRecord;
 use crate::nas::search::{self, Observer, SearchError, SearchOptions, SearchOutcome};
-use crate::nas::space::SearchSpace;
 use crate::store::{DbLocation, Store};
 
 /// Exit status of a run stopped at a safe point (Ctrl-C, SIGTERM, SIGHUP,
