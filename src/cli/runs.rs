@@ -236,8 +236,8 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     for (row, mark) in table.rows.iter_mut().zip(&marks) {
         row.push(mark.clone().map_or(Value::Null, Value::from));
     }
+    use crate::arch::space::SpaceKind;
     use crate::config::{definitions_change, Method};
-    use crate::nas::space::SpaceKind;
     let note = format!(
         "{} made under older definitions: DDSAS {}; GDAS in the DARTS space {}; GDAS in NAS-Bench-201 {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
         crate::report::data::plural(marks.iter().flatten().count(), "run"),

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::arch::space::SpaceKind;
 use crate::data::DatasetKind;
-use crate::nas::space::SpaceKind;
 
 pub mod train;
 
@@ -380,7 +380,7 @@ impl SearchConfig {
 
     /// Validates every value and fills the space-dependent defaults.
     pub fn resolve(self) -> Result<ResolvedConfig, ConfigError> {
-        let space = crate::nas::space::SearchSpace::new(self.space);
+        let space = crate::arch::space::SearchSpace::new(self.space);
         let layers = self.layers.unwrap_or(match self.space {
             SpaceKind::Darts => 8,
             SpaceKind::Nb201 => 5,
@@ -637,7 +637,7 @@ pub(crate) fn check(ok: bool, key: &'static str, message: &str) -> Result<(), Co
 }
 
 fn resolve_schedule(
-    space: &crate::nas::space::SearchSpace,
+    space: &crate::arch::space::SearchSpace,
     schedule: &SpaceSchedule,
     epochs: u32,
 ) -> Result<Vec<bool>, ConfigError> {

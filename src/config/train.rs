@@ -13,10 +13,10 @@ use super::{
     apply_overrides, canonical_json_without, check, commented_yaml, config_from_yaml,
     friendly_among, resolve_data_dir, ConfigError,
 };
+use crate::arch::genotype;
+use crate::arch::metrics::Genotype;
+use crate::arch::shape::EvalShape;
 use crate::data::DatasetKind;
-use crate::nas::evalnet::EvalShape;
-use crate::nas::genotype;
-use crate::nas::metrics::Genotype;
 
 /// A train config as written by the user; every field but the genotype
 /// has the appendix's default.

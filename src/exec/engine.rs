@@ -10,11 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
 use super::{error_log_of, guard};
+use crate::arch::metrics::EpochRecord;
+use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
 use crate::nas::checkpoint::{self, CheckpointState, SavedState};
-use crate::nas::metrics::EpochRecord;
 use crate::nas::search::{self, Observer, SearchError, SearchOptions, SearchOutcome};
-use crate::nas::space::SearchSpace;
 use crate::store::Store;
 
 /// How a run shows its progress.

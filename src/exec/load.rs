@@ -22,10 +22,10 @@ use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::arch::metrics::{EpochRecord, SamplingCount, SubspaceRecord};
+use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::config::{ConfigError, ResolvedConfig, SearchConfig};
 use crate::exec::process::hostname;
-use crate::nas::metrics::{EpochRecord, SamplingCount, SubspaceRecord};
-use crate::nas::space::{SearchSpace, SpaceKind};
 use crate::store::{Backend, Claim, DbLocation, RunStatus, Store, StoreError};
 
 /// How much an epoch's length varies either way: real epochs differ a

@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
 use super::{prepare, run_guarded, unfinished, Display, Records, RunEnd};
+use crate::arch::metrics::TrainEpoch;
 use crate::config::train::ResolvedTrain;
 use crate::nas::train::{self, TrainCheckpoint, TrainObserver, TrainOptions, TrainOutcome};
-use crate::store::{Store, TrainEpoch};
+use crate::store::Store;
 
 /// A train run the caller has claimed and wants executed.
 pub type TrainJob<'a> = super::Job<'a, ResolvedTrain>;

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
+use crate::arch::metrics::{StepRecord, SubspaceRecord};
 use crate::nas::method::SavedMethod;
-use crate::nas::metrics::{StepRecord, SubspaceRecord};
 
 /// Everything of a checkpoint that is not a tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,24 +11,10 @@
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-use crate::nas::metrics::Genotype;
+use crate::arch::metrics::Genotype;
+use crate::arch::shape::EvalShape;
+use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::nas::ops::{bn, conv, linear, to_channels_last, FactorizedReduce, Op, ReluConvBn};
-use crate::nas::space::{SearchSpace, SpaceKind};
-
-/// The shape of an evaluation network.
-#[derive(Debug, Clone, Copy)]
-pub struct EvalShape {
-    /// Cells (20 in the paper).
-    pub layers: i64,
-    /// Channels of the first cells (36 in the paper).
-    pub channels: i64,
-    /// Image channels.
-    pub in_channels: i64,
-    /// Classes.
-    pub classes: i64,
-    /// Whether to build the auxiliary head.
-    pub auxiliary: bool,
-}
 
 /// The network, its weights in `vs`.
 #[derive(Debug)]
@@ -354,7 +340,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nas::genotype;
+    use crate::arch::genotype;
     use tch::Kind;
 
     fn shape(layers: i64, channels: i64, auxiliary: bool) -> EvalShape {

@@ -1,15 +1,14 @@
-//! Neural architecture search: spaces, ops, the supernet, the three methods
-//! and the search loop that produces one `EpochRecord` per epoch.
+//! Neural architecture search on libtorch: ops, the supernet, the three
+//! methods, the search loop that produces one `EpochRecord` per epoch, and
+//! the evaluation network a genotype is trained in. The spaces, genotypes
+//! and records they use live in [`crate::arch`], which has no tensors.
 
 pub mod checkpoint;
 pub mod evalnet;
-pub mod genotype;
 pub mod method;
-pub mod metrics;
 pub mod ops;
 pub mod optim;
 pub mod progress;
 pub mod search;
-pub mod space;
 pub mod supernet;
 pub mod train;

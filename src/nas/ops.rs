@@ -8,7 +8,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::nas::space::SpaceKind;
+use crate::arch::space::SpaceKind;
 
 /// PyTorch's default initialisation of `Conv2d` and `Linear` weights
 /// (`kaiming_uniform_` with `a = sqrt(5)`): uniform within ±1/sqrt(fan_in),
@@ -465,7 +465,7 @@ fn sep_conv(p: nn::Path, c: i64, [k, stride, padding]: [i64; 3], affine: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nas::space::SearchSpace;
+    use crate::arch::space::SearchSpace;
     use tch::{Device, Kind};
 
     /// Largest absolute value and standard deviation of `t`.

@@ -15,13 +15,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
+use crate::arch::metrics::{cosine_distance, EpochRecord, StepRecord, SubspaceRecord};
+use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
 use crate::data::{self, Augment, DataError, Loader};
 use crate::nas::checkpoint::{self, CheckpointError, CheckpointState, PartialEpoch};
 use crate::nas::method::{ArchParams, MethodState};
-use crate::nas::metrics::{cosine_distance, EpochRecord, StepRecord, SubspaceRecord};
 use crate::nas::optim::{clip_grad_norm, Adam, Sgd};
-use crate::nas::space::SearchSpace;
 use crate::nas::supernet::{Supernet, SupernetShape};
 
 /// Environment variable that poisons the loss of one weight step (global

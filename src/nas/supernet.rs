@@ -9,12 +9,12 @@
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::nas::metrics::CellTable;
+use crate::arch::metrics::CellTable;
+use crate::arch::space::SpaceKind;
+use crate::arch::space::{SearchSpace, NONE};
 use crate::nas::ops::{
     bn, conv, is_channels_last, to_channels_last, FactorizedReduce, Op, ReluConvBn,
 };
-use crate::nas::space::SpaceKind;
-use crate::nas::space::{SearchSpace, NONE};
 
 /// The ops of one node of one cell type, and where their weights sit in the
 /// flattened `edge * op` weight vector.

@@ -16,6 +16,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::arch::metrics::TrainEpoch;
 use crate::config::train::ResolvedTrain;
 use crate::data::{self, Augment, Loader};
 use crate::nas::checkpoint::{self, Position, SavedState};
@@ -23,7 +24,6 @@ use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
 use crate::nas::search::{
     derive_seed, maybe_hold, peak_rss_bytes, seed_torch_for_step, FaultStops, SearchError,
 };
-use crate::store::TrainEpoch;
 
 /// Where and how to train.
 #[derive(Debug, Clone)]

@@ -17,8 +17,8 @@
 use serde::Serialize;
 
 use super::draw::text::{bold, font, measure};
-use crate::nas::metrics::CellGenotype;
-use crate::nas::space::{SearchSpace, SpaceKind, NONE};
+use crate::arch::metrics::CellGenotype;
+use crate::arch::space::{SearchSpace, SpaceKind, NONE};
 
 /// Em size of op labels, pixels.
 pub const LABEL_PX: u32 = 19;
@@ -641,7 +641,7 @@ fn label_clashes(l: &CellLayout, placed: &[Rect], rect: &Rect) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nas::genotype::parse_any;
+    use crate::arch::genotype::parse_any;
 
     const SIZE: (f64, f64) = (1300.0, 560.0);
 

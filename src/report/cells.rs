@@ -28,9 +28,9 @@ use super::data::{
 use super::draw::dag::CellPicture;
 use super::draw::Plot as _;
 use super::{write_json, Figure, Heading, Image, Kind, Options, Output, ReportError};
-use crate::nas::genotype::{self, parse_any};
-use crate::nas::metrics::Genotype;
-use crate::nas::space::{SearchSpace, SpaceKind};
+use crate::arch::genotype::{self, parse_any};
+use crate::arch::metrics::Genotype;
+use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::store::ReportRun;
 
 /// File stem of the sidecar of a sweep's cells (pictures are

@@ -26,7 +26,7 @@ use super::draw::{
 use super::fig9::space_of;
 use super::records::Records;
 use super::{Draw, Figure, Heading, Kind, ReportError};
-use crate::nas::metrics::RATIO_BINS;
+use crate::arch::metrics::RATIO_BINS;
 use crate::store::ReportRun;
 
 /// File stem of the figure.

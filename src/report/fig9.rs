@@ -15,7 +15,7 @@ use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
 use super::records::Records;
 use super::{Draw, Figure, Heading, Kind, ReportError};
-use crate::nas::space::{SearchSpace, SpaceKind};
+use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::store::ReportRun;
 
 /// File stem of the figure.

@@ -7,8 +7,8 @@ use sqlx::{Any, AnyConnection, Arguments, Encode, Type};
 
 use super::error::Context;
 use super::{EpochRow, Store, StoreError};
-use crate::nas::metrics::{EpochRecord, RATIO_BINS};
-use crate::nas::space::SearchSpace;
+use crate::arch::metrics::{EpochRecord, RATIO_BINS};
+use crate::arch::space::SearchSpace;
 
 /// Rows per multi-row `INSERT`: few statements per epoch (a DARTS epoch has
 /// 224 sampling counts), far below SQLite's limit of 32766 bound values.

@@ -51,7 +51,7 @@ pub use report_queries::{
 };
 pub use rows::{Claim, EpochRow, RunRow, RunStatus};
 pub use sweeps::{RunProgress, SweepRow};
-pub use train::{TrainEpoch, TRAIN_METHOD};
+pub use train::TRAIN_METHOD;
 
 /// The SQLite schema migrations, embedded at build time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use super::*;
+use crate::arch::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
+use crate::arch::space::SearchSpace;
+use crate::arch::space::SpaceKind;
 use crate::config::{ResolvedConfig, SearchConfig};
-use crate::nas::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
-use crate::nas::space::SearchSpace;
-use crate::nas::space::SpaceKind;
 
 /// Runs each store test on both backends: an in-memory SQLite database and
 /// a fresh PostgreSQL database of its own (see `test_postgres`).

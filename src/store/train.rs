@@ -6,36 +6,11 @@
 use super::epochs::{update_progress, Best};
 use super::error::Context;
 use super::{RunRow, Store, StoreError};
+use crate::arch::metrics::TrainEpoch;
 use crate::config::train::ResolvedTrain;
 
 /// The method name train runs carry in `runs.method`.
 pub const TRAIN_METHOD: &str = "train";
-
-/// What one training epoch measured.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct TrainEpoch {
-    /// Epoch, from 0.
-    pub epoch: i64,
-    /// Accuracy on the training batches (0..1), as trained (augmented,
-    /// drop path on).
-    pub train_acc: f64,
-    /// Mean loss on the training batches (without the auxiliary loss).
-    pub train_loss: f64,
-    /// Accuracy on the test set (0..1).
-    pub test_acc: f64,
-    /// Mean loss on the test set.
-    pub test_loss: f64,
-    /// Learning rate of the epoch.
-    pub lr: f64,
-    /// Drop-path probability of the epoch.
-    pub drop_path_prob: f64,
-    /// Seconds the epoch took (training and test).
-    pub wall_s: f64,
-    /// Training images per second.
-    pub images_per_s: f64,
-    /// Peak resident memory of the process so far, bytes.
-    pub peak_mem_bytes: i64,
-}
 
 impl Store {
     /// Registers the train run of a config (or returns the existing row:

@@ -427,8 +427,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::arch::space::SpaceKind;
     use crate::config::Method;
-    use crate::nas::space::SpaceKind;
 
     fn plan(text: &str) -> Result<Sweep, SweepError> {
         Sweep::parse(text, "test.yaml")

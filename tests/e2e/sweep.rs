@@ -1013,8 +1013,8 @@ fn bad_sweep_files_are_rejected_before_anything_runs() {
 
 /// A DARTS-space epoch as the paper's CIFAR-10 search produces it (391
 /// steps, a subspace every 50 steps), optionally with its per-step rows.
-fn paper_epoch(epoch: u32, with_steps: bool) -> ddsas::nas::metrics::EpochRecord {
-    use ddsas::nas::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
+fn paper_epoch(epoch: u32, with_steps: bool) -> ddsas::arch::metrics::EpochRecord {
+    use ddsas::arch::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
     let steps_per_epoch = 391u64;
     let mut sampling_counts = Vec::new();
     for cell in 0..2 {
@@ -1076,8 +1076,8 @@ fn paper_epoch(epoch: u32, with_steps: bool) -> ddsas::nas::metrics::EpochRecord
 /// a file database, with and without the per-step rows of `log_steps`.
 #[test]
 fn writing_an_epoch_record_takes_milliseconds() {
+    use ddsas::arch::space::SearchSpace;
     use ddsas::config::SearchConfig;
-    use ddsas::nas::space::SearchSpace;
     use ddsas::store::Store;
     let env = Env::new();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -1086,7 +1086,7 @@ fn writing_an_epoch_record_takes_milliseconds() {
         .unwrap();
     rt.block_on(async {
         let store = Store::open(&env.db()).await.unwrap();
-        let space = SearchSpace::new(ddsas::nas::space::SpaceKind::Darts);
+        let space = SearchSpace::new(ddsas::arch::space::SpaceKind::Darts);
         for (seed, with_steps) in [(1u64, false), (2, true)] {
             let cfg = SearchConfig {
                 seed,

@@ -97,9 +97,9 @@ pub(super) fn bench_step(a: StepArgs) -> anyhow::Result<()> {
 pub(super) fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let device = parse_device(&a.device)?;
-    let genotype = crate::nas::genotype::read(&a.genotype)?;
+    let genotype = crate::arch::genotype::read(&a.genotype)?;
     tch::manual_seed(0);
-    let shape = crate::nas::evalnet::EvalShape {
+    let shape = crate::arch::shape::EvalShape {
         layers: a.layers,
         channels: a.channels,
         in_channels: 3,

@@ -7,13 +7,13 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
 use super::SearchCmd;
+use crate::arch::space::SpaceKind;
 use crate::cli::EXIT_INTERRUPTED;
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::device::{device_name, parse_device, set_threads};
 use crate::exec::process::{dead_search_owner, search_owner_id};
 use crate::exec::{default_checkpoint_dir, execute, RunEnd, EXIT_NO_SPACE};
 use crate::nas::search::{interrupted_text, SearchOutcome};
-use crate::nas::space::SpaceKind;
 use crate::store::{Claim, RunStatus, Store};
 
 impl SearchCmd {

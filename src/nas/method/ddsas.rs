@@ -9,9 +9,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::arch::metrics::{add_ratios, combinations, CellTable, SubspaceRecord};
+use crate::arch::space::{SearchSpace, NONE};
 use crate::config::ResolvedConfig;
-use crate::nas::metrics::{add_ratios, combinations, CellTable, SubspaceRecord};
-use crate::nas::space::{SearchSpace, NONE};
 
 /// Normalisation guard of both modes (docs/design.md §2).
 const EPS: f64 = 1e-14;
@@ -291,7 +291,7 @@ fn select(scores: &[Vec<f64>], available: &[Vec<bool>], l: usize) -> Vec<Vec<boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nas::space::SpaceKind;
+    use crate::arch::space::SpaceKind;
     use rand::SeedableRng;
 
     fn darts() -> SearchSpace {

@@ -3,8 +3,8 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::nas::metrics::CellTable;
-use crate::nas::space::{SearchSpace, SpaceKind};
+use crate::arch::metrics::CellTable;
+use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::nas::supernet::ExecPlan;
 
 /// Hard one-hot weights `[cell, edge, op]` with straight-through gradient,

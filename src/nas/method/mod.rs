@@ -9,9 +9,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::arch::metrics::{CellTable, Genotype, SamplingCount, SubspaceRecord};
+use crate::arch::space::SearchSpace;
 use crate::config::{Method, ResolvedConfig};
-use crate::nas::metrics::{CellTable, Genotype, SamplingCount, SubspaceRecord};
-use crate::nas::space::SearchSpace;
 use crate::nas::supernet::{per_cell, ExecPlan};
 
 use ddsas::{mixture_weights, random_scores, DdsasSettings, UcbState};

@@ -290,9 +290,9 @@ mod tests {
 
     #[test]
     fn every_op_of_both_spaces_has_a_family_and_families_differ_in_colour() {
-        for op in crate::nas::space::DARTS_OPS
+        for op in crate::arch::space::DARTS_OPS
             .iter()
-            .chain(&crate::nas::space::NB201_OPS)
+            .chain(&crate::arch::space::NB201_OPS)
             .filter(|o| **o != "none")
         {
             assert_ne!(Family::of(op), Family::Other, "{op}");

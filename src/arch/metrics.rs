@@ -1,14 +1,15 @@
-//! What a search measures (docs/design.md §3): derived genotypes, their one-hot
-//! encoding and cosine distance (appendix B.5), subspace combinations and the
-//! ratio histogram (appendix B.8), and the records an epoch produces.
+//! What a search and a training measure (docs/design.md §3): derived
+//! genotypes, their one-hot encoding and cosine distance (appendix B.5),
+//! subspace combinations and the ratio histogram (appendix B.8), and the
+//! records an epoch of a search or of a training produces.
 //!
 //! Everything here is plain Rust over `f64`/`bool` so that it can be tested
 //! by hand and used by the report code without libtorch.
 
 use serde::{Deserialize, Serialize};
 
-use crate::nas::space::SpaceKind;
-use crate::nas::space::{SearchSpace, NONE};
+use crate::arch::space::SpaceKind;
+use crate::arch::space::{SearchSpace, NONE};
 
 /// Per cell type, per edge, per op values (`[cell][edge][op]`).
 pub type CellTable<T> = Vec<Vec<Vec<T>>>;
@@ -304,6 +305,33 @@ pub struct EpochRecord {
     pub ratio_hist: Vec<[u64; 5]>,
     /// Per-step records of this epoch (when `log_steps`).
     pub steps: Vec<StepRecord>,
+}
+
+/// What one training epoch measured; also a `train_epochs` row as the store
+/// reads it back, hence `FromRow`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TrainEpoch {
+    /// Epoch, from 0.
+    pub epoch: i64,
+    /// Accuracy on the training batches (0..1), as trained (augmented,
+    /// drop path on).
+    pub train_acc: f64,
+    /// Mean loss on the training batches (without the auxiliary loss).
+    pub train_loss: f64,
+    /// Accuracy on the test set (0..1).
+    pub test_acc: f64,
+    /// Mean loss on the test set.
+    pub test_loss: f64,
+    /// Learning rate of the epoch.
+    pub lr: f64,
+    /// Drop-path probability of the epoch.
+    pub drop_path_prob: f64,
+    /// Seconds the epoch took (training and test).
+    pub wall_s: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+    /// Peak resident memory of the process so far, bytes.
+    pub peak_mem_bytes: i64,
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@
 
 pub mod source;
 
-use crate::nas::metrics::{CellGenotype, Genotype};
-use crate::nas::space::{SearchSpace, SpaceKind, NONE};
+use crate::arch::metrics::{CellGenotype, Genotype};
+use crate::arch::space::{SearchSpace, SpaceKind, NONE};
 
 /// DARTS (Liu et al., 2019): second-order search, 2.76 % on CIFAR-10.
 const DARTS_V2: &str = "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,1),(skip_connect,0),(skip_connect,0),(dil_conv_3x3,2)] reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(skip_connect,2),(max_pool_3x3,1),(max_pool_3x3,0),(skip_connect,2),(skip_connect,2),(max_pool_3x3,1)]";

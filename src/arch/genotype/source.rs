@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use super::GenotypeError;
-use crate::nas::metrics::Genotype;
+use crate::arch::metrics::Genotype;
 
 /// Aliases followed at most (`A = B`, `B = C`, ...), against cycles.
 const MAX_ALIASES: usize = 16;
