@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod ops;
 pub mod optim;
 pub mod progress;
+pub mod run;
 pub mod search;
 pub mod space;
 pub mod supernet;
