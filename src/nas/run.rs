@@ -260,3 +260,221 @@ fn save<K: Stage>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::nas::checkpoint::Position;
+
+    /// A stage that sums its batches, weighted by epoch: enough state to
+    /// tell a resumed run from an uninterrupted one, with no network.
+    struct Summing {
+        sum: f64,
+        resumed: Option<f64>,
+    }
+
+    /// Its checkpoint.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct SumState {
+        fingerprint: String,
+        epoch: u32,
+        step: Option<u32>,
+        epoch_sum: f64,
+        wall_s: f64,
+        tensors_file: String,
+    }
+
+    impl SavedState for SumState {
+        fn fingerprint(&self) -> &str {
+            &self.fingerprint
+        }
+        fn position(&self) -> Position {
+            Position {
+                epoch: self.epoch,
+                step: self.step,
+            }
+        }
+        fn tensors_file(&self) -> &str {
+            &self.tensors_file
+        }
+        fn with_tensors_file(&self, name: String) -> Self {
+            SumState {
+                tensors_file: name,
+                ..self.clone()
+            }
+        }
+    }
+
+    /// Steps done and the sum of one epoch.
+    struct SumEpoch {
+        steps_done: usize,
+        sum: f64,
+    }
+
+    impl Stage for Summing {
+        type Data = Vec<f64>;
+        type Batch = f64;
+        type Epoch = SumEpoch;
+        type Record = (u32, f64);
+        type Saved = SumState;
+        type Outcome = f64;
+
+        fn plan(&self) -> Plan {
+            Plan {
+                epochs: 3,
+                steps: 4,
+                seed: 1,
+                fingerprint: "fp".into(),
+            }
+        }
+        fn batches<'d>(
+            data: &'d Vec<f64>,
+            _seed: u64,
+            _epoch: u32,
+            first: usize,
+        ) -> impl Iterator<Item = f64> + 'd {
+            data.iter().copied().skip(first)
+        }
+        fn restore(&mut self, saved: SumState, tensors: Vec<(String, Tensor)>) -> f64 {
+            self.sum = tensors[0].1.double_value(&[]);
+            self.resumed = saved.step.map(|_| saved.epoch_sum);
+            saved.wall_s
+        }
+        fn begin_epoch(&mut self, _epoch: u32) -> SumEpoch {
+            let sum = self.resumed.take();
+            SumEpoch {
+                steps_done: sum.map_or(0, |_| 2),
+                sum: sum.unwrap_or(0.0),
+            }
+        }
+        fn steps_done(ep: &SumEpoch) -> usize {
+            ep.steps_done
+        }
+        fn step(
+            &mut self,
+            ep: &mut SumEpoch,
+            batch: f64,
+            epoch: u32,
+            step: usize,
+        ) -> Result<Option<(f64, f64)>, RunError> {
+            ep.steps_done = step + 1;
+            ep.sum += batch * f64::from(epoch + 1);
+            Ok(None)
+        }
+        fn check_stopped(&self, _: &SumEpoch, _: u32, _: usize) -> Result<(), RunError> {
+            Ok(())
+        }
+        fn end_epoch(
+            &mut self,
+            ep: SumEpoch,
+            _: &Vec<f64>,
+            epoch: u32,
+        ) -> Result<(u32, f64), RunError> {
+            self.sum += ep.sum;
+            Ok((epoch, self.sum))
+        }
+        fn saved(&self, epoch: u32, ep: Option<&SumEpoch>, wall_s: f64) -> SumState {
+            SumState {
+                fingerprint: "fp".into(),
+                epoch,
+                step: ep.map(|ep| ep.steps_done as u32),
+                epoch_sum: ep.map_or(0.0, |ep| ep.sum),
+                wall_s,
+                tensors_file: String::new(),
+            }
+        }
+        fn tensors(&self) -> Vec<(String, Tensor)> {
+            vec![("sum".into(), Tensor::from(self.sum))]
+        }
+        fn outcome(&mut self, _epochs_run: u32, _wall_s: f64) -> f64 {
+            self.sum
+        }
+    }
+
+    /// Keeps the records; stops before the `stop_at`-th step it sees.
+    struct Keep {
+        records: Vec<(u32, f64)>,
+        steps: usize,
+        stop_at: Option<usize>,
+    }
+
+    impl Observer<(u32, f64)> for Keep {
+        fn step(&mut self, _: u32, _: usize, _: Option<(f64, f64)>) {
+            self.steps += 1;
+        }
+        fn epoch(&mut self, record: &(u32, f64)) -> anyhow::Result<()> {
+            self.records.push(*record);
+            Ok(())
+        }
+        fn should_stop(&mut self) -> bool {
+            self.stop_at == Some(self.steps)
+        }
+    }
+
+    fn run(
+        dir: &std::path::Path,
+        resume: bool,
+        stop_at: Option<usize>,
+    ) -> (Keep, Result<f64, RunError>) {
+        let opts = RunOptions {
+            device: Device::Cpu,
+            checkpoint_dir: Some(dir.to_owned()),
+            resume,
+        };
+        let mut stage = Summing {
+            sum: 0.0,
+            resumed: None,
+        };
+        let mut keep = Keep {
+            records: Vec::new(),
+            steps: 0,
+            stop_at,
+        };
+        let data = vec![1.0, 2.0, 3.0, 4.0];
+        let result = run_epochs(&mut stage, &data, &opts, &mut keep);
+        (keep, result)
+    }
+
+    /// A run stopped part-way through an epoch checkpoints that step, and
+    /// its resume records what an uninterrupted run records.
+    #[test]
+    fn a_run_stopped_within_an_epoch_resumes_to_the_same_records() {
+        let whole = tempfile::tempdir().unwrap();
+        let (uninterrupted, outcome) = run(whole.path(), false, None);
+        assert_eq!(outcome.unwrap(), 10.0 + 20.0 + 30.0);
+        let dir = tempfile::tempdir().unwrap();
+        let (first, stopped) = run(dir.path(), false, Some(6));
+        assert!(matches!(
+            stopped,
+            Err(RunError::Interrupted {
+                epoch: 1,
+                step: Some(2)
+            })
+        ));
+        let (rest, outcome) = run(dir.path(), true, None);
+        assert_eq!(outcome.unwrap(), 60.0);
+        let records: Vec<_> = first.records.into_iter().chain(rest.records).collect();
+        assert_eq!(records, uninterrupted.records);
+    }
+
+    /// A stop before an epoch's first step writes nothing: the resume
+    /// goes on from the last finished epoch.
+    #[test]
+    fn a_stop_before_an_epochs_first_step_keeps_the_epoch_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, stopped) = run(dir.path(), false, Some(4));
+        assert!(matches!(
+            stopped,
+            Err(RunError::Interrupted {
+                epoch: 1,
+                step: None
+            })
+        ));
+        assert_eq!(first.records, [(0, 10.0)]);
+        let (rest, outcome) = run(dir.path(), true, None);
+        assert_eq!(outcome.unwrap(), 60.0);
+        assert_eq!(rest.records, [(1, 30.0), (2, 60.0)]);
+    }
+}
