@@ -17,7 +17,8 @@ use crate::exec::process::search_owner_id;
 use crate::exec::train::{execute_train, TrainEnd};
 use crate::nas::evalnet::EvalNetwork;
 use crate::nas::search::interrupted_text;
-use crate::store::{Claim, RunStatus, Store};
+use crate::nas::space::SpaceKind;
+use crate::store::{Claim, RunKind, RunStatus, Store};
 
 /// Train a cell from scratch.
 #[derive(Debug, clap::Args)]
@@ -152,10 +153,10 @@ impl TrainCmd {
             )
         })?;
         rt.block_on(store.close());
-        if row.method == crate::store::TRAIN_METHOD {
+        if row.kind == RunKind::Train {
             bail!("--from-run {id}: run {id} is a train run, not a search; give the search run it came from (`ddsas runs show {id}` names it)");
         }
-        if row.space == "nb201" {
+        if row.space == SpaceKind::Nb201 {
             bail!("--from-run {id}: run {id} searched the NAS-Bench-201 space, whose cells are not trained: their accuracy comes from the benchmark table (`ddsas nb201 import FILE --dataset cifar10`)");
         }
         let genotype = match (row.status, row.final_genotype) {
@@ -169,7 +170,7 @@ impl TrainCmd {
             .with_context(|| format!("--from-run {id}: its stored config is not JSON"))?;
         let mut sets = vec![
             format!("genotype={}", yaml_string(&genotype)),
-            format!("dataset={}", row.dataset),
+            format!("dataset={}", row.dataset.name()),
         ];
         if let Some(dir) = search["data_dir"].as_str() {
             sets.push(format!("data_dir={}", yaml_string(dir)));
