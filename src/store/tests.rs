@@ -938,6 +938,24 @@ async fn searches_and_train_runs_are_registered_with_their_kind(store: Store) {
     );
 }
 
+/// `runs show` reads the kind from the row, or, in a database older than
+/// migration 0007 that was only read (so never migrated), from the method.
+#[test]
+fn a_run_card_names_its_kind_with_or_without_the_kind_column() {
+    let card = |columns: &[&str], row: &[&str]| QueryRows {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        rows: vec![row.iter().map(|v| serde_json::Value::from(*v)).collect()],
+    };
+    let migrated = card(&["method", "kind"], &["train", "train"]);
+    assert_eq!(migrated.run_kind(0), Some(RunKind::Train));
+    let unknown = card(&["method", "kind"], &["darts", "transfer"]);
+    assert_eq!(unknown.run_kind(0), None);
+    let old = card(&["method"], &["train"]);
+    assert_eq!(old.run_kind(0), Some(RunKind::Train));
+    let old_search = card(&["method"], &["gdas"]);
+    assert_eq!(old_search.run_kind(0), Some(RunKind::Search));
+}
+
 /// A database made before migration 0007 gets the kind of its runs from
 /// their method text when a ddsas that knows kinds opens it.
 #[tokio::test]
