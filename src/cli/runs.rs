@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::sql::{cell_text, print_rows, Format};
 use crate::cli::DbArgs;
-use crate::store::{QueryError, QueryRows, ReadOnlyDb, RunFilter};
+use crate::store::{QueryError, QueryRows, ReadOnlyDb, RunFilter, RunKind};
 
 /// Columns of `run_summary` in `runs list`'s table (CSV and JSON get all).
 const LIST_COLUMNS: &[&str] = &[
@@ -283,7 +283,7 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         );
     }
     let f = |name: &str| cell_text(field(&run, 0, name));
-    let is_train = field(&run, 0, "method").as_str() == Some(crate::store::TRAIN_METHOD);
+    let is_train = run.run_kind(0) == Some(RunKind::Train);
     let test_acc = if is_train {
         pct(field(&run, 0, "final_test_acc"))
     } else {

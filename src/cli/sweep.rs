@@ -20,7 +20,7 @@ use crate::cli::{DbArgs, FaultArgs, EXIT_INTERRUPTED};
 use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, StopReason, SweepRun};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
-use crate::store::{QueryRows, RunStatus, Store};
+use crate::store::{QueryRows, RunKind, RunStatus, Store};
 use crate::sweep::Sweep;
 
 /// Sweep commands.
@@ -152,13 +152,13 @@ fn plan(rt: &Runtime, args: PlanArgs) -> anyhow::Result<ExitCode> {
         row.push(run.fingerprint[..10.min(run.fingerprint.len())].to_owned());
         let (id, status) = match known.get(&run.fingerprint) {
             Some(known) => {
-                let status = &known.status;
-                *counts.entry(status_name(status)).or_default() += 1;
-                let text = match status.as_str() {
-                    "running" | "interrupted" | "failed" => {
+                let status = known.status.as_str();
+                *counts.entry(status).or_default() += 1;
+                let text = match known.status {
+                    RunStatus::Running | RunStatus::Interrupted | RunStatus::Failed => {
                         format!("{status} {}/{}", known.epochs_done, known.epochs_total)
                     }
-                    _ => status.clone(),
+                    RunStatus::Queued | RunStatus::Done => status.to_owned(),
                 };
                 (known.id.to_string(), text)
             }
@@ -200,16 +200,6 @@ fn plan(rt: &Runtime, args: PlanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_name(s: &str) -> &'static str {
-    match s {
-        "done" => "done",
-        "running" => "running",
-        "failed" => "failed",
-        "interrupted" => "interrupted",
-        _ => "queued",
-    }
-}
-
 /// A sweep's name is how figures and `runs list --sweep` find its runs, so
 /// a file that reuses the name of another sweep must not silently take
 /// runs out of it: adding runs (more seeds, a wider grid) is fine; leaving
@@ -227,9 +217,7 @@ async fn refuse_dropping_runs(store: &Store, sweep: &Sweep) -> anyhow::Result<()
         // Runs made under older definitions cannot be planned again; they
         // stay in the sweep, and in the database, and figures leave them out.
         .filter(|(_, row)| {
-            !planned.contains(&row.fingerprint)
-                && !row.outdated()
-                && row.method != crate::store::TRAIN_METHOD
+            !planned.contains(&row.fingerprint) && !row.outdated() && row.kind == RunKind::Search
         })
         .map(|(_, row)| row.id)
         .collect();

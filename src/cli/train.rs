@@ -14,7 +14,8 @@ use crate::exec::checkpoint_dir_of;
 use crate::exec::device::{parse_device, set_threads};
 use crate::exec::train::Train;
 use crate::nas::evalnet::EvalNetwork;
-use crate::store::RunStatus;
+use crate::arch::space::SpaceKind;
+use crate::store::{RunKind, RunStatus};
 
 /// Train a cell from scratch.
 #[derive(Debug, clap::Args)]
@@ -143,10 +144,10 @@ impl TrainCmd {
             )
         })?;
         rt.block_on(store.close());
-        if row.method == crate::store::TRAIN_METHOD {
+        if row.kind == RunKind::Train {
             bail!("--from-run {id}: run {id} is a train run, not a search; give the search run it came from (`ddsas runs show {id}` names it)");
         }
-        if row.space == "nb201" {
+        if row.space == SpaceKind::Nb201 {
             bail!("--from-run {id}: run {id} searched the NAS-Bench-201 space, whose cells are not trained: their accuracy comes from the benchmark table (`ddsas nb201 import FILE --dataset cifar10`)");
         }
         let genotype = match (row.status, row.final_genotype) {
@@ -160,7 +161,7 @@ impl TrainCmd {
             .with_context(|| format!("--from-run {id}: its stored config is not JSON"))?;
         let mut sets = vec![
             format!("genotype={}", yaml_string(&genotype)),
-            format!("dataset={}", row.dataset),
+            format!("dataset={}", row.dataset.name()),
         ];
         if let Some(dir) = search["data_dir"].as_str() {
             sets.push(format!("data_dir={}", yaml_string(dir)));

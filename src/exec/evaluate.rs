@@ -4,7 +4,8 @@
 
 use super::orchestrator::SweepRun;
 use crate::config::train::TrainConfig;
-use crate::store::{RunRow, RunStatus, Store, TRAIN_METHOD};
+use crate::arch::space::SpaceKind;
+use crate::store::{RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Evaluate;
 
 /// The train runs `plan` asks for the cell of `search`, which are not done
@@ -18,7 +19,11 @@ pub async fn evaluations(
     search: &RunRow,
 ) -> anyhow::Result<Vec<SweepRun>> {
     let genotype = match (&search.final_genotype, search.status) {
-        (Some(g), RunStatus::Done) if search.method != TRAIN_METHOD && search.space == "darts" => g,
+        (Some(g), RunStatus::Done)
+            if search.kind == RunKind::Search && search.space == SpaceKind::Darts =>
+        {
+            g
+        }
         _ => return Ok(Vec::new()),
     };
     let searched: serde_json::Value = serde_json::from_str(&search.config_json)?;

@@ -41,7 +41,9 @@ use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
-use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT};
+use crate::store::{
+    Claim, DbLocation, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
+};
 
 /// How often the orchestrator polls progress, cancellation and runs held
 /// elsewhere.
@@ -563,9 +565,7 @@ impl Orchestrator<'_> {
         // The claim counted nothing; this worker is the next attempt, and
         // counts once it exists (`Store::confirm_claim`).
         let attempt = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let trains = row
-            .as_ref()
-            .is_some_and(|r| r.method == crate::store::TRAIN_METHOD);
+        let trains = row.as_ref().is_some_and(|r| r.kind == RunKind::Train);
         let log = self
             .opts
             .log_dir

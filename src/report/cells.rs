@@ -31,7 +31,7 @@ use super::{write_json, Figure, Heading, Image, Kind, Options, Output, ReportErr
 use crate::arch::genotype::{self, parse_any};
 use crate::arch::metrics::Genotype;
 use crate::arch::space::{SearchSpace, SpaceKind};
-use crate::store::ReportRun;
+use crate::store::{ReportRun, RunStatus};
 
 /// File stem of the sidecar of a sweep's cells (pictures are
 /// `cells_<run>_<cell>`).
@@ -427,7 +427,7 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
             format!("draw the search it trained (`ddsas runs show {id}` names it)"),
         ));
     }
-    if run.status != "done" {
+    if run.status != RunStatus::Done {
         return Err(refuse(
             format!("run {id} is {}, not done: a search records its final genotype when it finishes", run.status),
             format!("finish it (`ddsas search --resume ...` or `ddsas sweep run`), or look at it with `ddsas runs show {id}`"),
@@ -472,7 +472,7 @@ pub fn of_run_now(
     run: &ReportRun,
     latest: Option<(i64, &str)>,
 ) -> Result<Figure<Cells>, ReportError> {
-    if run.status == "done" || !is_search(run) {
+    if run.status == RunStatus::Done || !is_search(run) {
         return of_run(run.id, Some(run));
     }
     let id = run.id;
@@ -770,7 +770,7 @@ mod tests {
         let e = of_run(9, None).unwrap_err().to_string();
         assert!(e.contains("no run 9") && e.contains("runs list"), "{e}");
         let mut r = searched(2, "ddsas", 0.9, V1);
-        r.status = "running".into();
+        r.status = RunStatus::Running;
         let e = of_run(2, Some(&r)).unwrap_err().to_string();
         assert!(e.contains("run 2 is running, not done"), "{e}");
         let t = searched(7, "train", 0.9, V1);

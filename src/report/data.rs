@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::{DbLocation, ReportRun, Store};
+use crate::store::{DbLocation, ReportRun, RunStatus, Store};
 
 use super::records::Records;
 use super::trainings::Choice;
@@ -76,10 +76,10 @@ impl SweepData {
         for run in all {
             if run.outdated() {
                 *not_done.entry(OUTDATED.to_string()).or_insert(0) += 1;
-            } else if run.status == "done" {
+            } else if run.status == RunStatus::Done {
                 runs.push(run);
             } else {
-                *not_done.entry(run.status.clone()).or_insert(0) += 1;
+                *not_done.entry(run.status.to_string()).or_insert(0) += 1;
             }
         }
         let mut data = SweepData {
@@ -561,7 +561,7 @@ pub(crate) mod test_runs {
         let builder = RunBuilder {
             run: ReportRun {
                 id,
-                status: "done".into(),
+                status: RunStatus::Done,
                 method: method.into(),
                 space: String::new(),
                 dataset: String::new(),

@@ -19,7 +19,7 @@ use super::Shared;
 use crate::report::cells;
 use crate::report::run_curves::RunCurves;
 use crate::report::{self, DrawnBody, Kind, ReportError, SweepData};
-use crate::store::{QueryError, QueryRows, RunFilter};
+use crate::store::{QueryError, QueryRows, RunFilter, RunKind};
 
 /// Why a page cannot be shown.
 #[derive(Debug)]
@@ -729,7 +729,7 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let status = f("status");
     let live = matches!(status.as_str(), "queued" | "running");
     let method = f("method");
-    let is_search = method != crate::store::TRAIN_METHOD;
+    let is_search = card.run_kind(0) != Some(RunKind::Train);
     let config = serde_json::from_str::<Value>(&f("config_json"))
         .ok()
         .and_then(|v| serde_yaml::to_string(&v).ok())
