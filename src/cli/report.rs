@@ -1,4 +1,4 @@
-//! `ddsas report` and `ddsas nb201`: figures and tables from the database (issue 4).
+//! `ddsas report` and `ddsas nb201`: figures and tables from the database.
 //!
 //! Thin: parse, open the database once, call `crate::report`, print what was
 //! written and how long each figure took.

@@ -524,8 +524,7 @@ pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) ->
 }
 
 /// The test accuracy of a search's trained cell, a line per train config
-/// it was trained under (issue 27: two configs are two results, never one
-/// mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
+/// it was trained under (two configs are two results, never one mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
 /// over a config's done runs and its runs not done yet; "-" if none.
 fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
     use crate::report::trainings::TrainSetting;

@@ -1,4 +1,4 @@
-//! A sweep's `evaluate:` (issue 12): the train runs of a finished search's
+//! A sweep's `evaluate:`: the train runs of a finished search's
 //! cell, registered once per fingerprint, linked to the search, made
 //! members of the sweep, and handed back to be scheduled like searches.
 

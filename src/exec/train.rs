@@ -1,4 +1,4 @@
-//! Executing a claimed train run (issue 12): from its row to `done`,
+//! Executing a claimed train run: from its row to `done`,
 //! `failed` or `interrupted`, its epochs stored as they finish, under the
 //! same rules as a search (`exec::execute`): records before checkpoints,
 //! resume drops epochs the checkpoint does not know, a libtorch panic

@@ -36,7 +36,8 @@ pub struct SweepData {
     /// The sweep's `evaluate:`, as registered (the train config that is
     /// the sweep's own), if it has one.
     pub evaluate: Option<Evaluate>,
-    /// Which trainings give the runs their `test_acc` (issue 27).
+    /// Which trainings give the runs their `test_acc`, so that trainings
+    /// under different configs are never averaged.
     pub training: Choice,
 }
 

@@ -4,7 +4,7 @@
 //! valid accuracy as a labelled proxy); one panel per (dataset, space) and
 //! setting (every other config key that varies among the grid's runs, as
 //! Figs. 8-10 split theirs) whose runs cover more than one (L, M) point,
-//! so that the runs of a cell differ in the seed alone (issue 27).
+//! so that the runs of a cell differ in the seed alone.
 
 use std::collections::BTreeMap;
 
@@ -584,7 +584,7 @@ mod tests {
             grid(2, 56).trained(11, 0.30, &short).build(),
         ];
         let fig = compute(&sweep(runs.clone()), "auto").unwrap();
-        // Before issue 27 run 1's cell was the mean of both: 65 %.
+        // A mean over both configs would give run 1's cell 65 %.
         let first = &fig.numbers.panels[0].cells[0];
         assert!((first.best - 40.0).abs() < 1e-9, "{}", first.best);
         let caption = &fig.heading.caption;

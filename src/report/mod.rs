@@ -1,5 +1,5 @@
 //! The paper's figures and tables, drawn from the run history only
-//! (docs/design.md §4, issue 4): Figs. 7, 8, 9, 10 and 12 as PNG + SVG with a
+//! (docs/design.md §4): Figs. 7, 8, 9, 10 and 12 as PNG + SVG with a
 //! JSON sidecar of the numbers drawn, Table 5 as Markdown, CSV, LaTeX and
 //! JSON, pictures of the searched cells as Fig. 11 draws them ([`cells`]),
 //! and an `index.html` that shows them all.

@@ -4,7 +4,8 @@
 //! searches whose cell was trained under it; a search's trainings of one
 //! config, its seeds, averaged first), the trained network's parameters,
 //! and the search cost. A search trained under two configs is in two rows
-//! (issue 27); the config the figures use is marked.
+//! (two configs are two results, never one mean); the config the figures
+//! use is marked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -150,7 +150,8 @@ pub struct RunRow {
     /// Latest epoch checkpoint of the run.
     pub checkpoint_path: Option<String>,
     /// Definitions version it was registered under
-    /// (`config::definitions`; 1 for every run before issue 10).
+    /// (`config::definitions`; 1 for runs registered before L counted
+    /// `none`).
     pub definitions: i64,
     /// Train runs: parameters of the network without the auxiliary head.
     pub params: Option<i64>,

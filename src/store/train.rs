@@ -1,4 +1,4 @@
-//! Train runs in the run history (issue 12): registered once per
+//! Train runs in the run history: registered once per
 //! fingerprint (genotype + train config) in `runs` with method `train`,
 //! one `train_epochs` row per epoch, and linked to the searches whose cell
 //! they train. Claims, heartbeats and the end states are the runs' own.

@@ -644,7 +644,7 @@ mod tests {
             let sweep =
                 Sweep::parse(&text, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
             let took = started.elapsed();
-            // The run counts the appendix's experiments need (issue 10).
+            // The run counts the appendix's experiments need.
             let expected = match sweep.name.as_str() {
                 "fig7_lm_grid" => 64,
                 "fig8_fig9_skip" => 2 * 4 + 2 * 6,
@@ -655,8 +655,8 @@ mod tests {
                 other => panic!("no expected run count for shipped sweep {other}"),
             };
             assert_eq!(sweep.runs.len(), expected, "{}", sweep.name);
-            // CIFAR comes from the data folder, fetched on first use
-            // (issue 16): `ddsas data get`, then the sweep, or the sweep alone.
+            // CIFAR comes from the data folder, fetched on first use:
+            // `ddsas data get`, then the sweep, or the sweep alone.
             for run in &sweep.runs {
                 if run.cfg.config().dataset != crate::data::DatasetKind::Digits {
                     assert!(run.cfg.download(), "{}", sweep.name);
@@ -686,7 +686,7 @@ mod tests {
             }
             // The paper's figures of test accuracy (Fig. 7 is "the accuracy
             // obtained by the best cells", Table 5 test errors) train the
-            // searched cells by appendix B.1's protocol (issue 27).
+            // searched cells by appendix B.1's protocol.
             if matches!(sweep.name.as_str(), "fig7_lm_grid" | "table5_approximation") {
                 let plan = sweep
                     .evaluate

@@ -104,7 +104,7 @@ pub(crate) struct Spec {
 }
 
 /// `evaluate:`: every search of the sweep that finishes has its final cell
-/// trained from scratch with these train keys, once per seed (issue 12).
+/// trained from scratch with these train keys, once per seed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluate {
     /// The train keys; the genotype, and unless given the dataset and data
@@ -274,7 +274,7 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
 /// The `evaluate:` of a sweep file's text as it was registered
 /// (`sweeps.spec_yaml`), read without checking the rest of the file or
 /// resolving anything, so that a report on any machine knows which train
-/// config is the sweep's own (issue 27): `None` when the text has none or
+/// config is the sweep's own: `None` when the text has none or
 /// this ddsas cannot read it.
 pub fn stored_evaluate(text: &str) -> Option<Evaluate> {
     let raw: Value = serde_yaml::from_str(text).ok()?;
