@@ -240,7 +240,7 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     use crate::nas::space::SpaceKind;
     let note = format!(
         "{} made under older definitions: DDSAS {}; GDAS in the DARTS space {}; GDAS in NAS-Bench-201 {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
-        crate::report::data::plural(marks.iter().flatten().count(), "run"),
+        crate::report::labels::plural(marks.iter().flatten().count(), "run"),
         definitions_change(Method::Ddsas, SpaceKind::Darts),
         definitions_change(Method::Gdas, SpaceKind::Darts),
         definitions_change(Method::Gdas, SpaceKind::Nb201),

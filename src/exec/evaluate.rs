@@ -2,7 +2,7 @@
 //! cell, registered once per fingerprint, linked to the search, made
 //! members of the sweep, and handed back to be scheduled like searches.
 
-use super::orchestrator::SweepRun;
+use super::sweep_run::SweepRun;
 use crate::config::train::TrainConfig;
 use crate::store::{RunRow, RunStatus, Store, TRAIN_METHOD};
 use crate::sweep::Evaluate;

@@ -11,6 +11,7 @@ pub mod orchestrator;
 pub mod process;
 pub mod slots;
 pub mod slurm;
+pub mod sweep_run;
 pub mod train;
 pub mod worker;
 

@@ -10,15 +10,30 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, plural, runs_text, settings, Group, Lm, Setting, SweepData};
+use super::data::{by_dataset_space, settings, Group, Lm, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
-use super::{Draw, Figure, Heading, Kind, ReportError};
+use super::labels::{plural, runs_text};
+use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
 use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig7_lm_grid";
+
+/// Fig. 7 in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "fig7",
+    figure: "fig7",
+    stem: STEM,
+    extensions: PICTURE_FILES,
+    tables: &[],
+    page: Some("fig7"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data, &opts.metric)?, opts),
+    draw: |data, opts| drawn_figure(&compute(data, &opts.metric)?),
+    remove_more: None,
+};
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig7_lm_grid.yaml";
 /// What a sweep lacks that has no panel.
@@ -248,7 +263,7 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
         .map(|(name, ids)| format!(" Not drawn: {name}, {} (one (L, M) point).", runs_text(ids)))
         .collect();
     let heading = Heading {
-        kind: Kind::Fig7,
+        kind: &SPEC,
         sweep: data.name.clone(),
         title: format!(
             "Fig. 7 — best {what} of DDSAS over L × M (sweep {})",

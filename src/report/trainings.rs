@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::data::{plural, runs_text};
+use super::labels::{plural, runs_text};
 use crate::config::train::{train_config_keys, TrainConfig};
 use crate::store::{ReportRun, ReportTraining};
 use crate::sweep::Evaluate;

@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod error;
 pub mod live;
 pub mod pages;
 
