@@ -561,7 +561,7 @@ pub async fn figure(
     let Some((stem, ext)) = file.rsplit_once('.') else {
         return not_found_text(&file);
     };
-    let Some(kind) = figure_kind(stem).filter(|k| (ext == "html") == is_table(*k)) else {
+    let Some(kind) = figure_kind(stem).filter(|k| (ext == "html") == is_table(k)) else {
         return not_found_text(&file);
     };
     let result = async {
