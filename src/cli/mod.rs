@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod register;
 pub mod report;
 pub mod runs;
 pub mod search;

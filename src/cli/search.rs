@@ -7,13 +7,13 @@ use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
+use crate::arch::space::SpaceKind;
 use crate::cli::{JobArgs, Launch};
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::default_checkpoint_dir;
 use crate::exec::device::{parse_device, set_threads};
 use crate::exec::search::Search;
 use crate::nas::search::SearchOutcome;
-use crate::arch::space::SpaceKind;
 use crate::store::{RunStatus, Store};
 
 /// Run one search.

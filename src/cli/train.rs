@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use tokio::runtime::Runtime;
 
+use crate::arch::space::SpaceKind;
 use crate::cli::{JobArgs, Launch};
 use crate::config::train::{TrainConfig, TrainNetwork};
 use crate::exec::checkpoint_dir_of;
 use crate::exec::device::{parse_device, set_threads};
 use crate::exec::train::Train;
 use crate::nas::evalnet::EvalNetwork;
-use crate::arch::space::SpaceKind;
 use crate::store::{RunKind, RunStatus};
 
 /// Train a cell from scratch.

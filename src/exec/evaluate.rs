@@ -1,10 +1,10 @@
-//! A sweep's `evaluate:` (issue 12): the train runs of a finished search's
+//! A sweep's `evaluate:`: the train runs of a finished search's
 //! cell, registered once per fingerprint, linked to the search, made
 //! members of the sweep, and handed back to be scheduled like searches.
 
-use super::orchestrator::SweepRun;
-use crate::config::train::TrainConfig;
+use super::sweep_run::SweepRun;
 use crate::arch::space::SpaceKind;
+use crate::config::train::TrainConfig;
 use crate::store::{RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Evaluate;
 

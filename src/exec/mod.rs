@@ -14,6 +14,7 @@ pub mod process;
 pub mod search;
 pub mod slots;
 pub mod slurm;
+pub mod sweep_run;
 pub mod train;
 pub mod worker;
 

@@ -40,6 +40,7 @@ use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
+use super::sweep_run::SweepRun;
 use super::worker::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 use crate::store::{
     Claim, DbLocation, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
@@ -79,19 +80,6 @@ impl Slot {
             SlotDevice::Gpu(g) => format!("cuda:{g}"),
         }
     }
-}
-
-/// A run of the sweep that is to be executed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SweepRun {
-    /// Run id in the database.
-    pub run_id: i64,
-    /// Position in the sweep's expansion.
-    pub position: usize,
-    /// Its varied values, `L=28 M=10`, for the display.
-    pub label: String,
-    /// Epochs of the run.
-    pub epochs: u32,
 }
 
 /// How the orchestrator runs a sweep.

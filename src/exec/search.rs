@@ -5,12 +5,12 @@ use tokio::runtime::Runtime;
 
 use super::pipeline::Pipeline;
 use super::{epoch_line, resuming_at};
+use crate::arch::metrics::EpochRecord;
+use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
 use crate::nas::checkpoint::CheckpointState;
-use crate::arch::metrics::EpochRecord;
 use crate::nas::run::{Observer, RunError, RunOptions, Started};
 use crate::nas::search::{self, SearchOutcome};
-use crate::arch::space::SearchSpace;
 use crate::store::{Store, StoreError};
 
 /// The search kind, with what its records and lines need of the config.

@@ -1,15 +1,14 @@
-//! A train run (issue 12) as a [`Pipeline`]: its epochs in
-//! `train_epochs`, its size stored once the network is built, its end a
-//! test accuracy.
+//! A train run as a [`Pipeline`]: its epochs in `train_epochs`, its size
+//! stored once the network is built, its end a test accuracy.
 
 use tokio::runtime::Runtime;
 
 use super::pipeline::{execute_run, Pipeline};
 use super::RunEnd;
+use crate::arch::metrics::TrainEpoch;
 use crate::config::train::ResolvedTrain;
 use crate::nas::run::{Observer, RunError, RunOptions, Started};
 use crate::nas::train::{self, TrainCheckpoint, TrainOutcome};
-use crate::arch::metrics::TrainEpoch;
 use crate::store::{Store, StoreError};
 
 /// A train run the caller has claimed and wants executed.

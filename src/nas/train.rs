@@ -1,4 +1,4 @@
-//! Training a searched cell from scratch (appendix B.1, issue 12): the
+//! Training a searched cell from scratch (appendix B.1): the
 //! evaluation network on the whole training set, tested on the test set
 //! after every epoch, SGD with a cosine learning rate, drop path raised
 //! linearly over the epochs, cutout on top of the dataset's augmentation,

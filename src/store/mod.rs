@@ -29,6 +29,7 @@ pub mod test_postgres;
 #[cfg(test)]
 mod tests;
 mod train;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

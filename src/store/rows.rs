@@ -3,9 +3,9 @@
 //! Field names are the column names of `migrations/*/0001_schema_v1.sql`, so a
 //! `SELECT *` maps onto them with `FromRow`.
 
+use crate::arch::space::SpaceKind;
 use crate::config::Method;
 use crate::data::DatasetKind;
-use crate::arch::space::SpaceKind;
 
 /// Life cycle of a run (the `runs.status` CHECK constraint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -302,7 +302,8 @@ pub struct RunRow {
     /// Latest epoch checkpoint of the run.
     pub checkpoint_path: Option<String>,
     /// Definitions version it was registered under
-    /// (`config::definitions`; 1 for every run before issue 10).
+    /// (`config::definitions`; 1 for runs registered before L counted
+    /// `none`).
     pub definitions: i64,
     /// Train runs: parameters of the network without the auxiliary head.
     pub params: Option<i64>,

@@ -1,4 +1,4 @@
-//! Train runs in the run history (issue 12): registered once per
+//! Train runs in the run history: registered once per
 //! fingerprint (genotype + train config) in `runs` as kind `train`,
 //! one `train_epochs` row per epoch, and linked to the searches whose cell
 //! they train. Claims, heartbeats and the end states are the runs' own.
@@ -8,8 +8,8 @@ use super::error::Context;
 use super::rows::TRAIN_METHOD_TEXT;
 use super::{RunKind, RunRow, Store, StoreError};
 use crate::arch::metrics::TrainEpoch;
-use crate::config::train::ResolvedTrain;
 use crate::arch::space::SpaceKind;
+use crate::config::train::ResolvedTrain;
 
 impl Store {
     /// Registers the train run of a config (or returns the existing row:

@@ -20,7 +20,8 @@ use anyhow::Context;
 
 use super::{requeue, task_resources, task_slots, this_task, ThisTask};
 use crate::exec::evaluate;
-use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason, SweepRun};
+use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
+use crate::exec::sweep_run::SweepRun;
 use crate::exec::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
 use crate::store::{DbLocation, RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Sweep;
