@@ -1,5 +1,5 @@
 //! Reading a DARTS-space cell from text, for training it from scratch
-//! (issue 12): ddsas's own genotype text (`normal=[(sep_conv_3x3,0),...]
+//! ddsas's own genotype text (`normal=[(sep_conv_3x3,0),...]
 //! reduce=[...]`, as `runs.final_genotype` stores it), DARTS's
 //! `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
 //! reduce=[...], reduce_concat=range(2, 6))`, the line of a `genotypes.py`
@@ -11,7 +11,7 @@
 //!
 //! What a user types goes through [`read`] (or [`read_any`]), which also
 //! takes `@FILE` and `@FILE:NAME` (see [`source`]), so that a genotype from
-//! a paper's repository is given without shell quoting (issue 27).
+//! a paper's repository is given without shell quoting.
 //!
 //! [`parse_any`] also reads a NAS-Bench-201 arch string
 //! (`|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|`, as NB201 searches
@@ -426,8 +426,8 @@ mod tests {
         forms
     }
 
-    /// Issue 27: a published line, pasted whole, was refused (`NAME =`, and
-    /// a `range` concat followed by more fields).
+    /// A published line, pasted whole, is read, its `NAME =` and a
+    /// `range` concat followed by more fields included.
     #[test]
     fn published_darts_lines_read_as_the_built_in_cells() {
         for (line, name) in [(PUBLISHED_V1, "darts_v1"), (PUBLISHED_V2, "darts_v2")] {
@@ -531,7 +531,7 @@ DARTS = DARTS_V2
         path.display().to_string()
     }
 
-    /// Issue 27: `@FILE:NAME` takes one genotype of a genotypes.py.
+    /// `@FILE:NAME` takes one genotype of a genotypes.py.
     #[test]
     fn at_file_name_reads_a_genotype_of_a_genotypes_py() {
         let dir = tempfile::tempdir().unwrap();
@@ -572,7 +572,7 @@ DARTS = DARTS_V2
         );
     }
 
-    /// Issue 27: `@FILE` takes a file holding one genotype, in any form;
+    /// `@FILE` takes a file holding one genotype, in any form;
     /// a missing, empty or unreadable file is named.
     #[test]
     fn at_file_reads_a_file_holding_one_genotype() {

@@ -1,5 +1,5 @@
 //! `ddsas data`: fetch CIFAR into the data folder (`get`) and show what is
-//! there (`list`), issue 16; and the download on first use that `search`,
+//! there (`list`); and the download on first use that `search`,
 //! `train` and `sweep run` do for configs with `download: true`.
 
 use std::path::{Path, PathBuf};

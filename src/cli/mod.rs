@@ -4,6 +4,9 @@
 
 pub mod bench;
 pub mod data;
+#[cfg(feature = "engine")]
+pub(crate) mod launch;
+pub mod register;
 pub mod report;
 pub mod runs;
 pub mod search;
@@ -131,36 +134,6 @@ pub struct JobArgs {
     /// and what it means, as YAML that --config reads back; run nothing.
     #[arg(long)]
     pub print_config: bool,
-}
-
-#[cfg(feature = "engine")]
-impl JobArgs {
-    /// The job of claimed run `run_id` with these arguments; the first
-    /// Ctrl-C (SIGTERM, SIGHUP) stops it at the next safe point.
-    pub fn job<'a, C>(
-        &self,
-        rt: &Runtime,
-        run_id: i64,
-        cfg: &'a C,
-        device: tch::Device,
-        checkpoint_dir: PathBuf,
-    ) -> anyhow::Result<crate::exec::Job<'a, C>> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        crate::exec::process::watch_stop_signals(rt, stop.clone(), "")?;
-        Ok(crate::exec::Job {
-            run_id,
-            cfg,
-            device,
-            checkpoint_dir,
-            resume: self.resume,
-            stop,
-            display: if self.quiet {
-                crate::exec::Display::Quiet
-            } else {
-                crate::exec::Display::Bar
-            },
-        })
-    }
 }
 
 impl DbArgs {

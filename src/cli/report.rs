@@ -1,4 +1,4 @@
-//! `ddsas report` and `ddsas nb201`: figures and tables from the database (issue 4).
+//! `ddsas report` and `ddsas nb201`: figures and tables from the database.
 //!
 //! Thin: parse, open the database once, call `crate::report`, print what was
 //! written and how long each figure took.
@@ -14,7 +14,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use tokio::runtime::Runtime;
 
 use crate::cli::DbArgs;
-use crate::report::{self, fig10::Per, Kind, Options, Output, SweepData};
+use crate::report::{self, fig10::Per, Options, Output, SweepData};
 use crate::store::QueryError;
 
 /// Report commands: each reads the runs of one sweep and writes under `--out`.
@@ -207,7 +207,7 @@ impl ReportCmd {
         let mut top = 1;
         let (kind, args, metric) = match self {
             ReportCmd::Fig7(a) => (
-                Some(Kind::Fig7),
+                Some(&report::fig7::SPEC),
                 a.common,
                 match a.metric {
                     Metric::Auto => "auto",
@@ -215,22 +215,25 @@ impl ReportCmd {
                     Metric::TestAcc => "test_acc",
                 },
             ),
-            ReportCmd::Fig8(a) => (Some(Kind::Fig8), a, "auto"),
+            ReportCmd::Fig8(a) => (Some(&report::fig8::SPEC), a, "auto"),
             ReportCmd::Fig9(a) => {
                 run = a.run;
-                (Some(Kind::Fig9), a.common, "auto")
+                (Some(&report::fig9::SPEC), a.common, "auto")
             }
             ReportCmd::Fig10(a) => (
-                Some(Kind::Fig10(match a.per {
-                    PerArg::Step => Per::Step,
-                    PerArg::Epoch => Per::Epoch,
-                })),
+                Some(
+                    match a.per {
+                        PerArg::Step => Per::Step,
+                        PerArg::Epoch => Per::Epoch,
+                    }
+                    .kind(),
+                ),
                 a.common,
                 "auto",
             ),
-            ReportCmd::Fig12(a) => (Some(Kind::Fig12), a, "auto"),
-            ReportCmd::Table5(a) => (Some(Kind::Table5), a, "auto"),
-            ReportCmd::Results(a) => (Some(Kind::Results), a, "auto"),
+            ReportCmd::Fig12(a) => (Some(&report::fig12::SPEC), a, "auto"),
+            ReportCmd::Table5(a) => (Some(&report::table5::SPEC), a, "auto"),
+            ReportCmd::Results(a) => (Some(&report::results::SPEC), a, "auto"),
             ReportCmd::Cells(a) => {
                 let Some(sweep) = a.sweep.clone() else {
                     return a.run_alone(rt);
@@ -244,7 +247,7 @@ impl ReportCmd {
                     verbose: a.verbose,
                     condition: a.condition,
                 };
-                (Some(Kind::Cells), common, "auto")
+                (Some(&report::cells::SPEC), common, "auto")
             }
             ReportCmd::All(a) => (None, a, "auto"),
         };
@@ -344,7 +347,7 @@ fn print_summary(made: &[Output], verbose: bool) {
             out.files.iter().map(name).collect::<Vec<_>>().join(" ")
         };
         table.add_row(vec![
-            out.kind.name(),
+            out.kind.name.to_owned(),
             files,
             out.size.map_or("-".into(), |(w, h)| format!("{w}×{h}")),
             format!("{:.3} s", out.seconds),
@@ -353,7 +356,7 @@ fn print_summary(made: &[Output], verbose: bool) {
     crate::outln!("{table}");
     if verbose {
         for out in made {
-            crate::outln!("{}: {}\n  {}", out.kind.name(), out.title, out.caption);
+            crate::outln!("{}: {}\n  {}", out.kind.name, out.title, out.caption);
         }
     }
 }

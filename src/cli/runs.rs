@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::sql::{cell_text, print_rows, Format};
 use crate::cli::DbArgs;
-use crate::store::{QueryError, QueryRows, ReadOnlyDb, RunFilter};
+use crate::store::{QueryError, QueryRows, ReadOnlyDb, RunFilter, RunKind};
 
 /// Columns of `run_summary` in `runs list`'s table (CSV and JSON get all).
 const LIST_COLUMNS: &[&str] = &[
@@ -240,7 +240,7 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     use crate::config::{definitions_change, Method};
     let note = format!(
         "{} made under older definitions: DDSAS {}; GDAS in the DARTS space {}; GDAS in NAS-Bench-201 {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
-        crate::report::data::plural(marks.iter().flatten().count(), "run"),
+        crate::report::labels::plural(marks.iter().flatten().count(), "run"),
         definitions_change(Method::Ddsas, SpaceKind::Darts),
         definitions_change(Method::Gdas, SpaceKind::Darts),
         definitions_change(Method::Gdas, SpaceKind::Nb201),
@@ -283,7 +283,7 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         );
     }
     let f = |name: &str| cell_text(field(&run, 0, name));
-    let is_train = field(&run, 0, "method").as_str() == Some(crate::store::TRAIN_METHOD);
+    let is_train = run.run_kind(0) == Some(RunKind::Train);
     let test_acc = if is_train {
         pct(field(&run, 0, "final_test_acc"))
     } else {
@@ -524,8 +524,7 @@ pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) ->
 }
 
 /// The test accuracy of a search's trained cell, a line per train config
-/// it was trained under (issue 27: two configs are two results, never one
-/// mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
+/// it was trained under (two configs are two results, never one mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
 /// over a config's done runs and its runs not done yet; "-" if none.
 fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
     use crate::report::trainings::TrainSetting;

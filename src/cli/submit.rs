@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use tokio::runtime::Runtime;
 
-use crate::cli::sweep::{evaluations_text, fetch_datasets, register, Registered};
+use crate::cli::register::{evaluations_text, fetch_datasets, register, Registered};
 use crate::cli::DbArgs;
 use crate::exec::slurm;
 use crate::exec::slurm::script::{

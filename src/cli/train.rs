@@ -1,5 +1,5 @@
-//! `ddsas train`: train a searched cell from scratch (appendix B.1, issue
-//! 12) and record it in the database, as `search` records a search: a
+//! `ddsas train`: train a searched cell from scratch (appendix B.1) and
+//! record it in the database, as `search` records a search: a
 //! progress bar per epoch, a checkpoint after each, `--resume` and a clean
 //! Ctrl-C.
 

@@ -878,9 +878,9 @@ pub fn definitions(method: Method, space: SpaceKind) -> u32 {
 }
 
 /// What changed at each version of [`definitions`] after the first, oldest
-/// first. Version 2 of DDSAS and GDAS (issue 10): L counts `none`; GDAS
+/// first. Version 2 of DDSAS and GDAS: L counts `none`; GDAS
 /// adds the unpicked ops' hard weights (its authors' form in their
-/// NAS-Bench-201 cell). Version 3 of DDSAS and GDAS, 2 of DARTS (issue 27):
+/// NAS-Bench-201 cell). Version 3 of DDSAS and GDAS, 2 of DARTS:
 /// the networks' weights start as PyTorch initialises them, where tch's
 /// defaults had drawn conv and linear weights sqrt(6) times as large and
 /// batch-norm scales from U(0, 1); and GDAS in the DARTS space drops the
@@ -1103,10 +1103,10 @@ mod tests {
         assert!(given.folder.unwrap().is_absolute());
     }
 
-    /// Fingerprints pinned at the definitions of issue 27 (DDSAS and GDAS
+    /// Fingerprints pinned at the current definitions (DDSAS and GDAS
     /// 3, DARTS 2): a change of the canonical config must not move them,
-    /// or done runs would no longer be found done. (Issue 16 added
-    /// `download` and the data folder without moving them.)
+    /// or done runs would no longer be found done. (`download` and the
+    /// data folder were added later without moving them.)
     #[test]
     fn fingerprints_of_existing_configs_are_unchanged() {
         let prefix = |yaml: &str| resolve(yaml).unwrap().fingerprint()[..10].to_owned();
@@ -1135,7 +1135,7 @@ mod tests {
         assert!(!with.canonical_json().contains("download"));
     }
 
-    /// GDAS's DARTS-space form changed in issue 27 (no unpicked terms):
+    /// GDAS's DARTS-space form changed at version 3 (no unpicked terms):
     /// version 3 there, a new identity; its NB201 form did not, so NB201
     /// GDAS runs keep version 2 and their fingerprints.
     #[test]

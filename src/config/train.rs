@@ -1,4 +1,4 @@
-//! The config of a train run (issue 12): a searched cell trained from
+//! The config of a train run: a searched cell trained from
 //! scratch by the DARTS protocol, appendix B.1. Its keys have the paper's
 //! values as defaults; the cell itself is the `genotype` key, so that a
 //! stored config says everything a run needs.
@@ -204,7 +204,7 @@ impl TrainConfig {
     /// The network this config trains, every value checked as
     /// [`resolve`](Self::resolve) checks it, but the data folder left
     /// alone: a dry run builds the network from the dataset's shape and
-    /// reads no image, so it works before the data is downloaded (issue 27).
+    /// reads no image, so it works before the data is downloaded.
     pub fn network(&self) -> Result<TrainNetwork, ConfigError> {
         Ok(TrainNetwork {
             genotype: self.checked()?,
@@ -290,7 +290,7 @@ impl TrainConfig {
 
 /// Version of what a training's numbers mean, as `config::definitions` is
 /// for searches; it enters the fingerprint and is stored with the run.
-/// Version 2 (issue 27): weights start as PyTorch initialises them (tch's
+/// Version 2: weights start as PyTorch initialises them (tch's
 /// defaults had made the network learn far slower than the reference).
 pub const TRAIN_DEFINITIONS: u32 = 2;
 
@@ -430,8 +430,9 @@ mod tests {
     }
 
     /// The fingerprint of a train config, pinned at train definitions 2
-    /// (issue 27): a change of the canonical config must not move it.
-    /// (Issue 16 added `download` without moving it.)
+    /// (the definitions of PyTorch's initialisation): a change of the
+    /// canonical config must not move it. (`download` was added later
+    /// without moving it.)
     #[test]
     fn fingerprint_of_an_existing_config_is_unchanged() {
         let sets = [
@@ -451,7 +452,7 @@ mod tests {
         assert!(w.download() && !w.canonical_json().contains("download"));
     }
 
-    /// Issue 27: a dry run's network is checked as a run's config is, but
+    /// A dry run's network is checked as a run's config is, but
     /// its data is not looked for.
     #[test]
     fn the_network_of_a_config_needs_no_data() {

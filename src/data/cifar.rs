@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pickle::{self, Obj};
+use super::pickle::{self, Array, Obj, Value};
 use super::{DataError, DatasetKind, RawSplits};
 
 /// Bytes of pixels per image.
@@ -306,6 +306,16 @@ fn read_pickle(
             ),
         ));
     }
+    let array = pixel_array(path, &top, &what)?;
+    let n = array.shape[0] as usize;
+    let file_labels = batch_labels(path, &top, labels_key, classes, n, &what)?;
+    labels.extend_from_slice(&file_labels);
+    pixels.extend_from_slice(&array.data);
+    Ok(())
+}
+
+/// The batch's `data`: a uint8 numpy array of `[N, 3072]` pixels, N > 0.
+fn pixel_array(path: &Path, top: &Value, what: &str) -> Result<Array, DataError> {
     let data = top
         .dict_get("data")
         .ok_or_else(|| corrupt(path, top.at, format!("the dict has no 'data' key ({what})")))?;
@@ -334,7 +344,18 @@ fn read_pickle(
             ),
         ));
     }
-    let n = array.shape[0] as usize;
+    Ok(array)
+}
+
+/// The batch's `n` labels under `labels_key`, each an int in `0..classes`.
+fn batch_labels(
+    path: &Path,
+    top: &Value,
+    labels_key: &str,
+    classes: i64,
+    n: usize,
+    what: &str,
+) -> Result<Vec<i64>, DataError> {
     let list = top.dict_get(labels_key).ok_or_else(|| {
         corrupt(
             path,
@@ -376,9 +397,7 @@ fn read_pickle(
             }
         }
     }
-    labels.extend_from_slice(&file_labels);
-    pixels.extend_from_slice(&array.data);
-    Ok(())
+    Ok(file_labels)
 }
 
 #[cfg(test)]

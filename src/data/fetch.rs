@@ -1,4 +1,4 @@
-//! Getting CIFAR (issue 16): `ddsas data get` and download on first use.
+//! Getting CIFAR: `ddsas data get` and download on first use.
 //!
 //! The archive is downloaded into the data folder as `<dataset>.tar.gz.part`
 //! (an interrupted download resumes with an HTTP range request, here or on

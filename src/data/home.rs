@@ -1,6 +1,5 @@
 //! The data folder: where `ddsas data get` puts datasets and where a search
-//! or a train run looks for CIFAR when its config sets no `data_dir`
-//! (issue 16).
+//! or a train run looks for CIFAR when its config sets no `data_dir`.
 //!
 //! One rule for every command, so that `ddsas data get cifar10` followed by
 //! `ddsas search --set dataset=cifar10` finds the data without a path:

@@ -276,7 +276,8 @@ pub struct RawSplits {
 mod tests {
     use super::*;
 
-    /// Issue 27: a dry run builds the network from the shape alone.
+    /// A dry run builds the network from the shape alone, so it needs no
+    /// downloaded data.
     #[test]
     fn each_kind_knows_its_shape_without_reading_data() {
         let shown = [

@@ -420,6 +420,8 @@ impl<'a> Parser<'a> {
         }
     }
 
+    // One match over the opcodes, kept whole so that it reads as the
+    // format's opcode table; each arm is a few lines of stack work.
     fn run(mut self) -> Res<Value> {
         loop {
             let at = self.pos;
@@ -745,35 +747,7 @@ fn reduce(at: usize, func: &Value, args: &Value) -> Res<Obj> {
         );
     };
     match g {
-        Global::CodecsEncode => {
-            // Python 3 writes bytes at protocol 2 as encode(latin1 text, 'latin1').
-            let [s, codec] = args.as_slice() else {
-                return err(
-                    at,
-                    format!("_codecs.encode with {} arguments (expected 2)", args.len()),
-                );
-            };
-            let codec = text(codec).unwrap_or_default();
-            if codec != "latin1" && codec != "latin-1" {
-                return err(
-                    at,
-                    format!("_codecs.encode with codec {codec:?} (only latin1 is used for bytes)"),
-                );
-            }
-            let Obj::Str(s) = &s.obj else {
-                return err(
-                    at,
-                    format!("_codecs.encode of a {}, not a str", s.type_name()),
-                );
-            };
-            match latin1(s) {
-                Some(out) => Ok(Obj::Bytes(Rc::new(out))),
-                None => err(
-                    at,
-                    "_codecs.encode of text with characters beyond U+00FF (not latin1)",
-                ),
-            }
-        }
+        Global::CodecsEncode => codecs_encode(at, &args),
         Global::Bytes => {
             if !args.is_empty() {
                 return err(
@@ -816,6 +790,37 @@ fn reduce(at: usize, func: &Value, args: &Value) -> Res<Obj> {
                 ),
             ),
         },
+    }
+}
+
+/// `_codecs.encode(text, 'latin1')`, the bytes Python 3 writes at
+/// protocol 2.
+fn codecs_encode(at: usize, args: &[Value]) -> Res<Obj> {
+    let [s, codec] = args else {
+        return err(
+            at,
+            format!("_codecs.encode with {} arguments (expected 2)", args.len()),
+        );
+    };
+    let codec = text(codec).unwrap_or_default();
+    if codec != "latin1" && codec != "latin-1" {
+        return err(
+            at,
+            format!("_codecs.encode with codec {codec:?} (only latin1 is used for bytes)"),
+        );
+    }
+    let Obj::Str(s) = &s.obj else {
+        return err(
+            at,
+            format!("_codecs.encode of a {}, not a str", s.type_name()),
+        );
+    };
+    match latin1(s) {
+        Some(out) => Ok(Obj::Bytes(Rc::new(out))),
+        None => err(
+            at,
+            "_codecs.encode of text with characters beyond U+00FF (not latin1)",
+        ),
     }
 }
 
@@ -904,100 +909,12 @@ fn build(at: usize, target: &Value, state: &Value) -> Res<()> {
             ),
         },
         Obj::Array(cell) => {
-            let Some(items) = tuple_items(state) else {
-                return err(
-                    at,
-                    format!(
-                        "BUILD of a numpy.ndarray with a {} state",
-                        state.type_name()
-                    ),
-                );
-            };
-            // (version, shape, dtype, is_fortran, rawdata), or the old form
-            // without the version.
-            let fields = match items.len() {
-                5 => &items[1..],
-                4 => &items[..],
-                n => {
-                    return err(
-                        at,
-                        format!("numpy.ndarray state with {n} fields (expected 4 or 5)"),
-                    )
-                }
-            };
-            let Some(shape_items) = tuple_items(&fields[0]) else {
-                return err(at, "numpy.ndarray state: the shape is not a tuple");
-            };
-            let mut shape = Vec::with_capacity(shape_items.len());
-            for s in shape_items.iter() {
-                match as_int(s) {
-                    Some(d) if d >= 0 => shape.push(d),
-                    _ => {
-                        return err(
-                            at,
-                            "numpy.ndarray state: a dimension is not a non-negative int",
-                        )
-                    }
-                }
-            }
-            let Obj::Dtype(dtype) = &fields[1].obj else {
-                return err(
-                    at,
-                    format!(
-                        "numpy.ndarray state: the dtype is a {}",
-                        fields[1].type_name()
-                    ),
-                );
-            };
-            if as_int(&fields[2]) != Some(0) {
-                return err(
-                    at,
-                    "numpy.ndarray state: Fortran-ordered arrays are not supported",
-                );
-            }
-            let data = match &fields[3].obj {
-                Obj::Bytes(b) => b.clone(),
-                Obj::Str(s) if s.is_ascii() => Rc::new(s.to_vec()),
-                _ => {
-                    return err(
-                        at,
-                        format!(
-                            "numpy.ndarray state: the raw data is a {}, not bytes",
-                            fields[3].type_name()
-                        ),
-                    )
-                }
-            };
-            let dtype = dtype.trim_start_matches(['|', '<', '=']).to_string();
-            let item = match dtype.as_str() {
-                "u1" | "i1" | "b1" => 1,
-                _ => {
-                    return err(
-                        at,
-                        format!(
-                        "numpy.ndarray of dtype {dtype:?} is not supported (CIFAR pixels are u1)"
-                    ),
-                    )
-                }
-            };
-            let count = shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d));
-            if count.map(|c| c as u128 * item as u128) != Some(data.len() as u128) {
-                return err(
-                    fields[3].at as usize,
-                    format!(
-                        "numpy.ndarray of shape {shape:?} needs {} bytes but its data holds {}",
-                        count
-                            .map(|c| c.to_string())
-                            .unwrap_or_else(|| "too many".into()),
-                        data.len()
-                    ),
-                );
-            }
+            let array = array_state(at, state)?;
             let mut slot = cell.borrow_mut();
             if slot.is_some() {
                 return err(at, "BUILD of a numpy.ndarray that already has its state");
             }
-            *slot = Some(Array { shape, dtype, data });
+            *slot = Some(array);
             Ok(())
         }
         _ => err(
@@ -1005,6 +922,110 @@ fn build(at: usize, target: &Value, state: &Value) -> Res<()> {
             format!(
                 "BUILD of a {} (only numpy dtypes and arrays are built)",
                 target.type_name()
+            ),
+        ),
+    }
+}
+
+/// The array a numpy.ndarray's `BUILD` state describes: (version, shape,
+/// dtype, is_fortran, rawdata), C-ordered, one-byte elements, its data as
+/// long as its shape says.
+fn array_state(at: usize, state: &Value) -> Res<Array> {
+    let Some(items) = tuple_items(state) else {
+        return err(
+            at,
+            format!(
+                "BUILD of a numpy.ndarray with a {} state",
+                state.type_name()
+            ),
+        );
+    };
+    // (version, shape, dtype, is_fortran, rawdata), or the old form
+    // without the version.
+    let fields = match items.len() {
+        5 => &items[1..],
+        4 => &items[..],
+        n => {
+            return err(
+                at,
+                format!("numpy.ndarray state with {n} fields (expected 4 or 5)"),
+            )
+        }
+    };
+    let shape = array_shape(at, &fields[0])?;
+    let Obj::Dtype(dtype) = &fields[1].obj else {
+        return err(
+            at,
+            format!(
+                "numpy.ndarray state: the dtype is a {}",
+                fields[1].type_name()
+            ),
+        );
+    };
+    if as_int(&fields[2]) != Some(0) {
+        return err(
+            at,
+            "numpy.ndarray state: Fortran-ordered arrays are not supported",
+        );
+    }
+    let data = array_data(at, &fields[3])?;
+    let dtype = dtype.trim_start_matches(['|', '<', '=']).to_string();
+    let item = match dtype.as_str() {
+        "u1" | "i1" | "b1" => 1,
+        _ => {
+            return err(
+                at,
+                format!("numpy.ndarray of dtype {dtype:?} is not supported (CIFAR pixels are u1)"),
+            )
+        }
+    };
+    let count = shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d));
+    if count.map(|c| c as u128 * item as u128) != Some(data.len() as u128) {
+        return err(
+            fields[3].at as usize,
+            format!(
+                "numpy.ndarray of shape {shape:?} needs {} bytes but its data holds {}",
+                count
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "too many".into()),
+                data.len()
+            ),
+        );
+    }
+    Ok(Array { shape, dtype, data })
+}
+
+/// The shape of a numpy.ndarray's state: a tuple of non-negative ints.
+fn array_shape(at: usize, value: &Value) -> Res<Vec<i64>> {
+    let Some(shape_items) = tuple_items(value) else {
+        return err(at, "numpy.ndarray state: the shape is not a tuple");
+    };
+    let mut shape = Vec::with_capacity(shape_items.len());
+    for s in shape_items.iter() {
+        match as_int(s) {
+            Some(d) if d >= 0 => shape.push(d),
+            _ => {
+                return err(
+                    at,
+                    "numpy.ndarray state: a dimension is not a non-negative int",
+                )
+            }
+        }
+    }
+    Ok(shape)
+}
+
+/// The raw bytes of a numpy.ndarray's state (bytes, or latin1 text as
+/// Python 2 wrote them).
+fn array_data(at: usize, value: &Value) -> Res<Rc<Vec<u8>>> {
+    match &value.obj {
+        Obj::Bytes(b) => Ok(b.clone()),
+        Obj::Str(s) if s.is_ascii() => Ok(Rc::new(s.to_vec())),
+        _ => err(
+            at,
+            format!(
+                "numpy.ndarray state: the raw data is a {}, not bytes",
+                value.type_name()
             ),
         ),
     }

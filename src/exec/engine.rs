@@ -1,20 +1,20 @@
 //! One claimed run executed on libtorch (`engine` build only): its
-//! checkpoint folder made ready, the search run with libtorch's panics
-//! caught, each epoch stored as it finishes, and how it ended recorded.
+//! checkpoint folder made ready, the run with libtorch's panics caught,
+//! and how it ended recorded; [`pipeline`](super::pipeline) holds what is
+//! generic over the kind of run.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
+use super::pipeline::{self, Pipeline};
 use super::{error_log_of, guard};
 use crate::arch::metrics::EpochRecord;
-use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
-use crate::nas::checkpoint::{self, CheckpointState, SavedState};
-use crate::nas::search::{self, Observer, SearchError, SearchOptions, SearchOutcome};
+use crate::nas::checkpoint;
+use crate::nas::search::{SearchError, SearchOutcome};
 use crate::store::Store;
 
 /// How a run shows its progress.
@@ -69,45 +69,10 @@ pub enum RunEnd<O = SearchOutcome> {
     Failed(String),
 }
 
-/// Runs a claimed run to its end and records the end in the database.
+/// Runs a claimed search to its end and records the end in the database.
 /// Errors are only the database's own; a failing search is `RunEnd::Failed`.
 pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunEnd> {
-    let id = job.run_id;
-    let fingerprint = job.cfg.fingerprint();
-    if let Some(failed) =
-        prepare::<CheckpointState, _, _>(rt, store, &job, &fingerprint, Records::Search)?
-    {
-        return Ok(failed);
-    }
-    let mut observer = StoreObserver::new(rt, store, id, job.cfg, job.stop.clone(), job.display);
-    let opts = SearchOptions {
-        device: job.device,
-        checkpoint_dir: Some(job.checkpoint_dir.clone()),
-        resume: job.resume,
-    };
-    let result = run_guarded(store, id, || search::run(job.cfg, &opts, &mut observer));
-    observer.bar.finish_and_clear();
-    match result {
-        Ok(outcome) => {
-            rt.block_on(store.finish_run(
-                id,
-                &outcome.genotype,
-                outcome.final_valid_acc,
-                outcome.wall_s,
-            ))?;
-            Ok(RunEnd::Done(outcome))
-        }
-        Err(err) => unfinished(rt, store, id, err),
-    }
-}
-
-/// Which per-epoch records a run keeps: a search's or a train run's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Records {
-    /// `epochs` and the tables hanging off it.
-    Search,
-    /// `train_epochs`.
-    Train,
+    pipeline::execute_run::<super::search::Search>(rt, store, job)
 }
 
 /// Gets a claimed run's records and checkpoint folder ready: when resuming,
@@ -115,18 +80,17 @@ pub(crate) enum Records {
 /// were damaged) and drops the records it does not know, which are redone;
 /// else starts clean. A checkpoint folder of another run fails the run:
 /// then the failure, already recorded, is returned.
-pub(crate) fn prepare<S: SavedState, C, O>(
+pub(crate) fn prepare<P: Pipeline>(
     rt: &Runtime,
     store: &Store,
-    job: &Job<'_, C>,
+    job: &Job<'_, P::Cfg>,
     fingerprint: &str,
-    records: Records,
-) -> anyhow::Result<Option<RunEnd<O>>> {
+) -> anyhow::Result<Option<RunEnd<P::Outcome>>> {
     let id = job.run_id;
     let dir = &job.checkpoint_dir;
     rt.block_on(store.set_checkpoint_path(id, &dir.display().to_string()))?;
     let kept = if job.resume {
-        let scan = match checkpoint::scan::<S>(dir, fingerprint) {
+        let scan = match checkpoint::scan::<P::Saved>(dir, fingerprint) {
             Ok(scan) => scan,
             Err(err) => {
                 let message = err.to_string();
@@ -142,10 +106,7 @@ pub(crate) fn prepare<S: SavedState, C, O>(
         let _ = std::fs::remove_dir_all(dir);
         None
     };
-    match records {
-        Records::Search => rt.block_on(store.truncate_after(id, kept))?,
-        Records::Train => rt.block_on(store.truncate_train_after(id, kept))?,
-    }
+    P::truncate_after(rt, store, id, kept)?;
     Ok(None)
 }
 
@@ -235,119 +196,6 @@ fn with_detail(store: &Store, run_id: i64, message: String, detail: &str) -> Str
     match written {
         Ok(()) => format!("{message} (full text in {})", path.display()),
         Err(_) => message,
-    }
-}
-
-/// Stores each epoch (before the checkpoint is written), heartbeats, and
-/// shows progress.
-struct StoreObserver<'a> {
-    rt: &'a Runtime,
-    store: &'a Store,
-    run_id: i64,
-    batch: f64,
-    space: SearchSpace,
-    epochs: u32,
-    bar: ProgressBar,
-    stop: Arc<AtomicBool>,
-    display: Display,
-    /// Whether the first step of this process was logged (`Display::Lines`:
-    /// a timestamp for measuring a sweep worker's start-up overhead).
-    first_step_logged: bool,
-    /// The epoch the bar shows (a resumed epoch starts part-way).
-    epoch_shown: Option<u32>,
-}
-
-impl<'a> StoreObserver<'a> {
-    fn new(
-        rt: &'a Runtime,
-        store: &'a Store,
-        run_id: i64,
-        cfg: &ResolvedConfig,
-        stop: Arc<AtomicBool>,
-        display: Display,
-    ) -> Self {
-        let bar = if display == Display::Bar {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>12} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        StoreObserver {
-            rt,
-            store,
-            run_id,
-            batch: f64::from(cfg.config().batch_size),
-            space: SearchSpace::new(cfg.config().space),
-            epochs: cfg.config().epochs,
-            bar,
-            stop,
-            display,
-            first_step_logged: false,
-            epoch_shown: None,
-        }
-    }
-}
-
-impl Observer for StoreObserver<'_> {
-    fn started(&mut self, first_epoch: u32, first_step: usize, epochs: u32, steps: usize) {
-        if (first_epoch > 0 || first_step > 0) && self.display != Display::Quiet {
-            crate::errln!(
-                "run {}: {}",
-                self.run_id,
-                resuming_at(first_epoch, first_step, epochs)
-            );
-        }
-        self.bar.set_length(steps as u64);
-    }
-
-    fn step(&mut self, epoch: u32, step: usize, running: Option<(f64, f64)>) {
-        if !self.first_step_logged && self.display == Display::Lines {
-            self.first_step_logged = true;
-            let now = crate::store::unix_now();
-            crate::outln!(
-                "run {}: first step of epoch {} done at {now:.3}",
-                self.run_id,
-                epoch + 1
-            );
-        }
-        if self.epoch_shown != Some(epoch) {
-            self.epoch_shown = Some(epoch);
-            self.bar.reset();
-            self.bar
-                .set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
-            if let Err(err) = self.rt.block_on(self.store.heartbeat(self.run_id)) {
-                tracing::warn!("heartbeat of run {} failed: {err}", self.run_id);
-            }
-        }
-        if let Some((loss, acc)) = running {
-            // Each step consumes one batch from each half.
-            let images_per_s = 2.0 * self.batch * self.bar.per_sec();
-            self.bar.set_message(format!(
-                "loss {loss:.3} acc {:.1}% {images_per_s:.0} img/s",
-                100.0 * acc
-            ));
-        }
-        self.bar.set_position(step as u64);
-    }
-
-    fn epoch(&mut self, r: &EpochRecord) -> anyhow::Result<()> {
-        self.rt
-            .block_on(self.store.record_epoch(self.run_id, &self.space, r))?;
-        if self.display != Display::Quiet {
-            let line = epoch_line(self.run_id, self.epochs, r);
-            self.bar.suspend(|| crate::outln!("{line}"));
-        }
-        Ok(())
-    }
-
-    fn should_stop(&mut self) -> bool {
-        self.stop.load(Ordering::SeqCst)
     }
 }
 

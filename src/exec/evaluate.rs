@@ -1,10 +1,11 @@
-//! A sweep's `evaluate:` (issue 12): the train runs of a finished search's
+//! A sweep's `evaluate:`: the train runs of a finished search's
 //! cell, registered once per fingerprint, linked to the search, made
 //! members of the sweep, and handed back to be scheduled like searches.
 
-use super::orchestrator::SweepRun;
+use super::sweep_run::SweepRun;
+use crate::arch::space::SpaceKind;
 use crate::config::train::TrainConfig;
-use crate::store::{RunRow, RunStatus, Store, TRAIN_METHOD};
+use crate::store::{RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Evaluate;
 
 /// The train runs `plan` asks for the cell of `search`, which are not done
@@ -18,7 +19,11 @@ pub async fn evaluations(
     search: &RunRow,
 ) -> anyhow::Result<Vec<SweepRun>> {
     let genotype = match (&search.final_genotype, search.status) {
-        (Some(g), RunStatus::Done) if search.method != TRAIN_METHOD && search.space == "darts" => g,
+        (Some(g), RunStatus::Done)
+            if search.kind == RunKind::Search && search.space == SpaceKind::Darts =>
+        {
+            g
+        }
         _ => return Ok(Vec::new()),
     };
     let searched: serde_json::Value = serde_json::from_str(&search.config_json)?;

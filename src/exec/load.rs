@@ -1,4 +1,4 @@
-//! `ddsas bench store` (issue 13, "Load, measured"): many pull workers on
+//! `ddsas bench store`, the store's load test: many pull workers on
 //! one run history, simulated without training, to measure the
 //! claim / heartbeat / epoch-record path and to check the two promises the
 //! history makes under load: no run is claimed by two workers, and no

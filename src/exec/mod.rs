@@ -8,6 +8,8 @@
 //! and is in every build, so that the compiler keeps it free of tensors.
 
 #[cfg(feature = "engine")]
+pub mod claim;
+#[cfg(feature = "engine")]
 pub mod device;
 #[cfg(feature = "engine")]
 mod engine;
@@ -16,9 +18,14 @@ pub mod guard;
 pub mod load;
 pub mod memory;
 pub mod orchestrator;
+#[cfg(feature = "engine")]
+pub mod pipeline;
 pub mod process;
+#[cfg(feature = "engine")]
+pub mod search;
 pub mod slots;
 pub mod slurm;
+pub mod sweep_run;
 pub mod torch_text;
 #[cfg(feature = "engine")]
 pub mod train;
@@ -33,7 +40,7 @@ use crate::store::DbLocation;
 #[cfg(feature = "engine")]
 pub use engine::{epoch_line, execute, Display, Job, RunEnd};
 #[cfg(feature = "engine")]
-pub(crate) use engine::{prepare, resuming_at, run_guarded, unfinished, Records};
+pub(crate) use engine::{prepare, resuming_at, run_guarded, unfinished};
 
 /// Exit status of a run stopped at a safe point (Ctrl-C, SIGTERM, SIGHUP,
 /// cancel, its orchestrator gone): the run is `interrupted`, its checkpoint

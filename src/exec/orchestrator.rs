@@ -40,8 +40,11 @@ use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
+use super::sweep_run::SweepRun;
 use super::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
-use crate::store::{Claim, DbLocation, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT};
+use crate::store::{
+    Claim, DbLocation, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
+};
 
 /// How often the orchestrator polls progress, cancellation and runs held
 /// elsewhere.
@@ -77,19 +80,6 @@ impl Slot {
             SlotDevice::Gpu(g) => format!("cuda:{g}"),
         }
     }
-}
-
-/// A run of the sweep that is to be executed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SweepRun {
-    /// Run id in the database.
-    pub run_id: i64,
-    /// Position in the sweep's expansion.
-    pub position: usize,
-    /// Its varied values, `L=28 M=10`, for the display.
-    pub label: String,
-    /// Epochs of the run.
-    pub epochs: u32,
 }
 
 /// How the orchestrator runs a sweep.
@@ -563,9 +553,7 @@ impl Orchestrator<'_> {
         // The claim counted nothing; this worker is the next attempt, and
         // counts once it exists (`Store::confirm_claim`).
         let attempt = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let trains = row
-            .as_ref()
-            .is_some_and(|r| r.method == crate::store::TRAIN_METHOD);
+        let trains = row.as_ref().is_some_and(|r| r.kind == RunKind::Train);
         let log = self
             .opts
             .log_dir

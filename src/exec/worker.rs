@@ -20,7 +20,7 @@ use anyhow::Context;
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::config::SearchConfig;
 use crate::nas::search::interrupted_text;
-use crate::store::{unix_now, DbLocation, Store};
+use crate::store::{unix_now, DbLocation, RunKind, Store};
 
 // The exit statuses live beside the orchestrator that reads them, which
 // builds without the engine; the worker that sets them names them here.
@@ -68,8 +68,9 @@ pub fn run_worker(
         );
         return Ok(EXIT_CLAIM_LOST);
     }
-    if row.method == crate::store::TRAIN_METHOD {
-        return run_train(rt, store, opts, &row);
+    match row.kind {
+        RunKind::Train => return run_train(rt, store, opts, &row),
+        RunKind::Search => {}
     }
     let cfg = match rebuild_config(&row.config_json, &row.fingerprint, row.definitions) {
         Ok(cfg) => cfg,

@@ -4,9 +4,9 @@
 //! `state-NNNN.json`. One is written after every epoch; a run stopped
 //! part-way through an epoch (Ctrl-C, Slurm's time-limit warning) also
 //! writes one at that step, `state-NNNN-step-SSSSSS.json`, so that it
-//! resumes from that step rather than redoing the epoch (issue 13).
+//! resumes from that step rather than redoing the epoch.
 //!
-//! Why this shape (issue 14):
+//! Why this shape (workers may be killed at any moment):
 //! - **Atomic.** The tensor file is renamed into place before the state
 //!   that points at it (itself written to a temporary file and renamed), so
 //!   a crash at any moment leaves whole checkpoints only.

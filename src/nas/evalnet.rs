@@ -1,4 +1,4 @@
-//! The evaluation network of the DARTS protocol (appendix B.1, issue 12):
+//! The evaluation network of the DARTS protocol (appendix B.1):
 //! the searched cell stacked `layers` times and trained from scratch.
 //!
 //! A 3·C stem (conv 3x3 + BN), `layers` cells built from the genotype with

@@ -9,6 +9,7 @@ pub mod method;
 pub mod ops;
 pub mod optim;
 pub mod progress;
+pub mod run;
 pub mod search;
 pub mod supernet;
 pub mod train;

@@ -19,8 +19,7 @@ use crate::arch::space::SpaceKind;
 /// output, but every SGD step then moves it sqrt(6)² = 6 times less
 /// relative to its size, and weight decay takes long to undo it: the
 /// evaluation network learned far slower than the PyTorch reference, and
-/// drop path, which needs the network to learn more, made the gap plain
-/// (issue 27).
+/// drop path, which needs the network to learn more, made the gap plain.
 pub const TORCH_DEFAULT_INIT: nn::Init = nn::Init::Kaiming {
     dist: nn::init::NormalOrUniform::Uniform,
     fan: nn::init::FanInOut::FanIn,
@@ -475,7 +474,7 @@ mod tests {
         (max, std)
     }
 
-    /// Weights start as PyTorch initialises them (issue 27): conv and
+    /// Weights start as PyTorch initialises them: conv and
     /// linear uniform within ±1/sqrt(fan_in) (depthwise: fan_in = k²),
     /// batch-norm scale 1 and shift 0. tch's defaults (weights sqrt(6)
     /// times as large, scales from U(0, 1)) made the evaluation network

@@ -5,7 +5,7 @@
 //! Why: a heartbeat alone proves only that the heartbeat thread runs. A
 //! deadlock, a stuck GPU kernel or a hung network file system leaves it
 //! beating while nothing moves; the orchestrator tells the two apart by
-//! whether this count still grows (issue 14). Evaluation batches count too,
+//! whether this count still grows. Evaluation batches count too,
 //! so that a long validation pass is not mistaken for a stall.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,14 +1,14 @@
-//! The search loop (docs/design.md §2 "Optimisation", §3): per step one
-//! architecture step (Adam on alpha/beta, second half) then one weight step
-//! (SGD, first half); per epoch one [`EpochRecord`] handed to an
-//! [`Observer`] (which stores it), then a checkpoint.
+//! The search (docs/design.md §2 "Optimisation", §3), a [`Stage`] of the
+//! run loop ([`crate::nas::run`]): per step one architecture step (Adam on
+//! alpha/beta, second half) then one weight step (SGD, first half); per
+//! epoch one [`EpochRecord`] handed to an [`Observer`] (which stores it),
+//! then a checkpoint.
 //!
 //! Every random source is re-seeded at each epoch start from (seed, epoch)
 //! (libtorch's at each step), and a checkpoint written at a stop part-way
 //! through an epoch holds the epoch's generator position and running sums,
 //! so resuming from any checkpoint reproduces an uninterrupted run.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -19,9 +19,10 @@ use crate::arch::metrics::{cosine_distance, EpochRecord, StepRecord, SubspaceRec
 use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
 use crate::data::{self, Augment, DataError, Loader};
-use crate::nas::checkpoint::{self, CheckpointError, CheckpointState, PartialEpoch};
+use crate::nas::checkpoint::{CheckpointError, CheckpointState, PartialEpoch};
 use crate::nas::method::{ArchParams, MethodState};
 use crate::nas::optim::{clip_grad_norm, Adam, Sgd};
+use crate::nas::run::{run_epochs, Observer, Plan, RunOptions, Stage};
 use crate::nas::supernet::{Supernet, SupernetShape};
 
 /// Environment variable that poisons the loss of one weight step (global
@@ -77,7 +78,7 @@ impl FaultStops {
 
 /// Hangs here, forever, if [`FAULT_HANG_STEP`] asks for it at `step`.
 /// The variable is read once per process: this runs at every weight step.
-fn maybe_hang(step: u64) {
+pub(crate) fn maybe_hang(step: u64) {
     static HOOK: std::sync::OnceLock<Option<(u64, std::path::PathBuf)>> =
         std::sync::OnceLock::new();
     let hook = HOOK.get_or_init(|| {
@@ -199,35 +200,6 @@ impl SearchError {
             _ => None,
         }
     }
-}
-
-/// What the search tells the outside world; `epoch` must persist the record
-/// before returning (the checkpoint is written after it).
-pub trait Observer {
-    /// The search is about to run `epochs` epochs from `first_epoch`, each
-    /// of `steps` steps, the first of them from step `first_step` (0
-    /// unless resumed part-way through it).
-    fn started(&mut self, _first_epoch: u32, _first_step: usize, _epochs: u32, _steps: usize) {}
-    /// Progress within an epoch; `running` carries the mean loss and
-    /// accuracy so far when they were read (every few steps).
-    fn step(&mut self, _epoch: u32, _step: usize, _running: Option<(f64, f64)>) {}
-    /// A finished epoch, to be stored.
-    fn epoch(&mut self, record: &EpochRecord) -> anyhow::Result<()>;
-    /// Polled between steps: true stops the search at this safe point.
-    fn should_stop(&mut self) -> bool {
-        false
-    }
-}
-
-/// Where and how a search runs.
-#[derive(Debug, Clone)]
-pub struct SearchOptions {
-    /// Device to train on.
-    pub device: Device,
-    /// Folder for epoch checkpoints (None: no checkpoints).
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Continue from the checkpoint in `checkpoint_dir` if there is one.
-    pub resume: bool,
 }
 
 /// The result of a finished search.
@@ -442,63 +414,6 @@ impl Searcher {
     }
 }
 
-/// Where a search picks up: the first epoch to run, with the progress of
-/// that epoch when a checkpoint stopped part-way through it.
-struct StartPoint {
-    epoch: u32,
-    partial: Option<PartialEpoch>,
-    prev_encoding: Option<Vec<f64>>,
-    prev_step_encoding: Option<Vec<f64>>,
-    wall_before: f64,
-}
-
-impl StartPoint {
-    /// A fresh run, or the newest good checkpoint loaded into `searcher`.
-    fn load(
-        cfg: &ResolvedConfig,
-        opts: &SearchOptions,
-        searcher: &mut Searcher,
-    ) -> Result<StartPoint, SearchError> {
-        let fresh = StartPoint {
-            epoch: 0,
-            partial: None,
-            prev_encoding: None,
-            prev_step_encoding: None,
-            wall_before: 0.0,
-        };
-        let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) else {
-            return Ok(fresh);
-        };
-        let Some((state, tensors)) =
-            checkpoint::load::<CheckpointState>(dir, &cfg.fingerprint(), opts.device)?
-        else {
-            return Ok(fresh);
-        };
-        let space = SearchSpace::new(cfg.config().space);
-        searcher.restore_tensors(tensors);
-        searcher.method = MethodState::restore(
-            cfg,
-            &space,
-            space.cell_types().len(),
-            opts.device,
-            state.method,
-        );
-        searcher.step = state.step;
-        searcher.adam.steps = state.adam_steps;
-        Ok(StartPoint {
-            epoch: if state.partial.is_some() {
-                state.epoch
-            } else {
-                state.epoch + 1
-            },
-            partial: state.partial,
-            prev_encoding: state.prev_encoding,
-            prev_step_encoding: state.prev_step_encoding,
-            wall_before: state.wall_s,
-        })
-    }
-}
-
 /// One epoch's running sums and records, which a stop part-way through
 /// the epoch carries over in its checkpoint.
 struct EpochProgress {
@@ -573,11 +488,10 @@ pub(crate) fn seed_torch_for_step(seed: u64, epoch: u32, step: usize) {
 /// Runs (or resumes) one search.
 pub fn run(
     cfg: &ResolvedConfig,
-    opts: &SearchOptions,
-    observer: &mut dyn Observer,
+    opts: &RunOptions,
+    observer: &mut dyn Observer<EpochRecord>,
 ) -> Result<SearchOutcome, SearchError> {
     let c = cfg.config();
-    let device = opts.device;
     let dataset = data::load(c.dataset, cfg.data_dir())?;
     let (weight_half, arch_half) = dataset.search_halves(c.train_portion);
     let batch = i64::from(c.batch_size);
@@ -589,132 +503,212 @@ pub fn run(
         });
     }
     let augment = Augment::for_dataset(c.dataset);
-    let weight_loader = Loader::new(&weight_half, &dataset, device, batch, Some(augment));
-    let arch_loader = Loader::new(&arch_half, &dataset, device, batch, Some(augment));
-    let valid_loader = Loader::new(&arch_half, &dataset, device, batch, None);
-    let mut steps = weight_loader
+    let device = opts.device;
+    let loaders = SearchData {
+        weight: Loader::new(&weight_half, &dataset, device, batch, Some(augment)),
+        arch: Loader::new(&arch_half, &dataset, device, batch, Some(augment)),
+        valid: Loader::new(&arch_half, &dataset, device, batch, None),
+    };
+    let mut steps = loaders
+        .weight
         .batches_per_epoch()
-        .min(arch_loader.batches_per_epoch());
+        .min(loaders.arch.batches_per_epoch());
     if let Some(cap) = c.steps_per_epoch {
         steps = steps.min(cap as usize);
     }
+    let searcher = Searcher::new(cfg, dataset.channels, dataset.classes, device);
+    let mut stage = SearchStage::new(searcher, steps, device);
+    run_epochs(&mut stage, &loaders, opts, observer)
+}
 
-    let mut searcher = Searcher::new(cfg, dataset.channels, dataset.classes, device);
-    let fingerprint = cfg.fingerprint();
-    let start = StartPoint::load(cfg, opts, &mut searcher)?;
-    let (first_epoch, wall_before) = (start.epoch, start.wall_before);
-    let mut prev_encoding = start.prev_encoding;
-    let mut prev_step_encoding = start.prev_step_encoding;
-    let mut resumed = start.partial;
-    let first_step = resumed.as_ref().map_or(0, |p| p.steps_done as usize);
-    observer.started(first_epoch, first_step, c.epochs, steps);
-    let mut stops = FaultStops::from_env();
-    let mut last_valid_acc = f64::NAN;
-    let mut genotype_text = String::new();
-    let started = Instant::now();
-    let checkpoint_state =
-        |searcher: &Searcher, epoch, prev: &Option<Vec<f64>>, prev_step: &Option<Vec<f64>>| {
-            CheckpointState {
-                fingerprint: fingerprint.clone(),
-                epoch,
-                step: searcher.step,
-                adam_steps: searcher.adam.steps,
-                method: searcher.method.saved(),
-                prev_encoding: prev.clone(),
-                prev_step_encoding: prev_step.clone(),
-                wall_s: wall_before + started.elapsed().as_secs_f64(),
-                tensors_file: String::new(),
-                partial: None,
-            }
-        };
-    for epoch in first_epoch..c.epochs {
-        let epoch_start = Instant::now();
-        let mut rng = epoch_rng(c.seed, epoch, resumed.as_ref());
-        let lr = learning_rate(cfg, epoch);
-        let mut progress = match resumed.take() {
+/// The loaders of a search: both halves of the training set, augmented,
+/// and the second one plain for validation.
+pub struct SearchData {
+    weight: Loader,
+    arch: Loader,
+    valid: Loader,
+}
+
+/// A search as a [`Stage`] of the run loop: the searcher plus what the
+/// epochs carry from one to the next (the previous genotype encodings for
+/// the cosine distances) and the last epoch's result.
+pub struct SearchStage {
+    searcher: Searcher,
+    steps: usize,
+    device: Device,
+    prev_encoding: Option<Vec<f64>>,
+    prev_step_encoding: Option<Vec<f64>>,
+    resumed: Option<PartialEpoch>,
+    last_valid_acc: f64,
+    genotype_text: String,
+}
+
+impl SearchStage {
+    /// A stage of `steps` steps an epoch, starting fresh.
+    pub fn new(searcher: Searcher, steps: usize, device: Device) -> Self {
+        SearchStage {
+            searcher,
+            steps,
+            device,
+            prev_encoding: None,
+            prev_step_encoding: None,
+            resumed: None,
+            last_valid_acc: f64::NAN,
+            genotype_text: String::new(),
+        }
+    }
+}
+
+/// One search epoch under way: its generator, learning rate, running
+/// sums and the losses not yet checked for divergence.
+pub struct SearchEpoch {
+    rng: ChaCha8Rng,
+    lr: f64,
+    progress: EpochProgress,
+    pending_losses: Vec<Tensor>,
+    start: Instant,
+}
+
+impl Stage for SearchStage {
+    type Data = SearchData;
+    type Batch = ((Tensor, Tensor), (Tensor, Tensor));
+    type Epoch = SearchEpoch;
+    type Record = EpochRecord;
+    type Saved = CheckpointState;
+    type Outcome = SearchOutcome;
+
+    fn plan(&self) -> Plan {
+        let c = self.searcher.cfg.config();
+        Plan {
+            epochs: c.epochs,
+            steps: self.steps,
+            seed: c.seed,
+            fingerprint: self.searcher.cfg.fingerprint(),
+        }
+    }
+
+    fn batches<'d>(
+        data: &'d SearchData,
+        seed: u64,
+        epoch: u32,
+        first: usize,
+    ) -> impl Iterator<Item = Self::Batch> + 'd {
+        let weight = data.weight.epoch_from(derive_seed(seed, epoch, 3), first);
+        let arch = data.arch.epoch_from(derive_seed(seed, epoch, 4), first);
+        weight.zip(arch)
+    }
+
+    fn restore(&mut self, state: CheckpointState, tensors: Vec<(String, Tensor)>) -> f64 {
+        let s = &mut self.searcher;
+        let space = SearchSpace::new(s.cfg.config().space);
+        s.restore_tensors(tensors);
+        let cells = space.cell_types().len();
+        s.method = MethodState::restore(&s.cfg, &space, cells, self.device, state.method);
+        s.step = state.step;
+        s.adam.steps = state.adam_steps;
+        self.prev_encoding = state.prev_encoding;
+        self.prev_step_encoding = state.prev_step_encoding;
+        self.resumed = state.partial;
+        state.wall_s
+    }
+
+    fn begin_epoch(&mut self, epoch: u32) -> SearchEpoch {
+        let start = Instant::now();
+        let s = &mut self.searcher;
+        let mut rng = epoch_rng(s.cfg.config().seed, epoch, self.resumed.as_ref());
+        let lr = learning_rate(&s.cfg, epoch);
+        let progress = match self.resumed.take() {
             Some(partial) => {
-                searcher.method.resume_epoch(epoch);
-                EpochProgress::restored(partial, device)
+                s.method.resume_epoch(epoch);
+                EpochProgress::restored(partial, self.device)
             }
             None => {
-                let subspaces = searcher
-                    .method
-                    .start_epoch(cfg, epoch, &searcher.arch, &mut rng);
-                EpochProgress::fresh(subspaces, device)
+                let subspaces = s.method.start_epoch(&s.cfg, epoch, &s.arch, &mut rng);
+                EpochProgress::fresh(subspaces, self.device)
             }
         };
-        let mut pending_losses: Vec<Tensor> = Vec::new();
-        let first = progress.steps_done;
-        let weight_batches = weight_loader.epoch_from(derive_seed(c.seed, epoch, 3), first);
-        let arch_batches = arch_loader.epoch_from(derive_seed(c.seed, epoch, 4), first);
-        for (i, ((xw, yw), (xa, ya))) in (first..steps).zip(weight_batches.zip(arch_batches)) {
-            maybe_hold(searcher.step + 1, c.seed, || observer.should_stop());
-            if observer.should_stop() || stops.stop_before(searcher.step + 1) {
-                if i == 0 {
-                    return Err(SearchError::Interrupted { epoch, step: None });
-                }
-                check_finite(&pending_losses, epoch, i - 1, searcher.step)?;
-                if let Some(dir) = &opts.checkpoint_dir {
-                    let state = CheckpointState {
-                        partial: Some(progress.saved(&rng, epoch_start.elapsed().as_secs_f64())),
-                        ..checkpoint_state(&searcher, epoch, &prev_encoding, &prev_step_encoding)
-                    };
-                    checkpoint::save(dir, &state, &searcher.checkpoint_tensors())?;
-                }
-                return Err(SearchError::Interrupted {
-                    epoch,
-                    step: opts.checkpoint_dir.as_ref().map(|_| i as u32),
-                });
-            }
-            crate::nas::progress::tick();
-            maybe_hang(searcher.step + 1);
-            seed_torch_for_step(c.seed, epoch, i);
-            progress.subspaces.extend(searcher.method.before_step(
-                searcher.step,
-                epoch,
-                &searcher.arch,
-                &mut rng,
-            ));
-            searcher.arch_step(&xa, &ya);
-            let (loss, correct) = searcher.weight_step(&xw, &yw, lr);
-            let n = xw.size()[0];
-            progress.steps_done = i + 1;
-            progress.seen += n;
-            progress.loss_sum += loss.to_kind(Kind::Double) * (n as f64);
-            progress.correct_sum += &correct;
-            pending_losses.push(loss);
-            if c.log_steps {
-                let encoding = searcher.method.genotype(&searcher.arch).encoding();
-                let distance = prev_step_encoding
-                    .as_ref()
-                    .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
-                prev_step_encoding = Some(encoding);
-                progress.step_records.push(StepRecord {
-                    step: searcher.step,
-                    cosine_distance: distance,
-                    minibatch_acc: i64::try_from(&correct).unwrap_or(0) as f64 / n as f64,
-                });
-            }
-            let check = pending_losses.len() >= 16 || i + 1 == steps;
-            if check {
-                check_finite(&pending_losses, epoch, i, searcher.step)?;
-                pending_losses.clear();
-                let seen = progress.seen as f64;
-                let mean_loss = f64::try_from(&progress.loss_sum).unwrap_or(f64::NAN) / seen;
-                let acc = i64::try_from(&progress.correct_sum).unwrap_or(0) as f64 / seen;
-                observer.step(epoch, i + 1, Some((mean_loss, acc)));
-            } else {
-                observer.step(epoch, i + 1, None);
-            }
+        SearchEpoch {
+            rng,
+            lr,
+            progress,
+            pending_losses: Vec::new(),
+            start,
         }
-        let train_s = progress.train_s_before + epoch_start.elapsed().as_secs_f64();
-        let (valid_loss, valid_acc) = searcher.evaluate(&valid_loader);
-        let genotype = searcher.method.genotype(&searcher.arch);
+    }
+
+    fn steps_done(ep: &SearchEpoch) -> usize {
+        ep.progress.steps_done
+    }
+
+    fn global_step(&self, _epoch: u32, _step: usize, _steps: usize) -> u64 {
+        self.searcher.step + 1
+    }
+
+    fn step(
+        &mut self,
+        ep: &mut SearchEpoch,
+        ((xw, yw), (xa, ya)): Self::Batch,
+        epoch: u32,
+        i: usize,
+    ) -> Result<Option<(f64, f64)>, SearchError> {
+        let s = &mut self.searcher;
+        let progress = &mut ep.progress;
+        progress
+            .subspaces
+            .extend(s.method.before_step(s.step, epoch, &s.arch, &mut ep.rng));
+        s.arch_step(&xa, &ya);
+        let (loss, correct) = s.weight_step(&xw, &yw, ep.lr);
+        let n = xw.size()[0];
+        progress.steps_done = i + 1;
+        progress.seen += n;
+        progress.loss_sum += loss.to_kind(Kind::Double) * (n as f64);
+        progress.correct_sum += &correct;
+        ep.pending_losses.push(loss);
+        if s.cfg.config().log_steps {
+            let encoding = s.method.genotype(&s.arch).encoding();
+            let distance = self
+                .prev_step_encoding
+                .as_ref()
+                .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
+            self.prev_step_encoding = Some(encoding);
+            progress.step_records.push(StepRecord {
+                step: s.step,
+                cosine_distance: distance,
+                minibatch_acc: i64::try_from(&correct).unwrap_or(0) as f64 / n as f64,
+            });
+        }
+        if ep.pending_losses.len() < 16 && i + 1 != self.steps {
+            return Ok(None);
+        }
+        check_finite(&ep.pending_losses, epoch, i, s.step)?;
+        ep.pending_losses.clear();
+        let seen = progress.seen as f64;
+        let mean_loss = f64::try_from(&progress.loss_sum).unwrap_or(f64::NAN) / seen;
+        let acc = i64::try_from(&progress.correct_sum).unwrap_or(0) as f64 / seen;
+        Ok(Some((mean_loss, acc)))
+    }
+
+    fn check_stopped(&self, ep: &SearchEpoch, epoch: u32, i: usize) -> Result<(), SearchError> {
+        check_finite(&ep.pending_losses, epoch, i - 1, self.searcher.step)
+    }
+
+    fn end_epoch(
+        &mut self,
+        ep: SearchEpoch,
+        data: &SearchData,
+        epoch: u32,
+    ) -> Result<EpochRecord, SearchError> {
+        let progress = ep.progress;
+        let train_s = progress.train_s_before + ep.start.elapsed().as_secs_f64();
+        let s = &mut self.searcher;
+        let (valid_loss, valid_acc) = s.evaluate(&data.valid);
+        let genotype = s.method.genotype(&s.arch);
         let encoding = genotype.encoding();
-        let cosine = prev_encoding
+        let cosine = self
+            .prev_encoding
             .as_ref()
             .map(|p: &Vec<f64>| cosine_distance(p, &encoding));
-        prev_encoding = Some(encoding);
+        self.prev_encoding = Some(encoding);
         let seen_f = progress.seen.max(1) as f64;
         let record = EpochRecord {
             epoch,
@@ -722,41 +716,58 @@ pub fn run(
             train_loss: f64::try_from(&progress.loss_sum).unwrap_or(f64::NAN) / seen_f,
             valid_acc,
             valid_loss,
-            lr,
-            tau: searcher.method.tau(),
+            lr: ep.lr,
+            tau: s.method.tau(),
             genotype: genotype.to_text(),
             skip_normal: genotype.skip_count(0),
             skip_reduce: (genotype.cells.len() > 1).then(|| genotype.skip_count(1)),
             cosine_distance: cosine,
-            wall_s: progress.train_s_before + epoch_start.elapsed().as_secs_f64(),
+            wall_s: progress.train_s_before + ep.start.elapsed().as_secs_f64(),
             images_per_s: (2 * progress.seen) as f64 / train_s.max(1e-9),
             peak_mem_bytes: peak_rss_bytes(),
-            sampling_counts: searcher.method.sampling_counts(),
+            sampling_counts: s.method.sampling_counts(),
             subspaces: progress.subspaces,
-            ratio_hist: searcher.method.ratio_hist(),
+            ratio_hist: s.method.ratio_hist(),
             steps: progress.step_records,
         };
-        observer
-            .epoch(&record)
-            .map_err(|source| SearchError::Store { epoch, source })?;
-        last_valid_acc = valid_acc;
-        genotype_text = record.genotype.clone();
-        if let Some(dir) = &opts.checkpoint_dir {
-            let state = checkpoint_state(&searcher, epoch, &prev_encoding, &prev_step_encoding);
-            checkpoint::save(dir, &state, &searcher.checkpoint_tensors())?;
+        self.last_valid_acc = valid_acc;
+        self.genotype_text = record.genotype.clone();
+        Ok(record)
+    }
+
+    fn saved(&self, epoch: u32, ep: Option<&SearchEpoch>, wall_s: f64) -> CheckpointState {
+        let s = &self.searcher;
+        CheckpointState {
+            fingerprint: s.cfg.fingerprint(),
+            epoch,
+            step: s.step,
+            adam_steps: s.adam.steps,
+            method: s.method.saved(),
+            prev_encoding: self.prev_encoding.clone(),
+            prev_step_encoding: self.prev_step_encoding.clone(),
+            wall_s,
+            tensors_file: String::new(),
+            partial: ep.map(|ep| ep.progress.saved(&ep.rng, ep.start.elapsed().as_secs_f64())),
         }
     }
-    if genotype_text.is_empty() {
-        genotype_text = searcher.method.genotype(&searcher.arch).to_text();
-    }
-    Ok(SearchOutcome {
-        genotype: genotype_text,
-        final_valid_acc: last_valid_acc,
-        epochs_run: c.epochs - first_epoch,
-        wall_s: wall_before + started.elapsed().as_secs_f64(),
-    })
-}
 
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.searcher.checkpoint_tensors()
+    }
+
+    fn outcome(&mut self, epochs_run: u32, wall_s: f64) -> SearchOutcome {
+        if self.genotype_text.is_empty() {
+            let s = &self.searcher;
+            self.genotype_text = s.method.genotype(&s.arch).to_text();
+        }
+        SearchOutcome {
+            genotype: std::mem::take(&mut self.genotype_text),
+            final_valid_acc: self.last_valid_acc,
+            epochs_run,
+            wall_s,
+        }
+    }
+}
 /// Reads the pending losses (one host round trip every few steps) and
 /// reports the first non-finite one with its epoch and step.
 fn check_finite(

@@ -1,8 +1,9 @@
-//! Training a searched cell from scratch (appendix B.1, issue 12): the
+//! Training a searched cell from scratch (appendix B.1): the
 //! evaluation network on the whole training set, tested on the test set
 //! after every epoch, SGD with a cosine learning rate, drop path raised
 //! linearly over the epochs, cutout on top of the dataset's augmentation,
-//! and a checkpoint after every epoch.
+//! and a checkpoint after every epoch; a [`Stage`] of the run loop
+//! ([`crate::nas::run`]).
 //!
 //! Every random source is seeded from the run's seed per epoch (the
 //! loader) or per step (libtorch's, for cutout and drop path), and the
@@ -10,7 +11,6 @@
 //! on CPU a run resumed from any epoch, or from the step where it was
 //! stopped, records the numbers of an uninterrupted one.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -19,36 +19,10 @@ use tch::{Device, Kind, Tensor};
 use crate::arch::metrics::TrainEpoch;
 use crate::config::train::ResolvedTrain;
 use crate::data::{self, Augment, Loader};
-use crate::nas::checkpoint::{self, Position, SavedState};
+use crate::nas::checkpoint::{Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
-use crate::nas::search::{
-    derive_seed, maybe_hold, peak_rss_bytes, seed_torch_for_step, FaultStops, SearchError,
-};
-
-/// Where and how to train.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// Device.
-    pub device: Device,
-    /// Folder of the epoch checkpoints (none: no checkpoints).
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Continue from the checkpoint if there is one.
-    pub resume: bool,
-}
-
-/// What a training run reports as it goes.
-pub trait TrainObserver {
-    /// Training starts (or resumes) at step `first_step` of `first_epoch`
-    /// of `epochs`, with `steps` steps an epoch, on a network of `params`
-    /// parameters.
-    fn started(&mut self, first: (u32, usize), epochs: u32, steps: usize, params: i64);
-    /// A training step finished (1-based `step` of the epoch).
-    fn step(&mut self, epoch: u32, step: usize);
-    /// An epoch finished; stored before its checkpoint is written.
-    fn epoch(&mut self, rec: &TrainEpoch) -> anyhow::Result<()>;
-    /// Whether to stop at the next safe point.
-    fn should_stop(&mut self) -> bool;
-}
+use crate::nas::run::{run_epochs, Observer, Plan, RunOptions, Stage};
+use crate::nas::search::{derive_seed, peak_rss_bytes, SearchError};
 
 /// How a finished training ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,22 +132,19 @@ pub fn cutout(x: &Tensor, length: i64) -> Tensor {
 /// Trains (or resumes) the run of `cfg`.
 pub fn run(
     cfg: &ResolvedTrain,
-    opts: &TrainOptions,
-    observer: &mut dyn TrainObserver,
+    opts: &RunOptions,
+    observer: &mut dyn Observer<TrainEpoch>,
 ) -> Result<TrainOutcome, SearchError> {
     let c = cfg.config();
     let device = opts.device;
     let dataset = data::load(c.dataset, cfg.data_dir())?;
     let batch = i64::from(c.batch_size);
-    let train_loader = Loader::new(
-        &dataset.train,
-        &dataset,
-        device,
-        batch,
-        Some(Augment::for_dataset(c.dataset)),
-    );
-    let test_loader = Loader::new(&dataset.test, &dataset, device, batch, None);
-    let mut steps = train_loader.batches_per_epoch();
+    let augment = Some(Augment::for_dataset(c.dataset));
+    let loaders = TrainData {
+        train: Loader::new(&dataset.train, &dataset, device, batch, augment),
+        test: Loader::new(&dataset.test, &dataset, device, batch, None),
+    };
+    let mut steps = loaders.train.batches_per_epoch();
     if let Some(cap) = c.steps_per_epoch {
         steps = steps.min(cap as usize);
     }
@@ -186,122 +157,187 @@ pub fn run(
     tch::manual_seed(c.seed as i64);
     let net = EvalNetwork::new(cfg.genotype(), c.eval_shape(), device);
     let params = net.params_without_aux();
-    let mut trainer = Trainer::new(
+    let trainer = Trainer::new(
         net,
         [c.momentum, c.weight_decay, c.grad_clip, c.auxiliary_weight],
     );
-    let fingerprint = cfg.fingerprint();
-    let mut first_epoch = 0;
-    let mut best = f64::NEG_INFINITY;
-    let mut wall_before = 0.0;
-    let mut resumed = None;
-    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) {
-        if let Some((state, tensors)) =
-            checkpoint::load::<TrainCheckpoint>(dir, &fingerprint, device)?
-        {
-            trainer.restore(tensors);
-            first_epoch = state.position().resume_at().0;
-            best = state.best_test_acc;
-            wall_before = state.wall_s;
-            resumed = state.partial;
+    let mut stage = TrainStage {
+        cfg: cfg.clone(),
+        trainer,
+        params,
+        steps,
+        device,
+        best: f64::NEG_INFINITY,
+        last_test_acc: f64::NAN,
+        resumed: None,
+    };
+    run_epochs(&mut stage, &loaders, opts, observer)
+}
+
+/// The loaders of a train run: the training set, augmented, and the test
+/// set.
+pub struct TrainData {
+    train: Loader,
+    test: Loader,
+}
+
+/// A train run as a [`Stage`] of the run loop.
+pub struct TrainStage {
+    cfg: ResolvedTrain,
+    trainer: Trainer,
+    params: i64,
+    steps: usize,
+    device: Device,
+    best: f64,
+    last_test_acc: f64,
+    resumed: Option<TrainPartial>,
+}
+
+/// One training epoch under way.
+pub struct TrainEpochRun {
+    lr: f64,
+    drop: f64,
+    sums: TrainSums,
+    start: Instant,
+}
+
+impl Stage for TrainStage {
+    type Data = TrainData;
+    type Batch = (Tensor, Tensor);
+    type Epoch = TrainEpochRun;
+    type Record = TrainEpoch;
+    type Saved = TrainCheckpoint;
+    type Outcome = TrainOutcome;
+
+    fn plan(&self) -> Plan {
+        let c = self.cfg.config();
+        Plan {
+            epochs: c.epochs,
+            steps: self.steps,
+            seed: c.seed,
+            fingerprint: self.cfg.fingerprint(),
         }
     }
-    let first_step = resumed.as_ref().map_or(0, |p| p.steps_done as usize);
-    observer.started((first_epoch, first_step), c.epochs, steps, params);
-    let mut stops = FaultStops::from_env();
-    let started = Instant::now();
-    let mut last_test_acc = f64::NAN;
-    let checkpoint = |epoch, best, partial| TrainCheckpoint {
-        fingerprint: fingerprint.clone(),
-        epoch,
-        best_test_acc: best,
-        wall_s: wall_before + started.elapsed().as_secs_f64(),
-        tensors_file: String::new(),
-        partial,
-    };
-    for epoch in first_epoch..c.epochs {
-        let epoch_start = Instant::now();
-        let lr = learning_rate(cfg, epoch);
-        let drop = drop_path_prob(cfg, epoch);
-        let mut sums = TrainSums::new(resumed.take(), device);
-        let first = sums.steps_done;
-        let batches = train_loader.epoch_from(derive_seed(c.seed, epoch, 3), first);
-        for (i, (x, y)) in (first..steps).zip(batches) {
-            let step = steps as u64 * u64::from(epoch) + i as u64 + 1;
-            maybe_hold(step, c.seed, || observer.should_stop());
-            if observer.should_stop() || stops.stop_before(step) {
-                if i == 0 {
-                    return Err(SearchError::Interrupted { epoch, step: None });
-                }
-                if let Some(dir) = &opts.checkpoint_dir {
-                    let partial = sums.saved(epoch_start.elapsed().as_secs_f64());
-                    if !partial.loss_sum.is_finite() {
-                        return Err(SearchError::Diverged {
-                            epoch,
-                            step: i - 1,
-                            global_step: steps as u64 * u64::from(epoch) + i as u64,
-                            loss: partial.loss_sum / partial.seen.max(1) as f64,
-                        });
-                    }
-                    let state = checkpoint(epoch, best, Some(partial));
-                    checkpoint::save(dir, &state, &trainer.checkpoint_tensors())?;
-                }
-                return Err(SearchError::Interrupted {
-                    epoch,
-                    step: opts.checkpoint_dir.as_ref().map(|_| i as u32),
-                });
-            }
-            seed_torch_for_step(c.seed, epoch, i);
-            let x = cutout(&x, i64::from(c.cutout));
-            let (loss, logits) = trainer.step(&x, &y, lr, drop);
-            sums.add(&loss, &logits, &y, x.size()[0]);
-            crate::nas::progress::tick();
-            observer.step(epoch, i + 1);
+
+    fn params(&self) -> Option<i64> {
+        Some(self.params)
+    }
+
+    fn batches<'d>(
+        data: &'d TrainData,
+        seed: u64,
+        epoch: u32,
+        first: usize,
+    ) -> impl Iterator<Item = Self::Batch> + 'd {
+        data.train.epoch_from(derive_seed(seed, epoch, 3), first)
+    }
+
+    fn restore(&mut self, state: TrainCheckpoint, tensors: Vec<(String, Tensor)>) -> f64 {
+        self.trainer.restore(tensors);
+        self.best = state.best_test_acc;
+        self.resumed = state.partial;
+        state.wall_s
+    }
+
+    fn begin_epoch(&mut self, epoch: u32) -> TrainEpochRun {
+        let start = Instant::now();
+        TrainEpochRun {
+            lr: learning_rate(&self.cfg, epoch),
+            drop: drop_path_prob(&self.cfg, epoch),
+            sums: TrainSums::new(self.resumed.take(), self.device),
+            start,
         }
+    }
+
+    fn steps_done(ep: &TrainEpochRun) -> usize {
+        ep.sums.steps_done
+    }
+
+    fn step(
+        &mut self,
+        ep: &mut TrainEpochRun,
+        (x, y): Self::Batch,
+        _epoch: u32,
+        _step: usize,
+    ) -> Result<Option<(f64, f64)>, SearchError> {
+        let x = cutout(&x, i64::from(self.cfg.config().cutout));
+        let (loss, logits) = self.trainer.step(&x, &y, ep.lr, ep.drop);
+        ep.sums.add(&loss, &logits, &y, x.size()[0]);
+        Ok(None)
+    }
+
+    fn check_stopped(&self, ep: &TrainEpochRun, epoch: u32, i: usize) -> Result<(), SearchError> {
+        let loss_sum = f64::try_from(&ep.sums.loss_sum).unwrap_or(f64::NAN);
+        if loss_sum.is_finite() {
+            return Ok(());
+        }
+        Err(SearchError::Diverged {
+            epoch,
+            step: i - 1,
+            global_step: self.steps as u64 * u64::from(epoch) + i as u64,
+            loss: loss_sum / ep.sums.seen.max(1) as f64,
+        })
+    }
+
+    fn end_epoch(
+        &mut self,
+        ep: TrainEpochRun,
+        data: &TrainData,
+        epoch: u32,
+    ) -> Result<TrainEpoch, SearchError> {
+        let sums = &ep.sums;
         let seen = sums.seen as f64;
         let train_loss = f64::try_from(&sums.loss_sum).unwrap_or(f64::NAN) / seen;
         if !train_loss.is_finite() {
             return Err(SearchError::Diverged {
                 epoch,
-                step: steps - 1,
-                global_step: u64::from(epoch + 1) * steps as u64,
+                step: self.steps - 1,
+                global_step: u64::from(epoch + 1) * self.steps as u64,
                 loss: train_loss,
             });
         }
         let train_acc = i64::try_from(&sums.correct).unwrap_or(0) as f64 / seen;
-        let (test_acc, test_loss) = evaluate(&trainer.net, &test_loader);
-        let train_s = sums.train_s_before + epoch_start.elapsed().as_secs_f64();
-        last_test_acc = test_acc;
-        best = best.max(test_acc);
-        let rec = TrainEpoch {
+        let (test_acc, test_loss) = evaluate(&self.trainer.net, &data.test);
+        let train_s = sums.train_s_before + ep.start.elapsed().as_secs_f64();
+        self.last_test_acc = test_acc;
+        self.best = self.best.max(test_acc);
+        Ok(TrainEpoch {
             epoch: i64::from(epoch),
             train_acc,
             train_loss,
             test_acc,
             test_loss,
-            lr,
-            drop_path_prob: drop,
+            lr: ep.lr,
+            drop_path_prob: ep.drop,
             wall_s: train_s,
             images_per_s: seen / train_s.max(1e-9),
             peak_mem_bytes: peak_rss_bytes().unwrap_or(0),
-        };
-        observer
-            .epoch(&rec)
-            .map_err(|source| SearchError::Store { epoch, source })?;
-        if let Some(dir) = &opts.checkpoint_dir {
-            checkpoint::save(
-                dir,
-                &checkpoint(epoch, best, None),
-                &trainer.checkpoint_tensors(),
-            )?;
+        })
+    }
+
+    fn saved(&self, epoch: u32, ep: Option<&TrainEpochRun>, wall_s: f64) -> TrainCheckpoint {
+        TrainCheckpoint {
+            fingerprint: self.cfg.fingerprint(),
+            epoch,
+            best_test_acc: self.best,
+            wall_s,
+            tensors_file: String::new(),
+            partial: ep.map(|ep| ep.sums.saved(ep.start.elapsed().as_secs_f64())),
         }
     }
-    Ok(TrainOutcome {
-        final_test_acc: last_test_acc,
-        best_test_acc: best,
-        params,
-        wall_s: wall_before + started.elapsed().as_secs_f64(),
-    })
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.trainer.checkpoint_tensors()
+    }
+
+    fn outcome(&mut self, _epochs_run: u32, wall_s: f64) -> TrainOutcome {
+        TrainOutcome {
+            final_test_acc: self.last_test_acc,
+            best_test_acc: self.best,
+            params: self.params,
+            wall_s,
+        }
+    }
 }
 
 /// A training epoch's running sums, kept on the device (read once at the

@@ -21,21 +21,41 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::cell_layout::{layout, CellGraph, CellLayout, DARTS_INPUTS, OUTPUT};
-use super::data::{
-    by_dataset_space, method_label, method_rank, plural, runs_text, settings, Group, SweepData,
-    METHOD_ORDER,
-};
+use super::data::{by_dataset_space, method_rank, settings, Group, SweepData, METHOD_ORDER};
 use super::draw::dag::CellPicture;
 use super::draw::Plot as _;
-use super::{write_json, Figure, Heading, Image, Kind, Options, Output, ReportError};
+use super::labels::{method_label, plural, runs_text};
+use super::{write_json, Figure, Heading, Image, Options, Output, ReportError, Spec};
 use crate::arch::genotype::{self, parse_any};
 use crate::arch::metrics::Genotype;
 use crate::arch::space::{SearchSpace, SpaceKind};
-use crate::store::ReportRun;
+use crate::store::{ReportRun, RunStatus};
 
 /// File stem of the sidecar of a sweep's cells (pictures are
 /// `cells_<run>_<cell>`).
 pub const STEM: &str = "cells";
+
+/// The cells (Fig. 11) in the report's table of figures. A sweep's page
+/// draws them on each run's page instead.
+pub static SPEC: Spec = Spec {
+    name: "cells",
+    figure: "cells",
+    stem: STEM,
+    extensions: &["json"],
+    tables: &[],
+    page: None,
+    is_table: false,
+    make: |data, opts| write(&compute(data, opts.run, opts.top)?, opts),
+    draw: |data, _| {
+        Err(ReportError::cannot(
+            "cells",
+            &data.name,
+            "draws its cells on each run's page",
+            "open a run",
+        ))
+    },
+    remove_more: Some(remove_pictures),
+};
 /// Width and height of the graph in a picture of a DARTS cell (two
 /// inputs, four intermediate nodes), pixels.
 const DARTS_GRAPH: (f64, f64) = (1300.0, 540.0);
@@ -293,48 +313,12 @@ pub fn compute(
     run: Option<i64>,
     top: usize,
 ) -> Result<Figure<Cells>, ReportError> {
-    let drawable: Vec<&ReportRun> = data
-        .runs
-        .iter()
-        .filter(|r| is_search(r) && genotype_of(r).is_some())
-        .collect();
-    if drawable.is_empty() {
-        return Err(ReportError::cannot(
-            "cells",
-            &data.name,
-            "has no done search with a final genotype",
-            data.run_hint(None),
-        ));
-    }
-    if let Some(id) = run {
-        if !drawable.iter().any(|r| r.id == id) {
-            let ids: Vec<i64> = drawable.iter().map(|r| r.id).collect();
-            return Err(ReportError::cannot(
-                "cells",
-                &data.name,
-                format!("has no done search run {id} with a final genotype"),
-                format!(
-                    "pick one of its {} (`ddsas runs list --sweep {}`)",
-                    runs_text(&ids),
-                    data.name
-                ),
-            ));
-        }
-    }
+    let drawable = drawable_runs(data, run)?;
     let mut pics = Vec::new();
     let mut caption = Vec::new();
     for (group, runs) in &by_dataset_space(drawable.into_iter()) {
         for setting in settings(runs, &["dataset", "space"]) {
-            let mut ranked = setting.runs.clone();
-            ranked.sort_by(|a, b| {
-                let (ka, kb) = (
-                    Score::rank_key(Score::of(a).as_ref()),
-                    Score::rank_key(Score::of(b).as_ref()),
-                );
-                ka.0.cmp(&kb.0)
-                    .then(ka.1.total_cmp(&kb.1))
-                    .then(a.id.cmp(&b.id))
-            });
+            let ranked = ranked(&setting.runs);
             let n = ranked.len();
             let chosen: Vec<(usize, &ReportRun)> = ranked
                 .into_iter()
@@ -368,7 +352,7 @@ pub fn compute(
         (None, k) => format!("The best {k} runs of each setting"),
     };
     let heading = Heading {
-        kind: Kind::Cells,
+        kind: &SPEC,
         sweep: data.name.clone(),
         title: format!("Cells — the searched cells as graphs (sweep {})", data.name),
         caption: format!(
@@ -385,6 +369,55 @@ pub fn compute(
             replaces: run.is_none(),
         },
     })
+}
+
+/// The done searches of `data` with a final genotype; refused when there
+/// are none, or when `run` is given and is not one of them.
+fn drawable_runs(data: &SweepData, run: Option<i64>) -> Result<Vec<&ReportRun>, ReportError> {
+    let drawable: Vec<&ReportRun> = data
+        .runs
+        .iter()
+        .filter(|r| is_search(r) && genotype_of(r).is_some())
+        .collect();
+    if drawable.is_empty() {
+        return Err(ReportError::cannot(
+            "cells",
+            &data.name,
+            "has no done search with a final genotype",
+            data.run_hint(None),
+        ));
+    }
+    if let Some(id) = run {
+        if !drawable.iter().any(|r| r.id == id) {
+            let ids: Vec<i64> = drawable.iter().map(|r| r.id).collect();
+            return Err(ReportError::cannot(
+                "cells",
+                &data.name,
+                format!("has no done search run {id} with a final genotype"),
+                format!(
+                    "pick one of its {} (`ddsas runs list --sweep {}`)",
+                    runs_text(&ids),
+                    data.name
+                ),
+            ));
+        }
+    }
+    Ok(drawable)
+}
+
+/// The runs of a setting, best first ([`Score::rank_key`]), ties by id.
+fn ranked<'a>(runs: &[&'a ReportRun]) -> Vec<&'a ReportRun> {
+    let mut ranked = runs.to_vec();
+    ranked.sort_by(|a, b| {
+        let (ka, kb) = (
+            Score::rank_key(Score::of(a).as_ref()),
+            Score::rank_key(Score::of(b).as_ref()),
+        );
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then(a.id.cmp(&b.id))
+    });
+    ranked
 }
 
 /// The source of a drawn search `run` of setting `label`.
@@ -427,7 +460,7 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
             format!("draw the search it trained (`ddsas runs show {id}` names it)"),
         ));
     }
-    if run.status != "done" {
+    if run.status != RunStatus::Done {
         return Err(refuse(
             format!("run {id} is {}, not done: a search records its final genotype when it finishes", run.status),
             format!("finish it (`ddsas search --resume ...` or `ddsas sweep run`), or look at it with `ddsas runs show {id}`"),
@@ -446,7 +479,7 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
     })?;
     let source = run_source(run, run_label(run), None);
     let heading = Heading {
-        kind: Kind::Cells,
+        kind: &SPEC,
         sweep: String::new(),
         title: format!("Cells — {}", source.name()),
         caption: format!(
@@ -472,7 +505,7 @@ pub fn of_run_now(
     run: &ReportRun,
     latest: Option<(i64, &str)>,
 ) -> Result<Figure<Cells>, ReportError> {
-    if run.status == "done" || !is_search(run) {
+    if run.status == RunStatus::Done || !is_search(run) {
         return of_run(run.id, Some(run));
     }
     let id = run.id;
@@ -502,7 +535,7 @@ pub fn of_run_now(
     );
     source.genotype = g.to_text();
     let heading = Heading {
-        kind: Kind::Cells,
+        kind: &SPEC,
         sweep: String::new(),
         title: format!("Cells — {}", source.name()),
         caption: format!(
@@ -559,7 +592,7 @@ pub fn of_genotype(text: &str) -> Result<Figure<Cells>, ReportError> {
         genotype: g.to_text(),
     };
     let heading = Heading {
-        kind: Kind::Cells,
+        kind: &SPEC,
         sweep: String::new(),
         title: format!("Cells — {}", source.label),
         caption: format!("The genotype {}, drawn as graphs.", g.to_text()),
@@ -649,7 +682,7 @@ pub fn write(fig: &Figure<Cells>, opts: &Options) -> Result<Output, ReportError>
     )?;
     files.push(path);
     Ok(Output {
-        kind: Kind::Cells,
+        kind: &SPEC,
         title: fig.heading.title.clone(),
         caption: fig.heading.caption.clone(),
         size: images.first().map(|i| i.size),
@@ -770,7 +803,7 @@ mod tests {
         let e = of_run(9, None).unwrap_err().to_string();
         assert!(e.contains("no run 9") && e.contains("runs list"), "{e}");
         let mut r = searched(2, "ddsas", 0.9, V1);
-        r.status = "running".into();
+        r.status = RunStatus::Running;
         let e = of_run(2, Some(&r)).unwrap_err().to_string();
         assert!(e.contains("run 2 is running, not done"), "{e}");
         let t = searched(7, "train", 0.9, V1);

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::{DbLocation, ReportRun, Store};
+use crate::store::{DbLocation, ReportRun, RunStatus, Store};
 
+use super::labels::{group_label, method_label, plural, runs_text};
 use super::records::Records;
 use super::trainings::Choice;
 use super::ReportError;
@@ -36,7 +37,8 @@ pub struct SweepData {
     /// The sweep's `evaluate:`, as registered (the train config that is
     /// the sweep's own), if it has one.
     pub evaluate: Option<Evaluate>,
-    /// Which trainings give the runs their `test_acc` (issue 27).
+    /// Which trainings give the runs their `test_acc`, so that trainings
+    /// under different configs are never averaged.
     pub training: Choice,
 }
 
@@ -76,10 +78,10 @@ impl SweepData {
         for run in all {
             if run.outdated() {
                 *not_done.entry(OUTDATED.to_string()).or_insert(0) += 1;
-            } else if run.status == "done" {
+            } else if run.status == RunStatus::Done {
                 runs.push(run);
             } else {
-                *not_done.entry(run.status.clone()).or_insert(0) += 1;
+                *not_done.entry(run.status.to_string()).or_insert(0) += 1;
             }
         }
         let mut data = SweepData {
@@ -194,40 +196,6 @@ impl SweepData {
     }
 }
 
-/// How a method is written in figures.
-pub fn method_label(method: &str) -> &str {
-    match method {
-        "ddsas" => "DDSAS",
-        "darts" => "DARTS",
-        "gdas" => "GDAS",
-        other => other,
-    }
-}
-
-/// How a dataset is written in figures.
-pub fn dataset_label(dataset: &str) -> &str {
-    match dataset {
-        "digits" => "Digits",
-        "cifar10" => "CIFAR-10",
-        "cifar100" => "CIFAR-100",
-        other => other,
-    }
-}
-
-/// How a search space is written in figures.
-pub fn space_label(space: &str) -> &str {
-    match space {
-        "darts" => "DARTS space",
-        "nb201" => "NAS-Bench-201",
-        other => other,
-    }
-}
-
-/// "CIFAR-10, DARTS space".
-pub fn group_label(dataset: &str, space: &str) -> String {
-    format!("{}, {}", dataset_label(dataset), space_label(space))
-}
-
 /// A dataset and search space: what one panel (or column of panels) of a
 /// figure covers, since runs on different data or in different spaces are
 /// never drawn on one axis. Ordered by dataset, then space.
@@ -287,35 +255,6 @@ pub fn by_dataset_space<'a>(
         groups.entry(Group::of(run)).or_default().push(run);
     }
     groups
-}
-
-/// "runs 3, 4, 7" (ranges compressed: "runs 3–9, 12").
-pub fn runs_text(ids: &[i64]) -> String {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
-        }
-        parts.push(if j >= i + 2 {
-            format!("{}–{}", ids[i], ids[j])
-        } else if j == i + 1 {
-            format!("{}, {}", ids[i], ids[j])
-        } else {
-            ids[i].to_string()
-        });
-        i = j + 1;
-    }
-    let word = if ids.len() == 1 { "run" } else { "runs" };
-    format!("{word} {}", parts.join(", "))
-}
-/// `n` and a noun, plural unless `n` is 1: "1 seed", "3 seeds".
-pub fn plural(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Number of distinct seeds among `runs`.
@@ -561,7 +500,7 @@ pub(crate) mod test_runs {
         let builder = RunBuilder {
             run: ReportRun {
                 id,
-                status: "done".into(),
+                status: RunStatus::Done,
                 method: method.into(),
                 space: String::new(),
                 dataset: String::new(),
@@ -677,12 +616,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_ranges_are_compressed() {
-        assert_eq!(runs_text(&[5, 3, 4, 7, 9, 10]), "runs 3–5, 7, 9, 10");
-        assert_eq!(runs_text(&[2]), "run 2");
-    }
-
-    #[test]
     fn settings_split_on_the_keys_that_vary_and_a_method_uses() {
         use super::test_runs::run;
         let runs = [
@@ -720,12 +653,5 @@ mod tests {
         assert!(data.records.epochs.is_empty());
         assert_eq!(data.not_done_note(), " Runs where method = 'ddsas'.");
         assert!(data.restrict(&[7], "id = 7").is_err());
-    }
-
-    #[test]
-    fn nouns_are_plural_unless_one() {
-        assert_eq!(plural(1, "seed"), "1 seed");
-        assert_eq!(plural(0, "run"), "0 runs");
-        assert_eq!(plural(3, "seed"), "3 seeds");
     }
 }

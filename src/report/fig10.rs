@@ -19,15 +19,45 @@ use super::data::METHOD_ORDER;
 use super::data::{by_dataset_space, method_rank, panel_counts, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::{self, LegendEntry, LinePanel, SeriesStyles, StackedColumns, Swatch};
-use super::records::{AccSource, Records};
+use super::records::{AccSource, Records, Table};
 use super::stats::per_x;
-use super::{Draw, Figure, Heading, Kind, ReportError};
+use super::{
+    drawn_figure, save_figure, Draw, Figure, Heading, Kind, ReportError, Spec, PICTURE_FILES,
+};
 use crate::store::ReportRun;
 
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig10_explore.yaml";
 /// Per-step series longer than this are smoothed.
 const SMOOTH_ABOVE: usize = 400;
+
+/// Fig. 10 per step (the paper's), in the report's table of figures.
+pub static PER_STEP: Spec = Spec {
+    name: "fig10 --per step",
+    figure: "fig10",
+    stem: "fig10_explore_step",
+    extensions: PICTURE_FILES,
+    tables: &[Table::Steps],
+    page: Some("fig10_step"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data, Per::Step)?, opts),
+    draw: |data, _| drawn_figure(&compute(data, Per::Step)?),
+    remove_more: None,
+};
+
+/// Fig. 10 per epoch (Fig. 5d), in the report's table of figures.
+pub static PER_EPOCH: Spec = Spec {
+    name: "fig10 --per epoch",
+    figure: "fig10",
+    stem: "fig10_explore_epoch",
+    extensions: PICTURE_FILES,
+    tables: &[Table::Epochs, Table::Nb201],
+    page: Some("fig10_epoch"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data, Per::Epoch)?, opts),
+    draw: |data, _| drawn_figure(&compute(data, Per::Epoch)?),
+    remove_more: None,
+};
 
 /// Granularity of the distance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +77,11 @@ impl Per {
         }
     }
 
-    /// File stem of the figure.
-    pub fn stem(self) -> &'static str {
+    /// The figure at this granularity, in the report's table of figures.
+    pub fn kind(self) -> Kind {
         match self {
-            Per::Step => "fig10_explore_step",
-            Per::Epoch => "fig10_explore_epoch",
+            Per::Step => &PER_STEP,
+            Per::Epoch => &PER_EPOCH,
         }
     }
 
@@ -125,7 +155,7 @@ pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError>
         " Lines: mean over runs, shaded ± population std.".into()
     };
     let heading = Heading {
-        kind: Kind::Fig10(per),
+        kind: per.kind(),
         sweep: data.name.clone(),
         title: format!(
             "Fig. 10 — cosine distance between adjacent {unit}s and accuracy (sweep {})",

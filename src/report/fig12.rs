@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::data::{config_key, dataset_label, runs_text, space_label, SweepData};
+use super::data::{config_key, SweepData};
 use super::draw::axes::Labels;
 use super::draw::bars::bar_panel;
 use super::draw::lines::line_panel;
@@ -24,13 +24,28 @@ use super::draw::{
     self, thousands, Area, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE,
 };
 use super::fig9::space_of;
-use super::records::Records;
-use super::{Draw, Figure, Heading, Kind, ReportError};
+use super::labels::{dataset_label, runs_text, space_label};
+use super::records::{Records, Table};
+use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
 use crate::arch::metrics::RATIO_BINS;
 use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig12_combinations";
+
+/// Fig. 12 in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "fig12",
+    figure: "fig12",
+    stem: STEM,
+    extensions: PICTURE_FILES,
+    tables: &[Table::Subspaces, Table::RatioHist],
+    page: Some("fig12"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data)?, opts),
+    draw: |data, _| drawn_figure(&compute(data)?),
+    remove_more: None,
+};
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig12_combinations.yaml";
 /// Config keys that do not make two runs different configs.
@@ -163,7 +178,7 @@ pub fn compute(data: &SweepData) -> Result<Figure<Fig12>, ReportError> {
         n => format!(" The sweep has {n} other DDSAS config(s) with subspaces; this figure shows the one with the most runs (ties: approximation on, L closest to the paper's 28)."),
     };
     let heading = Heading {
-        kind: Kind::Fig12,
+        kind: &SPEC,
         sweep: data.name.clone(),
         title: format!(
             "Fig. 12 — DDSAS subspace combinations and ratio ranges (sweep {})",

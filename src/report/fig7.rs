@@ -4,21 +4,36 @@
 //! valid accuracy as a labelled proxy); one panel per (dataset, space) and
 //! setting (every other config key that varies among the grid's runs, as
 //! Figs. 8-10 split theirs) whose runs cover more than one (L, M) point,
-//! so that the runs of a cell differ in the seed alone (issue 27).
+//! so that the runs of a cell differ in the seed alone.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, plural, runs_text, settings, Group, Lm, Setting, SweepData};
+use super::data::{by_dataset_space, settings, Group, Lm, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
-use super::{Draw, Figure, Heading, Kind, ReportError};
+use super::labels::{plural, runs_text};
+use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
 use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig7_lm_grid";
+
+/// Fig. 7 in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "fig7",
+    figure: "fig7",
+    stem: STEM,
+    extensions: PICTURE_FILES,
+    tables: &[],
+    page: Some("fig7"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data, &opts.metric)?, opts),
+    draw: |data, opts| drawn_figure(&compute(data, &opts.metric)?),
+    remove_more: None,
+};
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig7_lm_grid.yaml";
 /// What a sweep lacks that has no panel.
@@ -248,7 +263,7 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
         .map(|(name, ids)| format!(" Not drawn: {name}, {} (one (L, M) point).", runs_text(ids)))
         .collect();
     let heading = Heading {
-        kind: Kind::Fig7,
+        kind: &SPEC,
         sweep: data.name.clone(),
         title: format!(
             "Fig. 7 — best {what} of DDSAS over L × M (sweep {})",
@@ -584,7 +599,7 @@ mod tests {
             grid(2, 56).trained(11, 0.30, &short).build(),
         ];
         let fig = compute(&sweep(runs.clone()), "auto").unwrap();
-        // Before issue 27 run 1's cell was the mean of both: 65 %.
+        // A mean over both configs would give run 1's cell 65 %.
         let first = &fig.numbers.panels[0].cells[0];
         assert!((first.best - 40.0).abs() < 1e-9, "{}", first.best);
         let caption = &fig.heading.caption;

@@ -11,15 +11,31 @@ use serde::Serialize;
 
 use super::columns::{band_legend, captions, columns, stacked, x_range, Column};
 use super::columns::{Series, Upper, MARKERS_UP_TO};
-use super::data::{by_dataset_space, panel_counts, plural, SweepData};
+use super::data::{by_dataset_space, panel_counts, SweepData};
 use super::draw::axes::Labels;
 use super::draw::lines::dodge;
 use super::draw::{self, LinePanel, SeriesStyles, StackedColumns};
+use super::labels::plural;
+use super::records::Table;
 use super::stats::per_x;
-use super::{Draw, Figure, Heading, Kind, ReportError};
+use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
 
 /// File stem of the figure.
 pub const STEM: &str = "fig8_skip";
+
+/// Fig. 8 in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "fig8",
+    figure: "fig8",
+    stem: STEM,
+    extensions: PICTURE_FILES,
+    tables: &[Table::Epochs, Table::Nb201],
+    page: Some("fig8"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data)?, opts),
+    draw: |data, _| drawn_figure(&compute(data)?),
+    remove_more: None,
+};
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig8_fig9_skip.yaml";
 
@@ -68,7 +84,7 @@ pub fn compute(data: &SweepData) -> Result<Figure<Fig8>, ReportError> {
         (series, source)
     });
     let heading = Heading {
-        kind: Kind::Fig8,
+        kind: &SPEC,
         sweep: data.name.clone(),
         title: format!(
             "Fig. 8 — skip connections in the derived {} per epoch (sweep {})",

@@ -9,17 +9,32 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, runs_text, settings, Group, Setting, SweepData};
+use super::data::{by_dataset_space, settings, Group, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
-use super::records::Records;
-use super::{Draw, Figure, Heading, Kind, ReportError};
+use super::labels::runs_text;
+use super::records::{Records, Table};
+use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
 use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::store::ReportRun;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig9_sampling";
+
+/// Fig. 9 in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "fig9",
+    figure: "fig9",
+    stem: STEM,
+    extensions: PICTURE_FILES,
+    tables: &[Table::Sampling],
+    page: Some("fig9"),
+    is_table: false,
+    make: |data, opts| save_figure(&compute(data, opts.run)?, opts),
+    draw: |data, opts| drawn_figure(&compute(data, opts.run)?),
+    remove_more: None,
+};
 /// The paper's sweep for this figure.
 pub const PAPER_SWEEP: &str = "sweeps/fig8_fig9_skip.yaml";
 const WIDTH: u32 = 1500;
@@ -150,7 +165,7 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, Repor
         }
     }
     let heading = Heading {
-        kind: Kind::Fig9,
+        kind: &SPEC,
         sweep: data.name.clone(),
         title: format!(
             "Fig. 9 — how often each operation was in a sampled subspace (sweep {})",

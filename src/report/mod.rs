@@ -1,5 +1,5 @@
 //! The paper's figures and tables, drawn from the run history only
-//! (docs/design.md §4, issue 4): Figs. 7, 8, 9, 10 and 12 as PNG + SVG with a
+//! (docs/design.md §4): Figs. 7, 8, 9, 10 and 12 as PNG + SVG with a
 //! JSON sidecar of the numbers drawn, Table 5 as Markdown, CSV, LaTeX and
 //! JSON, pictures of the searched cells as Fig. 11 draws them ([`cells`]),
 //! and an `index.html` that shows them all.
@@ -31,6 +31,7 @@ pub mod fig7;
 pub mod fig8;
 pub mod fig9;
 pub mod index;
+pub mod labels;
 pub mod nb201;
 pub mod records;
 pub mod results;
@@ -47,7 +48,8 @@ use serde::Serialize;
 use crate::store::{Store, StoreError};
 use records::Table;
 
-pub use data::{runs_text, SweepData};
+pub use data::SweepData;
+pub use labels::runs_text;
 
 /// What can stop a report.
 #[derive(Debug, thiserror::Error)]
@@ -123,117 +125,84 @@ impl ReportError {
     }
 }
 
-/// Which figure or table to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Fig. 7: best accuracy over the L × M grid.
-    Fig7,
-    /// Fig. 8: normal-cell skip count per epoch.
-    Fig8,
-    /// Fig. 9: sampling counts, edges × ops.
-    Fig9,
-    /// Fig. 10: cosine distance and accuracy per step or epoch.
-    Fig10(fig10::Per),
-    /// Fig. 12: subspace combinations and the ratio histogram.
-    Fig12,
-    /// Table 5: error with and without the approximation.
-    Table5,
-    /// Test error, parameters and search cost per method (the main tables).
-    Results,
-    /// Fig. 11: the searched cells as graphs, a picture per cell type.
-    Cells,
+/// Which figure or table to make: its entry in [`FIGURES`].
+pub type Kind = &'static Spec;
+
+/// One figure or table as the report knows it: its names, its files, the
+/// recorded tables it reads, and how it is made. Each figure's module
+/// defines its own, and [`FIGURES`] lists them, so that adding a figure is
+/// a module and one line there; nothing else matches on which figure it is.
+pub struct Spec {
+    /// Short name used in messages (`fig7`, `fig10 --per step`, `table5`).
+    pub name: &'static str,
+    /// What its sidecar calls it (`fig7`, ..., `fig12`, `table5`).
+    pub figure: &'static str,
+    /// File name of its outputs, without extension.
+    pub stem: &'static str,
+    /// Extensions of the files it writes under [`stem`](Self::stem).
+    pub extensions: &'static [&'static str],
+    /// The recorded tables it draws, besides the runs.
+    pub tables: &'static [Table],
+    /// Its name in the URLs of a sweep's page (`ddsas serve`); `None` when
+    /// the page does not offer it.
+    pub page: Option<&'static str>,
+    /// A table: a page shows it as HTML rather than as a picture.
+    pub is_table: bool,
+    /// Computes it from data holding its tables and writes its files.
+    pub make: fn(&SweepData, &Options) -> Result<Output, ReportError>,
+    /// Computes it and draws it in memory, for a web page.
+    pub draw: fn(&SweepData, &Options) -> Result<Drawn, ReportError>,
+    /// Removes the files it writes under other names than its stem (the
+    /// cells' pictures are named after their runs), when it is skipped.
+    pub remove_more: Option<fn(&Path)>,
 }
 
-impl Kind {
-    /// Short name used in messages (`fig7`, `fig10 --per step`, `table5`).
-    pub fn name(self) -> String {
-        match self {
-            Kind::Fig7 => "fig7".into(),
-            Kind::Fig8 => "fig8".into(),
-            Kind::Fig9 => "fig9".into(),
-            Kind::Fig10(per) => format!("fig10 --per {}", per.name()),
-            Kind::Fig12 => "fig12".into(),
-            Kind::Table5 => "table5".into(),
-            Kind::Results => "results".into(),
-            Kind::Cells => "cells".into(),
-        }
-    }
+/// The files of a figure drawn as a picture: PNG, SVG and the JSON sidecar.
+pub const PICTURE_FILES: &[&str] = &["png", "svg", "json"];
 
-    /// What its sidecar calls it (`fig7`, ..., `fig12`, `table5`).
-    pub fn figure(self) -> &'static str {
-        match self {
-            Kind::Fig7 => "fig7",
-            Kind::Fig8 => "fig8",
-            Kind::Fig9 => "fig9",
-            Kind::Fig10(_) => "fig10",
-            Kind::Fig12 => "fig12",
-            Kind::Table5 => "table5",
-            Kind::Results => "results",
-            Kind::Cells => "cells",
-        }
-    }
-
-    /// File name of its outputs, without extension.
-    pub fn stem(self) -> &'static str {
-        match self {
-            Kind::Fig7 => fig7::STEM,
-            Kind::Fig8 => fig8::STEM,
-            Kind::Fig9 => fig9::STEM,
-            Kind::Fig10(per) => per.stem(),
-            Kind::Fig12 => fig12::STEM,
-            Kind::Table5 => table5::STEM,
-            Kind::Results => results::STEM,
-            Kind::Cells => cells::STEM,
-        }
-    }
-
+impl Spec {
     /// The files this figure or table writes under fixed names (the
     /// cells' pictures are named after their runs: [`cells::remove_pictures`]).
-    pub fn files(self) -> Vec<String> {
-        let extensions: &[&str] = match self {
-            Kind::Table5 => &["md", "csv", "tex", "json"],
-            Kind::Results => &["md", "csv", "json"],
-            Kind::Cells => &["json"],
-            _ => &["png", "svg", "json"],
-        };
-        extensions
+    pub fn files(&self) -> Vec<String> {
+        self.extensions
             .iter()
-            .map(|e| format!("{}.{e}", self.stem()))
+            .map(|e| format!("{}.{e}", self.stem))
             .collect()
     }
+}
 
-    /// The recorded tables it draws, besides the runs.
-    pub fn tables(self) -> &'static [Table] {
-        match self {
-            Kind::Fig7 | Kind::Table5 | Kind::Results | Kind::Cells => &[],
-            Kind::Fig8 => &[Table::Epochs, Table::Nb201],
-            Kind::Fig9 => &[Table::Sampling],
-            Kind::Fig10(fig10::Per::Step) => &[Table::Steps],
-            Kind::Fig10(fig10::Per::Epoch) => &[Table::Epochs, Table::Nb201],
-            Kind::Fig12 => &[Table::Subspaces, Table::RatioHist],
-        }
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
     }
 }
 
-impl Serialize for Kind {
-    /// As its sidecar names it ([`Kind::figure`]).
+impl Serialize for Spec {
+    /// As its sidecar names it ([`Spec::figure`]).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.figure())
+        s.serialize_str(self.figure)
     }
 }
 
-/// Every figure and table, in the order `report all` makes them.
-const ALL: [Kind; 9] = [
-    Kind::Fig7,
-    Kind::Fig8,
-    Kind::Fig9,
-    Kind::Fig10(fig10::Per::Step),
-    Kind::Fig10(fig10::Per::Epoch),
-    Kind::Fig12,
-    Kind::Table5,
-    Kind::Results,
-    Kind::Cells,
+/// Every figure and table, in the order `report all` makes them and a
+/// sweep's page shows them.
+pub static FIGURES: &[Kind] = &[
+    &fig7::SPEC,
+    &fig8::SPEC,
+    &fig9::SPEC,
+    &fig10::PER_STEP,
+    &fig10::PER_EPOCH,
+    &fig12::SPEC,
+    &table5::SPEC,
+    &results::SPEC,
+    &cells::SPEC,
 ];
+
+/// The figures and tables a sweep's page offers, in `report all`'s order
+/// (the cells have their own pictures on each run's page).
+pub fn page_kinds() -> impl Iterator<Item = Kind> {
+    FIGURES.iter().copied().filter(|k| k.page.is_some())
+}
 
 /// Options every figure shares.
 #[derive(Debug, Clone)]
@@ -297,7 +266,7 @@ pub async fn render(
     prepare_out_dir(&opts.out)?;
     let start = Instant::now();
     let data = with_tables(store, data, kind).await?;
-    let mut out = make(&data, kind, opts)?;
+    let mut out = (kind.make)(&data, opts)?;
     out.seconds = start.elapsed().as_secs_f64();
     Ok(out)
 }
@@ -309,7 +278,7 @@ async fn with_tables<'a>(
     kind: Kind,
 ) -> Result<std::borrow::Cow<'a, SweepData>, ReportError> {
     let missing: Vec<Table> = kind
-        .tables()
+        .tables
         .iter()
         .copied()
         .filter(|t| !data.records.has(*t))
@@ -346,19 +315,6 @@ pub enum DrawnBody {
     Html(String),
 }
 
-/// The figures and tables a sweep's page offers, in `report all`'s order
-/// (the cells have their own pictures on each run's page).
-pub const PAGE_KINDS: [Kind; 8] = [
-    Kind::Fig7,
-    Kind::Fig8,
-    Kind::Fig9,
-    Kind::Fig10(fig10::Per::Step),
-    Kind::Fig10(fig10::Per::Epoch),
-    Kind::Fig12,
-    Kind::Table5,
-    Kind::Results,
-];
-
 /// Draws one figure or table of `data` in memory (no file written),
 /// first reading the recorded tables it draws that `data` lacks. Cells
 /// are drawn per run ([`cells::of_run`], [`cells::svg`]).
@@ -369,42 +325,23 @@ pub async fn draw_in_memory(
     opts: &Options,
 ) -> Result<Drawn, ReportError> {
     let data = with_tables(store, data, kind).await?;
-    let data = &*data;
-    let table = |title: String, caption: String, html: String| Drawn {
-        title,
-        caption,
-        body: DrawnBody::Html(html),
-    };
-    match kind {
-        Kind::Fig7 => drawn_figure(&fig7::compute(data, &opts.metric)?),
-        Kind::Fig8 => drawn_figure(&fig8::compute(data)?),
-        Kind::Fig9 => drawn_figure(&fig9::compute(data, opts.run)?),
-        Kind::Fig10(per) => drawn_figure(&fig10::compute(data, per)?),
-        Kind::Fig12 => drawn_figure(&fig12::compute(data)?),
-        Kind::Table5 => {
-            let t = table5::compute(data)?;
-            let f = table5::files(&t);
-            Ok(table(f.title, f.caption, f.html))
-        }
-        Kind::Results => {
-            let r = results::compute(data)?;
-            let f = results::files(&r);
-            Ok(table(f.title, f.caption, f.html))
-        }
-        Kind::Cells => Err(ReportError::cannot(
-            "cells",
-            &data.name,
-            "draws its cells on each run's page",
-            "open a run",
-        )),
+    (kind.draw)(&data, opts)
+}
+
+/// A table as a web page shows it: its HTML fragment.
+pub(crate) fn drawn_table<T: Serialize>(table: TableFiles<'_, T>) -> Drawn {
+    Drawn {
+        title: table.title,
+        caption: table.caption,
+        body: DrawnBody::Html(table.html),
     }
 }
 
 /// A figure's drawing as SVG text, with its title and caption.
-fn drawn_figure<N: Draw>(fig: &Figure<N>) -> Result<Drawn, ReportError> {
+pub(crate) fn drawn_figure<N: Draw>(fig: &Figure<N>) -> Result<Drawn, ReportError> {
     let plot = fig.numbers.draw(&fig.heading);
     let svg = draw::svg_text(&plot).map_err(|e| ReportError::Draw {
-        figure: fig.heading.kind.stem().into(),
+        figure: fig.heading.kind.stem.into(),
         message: e.0,
     })?;
     Ok(Drawn {
@@ -422,20 +359,6 @@ pub fn render_cells(fig: &Figure<cells::Cells>, opts: &Options) -> Result<Output
     let mut out = cells::write(fig, opts)?;
     out.seconds = start.elapsed().as_secs_f64();
     Ok(out)
-}
-
-/// Computes and draws `kind` of `data`, whose records hold what it needs.
-fn make(data: &SweepData, kind: Kind, opts: &Options) -> Result<Output, ReportError> {
-    match kind {
-        Kind::Fig7 => save_figure(&fig7::compute(data, &opts.metric)?, opts),
-        Kind::Fig8 => save_figure(&fig8::compute(data)?, opts),
-        Kind::Fig9 => save_figure(&fig9::compute(data, opts.run)?, opts),
-        Kind::Fig10(per) => save_figure(&fig10::compute(data, per)?, opts),
-        Kind::Fig12 => save_figure(&fig12::compute(data)?, opts),
-        Kind::Table5 => table5::write(&table5::compute(data)?, opts),
-        Kind::Results => results::write(&results::compute(data)?, opts),
-        Kind::Cells => cells::write(&cells::compute(data, opts.run, opts.top)?, opts),
-    }
 }
 
 /// What `ddsas report all` did: the figures made and the ones skipped.
@@ -458,7 +381,7 @@ pub async fn render_all(
     data: &SweepData,
     opts: &Options,
 ) -> Result<AllOutput, ReportError> {
-    let mut tables: Vec<Table> = ALL.iter().flat_map(|k| k.tables()).copied().collect();
+    let mut tables: Vec<Table> = FIGURES.iter().flat_map(|k| k.tables).copied().collect();
     tables.sort_unstable();
     tables.dedup();
     let mut data = data.clone();
@@ -467,7 +390,7 @@ pub async fn render_all(
         .await?;
     let mut made = Vec::new();
     let mut skipped = Vec::new();
-    for kind in ALL {
+    for &kind in FIGURES {
         match render(store, &data, kind, opts).await {
             Ok(out) => made.push(out),
             Err(ReportError::CannotDraw { missing, hint, .. }) => {
@@ -475,11 +398,11 @@ pub async fn render_all(
                 for name in kind.files() {
                     let _ = std::fs::remove_file(opts.out.join(name));
                 }
-                if kind == Kind::Cells {
-                    cells::remove_pictures(&opts.out);
+                if let Some(remove) = kind.remove_more {
+                    remove(&opts.out);
                 }
                 skipped.push((
-                    kind.name(),
+                    kind.name.to_owned(),
                     format!("sweep `{}` {missing}; {hint}", data.name),
                 ));
             }
@@ -507,7 +430,7 @@ pub async fn render_all(
 }
 
 /// A table's files: `texts` (extension, content), then its JSON, under
-/// `opts.out` with stem `kind.stem()`; the `Output` shows `html` in the
+/// `opts.out` with stem `kind.stem`; the `Output` shows `html` in the
 /// index and prints `printed`.
 pub(crate) struct TableFiles<'a, T: Serialize> {
     /// Which table.
@@ -531,7 +454,7 @@ pub(crate) fn write_table<T: Serialize>(
     table: TableFiles<'_, T>,
     opts: &Options,
 ) -> Result<Output, ReportError> {
-    let stem = table.kind.stem();
+    let stem = table.kind.stem;
     let mut files = Vec::new();
     for (ext, text) in &table.texts {
         let path = opts.out.join(format!("{stem}.{ext}"));
@@ -647,7 +570,7 @@ pub(crate) fn save_figure<N: Draw + Serialize>(
 ) -> Result<Output, ReportError> {
     use draw::Plot as _;
     let heading = &fig.heading;
-    let stem = heading.kind.stem();
+    let stem = heading.kind.stem;
     let plot = fig.numbers.draw(heading);
     let mut files = draw::save(&plot, &opts.out, stem).map_err(|e| ReportError::Draw {
         figure: stem.into(),

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Serialize, Serializer};
 
-use super::data::dataset_label;
+use super::labels::dataset_label;
 use super::ReportError;
 use crate::store::SubspacePoint;
 use crate::store::{EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, Store};

@@ -4,7 +4,8 @@
 //! searches whose cell was trained under it; a search's trainings of one
 //! config, its seeds, averaged first), the trained network's parameters,
 //! and the search cost. A search trained under two configs is in two rows
-//! (issue 27); the config the figures use is marked.
+//! (two configs are two results, never one mean); the config the figures
+//! use is marked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,15 +13,30 @@ use std::fmt::Write as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
-use super::data::{method_rank, runs_text, Group, SweepData};
+use super::data::{method_rank, Group, SweepData};
 use super::escape::{self, csv_field};
+use super::labels::runs_text;
 use super::stats::mean_std;
 use super::trainings::{settings_of, TrainSetting};
-use super::{write_table, Kind, Options, Output, ReportError, TableFiles};
+use super::{drawn_table, write_table, Options, Output, ReportError, Spec, TableFiles};
 use crate::store::ReportRun;
 
 /// File name of the outputs, without extension.
 pub const STEM: &str = "results";
+
+/// The results table in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "results",
+    figure: "results",
+    stem: STEM,
+    extensions: &["md", "csv", "json"],
+    tables: &[],
+    page: Some("results"),
+    is_table: true,
+    make: |data, opts| write(&compute(data)?, opts),
+    draw: |data, _| Ok(drawn_table(files(&compute(data)?))),
+    remove_more: None,
+};
 
 /// The table's numbers (its JSON).
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +79,7 @@ pub struct Row {
 impl Row {
     fn cells(&self) -> [String; 7] {
         [
-            super::data::method_label(&self.method).to_string(),
+            super::labels::method_label(&self.method).to_string(),
             self.group.label(),
             match &self.training {
                 Some(t) if self.used => format!("{t} *"),
@@ -267,7 +283,7 @@ pub fn write(results: &Results, opts: &Options) -> Result<Output, ReportError> {
 /// served page's HTML).
 pub(crate) fn files(results: &Results) -> TableFiles<'_, Results> {
     TableFiles {
-        kind: Kind::Results,
+        kind: &SPEC,
         title: "Results — test error, parameters and search cost per method".into(),
         caption: results.caption.clone(),
         texts: vec![("md", results.markdown()), ("csv", results.csv())],

@@ -68,6 +68,31 @@ fn y_range(series: &[Series]) -> (f64, f64) {
     }
 }
 
+/// One panel of a run's curves over `x_range` epochs, its y range fitted
+/// to `series`.
+fn epoch_panel(
+    name: &str,
+    y: &str,
+    integer_y: bool,
+    x_range: (f64, f64),
+    series: Vec<Series>,
+    notes: Vec<(&str, RGBColor)>,
+) -> LinePanel {
+    LinePanel {
+        labels: Labels {
+            title: name.into(),
+            x_desc: "epoch".into(),
+            y_desc: y.into(),
+        },
+        x_range,
+        y_range: y_range(&series),
+        integer_x: true,
+        integer_y,
+        series,
+        notes: notes.into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
+    }
+}
+
 impl RunCurves {
     /// The curves of `epochs` (one run's, in epoch order) titled `title`.
     pub fn of(title: String, epochs: &[EpochRow]) -> RunCurves {
@@ -85,24 +110,8 @@ impl RunCurves {
         };
         let blue = PALETTE[0];
         let red = PALETTE[1];
-        let panel = |name: &str,
-                     y: &str,
-                     integer_y: bool,
-                     series: Vec<Series>,
-                     notes: Vec<(&str, RGBColor)>| {
-            LinePanel {
-                labels: Labels {
-                    title: name.into(),
-                    x_desc: "epoch".into(),
-                    y_desc: y.into(),
-                },
-                x_range,
-                y_range: y_range(&series),
-                integer_x: true,
-                integer_y,
-                series,
-                notes: notes.into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
-            }
+        let panel = |name: &str, y: &str, integer_y: bool, series, notes| {
+            epoch_panel(name, y, integer_y, x_range, series, notes)
         };
         let panels = vec![
             panel(

@@ -18,15 +18,30 @@ use std::fmt::Write as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
-use super::data::{config_key, dataset_label, runs_text, space_label, Group, Lm, SweepData};
+use super::data::{config_key, Group, Lm, SweepData};
 use super::escape::{self, csv_field};
+use super::labels::{dataset_label, runs_text, space_label};
 use super::stats::mean_std;
 use super::trainings::Choice;
-use super::{write_table, Kind, Options, Output, ReportError, TableFiles};
+use super::{drawn_table, write_table, Options, Output, ReportError, Spec, TableFiles};
 use crate::store::ReportRun;
 
 /// File name of its outputs, without extension.
 pub const STEM: &str = "table5";
+
+/// Table 5 in the report's table of figures.
+pub static SPEC: Spec = Spec {
+    name: "table5",
+    figure: "table5",
+    stem: STEM,
+    extensions: &["md", "csv", "tex", "json"],
+    tables: &[],
+    page: Some("table5"),
+    is_table: true,
+    make: |data, opts| write(&compute(data)?, opts),
+    draw: |data, _| Ok(drawn_table(files(&compute(data)?))),
+    remove_more: None,
+};
 /// The paper's sweep for this table.
 pub const PAPER_SWEEP: &str = "sweeps/table5_approximation.yaml";
 /// Config keys that do not make two runs different configs here.
@@ -451,7 +466,7 @@ pub fn write(table: &Table5, opts: &Options) -> Result<Output, ReportError> {
 /// served page's HTML).
 pub(crate) fn files(table: &Table5) -> TableFiles<'_, Table5> {
     TableFiles {
-        kind: Kind::Table5,
+        kind: &SPEC,
         title: "Table 5 — error with and without the approximation".into(),
         caption: format!(
             "{} Runs: {}.{}",

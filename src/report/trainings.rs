@@ -1,4 +1,4 @@
-//! Which trainings give a search its test accuracy (issue 27). A search's
+//! Which trainings give a search its test accuracy. A search's
 //! cell may be trained under several train configs (the sweep's
 //! `evaluate:`, a `ddsas train --from-run` with other keys); a mean over
 //! all of them would mix 1-epoch and 600-epoch networks. So a figure or
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::data::{plural, runs_text};
+use super::labels::{plural, runs_text};
 use crate::config::train::{train_config_keys, TrainConfig};
 use crate::store::{ReportRun, ReportTraining};
 use crate::sweep::Evaluate;

@@ -15,7 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::pages::{error_page, PageError};
+use super::error::{error_page, PageError};
 use super::Shared;
 use crate::store::{QueryError, SweepGlance};
 

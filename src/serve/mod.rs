@@ -1,4 +1,4 @@
-//! `ddsas serve` (issue 15): a read-only web view of the run history, so
+//! `ddsas serve`: a read-only web view of the run history, so
 //! that a sweep that runs for days can be followed in a browser (over an SSH
 //! tunnel): the sweeps with their progress and ETA, a sweep's runs as a
 //! sortable table filtered by the `--where` SQL of `runs list` with its
@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod error;
 pub mod live;
 pub mod pages;
 

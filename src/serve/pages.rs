@@ -14,63 +14,13 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
+use super::error::{error_page, PageError};
 use super::live::{duration_text, Glance};
 use super::Shared;
 use crate::report::cells;
 use crate::report::run_curves::RunCurves;
 use crate::report::{self, DrawnBody, Kind, ReportError, SweepData};
-use crate::store::{QueryError, QueryRows, RunFilter};
-
-/// Why a page cannot be shown.
-#[derive(Debug)]
-pub enum PageError {
-    /// No such sweep, run or figure.
-    NotFound(String),
-    /// A question that cannot be asked (a bad `?where=`).
-    BadRequest(String),
-    /// The database failed.
-    Query(QueryError),
-    /// A figure that cannot be drawn, or failed.
-    Report(ReportError),
-}
-
-impl std::fmt::Display for PageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PageError::NotFound(m) | PageError::BadRequest(m) => f.write_str(m),
-            PageError::Query(e) => e.fmt(f),
-            PageError::Report(e) => e.fmt(f),
-        }
-    }
-}
-
-impl From<QueryError> for PageError {
-    fn from(e: QueryError) -> Self {
-        PageError::Query(e)
-    }
-}
-
-impl From<ReportError> for PageError {
-    fn from(e: ReportError) -> Self {
-        match e {
-            ReportError::CannotDraw { .. } | ReportError::UnknownSweep { .. } => {
-                PageError::NotFound(e.to_string())
-            }
-            e => PageError::Report(e),
-        }
-    }
-}
-
-/// The error as a response: `404`, `400` or `500` with its message as text.
-pub fn error_page(e: PageError) -> Response {
-    let (status, text) = match e {
-        PageError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-        PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-        PageError::Query(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        PageError::Report(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    (status, text + "\n").into_response()
-}
+use crate::store::{QueryError, QueryRows, RunFilter, RunKind};
 
 /// Percent-encodes `s` for a URL path segment or query value.
 pub fn enc(s: &str) -> String {
@@ -462,22 +412,15 @@ fn runs_table(rows: &QueryRows) -> Markup {
 
 /// The URL name of a figure or table of a sweep's page.
 pub fn figure_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Fig10(report::fig10::Per::Step) => "fig10_step",
-        Kind::Fig10(report::fig10::Per::Epoch) => "fig10_epoch",
-        other => other.figure(),
-    }
+    kind.page.unwrap_or(kind.figure)
 }
 
 fn figure_kind(name: &str) -> Option<Kind> {
-    report::PAGE_KINDS
-        .iter()
-        .copied()
-        .find(|k| figure_name(*k) == name)
+    report::page_kinds().find(|k| figure_name(k) == name)
 }
 
 fn is_table(kind: Kind) -> bool {
-    matches!(kind, Kind::Table5 | Kind::Results)
+    kind.is_table
 }
 
 /// `/sweep/NAME?where=...`: the sweep's counts, its runs and figures.
@@ -493,14 +436,7 @@ pub async fn sweep(
     };
     let Some(glance) = glance else {
         let known = ro.sweep_names().await.unwrap_or_default();
-        return error_page(PageError::NotFound(format!(
-            "no sweep named `{name}` ({})",
-            if known.is_empty() {
-                "the database has no sweeps yet".to_owned()
-            } else {
-                format!("its sweeps: {}", known.join(", "))
-            }
-        )));
+        return error_page(no_sweep_named(&name, &known));
     };
     let stamp = match ro.sweep_stamp(&name).await {
         Ok(s) => s,
@@ -532,20 +468,7 @@ pub async fn sweep(
     let body = html! {
         h1 { "Sweep " (name) @if s.cancelled { " " span.st-failed { "(cancelled)" } } }
         @if let Some(d) = &s.description { p { (d) } }
-        p.counts {
-            span { b #n-runs { (s.runs) } " runs" }
-            span.st-done { b #n-done { (s.done) } " done" }
-            span.st-running { b #n-running { (s.running) } " running" }
-            span.st-queued { b #n-queued { (s.queued) } " queued" }
-            span.st-failed { b #n-failed { (s.failed) } " failed" }
-            span.st-interrupted { b #n-interrupted { (s.interrupted) } " interrupted" }
-        }
-        p {
-            (progress(&g))
-            " · ETA " span #eta { @if g.eta.is_empty() { "–" } @else { (g.eta) } }
-            " · last change " span #changed { (changed_text(s.changed_at)) }
-            " · registered " (s.created) " UTC"
-        }
+        (sweep_counts(&g))
         h2 { "Runs" }
         form method="get" action=(base) {
             label { "where " input type="text" name="where" value=(condition.unwrap_or(""))
@@ -559,17 +482,7 @@ pub async fn sweep(
         (runs_table(&rows))
         h2 { "Figures" }
         p.muted { "Drawn from the done runs now in the database, as " code { "ddsas report" } " draws them." }
-        @for kind in report::PAGE_KINDS {
-            @let url = format!("{base}/figure/{}.{}{suffix}", figure_name(kind), if is_table(kind) { "html" } else { "svg" });
-            figure id=(format!("fig-{}", figure_name(kind))) {
-                figcaption { b { (kind.name()) } " " a href=(url) { "open" } }
-                @if is_table(kind) {
-                    div data-html=(url) { "loading…" }
-                } @else {
-                    img src=(url) alt=(kind.name()) loading="lazy" data-fallback="1";
-                }
-            }
-        }
+        (sweep_figures(&base, &suffix))
     };
     html_response(
         status,
@@ -586,6 +499,58 @@ pub async fn sweep(
     )
 }
 
+/// The 404 of a sweep name that is not there, naming the sweeps that are.
+fn no_sweep_named(name: &str, known: &[String]) -> PageError {
+    PageError::NotFound(format!(
+        "no sweep named `{name}` ({})",
+        if known.is_empty() {
+            "the database has no sweeps yet".to_owned()
+        } else {
+            format!("its sweeps: {}", known.join(", "))
+        }
+    ))
+}
+
+/// A sweep page's counts, progress and ETA; the ids are what the page's
+/// script refreshes.
+fn sweep_counts(g: &Glance) -> Markup {
+    let s = &g.glance;
+    html! {
+        p.counts {
+            span { b #n-runs { (s.runs) } " runs" }
+            span.st-done { b #n-done { (s.done) } " done" }
+            span.st-running { b #n-running { (s.running) } " running" }
+            span.st-queued { b #n-queued { (s.queued) } " queued" }
+            span.st-failed { b #n-failed { (s.failed) } " failed" }
+            span.st-interrupted { b #n-interrupted { (s.interrupted) } " interrupted" }
+        }
+        p {
+            (progress(g))
+            " · ETA " span #eta { @if g.eta.is_empty() { "–" } @else { (g.eta) } }
+            " · last change " span #changed { (changed_text(s.changed_at)) }
+            " · registered " (s.created) " UTC"
+        }
+    }
+}
+
+/// A sweep page's figures and tables, each loaded from its own URL under
+/// `base` with the page's `?where=` (`suffix`).
+fn sweep_figures(base: &str, suffix: &str) -> Markup {
+    html! {
+        @for kind in report::page_kinds() {
+            @let url = format!("{base}/figure/{}.{}{suffix}", figure_name(kind), if is_table(kind) { "html" } else { "svg" });
+            figure id=(format!("fig-{}", figure_name(kind))) {
+                figcaption { b { (kind.name) } " " a href=(url) { "open" } }
+                @if is_table(kind) {
+                    div data-html=(url) { "loading…" }
+                } @else {
+                    img src=(url) alt=(kind.name) loading="lazy" data-fallback="1";
+                }
+            }
+        }
+    }
+}
+
 /// `/sweep/NAME/figure/fig8.svg` (or `table5.html`), drawn now from the
 /// sweep's done runs by the report code; `?where=` as the page's.
 pub async fn figure(
@@ -596,7 +561,7 @@ pub async fn figure(
     let Some((stem, ext)) = file.rsplit_once('.') else {
         return not_found_text(&file);
     };
-    let Some(kind) = figure_kind(stem).filter(|k| (ext == "html") == is_table(*k)) else {
+    let Some(kind) = figure_kind(stem).filter(|k| (ext == "html") == is_table(k)) else {
         return not_found_text(&file);
     };
     let result = async {
@@ -638,13 +603,12 @@ pub async fn figure(
 }
 
 fn not_found_text(what: &str) -> Response {
-    let names: Vec<String> = report::PAGE_KINDS
-        .iter()
+    let names: Vec<String> = report::page_kinds()
         .map(|k| {
             format!(
                 "{}.{}",
-                figure_name(*k),
-                if is_table(*k) { "html" } else { "svg" }
+                figure_name(k),
+                if is_table(k) { "html" } else { "svg" }
             )
         })
         .collect();
@@ -729,7 +693,7 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let status = f("status");
     let live = matches!(status.as_str(), "queued" | "running");
     let method = f("method");
-    let is_search = method != crate::store::TRAIN_METHOD;
+    let is_search = card.run_kind(0) != Some(RunKind::Train);
     let config = serde_json::from_str::<Value>(&f("config_json"))
         .ok()
         .and_then(|v| serde_yaml::to_string(&v).ok())
@@ -745,51 +709,12 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     } else {
         String::new()
     };
-    let cell_names: &[&str] = if f("space") == "nb201" {
-        &["cell"]
-    } else {
-        &["normal", "reduce"]
-    };
     let logs = crate::exec::run_logs(&db.path, id);
-    let epochs_done = field(&card, "epochs_done").as_i64().unwrap_or(0);
     let body = html! {
         h1 { "Run " (id) " — " (method) " on " (f("dataset")) ", " (f("space")) " space" }
-        dl {
-            dt { "status" } dd { span #status class=(format!("st-{status}")) { (status) } }
-            dt { "epochs" } dd { span #epochs-done { (epochs_done) } " of " (f("epochs_total")) " recorded" }
-            dt { "attempts" } dd #attempts { (f("attempts")) }
-            dt { "device" } dd #device { (f("device")) }
-            dt { "valid accuracy" } dd { (value_text("valid_acc", field(&card, "final_valid_acc"))) " (best " (value_text("best_valid_acc", field(&card, "best_valid_acc"))) ")" }
-            @if !field(&card, "final_test_acc").is_null() {
-                dt { "test accuracy" } dd { (value_text("test_acc", field(&card, "final_test_acc"))) }
-            }
-            dt { "created / started / finished (UTC)" } dd { (f("created")) " / " (f("started")) " / " (f("finished")) }
-            dt { "last heartbeat (UTC)" } dd { (f("heartbeat")) }
-            dt { "wall time" } dd { (field(&card, "wall_s").as_f64().map(duration_text).unwrap_or_default()) }
-            dt { "sweeps" } dd { (sweep_links(&f("sweep"))) }
-            @if !f("parent").is_empty() { dt { "search it trained" } dd { (run_links(&f("parent"))) } }
-            @if !evaluations.is_empty() {
-                dt { "evaluation runs" } dd { (run_links(&evaluations.iter().map(i64::to_string).collect::<Vec<_>>().join(","))) }
-            }
-            dt { "fingerprint" } dd { code { (f("fingerprint")) } }
-            dt { "genotype" } dd { code { (f("final_genotype")) } }
-            dt { "error" } dd #error.st-failed { (f("error")) }
-        }
+        (run_facts(&card, &evaluations))
         @if is_search {
-            h2 { "Curves" }
-            div.svg #curves data-src=(format!("/run/{id}/curves.svg")) data-epochs=(epochs.rows.len()) {
-                (PreEscaped(curves))
-            }
-            h2 { "Cells" }
-            p.muted { "The final genotype once done, else the last epoch's." }
-            @for c in cell_names {
-                @let url = format!("/run/{id}/cell/{c}.svg");
-                figure { img.live src=(url) data-src=(url) alt=(format!("{c} cell")) data-fallback="1"; }
-            }
-            @if method != "darts" {
-                h2 { "Sampling counts (Fig. 9)" }
-                figure { img src=(format!("/run/{id}/sampling.svg")) alt="sampling heat map" loading="lazy" data-fallback="1"; }
-            }
+            (search_pictures(id, &method, &f("space"), curves, epochs.rows.len()))
         }
         h2 { "Epochs" }
         details {
@@ -818,6 +743,64 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
             body,
         ),
     )
+}
+
+/// The facts of a run page (`card`, as `runs show` reads it); the ids are
+/// what the page's script refreshes.
+fn run_facts(card: &QueryRows, evaluations: &[i64]) -> Markup {
+    let f = |k: &str| text_of(field(card, k));
+    let status = f("status");
+    let epochs_done = field(card, "epochs_done").as_i64().unwrap_or(0);
+    html! {
+        dl {
+            dt { "status" } dd { span #status class=(format!("st-{status}")) { (status) } }
+            dt { "epochs" } dd { span #epochs-done { (epochs_done) } " of " (f("epochs_total")) " recorded" }
+            dt { "attempts" } dd #attempts { (f("attempts")) }
+            dt { "device" } dd #device { (f("device")) }
+            dt { "valid accuracy" } dd { (value_text("valid_acc", field(card, "final_valid_acc"))) " (best " (value_text("best_valid_acc", field(card, "best_valid_acc"))) ")" }
+            @if !field(card, "final_test_acc").is_null() {
+                dt { "test accuracy" } dd { (value_text("test_acc", field(card, "final_test_acc"))) }
+            }
+            dt { "created / started / finished (UTC)" } dd { (f("created")) " / " (f("started")) " / " (f("finished")) }
+            dt { "last heartbeat (UTC)" } dd { (f("heartbeat")) }
+            dt { "wall time" } dd { (field(card, "wall_s").as_f64().map(duration_text).unwrap_or_default()) }
+            dt { "sweeps" } dd { (sweep_links(&f("sweep"))) }
+            @if !f("parent").is_empty() { dt { "search it trained" } dd { (run_links(&f("parent"))) } }
+            @if !evaluations.is_empty() {
+                dt { "evaluation runs" } dd { (run_links(&evaluations.iter().map(i64::to_string).collect::<Vec<_>>().join(","))) }
+            }
+            dt { "fingerprint" } dd { code { (f("fingerprint")) } }
+            dt { "genotype" } dd { code { (f("final_genotype")) } }
+            dt { "error" } dd #error.st-failed { (f("error")) }
+        }
+    }
+}
+
+/// A search's pictures on its run page: its curves (`curves`, drawn
+/// already, refreshed by the script as `epochs` grows), its cells in
+/// `space`, and for a sampling method its Fig. 9 heat map.
+fn search_pictures(id: i64, method: &str, space: &str, curves: String, epochs: usize) -> Markup {
+    let cell_names: &[&str] = if space == "nb201" {
+        &["cell"]
+    } else {
+        &["normal", "reduce"]
+    };
+    html! {
+        h2 { "Curves" }
+        div.svg #curves data-src=(format!("/run/{id}/curves.svg")) data-epochs=(epochs) {
+            (PreEscaped(curves))
+        }
+        h2 { "Cells" }
+        p.muted { "The final genotype once done, else the last epoch's." }
+        @for c in cell_names {
+            @let url = format!("/run/{id}/cell/{c}.svg");
+            figure { img.live src=(url) data-src=(url) alt=(format!("{c} cell")) data-fallback="1"; }
+        }
+        @if method != "darts" {
+            h2 { "Sampling counts (Fig. 9)" }
+            figure { img src=(format!("/run/{id}/sampling.svg")) alt="sampling heat map" loading="lazy" data-fallback="1"; }
+        }
+    }
 }
 
 fn runs_table_plain(rows: &QueryRows) -> Markup {
@@ -911,7 +894,7 @@ pub async fn sampling(State(state): State<Shared>, Path(id): Path<i64>) -> Respo
             run: Some(id),
             top: 1,
         };
-        Ok(report::draw_in_memory(&db.store, &data, Kind::Fig9, &opts).await?)
+        Ok(report::draw_in_memory(&db.store, &data, &report::fig9::SPEC, &opts).await?)
     }
     .await;
     match result {

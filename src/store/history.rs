@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 
 use super::queries::{QueryError, QueryRows, ReadOnlyDb};
+use super::rows::TRAIN_METHOD_TEXT;
+use super::{RunKind, RunStatus};
 
 /// Which runs `runs list` shows, in which order.
 #[derive(Debug, Clone, Default)]
@@ -32,12 +34,30 @@ pub struct RunFilter<'a> {
 pub struct KnownRun {
     /// Run id.
     pub id: i64,
-    /// Status text.
-    pub status: String,
+    /// Where it is in its life cycle.
+    pub status: RunStatus,
     /// Epochs recorded.
     pub epochs_done: i64,
     /// Epochs asked for.
     pub epochs_total: i64,
+}
+
+impl QueryRows {
+    /// The kind of the run in row `row` of a [`ReadOnlyDb::run_card`];
+    /// `None` for a kind this ddsas does not know. A database older than
+    /// migration 0007 that is only read is never migrated, so it has no
+    /// `kind` column: its train runs are known by their method text.
+    pub fn run_kind(&self, row: usize) -> Option<RunKind> {
+        let text = |name: &str| {
+            let column = self.columns.iter().position(|c| c == name)?;
+            self.rows.get(row)?.get(column)?.as_str()
+        };
+        match text("kind") {
+            Some(kind) => kind.parse().ok(),
+            None if text("method") == Some(TRAIN_METHOD_TEXT) => Some(RunKind::Train),
+            None => Some(RunKind::Search),
+        }
+    }
 }
 
 impl ReadOnlyDb {
@@ -213,7 +233,11 @@ impl ReadOnlyDb {
                     r[0].as_str().unwrap_or_default().to_owned(),
                     KnownRun {
                         id: r[1].as_i64().unwrap_or(0),
-                        status: r[2].as_str().unwrap_or_default().to_owned(),
+                        // The CHECK constraint on `runs.status` allows no other text.
+                        status: r[2]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(RunStatus::Queued),
                         epochs_done: r[3].as_i64().unwrap_or(0),
                         epochs_total: r[4].as_i64().unwrap_or(0),
                     },

@@ -29,6 +29,7 @@ pub mod test_postgres;
 #[cfg(test)]
 mod tests;
 mod train;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -49,9 +50,8 @@ pub use report_queries::{
     EpochPoint, RatioPoint, ReportRun, ReportTraining, SamplingPoint, StepPoint, SubspacePoint,
     SweepInfo,
 };
-pub use rows::{Claim, EpochRow, RunRow, RunStatus};
+pub use rows::{Claim, EpochRow, RunKind, RunRow, RunStatus};
 pub use sweeps::{RunProgress, SweepRow};
-pub use train::TRAIN_METHOD;
 
 /// The SQLite schema migrations, embedded at build time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -431,16 +431,27 @@ impl Store {
     /// several processes opening a fresh database at once would otherwise
     /// all try to create the tables; PostgreSQL: sqlx holds an advisory lock
     /// for the same reason.
+    ///
+    /// The check and the migration use one connection, the only one the
+    /// pool has opened so far. A second SQLite connection that had read the
+    /// schema before a migration added a column would prepare `SELECT *`
+    /// with the old columns, and sqlx (which keeps the columns a statement
+    /// had when prepared) panics on the wider rows SQLite then returns.
     async fn migrate(&self) -> Result<(), StoreError> {
         let location = &self.location;
-        if self.schema_is_current().await {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| open_error(location, e))?;
+        if self.schema_is_current(&mut conn).await {
             return Ok(());
         }
         let migrator = self.backend.migrator();
         match self.backend {
             Backend::Sqlite => {
-                let mut tx = self
-                    .begin_write()
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
                     .await
                     .map_err(|e| open_error(location, e))?;
                 check_is_ddsas(&mut tx, self.backend, location).await?;
@@ -453,11 +464,6 @@ impl Store {
             Backend::Postgres => {
                 // One opener at a time checks and migrates: another one
                 // would see the half-made schema (only `_sqlx_migrations`).
-                let mut conn = self
-                    .pool
-                    .acquire()
-                    .await
-                    .map_err(|e| open_error(location, e))?;
                 let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK})");
                 conn.execute(lock.as_str())
                     .await
@@ -481,11 +487,11 @@ impl Store {
     /// read): then opening takes no write lock, so a process that holds it
     /// (a hung worker) cannot keep the next orchestrator from starting and
     /// clearing it away.
-    async fn schema_is_current(&self) -> bool {
+    async fn schema_is_current(&self, conn: &mut AnyConnection) -> bool {
         let applied: Result<Vec<i64>, _> = sqlx::query_scalar(
             "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(conn)
         .await;
         let known: Vec<i64> = self.backend.migrator().iter().map(|m| m.version).collect();
         applied.is_ok_and(|applied| applied == known)

@@ -166,7 +166,7 @@ impl Store {
         let mut tx = self.begin_write().await.ctx(what)?;
         let mut written = 0;
         for chunk in rows.chunks(256) {
-            let mut values = super::epochs::Values::new(
+            let mut values = super::values::Values::new(
                 "INSERT INTO nb201_accuracy (arch, dataset, accuracy, source) ",
             );
             for (arch, acc) in chunk {

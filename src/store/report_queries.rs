@@ -8,7 +8,7 @@
 #![deny(missing_docs)]
 
 use super::error::Context;
-use super::{Store, StoreError};
+use super::{RunStatus, Store, StoreError};
 
 /// One run of a sweep as the report sees it: identity, the knobs the figures
 /// group by (NULL for the baselines, as in `run_summary`) and the result.
@@ -16,8 +16,8 @@ use super::{Store, StoreError};
 pub struct ReportRun {
     /// Run id.
     pub id: i64,
-    /// `queued`, `running`, `done`, `failed` or `interrupted`.
-    pub status: String,
+    /// Where it is in its life cycle.
+    pub status: RunStatus,
     /// `ddsas`, `darts` or `gdas`.
     pub method: String,
     /// `darts` or `nb201`.

@@ -3,6 +3,10 @@
 //! Field names are the column names of `migrations/*/0001_schema_v1.sql`, so a
 //! `SELECT *` maps onto them with `FromRow`.
 
+use crate::arch::space::SpaceKind;
+use crate::config::Method;
+use crate::data::DatasetKind;
+
 /// Life cycle of a run (the `runs.status` CHECK constraint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunStatus {
@@ -31,43 +35,189 @@ impl RunStatus {
     }
 }
 
+/// Its stored text, as messages name it.
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for RunStatus {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Done,
-            RunStatus::Failed,
-            RunStatus::Interrupted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-        .ok_or_else(|| format!("unknown run status {text:?}"))
+        Self::from_stored(text)
     }
 }
 
-/// Stored as its text, on either database.
-impl sqlx::Type<sqlx::Any> for RunStatus {
+/// An enum stored as one of a fixed set of texts (a `CHECK`ed column, or
+/// one the code writes only from that enum), so that rows decode straight
+/// into it and code compares variants rather than strings.
+pub(crate) trait StoredText: Sized + Copy + 'static {
+    /// Every variant: parsing searches them.
+    const ALL: &'static [Self];
+    /// What it is, for the message about an unknown text.
+    const WHAT: &'static str;
+    /// The text stored in the database.
+    fn stored(self) -> &'static str;
+
+    /// The variant stored as `text`.
+    fn from_stored(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.stored() == text)
+            .ok_or_else(|| format!("unknown {} {text:?}", Self::WHAT))
+    }
+}
+
+/// Implements sqlx `Type`, `Decode` and `Encode` for `Any` through
+/// [`StoredText`] (a blanket impl over the trait is not allowed: the sqlx
+/// traits are foreign).
+macro_rules! stored_as_text {
+    ($($ty:ty),* $(,)?) => {$(
+        impl sqlx::Type<sqlx::Any> for $ty {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $ty {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<sqlx::Any>>::decode(value)?;
+                Ok(<$ty as StoredText>::from_stored(&text)?)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Any>>::encode(StoredText::stored(*self), buf)
+            }
+        }
+    )*};
+}
+
+stored_as_text!(RunStatus, RunKind, Method, SpaceKind, DatasetKind);
+
+impl StoredText for RunStatus {
+    const ALL: &'static [Self] = &[
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Done,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+    ];
+    const WHAT: &'static str = "run status";
+    fn stored(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// What a run does (the `runs.kind` CHECK constraint). Claims, heartbeats,
+/// retries and the orchestrator treat every kind alike; the worker and the
+/// evaluation stage branch on it. Room for more: ImageNet transfer and
+/// data-parallel training are coming, each a kind of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunKind {
+    /// An architecture search (`ddsas search`, a sweep's runs).
+    Search,
+    /// A searched cell trained from scratch by the DARTS protocol
+    /// (`ddsas train`, a sweep's `evaluate:` stage).
+    Train,
+}
+
+impl RunKind {
+    /// The text stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Search => "search",
+            RunKind::Train => "train",
+        }
+    }
+}
+
+/// Its stored text, as messages name it.
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::from_stored(text)
+    }
+}
+
+impl StoredText for RunKind {
+    const ALL: &'static [Self] = &[RunKind::Search, RunKind::Train];
+    const WHAT: &'static str = "run kind";
+    fn stored(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl StoredText for Method {
+    const ALL: &'static [Self] = &[Method::Ddsas, Method::Darts, Method::Gdas];
+    const WHAT: &'static str = "search method";
+    fn stored(self) -> &'static str {
+        self.name()
+    }
+}
+
+impl StoredText for SpaceKind {
+    const ALL: &'static [Self] = &[SpaceKind::Darts, SpaceKind::Nb201];
+    const WHAT: &'static str = "search space";
+    fn stored(self) -> &'static str {
+        self.name()
+    }
+}
+
+impl StoredText for DatasetKind {
+    const ALL: &'static [Self] = &[
+        DatasetKind::Digits,
+        DatasetKind::Cifar10,
+        DatasetKind::Cifar100,
+    ];
+    const WHAT: &'static str = "dataset";
+    fn stored(self) -> &'static str {
+        self.name()
+    }
+}
+
+/// The method text train runs carry in `runs.method` (they have no search
+/// method; SQL written against the history finds them by it).
+pub(super) const TRAIN_METHOD_TEXT: &str = "train";
+
+/// `runs.method` as read: a search method, or [`TRAIN_METHOD_TEXT`] for a
+/// run that searches nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredMethod(Option<Method>);
+
+impl From<StoredMethod> for Option<Method> {
+    fn from(method: StoredMethod) -> Self {
+        method.0
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for StoredMethod {
     fn type_info() -> sqlx::any::AnyTypeInfo {
         <String as sqlx::Type<sqlx::Any>>::type_info()
     }
 }
 
-impl<'r> sqlx::Decode<'r, sqlx::Any> for RunStatus {
+impl<'r> sqlx::Decode<'r, sqlx::Any> for StoredMethod {
     fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
         let text = <String as sqlx::Decode<sqlx::Any>>::decode(value)?;
-        Ok(text.parse()?)
-    }
-}
-
-impl<'q> sqlx::Encode<'q, sqlx::Any> for RunStatus {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Any>>::encode(self.as_str(), buf)
+        if text == TRAIN_METHOD_TEXT {
+            return Ok(StoredMethod(None));
+        }
+        Ok(StoredMethod(Some(Method::from_stored(&text)?)))
     }
 }
 
@@ -105,12 +255,14 @@ pub struct RunRow {
     pub id: i64,
     /// Hash of `config_json` (`ResolvedConfig::fingerprint`).
     pub fingerprint: String,
-    /// `ddsas`, `darts` or `gdas`.
-    pub method: String,
-    /// `darts` or `nb201`.
-    pub space: String,
-    /// `digits`, `cifar10` or `cifar100`.
-    pub dataset: String,
+    /// The search method; `None` for a run that searches nothing (a train
+    /// run, whose stored method text is `train`).
+    #[sqlx(try_from = "StoredMethod")]
+    pub method: Option<Method>,
+    /// The search space (train runs: the DARTS space their cell is from).
+    pub space: SpaceKind,
+    /// The dataset it runs on.
+    pub dataset: DatasetKind,
     /// Seed of the run.
     pub seed: i64,
     /// Canonical JSON of the resolved config.
@@ -150,7 +302,8 @@ pub struct RunRow {
     /// Latest epoch checkpoint of the run.
     pub checkpoint_path: Option<String>,
     /// Definitions version it was registered under
-    /// (`config::definitions`; 1 for every run before issue 10).
+    /// (`config::definitions`; 1 for runs registered before L counted
+    /// `none`).
     pub definitions: i64,
     /// Train runs: parameters of the network without the auxiliary head.
     pub params: Option<i64>,
@@ -158,6 +311,8 @@ pub struct RunRow {
     pub final_test_acc: Option<f64>,
     /// Train runs: best test accuracy over the epochs.
     pub best_test_acc: Option<f64>,
+    /// Search or train run.
+    pub kind: RunKind,
 }
 
 impl RunRow {
@@ -165,8 +320,9 @@ impl RunRow {
     /// runs its method under (`config::definitions`): its numbers mean
     /// something else, so figures leave it out and a sweep does not count it.
     pub fn outdated(&self) -> bool {
-        crate::config::definitions_named(&self.method, &self.space)
-            .is_some_and(|current| self.definitions < i64::from(current))
+        self.method.is_some_and(|method| {
+            self.definitions < i64::from(crate::config::definitions(method, self.space))
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! and ended as done, failed or interrupted.
 
 use super::error::Context;
-use super::{Claim, RunRow, Store, StoreError};
+use super::{Claim, RunKind, RunRow, Store, StoreError};
 use crate::config::ResolvedConfig;
 
 impl Store {
@@ -22,14 +22,15 @@ impl Store {
             ),
         })?;
         sqlx::query(
-            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, definitions)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO runs (fingerprint, kind, method, space, dataset, seed, config_json, epochs_total, created_at, definitions)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&fingerprint)
-        .bind(c.method.name())
-        .bind(c.space.name())
-        .bind(c.dataset.name())
+        .bind(RunKind::Search)
+        .bind(c.method)
+        .bind(c.space)
+        .bind(c.dataset)
         .bind(seed)
         .bind(cfg.canonical_json())
         .bind(i64::from(c.epochs))

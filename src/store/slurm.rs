@@ -1,4 +1,4 @@
-//! The Slurm jobs of sweeps (issue 13): `sweep submit --slurm` records the
+//! The Slurm jobs of sweeps: `sweep submit --slurm` records the
 //! job arrays it submits, `sweep status` asks squeue about them, `sweep
 //! cancel` scancels them, and the pull workers of a job read the sweep they
 //! serve. The runs themselves know nothing of Slurm.

@@ -427,8 +427,8 @@ mod tests {
 
     /// `attempts` counts started workers: not claims, not takeovers, and a
     /// worker confirmed by both its orchestrator and itself counts once
-    /// (issue 27: an orchestrator killed between its claim and its worker's
-    /// start counted an attempt that no worker made).
+    /// (otherwise an orchestrator killed between its claim and its
+    /// worker's start would count an attempt that no worker made).
     #[tokio::test]
     async fn attempts_count_started_workers_once() {
         let store = Store::open_in_memory().await.unwrap();

@@ -52,6 +52,7 @@ on_both_backends!(
     truncate_after_rewinds_records_and_progress,
     deleting_a_run_cascades_to_its_records,
     run_summary_exposes_config_columns_for_where_clauses,
+    searches_and_train_runs_are_registered_with_their_kind,
 );
 
 fn cfg(overrides: &[&str]) -> ResolvedConfig {
@@ -218,8 +219,12 @@ async fn ensure_run_is_idempotent_per_fingerprint(store: Store) {
     assert_eq!(a.fingerprint, c.fingerprint());
     assert_eq!(a.config_json, c.canonical_json());
     assert_eq!(
-        (a.method.as_str(), a.space.as_str(), a.dataset.as_str()),
-        ("ddsas", "darts", "digits")
+        (a.method, a.space, a.dataset),
+        (
+            Some(crate::config::Method::Ddsas),
+            SpaceKind::Darts,
+            crate::data::DatasetKind::Digits
+        )
     );
     assert_eq!(
         (a.seed, a.epochs_total, a.epochs_done, a.attempts),
@@ -899,6 +904,108 @@ async fn record_epoch_timing_darts() {
     }
 }
 
+/// A train run of the published DARTS V2 cell on the bundled digits.
+fn train_cfg() -> crate::config::train::ResolvedTrain {
+    crate::config::train::TrainConfig {
+        genotype: "darts_v2".into(),
+        dataset: crate::data::DatasetKind::Digits,
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap()
+}
+
+async fn searches_and_train_runs_are_registered_with_their_kind(store: Store) {
+    let search = store.ensure_run(&cfg(&[])).await.unwrap();
+    let train = store.ensure_train_run(&train_cfg()).await.unwrap();
+    assert_eq!((search.kind, train.kind), (RunKind::Search, RunKind::Train));
+    assert_eq!(train.method, None);
+    assert_eq!(train.space, SpaceKind::Darts);
+    // SQL written against the history still finds train runs by method.
+    let stored: (String, String) = sqlx::query_as("SELECT method, kind FROM runs WHERE id = $1")
+        .bind(train.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, ("train".to_owned(), "train".to_owned()));
+    let refused = sqlx::query("UPDATE runs SET kind = 'transfer' WHERE id = $1")
+        .bind(search.id)
+        .execute(store.pool())
+        .await;
+    assert!(
+        refused.is_err(),
+        "the CHECK constraint lets only known kinds in"
+    );
+}
+
+/// `runs show` reads the kind from the row, or, in a database older than
+/// migration 0007 that was only read (so never migrated), from the method.
+#[test]
+fn a_run_card_names_its_kind_with_or_without_the_kind_column() {
+    let card = |columns: &[&str], row: &[&str]| QueryRows {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        rows: vec![row.iter().map(|v| serde_json::Value::from(*v)).collect()],
+    };
+    let migrated = card(&["method", "kind"], &["train", "train"]);
+    assert_eq!(migrated.run_kind(0), Some(RunKind::Train));
+    let unknown = card(&["method", "kind"], &["darts", "transfer"]);
+    assert_eq!(unknown.run_kind(0), None);
+    let old = card(&["method"], &["train"]);
+    assert_eq!(old.run_kind(0), Some(RunKind::Train));
+    let old_search = card(&["method"], &["gdas"]);
+    assert_eq!(old_search.run_kind(0), Some(RunKind::Search));
+}
+
+/// A database made before migration 0007 gets the kind of its runs from
+/// their method text when a ddsas that knows kinds opens it.
+#[tokio::test]
+async fn migration_7_gives_old_train_runs_their_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_migrations = dir.path().join("migrations");
+    std::fs::create_dir(&old_migrations).unwrap();
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0007" {
+            std::fs::copy(&path, old_migrations.join(name)).unwrap();
+        }
+    }
+    let path = dir.path().join("runs.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    let old = Migrator::new(old_migrations.as_path()).await.unwrap();
+    assert_eq!(old.iter().count(), 6);
+    old.run(&mut conn).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total)
+         VALUES ('s', 'gdas', 'nb201', 'cifar10', 1, '{}', 5),
+                ('t', 'train', 'darts', 'cifar100', 2, '{}', 600)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+
+    let store = Store::open(&path).await.unwrap();
+    let search = store.run_by_fingerprint("s").await.unwrap().unwrap();
+    let train = store.run_by_fingerprint("t").await.unwrap().unwrap();
+    assert_eq!(
+        (search.kind, search.method, search.space),
+        (
+            RunKind::Search,
+            Some(crate::config::Method::Gdas),
+            SpaceKind::Nb201
+        )
+    );
+    assert_eq!(
+        (train.kind, train.method, train.dataset),
+        (RunKind::Train, None, crate::data::DatasetKind::Cifar100)
+    );
+}
+
 /// Migrations are append-only: sqlx stores each applied migration's
 /// checksum and refuses to open a database whose migration file changed
 /// since, so editing one would lock every user out of their run history.
@@ -913,6 +1020,7 @@ fn applied_migrations_are_never_edited() {
         (4, "a172918dd632c525c4c7160bfe500bf16de898f29adbc5bef6280d6fc32fefe7d7d5447dcb9e92139573d8cb4a5dbdef"),
         (5, "43cb1813632e1da7035c0e947615b373bfabab3a7f24033a77ebecafa0d056f2f172342709e4870b6a0689be89c38730"),
         (6, "9c4a08f169694a41ac45e7d39fbc4a0b970cb762ff20a2b7b57cabf408d6cdbc3aa1e10180a1b5aee4d0e8150b9ed9d2"),
+        (7, "8ac4ec3cd4f10745442df989a0d00a47531889ab2195c58c1cc3d0526ad1aeb5657eccd4dd7e96d42fd8b832d9f9faad"),
     ];
     const POSTGRES: &[(i64, &str)] = &[
         (1, "45f4d135b0880fe489934225d77e9b8c9f4c9d9c665781fdbb10734af0ace96c78be9ddee868fede47ce61f17ad22740"),
@@ -921,6 +1029,7 @@ fn applied_migrations_are_never_edited() {
         (4, "2f73c3eb87dc587bede78e5bb79b682524886350ccb40274761f68e7316e3cbf75c72912c4b1ab81a74a7bf1a0281c98"),
         (5, "80586bc5609fe982e61241eca89288c934a0cdc215e3fbd379e0f3a9fee7922b14f6923f0b275e3faf12feaee83db619"),
         (6, "7209e5c7022e1fd5aaa3a8a13ef2d91f9859f1451de89ae4bedf70dc3369037fda352826b034dc5bf0d3757c2ffbe6b9"),
+        (7, "c1443c89177b370e4a80800b1a8c982b5d3527cdc33b0c71e9df9bbc525e6c4576afff7ff8ae6846475d5b8c8c115b6c"),
     ];
     check_known(&SQLITE_MIGRATOR, SQLITE, "sqlite");
     check_known(&POSTGRES_MIGRATOR, POSTGRES, "postgres");

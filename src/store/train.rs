@@ -1,16 +1,15 @@
-//! Train runs in the run history (issue 12): registered once per
-//! fingerprint (genotype + train config) in `runs` with method `train`,
+//! Train runs in the run history: registered once per
+//! fingerprint (genotype + train config) in `runs` as kind `train`,
 //! one `train_epochs` row per epoch, and linked to the searches whose cell
 //! they train. Claims, heartbeats and the end states are the runs' own.
 
 use super::epochs::{update_progress, Best};
 use super::error::Context;
-use super::{RunRow, Store, StoreError};
+use super::rows::TRAIN_METHOD_TEXT;
+use super::{RunKind, RunRow, Store, StoreError};
 use crate::arch::metrics::TrainEpoch;
+use crate::arch::space::SpaceKind;
 use crate::config::train::ResolvedTrain;
-
-/// The method name train runs carry in `runs.method`.
-pub const TRAIN_METHOD: &str = "train";
 
 impl Store {
     /// Registers the train run of a config (or returns the existing row:
@@ -23,13 +22,15 @@ impl Store {
             message: format!("seed {} does not fit a SQLite integer", c.seed),
         })?;
         sqlx::query(
-            "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype, definitions)
-             VALUES ($1, $2, 'darts', $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO runs (fingerprint, kind, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype, definitions)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&fingerprint)
-        .bind(TRAIN_METHOD)
-        .bind(c.dataset.name())
+        .bind(RunKind::Train)
+        .bind(TRAIN_METHOD_TEXT)
+        .bind(SpaceKind::Darts)
+        .bind(c.dataset)
         .bind(seed)
         .bind(cfg.canonical_json())
         .bind(i64::from(c.epochs))

@@ -110,15 +110,7 @@ struct Param {
 }
 
 fn expand(spec: Spec, text: &str, file: &str) -> Result<Sweep, SweepError> {
-    let seeds: Vec<Option<u64>> = match &spec.seeds {
-        Some(s) => s.iter().copied().map(Some).collect(),
-        None => vec![None],
-    };
-    let entries = if spec.runs.is_empty() {
-        vec![Entry::default()]
-    } else {
-        spec.runs.clone()
-    };
+    let (seeds, entries) = seeds_and_entries(&spec);
     let mut reasons: Vec<String> = Vec::new();
     if seeds.is_empty() {
         reasons.push("`seeds` is an empty list".into());
@@ -143,40 +135,7 @@ fn expand(spec: Spec, text: &str, file: &str) -> Result<Sweep, SweepError> {
             let mut point = vec![0usize; axes.len()];
             loop {
                 for row in 0..rows {
-                    let mut params: Vec<Param> = entry
-                        .set
-                        .iter()
-                        .map(|(k, v)| Param {
-                            key: k.clone(),
-                            value: v.clone(),
-                            origin: Origin::Entry,
-                        })
-                        .collect();
-                    for ((axis, in_entry), &i) in axes.iter().zip(&point) {
-                        params.push(Param {
-                            key: axis.key.clone(),
-                            value: axis.values[i].clone(),
-                            origin: Origin::Grid {
-                                in_entry: *in_entry,
-                            },
-                        });
-                    }
-                    for (axis, in_entry) in &zip {
-                        params.push(Param {
-                            key: axis.key.clone(),
-                            value: axis.values[row].clone(),
-                            origin: Origin::Zip {
-                                in_entry: *in_entry,
-                            },
-                        });
-                    }
-                    if let Some(seed) = seed {
-                        params.push(Param {
-                            key: "seed".into(),
-                            value: Value::Number((*seed).into()),
-                            origin: Origin::Seeds,
-                        });
-                    }
+                    let params = params_at(entry, &axes, &point, &zip, row, *seed);
                     let index = candidates;
                     candidates += 1;
                     match plan_run(&spec, &params, text, file, index)? {
@@ -206,17 +165,10 @@ fn expand(spec: Spec, text: &str, file: &str) -> Result<Sweep, SweepError> {
         }
     }
     if runs.is_empty() {
-        let reason = if candidates > 0 && excluded == candidates {
-            format!("all {candidates} runs are excluded by `exclude`")
-        } else if reasons.is_empty() {
-            "nothing to expand".into()
-        } else {
-            reasons.join("; ")
-        };
         return Err(SweepError::Empty {
             file: file.to_owned(),
             name: spec.name,
-            reason,
+            reason: empty_reason(candidates, excluded, &reasons),
         });
     }
     let columns = varied_columns(&runs);
@@ -232,6 +184,81 @@ fn expand(spec: Spec, text: &str, file: &str) -> Result<Sweep, SweepError> {
         excluded,
         duplicates,
     })
+}
+
+/// What the expansion loops over: every seed (`None`: the config's own)
+/// and every `runs` entry (one empty entry: `base` alone).
+fn seeds_and_entries(spec: &Spec) -> (Vec<Option<u64>>, Vec<Entry>) {
+    let seeds = match &spec.seeds {
+        Some(s) => s.iter().copied().map(Some).collect(),
+        None => vec![None],
+    };
+    let entries = if spec.runs.is_empty() {
+        vec![Entry::default()]
+    } else {
+        spec.runs.clone()
+    };
+    (seeds, entries)
+}
+
+/// The parameters of one candidate run: the entry's fixed keys, the grid
+/// point `point` of `axes`, row `row` of the zip columns, and the seed,
+/// each with where it came from (for messages).
+fn params_at(
+    entry: &Entry,
+    axes: &[AxisRef<'_>],
+    point: &[usize],
+    zip: &[AxisRef<'_>],
+    row: usize,
+    seed: Option<u64>,
+) -> Vec<Param> {
+    let mut params: Vec<Param> = entry
+        .set
+        .iter()
+        .map(|(k, v)| Param {
+            key: k.clone(),
+            value: v.clone(),
+            origin: Origin::Entry,
+        })
+        .collect();
+    for ((axis, in_entry), &i) in axes.iter().zip(point) {
+        params.push(Param {
+            key: axis.key.clone(),
+            value: axis.values[i].clone(),
+            origin: Origin::Grid {
+                in_entry: *in_entry,
+            },
+        });
+    }
+    for (axis, in_entry) in zip {
+        params.push(Param {
+            key: axis.key.clone(),
+            value: axis.values[row].clone(),
+            origin: Origin::Zip {
+                in_entry: *in_entry,
+            },
+        });
+    }
+    if let Some(seed) = seed {
+        params.push(Param {
+            key: "seed".into(),
+            value: Value::Number(seed.into()),
+            origin: Origin::Seeds,
+        });
+    }
+    params
+}
+
+/// Why a sweep planned no run: everything excluded, or the empty lists
+/// found on the way.
+fn empty_reason(candidates: usize, excluded: usize, reasons: &[String]) -> String {
+    if candidates > 0 && excluded == candidates {
+        format!("all {candidates} runs are excluded by `exclude`")
+    } else if reasons.is_empty() {
+        "nothing to expand".into()
+    } else {
+        reasons.join("; ")
+    }
 }
 
 /// An axis and whether it was written inside a `runs` entry.
@@ -644,7 +671,7 @@ mod tests {
             let sweep =
                 Sweep::parse(&text, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
             let took = started.elapsed();
-            // The run counts the appendix's experiments need (issue 10).
+            // The run counts the appendix's experiments need.
             let expected = match sweep.name.as_str() {
                 "fig7_lm_grid" => 64,
                 "fig8_fig9_skip" => 2 * 4 + 2 * 6,
@@ -655,8 +682,8 @@ mod tests {
                 other => panic!("no expected run count for shipped sweep {other}"),
             };
             assert_eq!(sweep.runs.len(), expected, "{}", sweep.name);
-            // CIFAR comes from the data folder, fetched on first use
-            // (issue 16): `ddsas data get`, then the sweep, or the sweep alone.
+            // CIFAR comes from the data folder, fetched on first use:
+            // `ddsas data get`, then the sweep, or the sweep alone.
             for run in &sweep.runs {
                 if run.cfg.config().dataset != crate::data::DatasetKind::Digits {
                     assert!(run.cfg.download(), "{}", sweep.name);
@@ -686,7 +713,7 @@ mod tests {
             }
             // The paper's figures of test accuracy (Fig. 7 is "the accuracy
             // obtained by the best cells", Table 5 test errors) train the
-            // searched cells by appendix B.1's protocol (issue 27).
+            // searched cells by appendix B.1's protocol.
             if matches!(sweep.name.as_str(), "fig7_lm_grid" | "table5_approximation") {
                 let plan = sweep
                     .evaluate

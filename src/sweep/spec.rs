@@ -104,7 +104,7 @@ pub(crate) struct Spec {
 }
 
 /// `evaluate:`: every search of the sweep that finishes has its final cell
-/// trained from scratch with these train keys, once per seed (issue 12).
+/// trained from scratch with these train keys, once per seed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluate {
     /// The train keys; the genotype, and unless given the dataset and data
@@ -120,21 +120,7 @@ pub struct Evaluate {
 pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
     let raw: RawSweep = serde_yaml::from_str(text).map_err(|e| syntax_error(file, &e))?;
     let ctx = Ctx { text, file };
-    if raw.name.is_empty()
-        || !raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(ctx.spec(
-            "name",
-            "name",
-            format!(
-                "sweep name `{}` must be non-empty and use only letters, digits, `_`, `-` and `.`",
-                raw.name
-            ),
-        ));
-    }
+    check_name(&ctx, &raw.name)?;
     let mut base = raw.base.unwrap_or_default();
     for key in string_keys(&ctx, "base", &base)? {
         ctx.check_key("base", &key)?;
@@ -146,25 +132,82 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
     }
     let grid = ctx.axes("grid", raw.grid.unwrap_or_default(), false)?;
     let zip = ctx.axes("zip", raw.zip.unwrap_or_default(), true)?;
-    if raw.runs.as_ref().is_some_and(Vec::is_empty) {
+    let runs = runs_of(&ctx, raw.runs)?;
+    if raw.seeds.is_some() {
+        seed_set_once(&ctx, &base, &grid, &zip, &runs)?;
+    }
+    let exclude = exclude_of(&ctx, raw.exclude)?;
+    let resources = raw.resources.unwrap_or_default();
+    check_resources(&ctx, &resources)?;
+    let evaluate = match raw.evaluate {
+        Some(mut mapping) => {
+            if download && !mapping.contains_key("download") {
+                mapping.insert("download".into(), Value::Bool(true));
+            }
+            Some(evaluate_of(&ctx, mapping)?)
+        }
+        None => None,
+    };
+    Ok(Spec {
+        evaluate,
+        name: raw.name,
+        description: raw.description,
+        base,
+        grid,
+        zip,
+        runs,
+        seeds: raw.seeds,
+        exclude,
+        resources,
+    })
+}
+
+/// A sweep's name names its runs in figures and `runs list --sweep`, and
+/// its report folder: letters, digits, `_`, `-` and `.` only.
+fn check_name(ctx: &Ctx<'_>, name: &str) -> Result<(), SweepError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ctx.spec(
+            "name",
+            "name",
+            format!(
+                "sweep name `{name}` must be non-empty and use only letters, digits, `_`, `-` and `.`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The checked `runs:` entries; an empty list is refused, since it would
+/// plan nothing where leaving `runs` out plans `base` alone.
+fn runs_of(ctx: &Ctx<'_>, raw: Option<Vec<Mapping>>) -> Result<Vec<Entry>, SweepError> {
+    if raw.as_ref().is_some_and(Vec::is_empty) {
         return Err(SweepError::Spec {
-            file: file.to_owned(),
-            location: text
+            file: ctx.file.to_owned(),
+            location: ctx
+                .text
                 .lines()
                 .position(|l| l.starts_with("runs:"))
                 .map(|i| (i + 1, 1)),
             message: "`runs` is an empty list; list at least one entry, or leave `runs` out to run `base` alone".into(),
         });
     }
-    let mut runs = Vec::new();
-    for entry in raw.runs.unwrap_or_default() {
-        runs.push(ctx.entry(entry)?);
-    }
-    if raw.seeds.is_some() {
-        seed_set_once(&ctx, &base, &grid, &zip, &runs)?;
-    }
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|entry| ctx.entry(entry))
+        .collect()
+}
+
+/// The `exclude:` entries as (key, value) pairs, every key checked.
+fn exclude_of(
+    ctx: &Ctx<'_>,
+    raw: Option<Vec<Mapping>>,
+) -> Result<Vec<Vec<(String, Value)>>, SweepError> {
     let mut exclude = Vec::new();
-    for entry in raw.exclude.unwrap_or_default() {
+    for entry in raw.unwrap_or_default() {
         let mut pairs = Vec::new();
         for (k, v) in entry {
             let key = ctx.key_string("exclude", &k)?;
@@ -173,7 +216,11 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
         }
         exclude.push(pairs);
     }
-    let resources = raw.resources.unwrap_or_default();
+    Ok(exclude)
+}
+
+/// `resources:` values that would plan nothing or divide by zero.
+fn check_resources(ctx: &Ctx<'_>, resources: &Resources) -> Result<(), SweepError> {
     if resources.runs_per_gpu == Some(0) {
         return Err(ctx.spec(
             "resources",
@@ -197,27 +244,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
             ));
         }
     }
-    let evaluate = match raw.evaluate {
-        Some(mut mapping) => {
-            if download && !mapping.contains_key("download") {
-                mapping.insert("download".into(), Value::Bool(true));
-            }
-            Some(evaluate_of(&ctx, mapping)?)
-        }
-        None => None,
-    };
-    Ok(Spec {
-        evaluate,
-        name: raw.name,
-        description: raw.description,
-        base,
-        grid,
-        zip,
-        runs,
-        seeds: raw.seeds,
-        exclude,
-        resources,
-    })
+    Ok(())
 }
 
 /// Checks `evaluate:`: train keys (as `ddsas train --print-config` lists
@@ -274,7 +301,7 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
 /// The `evaluate:` of a sweep file's text as it was registered
 /// (`sweeps.spec_yaml`), read without checking the rest of the file or
 /// resolving anything, so that a report on any machine knows which train
-/// config is the sweep's own (issue 27): `None` when the text has none or
+/// config is the sweep's own: `None` when the text has none or
 /// this ddsas cannot read it.
 pub fn stored_evaluate(text: &str) -> Option<Evaluate> {
     let raw: Value = serde_yaml::from_str(text).ok()?;

@@ -1,4 +1,4 @@
-//! The chaos test (issue 14): a sweep of small digits runs goes on while a
+//! The chaos test: a sweep of small digits runs goes on while a
 //! seeded injector, at random moments, kills workers with SIGKILL, stops
 //! them with SIGSTOP (never continued), terminates them with SIGTERM, and
 //! kills the orchestrator with SIGKILL (starting a new one each time),

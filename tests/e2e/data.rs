@@ -1,5 +1,5 @@
-//! End-to-end tests of `ddsas data get|list` and download on first use
-//! (issue 16), with no internet: archives built from the CIFAR fixtures
+//! End-to-end tests of `ddsas data get|list` and download on first use,
+//! with no internet: archives built from the CIFAR fixtures
 //! (tar + gzip, here) are served by a small HTTP server inside the test on
 //! 127.0.0.1, which counts requests, honours ranges, and can cut a
 //! connection half-way, ignore ranges or go slowly.

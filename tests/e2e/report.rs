@@ -445,7 +445,7 @@ fn table5_shows_test_error_once_every_search_is_trained() {
     assert_table5_means(&out, &rows);
 }
 
-/// A search whose cell is trained under two configs (issue 27): its test
+/// A search whose cell is trained under two configs: its test
 /// accuracy is never their mean. The sweep's `evaluate:` config is used
 /// when the sweep has one; without it, searches whose latest trainings
 /// disagree give no test error (the proxy, saying why). `report results`
@@ -567,7 +567,7 @@ fn a_search_trained_under_two_configs_uses_one_config_and_shows_both() {
 }
 
 /// Searches that differ in a key besides L, M and the seed (here the
-/// epochs) are separate Fig. 7 panels, not seeds of one cell (issue 27).
+/// epochs) are separate Fig. 7 panels, not seeds of one cell.
 #[test]
 fn fig7_draws_a_panel_per_setting_of_the_other_keys() {
     let (dir, db) = fixture_copy();

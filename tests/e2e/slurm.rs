@@ -1,4 +1,4 @@
-//! End-to-end tests of sweeps on Slurm (issue 13): `sweep submit --slurm`
+//! End-to-end tests of sweeps on Slurm: `sweep submit --slurm`
 //! (its script, its refusals) and the pull worker each array task runs
 //! (`ddsas worker --sweep`), here on a SQLite file without Slurm: several
 //! pull workers sharing a sweep, and SIGUSR2 (Slurm's time-limit warning)
@@ -369,7 +369,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 // ---------------------------------------------------------------------
 // On the one-node cluster of `scripts/slurm.sh` with the run history in a
-// PostgreSQL database of the test's own (issue 13's three tests).
+// PostgreSQL database of the test's own.
 
 /// The environment variable naming the `slurm.conf` of the cluster to
 /// test on; when unset, the tests start the project's one-node cluster

@@ -1,4 +1,4 @@
-//! End-to-end tests of sweeps (issue 3): the real `ddsas` binary as
+//! End-to-end tests of sweeps: the real `ddsas` binary as
 //! orchestrator and workers, a real SQLite database in a temp dir, tiny
 //! searches on the bundled digits. Processes are killed for real (SIGKILL,
 //! SIGINT) and every wait polls with a timeout.
@@ -1320,7 +1320,7 @@ fn a_full_disk_stops_the_sweep_and_the_next_sweep_run_continues() {
     env.assert_all_done_once(2);
 }
 
-/// `ddsas bench store` (issue 13's load test), briefly: a few simulated
+/// `ddsas bench store` (the store's load test), briefly: a few simulated
 /// pull workers claim, heartbeat and record; the check afterwards finds no
 /// run claimed twice and no acknowledged epoch missing, and the database
 /// holds exactly the acknowledged epochs.

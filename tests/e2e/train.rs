@@ -283,7 +283,7 @@ fn fresh_dry_run(home: &Path, args: &[&str]) -> Output {
     cmd.output().expect("ddsas runs")
 }
 
-/// Issue 27: the README's dry run printed 3347398 on a fresh machine (the
+/// The README's dry run once printed 3347398 on a fresh machine (the
 /// default digits have one channel), and with `dataset=cifar10` it refused
 /// because CIFAR-10 was not downloaded. A dry run reads no image: it takes
 /// the shape from the dataset and says what it counted.
@@ -325,7 +325,7 @@ fn a_dry_run_needs_no_data_and_says_what_it_counted() {
     );
 }
 
-/// Issue 27: `--genotype @FILE:NAME` trains a genotype of a paper's
+/// `--genotype @FILE:NAME` trains a genotype of a paper's
 /// genotypes.py as it stands, and names the file when it is not there.
 #[test]
 fn genotype_at_file_name_reads_a_genotypes_py() {

@@ -1,5 +1,5 @@
 //! Where a genotype the user gives comes from: the argument itself, or a
-//! file named by `@FILE` or `@FILE:NAME` (issue 27).
+//! file named by `@FILE` or `@FILE:NAME`.
 //!
 //! The repositories of DARTS-family papers keep their cells in a
 //! `genotypes.py`, one `NAME = Genotype(...)` assignment each, often spread

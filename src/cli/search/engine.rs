@@ -1,20 +1,19 @@
 //! What `ddsas search` runs (`engine` build only).
 
-use std::process::ExitCode;
-
+use crate::arch::space::SpaceKind;
+use crate::config::{ResolvedConfig, SearchConfig};
+use crate::exec::default_checkpoint_dir;
+use crate::exec::device::{parse_device, set_threads};
+use crate::exec::search::Search;
+use crate::nas::search::SearchOutcome;
+use crate::store::{RunStatus, Store};
 use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use std::process::ExitCode;
 use tokio::runtime::Runtime;
 
 use super::SearchCmd;
-use crate::arch::space::SpaceKind;
-use crate::cli::EXIT_INTERRUPTED;
-use crate::config::{ResolvedConfig, SearchConfig};
-use crate::exec::device::{device_name, parse_device, set_threads};
-use crate::exec::process::{dead_search_owner, search_owner_id};
-use crate::exec::{default_checkpoint_dir, execute, RunEnd, EXIT_NO_SPACE};
-use crate::nas::search::{interrupted_text, SearchOutcome};
-use crate::store::{Claim, RunStatus, Store};
+use crate::cli::launch::Launch;
 
 impl SearchCmd {
     /// Runs the command.
@@ -62,73 +61,21 @@ impl SearchCmd {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let claim = Claim {
-            owner: search_owner_id(),
-            device: device_name(device),
-            pid: i64::from(std::process::id()),
-            stale_after_s: Some(120.0),
+        let launch = Launch {
+            run: &run,
+            cfg: &cfg,
+            device,
+            checkpoint_dir,
         };
-        if !rt.block_on(claim_or_take_over(&store, run.id, &claim))? {
-            anyhow::bail!(
-                "run {} is being run by {} (heartbeat within the last 2 minutes); wait for it or stop that process",
-                run.id,
-                run.owner.as_deref().unwrap_or("another process")
-            );
-        }
-        let job = self.job.job(rt, run.id, &cfg, device, checkpoint_dir)?;
-        match execute(rt, &store, job)? {
-            RunEnd::Done(outcome) => {
-                print_summary(run.id, &cfg, &outcome);
+        self.job
+            .claim_and_execute::<Search>(rt, &store, launch, |outcome| {
+                print_summary(run.id, &cfg, outcome);
                 if cfg.config().space == SpaceKind::Nb201 {
                     crate::outln!("{}", rt.block_on(nb201_summary(&store, run.id))?);
                 }
-                Ok(ExitCode::SUCCESS)
-            }
-            RunEnd::Interrupted { epoch, step } => {
-                crate::errln!("run {}: {}; its finished epochs are stored.\nresume with the same command plus --resume", run.id, interrupted_text(epoch, step));
-                Ok(ExitCode::from(EXIT_INTERRUPTED))
-            }
-            RunEnd::NoSpace(message) => {
-                crate::errln!("error: run {} stopped: {message}\nit is `interrupted`: once space is freed, resume with the same command plus --resume", run.id);
-                Ok(ExitCode::from(EXIT_NO_SPACE))
-            }
-            RunEnd::Failed(message) => Err(anyhow::anyhow!("run {} failed: {message}", run.id)),
-        }
+                Ok(())
+            })
     }
-}
-
-/// Claims the run, or takes it over from a `ddsas search` of this host that
-/// died without releasing it (a crash, `kill -9`): waiting two minutes for
-/// its heartbeat to go stale would only hold the user up. This process runs
-/// the run itself, so a claim it gets is confirmed at once as its next
-/// attempt.
-pub(crate) async fn claim_or_take_over(
-    store: &Store,
-    id: i64,
-    claim: &Claim,
-) -> anyhow::Result<bool> {
-    let claimed =
-        store.claim_run(id, claim).await? || take_over_dead_search(store, id, claim).await?;
-    if !claimed {
-        return Ok(false);
-    }
-    let attempt = store.run(id).await?.map_or(0, |row| row.attempts) + 1;
-    Ok(store
-        .confirm_claim(id, &claim.owner, claim.pid, attempt)
-        .await?)
-}
-
-/// Takes the run over when a dead `ddsas search` of this host holds it.
-async fn take_over_dead_search(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
-    let Some(row) = store.run(id).await? else {
-        return Ok(false);
-    };
-    if row.status != RunStatus::Running || !dead_search_owner(row.owner.as_deref()) {
-        return Ok(false);
-    }
-    Ok(store
-        .take_over_run(id, claim, row.owner.as_deref(), row.pid)
-        .await?)
 }
 
 fn print_summary(run_id: i64, cfg: &ResolvedConfig, outcome: &SearchOutcome) {

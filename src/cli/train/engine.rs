@@ -1,21 +1,18 @@
 //! What `ddsas train` runs (`engine` build only).
 
-use std::process::ExitCode;
-
+use crate::arch::space::SpaceKind;
+use crate::config::train::{TrainConfig, TrainNetwork};
+use crate::exec::checkpoint_dir_of;
+use crate::exec::device::{parse_device, set_threads};
+use crate::exec::train::Train;
+use crate::nas::evalnet::EvalNetwork;
+use crate::store::{RunKind, RunStatus};
 use anyhow::{bail, Context};
+use std::process::ExitCode;
 use tokio::runtime::Runtime;
 
 use super::TrainCmd;
-use crate::cli::search::engine::claim_or_take_over;
-use crate::cli::EXIT_INTERRUPTED;
-use crate::config::train::{TrainConfig, TrainNetwork};
-use crate::exec::checkpoint_dir_of;
-use crate::exec::device::{device_name, parse_device, set_threads};
-use crate::exec::process::search_owner_id;
-use crate::exec::train::{execute_train, TrainEnd};
-use crate::nas::evalnet::EvalNetwork;
-use crate::nas::search::interrupted_text;
-use crate::store::{Claim, RunStatus, Store};
+use crate::cli::launch::Launch;
 
 impl TrainCmd {
     /// Runs the command.
@@ -55,15 +52,19 @@ impl TrainCmd {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        self.claim(rt, &store, run.id, device, run.owner.as_deref())?;
         let checkpoint_dir = self
             .job
             .checkpoint_dir
             .clone()
             .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
-        let job = self.job.job(rt, run.id, &cfg, device, checkpoint_dir)?;
-        match execute_train(rt, &store, job)? {
-            TrainEnd::Done(outcome) => {
+        let launch = Launch {
+            run: &run,
+            cfg: &cfg,
+            device,
+            checkpoint_dir,
+        };
+        self.job
+            .claim_and_execute::<Train>(rt, &store, launch, |outcome| {
                 crate::outln!(
                     "train run {}: test accuracy {:.2}% (error {:.2}%), best {:.2}%, {:.3} M parameters, {:.1} s",
                     run.id,
@@ -73,18 +74,8 @@ impl TrainCmd {
                     outcome.params as f64 / 1e6,
                     outcome.wall_s
                 );
-                Ok(ExitCode::SUCCESS)
-            }
-            TrainEnd::Interrupted { epoch, step } => {
-                crate::errln!("train run {}: {}; its finished epochs are stored.\nresume with the same command plus --resume", run.id, interrupted_text(epoch, step));
-                Ok(ExitCode::from(EXIT_INTERRUPTED))
-            }
-            TrainEnd::NoSpace(message) => {
-                crate::errln!("error: train run {} stopped: {message}\nit is `interrupted`: once space is freed, resume with the same command plus --resume", run.id);
-                Ok(ExitCode::from(crate::exec::EXIT_NO_SPACE))
-            }
-            TrainEnd::Failed(message) => bail!("train run {} failed: {message}", run.id),
-        }
+                Ok(())
+            })
     }
 
     /// The config: file (or defaults), then the search's cell, dataset and
@@ -122,10 +113,10 @@ impl TrainCmd {
             )
         })?;
         rt.block_on(store.close());
-        if row.method == crate::store::TRAIN_METHOD {
+        if row.kind == RunKind::Train {
             bail!("--from-run {id}: run {id} is a train run, not a search; give the search run it came from (`ddsas runs show {id}` names it)");
         }
-        if row.space == "nb201" {
+        if row.space == SpaceKind::Nb201 {
             bail!("--from-run {id}: run {id} searched the NAS-Bench-201 space, whose cells are not trained: their accuracy comes from the benchmark table (`ddsas nb201 import FILE --dataset cifar10`)");
         }
         let genotype = match (row.status, row.final_genotype) {
@@ -139,36 +130,12 @@ impl TrainCmd {
             .with_context(|| format!("--from-run {id}: its stored config is not JSON"))?;
         let mut sets = vec![
             format!("genotype={}", yaml_string(&genotype)),
-            format!("dataset={}", row.dataset),
+            format!("dataset={}", row.dataset.name()),
         ];
         if let Some(dir) = search["data_dir"].as_str() {
             sets.push(format!("data_dir={}", yaml_string(dir)));
         }
         Ok(sets)
-    }
-
-    /// Claims the run, or takes it over from a dead `ddsas` of this host.
-    fn claim(
-        &self,
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        device: tch::Device,
-        owner: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let claim = Claim {
-            owner: search_owner_id(),
-            device: device_name(device),
-            pid: i64::from(std::process::id()),
-            stale_after_s: Some(120.0),
-        };
-        if !rt.block_on(claim_or_take_over(store, id, &claim))? {
-            bail!(
-                "train run {id} is being run by {} (heartbeat within the last 2 minutes); wait for it or stop that process",
-                owner.unwrap_or("another process")
-            );
-        }
-        Ok(())
     }
 }
 

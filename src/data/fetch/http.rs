@@ -25,16 +25,7 @@ pub(super) fn download(
     opts: &Options<'_>,
 ) -> Result<(), FetchError> {
     let agent = agent_for(url);
-    // Drawn once the first response says how long the file is.
-    let bar = ProgressBar::hidden();
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(file_name(url).to_owned());
+    let bar = progress_bar(url);
     let mut contacted = false;
     let mut stalls = 0u32;
     loop {
@@ -105,6 +96,21 @@ pub(super) fn download(
     }
 }
 
+/// The download's progress bar, hidden: it is drawn once the first
+/// response says how long the file is.
+fn progress_bar(url: &str) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(file_name(url).to_owned());
+    bar
+}
+
 /// How one response's body went.
 enum Received {
     /// The file is complete.
@@ -141,19 +147,7 @@ fn receive(
     } else {
         (0, length)
     };
-    let line = if start > 0 {
-        format!(
-            "resuming {} at byte {start}{}",
-            file_name(url),
-            total.map_or(String::new(), |t| format!(" of {t}"))
-        )
-    } else {
-        format!(
-            "downloading {url}{} into {}",
-            total.map_or(String::new(), |t| format!(" ({:.1} MB)", t as f64 / 1e6)),
-            part.display()
-        )
-    };
+    let line = start_line(url, part, start, total);
     bar.suspend(|| (opts.say)(&line));
     bar.set_length(total.unwrap_or(0));
     bar.set_position(start);
@@ -195,6 +189,23 @@ fn receive(
             progressed: now > start,
         }),
         _ => Ok(Received::Whole),
+    }
+}
+
+/// What a response starts: the download, or its resumption at `start`.
+fn start_line(url: &str, part: &Path, start: u64, total: Option<u64>) -> String {
+    if start > 0 {
+        format!(
+            "resuming {} at byte {start}{}",
+            file_name(url),
+            total.map_or(String::new(), |t| format!(" of {t}"))
+        )
+    } else {
+        format!(
+            "downloading {url}{} into {}",
+            total.map_or(String::new(), |t| format!(" ({:.1} MB)", t as f64 / 1e6)),
+            part.display()
+        )
     }
 }
 

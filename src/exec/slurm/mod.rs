@@ -1,4 +1,4 @@
-//! Sweeps on a Slurm cluster (issue 13): `ddsas sweep submit --slurm`
+//! Sweeps on a Slurm cluster: `ddsas sweep submit --slurm`
 //! writes a batch script ([`script`]) and submits it as a job array of pull
 //! workers; each task runs `ddsas worker --sweep`, which plans its slots
 //! from what Slurm gave it ([`task_slots`]) and runs the orchestrator's loop

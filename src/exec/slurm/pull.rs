@@ -20,9 +20,10 @@ use anyhow::Context;
 
 use super::{requeue, task_resources, task_slots, this_task, ThisTask};
 use crate::exec::evaluate;
-use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason, SweepRun};
+use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
+use crate::exec::sweep_run::SweepRun;
 use crate::exec::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
-use crate::store::{DbLocation, RunRow, RunStatus, Store, TRAIN_METHOD};
+use crate::store::{DbLocation, RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Sweep;
 
 /// Exit status of a pull worker some of whose runs failed for good (the
@@ -169,7 +170,7 @@ async fn runs_to_do(store: &Store, sweep: &Sweep) -> anyhow::Result<(Vec<SweepRu
 /// How the sweep's own display names a run: its varied values, or what it
 /// trains.
 fn label(sweep: &Sweep, row: &RunRow) -> String {
-    if row.method == TRAIN_METHOD {
+    if row.kind == RunKind::Train {
         return format!("train run {}", row.id);
     }
     sweep

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::legend::{legend, legend_height, LegendEntry, Swatch};
-use super::lines::polyline;
+use super::strokes::polyline;
 use super::text::measure;
 use super::text::{bold, fit, font, text_at, title, wrap, LABEL_PX, TITLE_PX};
 use super::{Area, DrawResult, Plot, MUTED, PALETTE};

@@ -6,10 +6,11 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
-use super::lines::{draw_marker, polyline};
+use super::strokes::{draw_marker, polyline};
 use super::text::{font, measure, text_at, LABEL_PX};
 use super::{method_color, method_marker, Area, DrawResult, SERIES_PALETTE};
-use crate::report::data::{method_label, method_rank};
+use crate::report::data::method_rank;
+use crate::report::labels::method_label;
 
 /// How the series of a figure are told apart. Each series is one setting
 /// (a method and the values of the keys that vary among the runs shown).

@@ -22,6 +22,7 @@ pub mod font;
 pub mod heatmap;
 pub mod legend;
 pub mod lines;
+pub mod strokes;
 pub mod text;
 
 use std::cell::Cell;

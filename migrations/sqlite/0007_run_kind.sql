@@ -1,0 +1,12 @@
+-- What a run is: a search, or the training of a searched cell from scratch.
+-- Train runs were told apart by their method text 'train' alone; the kind
+-- is its own column so that code branches on it and more kinds (ImageNet
+-- transfer, data-parallel training) fit without another magic method.
+-- Train runs keep method 'train', so SQL written against the history still
+-- finds them. `run_summary` is left as it is: `runs list --format csv`
+-- prints every one of its columns. Never edit this file once released.
+
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'search'
+    CHECK (kind IN ('search', 'train'));
+
+UPDATE runs SET kind = 'train' WHERE method = 'train';

@@ -1,0 +1,47 @@
+//! Claiming a run for this process (`ddsas search`, `ddsas train`): a
+//! fresh claim, or a take-over from a dead `ddsas` of this host.
+
+use super::device::device_name;
+use super::process::{dead_search_owner, search_owner_id};
+use crate::store::{Claim, RunStatus, Store};
+
+/// The claim of a run this process runs itself on `device`: taken over by
+/// another after two minutes without a heartbeat.
+pub fn local_claim(device: tch::Device) -> Claim {
+    Claim {
+        owner: search_owner_id(),
+        device: device_name(device),
+        pid: i64::from(std::process::id()),
+        stale_after_s: Some(120.0),
+    }
+}
+
+/// Claims the run, or takes it over from a `ddsas search` of this host that
+/// died without releasing it (a crash, `kill -9`): waiting two minutes for
+/// its heartbeat to go stale would only hold the user up. This process runs
+/// the run itself, so a claim it gets is confirmed at once as its next
+/// attempt.
+pub async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
+    let claimed =
+        store.claim_run(id, claim).await? || take_over_dead_search(store, id, claim).await?;
+    if !claimed {
+        return Ok(false);
+    }
+    let attempt = store.run(id).await?.map_or(0, |row| row.attempts) + 1;
+    Ok(store
+        .confirm_claim(id, &claim.owner, claim.pid, attempt)
+        .await?)
+}
+
+/// Takes the run over when a dead `ddsas search` of this host holds it.
+async fn take_over_dead_search(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
+    let Some(row) = store.run(id).await? else {
+        return Ok(false);
+    };
+    if row.status != RunStatus::Running || !dead_search_owner(row.owner.as_deref()) {
+        return Ok(false);
+    }
+    Ok(store
+        .take_over_run(id, claim, row.owner.as_deref(), row.pid)
+        .await?)
+}

@@ -1,0 +1,16 @@
+//! A run of a sweep as the orchestrator schedules it: its own file so that
+//! the orchestrator and what hands it runs (`evaluate`, the Slurm pull
+//! worker, `sweep run`) share it without importing each other.
+
+/// A run of the sweep that is to be executed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRun {
+    /// Run id in the database.
+    pub run_id: i64,
+    /// Position in the sweep's expansion.
+    pub position: usize,
+    /// Its varied values, `L=28 M=10`, for the display.
+    pub label: String,
+    /// Epochs of the run.
+    pub epochs: u32,
+}
