@@ -1,5 +1,7 @@
 //! Bakes the libtorch library folder into the rpath of every binary and test
-//! of this package, so that `ddsas` runs without `LD_LIBRARY_PATH`.
+//! of this package, so that `ddsas` runs without `LD_LIBRARY_PATH`. Without
+//! the `engine` feature nothing links libtorch, so no rpath is added and no
+//! Python is asked where torch is (a machine without torch builds that way).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,6 +32,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
+    if std::env::var_os("CARGO_FEATURE_ENGINE").is_none() {
+        return;
+    }
     if let Some(dir) = libtorch_lib_dir() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
     }

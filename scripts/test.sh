@@ -4,7 +4,8 @@
 # they are not running (a throw-away PostgreSQL, scripts/postgres.sh; a
 # one-node Slurm cluster, scripts/slurm.sh, which needs root), runs every
 # test in the release profile (one build serves the binary and the tests),
-# and stops again what it started.
+# builds the light build (no libtorch) and runs its tests, and stops again
+# what it started.
 #
 # A service that cannot be started here (no root, PostgreSQL not
 # installed, no chromium for the browser tests) does not stop the command:
@@ -71,6 +72,22 @@ export DDSAS_TEST_SKIPPED
 
 status=0
 cargo test --release --locked --no-fail-fast "$@" || status=$?
+
+# The light build (`--no-default-features`: no libtorch, for reports and
+# `serve` on a machine without torch): it must build, link no libtorch, and
+# pass the library's tests and tests/light.rs (the training commands refuse
+# in one line). It shares the target folder: only ddsas itself is rebuilt.
+light_build() {
+    cargo build --release --locked --no-default-features || return 1
+    if ldd "$target/release/ddsas" | grep -i torch; then
+        echo "error: the light build (--no-default-features) links libtorch" >&2
+        return 1
+    fi
+    cargo test --release --locked --no-fail-fast --no-default-features --lib --test light "$@"
+}
+light_build "$@" || status=1
+# Leave the full build's binary in place, as the build above made it.
+cargo build --release --locked
 
 # One line per service whose tests were skipped, after cargo's output.
 if [ -s "$DDSAS_TEST_SKIPPED" ]; then

@@ -5,6 +5,17 @@
 //! Modules follow the data: [`arch`] (spaces, genotypes, records and metrics,
 //! no tensors) and [`data`] → [`nas`] (ops, supernet, methods, search and
 //! training loops) → [`store`] (SQLite) → sweep/exec → report → serve → cli.
+//!
+//! Cargo feature `engine` (on by default) is everything that computes with
+//! tensors on libtorch: `nas`, the datasets as tensors, the execution of
+//! runs and the commands that train. `cargo build --no-default-features`
+//! leaves it out: that `ddsas` links no libtorch, starts without loading it
+//! (about 0.4 s saved on every command), and runs every command that only
+//! reads, plans or serves (`runs`, `sql`, `report`, `serve`, `sweep plan` /
+//! `status` / `cancel`, `data`, `nb201`, `bench store`), e.g. on a laptop
+//! with a copied results.db and no 2.5 GB torch; the training commands say
+//! they need the engine. The compiler so also keeps store, report, serve
+//! and sweep free of tensors.
 
 /// `println!` that never panics. A closed stdout (`ddsas ... | head`, a log
 /// pipe that died) must not stop a search or a sweep half-way: the write is
@@ -33,6 +44,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod exec;
+#[cfg(feature = "engine")]
 pub mod nas;
 pub mod report;
 pub mod serve;

@@ -5,21 +5,17 @@
 //! store` runs `exec::load` and prints its figures.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use indicatif::ProgressBar;
-use rand::SeedableRng;
-use tch::{Device, Kind, Tensor};
 
-use crate::config::SearchConfig;
-use crate::data::{Augment, Dataset, DatasetKind, ImageSet, Loader};
-use crate::exec::device::{parse_device, set_threads};
 use crate::exec::load::{self, Latencies, LoadPlan, LoadReport};
-use crate::nas::search::Searcher;
-use crate::nas::supernet::random_batch;
 use crate::store::Backend;
+
+/// The benchmarks that run steps and batches on libtorch.
+#[cfg(feature = "engine")]
+mod engine;
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -235,208 +231,34 @@ impl BenchCmd {
         matches!(self, BenchCmd::Train(_))
     }
 
+    /// The command, when it runs on libtorch (everything but `bench
+    /// store`, whose simulated workers write records without computing).
+    pub fn needs_engine(&self) -> Option<&'static str> {
+        match self {
+            BenchCmd::Step(_) => Some("bench step"),
+            BenchCmd::Train(_) => Some("bench train"),
+            BenchCmd::Data(_) => Some("bench data"),
+            BenchCmd::Store(_) => None,
+        }
+    }
+
     /// Runs the benchmark and prints its figures; `bench store` exits with
     /// 1 when an invariant failed.
     pub fn run(self, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         match self {
-            BenchCmd::Step(args) => bench_step(args),
-            BenchCmd::Train(args) => bench_train(args),
-            BenchCmd::Data(args) => bench_data(args),
-            BenchCmd::Store(args) => return bench_store(args, rt),
-        }
-        .map(|()| ExitCode::SUCCESS)
-    }
-}
-
-fn synchronize(device: Device) {
-    if let Device::Cuda(n) = device {
-        tch::Cuda::synchronize(n as i64);
-    }
-}
-
-fn bench_step(a: StepArgs) -> anyhow::Result<()> {
-    set_threads(a.threads)?;
-    let device = parse_device(&a.device)?;
-    if a.cudnn_benchmark {
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
-    let overrides = vec![
-        format!("method={}", a.method),
-        format!("L={}", a.L),
-        format!("M={}", a.steps + 10),
-        format!("layers={}", a.layers),
-        format!("init_channels={}", a.C),
-        format!("batch_size={}", a.batch),
-    ];
-    let cfg = SearchConfig::default()
-        .with_overrides(&overrides)?
-        .resolve()?;
-    let mut searcher = Searcher::new(&cfg, 3, 10, device);
-    match a.layout {
-        Layout::Nchw => searcher.net.set_channels_last(false),
-        Layout::Nhwc => searcher.net.set_channels_last(true),
-        Layout::Auto => {}
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let arch = &searcher.arch;
-    let _ = searcher.method.start_epoch(&cfg, 0, arch, &mut rng);
-    if let Some(path) = &a.mask {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the mask {}", path.display()))?;
-        let mask: Vec<Vec<Vec<bool>>> = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{}: not a JSON [cell][edge][op] of booleans",
-                path.display()
-            )
-        })?;
-        let space = &searcher.net.space;
-        let fits = mask.len() == 2
-            && mask
-                .iter()
-                .all(|c| c.len() == space.edges() && c.iter().all(|e| e.len() == space.num_ops()));
-        anyhow::ensure!(
-            fits,
-            "{}: the mask must be 2 x {} x {} (DARTS space)",
-            path.display(),
-            space.edges(),
-            space.num_ops()
-        );
-        anyhow::ensure!(
-            searcher.method.set_subspace(&mask),
-            "--mask only applies to --method ddsas"
-        );
-    }
-    let (xt, yt) = random_batch(a.batch, 3, a.size, 10, device);
-    let (xv, yv) = random_batch(a.batch, 3, a.size, 10, device);
-    let median = median_step(device, a.clock, a.steps, || {
-        searcher.arch_step(&xv, &yv);
-        let _ = searcher.weight_step(&xt, &yt, 0.025);
-    });
-    crate::outln!(
-        "method={} L={} batch={} layers={} C={} size={} threads={}",
-        a.method,
-        a.L,
-        a.batch,
-        a.layers,
-        a.C,
-        a.size,
-        tch::get_num_threads()
-    );
-    crate::outln!("median_step_s={median:.4}");
-    Ok(())
-}
-
-/// `bench train`: median seconds of an evaluation-network training step
-/// (forward, backward, clip, SGD), as `bench/ref_train_step.py` times it.
-fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
-    set_threads(a.threads)?;
-    let device = parse_device(&a.device)?;
-    let genotype = crate::arch::genotype::read(&a.genotype)?;
-    tch::manual_seed(0);
-    let shape = crate::arch::shape::EvalShape {
-        layers: a.layers,
-        channels: a.channels,
-        in_channels: 3,
-        classes: 10,
-        auxiliary: a.auxiliary > 0.0,
-    };
-    let net = crate::nas::evalnet::EvalNetwork::new(&genotype, shape, device);
-    let params = net.params_without_aux();
-    let mut trainer = crate::nas::evalnet::Trainer::new(net, [0.9, 3e-4, 5.0, a.auxiliary]);
-    let (x, y) = random_batch(a.batch, 3, a.size, 10, device);
-    let median = median_step(device, a.clock, a.steps, || {
-        let _ = trainer.step(&x, &y, 0.025, a.drop_path);
-    });
-    crate::outln!(
-        "genotype={} layers={} C={} batch={} size={} threads={} params_without_aux={params}",
-        a.genotype,
-        a.layers,
-        a.channels,
-        a.batch,
-        a.size,
-        tch::get_num_threads()
-    );
-    crate::outln!("median_step_s={median:.4}");
-    Ok(())
-}
-
-/// Median seconds of `step` over `steps` timed runs after one warm-up,
-/// the device synchronised around each (`steps` is at least 1: clap says so).
-fn median_step(device: Device, clock: Clock, steps: u64, mut step: impl FnMut()) -> f64 {
-    let clock: fn() -> f64 = match clock {
-        Clock::Cpu => thread_cpu_seconds,
-        Clock::Wall => wall_seconds,
-    };
-    let mut times = Vec::with_capacity(steps as usize);
-    for i in 0..=steps {
-        synchronize(device);
-        let t0 = clock();
-        step();
-        synchronize(device);
-        if i > 0 {
-            times.push(clock() - t0);
+            BenchCmd::Store(args) => bench_store(args, rt),
+            #[cfg(feature = "engine")]
+            BenchCmd::Step(args) => engine::bench_step(args).map(|()| ExitCode::SUCCESS),
+            #[cfg(feature = "engine")]
+            BenchCmd::Train(args) => engine::bench_train(args).map(|()| ExitCode::SUCCESS),
+            #[cfg(feature = "engine")]
+            BenchCmd::Data(args) => engine::bench_data(args).map(|()| ExitCode::SUCCESS),
+            #[cfg(not(feature = "engine"))]
+            other => Ok(crate::cli::no_engine(
+                other.needs_engine().unwrap_or("bench"),
+            )),
         }
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
-fn wall_seconds() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64()
-}
-
-/// CPU seconds of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
-fn bench_data(a: DataArgs) -> anyhow::Result<()> {
-    set_threads(a.threads)?;
-    let device = parse_device(&a.device)?;
-    tch::manual_seed(0);
-    let images = Tensor::randint(256, [a.images, 3, 32, 32], (Kind::Uint8, Device::Cpu));
-    let labels = Tensor::randint(10, [a.images], (Kind::Int64, Device::Cpu));
-    let ds = Dataset {
-        kind: DatasetKind::Cifar10,
-        train: ImageSet { images, labels },
-        test: ImageSet {
-            images: Tensor::zeros([0, 3, 32, 32], (Kind::Uint8, Device::Cpu)),
-            labels: Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
-        },
-        classes: 10,
-        channels: 3,
-        size: 32,
-        mean: vec![125.3, 123.0, 113.9],
-        std: vec![63.0, 62.1, 66.7],
-    };
-    let loader = Loader::new(
-        &ds.train,
-        &ds,
-        device,
-        a.batch,
-        Some(Augment::for_dataset(DatasetKind::Cifar10)),
-    );
-    let t0 = Instant::now();
-    let mut seen = 0i64;
-    for (x, _) in loader.epoch(1) {
-        seen += x.size()[0];
-    }
-    synchronize(device);
-    let secs = t0.elapsed().as_secs_f64();
-    crate::outln!(
-        "images={seen} batch={} threads={}",
-        a.batch,
-        tch::get_num_threads()
-    );
-    crate::outln!("images_per_s={:.0}", seen as f64 / secs);
-    Ok(())
 }
 
 /// `bench store`: runs the load test and prints its figures.

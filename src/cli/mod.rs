@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod data;
+#[cfg(feature = "engine")]
+pub(crate) mod launch;
 pub mod register;
 pub mod report;
 pub mod runs;
@@ -22,11 +24,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::runtime::Runtime;
 
-use crate::exec::claim::{claim_or_take_over, local_claim};
-use crate::exec::pipeline::{execute_run, Pipeline};
-use crate::exec::{RunEnd, EXIT_NO_SPACE};
-use crate::nas::search::interrupted_text;
-use crate::store::{DbLocation, ReadOnlyDb, RunRow, Store};
+use crate::store::{DbLocation, ReadOnlyDb, Store};
 
 pub use crate::exec::EXIT_INTERRUPTED;
 
@@ -138,35 +136,6 @@ pub struct JobArgs {
     pub print_config: bool,
 }
 
-impl JobArgs {
-    /// The job of claimed run `run_id` with these arguments; the first
-    /// Ctrl-C (SIGTERM, SIGHUP) stops it at the next safe point.
-    pub fn job<'a, C>(
-        &self,
-        rt: &Runtime,
-        run_id: i64,
-        cfg: &'a C,
-        device: tch::Device,
-        checkpoint_dir: PathBuf,
-    ) -> anyhow::Result<crate::exec::Job<'a, C>> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        crate::exec::process::watch_stop_signals(rt, stop.clone(), "")?;
-        Ok(crate::exec::Job {
-            run_id,
-            cfg,
-            device,
-            checkpoint_dir,
-            resume: self.resume,
-            stop,
-            display: if self.quiet {
-                crate::exec::Display::Quiet
-            } else {
-                crate::exec::Display::Bar
-            },
-        })
-    }
-}
-
 impl DbArgs {
     /// The run history, read-write (created with its schema if missing):
     /// what commands that record or change runs open, once.
@@ -192,54 +161,63 @@ pub fn say_already_done(kind: &str, run: &crate::store::RunRow, result: &str) {
     );
 }
 
-/// A registered run that `search` or `train` is about to claim and run.
-pub(crate) struct Launch<'a, C> {
-    /// Its row, as registered.
-    pub run: &'a RunRow,
-    /// Its resolved config.
-    pub cfg: &'a C,
-    /// Device to run on.
-    pub device: tch::Device,
-    /// Folder of its checkpoints.
-    pub checkpoint_dir: PathBuf,
-}
-
-impl JobArgs {
-    /// Claims the run (or takes it over from a dead `ddsas` of this host),
-    /// executes it as a `P` and says how it ended: `done` prints the kind's
-    /// summary of a finished run; the rest is alike for every kind.
-    pub(crate) fn claim_and_execute<P: Pipeline>(
-        &self,
-        rt: &Runtime,
-        store: &Store,
-        launch: Launch<'_, P::Cfg>,
-        done: impl FnOnce(&P::Outcome) -> anyhow::Result<()>,
-    ) -> anyhow::Result<ExitCode> {
-        let (noun, id) = (P::NOUN, launch.run.id);
-        let claim = local_claim(launch.device);
-        if !rt.block_on(claim_or_take_over(store, id, &claim))? {
-            anyhow::bail!(
-                "{noun} {id} is being run by {} (heartbeat within the last 2 minutes); wait for it or stop that process",
-                launch.run.owner.as_deref().unwrap_or("another process")
-            );
-        }
-        let job = self.job(rt, id, launch.cfg, launch.device, launch.checkpoint_dir)?;
-        match execute_run::<P>(rt, store, job)? {
-            RunEnd::Done(outcome) => {
-                done(&outcome)?;
-                Ok(ExitCode::SUCCESS)
-            }
-            RunEnd::Interrupted { epoch, step } => {
-                crate::errln!("{noun} {id}: {}; its finished epochs are stored.\nresume with the same command plus --resume", interrupted_text(epoch, step));
-                Ok(ExitCode::from(EXIT_INTERRUPTED))
-            }
-            RunEnd::NoSpace(message) => {
-                crate::errln!("error: {noun} {id} stopped: {message}\nit is `interrupted`: once space is freed, resume with the same command plus --resume");
-                Ok(ExitCode::from(EXIT_NO_SPACE))
-            }
-            RunEnd::Failed(message) => Err(anyhow::anyhow!("{noun} {id} failed: {message}")),
+impl Command {
+    /// The command as typed (`search`, `sweep run`...) when it runs on
+    /// libtorch: it trains, runs a worker, or starts workers (`sweep run`,
+    /// and `sweep submit`, whose Slurm tasks run this same binary).
+    fn needs_engine(&self) -> Option<&'static str> {
+        match self {
+            Command::Search(_) => Some("search"),
+            Command::Train(_) => Some("train"),
+            Command::Worker(_) => Some("worker"),
+            Command::Sweep(sweep::SweepCmd::Run(_)) => Some("sweep run"),
+            Command::Sweep(sweep::SweepCmd::Submit(_)) => Some("sweep submit"),
+            Command::Bench(cmd) => cmd.needs_engine(),
+            _ => None,
         }
     }
+
+    /// Runs the command.
+    fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        match self {
+            #[cfg(feature = "engine")]
+            Command::Search(cmd) => cmd.run(rt),
+            #[cfg(feature = "engine")]
+            Command::Train(cmd) => cmd.run(rt),
+            #[cfg(feature = "engine")]
+            Command::Worker(cmd) => cmd.run(rt),
+            #[cfg(not(feature = "engine"))]
+            cmd @ (Command::Search(_) | Command::Train(_) | Command::Worker(_)) => {
+                Ok(no_engine(cmd.needs_engine().unwrap_or_default()))
+            }
+            Command::Sweep(cmd) => cmd.run(rt),
+            Command::Data(cmd) => cmd.run(),
+            Command::Runs(cmd) => cmd.run(rt),
+            Command::Sql(cmd) => cmd.run(rt),
+            Command::Report(cmd) => cmd.run(rt),
+            Command::Nb201(cmd) => cmd.run(rt),
+            Command::Serve(cmd) => cmd.run(rt),
+            Command::Bench(cmd) => cmd.run(rt),
+        }
+    }
+}
+
+/// Exit status of a command that this build cannot run (see [`no_engine`]).
+pub const EXIT_NO_ENGINE: u8 = 2;
+
+/// Says, in one line, that `ddsas <cmd>` needs the training engine that
+/// this build was made without, and returns [`EXIT_NO_ENGINE`].
+///
+/// The light build (`cargo build --no-default-features`) exists so that a
+/// results.db copied to a laptop can be reported on and served without a
+/// 2.5 GB libtorch, and so that every command that does not train starts
+/// without loading it; the training commands stay in its `--help` (the
+/// command line is the same in both builds) and end here.
+pub fn no_engine(cmd: &str) -> ExitCode {
+    crate::errln!(
+        "error: this ddsas was built without the training engine (cargo feature `engine`); `ddsas {cmd}` needs it: build with `cargo build --release` (default features)"
+    );
+    ExitCode::from(EXIT_NO_ENGINE)
 }
 
 /// The one async runtime of the process: database access, signals and the
@@ -256,6 +234,13 @@ fn runtime() -> anyhow::Result<Runtime> {
 /// Parses the arguments, runs the command, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(cmd) = cli
+        .command
+        .needs_engine()
+        .filter(|_| !cfg!(feature = "engine"))
+    {
+        return no_engine(cmd);
+    }
     let trains = match &cli.command {
         Command::Train(_) => true,
         Command::Bench(cmd) => cmd.trains(),
@@ -270,19 +255,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DDSAS_LOG"))
         .with_writer(std::io::stderr)
         .try_init();
-    let result = runtime().and_then(|rt| match cli.command {
-        Command::Search(cmd) => cmd.run(&rt),
-        Command::Train(cmd) => cmd.run(&rt),
-        Command::Sweep(cmd) => cmd.run(&rt),
-        Command::Data(cmd) => cmd.run(),
-        Command::Runs(cmd) => cmd.run(&rt),
-        Command::Sql(cmd) => cmd.run(&rt),
-        Command::Worker(cmd) => cmd.run(&rt),
-        Command::Report(cmd) => cmd.run(&rt),
-        Command::Nb201(cmd) => cmd.run(&rt),
-        Command::Serve(cmd) => cmd.run(&rt),
-        Command::Bench(cmd) => cmd.run(&rt),
-    });
+    let result = runtime().and_then(|rt| cli.command.run(&rt));
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -402,7 +402,7 @@ fn batch_labels(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load, DataError, DatasetKind};
+    use super::super::{read, DataError, DatasetKind};
     use super::find;
     use std::path::{Path, PathBuf};
 
@@ -422,8 +422,11 @@ mod tests {
         tmp
     }
 
+    /// Compares the tensors, so in the `engine` build only.
+    #[cfg(feature = "engine")]
     #[test]
     fn cifar10_binary_and_python_agree() {
+        use crate::data::load;
         let bin = copy_layout("cifar-10-batches-bin");
         let py = copy_layout("cifar-10-batches-py");
         let a = load(DatasetKind::Cifar10, Some(bin.path())).unwrap();
@@ -462,8 +465,11 @@ mod tests {
         assert_eq!(a.test.labels.int64_value(&[0]), raw[0] as i64);
     }
 
+    /// Compares the tensors, so in the `engine` build only.
+    #[cfg(feature = "engine")]
     #[test]
     fn cifar100_binary_and_python_agree() {
+        use crate::data::load;
         // data_dir = the fixtures folder, which holds both layouts (and
         // CIFAR-10's): binary is preferred, the Python one loads when alone.
         let a = load(DatasetKind::Cifar100, Some(&fixtures())).unwrap();
@@ -539,7 +545,7 @@ mod tests {
         for (kind, folder, file, len, want) in cases {
             let tmp = copy_layout(folder);
             truncate(&tmp.path().join(folder).join(file), len);
-            let e = load(kind, Some(tmp.path()))
+            let e = read(kind, Some(tmp.path()))
                 .expect_err("truncated file must not load")
                 .to_string();
             assert!(
@@ -550,7 +556,7 @@ mod tests {
         // An empty binary file is an error too.
         let tmp = copy_layout("cifar-10-batches-bin");
         truncate(&tmp.path().join("cifar-10-batches-bin/test_batch.bin"), 0);
-        let e = load(DatasetKind::Cifar10, Some(tmp.path())).unwrap_err();
+        let e = read(DatasetKind::Cifar10, Some(tmp.path())).unwrap_err();
         assert!(matches!(e, DataError::Truncated { offset: 0, .. }), "{e}");
     }
 
@@ -562,7 +568,7 @@ mod tests {
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[3073 * 2] = 10;
         std::fs::write(&p, &bytes).unwrap();
-        let e = load(DatasetKind::Cifar10, Some(tmp.path()))
+        let e = read(DatasetKind::Cifar10, Some(tmp.path()))
             .unwrap_err()
             .to_string();
         assert!(
@@ -575,7 +581,7 @@ mod tests {
         let tmp = copy_layout("cifar-10-batches-py");
         let p = tmp.path().join("cifar-10-batches-py/data_batch_4");
         std::fs::write(&p, b"PK\x03\x04 this is a zip file").unwrap();
-        let e = load(DatasetKind::Cifar10, Some(tmp.path()))
+        let e = read(DatasetKind::Cifar10, Some(tmp.path()))
             .unwrap_err()
             .to_string();
         assert!(
@@ -590,7 +596,7 @@ mod tests {
         assert_eq!(&bytes[56..58], b"(K");
         bytes[58] = 200;
         std::fs::write(&p, &bytes).unwrap();
-        let e = load(DatasetKind::Cifar10, Some(tmp.path()))
+        let e = read(DatasetKind::Cifar10, Some(tmp.path()))
             .unwrap_err()
             .to_string();
         assert!(
@@ -604,7 +610,7 @@ mod tests {
             tmp.path().join("cifar-100-python/test"),
         )
         .unwrap();
-        let e = load(DatasetKind::Cifar100, Some(tmp.path()))
+        let e = read(DatasetKind::Cifar100, Some(tmp.path()))
             .unwrap_err()
             .to_string();
         assert!(
@@ -617,21 +623,21 @@ mod tests {
     fn missing_files_and_dirs() {
         let tmp = copy_layout("cifar-10-batches-bin");
         std::fs::remove_file(tmp.path().join("cifar-10-batches-bin/data_batch_5.bin")).unwrap();
-        let e = load(DatasetKind::Cifar10, Some(tmp.path())).unwrap_err();
+        let e = read(DatasetKind::Cifar10, Some(tmp.path())).unwrap_err();
         assert!(matches!(e, DataError::MissingFile { .. }), "{e}");
         assert!(e.to_string().contains("data_batch_5.bin is missing"), "{e}");
         let empty = tempfile::tempdir().unwrap();
-        let e = load(DatasetKind::Cifar100, Some(empty.path()))
+        let e = read(DatasetKind::Cifar100, Some(empty.path()))
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("cifar-100-binary") && e.contains("cifar-100-python"),
             "{e}"
         );
-        let e = load(DatasetKind::Cifar10, None).unwrap_err().to_string();
+        let e = read(DatasetKind::Cifar10, None).unwrap_err().to_string();
         assert!(e.contains("data_dir"), "{e}");
         // A directory that does not exist is "not found", not a panic.
-        let e = load(DatasetKind::Cifar10, Some(Path::new("/nonexistent/cifar"))).unwrap_err();
+        let e = read(DatasetKind::Cifar10, Some(Path::new("/nonexistent/cifar"))).unwrap_err();
         assert!(matches!(e, DataError::NotFound { .. }), "{e}");
         assert!(e.to_string().contains("ddsas data get cifar10"), "{e}");
     }

@@ -1,7 +1,8 @@
-//! Devices and threads of a run: `cpu` / `cuda:N` as the user writes
-//! them, loading libtorch's CUDA backend, the GPUs it sees, and the one
-//! limit on libtorch CPU threads shared by `search`, workers and the slot
-//! plan of `sweep run`.
+//! Devices and threads of a run (`engine` build only): `cpu` / `cuda:N` as
+//! the user writes them, loading libtorch's CUDA backend, the GPUs it sees,
+//! and libtorch's CPU threads, within the one limit of
+//! [`check_threads`](super::slots::check_threads) that the slot plan of
+//! `sweep run` shares.
 
 /// Parses `cpu`, `cuda` or `cuda:N`, and checks CUDA is there.
 pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
@@ -76,23 +77,11 @@ pub fn device_name(device: tch::Device) -> String {
 /// libtorch hang while it starts them, so that is refused.
 pub fn set_threads(threads: usize) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if let Err(why) = check_threads(threads, cores) {
+    if let Err(why) = super::slots::check_threads(threads, cores) {
         anyhow::bail!("--threads {why}; use 0 for libtorch's default");
     }
     if threads > 0 {
         tch::set_num_threads(threads as i32);
-    }
-    Ok(())
-}
-
-/// The one limit on libtorch threads per run, for `search`, workers and
-/// `sweep run`'s plan: at most four per core.
-pub fn check_threads(threads: usize, cores: usize) -> Result<(), String> {
-    if threads > 4 * cores {
-        return Err(format!(
-            "{threads} threads is more than 4 per core ({cores} cores here); use at most {}",
-            4 * cores
-        ));
     }
     Ok(())
 }

@@ -1,35 +1,46 @@
 //! Executing runs: one claimed run from its database row to `done`,
 //! `failed` or `interrupted` (shared by `ddsas search` and sweep workers),
 //! with its epochs stored as they finish.
+//!
+//! What computes (the run itself, training, the worker, devices) is in the
+//! `engine` build only; what plans, watches and cleans up around runs (the
+//! orchestrator, slots, Slurm, exit statuses, log paths) needs no libtorch
+//! and is in every build, so that the compiler keeps it free of tensors.
 
+#[cfg(feature = "engine")]
 pub mod claim;
+#[cfg(feature = "engine")]
 pub mod device;
+#[cfg(feature = "engine")]
+mod engine;
 pub mod evaluate;
 pub mod guard;
 pub mod load;
 pub mod memory;
 pub mod orchestrator;
+#[cfg(feature = "engine")]
 pub mod pipeline;
 pub mod process;
+#[cfg(feature = "engine")]
 pub mod search;
 pub mod slots;
 pub mod slurm;
 pub mod sweep_run;
+pub mod torch_text;
+#[cfg(feature = "engine")]
 pub mod train;
+#[cfg(feature = "engine")]
 pub mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
-use tokio::runtime::Runtime;
-
-use crate::arch::metrics::EpochRecord;
 use crate::config::ResolvedConfig;
-use crate::nas::checkpoint;
-use crate::nas::search::{SearchError, SearchOutcome};
-use crate::store::{DbLocation, Store};
-use pipeline::Pipeline;
+use crate::store::DbLocation;
+
+#[cfg(feature = "engine")]
+pub use engine::{epoch_line, execute, Display, Job, RunEnd};
+#[cfg(feature = "engine")]
+pub(crate) use engine::{prepare, resuming_at, run_guarded, unfinished};
 
 /// Exit status of a run stopped at a safe point (Ctrl-C, SIGTERM, SIGHUP,
 /// cancel, its orchestrator gone): the run is `interrupted`, its checkpoint
@@ -43,57 +54,15 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// claiming runs.
 pub const EXIT_NO_SPACE: u8 = 75;
 
-/// How a run shows its progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
-    /// A progress bar per epoch plus one line per finished epoch.
-    Bar,
-    /// One line per finished epoch (logs, sweep workers).
-    Lines,
-    /// Nothing.
-    Quiet,
-}
-
-/// A run that the caller has claimed and wants executed: a search
-/// (`ResolvedConfig`) or a train run (`ResolvedTrain`).
-pub struct Job<'a, C = ResolvedConfig> {
-    /// Database id of the run.
-    pub run_id: i64,
-    /// Its resolved config.
-    pub cfg: &'a C,
-    /// Device to train on.
-    pub device: tch::Device,
-    /// Folder of its epoch checkpoints.
-    pub checkpoint_dir: PathBuf,
-    /// Continue from the checkpoint (else start over, dropping old epochs).
-    pub resume: bool,
-    /// Set to stop at the next safe point (Ctrl-C, cancel).
-    pub stop: Arc<AtomicBool>,
-    /// Progress display.
-    pub display: Display,
-}
-
-/// How a run ended; the database already says so too. `O` is what a
-/// finished run produced: a search's [`SearchOutcome`] or a train run's
-/// outcome.
-#[derive(Debug)]
-pub enum RunEnd<O = SearchOutcome> {
-    /// Finished: status `done`.
-    Done(O),
-    /// Stopped at a safe point: status `interrupted`, checkpoint kept.
-    Interrupted {
-        /// Epoch that was running (0-based, as stored; messages add 1).
-        epoch: u32,
-        /// Steps of it checkpointed at the stop, if a checkpoint was
-        /// written there.
-        step: Option<u32>,
-    },
-    /// The disk of the checkpoints or the database is full: status
-    /// `interrupted` (resumable once space is freed), with this message.
-    NoSpace(String),
-    /// Failed (divergence, bad data...): status `failed` with this message.
-    Failed(String),
-}
+/// Worker exit status: the run is `done`.
+pub const EXIT_DONE: u8 = 0;
+/// Worker exit status: the search itself failed (divergence, bad data, a
+/// config that no longer resolves); the run is `failed` and retrying cannot
+/// help.
+pub const EXIT_SEARCH_FAILED: u8 = 3;
+/// Worker exit status: the orchestrator no longer holds the claim (another
+/// one took the run over); the worker left the run alone.
+pub const EXIT_CLAIM_LOST: u8 = 4;
 
 /// `checkpoints/<fingerprint>` in the database's folder.
 pub fn default_checkpoint_dir(db: &DbLocation, cfg: &ResolvedConfig) -> PathBuf {
@@ -103,111 +72,6 @@ pub fn default_checkpoint_dir(db: &DbLocation, cfg: &ResolvedConfig) -> PathBuf 
 /// `checkpoints/<fingerprint>` in the database's folder, for any run.
 pub fn checkpoint_dir_of(db: &DbLocation, fingerprint: &str) -> PathBuf {
     db.home().join("checkpoints").join(fingerprint)
-}
-
-/// Runs a claimed search to its end and records the end in the database.
-/// Errors are only the database's own; a failing search is `RunEnd::Failed`.
-pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunEnd> {
-    pipeline::execute_run::<search::Search>(rt, store, job)
-}
-
-/// Gets a claimed run's records and checkpoint folder ready: when resuming,
-/// finds the newest good checkpoint (saying in one line which newer ones
-/// were damaged) and drops the records it does not know, which are redone;
-/// else starts clean. A checkpoint folder of another run fails the run:
-/// then the failure, already recorded, is returned.
-pub(crate) fn prepare<P: Pipeline>(
-    rt: &Runtime,
-    store: &Store,
-    job: &Job<'_, P::Cfg>,
-    fingerprint: &str,
-) -> anyhow::Result<Option<RunEnd<P::Outcome>>> {
-    let id = job.run_id;
-    let dir = &job.checkpoint_dir;
-    rt.block_on(store.set_checkpoint_path(id, &dir.display().to_string()))?;
-    let kept = if job.resume {
-        let scan = match checkpoint::scan::<P::Saved>(dir, fingerprint) {
-            Ok(scan) => scan,
-            Err(err) => {
-                let message = err.to_string();
-                rt.block_on(store.fail_run(id, &message))?;
-                return Ok(Some(RunEnd::Failed(message)));
-            }
-        };
-        if let Some(report) = scan.damage_report() {
-            crate::errln!("run {id}: {report}");
-        }
-        scan.last_finished_epoch()
-    } else {
-        let _ = std::fs::remove_dir_all(dir);
-        None
-    };
-    P::truncate_after(rt, store, id, kept)?;
-    Ok(None)
-}
-
-/// Runs `f` (a search or a training) catching libtorch's panics: their
-/// first line becomes the error, their whole text goes to the run's error
-/// log, which the message names.
-pub(crate) fn run_guarded<O>(
-    store: &Store,
-    run_id: i64,
-    f: impl FnOnce() -> Result<O, SearchError>,
-) -> Result<O, SearchError> {
-    guard::catch(f).unwrap_or_else(|caught| {
-        let message = with_detail(store, run_id, caught.message, &caught.detail);
-        Err(SearchError::Internal(message))
-    })
-}
-
-/// Records how a run that did not finish ended: `interrupted` for a stop or
-/// a full disk (both resume later), `failed` otherwise, with libtorch's
-/// whole text in the run's error log.
-pub(crate) fn unfinished<O>(
-    rt: &Runtime,
-    store: &Store,
-    id: i64,
-    err: SearchError,
-) -> anyhow::Result<RunEnd<O>> {
-    match err {
-        SearchError::Interrupted { epoch, step } => {
-            rt.block_on(store.interrupt_run(id))?;
-            Ok(RunEnd::Interrupted { epoch, step })
-        }
-        err if is_no_space(&err) => {
-            // Best effort: with the database's own disk full this write
-            // fails too, and the next orchestrator takes the run over.
-            if let Err(e) = rt.block_on(store.interrupt_run(id)) {
-                tracing::warn!("marking run {id} interrupted failed: {e}");
-            }
-            Ok(RunEnd::NoSpace(err.to_string()))
-        }
-        err => {
-            let message = match err.detail() {
-                Some(detail) => with_detail(store, id, err.to_string(), detail),
-                None => err.to_string(),
-            };
-            rt.block_on(store.fail_run(id, &message))?;
-            Ok(RunEnd::Failed(message))
-        }
-    }
-}
-
-/// Whether a search or training stopped because a disk is full: the
-/// checkpoint's (checked before writing) or the database's.
-fn is_no_space(err: &SearchError) -> bool {
-    match err {
-        SearchError::Checkpoint(e) => e.is_no_space(),
-        SearchError::Store { source, .. } => source.chain().any(|cause| {
-            cause
-                .downcast_ref::<crate::store::StoreError>()
-                .is_some_and(crate::store::StoreError::is_disk_full)
-                || cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(checkpoint::is_no_space)
-        }),
-        _ => false,
-    }
 }
 
 /// Worker logs of a run, oldest attempt first (`logs/` beside the database).
@@ -244,57 +108,4 @@ pub fn error_log_of(db: &DbLocation, run_id: i64) -> PathBuf {
     db.home()
         .join("logs")
         .join(format!("run-{run_id}-errors.log"))
-}
-
-/// Appends `detail` to the run's error log and returns `message` naming
-/// it (or `message` alone if the log cannot be written).
-fn with_detail(store: &Store, run_id: i64, message: String, detail: &str) -> String {
-    use std::io::Write;
-    let path = error_log_of(store.location(), run_id);
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            writeln!(
-                f,
-                "--- at unix time {:.3}\n{message}\n{detail}\n",
-                crate::store::unix_now()
-            )
-        });
-    match written {
-        Ok(()) => format!("{message} (full text in {})", path.display()),
-        Err(_) => message,
-    }
-}
-
-/// "resuming at epoch 3 of 10", or "at step 40 of epoch 3 of 10" for a
-/// run stopped part-way through an epoch.
-pub(crate) fn resuming_at(epoch: u32, step: usize, epochs: u32) -> String {
-    match step {
-        0 => format!("resuming at epoch {} of {epochs}", epoch + 1),
-        step => format!("resuming at step {step} of epoch {} of {epochs}", epoch + 1),
-    }
-}
-
-/// One human-readable line per finished epoch.
-pub fn epoch_line(run_id: i64, epochs: u32, r: &EpochRecord) -> String {
-    let skip = match r.skip_reduce {
-        Some(reduce) => format!("{}/{}", r.skip_normal, reduce),
-        None => r.skip_normal.to_string(),
-    };
-    format!(
-        "run {run_id} epoch {:>3}/{epochs}  train {:5.1}% ({:.3})  valid {:5.1}% ({:.3})  lr {:.4}  skip {skip}  {:6.1} s  {:7.0} img/s",
-        r.epoch + 1,
-        100.0 * r.train_acc,
-        r.train_loss,
-        100.0 * r.valid_acc,
-        r.valid_loss,
-        r.lr,
-        r.wall_s,
-        r.images_per_s
-    )
 }

@@ -100,12 +100,7 @@ pub fn plan(request: &SlotRequest, resources: &Resources) -> anyhow::Result<(Vec
     if detected.is_none() && matches!(request.gpus, GpuChoice::List(_)) {
         // No nvidia-smi to check a GPU list against: ask libtorch, as the
         // workers would, rather than start workers that all fail.
-        detected = Some(
-            super::device::cuda_devices()
-                .into_iter()
-                .map(|i| (i, None))
-                .collect(),
-        );
+        detected = Some(libtorch_gpus().into_iter().map(|i| (i, None)).collect());
     }
     plan_for(request, resources, detected, cores)
 }
@@ -150,7 +145,7 @@ pub fn plan_for(
     let gpu_threads = request
         .threads
         .unwrap_or_else(|| (cores / devices.len()).max(1));
-    if let Err(why) = super::device::check_threads(cpu_threads.max(gpu_threads), cores) {
+    if let Err(why) = check_threads(cpu_threads.max(gpu_threads), cores) {
         bail!("threads per run: {why}; lower --threads or resources.cpu_threads_per_run");
     }
     let slots = devices
@@ -298,6 +293,30 @@ fn nvidia_smi() -> Option<Vec<Gpu>> {
             })
             .collect(),
     )
+}
+
+/// The one limit on libtorch threads per run, for `search`, workers and
+/// `sweep run`'s plan: at most four per core.
+pub fn check_threads(threads: usize, cores: usize) -> Result<(), String> {
+    if threads > 4 * cores {
+        return Err(format!(
+            "{threads} threads is more than 4 per core ({cores} cores here); use at most {}",
+            4 * cores
+        ));
+    }
+    Ok(())
+}
+
+/// The CUDA devices libtorch sees, as the workers would.
+#[cfg(feature = "engine")]
+fn libtorch_gpus() -> Vec<u32> {
+    super::device::cuda_devices()
+}
+
+/// No libtorch to ask without the engine; no worker could use a GPU either.
+#[cfg(not(feature = "engine"))]
+fn libtorch_gpus() -> Vec<u32> {
+    Vec::new()
 }
 
 #[cfg(test)]

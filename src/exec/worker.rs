@@ -22,15 +22,9 @@ use crate::config::SearchConfig;
 use crate::nas::search::interrupted_text;
 use crate::store::{unix_now, DbLocation, RunKind, Store};
 
-/// Exit status: the run is `done`.
-pub const EXIT_DONE: u8 = 0;
-/// Exit status: the search itself failed (divergence, bad data, a config
-/// that no longer resolves); the run is `failed` and retrying cannot help.
-pub const EXIT_SEARCH_FAILED: u8 = 3;
-/// Exit status: the orchestrator no longer holds the claim (another one
-/// took the run over); the worker left the run alone.
-pub const EXIT_CLAIM_LOST: u8 = 4;
-pub use super::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
+// The exit statuses live beside the orchestrator that reads them, which
+// builds without the engine; the worker that sets them names them here.
+pub use super::{EXIT_CLAIM_LOST, EXIT_DONE, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 
 /// What the orchestrator tells a worker.
 #[derive(Debug, Clone)]

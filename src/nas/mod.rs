@@ -12,5 +12,4 @@ pub mod progress;
 pub mod run;
 pub mod search;
 pub mod supernet;
-pub mod torch_text;
 pub mod train;

@@ -5,6 +5,11 @@
 //! `slurm` (`sweep submit --slurm` and the pull workers of its tasks).
 //! `util` holds what they share: the binary's path, output text and SQLite
 //! reads.
+//!
+//! Nearly every module makes its databases by searching or training, so the
+//! whole binary needs the training engine; `tests/light.rs` covers what the
+//! light build (`--no-default-features`) runs.
+#![cfg(feature = "engine")]
 
 mod chaos;
 mod data;

@@ -1,0 +1,159 @@
+//! What `ddsas train` runs (`engine` build only).
+
+use crate::arch::space::SpaceKind;
+use crate::config::train::{TrainConfig, TrainNetwork};
+use crate::exec::checkpoint_dir_of;
+use crate::exec::device::{parse_device, set_threads};
+use crate::exec::train::Train;
+use crate::nas::evalnet::EvalNetwork;
+use crate::store::{RunKind, RunStatus};
+use anyhow::{bail, Context};
+use std::process::ExitCode;
+use tokio::runtime::Runtime;
+
+use super::TrainCmd;
+use crate::cli::launch::Launch;
+
+impl TrainCmd {
+    /// Runs the command.
+    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        let merged = self.merged_config(rt)?;
+        if self.job.print_config {
+            crate::outln!("{}", merged.commented_yaml().trim_end());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if self.dry_run {
+            crate::outln!("{}", dry_run_line(&merged.network()?));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let cfg = merged.resolve()?;
+        let device = parse_device(&self.job.device)?;
+        set_threads(self.job.threads)?;
+        crate::cli::data::fetch_if_missing(
+            cfg.config().dataset,
+            cfg.data_dir(),
+            cfg.download(),
+            self.job.quiet,
+        )?;
+        let store = self.job.db.open(rt)?;
+        let run = rt.block_on(store.ensure_train_run(&cfg))?;
+        if let Some(search) = self.from_run {
+            rt.block_on(store.link_evaluation(search, run.id))?;
+        }
+        if run.status == RunStatus::Done {
+            crate::cli::say_already_done(
+                "train run",
+                &run,
+                &format!(
+                    "test acc {:.2}%, {} parameters",
+                    100.0 * run.final_test_acc.unwrap_or(f64::NAN),
+                    run.params.map_or("?".into(), |p| p.to_string())
+                ),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let checkpoint_dir = self
+            .job
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
+        let launch = Launch {
+            run: &run,
+            cfg: &cfg,
+            device,
+            checkpoint_dir,
+        };
+        self.job
+            .claim_and_execute::<Train>(rt, &store, launch, |outcome| {
+                crate::outln!(
+                    "train run {}: test accuracy {:.2}% (error {:.2}%), best {:.2}%, {:.3} M parameters, {:.1} s",
+                    run.id,
+                    100.0 * outcome.final_test_acc,
+                    100.0 * (1.0 - outcome.final_test_acc),
+                    100.0 * outcome.best_test_acc,
+                    outcome.params as f64 / 1e6,
+                    outcome.wall_s
+                );
+                Ok(())
+            })
+    }
+
+    /// The config: file (or defaults), then the search's cell, dataset and
+    /// data folder (`--from-run`) or `--genotype`, then `--set`.
+    fn merged_config(&self, rt: &Runtime) -> anyhow::Result<TrainConfig> {
+        let base = match &self.job.config {
+            Some(path) => TrainConfig::from_yaml_file(path)?,
+            None => TrainConfig::default(),
+        };
+        let mut sets = Vec::new();
+        if let Some(genotype) = &self.genotype {
+            sets.push(format!("genotype={}", yaml_string(genotype)));
+        }
+        if let Some(id) = self.from_run {
+            sets.extend(self.search_sets(rt, id)?);
+        }
+        sets.extend(self.job.overrides.iter().cloned());
+        Ok(base.with_overrides(&sets)?)
+    }
+
+    /// `--set` entries taking the final cell, dataset and data folder of
+    /// search run `id`, which must be a done DARTS-space search.
+    fn search_sets(&self, rt: &Runtime, id: i64) -> anyhow::Result<Vec<String>> {
+        if !self.job.db.db.exists() {
+            bail!(
+                "--from-run {id}: database {} does not exist; point --db at the database of the search",
+                self.job.db.db.display()
+            );
+        }
+        let store = self.job.db.open(rt)?;
+        let row = rt.block_on(store.run(id))?.with_context(|| {
+            format!(
+                "--from-run {id}: there is no run {id} in {} (see `ddsas runs list`)",
+                self.job.db.db.display()
+            )
+        })?;
+        rt.block_on(store.close());
+        if row.kind == RunKind::Train {
+            bail!("--from-run {id}: run {id} is a train run, not a search; give the search run it came from (`ddsas runs show {id}` names it)");
+        }
+        if row.space == SpaceKind::Nb201 {
+            bail!("--from-run {id}: run {id} searched the NAS-Bench-201 space, whose cells are not trained: their accuracy comes from the benchmark table (`ddsas nb201 import FILE --dataset cifar10`)");
+        }
+        let genotype = match (row.status, row.final_genotype) {
+            (RunStatus::Done, Some(g)) => g,
+            (status, _) => bail!(
+                "--from-run {id}: run {id} is {}, and only a done search has a final cell; finish it first (`ddsas search ... --resume` or `ddsas sweep run FILE`)",
+                status.as_str()
+            ),
+        };
+        let search: serde_json::Value = serde_json::from_str(&row.config_json)
+            .with_context(|| format!("--from-run {id}: its stored config is not JSON"))?;
+        let mut sets = vec![
+            format!("genotype={}", yaml_string(&genotype)),
+            format!("dataset={}", row.dataset.name()),
+        ];
+        if let Some(dir) = search["data_dir"].as_str() {
+            sets.push(format!("data_dir={}", yaml_string(dir)));
+        }
+        Ok(sets)
+    }
+}
+
+/// A value as a YAML string scalar (genotype texts hold `:`, `[`, `'`).
+fn yaml_string(text: &str) -> String {
+    serde_yaml::to_string(text)
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+/// What a dry run prints: the parameters of the network, without the
+/// auxiliary head, and what they were counted for, since the count depends
+/// on the dataset (`params=3349342 (cifar10: 3x32x32, 10 classes)`).
+fn dry_run_line(net: &TrainNetwork) -> String {
+    let params = EvalNetwork::new(&net.genotype, net.shape, tch::Device::Cpu).params_without_aux();
+    format!(
+        "params={params} ({}: {})",
+        net.dataset.name(),
+        net.dataset.shape()
+    )
+}
