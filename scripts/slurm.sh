@@ -106,6 +106,18 @@ NodeName=$HOST Name=gpu File=/dev/zero
 EOF
 }
 
+# A port held by another process (often the test cluster of another
+# checkout, whose folder may even be gone) would let our daemons die at
+# start while sinfo is answered by that other cluster.
+refuse_taken_port() {
+    local port=$1 holder
+    holder="$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -n 1)"
+    if [ -n "$holder" ]; then
+        echo "error: port $port is taken by $holder (another Slurm test cluster?); stop it (\`kill\` that pid), or choose other ports with DDSAS_SLURM_PORT=N" >&2
+        exit 1
+    fi
+}
+
 start() {
     need_root
     install_if_missing
@@ -113,13 +125,18 @@ start() {
     write_conf
     export SLURM_CONF="$CONF"
     if ! alive "$BASE/slurmctld.pid"; then
+        refuse_taken_port "$CTLD_PORT"
         slurmctld -c -f "$CONF"
     fi
     if ! alive "$BASE/slurmd.pid"; then
+        refuse_taken_port "$SLURMD_PORT"
         slurmd -f "$CONF"
     fi
     for _ in $(seq 1 60); do
-        if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+        # Ours must be the daemons that answer: sinfo alone could be
+        # answered by another cluster on the same port.
+        if alive "$BASE/slurmctld.pid" && alive "$BASE/slurmd.pid" &&
+            sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
             echo "SLURM_CONF=$CONF"
             return
         fi
