@@ -3,8 +3,10 @@
 //! the paper's figures drawn from it.
 //!
 //! Modules follow the data: [`arch`] (spaces, genotypes, records and metrics,
-//! no tensors) and [`data`] → [`nas`] (ops, supernet, methods, search and
-//! training loops) → [`store`] (SQLite) → sweep/exec → report → serve → cli.
+//! no tensors) and [`data`] → [`config`] → [`nas`] (ops, supernet, methods,
+//! the one epoch loop of every kind of run) → [`store`] (SQLite or
+//! PostgreSQL) → sweep/exec → report → serve → cli; docs/architecture.md
+//! draws the map.
 //!
 //! Cargo feature `engine` (on by default) is everything that computes with
 //! tensors on libtorch: `nas`, the datasets as tensors, the execution of
@@ -51,3 +53,7 @@ pub mod serve;
 pub mod store;
 pub mod sweep;
 pub mod test_services;
+/// libtorch's error texts as one readable line: used by the checkpoints
+/// of `nas` and by the panic hook every build installs, so it sits below
+/// both.
+pub mod torch_text;

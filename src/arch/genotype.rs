@@ -1,4 +1,4 @@
-//! Reading a DARTS-space cell from text, for training it from scratch
+//! Reading a DARTS-space cell from text, for training it from scratch:
 //! ddsas's own genotype text (`normal=[(sep_conv_3x3,0),...]
 //! reduce=[...]`, as `runs.final_genotype` stores it), DARTS's
 //! `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 
-use super::torch_text;
+use crate::torch_text;
 
 thread_local! {
     /// Set while [`catch`] runs: its panics are reported by the caller.

@@ -26,7 +26,6 @@ pub mod search;
 pub mod slots;
 pub mod slurm;
 pub mod sweep_run;
-pub mod torch_text;
 #[cfg(feature = "engine")]
 pub mod train;
 #[cfg(feature = "engine")]

@@ -298,7 +298,7 @@ fn tensors_error(path: &Path, source: tch::TchError) -> CheckpointError {
     let detail = source.to_string();
     CheckpointError::Tensors {
         path: path.to_owned(),
-        message: crate::exec::torch_text::one_line(&detail),
+        message: crate::torch_text::one_line(&detail),
         detail,
     }
 }
