@@ -20,7 +20,7 @@ commands=(
     "runs show $run_id --db $db"
     "runs best --db $db --sweep paper"
     "sweep status paper --db $db"
-    "sql --db $db SELECT count(*) FROM epochs"
+    "sql --db $db 'SELECT count(*) FROM epochs'"
 )
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 for cmd in "${commands[@]}"; do
@@ -30,8 +30,7 @@ for cmd in "${commands[@]}"; do
     for _ in $(seq "$n"); do
         for bin in "$full" "$light"; do
             start=$(ms)
-            # shellcheck disable=SC2086
-            "$bin" $cmd >/dev/null 2>&1 || echo "warning: $bin $cmd failed" >&2
+            eval "\"\$bin\" $cmd" >/dev/null 2>&1 || echo "warning: $bin $cmd failed" >&2
             echo $(( $(ms) - start )) >>"/tmp/history_startup.$$.$(basename "$bin")"
         done
     done
