@@ -203,6 +203,56 @@ pub struct Fig10Args {
 impl ReportCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        let (kind, args, opts) = match self.request() {
+            Ok(request) => request,
+            Err(cells) => return (*cells).run_alone(rt),
+        };
+        let start = Instant::now();
+        if !args.db.db.exists() {
+            anyhow::bail!(
+                "database {} does not exist: run searches first, e.g. `ddsas sweep run sweeps/demo.yaml --db {}`",
+                args.db.db.display(),
+                args.db.db.display()
+            );
+        }
+        let store = args.db.open(rt)?;
+        let data = load_sweep(rt, &store, &args)?;
+        let (made, skipped, index) = match kind {
+            Some(kind) => (
+                vec![rt.block_on(report::render(&store, &data, kind, &opts))?],
+                Vec::new(),
+                None,
+            ),
+            None => {
+                let all = rt.block_on(report::render_all(&store, &data, &opts))?;
+                (all.made, all.skipped, Some(all.index))
+            }
+        };
+        rt.block_on(store.close());
+        for out in &made {
+            if let Some(text) = &out.printed {
+                crate::outln!("{text}");
+            }
+        }
+        print_summary(&made, args.verbose);
+        for (figure, why) in &skipped {
+            crate::outln!("skipped {figure}: {why}");
+        }
+        if let Some(index) = index {
+            crate::outln!("index: {}", index.display());
+        }
+        crate::outln!(
+            "{} output(s) in {} ({:.2} s in all)",
+            made.len(),
+            opts.out.display(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Which figure (`None`: all), of which sweep, with which options; or
+    /// the cells of a run or genotype drawn without a sweep.
+    fn request(self) -> Result<(Option<report::Kind>, FigArgs, Options), Box<CellsArgs>> {
         let mut run = None;
         let mut top = 1;
         let (kind, args, metric) = match self {
@@ -236,7 +286,7 @@ impl ReportCmd {
             ReportCmd::Results(a) => (Some(&report::results::SPEC), a, "auto"),
             ReportCmd::Cells(a) => {
                 let Some(sweep) = a.sweep.clone() else {
-                    return a.run_alone(rt);
+                    return Err(Box::new(a));
                 };
                 run = a.run;
                 top = a.top as usize;
@@ -260,60 +310,30 @@ impl ReportCmd {
             run,
             top,
         };
-        let start = Instant::now();
-        if !args.db.db.exists() {
-            anyhow::bail!(
-                "database {} does not exist: run searches first, e.g. `ddsas sweep run sweeps/demo.yaml --db {}`",
-                args.db.db.display(),
-                args.db.db.display()
-            );
-        }
-        let store = args.db.open(rt)?;
-        let mut data = rt.block_on(SweepData::load(&store, &args.db.db, &args.sweep))?;
-        if let Some(condition) = &args.condition {
-            let mut db = args.db.open_read_only(rt)?;
-            let ids = rt.block_on(db.sweep_runs_where(&args.sweep, condition));
-            let ids = match ids {
-                Ok(ids) => ids,
-                Err(QueryError::Sql { message }) => anyhow::bail!(
-                    "bad --where clause `{condition}`: {message}\nthe clause is SQL over the columns of run_summary (`ddsas runs list --format csv` shows them)"
-                ),
-                Err(other) => return Err(other.into()),
-            };
-            data.restrict(&ids, condition)?;
-        }
-        let (made, skipped, index) = match kind {
-            Some(kind) => (
-                vec![rt.block_on(report::render(&store, &data, kind, &opts))?],
-                Vec::new(),
-                None,
-            ),
-            None => {
-                let all = rt.block_on(report::render_all(&store, &data, &opts))?;
-                (all.made, all.skipped, Some(all.index))
-            }
-        };
-        rt.block_on(store.close());
-        for out in &made {
-            if let Some(text) = &out.printed {
-                crate::outln!("{text}");
-            }
-        }
-        print_summary(&made, args.verbose);
-        for (figure, why) in &skipped {
-            crate::outln!("skipped {figure}: {why}");
-        }
-        if let Some(index) = index {
-            crate::outln!("index: {}", index.display());
-        }
-        crate::outln!(
-            "{} output(s) in {} ({:.2} s in all)",
-            made.len(),
-            opts.out.display(),
-            start.elapsed().as_secs_f64()
-        );
-        Ok(ExitCode::SUCCESS)
+        Ok((kind, args, opts))
     }
+}
+
+/// The sweep's runs, restricted by `--where` when it is given.
+fn load_sweep(
+    rt: &Runtime,
+    store: &crate::store::Store,
+    args: &FigArgs,
+) -> anyhow::Result<SweepData> {
+    let mut data = rt.block_on(SweepData::load(store, &args.db.db, &args.sweep))?;
+    let Some(condition) = &args.condition else {
+        return Ok(data);
+    };
+    let mut db = args.db.open_read_only(rt)?;
+    let ids = match rt.block_on(db.sweep_runs_where(&args.sweep, condition)) {
+        Ok(ids) => ids,
+        Err(QueryError::Sql { message }) => anyhow::bail!(
+            "bad --where clause `{condition}`: {message}\nthe clause is SQL over the columns of run_summary (`ddsas runs list --format csv` shows them)"
+        ),
+        Err(other) => return Err(other.into()),
+    };
+    data.restrict(&ids, condition)?;
+    Ok(data)
 }
 
 fn print_summary(made: &[Output], verbose: bool) {

@@ -18,7 +18,7 @@ use crate::cli::register::{evaluations_text, fetch_datasets, register, Registere
 use crate::cli::runs::{config_map, config_text, differing_keys};
 use crate::cli::sql::cell_text;
 use crate::cli::{DbArgs, FaultArgs, EXIT_INTERRUPTED};
-use crate::exec::orchestrator::{orchestrate, Options, StopReason};
+use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
 use crate::store::{QueryRows, RunStatus};
 use crate::sweep::Sweep;
@@ -234,7 +234,9 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             log_dir.display()
         );
         if todo.is_empty() {
-            crate::outln!("nothing to do: every run of this sweep is done (a done config is never run again)");
+            crate::outln!(
+                "nothing to do: every run of this sweep is done (a done config is never run again)"
+            );
             return Ok(ExitCode::SUCCESS);
         }
         fetch_datasets(&sweep).await?;
@@ -257,59 +259,83 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let outcome = orchestrate(&store, todo, &opts).await?;
         // Planned runs plus the trainings `evaluate:` added.
-        let total = store.sweep_runs(&sweep.name).await?.len().max(sweep.runs.len());
+        let total = store
+            .sweep_runs(&sweep.name)
+            .await?
+            .len()
+            .max(sweep.runs.len());
         store.close().await;
-        let total_done = done_before + outcome.done + outcome.done_elsewhere;
-        crate::outln!(
-            "sweep {}: {total_done}/{total} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{}{} in {:.1} s",
-            sweep.name,
-            outcome.done,
-            outcome.done_elsewhere,
-            outcome.failed.len(),
-            outcome.interrupted,
-            outcome.retries,
-            if outcome.retries == 1 { "y" } else { "ies" },
-            if outcome.hung > 0 {
-                format!(" ({} after a hung worker was killed)", outcome.hung)
-            } else {
-                String::new()
-            },
-            started.elapsed().as_secs_f64()
+        print_outcome(
+            &sweep.name,
+            total,
+            done_before,
+            &outcome,
+            started.elapsed().as_secs_f64(),
         );
-        for f in &outcome.failed {
-            crate::outln!(
-                "  failed: run {} ({}): {}{}",
-                f.run_id,
-                f.label,
-                f.message,
-                f.log.as_ref().map(|l| format!(" [log {}]", l.display())).unwrap_or_default()
-            );
-        }
-        match outcome.stopped {
-            Some(StopReason::Signal | StopReason::TimeLimit) => {
-                crate::errln!("stopped: the interrupted runs kept their checkpoints; run the same command again to resume");
-                Ok(ExitCode::from(EXIT_INTERRUPTED))
-            }
-            Some(StopReason::NoSpace) => {
-                crate::errln!(
-                    "stopped: {}\nfree space on that disk, then run the same command again: the sweep continues where it stopped",
-                    outcome.no_space.as_deref().unwrap_or("a disk is full")
-                );
-                Ok(ExitCode::from(crate::exec::EXIT_NO_SPACE))
-            }
-            Some(StopReason::Cancelled) => {
-                crate::errln!("sweep {} was cancelled; `ddsas sweep run` again resumes it", sweep.name);
-                Ok(ExitCode::from(EXIT_INTERRUPTED))
-            }
-            None if !outcome.failed.is_empty() => bail!(
-                "{} of {} runs failed (see above and `ddsas runs list --sweep {} --status failed`)",
-                outcome.failed.len(),
-                sweep.runs.len(),
-                sweep.name
-            ),
-            None => Ok(ExitCode::SUCCESS),
-        }
+        end_status(&sweep, &outcome)
     })
+}
+
+/// The closing lines of `sweep run`: what got done where, and each failure.
+fn print_outcome(name: &str, total: usize, done_before: usize, outcome: &Outcome, wall_s: f64) {
+    let total_done = done_before + outcome.done + outcome.done_elsewhere;
+    crate::outln!(
+        "sweep {name}: {total_done}/{total} done ({} in this session, {} by another orchestrator, {done_before} before), {} failed, {} interrupted, {} retr{}{} in {wall_s:.1} s",
+        outcome.done,
+        outcome.done_elsewhere,
+        outcome.failed.len(),
+        outcome.interrupted,
+        outcome.retries,
+        if outcome.retries == 1 { "y" } else { "ies" },
+        if outcome.hung > 0 {
+            format!(" ({} after a hung worker was killed)", outcome.hung)
+        } else {
+            String::new()
+        },
+    );
+    for f in &outcome.failed {
+        crate::outln!(
+            "  failed: run {} ({}): {}{}",
+            f.run_id,
+            f.label,
+            f.message,
+            f.log
+                .as_ref()
+                .map(|l| format!(" [log {}]", l.display()))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// The exit status of `sweep run`, and why it stopped when it did.
+fn end_status(sweep: &Sweep, outcome: &Outcome) -> anyhow::Result<ExitCode> {
+    match &outcome.stopped {
+        Some(StopReason::Signal | StopReason::TimeLimit) => {
+            crate::errln!("stopped: the interrupted runs kept their checkpoints; run the same command again to resume");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Some(StopReason::NoSpace) => {
+            crate::errln!(
+                "stopped: {}\nfree space on that disk, then run the same command again: the sweep continues where it stopped",
+                outcome.no_space.as_deref().unwrap_or("a disk is full")
+            );
+            Ok(ExitCode::from(crate::exec::EXIT_NO_SPACE))
+        }
+        Some(StopReason::Cancelled) => {
+            crate::errln!(
+                "sweep {} was cancelled; `ddsas sweep run` again resumes it",
+                sweep.name
+            );
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        None if !outcome.failed.is_empty() => bail!(
+            "{} of {} runs failed (see above and `ddsas runs list --sweep {} --status failed`)",
+            outcome.failed.len(),
+            sweep.runs.len(),
+            sweep.name
+        ),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {

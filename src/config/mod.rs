@@ -385,6 +385,28 @@ impl SearchConfig {
             SpaceKind::Darts => 8,
             SpaceKind::Nb201 => 5,
         });
+        self.check_sizes(layers)?;
+        self.check_optimisers()?;
+        self.check_subspaces(&space)?;
+        let schedule = resolve_schedule(&space, &self.space_schedule, self.epochs)?;
+        let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
+        let download = self.download;
+        let mut config = self;
+        config.layers = Some(layers);
+        config.data_dir = data.written;
+        config.download = false;
+        config.pin_unused_keys();
+        Ok(ResolvedConfig {
+            config,
+            layers,
+            data_dir: data.folder,
+            download,
+            initial_ops: schedule,
+        })
+    }
+
+    /// Sizes, seed and data split: what the network and the batches need.
+    fn check_sizes(&self, layers: u32) -> Result<(), ConfigError> {
         check(self.epochs >= 1, "epochs", "must be at least 1")?;
         check(
             self.batch_size >= 2,
@@ -426,6 +448,11 @@ impl SearchConfig {
             "steps_per_epoch",
             "must be at least 1 when set",
         )?;
+        Ok(())
+    }
+
+    /// Learning rates, momentum, clipping, betas and decays.
+    fn check_optimisers(&self) -> Result<(), ConfigError> {
         check(
             self.w_lr > 0.0 && self.w_lr_min >= 0.0 && self.w_lr_min <= self.w_lr,
             "w_lr",
@@ -449,6 +476,11 @@ impl SearchConfig {
             "w_weight_decay",
             "weight decays must be non-negative",
         )?;
+        Ok(())
+    }
+
+    /// DDSAS's subspace keys (L, M, UCB, warm-up) and GDAS's temperature.
+    fn check_subspaces(&self, space: &crate::arch::space::SearchSpace) -> Result<(), ConfigError> {
         let (lowest, whole) = (space.edges() as u32, space.ops_per_cell() as u32);
         if !(lowest..=whole).contains(&self.L) {
             return Err(invalid(
@@ -486,37 +518,29 @@ impl SearchConfig {
             "tau_max",
             "needs 0 < tau_min <= tau_max",
         )?;
-        let schedule = resolve_schedule(&space, &self.space_schedule, self.epochs)?;
-        let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
-        let download = self.download;
-        let mut config = self;
-        config.layers = Some(layers);
-        config.data_dir = data.written;
-        config.download = false;
-        if config.method != Method::Ddsas {
+        Ok(())
+    }
+
+    /// Keys a method does not use take their defaults, so that they do not
+    /// split the fingerprints of runs that are the same search.
+    fn pin_unused_keys(&mut self) {
+        if self.method != Method::Ddsas {
             // DDSAS-only knobs do not change a baseline run: pin them so that
             // they do not split fingerprints.
             let d = SearchConfig::default();
-            config.L = d.L;
-            config.M = d.M;
-            config.approximation = d.approximation;
-            config.ucb_c = d.ucb_c;
-            config.begin = d.begin;
-            config.random_prob = d.random_prob;
-            config.space_schedule = d.space_schedule;
+            self.L = d.L;
+            self.M = d.M;
+            self.approximation = d.approximation;
+            self.ucb_c = d.ucb_c;
+            self.begin = d.begin;
+            self.random_prob = d.random_prob;
+            self.space_schedule = d.space_schedule;
         }
-        if config.method != Method::Gdas {
+        if self.method != Method::Gdas {
             let d = SearchConfig::default();
-            config.tau_max = d.tau_max;
-            config.tau_min = d.tau_min;
+            self.tau_max = d.tau_max;
+            self.tau_min = d.tau_min;
         }
-        Ok(ResolvedConfig {
-            config,
-            layers,
-            data_dir: data.folder,
-            download,
-            initial_ops: schedule,
-        })
     }
 }
 

@@ -448,65 +448,11 @@ impl Orchestrator<'_> {
                 self.pending.remove(i);
                 continue;
             };
-            let mine = row.owner.as_deref() == Some(self.owner.as_str());
-            match row.status {
-                RunStatus::Done => {
-                    self.pending.remove(i);
-                    self.elsewhere.remove(&run.run_id);
-                    self.outcome.done_elsewhere += 1;
-                    self.ui.line(format!(
-                        "run {} ({}) was finished by another orchestrator",
-                        run.run_id, run.label
-                    ));
-                    continue;
-                }
-                RunStatus::Failed
-                    if !mine && row.finished_at.is_some_and(|t| t >= self.session_start) =>
-                {
-                    // Another orchestrator of this moment gave up on it.
-                    self.pending.remove(i);
-                    self.elsewhere.remove(&run.run_id);
-                    self.outcome.failed.push(Failure {
-                        run_id: run.run_id,
-                        label: run.label.clone(),
-                        message: row
-                            .error
-                            .clone()
-                            .unwrap_or_else(|| "failed in another orchestrator".into()),
-                        log: None,
-                    });
-                    continue;
-                }
-                _ => {}
+            if self.ended_elsewhere(i, &run, &row) {
+                continue;
             }
             let Some(&slot) = free.front() else { break };
-            let claim = Claim {
-                owner: self.owner.clone(),
-                device: self.opts.slots[slot].device_name(),
-                pid: i64::from(std::process::id()),
-                stale_after_s: None,
-            };
-            let claimed = match row.status {
-                // Ours but not active can only be a leftover of a failed
-                // release; take it back like a dead owner's.
-                RunStatus::Running if mine || self.owner_is_gone(&row) => {
-                    let got = self
-                        .store
-                        .take_over_run(row.id, &claim, row.owner.as_deref(), row.pid)
-                        .await?;
-                    if got {
-                        self.ui.line(format!(
-                            "run {} ({}): taking over from {} (no live worker)",
-                            run.run_id,
-                            run.label,
-                            row.owner.as_deref().unwrap_or("an unknown owner")
-                        ));
-                    }
-                    got
-                }
-                RunStatus::Running => false,
-                _ => self.store.claim_run(row.id, &claim).await?,
-            };
+            let claimed = self.claim(slot, &run, &row).await?;
             if claimed {
                 self.pending.remove(i);
                 self.elsewhere.remove(&run.run_id);
@@ -521,6 +467,74 @@ impl Orchestrator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Drops pending run `i` (`run`, as read in `row`) when it ended
+    /// elsewhere: done by another orchestrator, or failed in another one
+    /// during this session (it gave up on it); says so.
+    fn ended_elsewhere(&mut self, i: usize, run: &SweepRun, row: &RunRow) -> bool {
+        let mine = row.owner.as_deref() == Some(self.owner.as_str());
+        match row.status {
+            RunStatus::Done => {
+                self.pending.remove(i);
+                self.elsewhere.remove(&run.run_id);
+                self.outcome.done_elsewhere += 1;
+                self.ui.line(format!(
+                    "run {} ({}) was finished by another orchestrator",
+                    run.run_id, run.label
+                ));
+                true
+            }
+            RunStatus::Failed
+                if !mine && row.finished_at.is_some_and(|t| t >= self.session_start) =>
+            {
+                self.pending.remove(i);
+                self.elsewhere.remove(&run.run_id);
+                self.outcome.failed.push(Failure {
+                    run_id: run.run_id,
+                    label: run.label.clone(),
+                    message: row
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "failed in another orchestrator".into()),
+                    log: None,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Claims `run` for `slot`, or takes it over when its owner is gone
+    /// (ours but not active can only be a leftover of a failed release;
+    /// taken back like a dead owner's); whether this orchestrator got it.
+    async fn claim(&mut self, slot: usize, run: &SweepRun, row: &RunRow) -> anyhow::Result<bool> {
+        let mine = row.owner.as_deref() == Some(self.owner.as_str());
+        let claim = Claim {
+            owner: self.owner.clone(),
+            device: self.opts.slots[slot].device_name(),
+            pid: i64::from(std::process::id()),
+            stale_after_s: None,
+        };
+        Ok(match row.status {
+            RunStatus::Running if mine || self.owner_is_gone(row) => {
+                let got = self
+                    .store
+                    .take_over_run(row.id, &claim, row.owner.as_deref(), row.pid)
+                    .await?;
+                if got {
+                    self.ui.line(format!(
+                        "run {} ({}): taking over from {} (no live worker)",
+                        run.run_id,
+                        run.label,
+                        row.owner.as_deref().unwrap_or("an unknown owner")
+                    ));
+                }
+                got
+            }
+            RunStatus::Running => false,
+            _ => self.store.claim_run(row.id, &claim).await?,
+        })
     }
 
     /// Whether a `running` run's owner is gone: on this host, when neither
@@ -675,39 +689,10 @@ impl Orchestrator<'_> {
             .run(id)
             .await?
             .with_context(|| format!("run {id} vanished from the database"))?;
-        let mine = row.owner.as_deref() == Some(self.owner.as_str());
-        let took = act.started.elapsed().as_secs_f64();
         if row.status == RunStatus::Done {
-            self.outcome.done += 1;
-            let acc = match row.final_test_acc {
-                Some(test) => format!("test acc {}", pct(Some(test))),
-                None => format!("valid acc {}", pct(row.final_valid_acc)),
-            };
-            self.ui.line(format!(
-                "run {id} ({}) done: {acc} in {}",
-                act.run.label,
-                duration(took)
-            ));
-            if let Some(plan) = &self.opts.evaluate {
-                let queued =
-                    super::evaluate::evaluations(self.store, &self.opts.sweep, plan, &row).await?;
-                for run in queued {
-                    // A cell two searches found is one train run: queued once.
-                    let known = self.pending.iter().any(|p| p.run_id == run.run_id)
-                        || self
-                            .active
-                            .iter()
-                            .flatten()
-                            .any(|a| a.run.run_id == run.run_id);
-                    if !known {
-                        self.ui.total += 1;
-                        self.pending.push_back(run);
-                    }
-                }
-            }
-            return Ok(());
+            return self.done(act, &row).await;
         }
-        if !mine {
+        if row.owner.as_deref() != Some(self.owner.as_str()) {
             self.ui.line(format!(
                 "run {id} ({}) is held by {} now; watching it",
                 act.run.label,
@@ -721,40 +706,99 @@ impl Orchestrator<'_> {
             return Ok(());
         }
         if code == Some(i32::from(EXIT_SEARCH_FAILED)) || row.status == RunStatus::Failed {
-            let message = match row.error.clone() {
-                Some(e) if row.status == RunStatus::Failed => e,
-                _ => {
-                    let message = match last_error(&act.log) {
-                        Some(error) => format!("worker {how}: {error}"),
-                        None => format!("worker {how} without recording why; see its log"),
-                    };
-                    self.store.fail_owned_run(id, &self.owner, &message).await?;
-                    message
-                }
-            };
-            self.report_failure(&act, &message);
-            return Ok(());
+            return self.failed(&act, &row, &how).await;
         }
         if self.outcome.stopped.is_some() {
-            if row.status == RunStatus::Running {
-                let message = format!("stopped ({how}); resumes from its checkpoint");
-                self.store
-                    .release_run(id, &self.owner, Some(&message))
-                    .await?;
-            }
-            self.outcome.interrupted += 1;
-            let resumer = if self.opts.leave_when_idle {
-                "the next pull worker (this task requeued, or another)"
-            } else {
-                "`ddsas sweep run` again"
-            };
-            self.ui.line(format!(
-                "run {id} ({}) interrupted at epoch {}/{}; {resumer} resumes it",
-                act.run.label, row.epochs_done, row.epochs_total
-            ));
-            return Ok(());
+            return self.stopped(&act, &row, &how).await;
         }
-        // The worker died or stopped on its own: retry from the checkpoint.
+        self.retry_or_give_up(act, &row, &how).await
+    }
+
+    /// A worker whose run is done: count it, say so, and queue the train
+    /// runs of the sweep's `evaluate:` for its cell.
+    async fn done(&mut self, act: Active, row: &RunRow) -> anyhow::Result<()> {
+        self.outcome.done += 1;
+        let acc = match row.final_test_acc {
+            Some(test) => format!("test acc {}", pct(Some(test))),
+            None => format!("valid acc {}", pct(row.final_valid_acc)),
+        };
+        self.ui.line(format!(
+            "run {} ({}) done: {acc} in {}",
+            row.id,
+            act.run.label,
+            duration(act.started.elapsed().as_secs_f64())
+        ));
+        let Some(plan) = &self.opts.evaluate else {
+            return Ok(());
+        };
+        let queued = super::evaluate::evaluations(self.store, &self.opts.sweep, plan, row).await?;
+        for run in queued {
+            // A cell two searches found is one train run: queued once.
+            let known = self.pending.iter().any(|p| p.run_id == run.run_id)
+                || self
+                    .active
+                    .iter()
+                    .flatten()
+                    .any(|a| a.run.run_id == run.run_id);
+            if !known {
+                self.ui.total += 1;
+                self.pending.push_back(run);
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker whose run failed (it said so, or its row does): the run is
+    /// `failed` with the worker's error, or the last error of its log.
+    async fn failed(&mut self, act: &Active, row: &RunRow, how: &str) -> anyhow::Result<()> {
+        let message = match row.error.clone() {
+            Some(e) if row.status == RunStatus::Failed => e,
+            _ => {
+                let message = match last_error(&act.log) {
+                    Some(error) => format!("worker {how}: {error}"),
+                    None => format!("worker {how} without recording why; see its log"),
+                };
+                self.store
+                    .fail_owned_run(row.id, &self.owner, &message)
+                    .await?;
+                message
+            }
+        };
+        self.report_failure(act, &message);
+        Ok(())
+    }
+
+    /// A worker ended while the orchestrator stops: its run stays
+    /// resumable, and the line says who resumes it.
+    async fn stopped(&mut self, act: &Active, row: &RunRow, how: &str) -> anyhow::Result<()> {
+        if row.status == RunStatus::Running {
+            let message = format!("stopped ({how}); resumes from its checkpoint");
+            self.store
+                .release_run(row.id, &self.owner, Some(&message))
+                .await?;
+        }
+        self.outcome.interrupted += 1;
+        let resumer = if self.opts.leave_when_idle {
+            "the next pull worker (this task requeued, or another)"
+        } else {
+            "`ddsas sweep run` again"
+        };
+        self.ui.line(format!(
+            "run {} ({}) interrupted at epoch {}/{}; {resumer} resumes it",
+            row.id, act.run.label, row.epochs_done, row.epochs_total
+        ));
+        Ok(())
+    }
+
+    /// The worker died or stopped on its own: retry from the checkpoint,
+    /// up to `max_retries` in this session, then fail the run.
+    async fn retry_or_give_up(
+        &mut self,
+        act: Active,
+        row: &RunRow,
+        how: &str,
+    ) -> anyhow::Result<()> {
+        let id = row.id;
         let used = self.retries.entry(id).or_insert(0);
         *used += 1;
         let used = *used;
@@ -763,24 +807,24 @@ impl Orchestrator<'_> {
             (None, Some(error)) => format!("worker {how} on attempt {} ({error})", act.attempt),
             (None, None) => format!("worker {how} on attempt {}", act.attempt),
         };
-        if used <= self.opts.max_retries {
-            if row.status == RunStatus::Running {
-                self.store.release_run(id, &self.owner, Some(&why)).await?;
-            }
-            self.outcome.retries += 1;
-            self.ui.line(format!(
-                "run {id} ({}): {why}; retrying from epoch {} (retry {used}/{})\n{}",
-                act.run.label,
-                row.epochs_done,
-                self.opts.max_retries,
-                tail(&act.log)
-            ));
-            self.pending.push_front(act.run);
-        } else {
+        if used > self.opts.max_retries {
             let message = format!("gave up after {used} attempt(s) in this session: {why}");
             self.store.fail_owned_run(id, &self.owner, &message).await?;
             self.report_failure(&act, &message);
+            return Ok(());
         }
+        if row.status == RunStatus::Running {
+            self.store.release_run(id, &self.owner, Some(&why)).await?;
+        }
+        self.outcome.retries += 1;
+        self.ui.line(format!(
+            "run {id} ({}): {why}; retrying from epoch {} (retry {used}/{})\n{}",
+            act.run.label,
+            row.epochs_done,
+            self.opts.max_retries,
+            tail(&act.log)
+        ));
+        self.pending.push_front(act.run);
         Ok(())
     }
 
