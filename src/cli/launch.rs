@@ -10,7 +10,7 @@ use super::JobArgs;
 use crate::exec::claim::{claim_or_take_over, local_claim};
 use crate::exec::pipeline::{execute_run, Pipeline};
 use crate::exec::{RunEnd, EXIT_INTERRUPTED, EXIT_NO_SPACE};
-use crate::nas::search::interrupted_text;
+use crate::nas::run::interrupted_text;
 use crate::store::{RunRow, Store};
 
 /// A registered run that `search` or `train` is about to claim and run.

@@ -1,7 +1,7 @@
 //! Devices and threads of a run (`engine` build only): `cpu` / `cuda:N` as
 //! the user writes them, loading libtorch's CUDA backend, the GPUs it sees,
 //! and libtorch's CPU threads, within the one limit of
-//! [`check_threads`](super::slots::check_threads) that the slot plan of
+//! [`check_threads`](super::check_threads) that the slot plan of
 //! `sweep run` shares.
 
 /// Parses `cpu`, `cuda` or `cuda:N`, and checks CUDA is there.
@@ -77,7 +77,7 @@ pub fn device_name(device: tch::Device) -> String {
 /// libtorch hang while it starts them, so that is refused.
 pub fn set_threads(threads: usize) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if let Err(why) = super::slots::check_threads(threads, cores) {
+    if let Err(why) = super::check_threads(threads, cores) {
         anyhow::bail!("--threads {why}; use 0 for libtorch's default");
     }
     if threads > 0 {

@@ -14,7 +14,8 @@ use super::{error_log_of, guard};
 use crate::arch::metrics::EpochRecord;
 use crate::config::ResolvedConfig;
 use crate::nas::checkpoint;
-use crate::nas::search::{SearchError, SearchOutcome};
+use crate::nas::run::RunError;
+use crate::nas::search::SearchOutcome;
 use crate::store::Store;
 
 /// How a run shows its progress.
@@ -116,11 +117,11 @@ pub(crate) fn prepare<P: Pipeline>(
 pub(crate) fn run_guarded<O>(
     store: &Store,
     run_id: i64,
-    f: impl FnOnce() -> Result<O, SearchError>,
-) -> Result<O, SearchError> {
+    f: impl FnOnce() -> Result<O, RunError>,
+) -> Result<O, RunError> {
     guard::catch(f).unwrap_or_else(|caught| {
         let message = with_detail(store, run_id, caught.message, &caught.detail);
-        Err(SearchError::Internal(message))
+        Err(RunError::Internal(message))
     })
 }
 
@@ -131,10 +132,10 @@ pub(crate) fn unfinished<O>(
     rt: &Runtime,
     store: &Store,
     id: i64,
-    err: SearchError,
+    err: RunError,
 ) -> anyhow::Result<RunEnd<O>> {
     match err {
-        SearchError::Interrupted { epoch, step } => {
+        RunError::Interrupted { epoch, step } => {
             rt.block_on(store.interrupt_run(id))?;
             Ok(RunEnd::Interrupted { epoch, step })
         }
@@ -159,10 +160,10 @@ pub(crate) fn unfinished<O>(
 
 /// Whether a search or training stopped because a disk is full: the
 /// checkpoint's (checked before writing) or the database's.
-fn is_no_space(err: &SearchError) -> bool {
+fn is_no_space(err: &RunError) -> bool {
     match err {
-        SearchError::Checkpoint(e) => e.is_no_space(),
-        SearchError::Store { source, .. } => source.chain().any(|cause| {
+        RunError::Checkpoint(e) => e.is_no_space(),
+        RunError::Store { source, .. } => source.chain().any(|cause| {
             cause
                 .downcast_ref::<crate::store::StoreError>()
                 .is_some_and(crate::store::StoreError::is_disk_full)

@@ -108,3 +108,15 @@ pub fn error_log_of(db: &DbLocation, run_id: i64) -> PathBuf {
         .join("logs")
         .join(format!("run-{run_id}-errors.log"))
 }
+
+/// The one limit on libtorch threads per run, for `search`, workers and
+/// `sweep run`'s plan: at most four per core.
+pub fn check_threads(threads: usize, cores: usize) -> Result<(), String> {
+    if threads > 4 * cores {
+        return Err(format!(
+            "{threads} threads is more than 4 per core ({cores} cores here); use at most {}",
+            4 * cores
+        ));
+    }
+    Ok(())
+}

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use anyhow::bail;
 
+use super::check_threads;
 use super::orchestrator::{Slot, SlotDevice};
 use crate::sweep::Resources;
 
@@ -293,18 +294,6 @@ fn nvidia_smi() -> Option<Vec<Gpu>> {
             })
             .collect(),
     )
-}
-
-/// The one limit on libtorch threads per run, for `search`, workers and
-/// `sweep run`'s plan: at most four per core.
-pub fn check_threads(threads: usize, cores: usize) -> Result<(), String> {
-    if threads > 4 * cores {
-        return Err(format!(
-            "{threads} threads is more than 4 per core ({cores} cores here); use at most {}",
-            4 * cores
-        ));
-    }
-    Ok(())
 }
 
 /// The CUDA devices libtorch sees, as the workers would.

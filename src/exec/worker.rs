@@ -19,7 +19,7 @@ use anyhow::Context;
 
 use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
 use crate::config::SearchConfig;
-use crate::nas::search::interrupted_text;
+use crate::nas::run::interrupted_text;
 use crate::store::{unix_now, DbLocation, RunKind, Store};
 
 // The exit statuses live beside the orchestrator that reads them, which

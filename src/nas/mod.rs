@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod evalnet;
+pub mod faults;
 pub mod method;
 pub mod ops;
 pub mod optim;

@@ -14,10 +14,119 @@ use std::time::Instant;
 
 use tch::{Device, Tensor};
 
-use crate::nas::checkpoint::{self, SavedState};
-use crate::nas::search::{maybe_hang, maybe_hold, seed_torch_for_step, FaultStops};
+use crate::data::DataError;
+use crate::nas::checkpoint::{self, CheckpointError, SavedState};
+use crate::nas::faults::{maybe_hang, maybe_hold, FaultStops};
 
-pub use crate::nas::search::SearchError as RunError;
+/// Why a run (of any kind) stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The loss became NaN or infinite.
+    #[error("diverged: the training loss became {loss} at epoch {}, step {} of the epoch (weight step {global_step}); lower w_lr or arch_lr, or tighten grad_clip", .epoch + 1, .step + 1)]
+    Diverged {
+        /// Epoch (0-based, as stored; the message counts from 1 like the
+        /// progress lines and `runs show`).
+        epoch: u32,
+        /// Step within the epoch (0-based; the message counts from 1).
+        step: usize,
+        /// Weight step over the run (1-based).
+        global_step: u64,
+        /// The bad value.
+        loss: f64,
+    },
+    /// The dataset could not be loaded.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The observer failed to store an epoch.
+    #[error("storing epoch {} failed: {source}", .epoch + 1)]
+    Store {
+        /// Epoch.
+        epoch: u32,
+        /// Underlying error.
+        source: anyhow::Error,
+    },
+    /// The observer asked to stop (Ctrl-C, cancellation, Slurm's warning).
+    #[error("{}", interrupted_text(*.epoch, *.step))]
+    Interrupted {
+        /// Epoch that was running (0-based).
+        epoch: u32,
+        /// Steps of it done and checkpointed, when a checkpoint was written
+        /// at the stop: a resume goes on from there. None: it goes on from
+        /// the last epoch checkpoint.
+        step: Option<u32>,
+    },
+    /// A dataset too small for the batch size.
+    #[error(
+        "the search halves hold {images} images, fewer than one batch of {batch}; lower batch_size"
+    )]
+    TooSmall {
+        /// Images in the smaller half.
+        images: usize,
+        /// Batch size.
+        batch: i64,
+    },
+    /// libtorch failed (out of memory, an op it refuses); caught by the
+    /// caller, which keeps the run from being left `running`.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Where a stopped run goes on from, in words (epochs counted from 1).
+pub fn interrupted_text(epoch: u32, step: Option<u32>) -> String {
+    match step {
+        Some(step) => format!(
+            "interrupted at step {step} of epoch {}, checkpointed there; a resume goes on from that step",
+            epoch + 1
+        ),
+        None => format!(
+            "interrupted before epoch {} finished; the last checkpoint is kept",
+            epoch + 1
+        ),
+    }
+}
+
+impl RunError {
+    /// The whole text behind the one-line message (libtorch's frames), for
+    /// the run's log; None when the message is all there is.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            RunError::Checkpoint(e) => e.detail(),
+            _ => None,
+        }
+    }
+}
+
+/// Derives an independent 64-bit seed from (seed, epoch, stream).
+pub fn derive_seed(seed: u64, epoch: u32, stream: u64) -> u64 {
+    let mut z = seed ^ (u64::from(epoch) << 32) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// libtorch's generator is seeded before every step from (seed, epoch,
+/// step): tch cannot read the generator's state back, so this is what lets
+/// a run stopped at any step resume with the same random draws (GDAS's
+/// Gumbel noise, cutout, drop path).
+pub(crate) fn seed_torch_for_step(seed: u64, epoch: u32, step: usize) {
+    tch::manual_seed(derive_seed(derive_seed(seed, epoch, 1), step as u32, 5) as i64);
+}
+
+/// Peak resident memory of this process, in bytes.
+pub fn peak_rss_bytes() -> Option<i64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes into the struct we pass.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getrusage succeeded, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    Some(usage.ru_maxrss * 1024)
+}
 
 /// Where and how a run goes.
 #[derive(Debug, Clone)]

@@ -18,189 +18,18 @@ use tch::{Device, Kind, Tensor};
 use crate::arch::metrics::{cosine_distance, EpochRecord, StepRecord, SubspaceRecord};
 use crate::arch::space::SearchSpace;
 use crate::config::ResolvedConfig;
-use crate::data::{self, Augment, DataError, Loader};
-use crate::nas::checkpoint::{CheckpointError, CheckpointState, PartialEpoch};
+use crate::data::{self, Augment, Loader};
+use crate::nas::checkpoint::{CheckpointState, PartialEpoch};
 use crate::nas::method::{ArchParams, MethodState};
 use crate::nas::optim::{clip_grad_norm, Adam, Sgd};
-use crate::nas::run::{run_epochs, Observer, Plan, RunOptions, Stage};
+use crate::nas::run::{
+    derive_seed, peak_rss_bytes, run_epochs, Observer, Plan, RunError, RunOptions, Stage,
+};
 use crate::nas::supernet::{Supernet, SupernetShape};
 
 /// Environment variable that poisons the loss of one weight step (global
 /// step number, from 1) with NaN: a test hook for divergence handling.
 pub const FAULT_NAN_STEP: &str = "DDSAS_FAULT_NAN_AT_STEP";
-
-/// Environment variable `STEP:MARKER` that hangs the search at weight step
-/// STEP (global, from 1) for good, its heartbeat still running, unless the
-/// file MARKER exists (it is created first, so a retry goes through): a
-/// test hook for stall detection, standing in for a deadlock or a stuck
-/// kernel.
-pub const FAULT_HANG_STEP: &str = "DDSAS_FAULT_HANG_AT_STEP";
-
-/// Environment variable: comma-separated weight steps (global, from 1)
-/// before which a search or a training stops as if asked to (Ctrl-C,
-/// SIGUSR2), except at the first step the process runs, so that the resume
-/// goes on: a test hook for stopping at an exact step.
-pub const FAULT_STOP_STEPS: &str = "DDSAS_FAULT_STOP_AT_STEPS";
-
-/// Environment variable `STEP:FILE` that holds a search or a training
-/// before weight step STEP (global, from 1) for as long as the file FILE
-/// exists; `{seed}` in FILE stands for the run's seed, so that a test can
-/// hold one run of a sweep and not another. The heartbeat goes on, and a
-/// stop request (Ctrl-C, SIGUSR2, a cancel, the orchestrator's end) ends
-/// the hold as it ends any step. Every process that reaches STEP holds, a
-/// retry or a resume included. A test hook: "the run is still running
-/// when the test does X" becomes a fact instead of a race between two
-/// processes (the test creates FILE, waits for the run's record before
-/// STEP, does X, then deletes FILE).
-pub const FAULT_HOLD_STEP: &str = "DDSAS_FAULT_HOLD_AT_STEP";
-
-/// The stops [`FAULT_STOP_STEPS`] asks for.
-pub(crate) struct FaultStops {
-    steps: Vec<u64>,
-    first: bool,
-}
-
-impl FaultStops {
-    /// The steps named in the environment (none when it is unset).
-    pub(crate) fn from_env() -> Self {
-        let steps = std::env::var(FAULT_STOP_STEPS)
-            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-            .unwrap_or_default();
-        FaultStops { steps, first: true }
-    }
-
-    /// Whether to stop before weight step `step` (called once per step).
-    pub(crate) fn stop_before(&mut self, step: u64) -> bool {
-        let first = std::mem::replace(&mut self.first, false);
-        !first && self.steps.contains(&step)
-    }
-}
-
-/// Hangs here, forever, if [`FAULT_HANG_STEP`] asks for it at `step`.
-/// The variable is read once per process: this runs at every weight step.
-pub(crate) fn maybe_hang(step: u64) {
-    static HOOK: std::sync::OnceLock<Option<(u64, std::path::PathBuf)>> =
-        std::sync::OnceLock::new();
-    let hook = HOOK.get_or_init(|| {
-        let value = std::env::var(FAULT_HANG_STEP).ok()?;
-        let (at, marker) = value.split_once(':')?;
-        Some((at.parse().ok()?, marker.into()))
-    });
-    let Some((at, marker)) = hook else {
-        return;
-    };
-    if *at != step || marker.exists() {
-        return;
-    }
-    let _ = std::fs::write(marker, b"hung once\n");
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
-
-/// Waits before weight step `step` of the run seeded `seed` while
-/// [`FAULT_HOLD_STEP`] asks for it, until its file is gone or `stop()`
-/// says so. The variable is read once per process: this runs at every
-/// weight step.
-pub(crate) fn maybe_hold(step: u64, seed: u64, mut stop: impl FnMut() -> bool) {
-    static HOOK: std::sync::OnceLock<Option<(u64, String)>> = std::sync::OnceLock::new();
-    let hook = HOOK.get_or_init(|| {
-        let value = std::env::var(FAULT_HOLD_STEP).ok()?;
-        let (at, file) = value.split_once(':')?;
-        Some((at.parse().ok()?, file.to_owned()))
-    });
-    let Some((at, file)) = hook else {
-        return;
-    };
-    if *at != step {
-        return;
-    }
-    let file = std::path::PathBuf::from(file.replace("{seed}", &seed.to_string()));
-    while file.exists() && !stop() {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// Why a search stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum SearchError {
-    /// The loss became NaN or infinite.
-    #[error("diverged: the training loss became {loss} at epoch {}, step {} of the epoch (weight step {global_step}); lower w_lr or arch_lr, or tighten grad_clip", .epoch + 1, .step + 1)]
-    Diverged {
-        /// Epoch (0-based, as stored; the message counts from 1 like the
-        /// progress lines and `runs show`).
-        epoch: u32,
-        /// Step within the epoch (0-based; the message counts from 1).
-        step: usize,
-        /// Weight step over the run (1-based).
-        global_step: u64,
-        /// The bad value.
-        loss: f64,
-    },
-    /// The dataset could not be loaded.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// A checkpoint could not be written or read.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    /// The observer failed to store an epoch.
-    #[error("storing epoch {} failed: {source}", .epoch + 1)]
-    Store {
-        /// Epoch.
-        epoch: u32,
-        /// Underlying error.
-        source: anyhow::Error,
-    },
-    /// The observer asked to stop (Ctrl-C, cancellation, Slurm's warning).
-    #[error("{}", interrupted_text(*.epoch, *.step))]
-    Interrupted {
-        /// Epoch that was running (0-based).
-        epoch: u32,
-        /// Steps of it done and checkpointed, when a checkpoint was written
-        /// at the stop: a resume goes on from there. None: it goes on from
-        /// the last epoch checkpoint.
-        step: Option<u32>,
-    },
-    /// A dataset too small for the batch size.
-    #[error(
-        "the search halves hold {images} images, fewer than one batch of {batch}; lower batch_size"
-    )]
-    TooSmall {
-        /// Images in the smaller half.
-        images: usize,
-        /// Batch size.
-        batch: i64,
-    },
-    /// libtorch failed (out of memory, an op it refuses); caught by the
-    /// caller, which keeps the run from being left `running`.
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// Where a stopped run goes on from, in words (epochs counted from 1).
-pub fn interrupted_text(epoch: u32, step: Option<u32>) -> String {
-    match step {
-        Some(step) => format!(
-            "interrupted at step {step} of epoch {}, checkpointed there; a resume goes on from that step",
-            epoch + 1
-        ),
-        None => format!(
-            "interrupted before epoch {} finished; the last checkpoint is kept",
-            epoch + 1
-        ),
-    }
-}
-
-impl SearchError {
-    /// The whole text behind the one-line message (libtorch's frames), for
-    /// the run's log; None when the message is all there is.
-    pub fn detail(&self) -> Option<&str> {
-        match self {
-            SearchError::Checkpoint(e) => e.detail(),
-            _ => None,
-        }
-    }
-}
 
 /// The result of a finished search.
 #[derive(Debug, Clone)]
@@ -213,14 +42,6 @@ pub struct SearchOutcome {
     pub epochs_run: u32,
     /// Wall seconds of the whole search, resumed parts included.
     pub wall_s: f64,
-}
-
-/// Derives an independent 64-bit seed from (seed, epoch, stream).
-pub fn derive_seed(seed: u64, epoch: u32, stream: u64) -> u64 {
-    let mut z = seed ^ (u64::from(epoch) << 32) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Cosine-annealed weight learning rate of an epoch (stepped per epoch).
@@ -477,27 +298,19 @@ fn epoch_rng(seed: u64, epoch: u32, partial: Option<&PartialEpoch>) -> ChaCha8Rn
     rng
 }
 
-/// libtorch's generator is seeded before every step from (seed, epoch,
-/// step): tch cannot read the generator's state back, so this is what lets
-/// a run stopped at any step resume with the same random draws (GDAS's
-/// Gumbel noise, cutout, drop path).
-pub(crate) fn seed_torch_for_step(seed: u64, epoch: u32, step: usize) {
-    tch::manual_seed(derive_seed(derive_seed(seed, epoch, 1), step as u32, 5) as i64);
-}
-
 /// Runs (or resumes) one search.
 pub fn run(
     cfg: &ResolvedConfig,
     opts: &RunOptions,
     observer: &mut dyn Observer<EpochRecord>,
-) -> Result<SearchOutcome, SearchError> {
+) -> Result<SearchOutcome, RunError> {
     let c = cfg.config();
     let dataset = data::load(c.dataset, cfg.data_dir())?;
     let (weight_half, arch_half) = dataset.search_halves(c.train_portion);
     let batch = i64::from(c.batch_size);
     let smaller = weight_half.len().min(arch_half.len());
     if (smaller as i64) < batch {
-        return Err(SearchError::TooSmall {
+        return Err(RunError::TooSmall {
             images: smaller,
             batch,
         });
@@ -650,7 +463,7 @@ impl Stage for SearchStage {
         ((xw, yw), (xa, ya)): Self::Batch,
         epoch: u32,
         i: usize,
-    ) -> Result<Option<(f64, f64)>, SearchError> {
+    ) -> Result<Option<(f64, f64)>, RunError> {
         let s = &mut self.searcher;
         let progress = &mut ep.progress;
         progress
@@ -688,7 +501,7 @@ impl Stage for SearchStage {
         Ok(Some((mean_loss, acc)))
     }
 
-    fn check_stopped(&self, ep: &SearchEpoch, epoch: u32, i: usize) -> Result<(), SearchError> {
+    fn check_stopped(&self, ep: &SearchEpoch, epoch: u32, i: usize) -> Result<(), RunError> {
         check_finite(&ep.pending_losses, epoch, i - 1, self.searcher.step)
     }
 
@@ -697,7 +510,7 @@ impl Stage for SearchStage {
         ep: SearchEpoch,
         data: &SearchData,
         epoch: u32,
-    ) -> Result<EpochRecord, SearchError> {
+    ) -> Result<EpochRecord, RunError> {
         let progress = ep.progress;
         let train_s = progress.train_s_before + ep.start.elapsed().as_secs_f64();
         let s = &mut self.searcher;
@@ -775,7 +588,7 @@ fn check_finite(
     epoch: u32,
     last_step: usize,
     global_step: u64,
-) -> Result<(), SearchError> {
+) -> Result<(), RunError> {
     let values: Vec<f64> = Vec::try_from(
         Tensor::stack(losses, 0)
             .to_kind(Kind::Double)
@@ -785,24 +598,11 @@ fn check_finite(
     let first = last_step + 1 - values.len();
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => Err(SearchError::Diverged {
+        Some(i) => Err(RunError::Diverged {
             epoch,
             step: first + i,
             global_step: global_step + 1 + i as u64 - values.len() as u64,
             loss: values[i],
         }),
     }
-}
-
-/// Peak resident memory of this process, in bytes.
-pub fn peak_rss_bytes() -> Option<i64> {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage only writes into the struct we pass.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: getrusage succeeded, so the struct is initialised.
-    let usage = unsafe { usage.assume_init() };
-    Some(usage.ru_maxrss * 1024)
 }

@@ -21,8 +21,9 @@ use crate::config::train::ResolvedTrain;
 use crate::data::{self, Augment, Loader};
 use crate::nas::checkpoint::{Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
-use crate::nas::run::{run_epochs, Observer, Plan, RunOptions, Stage};
-use crate::nas::search::{derive_seed, peak_rss_bytes, SearchError};
+use crate::nas::run::{
+    derive_seed, peak_rss_bytes, run_epochs, Observer, Plan, RunError, RunOptions, Stage,
+};
 
 /// How a finished training ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +135,7 @@ pub fn run(
     cfg: &ResolvedTrain,
     opts: &RunOptions,
     observer: &mut dyn Observer<TrainEpoch>,
-) -> Result<TrainOutcome, SearchError> {
+) -> Result<TrainOutcome, RunError> {
     let c = cfg.config();
     let device = opts.device;
     let dataset = data::load(c.dataset, cfg.data_dir())?;
@@ -149,7 +150,7 @@ pub fn run(
         steps = steps.min(cap as usize);
     }
     if steps == 0 {
-        return Err(SearchError::TooSmall {
+        return Err(RunError::TooSmall {
             images: dataset.train.len(),
             batch,
         });
@@ -259,19 +260,19 @@ impl Stage for TrainStage {
         (x, y): Self::Batch,
         _epoch: u32,
         _step: usize,
-    ) -> Result<Option<(f64, f64)>, SearchError> {
+    ) -> Result<Option<(f64, f64)>, RunError> {
         let x = cutout(&x, i64::from(self.cfg.config().cutout));
         let (loss, logits) = self.trainer.step(&x, &y, ep.lr, ep.drop);
         ep.sums.add(&loss, &logits, &y, x.size()[0]);
         Ok(None)
     }
 
-    fn check_stopped(&self, ep: &TrainEpochRun, epoch: u32, i: usize) -> Result<(), SearchError> {
+    fn check_stopped(&self, ep: &TrainEpochRun, epoch: u32, i: usize) -> Result<(), RunError> {
         let loss_sum = f64::try_from(&ep.sums.loss_sum).unwrap_or(f64::NAN);
         if loss_sum.is_finite() {
             return Ok(());
         }
-        Err(SearchError::Diverged {
+        Err(RunError::Diverged {
             epoch,
             step: i - 1,
             global_step: self.steps as u64 * u64::from(epoch) + i as u64,
@@ -284,12 +285,12 @@ impl Stage for TrainStage {
         ep: TrainEpochRun,
         data: &TrainData,
         epoch: u32,
-    ) -> Result<TrainEpoch, SearchError> {
+    ) -> Result<TrainEpoch, RunError> {
         let sums = &ep.sums;
         let seen = sums.seen as f64;
         let train_loss = f64::try_from(&sums.loss_sum).unwrap_or(f64::NAN) / seen;
         if !train_loss.is_finite() {
-            return Err(SearchError::Diverged {
+            return Err(RunError::Diverged {
                 epoch,
                 step: self.steps - 1,
                 global_step: u64::from(epoch + 1) * self.steps as u64,
