@@ -31,7 +31,12 @@ pub enum BenchCmd {
         after_help = "Example, side by side with the reference:\n  ddsas bench train --layers 8 --C 16 --batch 32 --threads 1\n  python bench/ref_train_step.py --layers 8 --C 16 --batch 32 --threads 1"
     )]
     Train(TrainArgs),
-    /// Images per second of the augmenting loader on CIFAR-shaped data.
+    /// Images per second of the augmenting loader on CIFAR-shaped data, or
+    /// with --imagenet DIR of the whole ImageNet training pipeline (read,
+    /// decode, crop, flip, jitter, normalise, batch) on that folder.
+    #[command(
+        after_help = "Example, side by side with torchvision (one worker each):\n  ddsas bench data --imagenet /tmp/inbench --threads 1 --batch 64 --crop 224 --batches 40\n  python bench/ref_imagenet_loader.py /tmp/inbench --workers 1 --batch 64 --crop 224 --batches 40\nbench/make_imagenet_bench.py makes such a folder from photographs that scikit-learn ships."
+    )]
     Data(DataArgs),
     /// The run history under load: simulated pull workers (no training),
     /// each with its own connection pool, claim runs of a fresh sweep and
@@ -166,12 +171,24 @@ pub struct DataArgs {
     /// Images in the synthetic CIFAR-shaped set.
     #[arg(long, default_value_t = 25_000, value_parser = clap::value_parser!(i64).range(1..))]
     images: i64,
-    /// CPU threads (0: libtorch's default).
+    /// CPU threads (0: libtorch's default); with --imagenet, the decoding
+    /// workers (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// An ImageNet-layout folder (train/<wnid>/*.JPEG, val/...): time the
+    /// ImageNet training pipeline on its training images instead.
+    #[arg(long, value_name = "DIR")]
+    imagenet: Option<std::path::PathBuf>,
+    /// With --imagenet: the crop side.
+    #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(i64).range(1..))]
+    crop: i64,
+    /// With --imagenet: batches timed after one warm-up batch (epochs
+    /// repeat, with new seeds, until there are enough).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    batches: u64,
 }
 
 /// Knobs of `bench store`.

@@ -1,6 +1,8 @@
 //! `ddsas data`: fetch CIFAR into the data folder (`get`) and show what is
 //! there (`list`); and the download on first use that `search`,
-//! `train` and `sweep run` do for configs with `download: true`.
+//! `train` and `sweep run` do for configs with `download: true`. ImageNet
+//! is the user's own download: `get imagenet` says where from and how to
+//! lay it out, `list` shows it once it is there.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::data::fetch::{self, Got, Layout, Options, Overrides, Source};
 use crate::data::home::{self, DataHome, DATA_ENV};
-use crate::data::{find, DatasetKind};
+use crate::data::{find, imagenet, DatasetKind};
 
 /// Data commands.
 #[derive(Debug, clap::Subcommand)]
@@ -24,7 +26,9 @@ pub enum DataCmd {
 An interrupted download resumes where it stopped (run the same command again).
 Download on first use (`--set download=true`, or `resources: {data: {download: true}}` in a
 sweep) reads DDSAS_CIFAR10_URL / _MD5 / _SHA256 (CIFAR100 likewise) or DDSAS_DATA_MIRROR, a
-folder URL holding the official file names.")]
+folder URL holding the official file names.
+`ddsas data get imagenet` downloads nothing: it says how to lay out your own copy of ImageNet
+(exit status 1 until the folder is there).")]
     Get(GetArgs),
     /// Show the datasets in the data folder: layout, path, size and whether they verified.
     #[command(after_help = "Example:\n  ddsas data list\n  ddsas data list --to /scratch/data")]
@@ -38,6 +42,9 @@ pub enum Fetchable {
     Cifar10,
     /// CIFAR-100 (161 MB).
     Cifar100,
+    /// ImageNet (ILSVRC2012, about 150 GB): not downloaded, says how to
+    /// lay out your own copy.
+    Imagenet,
 }
 
 impl Fetchable {
@@ -45,6 +52,7 @@ impl Fetchable {
         match self {
             Fetchable::Cifar10 => DatasetKind::Cifar10,
             Fetchable::Cifar100 => DatasetKind::Cifar100,
+            Fetchable::Imagenet => DatasetKind::ImageNet,
         }
     }
 }
@@ -119,6 +127,9 @@ fn data_folder(to: Option<&Path>) -> anyhow::Result<DataHome> {
 
 fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let kind = args.dataset.kind();
+    if kind == DatasetKind::ImageNet {
+        return explain_imagenet(&data_folder(args.to.as_deref())?);
+    }
     let layout = match args.layout {
         LayoutArg::Binary => Layout::Binary,
         LayoutArg::Python => Layout::Python,
@@ -143,6 +154,76 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let got = fetch::get(kind, &folder.dir, &source, &opts)?;
     say_got(kind, &folder, &got);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `data get imagenet`: ImageNet's licence lets only the user download it,
+/// so this says from where, which two archives, and how to lay them out;
+/// once the folder is there, it checks and counts it instead.
+fn explain_imagenet(folder: &DataHome) -> anyhow::Result<ExitCode> {
+    let target = folder.dir.join(imagenet::FOLDER);
+    if let Ok(found) = imagenet::Folder::open(&folder.dir) {
+        crate::outln!("imagenet: {} in {}", counts(&found), found.root.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::outln!(
+        "ImageNet is not downloaded by ddsas: its licence asks each user to download it.
+1. Sign in at https://image-net.org (Download, ILSVRC2012) and download
+   ILSVRC2012_img_train.tar (138 GB) and ILSVRC2012_img_val.tar (6.3 GB).
+2. Lay them out in {t}:
+     mkdir -p {t}/train {t}/val
+     tar -xf ILSVRC2012_img_train.tar -C {t}/train
+     cd {t}/train && for f in *.tar; do d=${{f%.tar}}; mkdir -p $d && tar -xf $f -C $d && rm $f; done
+     tar -xf ILSVRC2012_img_val.tar -C {t}/val
+   then sort val/ into class folders (val/<wnid>/*.JPEG), e.g. with the well-known
+   valprep.sh, or from the devkit's ILSVRC2012_validation_ground_truth.txt and meta.mat.
+3. `ddsas data list` then shows it (or point data_dir at the folder holding train/ and val/).",
+        t = target.display()
+    );
+    if let Err(e) = imagenet::Folder::open(&folder.dir) {
+        if !matches!(e, crate::data::DataError::NoImageNet { .. }) {
+            crate::outln!("what is there now: {e}");
+        }
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// `N images, C classes (train T, val V)`.
+fn counts(f: &imagenet::Folder) -> String {
+    format!(
+        "{} images, {} classes (train {}, val {})",
+        f.train.len() + f.val.len(),
+        f.classes.len(),
+        f.train.len(),
+        f.val.len()
+    )
+}
+
+/// The `data list` row of ImageNet: listed whole (class folders checked,
+/// images counted), since that is what a training run will do first.
+fn imagenet_row(dir: &Path) -> Vec<String> {
+    let row = |layout: &str, path: String, size: String, state: String| {
+        vec!["imagenet".to_owned(), layout.to_owned(), path, size, state]
+    };
+    match imagenet::Folder::open(dir) {
+        Ok(f) => row(
+            "folders",
+            f.root.display().to_string(),
+            counts(&f),
+            "n/a (your own download)".into(),
+        ),
+        Err(crate::data::DataError::NoImageNet { .. }) => row(
+            "-",
+            "-".into(),
+            "-".into(),
+            "missing: your own download, `ddsas data get imagenet` says how".into(),
+        ),
+        Err(e) => row(
+            "folders",
+            "-".into(),
+            "-".into(),
+            format!("no: {}", first_clause(&e.to_string())),
+        ),
+    }
 }
 
 /// The final lines of a fetch: what is where, and how searches find it.
@@ -194,6 +275,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     for kind in DatasetKind::FETCHABLE {
         table.add_row(list_row(kind, &folder.dir));
     }
+    table.add_row(imagenet_row(&folder.dir));
     crate::outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }

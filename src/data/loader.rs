@@ -58,6 +58,9 @@ impl Augment {
                 flip: false,
             },
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => Augment { pad: 4, flip: true },
+            // Its own loader crops and flips (imagenet::Transform); this
+            // one never sees ImageNet, so nothing to pad.
+            DatasetKind::ImageNet => Augment { pad: 0, flip: true },
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Datasets: the bundled UCI digits, CIFAR-10 and CIFAR-100 (binary and
-//! Python-pickle layouts), the two search halves and the augmenting loader.
+//! Python-pickle layouts), the two search halves and the augmenting loader;
+//! and ImageNet, which is too big for memory and streams from its folder
+//! through its own loader ([`imagenet`]).
 //!
 //! With the `engine` feature everything is loaded whole into memory as
 //! `uint8` tensors (CIFAR-10 is 150 MB), because the `Loader` then builds
@@ -23,6 +25,7 @@ mod cifar;
 mod digits;
 pub mod fetch;
 pub mod home;
+pub mod imagenet;
 #[cfg(feature = "engine")]
 mod loader;
 pub mod pickle;
@@ -45,6 +48,9 @@ pub enum DatasetKind {
     Cifar10,
     /// CIFAR-100, 32x32 RGB, 100 fine classes, from `data_dir`.
     Cifar100,
+    /// ImageNet (ILSVRC2012) in its folder layout, RGB photographs of any
+    /// size cropped to `crop_size`, 1000 classes; streamed from its folder.
+    ImageNet,
 }
 
 impl DatasetKind {
@@ -54,6 +60,7 @@ impl DatasetKind {
             DatasetKind::Digits => "digits",
             DatasetKind::Cifar10 => "cifar10",
             DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::ImageNet => "imagenet",
         }
     }
 
@@ -66,6 +73,7 @@ impl DatasetKind {
             DatasetKind::Digits => "UCI digits",
             DatasetKind::Cifar10 => "CIFAR-10",
             DatasetKind::Cifar100 => "CIFAR-100",
+            DatasetKind::ImageNet => "ImageNet",
         }
     }
 
@@ -90,6 +98,13 @@ impl DatasetKind {
                 size: 32,
                 classes: 100,
             },
+            // The recipe's default crop and ILSVRC2012's classes; the real
+            // count is the number of class folders ([`imagenet::Folder`]).
+            DatasetKind::ImageNet => ImageShape {
+                channels: 3,
+                size: imagenet::DEFAULT_CROP,
+                classes: 1000,
+            },
         }
     }
 }
@@ -99,9 +114,10 @@ impl DatasetKind {
 pub struct ImageShape {
     /// Image channels (1 for digits, 3 for CIFAR).
     pub channels: i64,
-    /// Image side in pixels (8 for digits, 32 for CIFAR).
+    /// Image side in pixels (8 for digits, 32 for CIFAR, the crop for
+    /// ImageNet).
     pub size: i64,
-    /// Number of classes (10 or 100).
+    /// Number of classes (10, 100 or 1000).
     pub classes: i64,
 }
 
@@ -211,6 +227,36 @@ pub enum DataError {
         /// What to do about it.
         fix: String,
     },
+    /// No ImageNet folder where it was looked for.
+    #[error(
+        "no ImageNet in {dir}: looked for {looked_for}; ImageNet needs your own download \
+         (`ddsas data get imagenet` says where from and how to lay it out)"
+    )]
+    NoImageNet {
+        /// The data directory searched.
+        dir: PathBuf,
+        /// The folders looked for, in words.
+        looked_for: String,
+    },
+    /// ImageNet was asked for as an in-memory dataset.
+    #[error(
+        "ImageNet is not loaded into memory: its pipeline streams the images from the folder \
+         ({dir}) through data::imagenet::ImageNetLoader, decoding them as training goes"
+    )]
+    StreamsFromFolder {
+        /// The data directory given, or "(none)".
+        dir: String,
+    },
+    /// An ImageNet folder whose layout is not the standard one.
+    #[error("{dir}: {detail}; {fix}")]
+    Layout {
+        /// The folder at fault.
+        dir: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// The digits table compiled into the binary is damaged.
     #[error(
         "{path} (compiled into this binary), line {line} (byte offset {offset} of the \
@@ -242,6 +288,9 @@ pub fn find(kind: DatasetKind, dir: &std::path::Path) -> Result<Found, DataError
             looked_for: "nothing: the digits are compiled into ddsas".into(),
         });
     }
+    if kind == DatasetKind::ImageNet {
+        return imagenet::find(dir);
+    }
     cifar::find(kind, dir)
 }
 
@@ -253,6 +302,9 @@ pub fn read(kind: DatasetKind, data_dir: Option<&std::path::Path>) -> Result<Raw
     match kind {
         DatasetKind::Digits => digits::load(),
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::load(kind, data_dir),
+        DatasetKind::ImageNet => Err(DataError::StreamsFromFolder {
+            dir: data_dir.map_or("(none)".into(), |d| d.display().to_string()),
+        }),
     }
 }
 
@@ -284,6 +336,7 @@ mod tests {
             DatasetKind::Digits,
             DatasetKind::Cifar10,
             DatasetKind::Cifar100,
+            DatasetKind::ImageNet,
         ]
         .map(|k| format!("{}: {}", k.name(), k.shape()));
         assert_eq!(
@@ -291,8 +344,22 @@ mod tests {
             [
                 "digits: 1x8x8, 10 classes",
                 "cifar10: 3x32x32, 10 classes",
-                "cifar100: 3x32x32, 100 classes"
+                "cifar100: 3x32x32, 100 classes",
+                "imagenet: 3x224x224, 1000 classes"
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod imagenet_kind_tests {
+    use super::*;
+
+    #[test]
+    fn imagenet_is_named_in_configs_and_refuses_an_in_memory_load() {
+        let k: DatasetKind = serde_yaml::from_str("imagenet").unwrap();
+        assert_eq!((k.name(), k.display_name()), ("imagenet", "ImageNet"));
+        let e = read(k, None).unwrap_err().to_string();
+        assert!(e.contains("streams the images from the folder"), "{e}");
     }
 }
