@@ -1,16 +1,20 @@
 //! JPEG decoding to 8-bit RGB with zune-jpeg.
 //!
 //! Why zune-jpeg: measured on the benchmark folder of 500x375 photographs
-//! at quality 90 (BENCHMARKS.md), one thread, it decoded a full-size image
-//! in 1.21 ms, against 1.63 ms for jpeg-decoder (the `image` crate's old
-//! backend), 1.81 ms for `image` 0.25 itself and 1.69 ms for libjpeg-turbo
-//! 2.1.5 through the `turbojpeg` crate. libjpeg-turbo's DCT scaling wins
-//! when a crop may be decoded at 1/2 or less (1.19 ms), but at 224 px a
-//! RandomResizedCrop of an ImageNet-sized photograph almost never allows
-//! it (the crop's side must be at least twice 224), nor does the 256 px
-//! evaluation resize; zune-jpeg is pure Rust (no system library to find at
-//! build time) and the crop step shrinks large crops cheaply instead
-//! ([`super::transform`]).
+//! at quality 90 (BENCHMARKS.md, one thread, CPU time), a full-size decode
+//! took 0.72 ms with zune-jpeg 0.4, 0.76 ms with jpeg-decoder (the `image`
+//! crate's old backend), 0.80 ms with `image` 0.25 and 0.64 ms with the
+//! system's libjpeg-turbo 2.1.5 through the `turbojpeg` crate (0.49 ms at
+//! 1/2 scale). libjpeg-turbo is about 12 % faster, but it is a C library
+//! that every engine build would have to find (the maintained `turbojpeg`
+//! 1.x needs libjpeg-turbo 3, which Debian 12 does not ship, or cmake and
+//! nasm to build it), and decoding is about a quarter of the pipeline's
+//! cost per image, so it would buy about 3 %. DCT scaling rarely applies
+//! at 224 px: a RandomResizedCrop of an ImageNet-sized photograph must be
+//! at least 448 px on both sides to decode at 1/2, and the 256 px
+//! evaluation resize of a 500x375 image never can; the crop step shrinks
+//! large crops cheaply instead ([`super::transform`]). Swapping the
+//! decoder is this one function.
 //!
 //! Greyscale and CMYK (a few hundred ImageNet files) come out as RGB too.
 //! A truncated file is an error, although zune-jpeg would fill the missing
