@@ -57,7 +57,9 @@ impl Augment {
                 pad: 1,
                 flip: false,
             },
-            DatasetKind::Cifar10 | DatasetKind::Cifar100 => Augment { pad: 4, flip: true },
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::ImageNet => {
+                Augment { pad: 4, flip: true }
+            }
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum DatasetKind {
     Cifar10,
     /// CIFAR-100, 32x32 RGB, 100 fine classes, from `data_dir`.
     Cifar100,
+    /// ImageNet (ILSVRC-2012), RGB, 1000 classes, from `data_dir`.
+    #[serde(rename = "imagenet")]
+    ImageNet,
 }
 
 impl DatasetKind {
@@ -54,6 +57,7 @@ impl DatasetKind {
             DatasetKind::Digits => "digits",
             DatasetKind::Cifar10 => "cifar10",
             DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::ImageNet => "imagenet",
         }
     }
 
@@ -66,6 +70,7 @@ impl DatasetKind {
             DatasetKind::Digits => "UCI digits",
             DatasetKind::Cifar10 => "CIFAR-10",
             DatasetKind::Cifar100 => "CIFAR-100",
+            DatasetKind::ImageNet => "ImageNet",
         }
     }
 
@@ -89,6 +94,11 @@ impl DatasetKind {
                 channels: 3,
                 size: 32,
                 classes: 100,
+            },
+            DatasetKind::ImageNet => ImageShape {
+                channels: 3,
+                size: 224,
+                classes: 1000,
             },
         }
     }
@@ -253,6 +263,12 @@ pub fn read(kind: DatasetKind, data_dir: Option<&std::path::Path>) -> Result<Raw
     match kind {
         DatasetKind::Digits => digits::load(),
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::load(kind, data_dir),
+        DatasetKind::ImageNet => Err(DataError::NotFound {
+            dataset: kind.display_name(),
+            name: kind.name(),
+            dir: data_dir.map(ToOwned::to_owned).unwrap_or_default(),
+            looked_for: "train/ and val/ class folders (this build has no ImageNet reader)".into(),
+        }),
     }
 }
 
