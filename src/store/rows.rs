@@ -183,6 +183,7 @@ impl StoredText for DatasetKind {
         DatasetKind::Digits,
         DatasetKind::Cifar10,
         DatasetKind::Cifar100,
+        DatasetKind::ImageNet,
     ];
     const WHAT: &'static str = "dataset";
     fn stored(self) -> &'static str {

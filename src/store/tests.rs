@@ -54,6 +54,7 @@ on_both_backends!(
     run_summary_exposes_config_columns_for_where_clauses,
     searches_and_train_runs_are_registered_with_their_kind,
     train_epochs_keep_top5_skipped_images_and_madds,
+    a_transfer_to_imagenet_reports_its_top5_and_madds,
 );
 
 fn cfg(overrides: &[&str]) -> ResolvedConfig {
@@ -973,6 +974,40 @@ async fn train_epochs_keep_top5_skipped_images_and_madds(store: Store) {
     store.set_madds(train.id, 574_000_000).await.unwrap();
     assert_eq!(store.madds(train.id).await.unwrap(), Some(574_000_000));
     assert_eq!(store.madds(train.id + 100).await.unwrap(), None);
+}
+
+async fn a_transfer_to_imagenet_reports_its_top5_and_madds(store: Store) {
+    let search = store.ensure_run(&cfg(&[])).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let imagenet = crate::config::train::TrainConfig {
+        genotype: "darts_v2".into(),
+        dataset: crate::data::DatasetKind::ImageNet,
+        data_dir: Some(data.path().to_owned()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    for (cfg, top5) in [(train_cfg(), 0.75), (imagenet, 0.9)] {
+        let train = store.ensure_train_run(&cfg).await.unwrap();
+        store.link_evaluation(search.id, train.id).await.unwrap();
+        store
+            .record_train_epoch(train.id, &train_epoch(0, Some(top5), None))
+            .await
+            .unwrap();
+        store.set_madds(train.id, 574_000_000).await.unwrap();
+        store.finish_train_run(train.id, 0.25, 1.0).await.unwrap();
+    }
+    let run = store.report_run(search.id).await.unwrap().unwrap();
+    let figures: Vec<(bool, Option<f64>, Option<i64>)> = run
+        .trainings
+        .iter()
+        .map(|t| (t.on_imagenet(), t.test_top5, t.madds))
+        .collect();
+    // Read for ImageNet trainings only.
+    assert_eq!(
+        figures,
+        [(false, None, None), (true, Some(0.45), Some(574_000_000))]
+    );
 }
 
 /// `runs show` reads the kind from the row, or, in a database older than

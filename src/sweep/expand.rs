@@ -480,7 +480,7 @@ mod tests {
         assert!(!one.evaluate[0].own_data);
         assert_eq!(
             one.evaluate[0].describe(),
-            "on each search's dataset, epochs=600, seeds [0, 1]"
+            "on each search's dataset with epochs=600, seeds [0, 1]"
         );
         let data = tempfile::tempdir().unwrap();
         let text = format!(
@@ -496,7 +496,7 @@ mod tests {
         assert!(
             imagenet
                 .describe()
-                .starts_with("dataset=imagenet data_dir="),
+                .starts_with("with dataset=imagenet data_dir="),
             "{}",
             imagenet.describe()
         );

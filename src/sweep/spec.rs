@@ -121,7 +121,7 @@ pub struct Evaluate {
 impl Evaluate {
     /// What the evaluation trains, for `sweep plan`: the keys the file
     /// set (the others are the dataset's defaults) and its seeds, e.g.
-    /// "dataset=imagenet epochs=250, seeds [0]".
+    /// "with dataset=imagenet epochs=250, seeds [0]".
     pub fn describe(&self) -> String {
         let defaults =
             serde_json::to_value(crate::config::train::TrainConfig::default()).unwrap_or_default();
@@ -136,9 +136,9 @@ impl Evaluate {
             })
             .collect();
         let data = if self.own_data {
-            ""
+            "with "
         } else {
-            "on each search's dataset, "
+            "on each search's dataset with "
         };
         let keys = if keys.is_empty() {
             "the dataset's defaults".to_owned()
