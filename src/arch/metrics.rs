@@ -322,6 +322,14 @@ pub struct TrainEpoch {
     pub test_acc: f64,
     /// Mean loss on the test set.
     pub test_loss: f64,
+    /// Top-5 accuracy on the training batches (0..1); `None` with fewer
+    /// than five classes, and in epochs recorded before top-5 was.
+    pub train_top5: Option<f64>,
+    /// Top-5 accuracy on the test set (0..1); `None` as `train_top5`.
+    pub test_top5: Option<f64>,
+    /// Training images the loader skipped as unreadable in this epoch
+    /// (ImageNet's JPEGs); `None` for datasets read whole from memory.
+    pub skipped_images: Option<i64>,
     /// Learning rate of the epoch.
     pub lr: f64,
     /// Drop-path probability of the epoch.

@@ -69,12 +69,12 @@ pub(crate) async fn register(
     // Searches done before this session: their cells' train runs (the
     // orchestrator queues those of searches that finish now).
     let mut evaluations = 0;
-    if let Some(plan) = &sweep.evaluate {
+    if !sweep.evaluate.is_empty() {
         for (id, _) in &links {
             let Some(row) = store.run(*id).await? else {
                 continue;
             };
-            for run in evaluate::evaluations(store, &sweep.name, plan, &row).await? {
+            for run in evaluate::evaluations(store, &sweep.name, &sweep.evaluate, &row).await? {
                 // A cell two searches found is one train run.
                 if !todo.iter().any(|t: &SweepRun| t.run_id == run.run_id) {
                     evaluations += 1;
@@ -134,7 +134,7 @@ fn datasets_to_fetch(sweep: &Sweep) -> Vec<(crate::data::DatasetKind, PathBuf)> 
             run.cfg.download(),
         );
     }
-    if let Some(plan) = sweep.evaluate.as_ref().filter(|p| p.own_data) {
+    for plan in sweep.evaluate.iter().filter(|p| p.own_data) {
         let probe = crate::config::train::TrainConfig {
             genotype: "darts_v2".into(),
             ..plan.config.clone()

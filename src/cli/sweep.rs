@@ -197,6 +197,14 @@ fn plan(rt: &Runtime, args: PlanArgs) -> anyhow::Result<ExitCode> {
         sweep.duplicates,
         planned.as_secs_f64() * 1e3
     );
+    let evaluations = sweep.evaluate.len();
+    for (i, plan) in sweep.evaluate.iter().enumerate() {
+        crate::outln!(
+            "evaluate {} of {evaluations}: each finished DARTS-space search's cell trained {}",
+            i + 1,
+            plan.describe()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,16 +10,21 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    apply_overrides, canonical_json_without, check, commented_yaml, config_from_yaml,
-    friendly_among, resolve_data_dir, ConfigError,
+    apply_overrides, check, commented_yaml, config_from_yaml, friendly_among, resolve_data_dir,
+    ConfigError,
 };
 use crate::arch::genotype;
 use crate::arch::metrics::Genotype;
 use crate::arch::shape::EvalShape;
 use crate::data::DatasetKind;
 
-/// A train config as written by the user; every field but the genotype
-/// has the appendix's default.
+/// A train config as written by the user. The keys whose default
+/// depends on the dataset (the appendix's CIFAR recipe, or the ImageNet
+/// recipe of DARTS-family evaluation code) are `Option`s: `None` means
+/// "the dataset's default", so that `--set dataset=imagenet` on top of a
+/// default config takes ImageNet's values, and a key the user set keeps
+/// its value whatever the dataset. [`TrainConfig::filled`] (and a resolved
+/// config) has every default written in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -27,43 +32,143 @@ pub struct TrainConfig {
     /// `@FILE` / `@FILE:NAME` (a file, or one genotype of a genotypes.py),
     /// or a published name (`darts_v1`, `darts_v2`). Stored in ddsas's text.
     pub genotype: String,
-    /// `digits` (bundled), `cifar10` or `cifar100`.
+    /// `digits` (bundled), `cifar10`, `cifar100` or `imagenet`.
     pub dataset: DatasetKind,
-    /// Folder holding the CIFAR files (either layout); unused for digits.
+    /// Folder holding the dataset's files; unused for digits.
     /// Unset: the data folder (`DDSAS_DATA`, else `~/.cache/ddsas/data`).
     pub data_dir: Option<PathBuf>,
     /// Fetch a missing CIFAR dataset into the data folder before the run;
     /// not part of the canonical config (see `SearchConfig::download`).
     pub download: bool,
-    /// Cells of the network (20).
-    pub layers: u32,
-    /// Channels of the first cells (36).
-    pub init_channels: u32,
-    /// Training epochs (600).
-    pub epochs: u32,
-    /// Minibatch size (96).
-    pub batch_size: u32,
-    /// Initial SGD learning rate, cosine-annealed (0.025).
-    pub lr: f64,
+    /// Cells of the network (20; ImageNet 14).
+    pub layers: Option<u32>,
+    /// Channels of the first cells (36; ImageNet 48).
+    pub init_channels: Option<u32>,
+    /// Training epochs (600; ImageNet 250).
+    pub epochs: Option<u32>,
+    /// Minibatch size (96; ImageNet 1024).
+    pub batch_size: Option<u32>,
+    /// Initial SGD learning rate (0.025; ImageNet 0.5).
+    pub lr: Option<f64>,
     /// Final learning rate (0).
     pub lr_min: f64,
     /// SGD momentum (0.9).
     pub momentum: f64,
-    /// L2 weight decay (3e-4).
-    pub weight_decay: f64,
+    /// L2 weight decay (3e-4; ImageNet 3e-5).
+    pub weight_decay: Option<f64>,
     /// Gradient-norm clip (5).
     pub grad_clip: f64,
     /// Weight of the auxiliary head's loss (0.4; 0: no auxiliary head).
     pub auxiliary_weight: f64,
-    /// Drop-path probability, raised linearly from 0 over the epochs (0.3).
-    pub drop_path_prob: f64,
-    /// Side of the cutout square in pixels (16; 0: no cutout).
-    pub cutout: u32,
+    /// Drop-path probability, raised linearly from 0 over the epochs (0.3;
+    /// ImageNet 0).
+    pub drop_path_prob: Option<f64>,
+    /// Side of the cutout square in pixels (16; ImageNet 0: no cutout).
+    pub cutout: Option<u32>,
     /// Seed of every random source.
     pub seed: u64,
     /// Cap on training steps per epoch (None: one pass over the training set).
     pub steps_per_epoch: Option<u32>,
+    /// Side of the training crop and of the evaluation's centre crop
+    /// (ImageNet 224; the final pooling adapts, so small runs can use small
+    /// images). Unused by the other datasets, which refuse it.
+    pub crop_size: Option<u32>,
+    /// Label smoothing ε of the cross-entropy (0; ImageNet 0.1).
+    pub label_smoothing: Option<f64>,
+    /// How the learning rate falls after the warm-up (cosine; ImageNet linear).
+    pub lr_schedule: Option<LrSchedule>,
+    /// Epochs of linear warm-up from lr/5 to lr (0; ImageNet 5 when the
+    /// batch exceeds 256, as in DARTS-family ImageNet code).
+    pub warmup_epochs: Option<u32>,
+    /// Colour jitter of the training images: brightness (ImageNet 0.4).
+    pub jitter_brightness: Option<f64>,
+    /// Colour jitter: contrast (ImageNet 0.4).
+    pub jitter_contrast: Option<f64>,
+    /// Colour jitter: saturation (ImageNet 0.4).
+    pub jitter_saturation: Option<f64>,
+    /// Colour jitter: hue (ImageNet 0.2).
+    pub jitter_hue: Option<f64>,
 }
+
+/// The learning-rate schedule after the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Cosine annealing from lr to lr_min (DARTS's CIFAR recipe).
+    Cosine,
+    /// Linear decay from lr to lr_min (DARTS-family ImageNet code).
+    Linear,
+}
+
+/// The values a dataset gives the keys its user left unset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recipe {
+    layers: u32,
+    init_channels: u32,
+    epochs: u32,
+    batch_size: u32,
+    lr: f64,
+    weight_decay: f64,
+    drop_path_prob: f64,
+    cutout: u32,
+    crop_size: Option<u32>,
+    label_smoothing: f64,
+    lr_schedule: LrSchedule,
+    /// Brightness, contrast, saturation, hue.
+    jitter: Option<[f64; 4]>,
+}
+
+/// The appendix's recipe (B.1) for the CIFAR-sized datasets, and the
+/// ImageNet recipe of DARTS-family evaluation code that the appendix's
+/// ImageNet numbers (lr 0.5, batch 1024, weight decay 3e-5) match.
+fn recipe(dataset: DatasetKind) -> Recipe {
+    match dataset {
+        DatasetKind::ImageNet => Recipe {
+            layers: 14,
+            init_channels: 48,
+            epochs: 250,
+            batch_size: 1024,
+            lr: 0.5,
+            weight_decay: 3e-5,
+            drop_path_prob: 0.0,
+            cutout: 0,
+            crop_size: Some(224),
+            label_smoothing: 0.1,
+            lr_schedule: LrSchedule::Linear,
+            jitter: Some([0.4, 0.4, 0.4, 0.2]),
+        },
+        _ => Recipe {
+            layers: 20,
+            init_channels: 36,
+            epochs: 600,
+            batch_size: 96,
+            lr: 0.025,
+            weight_decay: 3e-4,
+            drop_path_prob: 0.3,
+            cutout: 16,
+            crop_size: None,
+            label_smoothing: 0.0,
+            lr_schedule: LrSchedule::Cosine,
+            jitter: None,
+        },
+    }
+}
+
+/// Keys added with the ImageNet recipe. A run's identity must not move for
+/// a config that does not use them, so the canonical config leaves one out
+/// where its value is the behaviour from before it existed (and that is
+/// also the dataset's default, so that reading the config back gives the
+/// same value).
+const RECIPE_KEYS: [&str; 8] = [
+    "crop_size",
+    "label_smoothing",
+    "lr_schedule",
+    "warmup_epochs",
+    "jitter_brightness",
+    "jitter_contrast",
+    "jitter_saturation",
+    "jitter_hue",
+];
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -72,20 +177,28 @@ impl Default for TrainConfig {
             dataset: DatasetKind::Digits,
             data_dir: None,
             download: false,
-            layers: 20,
-            init_channels: 36,
-            epochs: 600,
-            batch_size: 96,
-            lr: 0.025,
+            layers: None,
+            init_channels: None,
+            epochs: None,
+            batch_size: None,
+            lr: None,
             lr_min: 0.0,
             momentum: 0.9,
-            weight_decay: 3e-4,
+            weight_decay: None,
             grad_clip: 5.0,
             auxiliary_weight: 0.4,
-            drop_path_prob: 0.3,
-            cutout: 16,
+            drop_path_prob: None,
+            cutout: None,
             seed: 0,
             steps_per_epoch: None,
+            crop_size: None,
+            label_smoothing: None,
+            lr_schedule: None,
+            warmup_epochs: None,
+            jitter_brightness: None,
+            jitter_contrast: None,
+            jitter_saturation: None,
+            jitter_hue: None,
         }
     }
 }
@@ -96,10 +209,10 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
         "genotype",
         "the cell: ddsas's genotype text, DARTS's [NAME =] Genotype(...), @FILE or @FILE:NAME (a genotypes.py), darts_v1 or darts_v2",
     ),
-    ("dataset", "digits (bundled) | cifar10 | cifar100"),
+    ("dataset", "digits (bundled) | cifar10 | cifar100 | imagenet"),
     (
         "data_dir",
-        "folder holding the CIFAR files (either layout); null = the data folder (DDSAS_DATA, else ~/.cache/ddsas/data); unused for digits",
+        "folder holding the dataset's files; null = the data folder (DDSAS_DATA, else ~/.cache/ddsas/data); unused for digits",
     ),
     (
         "download",
@@ -107,18 +220,21 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "layers",
-        "cells; reductions at layers/3 and 2*layers/3 (paper: 20)",
+        "cells; reductions at layers/3 and 2*layers/3 (paper: 20; ImageNet 14)",
     ),
-    ("init_channels", "channels of the first cells (paper: 36)"),
-    ("epochs", "training epochs (paper: 600)"),
-    ("batch_size", "minibatch (paper: 96)"),
+    (
+        "init_channels",
+        "channels of the first cells (paper: 36; ImageNet 48)",
+    ),
+    ("epochs", "training epochs (paper: 600; ImageNet 250)"),
+    ("batch_size", "minibatch (paper: 96; ImageNet 1024)"),
     (
         "lr",
-        "SGD learning rate, cosine-annealed to lr_min (paper: 0.025)",
+        "SGD learning rate, annealed to lr_min by lr_schedule (paper: 0.025; ImageNet 0.5)",
     ),
     ("lr_min", "final learning rate (paper: 0)"),
     ("momentum", "SGD momentum (paper: 0.9)"),
-    ("weight_decay", "L2 weight decay (paper: 3e-4)"),
+    ("weight_decay", "L2 weight decay (paper: 3e-4; ImageNet 3e-5)"),
     ("grad_clip", "gradient-norm clip (paper: 5)"),
     (
         "auxiliary_weight",
@@ -126,16 +242,48 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "drop_path_prob",
-        "drop-path probability, raised linearly from 0 over the epochs (paper: 0.3)",
+        "drop-path probability, raised linearly from 0 over the epochs (paper: 0.3; ImageNet 0)",
     ),
     (
         "cutout",
-        "side of the cutout square in pixels; 0 = none (paper: 16)",
+        "side of the cutout square in pixels; 0 = none (paper: 16; ImageNet 0)",
     ),
     ("seed", "seed of every random source"),
     (
         "steps_per_epoch",
         "cap on training steps per epoch; null = one pass over the training set",
+    ),
+    (
+        "crop_size",
+        "side of the training and evaluation crops (ImageNet 224); ImageNet only",
+    ),
+    (
+        "label_smoothing",
+        "label smoothing of the cross-entropy, in [0, 1) (0; ImageNet 0.1)",
+    ),
+    (
+        "lr_schedule",
+        "cosine | linear: the learning rate's fall to lr_min after the warm-up (cosine; ImageNet linear)",
+    ),
+    (
+        "warmup_epochs",
+        "epochs of linear warm-up from lr/5 to lr (0; ImageNet 5 when batch_size > 256)",
+    ),
+    (
+        "jitter_brightness",
+        "colour jitter of training images: brightness (ImageNet 0.4); ImageNet only",
+    ),
+    (
+        "jitter_contrast",
+        "colour jitter: contrast (ImageNet 0.4); ImageNet only",
+    ),
+    (
+        "jitter_saturation",
+        "colour jitter: saturation (ImageNet 0.4); ImageNet only",
+    ),
+    (
+        "jitter_hue",
+        "colour jitter: hue, in [0, 0.5] (ImageNet 0.2); ImageNet only",
     ),
 ];
 
@@ -177,9 +325,41 @@ impl TrainConfig {
     }
 
     /// Every key with its value and a comment, as YAML that reads back.
+    /// The dataset-dependent keys the user left unset show their
+    /// dataset's default.
     pub fn commented_yaml(&self) -> String {
-        let value = serde_json::to_value(self).expect("a config always serializes");
+        let value = serde_json::to_value(self.filled()).expect("a config always serializes");
         commented_yaml(&value, TRAIN_KEY_DOCS)
+    }
+
+    /// The config as a run stores it, keys sorted: every default filled in,
+    /// without `download` (how to get the data, not what is trained), and
+    /// without the keys of the ImageNet recipe whose value is what ddsas
+    /// did before they existed where that is also the dataset's default
+    /// (so an older config keeps its fingerprint, and the stored config
+    /// reads back to the same values).
+    pub fn canonical_value(&self) -> serde_json::Value {
+        let filled = self.filled();
+        let defaults = TrainConfig {
+            dataset: self.dataset,
+            batch_size: Some(filled.batch_size()),
+            ..TrainConfig::default()
+        }
+        .filled();
+        let defaults = serde_json::to_value(defaults).expect("a config always serializes");
+        let mut value = serde_json::to_value(&filled).expect("a config always serializes");
+        if let Some(map) = value.as_object_mut() {
+            map.remove("download");
+            for key in RECIPE_KEYS {
+                let unused = map
+                    .get(key)
+                    .is_some_and(|v| v == &defaults[key] && v == &recipe_neutral(key));
+                if unused {
+                    map.remove(key);
+                }
+            }
+        }
+        value
     }
 
     /// Validates every value, reads the genotype and finds the data.
@@ -187,7 +367,7 @@ impl TrainConfig {
         let genotype = self.checked()?;
         let data = resolve_data_dir(self.dataset, self.data_dir.as_deref(), self.download)?;
         let download = self.download;
-        let mut config = self;
+        let mut config = self.filled();
         // Stored in one form, so that the ways of writing a cell (a name,
         // either text, a file) give one fingerprint.
         config.genotype = genotype.to_text();
@@ -218,12 +398,187 @@ impl TrainConfig {
     pub fn eval_shape(&self) -> EvalShape {
         let image = self.dataset.shape();
         EvalShape {
-            layers: i64::from(self.layers),
-            channels: i64::from(self.init_channels),
+            layers: i64::from(self.layers()),
+            channels: i64::from(self.init_channels()),
             in_channels: image.channels,
             classes: image.classes,
             auxiliary: self.auxiliary_weight > 0.0,
         }
+    }
+
+    /// The config with every dataset-dependent key its user left unset
+    /// written in (the ImageNet-only keys stay unset for other datasets).
+    pub fn filled(&self) -> TrainConfig {
+        TrainConfig {
+            layers: Some(self.layers()),
+            init_channels: Some(self.init_channels()),
+            epochs: Some(self.epochs()),
+            batch_size: Some(self.batch_size()),
+            lr: Some(self.lr()),
+            weight_decay: Some(self.weight_decay()),
+            drop_path_prob: Some(self.drop_path_prob()),
+            cutout: Some(self.cutout()),
+            crop_size: self.crop_size(),
+            label_smoothing: Some(self.label_smoothing()),
+            lr_schedule: Some(self.lr_schedule()),
+            warmup_epochs: Some(self.warmup_epochs()),
+            jitter_brightness: self.jitter().map(|j| j[0]),
+            jitter_contrast: self.jitter().map(|j| j[1]),
+            jitter_saturation: self.jitter().map(|j| j[2]),
+            jitter_hue: self.jitter().map(|j| j[3]),
+            ..self.clone()
+        }
+    }
+
+    fn recipe(&self) -> Recipe {
+        recipe(self.dataset)
+    }
+
+    /// Cells of the network.
+    pub fn layers(&self) -> u32 {
+        self.layers.unwrap_or(self.recipe().layers)
+    }
+
+    /// Channels of the first cells.
+    pub fn init_channels(&self) -> u32 {
+        self.init_channels.unwrap_or(self.recipe().init_channels)
+    }
+
+    /// Training epochs.
+    pub fn epochs(&self) -> u32 {
+        self.epochs.unwrap_or(self.recipe().epochs)
+    }
+
+    /// Minibatch size.
+    pub fn batch_size(&self) -> u32 {
+        self.batch_size.unwrap_or(self.recipe().batch_size)
+    }
+
+    /// Initial learning rate (after the warm-up).
+    pub fn lr(&self) -> f64 {
+        self.lr.unwrap_or(self.recipe().lr)
+    }
+
+    /// L2 weight decay.
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay.unwrap_or(self.recipe().weight_decay)
+    }
+
+    /// Final drop-path probability.
+    pub fn drop_path_prob(&self) -> f64 {
+        self.drop_path_prob.unwrap_or(self.recipe().drop_path_prob)
+    }
+
+    /// Side of the cutout square (0: none).
+    pub fn cutout(&self) -> u32 {
+        self.cutout.unwrap_or(self.recipe().cutout)
+    }
+
+    /// Side of the crops: ImageNet's; `None` for the other datasets,
+    /// whose images are used whole.
+    pub fn crop_size(&self) -> Option<u32> {
+        self.recipe().crop_size.map(|d| self.crop_size.unwrap_or(d))
+    }
+
+    /// Label smoothing ε.
+    pub fn label_smoothing(&self) -> f64 {
+        self.label_smoothing
+            .unwrap_or(self.recipe().label_smoothing)
+    }
+
+    /// The schedule after the warm-up.
+    pub fn lr_schedule(&self) -> LrSchedule {
+        self.lr_schedule.unwrap_or(self.recipe().lr_schedule)
+    }
+
+    /// Warm-up epochs: the user's, else 5 on ImageNet at batches over 256
+    /// (a large batch's first steps at the full rate diverge), else 0.
+    pub fn warmup_epochs(&self) -> u32 {
+        self.warmup_epochs.unwrap_or(
+            if self.dataset == DatasetKind::ImageNet && self.batch_size() > 256 {
+                5
+            } else {
+                0
+            },
+        )
+    }
+
+    /// Colour jitter (brightness, contrast, saturation, hue) of ImageNet's
+    /// training images; `None` for the other datasets.
+    pub fn jitter(&self) -> Option<[f64; 4]> {
+        let d = self.recipe().jitter?;
+        Some([
+            self.jitter_brightness.unwrap_or(d[0]),
+            self.jitter_contrast.unwrap_or(d[1]),
+            self.jitter_saturation.unwrap_or(d[2]),
+            self.jitter_hue.unwrap_or(d[3]),
+        ])
+    }
+
+    /// Refuses the ImageNet-only keys on another dataset, where they
+    /// would change the run's identity without changing the run.
+    fn check_imagenet_only(&self) -> Result<(), ConfigError> {
+        if self.dataset == DatasetKind::ImageNet {
+            return Ok(());
+        }
+        let set = [
+            ("crop_size", self.crop_size.is_some()),
+            ("jitter_brightness", self.jitter_brightness.is_some()),
+            ("jitter_contrast", self.jitter_contrast.is_some()),
+            ("jitter_saturation", self.jitter_saturation.is_some()),
+            ("jitter_hue", self.jitter_hue.is_some()),
+        ];
+        match set.into_iter().find(|(_, is_set)| *is_set) {
+            Some((key, _)) => Err(super::invalid(
+                key,
+                format!(
+                    "applies to ImageNet only; {} images are used whole, without colour jitter (leave it unset)",
+                    self.dataset.display_name()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the keys of the ImageNet recipe.
+    fn check_recipe(&self) -> Result<(), ConfigError> {
+        self.check_imagenet_only()?;
+        if let Some(crop) = self.crop_size() {
+            check(
+                (16..=1024).contains(&crop),
+                "crop_size",
+                "must lie in 16..=1024 pixels (ImageNet's recipe uses 224)",
+            )?;
+        }
+        check(
+            (0.0..1.0).contains(&self.label_smoothing()),
+            "label_smoothing",
+            "must lie in [0, 1)",
+        )?;
+        check(
+            self.warmup_epochs() < self.epochs(),
+            "warmup_epochs",
+            "must be fewer than the epochs",
+        )?;
+        if let Some([b, c, s, h]) = self.jitter() {
+            for (key, v) in [
+                ("jitter_brightness", b),
+                ("jitter_contrast", c),
+                ("jitter_saturation", s),
+            ] {
+                check(
+                    v.is_finite() && v >= 0.0,
+                    key,
+                    "must be a non-negative number",
+                )?;
+            }
+            check(
+                (0.0..=0.5).contains(&h),
+                "jitter_hue",
+                "must lie in [0, 0.5]",
+            )?;
+        }
+        Ok(())
     }
 
     /// Validates every value but the data folder; reads the genotype
@@ -238,28 +593,28 @@ impl TrainConfig {
         let genotype = genotype::read(&self.genotype)
             .map_err(|e| super::invalid("genotype", e.to_string()))?;
         check(
-            (3..=64).contains(&self.layers),
+            (3..=64).contains(&self.layers()),
             "layers",
             "must lie in 3..=64 (two reduction cells and one normal cell at least; the paper uses 20)",
         )?;
         check(
-            (1..=512).contains(&self.init_channels),
+            (1..=512).contains(&self.init_channels()),
             "init_channels",
             "must lie in 1..=512 (the paper uses 36)",
         )?;
-        check(self.epochs >= 1, "epochs", "must be at least 1")?;
+        check(self.epochs() >= 1, "epochs", "must be at least 1")?;
         check(
-            (2..=4096).contains(&self.batch_size),
+            (2..=4096).contains(&self.batch_size()),
             "batch_size",
             "must lie in 2..=4096 (batch norm needs two images; the paper uses 96)",
         )?;
         check(
-            self.lr > 0.0 && self.lr.is_finite(),
+            self.lr() > 0.0 && self.lr().is_finite(),
             "lr",
             "must be a positive number",
         )?;
         check(
-            (0.0..=self.lr).contains(&self.lr_min),
+            (0.0..=self.lr()).contains(&self.lr_min),
             "lr_min",
             "must lie in 0..=lr",
         )?;
@@ -269,7 +624,7 @@ impl TrainConfig {
             "must lie in [0, 1)",
         )?;
         check(
-            self.weight_decay >= 0.0,
+            self.weight_decay() >= 0.0,
             "weight_decay",
             "must be non-negative",
         )?;
@@ -280,11 +635,23 @@ impl TrainConfig {
             "must be non-negative (0 turns the auxiliary head off)",
         )?;
         check(
-            (0.0..1.0).contains(&self.drop_path_prob),
+            (0.0..1.0).contains(&self.drop_path_prob()),
             "drop_path_prob",
             "is a probability and must lie in [0, 1)",
         )?;
+        self.check_recipe()?;
         Ok(genotype)
+    }
+}
+
+/// The value of a key of [`RECIPE_KEYS`] that means what ddsas did before
+/// the key existed.
+fn recipe_neutral(key: &str) -> serde_json::Value {
+    match key {
+        "label_smoothing" => serde_json::json!(0.0),
+        "lr_schedule" => serde_json::json!("cosine"),
+        "warmup_epochs" => serde_json::json!(0),
+        _ => serde_json::Value::Null,
     }
 }
 
@@ -342,8 +709,12 @@ impl ResolvedTrain {
 
     /// Canonical JSON (sorted keys): what the database stores; without
     /// `download`, which says how to get the data, not what is trained.
+    /// The keys of the ImageNet recipe are left out where a config does
+    /// not use them (see [`TrainConfig::canonical_value`]), so that the
+    /// runs of older configs keep their fingerprints.
     pub fn canonical_json(&self) -> String {
-        canonical_json_without(&self.config, &["download"])
+        serde_json::to_string(&self.config.canonical_value())
+            .expect("a JSON value always serializes")
     }
 
     /// The run's identity: genotype, train config and the
@@ -377,17 +748,123 @@ mod tests {
         let r = resolve(&["genotype=darts_v2"]).unwrap();
         let c = r.config();
         assert_eq!(
-            (c.layers, c.init_channels, c.epochs, c.batch_size),
+            (c.layers(), c.init_channels(), c.epochs(), c.batch_size()),
             (20, 36, 600, 96)
         );
         assert_eq!(
-            (c.lr, c.lr_min, c.momentum, c.weight_decay),
+            (c.lr(), c.lr_min, c.momentum, c.weight_decay()),
             (0.025, 0.0, 0.9, 3e-4)
         );
         assert_eq!(
-            (c.grad_clip, c.auxiliary_weight, c.drop_path_prob, c.cutout),
+            (
+                c.grad_clip,
+                c.auxiliary_weight,
+                c.drop_path_prob(),
+                c.cutout()
+            ),
             (5.0, 0.4, 0.3, 16)
         );
+        assert_eq!(
+            (c.label_smoothing(), c.lr_schedule(), c.warmup_epochs()),
+            (0.0, LrSchedule::Cosine, 0)
+        );
+        assert_eq!((c.crop_size(), c.jitter()), (None, None));
+    }
+
+    /// `dataset: imagenet` takes the ImageNet recipe for every key its
+    /// user left unset, shown by `--print-config`; a key set keeps its
+    /// value whichever way round the two are given.
+    #[test]
+    fn imagenet_takes_its_recipe_where_keys_are_unset() {
+        let c = TrainConfig::default()
+            .with_overrides(&["genotype=darts_v2".into(), "dataset=imagenet".into()])
+            .unwrap();
+        assert_eq!(
+            (c.layers(), c.init_channels(), c.epochs(), c.batch_size()),
+            (14, 48, 250, 1024)
+        );
+        assert_eq!(
+            (c.lr(), c.weight_decay(), c.momentum, c.grad_clip),
+            (0.5, 3e-5, 0.9, 5.0)
+        );
+        assert_eq!(
+            (c.auxiliary_weight, c.drop_path_prob(), c.cutout()),
+            (0.4, 0.0, 0)
+        );
+        assert_eq!(
+            (c.label_smoothing(), c.lr_schedule(), c.warmup_epochs()),
+            (0.1, LrSchedule::Linear, 5)
+        );
+        assert_eq!(c.crop_size(), Some(224));
+        assert_eq!(c.jitter(), Some([0.4, 0.4, 0.4, 0.2]));
+        let printed = c.commented_yaml();
+        for line in [
+            "layers: 14",
+            "crop_size: 224",
+            "lr_schedule: linear",
+            "warmup_epochs: 5",
+            "jitter_hue: 0.2",
+        ] {
+            assert!(
+                printed.lines().any(|l| l.starts_with(line)),
+                "{line}\n{printed}"
+            );
+        }
+        // No warm-up at batches of 256 or less; keys set first survive
+        // the dataset set after them.
+        let small = TrainConfig::default()
+            .with_overrides(&[
+                "layers=8".into(),
+                "dataset=imagenet".into(),
+                "batch_size=256".into(),
+            ])
+            .unwrap();
+        assert_eq!(
+            (small.layers(), small.warmup_epochs(), small.epochs()),
+            (8, 0, 250)
+        );
+        let back = TrainConfig::from_yaml_value(serde_yaml::from_str(&printed).unwrap(), "printed")
+            .unwrap();
+        assert_eq!(back, c.filled());
+    }
+
+    /// The ImageNet-only keys are refused on other datasets, naming the
+    /// key; the recipe's values are checked.
+    #[test]
+    fn recipe_keys_are_checked() {
+        let e = resolve(&["genotype=darts_v2", "crop_size=32"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`crop_size`") && e.contains("ImageNet only"),
+            "{e}"
+        );
+        let e = resolve(&["genotype=darts_v2", "jitter_hue=0.1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`jitter_hue`"), "{e}");
+        let e = resolve(&["genotype=darts_v2", "label_smoothing=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`label_smoothing`"), "{e}");
+        let e = resolve(&["genotype=darts_v2", "epochs=3", "warmup_epochs=3"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`warmup_epochs`"), "{e}");
+        let e = TrainConfig::default()
+            .with_overrides(&["lr_schedule=step".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lr_schedule") || e.contains("cosine"), "{e}");
+        let imagenet = ["genotype=darts_v2", "dataset=imagenet", "crop_size=8"];
+        let sets: Vec<String> = imagenet.iter().map(|s| (*s).to_owned()).collect();
+        let e = TrainConfig::default()
+            .with_overrides(&sets)
+            .unwrap()
+            .network()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`crop_size`"), "{e}");
     }
 
     #[test]
@@ -450,6 +927,68 @@ mod tests {
         let w = resolve(&with).unwrap();
         assert_eq!(w.fingerprint(), r.fingerprint());
         assert!(w.download() && !w.canonical_json().contains("download"));
+        // Nor did the keys of the ImageNet recipe, at their old values.
+        let mut neutral = sets.to_vec();
+        neutral.extend(["label_smoothing=0", "lr_schedule=cosine", "warmup_epochs=0"]);
+        assert_eq!(resolve(&neutral).unwrap().fingerprint(), r.fingerprint());
+    }
+
+    /// The canonical config of a CIFAR-recipe run has the keys it had
+    /// before the ImageNet recipe, so stored runs keep their identity;
+    /// a recipe key that is used enters it, and every stored config reads
+    /// back to its own fingerprint (a worker checks that).
+    #[test]
+    fn the_canonical_config_has_the_old_keys_unless_a_recipe_key_is_used() {
+        let r = resolve(&["genotype=darts_v2"]).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&r.canonical_json()).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "auxiliary_weight",
+                "batch_size",
+                "cutout",
+                "data_dir",
+                "dataset",
+                "drop_path_prob",
+                "epochs",
+                "genotype",
+                "grad_clip",
+                "init_channels",
+                "layers",
+                "lr",
+                "lr_min",
+                "momentum",
+                "seed",
+                "steps_per_epoch",
+                "weight_decay"
+            ]
+        );
+        let smoothed = resolve(&["genotype=darts_v2", "label_smoothing=0.1"]).unwrap();
+        assert_ne!(smoothed.fingerprint(), r.fingerprint());
+        assert!(smoothed
+            .canonical_json()
+            .contains("\"label_smoothing\":0.1"));
+        let data = tempfile::tempdir().unwrap();
+        let dir = format!("data_dir={}", data.path().display());
+        let imagenet = resolve(&["genotype=darts_v2", "dataset=imagenet", &dir]).unwrap();
+        let zero = resolve(&[
+            "genotype=darts_v2",
+            "dataset=imagenet",
+            &dir,
+            "label_smoothing=0",
+        ])
+        .unwrap();
+        assert_ne!(imagenet.fingerprint(), zero.fingerprint());
+        for cfg in [&r, &smoothed, &imagenet, &zero] {
+            let stored: TrainConfig = serde_json::from_str(&cfg.canonical_json()).unwrap();
+            assert_eq!(stored.resolve().unwrap().fingerprint(), cfg.fingerprint());
+        }
     }
 
     /// A dry run's network is checked as a run's config is, but
@@ -486,7 +1025,7 @@ mod tests {
         let text = c.commented_yaml();
         let back =
             TrainConfig::from_yaml_value(serde_yaml::from_str(&text).unwrap(), "printed").unwrap();
-        assert_eq!(back, c);
+        assert_eq!(back, c.filled());
         assert_eq!(text.lines().count(), TRAIN_KEY_DOCS.len());
     }
 }

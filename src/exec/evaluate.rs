@@ -4,15 +4,36 @@
 
 use super::sweep_run::SweepRun;
 use crate::arch::space::SpaceKind;
-use crate::config::train::TrainConfig;
+use crate::config::train::{ResolvedTrain, TrainConfig};
 use crate::store::{RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Evaluate;
 
-/// The train runs `plan` asks for the cell of `search`, which are not done
-/// yet (to schedule). Registers, links and adds to `sweep` every one, done
-/// or not. A search that is not a done DARTS-space search has none (NB201
-/// cells take their accuracy from the benchmark table).
+/// The train runs `plans` ask for the cell of `search` (each evaluation in
+/// turn, e.g. on CIFAR-10, then transferred to ImageNet), which are not
+/// done yet (to schedule). Registers, links and adds to `sweep` every one,
+/// done or not. A search that is not a done DARTS-space search has none
+/// (NB201 cells take their accuracy from the benchmark table).
 pub async fn evaluations(
+    store: &Store,
+    sweep: &str,
+    plans: &[Evaluate],
+    search: &RunRow,
+) -> anyhow::Result<Vec<SweepRun>> {
+    let mut todo = Vec::new();
+    for plan in plans {
+        for run in evaluation(store, sweep, plan, search).await? {
+            // Two evaluations of one config are one train run.
+            if !todo.iter().any(|t: &SweepRun| t.run_id == run.run_id) {
+                todo.push(run);
+            }
+        }
+    }
+    Ok(todo)
+}
+
+/// The train runs of one evaluation of `search`'s cell (see
+/// [`evaluations`]).
+async fn evaluation(
     store: &Store,
     sweep: &str,
     plan: &Evaluate,
@@ -48,10 +69,24 @@ pub async fn evaluations(
             todo.push(SweepRun {
                 run_id: row.id,
                 position: usize::MAX,
-                label: format!("train of run {} seed {seed}", search.id),
-                epochs: cfg.config().epochs,
+                label: train_label(search.id, &cfg, plan, seed),
+                epochs: cfg.config().epochs(),
             });
         }
     }
     Ok(todo)
+}
+
+/// How the orchestrator names a training of search `search`'s cell: with
+/// the dataset where the evaluation names its own (a transfer), so that
+/// two evaluations of one cell are told apart.
+fn train_label(search: i64, cfg: &ResolvedTrain, plan: &Evaluate, seed: u64) -> String {
+    if plan.own_data {
+        format!(
+            "train of run {search} on {} seed {seed}",
+            cfg.config().dataset.display_name()
+        )
+    } else {
+        format!("train of run {search} seed {seed}")
+    }
 }

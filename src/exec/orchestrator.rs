@@ -113,8 +113,9 @@ pub struct Options {
     /// Runs of the sweep already done before this session (for the
     /// header's "done/total").
     pub already_done: usize,
-    /// The sweep's `evaluate:`: train the cell of each search that finishes.
-    pub evaluate: Option<crate::sweep::Evaluate>,
+    /// The sweep's `evaluate:`: train the cell of each search that
+    /// finishes, once per evaluation (none: empty).
+    pub evaluate: Vec<crate::sweep::Evaluate>,
     /// Return as soon as no worker runs and every run left is held by a
     /// live owner elsewhere, instead of waiting for those runs to end (a
     /// pull worker of a Slurm job array: its allocation should not idle
@@ -728,10 +729,9 @@ impl Orchestrator<'_> {
             act.run.label,
             duration(act.started.elapsed().as_secs_f64())
         ));
-        let Some(plan) = &self.opts.evaluate else {
-            return Ok(());
-        };
-        let queued = super::evaluate::evaluations(self.store, &self.opts.sweep, plan, row).await?;
+        let queued =
+            super::evaluate::evaluations(self.store, &self.opts.sweep, &self.opts.evaluate, row)
+                .await?;
         for run in queued {
             // A cell two searches found is one train run: queued once.
             let known = self.pending.iter().any(|p| p.run_id == run.run_id)

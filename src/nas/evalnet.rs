@@ -259,6 +259,7 @@ pub struct Trainer {
     sgd: crate::nas::optim::Sgd,
     grad_clip: f64,
     auxiliary_weight: f64,
+    label_smoothing: f64,
 }
 
 impl Trainer {
@@ -274,6 +275,16 @@ impl Trainer {
             net,
             grad_clip,
             auxiliary_weight,
+            label_smoothing: 0.0,
+        }
+    }
+
+    /// The trainer with label smoothing `epsilon` in both losses, the
+    /// main head's and the auxiliary head's (the ImageNet recipe).
+    pub fn with_label_smoothing(self, epsilon: f64) -> Self {
+        Trainer {
+            label_smoothing: epsilon,
+            ..self
         }
     }
 
@@ -318,10 +329,13 @@ impl Trainer {
     /// (detached), for the epoch's running accuracy.
     pub fn step(&mut self, x: &Tensor, y: &Tensor, lr: f64, drop_prob: f64) -> (Tensor, Tensor) {
         let (logits, aux) = self.net.forward_t(x, drop_prob, true);
-        let loss = cross_entropy(&logits, y);
+        let smoothing = self.label_smoothing;
+        let loss = crate::nas::loss::smoothed_cross_entropy(&logits, y, smoothing);
         let total = match aux {
             Some(aux) if self.auxiliary_weight > 0.0 => {
-                &loss + cross_entropy(&aux, y) * self.auxiliary_weight
+                &loss
+                    + crate::nas::loss::smoothed_cross_entropy(&aux, y, smoothing)
+                        * self.auxiliary_weight
             }
             _ => loss.shallow_clone(),
         };

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod evalnet;
 pub mod faults;
+pub mod loss;
 pub mod method;
 pub mod ops;
 pub mod optim;

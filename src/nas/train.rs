@@ -1,6 +1,7 @@
 //! Training a searched cell from scratch (appendix B.1): the
 //! evaluation network on the whole training set, tested on the test set
-//! after every epoch, SGD with a cosine learning rate, drop path raised
+//! after every epoch, SGD with a cosine (or, after a warm-up, linear)
+//! learning rate, label smoothing where the recipe asks, drop path raised
 //! linearly over the epochs, cutout on top of the dataset's augmentation,
 //! and a checkpoint after every epoch; a [`Stage`] of the run loop
 //! ([`crate::nas::run`]).
@@ -17,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::metrics::TrainEpoch;
-use crate::config::train::ResolvedTrain;
+use crate::config::train::{LrSchedule, ResolvedTrain};
 use crate::data::{self, Augment, Loader};
 use crate::nas::checkpoint::{Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
+use crate::nas::loss::{top_k_correct, TOP5};
 use crate::nas::run::{
     derive_seed, peak_rss_bytes, run_epochs, Observer, Plan, RunError, RunOptions, Stage,
 };
@@ -66,6 +68,10 @@ pub struct TrainPartial {
     pub loss_sum: f64,
     /// Correct predictions so far.
     pub correct: i64,
+    /// Labels among the five largest logits so far; absent with fewer
+    /// than five classes (and in checkpoints from before top-5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct5: Option<i64>,
     /// Images trained on so far.
     pub seen: i64,
     /// Training seconds of the epoch so far.
@@ -93,17 +99,65 @@ impl SavedState for TrainCheckpoint {
     }
 }
 
-/// The cosine learning rate of `epoch` (as DARTS's scheduler sets it).
+/// The learning rate of `epoch` under the config's schedule.
 pub fn learning_rate(cfg: &ResolvedTrain, epoch: u32) -> f64 {
     let c = cfg.config();
-    let t = f64::from(epoch) / f64::from(c.epochs);
-    c.lr_min + (c.lr - c.lr_min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+    let schedule = Schedule {
+        lr: c.lr(),
+        lr_min: c.lr_min,
+        epochs: c.epochs(),
+        warmup: c.warmup_epochs(),
+        kind: c.lr_schedule(),
+    };
+    schedule.at(epoch)
+}
+
+/// A learning-rate schedule, set per epoch as DARTS-family code sets it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// The rate after the warm-up.
+    pub lr: f64,
+    /// The rate the fall ends at (after the last epoch).
+    pub lr_min: f64,
+    /// Epochs of the run.
+    pub epochs: u32,
+    /// Warm-up epochs (fewer than `epochs`).
+    pub warmup: u32,
+    /// The fall after the warm-up.
+    pub kind: LrSchedule,
+}
+
+impl Schedule {
+    /// The rate of `epoch`: during the warm-up, linear from lr/5 at its
+    /// first epoch to lr at its last (with 5 epochs, lr·(epoch+1)/5, as
+    /// DARTS-family ImageNet code has it); then from lr at the first epoch
+    /// after it, cosine-annealed (DARTS's scheduler; without warm-up
+    /// exactly the rate of the CIFAR recipe) or falling linearly, towards
+    /// lr_min after the last epoch.
+    pub fn at(&self, epoch: u32) -> f64 {
+        if epoch < self.warmup {
+            let ramp = if self.warmup > 1 {
+                f64::from(epoch) / f64::from(self.warmup - 1)
+            } else {
+                0.0
+            };
+            return self.lr * (0.2 + 0.8 * ramp);
+        }
+        let t = f64::from(epoch - self.warmup) / f64::from(self.epochs - self.warmup);
+        match self.kind {
+            LrSchedule::Cosine => {
+                self.lr_min
+                    + (self.lr - self.lr_min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+            }
+            LrSchedule::Linear => self.lr_min + (self.lr - self.lr_min) * (1.0 - t),
+        }
+    }
 }
 
 /// The drop-path probability of `epoch`: raised linearly from 0.
 pub fn drop_path_prob(cfg: &ResolvedTrain, epoch: u32) -> f64 {
     let c = cfg.config();
-    c.drop_path_prob * f64::from(epoch) / f64::from(c.epochs)
+    c.drop_path_prob() * f64::from(epoch) / f64::from(c.epochs())
 }
 
 /// Zeroes a `length` x `length` square of every image at a uniformly
@@ -139,7 +193,7 @@ pub fn run(
     let c = cfg.config();
     let device = opts.device;
     let dataset = data::load(c.dataset, cfg.data_dir())?;
-    let batch = i64::from(c.batch_size);
+    let batch = i64::from(c.batch_size());
     let augment = Some(Augment::for_dataset(c.dataset));
     let loaders = TrainData {
         train: Loader::new(&dataset.train, &dataset, device, batch, augment),
@@ -160,8 +214,14 @@ pub fn run(
     let params = net.params_without_aux();
     let trainer = Trainer::new(
         net,
-        [c.momentum, c.weight_decay, c.grad_clip, c.auxiliary_weight],
-    );
+        [
+            c.momentum,
+            c.weight_decay(),
+            c.grad_clip,
+            c.auxiliary_weight,
+        ],
+    )
+    .with_label_smoothing(c.label_smoothing());
     let mut stage = TrainStage {
         cfg: cfg.clone(),
         trainer,
@@ -213,7 +273,7 @@ impl Stage for TrainStage {
     fn plan(&self) -> Plan {
         let c = self.cfg.config();
         Plan {
-            epochs: c.epochs,
+            epochs: c.epochs(),
             steps: self.steps,
             seed: c.seed,
             fingerprint: self.cfg.fingerprint(),
@@ -261,7 +321,7 @@ impl Stage for TrainStage {
         _epoch: u32,
         _step: usize,
     ) -> Result<Option<(f64, f64)>, RunError> {
-        let x = cutout(&x, i64::from(self.cfg.config().cutout));
+        let x = cutout(&x, i64::from(self.cfg.config().cutout()));
         let (loss, logits) = self.trainer.step(&x, &y, ep.lr, ep.drop);
         ep.sums.add(&loss, &logits, &y, x.size()[0]);
         Ok(None)
@@ -298,7 +358,12 @@ impl Stage for TrainStage {
             });
         }
         let train_acc = i64::try_from(&sums.correct).unwrap_or(0) as f64 / seen;
-        let (test_acc, test_loss) = evaluate(&self.trainer.net, &data.test);
+        let train_top5 = sums
+            .correct5
+            .as_ref()
+            .map(|c| i64::try_from(c).unwrap_or(0) as f64 / seen);
+        let test = evaluate(&self.trainer.net, &data.test);
+        let test_acc = test.acc;
         let train_s = sums.train_s_before + ep.start.elapsed().as_secs_f64();
         self.last_test_acc = test_acc;
         self.best = self.best.max(test_acc);
@@ -307,7 +372,10 @@ impl Stage for TrainStage {
             train_acc,
             train_loss,
             test_acc,
-            test_loss,
+            test_loss: test.loss,
+            train_top5,
+            test_top5: test.top5,
+            skipped_images: None,
             lr: ep.lr,
             drop_path_prob: ep.drop,
             wall_s: train_s,
@@ -347,6 +415,9 @@ struct TrainSums {
     steps_done: usize,
     loss_sum: Tensor,
     correct: Tensor,
+    /// Top-5 correct; `None` with fewer than five classes, or when the
+    /// epoch was resumed from a checkpoint that did not count them.
+    correct5: Option<Tensor>,
     seen: i64,
     /// Training seconds of the epoch before this process took it up.
     train_s_before: f64,
@@ -359,6 +430,7 @@ impl TrainSums {
             steps_done: 0,
             loss_sum: 0.0,
             correct: 0,
+            correct5: Some(0),
             seen: 0,
             train_s: 0.0,
         });
@@ -366,6 +438,7 @@ impl TrainSums {
             steps_done: p.steps_done as usize,
             loss_sum: Tensor::from(p.loss_sum).to_device(device),
             correct: Tensor::from(p.correct).to_device(device),
+            correct5: p.correct5.map(|c| Tensor::from(c).to_device(device)),
             seen: p.seen,
             train_s_before: p.train_s,
         }
@@ -377,6 +450,10 @@ impl TrainSums {
         self.seen += n;
         self.loss_sum += loss.to_kind(Kind::Double) * (n as f64);
         self.correct += logits.argmax(-1, false).eq_tensor(y).sum(Kind::Int64);
+        self.correct5 = match (self.correct5.take(), top_k_correct(logits, y, TOP5)) {
+            (Some(sum), Some(batch)) => Some(sum + batch),
+            _ => None,
+        };
     }
 
     /// What a checkpoint at this step keeps of them.
@@ -385,40 +462,112 @@ impl TrainSums {
             steps_done: self.steps_done as u32,
             loss_sum: f64::try_from(&self.loss_sum).unwrap_or(f64::NAN),
             correct: i64::try_from(&self.correct).unwrap_or(0),
+            correct5: self
+                .correct5
+                .as_ref()
+                .map(|c| i64::try_from(c).unwrap_or(0)),
             seen: self.seen,
             train_s: self.train_s_before + train_s,
         }
     }
 }
 
-/// Accuracy and mean loss of `net` on every batch of `loader`, without
+/// What the test set measured.
+struct Tested {
+    /// Top-1 accuracy.
+    acc: f64,
+    /// Mean (unsmoothed) cross-entropy.
+    loss: f64,
+    /// Top-5 accuracy; `None` with fewer than five classes.
+    top5: Option<f64>,
+}
+
+/// Accuracies and mean loss of `net` on every batch of `loader`, without
 /// drop path or the auxiliary head, batch norm on its running statistics.
 /// Sums stay on the device and are read once at the end.
-fn evaluate(net: &EvalNetwork, loader: &Loader) -> (f64, f64) {
+fn evaluate(net: &EvalNetwork, loader: &Loader) -> Tested {
     tch::no_grad(|| {
         let mut correct: Option<Tensor> = None;
+        let mut correct5: Option<Tensor> = None;
         let mut loss: Option<Tensor> = None;
         let mut seen = 0i64;
+        let add = |sum: Option<Tensor>, t: &Tensor| Some(sum.map_or(t.shallow_clone(), |s| s + t));
         for (x, y) in loader.ordered() {
             crate::nas::progress::tick();
             let (logits, _) = net.forward_t(&x, 0.0, false);
             let n = x.size()[0];
             let batch_loss = cross_entropy(&logits, &y).to_kind(Kind::Double) * n as f64;
             let batch_correct = logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
-            loss = Some(loss.map_or(batch_loss.shallow_clone(), |l| l + &batch_loss));
-            correct = Some(correct.map_or(batch_correct.shallow_clone(), |c| c + &batch_correct));
+            loss = add(loss, &batch_loss);
+            correct = add(correct, &batch_correct);
+            if let Some(batch5) = top_k_correct(&logits, &y, TOP5) {
+                correct5 = add(correct5, &batch5);
+            }
             seen += n;
         }
         let seen = seen.max(1) as f64;
-        let correct = correct.map_or(0, |c| i64::try_from(c).unwrap_or(0));
-        let loss = loss.map_or(f64::NAN, |l| f64::try_from(l).unwrap_or(f64::NAN));
-        (correct as f64 / seen, loss / seen)
+        let count = |c: Tensor| i64::try_from(c).unwrap_or(0) as f64 / seen;
+        Tested {
+            acc: correct.map_or(0.0, count),
+            loss: loss.map_or(f64::NAN, |l| f64::try_from(l).unwrap_or(f64::NAN)) / seen,
+            top5: correct5.map(count),
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn schedule(warmup: u32, kind: LrSchedule) -> Schedule {
+        Schedule {
+            lr: 0.5,
+            lr_min: 0.0,
+            epochs: 15,
+            warmup,
+            kind,
+        }
+    }
+
+    /// Without warm-up the cosine rate is the formula of DARTS's scheduler,
+    /// bit for bit (CIFAR runs must not move).
+    #[test]
+    fn cosine_without_warmup_is_unchanged() {
+        let s = Schedule {
+            lr: 0.025,
+            lr_min: 0.001,
+            epochs: 600,
+            warmup: 0,
+            kind: LrSchedule::Cosine,
+        };
+        for epoch in [0, 1, 299, 599] {
+            let t = f64::from(epoch) / 600.0;
+            let old = 0.001 + (0.025 - 0.001) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0;
+            assert_eq!(s.at(epoch), old);
+        }
+        assert_eq!(s.at(0), 0.025);
+    }
+
+    /// Five warm-up epochs from lr/5 to lr, then linear to 0 after the last.
+    #[test]
+    fn warmup_then_linear_decay_to_zero() {
+        let s = schedule(5, LrSchedule::Linear);
+        let rates: Vec<f64> = (0..15).map(|e| s.at(e)).collect();
+        for (e, r) in rates.iter().take(5).enumerate() {
+            assert!((r - 0.5 * (e as f64 + 1.0) / 5.0).abs() < 1e-12, "{e}: {r}");
+        }
+        assert_eq!(rates[5], 0.5);
+        assert!((rates[10] - 0.25).abs() < 1e-12, "{}", rates[10]);
+        assert!((rates[14] - 0.05).abs() < 1e-12, "{}", rates[14]);
+        assert!((s.at(15)).abs() < 1e-12);
+        assert!(rates.windows(2).skip(5).all(|w| w[1] < w[0]));
+        let one = schedule(1, LrSchedule::Linear);
+        assert_eq!(one.at(0), 0.1);
+        assert_eq!(one.at(1), 0.5);
+        let cosine = schedule(5, LrSchedule::Cosine);
+        assert_eq!(cosine.at(5), 0.5);
+        assert!((cosine.at(10) - 0.25).abs() < 1e-12);
+    }
 
     /// Cutout zeroes one square per image, clipped at the borders: at most
     /// length² pixels, at least the quarter that a corner centre leaves.

@@ -568,8 +568,7 @@ pub(crate) mod test_runs {
             acc: f64,
             sets: &[(&str, serde_json::Value)],
         ) -> RunBuilder {
-            let mut config = serde_json::to_value(crate::config::train::TrainConfig::default())
-                .expect("a config serializes");
+            let mut config = crate::config::train::TrainConfig::default().canonical_value();
             config["genotype"] = format!("cell of run {}", self.run.id).into();
             config["dataset"] = self.run.dataset.clone().into();
             for (k, v) in sets {
@@ -582,6 +581,36 @@ pub(crate) mod test_runs {
                 config_json: config.to_string(),
                 test_acc: acc,
                 params: Some(3_300_000),
+                test_top5: None,
+                madds: None,
+            });
+            self
+        }
+
+        /// With a done transfer of its cell to ImageNet under the ImageNet
+        /// recipe: train run `train_run_id`, top-1 and top-5 test accuracy,
+        /// multiply-adds.
+        pub(crate) fn on_imagenet(
+            mut self,
+            train_run_id: i64,
+            (top1, top5): (f64, f64),
+            madds: i64,
+        ) -> RunBuilder {
+            let mut config = crate::config::train::TrainConfig {
+                dataset: crate::data::DatasetKind::ImageNet,
+                ..Default::default()
+            }
+            .canonical_value();
+            config["genotype"] = format!("cell of run {}", self.run.id).into();
+            self.run.trainings.push(crate::store::ReportTraining {
+                search_run_id: self.run.id,
+                train_run_id,
+                epochs: config["epochs"].as_i64().unwrap_or(0),
+                config_json: config.to_string(),
+                test_acc: top1,
+                params: Some(4_700_000),
+                test_top5: Some(top5),
+                madds: Some(madds),
             });
             self
         }

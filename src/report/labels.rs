@@ -18,6 +18,7 @@ pub fn dataset_label(dataset: &str) -> &str {
         "digits" => "Digits",
         "cifar10" => "CIFAR-10",
         "cifar100" => "CIFAR-100",
+        "imagenet" => "ImageNet",
         other => other,
     }
 }

@@ -5,7 +5,9 @@
 //! config, its seeds, averaged first), the trained network's parameters,
 //! and the search cost. A search trained under two configs is in two rows
 //! (two configs are two results, never one mean); the config the figures
-//! use is marked.
+//! use is marked. Cells transferred to ImageNet have a table of their own,
+//! as DARTS-family papers report them: top-1 and top-5 error, parameters,
+//! multiply-adds and the search cost.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,7 +21,7 @@ use super::labels::runs_text;
 use super::stats::mean_std;
 use super::trainings::{settings_of, TrainSetting};
 use super::{drawn_table, write_table, Options, Output, ReportError, Spec, TableFiles};
-use crate::store::ReportRun;
+use crate::store::{ReportRun, ReportTraining};
 
 /// File name of the outputs, without extension.
 pub const STEM: &str = "results";
@@ -46,6 +48,10 @@ pub struct Results {
     pub sweep: String,
     /// One per method and (dataset, space).
     pub rows: Vec<Row>,
+    /// The ImageNet table: one row per method, (dataset, space) of the
+    /// search and ImageNet train config; absent without ImageNet trainings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imagenet: Vec<ImageNetRow>,
     /// The caption.
     #[serde(skip)]
     pub caption: String,
@@ -95,6 +101,64 @@ impl Row {
     }
 }
 
+/// One method's cells transferred to ImageNet under one train config.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageNetRow {
+    /// `ddsas`, `darts` or `gdas`.
+    pub method: String,
+    /// Dataset and space of the searches.
+    #[serde(flatten)]
+    pub group: Group,
+    /// The ImageNet train config ("epochs=250 dataset=imagenet").
+    pub training: String,
+    /// Done searches.
+    pub searches: Vec<i64>,
+    /// Those whose cell was trained on ImageNet under this config.
+    pub evaluated: Vec<i64>,
+    /// Top-1 test error (%): mean and population std over the searches.
+    pub top1_error: (f64, f64),
+    /// Top-5 test error (%), mean over the searches that have it.
+    pub top5_error: Option<f64>,
+    /// Parameters, millions (mean).
+    pub params_m: Option<f64>,
+    /// Multiply-adds on one image, millions (mean).
+    pub madds_m: Option<f64>,
+    /// Search wall time, days on the device it ran on (mean per search).
+    pub search_days: Option<f64>,
+}
+
+impl ImageNetRow {
+    fn cells(&self) -> [String; 9] {
+        let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |x| format!("{x:.digits$}"));
+        [
+            super::labels::method_label(&self.method).to_string(),
+            self.group.label(),
+            self.training.clone(),
+            format!("{:.2} ± {:.2}", self.top1_error.0, self.top1_error.1),
+            num(self.top5_error, 2),
+            num(self.params_m, 2),
+            num(self.madds_m, 0),
+            num(self.search_days, 3),
+            format!("{}/{}", self.evaluated.len(), self.searches.len()),
+        ]
+    }
+}
+
+const IMAGENET_HEADER: [&str; 9] = [
+    "Method",
+    "Searched on",
+    "Training",
+    "Top-1 error (%)",
+    "Top-5 error (%)",
+    "Params (M)",
+    "Multiply-adds (M)",
+    "Search cost (device-days)",
+    "Trained / searches",
+];
+
+/// The ImageNet table's caption.
+const IMAGENET_CAPTION: &str = "ImageNet (mobile setting): searched cells transferred to ImageNet, a row per method, searched dataset and ImageNet train config; top-1 error mean ± population std and top-5 error mean over the searches (a search's trainings of one config averaged first), parameters without the auxiliary head, multiply-adds of one image at the crop size, and search wall time per search in days.";
+
 const HEADER: [&str; 7] = [
     "Method",
     "Dataset",
@@ -116,10 +180,14 @@ pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
             .push(run);
     }
     let rows: Vec<Row> = groups
-        .into_iter()
-        .flat_map(|((_, method, group), runs)| rows(&method, &group, &runs, data))
+        .iter()
+        .flat_map(|((_, method, group), runs)| rows(method, group, runs, data))
         .collect();
-    if rows.iter().all(|r| r.evaluated.is_empty()) {
+    let imagenet: Vec<ImageNetRow> = groups
+        .iter()
+        .flat_map(|((_, method, group), runs)| imagenet_rows(method, group, runs))
+        .collect();
+    if rows.iter().all(|r| r.evaluated.is_empty()) && imagenet.is_empty() {
         return Err(ReportError::cannot(
             "results",
             &data.name,
@@ -127,7 +195,11 @@ pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
             "train them: `ddsas train --from-run ID`, or `evaluate:` in the sweep file",
         ));
     }
-    let mut trained: Vec<i64> = rows.iter().flat_map(|r| r.evaluated.clone()).collect();
+    let mut trained: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| r.evaluated.clone())
+        .chain(imagenet.iter().flat_map(|r| r.evaluated.clone()))
+        .collect();
     trained.sort_unstable();
     trained.dedup();
     let used = match (data.training.test_words(), data.training.ambiguity()) {
@@ -147,7 +219,59 @@ pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
             data.not_done_note()
         ),
         rows,
+        imagenet,
     })
+}
+
+/// The search wall time of `runs` in `unit` seconds (mean per search).
+fn mean_wall(runs: &[&ReportRun], unit: f64) -> Option<f64> {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.wall_s)
+        .map(|s| s / unit)
+        .collect();
+    (!v.is_empty()).then(|| mean_std(&v).0)
+}
+
+/// The ImageNet rows of one method on one (dataset, space): one per
+/// ImageNet train config any of `runs` was transferred under. A search's
+/// trainings of one config (its seeds) are averaged first.
+fn imagenet_rows(method: &str, group: &Group, runs: &[&ReportRun]) -> Vec<ImageNetRow> {
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| mean_std(&v).0);
+    settings_of(runs)
+        .into_iter()
+        .filter(|(setting, _)| setting.on_imagenet())
+        .map(|(setting, trained)| {
+            let per_search = |f: &dyn Fn(&ReportTraining) -> Option<f64>| -> Vec<f64> {
+                trained
+                    .values()
+                    .filter_map(|ts| mean(ts.iter().filter_map(|t| f(t)).collect()))
+                    .collect()
+            };
+            let top1 = per_search(&|t| Some(100.0 * (1.0 - t.test_acc)));
+            let top5 = per_search(&|t| t.test_top5.map(|a| 100.0 * (1.0 - a)));
+            let flat = |f: &dyn Fn(&ReportTraining) -> Option<i64>| -> Vec<f64> {
+                trained
+                    .values()
+                    .flatten()
+                    .filter_map(|t| f(t))
+                    .map(|v| v as f64 / 1e6)
+                    .collect()
+            };
+            ImageNetRow {
+                method: method.to_string(),
+                group: group.clone(),
+                training: setting.label(),
+                searches: runs.iter().map(|r| r.id).collect(),
+                evaluated: trained.keys().copied().collect(),
+                top1_error: mean_std(&top1),
+                top5_error: mean(top5),
+                params_m: mean(flat(&|t| t.params)),
+                madds_m: mean(flat(&|t| t.madds)),
+                search_days: mean_wall(runs, 86_400.0),
+            }
+        })
+        .collect()
 }
 
 /// The rows of one method on one (dataset, space): one per train config
@@ -170,7 +294,10 @@ fn rows(method: &str, group: &Group, runs: &[&ReportRun], data: &SweepData) -> V
         params_m: None,
         search_hours: mean(&hours),
     };
-    let settings = settings_of(runs);
+    let settings: Vec<_> = settings_of(runs)
+        .into_iter()
+        .filter(|(setting, _)| !setting.on_imagenet())
+        .collect();
     if settings.is_empty() {
         return vec![row(None)];
     }
@@ -215,7 +342,47 @@ impl Results {
         for r in &self.rows {
             let _ = writeln!(md, "| {} |", r.cells().join(" | "));
         }
+        if !self.imagenet.is_empty() {
+            let _ = write!(
+                md,
+                "\n{}\n\n| {} |\n|{}\n",
+                IMAGENET_CAPTION,
+                IMAGENET_HEADER.join(" | "),
+                "---|".repeat(IMAGENET_HEADER.len())
+            );
+            for r in &self.imagenet {
+                let _ = writeln!(md, "| {} |", r.cells().join(" | "));
+            }
+        }
         md
+    }
+
+    /// The ImageNet table as CSV (written beside the main one when
+    /// there is one).
+    pub fn imagenet_csv(&self) -> String {
+        let mut csv = String::from(
+            "method,dataset,space,training,searches,trained,mean_top1_error_pct,std_top1_error_pct,mean_top5_error_pct,params_m,madds_m,search_days\n",
+        );
+        let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
+        for r in &self.imagenet {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                csv_field(&r.method),
+                csv_field(&r.group.dataset),
+                csv_field(&r.group.space),
+                csv_field(&r.training),
+                r.searches.len(),
+                r.evaluated.len(),
+                num(Some(r.top1_error.0)),
+                num(Some(r.top1_error.1)),
+                num(r.top5_error),
+                num(r.params_m),
+                num(r.madds_m),
+                num(r.search_days),
+            );
+        }
+        csv
     }
 
     /// One CSV row per method and dataset.
@@ -259,7 +426,23 @@ impl Results {
         for r in &self.rows {
             let _ = writeln!(html, "<tr>{}</tr>", cells("td", r.cells().to_vec()));
         }
-        html + "</table>\n"
+        html += "</table>\n";
+        if !self.imagenet.is_empty() {
+            let _ = write!(
+                html,
+                "<p>{}</p>\n<table>\n<tr>{}</tr>\n",
+                escape::html(IMAGENET_CAPTION),
+                cells(
+                    "th",
+                    IMAGENET_HEADER.iter().map(|h| h.to_string()).collect()
+                )
+            );
+            for r in &self.imagenet {
+                let _ = writeln!(html, "<tr>{}</tr>", cells("td", r.cells().to_vec()));
+            }
+            html += "</table>\n";
+        }
+        html
     }
 
     /// The table for the terminal.
@@ -270,7 +453,17 @@ impl Results {
         for r in &self.rows {
             table.add_row(r.cells().to_vec());
         }
-        format!("{}\n{table}", self.caption)
+        let mut printed = format!("{}\n{table}", self.caption);
+        if !self.imagenet.is_empty() {
+            let mut imagenet = Table::new();
+            imagenet.load_preset(UTF8_FULL_CONDENSED);
+            imagenet.set_header(IMAGENET_HEADER.to_vec());
+            for r in &self.imagenet {
+                imagenet.add_row(r.cells().to_vec());
+            }
+            printed = format!("{printed}\n\n{IMAGENET_CAPTION}\n{imagenet}");
+        }
+        printed
     }
 }
 
@@ -286,7 +479,13 @@ pub(crate) fn files(results: &Results) -> TableFiles<'_, Results> {
         kind: &SPEC,
         title: "Results — test error, parameters and search cost per method".into(),
         caption: results.caption.clone(),
-        texts: vec![("md", results.markdown()), ("csv", results.csv())],
+        texts: {
+            let mut texts = vec![("md", results.markdown()), ("csv", results.csv())];
+            if !results.imagenet.is_empty() {
+                texts.push(("imagenet.csv", results.imagenet_csv()));
+            }
+            texts
+        },
         json: results,
         html: results.html(),
         printed: results.printed(),
@@ -392,5 +591,57 @@ mod tests {
             .nth(2)
             .unwrap()
             .starts_with("ddsas,digits,darts,epochs=1,true,2,2,"));
+    }
+
+    /// A search transferred to ImageNet is in the ImageNet table (top-1 and
+    /// top-5 error, params, multiply-adds, search days), not the main one;
+    /// a sweep without ImageNet trainings has no ImageNet table.
+    #[test]
+    fn imagenet_transfers_have_a_table_of_their_own() {
+        let mut searched = run(1, "ddsas")
+            .acc(0.5)
+            .trained(10, 0.97, &[])
+            .on_imagenet(11, (0.74, 0.92), 574_000_000)
+            .build();
+        searched.wall_s = Some(43_200.0);
+        let t = compute(&sweep(vec![searched])).unwrap();
+        assert_eq!(t.rows.len(), 1, "{:?}", t.rows);
+        assert_eq!(t.rows[0].evaluated, [1]);
+        assert_eq!(t.imagenet.len(), 1);
+        let r = &t.imagenet[0];
+        assert_eq!(r.training, "epochs=250 dataset=imagenet");
+        assert!((r.top1_error.0 - 26.0).abs() < 1e-9, "{:?}", r.top1_error);
+        assert!((r.top5_error.unwrap() - 8.0).abs() < 1e-9);
+        assert_eq!((r.params_m, r.madds_m), (Some(4.7), Some(574.0)));
+        assert_eq!(r.search_days, Some(0.5));
+        let md = t.markdown();
+        assert!(
+            md.contains("| DDSAS | Digits, DARTS space | epochs=250 dataset=imagenet | 26.00 ± 0.00 | 8.00 | 4.70 | 574 | 0.500 | 1/1 |"),
+            "{md}"
+        );
+        assert!(t.printed().contains("Top-5 error (%)"));
+        assert!(t
+            .imagenet_csv()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("ddsas,digits,darts,"));
+        let f = files(&t);
+        assert!(f.texts.iter().any(|(ext, _)| *ext == "imagenet.csv"));
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["imagenet"][0]["madds_m"], 574.0);
+
+        let cifar = compute(&sweep(vec![run(2, "ddsas")
+            .acc(0.5)
+            .trained(12, 0.97, &[])
+            .build()]))
+        .unwrap();
+        assert!(cifar.imagenet.is_empty());
+        assert!(!cifar.markdown().contains("ImageNet"));
+        assert!(serde_json::to_value(&cifar)
+            .unwrap()
+            .get("imagenet")
+            .is_none());
+        assert_eq!(files(&cifar).texts.len(), 2);
     }
 }

@@ -46,8 +46,14 @@ impl TrainSetting {
     /// The setting a sweep's `evaluate:` trains a search of
     /// `search_dataset` under (its dataset unless the file names one).
     pub fn of_evaluate(plan: &Evaluate, search_dataset: &str) -> TrainSetting {
-        let mut keys = match serde_json::to_value(&plan.config) {
-            Ok(Value::Object(map)) => map,
+        let mut config = plan.config.clone();
+        if !plan.own_data {
+            if let Ok(dataset) = serde_json::from_value(Value::String(search_dataset.into())) {
+                config.dataset = dataset;
+            }
+        }
+        let mut keys = match config.canonical_value() {
+            Value::Object(map) => map,
             _ => Map::new(),
         };
         if !plan.own_data {
@@ -71,6 +77,12 @@ impl TrainSetting {
         Value::Object(self.keys.clone()).to_string()
     }
 
+    /// Whether its trainings are on ImageNet (transfers: no search runs
+    /// there, so the setting names the dataset).
+    pub fn on_imagenet(&self) -> bool {
+        self.keys.get("dataset").and_then(Value::as_str) == Some("imagenet")
+    }
+
     /// Epochs of the trainings.
     pub fn epochs(&self) -> Option<i64> {
         self.keys.get("epochs").and_then(Value::as_i64)
@@ -82,8 +94,16 @@ impl TrainSetting {
     /// cutout=0"; with nothing but the appendix's values "appendix B.1
     /// (epochs=600)".
     pub fn label(&self) -> String {
-        let defaults = match serde_json::to_value(TrainConfig::default()) {
-            Ok(Value::Object(map)) => map,
+        let recipe = TrainConfig {
+            dataset: self
+                .keys
+                .get("dataset")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .unwrap_or(crate::data::DatasetKind::Digits),
+            ..TrainConfig::default()
+        };
+        let defaults = match recipe.canonical_value() {
+            Value::Object(map) => map,
             _ => Map::new(),
         };
         let text = |v: &Value| match v {
@@ -100,7 +120,7 @@ impl TrainSetting {
                     .then(|| format!("{k}={}", text(v)))
             })
             .collect();
-        if differing.is_empty() && self.epochs() == Some(i64::from(TrainConfig::default().epochs)) {
+        if differing.is_empty() && self.epochs() == Some(i64::from(recipe.epochs())) {
             format!("appendix B.1 (epochs={epochs})")
         } else {
             std::iter::once(format!("epochs={epochs}"))
@@ -319,7 +339,7 @@ mod tests {
     fn evaluate(epochs: u32) -> Evaluate {
         Evaluate {
             config: TrainConfig {
-                epochs,
+                epochs: Some(epochs),
                 ..TrainConfig::default()
             },
             own_data: false,
@@ -344,7 +364,7 @@ mod tests {
         );
         assert_ne!(a, transfer);
         let full = |sets: &[(&str, Value)]| {
-            let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+            let mut v = TrainConfig::default().canonical_value();
             for (k, x) in sets {
                 v[*k] = x.clone();
             }

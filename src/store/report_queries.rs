@@ -89,6 +89,21 @@ pub struct ReportTraining {
     pub params: Option<i64>,
     /// Epochs it trained.
     pub epochs: i64,
+    /// Top-5 test accuracy after its last epoch (0..1); read for ImageNet
+    /// trainings only (see [`Store::imagenet_figures`]).
+    #[sqlx(skip)]
+    pub test_top5: Option<f64>,
+    /// Multiply-adds of its network on one image; ImageNet trainings only.
+    #[sqlx(skip)]
+    pub madds: Option<i64>,
+}
+
+impl ReportTraining {
+    /// Whether it trained on ImageNet (its stored config says so).
+    pub fn on_imagenet(&self) -> bool {
+        serde_json::from_str::<serde_json::Value>(&self.config_json)
+            .is_ok_and(|c| c["dataset"] == "imagenet")
+    }
 }
 
 /// The per-epoch scalars a figure draws (Figs. 8, 10).
@@ -245,6 +260,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .ctx(|| format!("reading the trainings of sweep {sweep}'s searches"))?;
+        let trainings = self.imagenet_figures(trainings).await?;
         Ok(attach(runs, trainings))
     }
 
@@ -273,7 +289,34 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .ctx(|| format!("reading the trainings of run {id}"))?;
+        let trainings = self.imagenet_figures(trainings).await?;
         Ok(attach(vec![run], trainings).pop())
+    }
+
+    /// `trainings` with the top-5 accuracy and multiply-adds of those on
+    /// ImageNet read in. Only theirs: ImageNet trainings exist only in a
+    /// database migrated to the columns, while a database of older
+    /// trainings that is only read (`ddsas serve`) lacks them.
+    async fn imagenet_figures(
+        &self,
+        mut trainings: Vec<ReportTraining>,
+    ) -> Result<Vec<ReportTraining>, StoreError> {
+        for t in trainings.iter_mut().filter(|t| t.on_imagenet()) {
+            let id = t.train_run_id;
+            let (madds, top5): (Option<i64>, Option<f64>) = sqlx::query_as(
+                "SELECT r.madds,
+                        (SELECT e.test_top5 FROM train_epochs e
+                          WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS test_top5
+                 FROM runs r WHERE r.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .ctx(|| format!("reading the ImageNet figures of train run {id}"))?;
+            t.madds = madds;
+            t.test_top5 = top5;
+        }
+        Ok(trainings)
     }
 
     /// The epochs of the sweep's runs, by run and epoch.

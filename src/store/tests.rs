@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::*;
-use crate::arch::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord};
+use crate::arch::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord, TrainEpoch};
 use crate::arch::space::SearchSpace;
 use crate::arch::space::SpaceKind;
 use crate::config::{ResolvedConfig, SearchConfig};
@@ -53,6 +53,8 @@ on_both_backends!(
     deleting_a_run_cascades_to_its_records,
     run_summary_exposes_config_columns_for_where_clauses,
     searches_and_train_runs_are_registered_with_their_kind,
+    train_epochs_keep_top5_skipped_images_and_madds,
+    a_transfer_to_imagenet_reports_its_top5_and_madds,
 );
 
 fn cfg(overrides: &[&str]) -> ResolvedConfig {
@@ -939,6 +941,75 @@ async fn searches_and_train_runs_are_registered_with_their_kind(store: Store) {
     assert!(err.contains("transfer"), "{err}");
 }
 
+/// A train epoch as a CIFAR run records it (`top5` and `skipped` aside).
+fn train_epoch(epoch: i64, top5: Option<f64>, skipped: Option<i64>) -> TrainEpoch {
+    TrainEpoch {
+        epoch,
+        train_acc: 0.5,
+        train_loss: 1.5,
+        test_acc: 0.25,
+        test_loss: 2.0,
+        train_top5: top5,
+        test_top5: top5.map(|t| t / 2.0),
+        skipped_images: skipped,
+        lr: 0.025,
+        drop_path_prob: 0.1,
+        wall_s: 3.0,
+        images_per_s: 100.0,
+        peak_mem_bytes: 1 << 20,
+    }
+}
+
+async fn train_epochs_keep_top5_skipped_images_and_madds(store: Store) {
+    let train = store.ensure_train_run(&train_cfg()).await.unwrap();
+    let epochs = [
+        train_epoch(0, Some(0.75), Some(3)),
+        train_epoch(1, None, None),
+    ];
+    for e in &epochs {
+        store.record_train_epoch(train.id, e).await.unwrap();
+    }
+    assert_eq!(store.train_epochs(train.id).await.unwrap(), epochs);
+    assert_eq!(store.madds(train.id).await.unwrap(), None);
+    store.set_madds(train.id, 574_000_000).await.unwrap();
+    assert_eq!(store.madds(train.id).await.unwrap(), Some(574_000_000));
+    assert_eq!(store.madds(train.id + 100).await.unwrap(), None);
+}
+
+async fn a_transfer_to_imagenet_reports_its_top5_and_madds(store: Store) {
+    let search = store.ensure_run(&cfg(&[])).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let imagenet = crate::config::train::TrainConfig {
+        genotype: "darts_v2".into(),
+        dataset: crate::data::DatasetKind::ImageNet,
+        data_dir: Some(data.path().to_owned()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    for (cfg, top5) in [(train_cfg(), 0.75), (imagenet, 0.9)] {
+        let train = store.ensure_train_run(&cfg).await.unwrap();
+        store.link_evaluation(search.id, train.id).await.unwrap();
+        store
+            .record_train_epoch(train.id, &train_epoch(0, Some(top5), None))
+            .await
+            .unwrap();
+        store.set_madds(train.id, 574_000_000).await.unwrap();
+        store.finish_train_run(train.id, 0.25, 1.0).await.unwrap();
+    }
+    let run = store.report_run(search.id).await.unwrap().unwrap();
+    let figures: Vec<(bool, Option<f64>, Option<i64>)> = run
+        .trainings
+        .iter()
+        .map(|t| (t.on_imagenet(), t.test_top5, t.madds))
+        .collect();
+    // Read for ImageNet trainings only.
+    assert_eq!(
+        figures,
+        [(false, None, None), (true, Some(0.45), Some(574_000_000))]
+    );
+}
+
 /// `runs show` reads the kind from the row, or, in a database older than
 /// migration 0007 that was only read (so never migrated), from the method.
 #[test]
@@ -1007,6 +1078,49 @@ async fn migration_7_gives_old_train_runs_their_kind() {
     );
 }
 
+/// A train epoch recorded before migration 0008 reads back without top-5
+/// or a skipped count, and the run without multiply-adds.
+#[tokio::test]
+async fn migration_8_keeps_older_train_epochs_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_migrations = dir.path().join("migrations");
+    std::fs::create_dir(&old_migrations).unwrap();
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, old_migrations.join(name)).unwrap();
+        }
+    }
+    let path = dir.path().join("runs.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    let old = Migrator::new(old_migrations.as_path()).await.unwrap();
+    assert_eq!(old.iter().count(), 7);
+    old.run(&mut conn).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO runs (id, fingerprint, kind, method, space, dataset, seed, config_json, epochs_total)
+         VALUES (1, 't', 'train', 'train', 'darts', 'cifar10', 0, '{}', 600);
+         INSERT INTO train_epochs (run_id, epoch, train_acc, train_loss, test_acc, test_loss, lr,
+                                   drop_path_prob, wall_s, images_per_s, peak_mem_bytes)
+         VALUES (1, 0, 0.5, 1.5, 0.25, 2.0, 0.025, 0.1, 3.0, 100.0, 1048576)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(
+        store.train_epochs(1).await.unwrap(),
+        [train_epoch(0, None, None)]
+    );
+    assert_eq!(store.madds(1).await.unwrap(), None);
+}
+
 /// Migrations are append-only: sqlx stores each applied migration's
 /// checksum and refuses to open a database whose migration file changed
 /// since, so editing one would lock every user out of their run history.
@@ -1022,6 +1136,7 @@ fn applied_migrations_are_never_edited() {
         (5, "43cb1813632e1da7035c0e947615b373bfabab3a7f24033a77ebecafa0d056f2f172342709e4870b6a0689be89c38730"),
         (6, "9c4a08f169694a41ac45e7d39fbc4a0b970cb762ff20a2b7b57cabf408d6cdbc3aa1e10180a1b5aee4d0e8150b9ed9d2"),
         (7, "4b6009912da50341c0add943dec8e791729afe02d3a16b12a50e609b9f7551e059935e8a867f81cecff03385619f1b71"),
+        (8, "1e8ae1926cee17c119b98f3a96867d0d815fd6d1e97872b02817daa87bae9fee4c466c7ec8ba557ad7c85fc581513390"),
     ];
     const POSTGRES: &[(i64, &str)] = &[
         (1, "45f4d135b0880fe489934225d77e9b8c9f4c9d9c665781fdbb10734af0ace96c78be9ddee868fede47ce61f17ad22740"),
@@ -1031,6 +1146,7 @@ fn applied_migrations_are_never_edited() {
         (5, "80586bc5609fe982e61241eca89288c934a0cdc215e3fbd379e0f3a9fee7922b14f6923f0b275e3faf12feaee83db619"),
         (6, "7209e5c7022e1fd5aaa3a8a13ef2d91f9859f1451de89ae4bedf70dc3369037fda352826b034dc5bf0d3757c2ffbe6b9"),
         (7, "fcabc0ab214c1f3d1d235bf1d1522c3192cfa770f366a7bd1aa0a0020ed537094af6f4d749cd89dc73bc6314a22f1b73"),
+        (8, "6467e4408e907495205ffdd76d3b2626d1b5252aa3865753c64b1e00a00cf4c5669d5160bf0bca198ff15e227229538f"),
     ];
     check_known(&SQLITE_MIGRATOR, SQLITE, "sqlite");
     check_known(&POSTGRES_MIGRATOR, POSTGRES, "postgres");

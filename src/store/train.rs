@@ -33,7 +33,7 @@ impl Store {
         .bind(c.dataset)
         .bind(seed)
         .bind(cfg.canonical_json())
-        .bind(i64::from(c.epochs))
+        .bind(i64::from(c.epochs()))
         .bind(self.now())
         .bind(&c.genotype)
         .bind(i64::from(cfg.definitions()))
@@ -73,6 +73,30 @@ impl Store {
         Ok(())
     }
 
+    /// Stores the multiply-adds of the network's forward pass on one image
+    /// (at the crop size), which DARTS-family ImageNet tables report
+    /// beside the parameters.
+    pub async fn set_madds(&self, run_id: i64, madds: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET madds = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(madds)
+            .execute(&self.pool)
+            .await
+            .ctx(|| format!("storing the multiply-adds of run {run_id}"))?;
+        Ok(())
+    }
+
+    /// The multiply-adds stored for run `run_id` (`None` when not stored,
+    /// or no such run).
+    pub async fn madds(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
+        let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT madds FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("reading the multiply-adds of run {run_id}"))?;
+        Ok(row.and_then(|(m,)| m))
+    }
+
     /// Records epoch `rec.epoch` of a train run, replacing it and every
     /// later one (a redone epoch after a resume), and moves the run's
     /// progress and best test accuracy on.
@@ -100,8 +124,9 @@ impl Store {
             .ctx(what)?;
         sqlx::query(
             "INSERT INTO train_epochs (run_id, epoch, train_acc, train_loss, test_acc, test_loss, lr,
-                                       drop_path_prob, wall_s, images_per_s, peak_mem_bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                       drop_path_prob, wall_s, images_per_s, peak_mem_bytes,
+                                       train_top5, test_top5, skipped_images)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(run_id)
         .bind(rec.epoch)
@@ -114,6 +139,9 @@ impl Store {
         .bind(rec.wall_s)
         .bind(rec.images_per_s)
         .bind(rec.peak_mem_bytes)
+        .bind(rec.train_top5)
+        .bind(rec.test_top5)
+        .bind(rec.skipped_images)
         .execute(&mut *tx)
         .await
         .ctx(what)?;
@@ -188,8 +216,8 @@ impl Store {
     /// The recorded epochs of a train run, in order.
     pub async fn train_epochs(&self, run_id: i64) -> Result<Vec<TrainEpoch>, StoreError> {
         sqlx::query_as(
-            "SELECT epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob,
-                    wall_s, images_per_s, peak_mem_bytes
+            "SELECT epoch, train_acc, train_loss, test_acc, test_loss, train_top5, test_top5,
+                    skipped_images, lr, drop_path_prob, wall_s, images_per_s, peak_mem_bytes
              FROM train_epochs WHERE run_id = $1 ORDER BY epoch",
         )
         .bind(run_id)

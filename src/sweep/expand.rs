@@ -25,8 +25,9 @@ pub struct Sweep {
     pub text: String,
     /// Resource hints for the orchestrator.
     pub resources: Resources,
-    /// Train keys for the searches' cells, if the sweep evaluates them.
-    pub evaluate: Option<super::spec::Evaluate>,
+    /// The evaluations of the searches' cells (`evaluate:`; empty if the
+    /// sweep has none), in the file's order.
+    pub evaluate: Vec<super::spec::Evaluate>,
     /// The runs, in expansion order, one per distinct fingerprint.
     pub runs: Vec<PlannedRun>,
     /// The keys whose values differ between runs: the columns that tell
@@ -461,6 +462,81 @@ mod tests {
         Sweep::parse(text, "test.yaml")
     }
 
+    /// `evaluate:` as one mapping is one evaluation; as a list, one per
+    /// entry (a CIFAR-10 training, then a transfer to ImageNet), each
+    /// checked, and a wrong entry is named by its position.
+    #[test]
+    fn evaluate_takes_one_mapping_or_a_list() {
+        let one =
+            plan("name: e\nbase: {epochs: 1}\nevaluate: {epochs: 600, seeds: [0, 1]}\n").unwrap();
+        assert_eq!(one.evaluate.len(), 1);
+        assert_eq!(
+            (
+                one.evaluate[0].config.epochs,
+                one.evaluate[0].seeds.as_slice()
+            ),
+            (Some(600), &[0, 1][..])
+        );
+        assert!(!one.evaluate[0].own_data);
+        assert_eq!(
+            one.evaluate[0].describe(),
+            "on each search's dataset with epochs=600, seeds [0, 1]"
+        );
+        let data = tempfile::tempdir().unwrap();
+        let text = format!(
+            "name: e\nbase: {{epochs: 1}}\nevaluate:\n  - {{epochs: 600}}\n  - {{dataset: imagenet, data_dir: {}, epochs: 250}}\n",
+            data.path().display()
+        );
+        let two = plan(&text).unwrap();
+        assert_eq!(two.evaluate.len(), 2);
+        let imagenet = &two.evaluate[1];
+        assert!(imagenet.own_data);
+        assert_eq!(imagenet.config.dataset, crate::data::DatasetKind::ImageNet);
+        assert_eq!(imagenet.config.layers(), 14);
+        assert!(
+            imagenet
+                .describe()
+                .starts_with("with dataset=imagenet data_dir="),
+            "{}",
+            imagenet.describe()
+        );
+        let stored = crate::sweep::stored_evaluate(&text).unwrap();
+        assert_eq!(stored, two.evaluate[0]);
+        assert_eq!(plan("name: e\nbase: {epochs: 1}\n").unwrap().evaluate, []);
+
+        let wrong = |evaluate: &str| {
+            plan(&format!(
+                "name: e\nbase: {{epochs: 1}}\nevaluate: {evaluate}\n"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let e = wrong("[{epochs: 600}, {epochs: 0}]");
+        assert!(
+            e.contains("entry 2 of `evaluate`") && e.contains("`epochs`"),
+            "{e}"
+        );
+        let e = wrong("[{epochs: 600}, {epoch: 250}]");
+        assert!(
+            e.contains("entry 2 of `evaluate`") && e.contains("epoch"),
+            "{e}"
+        );
+        let e = wrong("[{epochs: 600}, 250]");
+        assert!(
+            e.contains("entry 2 of `evaluate`") && e.contains("mapping"),
+            "{e}"
+        );
+        let e = wrong("[{genotype: darts_v2}]");
+        assert!(
+            e.contains("entry 1 of `evaluate`") && e.contains("genotype"),
+            "{e}"
+        );
+        let e = wrong("[]");
+        assert!(e.contains("lists no evaluation"), "{e}");
+        let e = wrong("600");
+        assert!(e.contains("`evaluate`") && e.contains("mapping"), "{e}");
+    }
+
     #[test]
     fn grid_is_cartesian_in_file_order_with_the_first_axis_slowest() {
         let s =
@@ -715,15 +791,14 @@ mod tests {
             // obtained by the best cells", Table 5 test errors) train the
             // searched cells by appendix B.1's protocol.
             if matches!(sweep.name.as_str(), "fig7_lm_grid" | "table5_approximation") {
-                let plan = sweep
-                    .evaluate
-                    .as_ref()
-                    .unwrap_or_else(|| panic!("{} has no evaluate:", sweep.name));
+                let [plan] = sweep.evaluate.as_slice() else {
+                    panic!("{} has not one evaluate:", sweep.name);
+                };
                 let appendix = crate::config::train::TrainConfig {
                     download: true,
                     ..Default::default()
                 };
-                assert_eq!(plan.config, appendix, "{}", sweep.name);
+                assert_eq!(plan.config.filled(), appendix.filled(), "{}", sweep.name);
                 assert_eq!(plan.seeds, [0], "{}", sweep.name);
                 assert!(!plan.own_data, "{}", sweep.name);
             }

@@ -30,7 +30,9 @@
 //!   - {L: 15, M: 1}         #   entry (compared after defaults are filled in) is skipped
 //! evaluate:                 # optional: train each finished DARTS-space search's
 //!   epochs: 600             #   final cell from scratch (keys of `ddsas train
-//!   seeds: [0]              #   --print-config`; genotype and data from the search)
+//!   seeds: [0]              #   --print-config`; genotype and data from the search);
+//!                           #   or a list of such mappings, one training each, e.g.
+//!                           #   [{epochs: 600}, {dataset: imagenet, epochs: 250}]
 //! resources:                # optional hints for `ddsas sweep run`
 //!   runs_per_gpu: 2         #   default of --runs-per-gpu
 //!   gpu_mem_gb_per_run: 4   #   per-run estimate for --runs-per-gpu auto (default 4)

@@ -70,7 +70,7 @@ struct RawSweep {
     #[serde(default)]
     resources: Option<Resources>,
     #[serde(default)]
-    evaluate: Option<Mapping>,
+    evaluate: Option<Value>,
 }
 
 /// One varied key and its values.
@@ -100,11 +100,13 @@ pub(crate) struct Spec {
     pub seeds: Option<Vec<u64>>,
     pub exclude: Vec<Vec<(String, Value)>>,
     pub resources: Resources,
-    pub evaluate: Option<Evaluate>,
+    pub evaluate: Vec<Evaluate>,
 }
 
-/// `evaluate:`: every search of the sweep that finishes has its final cell
-/// trained from scratch with these train keys, once per seed.
+/// One evaluation of `evaluate:` (a mapping, or each entry of a list):
+/// every search of the sweep that finishes has its final cell trained from
+/// scratch with these train keys, once per seed. A list trains each cell
+/// once per entry, e.g. on CIFAR-10 and transferred to ImageNet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluate {
     /// The train keys; the genotype, and unless given the dataset and data
@@ -114,6 +116,38 @@ pub struct Evaluate {
     pub own_data: bool,
     /// Seeds of the train runs of each search (default `[0]`).
     pub seeds: Vec<u64>,
+}
+
+impl Evaluate {
+    /// What the evaluation trains, for `sweep plan`: the keys the file
+    /// set (the others are the dataset's defaults) and its seeds, e.g.
+    /// "with dataset=imagenet epochs=250, seeds [0]".
+    pub fn describe(&self) -> String {
+        let defaults =
+            serde_json::to_value(crate::config::train::TrainConfig::default()).unwrap_or_default();
+        let set = serde_json::to_value(&self.config).unwrap_or_default();
+        let keys: Vec<String> = crate::config::train::train_config_keys()
+            .iter()
+            .filter(|k| !matches!(k.as_str(), "genotype" | "download"))
+            .filter(|k| set[k.as_str()] != defaults[k.as_str()])
+            .map(|k| match &set[k.as_str()] {
+                serde_json::Value::String(v) => format!("{k}={v}"),
+                v => format!("{k}={v}"),
+            })
+            .collect();
+        let data = if self.own_data {
+            "with "
+        } else {
+            "on each search's dataset with "
+        };
+        let keys = if keys.is_empty() {
+            "the dataset's defaults".to_owned()
+        } else {
+            keys.join(" ")
+        };
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        format!("{data}{keys}, seeds [{}]", seeds.join(", "))
+    }
 }
 
 /// Parses and checks a sweep file's text; `file` names it in messages.
@@ -139,15 +173,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Spec, SweepError> {
     let exclude = exclude_of(&ctx, raw.exclude)?;
     let resources = raw.resources.unwrap_or_default();
     check_resources(&ctx, &resources)?;
-    let evaluate = match raw.evaluate {
-        Some(mut mapping) => {
-            if download && !mapping.contains_key("download") {
-                mapping.insert("download".into(), Value::Bool(true));
-            }
-            Some(evaluate_of(&ctx, mapping)?)
-        }
-        None => None,
-    };
+    let evaluate = evaluations_of(&ctx, raw.evaluate, download)?;
     Ok(Spec {
         evaluate,
         name: raw.name,
@@ -247,14 +273,78 @@ fn check_resources(ctx: &Ctx<'_>, resources: &Resources) -> Result<(), SweepErro
     Ok(())
 }
 
-/// Checks `evaluate:`: train keys (as `ddsas train --print-config` lists
-/// them) plus `seeds`, without `genotype` (each search gives its own).
-fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepError> {
+/// Checks `evaluate:`: one mapping of train keys, or a list of them (each
+/// an evaluation of every search's cell); messages about a list's entry
+/// name it by its position.
+fn evaluations_of(
+    ctx: &Ctx<'_>,
+    raw: Option<Value>,
+    download: bool,
+) -> Result<Vec<Evaluate>, SweepError> {
+    let with_download = |mut mapping: Mapping| {
+        if download && !mapping.contains_key("download") {
+            mapping.insert("download".into(), Value::Bool(true));
+        }
+        mapping
+    };
+    let not_a_mapping = |what: &str| SweepError::Spec {
+        file: ctx.file.to_owned(),
+        location: None,
+        message: format!(
+            "{what} must be a mapping of train keys, e.g. {{dataset: imagenet, epochs: 250}}"
+        ),
+    };
+    match raw {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Mapping(mapping)) => Ok(vec![evaluate_of(ctx, with_download(mapping), "")?]),
+        Some(Value::Sequence(entries)) if entries.is_empty() => Err(SweepError::Spec {
+            file: ctx.file.to_owned(),
+            location: None,
+            message: "`evaluate` lists no evaluation; leave it out, or give train keys, e.g. [{epochs: 600}]".into(),
+        }),
+        Some(Value::Sequence(entries)) => entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let which = format!("entry {} of `evaluate`", i + 1);
+                match entry {
+                    Value::Mapping(mapping) => {
+                        evaluate_of(ctx, with_download(mapping), &format!("{which}: "))
+                    }
+                    other => Err(not_a_mapping(&format!("{which} ({})", short_value(&other)))),
+                }
+            })
+            .collect(),
+        Some(other) => Err(not_a_mapping(&format!(
+            "`evaluate` ({}) must be a list of evaluations or one; each",
+            short_value(&other)
+        ))),
+    }
+}
+
+/// A YAML value in a few words, for messages.
+fn short_value(value: &Value) -> String {
+    let text = serde_yaml::to_string(value).unwrap_or_default();
+    let text = text.trim();
+    if text.chars().count() > 40 {
+        format!("{}...", text.chars().take(40).collect::<String>())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Checks one evaluation: train keys (as `ddsas train --print-config`
+/// lists them) plus `seeds`, without `genotype` (each search gives its
+/// own); `which` starts its messages ("entry 2 of `evaluate`: ", or
+/// nothing for the single mapping).
+fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping, which: &str) -> Result<Evaluate, SweepError> {
     if mapping.contains_key("genotype") {
         return Err(ctx.spec(
             "evaluate",
             "genotype",
-            "`evaluate` trains each search's own final cell, so it takes no `genotype`".into(),
+            format!(
+                "{which}`evaluate` trains each search's own final cell, so it takes no `genotype`"
+            ),
         ));
     }
     let seeds = match mapping.remove("seeds") {
@@ -266,7 +356,7 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
                 ctx.spec(
                     "evaluate",
                     "seeds",
-                    "`evaluate.seeds` must be a non-empty list of seeds, e.g. [0]".into(),
+                    format!("{which}`evaluate.seeds` must be a non-empty list of seeds, e.g. [0]"),
                 )
             })?,
     };
@@ -278,7 +368,7 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
     .map_err(|e| SweepError::Spec {
         file: ctx.file.to_owned(),
         location: None,
-        message: e.to_string(),
+        message: format!("{which}{e}"),
     })?;
     let probe = crate::config::train::TrainConfig {
         genotype: "darts_v2".into(),
@@ -288,7 +378,11 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
         return Err(SweepError::Spec {
             file: ctx.file.to_owned(),
             location: None,
-            message: format!("evaluate: {e}"),
+            message: if which.is_empty() {
+                format!("evaluate: {e}")
+            } else {
+                format!("{which}{e}")
+            },
         });
     }
     Ok(Evaluate {
@@ -298,14 +392,19 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping) -> Result<Evaluate, SweepErr
     })
 }
 
-/// The `evaluate:` of a sweep file's text as it was registered
-/// (`sweeps.spec_yaml`), read without checking the rest of the file or
-/// resolving anything, so that a report on any machine knows which train
-/// config is the sweep's own: `None` when the text has none or
-/// this ddsas cannot read it.
+/// The first evaluation of a sweep file's text as it was registered
+/// (`sweeps.spec_yaml`): the one whose train config the figures and Table
+/// 5 use, read without checking the rest of the file or resolving
+/// anything, so that a report on any machine knows which train config is
+/// the sweep's own: `None` when the text has none or this ddsas cannot
+/// read it.
 pub fn stored_evaluate(text: &str) -> Option<Evaluate> {
     let raw: Value = serde_yaml::from_str(text).ok()?;
-    let Value::Mapping(mut mapping) = raw.get("evaluate")?.clone() else {
+    let first = match raw.get("evaluate")? {
+        Value::Sequence(entries) => entries.first()?.clone(),
+        single => single.clone(),
+    };
+    let Value::Mapping(mut mapping) = first else {
         return None;
     };
     if mapping.contains_key("genotype") {

@@ -144,11 +144,9 @@ async fn runs_to_do(store: &Store, sweep: &Sweep) -> anyhow::Result<(Vec<SweepRu
     for (position, row) in &members {
         if row.status == RunStatus::Done {
             done += 1;
-            if let Some(plan) = &sweep.evaluate {
-                for run in evaluate::evaluations(store, &sweep.name, plan, row).await? {
-                    if !members.iter().any(|(_, m)| m.id == run.run_id) {
-                        todo.push(run);
-                    }
+            for run in evaluate::evaluations(store, &sweep.name, &sweep.evaluate, row).await? {
+                if !members.iter().any(|(_, m)| m.id == run.run_id) {
+                    todo.push(run);
                 }
             }
             continue;
