@@ -195,26 +195,35 @@ pub(crate) fn for_workers(url: &str) -> String {
     if changes.is_empty() {
         return url.to_owned();
     }
-    let kept: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter(|(key, _)| {
-            !changes
-                .iter()
-                .any(|(setting, _)| setting.aliases.contains(&key.as_ref()))
-        })
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+    let kept = parsed.query_pairs().filter(|(key, _)| {
+        !changes
+            .iter()
+            .any(|(setting, _)| setting.aliases.contains(&key.as_ref()))
+    });
+    let added = changes
+        .iter()
+        .map(|(setting, value)| (setting.key.into(), value.as_str().into()));
+    let query: Vec<String> = kept
+        .chain(added)
+        .map(|(key, value)| format!("{}={}", escape(&key), escape(&value)))
         .collect();
-    {
-        let mut pairs = parsed.query_pairs_mut();
-        pairs.clear();
-        for (key, value) in &kept {
-            pairs.append_pair(key, value);
-        }
-        for (setting, value) in &changes {
-            pairs.append_pair(setting.key, value);
+    parsed.set_query(Some(&query.join("&")));
+    parsed.to_string()
+}
+
+/// A query key or value escaped for a URL, file names left readable
+/// (`/` stays as it is, unlike form encoding): what would end or change
+/// the pair (`&`, `=`, `#`, `+`, `%`, spaces, non-ASCII) is percent-encoded.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/:@!$'()*,;".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
         }
     }
-    parsed.to_string()
+    out
 }
 
 fn absolute(file: &str) -> String {
@@ -374,6 +383,7 @@ mod tests {
         let root = in_url(&parsed, SSLROOTCERT).unwrap();
         assert!(Path::new(&root).is_absolute(), "{url}");
         assert!(root.ends_with("/ca.crt"), "{url}");
+        assert!(url.contains(&format!("sslrootcert={root}")), "{url}");
         assert_eq!(in_url(&parsed, SSLMODE).as_deref(), Some("verify-full"));
         assert_eq!(parsed.password(), Some("pw"));
         assert_eq!(
