@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README (and of CI): installs PyTorch 2.11.0 into
 # the cache venv if needed, builds, starts the services the tests use when
-# they are not running (a throw-away PostgreSQL, scripts/postgres.sh; a
+# they are not running (a throw-away PostgreSQL, scripts/postgres.sh, and
+# a second one that accepts only TLS, scripts/postgres.sh --tls; a
 # one-node Slurm cluster, scripts/slurm.sh, which needs root), runs every
 # test in the release profile (one build serves the binary and the tests),
 # builds the light build (no libtorch) and runs its tests, and stops again
@@ -22,21 +23,27 @@ source scripts/env.sh
 cargo build --release --locked
 
 required="${DDSAS_REQUIRE_SERVICES:-}"
+# Each started service as "script [flags]", to stop it with the same flags.
 started=()
 stop_started() {
+    local script flags
     for service in "${started[@]}"; do
-        "scripts/$service.sh" stop >/dev/null || true
+        read -r script flags <<<"$service"
+        # shellcheck disable=SC2086 # the flags are words
+        "scripts/$script.sh" stop $flags >/dev/null || true
     done
 }
 trap stop_started EXIT
 
-# Starts scripts/$1.sh ($2 in messages); false, with a line saying why,
-# when it cannot (and the command ends, when services are required).
+# Starts scripts/$1.sh ($2 in messages, the rest its flags); false, with a
+# line saying why, when it cannot (and the command ends, when services are
+# required).
 start_service() {
     local script=$1 name=$2 err why
-    echo ">> starting $name for the tests (scripts/$script.sh)" >&2
-    if err="$("scripts/$script.sh" start 2>&1 >/dev/null)"; then
-        started+=("$script")
+    shift 2
+    echo ">> starting $name for the tests (scripts/$script.sh $*)" >&2
+    if err="$("scripts/$script.sh" start "$@" 2>&1 >/dev/null)"; then
+        started+=("$script $*")
         return 0
     fi
     why="$(printf '%s\n' "$err" | grep -v '^[[:space:]]*$' | tail -n 1 | sed 's/^error: //')"
@@ -53,6 +60,14 @@ if [ -z "${DDSAS_TEST_POSTGRES:-}" ]; then
     if scripts/postgres.sh url >/dev/null 2>&1 || start_service postgres PostgreSQL; then
         DDSAS_TEST_POSTGRES="$(scripts/postgres.sh url)"
         export DDSAS_TEST_POSTGRES
+    fi
+fi
+# DDSAS_TEST_POSTGRES_TLS set beforehand names a TLS-only server instead
+# (its URL with sslmode=verify-full, sslrootcert and a password).
+if [ -z "${DDSAS_TEST_POSTGRES_TLS:-}" ]; then
+    if scripts/postgres.sh url --tls >/dev/null 2>&1 || start_service postgres "PostgreSQL over TLS" --tls; then
+        DDSAS_TEST_POSTGRES_TLS="$(scripts/postgres.sh url --tls)"
+        export DDSAS_TEST_POSTGRES_TLS
     fi
 fi
 # DDSAS_TEST_SLURM_CONF set beforehand names a cluster's slurm.conf instead.

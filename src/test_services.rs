@@ -27,6 +27,8 @@ pub const SKIPPED_ENV: &str = "DDSAS_TEST_SKIPPED";
 pub enum Service {
     /// A PostgreSQL server the tests may create databases on.
     Postgres,
+    /// A PostgreSQL server that accepts only TLS connections, likewise.
+    PostgresTls,
     /// A Slurm cluster to submit to.
     Slurm,
     /// A headless chromium for the pages' scripts.
@@ -38,6 +40,7 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Postgres => "PostgreSQL",
+            Service::PostgresTls => "PostgreSQL over TLS",
             Service::Slurm => "the one-node Slurm cluster",
             Service::Browser => "a headless chromium",
         }
@@ -50,6 +53,12 @@ impl Service {
                 "`sudo apt-get install -y postgresql` where it is not installed (scripts/postgres.sh \
                  then runs a server of your own), or set DDSAS_TEST_POSTGRES to a server you may \
                  create databases on; then `./scripts/test.sh`"
+            }
+            Service::PostgresTls => {
+                "`sudo apt-get install -y postgresql openssl` where they are not installed \
+                 (scripts/postgres.sh start --tls then runs a TLS-only server of your own), or set \
+                 DDSAS_TEST_POSTGRES_TLS to such a server's URL with sslmode=verify-full and \
+                 sslrootcert; then `./scripts/test.sh`"
             }
             Service::Slurm => {
                 "as root: `./scripts/test.sh slurm::` (its daemons and munge need root), or set \

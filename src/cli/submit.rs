@@ -89,8 +89,15 @@ pub struct SubmitArgs {
 
 /// Runs `sweep submit`.
 pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    // As the user wrote it (password included): the tasks connect with it.
-    let db = args.db.db.to_arg();
+    // As the user wrote it (password included), with this shell's TLS
+    // settings and absolute certificate paths: the tasks connect with it on
+    // nodes that may not get this environment.
+    let db = args
+        .db
+        .db
+        .absolute()
+        .with_context(|| format!("resolving {}", args.db.db))?
+        .to_arg();
     slurm::refuse_sqlite(&db)?;
     check_options(&args)?;
     let sweep = Sweep::load(&args.file)?;

@@ -13,6 +13,16 @@ pub enum StoreError {
         /// What is wrong with the path, when that can be told (`; ...`).
         hint: String,
     },
+    /// A PostgreSQL server that could not be reached over TLS as the
+    /// settings ask (a certificate that does not verify, a server that
+    /// wants encryption or refuses it, an unreadable certificate file).
+    #[error("cannot open database {path}: {problem}")]
+    Tls {
+        /// The database (URL without password).
+        path: String,
+        /// What did not match and which setting to change, in one line.
+        problem: String,
+    },
     /// The file is not SQLite, or a SQLite database of another program.
     #[error("database {path} is not a ddsas database ({reason})")]
     NotDdsas {

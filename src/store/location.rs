@@ -17,7 +17,8 @@ pub const DB_VARIABLE: &str = "DDSAS_DB";
 pub enum DbLocation {
     /// A SQLite file (created on first use).
     File(PathBuf),
-    /// A PostgreSQL server: `postgres://user@host:port/database`.
+    /// A PostgreSQL server: `postgres://user@host:port/database`, with
+    /// libpq's TLS settings in its query (`?sslmode=verify-full&...`).
     Postgres(String),
 }
 
@@ -47,12 +48,15 @@ impl DbLocation {
         }
     }
 
-    /// The same location with a file path made absolute, so that worker
-    /// processes started elsewhere find it.
+    /// The same location as worker processes started elsewhere (another
+    /// folder, another node) must get it: a file path made absolute; for
+    /// PostgreSQL, the TLS settings of this environment (`PGSSLMODE`,
+    /// `PGSSLROOTCERT`, ...) written into the URL and its certificate
+    /// files made absolute.
     pub fn absolute(&self) -> std::io::Result<DbLocation> {
         match self {
             DbLocation::File(path) => Ok(DbLocation::File(std::path::absolute(path)?)),
-            DbLocation::Postgres(_) => Ok(self.clone()),
+            DbLocation::Postgres(url) => Ok(DbLocation::Postgres(super::tls::for_workers(url))),
         }
     }
 
@@ -109,6 +113,7 @@ impl FromStr for DbLocation {
                     without_password(text)
                 ));
             }
+            super::tls::check_url(&url).map_err(|e| format!("{}: {e}", without_password(text)))?;
             return Ok(DbLocation::Postgres(text.to_owned()));
         }
         if let Some((scheme, _)) = text.split_once("://") {

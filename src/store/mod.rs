@@ -28,6 +28,7 @@ mod sweeps;
 pub mod test_postgres;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod train;
 mod values;
 
@@ -559,9 +560,15 @@ pub(crate) async fn sqlite_session(
     Ok(())
 }
 
-/// A pool on a PostgreSQL database, each session in UTC.
+/// A pool on a PostgreSQL database, each session in UTC. The TLS settings
+/// are checked first, so that a mistyped one is named as such rather than
+/// as an unreachable server.
 async fn postgres_pool(location: &DbLocation, url: &str) -> Result<AnyPool, StoreError> {
     install_drivers();
+    tls::check_before_connect(url).map_err(|problem| StoreError::Tls {
+        path: location.to_string(),
+        problem,
+    })?;
     AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(BUSY_TIMEOUT)
@@ -664,7 +671,15 @@ fn open_error(location: &DbLocation, source: sqlx::Error) -> StoreError {
     }
     let hint = match location {
         DbLocation::File(path) => path_hint(path),
-        DbLocation::Postgres(_) => postgres_hint(&source),
+        DbLocation::Postgres(url) => {
+            if let Some(problem) = tls::explain(&source, Some(url)) {
+                return StoreError::Tls {
+                    path: location.to_string(),
+                    problem,
+                };
+            }
+            postgres_hint(&source)
+        }
     };
     StoreError::Open {
         path: location.to_string(),
@@ -675,6 +690,9 @@ fn open_error(location: &DbLocation, source: sqlx::Error) -> StoreError {
 
 /// Why a PostgreSQL server cannot be reached, in the user's terms.
 pub(crate) fn postgres_hint(source: &sqlx::Error) -> String {
+    if let Some(problem) = tls::explain(source, None) {
+        return format!("; {problem}");
+    }
     match source {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
             "; is the server running and reachable? (a throw-away one on this machine: scripts/postgres.sh start)".into()

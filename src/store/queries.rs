@@ -107,7 +107,14 @@ impl ReadOnlyDb {
                     .read_only(true);
                 (options.to_url_lossy().to_string(), Backend::Sqlite)
             }
-            DbLocation::Postgres(url) => (super::read_only_url(url), Backend::Postgres),
+            DbLocation::Postgres(url) => {
+                super::tls::check_before_connect(url).map_err(|problem| QueryError::Open {
+                    path: name.clone(),
+                    source: sqlx::Error::Configuration(problem.into()),
+                    hint: String::new(),
+                })?;
+                (super::read_only_url(url), Backend::Postgres)
+            }
         };
         let mut conn = AnyConnection::connect(&url).await.map_err(open_error)?;
         if backend == Backend::Sqlite {

@@ -2,7 +2,8 @@
 //! end-to-end tests run against both backends): each test gets a database
 //! of its own on the server `scripts/postgres.sh` runs, and drops it; a
 //! test is skipped where no server can be started (see
-//! [`crate::test_services`]).
+//! [`crate::test_services`]). A few tests use a second server that accepts
+//! only TLS connections (`scripts/postgres.sh start --tls`).
 //! Not for users; public only so that `tests/` can use it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +18,12 @@ use crate::test_services::{or_skip, reason, Service};
 /// start the project's own throw-away server with `scripts/postgres.sh
 /// start`, as the test command does, and are skipped when that fails.
 pub const SERVER_ENV: &str = "DDSAS_TEST_POSTGRES";
+
+/// The environment variable naming a server that accepts only TLS
+/// connections, its URL with `sslmode=verify-full`, `sslrootcert` and a
+/// password. When unset, the tests start `scripts/postgres.sh start --tls`,
+/// whose certificate names 127.0.0.1 only (the host name tests rely on it).
+pub const TLS_SERVER_ENV: &str = "DDSAS_TEST_POSTGRES_TLS";
 
 /// One database created for one test.
 #[derive(Debug)]
@@ -116,13 +123,36 @@ pub fn server_or_skip() -> Option<String> {
     or_skip(Service::Postgres, &server_url()).map(str::to_owned)
 }
 
+/// The TLS-only server's URL: [`TLS_SERVER_ENV`], or the one
+/// `scripts/postgres.sh start --tls` starts (once per process) and prints;
+/// else why none could be started.
+pub fn tls_server_url() -> Result<String, String> {
+    static STARTED: OnceLock<Result<String, String>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| match std::env::var(TLS_SERVER_ENV) {
+            Ok(url) => Ok(url),
+            Err(_) => run_start_script(&["start", "--tls"]),
+        })
+        .clone()
+}
+
+/// [`tls_server_url`] for a test that needs it: None (the test noted as
+/// skipped) when no such server can be started here.
+pub fn tls_server_or_skip() -> Option<String> {
+    or_skip(Service::PostgresTls, &tls_server_url()).map(str::to_owned)
+}
+
 fn start_server() -> Result<String, String> {
     if let Ok(url) = std::env::var(SERVER_ENV) {
         return Ok(url);
     }
+    run_start_script(&["start"])
+}
+
+fn run_start_script(args: &[&str]) -> Result<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
     let out = std::process::Command::new(script)
-        .arg("start")
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run {script}: {e}"))?;
     if !out.status.success() {

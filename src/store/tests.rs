@@ -57,6 +57,104 @@ on_both_backends!(
     a_transfer_to_imagenet_reports_its_top5_and_madds,
 );
 
+/// Runs a few store tests on a server that accepts only TLS connections,
+/// connected with `sslmode=verify-full` (see `test_postgres`): claims,
+/// life cycles and epoch records, the traffic every worker sends.
+macro_rules! on_postgres_over_tls {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_tls {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(server) = super::super::test_postgres::tls_server_or_skip() else {
+                        return;
+                    };
+                    let db = super::super::test_postgres::TestDatabase::create_on(&server)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let location = super::DbLocation::Postgres(db.url().to_owned());
+                    let store = super::Store::connect(&location).await.unwrap();
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                    db.drop_now().await;
+                }
+            )*
+        }
+    };
+}
+
+on_postgres_over_tls!(
+    claim_next_gives_each_caller_a_different_run,
+    life_cycle_finish_fail_interrupt,
+    record_epoch_writes_exactly_the_expected_rows,
+);
+
+/// The TLS-only server refuses, each in one line that names what did not
+/// match and the setting to change: a CA that did not sign its
+/// certificate, a host name its certificate does not name (it names
+/// 127.0.0.1 only, not `localhost`), and a plain connection.
+#[tokio::test]
+async fn postgres_over_tls_refusals_say_what_did_not_match() {
+    let Some(server) = super::test_postgres::tls_server_or_skip() else {
+        return;
+    };
+    let server = url::Url::parse(&server).unwrap();
+    let other_ca = tempfile::tempdir().unwrap();
+    let ca = other_ca.path().join("other-ca.crt");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-new", "-nodes", "-newkey", "ec"])
+        .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-days", "1"])
+        .args(["-subj", "/CN=another CA", "-keyout"])
+        .arg(other_ca.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+
+    let refusal = |url: url::Url| async move {
+        let location = DbLocation::Postgres(url.to_string());
+        let err = Store::connect(&location).await.unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains(url.password().unwrap_or("-")), "{err}");
+        err
+    };
+    let wrong_ca = refusal(with_param(&server, "sslrootcert", ca.to_str().unwrap())).await;
+    assert!(wrong_ca.contains("not signed by a CA"), "{wrong_ca}");
+    assert!(wrong_ca.contains("set sslrootcert"), "{wrong_ca}");
+
+    let mut by_name = server.clone();
+    by_name.set_host(Some("localhost")).unwrap();
+    let wrong_host = refusal(by_name).await;
+    assert!(
+        wrong_host.contains("not valid for the host name \"localhost\""),
+        "{wrong_host}"
+    );
+    assert!(wrong_host.contains("sslmode=verify-ca"), "{wrong_host}");
+
+    let plain = refusal(with_param(&server, "sslmode", "disable")).await;
+    assert!(
+        plain.contains("accepts only encrypted connections"),
+        "{plain}"
+    );
+    assert!(plain.contains("sslmode=require"), "{plain}");
+}
+
+/// `url` with `key` set to `value` (replacing what it had).
+fn with_param(url: &url::Url, key: &str, value: &str) -> url::Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut url = url.clone();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(key, value);
+    url
+}
+
 fn cfg(overrides: &[&str]) -> ResolvedConfig {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     SearchConfig::default()

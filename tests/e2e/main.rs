@@ -2,7 +2,8 @@
 //! one test binary: `search` (single searches), `sweep` (orchestrators and
 //! workers), `report` (figures checked against SQL), `data` (`data get`
 //! against a local HTTP server), `chaos` (a sweep under injected faults),
-//! `slurm` (`sweep submit --slurm` and the pull workers of its tasks).
+//! `slurm` (`sweep submit --slurm` and the pull workers of its tasks),
+//! `tls` (a sweep on a PostgreSQL server that accepts only TLS).
 //! `util` holds what they share: the binary's path, output text and SQLite
 //! reads.
 //!
@@ -18,5 +19,6 @@ mod search;
 mod serve;
 mod slurm;
 mod sweep;
+mod tls;
 mod train;
 mod util;
