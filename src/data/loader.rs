@@ -224,6 +224,16 @@ impl Loader {
         self.batch_size.min(self.n)
     }
 
+    /// Images in the set.
+    pub fn len(&self) -> usize {
+        self.n as usize
+    }
+
+    /// Whether the set has no image.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
     /// Batches in one [`Loader::epoch`]: full batches only (drop_last),
     /// because a batch of one image breaks batch norm in training mode and
     /// a ragged last batch would weigh a few images more than the others. A

@@ -99,8 +99,18 @@ impl Pipeline for Train {
     }
 
     fn epoch_line(&self, id: i64, epochs: u32, r: &TrainEpoch) -> String {
+        let top5 = match (r.train_top5, r.test_top5) {
+            (Some(train), Some(test)) => {
+                format!("  top-5 {:5.1}% / {:5.1}%", 100.0 * train, 100.0 * test)
+            }
+            _ => String::new(),
+        };
+        let skipped = match r.skipped_images {
+            Some(n) if n > 0 => format!("  {n} unreadable image(s) skipped"),
+            _ => String::new(),
+        };
         format!(
-            "train run {id} epoch {:>3}/{epochs}  train {:5.1}% ({:.3})  test {:5.1}% ({:.3})  lr {:.4}  drop path {:.3}  {:6.1} s  {:7.0} img/s",
+            "train run {id} epoch {:>3}/{epochs}  train {:5.1}% ({:.3})  test {:5.1}% ({:.3}){top5}  lr {:.4}  drop path {:.3}  {:6.1} s  {:7.0} img/s{skipped}",
             r.epoch + 1,
             100.0 * r.train_acc,
             r.train_loss,

@@ -12,14 +12,17 @@
 //! on CPU a run resumed from any epoch, or from the step where it was
 //! stopped, records the numbers of an uninterrupted one.
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::metrics::TrainEpoch;
+use crate::arch::shape::EvalShape;
 use crate::config::train::{LrSchedule, ResolvedTrain};
-use crate::data::{self, Augment, Loader};
+use crate::data::imagenet::{self, ColorJitter, ImageNetLoader};
+use crate::data::{self, Augment, DatasetKind, Loader};
 use crate::nas::checkpoint::{Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
 use crate::nas::loss::{top_k_correct, TOP5};
@@ -192,25 +195,23 @@ pub fn run(
 ) -> Result<TrainOutcome, RunError> {
     let c = cfg.config();
     let device = opts.device;
-    let dataset = data::load(c.dataset, cfg.data_dir())?;
-    let batch = i64::from(c.batch_size());
-    let augment = Some(Augment::for_dataset(c.dataset));
-    let loaders = TrainData {
-        train: Loader::new(&dataset.train, &dataset, device, batch, augment),
-        test: Loader::new(&dataset.test, &dataset, device, batch, None),
-    };
-    let mut steps = loaders.train.batches_per_epoch();
+    let (loaders, classes) = TrainData::open(cfg, device)?;
+    let mut steps = loaders.batches_per_epoch();
     if let Some(cap) = c.steps_per_epoch {
         steps = steps.min(cap as usize);
     }
     if steps == 0 {
         return Err(RunError::TooSmall {
-            images: dataset.train.len(),
-            batch,
+            images: loaders.train_images(),
+            batch: i64::from(c.batch_size()),
         });
     }
     tch::manual_seed(c.seed as i64);
-    let net = EvalNetwork::new(cfg.genotype(), c.eval_shape(), device);
+    let shape = EvalShape {
+        classes,
+        ..c.eval_shape()
+    };
+    let net = EvalNetwork::new(cfg.genotype(), shape, device);
     let params = net.params_without_aux();
     let trainer = Trainer::new(
         net,
@@ -236,10 +237,127 @@ pub fn run(
 }
 
 /// The loaders of a train run: the training set, augmented, and the test
-/// set.
-pub struct TrainData {
-    train: Loader,
-    test: Loader,
+/// set; held in memory (digits, CIFAR) or streamed from ImageNet's folder.
+pub enum TrainData {
+    /// A dataset small enough to hold, batched where it lies.
+    InMemory {
+        /// The training set, augmented.
+        train: Loader,
+        /// The test set.
+        test: Loader,
+    },
+    /// ImageNet: decoded on worker threads ahead of the step, on the CPU,
+    /// moved to the device batch by batch.
+    Folder {
+        /// The training split, randomly resized, cropped and jittered.
+        train: ImageNetLoader,
+        /// The validation split, resized and centre-cropped.
+        test: ImageNetLoader,
+        /// Where the batches go.
+        device: Device,
+    },
+}
+
+/// Batches of one pass over a split.
+type Batches<'d> = Box<dyn Iterator<Item = (Tensor, Tensor)> + 'd>;
+
+impl TrainData {
+    /// The loaders of the config's dataset, and its number of classes
+    /// (ImageNet's: its class folders, so a small subset trains a small
+    /// classifier).
+    fn open(cfg: &ResolvedTrain, device: Device) -> Result<(TrainData, i64), RunError> {
+        let c = cfg.config();
+        let batch = i64::from(c.batch_size());
+        if c.dataset != DatasetKind::ImageNet {
+            let dataset = data::load(c.dataset, cfg.data_dir())?;
+            let augment = Some(Augment::for_dataset(c.dataset));
+            let classes = c.eval_shape().classes;
+            let loaders = TrainData::InMemory {
+                train: Loader::new(&dataset.train, &dataset, device, batch, augment),
+                test: Loader::new(&dataset.test, &dataset, device, batch, None),
+            };
+            return Ok((loaders, classes));
+        }
+        let dir = cfg.data_dir().unwrap_or_else(|| Path::new("."));
+        let folder = imagenet::Folder::open(dir)?;
+        let crop = i64::from(c.crop_size().unwrap_or(imagenet::DEFAULT_CROP as u32));
+        let threads = loader_threads();
+        let jitter = c.jitter().map(|[b, c, s, h]| ColorJitter {
+            brightness: b as f32,
+            contrast: c as f32,
+            saturation: s as f32,
+            hue: h as f32,
+        });
+        let classes = folder.classes.len() as i64;
+        let loaders = TrainData::Folder {
+            train: ImageNetLoader::new(folder.train, crop, batch, threads).with_jitter(jitter),
+            test: ImageNetLoader::new(folder.val, crop, batch, threads),
+            device,
+        };
+        Ok((loaders, classes))
+    }
+
+    /// Full training batches in an epoch.
+    fn batches_per_epoch(&self) -> usize {
+        match self {
+            TrainData::InMemory { train, .. } => train.batches_per_epoch(),
+            TrainData::Folder { train, .. } => train.batches_per_epoch(),
+        }
+    }
+
+    /// Images of the training set.
+    fn train_images(&self) -> usize {
+        match self {
+            TrainData::InMemory { train, .. } => train.len(),
+            TrainData::Folder { train, .. } => train.len(),
+        }
+    }
+
+    /// The shuffled, augmented training batches of an epoch from batch
+    /// `first` on.
+    fn epoch_from(&self, seed: u64, first: usize) -> Batches<'_> {
+        match self {
+            TrainData::InMemory { train, .. } => Box::new(train.epoch_from(seed, first)),
+            TrainData::Folder { train, device, .. } => Box::new(on_device(
+                train.epoch_from(seed, first),
+                *device,
+            )),
+        }
+    }
+
+    /// Every test image once, in order.
+    fn test_batches(&self) -> Batches<'_> {
+        match self {
+            TrainData::InMemory { test, .. } => Box::new(test.ordered()),
+            TrainData::Folder { test, device, .. } => Box::new(on_device(test.ordered(), *device)),
+        }
+    }
+
+    /// Images skipped as unreadable in the latest training epoch and test
+    /// pass (a resumed epoch counts from where it resumed); `None` for
+    /// the datasets held in memory, which have none to skip.
+    fn skipped(&self) -> Option<i64> {
+        match self {
+            TrainData::InMemory { .. } => None,
+            TrainData::Folder { train, test, .. } => Some((train.skipped() + test.skipped()) as i64),
+        }
+    }
+}
+
+/// Moves streamed CPU batches to `device` (a no-op on the CPU).
+fn on_device(
+    batches: impl Iterator<Item = (Tensor, Tensor)>,
+    device: Device,
+) -> impl Iterator<Item = (Tensor, Tensor)> {
+    batches.map(move |(x, y)| (x.to_device(device), y.to_device(device)))
+}
+
+/// Decoding threads of the ImageNet loader: every core. They wait on a
+/// bounded queue when they are ahead of the step, so on a GPU they keep it
+/// fed and on a CPU they take the cores only while the step waits for
+/// data.
+fn loader_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A train run as a [`Stage`] of the run loop.
@@ -290,7 +408,7 @@ impl Stage for TrainStage {
         epoch: u32,
         first: usize,
     ) -> impl Iterator<Item = Self::Batch> + 'd {
-        data.train.epoch_from(derive_seed(seed, epoch, 3), first)
+        data.epoch_from(derive_seed(seed, epoch, 3), first)
     }
 
     fn restore(&mut self, state: TrainCheckpoint, tensors: Vec<(String, Tensor)>) -> f64 {
@@ -362,7 +480,7 @@ impl Stage for TrainStage {
             .correct5
             .as_ref()
             .map(|c| i64::try_from(c).unwrap_or(0) as f64 / seen);
-        let test = evaluate(&self.trainer.net, &data.test);
+        let test = evaluate(&self.trainer.net, data.test_batches());
         let test_acc = test.acc;
         let train_s = sums.train_s_before + ep.start.elapsed().as_secs_f64();
         self.last_test_acc = test_acc;
@@ -375,7 +493,7 @@ impl Stage for TrainStage {
             test_loss: test.loss,
             train_top5,
             test_top5: test.top5,
-            skipped_images: None,
+            skipped_images: data.skipped(),
             lr: ep.lr,
             drop_path_prob: ep.drop,
             wall_s: train_s,
@@ -485,14 +603,14 @@ struct Tested {
 /// Accuracies and mean loss of `net` on every batch of `loader`, without
 /// drop path or the auxiliary head, batch norm on its running statistics.
 /// Sums stay on the device and are read once at the end.
-fn evaluate(net: &EvalNetwork, loader: &Loader) -> Tested {
+fn evaluate(net: &EvalNetwork, batches: Batches<'_>) -> Tested {
     tch::no_grad(|| {
         let mut correct: Option<Tensor> = None;
         let mut correct5: Option<Tensor> = None;
         let mut loss: Option<Tensor> = None;
         let mut seen = 0i64;
         let add = |sum: Option<Tensor>, t: &Tensor| Some(sum.map_or(t.shallow_clone(), |s| s + t));
-        for (x, y) in loader.ordered() {
+        for (x, y) in batches {
             crate::nas::progress::tick();
             let (logits, _) = net.forward_t(&x, 0.0, false);
             let n = x.size()[0];
