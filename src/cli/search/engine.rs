@@ -3,7 +3,6 @@
 use crate::arch::space::SpaceKind;
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::default_checkpoint_dir;
-use crate::exec::device::{parse_device, set_threads};
 use crate::exec::search::Search;
 use crate::nas::search::SearchOutcome;
 use crate::store::{RunStatus, Store};
@@ -13,7 +12,7 @@ use std::process::ExitCode;
 use tokio::runtime::Runtime;
 
 use super::SearchCmd;
-use crate::cli::launch::Launch;
+use crate::cli::launch::{DataNeed, Launch};
 
 impl SearchCmd {
     /// Runs the command.
@@ -28,15 +27,14 @@ impl SearchCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let device = parse_device(&self.job.device)?;
-        crate::cli::data::fetch_if_missing(
-            cfg.config().dataset,
-            cfg.data_dir(),
-            cfg.download(),
-            self.job.quiet,
+        let (device, store) = self.job.set_up(
+            rt,
+            DataNeed {
+                dataset: cfg.config().dataset,
+                dir: cfg.data_dir(),
+                download: cfg.download(),
+            },
         )?;
-        set_threads(self.job.threads)?;
-        let store = self.job.db.open(rt)?;
         let checkpoint_dir = self
             .job
             .checkpoint_dir

@@ -3,7 +3,6 @@
 use crate::arch::space::SpaceKind;
 use crate::config::train::{TrainConfig, TrainNetwork};
 use crate::exec::checkpoint_dir_of;
-use crate::exec::device::{parse_device, set_threads};
 use crate::exec::train::Train;
 use crate::nas::evalnet::EvalNetwork;
 use crate::store::{RunKind, RunStatus};
@@ -12,7 +11,7 @@ use std::process::ExitCode;
 use tokio::runtime::Runtime;
 
 use super::TrainCmd;
-use crate::cli::launch::Launch;
+use crate::cli::launch::{DataNeed, Launch};
 
 impl TrainCmd {
     /// Runs the command.
@@ -27,15 +26,14 @@ impl TrainCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let device = parse_device(&self.job.device)?;
-        set_threads(self.job.threads)?;
-        crate::cli::data::fetch_if_missing(
-            cfg.config().dataset,
-            cfg.data_dir(),
-            cfg.download(),
-            self.job.quiet,
+        let (device, store) = self.job.set_up(
+            rt,
+            DataNeed {
+                dataset: cfg.config().dataset,
+                dir: cfg.data_dir(),
+                download: cfg.download(),
+            },
         )?;
-        let store = self.job.db.open(rt)?;
         let run = rt.block_on(store.ensure_train_run(&cfg))?;
         if let Some(search) = self.from_run {
             rt.block_on(store.link_evaluation(search, run.id))?;
