@@ -27,30 +27,22 @@ pub(crate) struct Launch<'a, C> {
     pub checkpoint_dir: PathBuf,
 }
 
-/// Where a run's data comes from: its dataset, the folder it lives in
-/// (none: bundled) and whether it may be downloaded there.
-pub(crate) struct DataNeed<'a> {
-    /// The dataset.
-    pub dataset: DatasetKind,
-    /// Its folder.
-    pub dir: Option<&'a Path>,
-    /// Whether a missing dataset may be downloaded.
-    pub download: bool,
-}
-
 impl JobArgs {
     /// What `search` and `train` do before registering their run, in one
     /// order: the device and thread flags are checked before a download
     /// can take minutes, the data is fetched before the database is
-    /// touched. Returns the device and the open store.
+    /// touched. `data` is the run's dataset, its folder (none: bundled)
+    /// and whether it may be downloaded there. Returns the device and the
+    /// open store.
     pub(crate) fn set_up(
         &self,
         rt: &Runtime,
-        data: DataNeed<'_>,
+        data: (DatasetKind, Option<&Path>, bool),
     ) -> anyhow::Result<(tch::Device, Store)> {
         let device = parse_device(&self.device)?;
         set_threads(self.threads)?;
-        crate::cli::data::fetch_if_missing(data.dataset, data.dir, data.download, self.quiet)?;
+        let (dataset, dir, download) = data;
+        crate::cli::data::fetch_if_missing(dataset, dir, download, self.quiet)?;
         Ok((device, self.db.open(rt)?))
     }
 

@@ -276,26 +276,26 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
             args.db.db.display()
         );
     };
-    let test_acc = match run.kind {
-        RunKind::Train => pct(run.final_test_acc),
-        RunKind::Search => trained_cells(&db.trainings_of(id).await?, run.dataset.name()),
+    let test_acc = match run.row.kind {
+        RunKind::Train => pct(run.row.final_test_acc),
+        RunKind::Search => trained_cells(&db.trainings_of(id).await?, run.row.dataset.name()),
     };
     crate::outln!("{}", summary_table(&run, test_acc));
     print_logs(&args.db.db, id);
     let value: Value =
-        serde_json::from_str(&run.config_json).context("the stored config is not JSON")?;
+        serde_json::from_str(&run.row.config_json).context("the stored config is not JSON")?;
     crate::outln!(
         "\nconfig:\n{}",
         indent(&serde_yaml::to_string(&value).unwrap_or_default())
     );
-    let epochs = db.run_epochs(id, run.kind).await?;
+    let epochs = db.run_epochs(id, run.row.kind).await?;
     if epochs.is_empty() {
         crate::outln!("no epoch recorded yet");
     } else {
         crate::outln!("epochs:");
         print_rows(&epochs.table(), Format::Table)?;
     }
-    let genotype = match &run.final_genotype {
+    let genotype = match &run.row.final_genotype {
         None => db
             .last_genotype(id)
             .await?
@@ -305,7 +305,7 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     if let Some(g) = genotype {
         crate::outln!("genotype: {g}");
     }
-    if let Some(e) = &run.error {
+    if let Some(e) = &run.row.error {
         crate::outln!("error: {e}");
     }
     Ok(())
@@ -319,43 +319,44 @@ fn summary_table(run: &RunCard, test_acc: String) -> Table {
     let mut rows: Vec<(&str, String)> = vec![
         (
             "run",
-            format!("{}  (fingerprint {})", run.id, run.fingerprint),
+            format!("{}  (fingerprint {})", run.row.id, run.row.fingerprint),
         ),
-        ("status", run.status.to_string()),
+        ("status", run.row.status.to_string()),
         (
             "method / space / dataset",
             format!(
                 "{} / {} / {}",
                 run.method_text(),
-                run.space.name(),
-                run.dataset.name()
+                run.row.space.name(),
+                run.row.dataset.name()
             ),
         ),
-        ("seed", run.seed.to_string()),
+        ("seed", run.row.seed.to_string()),
         ("sweeps", opt(&run.sweeps)),
         (
             "epochs",
-            format!("{}/{}", run.epochs_done, run.epochs_total),
+            format!("{}/{}", run.row.epochs_done, run.row.epochs_total),
         ),
-        ("final valid acc", pct(run.final_valid_acc)),
-        ("best valid acc", pct(run.best_valid_acc)),
+        ("final valid acc", pct(run.row.final_valid_acc)),
+        ("best valid acc", pct(run.row.best_valid_acc)),
         ("test acc (trained cell)", test_acc),
-        ("parameters", int(run.params)),
+        ("parameters", int(run.row.params)),
         ("trains the cell of search", opt(&run.parent)),
         ("skip (normal cell, last epoch)", int(run.skip_normal)),
         (
             "wall (search or training)",
-            run.wall_s
+            run.row
+                .wall_s
                 .map_or("- (not finished)".into(), |w| real_text(w) + " s"),
         ),
-        ("attempts", run.attempts.to_string()),
+        ("attempts", run.row.attempts.to_string()),
         (
             "device / owner / pid",
             format!(
                 "{} / {} / {}",
-                opt(&run.device),
-                opt(&run.owner),
-                int(run.pid)
+                opt(&run.row.device),
+                opt(&run.row.owner),
+                int(run.row.pid)
             ),
         ),
         (
@@ -368,9 +369,9 @@ fn summary_table(run: &RunCard, test_acc: String) -> Table {
             ),
         ),
         ("last heartbeat (UTC)", opt(&run.heartbeat)),
-        ("checkpoint", opt(&run.checkpoint_path)),
+        ("checkpoint", opt(&run.row.checkpoint_path)),
     ];
-    if run.space == SpaceKind::Nb201 {
+    if run.row.space == SpaceKind::Nb201 {
         rows.insert(9, ("NAS-Bench-201 test acc", nb201_accuracy(&run.nb201)));
     }
     let mut summary = Table::new();

@@ -481,7 +481,8 @@ fn progress_table(runs: &[SweepRunProgress]) -> Table {
     table.set_header(header);
     let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
     for (r, config) in runs.iter().zip(&configs) {
-        let mut row = vec![r.position.to_string(), r.id.to_string()];
+        let position = r.position.map(|p| p.to_string()).unwrap_or_default();
+        let mut row = vec![position, r.id.to_string()];
         row.extend(keys.iter().map(|k| config_text(config, k)));
         row.extend([
             r.status.to_string(),

@@ -176,6 +176,34 @@ pub async fn run(
     }
 }
 
+/// A sweep's run as `/api/sweep/NAME` lists it.
+fn run_progress_json(r: &SweepRunProgress) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("id".into(), r.id.into());
+    map.insert("status".into(), r.status.as_str().into());
+    map.insert("epochs_done".into(), r.epochs_done.into());
+    map.insert("epochs_total".into(), r.epochs_total.into());
+    map.insert("final_valid_acc".into(), r.final_valid_acc.into());
+    map.insert("attempts".into(), r.attempts.into());
+    Value::Object(map)
+}
+
+/// A run's state as `/api/run/ID` answers it (before its stamp and
+/// liveness).
+fn run_state_json(s: &RunState) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("id".into(), s.id.into());
+    map.insert("status".into(), s.status.as_str().into());
+    map.insert("epochs_done".into(), s.epochs_done.into());
+    map.insert("epochs_total".into(), s.epochs_total.into());
+    map.insert("attempts".into(), s.attempts.into());
+    map.insert("error".into(), s.error.clone().into());
+    map.insert("final_valid_acc".into(), s.final_valid_acc.into());
+    map.insert("best_valid_acc".into(), s.best_valid_acc.into());
+    map.insert("device".into(), s.device.clone().into());
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,32 +247,4 @@ mod tests {
         assert_eq!(duration_text(3.0 * 3600.0 + 5.0 * 60.0), "3 h 05 min");
         assert_eq!(duration_text(2.0 * 86_400.0 + 4.0 * 3600.0), "2 d 4 h");
     }
-}
-
-/// A sweep's run as `/api/sweep/NAME` lists it.
-fn run_progress_json(r: &SweepRunProgress) -> Value {
-    let mut map = serde_json::Map::new();
-    map.insert("id".into(), r.id.into());
-    map.insert("status".into(), r.status.as_str().into());
-    map.insert("epochs_done".into(), r.epochs_done.into());
-    map.insert("epochs_total".into(), r.epochs_total.into());
-    map.insert("final_valid_acc".into(), r.final_valid_acc.into());
-    map.insert("attempts".into(), r.attempts.into());
-    Value::Object(map)
-}
-
-/// A run's state as `/api/run/ID` answers it (before its stamp and
-/// liveness).
-fn run_state_json(s: &RunState) -> serde_json::Map<String, Value> {
-    let mut map = serde_json::Map::new();
-    map.insert("id".into(), s.id.into());
-    map.insert("status".into(), s.status.as_str().into());
-    map.insert("epochs_done".into(), s.epochs_done.into());
-    map.insert("epochs_total".into(), s.epochs_total.into());
-    map.insert("attempts".into(), s.attempts.into());
-    map.insert("error".into(), s.error.clone().into());
-    map.insert("final_valid_acc".into(), s.final_valid_acc.into());
-    map.insert("best_valid_acc".into(), s.best_valid_acc.into());
-    map.insert("device".into(), s.device.clone().into());
-    map
 }

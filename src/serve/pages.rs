@@ -673,13 +673,13 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let Some(card) = card else {
         return error_page(PageError::NotFound(format!("there is no run {id}")));
     };
-    let live = matches!(card.status, RunStatus::Queued | RunStatus::Running);
+    let live = matches!(card.row.status, RunStatus::Queued | RunStatus::Running);
     let method = card.method_text();
-    let is_search = card.kind != RunKind::Train;
-    let config = serde_json::from_str::<Value>(&card.config_json)
+    let is_search = card.row.kind != RunKind::Train;
+    let config = serde_json::from_str::<Value>(&card.row.config_json)
         .ok()
         .and_then(|v| serde_yaml::to_string(&v).ok())
-        .unwrap_or_else(|| card.config_json.clone());
+        .unwrap_or_else(|| card.row.config_json.clone());
     let curves = if is_search {
         match curves_svg(&state, id).await {
             Ok(svg) => svg,
@@ -692,9 +692,9 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
         String::new()
     };
     let logs = crate::exec::run_logs(&db.path, id);
-    let space = card.space.name();
+    let space = card.row.space.name();
     let body = html! {
-        h1 { "Run " (id) " — " (method) " on " (card.dataset.name()) ", " (space) " space" }
+        h1 { "Run " (id) " — " (method) " on " (card.row.dataset.name()) ", " (space) " space" }
         (run_facts(&card, &evaluations))
         @if is_search {
             (search_pictures(id, method, space, curves, epochs.len()))
@@ -733,29 +733,29 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
 fn run_facts(card: &RunCard, evaluations: &[i64]) -> Markup {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let acc = |col: &str, v: Option<f64>| value_text(col, &Value::from(v));
-    let status = card.status.as_str();
+    let status = card.row.status.as_str();
     let parent = opt(&card.parent);
     html! {
         dl {
             dt { "status" } dd { span #status class=(format!("st-{status}")) { (status) } }
-            dt { "epochs" } dd { span #epochs-done { (card.epochs_done) } " of " (card.epochs_total) " recorded" }
-            dt { "attempts" } dd #attempts { (card.attempts) }
-            dt { "device" } dd #device { (opt(&card.device)) }
-            dt { "valid accuracy" } dd { (acc("valid_acc", card.final_valid_acc)) " (best " (acc("best_valid_acc", card.best_valid_acc)) ")" }
-            @if card.final_test_acc.is_some() {
-                dt { "test accuracy" } dd { (acc("test_acc", card.final_test_acc)) }
+            dt { "epochs" } dd { span #epochs-done { (card.row.epochs_done) } " of " (card.row.epochs_total) " recorded" }
+            dt { "attempts" } dd #attempts { (card.row.attempts) }
+            dt { "device" } dd #device { (opt(&card.row.device)) }
+            dt { "valid accuracy" } dd { (acc("valid_acc", card.row.final_valid_acc)) " (best " (acc("best_valid_acc", card.row.best_valid_acc)) ")" }
+            @if card.row.final_test_acc.is_some() {
+                dt { "test accuracy" } dd { (acc("test_acc", card.row.final_test_acc)) }
             }
             dt { "created / started / finished (UTC)" } dd { (opt(&card.created)) " / " (opt(&card.started)) " / " (opt(&card.finished)) }
             dt { "last heartbeat (UTC)" } dd { (opt(&card.heartbeat)) }
-            dt { "wall time" } dd { (card.wall_s.map(duration_text).unwrap_or_default()) }
+            dt { "wall time" } dd { (card.row.wall_s.map(duration_text).unwrap_or_default()) }
             dt { "sweeps" } dd { (sweep_links(&opt(&card.sweeps))) }
             @if !parent.is_empty() { dt { "search it trained" } dd { (run_links(&parent)) } }
             @if !evaluations.is_empty() {
                 dt { "evaluation runs" } dd { (run_links(&evaluations.iter().map(i64::to_string).collect::<Vec<_>>().join(","))) }
             }
-            dt { "fingerprint" } dd { code { (card.fingerprint) } }
-            dt { "genotype" } dd { code { (opt(&card.final_genotype)) } }
-            dt { "error" } dd #error.st-failed { (opt(&card.error)) }
+            dt { "fingerprint" } dd { code { (card.row.fingerprint) } }
+            dt { "genotype" } dd { code { (opt(&card.row.final_genotype)) } }
+            dt { "error" } dd #error.st-failed { (opt(&card.row.error)) }
         }
     }
 }
@@ -865,7 +865,7 @@ pub async fn sampling(State(state): State<Shared>, Path(id): Path<i64>) -> Respo
                 "run {id} is in no sweep; `ddsas report fig9` draws the runs of a sweep"
             )));
         };
-        if card.status != RunStatus::Done {
+        if card.row.status != RunStatus::Done {
             return Err(PageError::NotFound(format!(
                 "run {id} is not done: its sampling counts are drawn once it is"
             )));

@@ -11,16 +11,15 @@
 //! Adding a column to an epoch table: one line in its [`table_line!`]
 //! below (the field is named as the column); the SQL, `runs show` and
 //! the run page follow. Adding one to [`RunCard`]: a field here and one
-//! line in [`RunCard::read`] (`run_card` selects every column of `runs`).
+//! line in [`RunCard::read`]; to [`RunRow`], one line in `run_row`
+//! (`run_card` selects every column of `runs`).
 
 use serde_json::Value;
 
 use super::queries::{QueryError, QueryRows};
 use super::rows::{StoredText, TRAIN_METHOD_TEXT};
-use super::{Nb201Accuracy, RunKind, RunStatus};
-use crate::arch::space::SpaceKind;
+use super::{Nb201Accuracy, RunKind, RunRow, RunStatus};
 use crate::config::Method;
-use crate::data::DatasetKind;
 
 /// One row of a [`QueryRows`], its cells found by column name (the one
 /// place that picks a history row's cells by name).
@@ -295,52 +294,8 @@ impl RunEpochs {
 /// `runs show` and the run page show it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunCard {
-    /// Run id.
-    pub id: i64,
-    /// Hash of the config.
-    pub fingerprint: String,
-    /// Search or train run.
-    pub kind: RunKind,
-    /// The search method; `None` for a run that searches nothing.
-    pub method: Option<Method>,
-    /// The search space.
-    pub space: SpaceKind,
-    /// The dataset.
-    pub dataset: DatasetKind,
-    /// Seed.
-    pub seed: i64,
-    /// Where the run is in its life cycle.
-    pub status: RunStatus,
-    /// Canonical JSON of the resolved config.
-    pub config_json: String,
-    /// Device of the last claim.
-    pub device: Option<String>,
-    /// Owner of the last claim.
-    pub owner: Option<String>,
-    /// Worker process id of the last claim.
-    pub pid: Option<i64>,
-    /// Claims so far.
-    pub attempts: i64,
-    /// Epochs asked for.
-    pub epochs_total: i64,
-    /// Epochs recorded.
-    pub epochs_done: i64,
-    /// Wall seconds of the finished search or training.
-    pub wall_s: Option<f64>,
-    /// Genotype at the end of the search.
-    pub final_genotype: Option<String>,
-    /// Valid accuracy at the end of the search.
-    pub final_valid_acc: Option<f64>,
-    /// Best valid accuracy over the epochs.
-    pub best_valid_acc: Option<f64>,
-    /// Train runs: test accuracy after the last epoch.
-    pub final_test_acc: Option<f64>,
-    /// Train runs: parameters of the network.
-    pub params: Option<i64>,
-    /// Last failure message.
-    pub error: Option<String>,
-    /// Latest epoch checkpoint.
-    pub checkpoint_path: Option<String>,
+    /// Its row of `runs`.
+    pub row: RunRow,
     /// The sweeps it is in, comma-separated.
     pub sweeps: Option<String>,
     /// `skip_connect` in the normal cell at the last recorded epoch.
@@ -362,36 +317,8 @@ pub struct RunCard {
 impl RunCard {
     /// Decodes the row of [`ReadOnlyDb::run_card`](super::ReadOnlyDb::run_card).
     pub(super) fn read(c: &Cells<'_>) -> Result<RunCard, QueryError> {
-        let method_text: String = c.get("method")?;
         Ok(RunCard {
-            id: c.get("id")?,
-            fingerprint: c.get("fingerprint")?,
-            kind: read_kind(c, &method_text)?,
-            method: match method_text.as_str() {
-                TRAIN_METHOD_TEXT => None,
-                text => {
-                    Some(Method::from_stored(text).map_err(|message| QueryError::Sql { message })?)
-                }
-            },
-            space: c.get("space")?,
-            dataset: c.get("dataset")?,
-            seed: c.get("seed")?,
-            status: c.get("status")?,
-            config_json: c.get("config_json")?,
-            device: c.get("device")?,
-            owner: c.get("owner")?,
-            pid: c.get("pid")?,
-            attempts: c.get("attempts")?,
-            epochs_total: c.get("epochs_total")?,
-            epochs_done: c.get("epochs_done")?,
-            wall_s: c.get("wall_s")?,
-            final_genotype: c.get("final_genotype")?,
-            final_valid_acc: c.get("final_valid_acc")?,
-            best_valid_acc: c.get("best_valid_acc")?,
-            final_test_acc: c.get("final_test_acc")?,
-            params: c.get("params")?,
-            error: c.get("error")?,
-            checkpoint_path: c.get("checkpoint_path")?,
+            row: run_row(c)?,
             sweeps: c.get("sweep")?,
             skip_normal: c.get("skip_normal")?,
             parent: c.get("parent")?,
@@ -410,8 +337,49 @@ impl RunCard {
     /// The method as stored and shown: a search method's name, or
     /// `train` for a run that searches nothing.
     pub fn method_text(&self) -> &'static str {
-        self.method.map_or(TRAIN_METHOD_TEXT, Method::name)
+        self.row.method.map_or(TRAIN_METHOD_TEXT, Method::name)
     }
+}
+
+/// A row of `runs` (`SELECT *`) from the read-only connection. Columns an
+/// older schema lacks read as their migration's default: NULL, and 1 for
+/// `definitions`.
+fn run_row(c: &Cells<'_>) -> Result<RunRow, QueryError> {
+    let method_text: String = c.get("method")?;
+    Ok(RunRow {
+        id: c.get("id")?,
+        fingerprint: c.get("fingerprint")?,
+        kind: read_kind(c, &method_text)?,
+        method: match method_text.as_str() {
+            TRAIN_METHOD_TEXT => None,
+            text => Some(Method::from_stored(text).map_err(|message| QueryError::Sql { message })?),
+        },
+        space: c.get("space")?,
+        dataset: c.get("dataset")?,
+        seed: c.get("seed")?,
+        config_json: c.get("config_json")?,
+        status: c.get("status")?,
+        device: c.get("device")?,
+        owner: c.get("owner")?,
+        pid: c.get("pid")?,
+        attempts: c.get("attempts")?,
+        epochs_total: c.get("epochs_total")?,
+        epochs_done: c.get("epochs_done")?,
+        created_at: c.get("created_at")?,
+        started_at: c.get("started_at")?,
+        finished_at: c.get("finished_at")?,
+        heartbeat_at: c.get("heartbeat_at")?,
+        wall_s: c.get("wall_s")?,
+        final_genotype: c.get("final_genotype")?,
+        final_valid_acc: c.get("final_valid_acc")?,
+        best_valid_acc: c.get("best_valid_acc")?,
+        error: c.get("error")?,
+        checkpoint_path: c.get("checkpoint_path")?,
+        definitions: c.get::<Option<i64>>("definitions")?.unwrap_or(1),
+        params: c.get("params")?,
+        final_test_acc: c.get("final_test_acc")?,
+        best_test_acc: c.get("best_test_acc")?,
+    })
 }
 
 /// The kind of a run's row. A database older than migration 0007 that is
@@ -522,8 +490,9 @@ impl SweepHeader {
 /// the sweep API).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepRunProgress {
-    /// Position in the sweep's plan.
-    pub position: i64,
+    /// Position in the sweep's plan; `None` for the runs its `evaluate:`
+    /// stage queued, which the plan does not list.
+    pub position: Option<i64>,
     /// Run id.
     pub id: i64,
     /// Where it is in its life cycle.

@@ -1163,7 +1163,12 @@ async fn history_questions_come_back_typed() {
     let mut db = ReadOnlyDb::open(&path).await.unwrap();
     let card = db.run_card(search).await.unwrap().unwrap();
     assert_eq!(
-        (card.kind, card.method, card.space, card.status),
+        (
+            card.row.kind,
+            card.row.method,
+            card.row.space,
+            card.row.status
+        ),
         (
             RunKind::Search,
             Some(crate::config::Method::Ddsas),
@@ -1171,10 +1176,13 @@ async fn history_questions_come_back_typed() {
             RunStatus::Queued
         )
     );
-    assert_eq!((card.epochs_done, card.sweeps.as_deref()), (2, Some("s")));
+    assert_eq!(
+        (card.row.epochs_done, card.sweeps.as_deref()),
+        (2, Some("s"))
+    );
     assert_eq!(card.method_text(), "ddsas");
     assert!(card.created.is_some() && card.started.is_none());
-    let RunEpochs::Search(lines) = db.run_epochs(search, card.kind).await.unwrap() else {
+    let RunEpochs::Search(lines) = db.run_epochs(search, card.row.kind).await.unwrap() else {
         panic!("a search's epochs are search epochs");
     };
     assert_eq!(lines.iter().map(|l| l.epoch).collect::<Vec<_>>(), [1, 2]);
@@ -1184,10 +1192,16 @@ async fn history_questions_come_back_typed() {
     assert_eq!(table.rows[1][0], serde_json::json!(2));
 
     let trained = db.run_card(train).await.unwrap().unwrap();
-    assert_eq!((trained.kind, trained.method), (RunKind::Train, None));
+    assert_eq!(
+        (trained.row.kind, trained.row.method),
+        (RunKind::Train, None)
+    );
     assert_eq!(trained.method_text(), "train");
     assert_eq!(trained.parent, Some(search.to_string()));
-    assert_eq!((trained.epochs_done, trained.final_test_acc), (1, None));
+    assert_eq!(
+        (trained.row.epochs_done, trained.row.final_test_acc),
+        (1, None)
+    );
     let epochs = db.run_epochs(train, RunKind::Train).await.unwrap();
     assert_eq!(epochs.len(), 1);
     assert_eq!(epochs.table().rows[0][3], serde_json::json!(0.75));

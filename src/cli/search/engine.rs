@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use tokio::runtime::Runtime;
 
 use super::SearchCmd;
-use crate::cli::launch::{DataNeed, Launch};
+use crate::cli::launch::Launch;
 
 impl SearchCmd {
     /// Runs the command.
@@ -27,14 +27,8 @@ impl SearchCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let (device, store) = self.job.set_up(
-            rt,
-            DataNeed {
-                dataset: cfg.config().dataset,
-                dir: cfg.data_dir(),
-                download: cfg.download(),
-            },
-        )?;
+        let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
+        let (device, store) = self.job.set_up(rt, data)?;
         let checkpoint_dir = self
             .job
             .checkpoint_dir

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use tokio::runtime::Runtime;
 
 use super::TrainCmd;
-use crate::cli::launch::{DataNeed, Launch};
+use crate::cli::launch::Launch;
 
 impl TrainCmd {
     /// Runs the command.
@@ -26,14 +26,8 @@ impl TrainCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let (device, store) = self.job.set_up(
-            rt,
-            DataNeed {
-                dataset: cfg.config().dataset,
-                dir: cfg.data_dir(),
-                download: cfg.download(),
-            },
-        )?;
+        let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
+        let (device, store) = self.job.set_up(rt, data)?;
         let run = rt.block_on(store.ensure_train_run(&cfg))?;
         if let Some(search) = self.from_run {
             rt.block_on(store.link_evaluation(search, run.id))?;
