@@ -8,7 +8,7 @@
 //! and decoded here, once, by column name: a column that an old schema
 //! lacks reads as NULL.
 //!
-//! Adding a column to an epoch table: one line in its [`table_line!`]
+//! Adding a column to an epoch table: one line in its `table_line!`
 //! below (the field is named as the column); the SQL, `runs show` and
 //! the run page follow. Adding one to [`RunCard`]: a field here and one
 //! line in [`RunCard::read`]; to [`RunRow`], one line in `run_row`
