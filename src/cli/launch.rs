@@ -1,13 +1,15 @@
 //! Claiming and executing a registered run for `search` and `train`
 //! (`engine` build only): what the two commands share from the claim on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tokio::runtime::Runtime;
 
 use super::JobArgs;
+use crate::data::DatasetKind;
 use crate::exec::claim::{claim_or_take_over, local_claim};
+use crate::exec::device::{parse_device, set_threads};
 use crate::exec::pipeline::{execute_run, Pipeline};
 use crate::exec::{RunEnd, EXIT_INTERRUPTED, EXIT_NO_SPACE};
 use crate::nas::run::interrupted_text;
@@ -26,6 +28,24 @@ pub(crate) struct Launch<'a, C> {
 }
 
 impl JobArgs {
+    /// What `search` and `train` do before registering their run, in one
+    /// order: the device and thread flags are checked before a download
+    /// can take minutes, the data is fetched before the database is
+    /// touched. `data` is the run's dataset, its folder (none: bundled)
+    /// and whether it may be downloaded there. Returns the device and the
+    /// open store.
+    pub(crate) fn set_up(
+        &self,
+        rt: &Runtime,
+        data: (DatasetKind, Option<&Path>, bool),
+    ) -> anyhow::Result<(tch::Device, Store)> {
+        let device = parse_device(&self.device)?;
+        set_threads(self.threads)?;
+        let (dataset, dir, download) = data;
+        crate::cli::data::fetch_if_missing(dataset, dir, download, self.quiet)?;
+        Ok((device, self.db.open(rt)?))
+    }
+
     /// The job of claimed run `run_id` with these arguments; the first
     /// Ctrl-C (SIGTERM, SIGHUP) stops it at the next safe point.
     pub fn job<'a, C>(

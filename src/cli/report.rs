@@ -171,14 +171,18 @@ impl CellsArgs {
         };
         let made = vec![report::render_cells(&fig, &opts)?];
         print_summary(&made, self.verbose);
-        crate::outln!(
-            "{} output(s) in {} ({:.2} s in all)",
-            made.len(),
-            opts.out.display(),
-            start.elapsed().as_secs_f64()
-        );
+        print_total(made.len(), &opts.out, start);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The last line of a report: how many outputs, where, in how long.
+fn print_total(outputs: usize, out: &std::path::Path, start: Instant) {
+    crate::outln!(
+        "{outputs} output(s) in {} ({:.2} s in all)",
+        out.display(),
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// Granularity of Fig. 10.
@@ -241,12 +245,7 @@ impl ReportCmd {
         if let Some(index) = index {
             crate::outln!("index: {}", index.display());
         }
-        crate::outln!(
-            "{} output(s) in {} ({:.2} s in all)",
-            made.len(),
-            opts.out.display(),
-            start.elapsed().as_secs_f64()
-        );
+        print_total(made.len(), &opts.out, start);
         Ok(ExitCode::SUCCESS)
     }
 

@@ -11,9 +11,13 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use crate::cli::sql::{cell_text, print_rows, Format};
+use crate::arch::space::SpaceKind;
+use crate::cli::sql::{cell_text, print_rows, real_text, Format};
 use crate::cli::DbArgs;
-use crate::store::{QueryError, QueryRows, ReadOnlyDb, RunFilter, RunKind};
+use crate::store::{
+    Nb201Accuracy, QueryError, QueryRows, ReadOnlyDb, RunCard, RunFilter, RunKind, RunStatus,
+    Training,
+};
 
 /// Columns of `run_summary` in `runs list`'s table (CSV and JSON get all).
 const LIST_COLUMNS: &[&str] = &[
@@ -199,7 +203,7 @@ async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
         Format::Table => {
             let mut columns = LIST_COLUMNS.to_vec();
             // Train runs' test accuracy, when some listed run has one.
-            let has_test = (0..rows.rows.len()).any(|i| !field(&rows, i, "test_acc").is_null());
+            let has_test = (0..rows.rows.len()).any(|i| !rows.cell(i, "test_acc").is_null());
             if has_test {
                 columns.insert(columns.len() - 1, "test_acc");
             }
@@ -222,10 +226,10 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     let marks: Vec<Option<String>> = (0..rows.rows.len())
         .map(|i| {
             let current = crate::config::definitions_named(
-                field(rows, i, "method").as_str()?,
-                field(rows, i, "space").as_str()?,
+                rows.cell(i, "method").as_str()?,
+                rows.cell(i, "space").as_str()?,
             )?;
-            let version = field(rows, i, "definitions").as_i64()?;
+            let version = rows.cell(i, "definitions").as_i64()?;
             (version < i64::from(current)).then(|| format!("v{version} (older)"))
         })
         .collect();
@@ -236,7 +240,6 @@ fn mark_outdated(rows: &QueryRows, mut table: QueryRows) -> (QueryRows, Option<S
     for (row, mark) in table.rows.iter_mut().zip(&marks) {
         row.push(mark.clone().map_or(Value::Null, Value::from));
     }
-    use crate::arch::space::SpaceKind;
     use crate::config::{definitions_change, Method};
     let note = format!(
         "{} made under older definitions: DDSAS {}; GDAS in the DARTS space {}; GDAS in NAS-Bench-201 {}; DARTS {}. They are kept for reading and never resumed; a sweep runs their configs again as new runs.",
@@ -265,117 +268,129 @@ fn select_columns(rows: &QueryRows, names: &[&str]) -> QueryRows {
     }
 }
 
-/// One row of a query as (column → value).
-fn field<'a>(rows: &'a QueryRows, row: usize, name: &str) -> &'a Value {
-    rows.columns
-        .iter()
-        .position(|c| c == name)
-        .map_or(&Value::Null, |i| &rows.rows[row][i])
-}
-
 async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     let id = args.id;
-    let run = db.run_card(id).await?;
-    if run.rows.is_empty() {
+    let Some(run) = db.run_card(id).await? else {
         bail!(
             "run {id} is not in {} (see `ddsas runs list`)",
             args.db.db.display()
         );
-    }
-    let f = |name: &str| cell_text(field(&run, 0, name));
-    let is_train = run.run_kind(0) == Some(RunKind::Train);
-    let test_acc = if is_train {
-        pct(field(&run, 0, "final_test_acc"))
-    } else {
-        trained_cells(&db.trainings_of(id).await?, &f("dataset"))
     };
-    let mut summary = Table::new();
-    summary.load_preset(UTF8_FULL_CONDENSED);
-    let rows: Vec<(&str, String)> = vec![
-        ("run", format!("{id}  (fingerprint {})", f("fingerprint"))),
-        ("status", f("status")),
+    let test_acc = match run.row.kind {
+        RunKind::Train => pct(run.row.final_test_acc),
+        RunKind::Search => trained_cells(&db.trainings_of(id).await?, run.row.dataset.name()),
+    };
+    crate::outln!("{}", summary_table(&run, test_acc));
+    print_logs(&args.db.db, id);
+    let value: Value =
+        serde_json::from_str(&run.row.config_json).context("the stored config is not JSON")?;
+    crate::outln!(
+        "\nconfig:\n{}",
+        indent(&serde_yaml::to_string(&value).unwrap_or_default())
+    );
+    let epochs = db.run_epochs(id, run.row.kind).await?;
+    if epochs.is_empty() {
+        crate::outln!("no epoch recorded yet");
+    } else {
+        crate::outln!("epochs:");
+        print_rows(&epochs.table(), Format::Table)?;
+    }
+    let genotype = match &run.row.final_genotype {
+        None => db
+            .last_genotype(id)
+            .await?
+            .map(|(_, g)| format!("{g} (last recorded epoch)")),
+        Some(g) => Some(g.clone()),
+    };
+    if let Some(g) = genotype {
+        crate::outln!("genotype: {g}");
+    }
+    if let Some(e) = &run.row.error {
+        crate::outln!("error: {e}");
+    }
+    Ok(())
+}
+
+/// The facts of `runs show`: one line per fact, `test_acc` being what the
+/// run's trained cells or its own training reached.
+fn summary_table(run: &RunCard, test_acc: String) -> Table {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let int = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut rows: Vec<(&str, String)> = vec![
+        (
+            "run",
+            format!("{}  (fingerprint {})", run.row.id, run.row.fingerprint),
+        ),
+        ("status", run.row.status.to_string()),
         (
             "method / space / dataset",
-            format!("{} / {} / {}", f("method"), f("space"), f("dataset")),
+            format!(
+                "{} / {} / {}",
+                run.method_text(),
+                run.row.space.name(),
+                run.row.dataset.name()
+            ),
         ),
-        ("seed", f("seed")),
-        ("sweeps", f("sweep")),
+        ("seed", run.row.seed.to_string()),
+        ("sweeps", opt(&run.sweeps)),
         (
             "epochs",
-            format!("{}/{}", f("epochs_done"), f("epochs_total")),
+            format!("{}/{}", run.row.epochs_done, run.row.epochs_total),
         ),
-        ("final valid acc", pct(field(&run, 0, "final_valid_acc"))),
-        ("best valid acc", pct(field(&run, 0, "best_valid_acc"))),
+        ("final valid acc", pct(run.row.final_valid_acc)),
+        ("best valid acc", pct(run.row.best_valid_acc)),
         ("test acc (trained cell)", test_acc),
-        ("parameters", f("params")),
-        ("trains the cell of search", f("parent")),
-        ("skip (normal cell, last epoch)", f("skip_normal")),
+        ("parameters", int(run.row.params)),
+        ("trains the cell of search", opt(&run.parent)),
+        ("skip (normal cell, last epoch)", int(run.skip_normal)),
         (
             "wall (search or training)",
-            match f("wall_s") {
-                w if w.is_empty() || w == "-" => "- (not finished)".into(),
-                w => w + " s",
-            },
+            run.row
+                .wall_s
+                .map_or("- (not finished)".into(), |w| real_text(w) + " s"),
         ),
-        ("attempts", f("attempts")),
+        ("attempts", run.row.attempts.to_string()),
         (
             "device / owner / pid",
-            format!("{} / {} / {}", f("device"), f("owner"), f("pid")),
+            format!(
+                "{} / {} / {}",
+                opt(&run.row.device),
+                opt(&run.row.owner),
+                int(run.row.pid)
+            ),
         ),
         (
             "created / started / finished (UTC)",
-            format!("{} / {} / {}", f("created"), f("started"), f("finished")),
+            format!(
+                "{} / {} / {}",
+                opt(&run.created),
+                opt(&run.started),
+                opt(&run.finished)
+            ),
         ),
-        ("last heartbeat (UTC)", f("heartbeat")),
-        ("checkpoint", f("checkpoint_path")),
+        ("last heartbeat (UTC)", opt(&run.heartbeat)),
+        ("checkpoint", opt(&run.row.checkpoint_path)),
     ];
-    let mut rows = rows;
-    if f("space") == "nb201" {
-        rows.insert(9, ("NAS-Bench-201 test acc", nb201_accuracy(&run)));
+    if run.row.space == SpaceKind::Nb201 {
+        rows.insert(9, ("NAS-Bench-201 test acc", nb201_accuracy(&run.nb201)));
     }
+    let mut summary = Table::new();
+    summary.load_preset(UTF8_FULL_CONDENSED);
     for (k, v) in rows {
         summary.add_row(vec![k.to_owned(), v]);
     }
-    crate::outln!("{summary}");
-    let logs: Vec<String> = crate::exec::run_logs(&args.db.db, id)
+    summary
+}
+
+/// The paths of run `id`'s log files beside the database, if any.
+fn print_logs(db: &crate::store::DbLocation, id: i64) {
+    let logs: Vec<String> = crate::exec::run_logs(db, id)
         .iter()
         .map(|p| p.display().to_string())
         .collect();
     if !logs.is_empty() {
         crate::outln!("logs:\n  {}", logs.join("\n  "));
     }
-    if let Some(config) = field(&run, 0, "config_json").as_str() {
-        let value: Value = serde_json::from_str(config).context("the stored config is not JSON")?;
-        crate::outln!(
-            "\nconfig:\n{}",
-            indent(&serde_yaml::to_string(&value).unwrap_or_default())
-        );
-    }
-    let epochs = if is_train {
-        db.train_run_epochs(id).await?
-    } else {
-        db.run_epochs(id).await?
-    };
-    if epochs.rows.is_empty() {
-        crate::outln!("no epoch recorded yet");
-    } else {
-        crate::outln!("epochs:");
-        print_rows(&epochs, Format::Table)?;
-    }
-    let genotype = match field(&run, 0, "final_genotype") {
-        Value::Null => db
-            .last_genotype(id)
-            .await?
-            .map(|(_, g)| format!("{g} (last recorded epoch)")),
-        g => Some(cell_text(g)),
-    };
-    if let Some(g) = genotype {
-        crate::outln!("genotype: {g}");
-    }
-    if let Value::String(e) = field(&run, 0, "error") {
-        crate::outln!("error: {e}");
-    }
-    Ok(())
 }
 
 async fn best(db: &mut ReadOnlyDb, args: BestArgs) -> anyhow::Result<()> {
@@ -405,9 +420,9 @@ async fn best(db: &mut ReadOnlyDb, args: BestArgs) -> anyhow::Result<()> {
     crate::outln!(
         "best by {metric} ({}): run {} with {metric} = {}\ngenotype: {}",
         if highest { "highest" } else { "lowest" },
-        cell_text(field(&rows, 0, "id")),
-        cell_text(field(&rows, 0, metric)),
-        cell_text(field(&rows, 0, "genotype"))
+        cell_text(rows.cell(0, "id")),
+        cell_text(rows.cell(0, metric)),
+        cell_text(rows.cell(0, "genotype"))
     );
     Ok(())
 }
@@ -426,7 +441,7 @@ async fn compare(db: &mut ReadOnlyDb, args: CompareArgs) -> anyhow::Result<()> {
     }
     let configs: Vec<serde_json::Map<String, Value>> = runs
         .iter()
-        .map(|r| config_map(field(r, 0, "config_json")))
+        .map(|r| config_map(r.cell(0, "config_json").as_str().unwrap_or_default()))
         .collect();
     let keys = differing_keys(&configs, false);
     let mut table = Table::new();
@@ -440,18 +455,20 @@ async fn compare(db: &mut ReadOnlyDb, args: CompareArgs) -> anyhow::Result<()> {
         table.add_row(row);
     }
     let metrics: [(&str, Metric); 6] = [
-        ("status", |r| cell_text(field(r, 0, "status"))),
+        ("status", |r| cell_text(r.cell(0, "status"))),
         ("epochs", |r| {
             format!(
                 "{}/{}",
-                cell_text(field(r, 0, "epochs_done")),
-                cell_text(field(r, 0, "epochs_total"))
+                cell_text(r.cell(0, "epochs_done")),
+                cell_text(r.cell(0, "epochs_total"))
             )
         }),
-        ("valid acc", |r| pct(field(r, 0, "valid_acc"))),
-        ("best valid acc", |r| pct(field(r, 0, "best_valid_acc"))),
-        ("skip (normal)", |r| cell_text(field(r, 0, "skip_normal"))),
-        ("wall s", |r| cell_text(field(r, 0, "wall_s"))),
+        ("valid acc", |r| pct(r.cell(0, "valid_acc").as_f64())),
+        ("best valid acc", |r| {
+            pct(r.cell(0, "best_valid_acc").as_f64())
+        }),
+        ("skip (normal)", |r| cell_text(r.cell(0, "skip_normal"))),
+        ("wall s", |r| cell_text(r.cell(0, "wall_s"))),
     ];
     for (name, get) in metrics {
         let mut row = vec![name.to_owned()];
@@ -463,7 +480,7 @@ async fn compare(db: &mut ReadOnlyDb, args: CompareArgs) -> anyhow::Result<()> {
     }
     crate::outln!("{table}");
     for (id, r) in args.ids.iter().zip(&runs) {
-        crate::outln!("run {id} genotype: {}", cell_text(field(r, 0, "genotype")));
+        crate::outln!("run {id} genotype: {}", cell_text(r.cell(0, "genotype")));
     }
     Ok(())
 }
@@ -499,11 +516,9 @@ pub(crate) fn differing_keys(
         .collect()
 }
 
-/// A stored `config_json` cell as a map of keys (empty if it is not JSON).
-pub(crate) fn config_map(cell: &Value) -> serde_json::Map<String, Value> {
-    cell.as_str()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_default()
+/// A stored `config_json` as a map of keys (empty if it is not JSON).
+pub(crate) fn config_map(json: &str) -> serde_json::Map<String, Value> {
+    serde_json::from_str(json).unwrap_or_default()
 }
 
 /// A config value as shown in comparisons: `-` for knobs the run's method
@@ -526,15 +541,14 @@ pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) ->
 /// The test accuracy of a search's trained cell, a line per train config
 /// it was trained under (two configs are two results, never one mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
 /// over a config's done runs and its runs not done yet; "-" if none.
-fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
+fn trained_cells(trainings: &[Training], search_dataset: &str) -> String {
     use crate::report::trainings::TrainSetting;
-    let mut configs: Vec<(TrainSetting, Vec<usize>)> = Vec::new();
-    for i in 0..trainings.rows.len() {
-        let json = field(trainings, i, "config_json").as_str().unwrap_or("{}");
-        let setting = TrainSetting::of_json(json, search_dataset);
+    let mut configs: Vec<(TrainSetting, Vec<&Training>)> = Vec::new();
+    for t in trainings {
+        let setting = TrainSetting::of_json(&t.config_json, search_dataset);
         match configs.iter_mut().find(|(s, _)| *s == setting) {
-            Some((_, rows)) => rows.push(i),
-            None => configs.push((setting, vec![i])),
+            Some((_, runs)) => runs.push(t),
+            None => configs.push((setting, vec![t])),
         }
     }
     if configs.is_empty() {
@@ -542,16 +556,10 @@ fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
     }
     let lines: Vec<String> = configs
         .iter()
-        .map(|(setting, rows)| {
-            let id = |i: &usize| field(trainings, *i, "train_run_id").as_i64().unwrap_or(0);
-            let done: Vec<&usize> = rows
-                .iter()
-                .filter(|&&i| field(trainings, i, "status").as_str() == Some("done"))
-                .collect();
-            let accs: Vec<f64> = done
-                .iter()
-                .filter_map(|&&i| field(trainings, i, "test_acc").as_f64())
-                .collect();
+        .map(|(setting, runs)| {
+            let (done, not_done): (Vec<&Training>, Vec<&Training>) =
+                runs.iter().partition(|t| t.status == RunStatus::Done);
+            let accs: Vec<f64> = done.iter().filter_map(|t| t.test_acc).collect();
             let value = match accs.len() {
                 0 => "-".to_string(),
                 1 => format!("{:.2}%", 100.0 * accs[0]),
@@ -560,17 +568,13 @@ fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
                     100.0 * accs.iter().sum::<f64>() / n as f64
                 ),
             };
-            let ids: Vec<i64> = done.iter().map(|&i| id(i)).collect();
+            let ids: Vec<i64> = done.iter().map(|t| t.train_run_id).collect();
             let mut line = format!("{value} under {}", setting.label());
             if !ids.is_empty() {
                 line += &format!(": {}", crate::report::runs_text(&ids));
             }
-            for &i in rows.iter().filter(|i| !done.contains(i)) {
-                line += &format!(
-                    " (run {} {})",
-                    id(&i),
-                    cell_text(field(trainings, i, "status"))
-                );
+            for t in not_done {
+                line += &format!(" (run {} {})", t.train_run_id, t.status);
             }
             line
         })
@@ -578,21 +582,17 @@ fn trained_cells(trainings: &QueryRows, search_dataset: &str) -> String {
     lines.join("\n")
 }
 
-fn pct(v: &Value) -> String {
-    v.as_f64()
-        .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a))
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a))
 }
 
 /// The benchmark accuracy stored with a NB201 run, per benchmark dataset
 /// (percent already), or how to get it.
-fn nb201_accuracy(run: &QueryRows) -> String {
-    let parts: Vec<String> = crate::store::NB201_DATASETS
+fn nb201_accuracy(nb201: &Nb201Accuracy) -> String {
+    let parts: Vec<String> = nb201
+        .by_dataset()
         .iter()
-        .filter_map(|(col, dataset)| {
-            field(run, 0, &format!("nb201_{col}"))
-                .as_f64()
-                .map(|a| format!("{dataset} {a:.2}%"))
-        })
+        .filter_map(|(dataset, a)| a.map(|a| format!("{dataset} {a:.2}%")))
         .collect();
     if parts.is_empty() {
         "- (no benchmark table covers it: `ddsas nb201 import FILE --dataset cifar10`)".into()

@@ -123,20 +123,22 @@ pub fn cell_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) if n.is_f64() => {
-            let x = n.as_f64().unwrap_or(f64::NAN);
-            let a = x.abs();
-            // Scientific notation where fixed point would print a wall of
-            // digits (1.5e300) or only zeros (3e-9).
-            if a >= 1e9 || (a > 0.0 && a < 1e-4) {
-                format!("{x:.4e}")
-            } else if a >= 1000.0 {
-                format!("{x:.1}")
-            } else {
-                format!("{x:.4}")
-            }
-        }
+        serde_json::Value::Number(n) if n.is_f64() => real_text(n.as_f64().unwrap_or(f64::NAN)),
         other => other.to_string(),
+    }
+}
+
+/// A real number as a table cell shows it.
+pub fn real_text(x: f64) -> String {
+    let a = x.abs();
+    // Scientific notation where fixed point would print a wall of
+    // digits (1.5e300) or only zeros (3e-9).
+    if a >= 1e9 || (a > 0.0 && a < 1e-4) {
+        format!("{x:.4e}")
+    } else if a >= 1000.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.4}")
     }
 }
 

@@ -17,6 +17,7 @@ use crate::exec::slurm;
 use crate::exec::slurm::script::{
     shell_quote, BatchScript, PullOptions, SbatchOptions, OUTPUT_PATTERN,
 };
+use crate::store::Store;
 use crate::sweep::Sweep;
 
 /// Array tasks when `--workers` is not given: one per run to run, at most this many.
@@ -140,43 +141,61 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let store = args.db.open(rt)?;
-    let result = rt.block_on(async {
-        let Registered {
-            todo,
-            done_before,
-            evaluations,
-        } = register(&store, &sweep, args.replace, args.faults.stale_after).await?;
-        crate::outln!(
-            "sweep {}: {} runs, {done_before} already done, {} to run{}",
-            sweep.name,
-            sweep.runs.len(),
-            todo.len(),
-            evaluations_text(evaluations)
-        );
-        if todo.is_empty() {
-            crate::outln!("nothing to submit: every run of this sweep is done (a done config is never run again)");
-            return Ok(());
-        }
-        // Here, once: the compute nodes may have no network.
-        fetch_datasets(&sweep).await?;
-        let script = script(todo.len());
-        let path = write_script(&script)?;
-        crate::outln!("wrote {}", path.display());
-        let job = slurm::submit(&path).with_context(|| {
-            format!(
-                "submitting {} (the runs are registered; fix what sbatch says, then run the same `ddsas sweep submit` again)",
-                path.display()
-            )
-        })?;
-        store
-            .record_slurm_job(&job, &sweep.name, script.tasks as i64, &path.display().to_string())
-            .await
-            .with_context(|| format!("job {job} was submitted, but recording it failed (`scancel {job}` stops it)"))?;
-        say_submitted(&script, &job, &args.db.db.to_string());
-        anyhow::Ok(())
-    });
+    let result = rt.block_on(register_and_submit(&store, &sweep, &args, script));
     rt.block_on(store.close());
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Registers the sweep's runs and submits a batch script (made by
+/// `script` for the runs left to do) for them, unless every run is done.
+async fn register_and_submit(
+    store: &Store,
+    sweep: &Sweep,
+    args: &SubmitArgs,
+    script: impl Fn(usize) -> BatchScript,
+) -> anyhow::Result<()> {
+    let Registered {
+        todo,
+        done_before,
+        evaluations,
+    } = register(store, sweep, args.replace, args.faults.stale_after).await?;
+    crate::outln!(
+        "sweep {}: {} runs, {done_before} already done, {} to run{}",
+        sweep.name,
+        sweep.runs.len(),
+        todo.len(),
+        evaluations_text(evaluations)
+    );
+    if todo.is_empty() {
+        crate::outln!(
+            "nothing to submit: every run of this sweep is done (a done config is never run again)"
+        );
+        return Ok(());
+    }
+    // Here, once: the compute nodes may have no network.
+    fetch_datasets(sweep).await?;
+    let script = script(todo.len());
+    let path = write_script(&script)?;
+    crate::outln!("wrote {}", path.display());
+    let job = slurm::submit(&path).with_context(|| {
+        format!(
+            "submitting {} (the runs are registered; fix what sbatch says, then run the same `ddsas sweep submit` again)",
+            path.display()
+        )
+    })?;
+    store
+        .record_slurm_job(
+            &job,
+            &sweep.name,
+            script.tasks as i64,
+            &path.display().to_string(),
+        )
+        .await
+        .with_context(|| {
+            format!("job {job} was submitted, but recording it failed (`scancel {job}` stops it)")
+        })?;
+    say_submitted(&script, &job, &args.db.db.to_string());
+    Ok(())
 }
 
 /// Refuses option values sbatch or the script could not take, before

@@ -5,6 +5,7 @@
 //! sweep and its runs, then hands the runs that are not done to
 //! `exec::orchestrator`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,11 +17,10 @@ use tokio::runtime::Runtime;
 
 use crate::cli::register::{evaluations_text, fetch_datasets, register, Registered};
 use crate::cli::runs::{config_map, config_text, differing_keys};
-use crate::cli::sql::cell_text;
 use crate::cli::{DbArgs, FaultArgs, EXIT_INTERRUPTED};
 use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
-use crate::store::{QueryRows, RunStatus};
+use crate::store::{KnownRun, RunStatus, SweepHeader, SweepRunProgress};
 use crate::sweep::Sweep;
 
 /// Sweep commands.
@@ -130,47 +130,7 @@ fn plan(rt: &Runtime, args: PlanArgs) -> anyhow::Result<ExitCode> {
     } else {
         Default::default()
     };
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    let mut header = vec!["#".to_owned()];
-    header.extend(sweep.columns.iter().cloned());
-    header.extend([
-        "fingerprint".to_owned(),
-        "run".to_owned(),
-        "status".to_owned(),
-    ]);
-    table.set_header(header);
-    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-    for run in &sweep.runs {
-        let mut row = vec![run.position.to_string()];
-        row.extend(
-            sweep
-                .columns
-                .iter()
-                .map(|c| run.value(c).unwrap_or("·").to_owned()),
-        );
-        row.push(run.fingerprint[..10.min(run.fingerprint.len())].to_owned());
-        let (id, status) = match known.get(&run.fingerprint) {
-            Some(known) => {
-                let status = known.status.as_str();
-                *counts.entry(status).or_default() += 1;
-                let text = match known.status {
-                    RunStatus::Running | RunStatus::Interrupted | RunStatus::Failed => {
-                        format!("{status} {}/{}", known.epochs_done, known.epochs_total)
-                    }
-                    RunStatus::Queued | RunStatus::Done => status.to_owned(),
-                };
-                (known.id.to_string(), text)
-            }
-            None => {
-                *counts.entry("new").or_default() += 1;
-                ("-".to_owned(), "new".to_owned())
-            }
-        };
-        row.push(id);
-        row.push(status);
-        table.add_row(row);
-    }
+    let (table, counts) = plan_table(&sweep, &known);
     crate::outln!(
         "sweep {}{}",
         sweep.name,
@@ -206,6 +166,57 @@ fn plan(rt: &Runtime, args: PlanArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep plan`'s table, a row per planned run with what the database
+/// knows of it, and the runs counted by status (`new`: not registered).
+fn plan_table(
+    sweep: &Sweep,
+    known: &HashMap<String, KnownRun>,
+) -> (Table, BTreeMap<&'static str, usize>) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["#".to_owned()];
+    header.extend(sweep.columns.iter().cloned());
+    header.extend([
+        "fingerprint".to_owned(),
+        "run".to_owned(),
+        "status".to_owned(),
+    ]);
+    table.set_header(header);
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for run in &sweep.runs {
+        let mut row = vec![run.position.to_string()];
+        row.extend(
+            sweep
+                .columns
+                .iter()
+                .map(|c| run.value(c).unwrap_or("·").to_owned()),
+        );
+        row.push(run.fingerprint[..10.min(run.fingerprint.len())].to_owned());
+        let (key, id, status) = planned_status(known.get(&run.fingerprint));
+        *counts.entry(key).or_default() += 1;
+        row.push(id);
+        row.push(status);
+        table.add_row(row);
+    }
+    (table, counts)
+}
+
+/// A planned run's count key, run id and status text: its progress where
+/// it is under way or stopped, `new` where the database lacks it.
+fn planned_status(known: Option<&KnownRun>) -> (&'static str, String, String) {
+    let Some(known) = known else {
+        return ("new", "-".to_owned(), "new".to_owned());
+    };
+    let status = known.status.as_str();
+    let text = match known.status {
+        RunStatus::Running | RunStatus::Interrupted | RunStatus::Failed => {
+            format!("{status} {}/{}", known.epochs_done, known.epochs_total)
+        }
+        RunStatus::Queued | RunStatus::Done => status.to_owned(),
+    };
+    (status, known.id.to_string(), text)
 }
 
 fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -349,8 +360,7 @@ fn end_status(sweep: &Sweep, outcome: &Outcome) -> anyhow::Result<ExitCode> {
 fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
     let mut db = args.db.open_read_only(rt)?;
     let jobs = rt.block_on(async {
-        let sweep = db.sweep_header(&args.name).await?;
-        if sweep.rows.is_empty() {
+        let Some(sweep) = db.sweep_header(&args.name).await? else {
             let names = db.sweep_names().await?;
             bail!(
                 "no sweep named `{}` in {} ({})",
@@ -362,7 +372,7 @@ fn status(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
                     format!("its sweeps: {}", names.join(", "))
                 }
             );
-        }
+        };
         let runs = db.sweep_progress(&args.name).await?;
         print_status(&sweep, &runs);
         anyhow::Ok(db.slurm_job_ids(&args.name).await?)
@@ -420,24 +430,45 @@ fn print_slurm_jobs(jobs: &[String]) {
     }
 }
 
-fn print_status(sweep: &QueryRows, runs: &QueryRows) {
-    let s = &sweep.rows[0];
-    let cancelled = s[4].as_i64() == Some(1);
+fn print_status(sweep: &SweepHeader, runs: &[SweepRunProgress]) {
     crate::outln!(
         "sweep {}{}{}",
-        cell_text(&s[0]),
-        s[1].as_str()
+        sweep.name,
+        sweep
+            .description
+            .as_deref()
             .map(|d| format!(": {}", d.trim()))
             .unwrap_or_default(),
-        if cancelled { "  [cancelled]" } else { "" }
+        if sweep.cancelled { "  [cancelled]" } else { "" }
     );
     crate::outln!(
         "file {}, registered {} UTC",
-        cell_text(&s[2]),
-        cell_text(&s[3])
+        sweep.file.as_deref().unwrap_or_default(),
+        sweep.created.as_deref().unwrap_or_default()
     );
+    crate::outln!("{}", progress_table(runs));
+    let n = |status: RunStatus| runs.iter().filter(|r| r.status == status).count();
+    crate::outln!(
+        "{} runs: {} done, {} running, {} queued, {} interrupted, {} failed",
+        runs.len(),
+        n(RunStatus::Done),
+        n(RunStatus::Running),
+        n(RunStatus::Queued),
+        n(RunStatus::Interrupted),
+        n(RunStatus::Failed)
+    );
+    for r in runs {
+        if let (RunStatus::Failed, Some(e)) = (r.status, &r.error) {
+            crate::outln!("  run {} failed: {e}", r.id);
+        }
+    }
+}
+
+/// `sweep status`'s table: a row per run, with the config keys its runs
+/// differ in.
+fn progress_table(runs: &[SweepRunProgress]) -> Table {
     let configs: Vec<serde_json::Map<String, Value>> =
-        runs.rows.iter().map(|r| config_map(&r[12])).collect();
+        runs.iter().map(|r| config_map(&r.config_json)).collect();
     let keys = differing_keys(&configs, true);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -456,42 +487,23 @@ fn print_status(sweep: &QueryRows, runs: &QueryRows) {
         .map(String::from),
     );
     table.set_header(header);
-    let mut counts = std::collections::BTreeMap::<String, usize>::new();
-    for (r, config) in runs.rows.iter().zip(&configs) {
-        let status = cell_text(&r[2]);
-        *counts.entry(status.clone()).or_default() += 1;
-        let mut row = vec![cell_text(&r[0]), cell_text(&r[1])];
+    let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+    for (r, config) in runs.iter().zip(&configs) {
+        let position = r.position.map(|p| p.to_string()).unwrap_or_default();
+        let mut row = vec![position, r.id.to_string()];
         row.extend(keys.iter().map(|k| config_text(config, k)));
-        let acc = if r[5].is_null() { &r[7] } else { &r[5] };
         row.extend([
-            status,
-            format!("{}/{}", cell_text(&r[3]), cell_text(&r[4])),
-            acc.as_f64()
-                .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
-            r[6].as_f64()
-                .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
-            cell_text(&r[8]),
-            cell_text(&r[9]),
-            r[10].as_f64().map_or("-".into(), |w| format!("{w:.1}")),
+            r.status.to_string(),
+            format!("{}/{}", r.epochs_done, r.epochs_total),
+            pct(r.final_valid_acc.or(r.last_acc)),
+            pct(r.best_valid_acc),
+            r.attempts.to_string(),
+            r.device.clone().unwrap_or_default(),
+            r.wall_s.map_or("-".into(), |w| format!("{w:.1}")),
         ]);
         table.add_row(row);
     }
-    crate::outln!("{table}");
-    let n = |k: &str| counts.get(k).copied().unwrap_or(0);
-    crate::outln!(
-        "{} runs: {} done, {} running, {} queued, {} interrupted, {} failed",
-        runs.rows.len(),
-        n("done"),
-        n("running"),
-        n("queued"),
-        n("interrupted"),
-        n("failed")
-    );
-    for r in &runs.rows {
-        if let (Some("failed"), Some(e)) = (r[2].as_str(), r[11].as_str()) {
-            crate::outln!("  run {} failed: {e}", cell_text(&r[1]));
-        }
-    }
+    table
 }
 
 fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::error::{error_page, PageError};
 use super::Shared;
-use crate::store::{QueryError, SweepGlance};
+use crate::store::{QueryError, RunState, RunStatus, SweepGlance, SweepRunProgress};
 
 /// The longest a long poll waits.
 pub const MAX_WAIT: u64 = 25;
@@ -129,27 +129,11 @@ pub async fn sweep(
         let Some(glance) = ro.sweep_glances(Some(&name)).await?.pop() else {
             return Ok(None);
         };
-        let runs = ro.sweep_progress(&name).await?;
-        let pick = [
-            "id",
-            "status",
-            "epochs_done",
-            "epochs_total",
-            "final_valid_acc",
-            "attempts",
-        ];
-        let idx: Vec<usize> = pick
+        let runs: Vec<Value> = ro
+            .sweep_progress(&name)
+            .await?
             .iter()
-            .filter_map(|c| runs.columns.iter().position(|k| k == c))
-            .collect();
-        let runs: Vec<serde_json::Map<String, Value>> = runs
-            .rows
-            .iter()
-            .map(|r| {
-                idx.iter()
-                    .map(|&i| (runs.columns[i].clone(), r[i].clone()))
-                    .collect()
-            })
+            .map(run_progress_json)
             .collect();
         Ok::<_, QueryError>(Some(serde_json::json!({
             "stamp": stamp,
@@ -175,17 +159,11 @@ pub async fn run(
     let db = &state.db;
     let result = async {
         let stamp = wait_for_news(&wait, || async { db.ro().await.run_stamp(id).await }).await?;
-        let rows = db.ro().await.run_state(id).await?;
-        let Some(row) = rows.rows.first() else {
+        let Some(state) = db.ro().await.run_state(id).await? else {
             return Ok(None);
         };
-        let mut map: serde_json::Map<String, Value> = rows
-            .columns
-            .iter()
-            .cloned()
-            .zip(row.iter().cloned())
-            .collect();
-        let live = matches!(row[1].as_str(), Some("queued" | "running"));
+        let mut map = run_state_json(&state);
+        let live = matches!(state.status, RunStatus::Queued | RunStatus::Running);
         map.insert("stamp".into(), stamp.into());
         map.insert("live".into(), live.into());
         Ok::<_, QueryError>(Some(Value::Object(map)))
@@ -196,6 +174,34 @@ pub async fn run(
         Ok(None) => error_page(PageError::NotFound(format!("there is no run {id}"))),
         Err(e) => error_page(PageError::from(e)),
     }
+}
+
+/// A sweep's run as `/api/sweep/NAME` lists it.
+fn run_progress_json(r: &SweepRunProgress) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("id".into(), r.id.into());
+    map.insert("status".into(), r.status.as_str().into());
+    map.insert("epochs_done".into(), r.epochs_done.into());
+    map.insert("epochs_total".into(), r.epochs_total.into());
+    map.insert("final_valid_acc".into(), r.final_valid_acc.into());
+    map.insert("attempts".into(), r.attempts.into());
+    Value::Object(map)
+}
+
+/// A run's state as `/api/run/ID` answers it (before its stamp and
+/// liveness).
+fn run_state_json(s: &RunState) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("id".into(), s.id.into());
+    map.insert("status".into(), s.status.as_str().into());
+    map.insert("epochs_done".into(), s.epochs_done.into());
+    map.insert("epochs_total".into(), s.epochs_total.into());
+    map.insert("attempts".into(), s.attempts.into());
+    map.insert("error".into(), s.error.clone().into());
+    map.insert("final_valid_acc".into(), s.final_valid_acc.into());
+    map.insert("best_valid_acc".into(), s.best_valid_acc.into());
+    map.insert("device".into(), s.device.clone().into());
+    map
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use super::Shared;
 use crate::report::cells;
 use crate::report::run_curves::RunCurves;
 use crate::report::{self, DrawnBody, Kind, ReportError, SweepData};
-use crate::store::{QueryError, QueryRows, RunFilter, RunKind};
+use crate::store::{table_of, QueryError, QueryRows, RunCard, RunFilter, RunKind, RunStatus};
 
 /// Percent-encodes `s` for a URL path segment or query value.
 pub fn enc(s: &str) -> String {
@@ -633,22 +633,6 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn field<'a>(rows: &'a QueryRows, name: &str) -> &'a Value {
-    rows.columns
-        .iter()
-        .position(|c| c == name)
-        .and_then(|i| rows.rows.first().map(|r| &r[i]))
-        .unwrap_or(&Value::Null)
-}
-
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn run_links(ids: &str) -> Markup {
     html! {
         @for (i, id) in ids.split(',').filter(|s| !s.is_empty()).enumerate() {
@@ -675,7 +659,7 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let (card, epochs, evaluations, stamp) = match async {
         Ok::<_, QueryError>((
             ro.run_card(id).await?,
-            ro.run_epochs(id).await?,
+            ro.search_epochs(id).await?,
             ro.evaluations_of(id).await?,
             ro.run_stamp(id).await?,
         ))
@@ -686,18 +670,16 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
         Err(e) => return error_page(e.into()),
     };
     drop(ro);
-    if card.rows.is_empty() {
+    let Some(card) = card else {
         return error_page(PageError::NotFound(format!("there is no run {id}")));
-    }
-    let f = |k: &str| text_of(field(&card, k));
-    let status = f("status");
-    let live = matches!(status.as_str(), "queued" | "running");
-    let method = f("method");
-    let is_search = card.run_kind(0) != Some(RunKind::Train);
-    let config = serde_json::from_str::<Value>(&f("config_json"))
+    };
+    let live = matches!(card.row.status, RunStatus::Queued | RunStatus::Running);
+    let method = card.method_text();
+    let is_search = card.row.kind != RunKind::Train;
+    let config = serde_json::from_str::<Value>(&card.row.config_json)
         .ok()
         .and_then(|v| serde_yaml::to_string(&v).ok())
-        .unwrap_or_else(|| f("config_json"));
+        .unwrap_or_else(|| card.row.config_json.clone());
     let curves = if is_search {
         match curves_svg(&state, id).await {
             Ok(svg) => svg,
@@ -710,16 +692,17 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
         String::new()
     };
     let logs = crate::exec::run_logs(&db.path, id);
+    let space = card.row.space.name();
     let body = html! {
-        h1 { "Run " (id) " — " (method) " on " (f("dataset")) ", " (f("space")) " space" }
+        h1 { "Run " (id) " — " (method) " on " (card.row.dataset.name()) ", " (space) " space" }
         (run_facts(&card, &evaluations))
         @if is_search {
-            (search_pictures(id, &method, &f("space"), curves, epochs.rows.len()))
+            (search_pictures(id, method, space, curves, epochs.len()))
         }
         h2 { "Epochs" }
         details {
-            summary { (epochs.rows.len()) " epochs" }
-            (runs_table_plain(&epochs))
+            summary { (epochs.len()) " epochs" }
+            (runs_table_plain(&table_of(&epochs)))
         }
         h2 { "Logs" }
         @if logs.is_empty() { p.muted { "No log files beside the database (a run of " code { "ddsas search" } " logs to its terminal)." } }
@@ -747,31 +730,32 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
 
 /// The facts of a run page (`card`, as `runs show` reads it); the ids are
 /// what the page's script refreshes.
-fn run_facts(card: &QueryRows, evaluations: &[i64]) -> Markup {
-    let f = |k: &str| text_of(field(card, k));
-    let status = f("status");
-    let epochs_done = field(card, "epochs_done").as_i64().unwrap_or(0);
+fn run_facts(card: &RunCard, evaluations: &[i64]) -> Markup {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let acc = |col: &str, v: Option<f64>| value_text(col, &Value::from(v));
+    let status = card.row.status.as_str();
+    let parent = opt(&card.parent);
     html! {
         dl {
             dt { "status" } dd { span #status class=(format!("st-{status}")) { (status) } }
-            dt { "epochs" } dd { span #epochs-done { (epochs_done) } " of " (f("epochs_total")) " recorded" }
-            dt { "attempts" } dd #attempts { (f("attempts")) }
-            dt { "device" } dd #device { (f("device")) }
-            dt { "valid accuracy" } dd { (value_text("valid_acc", field(card, "final_valid_acc"))) " (best " (value_text("best_valid_acc", field(card, "best_valid_acc"))) ")" }
-            @if !field(card, "final_test_acc").is_null() {
-                dt { "test accuracy" } dd { (value_text("test_acc", field(card, "final_test_acc"))) }
+            dt { "epochs" } dd { span #epochs-done { (card.row.epochs_done) } " of " (card.row.epochs_total) " recorded" }
+            dt { "attempts" } dd #attempts { (card.row.attempts) }
+            dt { "device" } dd #device { (opt(&card.row.device)) }
+            dt { "valid accuracy" } dd { (acc("valid_acc", card.row.final_valid_acc)) " (best " (acc("best_valid_acc", card.row.best_valid_acc)) ")" }
+            @if card.row.final_test_acc.is_some() {
+                dt { "test accuracy" } dd { (acc("test_acc", card.row.final_test_acc)) }
             }
-            dt { "created / started / finished (UTC)" } dd { (f("created")) " / " (f("started")) " / " (f("finished")) }
-            dt { "last heartbeat (UTC)" } dd { (f("heartbeat")) }
-            dt { "wall time" } dd { (field(card, "wall_s").as_f64().map(duration_text).unwrap_or_default()) }
-            dt { "sweeps" } dd { (sweep_links(&f("sweep"))) }
-            @if !f("parent").is_empty() { dt { "search it trained" } dd { (run_links(&f("parent"))) } }
+            dt { "created / started / finished (UTC)" } dd { (opt(&card.created)) " / " (opt(&card.started)) " / " (opt(&card.finished)) }
+            dt { "last heartbeat (UTC)" } dd { (opt(&card.heartbeat)) }
+            dt { "wall time" } dd { (card.row.wall_s.map(duration_text).unwrap_or_default()) }
+            dt { "sweeps" } dd { (sweep_links(&opt(&card.sweeps))) }
+            @if !parent.is_empty() { dt { "search it trained" } dd { (run_links(&parent)) } }
             @if !evaluations.is_empty() {
                 dt { "evaluation runs" } dd { (run_links(&evaluations.iter().map(i64::to_string).collect::<Vec<_>>().join(","))) }
             }
-            dt { "fingerprint" } dd { code { (f("fingerprint")) } }
-            dt { "genotype" } dd { code { (f("final_genotype")) } }
-            dt { "error" } dd #error.st-failed { (f("error")) }
+            dt { "fingerprint" } dd { code { (card.row.fingerprint) } }
+            dt { "genotype" } dd { code { (opt(&card.row.final_genotype)) } }
+            dt { "error" } dd #error.st-failed { (opt(&card.row.error)) }
         }
     }
 }
@@ -872,17 +856,16 @@ pub async fn cell(State(state): State<Shared>, Path((id, file)): Path<(i64, Stri
 pub async fn sampling(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let result = async {
         let db = &state.db;
-        let card = db.ro().await.run_card(id).await?;
-        if card.rows.is_empty() {
+        let Some(card) = db.ro().await.run_card(id).await? else {
             return Err(PageError::NotFound(format!("there is no run {id}")));
-        }
-        let sweeps = text_of(field(&card, "sweep"));
+        };
+        let sweeps = card.sweeps.unwrap_or_default();
         let Some(sweep) = sweeps.split(',').find(|s| !s.is_empty()) else {
             return Err(PageError::NotFound(format!(
                 "run {id} is in no sweep; `ddsas report fig9` draws the runs of a sweep"
             )));
         };
-        if field(&card, "status").as_str() != Some("done") {
+        if card.row.status != RunStatus::Done {
             return Err(PageError::NotFound(format!(
                 "run {id} is not done: its sampling counts are drawn once it is"
             )));

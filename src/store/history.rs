@@ -1,14 +1,18 @@
 //! The questions `ddsas runs` and `ddsas sweep plan/status` ask of the run
 //! history, on the read-only connection. The SQL lives here, next to the
 //! schema it depends on; the commands only format what comes back. Rows
-//! whose columns the user picks (`run_summary`, whose every column `runs
-//! list --format csv` prints) come back as [`QueryRows`]; fixed shapes as
-//! typed rows.
+//! whose columns are the user's to pick (`run_summary`, whose every column
+//! `runs list --format csv` prints and `--where` and `--sort` name) come
+//! back as [`QueryRows`]; fixed shapes as the typed rows of
+//! [`history_rows`](super::history_rows).
 
 use std::collections::HashMap;
 
+use super::history_rows::{
+    epoch_columns, RunCard, RunEpochs, RunState, SearchEpochLine, SweepHeader, SweepRunProgress,
+    TableLine, Training,
+};
 use super::queries::{QueryError, QueryRows, ReadOnlyDb};
-use super::rows::TRAIN_METHOD_TEXT;
 use super::{RunKind, RunStatus};
 
 /// Which runs `runs list` shows, in which order.
@@ -40,24 +44,6 @@ pub struct KnownRun {
     pub epochs_done: i64,
     /// Epochs asked for.
     pub epochs_total: i64,
-}
-
-impl QueryRows {
-    /// The kind of the run in row `row` of a [`ReadOnlyDb::run_card`];
-    /// `None` for a kind this ddsas does not know. A database older than
-    /// migration 0007 that is only read is never migrated, so it has no
-    /// `kind` column: its train runs are known by their method text.
-    pub fn run_kind(&self, row: usize) -> Option<RunKind> {
-        let text = |name: &str| {
-            let column = self.columns.iter().position(|c| c == name)?;
-            self.rows.get(row)?.get(column)?.as_str()
-        };
-        match text("kind") {
-            Some(kind) => kind.parse().ok(),
-            None if text("method") == Some(TRAIN_METHOD_TEXT) => Some(RunKind::Train),
-            None => Some(RunKind::Search),
-        }
-    }
 }
 
 impl ReadOnlyDb {
@@ -121,8 +107,9 @@ impl ReadOnlyDb {
     }
 
     /// One run's row of `runs` with its sweeps, last skip count and times
-    /// as UTC text (`runs show`); no row if there is no such run.
-    pub async fn run_card(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+    /// as UTC text (`runs show`, the run page); `None` if there is no such
+    /// run.
+    pub async fn run_card(&mut self, id: i64) -> Result<Option<RunCard>, QueryError> {
         let b = self.backend();
         let sql = format!(
             "SELECT r.*, s.sweep, s.skip_normal, s.parent,
@@ -133,29 +120,35 @@ impl ReadOnlyDb {
             b.datetime("r.finished_at"),
             b.datetime("r.heartbeat_at"),
         );
-        self.query(&sql, &[id.into()]).await
+        let rows = self.query(&sql, &[id.into()]).await?;
+        Ok(rows.decode(RunCard::read)?.pop())
     }
 
-    /// A run's epochs as `runs show` tabulates them (epochs counted from 1).
-    pub async fn run_epochs(&mut self, id: i64) -> Result<QueryRows, QueryError> {
-        self.query(
-            "SELECT epoch + 1 AS epoch, train_acc, train_loss, valid_acc, valid_loss, lr, tau,
-                    skip_normal, skip_reduce, cosine_distance, wall_s, images_per_s
-             FROM epochs WHERE run_id = $1 ORDER BY epoch",
-            &[id.into()],
-        )
-        .await
+    /// A run's epochs from the table of its `kind`, as `runs show`
+    /// tabulates them (epochs counted from 1).
+    pub async fn run_epochs(&mut self, id: i64, kind: RunKind) -> Result<RunEpochs, QueryError> {
+        Ok(match kind {
+            RunKind::Search => RunEpochs::Search(self.search_epochs(id).await?),
+            RunKind::Train => RunEpochs::Train(self.epoch_lines(id, "train_epochs").await?),
+        })
     }
 
-    /// A train run's epochs as `runs show` tabulates them (from 1).
-    pub async fn train_run_epochs(&mut self, id: i64) -> Result<QueryRows, QueryError> {
-        self.query(
-            "SELECT epoch + 1 AS epoch, train_acc, train_loss, test_acc, test_loss, lr, drop_path_prob,
-                    wall_s, images_per_s
-             FROM train_epochs WHERE run_id = $1 ORDER BY epoch",
-            &[id.into()],
-        )
-        .await
+    /// A search's epochs (none for a run of another kind), from 1.
+    pub async fn search_epochs(&mut self, id: i64) -> Result<Vec<SearchEpochLine>, QueryError> {
+        self.epoch_lines(id, "epochs").await
+    }
+
+    /// The rows of `table` (an epoch table) of run `id` as `T`s.
+    async fn epoch_lines<T: TableLine>(
+        &mut self,
+        id: i64,
+        table: &str,
+    ) -> Result<Vec<T>, QueryError> {
+        let sql = format!(
+            "SELECT {} FROM {table} WHERE run_id = $1 ORDER BY epoch",
+            epoch_columns::<T>()
+        );
+        self.query(&sql, &[id.into()]).await?.decode(T::read)
     }
 
     /// The last recorded epoch of a run and its genotype.
@@ -173,14 +166,16 @@ impl ReadOnlyDb {
     }
 
     /// Where a run stands, as a live page refreshes it: status, progress,
-    /// attempts, error, accuracies, device.
-    pub async fn run_state(&mut self, id: i64) -> Result<QueryRows, QueryError> {
-        self.query(
-            "SELECT id, status, epochs_done, epochs_total, attempts, error, final_valid_acc, best_valid_acc, device
-             FROM runs WHERE id = $1",
-            &[id.into()],
-        )
-        .await
+    /// attempts, error, accuracies, device; `None` if there is no such run.
+    pub async fn run_state(&mut self, id: i64) -> Result<Option<RunState>, QueryError> {
+        let rows = self
+            .query(
+                "SELECT id, status, epochs_done, epochs_total, attempts, error, final_valid_acc, best_valid_acc, device
+                 FROM runs WHERE id = $1",
+                &[id.into()],
+            )
+            .await?;
+        Ok(rows.decode(RunState::read)?.pop())
     }
 
     /// The `limit` done runs of `sweep` ranked by `metric` (a column of
@@ -246,18 +241,22 @@ impl ReadOnlyDb {
             .collect())
     }
 
-    /// A sweep's row (name, description, file, created, cancelled); no row
+    /// A sweep's row (name, description, file, created, cancelled); `None`
     /// if there is no such sweep.
-    pub async fn sweep_header(&mut self, name: &str) -> Result<QueryRows, QueryError> {
+    pub async fn sweep_header(&mut self, name: &str) -> Result<Option<SweepHeader>, QueryError> {
         let sql = format!(
             "SELECT name, description, file, {} AS created, cancelled FROM sweeps WHERE name = $1",
             self.backend().datetime("created_at")
         );
-        self.query(&sql, &[name.into()]).await
+        let rows = self.query(&sql, &[name.into()]).await?;
+        Ok(rows.decode(SweepHeader::read)?.pop())
     }
 
     /// A sweep's runs in plan order with their progress (`sweep status`).
-    pub async fn sweep_progress(&mut self, name: &str) -> Result<QueryRows, QueryError> {
+    pub async fn sweep_progress(
+        &mut self,
+        name: &str,
+    ) -> Result<Vec<SweepRunProgress>, QueryError> {
         self.query(
             "SELECT s.position, r.id, r.status, r.epochs_done, r.epochs_total, r.final_valid_acc, r.best_valid_acc,
                     (SELECT e.valid_acc FROM epochs e WHERE e.run_id = r.id ORDER BY e.epoch DESC LIMIT 1) AS last_acc,
@@ -265,7 +264,8 @@ impl ReadOnlyDb {
              FROM sweep_runs s JOIN runs r ON r.id = s.run_id WHERE s.sweep = $1 ORDER BY s.position, r.id",
             &[name.into()],
         )
-        .await
+        .await?
+        .decode(SweepRunProgress::read)
     }
 }
 
@@ -411,16 +411,16 @@ impl ReadOnlyDb {
     }
 
     /// The train runs of search `id`'s cell, oldest first, for `runs
-    /// show`: `train_run_id`, `status`, `config_json`, `test_acc` (its
-    /// final test accuracy, once done).
-    pub async fn trainings_of(&mut self, id: i64) -> Result<QueryRows, QueryError> {
+    /// show`.
+    pub async fn trainings_of(&mut self, id: i64) -> Result<Vec<Training>, QueryError> {
         self.query(
             "SELECT e.train_run_id, t.status, t.config_json, t.final_test_acc AS test_acc
              FROM evaluations e JOIN runs t ON t.id = e.train_run_id
              WHERE e.search_run_id = $1 ORDER BY e.train_run_id",
             &[id.into()],
         )
-        .await
+        .await?
+        .decode(Training::read)
     }
 }
 

@@ -15,6 +15,7 @@
 mod epochs;
 mod error;
 mod history;
+mod history_rows;
 mod location;
 mod nb201;
 mod queries;
@@ -44,6 +45,10 @@ use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Tr
 use error::Context as _;
 pub use error::StoreError;
 pub use history::{KnownRun, RunFilter, SweepGlance};
+pub use history_rows::{
+    table_of, RunCard, RunEpochs, RunState, SearchEpochLine, SweepHeader, SweepRunProgress,
+    TableLine, TrainEpochLine, Training,
+};
 pub use location::{DbLocation, DB_VARIABLE};
 pub use nb201::{Nb201Accuracy, NB201_DATASETS};
 pub use queries::{QueryError, QueryRows, ReadOnlyDb};

@@ -72,6 +72,19 @@ pub struct QueryRows {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
+impl QueryRows {
+    /// The cell of column `name` in row `row`; NULL if there is no such
+    /// column. For rows whose columns the user picks (`ddsas sql`, the
+    /// columns of `run_summary`); fixed questions come back typed.
+    pub fn cell(&self, row: usize, name: &str) -> &serde_json::Value {
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| self.rows.get(row)?.get(i))
+            .unwrap_or(&serde_json::Value::Null)
+    }
+}
+
 /// One read-only connection to a run-history database: a SQLite file
 /// opened with the read-only flag, or a PostgreSQL session whose
 /// transactions are read-only and whose statements time out after a

@@ -3,7 +3,6 @@
 use crate::arch::space::SpaceKind;
 use crate::config::{ResolvedConfig, SearchConfig};
 use crate::exec::default_checkpoint_dir;
-use crate::exec::device::{parse_device, set_threads};
 use crate::exec::search::Search;
 use crate::nas::search::SearchOutcome;
 use crate::store::{RunStatus, Store};
@@ -28,15 +27,8 @@ impl SearchCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let device = parse_device(&self.job.device)?;
-        crate::cli::data::fetch_if_missing(
-            cfg.config().dataset,
-            cfg.data_dir(),
-            cfg.download(),
-            self.job.quiet,
-        )?;
-        set_threads(self.job.threads)?;
-        let store = self.job.db.open(rt)?;
+        let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
+        let (device, store) = self.job.set_up(rt, data)?;
         let checkpoint_dir = self
             .job
             .checkpoint_dir

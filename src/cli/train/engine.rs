@@ -3,7 +3,6 @@
 use crate::arch::space::SpaceKind;
 use crate::config::train::{TrainConfig, TrainNetwork};
 use crate::exec::checkpoint_dir_of;
-use crate::exec::device::{parse_device, set_threads};
 use crate::exec::train::Train;
 use crate::nas::evalnet::EvalNetwork;
 use crate::store::{RunKind, RunStatus};
@@ -27,15 +26,8 @@ impl TrainCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let cfg = merged.resolve()?;
-        let device = parse_device(&self.job.device)?;
-        set_threads(self.job.threads)?;
-        crate::cli::data::fetch_if_missing(
-            cfg.config().dataset,
-            cfg.data_dir(),
-            cfg.download(),
-            self.job.quiet,
-        )?;
-        let store = self.job.db.open(rt)?;
+        let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
+        let (device, store) = self.job.set_up(rt, data)?;
         let run = rt.block_on(store.ensure_train_run(&cfg))?;
         if let Some(search) = self.from_run {
             rt.block_on(store.link_evaluation(search, run.id))?;
