@@ -20,7 +20,7 @@ use super::Shared;
 use crate::report::cells;
 use crate::report::run_curves::RunCurves;
 use crate::report::{self, DrawnBody, Kind, ReportError, SweepData};
-use crate::store::{table_of, QueryError, QueryRows, RunCard, RunFilter, RunKind, RunStatus};
+use crate::store::{QueryError, QueryRows, RunCard, RunFilter, RunKind, RunStatus};
 
 /// Percent-encodes `s` for a URL path segment or query value.
 pub fn enc(s: &str) -> String {
@@ -656,10 +656,9 @@ fn sweep_links(names: &str) -> Markup {
 pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let db = &state.db;
     let mut ro = db.ro().await;
-    let (card, epochs, evaluations, stamp) = match async {
+    let (card, evaluations, stamp) = match async {
         Ok::<_, QueryError>((
             ro.run_card(id).await?,
-            ro.search_epochs(id).await?,
             ro.evaluations_of(id).await?,
             ro.run_stamp(id).await?,
         ))
@@ -669,10 +668,14 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
         Ok(x) => x,
         Err(e) => return error_page(e.into()),
     };
-    drop(ro);
     let Some(card) = card else {
         return error_page(PageError::NotFound(format!("there is no run {id}")));
     };
+    let epochs = match ro.run_epochs(id, card.row.kind).await {
+        Ok(epochs) => epochs,
+        Err(e) => return error_page(e.into()),
+    };
+    drop(ro);
     let live = matches!(card.row.status, RunStatus::Queued | RunStatus::Running);
     let method = card.method_text();
     let is_search = card.row.kind != RunKind::Train;
@@ -702,7 +705,7 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
         h2 { "Epochs" }
         details {
             summary { (epochs.len()) " epochs" }
-            (runs_table_plain(&table_of(&epochs)))
+            (runs_table_plain(&epochs.table()))
         }
         h2 { "Logs" }
         @if logs.is_empty() { p.muted { "No log files beside the database (a run of " code { "ddsas search" } " logs to its terminal)." } }

@@ -233,6 +233,10 @@ table_line! {
         test_acc: f64,
         /// Test loss.
         test_loss: f64,
+        /// Training top-5 accuracy, 0..1 (none with fewer than 5 classes).
+        train_top5: Option<f64>,
+        /// Test top-5 accuracy, 0..1.
+        test_top5: Option<f64>,
         /// Learning rate.
         lr: f64,
         /// Drop-path probability.
@@ -241,6 +245,8 @@ table_line! {
         wall_s: f64,
         /// Images per second through training steps.
         images_per_s: f64,
+        /// Unreadable images skipped (ImageNet's folder loader only).
+        skipped_images: Option<i64>,
     }
 }
 
