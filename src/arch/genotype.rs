@@ -120,7 +120,9 @@ pub fn parse_trained(text: &str) -> Result<TrainedGenotype, GenotypeError> {
 }
 
 /// The literature cell called `name` (its own name or an alias).
-fn literature_named(name: &str) -> Option<&'static (&'static str, &'static str, &'static [&'static str])> {
+fn literature_named(
+    name: &str,
+) -> Option<&'static (&'static str, &'static str, &'static [&'static str])> {
     LITERATURE
         .iter()
         .find(|(own, _, aliases)| *own == name || aliases.contains(&name))
@@ -505,7 +507,10 @@ fn with_concat(
     let mut seen = concat.clone();
     seen.sort_unstable();
     seen.dedup();
-    if concat.is_empty() || seen.len() != concat.len() || concat.iter().any(|&n| !(2..states).contains(&n)) {
+    if concat.is_empty()
+        || seen.len() != concat.len()
+        || concat.iter().any(|&n| !(2..states).contains(&n))
+    {
         return Err(GenotypeError(format!(
             "`{kind}_concat` must list intermediate nodes of the {kind} cell (2 to {}), each once; found {concat:?}",
             states - 1
@@ -645,7 +650,11 @@ mod tests {
             (PUBLISHED_V2, "darts_v2", DARTS_V2),
         ] {
             let space = parse(name).unwrap();
-            for form in pasted_forms(line).iter().map(String::as_str).chain([name, stored]) {
+            for form in pasted_forms(line)
+                .iter()
+                .map(String::as_str)
+                .chain([name, stored])
+            {
                 let cell = parse_trained(form).unwrap();
                 assert_eq!(cell, TrainedGenotype::from_space(&space), "{form}");
                 assert_eq!(cell.to_space(), Some(space.clone()));
@@ -663,12 +672,27 @@ mod tests {
         let g = parse_trained(&cell).unwrap();
         assert_eq!((g.normal.nodes(), g.normal.concat.clone()), (1, vec![2]));
         for (bad, says) in [
-            (format!("normal=[(sep_conv_3x3,0)] reduce=[{pairs}]"), "two (op, input) pairs"),
-            (format!("{cell} normal_concat=[0,2]"), "`normal_concat` must list"),
-            (format!("{cell} reduce_concat=[3]"), "`reduce_concat` must list"),
+            (
+                format!("normal=[(sep_conv_3x3,0)] reduce=[{pairs}]"),
+                "two (op, input) pairs",
+            ),
+            (
+                format!("{cell} normal_concat=[0,2]"),
+                "`normal_concat` must list",
+            ),
+            (
+                format!("{cell} reduce_concat=[3]"),
+                "`reduce_concat` must list",
+            ),
             (format!("{cell} reduce_concat=[2,2]"), "each once"),
-            ("normal=[(conv_9x9,0),(sep_conv_3x3,1)] reduce=[]".to_owned(), "conv_9x9"),
-            (format!("normal=[{pairs},(skip_connect,3),(skip_connect,0)] reduce=[{pairs}]"), "node 3 takes input 3"),
+            (
+                "normal=[(conv_9x9,0),(sep_conv_3x3,1)] reduce=[]".to_owned(),
+                "conv_9x9",
+            ),
+            (
+                format!("normal=[{pairs},(skip_connect,3),(skip_connect,0)] reduce=[{pairs}]"),
+                "node 3 takes input 3",
+            ),
         ] {
             let e = parse_trained(&bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -38,7 +38,14 @@ pub fn multiply_adds(genotype: &TrainedGenotype, shape: &EvalShape) -> i64 {
             (3 * c, 3 * c, out, out, false)
         }
         Stem::ImageNet => {
-            let half = count.conv([3, 3], [shape.in_channels, c / 2], (side, side), [2, 2], [1, 1], 1);
+            let half = count.conv(
+                [3, 3],
+                [shape.in_channels, c / 2],
+                (side, side),
+                [2, 2],
+                [1, 1],
+                1,
+            );
             let s0 = count.conv([3, 3], [c / 2, c], half, [2, 2], [1, 1], 1);
             let s1 = count.conv([3, 3], [c, c], s0, [2, 2], [1, 1], 1);
             (c, c, s0, s1, true)
@@ -97,7 +104,8 @@ impl Count {
         dilation: i64,
         groups: i64,
     ) -> Size {
-        let side = |n: i64, d: usize| (n + 2 * padding[d] - dilation * (k[d] - 1) - 1) / stride[d] + 1;
+        let side =
+            |n: i64, d: usize| (n + 2 * padding[d] - dilation * (k[d] - 1) - 1) / stride[d] + 1;
         let out = (side(h, 0), side(w, 1));
         self.total += k[0] * k[1] * (c_in / groups) * c_out * out.0 * out.1;
         out

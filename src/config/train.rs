@@ -14,8 +14,8 @@ use super::{
     friendly_among, resolve_data_dir, ConfigError,
 };
 use crate::arch::genotype;
-use crate::arch::trained::TrainedGenotype;
 use crate::arch::shape::{EvalShape, Stem};
+use crate::arch::trained::TrainedGenotype;
 use crate::data::DatasetKind;
 
 /// A train config as written by the user; every field but the genotype

@@ -31,17 +31,13 @@ pub struct EvalNetwork {
     channels_last: bool,
 }
 
-/// The layers of a [`Stem`].
+/// The conv + BN blocks of a [`Stem`]: CIFAR's one (conv 3x3 to 3·C,
+/// whose output is both inputs of the first cell), or ImageNet's three:
+/// `stem0` (conv 3x3 s2 to C/2, BN, ReLU, conv 3x3 s2 to C, BN) gives the
+/// first cell's `s0`, `stem1` (ReLU, conv 3x3 s2, BN) its `s1`.
 #[derive(Debug)]
-enum StemLayers {
-    /// Conv 3x3 to 3·C, BN; both cell inputs of the first cell.
-    Cifar { conv: nn::Conv2D, bn: nn::BatchNorm },
-    /// `stem0` (conv 3x3 s2 to C/2, BN, ReLU, conv 3x3 s2 to C, BN) gives
-    /// the first cell's `s0`, `stem1` (ReLU, conv 3x3 s2, BN) its `s1`.
-    ImageNet {
-        stem0: [(nn::Conv2D, nn::BatchNorm); 2],
-        stem1: (nn::Conv2D, nn::BatchNorm),
-    },
+struct StemLayers {
+    blocks: Vec<(nn::Conv2D, nn::BatchNorm)>,
 }
 
 impl StemLayers {
@@ -54,22 +50,18 @@ impl StemLayers {
                 bn(p / format!("{name}_bn"), c_out, true),
             )
         };
-        match shape.stem {
-            Stem::Cifar => {
-                let (conv, bn) = block("stem", shape.in_channels, 3 * c, 1);
-                (StemLayers::Cifar { conv, bn }, 3 * c)
-            }
-            Stem::ImageNet => {
-                let stem = StemLayers::ImageNet {
-                    stem0: [
-                        block("stem0a", shape.in_channels, c / 2, 2),
-                        block("stem0b", c / 2, c, 2),
-                    ],
-                    stem1: block("stem1", c, c, 2),
-                };
-                (stem, c)
-            }
-        }
+        let (blocks, c_out) = match shape.stem {
+            Stem::Cifar => (vec![block("stem", shape.in_channels, 3 * c, 1)], 3 * c),
+            Stem::ImageNet => (
+                vec![
+                    block("stem0a", shape.in_channels, c / 2, 2),
+                    block("stem0b", c / 2, c, 2),
+                    block("stem1", c, c, 2),
+                ],
+                c,
+            ),
+        };
+        (StemLayers { blocks }, c_out)
     }
 
     /// The first cell's `(s0, s1)`.
@@ -77,16 +69,17 @@ impl StemLayers {
         let block = |(conv, bn): &(nn::Conv2D, nn::BatchNorm), x: &Tensor| {
             bn.forward_t(&x.apply(conv), train)
         };
-        match self {
-            StemLayers::Cifar { conv, bn } => {
-                let s = bn.forward_t(&x.apply(conv), train);
+        match self.blocks.as_slice() {
+            [stem] => {
+                let s = block(stem, x);
                 (s.shallow_clone(), s)
             }
-            StemLayers::ImageNet { stem0, stem1 } => {
-                let s0 = block(&stem0[1], &block(&stem0[0], x).relu());
+            [stem0a, stem0b, stem1] => {
+                let s0 = block(stem0b, &block(stem0a, x).relu());
                 let s1 = block(stem1, &s0.relu());
                 (s0, s1)
             }
+            blocks => unreachable!("a stem has 1 or 3 blocks, not {}", blocks.len()),
         }
     }
 }
@@ -472,7 +465,9 @@ mod tests {
             assert_eq!(aux.size(), [2, 1000], "{name}");
             let loss = logits.mean(Kind::Float) + aux.mean(Kind::Float);
             let grads = Tensor::run_backward(&[loss], &net.vs.trainable_variables(), false, false);
-            assert!(grads.iter().all(|g| g.isfinite().all().int64_value(&[]) == 1));
+            assert!(grads
+                .iter()
+                .all(|g| g.isfinite().all().int64_value(&[]) == 1));
         }
     }
 

@@ -291,7 +291,10 @@ fn fresh_dry_run(home: &Path, args: &[&str]) -> Output {
 fn a_dry_run_needs_no_data_and_says_what_it_counted() {
     let home = tempfile::tempdir().unwrap();
     for (sets, line) in [
-        (&[][..], "params=3347398 madds=32903424 (digits: 1x8x8, 10 classes)"),
+        (
+            &[][..],
+            "params=3347398 madds=32903424 (digits: 1x8x8, 10 classes)",
+        ),
         (
             &["--set", "dataset=cifar10"][..],
             "params=3349342 madds=528359040 (cifar10: 3x32x32, 10 classes)",
