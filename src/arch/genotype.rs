@@ -13,6 +13,12 @@
 //! takes `@FILE` and `@FILE:NAME` (see [`source`]), so that a genotype from
 //! a paper's repository is given without shell quoting.
 //!
+//! A cell to train goes through [`read_trained`] / [`parse_trained`]
+//! instead, which also take cells from the literature (other node counts
+//! and concats, `sep_conv_7x7`, `conv_7x1_1x7`; NASNet-A and AmoebaNet-A
+//! by name) into a [`TrainedGenotype`]; searches and reports keep to the
+//! space's [`Genotype`].
+//!
 //! [`parse_any`] also reads a NAS-Bench-201 arch string
 //! (`|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|`, as NB201 searches
 //! store their genotype), for `ddsas report cells`, which draws cells of
@@ -22,6 +28,7 @@ pub mod source;
 
 use crate::arch::metrics::{CellGenotype, Genotype};
 use crate::arch::space::{SearchSpace, SpaceKind, NONE};
+use crate::arch::trained::{TrainedCell, TrainedGenotype, LITERATURE_OPS};
 
 /// DARTS (Liu et al., 2019): second-order search, 2.76 % on CIFAR-10.
 const DARTS_V2: &str = "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,1),(skip_connect,0),(skip_connect,0),(dil_conv_3x3,2)] reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(skip_connect,2),(max_pool_3x3,1),(max_pool_3x3,0),(skip_connect,2),(skip_connect,2),(max_pool_3x3,1)]";
@@ -30,6 +37,23 @@ const DARTS_V1: &str = "normal=[(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,
 
 /// Published cells `--genotype` accepts by name.
 pub const PUBLISHED: &[(&str, &str)] = &[("darts_v1", DARTS_V1), ("darts_v2", DARTS_V2)];
+
+/// NASNet-A (Zoph et al., 2018) as DARTS's `genotypes.py` lists it: 5
+/// nodes, `sep_conv_7x7` in the reduction cell.
+const NASNET_A: &str = "normal=[(sep_conv_5x5,1),(sep_conv_3x3,0),(sep_conv_5x5,0),(sep_conv_3x3,0),(avg_pool_3x3,1),(skip_connect,0),(avg_pool_3x3,0),(avg_pool_3x3,0),(sep_conv_3x3,1),(skip_connect,1)] normal_concat=[2,3,4,5,6] reduce=[(sep_conv_5x5,1),(sep_conv_7x7,0),(max_pool_3x3,1),(sep_conv_7x7,0),(avg_pool_3x3,1),(sep_conv_5x5,0),(skip_connect,3),(avg_pool_3x3,2),(sep_conv_3x3,2),(max_pool_3x3,1)] reduce_concat=[4,5,6]";
+/// AmoebaNet-A (Real et al., 2019) as DARTS's `genotypes.py` lists it.
+const AMOEBANET_A: &str = "normal=[(avg_pool_3x3,0),(max_pool_3x3,1),(sep_conv_3x3,0),(sep_conv_5x5,2),(sep_conv_3x3,0),(avg_pool_3x3,3),(sep_conv_3x3,1),(skip_connect,1),(skip_connect,0),(avg_pool_3x3,1)] normal_concat=[4,5,6] reduce=[(avg_pool_3x3,0),(sep_conv_3x3,1),(max_pool_3x3,0),(sep_conv_7x7,2),(sep_conv_7x7,0),(avg_pool_3x3,1),(max_pool_3x3,0),(max_pool_3x3,1),(conv_7x1_1x7,0),(sep_conv_3x3,5)] reduce_concat=[3,4,6]";
+
+/// Published cells from outside the DARTS space that only training takes
+/// by name (searches stay in their spaces); each name is followed by the
+/// names it is also known by.
+pub const LITERATURE: &[(&str, &str, &[&str])] = &[
+    ("nasnet_a", NASNET_A, &["nasnet"]),
+    ("amoebanet_a", AMOEBANET_A, &["amoebanet"]),
+];
+
+/// Intermediate nodes a trained cell may have, against absurd texts.
+const MAX_NODES: usize = 16;
 
 /// Intermediate nodes of a DARTS cell, each fed by two (op, input) pairs.
 const NODES: usize = 4;
@@ -51,18 +75,57 @@ pub fn read_any(arg: &str) -> Result<Genotype, GenotypeError> {
     source::read_with(arg, parse_any)
 }
 
+/// [`read`] for a cell to train: a DARTS-space cell or one from the
+/// literature, as [`parse_trained`] reads them.
+pub fn read_trained(arg: &str) -> Result<TrainedGenotype, GenotypeError> {
+    source::read_with(arg, parse_trained)
+}
+
 /// Reads a DARTS-space genotype in any of the three forms.
 pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
     let trimmed = text.trim();
     if let Some((_, published)) = PUBLISHED.iter().find(|(name, _)| *name == trimmed) {
         return parse(published);
     }
-    let mut p = Parser::new(trimmed);
-    let cells = p.genotype()?;
-    Ok(Genotype {
-        space: SpaceKind::Darts,
-        cells,
-    })
+    if let Some((name, _, _)) = literature_named(trimmed) {
+        return Err(GenotypeError(format!(
+            "`{name}` is a cell from the literature, outside the DARTS search space: only `ddsas train` takes it"
+        )));
+    }
+    let mut p = Parser::new(trimmed, false);
+    let [normal, reduce] = p.genotype()?;
+    let trained = TrainedGenotype { normal, reduce };
+    Ok(trained
+        .to_space()
+        .expect("the strict parser reads DARTS-space cells only"))
+}
+
+/// Reads a cell to train: anything [`parse`] reads (the same cell), or a
+/// cell from the literature in the same forms: other numbers of nodes
+/// (two `(op, input)` pairs each), any concat of intermediate nodes (nodes
+/// `2..n+2` when none is given) and the ops of [`LITERATURE_OPS`] too, as
+/// DARTS's evaluation code builds NASNet-A and AmoebaNet-A; or one of
+/// those by name ([`LITERATURE`]).
+pub fn parse_trained(text: &str) -> Result<TrainedGenotype, GenotypeError> {
+    let trimmed = text.trim();
+    if PUBLISHED.iter().any(|(name, _)| *name == trimmed) {
+        return parse(trimmed).map(|g| TrainedGenotype::from_space(&g));
+    }
+    if let Some((_, published, _)) = literature_named(trimmed) {
+        return parse_trained(published);
+    }
+    let mut p = Parser::new(trimmed, true);
+    let [normal, reduce] = p.genotype()?;
+    Ok(TrainedGenotype { normal, reduce })
+}
+
+/// The literature cell called `name` (its own name or an alias).
+fn literature_named(
+    name: &str,
+) -> Option<&'static (&'static str, &'static str, &'static [&'static str])> {
+    LITERATURE
+        .iter()
+        .find(|(own, _, aliases)| *own == name || aliases.contains(&name))
 }
 
 /// Reads a genotype of either space: a NAS-Bench-201 arch string (it
@@ -151,11 +214,27 @@ pub fn darts_text(g: &Genotype) -> String {
 struct Parser<'a> {
     text: &'a str,
     at: usize,
+    /// Whether cells from the literature are read too (other node counts,
+    /// concats and ops); otherwise only DARTS-space cells.
+    literature: bool,
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
-        Parser { text, at: 0 }
+    fn new(text: &'a str, literature: bool) -> Self {
+        Parser {
+            text,
+            at: 0,
+            literature,
+        }
+    }
+
+    /// The names a genotype may be given by, for messages.
+    fn names(&self) -> String {
+        let mut names: Vec<&str> = PUBLISHED.iter().map(|(n, _)| *n).collect();
+        if self.literature {
+            names.extend(LITERATURE.iter().map(|(n, _, _)| *n));
+        }
+        names.join(", ")
     }
 
     fn error(&self, expected: &str) -> GenotypeError {
@@ -166,11 +245,7 @@ impl<'a> Parser<'a> {
         GenotypeError(format!(
             "at character {}: expected {expected}, found {found} (forms: `normal=[(sep_conv_3x3,0),...] reduce=[...]`, DARTS's `[NAME =] Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=range(2, 6))`, `@FILE` or `@FILE:NAME` for a file or a `genotypes.py`, or {})",
             self.at + 1,
-            PUBLISHED
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
+            self.names()
         ))
     }
 
@@ -225,10 +300,11 @@ impl<'a> Parser<'a> {
 
     /// `[[NAME =] Genotype(] key=value ... [)]`: both cell types, concats
     /// checked.
-    fn genotype(&mut self) -> Result<Vec<CellGenotype>, GenotypeError> {
+    fn genotype(&mut self) -> Result<[TrainedCell; 2], GenotypeError> {
         self.assigned_name();
         let wrapped = self.wrapper();
         let (mut normal, mut reduce) = (None, None);
+        let (mut normal_concat, mut reduce_concat) = (None, None);
         loop {
             self.skip(true);
             if self.rest().is_empty() || self.rest().starts_with(')') {
@@ -238,7 +314,8 @@ impl<'a> Parser<'a> {
             match self.word() {
                 "normal" => normal = Some(self.cell_value()?),
                 "reduce" => reduce = Some(self.cell_value()?),
-                "normal_concat" | "reduce_concat" => self.concat_value()?,
+                "normal_concat" => normal_concat = Some(self.concat_value()?),
+                "reduce_concat" => reduce_concat = Some(self.concat_value()?),
                 _ => {
                     self.at = key_at;
                     return Err(
@@ -255,7 +332,10 @@ impl<'a> Parser<'a> {
             return Err(self.error("the end of the genotype"));
         }
         match (normal, reduce) {
-            (Some(n), Some(r)) => Ok(vec![n, r]),
+            (Some(n), Some(r)) => Ok([
+                with_concat("normal", n, normal_concat)?,
+                with_concat("reduce", r, reduce_concat)?,
+            ]),
             _ => Err(GenotypeError(
                 "it needs both a `normal=[...]` and a `reduce=[...]` cell".into(),
             )),
@@ -286,37 +366,49 @@ impl<'a> Parser<'a> {
         false
     }
 
-    /// `=[(op, input), ...]`: 8 pairs, two per node, inputs below the node.
-    fn cell_value(&mut self) -> Result<CellGenotype, GenotypeError> {
+    /// `=[(op, input), ...]`: two pairs per node, inputs below the node;
+    /// 8 pairs (nodes 2-5) unless cells from the literature are read.
+    fn cell_value(&mut self) -> Result<Vec<(String, usize)>, GenotypeError> {
         self.expect("=")?;
         self.expect("[")?;
-        let space = SearchSpace::new(SpaceKind::Darts);
-        let nodes = space.edge_nodes();
-        let mut edges = Vec::new();
-        for pair in 0..2 * NODES {
+        let mut ops = Vec::new();
+        loop {
             self.skip(true);
-            let node = 2 + pair / 2;
-            let (op, input) = self.pair(&space)?;
+            let full = if self.literature {
+                self.eat("]")
+            } else {
+                ops.len() == 2 * NODES
+            };
+            if full {
+                break;
+            }
+            let node = 2 + ops.len() / 2;
+            let (op, input) = self.pair()?;
             if input >= node {
                 return Err(GenotypeError(format!(
                     "before character {}: node {node} takes input {input}, but a node can only take the cell inputs 0, 1 and earlier nodes (< {node})",
                     self.at + 1
                 )));
             }
-            let edge = nodes
-                .iter()
-                .position(|&(to, from)| to == node && from == input)
-                .ok_or_else(|| self.error("an input node"))?;
-            edges.push((edge, op));
+            ops.push((op, input));
         }
-        self.skip(true);
-        self.expect("]")
-            .map_err(|_| self.error("`]` after 8 (op, input) pairs, two for each of nodes 2-5"))?;
-        Ok(CellGenotype { edges })
+        if !self.literature {
+            self.skip(true);
+            self.expect("]").map_err(|_| {
+                self.error("`]` after 8 (op, input) pairs, two for each of nodes 2-5")
+            })?;
+        } else if ops.is_empty() || ops.len() % 2 == 1 || ops.len() > 2 * MAX_NODES {
+            return Err(GenotypeError(format!(
+                "before character {}: a cell lists two (op, input) pairs for each of its 1 to {MAX_NODES} nodes; found {} pairs",
+                self.at + 1,
+                ops.len()
+            )));
+        }
+        Ok(ops)
     }
 
     /// `(op, input)`, the op quoted or not.
-    fn pair(&mut self, space: &SearchSpace) -> Result<(usize, usize), GenotypeError> {
+    fn pair(&mut self) -> Result<(String, usize), GenotypeError> {
         self.expect("(")?;
         let quoted = self.eat("'") || self.eat("\"");
         let name_at = self.at;
@@ -324,45 +416,57 @@ impl<'a> Parser<'a> {
         if quoted && !(self.eat("'") || self.eat("\"")) {
             return Err(self.error("a closing quote"));
         }
-        let op = match space.op_index(name) {
-            Some(op) if op != NONE => op,
-            _ => {
-                self.at = name_at;
-                return Err(GenotypeError(format!(
-                    "at character {}: `{name}` is not an op of a DARTS cell; its ops are {}",
-                    name_at + 1,
-                    space.ops()[1..].join(", ")
-                )));
+        let space = SearchSpace::new(SpaceKind::Darts);
+        let in_space = space.op_index(name).is_some_and(|op| op != NONE);
+        if !(in_space || self.literature && LITERATURE_OPS.contains(&name)) {
+            self.at = name_at;
+            let mut ops = space.ops()[1..].to_vec();
+            if self.literature {
+                ops.extend(LITERATURE_OPS);
             }
-        };
+            return Err(GenotypeError(format!(
+                "at character {}: `{name}` is not an op of a DARTS cell; its ops are {}",
+                name_at + 1,
+                ops.join(", ")
+            )));
+        }
         self.expect(",")?;
         let input = self.number()?;
         self.expect(")")?;
-        Ok((op, input))
+        Ok((name.to_owned(), input))
     }
 
-    /// `=[2, 3, 4, 5]` or `=range(2, 6)`: the only output ddsas builds.
-    fn concat_value(&mut self) -> Result<(), GenotypeError> {
+    /// `=[2, 3, 4, 5]` or `=range(2, 6)`: the nodes the cell's output
+    /// concatenates; only nodes 2-5 for a DARTS-space cell, the only
+    /// output its network builds.
+    fn concat_value(&mut self) -> Result<Vec<usize>, GenotypeError> {
         self.expect("=")?;
         self.skip(false);
         let start = self.at;
-        if self.concat_is_nodes_2_to_5()? {
-            return Ok(());
+        let nodes = self.concat_list()?;
+        match nodes {
+            Some(nodes) if self.literature || nodes == DARTS_CONCAT => return Ok(nodes),
+            _ => {}
         }
         let value: String = self.text[start..self.at]
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
         self.at = start;
+        let wanted = if self.literature {
+            format!("at most {MAX_NODES} intermediate nodes")
+        } else {
+            "nodes 2-5 (`[2, 3, 4, 5]` or `range(2, 6)`), as every DARTS-space cell does".into()
+        };
         Err(GenotypeError(format!(
-            "at character {}: the cell output must concatenate nodes 2-5 (`[2, 3, 4, 5]` or `range(2, 6)`), as every DARTS-space cell does; found `{value}`",
+            "at character {}: the cell output must concatenate {wanted}; found `{value}`",
             start + 1
         )))
     }
 
-    /// Reads a concat, `[a, b, ...]` or `range(a, b)`, and says whether it
-    /// names nodes 2-5, each once and in order.
-    fn concat_is_nodes_2_to_5(&mut self) -> Result<bool, GenotypeError> {
+    /// Reads a concat, `[a, b, ...]` or `range(a, b)`: its nodes, or none
+    /// when a range is too long to be a cell's.
+    fn concat_list(&mut self) -> Result<Option<Vec<usize>>, GenotypeError> {
         if self.eat("[") {
             let mut nodes = Vec::new();
             while !self.eat("]") {
@@ -372,7 +476,7 @@ impl<'a> Parser<'a> {
                     break;
                 }
             }
-            return Ok(nodes == [2, 3, 4, 5]);
+            return Ok(Some(nodes));
         }
         let start = self.at;
         if self.word() != "range" || !self.eat("(") {
@@ -383,8 +487,36 @@ impl<'a> Parser<'a> {
         self.expect(",")?;
         let to = self.number()?;
         self.expect(")")?;
-        Ok((from, to) == (2, 6))
+        Ok((to <= from.saturating_add(2 + MAX_NODES)).then(|| (from..to).collect()))
     }
+}
+
+/// The nodes a DARTS-space cell's output concatenates.
+const DARTS_CONCAT: [usize; 4] = [2, 3, 4, 5];
+
+/// The cell `kind` (`normal` or `reduce`) with its concat: the one given,
+/// which must name intermediate nodes of the cell, each once, or all of
+/// them (`2..n+2`, DARTS's own default) when none is given.
+fn with_concat(
+    kind: &str,
+    ops: Vec<(String, usize)>,
+    concat: Option<Vec<usize>>,
+) -> Result<TrainedCell, GenotypeError> {
+    let states = 2 + ops.len() / 2;
+    let concat = concat.unwrap_or_else(|| (2..states).collect());
+    let mut seen = concat.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if concat.is_empty()
+        || seen.len() != concat.len()
+        || concat.iter().any(|&n| !(2..states).contains(&n))
+    {
+        return Err(GenotypeError(format!(
+            "`{kind}_concat` must list intermediate nodes of the {kind} cell (2 to {}), each once; found {concat:?}",
+            states - 1
+        )));
+    }
+    Ok(TrainedCell { ops, concat })
 }
 
 #[cfg(test)]
@@ -472,6 +604,101 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.ends_with("found `[2,3,4,5,6]`"), "{e}");
+    }
+
+    /// NASNet-A and AmoebaNet-A as DARTS's `genotypes.py` has them
+    /// (there over several lines; pasted here on one).
+    const PUBLISHED_NASNET: &str = "NASNet = Genotype(normal = [('sep_conv_5x5', 1), ('sep_conv_3x3', 0), ('sep_conv_5x5', 0), ('sep_conv_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 0), ('avg_pool_3x3', 0), ('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 1),], normal_concat = [2, 3, 4, 5, 6], reduce = [('sep_conv_5x5', 1), ('sep_conv_7x7', 0), ('max_pool_3x3', 1), ('sep_conv_7x7', 0), ('avg_pool_3x3', 1), ('sep_conv_5x5', 0), ('skip_connect', 3), ('avg_pool_3x3', 2), ('sep_conv_3x3', 2), ('max_pool_3x3', 1),], reduce_concat = [4, 5, 6],)";
+    const PUBLISHED_AMOEBA: &str = "AmoebaNet = Genotype(normal = [('avg_pool_3x3', 0), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('avg_pool_3x3', 3), ('sep_conv_3x3', 1), ('skip_connect', 1), ('skip_connect', 0), ('avg_pool_3x3', 1),], reduce_concat = [3, 4, 6], reduce = [('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('max_pool_3x3', 0), ('sep_conv_7x7', 2), ('sep_conv_7x7', 0), ('avg_pool_3x3', 1), ('max_pool_3x3', 0), ('max_pool_3x3', 1), ('conv_7x1_1x7', 0), ('sep_conv_3x3', 5),], normal_concat = [4, 5, 6])";
+
+    /// The literature's lines read as the built-in cells, by every name;
+    /// their stored text reads back; searches' parser refuses them.
+    #[test]
+    fn literature_cells_read_as_published_and_only_for_training() {
+        for (line, names) in [
+            (PUBLISHED_NASNET, ["nasnet_a", "nasnet"]),
+            (PUBLISHED_AMOEBA, ["amoebanet_a", "amoebanet"]),
+        ] {
+            let cell = parse_trained(line).unwrap();
+            for name in names {
+                assert_eq!(parse_trained(name), Ok(cell.clone()), "{name}");
+                let e = parse(name).unwrap_err().to_string();
+                assert!(e.contains("only `ddsas train`"), "{e}");
+            }
+            assert_eq!(read_trained(line), Ok(cell.clone()));
+            assert!(cell.to_space().is_none());
+            assert_eq!(parse_trained(&cell.to_text()), Ok(cell.clone()));
+            assert!(parse(line).is_err(), "a search's parser takes {line}");
+        }
+        let nasnet = parse_trained("nasnet").unwrap();
+        assert_eq!(nasnet.normal.nodes(), 5);
+        assert_eq!(nasnet.normal.concat, [2, 3, 4, 5, 6]);
+        assert_eq!(nasnet.reduce.concat, [4, 5, 6]);
+        let amoeba = parse_trained("amoebanet").unwrap();
+        assert_eq!(amoeba.normal.concat, [4, 5, 6]);
+        assert_eq!(amoeba.reduce.concat, [3, 4, 6]);
+        assert_eq!(amoeba.reduce.ops[8], ("conv_7x1_1x7".to_owned(), 0));
+    }
+
+    /// A DARTS-space cell read for training is the space's cell, and its
+    /// stored text (and hence a train run's fingerprint) is the one runs
+    /// stored before cells from the literature existed.
+    #[test]
+    fn darts_cells_read_for_training_keep_their_stored_text() {
+        for (line, name, stored) in [
+            (PUBLISHED_V1, "darts_v1", DARTS_V1),
+            (PUBLISHED_V2, "darts_v2", DARTS_V2),
+        ] {
+            let space = parse(name).unwrap();
+            for form in pasted_forms(line)
+                .iter()
+                .map(String::as_str)
+                .chain([name, stored])
+            {
+                let cell = parse_trained(form).unwrap();
+                assert_eq!(cell, TrainedGenotype::from_space(&space), "{form}");
+                assert_eq!(cell.to_space(), Some(space.clone()));
+                assert_eq!(cell.to_text(), stored);
+            }
+        }
+    }
+
+    /// What a trained cell cannot be: an odd number of pairs, a concat
+    /// of cell inputs or of nodes it lacks, an unknown op.
+    #[test]
+    fn trained_cells_are_checked() {
+        let pairs = "(sep_conv_7x7,0),(conv_7x1_1x7,1)";
+        let cell = format!("normal=[{pairs}] reduce=[{pairs}]");
+        let g = parse_trained(&cell).unwrap();
+        assert_eq!((g.normal.nodes(), g.normal.concat.clone()), (1, vec![2]));
+        for (bad, says) in [
+            (
+                format!("normal=[(sep_conv_3x3,0)] reduce=[{pairs}]"),
+                "two (op, input) pairs",
+            ),
+            (
+                format!("{cell} normal_concat=[0,2]"),
+                "`normal_concat` must list",
+            ),
+            (
+                format!("{cell} reduce_concat=[3]"),
+                "`reduce_concat` must list",
+            ),
+            (format!("{cell} reduce_concat=[2,2]"), "each once"),
+            (
+                "normal=[(conv_9x9,0),(sep_conv_3x3,1)] reduce=[]".to_owned(),
+                "conv_9x9",
+            ),
+            (
+                format!("normal=[{pairs},(skip_connect,3),(skip_connect,0)] reduce=[{pairs}]"),
+                "node 3 takes input 3",
+            ),
+        ] {
+            let e = parse_trained(&bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = parse(&cell).unwrap_err().to_string();
+        assert!(e.contains("`sep_conv_7x7` is not an op"), "{e}");
     }
 
     /// A `genotypes.py` as DARTS-family repositories keep it: imports, a

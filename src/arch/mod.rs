@@ -8,6 +8,8 @@
 //! `nas` builds on it.
 
 pub mod genotype;
+pub mod madds;
 pub mod metrics;
 pub mod shape;
 pub mod space;
+pub mod trained;

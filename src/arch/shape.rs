@@ -16,4 +16,25 @@ pub struct EvalShape {
     pub classes: i64,
     /// Whether to build the auxiliary head.
     pub auxiliary: bool,
+    /// The stem before the cells, which sets how far the image is reduced
+    /// before the first cell.
+    pub stem: Stem,
+    /// Side of the (square) image the network is fed, in pixels: the crop
+    /// size. The network itself adapts to any size (global pooling); the
+    /// multiply-adds are counted at this one.
+    pub image_size: i64,
+}
+
+/// The stem of an evaluation network, as DARTS-family code builds it per
+/// dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stem {
+    /// One 3x3 conv to 3·C channels, BN, at full resolution (CIFAR, the
+    /// digits): small images are not reduced before the cells.
+    #[default]
+    Cifar,
+    /// The mobile-setting ImageNet stem: three stride-2 3x3 convs (two in
+    /// `stem0`, one in `stem1`), so the cells start at 1/8 of the image
+    /// and the first cell reduces its larger `s0` (`stem0`'s output).
+    ImageNet,
 }

@@ -28,7 +28,7 @@ pub enum BenchCmd {
     /// searched cell trained from scratch), after one warm-up step; same
     /// knobs and output as the PyTorch reference `ref_train_step.py`.
     #[command(
-        after_help = "Example, side by side with the reference:\n  ddsas bench train --layers 8 --C 16 --batch 32 --threads 1\n  python bench/ref_train_step.py --layers 8 --C 16 --batch 32 --threads 1"
+        after_help = "Example, side by side with the reference:\n  ddsas bench train --layers 8 --C 16 --batch 32 --threads 1\n  python bench/ref_train_step.py --layers 8 --C 16 --batch 32 --threads 1\n  ddsas bench train --imagenet --batch 8 --threads 2\n  python bench/ref_train_step.py --imagenet --channels-last --batch 8 --threads 2"
     )]
     Train(TrainArgs),
     /// Images per second of the augmenting loader on CIFAR-shaped data, or
@@ -126,40 +126,95 @@ pub enum Layout {
 /// Knobs of `bench train`: those of `bench/ref_train_step.py`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Cells of the evaluation network.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(3..))]
-    layers: i64,
-    /// Initial channels.
-    #[arg(long = "C", default_value_t = 36, value_parser = clap::value_parser!(i64).range(1..))]
-    channels: i64,
+    /// The mobile-setting ImageNet network (DARTS's NetworkImageNet): its
+    /// stem, and 14 cells, C 48, 224 px, 1000 classes, no drop path unless
+    /// given.
+    #[arg(long)]
+    imagenet: bool,
+    /// Cells of the evaluation network [default: 20; 14 with --imagenet].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(3..))]
+    layers: Option<i64>,
+    /// Initial channels [default: 36; 48 with --imagenet].
+    #[arg(long = "C", value_parser = clap::value_parser!(i64).range(1..))]
+    channels: Option<i64>,
     /// Batch size.
     #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
     batch: i64,
-    /// Image side (at least 8: the network halves it twice).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(8..))]
-    size: i64,
+    /// Image side (at least 8: the network halves it twice; a multiple of
+    /// 32 with --imagenet, whose stem divides it by 8 first) [default: 32;
+    /// 224 with --imagenet].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(8..))]
+    size: Option<i64>,
+    /// Classes [default: 10; 1000 with --imagenet].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]
+    classes: Option<i64>,
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     steps: u64,
     /// CPU threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// The cell: a published name (darts_v1, darts_v2), a genotype text, or
-    /// `@FILE` / `@FILE:NAME` (a file, or one genotype of a genotypes.py).
+    /// The cell: a published name (darts_v1, darts_v2, nasnet_a,
+    /// amoebanet_a), a genotype text, or `@FILE` / `@FILE:NAME` (a file,
+    /// or one genotype of a genotypes.py).
     #[arg(long, default_value = "darts_v2")]
     genotype: String,
     /// Weight of the auxiliary head's loss (0: no auxiliary head).
     #[arg(long, default_value_t = 0.4)]
     auxiliary: f64,
-    /// Drop-path probability.
-    #[arg(long = "drop-path", default_value_t = 0.3)]
-    drop_path: f64,
+    /// Drop-path probability [default: 0.3; 0 with --imagenet].
+    #[arg(long = "drop-path")]
+    drop_path: Option<f64>,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Clock of the timings.
     #[arg(long, value_enum, default_value_t = Clock::Wall)]
     clock: Clock,
+}
+
+/// The network `bench train` times, its defaults filled in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrainKnobs {
+    /// The evaluation network's shape.
+    pub shape: crate::arch::shape::EvalShape,
+    /// Drop-path probability.
+    pub drop_path: f64,
+}
+
+impl TrainArgs {
+    /// The reference's defaults for what was not given: CIFAR's network
+    /// (20 cells, C 36, 32 px, 10 classes, drop path 0.3), or with
+    /// `--imagenet` the mobile setting's (14 cells, C 48, 224 px, 1000
+    /// classes, no drop path).
+    pub(crate) fn knobs(&self) -> anyhow::Result<TrainKnobs> {
+        use crate::arch::shape::{EvalShape, Stem};
+        let (layers, channels, size, classes, drop_path, stem) = if self.imagenet {
+            (14, 48, 224, 1000, 0.0, Stem::ImageNet)
+        } else {
+            (20, 36, 32, 10, 0.3, Stem::Cifar)
+        };
+        let size = self.size.unwrap_or(size);
+        if self.imagenet && size % 32 != 0 {
+            anyhow::bail!("--size {size}: the ImageNet network takes multiples of 32 px (its stem divides the side by 8, and the two reductions halve it exactly)");
+        }
+        let drop_path = self.drop_path.unwrap_or(drop_path);
+        if !(0.0..1.0).contains(&drop_path) {
+            anyhow::bail!("--drop-path {drop_path}: a probability in [0, 1)");
+        }
+        Ok(TrainKnobs {
+            shape: EvalShape {
+                layers: self.layers.unwrap_or(layers),
+                channels: self.channels.unwrap_or(channels),
+                in_channels: 3,
+                classes: self.classes.unwrap_or(classes),
+                auxiliary: self.auxiliary > 0.0,
+                stem,
+                image_size: size,
+            },
+            drop_path,
+        })
+    }
 }
 
 /// Knobs of `bench data`.

@@ -14,8 +14,8 @@ use super::{
     ConfigError,
 };
 use crate::arch::genotype;
-use crate::arch::metrics::Genotype;
-use crate::arch::shape::EvalShape;
+use crate::arch::shape::{EvalShape, Stem};
+use crate::arch::trained::TrainedGenotype;
 use crate::data::DatasetKind;
 
 /// A train config as written by the user. The keys whose default
@@ -207,7 +207,7 @@ impl Default for TrainConfig {
 pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     (
         "genotype",
-        "the cell: ddsas's genotype text, DARTS's [NAME =] Genotype(...), @FILE or @FILE:NAME (a genotypes.py), darts_v1 or darts_v2",
+        "the cell: ddsas's genotype text, DARTS's [NAME =] Genotype(...), @FILE or @FILE:NAME (a genotypes.py), darts_v1, darts_v2, nasnet_a or amoebanet_a",
     ),
     ("dataset", "digits (bundled) | cifar10 | cifar100 | imagenet"),
     (
@@ -403,6 +403,10 @@ impl TrainConfig {
             in_channels: image.channels,
             classes: image.classes,
             auxiliary: self.auxiliary_weight > 0.0,
+            // The dataset decides: ImageNet takes `Stem::ImageNet` and its
+            // crop size here.
+            stem: Stem::Cifar,
+            image_size: image.size,
         }
     }
 
@@ -583,14 +587,14 @@ impl TrainConfig {
 
     /// Validates every value but the data folder; reads the genotype
     /// (`@FILE[:NAME]` included).
-    fn checked(&self) -> Result<Genotype, ConfigError> {
+    fn checked(&self) -> Result<TrainedGenotype, ConfigError> {
         if self.genotype.trim().is_empty() {
             return Err(super::invalid(
                 "genotype",
                 "no cell to train: give `--genotype TEXT` (or darts_v1, darts_v2), `--from-run ID`, or `genotype:` in the config",
             ));
         }
-        let genotype = genotype::read(&self.genotype)
+        let genotype = genotype::read_trained(&self.genotype)
             .map_err(|e| super::invalid("genotype", e.to_string()))?;
         check(
             (3..=64).contains(&self.layers()),
@@ -666,7 +670,7 @@ pub const TRAIN_DEFINITIONS: u32 = 2;
 #[derive(Debug, Clone)]
 pub struct TrainNetwork {
     /// The cell.
-    pub genotype: Genotype,
+    pub genotype: TrainedGenotype,
     /// The dataset whose shape the network takes.
     pub dataset: DatasetKind,
     /// Cells, channels, image channels and classes.
@@ -677,7 +681,7 @@ pub struct TrainNetwork {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedTrain {
     config: TrainConfig,
-    genotype: Genotype,
+    genotype: TrainedGenotype,
     /// The folder to read: `data_dir`, or the data folder.
     data_dir: Option<PathBuf>,
     /// Fetch a missing dataset into `data_dir` before the run.
@@ -692,7 +696,7 @@ impl ResolvedTrain {
     }
 
     /// The cell.
-    pub fn genotype(&self) -> &Genotype {
+    pub fn genotype(&self) -> &TrainedGenotype {
         &self.genotype
     }
 
@@ -1008,7 +1012,7 @@ mod tests {
             (s.layers, s.channels, s.in_channels, s.classes, s.auxiliary),
             (20, 36, 3, 100, true)
         );
-        assert_eq!(net.genotype, genotype::parse("darts_v2").unwrap());
+        assert_eq!(net.genotype, genotype::parse_trained("darts_v2").unwrap());
         let e = c.clone().resolve().unwrap_err().to_string();
         assert!(e.contains("`data_dir`"), "{e}");
         let bad = c.with_overrides(&["layers=2".into()]).unwrap();

@@ -1,19 +1,22 @@
 //! The evaluation network of the DARTS protocol (appendix B.1):
 //! the searched cell stacked `layers` times and trained from scratch.
 //!
-//! A 3·C stem (conv 3x3 + BN), `layers` cells built from the genotype with
-//! reductions (stride 2, channels doubled) at layers/3 and 2·layers/3, an
-//! auxiliary classifier after cell 2·layers/3 (training only), global
-//! average pooling and a linear classifier. Ops have affine BN and pools no
-//! BN ([`Op::evaluation`]); drop path zeroes an op's output per sample with
-//! probability p (not on identities), scaling the kept ones by 1/(1-p).
+//! A stem ([`Stem`]: CIFAR's 3·C conv 3x3 + BN, or the mobile-setting
+//! ImageNet stem of three stride-2 convs), `layers` cells built from the
+//! genotype with reductions (stride 2, channels doubled) at layers/3 and
+//! 2·layers/3, an auxiliary classifier after cell 2·layers/3 (training
+//! only), global average pooling (any image size) and a linear classifier.
+//! Ops have affine BN and pools no BN ([`Op::evaluation`]); drop path
+//! zeroes an op's output per sample with probability p (not on
+//! identities), scaling the kept ones by 1/(1-p). A cell's output
+//! concatenates the nodes its genotype lists (nodes 2-5 in the DARTS
+//! space; cells from the literature list others).
 
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-use crate::arch::metrics::Genotype;
-use crate::arch::shape::EvalShape;
-use crate::arch::space::{SearchSpace, SpaceKind};
+use crate::arch::shape::{EvalShape, Stem};
+use crate::arch::trained::{TrainedCell, TrainedGenotype};
 use crate::nas::ops::{bn, conv, linear, to_channels_last, FactorizedReduce, Op, ReluConvBn};
 
 /// The network, its weights in `vs`.
@@ -21,21 +24,76 @@ use crate::nas::ops::{bn, conv, linear, to_channels_last, FactorizedReduce, Op, 
 pub struct EvalNetwork {
     /// Every weight; the auxiliary head's under `aux`.
     pub vs: nn::VarStore,
-    stem_conv: nn::Conv2D,
-    stem_bn: nn::BatchNorm,
+    stem: StemLayers,
     cells: Vec<EvalCell>,
     aux: Option<AuxHead>,
     classifier: nn::Linear,
     channels_last: bool,
 }
 
-/// One cell: its two preprocessing blocks and the genotype's 8 ops.
+/// The conv + BN blocks of a [`Stem`]: CIFAR's one (conv 3x3 to 3·C,
+/// whose output is both inputs of the first cell), or ImageNet's three:
+/// `stem0` (conv 3x3 s2 to C/2, BN, ReLU, conv 3x3 s2 to C, BN) gives the
+/// first cell's `s0`, `stem1` (ReLU, conv 3x3 s2, BN) its `s1`.
+#[derive(Debug)]
+struct StemLayers {
+    blocks: Vec<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl StemLayers {
+    /// The stem of `shape`, and the channels it gives the first cell.
+    fn new(p: &nn::Path, shape: &EvalShape) -> (Self, i64) {
+        let c = shape.channels;
+        let block = |name: &str, c_in: i64, c_out: i64, stride: i64| {
+            (
+                conv(p / format!("{name}_conv"), c_in, c_out, 3, stride, 1, 1, 1),
+                bn(p / format!("{name}_bn"), c_out, true),
+            )
+        };
+        let (blocks, c_out) = match shape.stem {
+            Stem::Cifar => (vec![block("stem", shape.in_channels, 3 * c, 1)], 3 * c),
+            Stem::ImageNet => (
+                vec![
+                    block("stem0a", shape.in_channels, c / 2, 2),
+                    block("stem0b", c / 2, c, 2),
+                    block("stem1", c, c, 2),
+                ],
+                c,
+            ),
+        };
+        (StemLayers { blocks }, c_out)
+    }
+
+    /// The first cell's `(s0, s1)`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let block = |(conv, bn): &(nn::Conv2D, nn::BatchNorm), x: &Tensor| {
+            bn.forward_t(&x.apply(conv), train)
+        };
+        match self.blocks.as_slice() {
+            [stem] => {
+                let s = block(stem, x);
+                (s.shallow_clone(), s)
+            }
+            [stem0a, stem0b, stem1] => {
+                let s0 = block(stem0b, &block(stem0a, x).relu());
+                let s1 = block(stem1, &s0.relu());
+                (s0, s1)
+            }
+            blocks => unreachable!("a stem has 1 or 3 blocks, not {}", blocks.len()),
+        }
+    }
+}
+
+/// One cell: its two preprocessing blocks, the genotype's ops and the
+/// nodes its output concatenates.
 #[derive(Debug)]
 struct EvalCell {
     pre0: Pre0,
     pre1: ReluConvBn,
     /// `(op, input state)`, two per intermediate node, in genotype order.
     ops: Vec<(Op, usize)>,
+    /// The states concatenated into the output.
+    concat: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -44,47 +102,58 @@ enum Pre0 {
     Conv(ReluConvBn),
 }
 
-/// DARTS's auxiliary head for 8x8 feature maps (CIFAR after two
-/// reductions): ReLU, avg pool 5 stride 3, conv 1x1 to 128, BN, ReLU, conv
-/// 2x2 to 768, BN, ReLU, linear. Smaller maps (the 8x8 digits end at 2x2)
-/// are pooled to 2x2 directly.
+/// DARTS's auxiliary head: ReLU, avg pool 5 (stride 3 for CIFAR's 8x8
+/// maps, stride 2 for ImageNet's 7x7), conv 1x1 to 128, BN, ReLU, conv 2x2
+/// to 768, BN (CIFAR only: DARTS's ImageNet head has none there), ReLU,
+/// linear. Maps that this pooling would not bring to 2x2 (the 8x8 digits
+/// end at 2x2, small ImageNet crops at 1x1 to 4x4) are pooled to 2x2
+/// directly.
 #[derive(Debug)]
 struct AuxHead {
+    stride: i64,
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: Option<nn::BatchNorm>,
     linear: nn::Linear,
 }
 
 impl AuxHead {
-    fn new(p: nn::Path, c: i64, classes: i64) -> Self {
+    fn new(p: nn::Path, c: i64, classes: i64, stem: Stem) -> Self {
+        let imagenet = stem == Stem::ImageNet;
         AuxHead {
+            stride: if imagenet { 2 } else { 3 },
             conv1: conv(&p / "conv1", c, 128, 1, 1, 0, 1, 1),
             bn1: bn(&p / "bn1", 128, true),
             conv2: conv(&p / "conv2", 128, 768, 2, 1, 0, 1, 1),
-            bn2: bn(&p / "bn2", 768, true),
+            bn2: (!imagenet).then(|| bn(&p / "bn2", 768, true)),
             linear: linear(&p / "linear", 768, classes),
         }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let x = x.relu();
-        let x = if x.size()[2] >= 5 {
-            x.avg_pool2d([5, 5], [3, 3], [0, 0], false, false, None)
+        let pooled = |side: i64| side >= 5 && (side - 5) / self.stride + 1 == 2;
+        let size = x.size();
+        let x = if pooled(size[2]) && pooled(size[3]) {
+            x.avg_pool2d([5, 5], [self.stride; 2], [0, 0], false, false, None)
         } else {
             x.adaptive_avg_pool2d([2, 2])
         };
         let x = self.bn1.forward_t(&x.apply(&self.conv1), train).relu();
-        let x = self.bn2.forward_t(&x.apply(&self.conv2), train).relu();
-        x.flatten(1, -1).apply(&self.linear)
+        let x = x.apply(&self.conv2);
+        let x = match &self.bn2 {
+            Some(bn2) => bn2.forward_t(&x, train),
+            None => x,
+        };
+        x.relu().flatten(1, -1).apply(&self.linear)
     }
 }
 
 impl EvalCell {
     fn new(
         p: nn::Path,
-        genotype: &Genotype,
+        cell: &TrainedCell,
         [c_pp, c_p, c]: [i64; 3],
         reduce: bool,
         reduce_prev: bool,
@@ -94,26 +163,22 @@ impl EvalCell {
         } else {
             Pre0::Conv(ReluConvBn::new(&p / "pre0", c_pp, c, 1, 1, 0, true))
         };
-        let space = SearchSpace::new(SpaceKind::Darts);
-        let nodes = space.edge_nodes();
-        let cell = &genotype.cells[usize::from(reduce)];
         let ops = cell
-            .edges
+            .ops
             .iter()
             .enumerate()
-            .map(|(j, &(edge, op))| {
-                let input = nodes[edge].1;
-                let stride = if reduce && input < 2 { 2 } else { 1 };
-                let name = space.ops()[op];
+            .map(|(j, (name, input))| {
+                let stride = if reduce && *input < 2 { 2 } else { 1 };
                 let op = Op::evaluation(name, &p / format!("op{j}"), c, stride)
                     .expect("parsed genotypes hold no `none`");
-                (op, input)
+                (op, *input)
             })
             .collect();
         EvalCell {
             pre0,
             pre1: ReluConvBn::new(&p / "pre1", c_p, c, 1, 1, 0, true),
             ops,
+            concat: cell.concat.clone(),
         }
     }
 
@@ -143,7 +208,8 @@ impl EvalCell {
             }
             states.push(sum.expect("two ops per node"));
         }
-        Tensor::cat(&states[2..], 1)
+        let out: Vec<&Tensor> = self.concat.iter().map(|&i| &states[i]).collect();
+        Tensor::cat(&out, 1)
     }
 }
 
@@ -156,25 +222,16 @@ fn drop_path(x: &Tensor, p: f64) -> Tensor {
 }
 
 impl EvalNetwork {
-    /// Builds the network of `genotype` (a DARTS-space cell).
-    pub fn new(genotype: &Genotype, shape: EvalShape, device: Device) -> Self {
+    /// Builds the network of `genotype` (a DARTS-space cell or one from
+    /// the literature) in `shape`.
+    pub fn new(genotype: &TrainedGenotype, shape: EvalShape, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let c_stem = 3 * shape.channels;
-        let stem_conv = conv(
-            &root / "stem_conv",
-            shape.in_channels,
-            c_stem,
-            3,
-            1,
-            1,
-            1,
-            1,
-        );
-        let stem_bn = bn(&root / "stem_bn", c_stem, true);
+        let (stem, c_stem) = StemLayers::new(&root, &shape);
         let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, shape.channels);
         let mut cells = Vec::new();
-        let mut reduce_prev = false;
+        // The ImageNet stem's `s0` is twice the side of its `s1`.
+        let mut reduce_prev = shape.stem == Stem::ImageNet;
         let mut aux_channels = c_p;
         for i in 0..shape.layers {
             let reduce = i == shape.layers / 3 || i == 2 * shape.layers / 3;
@@ -182,26 +239,20 @@ impl EvalNetwork {
                 c *= 2;
             }
             let p = &root / format!("cell{i}");
-            cells.push(EvalCell::new(
-                p,
-                genotype,
-                [c_pp, c_p, c],
-                reduce,
-                reduce_prev,
-            ));
+            let cell = genotype.cells()[usize::from(reduce)];
+            cells.push(EvalCell::new(p, cell, [c_pp, c_p, c], reduce, reduce_prev));
             reduce_prev = reduce;
-            (c_pp, c_p) = (c_p, 4 * c);
+            (c_pp, c_p) = (c_p, cell.concat.len() as i64 * c);
             if i == 2 * shape.layers / 3 {
                 aux_channels = c_p;
             }
         }
         let aux = shape
             .auxiliary
-            .then(|| AuxHead::new(&root / "aux", aux_channels, shape.classes));
+            .then(|| AuxHead::new(&root / "aux", aux_channels, shape.classes, shape.stem));
         let classifier = linear(&root / "classifier", c_p, shape.classes);
         EvalNetwork {
-            stem_conv,
-            stem_bn,
+            stem,
             cells,
             aux,
             classifier,
@@ -217,8 +268,7 @@ impl EvalNetwork {
         } else {
             x.shallow_clone()
         };
-        let stem = self.stem_bn.forward_t(&x.apply(&self.stem_conv), train);
-        let (mut s0, mut s1) = (stem.shallow_clone(), stem);
+        let (mut s0, mut s1) = self.stem.forward_t(&x, train);
         let aux_after = 2 * self.cells.len() / 3;
         let mut aux = None;
         for (i, cell) in self.cells.iter().enumerate() {
@@ -364,23 +414,81 @@ mod tests {
             in_channels: 3,
             classes: 10,
             auxiliary,
+            stem: Stem::Cifar,
+            image_size: 32,
         }
+    }
+
+    /// The mobile-setting ImageNet network's shape (DARTS: 14 cells, C 48,
+    /// 1000 classes) at `image_size`.
+    fn imagenet(layers: i64, channels: i64, image_size: i64) -> EvalShape {
+        EvalShape {
+            classes: 1000,
+            stem: Stem::ImageNet,
+            image_size,
+            ..shape(layers, channels, true)
+        }
+    }
+
+    fn trained(name: &str) -> TrainedGenotype {
+        genotype::parse_trained(name).unwrap()
     }
 
     /// DARTS reports 3.3 M for its cell at 20 cells and 36 channels; the
     /// PyTorch reference (`ref_train_step.py --params`) counts 3,349,342.
     #[test]
     fn darts_v2_at_the_papers_size_has_the_published_parameter_count() {
-        let g = genotype::parse("darts_v2").unwrap();
-        let net = EvalNetwork::new(&g, shape(20, 36, true), Device::Cpu);
+        let net = EvalNetwork::new(&trained("darts_v2"), shape(20, 36, true), Device::Cpu);
         assert_eq!(net.params_without_aux(), 3_349_342);
+    }
+
+    /// DARTS reports 4.7 M for its cell in the mobile setting; the PyTorch
+    /// reference (`ref_train_step.py --imagenet --params`) counts
+    /// 4,718,752.
+    #[test]
+    fn darts_v2_on_imagenet_has_the_published_parameter_count() {
+        let net = EvalNetwork::new(&trained("darts_v2"), imagenet(14, 48, 224), Device::Cpu);
+        assert_eq!(net.params_without_aux(), 4_718_752);
+    }
+
+    /// NASNet-A and AmoebaNet-A as DARTS's evaluation code builds them at
+    /// 20 cells and 36 channels: the counts of `ref_train_step.py
+    /// --genotype nasnet --params` and `--genotype amoebanet --params`.
+    #[test]
+    fn cells_from_the_literature_have_the_references_parameter_counts() {
+        for (name, params) in [("nasnet", 3_830_950), ("amoebanet", 3_145_078)] {
+            let net = EvalNetwork::new(&trained(name), shape(20, 36, true), Device::Cpu);
+            assert_eq!(net.params_without_aux(), params, "{name}");
+        }
+    }
+
+    /// Small ImageNet crops (multiples of 32, as every crop must be: the
+    /// stem divides the side by 8 and each reduction halves it exactly) run forward and
+    /// backward, the auxiliary head pooling what it cannot take as at
+    /// 224 px, for the DARTS cell and the literature's (5 nodes, their
+    /// concats, `sep_conv_7x7` and `conv_7x1_1x7` at both strides).
+    #[test]
+    fn an_imagenet_network_runs_at_small_crops() {
+        tch::manual_seed(0);
+        for (name, side) in [("darts_v2", 32), ("nasnet", 64), ("amoebanet", 32)] {
+            let net = EvalNetwork::new(&trained(name), imagenet(5, 8, side), Device::Cpu);
+            let x = Tensor::randn([2, 3, side, side], (Kind::Float, Device::Cpu));
+            let (logits, aux) = net.forward_t(&x, 0.1, true);
+            assert_eq!(logits.size(), [2, 1000], "{name}");
+            let aux = aux.expect("training has the auxiliary head");
+            assert_eq!(aux.size(), [2, 1000], "{name}");
+            let loss = logits.mean(Kind::Float) + aux.mean(Kind::Float);
+            let grads = Tensor::run_backward(&[loss], &net.vs.trainable_variables(), false, false);
+            assert!(grads
+                .iter()
+                .all(|g| g.isfinite().all().int64_value(&[]) == 1));
+        }
     }
 
     #[test]
     fn logits_and_auxiliary_logits_have_the_class_shape_and_learn() {
         tch::manual_seed(0);
-        let g = genotype::parse("darts_v1").unwrap();
-        let net = EvalNetwork::new(&g, shape(5, 4, true), Device::Cpu);
+        let net = EvalNetwork::new(&trained("darts_v1"), shape(5, 4, true), Device::Cpu);
         let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
         let (logits, aux) = net.forward_t(&x, 0.2, true);
         assert_eq!(logits.size(), [4, 10]);

@@ -324,6 +324,40 @@ pub enum Op {
     DilConv(DepthwisePointwiseOne),
     /// NB201 `nor_conv_kxk`: ReLU, conv, BN.
     NorConv(ReluConvBn),
+    /// `conv_7x1_1x7` of cells from the literature (evaluation only).
+    Conv7x1x7(Box<Conv7x1x7>),
+}
+
+/// ReLU, a 1x7 conv (strided along the width), a 7x1 conv (strided along
+/// the height), BN: the factorised 7x7 conv of AmoebaNet-A as DARTS's
+/// evaluation code builds it.
+#[derive(Debug)]
+pub struct Conv7x1x7 {
+    wide: nn::Conv2D,
+    tall: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl Conv7x1x7 {
+    fn new(p: nn::Path, c: i64, stride: i64) -> Self {
+        let config = |stride: [i64; 2], padding: [i64; 2]| nn::ConvConfigND::<[i64; 2]> {
+            stride,
+            padding,
+            bias: false,
+            ws_init: TORCH_DEFAULT_INIT,
+            ..Default::default()
+        };
+        Conv7x1x7 {
+            wide: nn::conv(&p / "conv1x7", c, c, [1, 7], config([1, stride], [0, 3])),
+            tall: nn::conv(&p / "conv7x1", c, c, [7, 1], config([stride, 1], [3, 0])),
+            bn: bn(&p / "bn", c, true),
+        }
+    }
+
+    fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
+        let y = x_relu.apply(&self.wide).apply(&self.tall);
+        self.bn.forward_t(&y, train)
+    }
 }
 
 /// The two stacked blocks of a separable convolution.
@@ -353,8 +387,16 @@ impl Op {
     /// Builds DARTS-space op `name` of an evaluation network (the searched
     /// cell trained from scratch): BN with affine parameters, pools without
     /// BN, as DARTS's evaluation network has them. `None` for `none`.
+    /// The ops of cells from the literature (`sep_conv_7x7`,
+    /// `conv_7x1_1x7`, as DARTS's evaluation code builds them) are built
+    /// here only: searches never meet them.
     pub fn evaluation(name: &str, p: nn::Path, c: i64, stride: i64) -> Option<Op> {
-        (name != "none").then(|| darts_op(name, p, c, stride, Role::Evaluation))
+        match name {
+            "none" => None,
+            "sep_conv_7x7" => Some(sep_conv(p, c, [7, stride, 3], true)),
+            "conv_7x1_1x7" => Some(Op::Conv7x1x7(Box::new(Conv7x1x7::new(p, c, stride)))),
+            _ => Some(darts_op(name, p, c, stride, Role::Evaluation)),
+        }
     }
 
     /// Whether the op starts with a ReLU of its input: those can share one
@@ -362,7 +404,7 @@ impl Op {
     pub fn starts_with_relu(&self) -> bool {
         matches!(
             self,
-            Op::Reduce(_) | Op::SepConv(_) | Op::DilConv(_) | Op::NorConv(_)
+            Op::Reduce(_) | Op::SepConv(_) | Op::DilConv(_) | Op::NorConv(_) | Op::Conv7x1x7(_)
         )
     }
 
@@ -393,6 +435,7 @@ impl Op {
             }
             Op::DilConv(d) => d.0.forward_relu_t(&relu_of_x(), train),
             Op::NorConv(b) => b.forward_relu_t(&relu_of_x(), train),
+            Op::Conv7x1x7(b) => b.forward_relu_t(&relu_of_x(), train),
         }
     }
 }

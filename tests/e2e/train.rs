@@ -291,10 +291,13 @@ fn fresh_dry_run(home: &Path, args: &[&str]) -> Output {
 fn a_dry_run_needs_no_data_and_says_what_it_counted() {
     let home = tempfile::tempdir().unwrap();
     for (sets, line) in [
-        (&[][..], "params=3347398 (digits: 1x8x8, 10 classes)"),
+        (
+            &[][..],
+            "params=3347398 madds=32903424 (digits: 1x8x8, 10 classes)",
+        ),
         (
             &["--set", "dataset=cifar10"][..],
-            "params=3349342 (cifar10: 3x32x32, 10 classes)",
+            "params=3349342 madds=528359040 (cifar10: 3x32x32, 10 classes)",
         ),
         (
             &[
@@ -303,7 +306,7 @@ fn a_dry_run_needs_no_data_and_says_what_it_counted() {
                 "--set",
                 "data_dir=/no/such/folder",
             ][..],
-            "params=3401272 (cifar100: 3x32x32, 100 classes)",
+            "params=3401272 madds=528410880 (cifar100: 3x32x32, 100 classes)",
         ),
     ] {
         let out = fresh_dry_run(
@@ -350,7 +353,7 @@ fn genotype_at_file_name_reads_a_genotypes_py() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("params=3349342 (cifar10"),
+        text(&out).contains("params=3349342 madds=528359040 (cifar10"),
         "{}",
         text(&out)
     );

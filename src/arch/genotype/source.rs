@@ -15,7 +15,6 @@
 use std::path::{Path, PathBuf};
 
 use super::GenotypeError;
-use crate::arch::metrics::Genotype;
 
 /// Aliases followed at most (`A = B`, `B = C`, ...), against cycles.
 const MAX_ALIASES: usize = 16;
@@ -23,10 +22,10 @@ const MAX_ALIASES: usize = 16;
 /// Reads `arg` with `parse`: the argument itself, or for `@FILE[:NAME]`
 /// the genotype that the file holds, an error then naming the file, the
 /// genotype and its line.
-pub(super) fn read_with(
+pub(super) fn read_with<T>(
     arg: &str,
-    parse: fn(&str) -> Result<Genotype, GenotypeError>,
-) -> Result<Genotype, GenotypeError> {
+    parse: fn(&str) -> Result<T, GenotypeError>,
+) -> Result<T, GenotypeError> {
     let Some(reference) = arg.trim().strip_prefix('@') else {
         return parse(arg);
     };

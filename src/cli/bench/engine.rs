@@ -97,29 +97,24 @@ pub(super) fn bench_step(a: StepArgs) -> anyhow::Result<()> {
 pub(super) fn bench_train(a: TrainArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let device = parse_device(&a.device)?;
-    let genotype = crate::arch::genotype::read(&a.genotype)?;
+    let genotype = crate::arch::genotype::read_trained(&a.genotype)?;
+    let knobs = a.knobs()?;
     tch::manual_seed(0);
-    let shape = crate::arch::shape::EvalShape {
-        layers: a.layers,
-        channels: a.channels,
-        in_channels: 3,
-        classes: 10,
-        auxiliary: a.auxiliary > 0.0,
-    };
-    let net = crate::nas::evalnet::EvalNetwork::new(&genotype, shape, device);
+    let net = crate::nas::evalnet::EvalNetwork::new(&genotype, knobs.shape, device);
     let params = net.params_without_aux();
     let mut trainer = crate::nas::evalnet::Trainer::new(net, [0.9, 3e-4, 5.0, a.auxiliary]);
-    let (x, y) = random_batch(a.batch, 3, a.size, 10, device);
+    let (side, classes) = (knobs.shape.image_size, knobs.shape.classes);
+    let (x, y) = random_batch(a.batch, 3, side, classes, device);
     let median = median_step(device, a.clock, a.steps, || {
-        let _ = trainer.step(&x, &y, 0.025, a.drop_path);
+        let _ = trainer.step(&x, &y, 0.025, knobs.drop_path);
     });
     crate::outln!(
-        "genotype={} layers={} C={} batch={} size={} threads={} params_without_aux={params}",
+        "genotype={} network={} layers={} C={} batch={} size={side} classes={classes} threads={} params_without_aux={params}",
         a.genotype,
-        a.layers,
-        a.channels,
+        if a.imagenet { "imagenet" } else { "cifar" },
+        knobs.shape.layers,
+        knobs.shape.channels,
         a.batch,
-        a.size,
         tch::get_num_threads()
     );
     crate::outln!("median_step_s={median:.4}");

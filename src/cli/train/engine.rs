@@ -139,12 +139,15 @@ fn yaml_string(text: &str) -> String {
 }
 
 /// What a dry run prints: the parameters of the network, without the
-/// auxiliary head, and what they were counted for, since the count depends
-/// on the dataset (`params=3349342 (cifar10: 3x32x32, 10 classes)`).
+/// auxiliary head, its multiply-adds for one image at its input size
+/// ([`crate::arch::madds`]: convolutions and the classifier), and what
+/// they were counted for, since both depend on the dataset
+/// (`params=3349342 madds=... (cifar10: 3x32x32, 10 classes)`).
 fn dry_run_line(net: &TrainNetwork) -> String {
     let params = EvalNetwork::new(&net.genotype, net.shape, tch::Device::Cpu).params_without_aux();
+    let madds = crate::arch::madds::multiply_adds(&net.genotype, &net.shape);
     format!(
-        "params={params} ({}: {})",
+        "params={params} madds={madds} ({}: {})",
         net.dataset.name(),
         net.dataset.shape()
     )
