@@ -397,16 +397,18 @@ impl TrainConfig {
     /// it sets, the image channels and classes of its dataset.
     pub fn eval_shape(&self) -> EvalShape {
         let image = self.dataset.shape();
+        let (stem, image_size) = match self.crop_size() {
+            Some(crop) => (Stem::ImageNet, i64::from(crop)),
+            None => (Stem::Cifar, image.size),
+        };
         EvalShape {
             layers: i64::from(self.layers()),
             channels: i64::from(self.init_channels()),
             in_channels: image.channels,
             classes: image.classes,
             auxiliary: self.auxiliary_weight > 0.0,
-            // The dataset decides: ImageNet takes `Stem::ImageNet` and its
-            // crop size here.
-            stem: Stem::Cifar,
-            image_size: image.size,
+            stem,
+            image_size,
         }
     }
 
@@ -549,9 +551,9 @@ impl TrainConfig {
         self.check_imagenet_only()?;
         if let Some(crop) = self.crop_size() {
             check(
-                (16..=1024).contains(&crop),
+                (32..=1024).contains(&crop) && crop % 32 == 0,
                 "crop_size",
-                "must lie in 16..=1024 pixels (ImageNet's recipe uses 224)",
+                "must be a multiple of 32 in 32..=1024 pixels (the stem divides the side by 8 and the two reductions halve it; ImageNet's recipe uses 224)",
             )?;
         }
         check(

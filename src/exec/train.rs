@@ -78,10 +78,16 @@ impl Pipeline for Train {
     }
 
     fn on_started(&self, rt: &Runtime, store: &Store, id: i64, at: &Started) {
-        let Some(params) = at.params else {
-            return;
+        let stored = async {
+            if let Some(params) = at.params {
+                store.set_params(id, params).await?;
+            }
+            if let Some(madds) = at.madds {
+                store.set_madds(id, madds).await?;
+            }
+            Ok::<_, StoreError>(())
         };
-        if let Err(err) = rt.block_on(store.set_params(id, params)) {
+        if let Err(err) = rt.block_on(stored) {
             tracing::warn!("storing the size of run {id} failed: {err}");
         }
     }

@@ -152,6 +152,8 @@ pub struct Started {
     pub steps: usize,
     /// Parameters of the network trained, for kinds that report it.
     pub params: Option<i64>,
+    /// Multiply-adds of its forward pass for one image, likewise.
+    pub madds: Option<i64>,
 }
 
 /// What a run tells the outside world; `epoch` must persist the record
@@ -206,6 +208,11 @@ pub trait Stage {
     fn plan(&self) -> Plan;
     /// Parameters of the network, for kinds that report it.
     fn params(&self) -> Option<i64> {
+        None
+    }
+    /// Multiply-adds of the network for one image, for kinds that report
+    /// it.
+    fn madds(&self) -> Option<i64> {
         None
     }
     /// The batches of `epoch` from step `first` on.
@@ -280,6 +287,7 @@ pub fn run_epochs<K: Stage>(
         epochs: plan.epochs,
         steps: plan.steps,
         params: stage.params(),
+        madds: stage.madds(),
     });
     let mut stops = FaultStops::from_env();
     let clock = Clock {

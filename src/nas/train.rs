@@ -18,6 +18,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::arch::madds::multiply_adds;
 use crate::arch::metrics::TrainEpoch;
 use crate::arch::shape::EvalShape;
 use crate::config::train::{LrSchedule, ResolvedTrain};
@@ -213,6 +214,7 @@ pub fn run(
     };
     let net = EvalNetwork::new(cfg.genotype(), shape, device);
     let params = net.params_without_aux();
+    let madds = multiply_adds(cfg.genotype(), &shape);
     let trainer = Trainer::new(
         net,
         [
@@ -227,6 +229,7 @@ pub fn run(
         cfg: cfg.clone(),
         trainer,
         params,
+        madds,
         steps,
         device,
         best: f64::NEG_INFINITY,
@@ -365,6 +368,7 @@ pub struct TrainStage {
     cfg: ResolvedTrain,
     trainer: Trainer,
     params: i64,
+    madds: i64,
     steps: usize,
     device: Device,
     best: f64,
@@ -400,6 +404,10 @@ impl Stage for TrainStage {
 
     fn params(&self) -> Option<i64> {
         Some(self.params)
+    }
+
+    fn madds(&self) -> Option<i64> {
+        Some(self.madds)
     }
 
     fn batches<'d>(
