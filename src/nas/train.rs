@@ -321,10 +321,9 @@ impl TrainData {
     fn epoch_from(&self, seed: u64, first: usize) -> Batches<'_> {
         match self {
             TrainData::InMemory { train, .. } => Box::new(train.epoch_from(seed, first)),
-            TrainData::Folder { train, device, .. } => Box::new(on_device(
-                train.epoch_from(seed, first),
-                *device,
-            )),
+            TrainData::Folder { train, device, .. } => {
+                Box::new(on_device(train.epoch_from(seed, first), *device))
+            }
         }
     }
 
@@ -342,7 +341,9 @@ impl TrainData {
     fn skipped(&self) -> Option<i64> {
         match self {
             TrainData::InMemory { .. } => None,
-            TrainData::Folder { train, test, .. } => Some((train.skipped() + test.skipped()) as i64),
+            TrainData::Folder { train, test, .. } => {
+                Some((train.skipped() + test.skipped()) as i64)
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! workers), `report` (figures checked against SQL), `data` (`data get`
 //! against a local HTTP server), `chaos` (a sweep under injected faults),
 //! `slurm` (`sweep submit --slurm` and the pull workers of its tasks),
-//! `tls` (a sweep on a PostgreSQL server that accepts only TLS).
+//! `tls` (a sweep on a PostgreSQL server that accepts only TLS), `imagenet`
+//! (transfer to a small ImageNet folder of JPEGs written by the test).
 //! `util` holds what they share: the binary's path, output text and SQLite
 //! reads.
 //!
@@ -14,6 +15,7 @@
 
 mod chaos;
 mod data;
+mod imagenet;
 mod report;
 mod search;
 mod serve;

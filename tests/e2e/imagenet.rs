@@ -1,0 +1,148 @@
+//! End-to-end tests of ImageNet transfer: `ddsas train` on a small
+//! ImageNet-layout folder of real JPEGs written here (six classes of
+//! tinted, striped photographs with noise), at a 32-pixel crop through the
+//! mobile-setting network, recorded with top-1 and top-5 in a real SQLite
+//! file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use super::util::{scalar, sqlite, text, tmp, BIN};
+
+/// Classes of the folder: enough for top-5 to mean something.
+const CLASSES: usize = 6;
+
+/// A small network on small crops, with the recipe's other keys.
+const SMALL: &[&str] = &[
+    "dataset=imagenet",
+    "crop_size=32",
+    "layers=3",
+    "init_channels=8",
+    "batch_size=16",
+    "lr=0.1",
+    "epochs=3",
+];
+
+/// Writes `root/<split>/n0<c>/<i>.JPEG`: `per_class` images of each class,
+/// 48x40 pixels, a class colour and stripe direction under pixel noise.
+fn write_split(root: &Path, split: &str, per_class: usize, seed: u64) {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % 64) as u32
+    };
+    let (w, h) = (48usize, 40usize);
+    for c in 0..CLASSES {
+        let folder = root.join(split).join(format!("n0{c}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let tint = [
+            (c * 83 % 200) as u32,
+            (c * 151 % 200) as u32,
+            (c * 47 % 200) as u32,
+        ];
+        for i in 0..per_class {
+            let mut rgb = Vec::with_capacity(w * h * 3);
+            for y in 0..h {
+                for x in 0..w {
+                    let stripe = if c % 2 == 0 { x / 6 % 2 } else { y / 6 % 2 } as u32;
+                    for t in tint {
+                        rgb.push((t + 40 * stripe + noise()).min(255) as u8);
+                    }
+                }
+            }
+            jpeg_encoder::Encoder::new_file(folder.join(format!("{i}.JPEG")), 90)
+                .unwrap()
+                .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+                .unwrap();
+        }
+    }
+}
+
+/// An ImageNet folder in `dir`, with one truncated JPEG among the training
+/// images.
+fn write_imagenet(dir: &Path) {
+    write_split(dir, "train", 16, 1);
+    write_split(dir, "val", 4, 2);
+    let victim = dir.join("train/n00/0.JPEG");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+fn train(db: &Path, data: &Path, sets: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "train",
+        "--resume",
+        "--threads",
+        "1",
+        "--genotype",
+        "darts_v2",
+        "--db",
+    ])
+    .arg(db)
+    .arg("--set")
+    .arg(format!("data_dir={}", data.display()));
+    for s in SMALL.iter().chain(sets) {
+        cmd.args(["--set", s]);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("ddsas runs")
+}
+
+/// The numbers of every epoch that must not depend on timing or on where a
+/// process took the epoch up.
+const EPOCH_NUMBERS: &str = "SELECT epoch, train_acc, train_loss, test_acc, test_loss, \
+     train_top5, test_top5, lr FROM train_epochs ORDER BY epoch";
+
+#[test]
+fn a_cell_transfers_to_an_imagenet_folder_with_top5_and_skipped_images_recorded() {
+    let (dir, db) = tmp();
+    let data = dir.path().join("imagenet");
+    write_imagenet(&data);
+    let out = train(&db, &data, &[], &[]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("top-5"), "{said}");
+    assert!(said.contains("1 unreadable image(s) skipped"), "{said}");
+    assert_eq!(
+        sqlite(&db, "SELECT kind, dataset, status, epochs_done FROM runs"),
+        vec![vec!["train", "imagenet", "done", "3"]]
+    );
+    let madds: i64 = scalar(&db, "SELECT madds FROM runs").parse().unwrap();
+    assert!(madds > 0, "{madds}");
+    let last = sqlite(
+        &db,
+        "SELECT test_acc, test_top5, train_top5, skipped_images FROM train_epochs WHERE epoch = 2",
+    );
+    let number = |i: usize| last[0][i].parse::<f64>().unwrap();
+    let chance = 1.0 / CLASSES as f64;
+    assert!(number(0) > 2.0 * chance, "top-1 {} near chance", number(0));
+    assert!(number(1) >= number(0), "top-5 below top-1: {last:?}");
+    assert!((0.0..=1.0).contains(&number(2)), "{last:?}");
+    assert_eq!(last[0][3], "1", "the truncated image is counted");
+}
+
+#[test]
+fn an_imagenet_training_stopped_mid_epoch_resumes_at_its_step() {
+    let (dir, straight) = tmp();
+    let data = dir.path().join("imagenet");
+    write_imagenet(&data);
+    let sets = ["epochs=2"];
+    assert!(train(&straight, &data, &sets, &[]).status.success());
+    let (_b, db) = tmp();
+    // 96 training images (one unreadable) in batches of 16: 6 steps an
+    // epoch, so the stop before global step 9 (from 1) lies in epoch 2.
+    let stop = [("DDSAS_FAULT_STOP_AT_STEPS", "9")];
+    let first = train(&db, &data, &sets, &stop);
+    assert_eq!(first.status.code(), Some(130), "{}", text(&first));
+    let second = train(&db, &data, &sets, &[]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("resuming at step 2 of epoch 2 of 2"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+}
