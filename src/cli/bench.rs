@@ -174,6 +174,7 @@ pub struct TrainArgs {
 }
 
 /// The network `bench train` times, its defaults filled in.
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TrainKnobs {
     /// The evaluation network's shape.
@@ -182,6 +183,7 @@ pub(crate) struct TrainKnobs {
     pub drop_path: f64,
 }
 
+#[cfg(feature = "engine")]
 impl TrainArgs {
     /// The reference's defaults for what was not given: CIFAR's network
     /// (20 cells, C 36, 32 px, 10 classes, drop path 0.3), or with

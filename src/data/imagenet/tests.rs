@@ -2,7 +2,7 @@
 //! the bundled digits (upscaled and coloured), checks the listing, the
 //! decoding and the loader.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 use crate::data::{read, DatasetKind};
@@ -226,7 +226,7 @@ mod engine {
     fn a_truncated_jpeg_is_skipped_and_counted() {
         let tmp = tempdir();
         let f = folder(tmp.path());
-        let victim: PathBuf = f.val.files[3].clone();
+        let victim: std::path::PathBuf = f.val.files[3].clone();
         let bytes = std::fs::read(&victim).unwrap();
         std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
         let garbage = f.val.files[6].clone();
