@@ -593,8 +593,13 @@ fn resolve_data_dir_in(
         return Err(invalid(
             "data_dir",
             format!(
-                "{} is not a directory; point it at the folder holding the CIFAR files",
-                dir.display()
+                "{} is not a directory; point it at the folder holding {}",
+                dir.display(),
+                if dataset == DatasetKind::ImageNet {
+                    "ImageNet's train/ and val/ class folders"
+                } else {
+                    "the CIFAR files"
+                }
             ),
         ));
     }
@@ -612,6 +617,9 @@ fn data_folder_of(
     download: bool,
     home: Option<crate::data::home::DataHome>,
 ) -> Result<DataDir, ConfigError> {
+    if dataset == DatasetKind::ImageNet {
+        return imagenet_folder_of(download, home);
+    }
     let name = dataset.name();
     let folders = "cifar-10-batches-bin / cifar-10-batches-py (or the CIFAR-100 equivalents)";
     let Some(home) = home else {
@@ -650,6 +658,43 @@ fn data_folder_of(
         written: None,
         folder: Some(home.dir),
     })
+}
+
+/// ImageNet's folder in the data folder, for a config without `data_dir`.
+/// Nothing fetches ImageNet (its licence asks every user to download it
+/// from image-net.org), so `download` is refused and a missing folder
+/// points at `ddsas data get imagenet`, which says how to lay one out.
+fn imagenet_folder_of(
+    download: bool,
+    home: Option<crate::data::home::DataHome>,
+) -> Result<DataDir, ConfigError> {
+    let how = "`ddsas data get imagenet` says where to download it and how to lay it out";
+    if download {
+        return Err(invalid(
+            "download",
+            format!("ImageNet cannot be fetched by ddsas; {how}, then set `data_dir` to it or put it in the data folder's `imagenet` folder"),
+        ));
+    }
+    let Some(home) = home else {
+        return Err(invalid(
+            "data_dir",
+            format!("dataset imagenet needs `data_dir`, the folder holding train/ and val/, and there is no data folder to look in (neither DDSAS_DATA nor HOME is set); {how}"),
+        ));
+    };
+    match crate::data::imagenet::find(&home.dir) {
+        Ok(found) => Ok(DataDir {
+            written: None,
+            folder: Some(found.folder),
+        }),
+        Err(_) => Err(invalid(
+            "data_dir",
+            format!(
+                "ImageNet is not in the data folder {} (from {}); {how}, or set `data_dir` to the folder holding train/ and val/",
+                home.dir.display(),
+                home.from
+            ),
+        )),
+    }
 }
 
 pub(crate) fn check(ok: bool, key: &'static str, message: &str) -> Result<(), ConfigError> {
@@ -1125,6 +1170,30 @@ mod tests {
             resolve_data_dir_in(DatasetKind::Cifar10, Some(&fixtures()), false, None).unwrap();
         assert_eq!(given.written, given.folder);
         assert!(given.folder.unwrap().is_absolute());
+    }
+
+    #[test]
+    fn imagenet_without_data_dir_points_at_data_get_and_refuses_download() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = resolve_data_dir_in(DatasetKind::ImageNet, None, false, home(empty.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ddsas data get imagenet") && err.contains("train/ and val/"),
+            "{err}"
+        );
+        assert!(!err.contains("--force") && !err.contains("download=true"), "{err}");
+        let err = resolve_data_dir_in(DatasetKind::ImageNet, None, true, home(empty.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`download`") && err.contains("cannot be fetched"), "{err}");
+        let imagenet = empty.path().join("imagenet");
+        for split in ["train", "val"] {
+            std::fs::create_dir_all(imagenet.join(split)).unwrap();
+        }
+        let found =
+            resolve_data_dir_in(DatasetKind::ImageNet, None, false, home(empty.path())).unwrap();
+        assert_eq!((found.written, found.folder), (None, Some(imagenet)));
     }
 
     /// Fingerprints pinned at the current definitions (DDSAS and GDAS
