@@ -1182,11 +1182,17 @@ mod tests {
             err.contains("ddsas data get imagenet") && err.contains("train/ and val/"),
             "{err}"
         );
-        assert!(!err.contains("--force") && !err.contains("download=true"), "{err}");
+        assert!(
+            !err.contains("--force") && !err.contains("download=true"),
+            "{err}"
+        );
         let err = resolve_data_dir_in(DatasetKind::ImageNet, None, true, home(empty.path()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`download`") && err.contains("cannot be fetched"), "{err}");
+        assert!(
+            err.contains("`download`") && err.contains("cannot be fetched"),
+            "{err}"
+        );
         let imagenet = empty.path().join("imagenet");
         for split in ["train", "val"] {
             std::fs::create_dir_all(imagenet.join(split)).unwrap();

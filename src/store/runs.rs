@@ -3,8 +3,38 @@
 //! and ended as done, failed or interrupted.
 
 use super::error::Context;
+use super::rows::{StoredText, TRAIN_METHOD_TEXT};
 use super::{Claim, RunKind, RunRow, Store, StoreError};
+use crate::arch::space::SpaceKind;
+use crate::config::Method;
 use crate::config::ResolvedConfig;
+use crate::data::DatasetKind;
+
+/// What registering a run writes, whatever its kind.
+pub(super) struct NewRun<'a> {
+    /// The run's identity.
+    pub fingerprint: String,
+    /// Search or train.
+    pub kind: RunKind,
+    /// The search method; none for a kind that searches nothing (stored as
+    /// `'train'`, which SQL written against the history finds).
+    pub method: Option<Method>,
+    /// The space its cells come from.
+    pub space: SpaceKind,
+    /// The dataset it runs on.
+    pub dataset: DatasetKind,
+    /// The run's seed.
+    pub seed: u64,
+    /// Its canonical config.
+    pub config_json: String,
+    /// Epochs it will run.
+    pub epochs_total: u32,
+    /// The cell a train run trains, known from the start; none for a
+    /// search, whose cell comes at its end.
+    pub genotype: Option<&'a str>,
+    /// The definitions version of its method.
+    pub definitions: u32,
+}
 
 impl Store {
     /// Registers a run for a resolved config; returns the existing row if the
@@ -12,38 +42,63 @@ impl Store {
     /// never run again from any sweep.
     pub async fn ensure_run(&self, cfg: &ResolvedConfig) -> Result<RunRow, StoreError> {
         let c = cfg.config();
-        let fingerprint = cfg.fingerprint();
-        let seed = i64::try_from(c.seed).map_err(|_| StoreError::Invalid {
-            what: format!("run {fingerprint}"),
+        self.register(NewRun {
+            fingerprint: cfg.fingerprint(),
+            kind: RunKind::Search,
+            method: Some(c.method),
+            space: c.space,
+            dataset: c.dataset,
+            seed: c.seed,
+            config_json: cfg.canonical_json(),
+            epochs_total: c.epochs,
+            genotype: None,
+            definitions: cfg.definitions(),
+        })
+        .await
+    }
+
+    /// Registers a run of any kind once per fingerprint (or finds the
+    /// existing row, whatever its status): the one body behind
+    /// [`Store::ensure_run`] and [`Store::ensure_train_run`].
+    pub(super) async fn register(&self, run: NewRun<'_>) -> Result<RunRow, StoreError> {
+        let fingerprint = &run.fingerprint;
+        let label = match run.kind {
+            RunKind::Search => "run",
+            RunKind::Train => "train run",
+        };
+        let what = || format!("{label} {fingerprint}");
+        let seed = i64::try_from(run.seed).map_err(|_| StoreError::Invalid {
+            what: what(),
             message: format!(
                 "seed {} does not fit a SQLite integer (max {})",
-                c.seed,
+                run.seed,
                 i64::MAX
             ),
         })?;
         sqlx::query(
-            "INSERT INTO runs (fingerprint, kind, method, space, dataset, seed, config_json, epochs_total, created_at, definitions)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO runs (fingerprint, kind, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype, definitions)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
-        .bind(&fingerprint)
-        .bind(RunKind::Search)
-        .bind(c.method)
-        .bind(c.space)
-        .bind(c.dataset)
+        .bind(fingerprint)
+        .bind(run.kind)
+        .bind(run.method.map_or(TRAIN_METHOD_TEXT, StoredText::stored))
+        .bind(run.space)
+        .bind(run.dataset)
         .bind(seed)
-        .bind(cfg.canonical_json())
-        .bind(i64::from(c.epochs))
+        .bind(&run.config_json)
+        .bind(i64::from(run.epochs_total))
         .bind(self.now())
-        .bind(i64::from(cfg.definitions()))
+        .bind(run.genotype)
+        .bind(i64::from(run.definitions))
         .execute(&self.pool)
         .await
-        .ctx(|| format!("registering run {fingerprint}"))?;
-        self.run_by_fingerprint(&fingerprint)
+        .ctx(|| format!("registering {}", what()))?;
+        self.run_by_fingerprint(fingerprint)
             .await?
             .ok_or_else(|| StoreError::Invalid {
-                what: format!("run {fingerprint}"),
-                message: format!("run {fingerprint} vanished right after it was registered"),
+                what: what(),
+                message: "it vanished right after it was registered".into(),
             })
     }
 

@@ -5,7 +5,7 @@
 
 use super::epochs::{update_progress, Best};
 use super::error::Context;
-use super::rows::TRAIN_METHOD_TEXT;
+use super::runs::NewRun;
 use super::{RunKind, RunRow, Store, StoreError};
 use crate::arch::metrics::TrainEpoch;
 use crate::arch::space::SpaceKind;
@@ -16,36 +16,19 @@ impl Store {
     /// a done one is never trained again).
     pub async fn ensure_train_run(&self, cfg: &ResolvedTrain) -> Result<RunRow, StoreError> {
         let c = cfg.config();
-        let fingerprint = cfg.fingerprint();
-        let seed = i64::try_from(c.seed).map_err(|_| StoreError::Invalid {
-            what: format!("train run {fingerprint}"),
-            message: format!("seed {} does not fit a SQLite integer", c.seed),
-        })?;
-        sqlx::query(
-            "INSERT INTO runs (fingerprint, kind, method, space, dataset, seed, config_json, epochs_total, created_at, final_genotype, definitions)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (fingerprint) DO NOTHING",
-        )
-        .bind(&fingerprint)
-        .bind(RunKind::Train)
-        .bind(TRAIN_METHOD_TEXT)
-        .bind(SpaceKind::Darts)
-        .bind(c.dataset)
-        .bind(seed)
-        .bind(cfg.canonical_json())
-        .bind(i64::from(c.epochs()))
-        .bind(self.now())
-        .bind(&c.genotype)
-        .bind(i64::from(cfg.definitions()))
-        .execute(&self.pool)
+        self.register(NewRun {
+            fingerprint: cfg.fingerprint(),
+            kind: RunKind::Train,
+            method: None,
+            space: SpaceKind::Darts,
+            dataset: c.dataset,
+            seed: c.seed,
+            config_json: cfg.canonical_json(),
+            epochs_total: c.epochs(),
+            genotype: Some(&c.genotype),
+            definitions: cfg.definitions(),
+        })
         .await
-        .ctx(|| format!("registering train run {fingerprint}"))?;
-        self.run_by_fingerprint(&fingerprint)
-            .await?
-            .ok_or_else(|| StoreError::Invalid {
-                what: format!("train run {fingerprint}"),
-                message: "it vanished right after it was registered".into(),
-            })
     }
 
     /// Links train run `train` to the search run whose cell it trains.
