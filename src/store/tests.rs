@@ -8,8 +8,9 @@ use crate::arch::space::SearchSpace;
 use crate::arch::space::SpaceKind;
 use crate::config::{ResolvedConfig, SearchConfig};
 
-/// Runs each store test on both backends: an in-memory SQLite database and
-/// a fresh PostgreSQL database of its own (see `test_postgres`).
+/// Runs each store test on both backends: an in-memory SQLite database, a
+/// fresh PostgreSQL database of its own (see `test_postgres`), and one on
+/// the server that accepts only TLS.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -27,6 +28,26 @@ macro_rules! on_both_backends {
                     let Some(db) = super::super::test_postgres::TestDatabase::create().await else {
                         return;
                     };
+                    let location = super::DbLocation::Postgres(db.url().to_owned());
+                    let store = super::Store::connect(&location).await.unwrap();
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                    db.drop_now().await;
+                }
+            )*
+        }
+        /// The same suite on a server that accepts only TLS connections,
+        /// connected with `sslmode=verify-full` (see `test_postgres`).
+        mod postgres_tls {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(server) = super::super::test_postgres::tls_server_or_skip() else {
+                        return;
+                    };
+                    let db = super::super::test_postgres::TestDatabase::create_on(&server)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
                     let location = super::DbLocation::Postgres(db.url().to_owned());
                     let store = super::Store::connect(&location).await.unwrap();
                     super::$name(store.clone()).await;
@@ -55,38 +76,6 @@ on_both_backends!(
     searches_and_train_runs_are_registered_with_their_kind,
     train_epochs_keep_top5_skipped_images_and_madds,
     a_transfer_to_imagenet_reports_its_top5_and_madds,
-);
-
-/// Runs a few store tests on a server that accepts only TLS connections,
-/// connected with `sslmode=verify-full` (see `test_postgres`): claims,
-/// life cycles and epoch records, the traffic every worker sends.
-macro_rules! on_postgres_over_tls {
-    ($($name:ident),* $(,)?) => {
-        mod postgres_tls {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(server) = super::super::test_postgres::tls_server_or_skip() else {
-                        return;
-                    };
-                    let db = super::super::test_postgres::TestDatabase::create_on(&server)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    let location = super::DbLocation::Postgres(db.url().to_owned());
-                    let store = super::Store::connect(&location).await.unwrap();
-                    super::$name(store.clone()).await;
-                    store.close().await;
-                    db.drop_now().await;
-                }
-            )*
-        }
-    };
-}
-
-on_postgres_over_tls!(
-    claim_next_gives_each_caller_a_different_run,
-    life_cycle_finish_fail_interrupt,
-    record_epoch_writes_exactly_the_expected_rows,
 );
 
 /// The TLS-only server refuses, each in one line that names what did not
