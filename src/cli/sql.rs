@@ -35,6 +35,10 @@ pub struct SqlCmd {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Stop the query after this many seconds (0: no limit), so that a
+    /// runaway statement never hangs the command.
+    #[arg(long, value_name = "SECS", default_value_t = super::CLI_QUERY_TIMEOUT)]
+    query_timeout: u64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -43,6 +47,7 @@ impl SqlCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         let mut db = self.db.open_read_only(rt)?;
+        rt.block_on(db.set_time_limit(super::query_limit(self.query_timeout)))?;
         let rows = rt.block_on(db.query(&self.query, &[]));
         let rows = rows.map_err(|e| match e {
             QueryError::ReadOnly { message } => anyhow::anyhow!(
