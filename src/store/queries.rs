@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyArguments, AnyRow, AnyTypeInfoKind};
-use sqlx_core::any::AnyConnectionBackend;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Column, ConnectOptions, Connection, Row, Statement, ValueRef};
+use sqlx_core::any::AnyConnectionBackend;
 
 use super::{Backend, DbLocation};
 
@@ -138,29 +138,47 @@ impl Conn {
     }
 }
 
+/// The first `keep` rows `sql` answers with `args`, and how many more
+/// there were.
+async fn fetch_rows(
+    conn: &mut dyn AnyConnectionBackend,
+    sql: &str,
+    args: AnyArguments<'static>,
+    keep: usize,
+) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
+    collect_rows(conn.fetch_many(sql, true, Some(args)), keep).await
+}
+
 /// Every row `sql` answers with `args`.
 async fn fetch_all(
     conn: &mut dyn AnyConnectionBackend,
     sql: &str,
     args: AnyArguments<'static>,
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
-    collect_rows(conn.fetch_many(sql, true, Some(args))).await
+    Ok(fetch_rows(conn, sql, args, usize::MAX).await?.0)
 }
 
-/// The rows of a driver's answer, in order (its row counts left out).
+/// The first `keep` rows of a driver's answer, in order (its row counts
+/// left out), and how many more it had: those are counted, never held.
 async fn collect_rows(
     mut stream: futures_core::stream::BoxStream<
         '_,
         Result<sqlx::Either<sqlx::any::AnyQueryResult, AnyRow>, sqlx::Error>,
     >,
-) -> Result<Vec<AnyRow>, sqlx::Error> {
+    keep: usize,
+) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
     let mut rows = Vec::new();
+    let mut more = 0;
     while let Some(step) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         if let sqlx::Either::Right(row) = step? {
-            rows.push(row);
+            if rows.len() < keep {
+                rows.push(row);
+            } else {
+                more += 1;
+            }
         }
     }
-    Ok(rows)
+    Ok((rows, more))
 }
 
 /// The column names of `sql`, as the database describes them.
@@ -269,7 +287,7 @@ impl ReadOnlyDb {
         if let Conn::Postgres(conn) = &mut self.conn {
             let millis = limit.map_or(0, |l| l.as_millis().max(1));
             let set = format!("SET statement_timeout = {millis}");
-            collect_rows(conn.fetch_many(&set, false, None))
+            collect_rows(conn.fetch_many(&set, false, None), 0)
                 .await
                 .map_err(classify)?;
         }
@@ -320,12 +338,24 @@ impl ReadOnlyDb {
         sql: &str,
         params: &[serde_json::Value],
     ) -> Result<QueryRows, QueryError> {
+        Ok(self.query_first(sql, params, usize::MAX).await?.0)
+    }
+
+    /// [`ReadOnlyDb::query`] that keeps only the first `keep` rows and
+    /// counts the others (`ddsas sql --limit`), so that a huge answer is
+    /// cut rather than held whole.
+    pub async fn query_first(
+        &mut self,
+        sql: &str,
+        params: &[serde_json::Value],
+        keep: usize,
+    ) -> Result<(QueryRows, u64), QueryError> {
         super::sql_text::one_statement(sql).map_err(|message| QueryError::Sql { message })?;
         super::sql_text::read_only_statement(sql)
             .map_err(|message| QueryError::ReadOnly { message })?;
         self.arm().await?;
         if self.backend == Backend::Postgres {
-            match self.query_as_json(sql, params).await {
+            match self.query_as_json(sql, params, keep).await {
                 Err(QueryError::Sql { message }) if message.contains(WRAP_FAILED) => {}
                 answer => return answer,
             }
@@ -333,7 +363,7 @@ impl ReadOnlyDb {
         let columns = described_columns(self.conn.any(), sql, self.backend)
             .await
             .map_err(|e| self.fail(e))?;
-        let rows = fetch_all(self.conn.any(), sql, json_args(params))
+        let (rows, more) = fetch_rows(self.conn.any(), sql, json_args(params), keep)
             .await
             .map_err(|e| self.fail(e))?;
         let columns = match rows.first() {
@@ -348,7 +378,7 @@ impl ReadOnlyDb {
             .iter()
             .map(|row| row_values(row, columns.len()))
             .collect();
-        Ok(QueryRows { columns, rows })
+        Ok((QueryRows { columns, rows }, more))
     }
 
     /// PostgreSQL: the rows as `row_to_json` writes them, so that every
@@ -359,14 +389,18 @@ impl ReadOnlyDb {
         &mut self,
         sql: &str,
         params: &[serde_json::Value],
-    ) -> Result<QueryRows, QueryError> {
+        keep: usize,
+    ) -> Result<(QueryRows, u64), QueryError> {
         let inner = sql.trim().trim_end_matches(';');
         let wrapped = format!("SELECT CAST(row_to_json(q) AS TEXT) FROM ({inner}\n) AS q");
-        let texts: Vec<String> = match fetch_all(self.conn.any(), &wrapped, json_args(params))
+        let texts = fetch_rows(self.conn.any(), &wrapped, json_args(params), keep)
             .await
-            .and_then(|rows| rows.iter().map(|r| r.try_get::<String, _>(0)).collect())
-        {
-            Ok(texts) => texts,
+            .and_then(|(rows, more)| {
+                let texts = rows.iter().map(|r| r.try_get::<String, _>(0));
+                Ok((texts.collect::<Result<Vec<String>, _>>()?, more))
+            });
+        let (texts, more) = match texts {
+            Ok(answer) => answer,
             // Not a query that can be a subquery (EXPLAIN, SHOW): answered
             // the plain way.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42601") => {
@@ -395,7 +429,7 @@ impl ReadOnlyDb {
                 columns = names;
             }
         }
-        Ok(QueryRows { columns, rows })
+        Ok((QueryRows { columns, rows }, more))
     }
 
     /// The column names of a table or view.
@@ -631,7 +665,8 @@ mod tests {
     }
 
     /// The endless recursive query of a careless filter.
-    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+    const ENDLESS: &str =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
 
     /// A runaway statement is stopped at the limit with the one-line
     /// message naming it and the flag, and the connection answers the next
@@ -649,8 +684,14 @@ mod tests {
             text.contains("0.3 s") && text.contains("--query-timeout") && !text.contains('\n'),
             "{text}"
         );
-        assert!(took < Duration::from_secs(20), "stopped only after {took:?}");
-        let rows = db.query("SELECT count(*) AS n FROM runs", &[]).await.unwrap();
+        assert!(
+            took < Duration::from_secs(20),
+            "stopped only after {took:?}"
+        );
+        let rows = db
+            .query("SELECT count(*) AS n FROM runs", &[])
+            .await
+            .unwrap();
         assert_eq!(rows.rows[0][0], serde_json::json!(1));
         db.set_time_limit(None).await.unwrap();
         assert_eq!(db.time_limit(), None);
@@ -668,6 +709,12 @@ mod tests {
         let mut db = ReadOnlyDb::open(&path).await.unwrap();
         assert_eq!(db.time_limit(), Some(DEFAULT_TIME_LIMIT));
         stops_a_runaway_statement(&mut db).await;
+        let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000) SELECT x FROM c";
+        let (rows, more) = db.query_first(many, &[], 3).await.unwrap();
+        assert_eq!(rows.columns, vec!["x"]);
+        assert_eq!(rows.rows.len(), 3);
+        assert_eq!(rows.rows[2][0], serde_json::json!(3));
+        assert_eq!(more, 99_997);
     }
 
     #[tokio::test]

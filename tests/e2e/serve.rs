@@ -341,7 +341,10 @@ fn a_runaway_filter_gets_an_error_page_while_other_pages_answer() {
     let took = runaway_answered - start;
     assert!(took < Duration::from_secs(30), "answered after {took:?}");
     let (status, _, _) = serve.get("/sweep/small");
-    assert_eq!(status, 200, "the server no longer answers after the runaway");
+    assert_eq!(
+        status, 200,
+        "the server no longer answers after the runaway"
+    );
 }
 
 /// `ddsas sql` and `runs list --where` stop a runaway statement at
@@ -376,6 +379,17 @@ fn the_cli_stops_a_runaway_query_at_its_time_limit() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
     }
+    let counting =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 5) SELECT x FROM c";
+    let (out, _) = run(&["sql", counting, "--format", "csv", "--limit", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n1\n2\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 more rows not shown (--limit 2)"), "{err}");
 }
 
 fn fingerprint(db: &Path) -> (Vec<u8>, std::time::SystemTime, Vec<Vec<String>>) {
