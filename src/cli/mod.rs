@@ -151,6 +151,16 @@ impl DbArgs {
     }
 }
 
+/// The default of `--query-timeout` for commands that run the user's SQL
+/// (`ddsas sql`, `runs list --where`): generous, since a person waits and
+/// can lift it.
+pub const CLI_QUERY_TIMEOUT: u64 = 60;
+
+/// `--query-timeout SECS` as a time limit: 0 lifts it.
+pub fn query_limit(secs: u64) -> Option<std::time::Duration> {
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
+}
+
 /// Says that `run` (a "run" or a "train run") is done already, with its
 /// result: a done config is never run again.
 pub fn say_already_done(kind: &str, run: &crate::store::RunRow, result: &str) {

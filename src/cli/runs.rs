@@ -82,6 +82,10 @@ pub struct ListArgs {
     /// Output format (CSV and JSON carry every column of run_summary).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Stop the query after this many seconds (0: no limit), so that a
+    /// runaway statement never hangs the command.
+    #[arg(long, value_name = "SECS", default_value_t = super::CLI_QUERY_TIMEOUT)]
+    query_timeout: u64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -167,6 +171,8 @@ async fn sweep_exists(db: &mut ReadOnlyDb, name: &str) -> anyhow::Result<()> {
 }
 
 async fn list(db: &mut ReadOnlyDb, args: ListArgs) -> anyhow::Result<()> {
+    db.set_time_limit(super::query_limit(args.query_timeout))
+        .await?;
     let columns = db.columns_of("run_summary").await?;
     let (sort, desc) = sort_key(&args.sort, &columns, "--sort")?;
     if let Some(sweep) = &args.sweep {

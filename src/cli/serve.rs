@@ -21,6 +21,11 @@ pub struct ServeCmd {
     /// A secret every request must carry (`?token=`, `Authorization: Bearer`).
     #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
+    /// Stop a page's query after this many seconds (0: no limit), so that a
+    /// runaway `?where=` filter gets an error page instead of holding the
+    /// server.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    query_timeout: u64,
 }
 
 impl ServeCmd {
@@ -31,6 +36,7 @@ impl ServeCmd {
             host: self.host,
             port: self.port,
             token: self.token,
+            query_timeout: super::query_limit(self.query_timeout),
         };
         let server = rt.block_on(Server::bind(&settings))?;
         crate::outln!(

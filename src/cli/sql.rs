@@ -35,6 +35,13 @@ pub struct SqlCmd {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Print at most this many rows, and how many more there were.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Stop the query after this many seconds (0: no limit), so that a
+    /// runaway statement never hangs the command.
+    #[arg(long, value_name = "SECS", default_value_t = super::CLI_QUERY_TIMEOUT)]
+    query_timeout: u64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -43,8 +50,12 @@ impl SqlCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         let mut db = self.db.open_read_only(rt)?;
-        let rows = rt.block_on(db.query(&self.query, &[]));
-        let rows = rows.map_err(|e| match e {
+        rt.block_on(db.set_time_limit(super::query_limit(self.query_timeout)))?;
+        let keep = self
+            .limit
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let rows = rt.block_on(db.query_first(&self.query, &[], keep));
+        let (rows, more) = rows.map_err(|e| match e {
             QueryError::ReadOnly { message } => anyhow::anyhow!(
                 "ddsas sql is read-only; this statement would change the database ({message}). Runs are changed only by ddsas itself; use the sqlite3 shell on a copy if you really mean to edit it"
             ),
@@ -52,6 +63,14 @@ impl SqlCmd {
             other => other.into(),
         })?;
         print_rows(&rows, self.format)?;
+        if more > 0 {
+            // On stderr, so that CSV and JSON on stdout stay whole files.
+            crate::errln!(
+                "{more} more row{} not shown (--limit {})",
+                if more == 1 { "" } else { "s" },
+                rows.rows.len()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

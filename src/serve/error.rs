@@ -52,6 +52,9 @@ pub fn error_page(e: PageError) -> Response {
     let (status, text) = match e {
         PageError::NotFound(m) => (StatusCode::NOT_FOUND, m),
         PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+        PageError::Query(e @ QueryError::TimedOut { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
         PageError::Query(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         PageError::Report(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

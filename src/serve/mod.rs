@@ -25,6 +25,7 @@ pub mod pages;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -32,7 +33,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 
 use crate::store::{DbLocation, QueryError, ReadOnlyDb, Store, StoreError};
 
@@ -43,6 +44,11 @@ pub const TOKEN_ENV: &str = "DDSAS_SERVE_TOKEN";
 /// Read-only connections a server keeps: pages ask a few questions each,
 /// and SQLite readers never wait for each other in WAL mode.
 const CONNECTIONS: usize = 4;
+
+/// Pages with a user's `?where=` filter that run at once: fewer than
+/// [`CONNECTIONS`], so that slow filters (each stopped by the time limit)
+/// always leave connections to the other pages.
+const FILTERS_AT_ONCE: usize = 2;
 
 /// The cookie a valid `?token=` sets, so that the page's own requests
 /// (links, images, polling) carry it.
@@ -59,6 +65,8 @@ pub struct Settings {
     pub port: u16,
     /// The token every request must carry, if any.
     pub token: Option<String>,
+    /// How long one query may run (`None`: no limit).
+    pub query_timeout: Option<Duration>,
 }
 
 /// Why the server cannot start.
@@ -117,6 +125,7 @@ pub fn check_bind(host: &str, token: Option<&str>) -> Result<IpAddr, ServeError>
 pub struct Db {
     conns: Vec<Mutex<ReadOnlyDb>>,
     next: AtomicUsize,
+    filters: Semaphore,
     /// The read-only store the figures are drawn from.
     pub store: Store,
     /// The database.
@@ -124,18 +133,28 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens `path` read-only (a missing file is an error, never created).
-    pub async fn open(path: &DbLocation) -> Result<Db, ServeError> {
+    /// Opens `path` read-only (a missing file is an error, never created);
+    /// every query stops after `limit`.
+    pub async fn open(path: &DbLocation, limit: Option<Duration>) -> Result<Db, ServeError> {
         let mut conns = Vec::new();
         for _ in 0..CONNECTIONS {
-            conns.push(Mutex::new(ReadOnlyDb::open(path).await?));
+            let mut ro = ReadOnlyDb::open(path).await?;
+            ro.set_time_limit(limit).await?;
+            conns.push(Mutex::new(ro));
         }
         Ok(Db {
             conns,
             next: AtomicUsize::new(0),
+            filters: Semaphore::new(FILTERS_AT_ONCE),
             store: Store::open_read_only(path).await?,
             path: path.clone(),
         })
+    }
+
+    /// Leave to run a user's filter, waited for while [`FILTERS_AT_ONCE`]
+    /// others run: held with the connection from [`Db::ro`].
+    pub async fn filter_turn(&self) -> Option<SemaphorePermit<'_>> {
+        self.filters.acquire().await.ok()
     }
 
     /// A connection (the next free one, or waits for one in turn).
@@ -175,7 +194,7 @@ impl Server {
     /// Opens the database, checks the address and binds it.
     pub async fn bind(settings: &Settings) -> Result<Server, ServeError> {
         let ip = check_bind(&settings.host, settings.token.as_deref())?;
-        let db = Db::open(&settings.db).await?;
+        let db = Db::open(&settings.db, settings.query_timeout).await?;
         let addr = SocketAddr::new(ip, settings.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await

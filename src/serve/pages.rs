@@ -429,6 +429,10 @@ pub async fn sweep(
     Path(name): Path<String>,
     Query(q): Query<WhereQuery>,
 ) -> Response {
+    let _turn = match q.condition() {
+        Some(_) => state.db.filter_turn().await,
+        None => None,
+    };
     let mut ro = state.db.ro().await;
     let glance = match ro.sweep_glances(Some(&name)).await {
         Ok(mut g) => g.pop(),
@@ -455,6 +459,11 @@ pub async fn sweep(
             QueryRows::default(),
             Some(e.to_string()),
             StatusCode::BAD_REQUEST,
+        ),
+        Err(e @ QueryError::TimedOut { .. }) if condition.is_some() => (
+            QueryRows::default(),
+            Some(e.to_string()),
+            StatusCode::SERVICE_UNAVAILABLE,
         ),
         Err(e) => return error_page(e.into()),
     };
@@ -568,6 +577,7 @@ pub async fn figure(
         let db = &state.db;
         let mut data = SweepData::load(&db.store, &db.path, &name).await?;
         if let Some(c) = q.condition() {
+            let _turn = db.filter_turn().await;
             let ids = db
                 .ro()
                 .await

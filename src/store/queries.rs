@@ -3,8 +3,13 @@
 //! never change the database, whatever it says, and never takes the write
 //! lock from running workers.
 
-use sqlx::any::AnyTypeInfoKind;
-use sqlx::{AnyConnection, Column, ConnectOptions, Connection, Executor, Row, Statement, ValueRef};
+use std::time::{Duration, Instant};
+
+use sqlx::any::{AnyArguments, AnyRow, AnyTypeInfoKind};
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Column, ConnectOptions, Connection, Row, Statement, ValueRef};
+use sqlx_core::any::AnyConnectionBackend;
 
 use super::{Backend, DbLocation};
 
@@ -12,6 +17,17 @@ use super::{Backend, DbLocation};
 const SQLITE_READONLY: i64 = 8;
 /// PostgreSQL's "cannot execute ... in a read-only transaction".
 const POSTGRES_READ_ONLY: &str = "25006";
+/// SQLite's "interrupted" primary result code: what the progress handler
+/// causes when a statement runs past its time limit.
+const SQLITE_INTERRUPT: i64 = 9;
+/// PostgreSQL's "canceling statement due to statement timeout".
+const POSTGRES_CANCELED: &str = "57014";
+/// SQLite virtual-machine steps between two looks at the clock: often
+/// enough to stop within milliseconds, rare enough to cost nothing.
+const PROGRESS_STEPS: i32 = 4096;
+/// The time limit a connection starts with (what the CLI keeps unless told
+/// otherwise).
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// A query on the read-only connection that failed; the message says why
 /// in the user's terms.
@@ -54,6 +70,14 @@ pub enum QueryError {
         /// The database's message.
         message: String,
     },
+    /// The statement ran past the time limit and was stopped, so that a
+    /// runaway query (an endless recursive CTE, a huge cross join) never
+    /// hangs a command or the web view.
+    #[error("the query was stopped after its time limit of {} s; --query-timeout SECS changes the limit (0: none)", limit.as_secs_f64())]
+    TimedOut {
+        /// The limit it ran into.
+        limit: Duration,
+    },
     /// The database rejected the statement (syntax, unknown column or table...).
     #[error("{message}")]
     Sql {
@@ -91,8 +115,84 @@ impl QueryRows {
 /// minute.
 #[derive(Debug)]
 pub struct ReadOnlyDb {
-    conn: AnyConnection,
+    conn: Conn,
     backend: Backend,
+    limit: Option<Duration>,
+}
+
+/// The connection, of its concrete type: SQLite's handle is needed to stop
+/// a statement (sqlx's `AnyConnection` hides it); rows still come back as
+/// `AnyRow` through each driver's `AnyConnectionBackend`.
+#[derive(Debug)]
+enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Conn {
+    fn any(&mut self) -> &mut dyn AnyConnectionBackend {
+        match self {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(c) => c,
+        }
+    }
+}
+
+/// The first `keep` rows `sql` answers with `args`, and how many more
+/// there were.
+async fn fetch_rows(
+    conn: &mut dyn AnyConnectionBackend,
+    sql: &str,
+    args: AnyArguments<'static>,
+    keep: usize,
+) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
+    collect_rows(conn.fetch_many(sql, true, Some(args)), keep).await
+}
+
+/// Every row `sql` answers with `args`.
+async fn fetch_all(
+    conn: &mut dyn AnyConnectionBackend,
+    sql: &str,
+    args: AnyArguments<'static>,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    Ok(fetch_rows(conn, sql, args, usize::MAX).await?.0)
+}
+
+/// The first `keep` rows of a driver's answer, in order (its row counts
+/// left out), and how many more it had: those are counted, never held.
+async fn collect_rows(
+    mut stream: futures_core::stream::BoxStream<
+        '_,
+        Result<sqlx::Either<sqlx::any::AnyQueryResult, AnyRow>, sqlx::Error>,
+    >,
+    keep: usize,
+) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
+    let mut rows = Vec::new();
+    let mut more = 0;
+    while let Some(step) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        if let sqlx::Either::Right(row) = step? {
+            if rows.len() < keep {
+                rows.push(row);
+            } else {
+                more += 1;
+            }
+        }
+    }
+    Ok((rows, more))
+}
+
+/// The column names of `sql`, as the database describes them.
+async fn described_columns(
+    conn: &mut dyn AnyConnectionBackend,
+    sql: &str,
+    backend: Backend,
+) -> Result<Vec<String>, sqlx::Error> {
+    let statement = conn.prepare_with(sql, &[]).await?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| backend.shown_name(c.name()))
+        .collect())
 }
 
 impl ReadOnlyDb {
@@ -110,15 +210,18 @@ impl ReadOnlyDb {
             },
             source,
         };
-        let (url, backend) = match &location {
+        let (mut conn, backend) = match &location {
             DbLocation::File(path) => {
                 if !path.exists() {
                     return Err(QueryError::Missing(name));
                 }
-                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                let options = SqliteConnectOptions::new()
                     .filename(path)
-                    .read_only(true);
-                (options.to_url_lossy().to_string(), Backend::Sqlite)
+                    .read_only(true)
+                    .busy_timeout(super::BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let conn = options.connect().await.map_err(open_error)?;
+                (Conn::Sqlite(conn), Backend::Sqlite)
             }
             DbLocation::Postgres(url) => {
                 super::tls::check_before_connect(url).map_err(|problem| QueryError::Open {
@@ -126,27 +229,34 @@ impl ReadOnlyDb {
                     source: sqlx::Error::Configuration(problem.into()),
                     hint: String::new(),
                 })?;
-                (super::read_only_url(url), Backend::Postgres)
+                let conn = PgConnection::connect(&super::read_only_url(url))
+                    .await
+                    .map_err(open_error)?;
+                (Conn::Postgres(conn), Backend::Postgres)
             }
         };
-        let mut conn = AnyConnection::connect(&url).await.map_err(open_error)?;
-        if backend == Backend::Sqlite {
-            super::sqlite_session(&mut conn, true)
-                .await
-                .map_err(open_error)?;
-        }
-        let has_runs: Result<i64, sqlx::Error> = sqlx::query_scalar(match backend {
+        let check = match backend {
             Backend::Sqlite => {
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
             }
             Backend::Postgres => {
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'runs'"
             }
-        })
-        .fetch_one(&mut conn)
-        .await;
+        };
+        let has_runs = fetch_all(conn.any(), check, AnyArguments::default())
+            .await
+            .and_then(|rows| match rows.first() {
+                Some(row) => row.try_get::<i64, _>(0),
+                None => Ok(0),
+            });
         let reason = match has_runs {
-            Ok(1) => return Ok(ReadOnlyDb { conn, backend }),
+            Ok(1) => {
+                return Ok(ReadOnlyDb {
+                    conn,
+                    backend,
+                    limit: Some(DEFAULT_TIME_LIMIT),
+                })
+            }
             Ok(_) => "it has no `runs` table".to_string(),
             Err(sqlx::Error::Database(db))
                 if db.code().as_deref() == Some(super::SQLITE_NOTADB) =>
@@ -169,6 +279,58 @@ impl ReadOnlyDb {
         self.backend
     }
 
+    /// Stops every later statement that runs longer than `limit` (`None`:
+    /// never) with [`QueryError::TimedOut`]: the web view wants a few
+    /// seconds, the CLI a generous minute that the user may lift.
+    pub async fn set_time_limit(&mut self, limit: Option<Duration>) -> Result<(), QueryError> {
+        self.limit = limit;
+        if let Conn::Postgres(conn) = &mut self.conn {
+            let millis = limit.map_or(0, |l| l.as_millis().max(1));
+            let set = format!("SET statement_timeout = {millis}");
+            collect_rows(conn.fetch_many(&set, false, None), 0)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// The time limit statements run under.
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.limit
+    }
+
+    /// SQLite: starts the clock of the next statement (PostgreSQL's server
+    /// keeps its own `statement_timeout`).
+    async fn arm(&mut self) -> Result<(), QueryError> {
+        let Conn::Sqlite(conn) = &mut self.conn else {
+            return Ok(());
+        };
+        let mut handle = conn.lock_handle().await.map_err(classify)?;
+        match self.limit {
+            Some(limit) => {
+                let deadline = Instant::now() + limit;
+                handle.set_progress_handler(PROGRESS_STEPS, move || Instant::now() < deadline);
+            }
+            None => handle.remove_progress_handler(),
+        }
+        Ok(())
+    }
+
+    /// A failure in the user's terms; a statement stopped by the time limit
+    /// names the limit.
+    fn fail(&self, err: sqlx::Error) -> QueryError {
+        if let (sqlx::Error::Database(db), Some(limit)) = (&err, self.limit) {
+            let code = db.code();
+            let sqlite = code.as_deref().and_then(|c| c.parse::<i64>().ok());
+            if sqlite.is_some_and(|c| c & 0xff == SQLITE_INTERRUPT)
+                || code.as_deref() == Some(POSTGRES_CANCELED)
+            {
+                return QueryError::TimedOut { limit };
+            }
+        }
+        classify(err)
+    }
+
     /// Runs one statement with positional text/number parameters (`?1`...)
     /// and returns every row.
     pub async fn query(
@@ -176,25 +338,34 @@ impl ReadOnlyDb {
         sql: &str,
         params: &[serde_json::Value],
     ) -> Result<QueryRows, QueryError> {
+        Ok(self.query_first(sql, params, usize::MAX).await?.0)
+    }
+
+    /// [`ReadOnlyDb::query`] that keeps only the first `keep` rows and
+    /// counts the others (`ddsas sql --limit`), so that a huge answer is
+    /// cut rather than held whole.
+    pub async fn query_first(
+        &mut self,
+        sql: &str,
+        params: &[serde_json::Value],
+        keep: usize,
+    ) -> Result<(QueryRows, u64), QueryError> {
         super::sql_text::one_statement(sql).map_err(|message| QueryError::Sql { message })?;
         super::sql_text::read_only_statement(sql)
             .map_err(|message| QueryError::ReadOnly { message })?;
+        self.arm().await?;
         if self.backend == Backend::Postgres {
-            match self.query_as_json(sql, params).await {
+            match self.query_as_json(sql, params, keep).await {
                 Err(QueryError::Sql { message }) if message.contains(WRAP_FAILED) => {}
                 answer => return answer,
             }
         }
-        let statement = self.conn.prepare(sql).await.map_err(classify)?;
-        let columns: Vec<String> = statement
-            .columns()
-            .iter()
-            .map(|c| self.backend.shown_name(c.name()))
-            .collect();
-        let rows = sqlx::query_with(sql, json_args(params))
-            .fetch_all(&mut self.conn)
+        let columns = described_columns(self.conn.any(), sql, self.backend)
             .await
-            .map_err(classify)?;
+            .map_err(|e| self.fail(e))?;
+        let (rows, more) = fetch_rows(self.conn.any(), sql, json_args(params), keep)
+            .await
+            .map_err(|e| self.fail(e))?;
         let columns = match rows.first() {
             Some(row) if columns.is_empty() => row
                 .columns()
@@ -207,7 +378,7 @@ impl ReadOnlyDb {
             .iter()
             .map(|row| row_values(row, columns.len()))
             .collect();
-        Ok(QueryRows { columns, rows })
+        Ok((QueryRows { columns, rows }, more))
     }
 
     /// PostgreSQL: the rows as `row_to_json` writes them, so that every
@@ -218,14 +389,18 @@ impl ReadOnlyDb {
         &mut self,
         sql: &str,
         params: &[serde_json::Value],
-    ) -> Result<QueryRows, QueryError> {
+        keep: usize,
+    ) -> Result<(QueryRows, u64), QueryError> {
         let inner = sql.trim().trim_end_matches(';');
         let wrapped = format!("SELECT CAST(row_to_json(q) AS TEXT) FROM ({inner}\n) AS q");
-        let texts: Vec<String> = match sqlx::query_scalar_with(&wrapped, json_args(params))
-            .fetch_all(&mut self.conn)
+        let texts = fetch_rows(self.conn.any(), &wrapped, json_args(params), keep)
             .await
-        {
-            Ok(texts) => texts,
+            .and_then(|(rows, more)| {
+                let texts = rows.iter().map(|r| r.try_get::<String, _>(0));
+                Ok((texts.collect::<Result<Vec<String>, _>>()?, more))
+            });
+        let (texts, more) = match texts {
+            Ok(answer) => answer,
             // Not a query that can be a subquery (EXPLAIN, SHOW): answered
             // the plain way.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42601") => {
@@ -233,7 +408,7 @@ impl ReadOnlyDb {
                     message: WRAP_FAILED.into(),
                 })
             }
-            Err(e) => return Err(classify(e)),
+            Err(e) => return Err(self.fail(e)),
         };
         let mut columns = Vec::new();
         let mut rows = Vec::with_capacity(texts.len());
@@ -250,15 +425,11 @@ impl ReadOnlyDb {
             rows.push(pairs.into_iter().map(|(_, v)| v).collect());
         }
         if texts.is_empty() {
-            if let Ok(statement) = self.conn.prepare(sql).await {
-                columns = statement
-                    .columns()
-                    .iter()
-                    .map(|c| self.backend.shown_name(c.name()))
-                    .collect();
+            if let Ok(names) = described_columns(self.conn.any(), sql, self.backend).await {
+                columns = names;
             }
         }
-        Ok(QueryRows { columns, rows })
+        Ok((QueryRows { columns, rows }, more))
     }
 
     /// The column names of a table or view.
@@ -270,12 +441,16 @@ impl ReadOnlyDb {
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
             }
         };
-        let names: Vec<String> = sqlx::query_scalar(sql)
-            .bind(table)
-            .fetch_all(&mut self.conn)
+        self.arm().await?;
+        let rows = fetch_all(self.conn.any(), sql, json_args(&[table.into()]))
             .await
-            .map_err(classify)?;
-        Ok(names.iter().map(|n| self.backend.shown_name(n)).collect())
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| self.fail(e))?;
+        Ok(rows.iter().map(|n| self.backend.shown_name(n)).collect())
     }
 }
 
@@ -283,9 +458,9 @@ impl ReadOnlyDb {
 const WRAP_FAILED: &str = "(not a subquery)";
 
 /// `ddsas sql`'s JSON parameters as arguments, in order.
-fn json_args(params: &[serde_json::Value]) -> sqlx::any::AnyArguments<'static> {
+fn json_args(params: &[serde_json::Value]) -> AnyArguments<'static> {
     use sqlx::Arguments;
-    let mut args = sqlx::any::AnyArguments::default();
+    let mut args = AnyArguments::default();
     for p in params {
         // Adding to `AnyArguments` only stores the value; it cannot fail.
         let _ = match p {
@@ -326,7 +501,7 @@ fn ordered_object(text: &str) -> Result<Vec<(String, serde_json::Value)>, serde_
     serde::Deserializer::deserialize_map(&mut de, Members)
 }
 
-fn row_values(row: &sqlx::any::AnyRow, n: usize) -> Vec<serde_json::Value> {
+fn row_values(row: &AnyRow, n: usize) -> Vec<serde_json::Value> {
     (0..n)
         .map(|i| {
             let Ok(raw) = row.try_get_raw(i) else {
@@ -487,6 +662,77 @@ mod tests {
             ReadOnlyDb::open(&dir.path().join("no.db")).await,
             Err(QueryError::Missing(_))
         ));
+    }
+
+    /// The endless recursive query of a careless filter.
+    const ENDLESS: &str =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+
+    /// A runaway statement is stopped at the limit with the one-line
+    /// message naming it and the flag, and the connection answers the next
+    /// question at once.
+    async fn stops_a_runaway_statement(db: &mut ReadOnlyDb) {
+        db.set_time_limit(Some(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let err = db.query(ENDLESS, &[]).await.unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, QueryError::TimedOut { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("0.3 s") && text.contains("--query-timeout") && !text.contains('\n'),
+            "{text}"
+        );
+        assert!(
+            took < Duration::from_secs(20),
+            "stopped only after {took:?}"
+        );
+        let rows = db
+            .query("SELECT count(*) AS n FROM runs", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows.rows[0][0], serde_json::json!(1));
+        db.set_time_limit(None).await.unwrap();
+        assert_eq!(db.time_limit(), None);
+    }
+
+    #[tokio::test]
+    async fn sqlite_stops_a_runaway_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(&path).await.unwrap();
+        store
+            .ensure_run(&SearchConfig::default().resolve().unwrap())
+            .await
+            .unwrap();
+        let mut db = ReadOnlyDb::open(&path).await.unwrap();
+        assert_eq!(db.time_limit(), Some(DEFAULT_TIME_LIMIT));
+        stops_a_runaway_statement(&mut db).await;
+        let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000) SELECT x FROM c";
+        let (rows, more) = db.query_first(many, &[], 3).await.unwrap();
+        assert_eq!(rows.columns, vec!["x"]);
+        assert_eq!(rows.rows.len(), 3);
+        assert_eq!(rows.rows[2][0], serde_json::json!(3));
+        assert_eq!(more, 99_997);
+    }
+
+    #[tokio::test]
+    async fn postgres_stops_a_runaway_statement() {
+        let Some(db) = crate::store::test_postgres::TestDatabase::create().await else {
+            return;
+        };
+        let location = DbLocation::Postgres(db.url().to_owned());
+        let store = Store::connect(&location).await.unwrap();
+        store
+            .ensure_run(&SearchConfig::default().resolve().unwrap())
+            .await
+            .unwrap();
+        let mut ro = ReadOnlyDb::open(&location).await.unwrap();
+        stops_a_runaway_statement(&mut ro).await;
+        drop(ro);
+        store.close().await;
+        db.drop_now().await;
     }
 
     /// `ddsas sql` on PostgreSQL: every column type reads back (`sum` is

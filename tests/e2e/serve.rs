@@ -293,6 +293,105 @@ fn figures_load_as_svg_drawn_by_the_report_code() {
     assert_eq!(serve.get("/sweep/small/figure/nope.svg").0, 404);
 }
 
+/// A query that never ends by itself: what a careless filter can write.
+const ENDLESS: &str =
+    "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c)";
+
+/// `text` with every byte but letters and digits percent-encoded.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A runaway `?where=` filter is stopped at `--query-timeout` with an
+/// error page naming the limit, and the index answers while it runs.
+#[test]
+fn a_runaway_filter_gets_an_error_page_while_other_pages_answer() {
+    let f = fixture();
+    let serve = Serve::start(&f.db, &["--query-timeout", "4"], &[]);
+    let url = format!(
+        "{}/sweep/small?where={}",
+        serve.url,
+        url_encoded(&format!("1=1 AND {ENDLESS}>0"))
+    );
+    let start = Instant::now();
+    let runaway = std::thread::spawn(move || {
+        let answer = request("GET", &url, None);
+        (answer, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, html) = serve.get("/");
+    let index_answered = Instant::now();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("small"), "{html}");
+    let ((status, _, body), runaway_answered) = runaway.join().unwrap();
+    assert!(
+        index_answered < runaway_answered,
+        "the index waited for the runaway filter"
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("time limit of 4 s") && body.contains("--query-timeout"),
+        "{body}"
+    );
+    let took = runaway_answered - start;
+    assert!(took < Duration::from_secs(30), "answered after {took:?}");
+    let (status, _, _) = serve.get("/sweep/small");
+    assert_eq!(
+        status, 200,
+        "the server no longer answers after the runaway"
+    );
+}
+
+/// `ddsas sql` and `runs list --where` stop a runaway statement at
+/// `--query-timeout` and exit non-zero with one line naming the limit.
+#[test]
+fn the_cli_stops_a_runaway_query_at_its_time_limit() {
+    let f = fixture();
+    let run = |args: &[&str]| {
+        let start = Instant::now();
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--query-timeout", "1", "--db"])
+            .arg(&f.db)
+            .env_remove("DDSAS_DB")
+            .output()
+            .unwrap();
+        (out, start.elapsed())
+    };
+    let sql = format!("SELECT {ENDLESS}");
+    let endless_where = format!("{ENDLESS} > 0");
+    for args in [
+        vec!["sql", sql.as_str()],
+        vec!["runs", "list", "--where", endless_where.as_str()],
+    ] {
+        let (out, took) = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains("time limit of 1 s") && err.contains("--query-timeout"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
+    }
+    let counting =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 5) SELECT x FROM c";
+    let (out, _) = run(&["sql", counting, "--format", "csv", "--limit", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n1\n2\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 more rows not shown (--limit 2)"), "{err}");
+}
+
 fn fingerprint(db: &Path) -> (Vec<u8>, std::time::SystemTime, Vec<Vec<String>>) {
     (
         std::fs::read(db).unwrap(),
