@@ -1121,10 +1121,17 @@ fn a_run_card_names_its_kind_with_or_without_the_kind_column() {
     assert_eq!(kind(&["method"], &["gdas"]), Ok(RunKind::Search));
 }
 
-/// A database made before migration 0007 gets the kind of its runs from
-/// their method text when a ddsas that knows kinds opens it.
-#[tokio::test]
-async fn migration_7_gives_old_train_runs_their_kind() {
+/// A SQLite file in a new folder with the migrations before `version`
+/// applied (`count` of them) and an open connection to it: what an older
+/// ddsas left.
+async fn database_before_migration(
+    version: &str,
+    count: usize,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    sqlx::SqliteConnection,
+) {
     let dir = tempfile::tempdir().unwrap();
     let old_migrations = dir.path().join("migrations");
     std::fs::create_dir(&old_migrations).unwrap();
@@ -1132,7 +1139,7 @@ async fn migration_7_gives_old_train_runs_their_kind() {
     for entry in std::fs::read_dir(folder).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0007" {
+        if name.as_str() < version {
             std::fs::copy(&path, old_migrations.join(name)).unwrap();
         }
     }
@@ -1142,8 +1149,16 @@ async fn migration_7_gives_old_train_runs_their_kind() {
         .create_if_missing(true);
     let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
     let old = Migrator::new(old_migrations.as_path()).await.unwrap();
-    assert_eq!(old.iter().count(), 6);
+    assert_eq!(old.iter().count(), count);
     old.run(&mut conn).await.unwrap();
+    (dir, path, conn)
+}
+
+/// A database made before migration 0007 gets the kind of its runs from
+/// their method text when a ddsas that knows kinds opens it.
+#[tokio::test]
+async fn migration_7_gives_old_train_runs_their_kind() {
+    let (_dir, path, mut conn) = database_before_migration("0007", 6).await;
     sqlx::raw_sql(
         "INSERT INTO runs (fingerprint, method, space, dataset, seed, config_json, epochs_total)
          VALUES ('s', 'gdas', 'nb201', 'cifar10', 1, '{}', 5),
@@ -1175,25 +1190,7 @@ async fn migration_7_gives_old_train_runs_their_kind() {
 /// or a skipped count, and the run without multiply-adds.
 #[tokio::test]
 async fn migration_8_keeps_older_train_epochs_readable() {
-    let dir = tempfile::tempdir().unwrap();
-    let old_migrations = dir.path().join("migrations");
-    std::fs::create_dir(&old_migrations).unwrap();
-    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
-    for entry in std::fs::read_dir(folder).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0008" {
-            std::fs::copy(&path, old_migrations.join(name)).unwrap();
-        }
-    }
-    let path = dir.path().join("runs.db");
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true);
-    let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
-    let old = Migrator::new(old_migrations.as_path()).await.unwrap();
-    assert_eq!(old.iter().count(), 7);
-    old.run(&mut conn).await.unwrap();
+    let (_dir, path, mut conn) = database_before_migration("0008", 7).await;
     sqlx::raw_sql(
         "INSERT INTO runs (id, fingerprint, kind, method, space, dataset, seed, config_json, epochs_total)
          VALUES (1, 't', 'train', 'train', 'darts', 'cifar10', 0, '{}', 600);
