@@ -453,18 +453,8 @@ pub async fn sweep(
         sort: "id",
         ..RunFilter::default()
     };
-    let (rows, bad_where, status) = match ro.run_listing(&filter).await {
-        Ok(rows) => (rows, None, StatusCode::OK),
-        Err(e @ (QueryError::Sql { .. } | QueryError::ReadOnly { .. })) if condition.is_some() => (
-            QueryRows::default(),
-            Some(e.to_string()),
-            StatusCode::BAD_REQUEST,
-        ),
-        Err(e @ QueryError::TimedOut { .. }) if condition.is_some() => (
-            QueryRows::default(),
-            Some(e.to_string()),
-            StatusCode::SERVICE_UNAVAILABLE,
-        ),
+    let (rows, bad_where, status) = match filtered(ro.run_listing(&filter).await, condition) {
+        Ok(listing) => listing,
         Err(e) => return error_page(e.into()),
     };
     drop(ro);
@@ -506,6 +496,27 @@ pub async fn sweep(
             body,
         ),
     )
+}
+
+/// A sweep page's runs under the user's filter: the rows, or, where the
+/// filter itself failed (bad SQL, an attempt to write: 400; over its time
+/// limit: 503), no rows and the message to show above the empty table.
+/// Other errors are the page's.
+fn filtered(
+    listing: Result<QueryRows, QueryError>,
+    condition: Option<&str>,
+) -> Result<(QueryRows, Option<String>, StatusCode), QueryError> {
+    let refused = |e: QueryError, status| Ok((QueryRows::default(), Some(e.to_string()), status));
+    match listing {
+        Ok(rows) => Ok((rows, None, StatusCode::OK)),
+        Err(e @ (QueryError::Sql { .. } | QueryError::ReadOnly { .. })) if condition.is_some() => {
+            refused(e, StatusCode::BAD_REQUEST)
+        }
+        Err(e @ QueryError::TimedOut { .. }) if condition.is_some() => {
+            refused(e, StatusCode::SERVICE_UNAVAILABLE)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The 404 of a sweep name that is not there, naming the sweeps that are.
