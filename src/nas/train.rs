@@ -285,12 +285,14 @@ impl TrainData {
         let folder = imagenet::Folder::open(dir)?;
         let crop = i64::from(c.crop_size().unwrap_or(imagenet::DEFAULT_CROP as u32));
         let threads = loader_threads();
-        let jitter = c.jitter().map(|[b, c, s, h]| ColorJitter {
-            brightness: b as f32,
-            contrast: c as f32,
-            saturation: s as f32,
-            hue: h as f32,
-        });
+        let jitter = c
+            .jitter()
+            .map(|[brightness, contrast, saturation, hue]| ColorJitter {
+                brightness: brightness as f32,
+                contrast: contrast as f32,
+                saturation: saturation as f32,
+                hue: hue as f32,
+            });
         let classes = folder.classes.len() as i64;
         let loaders = TrainData::Folder {
             train: ImageNetLoader::new(folder.train, crop, batch, threads).with_jitter(jitter),
