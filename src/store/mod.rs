@@ -570,14 +570,14 @@ pub(crate) async fn sqlite_session(
 /// as an unreachable server.
 async fn postgres_pool(location: &DbLocation, url: &str) -> Result<AnyPool, StoreError> {
     install_drivers();
-    tls::check_before_connect(url).map_err(|problem| StoreError::Tls {
+    let url = tls::prepare(url).map_err(|problem| StoreError::Tls {
         path: location.to_string(),
         problem,
     })?;
     AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(BUSY_TIMEOUT)
-        .connect(url)
+        .connect(&url)
         .await
         .map_err(|e| open_error(location, e))
 }
@@ -683,7 +683,7 @@ fn open_error(location: &DbLocation, source: sqlx::Error) -> StoreError {
                     problem,
                 };
             }
-            postgres_hint(&source)
+            postgres_hint(&source, None)
         }
     };
     StoreError::Open {
@@ -693,9 +693,10 @@ fn open_error(location: &DbLocation, source: sqlx::Error) -> StoreError {
     }
 }
 
-/// Why a PostgreSQL server cannot be reached, in the user's terms.
-pub(crate) fn postgres_hint(source: &sqlx::Error) -> String {
-    if let Some(problem) = tls::explain(source, None) {
+/// Why a PostgreSQL server cannot be reached, in the user's terms; `url`,
+/// when known, names the certificate settings in play.
+pub(crate) fn postgres_hint(source: &sqlx::Error, url: Option<&str>) -> String {
+    if let Some(problem) = tls::explain(source, url) {
         return format!("; {problem}");
     }
     match source {

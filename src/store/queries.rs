@@ -204,9 +204,9 @@ impl ReadOnlyDb {
         let name = location.to_string();
         let open_error = |source| QueryError::Open {
             path: name.clone(),
-            hint: match location.file() {
-                Some(path) => super::path_hint(path),
-                None => super::postgres_hint(&source),
+            hint: match &location {
+                DbLocation::File(path) => super::path_hint(path),
+                DbLocation::Postgres(url) => super::postgres_hint(&source, Some(url)),
             },
             source,
         };
@@ -224,12 +224,12 @@ impl ReadOnlyDb {
                 (Conn::Sqlite(conn), Backend::Sqlite)
             }
             DbLocation::Postgres(url) => {
-                super::tls::check_before_connect(url).map_err(|problem| QueryError::Open {
+                let url = super::tls::prepare(url).map_err(|problem| QueryError::Open {
                     path: name.clone(),
                     source: sqlx::Error::Configuration(problem.into()),
                     hint: String::new(),
                 })?;
-                let conn = PgConnection::connect(&super::read_only_url(url))
+                let conn = PgConnection::connect(&super::read_only_url(&url))
                     .await
                     .map_err(open_error)?;
                 (Conn::Postgres(conn), Backend::Postgres)

@@ -4,11 +4,13 @@
 //! sqlx itself reads `sslmode`, `sslrootcert`, `sslcert` and `sslkey` from
 //! the URL and `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` from
 //! the environment (the URL wins), and verifies the server's certificate
-//! against Mozilla's root certificates plus `sslrootcert`. What it does not
-//! do is said here: a mistyped mode or an unreadable certificate file would
-//! otherwise surface as a network error (or be ignored), a refused
-//! certificate as rustls's enum name, and a worker on another node would
-//! lack the environment or the working folder its settings depend on.
+//! against the platform's root certificates plus `sslrootcert`. What it
+//! does not do is done here: libpq's defaults (`sslrootcert=system`, the
+//! files under `~/.postgresql/`) would be ignored, a mistyped mode or an
+//! unreadable certificate file would surface as a network error (or be
+//! ignored), a refused certificate as rustls's enum name, and a worker on
+//! another node would lack the environment or the working folder its
+//! settings depend on.
 
 use std::path::Path;
 
@@ -120,11 +122,103 @@ fn check_mode(mode: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// `url` as ddsas connects with it: libpq's defaults that sqlx lacks made
+/// explicit (see [`with_libpq_defaults`]), then checked (see
+/// [`check_before_connect`]). Err is a one-line message.
+pub(crate) fn prepare(url: &str) -> Result<String, String> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let url = with_libpq_defaults(url, home.as_deref(), platform_bundle)?;
+    check_before_connect(&url)?;
+    Ok(url)
+}
+
+/// `sslrootcert=system` (libpq 16): trust the platform's CAs, and verify
+/// the host name unless told otherwise.
+const SYSTEM_ROOTS: &str = "system";
+
+/// Where platforms keep their CA bundle, in the order OpenSSL-based
+/// clients look (after `SSL_CERT_FILE`).
+const PLATFORM_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// This machine's CA bundle: `SSL_CERT_FILE`, else the first of
+/// [`PLATFORM_BUNDLES`] that exists.
+fn platform_bundle() -> Option<std::path::PathBuf> {
+    let named = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    named
+        .into_iter()
+        .chain(PLATFORM_BUNDLES.iter().map(std::path::PathBuf::from))
+        .find(|path| path.is_file())
+}
+
+/// `url` with what libpq would use by default, and sqlx does not read,
+/// written into it: `sslrootcert=system` becomes this machine's CA bundle
+/// (with `sslmode=verify-full` when no mode is set, and a weaker mode
+/// refused, as libpq does); without `sslrootcert`, `~/.postgresql/root.crt`
+/// when it exists; without a client certificate,
+/// `~/.postgresql/postgresql.crt` and `.key` when both exist. A user who
+/// set these up for `psql` then needs nothing more for ddsas. sqlx already
+/// trusts the platform's root certificates besides `sslrootcert`.
+fn with_libpq_defaults(
+    url: &str,
+    home: Option<&Path>,
+    bundle: impl FnOnce() -> Option<std::path::PathBuf>,
+) -> Result<String, String> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(url.to_owned());
+    };
+    let mut changes: Vec<(Setting, String)> = Vec::new();
+    match effective(&parsed, SSLROOTCERT) {
+        Some(root) if root == SYSTEM_ROOTS => {
+            let from = source_of(&parsed, SSLROOTCERT);
+            match effective(&parsed, SSLMODE).map(|m| m.to_ascii_lowercase()) {
+                None => changes.push((SSLMODE, "verify-full".into())),
+                Some(mode) if mode == "verify-full" => {}
+                Some(mode) => {
+                    return Err(format!(
+                        "{from}=system verifies the server's host name, so sslmode={mode} is refused with it (as libpq does); drop sslmode or set it to verify-full"
+                    ))
+                }
+            }
+            let Some(file) = bundle() else {
+                return Err(format!(
+                    "{from}=system, but this machine has no CA bundle (SSL_CERT_FILE, {}); install the ca-certificates package, or point {from} at the CA certificate file",
+                    PLATFORM_BUNDLES.join(", ")
+                ));
+            };
+            changes.push((SSLROOTCERT, file.to_string_lossy().into_owned()));
+        }
+        Some(_) => {}
+        None => {
+            if let Some(root) = home.map(|h| h.join(".postgresql/root.crt")) {
+                if root.is_file() {
+                    changes.push((SSLROOTCERT, root.to_string_lossy().into_owned()));
+                }
+            }
+        }
+    }
+    if effective(&parsed, SSLCERT).is_none() && effective(&parsed, SSLKEY).is_none() {
+        if let Some(dir) = home.map(|h| h.join(".postgresql")) {
+            let (cert, key) = (dir.join("postgresql.crt"), dir.join("postgresql.key"));
+            if cert.is_file() && key.is_file() {
+                changes.push((SSLCERT, cert.to_string_lossy().into_owned()));
+                changes.push((SSLKEY, key.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    Ok(with_settings(parsed, &changes))
+}
+
 /// What must hold before connecting with `url`: `PGSSLMODE` is a mode
 /// (sqlx would silently fall back to `prefer`), every certificate file
 /// named can be read (sqlx would report a missing one as a network error),
 /// and `sslcert` comes with `sslkey`.
-pub(crate) fn check_before_connect(url: &str) -> Result<(), String> {
+fn check_before_connect(url: &str) -> Result<(), String> {
     let Ok(url) = url::Url::parse(url) else {
         return Ok(());
     };
@@ -171,7 +265,7 @@ fn source_of(url: &url::Url, setting: Setting) -> &'static str {
 /// out, since the URL is shown in messages; it reaches workers only through
 /// the environment they inherit. Unchanged when there is nothing to add.
 pub(crate) fn for_workers(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
+    let Ok(parsed) = url::Url::parse(url) else {
         return url.to_owned();
     };
     let mut changes: Vec<(Setting, String)> = Vec::new();
@@ -183,7 +277,7 @@ pub(crate) fn for_workers(url: &str) -> String {
         if setting.is_file && is_inline_pem(&value) {
             continue;
         }
-        let wanted = if setting.is_file {
+        let wanted = if setting.is_file && value != SYSTEM_ROOTS {
             absolute(&value)
         } else {
             value
@@ -195,7 +289,17 @@ pub(crate) fn for_workers(url: &str) -> String {
     if changes.is_empty() {
         return url.to_owned();
     }
-    let kept = parsed.query_pairs().filter(|(key, _)| {
+    with_settings(parsed, &changes)
+}
+
+/// `url` with each setting of `changes` in place of any spelling of it in
+/// the query; the rest of the query kept in order. Unchanged when there is
+/// nothing to set.
+fn with_settings(mut url: url::Url, changes: &[(Setting, String)]) -> String {
+    if changes.is_empty() {
+        return url.to_string();
+    }
+    let kept = url.query_pairs().filter(|(key, _)| {
         !changes
             .iter()
             .any(|(setting, _)| setting.aliases.contains(&key.as_ref()))
@@ -207,8 +311,8 @@ pub(crate) fn for_workers(url: &str) -> String {
         .chain(added)
         .map(|(key, value)| format!("{}={}", escape(&key), escape(&value)))
         .collect();
-    parsed.set_query(Some(&query.join("&")));
-    parsed.to_string()
+    url.set_query(Some(&query.join("&")));
+    url.to_string()
 }
 
 /// A query key or value escaped for a URL, file names left readable
@@ -284,7 +388,9 @@ fn explain_rustls(error: &rustls::Error, url: Option<&str>) -> String {
     let root = match parsed.as_ref().and_then(|u| effective(u, SSLROOTCERT)) {
         Some(file) if !is_inline_pem(&file) => format!("sslrootcert is {file}"),
         Some(_) => "sslrootcert is inline PEM".into(),
-        None if parsed.is_some() => "sslrootcert is not set, so only public CAs count".into(),
+        None if parsed.is_some() => {
+            "sslrootcert is not set, so only the platform's CAs count".into()
+        }
         None => "see sslrootcert".into(),
     };
     let host = parsed
@@ -369,6 +475,74 @@ mod tests {
         let url = format!("postgres://u@h/d?sslcert={}", cert.display());
         let err = check_before_connect(&url).unwrap_err();
         assert!(err.contains("sslkey is not"), "{err}");
+    }
+
+    /// `url`'s value of `setting` after libpq's defaults, with `home` and
+    /// `bundle` in place of this machine's.
+    fn defaulted(url: &str, home: &Path, bundle: Option<&Path>) -> Result<url::Url, String> {
+        let url = with_libpq_defaults(url, Some(home), || bundle.map(Path::to_path_buf))?;
+        Ok(url::Url::parse(&url).unwrap())
+    }
+
+    #[test]
+    fn sslrootcert_system_is_the_platform_bundle_and_verifies_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("ca-certificates.crt");
+        let url = defaulted(
+            "postgres://u@h/d?sslrootcert=system",
+            dir.path(),
+            Some(&bundle),
+        )
+        .unwrap();
+        assert_eq!(
+            in_url(&url, SSLROOTCERT).as_deref(),
+            bundle.to_str(),
+            "{url}"
+        );
+        assert_eq!(in_url(&url, SSLMODE).as_deref(), Some("verify-full"));
+        let weak = defaulted(
+            "postgres://u@h/d?sslrootcert=system&sslmode=require",
+            dir.path(),
+            Some(&bundle),
+        )
+        .unwrap_err();
+        assert!(weak.contains("sslmode=require is refused"), "{weak}");
+        assert!(weak.contains("verify-full"), "{weak}");
+        let none = defaulted("postgres://u@h/d?sslrootcert=system", dir.path(), None).unwrap_err();
+        assert!(none.contains("no CA bundle"), "{none}");
+        assert!(!none.contains('\n'));
+    }
+
+    #[test]
+    fn files_under_dot_postgresql_are_used_as_libpq_uses_them() {
+        let home = tempfile::tempdir().unwrap();
+        let plain = "postgres://u@h/d?sslmode=verify-full";
+        if SETTINGS.iter().all(|s| in_env(*s).is_none()) {
+            assert_eq!(defaulted(plain, home.path(), None).unwrap().as_str(), plain);
+        }
+        let dir = home.path().join(".postgresql");
+        std::fs::create_dir(&dir).unwrap();
+        for file in ["root.crt", "postgresql.crt", "postgresql.key"] {
+            std::fs::write(dir.join(file), "x").unwrap();
+        }
+        let url = defaulted(plain, home.path(), None).unwrap();
+        for (setting, file) in [
+            (SSLROOTCERT, "root.crt"),
+            (SSLCERT, "postgresql.crt"),
+            (SSLKEY, "postgresql.key"),
+        ] {
+            let wanted = dir.join(file);
+            if in_env(setting).is_none() {
+                assert_eq!(in_url(&url, setting).as_deref(), wanted.to_str(), "{url}");
+            }
+        }
+        let own = defaulted(
+            "postgres://u@h/d?sslrootcert=/lab/ca.crt",
+            home.path(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(in_url(&own, SSLROOTCERT).as_deref(), Some("/lab/ca.crt"));
     }
 
     #[test]
