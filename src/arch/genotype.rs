@@ -16,8 +16,8 @@
 //! A cell to train goes through [`read_trained`] / [`parse_trained`]
 //! instead, which also take cells from the literature (other node counts
 //! and concats, `sep_conv_7x7`, `conv_7x1_1x7`; NASNet-A and AmoebaNet-A
-//! by name) into a [`TrainedGenotype`]; searches and reports keep to the
-//! space's [`Genotype`].
+//! by name) into a [`TrainedGenotype`]; searches keep to the space's
+//! [`Genotype`] (`report cells --genotype` draws either).
 //!
 //! [`parse_any`] also reads a NAS-Bench-201 arch string
 //! (`|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|`, as NB201 searches

@@ -131,7 +131,9 @@ pub struct CellsArgs {
     top: u32,
     /// Draw this genotype instead of runs: as `ddsas runs show` prints it,
     /// DARTS's `[NAME =] Genotype(...)`, an NB201 arch string, a published
-    /// name (darts_v1, darts_v2), or `@FILE` / `@FILE:NAME` (a genotypes.py).
+    /// name (darts_v1, darts_v2, nasnet_a, amoebanet_a), a cell from the
+    /// literature as `ddsas train` takes it, or `@FILE` / `@FILE:NAME` (a
+    /// genotypes.py).
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["sweep", "run", "condition"])]
     genotype: Option<String>,
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::draw::text::{bold, font, measure};
 use crate::arch::metrics::CellGenotype;
 use crate::arch::space::{SearchSpace, SpaceKind, NONE};
+use crate::arch::trained::TrainedCell;
 
 /// Em size of op labels, pixels.
 pub const LABEL_PX: u32 = 19;
@@ -119,6 +120,33 @@ impl CellGraph {
             nodes,
             edges,
             omitted,
+        }
+    }
+
+    /// The graph of a cell to train, which may come from the literature
+    /// (NASNet-A, AmoebaNet-A): inputs c_{k-2}, c_{k-1}, one intermediate
+    /// node per pair of ops (state `n` is node `n - 2`, as in the genotype
+    /// text), and the output c_{k} concatenating only the cell's concat
+    /// list, so a node left out of it has no edge to the output.
+    pub fn of_trained(cell: &TrainedCell) -> CellGraph {
+        let mut nodes: Vec<(String, NodeKind)> = DARTS_INPUTS
+            .iter()
+            .map(|n| (n.to_string(), NodeKind::Input))
+            .collect();
+        nodes.extend((0..cell.nodes()).map(|i| (i.to_string(), NodeKind::Intermediate)));
+        nodes.push((OUTPUT.into(), NodeKind::Output));
+        let out = nodes.len() - 1;
+        let mut edges: Vec<(usize, usize, Option<String>)> = cell
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(j, (op, input))| (*input, 2 + j / 2, Some(op.clone())))
+            .collect();
+        edges.extend(cell.concat.iter().map(|&n| (n, out, None)));
+        CellGraph {
+            nodes,
+            edges,
+            omitted: Vec::new(),
         }
     }
 
@@ -278,6 +306,29 @@ pub struct CellLayout {
     pub edges: Vec<Edge>,
     /// `(from, to)` of the `none` edges left out.
     pub omitted: Vec<(String, String)>,
+}
+
+impl CellLayout {
+    /// Names of the nodes the output concatenates, as a note says them:
+    /// a run of three or more (`0–3`) joined by a dash, else listed.
+    pub fn concat_text(&self) -> String {
+        let out = self.nodes.len() - 1;
+        let names: Vec<&str> = self
+            .edges
+            .iter()
+            .filter(|e| e.to == out && e.op.is_none())
+            .map(|e| self.nodes[e.from].name.as_str())
+            .collect();
+        let numbers: Option<Vec<usize>> = names.iter().map(|n| n.parse().ok()).collect();
+        match numbers.as_deref() {
+            Some(n @ [first, .., last])
+                if n.len() > 2 && n.windows(2).all(|w| w[1] == w[0] + 1) =>
+            {
+                format!("{first}–{last}")
+            }
+            _ => names.join(", "),
+        }
+    }
 }
 
 /// Size of a label box for `op`.
@@ -820,6 +871,59 @@ mod tests {
         let names: Vec<&str> = l.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["c_{k-1}", "1", "2", "c_{k}"]);
         assert_eq!(l.nodes[3].kind, NodeKind::Output);
+    }
+
+    #[test]
+    fn literature_cells_lay_out_cleanly_with_their_own_nodes_and_concats() {
+        use crate::arch::genotype::parse_trained;
+        // (name, intermediate nodes, concat of normal and reduce as nodes).
+        let cases: [(&str, [&[usize]; 2]); 2] = [
+            ("nasnet_a", [&[2, 3, 4, 5, 6], &[4, 5, 6]]),
+            ("amoebanet_a", [&[4, 5, 6], &[3, 4, 6]]),
+        ];
+        for (name, concats) in cases {
+            let g = parse_trained(name).unwrap();
+            for (cell, concat) in g.cells().into_iter().zip(concats) {
+                let graph = CellGraph::of_trained(cell);
+                let l = layout(&graph, (1300.0, 675.0));
+                check(&graph, &l, name);
+                assert_eq!(l.nodes.len(), 2 + 5 + 1, "{name}");
+                let ops: Vec<(usize, usize, &str)> = l
+                    .edges
+                    .iter()
+                    .filter_map(|e| Some((e.from, e.to, e.op.as_deref()?)))
+                    .collect();
+                let want: Vec<(usize, usize, &str)> = cell
+                    .ops
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (op, input))| (*input, 2 + j / 2, op.as_str()))
+                    .collect();
+                assert_eq!(ops, want, "{name}");
+                let into_output: Vec<usize> = l
+                    .edges
+                    .iter()
+                    .filter(|e| e.op.is_none())
+                    .map(|e| {
+                        assert_eq!(e.to, 7, "{name}");
+                        e.from
+                    })
+                    .collect();
+                assert_eq!(into_output, concat, "{name}");
+            }
+        }
+        let g = parse_trained("amoebanet_a").unwrap();
+        let reduce = layout(&CellGraph::of_trained(&g.reduce), (1300.0, 675.0));
+        assert_eq!(reduce.concat_text(), "1, 2, 4");
+        assert!(reduce
+            .edges
+            .iter()
+            .any(|e| e.op.as_deref() == Some("conv_7x1_1x7")));
+        let nasnet = parse_trained("nasnet_a").unwrap();
+        let normal = layout(&CellGraph::of_trained(&nasnet.normal), (1300.0, 675.0));
+        assert_eq!(normal.concat_text(), "0–4");
+        let (_, darts) = &layouts("darts_v2")[0];
+        assert_eq!(darts.concat_text(), "0–3");
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! Fig. 7: the test accuracy of the cell trained from scratch where the
 //! search has a done train run, else the search's final valid accuracy (a
 //! proxy; trained runs rank first). Or one run (`--run`), or any genotype
-//! text (`--genotype darts_v2`), with no sweep needed.
+//! text (`--genotype darts_v2`), with no sweep needed; `--genotype` also
+//! draws the cells from the literature that `ddsas train` builds
+//! (`nasnet_a`, `amoebanet_a`: five nodes, their own concat lists), so a
+//! searched cell can be set beside them.
 //!
 //! Like the other figures: a pure compute (which runs, their genotypes,
 //! the layout as data; the sidecar `cells.json`) and a drawing with the
@@ -29,6 +32,7 @@ use super::{write_json, Figure, Heading, Image, Options, Output, ReportError, Sp
 use crate::arch::genotype::{self, parse_any};
 use crate::arch::metrics::Genotype;
 use crate::arch::space::{SearchSpace, SpaceKind};
+use crate::arch::trained::TrainedGenotype;
 use crate::store::{ReportRun, RunStatus};
 
 /// File stem of the sidecar of a sweep's cells (pictures are
@@ -185,11 +189,7 @@ impl Source {
             None => {}
         }
         if who.is_empty() && how.is_empty() {
-            who.push(if self.label.starts_with("darts_v") {
-                "a published DARTS cell (Liu et al., 2019)".into()
-            } else {
-                "given on the command line".into()
-            });
+            who.push(published_by(&self.label).into());
         }
         [who, how]
             .into_iter()
@@ -201,6 +201,18 @@ impl Source {
     /// The subtitle on one line, for captions.
     fn summary(&self) -> String {
         self.subtitle().join(" · ")
+    }
+}
+
+/// Who published the cell called `label`, for a picture's subtitle (a
+/// cell from the literature says it is drawn as DARTS's evaluation code
+/// lists it, the form `ddsas train` builds).
+fn published_by(label: &str) -> &'static str {
+    match label {
+        "darts_v1" | "darts_v2" => "a published DARTS cell (Liu et al., 2019)",
+        "nasnet_a" => "NASNet-A (Zoph et al., 2018), as DARTS's genotypes.py lists it",
+        "amoebanet_a" => "AmoebaNet-A (Real et al., 2019), as DARTS's genotypes.py lists it",
+        _ => "given on the command line",
     }
 }
 
@@ -237,8 +249,11 @@ impl Picture {
         let mut notes = vec![self.cell_genotype.clone()];
         if self.cell != "cell" {
             notes.push(format!(
-                "In the text, input 0 is {}, 1 is {} and n ≥ 2 is node n − 2; {} concatenates nodes 0–3.",
-                DARTS_INPUTS[0], DARTS_INPUTS[1], OUTPUT
+                "In the text, input 0 is {}, 1 is {} and n ≥ 2 is node n − 2; {} concatenates nodes {}.",
+                DARTS_INPUTS[0],
+                DARTS_INPUTS[1],
+                OUTPUT,
+                self.layout.concat_text()
             ));
         }
         if !self.layout.omitted.is_empty() {
@@ -294,6 +309,34 @@ fn pictures(source: Source, genotype: &Genotype, name: &str) -> Vec<Picture> {
             ),
         })
         .collect()
+}
+
+/// The pictures of a cell to train that is outside the search spaces (a
+/// cell from the literature: other node counts, concat lists and ops),
+/// normal then reduction, named `cells_<name>_<cell>`; cells with more
+/// than four nodes get a taller picture so their labels keep room.
+fn trained_pictures(source: Source, genotype: &TrainedGenotype, name: &str) -> Vec<Picture> {
+    let text = genotype.to_text();
+    let (normal, reduce) = text
+        .split_once(" reduce=")
+        .map(|(n, r)| (n.to_string(), format!("reduce={r}")))
+        .unwrap_or_else(|| (text.clone(), String::new()));
+    [
+        ("normal", &genotype.normal, normal),
+        ("reduce", &genotype.reduce, reduce),
+    ]
+    .into_iter()
+    .map(|(cell, c, part)| {
+        let height = DARTS_GRAPH.1 * c.nodes().max(4) as f64 / 4.0;
+        Picture {
+            stem: format!("{STEM}_{name}_{cell}"),
+            source: source.clone(),
+            cell,
+            cell_genotype: part,
+            layout: layout(&CellGraph::of_trained(c), (DARTS_GRAPH.0, height)),
+        }
+    })
+    .collect()
 }
 
 /// A search method's run, not a train run.
@@ -564,47 +607,90 @@ pub fn picture_svg(p: &Picture) -> Result<String, ReportError> {
 }
 
 /// The cells of a genotype given as text (any form [`parse_any`] reads,
-/// or a published name such as `darts_v2`) or as `@FILE[:NAME]`.
+/// a published name such as `darts_v2`, or a cell to train from the
+/// literature such as `nasnet_a`, as [`genotype::parse_trained`] reads
+/// it) or as `@FILE[:NAME]`.
 pub fn of_genotype(text: &str) -> Result<Figure<Cells>, ReportError> {
-    let g = genotype::read_any(text).map_err(|e| {
-        ReportError::cannot(
-            "cells",
-            "",
-            format!("--genotype cannot be read: {e}"),
-            "give a genotype as `ddsas runs show` prints it, DARTS's `[NAME =] Genotype(...)`, an NB201 arch string, a published name, or `@FILE` / `@FILE:NAME` for a file or a genotypes.py",
-        )
-    })?;
-    let trimmed = text.trim();
-    let published = genotype::PUBLISHED.iter().any(|(n, _)| *n == trimmed);
-    let name = if published { trimmed } else { "genotype" }.to_string();
+    let drawn = read_drawable(text)?;
+    let name = published_name(text.trim())
+        .unwrap_or("genotype")
+        .to_string();
+    let genotype_text = match &drawn {
+        Drawable::Space(g) => g.to_text(),
+        Drawable::Trained(t) => t.to_text(),
+    };
     let source = Source {
         run: None,
         method: None,
-        label: if published {
-            name.clone()
-        } else {
+        label: if name == "genotype" {
             "the given genotype".into()
+        } else {
+            name.clone()
         },
         group: None,
         seed: None,
         score: None,
         rank: None,
-        genotype: g.to_text(),
+        genotype: genotype_text.clone(),
     };
     let heading = Heading {
         kind: &SPEC,
         sweep: String::new(),
         title: format!("Cells — {}", source.label),
-        caption: format!("The genotype {}, drawn as graphs.", g.to_text()),
+        caption: format!("The genotype {genotype_text}, drawn as graphs."),
+    };
+    let pictures = match &drawn {
+        Drawable::Space(g) => pictures(source, g, &name),
+        Drawable::Trained(t) => trained_pictures(source, t, &name),
     };
     Ok(Figure {
         heading,
         numbers: Cells {
-            pictures: pictures(source, &g, &name),
+            pictures,
             stem: format!("{STEM}_{name}"),
             replaces: false,
         },
     })
+}
+
+/// A genotype `--genotype` draws.
+enum Drawable {
+    /// A cell of a search space.
+    Space(Genotype),
+    /// A cell to train outside the spaces (from the literature).
+    Trained(TrainedGenotype),
+}
+
+/// A genotype of a search space, or else a cell to train from the
+/// literature; when neither reads, the search spaces' error (a typo in a
+/// DARTS cell reads best as the DARTS parser says it).
+fn read_drawable(text: &str) -> Result<Drawable, ReportError> {
+    match genotype::read_any(text) {
+        Ok(g) => Ok(Drawable::Space(g)),
+        Err(e) => genotype::read_trained(text).map(Drawable::Trained).map_err(|_| {
+            ReportError::cannot(
+                "cells",
+                "",
+                format!("--genotype cannot be read: {e}"),
+                "give a genotype as `ddsas runs show` prints it, DARTS's `[NAME =] Genotype(...)`, an NB201 arch string, a published name (darts_v1, darts_v2, nasnet_a, amoebanet_a), or `@FILE` / `@FILE:NAME` for a file or a genotypes.py",
+            )
+        }),
+    }
+}
+
+/// The published cell `text` names, by its own name (an alias such as
+/// `nasnet` gives `nasnet_a`), if it names one.
+fn published_name(text: &str) -> Option<&'static str> {
+    genotype::PUBLISHED
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n == text)
+        .or_else(|| {
+            genotype::LITERATURE
+                .iter()
+                .find(|(own, _, aliases)| *own == text || aliases.contains(&text))
+                .map(|(own, _, _)| *own)
+        })
 }
 
 /// Removes the pictures (`cells_*.png`, `cells_*.svg`) and the sweep
@@ -829,5 +915,51 @@ mod tests {
         assert_eq!(nb.pictures[0].title(), "Cell of the given genotype");
         let e = of_genotype("darts_v9").unwrap_err().to_string();
         assert!(e.contains("--genotype cannot be read"), "{e}");
+    }
+
+    #[test]
+    fn cells_from_the_literature_are_drawn_to_files() {
+        let fig = of_genotype("nasnet").unwrap();
+        let c = &fig.numbers;
+        assert_eq!(c.stem, "cells_nasnet_a");
+        assert_eq!(c.pictures.len(), 2);
+        let (normal, reduce) = (&c.pictures[0], &c.pictures[1]);
+        assert_eq!(normal.title(), "Normal cell of nasnet_a");
+        assert!(normal
+            .source
+            .summary()
+            .contains("NASNet-A (Zoph et al., 2018)"));
+        assert!(normal.cell_genotype.ends_with("normal_concat=[2,3,4,5,6]"));
+        assert!(reduce.cell_genotype.starts_with("reduce=[(sep_conv_5x5,1)"));
+        assert!(reduce
+            .notes()
+            .iter()
+            .any(|n| n.ends_with("c_{k} concatenates nodes 2–4.")));
+        let out = tempfile::tempdir().unwrap();
+        let opts = Options {
+            out: out.path().to_path_buf(),
+            metric: "valid_acc".into(),
+            run: None,
+            top: 1,
+        };
+        let written = write(&fig, &opts).unwrap();
+        assert_eq!(written.images.len(), 2);
+        let svg = std::fs::read_to_string(out.path().join("cells_nasnet_a_reduce.svg")).unwrap();
+        assert!(svg.contains("sep_conv_7x7") && svg.contains("max_pool_3x3"));
+        let png = std::fs::read(out.path().join("cells_nasnet_a_normal.png")).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        assert!(out.path().join("cells_nasnet_a.json").exists());
+        let amoeba = of_genotype("amoebanet_a").unwrap().numbers;
+        let svg = picture_svg(&amoeba.pictures[1]).unwrap();
+        assert!(
+            svg.contains("conv_7x1_1x7"),
+            "the reduction cell's 7x1/1x7 op is drawn"
+        );
+        // A cell of the DARTS space still reads as one, with its old notes.
+        let v2 = of_genotype("darts_v2").unwrap().numbers;
+        assert!(v2.pictures[0]
+            .notes()
+            .iter()
+            .any(|n| n.ends_with("c_{k} concatenates nodes 0–3.")));
     }
 }
