@@ -70,7 +70,7 @@ pub enum ExecError {
         /// The search whose cell was to be trained.
         search: i64,
         /// Why the train config does not resolve.
-        problem: ConfigError,
+        problem: Box<ConfigError>,
     },
     /// A stored config that no longer reads as JSON of its kind.
     #[error(transparent)]
@@ -89,7 +89,7 @@ pub enum ExecError {
         /// The sweep.
         name: String,
         /// Why.
-        source: SweepError,
+        source: Box<SweepError>,
     },
 }
 

@@ -62,7 +62,7 @@ async fn evaluation(
         }
         let cfg = config.resolve().map_err(|problem| ExecError::Evaluation {
             search: search.id,
-            problem,
+            problem: Box::new(problem),
         })?;
         let row = store.ensure_train_run(&cfg).await?;
         store.link_evaluation(search.id, row.id).await?;

@@ -131,7 +131,7 @@ async fn registered_sweep(store: &Store, name: &str) -> Result<Sweep, ExecError>
     };
     Sweep::parse(&spec.text, &spec.file).map_err(|source| ExecError::SweepExpands {
         name: name.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
