@@ -83,7 +83,7 @@ impl JobArgs {
         launch: Launch<'_, P::Cfg>,
         done: impl FnOnce(&P::Outcome) -> anyhow::Result<()>,
     ) -> anyhow::Result<ExitCode> {
-        let (noun, id) = (P::NOUN, launch.run.id);
+        let (noun, id) = (P::KIND.noun(), launch.run.id);
         let claim = local_claim(launch.device);
         if !rt.block_on(claim_or_take_over(store, id, &claim))? {
             anyhow::bail!(

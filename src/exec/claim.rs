@@ -3,7 +3,7 @@
 
 use super::device::device_name;
 use super::process::{dead_search_owner, search_owner_id};
-use crate::store::{Claim, RunStatus, Store};
+use crate::store::{Claim, RunStatus, Store, StoreError};
 
 /// The claim of a run this process runs itself on `device`: taken over by
 /// another after two minutes without a heartbeat.
@@ -21,27 +21,27 @@ pub fn local_claim(device: tch::Device) -> Claim {
 /// its heartbeat to go stale would only hold the user up. This process runs
 /// the run itself, so a claim it gets is confirmed at once as its next
 /// attempt.
-pub async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
+pub async fn claim_or_take_over(store: &Store, id: i64, claim: &Claim) -> Result<bool, StoreError> {
     let claimed =
         store.claim_run(id, claim).await? || take_over_dead_search(store, id, claim).await?;
     if !claimed {
         return Ok(false);
     }
     let attempt = store.run(id).await?.map_or(0, |row| row.attempts) + 1;
-    Ok(store
+    store
         .confirm_claim(id, &claim.owner, claim.pid, attempt)
-        .await?)
+        .await
 }
 
 /// Takes the run over when a dead `ddsas search` of this host holds it.
-async fn take_over_dead_search(store: &Store, id: i64, claim: &Claim) -> anyhow::Result<bool> {
+async fn take_over_dead_search(store: &Store, id: i64, claim: &Claim) -> Result<bool, StoreError> {
     let Some(row) = store.run(id).await? else {
         return Ok(false);
     };
     if row.status != RunStatus::Running || !dead_search_owner(row.owner.as_deref()) {
         return Ok(false);
     }
-    Ok(store
+    store
         .take_over_run(id, claim, row.owner.as_deref(), row.pid)
-        .await?)
+        .await
 }

@@ -4,8 +4,28 @@
 //! [`check_threads`](super::check_threads) that the slot plan of
 //! `sweep run` shares.
 
+/// Why a device or a thread count was refused; each message says what to
+/// pass instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// A device name that is none of `cpu`, `cuda`, `cuda:N`.
+    #[error("unknown device `{0}`: use cpu, cuda or cuda:N")]
+    Unknown(String),
+    /// A CUDA device this machine does not have (or cannot load).
+    #[error("device {device} is not available: {why}; use --device cpu")]
+    Unavailable {
+        /// The device as given.
+        device: String,
+        /// What libtorch sees instead.
+        why: String,
+    },
+    /// A thread count past the limit of [`check_threads`](super::check_threads).
+    #[error("--threads {0}; use 0 for libtorch's default")]
+    Threads(String),
+}
+
 /// Parses `cpu`, `cuda` or `cuda:N`, and checks CUDA is there.
-pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
+pub fn parse_device(text: &str) -> Result<tch::Device, DeviceError> {
     let device = match text {
         "cpu" => tch::Device::Cpu,
         "cuda" => tch::Device::Cuda(0),
@@ -14,7 +34,7 @@ pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
             .and_then(|n| n.parse::<usize>().ok())
         {
             Some(n) => tch::Device::Cuda(n),
-            None => anyhow::bail!("unknown device `{text}`: use cpu, cuda or cuda:N"),
+            None => return Err(DeviceError::Unknown(text.to_owned())),
         },
     };
     if let tch::Device::Cuda(n) = device {
@@ -25,7 +45,10 @@ pub fn parse_device(text: &str) -> anyhow::Result<tch::Device> {
                 Ok(()) => format!("libtorch sees {count} CUDA device(s) on this machine"),
                 Err(e) => format!("libtorch's CUDA backend could not be loaded ({e})"),
             };
-            anyhow::bail!("device {text} is not available: {why}; use --device cpu");
+            return Err(DeviceError::Unavailable {
+                device: text.to_owned(),
+                why,
+            });
         }
     }
     Ok(device)
@@ -46,7 +69,8 @@ pub fn cuda_devices() -> Vec<u32> {
 /// CUDA backend when that library's initialisers run. Loading it on demand,
 /// as `import torch` does, makes CUDA work without slowing the start of CPU
 /// runs. The library is found through the binary's rpath or `LD_LIBRARY_PATH`.
-fn load_cuda_backend() -> anyhow::Result<()> {
+/// The error is dlopen's text.
+fn load_cuda_backend() -> Result<(), String> {
     let name = c"libtorch_cuda.so";
     // SAFETY: dlopen/dlerror take NUL-terminated strings and are thread-safe
     // in glibc; the handle is kept for the life of the process on purpose.
@@ -60,7 +84,7 @@ fn load_cuda_backend() -> anyhow::Result<()> {
         } else {
             std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned()
         };
-        anyhow::bail!("{text}")
+        Err(text)
     }
 }
 
@@ -75,11 +99,9 @@ pub fn device_name(device: tch::Device) -> String {
 /// Sets libtorch's CPU threads (0 = leave libtorch's default). More than
 /// four per core only slows a search down, and a typo such as 100000 makes
 /// libtorch hang while it starts them, so that is refused.
-pub fn set_threads(threads: usize) -> anyhow::Result<()> {
+pub fn set_threads(threads: usize) -> Result<(), DeviceError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if let Err(why) = super::check_threads(threads, cores) {
-        anyhow::bail!("--threads {why}; use 0 for libtorch's default");
-    }
+    super::check_threads(threads, cores).map_err(DeviceError::Threads)?;
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }

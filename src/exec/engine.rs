@@ -14,9 +14,9 @@ use super::{error_log_of, guard};
 use crate::arch::metrics::EpochRecord;
 use crate::config::ResolvedConfig;
 use crate::nas::checkpoint;
-use crate::nas::run::RunError;
+use crate::nas::run::{RecordError, RunError};
 use crate::nas::search::SearchOutcome;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How a run shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub enum RunEnd<O = SearchOutcome> {
 
 /// Runs a claimed search to its end and records the end in the database.
 /// Errors are only the database's own; a failing search is `RunEnd::Failed`.
-pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> anyhow::Result<RunEnd> {
+pub fn execute(rt: &Runtime, store: &Store, job: Job<'_>) -> Result<RunEnd, StoreError> {
     pipeline::execute_run::<super::search::Search>(rt, store, job)
 }
 
@@ -86,7 +86,7 @@ pub(crate) fn prepare<P: Pipeline>(
     store: &Store,
     job: &Job<'_, P::Cfg>,
     fingerprint: &str,
-) -> anyhow::Result<Option<RunEnd<P::Outcome>>> {
+) -> Result<Option<RunEnd<P::Outcome>>, StoreError> {
     let id = job.run_id;
     let dir = &job.checkpoint_dir;
     rt.block_on(store.set_checkpoint_path(id, &dir.display().to_string()))?;
@@ -107,7 +107,7 @@ pub(crate) fn prepare<P: Pipeline>(
         let _ = std::fs::remove_dir_all(dir);
         None
     };
-    P::truncate_after(rt, store, id, kept)?;
+    rt.block_on(store.truncate_after(id, P::KIND, kept))?;
     Ok(None)
 }
 
@@ -133,7 +133,7 @@ pub(crate) fn unfinished<O>(
     store: &Store,
     id: i64,
     err: RunError,
-) -> anyhow::Result<RunEnd<O>> {
+) -> Result<RunEnd<O>, StoreError> {
     match err {
         RunError::Interrupted { epoch, step } => {
             rt.block_on(store.interrupt_run(id))?;
@@ -163,14 +163,10 @@ pub(crate) fn unfinished<O>(
 fn is_no_space(err: &RunError) -> bool {
     match err {
         RunError::Checkpoint(e) => e.is_no_space(),
-        RunError::Store { source, .. } => source.chain().any(|cause| {
-            cause
-                .downcast_ref::<crate::store::StoreError>()
-                .is_some_and(crate::store::StoreError::is_disk_full)
-                || cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(checkpoint::is_no_space)
-        }),
+        RunError::Store {
+            source: RecordError::NoSpace(_),
+            ..
+        } => true,
         _ => false,
     }
 }

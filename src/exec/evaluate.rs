@@ -3,6 +3,7 @@
 //! members of the sweep, and handed back to be scheduled like searches.
 
 use super::sweep_run::SweepRun;
+use super::ExecError;
 use crate::arch::space::SpaceKind;
 use crate::config::train::{ResolvedTrain, TrainConfig};
 use crate::store::{RunKind, RunRow, RunStatus, Store};
@@ -18,7 +19,7 @@ pub async fn evaluations(
     sweep: &str,
     plans: &[Evaluate],
     search: &RunRow,
-) -> anyhow::Result<Vec<SweepRun>> {
+) -> Result<Vec<SweepRun>, ExecError> {
     let mut todo = Vec::new();
     for plan in plans {
         for run in evaluation(store, sweep, plan, search).await? {
@@ -38,7 +39,7 @@ async fn evaluation(
     sweep: &str,
     plan: &Evaluate,
     search: &RunRow,
-) -> anyhow::Result<Vec<SweepRun>> {
+) -> Result<Vec<SweepRun>, ExecError> {
     let genotype = match (&search.final_genotype, search.status) {
         (Some(g), RunStatus::Done)
             if search.kind == RunKind::Search && search.space == SpaceKind::Darts =>
@@ -59,9 +60,10 @@ async fn evaluation(
             config.dataset = serde_json::from_value(searched["dataset"].clone())?;
             config.data_dir = searched["data_dir"].as_str().map(Into::into);
         }
-        let cfg = config
-            .resolve()
-            .map_err(|e| anyhow::anyhow!("evaluating run {}: {e}", search.id))?;
+        let cfg = config.resolve().map_err(|problem| ExecError::Evaluation {
+            search: search.id,
+            problem: Box::new(problem),
+        })?;
         let row = store.ensure_train_run(&cfg).await?;
         store.link_evaluation(search.id, row.id).await?;
         store.add_to_sweep(sweep, row.id).await?;

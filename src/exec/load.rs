@@ -26,7 +26,7 @@ use crate::arch::metrics::{EpochRecord, SamplingCount, SubspaceRecord};
 use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::config::{ConfigError, ResolvedConfig, SearchConfig};
 use crate::exec::process::hostname;
-use crate::store::{Backend, Claim, DbLocation, RunStatus, Store, StoreError};
+use crate::store::{Backend, Claim, DbLocation, EpochOf, RunResult, RunStatus, Store, StoreError};
 
 /// How much an epoch's length varies either way: real epochs differ a
 /// little, so workers that start together (a job array) drift apart
@@ -181,7 +181,7 @@ pub async fn run(
     location: &DbLocation,
     plan: LoadPlan,
     bar: ProgressBar,
-) -> anyhow::Result<LoadReport> {
+) -> Result<LoadReport, LoadError> {
     let admin = Store::connect(location).await?;
     bar.set_message(format!("registering {} runs", plan.runs));
     let sweep = register_sweep(&admin, &plan).await?;
@@ -193,10 +193,10 @@ pub async fn run(
     let connected = stores.len();
     if connected == 0 {
         let why = errors.keys().next().cloned().unwrap_or_default();
-        anyhow::bail!(
-            "none of the {} workers could open the database: {why}",
-            plan.workers
-        );
+        return Err(LoadError::NoWorkerConnected {
+            workers: plan.workers,
+            why,
+        });
     }
 
     let start = Instant::now();
@@ -243,6 +243,35 @@ pub async fn run(
     })
 }
 
+/// Why a load test could not run (its measurements are a report, not an
+/// error).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The database failed outside the measured operations.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The simulated searches' config does not resolve.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No simulated worker could open the database.
+    #[error("none of the {workers} workers could open the database: {why}")]
+    NoWorkerConnected {
+        /// Workers asked for.
+        workers: usize,
+        /// The first error seen.
+        why: String,
+    },
+    /// A run of this test was registered before it, by another one that
+    /// started at the same moment.
+    #[error("run {id} (seed {seed}) was registered before this test, by another `bench store` started at the same moment; run it again")]
+    RegisteredBefore {
+        /// The run.
+        id: i64,
+        /// Its seed.
+        seed: u64,
+    },
+}
+
 /// A simulated search's config: DDSAS on the DARTS space and CIFAR-10, as
 /// the paper's grid runs it, with `epochs` and a seed of its own (the seed
 /// makes each run's fingerprint distinct). `download` only lets it resolve
@@ -266,7 +295,7 @@ fn simulated_config(epochs: u32, seed: u64) -> Result<ResolvedConfig, ConfigErro
 /// the clock in microseconds: every test gets runs no earlier test
 /// registered (a done run is never claimed again), and a collision with a
 /// test started in the same instant is refused rather than measured.
-async fn register_sweep(store: &Store, plan: &LoadPlan) -> anyhow::Result<String> {
+async fn register_sweep(store: &Store, plan: &LoadPlan) -> Result<String, LoadError> {
     let first_seed = (crate::store::unix_now() * 1e6) as u64;
     let name = format!("bench-store-{first_seed}");
     let mut members = Vec::with_capacity(plan.runs);
@@ -274,12 +303,10 @@ async fn register_sweep(store: &Store, plan: &LoadPlan) -> anyhow::Result<String
         let row = store
             .ensure_run(&simulated_config(plan.epochs, seed)?)
             .await?;
-        anyhow::ensure!(
-            row.status == RunStatus::Queued && row.attempts == 0,
-            "run {} (seed {seed}) was registered before this test, by another `bench store` started at the same moment; run it again",
-            row.id
-        );
-        members.push((row.id, i64::try_from(position)?));
+        if row.status != RunStatus::Queued || row.attempts != 0 {
+            return Err(LoadError::RegisteredBefore { id: row.id, seed });
+        }
+        members.push((row.id, i64::try_from(position).unwrap_or(i64::MAX)));
     }
     let spec = format!(
         "# ddsas bench store\nworkers: {}\nseconds: {}\nruns: {}\nepochs: {}\nepoch_every_s: {}\nheartbeat_every_s: {}\n",
@@ -614,7 +641,7 @@ impl Worker {
         let started = Instant::now();
         match self
             .store
-            .record_epoch(run, &self.shared.space, &record)
+            .record_epoch(run, EpochOf::Search(&self.shared.space, &record))
             .await
         {
             Ok(()) => {
@@ -633,7 +660,18 @@ impl Worker {
     async fn finish(&mut self, run: i64) {
         let wall_s =
             self.shared.plan.epoch_every.as_secs_f64() * f64::from(self.shared.plan.epochs);
-        match self.store.finish_run(run, GENOTYPE, 0.88, wall_s).await {
+        match self
+            .store
+            .finish_run(
+                run,
+                RunResult::Search {
+                    genotype: GENOTYPE,
+                    final_valid_acc: 0.88,
+                    wall_s,
+                },
+            )
+            .await
+        {
             Ok(()) => self.tally.finished += 1,
             Err(e) => self.error("finish", &e),
         }

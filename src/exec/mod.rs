@@ -13,6 +13,7 @@ pub mod claim;
 pub mod device;
 #[cfg(feature = "engine")]
 mod engine;
+mod error;
 pub mod evaluate;
 pub mod guard;
 pub mod load;
@@ -35,6 +36,8 @@ use std::path::PathBuf;
 
 use crate::config::ResolvedConfig;
 use crate::store::DbLocation;
+
+pub use error::{chain_text, ExecError};
 
 #[cfg(feature = "engine")]
 pub use engine::{epoch_line, execute, Display, Job, RunEnd};

@@ -34,14 +34,13 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::sweep_run::SweepRun;
-use super::{EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
+use super::{chain_text, ExecError, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 use crate::store::{
     Claim, DbLocation, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
 };
@@ -213,13 +212,14 @@ pub async fn orchestrate(
     store: &Store,
     runs: Vec<SweepRun>,
     opts: &Options,
-) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(
-        !opts.slots.is_empty(),
-        "no GPU or CPU slot to run workers on"
-    );
-    std::fs::create_dir_all(&opts.log_dir)
-        .with_context(|| format!("creating the log folder {}", opts.log_dir.display()))?;
+) -> Result<Outcome, ExecError> {
+    if opts.slots.is_empty() {
+        return Err(ExecError::NoSlots);
+    }
+    std::fs::create_dir_all(&opts.log_dir).map_err(ExecError::io(format!(
+        "creating the log folder {}",
+        opts.log_dir.display()
+    )))?;
     let total = runs.len() + opts.already_done;
     let mut orch = Orchestrator {
         store,
@@ -290,7 +290,7 @@ struct Outage {
 impl Outage {
     /// Passes `result` on, except that a lost connection is forgiven (with
     /// one line) until the outage is [`BUSY_TIMEOUT`] old.
-    fn judge(&mut self, result: anyhow::Result<()>, ui: &Ui) -> anyhow::Result<()> {
+    fn judge(&mut self, result: Result<(), ExecError>, ui: &Ui) -> Result<(), ExecError> {
         let err = match result {
             Ok(()) => {
                 if self.since.take().is_some() {
@@ -300,11 +300,9 @@ impl Outage {
             }
             Err(err) => err,
         };
-        let lost = err.chain().any(|cause| {
-            cause
-                .downcast_ref::<StoreError>()
-                .is_some_and(StoreError::is_connection_lost)
-        });
+        let lost = err
+            .store_error()
+            .is_some_and(StoreError::is_connection_lost);
         if !lost {
             return Err(err);
         }
@@ -319,21 +317,22 @@ impl Outage {
             }
         };
         if since.elapsed() > BUSY_TIMEOUT {
-            return Err(err.context(format!(
-                "the database stayed out of reach for {} s",
-                BUSY_TIMEOUT.as_secs()
-            )));
+            return Err(ExecError::OutOfReach {
+                seconds: BUSY_TIMEOUT.as_secs(),
+                source: Box::new(err),
+            });
         }
         Ok(())
     }
 }
 
 impl Orchestrator<'_> {
-    async fn run(&mut self) -> anyhow::Result<Outcome> {
-        let mut signals = StopSignals::new().context("installing the signal handlers")?;
+    async fn run(&mut self) -> Result<Outcome, ExecError> {
+        let mut signals =
+            StopSignals::new().map_err(ExecError::io("installing the signal handlers"))?;
         let mut time_limit =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
-                .context("installing the SIGUSR2 handler")?;
+                .map_err(ExecError::io("installing the SIGUSR2 handler"))?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_cancel_check = Instant::now();
@@ -357,7 +356,7 @@ impl Orchestrator<'_> {
                 self.ui.header(self.counts());
                 tokio::select! {
                     Some(joined) = self.children.join_next() => {
-                        let (slot, status) = joined.context("a worker watch task failed")?;
+                        let (slot, status) = joined.map_err(ExecError::WatchTask)?;
                         self.finished(slot, status).await?;
                     }
                     _ = tick.tick() => {
@@ -368,7 +367,7 @@ impl Orchestrator<'_> {
                     _ = time_limit.recv() => self.stop(StopReason::TimeLimit),
                 }
             }
-            anyhow::Ok(())
+            Ok::<_, ExecError>(())
         }
         .await;
         self.outcome.held_elsewhere = self.elsewhere.len();
@@ -381,7 +380,7 @@ impl Orchestrator<'_> {
             // Leave nothing running behind us: stop the workers, wait for
             // them (they mark their runs interrupted), then report.
             self.ui
-                .line(format!("error: {err:#}; stopping the workers"));
+                .line(format!("error: {}; stopping the workers", chain_text(&err)));
             self.signal_all(libc::SIGINT);
             while let Some(Ok((slot, status))) = self.children.join_next().await {
                 let _ = self.finished(slot, status).await;
@@ -395,7 +394,7 @@ impl Orchestrator<'_> {
 
     /// A tick's look at the database: the runs' progress and, every
     /// [`CANCEL_CHECK`], whether the sweep was cancelled.
-    async fn watch(&mut self, last_cancel_check: &mut Instant) -> anyhow::Result<()> {
+    async fn watch(&mut self, last_cancel_check: &mut Instant) -> Result<(), ExecError> {
         self.progress().await?;
         if last_cancel_check.elapsed() >= CANCEL_CHECK {
             *last_cancel_check = Instant::now();
@@ -431,7 +430,7 @@ impl Orchestrator<'_> {
     /// Starts runs on the free slots, in sweep order: claims what is
     /// claimable, takes over what a dead owner left, skips what is done or
     /// held by a live owner.
-    async fn fill(&mut self) -> anyhow::Result<()> {
+    async fn fill(&mut self) -> Result<(), ExecError> {
         let mut free: VecDeque<usize> = (0..self.active.len())
             .filter(|&s| self.active[s].is_none())
             .collect();
@@ -509,7 +508,12 @@ impl Orchestrator<'_> {
     /// Claims `run` for `slot`, or takes it over when its owner is gone
     /// (ours but not active can only be a leftover of a failed release;
     /// taken back like a dead owner's); whether this orchestrator got it.
-    async fn claim(&mut self, slot: usize, run: &SweepRun, row: &RunRow) -> anyhow::Result<bool> {
+    async fn claim(
+        &mut self,
+        slot: usize,
+        run: &SweepRun,
+        row: &RunRow,
+    ) -> Result<bool, StoreError> {
         let mine = row.owner.as_deref() == Some(self.owner.as_str());
         let claim = Claim {
             owner: self.owner.clone(),
@@ -562,7 +566,7 @@ impl Orchestrator<'_> {
     }
 
     /// Starts the worker of a run this orchestrator just claimed.
-    async fn launch(&mut self, slot: usize, run: SweepRun) -> anyhow::Result<()> {
+    async fn launch(&mut self, slot: usize, run: SweepRun) -> Result<(), ExecError> {
         let id = run.run_id;
         let row = self.store.run(id).await?;
         // The claim counted nothing; this worker is the next attempt, and
@@ -577,11 +581,14 @@ impl Orchestrator<'_> {
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
-                let message = format!("cannot start a worker: {err:#}");
+                let message = format!("cannot start a worker: {}", chain_text(&err));
                 self.store
                     .release_run(id, &self.owner, Some(&message))
                     .await?;
-                return Err(err.context(format!("starting the worker of run {id}")));
+                return Err(ExecError::Spawn {
+                    id,
+                    source: Box::new(err),
+                });
             }
         };
         let pid = child.id().unwrap_or(0);
@@ -629,11 +636,13 @@ impl Orchestrator<'_> {
         (id, attempt): (i64, i64),
         log: &Path,
         trains: bool,
-    ) -> anyhow::Result<tokio::process::Child> {
+    ) -> Result<tokio::process::Child, ExecError> {
         let s = &self.opts.slots[slot];
-        let file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err_file = file.try_clone().context("duplicating the log handle")?;
+        let file = std::fs::File::create(log)
+            .map_err(ExecError::io(format!("creating {}", log.display())))?;
+        let err_file = file
+            .try_clone()
+            .map_err(ExecError::io("duplicating the log handle"))?;
         let mut cmd = Command::new(&self.opts.exe);
         cmd.arg("worker")
             .env(crate::store::DB_VARIABLE, self.opts.db.to_arg())
@@ -664,8 +673,10 @@ impl Orchestrator<'_> {
                     .env("CUDA_VISIBLE_DEVICES", g.to_string());
             }
         }
-        cmd.spawn()
-            .with_context(|| format!("running {}", self.opts.exe.display()))
+        cmd.spawn().map_err(ExecError::io(format!(
+            "running {}",
+            self.opts.exe.display()
+        )))
     }
 
     /// A worker exited: record how its run ended, retry it if its worker
@@ -674,7 +685,7 @@ impl Orchestrator<'_> {
         &mut self,
         slot: usize,
         status: std::io::Result<ExitStatus>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ExecError> {
         let Some(act) = self.active[slot].take() else {
             return Ok(());
         };
@@ -685,11 +696,7 @@ impl Orchestrator<'_> {
             Err(e) => format!("could not be waited for ({e})"),
         };
         let code = status.as_ref().ok().and_then(ExitStatus::code);
-        let row = self
-            .store
-            .run(id)
-            .await?
-            .with_context(|| format!("run {id} vanished from the database"))?;
+        let row = self.store.run(id).await?.ok_or(ExecError::Vanished(id))?;
         if row.status == RunStatus::Done {
             return self.done(act, &row).await;
         }
@@ -707,17 +714,17 @@ impl Orchestrator<'_> {
             return Ok(());
         }
         if code == Some(i32::from(EXIT_SEARCH_FAILED)) || row.status == RunStatus::Failed {
-            return self.failed(&act, &row, &how).await;
+            return Ok(self.failed(&act, &row, &how).await?);
         }
         if self.outcome.stopped.is_some() {
-            return self.stopped(&act, &row, &how).await;
+            return Ok(self.stopped(&act, &row, &how).await?);
         }
-        self.retry_or_give_up(act, &row, &how).await
+        Ok(self.retry_or_give_up(act, &row, &how).await?)
     }
 
     /// A worker whose run is done: count it, say so, and queue the train
     /// runs of the sweep's `evaluate:` for its cell.
-    async fn done(&mut self, act: Active, row: &RunRow) -> anyhow::Result<()> {
+    async fn done(&mut self, act: Active, row: &RunRow) -> Result<(), ExecError> {
         self.outcome.done += 1;
         let acc = match row.final_test_acc {
             Some(test) => format!("test acc {}", pct(Some(test))),
@@ -750,7 +757,7 @@ impl Orchestrator<'_> {
 
     /// A worker whose run failed (it said so, or its row does): the run is
     /// `failed` with the worker's error, or the last error of its log.
-    async fn failed(&mut self, act: &Active, row: &RunRow, how: &str) -> anyhow::Result<()> {
+    async fn failed(&mut self, act: &Active, row: &RunRow, how: &str) -> Result<(), StoreError> {
         let message = match row.error.clone() {
             Some(e) if row.status == RunStatus::Failed => e,
             _ => {
@@ -770,7 +777,7 @@ impl Orchestrator<'_> {
 
     /// A worker ended while the orchestrator stops: its run stays
     /// resumable, and the line says who resumes it.
-    async fn stopped(&mut self, act: &Active, row: &RunRow, how: &str) -> anyhow::Result<()> {
+    async fn stopped(&mut self, act: &Active, row: &RunRow, how: &str) -> Result<(), StoreError> {
         if row.status == RunStatus::Running {
             let message = format!("stopped ({how}); resumes from its checkpoint");
             self.store
@@ -797,7 +804,7 @@ impl Orchestrator<'_> {
         act: Active,
         row: &RunRow,
         how: &str,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         let id = row.id;
         let used = self.retries.entry(id).or_insert(0);
         *used += 1;
@@ -909,7 +916,7 @@ impl Orchestrator<'_> {
     }
 
     /// Reads the running runs' progress for the display.
-    async fn progress(&mut self) -> anyhow::Result<()> {
+    async fn progress(&mut self) -> Result<(), StoreError> {
         let ids: Vec<i64> = self.active.iter().flatten().map(|a| a.run.run_id).collect();
         if ids.is_empty() {
             return Ok(());
@@ -1031,7 +1038,7 @@ fn is_worker_of(pid: i64, run: i64) -> bool {
 /// Kills the silent orphan workers of dead orchestrators of this host (see
 /// [`kill_orphan`]) before a new orchestrator starts writing; returns a
 /// line per worker killed.
-pub async fn reap_orphans(store: &Store, stale_after_s: f64) -> anyhow::Result<Vec<String>> {
+pub async fn reap_orphans(store: &Store, stale_after_s: f64) -> Result<Vec<String>, StoreError> {
     let rows = store.running_runs().await?;
     let now = store.now();
     Ok(rows
@@ -1286,26 +1293,26 @@ mod tests {
         let ui = Ui::new(false, 1);
         let lost = || {
             let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-            anyhow::Error::from(StoreError::Query {
+            ExecError::Store(StoreError::Query {
                 what: "listing the runs' progress".into(),
                 source: sqlx::Error::Io(reset),
             })
-            .context("a tick")
         };
         let mut outage = Outage::default();
         assert!(outage.judge(Err(lost()), &ui).is_ok());
         assert!(outage.judge(Err(lost()), &ui).is_ok());
         assert!(outage.judge(Ok(()), &ui).is_ok());
         assert!(outage.since.is_none(), "a success ends the outage");
-        assert!(outage
-            .judge(Err(anyhow::anyhow!("disk on fire")), &ui)
-            .is_err());
+        assert!(outage.judge(Err(ExecError::NoSlots), &ui).is_err());
         assert!(outage.judge(Err(lost()), &ui).is_ok());
         outage.since = Some(Instant::now() - BUSY_TIMEOUT - Duration::from_secs(1));
         let err = outage.judge(Err(lost()), &ui).unwrap_err();
+        let text = chain_text(&err);
         assert!(
-            format!("{err:#}").starts_with("the database stayed out of reach for 30 s"),
-            "{err:#}"
+            text.starts_with(
+                "the database stayed out of reach for 30 s: listing the runs' progress failed"
+            ),
+            "{text}"
         );
     }
 

@@ -16,8 +16,8 @@ use tokio::runtime::Runtime;
 
 use super::{prepare, run_guarded, unfinished, Display, Job, RunEnd};
 use crate::nas::checkpoint::SavedState;
-use crate::nas::run::{Observer, RunError, RunOptions, Started};
-use crate::store::{Store, StoreError};
+use crate::nas::run::{Observer, RecordError, RunError, RunOptions, Started};
+use crate::store::{EpochOf, RunKind, RunResult, Store, StoreError};
 
 /// The parts of executing a run that differ per kind: how it runs, what
 /// the store keeps of it, and the lines it shows. A value of it carries
@@ -32,8 +32,8 @@ pub trait Pipeline: Sized {
     type Outcome;
     /// The non-tensor part of its checkpoints.
     type Saved: SavedState;
-    /// How messages name a run of the kind ("run", "train run").
-    const NOUN: &'static str;
+    /// The kind of run, as the store keeps it.
+    const KIND: RunKind;
     /// The progress bar's template.
     const BAR: &'static str;
     /// Whether `Display::Lines` logs when the first step of the process
@@ -50,28 +50,10 @@ pub trait Pipeline: Sized {
         opts: &RunOptions,
         observer: &mut dyn Observer<Self::Record>,
     ) -> Result<Self::Outcome, RunError>;
-    /// Drops the records after `kept` (all of them for `None`).
-    fn truncate_after(
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        kept: Option<u32>,
-    ) -> Result<(), StoreError>;
-    /// Stores a finished epoch.
-    fn record(
-        &self,
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        record: &Self::Record,
-    ) -> Result<(), StoreError>;
-    /// Marks the run done with its outcome.
-    fn finish(
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        outcome: &Self::Outcome,
-    ) -> Result<(), StoreError>;
+    /// The epoch as the store writes it.
+    fn stored_epoch<'r>(&'r self, record: &'r Self::Record) -> EpochOf<'r>;
+    /// The end of a finished run as the store writes it.
+    fn stored_result(outcome: &Self::Outcome) -> RunResult<'_>;
     /// Stores what the run tells when it starts (nothing, by default).
     fn on_started(&self, _rt: &Runtime, _store: &Store, _id: i64, _at: &Started) {}
     /// The line shown when the run starts, if any.
@@ -91,7 +73,7 @@ pub fn execute_run<P: Pipeline>(
     rt: &Runtime,
     store: &Store,
     job: Job<'_, P::Cfg>,
-) -> anyhow::Result<RunEnd<P::Outcome>> {
+) -> Result<RunEnd<P::Outcome>, StoreError> {
     let id = job.run_id;
     if let Some(failed) = prepare::<P>(rt, store, &job, &P::fingerprint(job.cfg))? {
         return Ok(failed);
@@ -107,11 +89,37 @@ pub fn execute_run<P: Pipeline>(
     observer.bar.finish_and_clear();
     match result {
         Ok(outcome) => {
-            P::finish(rt, store, id, &outcome)?;
+            rt.block_on(store.finish_run(id, P::stored_result(&outcome)))?;
             Ok(RunEnd::Done(outcome))
         }
         Err(err) => unfinished(rt, store, id, err),
     }
+}
+
+/// A failed epoch write, told apart by whether a disk is full (the run
+/// then stops resumable rather than failing).
+fn record_error(err: StoreError) -> RecordError {
+    if is_disk_full(&err) {
+        RecordError::NoSpace(Box::new(err))
+    } else {
+        RecordError::Failed(Box::new(err))
+    }
+}
+
+/// Whether the database found its disk full: SQLite's own code, or the
+/// system's answer to a write somewhere down the error's causes.
+fn is_disk_full(err: &StoreError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    err.is_disk_full()
+        || std::iter::from_fn(|| {
+            let current = cause?;
+            cause = current.source();
+            Some(current)
+        })
+        .any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(crate::nas::checkpoint::is_no_space)
+        })
 }
 
 /// Stores each epoch (before the checkpoint is written), heartbeats, and
@@ -215,8 +223,11 @@ impl<P: Pipeline> Observer<P::Record> for StoreObserver<'_, P> {
         self.bar.set_position(step as u64);
     }
 
-    fn epoch(&mut self, record: &P::Record) -> anyhow::Result<()> {
-        self.kind.record(self.rt, self.store, self.run_id, record)?;
+    fn epoch(&mut self, record: &P::Record) -> Result<(), RecordError> {
+        let epoch = self.kind.stored_epoch(record);
+        self.rt
+            .block_on(self.store.record_epoch(self.run_id, epoch))
+            .map_err(record_error)?;
         if self.display != Display::Quiet {
             let line = self.kind.epoch_line(self.run_id, self.epochs, record);
             self.bar.suspend(|| crate::outln!("{line}"));

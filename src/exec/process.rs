@@ -77,12 +77,11 @@ pub fn watch_stop_signals(
     rt: &tokio::runtime::Runtime,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     who: &'static str,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
+) -> Result<(), super::ExecError> {
     use std::sync::atomic::Ordering;
     let mut signals = {
         let _inside = rt.enter();
-        StopSignals::new().context("installing the signal handlers")?
+        StopSignals::new().map_err(super::ExecError::io("installing the signal handlers"))?
     };
     rt.spawn(async move {
         loop {

@@ -1,8 +1,6 @@
 //! A search as a [`Pipeline`]: its epochs in `epochs` and the tables
 //! hanging off it, its end a genotype and a valid accuracy.
 
-use tokio::runtime::Runtime;
-
 use super::pipeline::Pipeline;
 use super::{epoch_line, resuming_at};
 use crate::arch::metrics::EpochRecord;
@@ -11,7 +9,7 @@ use crate::config::ResolvedConfig;
 use crate::nas::checkpoint::CheckpointState;
 use crate::nas::run::{Observer, RunError, RunOptions, Started};
 use crate::nas::search::{self, SearchOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::{EpochOf, RunKind, RunResult};
 
 /// The search kind, with what its records and lines need of the config.
 pub struct Search {
@@ -26,7 +24,7 @@ impl Pipeline for Search {
     type Record = EpochRecord;
     type Outcome = SearchOutcome;
     type Saved = CheckpointState;
-    const NOUN: &'static str = "run";
+    const KIND: RunKind = RunKind::Search;
     const BAR: &'static str = "{prefix:>12} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}";
     const LOG_FIRST_STEP: bool = true;
 
@@ -49,37 +47,16 @@ impl Pipeline for Search {
         search::run(cfg, opts, observer)
     }
 
-    fn truncate_after(
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        kept: Option<u32>,
-    ) -> Result<(), StoreError> {
-        rt.block_on(store.truncate_after(id, kept))
+    fn stored_epoch<'r>(&'r self, record: &'r EpochRecord) -> EpochOf<'r> {
+        EpochOf::Search(&self.space, record)
     }
 
-    fn record(
-        &self,
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        record: &EpochRecord,
-    ) -> Result<(), StoreError> {
-        rt.block_on(store.record_epoch(id, &self.space, record))
-    }
-
-    fn finish(
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        outcome: &SearchOutcome,
-    ) -> Result<(), StoreError> {
-        rt.block_on(store.finish_run(
-            id,
-            &outcome.genotype,
-            outcome.final_valid_acc,
-            outcome.wall_s,
-        ))
+    fn stored_result(outcome: &SearchOutcome) -> RunResult<'_> {
+        RunResult::Search {
+            genotype: &outcome.genotype,
+            final_valid_acc: outcome.final_valid_acc,
+            wall_s: outcome.wall_s,
+        }
     }
 
     fn started_line(&self, id: i64, at: &Started) -> Option<String> {

@@ -6,8 +6,6 @@
 use std::num::NonZeroUsize;
 use std::str::FromStr;
 
-use anyhow::bail;
-
 use super::check_threads;
 use super::orchestrator::{Slot, SlotDevice};
 use crate::sweep::Resources;
@@ -15,6 +13,41 @@ use crate::sweep::Resources;
 /// GPU memory one run needs by default, for `--runs-per-gpu auto`
 /// (docs/design.md §6: DDSAS needs ~4 GB at the paper's settings).
 const DEFAULT_GPU_MEM_GB: f64 = 4.0;
+
+/// Why no worker slots could be planned; each message names the flag, the
+/// sweep key or the variable to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    /// `resources.runs_per_gpu: 0` in the sweep file.
+    #[error("resources.runs_per_gpu is 0 in the sweep file: use at least 1, or leave it out")]
+    SweepRunsPerGpuZero,
+    /// `--runs-per-gpu 0` (a pull worker's flag).
+    #[error("--runs-per-gpu 0: use at least 1")]
+    RunsPerGpuZero,
+    /// `--threads 0` for a pull worker without a GPU.
+    #[error("--threads 0: use at least 1")]
+    ThreadsZero,
+    /// Neither a GPU nor a CPU worker.
+    #[error("no worker slot: --cpu-workers 0 and no GPU; use --cpu-workers 1 or more")]
+    NoSlot,
+    /// More threads per run than the machine's limit.
+    #[error("threads per run: {0}; lower --threads or resources.cpu_threads_per_run")]
+    Threads(String),
+    /// A `--gpus` index that is not on this machine.
+    #[error("--gpus: GPU {gpu} does not exist; the GPUs found (by nvidia-smi, else libtorch) are {found}")]
+    NoSuchGpu {
+        /// The index asked for.
+        gpu: u32,
+        /// The indices found, or "none".
+        found: String,
+    },
+    /// A Slurm task's `SLURM_CPUS_PER_TASK` that is not a count.
+    #[error("SLURM_CPUS_PER_TASK={0} is not a number of cores")]
+    CpusPerTask(String),
+    /// A Slurm task's `CUDA_VISIBLE_DEVICES` that is not a list of indices.
+    #[error("CUDA_VISIBLE_DEVICES={0} is not a list of GPU indices; ddsas gives each run one index of it (ask Slurm for GPUs with --gpus-per-task, which sets indices)")]
+    GpuList(String),
+}
 
 /// Which GPUs a sweep may use (`--gpus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +128,10 @@ type Gpu = (u32, Option<f64>);
 
 /// The worker slots for `request` on this machine, with a sentence saying
 /// what was chosen.
-pub fn plan(request: &SlotRequest, resources: &Resources) -> anyhow::Result<(Vec<Slot>, String)> {
+pub fn plan(
+    request: &SlotRequest,
+    resources: &Resources,
+) -> Result<(Vec<Slot>, String), SlotError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut detected = nvidia_smi();
     if detected.is_none() && matches!(request.gpus, GpuChoice::List(_)) {
@@ -113,9 +149,9 @@ pub fn plan_for(
     resources: &Resources,
     detected: Option<Vec<Gpu>>,
     cores: usize,
-) -> anyhow::Result<(Vec<Slot>, String)> {
+) -> Result<(Vec<Slot>, String), SlotError> {
     if resources.runs_per_gpu == Some(0) {
-        bail!("resources.runs_per_gpu is 0 in the sweep file: use at least 1, or leave it out");
+        return Err(SlotError::SweepRunsPerGpuZero);
     }
     let mut notes = Vec::new();
     let gpus = chosen_gpus(&request.gpus, detected.as_deref(), &mut notes)?;
@@ -137,7 +173,7 @@ pub fn plan_for(
     let gpu_slots = devices.len();
     devices.extend(std::iter::repeat_n(SlotDevice::Cpu, cpu_workers));
     if devices.is_empty() {
-        bail!("no worker slot: --cpu-workers 0 and no GPU; use --cpu-workers 1 or more");
+        return Err(SlotError::NoSlot);
     }
     let cpu_threads = request
         .threads
@@ -146,9 +182,7 @@ pub fn plan_for(
     let gpu_threads = request
         .threads
         .unwrap_or_else(|| (cores / devices.len()).max(1));
-    if let Err(why) = check_threads(cpu_threads.max(gpu_threads), cores) {
-        bail!("threads per run: {why}; lower --threads or resources.cpu_threads_per_run");
-    }
+    check_threads(cpu_threads.max(gpu_threads), cores).map_err(SlotError::Threads)?;
     let slots = devices
         .into_iter()
         .map(|device| Slot {
@@ -168,7 +202,7 @@ fn chosen_gpus(
     choice: &GpuChoice,
     detected: Option<&[Gpu]>,
     notes: &mut Vec<String>,
-) -> anyhow::Result<Vec<Gpu>> {
+) -> Result<Vec<Gpu>, SlotError> {
     match choice {
         GpuChoice::None => Ok(Vec::new()),
         GpuChoice::All => match detected {
@@ -191,9 +225,9 @@ fn chosen_gpus(
             list.iter()
                 .map(|&g| match found.iter().find(|(i, _)| *i == g) {
                     Some(&gpu) => Ok(gpu),
-                    None => bail!(
-                        "--gpus: GPU {g} does not exist; the GPUs found (by nvidia-smi, else libtorch) are {}",
-                        if found.is_empty() {
+                    None => Err(SlotError::NoSuchGpu {
+                        gpu: g,
+                        found: if found.is_empty() {
                             "none".to_owned()
                         } else {
                             found
@@ -201,8 +235,8 @@ fn chosen_gpus(
                                 .map(|(i, _)| i.to_string())
                                 .collect::<Vec<_>>()
                                 .join(", ")
-                        }
-                    ),
+                        },
+                    }),
                 })
                 .collect()
         }
@@ -319,21 +353,17 @@ mod tests {
         resources: &str,
         gpus: Option<Vec<Gpu>>,
         cores: usize,
-    ) -> anyhow::Result<(Vec<Slot>, String)> {
+    ) -> Result<(Vec<Slot>, String), String> {
         let request = SlotRequest {
-            gpus: flags.0.parse().map_err(anyhow::Error::msg)?,
-            runs_per_gpu: flags
-                .1
-                .map(str::parse)
-                .transpose()
-                .map_err(anyhow::Error::msg)?,
+            gpus: flags.0.parse()?,
+            runs_per_gpu: flags.1.map(str::parse).transpose()?,
             cpu_workers: flags.2,
             threads: flags.3,
         };
         let sweep =
             crate::sweep::Sweep::parse(&format!("name: s\nresources: {resources}\n"), "s.yaml")
                 .unwrap();
-        plan_for(&request, &sweep.resources, gpus, cores)
+        plan_for(&request, &sweep.resources, gpus, cores).map_err(|e| e.to_string())
     }
 
     fn devices(slots: &[Slot]) -> Vec<SlotDevice> {

@@ -9,7 +9,7 @@ use crate::arch::metrics::TrainEpoch;
 use crate::config::train::ResolvedTrain;
 use crate::nas::run::{Observer, RunError, RunOptions, Started};
 use crate::nas::train::{self, TrainCheckpoint, TrainOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::{EpochOf, RunKind, RunResult, Store, StoreError};
 
 /// A train run the caller has claimed and wants executed.
 pub type TrainJob<'a> = super::Job<'a, ResolvedTrain>;
@@ -18,7 +18,11 @@ pub type TrainJob<'a> = super::Job<'a, ResolvedTrain>;
 pub type TrainEnd = RunEnd<TrainOutcome>;
 
 /// Runs a claimed train run to its end and records the end.
-pub fn execute_train(rt: &Runtime, store: &Store, job: TrainJob<'_>) -> anyhow::Result<TrainEnd> {
+pub fn execute_train(
+    rt: &Runtime,
+    store: &Store,
+    job: TrainJob<'_>,
+) -> Result<TrainEnd, StoreError> {
     execute_run::<Train>(rt, store, job)
 }
 
@@ -30,7 +34,7 @@ impl Pipeline for Train {
     type Record = TrainEpoch;
     type Outcome = TrainOutcome;
     type Saved = TrainCheckpoint;
-    const NOUN: &'static str = "train run";
+    const KIND: RunKind = RunKind::Train;
     const BAR: &'static str = "{prefix:>12} [{bar:30}] {pos}/{len} steps  ETA {eta}";
 
     fn of(_cfg: &ResolvedTrain) -> Self {
@@ -49,32 +53,15 @@ impl Pipeline for Train {
         train::run(cfg, opts, observer)
     }
 
-    fn truncate_after(
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        kept: Option<u32>,
-    ) -> Result<(), StoreError> {
-        rt.block_on(store.truncate_train_after(id, kept))
+    fn stored_epoch<'r>(&'r self, record: &'r TrainEpoch) -> EpochOf<'r> {
+        EpochOf::Train(record)
     }
 
-    fn record(
-        &self,
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        record: &TrainEpoch,
-    ) -> Result<(), StoreError> {
-        rt.block_on(store.record_train_epoch(id, record))
-    }
-
-    fn finish(
-        rt: &Runtime,
-        store: &Store,
-        id: i64,
-        outcome: &TrainOutcome,
-    ) -> Result<(), StoreError> {
-        rt.block_on(store.finish_train_run(id, outcome.final_test_acc, outcome.wall_s))
+    fn stored_result(outcome: &TrainOutcome) -> RunResult<'_> {
+        RunResult::Train {
+            final_test_acc: outcome.final_test_acc,
+            wall_s: outcome.wall_s,
+        }
     }
 
     fn on_started(&self, rt: &Runtime, store: &Store, id: i64, at: &Started) {

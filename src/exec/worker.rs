@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
-use super::{default_checkpoint_dir, execute, Display, Job, RunEnd};
+use super::{default_checkpoint_dir, execute, Display, ExecError, Job, RunEnd};
 use crate::config::SearchConfig;
 use crate::nas::run::interrupted_text;
 use crate::store::{unix_now, DbLocation, RunKind, Store};
@@ -52,12 +50,15 @@ pub fn run_worker(
     rt: &tokio::runtime::Runtime,
     store: &Store,
     opts: &WorkerOptions,
-) -> anyhow::Result<u8> {
+) -> Result<u8, ExecError> {
     let started = unix_now();
     let id = opts.run_id;
     let row = rt
         .block_on(store.run(id))?
-        .with_context(|| format!("run {id} is not in {}", opts.db.display()))?;
+        .ok_or_else(|| ExecError::NotInDb {
+            id,
+            db: opts.db.display().to_string(),
+        })?;
     let me = i64::from(std::process::id());
     if !rt.block_on(store.confirm_claim(id, &opts.owner, me, opts.attempt))? {
         crate::errln!(
@@ -149,7 +150,7 @@ fn run_train(
     store: &Store,
     opts: &WorkerOptions,
     row: &crate::store::RunRow,
-) -> anyhow::Result<u8> {
+) -> Result<u8, ExecError> {
     let id = row.id;
     crate::outln!(
         "worker pid {}: train run {id} ({}) attempt {}, owner {}, {}",
@@ -264,7 +265,7 @@ fn watch(
     store: &Store,
     id: i64,
     opts: &WorkerOptions,
-) -> anyhow::Result<Arc<AtomicBool>> {
+) -> Result<Arc<AtomicBool>, ExecError> {
     let stop = Arc::new(AtomicBool::new(false));
     super::process::watch_stop_signals(rt, stop.clone(), "worker: ")?;
     spawn_heartbeat(

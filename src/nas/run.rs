@@ -45,8 +45,8 @@ pub enum RunError {
     Store {
         /// Epoch.
         epoch: u32,
-        /// Underlying error.
-        source: anyhow::Error,
+        /// Why the observer could not keep it.
+        source: RecordError,
     },
     /// The observer asked to stop (Ctrl-C, cancellation, Slurm's warning).
     #[error("{}", interrupted_text(*.epoch, *.step))]
@@ -72,6 +72,21 @@ pub enum RunError {
     /// caller, which keeps the run from being left `running`.
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why an [`Observer`] could not keep an epoch. The loop stops either way;
+/// the caller tells a full disk (the run stays resumable once space is
+/// freed) from any other failure (the run fails). The cause is the
+/// observer's own error (the store's, in `exec`), which `nas` does not
+/// name.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The disk of the records is full.
+    #[error(transparent)]
+    NoSpace(Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Where a stopped run goes on from, in words (epochs counted from 1).
@@ -165,7 +180,7 @@ pub trait Observer<R> {
     /// the mean loss and accuracy so far when the kind read them.
     fn step(&mut self, _epoch: u32, _step: usize, _running: Option<(f64, f64)>) {}
     /// A finished epoch, to be stored.
-    fn epoch(&mut self, record: &R) -> anyhow::Result<()>;
+    fn epoch(&mut self, record: &R) -> Result<(), RecordError>;
     /// Polled between steps: true stops the run at this safe point.
     fn should_stop(&mut self) -> bool {
         false
@@ -521,7 +536,7 @@ mod tests {
         fn step(&mut self, _: u32, _: usize, _: Option<(f64, f64)>) {
             self.steps += 1;
         }
-        fn epoch(&mut self, record: &(u32, f64)) -> anyhow::Result<()> {
+        fn epoch(&mut self, record: &(u32, f64)) -> Result<(), RecordError> {
             self.records.push(*record);
             Ok(())
         }

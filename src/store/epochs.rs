@@ -1,113 +1,182 @@
-//! Per-epoch records (docs/design.md §3): one `EpochRecord` becomes rows of
-//! `epochs`, `sampling_counts`, `subspaces`, `ratio_hist` and `steps`, written
-//! in one transaction so that a crash leaves either the whole epoch or none.
+//! Per-epoch records of every kind of run (docs/design.md §3), written in
+//! one transaction so that a crash leaves either the whole epoch or none: a
+//! search's `EpochRecord` becomes rows of `epochs`, `sampling_counts`,
+//! `subspaces`, `ratio_hist` and `steps`, a train run's `TrainEpoch` a row
+//! of `train_epochs`.
 
 use sqlx::AnyConnection;
 
 use super::error::Context;
 use super::values::Values;
-use super::{EpochRow, Store, StoreError};
-use crate::arch::metrics::{EpochRecord, RATIO_BINS};
+use super::{EpochRow, RunKind, Store, StoreError};
+use crate::arch::metrics::{EpochRecord, TrainEpoch, RATIO_BINS};
 use crate::arch::space::SearchSpace;
 
 /// Rows per multi-row `INSERT`: few statements per epoch (a DARTS epoch has
 /// 224 sampling counts), far below SQLite's limit of 32766 bound values.
 const ROWS_PER_INSERT: usize = 128;
 
-/// Deletes every per-epoch row of run `$1` from epoch `$2` on.
-const DELETE_FROM_EPOCH: [&str; 5] = [
-    "DELETE FROM epochs WHERE run_id = $1 AND epoch >= $2",
-    "DELETE FROM sampling_counts WHERE run_id = $1 AND epoch >= $2",
-    "DELETE FROM subspaces WHERE run_id = $1 AND epoch >= $2",
-    "DELETE FROM ratio_hist WHERE run_id = $1 AND epoch >= $2",
-    "DELETE FROM steps WHERE run_id = $1 AND epoch >= $2",
-];
+/// One finished epoch of a run, as the store writes it. The kinds differ
+/// in their tables and columns (and a search's rows name cells, edges and
+/// ops by its space); the steps around them are [`Store::record_epoch`]'s.
+#[derive(Debug, Clone, Copy)]
+pub enum EpochOf<'a> {
+    /// An epoch of a search, with the space its indices refer to.
+    Search(&'a SearchSpace, &'a EpochRecord),
+    /// An epoch of a train run.
+    Train(&'a TrainEpoch),
+}
+
+impl EpochOf<'_> {
+    /// The kind of run the epoch belongs to.
+    pub fn kind(self) -> RunKind {
+        match self {
+            EpochOf::Search(..) => RunKind::Search,
+            EpochOf::Train(_) => RunKind::Train,
+        }
+    }
+
+    /// The epoch's number (0-based).
+    fn number(self) -> i64 {
+        match self {
+            EpochOf::Search(_, rec) => i64::from(rec.epoch),
+            EpochOf::Train(rec) => rec.epoch,
+        }
+    }
+}
+
+/// What a kind of run keeps per epoch: the tables a redone or dropped
+/// epoch is deleted from, and how the run's best accuracy is recomputed
+/// from what remains. One row per kind, so that the write and the
+/// truncation have one body each.
+struct EpochTables {
+    /// Deletes every per-epoch row of run `$1` from epoch `$2` on.
+    delete: &'static [&'static str],
+    /// Sets `epochs_done` (`$2`), the heartbeat (`$3`) and the best
+    /// accuracy of run `$1`.
+    progress: &'static str,
+}
+
+const SEARCH_TABLES: EpochTables = EpochTables {
+    delete: &[
+        "DELETE FROM epochs WHERE run_id = $1 AND epoch >= $2",
+        "DELETE FROM sampling_counts WHERE run_id = $1 AND epoch >= $2",
+        "DELETE FROM subspaces WHERE run_id = $1 AND epoch >= $2",
+        "DELETE FROM ratio_hist WHERE run_id = $1 AND epoch >= $2",
+        "DELETE FROM steps WHERE run_id = $1 AND epoch >= $2",
+    ],
+    progress: "UPDATE runs SET epochs_done = $2, heartbeat_at = $3,
+                    best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = $1)
+             WHERE id = $1",
+};
+
+const TRAIN_TABLES: EpochTables = EpochTables {
+    delete: &["DELETE FROM train_epochs WHERE run_id = $1 AND epoch >= $2"],
+    progress: "UPDATE runs SET epochs_done = $2, heartbeat_at = $3,
+                    best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = $1)
+             WHERE id = $1",
+};
+
+/// The per-epoch tables of `kind`.
+fn tables(kind: RunKind) -> &'static EpochTables {
+    match kind {
+        RunKind::Search => &SEARCH_TABLES,
+        RunKind::Train => &TRAIN_TABLES,
+    }
+}
 
 impl Store {
-    /// Writes one epoch and everything it carries in one transaction.
+    /// Writes one epoch of a run of any kind and everything it carries in
+    /// one transaction.
     ///
-    /// First deletes this run's rows from `rec.epoch` on in every per-epoch
-    /// table, so that redoing an epoch after a crash replaces it and never
-    /// duplicates; then inserts (with the NAS-Bench-201 accuracy of the
-    /// epoch's architecture, for the NB201 space); then moves `runs.epochs_done`,
-    /// `best_valid_acc` and the heartbeat. Cell, edge and op indices are
-    /// checked against `space` and stored as names.
-    pub async fn record_epoch(
-        &self,
-        run_id: i64,
-        space: &SearchSpace,
-        rec: &EpochRecord,
-    ) -> Result<(), StoreError> {
-        self.reconnecting(|| self.record_epoch_once(run_id, space, rec))
+    /// First deletes this run's rows from the epoch on in every per-epoch
+    /// table of its kind, so that redoing an epoch after a crash replaces
+    /// it and never duplicates; then inserts (for a search, with the
+    /// NAS-Bench-201 accuracy of the epoch's architecture in the NB201
+    /// space); then moves `runs.epochs_done`, the best accuracy and the
+    /// heartbeat. A search's cell, edge and op indices are checked against
+    /// its space and stored as names.
+    pub async fn record_epoch(&self, run_id: i64, epoch: EpochOf<'_>) -> Result<(), StoreError> {
+        self.reconnecting(|| self.record_epoch_once(run_id, epoch))
             .await
     }
 
-    async fn record_epoch_once(
-        &self,
-        run_id: i64,
-        space: &SearchSpace,
-        rec: &EpochRecord,
-    ) -> Result<(), StoreError> {
-        let what = || format!("recording epoch {} of run {run_id}", rec.epoch);
-        let rows = NamedRows::new(space, rec).map_err(|message| StoreError::Invalid {
-            what: format!("epoch {} of run {run_id}", rec.epoch),
-            message,
-        })?;
+    async fn record_epoch_once(&self, run_id: i64, epoch: EpochOf<'_>) -> Result<(), StoreError> {
+        let (kind, number) = (epoch.kind(), epoch.number());
+        let what = || format!("recording epoch {number} of {} {run_id}", kind.noun());
+        let rows =
+            match epoch {
+                EpochOf::Search(space, rec) => Some(NamedRows::new(space, rec).map_err(
+                    |message| StoreError::Invalid {
+                        what: format!("epoch {number} of run {run_id}"),
+                        message,
+                    },
+                )?),
+                EpochOf::Train(_) => None,
+            };
         let mut tx = self.begin_write().await.ctx(what)?;
         require_in(&mut tx, run_id).await?;
-        delete_from_epoch(&mut tx, run_id, i64::from(rec.epoch))
+        delete_from_epoch(&mut tx, kind, run_id, number)
             .await
             .ctx(what)?;
-        insert_epoch(&mut tx, run_id, rec, self.now())
+        match epoch {
+            EpochOf::Search(_, rec) => {
+                insert_epoch(&mut tx, run_id, rec, self.now())
+                    .await
+                    .ctx(what)?;
+                super::nb201::fill_epoch(&mut tx, run_id, number)
+                    .await
+                    .ctx(what)?;
+            }
+            EpochOf::Train(rec) => super::train::insert_epoch(&mut tx, run_id, rec)
+                .await
+                .ctx(what)?,
+        }
+        if let Some(rows) = rows {
+            rows.insert(&mut tx, run_id, number).await.ctx(what)?;
+        }
+        update_progress(&mut tx, kind, run_id, number + 1, self.now())
             .await
             .ctx(what)?;
-        super::nb201::fill_epoch(&mut tx, run_id, i64::from(rec.epoch))
-            .await
-            .ctx(what)?;
-        rows.insert(&mut tx, run_id, i64::from(rec.epoch))
-            .await
-            .ctx(what)?;
-        update_progress(
-            &mut tx,
-            run_id,
-            i64::from(rec.epoch) + 1,
-            Best::Valid,
-            self.now(),
-        )
-        .await
-        .ctx(what)?;
         tx.commit().await.ctx(what)
     }
 
-    /// Drops every record after `last_kept_epoch` (all of them for `None`)
-    /// and rewinds `epochs_done` and `best_valid_acc` to match: used when a
-    /// run resumes from a checkpoint older than the database. Repeated
-    /// while the connection is lost, like an epoch record.
+    /// Drops every record of a run of `kind` after `last_kept_epoch` (all
+    /// of them for `None`) and rewinds `epochs_done` and the best accuracy
+    /// to match: used when a run resumes from a checkpoint older than the
+    /// database. Repeated while the connection is lost, like an epoch
+    /// record.
     pub async fn truncate_after(
         &self,
         run_id: i64,
+        kind: RunKind,
         last_kept_epoch: Option<u32>,
     ) -> Result<(), StoreError> {
-        self.reconnecting(|| self.truncate_after_once(run_id, last_kept_epoch))
+        self.reconnecting(|| self.truncate_after_once(run_id, kind, last_kept_epoch))
             .await
     }
 
     async fn truncate_after_once(
         &self,
         run_id: i64,
+        kind: RunKind,
         last_kept_epoch: Option<u32>,
     ) -> Result<(), StoreError> {
+        let noun = kind.noun();
         let what = || match last_kept_epoch {
-            Some(e) => format!("dropping the records of run {run_id} after epoch {}", e + 1),
-            None => format!("dropping the records of run {run_id}"),
+            Some(e) => format!(
+                "dropping the records of {noun} {run_id} after epoch {}",
+                e + 1
+            ),
+            None => format!("dropping the records of {noun} {run_id}"),
         };
         let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
         let mut tx = self.begin_write().await.ctx(what)?;
         require_in(&mut tx, run_id).await?;
-        delete_from_epoch(&mut tx, run_id, first_dropped)
+        delete_from_epoch(&mut tx, kind, run_id, first_dropped)
             .await
             .ctx(what)?;
-        update_progress(&mut tx, run_id, first_dropped, Best::Valid, self.now())
+        update_progress(&mut tx, kind, run_id, first_dropped, self.now())
             .await
             .ctx(what)?;
         tx.commit().await.ctx(what)
@@ -136,10 +205,11 @@ async fn require_in(conn: &mut AnyConnection, run_id: i64) -> Result<(), StoreEr
 
 async fn delete_from_epoch(
     conn: &mut AnyConnection,
+    kind: RunKind,
     run_id: i64,
     first: i64,
 ) -> Result<(), sqlx::Error> {
-    for sql in DELETE_FROM_EPOCH {
+    for sql in tables(kind).delete {
         sqlx::query(sql)
             .bind(run_id)
             .bind(first)
@@ -182,38 +252,17 @@ async fn insert_epoch(
     Ok(())
 }
 
-/// Which per-epoch table a run's best accuracy comes from.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Best {
-    /// A search: `best_valid_acc` from `epochs`.
-    Valid,
-    /// A train run: `best_test_acc` from `train_epochs`.
-    Test,
-}
-
 /// Sets `epochs_done` and recomputes the run's best accuracy from the
-/// epochs that remain (a redo or truncation may have removed the best
-/// one); the write is also a sign of life.
-pub(super) async fn update_progress(
+/// epochs of its kind that remain (a redo or truncation may have removed
+/// the best one); the write is also a sign of life.
+async fn update_progress(
     conn: &mut AnyConnection,
+    kind: RunKind,
     run_id: i64,
     epochs_done: i64,
-    best: Best,
     now: f64,
 ) -> Result<(), sqlx::Error> {
-    let sql = match best {
-        Best::Valid => {
-            "UPDATE runs SET epochs_done = $2, heartbeat_at = $3,
-                    best_valid_acc = (SELECT max(valid_acc) FROM epochs WHERE run_id = $1)
-             WHERE id = $1"
-        }
-        Best::Test => {
-            "UPDATE runs SET epochs_done = $2, heartbeat_at = $3,
-                    best_test_acc = (SELECT max(test_acc) FROM train_epochs WHERE run_id = $1)
-             WHERE id = $1"
-        }
-    };
-    sqlx::query(sql)
+    sqlx::query(tables(kind).progress)
         .bind(run_id)
         .bind(epochs_done)
         .bind(now)

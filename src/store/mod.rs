@@ -42,6 +42,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Transaction};
 
+pub use epochs::EpochOf;
 use error::Context as _;
 pub use error::StoreError;
 pub use history::{KnownRun, RunFilter, SweepGlance};
@@ -57,6 +58,7 @@ pub use report_queries::{
     SweepInfo,
 };
 pub use rows::{Claim, EpochRow, RunKind, RunRow, RunStatus};
+pub use runs::RunResult;
 pub use sweeps::{RunProgress, SweepRow};
 
 /// The SQLite schema migrations, embedded at build time.

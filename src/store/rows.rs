@@ -137,6 +137,14 @@ impl RunKind {
             RunKind::Train => "train",
         }
     }
+
+    /// How messages name a run of the kind ("run", "train run").
+    pub fn noun(self) -> &'static str {
+        match self {
+            RunKind::Search => "run",
+            RunKind::Train => "train run",
+        }
+    }
 }
 
 /// Its stored text, as messages name it.

@@ -36,6 +36,38 @@ pub(super) struct NewRun<'a> {
     pub definitions: u32,
 }
 
+/// How a finished run ended, as the store writes it: the kinds differ in
+/// the columns of their result.
+#[derive(Debug, Clone, Copy)]
+pub enum RunResult<'a> {
+    /// A search's cell and the validation accuracy at its end.
+    Search {
+        /// The derived genotype.
+        genotype: &'a str,
+        /// Validation accuracy of the last epoch (0..1).
+        final_valid_acc: f64,
+        /// Seconds the search took.
+        wall_s: f64,
+    },
+    /// A train run's test accuracy at its end.
+    Train {
+        /// Test accuracy of the last epoch (0..1).
+        final_test_acc: f64,
+        /// Seconds the training took.
+        wall_s: f64,
+    },
+}
+
+impl RunResult<'_> {
+    /// The kind of run that ended so.
+    pub fn kind(self) -> RunKind {
+        match self {
+            RunResult::Search { .. } => RunKind::Search,
+            RunResult::Train { .. } => RunKind::Train,
+        }
+    }
+}
+
 impl Store {
     /// Registers a run for a resolved config; returns the existing row if the
     /// fingerprint is known, whatever its status, so that a `done` run is
@@ -62,10 +94,7 @@ impl Store {
     /// [`Store::ensure_run`] and [`Store::ensure_train_run`].
     pub(super) async fn register(&self, run: NewRun<'_>) -> Result<RunRow, StoreError> {
         let fingerprint = &run.fingerprint;
-        let label = match run.kind {
-            RunKind::Search => "run",
-            RunKind::Train => "train run",
-        };
+        let label = run.kind.noun();
         let what = || format!("{label} {fingerprint}");
         let seed = i64::try_from(run.seed).map_err(|_| StoreError::Invalid {
             what: what(),
@@ -219,42 +248,50 @@ impl Store {
             .ctx(|| "listing the running runs".to_owned())
     }
 
-    /// Marks a run done with the search's final result.
-    pub async fn finish_run(
-        &self,
-        id: i64,
-        genotype: &str,
-        final_valid_acc: f64,
-        wall_s: f64,
-    ) -> Result<(), StoreError> {
-        self.reconnecting(|| self.finish_run_once(id, genotype, final_valid_acc, wall_s))
-            .await
+    /// Marks a run of any kind done with its result (for a search in the
+    /// NB201 space, with the benchmark's accuracies of its cell).
+    pub async fn finish_run(&self, id: i64, result: RunResult<'_>) -> Result<(), StoreError> {
+        self.reconnecting(|| self.finish_run_once(id, result)).await
     }
 
-    async fn finish_run_once(
-        &self,
-        id: i64,
-        genotype: &str,
-        final_valid_acc: f64,
-        wall_s: f64,
-    ) -> Result<(), StoreError> {
-        let what = || format!("finishing run {id}");
+    async fn finish_run_once(&self, id: i64, result: RunResult<'_>) -> Result<(), StoreError> {
+        let what = || format!("finishing {} {id}", result.kind().noun());
         let now = self.now();
         let mut tx = self.begin_write().await.ctx(what)?;
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'done', final_genotype = $2, final_valid_acc = $3,
-                    wall_s = $4, finished_at = $5, heartbeat_at = $5, error = NULL
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(genotype)
-        .bind(final_valid_acc)
-        .bind(wall_s)
-        .bind(now)
+        let done = match result {
+            RunResult::Search {
+                genotype,
+                final_valid_acc,
+                wall_s,
+            } => sqlx::query(
+                "UPDATE runs SET status = 'done', final_genotype = $2, final_valid_acc = $3,
+                        wall_s = $4, finished_at = $5, heartbeat_at = $5, error = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(genotype)
+            .bind(final_valid_acc)
+            .bind(wall_s)
+            .bind(now),
+            RunResult::Train {
+                final_test_acc,
+                wall_s,
+            } => sqlx::query(
+                "UPDATE runs SET status = 'done', final_test_acc = $2, wall_s = $3,
+                        finished_at = $4, heartbeat_at = $4, error = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(final_test_acc)
+            .bind(wall_s)
+            .bind(now),
+        }
         .execute(&mut *tx)
         .await
         .ctx(what)?;
-        super::nb201::fill_run(&mut tx, id).await.ctx(what)?;
+        if result.kind() == RunKind::Search {
+            super::nb201::fill_run(&mut tx, id).await.ctx(what)?;
+        }
         tx.commit().await.ctx(what)?;
         found(id, done.rows_affected())
     }

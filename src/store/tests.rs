@@ -75,6 +75,7 @@ on_both_backends!(
     run_summary_exposes_config_columns_for_where_clauses,
     searches_and_train_runs_are_registered_with_their_kind,
     train_epochs_keep_top5_skipped_images_and_madds,
+    a_train_run_is_redone_truncated_and_finished_by_the_one_path,
     a_transfer_to_imagenet_reports_its_top5_and_madds,
 );
 
@@ -454,7 +455,14 @@ async fn life_cycle_finish_fail_interrupt(store: Store) {
         .await
         .unwrap();
     store
-        .finish_run(id, "normal=[] reduce=[]", 0.91, 3600.0)
+        .finish_run(
+            id,
+            RunResult::Search {
+                genotype: "normal=[] reduce=[]",
+                final_valid_acc: 0.91,
+                wall_s: 3600.0,
+            },
+        )
         .await
         .unwrap();
     store.fail_run(id, "late error").await.unwrap();
@@ -471,7 +479,17 @@ async fn life_cycle_finish_fail_interrupt(store: Store) {
         "done is never claimed"
     );
     for err in [
-        store.finish_run(77, "", 0.0, 0.0).await.unwrap_err(),
+        store
+            .finish_run(
+                77,
+                RunResult::Search {
+                    genotype: "",
+                    final_valid_acc: 0.0,
+                    wall_s: 0.0,
+                },
+            )
+            .await
+            .unwrap_err(),
         store.fail_run(77, "x").await.unwrap_err(),
         store.interrupt_run(77).await.unwrap_err(),
         store.heartbeat(77).await.unwrap_err(),
@@ -484,7 +502,7 @@ async fn life_cycle_finish_fail_interrupt(store: Store) {
 async fn record_epoch_writes_exactly_the_expected_rows(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
-        .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(0, 0.4, 3)))
         .await
         .unwrap();
     assert_eq!(table_counts(&store, id).await, [1, 224, 4, 10, 3]);
@@ -537,7 +555,10 @@ async fn nb201_records_use_its_cell_and_op_names(store: Store) {
     rec.subspaces.retain(|s| s.cell == 0);
     rec.ratio_hist.truncate(1);
     rec.skip_reduce = None;
-    store.record_epoch(id, &space, &rec).await.unwrap();
+    store
+        .record_epoch(id, EpochOf::Search(&space, &rec))
+        .await
+        .unwrap();
     let row: (String, String, String) =
         sqlx::query_as("SELECT cell, edge_label, op FROM sampling_counts WHERE run_id = $1")
             .bind(id)
@@ -574,14 +595,24 @@ async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes(store:
                 .unwrap()
                 .id;
             store
-                .record_epoch(id, &space, &nb201_record(0, B))
+                .record_epoch(id, EpochOf::Search(&space, &nb201_record(0, B)))
                 .await
                 .unwrap();
             store
-                .record_epoch(id, &space, &nb201_record(1, A))
+                .record_epoch(id, EpochOf::Search(&space, &nb201_record(1, A)))
                 .await
                 .unwrap();
-            store.finish_run(id, A, 0.3, 1.0).await.unwrap();
+            store
+                .finish_run(
+                    id,
+                    RunResult::Search {
+                        genotype: A,
+                        final_valid_acc: 0.3,
+                        wall_s: 1.0,
+                    },
+                )
+                .await
+                .unwrap();
             id
         }
     };
@@ -634,7 +665,10 @@ async fn nb201_runs_store_the_benchmark_accuracy_whenever_the_table_comes(store:
     // DARTS-space runs are left alone.
     let darts_run = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
-        .record_epoch(darts_run, &darts(), &darts_record(0, 0.3, 0))
+        .record_epoch(
+            darts_run,
+            EpochOf::Search(&darts(), &darts_record(0, 0.3, 0)),
+        )
         .await
         .unwrap();
     assert_eq!(epoch_accs(darts_run).await, vec![(None, None, None)]);
@@ -645,7 +679,7 @@ async fn bad_indices_and_unknown_runs_write_nothing(store: Store) {
     let mut rec = darts_record(0, 0.4, 0);
     rec.sampling_counts[5].op = 8;
     let err = store
-        .record_epoch(id, &darts(), &rec)
+        .record_epoch(id, EpochOf::Search(&darts(), &rec))
         .await
         .unwrap_err()
         .to_string();
@@ -656,14 +690,14 @@ async fn bad_indices_and_unknown_runs_write_nothing(store: Store) {
     let mut rec = darts_record(0, 0.4, 0);
     rec.ratio_hist.push([0; 5]);
     let err = store
-        .record_epoch(id, &darts(), &rec)
+        .record_epoch(id, EpochOf::Search(&darts(), &rec))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("cell index 2"), "{err}");
     assert_eq!(table_counts(&store, id).await, [0; 5]);
     let err = store
-        .record_epoch(999, &darts(), &darts_record(0, 0.4, 0))
+        .record_epoch(999, EpochOf::Search(&darts(), &darts_record(0, 0.4, 0)))
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "run 999 not found");
@@ -672,27 +706,27 @@ async fn bad_indices_and_unknown_runs_write_nothing(store: Store) {
 async fn redoing_an_epoch_replaces_it_and_what_followed(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
-        .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(0, 0.4, 3)))
         .await
         .unwrap();
     store
-        .record_epoch(id, &darts(), &darts_record(0, 0.45, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(0, 0.45, 3)))
         .await
         .unwrap();
     assert_eq!(table_counts(&store, id).await, [1, 224, 4, 10, 3]);
     assert_eq!(store.epochs(id).await.unwrap()[0].valid_acc, 0.45);
 
     store
-        .record_epoch(id, &darts(), &darts_record(1, 0.9, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(1, 0.9, 3)))
         .await
         .unwrap();
     store
-        .record_epoch(id, &darts(), &darts_record(2, 0.6, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(2, 0.6, 3)))
         .await
         .unwrap();
     // A crash during epoch 1 after the database had epoch 2: redo epoch 1.
     store
-        .record_epoch(id, &darts(), &darts_record(1, 0.5, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(1, 0.5, 3)))
         .await
         .unwrap();
     assert_eq!(table_counts(&store, id).await, [2, 448, 8, 20, 6]);
@@ -704,21 +738,34 @@ async fn truncate_after_rewinds_records_and_progress(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     for (epoch, acc) in [0.3, 0.4, 0.8, 0.5, 0.6].into_iter().enumerate() {
         store
-            .record_epoch(id, &darts(), &darts_record(epoch as u32, acc, 2))
+            .record_epoch(
+                id,
+                EpochOf::Search(&darts(), &darts_record(epoch as u32, acc, 2)),
+            )
             .await
             .unwrap();
     }
     assert_eq!(table_counts(&store, id).await, [5, 1120, 20, 50, 10]);
-    store.truncate_after(id, Some(1)).await.unwrap();
+    store
+        .truncate_after(id, RunKind::Search, Some(1))
+        .await
+        .unwrap();
     assert_eq!(table_counts(&store, id).await, [2, 448, 8, 20, 4]);
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!((run.epochs_done, run.best_valid_acc), (2, Some(0.4)));
-    store.truncate_after(id, None).await.unwrap();
+    store
+        .truncate_after(id, RunKind::Search, None)
+        .await
+        .unwrap();
     assert_eq!(table_counts(&store, id).await, [0; 5]);
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!((run.epochs_done, run.best_valid_acc), (0, None));
     assert_eq!(
-        store.truncate_after(5, None).await.unwrap_err().to_string(),
+        store
+            .truncate_after(5, RunKind::Search, None)
+            .await
+            .unwrap_err()
+            .to_string(),
         "run 5 not found"
     );
 }
@@ -726,7 +773,7 @@ async fn truncate_after_rewinds_records_and_progress(store: Store) {
 async fn deleting_a_run_cascades_to_its_records(store: Store) {
     let id = store.ensure_run(&cfg(&[])).await.unwrap().id;
     store
-        .record_epoch(id, &darts(), &darts_record(0, 0.4, 3))
+        .record_epoch(id, EpochOf::Search(&darts(), &darts_record(0, 0.4, 3)))
         .await
         .unwrap();
     sqlx::query("DELETE FROM runs WHERE id = $1")
@@ -743,11 +790,11 @@ async fn run_summary_exposes_config_columns_for_where_clauses(store: Store) {
     let other_l = store.ensure_run(&cfg(&["L=42", "M=20"])).await.unwrap().id;
     let darts_run = store.ensure_run(&cfg(&["method=darts"])).await.unwrap().id;
     store
-        .record_epoch(wanted, &darts(), &darts_record(0, 0.4, 0))
+        .record_epoch(wanted, EpochOf::Search(&darts(), &darts_record(0, 0.4, 0)))
         .await
         .unwrap();
     store
-        .record_epoch(wanted, &darts(), &darts_record(1, 0.5, 0))
+        .record_epoch(wanted, EpochOf::Search(&darts(), &darts_record(1, 0.5, 0)))
         .await
         .unwrap();
     for sweep in ["grid", "ablation"] {
@@ -847,11 +894,23 @@ async fn write_five_epochs(path: &std::path::Path, worker: u64) -> Result<(), St
     );
     for epoch in 0..5 {
         store
-            .record_epoch(run.id, &darts(), &darts_record(epoch, 0.5, 10))
+            .record_epoch(
+                run.id,
+                EpochOf::Search(&darts(), &darts_record(epoch, 0.5, 10)),
+            )
             .await?;
         store.heartbeat(run.id).await?;
     }
-    store.finish_run(run.id, "g", 0.5, 1.0).await?;
+    store
+        .finish_run(
+            run.id,
+            RunResult::Search {
+                genotype: "g",
+                final_valid_acc: 0.5,
+                wall_s: 1.0,
+            },
+        )
+        .await?;
     store.close().await;
     Ok(())
 }
@@ -984,7 +1043,10 @@ async fn record_epoch_timing_darts() {
         let records: Vec<_> = (0..50).map(|e| darts_record(e, 0.5, steps)).collect();
         let start = Instant::now();
         for rec in &records {
-            store.record_epoch(id, &darts(), rec).await.unwrap();
+            store
+                .record_epoch(id, EpochOf::Search(&darts(), rec))
+                .await
+                .unwrap();
         }
         let per_epoch = start.elapsed() / 50;
         crate::outln!("record_epoch, DARTS space, {steps} steps: {per_epoch:?} per epoch (mean of 50, file db)");
@@ -1054,13 +1116,80 @@ async fn train_epochs_keep_top5_skipped_images_and_madds(store: Store) {
         train_epoch(1, None, None),
     ];
     for e in &epochs {
-        store.record_train_epoch(train.id, e).await.unwrap();
+        store
+            .record_epoch(train.id, EpochOf::Train(e))
+            .await
+            .unwrap();
     }
     assert_eq!(store.train_epochs(train.id).await.unwrap(), epochs);
     assert_eq!(store.madds(train.id).await.unwrap(), None);
     store.set_madds(train.id, 574_000_000).await.unwrap();
     assert_eq!(store.madds(train.id).await.unwrap(), Some(574_000_000));
     assert_eq!(store.madds(train.id + 100).await.unwrap(), None);
+}
+
+/// A train run goes through the same writes as a search: a redone epoch
+/// replaces what followed, a resume drops its epochs and rewinds the best
+/// test accuracy, a run that is not there is said to be missing.
+async fn a_train_run_is_redone_truncated_and_finished_by_the_one_path(store: Store) {
+    let id = store.ensure_train_run(&train_cfg()).await.unwrap().id;
+    let at = |epoch, test_acc| TrainEpoch {
+        test_acc,
+        ..train_epoch(epoch, None, None)
+    };
+    for (epoch, acc) in [0.3, 0.8, 0.5].into_iter().enumerate() {
+        store
+            .record_epoch(id, EpochOf::Train(&at(epoch as i64, acc)))
+            .await
+            .unwrap();
+    }
+    store
+        .record_epoch(id, EpochOf::Train(&at(1, 0.6)))
+        .await
+        .unwrap();
+    let progress = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let run = store.run(id).await.unwrap().unwrap();
+            let epochs = store.train_epochs(id).await.unwrap().len();
+            (epochs, run.epochs_done, run.best_test_acc)
+        }
+    };
+    assert_eq!(progress(&store).await, (2, 2, Some(0.6)));
+    store
+        .truncate_after(id, RunKind::Train, Some(0))
+        .await
+        .unwrap();
+    assert_eq!(progress(&store).await, (1, 1, Some(0.3)));
+    store
+        .truncate_after(id, RunKind::Train, None)
+        .await
+        .unwrap();
+    assert_eq!(progress(&store).await, (0, 0, None));
+    let end = RunResult::Train {
+        final_test_acc: 0.7,
+        wall_s: 2.0,
+    };
+    store.finish_run(id, end).await.unwrap();
+    let run = store.run(id).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.final_test_acc, run.final_valid_acc),
+        (RunStatus::Done, Some(0.7), None)
+    );
+    let missing = id + 100;
+    for err in [
+        store
+            .record_epoch(missing, EpochOf::Train(&at(0, 0.1)))
+            .await
+            .unwrap_err(),
+        store
+            .truncate_after(missing, RunKind::Train, None)
+            .await
+            .unwrap_err(),
+        store.finish_run(missing, end).await.unwrap_err(),
+    ] {
+        assert_eq!(err.to_string(), format!("run {missing} not found"));
+    }
 }
 
 async fn a_transfer_to_imagenet_reports_its_top5_and_madds(store: Store) {
@@ -1078,11 +1207,20 @@ async fn a_transfer_to_imagenet_reports_its_top5_and_madds(store: Store) {
         let train = store.ensure_train_run(&cfg).await.unwrap();
         store.link_evaluation(search.id, train.id).await.unwrap();
         store
-            .record_train_epoch(train.id, &train_epoch(0, Some(top5), None))
+            .record_epoch(train.id, EpochOf::Train(&train_epoch(0, Some(top5), None)))
             .await
             .unwrap();
         store.set_madds(train.id, 574_000_000).await.unwrap();
-        store.finish_train_run(train.id, 0.25, 1.0).await.unwrap();
+        store
+            .finish_run(
+                train.id,
+                RunResult::Train {
+                    final_test_acc: 0.25,
+                    wall_s: 1.0,
+                },
+            )
+            .await
+            .unwrap();
     }
     let run = store.report_run(search.id).await.unwrap().unwrap();
     let figures: Vec<(bool, Option<f64>, Option<i64>)> = run
@@ -1335,7 +1473,10 @@ async fn history_questions_come_back_typed() {
     let search = store.ensure_run(&cfg(&[])).await.unwrap().id;
     for epoch in 0..2 {
         store
-            .record_epoch(search, &darts(), &darts_record(epoch, 0.5, 0))
+            .record_epoch(
+                search,
+                EpochOf::Search(&darts(), &darts_record(epoch, 0.5, 0)),
+            )
             .await
             .unwrap();
     }
@@ -1356,7 +1497,10 @@ async fn history_questions_come_back_typed() {
         images_per_s: 100.0,
         peak_mem_bytes: 1,
     };
-    store.record_train_epoch(train, &epoch).await.unwrap();
+    store
+        .record_epoch(train, EpochOf::Train(&epoch))
+        .await
+        .unwrap();
     store
         .register_sweep("s", Some("a sweep"), "s.yaml", "{}", &[(search, 0)])
         .await

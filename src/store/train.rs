@@ -1,9 +1,11 @@
-//! Train runs in the run history: registered once per
-//! fingerprint (genotype + train config) in `runs` as kind `train`,
-//! one `train_epochs` row per epoch, and linked to the searches whose cell
-//! they train. Claims, heartbeats and the end states are the runs' own.
+//! Train runs in the run history: registered once per fingerprint
+//! (genotype + train config) in `runs` as kind `train`, one `train_epochs`
+//! row per epoch, and linked to the searches whose cell they train.
+//! Claims, heartbeats, epoch records and the end states are the runs' own
+//! (`Store::record_epoch`, `Store::finish_run`, generic over the kind).
 
-use super::epochs::{update_progress, Best};
+use sqlx::AnyConnection;
+
 use super::error::Context;
 use super::runs::NewRun;
 use super::{RunKind, RunRow, Store, StoreError};
@@ -80,122 +82,6 @@ impl Store {
         Ok(row.and_then(|(m,)| m))
     }
 
-    /// Records epoch `rec.epoch` of a train run, replacing it and every
-    /// later one (a redone epoch after a resume), and moves the run's
-    /// progress and best test accuracy on.
-    pub async fn record_train_epoch(
-        &self,
-        run_id: i64,
-        rec: &TrainEpoch,
-    ) -> Result<(), StoreError> {
-        self.reconnecting(|| self.record_train_epoch_once(run_id, rec))
-            .await
-    }
-
-    async fn record_train_epoch_once(
-        &self,
-        run_id: i64,
-        rec: &TrainEpoch,
-    ) -> Result<(), StoreError> {
-        let what = || format!("recording epoch {} of train run {run_id}", rec.epoch);
-        let mut tx = self.begin_write().await.ctx(what)?;
-        sqlx::query("DELETE FROM train_epochs WHERE run_id = $1 AND epoch >= $2")
-            .bind(run_id)
-            .bind(rec.epoch)
-            .execute(&mut *tx)
-            .await
-            .ctx(what)?;
-        sqlx::query(
-            "INSERT INTO train_epochs (run_id, epoch, train_acc, train_loss, test_acc, test_loss, lr,
-                                       drop_path_prob, wall_s, images_per_s, peak_mem_bytes,
-                                       train_top5, test_top5, skipped_images)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(run_id)
-        .bind(rec.epoch)
-        .bind(rec.train_acc)
-        .bind(rec.train_loss)
-        .bind(rec.test_acc)
-        .bind(rec.test_loss)
-        .bind(rec.lr)
-        .bind(rec.drop_path_prob)
-        .bind(rec.wall_s)
-        .bind(rec.images_per_s)
-        .bind(rec.peak_mem_bytes)
-        .bind(rec.train_top5)
-        .bind(rec.test_top5)
-        .bind(rec.skipped_images)
-        .execute(&mut *tx)
-        .await
-        .ctx(what)?;
-        update_progress(&mut tx, run_id, rec.epoch + 1, Best::Test, self.now())
-            .await
-            .ctx(what)?;
-        tx.commit().await.ctx(what)
-    }
-
-    /// Drops the train epochs after `last_kept_epoch` (all for `None`).
-    pub async fn truncate_train_after(
-        &self,
-        run_id: i64,
-        last_kept_epoch: Option<u32>,
-    ) -> Result<(), StoreError> {
-        self.reconnecting(|| self.truncate_train_after_once(run_id, last_kept_epoch))
-            .await
-    }
-
-    async fn truncate_train_after_once(
-        &self,
-        run_id: i64,
-        last_kept_epoch: Option<u32>,
-    ) -> Result<(), StoreError> {
-        let what = || format!("dropping the epochs of train run {run_id}");
-        let first_dropped = last_kept_epoch.map_or(0, |e| i64::from(e) + 1);
-        let mut tx = self.begin_write().await.ctx(what)?;
-        sqlx::query("DELETE FROM train_epochs WHERE run_id = $1 AND epoch >= $2")
-            .bind(run_id)
-            .bind(first_dropped)
-            .execute(&mut *tx)
-            .await
-            .ctx(what)?;
-        update_progress(&mut tx, run_id, first_dropped, Best::Test, self.now())
-            .await
-            .ctx(what)?;
-        tx.commit().await.ctx(what)
-    }
-
-    /// Marks a train run done with its final test accuracy and wall time.
-    pub async fn finish_train_run(
-        &self,
-        id: i64,
-        final_test_acc: f64,
-        wall_s: f64,
-    ) -> Result<(), StoreError> {
-        self.reconnecting(|| self.finish_train_run_once(id, final_test_acc, wall_s))
-            .await
-    }
-
-    async fn finish_train_run_once(
-        &self,
-        id: i64,
-        final_test_acc: f64,
-        wall_s: f64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE runs SET status = 'done', final_test_acc = $2, wall_s = $3,
-                    finished_at = $4, heartbeat_at = $4, error = NULL
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(final_test_acc)
-        .bind(wall_s)
-        .bind(self.now())
-        .execute(&self.pool)
-        .await
-        .ctx(|| format!("finishing train run {id}"))?;
-        Ok(())
-    }
-
     /// The recorded epochs of a train run, in order.
     pub async fn train_epochs(&self, run_id: i64) -> Result<Vec<TrainEpoch>, StoreError> {
         sqlx::query_as(
@@ -208,4 +94,36 @@ impl Store {
         .await
         .ctx(|| format!("reading the epochs of train run {run_id}"))
     }
+}
+
+/// Inserts the row of one train epoch (inside [`Store::record_epoch`]'s
+/// transaction).
+pub(super) async fn insert_epoch(
+    conn: &mut AnyConnection,
+    run_id: i64,
+    rec: &TrainEpoch,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO train_epochs (run_id, epoch, train_acc, train_loss, test_acc, test_loss, lr,
+                                   drop_path_prob, wall_s, images_per_s, peak_mem_bytes,
+                                   train_top5, test_top5, skipped_images)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(run_id)
+    .bind(rec.epoch)
+    .bind(rec.train_acc)
+    .bind(rec.train_loss)
+    .bind(rec.test_acc)
+    .bind(rec.test_loss)
+    .bind(rec.lr)
+    .bind(rec.drop_path_prob)
+    .bind(rec.wall_s)
+    .bind(rec.images_per_s)
+    .bind(rec.peak_mem_bytes)
+    .bind(rec.train_top5)
+    .bind(rec.test_top5)
+    .bind(rec.skipped_images)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

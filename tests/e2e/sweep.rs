@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ddsas::store::ReadOnlyDb;
+use ddsas::store::{EpochOf, ReadOnlyDb};
 use serde_json::Value;
 
 use super::util::{has_checkpoint, text, Hold, BIN};
@@ -1099,7 +1099,10 @@ fn writing_an_epoch_record_takes_milliseconds() {
             let started = Instant::now();
             for epoch in 0..n {
                 store
-                    .record_epoch(run.id, &space, &paper_epoch(epoch, with_steps))
+                    .record_epoch(
+                        run.id,
+                        EpochOf::Search(&space, &paper_epoch(epoch, with_steps)),
+                    )
                     .await
                     .unwrap();
             }

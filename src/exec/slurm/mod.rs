@@ -19,10 +19,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::bail;
-
 use super::orchestrator::Slot;
-use super::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
+use super::slots::{self, GpuChoice, RunsPerGpu, SlotError, SlotRequest};
 use crate::sweep::Resources;
 
 /// How long a Slurm client command may take before ddsas gives up on it.
@@ -35,15 +33,32 @@ pub fn is_postgres_url(db: &str) -> bool {
         .is_ok_and(|location| location.is_postgres())
 }
 
+/// Why a submission to Slurm was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// A SQLite `--db`, which nodes cannot share.
+    #[error("--slurm needs a PostgreSQL database, and --db {0} is a SQLite file: the array's tasks run on several nodes, and SQLite's locking does not work across the network file systems they share (its write-ahead log needs shared memory on one machine; databases end up \"malformed\"). Pass --db postgres://USER@HOST/DB instead: `scripts/postgres.sh start` starts one on this machine (postgres://postgres@127.0.0.1:55432/ddsas), or ask for one on a host every node can reach")]
+    SqliteDb(String),
+    /// `sbatch` failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `sbatch` answered without a job id.
+    #[error("sbatch accepted {script} but printed no job id (it said: {said:?})")]
+    NoJobId {
+        /// The batch script.
+        script: String,
+        /// What it printed, trimmed.
+        said: String,
+    },
+}
+
 /// Refuses a SQLite `--db` for a Slurm submission, with the reason and
 /// the fix.
-pub fn refuse_sqlite(db: &str) -> anyhow::Result<()> {
+pub fn refuse_sqlite(db: &str) -> Result<(), SubmitError> {
     if is_postgres_url(db) {
         return Ok(());
     }
-    bail!(
-        "--slurm needs a PostgreSQL database, and --db {db} is a SQLite file: the array's tasks run on several nodes, and SQLite's locking does not work across the network file systems they share (its write-ahead log needs shared memory on one machine; databases end up \"malformed\"). Pass --db postgres://USER@HOST/DB instead: `scripts/postgres.sh start` starts one on this machine (postgres://postgres@127.0.0.1:55432/ddsas), or ask for one on a host every node can reach"
-    )
+    Err(SubmitError::SqliteDb(db.to_owned()))
 }
 
 /// How a Slurm client command failed.
@@ -176,17 +191,13 @@ pub fn run_client(
 }
 
 /// Submits a batch script with `sbatch --parsable`; returns the job id.
-pub fn submit(script: &std::path::Path) -> anyhow::Result<String> {
+pub fn submit(script: &std::path::Path) -> Result<String, SubmitError> {
     let args = vec!["--parsable".to_owned(), script.display().to_string()];
     let out = run_client("sbatch", &args, CLIENT_TIMEOUT)?;
-    match parse_job_id(&out) {
-        Some(id) => Ok(id),
-        None => bail!(
-            "sbatch accepted {} but printed no job id (it said: {:?})",
-            script.display(),
-            out.trim()
-        ),
-    }
+    parse_job_id(&out).ok_or_else(|| SubmitError::NoJobId {
+        script: script.display().to_string(),
+        said: out.trim().to_owned(),
+    })
 }
 
 /// The job id in `sbatch --parsable`'s answer: `4242`, or `4242;cluster`
@@ -279,7 +290,7 @@ pub struct TaskResources {
 pub fn task_resources(
     env: impl Fn(&str) -> Option<String>,
     machine_cores: usize,
-) -> anyhow::Result<TaskResources> {
+) -> Result<TaskResources, SlotError> {
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let in_slurm = set("SLURM_JOB_ID").is_some();
     let slurm_gave_gpus = set("SLURM_JOB_GPUS").is_some()
@@ -291,23 +302,20 @@ pub fn task_resources(
     let cpus = match set("SLURM_CPUS_PER_TASK") {
         Some(n) => match n.trim().parse::<usize>() {
             Ok(n) if n > 0 => n,
-            _ => bail!("SLURM_CPUS_PER_TASK={n} is not a number of cores"),
+            _ => return Err(SlotError::CpusPerTask(n)),
         },
         None => machine_cores.max(1),
     };
     Ok(TaskResources { gpus, cpus })
 }
 
-fn parse_gpu_list(list: &str) -> anyhow::Result<Vec<u32>> {
+fn parse_gpu_list(list: &str) -> Result<Vec<u32>, SlotError> {
     list.split(',')
         .map(str::trim)
         .filter(|g| !g.is_empty())
         .map(|g| {
-            g.parse::<u32>().map_err(|_| {
-                anyhow::anyhow!(
-                    "CUDA_VISIBLE_DEVICES={list} is not a list of GPU indices; ddsas gives each run one index of it (ask Slurm for GPUs with --gpus-per-task, which sets indices)"
-                )
-            })
+            g.parse::<u32>()
+                .map_err(|_| SlotError::GpuList(list.to_owned()))
         })
         .collect()
 }
@@ -321,17 +329,16 @@ pub fn task_slots(
     runs_per_gpu: Option<usize>,
     threads: Option<usize>,
     resources: &Resources,
-) -> anyhow::Result<(Vec<Slot>, String)> {
+) -> Result<(Vec<Slot>, String), SlotError> {
     let runs_per_gpu = match runs_per_gpu {
         Some(n) => Some(RunsPerGpu::Fixed(
-            std::num::NonZeroUsize::new(n)
-                .ok_or_else(|| anyhow::anyhow!("--runs-per-gpu 0: use at least 1"))?,
+            std::num::NonZeroUsize::new(n).ok_or(SlotError::RunsPerGpuZero)?,
         )),
         None => None,
     };
     let cpu_workers = match (task.gpus.is_empty(), threads) {
         (false, _) => Some(0),
-        (true, Some(0)) => bail!("--threads 0: use at least 1"),
+        (true, Some(0)) => return Err(SlotError::ThreadsZero),
         (true, Some(t)) => Some((task.cpus / t).max(1)),
         (true, None) => None,
     };

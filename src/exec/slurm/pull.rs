@@ -16,13 +16,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use super::{requeue, task_resources, task_slots, this_task, ThisTask};
 use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
 use crate::exec::sweep_run::SweepRun;
-use crate::exec::{EXIT_INTERRUPTED, EXIT_NO_SPACE};
+use crate::exec::{ExecError, EXIT_INTERRUPTED, EXIT_NO_SPACE};
 use crate::store::{DbLocation, RunKind, RunRow, RunStatus, Store};
 use crate::sweep::Sweep;
 
@@ -57,7 +55,7 @@ pub struct PullWorker {
 /// when nothing is left to claim (or the sweep was cancelled),
 /// [`EXIT_INTERRUPTED`] after a stop (and a requeue, on SIGUSR2),
 /// [`EXIT_NO_SPACE`] on a full disk, [`EXIT_RUNS_FAILED`] when runs failed.
-pub async fn run_pull(store: &Store, opts: &PullWorker) -> anyhow::Result<u8> {
+pub async fn run_pull(store: &Store, opts: &PullWorker) -> Result<u8, ExecError> {
     let env = |name: &str| std::env::var(name).ok();
     let task = this_task(env);
     let sweep = registered_sweep(store, &opts.sweep).await?;
@@ -94,7 +92,9 @@ pub async fn run_pull(store: &Store, opts: &PullWorker) -> anyhow::Result<u8> {
     let options = Options {
         sweep: sweep.name.clone(),
         db: opts.db.clone(),
-        exe: std::env::current_exe().context("finding the ddsas binary to start workers from")?,
+        exe: std::env::current_exe().map_err(ExecError::io(
+            "finding the ddsas binary to start workers from",
+        ))?,
         slots,
         max_retries: opts.max_retries,
         stale_after_s: opts.stale_after_s,
@@ -117,27 +117,28 @@ pub async fn run_pull(store: &Store, opts: &PullWorker) -> anyhow::Result<u8> {
 }
 
 /// The sweep `name` as registered, expanded again from its stored text.
-async fn registered_sweep(store: &Store, name: &str) -> anyhow::Result<Sweep> {
+async fn registered_sweep(store: &Store, name: &str) -> Result<Sweep, ExecError> {
     let Some(spec) = store.sweep_spec(name).await? else {
         let names: Vec<String> = store.sweeps().await?.into_iter().map(|s| s.name).collect();
-        anyhow::bail!(
-            "no sweep named `{name}` in the database ({}); `ddsas sweep submit FILE --slurm` registers one",
-            if names.is_empty() {
+        return Err(ExecError::NoSuchSweep {
+            name: name.to_owned(),
+            known: if names.is_empty() {
                 "it has no sweeps yet".to_owned()
             } else {
                 format!("its sweeps: {}", names.join(", "))
-            }
-        );
+            },
+        });
     };
-    Sweep::parse(&spec.text, &spec.file).with_context(|| {
-        format!("sweep {name} as registered does not expand on this node (is the data folder the same as where it was submitted?)")
+    Sweep::parse(&spec.text, &spec.file).map_err(|source| ExecError::SweepExpands {
+        name: name.to_owned(),
+        source: Box::new(source),
     })
 }
 
 /// The sweep's runs that are not done, in sweep order with the trainings
 /// of searched cells last, and how many are done. Searches done without
 /// their `evaluate:` trainings registered get them now.
-async fn runs_to_do(store: &Store, sweep: &Sweep) -> anyhow::Result<(Vec<SweepRun>, usize)> {
+async fn runs_to_do(store: &Store, sweep: &Sweep) -> Result<(Vec<SweepRun>, usize), ExecError> {
     let members = store.sweep_runs(&sweep.name).await?;
     let mut todo = Vec::new();
     let mut done = 0;
