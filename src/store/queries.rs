@@ -464,9 +464,11 @@ impl ReadOnlyDb {
                 .collect(),
             _ => columns,
         };
+        // Each row's values are freed as it is read, so that the budget is
+        // held about once, not twice.
         let rows = rows
-            .iter()
-            .map(|row| row_values(row, columns.len()))
+            .into_iter()
+            .map(|row| row_values(&row, columns.len()))
             .collect();
         Ok((QueryRows { columns, rows }, cut))
     }
@@ -508,8 +510,9 @@ impl ReadOnlyDb {
         };
         let mut columns = Vec::new();
         let mut rows = Vec::with_capacity(texts.len());
-        for text in &texts {
-            let pairs = ordered_object(text).map_err(|e| QueryError::Sql {
+        let none = texts.is_empty();
+        for text in texts {
+            let pairs = ordered_object(&text).map_err(|e| QueryError::Sql {
                 message: format!("reading a row back from PostgreSQL: {e}"),
             })?;
             if columns.is_empty() {
@@ -520,7 +523,7 @@ impl ReadOnlyDb {
             }
             rows.push(pairs.into_iter().map(|(_, v)| v).collect());
         }
-        if texts.is_empty() {
+        if none {
             if let Ok(names) = described_columns(self.conn.any(), sql, self.backend).await {
                 columns = names;
             }
