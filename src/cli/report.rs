@@ -62,6 +62,10 @@ pub struct FigArgs {
     /// (e.g. "L = 28 or method != 'ddsas'").
     #[arg(long = "where", value_name = "CONDITION")]
     condition: Option<String>,
+    /// Stop the --where query after this many seconds (0: no limit), so
+    /// that a runaway condition never hangs the command.
+    #[arg(long, value_name = "SECS", default_value_t = super::CLI_QUERY_TIMEOUT)]
+    query_timeout: u64,
 }
 
 /// Metric of Fig. 7.
@@ -122,6 +126,9 @@ pub struct CellsArgs {
     /// columns of `run_summary` holds, as `runs list --where` takes it.
     #[arg(long = "where", value_name = "CONDITION", requires = "sweep")]
     condition: Option<String>,
+    /// Stop the --where query after this many seconds (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = super::CLI_QUERY_TIMEOUT)]
+    query_timeout: u64,
     /// Draw this run's final genotype: a done search (of the sweep, with --sweep).
     #[arg(long, value_name = "ID", conflicts_with = "top")]
     run: Option<i64>,
@@ -297,6 +304,7 @@ impl ReportCmd {
                     db: a.db,
                     verbose: a.verbose,
                     condition: a.condition,
+                    query_timeout: a.query_timeout,
                 };
                 (Some(&report::cells::SPEC), common, "auto")
             }
@@ -326,6 +334,7 @@ fn load_sweep(
         return Ok(data);
     };
     let mut db = args.db.open_read_only(rt)?;
+    rt.block_on(db.set_time_limit(super::query_limit(args.query_timeout)))?;
     let ids = match rt.block_on(db.sweep_runs_where(&args.sweep, condition)) {
         Ok(ids) => ids,
         Err(QueryError::Sql { message }) => anyhow::bail!(

@@ -20,7 +20,7 @@ use super::Shared;
 use crate::report::cells;
 use crate::report::run_curves::RunCurves;
 use crate::report::{self, DrawnBody, Kind, ReportError, SweepData};
-use crate::store::{QueryError, QueryRows, RunCard, RunFilter, RunKind, RunStatus};
+use crate::store::{Budget, Cut, QueryError, QueryRows, RunCard, RunFilter, RunKind, RunStatus};
 
 /// Percent-encodes `s` for a URL path segment or query value.
 pub fn enc(s: &str) -> String {
@@ -453,7 +453,8 @@ pub async fn sweep(
         sort: "id",
         ..RunFilter::default()
     };
-    let (rows, bad_where, status) = match filtered(ro.run_listing(&filter).await, condition) {
+    let listing = ro.run_listing_within(&filter, TABLE_BUDGET).await;
+    let (rows, cut, bad_where, status) = match filtered(listing, condition) {
         Ok(listing) => listing,
         Err(e) => return error_page(e.into()),
     };
@@ -478,6 +479,7 @@ pub async fn sweep(
         }
         @if let Some(e) = &bad_where { div.error #where-error { "--where refused: " (e) } }
         p.muted { (rows.rows.len()) " runs shown" }
+        @if let Some(text) = cut_text(cut) { div.error #table-cut { (text) } }
         (runs_table(&rows))
         h2 { "Figures" }
         p.muted { "Drawn from the done runs now in the database, as " code { "ddsas report" } " draws them." }
@@ -498,18 +500,46 @@ pub async fn sweep(
     )
 }
 
-/// A sweep page's runs under the user's filter: the rows, or, where the
-/// filter itself failed (bad SQL, an attempt to write: 400; over its time
-/// limit: 503), no rows and the message to show above the empty table.
-/// Other errors are the page's.
+/// How much of a sweep's runs its page shows: enough for any sweep of the
+/// paper's, and a page a browser still lays out; a filter that picks more
+/// is cut, and the page says so.
+pub const TABLE_BUDGET: Budget = Budget {
+    rows: 2000,
+    bytes: 8 << 20,
+};
+
+/// What the page says above a cut table, if it was cut.
+fn cut_text(cut: Cut) -> Option<String> {
+    match cut {
+        Cut::None => None,
+        Cut::Rows(more) => Some(format!(
+            "{more} more run{} not shown: the table stops at {} rows; narrow the filter (e.g. status = 'done')",
+            if more == 1 { "" } else { "s" },
+            TABLE_BUDGET.rows
+        )),
+        Cut::Bytes(limit) => Some(format!(
+            "the table stops at {} MiB of values, and the runs after that were not read; narrow the filter (e.g. status = 'done')",
+            limit >> 20
+        )),
+    }
+}
+
+/// A sweep page's runs under the user's filter: the rows and what the
+/// table's budget cut, or, where the filter itself failed (bad SQL, an
+/// attempt to write, a value too big: 400; over its time limit: 503), no
+/// rows and the message to show above the empty table. Other errors are
+/// the page's.
 fn filtered(
-    listing: Result<QueryRows, QueryError>,
+    listing: Result<(QueryRows, Cut), QueryError>,
     condition: Option<&str>,
-) -> Result<(QueryRows, Option<String>, StatusCode), QueryError> {
-    let refused = |e: QueryError, status| Ok((QueryRows::default(), Some(e.to_string()), status));
+) -> Result<(QueryRows, Cut, Option<String>, StatusCode), QueryError> {
+    let refused =
+        |e: QueryError, status| Ok((QueryRows::default(), Cut::None, Some(e.to_string()), status));
     match listing {
-        Ok(rows) => Ok((rows, None, StatusCode::OK)),
-        Err(e @ (QueryError::Sql { .. } | QueryError::ReadOnly { .. })) if condition.is_some() => {
+        Ok((rows, cut)) => Ok((rows, cut, None, StatusCode::OK)),
+        Err(e @ (QueryError::Sql { .. } | QueryError::ReadOnly { .. } | QueryError::TooBig))
+            if condition.is_some() =>
+        {
             refused(e, StatusCode::BAD_REQUEST)
         }
         Err(e @ QueryError::TimedOut { .. }) if condition.is_some() => {
@@ -594,7 +624,10 @@ pub async fn figure(
                 .await
                 .sweep_runs_where(&name, c)
                 .await
-                .map_err(|e| PageError::BadRequest(format!("--where refused: {e}")))?;
+                .map_err(|e| match e {
+                    e @ QueryError::TimedOut { .. } => PageError::Query(e),
+                    e => PageError::BadRequest(format!("--where refused: {e}")),
+                })?;
             data.restrict(&ids, c)?;
         }
         let opts = report::Options {

@@ -12,7 +12,7 @@ use super::history_rows::{
     epoch_columns, RunCard, RunEpochs, RunState, SearchEpochLine, SweepHeader, SweepRunProgress,
     TableLine, Training,
 };
-use super::queries::{QueryError, QueryRows, ReadOnlyDb};
+use super::queries::{Budget, Cut, QueryError, QueryRows, ReadOnlyDb};
 use super::{RunKind, RunStatus};
 
 /// Which runs `runs list` shows, in which order.
@@ -77,6 +77,16 @@ impl ReadOnlyDb {
 
     /// The rows of `run_summary` that `filter` picks, every column.
     pub async fn run_listing(&mut self, filter: &RunFilter<'_>) -> Result<QueryRows, QueryError> {
+        Ok(self.run_listing_within(filter, Budget::UNBOUNDED).await?.0)
+    }
+
+    /// [`ReadOnlyDb::run_listing`] within `budget` (the web view's table),
+    /// and what it cut.
+    pub async fn run_listing_within(
+        &mut self,
+        filter: &RunFilter<'_>,
+        budget: Budget,
+    ) -> Result<(QueryRows, Cut), QueryError> {
         let mut sql = String::from("SELECT * FROM run_summary WHERE TRUE");
         let mut params: Vec<serde_json::Value> = Vec::new();
         if let Some(sweep) = filter.sweep {
@@ -103,7 +113,7 @@ impl ReadOnlyDb {
         if let Some(limit) = filter.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        self.query(&sql, &params).await
+        self.query_within(&sql, &params, budget).await
     }
 
     /// One run's row of `runs` with its sweeps, last skip count and times

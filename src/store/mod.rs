@@ -52,7 +52,7 @@ pub use history_rows::{
 };
 pub use location::{DbLocation, DB_VARIABLE};
 pub use nb201::{Nb201Accuracy, NB201_DATASETS};
-pub use queries::{QueryError, QueryRows, ReadOnlyDb};
+pub use queries::{Budget, Cut, QueryError, QueryRows, ReadOnlyDb, VALUE_LIMIT};
 pub use report_queries::{
     EpochPoint, RatioPoint, ReportRun, ReportTraining, SamplingPoint, StepPoint, SubspacePoint,
     SweepInfo,

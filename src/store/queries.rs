@@ -28,6 +28,50 @@ const PROGRESS_STEPS: i32 = 4096;
 /// The time limit a connection starts with (what the CLI keeps unless told
 /// otherwise).
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(60);
+/// SQLite's "string or blob too big" primary result code: what a statement
+/// that builds a value over [`VALUE_LIMIT`] fails with.
+const SQLITE_TOOBIG: i64 = 18;
+/// The largest text or blob a statement on a read-only SQLite connection
+/// may build or read (`sqlite3_limit` with `SQLITE_LIMIT_LENGTH`): SQLite
+/// allocates a value whole, so `randomblob(1000000000)` in a filter would
+/// take a GiB before any row reached us. Far above any value ddsas stores
+/// (configs, genotypes and messages are a few KiB).
+pub const VALUE_LIMIT: usize = 16 << 20;
+
+/// How much of an answer a query may hold, so that a cross join or a huge
+/// value is cut rather than taking the memory: rows are kept up to `rows`
+/// (the others counted, never held) and while their values stay within
+/// `bytes` (text and blobs by their length, other values 8 bytes; the rows
+/// after that are never read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Rows kept.
+    pub rows: usize,
+    /// Bytes of values kept.
+    pub bytes: usize,
+}
+
+impl Budget {
+    /// No limit: for the fixed questions of the commands and pages, whose
+    /// size the schema bounds.
+    pub const UNBOUNDED: Budget = Budget {
+        rows: usize::MAX,
+        bytes: usize::MAX,
+    };
+}
+
+/// What a [`Budget`] left out of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cut {
+    /// Nothing: the answer is whole.
+    #[default]
+    None,
+    /// This many rows past the row limit were counted, not kept.
+    Rows(u64),
+    /// The next row would have passed the byte limit (given): it and the
+    /// rows after it were not read.
+    Bytes(usize),
+}
 
 /// A query on the read-only connection that failed; the message says why
 /// in the user's terms.
@@ -70,6 +114,10 @@ pub enum QueryError {
         /// The database's message.
         message: String,
     },
+    /// The statement built a value over [`VALUE_LIMIT`] and was stopped
+    /// (SQLite allocates values whole: `randomblob(1000000000)`).
+    #[error("the query builds a value larger than {} MiB, the most one value may have here; select a part of it instead (length(x), substr(x, 1, 1000))", VALUE_LIMIT >> 20)]
+    TooBig,
     /// The statement ran past the time limit and was stopped, so that a
     /// runaway query (an endless recursive CTE, a huge cross join) never
     /// hangs a command or the web view.
@@ -138,15 +186,14 @@ impl Conn {
     }
 }
 
-/// The first `keep` rows `sql` answers with `args`, and how many more
-/// there were.
+/// The rows `sql` answers with `args` within `budget`, and what it cut.
 async fn fetch_rows(
     conn: &mut dyn AnyConnectionBackend,
     sql: &str,
     args: AnyArguments<'static>,
-    keep: usize,
-) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
-    collect_rows(conn.fetch_many(sql, true, Some(args)), keep).await
+    budget: Budget,
+) -> Result<(Vec<AnyRow>, Cut), sqlx::Error> {
+    collect_rows(conn.fetch_many(sql, true, Some(args)), budget).await
 }
 
 /// Every row `sql` answers with `args`.
@@ -155,31 +202,67 @@ async fn fetch_all(
     sql: &str,
     args: AnyArguments<'static>,
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
-    Ok(fetch_rows(conn, sql, args, usize::MAX).await?.0)
+    Ok(fetch_rows(conn, sql, args, Budget::UNBOUNDED).await?.0)
 }
 
-/// The first `keep` rows of a driver's answer, in order (its row counts
-/// left out), and how many more it had: those are counted, never held.
+/// A driver's answer within `budget`, in order (its row counts left out):
+/// rows are counted as they arrive and the stream is dropped at the first
+/// row over the byte limit, so that memory holds at most the budget and
+/// the rows in flight.
 async fn collect_rows(
     mut stream: futures_core::stream::BoxStream<
         '_,
         Result<sqlx::Either<sqlx::any::AnyQueryResult, AnyRow>, sqlx::Error>,
     >,
-    keep: usize,
-) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
+    budget: Budget,
+) -> Result<(Vec<AnyRow>, Cut), sqlx::Error> {
     let mut rows = Vec::new();
     let mut more = 0;
+    let mut bytes = 0usize;
     while let Some(step) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        if let sqlx::Either::Right(row) = step? {
-            if rows.len() < keep {
-                rows.push(row);
-            } else {
-                more += 1;
-            }
+        let sqlx::Either::Right(row) = step? else {
+            continue;
+        };
+        if rows.len() >= budget.rows {
+            more += 1;
+            continue;
         }
+        bytes = bytes.saturating_add(row_bytes(&row));
+        if bytes > budget.bytes || is_over_budget(&row) {
+            return Ok((rows, Cut::Bytes(budget.bytes)));
+        }
+        rows.push(row);
     }
-    Ok((rows, more))
+    let cut = if more > 0 { Cut::Rows(more) } else { Cut::None };
+    Ok((rows, cut))
 }
+
+/// The bytes a row's values hold: text and blobs by their length, other
+/// values 8.
+fn row_bytes(row: &AnyRow) -> usize {
+    use sqlx_core::any::AnyValueKind;
+    row.values
+        .iter()
+        .map(|v| match &v.kind {
+            AnyValueKind::Text(t) => t.len(),
+            AnyValueKind::Blob(b) => b.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// A row of [`ReadOnlyDb::query_as_json`] that PostgreSQL left out for its
+/// size: NULL text with its length beside it.
+fn is_over_budget(row: &AnyRow) -> bool {
+    use sqlx_core::any::AnyValueKind;
+    row.columns.len() == 2
+        && row.columns[0].name() == JSON_COLUMN
+        && matches!(row.values[0].kind, AnyValueKind::Null(_))
+        && !matches!(row.values[1].kind, AnyValueKind::Null(_))
+}
+
+/// The name of [`ReadOnlyDb::query_as_json`]'s text column.
+const JSON_COLUMN: &str = "ddsas_row_json";
 
 /// The column names of `sql`, as the database describes them.
 async fn described_columns(
@@ -220,7 +303,8 @@ impl ReadOnlyDb {
                     .read_only(true)
                     .busy_timeout(super::BUSY_TIMEOUT)
                     .foreign_keys(true);
-                let conn = options.connect().await.map_err(open_error)?;
+                let mut conn = options.connect().await.map_err(open_error)?;
+                limit_value_length(&mut conn).await.map_err(open_error)?;
                 (Conn::Sqlite(conn), Backend::Sqlite)
             }
             DbLocation::Postgres(url) => {
@@ -287,7 +371,8 @@ impl ReadOnlyDb {
         if let Conn::Postgres(conn) = &mut self.conn {
             let millis = limit.map_or(0, |l| l.as_millis().max(1));
             let set = format!("SET statement_timeout = {millis}");
-            collect_rows(conn.fetch_many(&set, false, None), 0)
+            let nothing = Budget { rows: 0, bytes: 0 };
+            collect_rows(conn.fetch_many(&set, false, None), nothing)
                 .await
                 .map_err(classify)?;
         }
@@ -319,13 +404,18 @@ impl ReadOnlyDb {
     /// A failure in the user's terms; a statement stopped by the time limit
     /// names the limit.
     fn fail(&self, err: sqlx::Error) -> QueryError {
-        if let (sqlx::Error::Database(db), Some(limit)) = (&err, self.limit) {
+        if let sqlx::Error::Database(db) = &err {
             let code = db.code();
             let sqlite = code.as_deref().and_then(|c| c.parse::<i64>().ok());
-            if sqlite.is_some_and(|c| c & 0xff == SQLITE_INTERRUPT)
-                || code.as_deref() == Some(POSTGRES_CANCELED)
-            {
-                return QueryError::TimedOut { limit };
+            if sqlite.is_some_and(|c| c & 0xff == SQLITE_TOOBIG) {
+                return QueryError::TooBig;
+            }
+            if let Some(limit) = self.limit {
+                if sqlite.is_some_and(|c| c & 0xff == SQLITE_INTERRUPT)
+                    || code.as_deref() == Some(POSTGRES_CANCELED)
+                {
+                    return QueryError::TimedOut { limit };
+                }
             }
         }
         classify(err)
@@ -338,24 +428,24 @@ impl ReadOnlyDb {
         sql: &str,
         params: &[serde_json::Value],
     ) -> Result<QueryRows, QueryError> {
-        Ok(self.query_first(sql, params, usize::MAX).await?.0)
+        Ok(self.query_within(sql, params, Budget::UNBOUNDED).await?.0)
     }
 
-    /// [`ReadOnlyDb::query`] that keeps only the first `keep` rows and
-    /// counts the others (`ddsas sql --limit`), so that a huge answer is
-    /// cut rather than held whole.
-    pub async fn query_first(
+    /// [`ReadOnlyDb::query`] within `budget` (`ddsas sql --limit`, the web
+    /// view's table), so that a huge answer is cut rather than held whole;
+    /// says what was cut.
+    pub async fn query_within(
         &mut self,
         sql: &str,
         params: &[serde_json::Value],
-        keep: usize,
-    ) -> Result<(QueryRows, u64), QueryError> {
+        budget: Budget,
+    ) -> Result<(QueryRows, Cut), QueryError> {
         super::sql_text::one_statement(sql).map_err(|message| QueryError::Sql { message })?;
         super::sql_text::read_only_statement(sql)
             .map_err(|message| QueryError::ReadOnly { message })?;
         self.arm().await?;
         if self.backend == Backend::Postgres {
-            match self.query_as_json(sql, params, keep).await {
+            match self.query_as_json(sql, params, budget).await {
                 Err(QueryError::Sql { message }) if message.contains(WRAP_FAILED) => {}
                 answer => return answer,
             }
@@ -363,7 +453,7 @@ impl ReadOnlyDb {
         let columns = described_columns(self.conn.any(), sql, self.backend)
             .await
             .map_err(|e| self.fail(e))?;
-        let (rows, more) = fetch_rows(self.conn.any(), sql, json_args(params), keep)
+        let (rows, cut) = fetch_rows(self.conn.any(), sql, json_args(params), budget)
             .await
             .map_err(|e| self.fail(e))?;
         let columns = match rows.first() {
@@ -374,26 +464,34 @@ impl ReadOnlyDb {
                 .collect(),
             _ => columns,
         };
+        // Each row's values are freed as it is read, so that the budget is
+        // held about once, not twice.
         let rows = rows
-            .iter()
-            .map(|row| row_values(row, columns.len()))
+            .into_iter()
+            .map(|row| row_values(&row, columns.len()))
             .collect();
-        Ok((QueryRows { columns, rows }, more))
+        Ok((QueryRows { columns, rows }, cut))
     }
 
     /// PostgreSQL: the rows as `row_to_json` writes them, so that every
     /// column type reads back (`sum` and `avg` give `numeric`, which sqlx's
     /// `Any` driver cannot decode; timestamps, JSON...). The column names
     /// come from the first row, or (no rows) from describing the statement.
+    /// A row whose text is over the byte budget stays on the server (NULL
+    /// with its length), so that one huge value never crosses the wire.
     async fn query_as_json(
         &mut self,
         sql: &str,
         params: &[serde_json::Value],
-        keep: usize,
-    ) -> Result<(QueryRows, u64), QueryError> {
+        budget: Budget,
+    ) -> Result<(QueryRows, Cut), QueryError> {
         let inner = sql.trim().trim_end_matches(';');
-        let wrapped = format!("SELECT CAST(row_to_json(q) AS TEXT) FROM ({inner}\n) AS q");
-        let texts = fetch_rows(self.conn.any(), &wrapped, json_args(params), keep)
+        let most = budget.bytes.min(i64::MAX as usize);
+        let wrapped = format!(
+            "SELECT CASE WHEN octet_length(j) <= {most} THEN j END AS {JSON_COLUMN}, octet_length(j)
+             FROM (SELECT CAST(row_to_json(q) AS TEXT) AS j FROM ({inner}\n) AS q) AS w"
+        );
+        let texts = fetch_rows(self.conn.any(), &wrapped, json_args(params), budget)
             .await
             .and_then(|(rows, more)| {
                 let texts = rows.iter().map(|r| r.try_get::<String, _>(0));
@@ -412,8 +510,9 @@ impl ReadOnlyDb {
         };
         let mut columns = Vec::new();
         let mut rows = Vec::with_capacity(texts.len());
-        for text in &texts {
-            let pairs = ordered_object(text).map_err(|e| QueryError::Sql {
+        let none = texts.is_empty();
+        for text in texts {
+            let pairs = ordered_object(&text).map_err(|e| QueryError::Sql {
                 message: format!("reading a row back from PostgreSQL: {e}"),
             })?;
             if columns.is_empty() {
@@ -424,7 +523,7 @@ impl ReadOnlyDb {
             }
             rows.push(pairs.into_iter().map(|(_, v)| v).collect());
         }
-        if texts.is_empty() {
+        if none {
             if let Ok(names) = described_columns(self.conn.any(), sql, self.backend).await {
                 columns = names;
             }
@@ -452,6 +551,24 @@ impl ReadOnlyDb {
             .map_err(|e| self.fail(e))?;
         Ok(rows.iter().map(|n| self.backend.shown_name(n)).collect())
     }
+}
+
+/// Caps the text and blobs a SQLite connection's statements may build or
+/// read at [`VALUE_LIMIT`]; past it they fail with "string or blob too
+/// big" ([`QueryError::TooBig`]) before allocating.
+async fn limit_value_length(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let limit = i32::try_from(VALUE_LIMIT).unwrap_or(i32::MAX);
+    // SAFETY: the handle is a live connection, held locked for the call;
+    // `sqlite3_limit` only sets a number on it.
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_LIMIT_LENGTH,
+            limit,
+        );
+    }
+    Ok(())
 }
 
 /// Marks a statement PostgreSQL could not take as a subquery.
@@ -710,11 +827,63 @@ mod tests {
         assert_eq!(db.time_limit(), Some(DEFAULT_TIME_LIMIT));
         stops_a_runaway_statement(&mut db).await;
         let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000) SELECT x FROM c";
-        let (rows, more) = db.query_first(many, &[], 3).await.unwrap();
+        let three = Budget {
+            rows: 3,
+            bytes: usize::MAX,
+        };
+        let (rows, cut) = db.query_within(many, &[], three).await.unwrap();
         assert_eq!(rows.columns, vec!["x"]);
         assert_eq!(rows.rows.len(), 3);
         assert_eq!(rows.rows[2][0], serde_json::json!(3));
-        assert_eq!(more, 99_997);
+        assert_eq!(cut, Cut::Rows(99_997));
+        cuts_huge_answers(&mut db).await;
+    }
+
+    /// Many rows of a few KiB: what a cross join of big values gives.
+    const MANY_WIDE_ROWS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000) SELECT x, repeat_text FROM c, (SELECT '0123456789abcdef' AS repeat_text) AS t";
+
+    /// A value over [`VALUE_LIMIT`] fails before it is built (SQLite) or
+    /// stays on the server (PostgreSQL: its row is over the budget); an
+    /// answer over the byte budget stops at the row that passes it; the
+    /// connection answers at once after both.
+    async fn cuts_huge_answers(db: &mut ReadOnlyDb) {
+        db.set_time_limit(Some(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        let budget = Budget {
+            rows: usize::MAX,
+            bytes: 1 << 20,
+        };
+        let huge = match db.backend() {
+            Backend::Sqlite => "SELECT length(randomblob(1000000000)) AS n",
+            Backend::Postgres => "SELECT repeat('x', 100000000) AS x",
+        };
+        let start = Instant::now();
+        match db.query_within(huge, &[], budget).await {
+            Err(e @ QueryError::TooBig) => {
+                let text = e.to_string();
+                assert!(text.contains("16 MiB") && !text.contains('\n'), "{text}");
+            }
+            Ok((rows, cut)) => {
+                assert_eq!(cut, Cut::Bytes(1 << 20));
+                assert!(rows.rows.is_empty(), "{:?}", rows.columns);
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(20));
+        let sql = MANY_WIDE_ROWS.replace(
+            "'0123456789abcdef'",
+            &format!("'{}'", "0123456789abcdef".repeat(64)),
+        );
+        let (rows, cut) = db.query_within(&sql, &[], budget).await.unwrap();
+        assert_eq!(cut, Cut::Bytes(1 << 20));
+        let kept = rows.rows.len();
+        assert!(kept > 500 && kept < 1100, "{kept} rows of 1 KiB in 1 MiB");
+        let rows = db
+            .query("SELECT count(*) AS n FROM runs", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows.rows[0][0], serde_json::json!(1));
     }
 
     #[tokio::test]
@@ -730,6 +899,7 @@ mod tests {
             .unwrap();
         let mut ro = ReadOnlyDb::open(&location).await.unwrap();
         stops_a_runaway_statement(&mut ro).await;
+        cuts_huge_answers(&mut ro).await;
         drop(ro);
         store.close().await;
         db.drop_now().await;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
@@ -988,6 +988,26 @@ fn where_picks_the_runs_a_figure_draws_and_is_named() {
     );
     let e = refused(&["fig8", "--sweep", "main", "--where", "L = 999"]);
     assert!(e.contains("no done run where L = 999"), "{e}");
+    // A runaway condition stops at --query-timeout with one line.
+    let endless = "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c) > 0";
+    for figure in ["fig8", "cells"] {
+        let start = Instant::now();
+        let e = refused(&[
+            figure,
+            "--sweep",
+            "main",
+            "--where",
+            endless,
+            "--query-timeout",
+            "1",
+        ]);
+        assert!(
+            e.contains("time limit of 1 s") && e.contains("--query-timeout"),
+            "{e}"
+        );
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+        assert!(start.elapsed() < Duration::from_secs(60), "{e}");
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -8,6 +8,7 @@
 //! as done without a reload (the run held at a step until the browser's
 //! requests, seen through a pass-through proxy, show the page open).
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,13 +35,24 @@ fn sweep_file(dir: &Path, name: &str, body: &str) -> PathBuf {
 /// `ddsas sweep run FILE` on CPU workers (one thread each), spawned, with
 /// `envs` set.
 fn start_sweep(db: &Path, file: &Path, workers: usize, envs: &[(&str, String)]) -> Child {
+    start_sweep_in(db.parent().unwrap(), db, file, workers, envs)
+}
+
+/// [`start_sweep`] with `--db` a file or a PostgreSQL URL, run in `dir`.
+fn start_sweep_in(
+    dir: &Path,
+    db: impl AsRef<OsStr>,
+    file: &Path,
+    workers: usize,
+    envs: &[(&str, String)],
+) -> Child {
     Command::new(BIN)
         .args(["sweep", "run"])
         .arg(file)
         .args(["--gpus", "none", "--cpu-workers", &workers.to_string()])
         .args(["--threads", "1", "--plain", "--db"])
         .arg(db)
-        .current_dir(db.parent().unwrap())
+        .current_dir(dir)
         .env_remove("DDSAS_DB")
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -103,7 +115,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(db: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Serve {
+    fn start(db: impl AsRef<OsStr>, extra: &[&str], envs: &[(&str, &str)]) -> Serve {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--port", "0", "--db"])
             .arg(db)
@@ -392,6 +404,197 @@ fn the_cli_stops_a_runaway_query_at_its_time_limit() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n1\n2\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 more rows not shown (--limit 2)"), "{err}");
+    huge_answers_are_cut(f.db.as_os_str());
+}
+
+/// A `ddsas sql` command on `db` (file or URL): its output and whether it
+/// succeeded.
+fn ddsas_sql(db: &OsStr, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("sql")
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env_remove("DDSAS_DB")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ddsas sql` on `db`: a huge value is refused or cut, and a set of rows
+/// over `--max-mib` is cut after the rows that fit, each with one line
+/// that says so and a failed exit, never an out-of-memory.
+fn huge_answers_are_cut(db: &OsStr) {
+    let postgres = db.to_string_lossy().starts_with("postgres");
+    let huge = if postgres {
+        "SELECT repeat('x', 100000000) AS x"
+    } else {
+        "SELECT length(randomblob(1000000000)) AS n"
+    };
+    let (ok, out, err) = ddsas_sql(db, &[huge, "--max-mib", "16"]);
+    assert!(!ok, "{out}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("larger than 16 MiB") || err.contains("cut at 16 MiB after 0 rows"),
+        "{err}"
+    );
+    let pad = "0123456789abcdef".repeat(64);
+    let wide = format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000) SELECT x, '{pad}' AS pad FROM c"
+    );
+    let (ok, out, err) = ddsas_sql(db, &[&wide, "--max-mib", "1", "--format", "csv"]);
+    assert!(!ok, "a cut answer exited 0");
+    let rows = out.lines().count() - 1;
+    assert!((500..1100).contains(&rows), "{rows} rows of 1 KiB in 1 MiB");
+    assert!(
+        err.contains(&format!("cut at 1 MiB after {rows} rows")) && err.contains("--max-mib"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// A filter that builds a huge value is refused at once with a page that
+/// says so, never taking the memory.
+#[test]
+fn a_filter_that_builds_a_huge_value_gets_an_error_page() {
+    let f = fixture();
+    let serve = Serve::start(&f.db, &[], &[]);
+    let filter = url_encoded("length(randomblob(1000000000)) > 0");
+    let (status, _, html) = serve.get(&format!("/sweep/small?where={filter}"));
+    assert_eq!(status, 400, "{html}");
+    assert!(
+        html.contains("where-error") && html.contains("larger than 16 MiB"),
+        "{html}"
+    );
+    let (status, _, body) = serve.get(&format!("/sweep/small/figure/fig8.svg?where={filter}"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("larger than 16 MiB"), "{body}");
+}
+
+/// Runs `sql` (one number) with `ddsas sql` on `db` until it gives `want`.
+fn wait_for_count(db: &OsStr, sql: &str, want: &str, what: &str) {
+    let start = Instant::now();
+    loop {
+        let (ok, out, _) = ddsas_sql(db, &[sql, "--format", "csv"]);
+        if ok && out.lines().nth(1) == Some(want) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(180), "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The live JSON of sweep `live`.
+fn live_sweep(serve: &Serve) -> Value {
+    let (status, _, body) = serve.get("/api/sweep/live");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// On `db` (file or URL; `dir` the test's folder): a sweep whose run is
+/// held at a known step, a server whose runaway filters are refused one
+/// after another, the index and the live view answering and updating
+/// meanwhile, and the sweep running to the end while the filters go on.
+fn a_sweep_runs_to_the_end_while_runaway_filters_are_refused(db: &OsStr, dir: &Path) {
+    let file = sweep_file(
+        dir,
+        "live",
+        "base: {dataset: digits, epochs: 2, layers: 1, init_channels: 4, batch_size: 16, steps_per_epoch: 4}\n",
+    );
+    // Step 5 is in the second epoch: the run holds with one epoch recorded.
+    let hold = Hold::every_run(dir, 5);
+    let mut sweep = start_sweep_in(dir, db, &file, 1, &[hold.env()]);
+    wait_for_count(
+        db,
+        "SELECT count(*) AS n FROM runs WHERE status = 'running' AND epochs_done = 1",
+        "1",
+        "the run never reached its hold",
+    );
+    let serve = Serve::start(db, &["--query-timeout", "3"], &[]);
+    let url = format!(
+        "{}/sweep/live?where={}",
+        serve.url,
+        url_encoded(&format!("1=1 AND {ENDLESS}>0"))
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let runaways = {
+        let (stop, answers) = (stop.clone(), answers.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let (status, _, body) = request("GET", &url, None);
+                answers.lock().unwrap().push((status, body));
+            }
+        })
+    };
+    let refused = |n: usize| answers.lock().unwrap().len() >= n;
+    while !refused(1) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = live_sweep(&serve);
+    assert_eq!(held["sweep"]["running"], 1, "{held}");
+    assert_eq!(serve.get("/").0, 200);
+    hold.release();
+    let start = Instant::now();
+    loop {
+        let now = live_sweep(&serve);
+        if now["sweep"]["done"] == 1 {
+            assert_ne!(now["stamp"], held["stamp"], "{now}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the live view never showed the run done: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(sweep.wait().unwrap().success(), "the sweep failed");
+    let seen = answers.lock().unwrap().len();
+    while !refused(seen + 1) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    runaways.join().unwrap();
+    for (status, body) in answers.lock().unwrap().iter() {
+        assert_eq!(*status, 503, "{body}");
+        assert!(body.contains("time limit of 3 s"), "{body}");
+    }
+    assert_eq!(serve.get("/sweep/live").0, 200);
+}
+
+#[test]
+fn a_sweep_runs_to_the_end_while_runaway_filters_are_refused_on_sqlite() {
+    let _heavy = super::sweep::heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    a_sweep_runs_to_the_end_while_runaway_filters_are_refused(db.as_os_str(), dir.path());
+}
+
+/// On PostgreSQL: the sweep goes on while runaway filters are refused,
+/// the CLI stops a runaway statement with one line, and huge answers are
+/// cut.
+#[test]
+fn a_sweep_runs_to_the_end_while_runaway_filters_are_refused_on_postgres() {
+    let Some(env) = super::sweep::Env::postgres() else {
+        return;
+    };
+    let _heavy = super::sweep::heavy();
+    let url = env.db_arg();
+    let db = OsStr::new(&url);
+    a_sweep_runs_to_the_end_while_runaway_filters_are_refused(db, &env.path("."));
+    let sql = format!("SELECT {ENDLESS}");
+    let (ok, _, err) = ddsas_sql(db, &[&sql, "--query-timeout", "1"]);
+    assert!(!ok);
+    assert!(
+        err.contains("time limit of 1 s") && err.contains("--query-timeout"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    huge_answers_are_cut(db);
 }
 
 fn fingerprint(db: &Path) -> (Vec<u8>, std::time::SystemTime, Vec<Vec<String>>) {
