@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, settings, Group, Setting, SweepData};
+use super::data::{by_dataset_space, page_rows, settings, Group, LeftOut, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
@@ -41,12 +41,19 @@ const WIDTH: u32 = 1500;
 const PANEL_H: u32 = 560;
 /// Width of one map when cell types stand side by side.
 const COLUMN_W: u32 = 1100;
+/// Rows of maps (settings) on the figure: 5 rows of 560 pixels under the
+/// title are 2200 × 2860, a page's proportions; a grid of 64 settings
+/// drawn whole is 36,000 pixels tall, which no one reads.
+pub const PAGE_ROWS: usize = 5;
 
 /// Fig. 9's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig9 {
     /// One per (dataset, space), setting and cell type, in that order.
     pub panels: Vec<Panel>,
+    /// The settings left off the page, if any.
+    #[serde(skip_serializing_if = "LeftOut::is_empty")]
+    pub left_out: LeftOut,
 }
 
 /// The counts of one cell type of one setting.
@@ -149,20 +156,35 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, Repor
             PAPER_SWEEP,
         ));
     }
-    let mut panels = Vec::new();
-    let mut caption = Vec::new();
-    for (group, runs) in &groups {
-        let Some(search_space) = space_of(&group.space) else {
+    let mut rows: Vec<(&Group, &SearchSpace, Setting)> = Vec::new();
+    let spaces: Vec<Option<SearchSpace>> = groups.keys().map(|g| space_of(&g.space)).collect();
+    for ((group, runs), space) in groups.iter().zip(&spaces) {
+        let Some(search_space) = space else {
             continue;
         };
         for setting in settings(runs, &["dataset", "space"]) {
-            let row = caption.len();
-            for &cell in search_space.cell_types() {
-                let counts = mean_counts(&search_space, cell, &setting.runs, &data.records);
-                panels.push(panel(group, &search_space, cell, &setting, counts, row));
-            }
-            caption.push(setting.info().caption(group));
+            rows.push((group, search_space, setting));
         }
+    }
+    let shown = page_rows(rows.len(), PAGE_ROWS);
+    let mut panels = Vec::new();
+    let mut caption = Vec::new();
+    let mut left_out = LeftOut {
+        settings: rows.len(),
+        drawn: shown.len(),
+        not_drawn: Vec::new(),
+    };
+    for (k, (group, search_space, setting)) in rows.iter().enumerate() {
+        if !shown.contains(&k) {
+            left_out.not_drawn.push(setting.info().caption(group));
+            continue;
+        }
+        let row = caption.len();
+        for &cell in search_space.cell_types() {
+            let counts = mean_counts(search_space, cell, &setting.runs, &data.records);
+            panels.push(panel(group, search_space, cell, setting, counts, row));
+        }
+        caption.push(setting.info().caption(group));
     }
     let heading = Heading {
         kind: &SPEC,
@@ -172,14 +194,15 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, Repor
             data.name
         ),
         caption: format!(
-            "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}",
+            "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}{}",
             caption.join("; "),
+            left_out.sentence("fig9"),
             data.not_done_note()
         ),
     };
     Ok(Figure {
         heading,
-        numbers: Fig9 { panels },
+        numbers: Fig9 { panels, left_out },
     })
 }
 
@@ -262,6 +285,10 @@ fn heat_map(p: &Panel) -> HeatMap {
 
 impl Draw for Fig9 {
     type Plot = HeatMapGrid;
+
+    fn note(&self) -> Option<String> {
+        self.left_out.note("fig9")
+    }
 
     /// One row of maps per setting, its cell types side by side.
     fn draw(&self, heading: &Heading) -> HeatMapGrid {
