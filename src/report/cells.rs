@@ -759,6 +759,34 @@ mod tests {
         ])
     }
 
+    #[test]
+    fn a_grid_draws_a_page_of_settings_and_lists_the_rest() {
+        let runs: Vec<ReportRun> = (1..=PAGE_SETTINGS as i64 + 2)
+            .map(|id| {
+                let mut r = run(id, "ddsas").set("M", id).acc(0.5).build();
+                r.genotype = Some(V1.into());
+                r
+            })
+            .collect();
+        let fig = compute(&sweep(runs), None, 1).unwrap();
+        let c = &fig.numbers;
+        assert_eq!(c.left_out.settings, PAGE_SETTINGS + 2);
+        assert_eq!(c.left_out.drawn, PAGE_SETTINGS);
+        assert_eq!(c.left_out.not_drawn.len(), 2);
+        assert_eq!(c.pictures.len(), 2 * PAGE_SETTINGS);
+        // The first and the last setting are always on the page.
+        assert_eq!(c.pictures[0].source.run, Some(1));
+        assert_eq!(
+            c.pictures.last().unwrap().source.run,
+            Some(PAGE_SETTINGS as i64 + 2)
+        );
+        assert!(fig.heading.caption.contains("Drawn: 12 of 14 settings"));
+        assert!(c.left_out.note("cells").unwrap().contains("drew 12 of 14"));
+        // One run asked for is drawn whatever the page.
+        let one = compute(&sweep(vec![searched(1, "ddsas", 0.5, V1)]), Some(1), 1).unwrap();
+        assert!(one.numbers.left_out.is_empty());
+    }
+
     fn runs_drawn(c: &Cells) -> Vec<(Option<i64>, &str)> {
         c.pictures.iter().map(|p| (p.source.run, p.cell)).collect()
     }

@@ -707,6 +707,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_page_spreads_its_rows_from_the_first_to_the_last() {
+        assert_eq!(page_rows(3, 5), [0, 1, 2]);
+        assert_eq!(page_rows(10, 5), [0, 2, 4, 6, 9]);
+        assert_eq!(page_rows(64, 5), [0, 15, 31, 47, 63]);
+        assert_eq!(page_rows(4, 1), [0]);
+        let none = LeftOut::default();
+        assert!(none.is_empty() && none.sentence("fig9").is_empty() && none.note("fig9").is_none());
+    }
+
+    #[test]
     fn settings_split_on_the_keys_that_vary_and_a_method_uses() {
         use super::test_runs::run;
         let runs = [

@@ -332,11 +332,19 @@ mod tests {
 
     /// Puts `n` steps of run `id` into `data`, summed as the store would.
     fn log_steps(data: &mut SweepData, id: i64, n: i64) {
-        let longest = data.records.step_counts.values().copied().max().unwrap_or(0);
+        let longest = data
+            .records
+            .step_counts
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0);
         let width = crate::report::records::step_width(longest.max(n as usize));
         data.records.step_width = width;
         data.records.step_counts.insert(id, n as usize);
-        data.records.steps.insert(id, summed_steps(id, n, width as i64));
+        data.records
+            .steps
+            .insert(id, summed_steps(id, n, width as i64));
     }
 
     fn epoch(run_id: i64, epoch: i64, d: Option<f64>) -> EpochPoint {

@@ -385,6 +385,47 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_draws_a_page_of_settings_and_lists_the_rest() {
+        let n = PAGE_ROWS as i64 + 2;
+        let mut data = sweep(
+            (1..=n)
+                .map(|id| run(id, "ddsas").set("M", id).build())
+                .collect(),
+        );
+        for id in 1..=n {
+            let counts = vec![count(id, "normal", 0, "skip_connect", id)];
+            data.records.sampling.insert(id, counts);
+        }
+        let Figure { heading, numbers } = compute(&data, None).unwrap();
+        // Rows 0, 1, 3, 4 and 6 of 7: the first, the last and between.
+        let drawn: Vec<Vec<i64>> = numbers
+            .panels
+            .iter()
+            .filter(|p| p.cell == "normal")
+            .map(|p| p.runs.clone())
+            .collect();
+        assert_eq!(drawn, [[1], [2], [4], [5], [7]]);
+        assert_eq!(numbers.left_out.not_drawn.len(), 2);
+        assert!(numbers.left_out.not_drawn[0].starts_with("DDSAS M=3 on Digits"));
+        assert!(heading
+            .caption
+            .contains("Drawn: 5 of 7 settings (a page); not drawn: DDSAS M=3"));
+        assert!(heading.caption.contains("--where"));
+        let side = serde_json::to_value(&numbers).unwrap();
+        assert_eq!(side["left_out"]["settings"], 7);
+        assert_eq!(numbers.note().unwrap(), "fig9: drew 5 of 7 settings; pick others with --where (the 2 not drawn are listed in the caption and the sidecar's `left_out`)");
+        let grid = numbers.draw(&heading);
+        assert_eq!(grid.size.1, 60 + PANEL_H * PAGE_ROWS as u32);
+        // A figure that fits says nothing of a page.
+        let fits = compute(&super::tests::data(), None).unwrap();
+        assert!(fits.numbers.note().is_none());
+        assert!(serde_json::to_value(&fits.numbers)
+            .unwrap()
+            .get("left_out")
+            .is_none());
+    }
+
+    #[test]
     fn one_run_is_drawn_alone_and_a_baseline_is_refused() {
         let panels = compute(&data(), Some(2)).unwrap().numbers.panels;
         assert_eq!(panels.len(), 2);
