@@ -248,6 +248,9 @@ impl ReportCmd {
             }
         }
         print_summary(&made, args.verbose);
+        for note in made.iter().filter_map(|out| out.note.as_ref()) {
+            crate::outln!("{note}");
+        }
         for (figure, why) in &skipped {
             crate::outln!("skipped {figure}: {why}");
         }

@@ -24,7 +24,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::cell_layout::{layout, CellGraph, CellLayout, DARTS_INPUTS, OUTPUT};
-use super::data::{by_dataset_space, method_rank, settings, Group, SweepData, METHOD_ORDER};
+use super::data::{by_dataset_space, method_rank, page_rows, settings, Group, LeftOut, Setting};
+use super::data::{SweepData, METHOD_ORDER};
 use super::draw::dag::CellPicture;
 use super::draw::Plot as _;
 use super::labels::{method_label, plural, runs_text};
@@ -79,7 +80,15 @@ pub struct Cells {
     /// the old one's files behind).
     #[serde(skip)]
     pub replaces: bool,
+    /// The settings whose cells were left off (a sweep's cells only).
+    #[serde(skip_serializing_if = "LeftOut::is_empty")]
+    pub left_out: LeftOut,
 }
+
+/// Settings whose cells a sweep's report draws at most: 12 settings are
+/// 24 pictures of a DARTS-space sweep, what an index page shows at a
+/// glance; a grid of 64 settings would be 128.
+pub const PAGE_SETTINGS: usize = 12;
 
 /// How well a drawn cell did, as its run is ranked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -357,36 +366,50 @@ pub fn compute(
     top: usize,
 ) -> Result<Figure<Cells>, ReportError> {
     let drawable = drawable_runs(data, run)?;
+    let groups = by_dataset_space(drawable.into_iter());
+    let mut rows: Vec<(&Group, Setting)> = Vec::new();
+    for (group, runs) in &groups {
+        for setting in settings(runs, &["dataset", "space"]) {
+            if run.is_none_or(|id| setting.runs.iter().any(|r| r.id == id)) {
+                rows.push((group, setting));
+            }
+        }
+    }
+    let shown = page_rows(rows.len(), PAGE_SETTINGS);
+    let mut left_out = LeftOut {
+        settings: rows.len(),
+        drawn: shown.len(),
+        not_drawn: Vec::new(),
+    };
     let mut pics = Vec::new();
     let mut caption = Vec::new();
-    for (group, runs) in &by_dataset_space(drawable.into_iter()) {
-        for setting in settings(runs, &["dataset", "space"]) {
-            let ranked = ranked(&setting.runs);
-            let n = ranked.len();
-            let chosen: Vec<(usize, &ReportRun)> = ranked
-                .into_iter()
-                .enumerate()
-                .filter(|(k, r)| match run {
-                    Some(id) => r.id == id,
-                    None => *k < top.max(1),
-                })
-                .collect();
-            if chosen.is_empty() {
-                continue;
-            }
-            let label = setting.label();
-            let ids: Vec<String> = chosen.iter().map(|(_, r)| r.id.to_string()).collect();
-            caption.push(format!(
-                "{label} on {}: run {} of {}",
-                group.label(),
-                ids.join(", "),
-                runs_text(&setting.ids())
-            ));
-            for (k, r) in chosen {
-                let g = genotype_of(r).expect("drawable runs have a genotype");
-                let source = run_source(r, label.clone(), Some((k + 1, n)));
-                pics.extend(pictures(source, &g, &r.id.to_string()));
-            }
+    for (k, (group, setting)) in rows.iter().enumerate() {
+        if !shown.contains(&k) {
+            left_out.not_drawn.push(setting.info().caption(group));
+            continue;
+        }
+        let ranked = ranked(&setting.runs);
+        let n = ranked.len();
+        let chosen: Vec<(usize, &ReportRun)> = ranked
+            .into_iter()
+            .enumerate()
+            .filter(|(k, r)| match run {
+                Some(id) => r.id == id,
+                None => *k < top.max(1),
+            })
+            .collect();
+        let label = setting.label();
+        let ids: Vec<String> = chosen.iter().map(|(_, r)| r.id.to_string()).collect();
+        caption.push(format!(
+            "{label} on {}: run {} of {}",
+            group.label(),
+            ids.join(", "),
+            runs_text(&setting.ids())
+        ));
+        for (k, r) in chosen {
+            let g = genotype_of(r).expect("drawable runs have a genotype");
+            let source = run_source(r, label.clone(), Some((k + 1, n)));
+            pics.extend(pictures(source, &g, &r.id.to_string()));
         }
     }
     let which = match (run, top.max(1)) {
@@ -399,8 +422,9 @@ pub fn compute(
         sweep: data.name.clone(),
         title: format!("Cells — the searched cells as graphs (sweep {})", data.name),
         caption: format!(
-            "{which}, ranked by the test accuracy of its cell trained from scratch where the search has one (trained cells first), else by the search's final valid accuracy (a proxy); each picture says which. {}.{}",
+            "{which}, ranked by the test accuracy of its cell trained from scratch where the search has one (trained cells first), else by the search's final valid accuracy (a proxy); each picture says which. {}.{}{}",
             caption.join("; "),
+            left_out.sentence("cells"),
             data.not_done_note()
         ),
     };
@@ -410,6 +434,7 @@ pub fn compute(
             pictures: pics,
             stem: STEM.into(),
             replaces: run.is_none(),
+            left_out,
         },
     })
 }
@@ -537,6 +562,7 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
             pictures: pictures(source, &g, &id.to_string()),
             stem: format!("{STEM}_{id}"),
             replaces: false,
+            left_out: LeftOut::default(),
         },
     })
 }
@@ -594,6 +620,7 @@ pub fn of_run_now(
             pictures: pictures(source, &g, &id.to_string()),
             stem: format!("{STEM}_{id}"),
             replaces: false,
+            left_out: LeftOut::default(),
         },
     })
 }
@@ -649,6 +676,7 @@ pub fn of_genotype(text: &str) -> Result<Figure<Cells>, ReportError> {
             pictures,
             stem: format!("{STEM}_{name}"),
             replaces: false,
+            left_out: LeftOut::default(),
         },
     })
 }
@@ -725,6 +753,8 @@ struct Sidecar<'a> {
     #[serde(flatten)]
     heading: &'a Heading,
     pictures: Vec<SidecarPicture<'a>>,
+    #[serde(skip_serializing_if = "LeftOut::is_empty")]
+    left_out: &'a LeftOut,
 }
 
 /// Draws every picture of `fig` as PNG + SVG under `opts.out` and writes
@@ -764,6 +794,7 @@ pub fn write(fig: &Figure<Cells>, opts: &Options) -> Result<Output, ReportError>
         &Sidecar {
             heading: &fig.heading,
             pictures: sides,
+            left_out: &cells.left_out,
         },
     )?;
     files.push(path);
@@ -776,6 +807,7 @@ pub fn write(fig: &Figure<Cells>, opts: &Options) -> Result<Output, ReportError>
         images,
         html: None,
         printed: None,
+        note: cells.left_out.note("cells"),
         seconds: 0.0,
     })
 }
@@ -811,6 +843,34 @@ mod tests {
             nb,
             no_genotype,
         ])
+    }
+
+    #[test]
+    fn a_grid_draws_a_page_of_settings_and_lists_the_rest() {
+        let runs: Vec<ReportRun> = (1..=PAGE_SETTINGS as i64 + 2)
+            .map(|id| {
+                let mut r = run(id, "ddsas").set("M", id).acc(0.5).build();
+                r.genotype = Some(V1.into());
+                r
+            })
+            .collect();
+        let fig = compute(&sweep(runs), None, 1).unwrap();
+        let c = &fig.numbers;
+        assert_eq!(c.left_out.settings, PAGE_SETTINGS + 2);
+        assert_eq!(c.left_out.drawn, PAGE_SETTINGS);
+        assert_eq!(c.left_out.not_drawn.len(), 2);
+        assert_eq!(c.pictures.len(), 2 * PAGE_SETTINGS);
+        // The first and the last setting are always on the page.
+        assert_eq!(c.pictures[0].source.run, Some(1));
+        assert_eq!(
+            c.pictures.last().unwrap().source.run,
+            Some(PAGE_SETTINGS as i64 + 2)
+        );
+        assert!(fig.heading.caption.contains("Drawn: 12 of 14 settings"));
+        assert!(c.left_out.note("cells").unwrap().contains("drew 12 of 14"));
+        // One run asked for is drawn whatever the page.
+        let one = compute(&sweep(vec![searched(1, "ddsas", 0.5, V1)]), Some(1), 1).unwrap();
+        assert!(one.numbers.left_out.is_empty());
     }
 
     fn runs_drawn(c: &Cells) -> Vec<(Option<i64>, &str)> {

@@ -48,8 +48,7 @@ pub struct Series {
     #[serde(flatten)]
     pub info: SeriesInfo,
     /// The lower panel's line: accuracy (%) of the same epochs or steps.
-    #[serde(serialize_with = "listed")]
-    pub accuracy: Vec<Point>,
+    pub accuracy: Line,
     /// The upper panel's line, under its sidecar key.
     #[serde(flatten)]
     pub upper: Upper,
@@ -60,9 +59,9 @@ pub struct Series {
 #[serde(rename_all = "snake_case")]
 pub enum Upper {
     /// Fig. 8: `skip_connect` kept in the normal (or only) cell, per epoch.
-    SkipNormal(#[serde(serialize_with = "listed")] Vec<Point>),
+    SkipNormal(Line),
     /// Fig. 10: cosine distance to the previous step or epoch.
-    CosineDistance(#[serde(serialize_with = "listed")] Vec<Point>),
+    CosineDistance(Line),
 }
 
 impl Series {
@@ -83,18 +82,65 @@ impl Series {
     }
 }
 
-/// Every point of a line, or for a line too long to list (per-step lines
-/// of long searches), how many and the mean of their means.
-fn listed<S: Serializer>(points: &[Point], s: S) -> Result<S::Ok, S::Error> {
-    if points.len() <= SIDECAR_POINTS {
-        return points.serialize(s);
+/// The points of one line, each the mean over runs at one x, and how many
+/// steps each point sums (1 but for per-step lines of searches longer than
+/// a picture is wide, [`crate::report::records::STEP_POINTS`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// In x order.
+    pub points: Vec<Point>,
+    /// Steps (or epochs) per point.
+    pub per_point: usize,
+}
+
+impl Line {
+    /// A line of points that each sum `per_point` steps.
+    pub fn summed(points: Vec<Point>, per_point: usize) -> Line {
+        Line { points, per_point }
     }
-    let mean = points.iter().map(|p| p.mean).sum::<f64>() / points.len() as f64;
-    let mut summary = s.serialize_struct("Summary", 3)?;
-    summary.serialize_field("points", &points.len())?;
-    summary.serialize_field("mean_of_means", &mean)?;
-    summary.serialize_field("omitted", "too many points to list")?;
-    summary.end()
+}
+
+impl From<Vec<Point>> for Line {
+    /// A point per x.
+    fn from(points: Vec<Point>) -> Line {
+        Line::summed(points, 1)
+    }
+}
+
+impl FromIterator<Point> for Line {
+    fn from_iter<I: IntoIterator<Item = Point>>(iter: I) -> Line {
+        Line::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl std::ops::Deref for Line {
+    type Target = [Point];
+
+    fn deref(&self) -> &[Point] {
+        &self.points
+    }
+}
+
+/// Every point of a line, or for a line too long to list (per-step lines
+/// of long searches, whose points are sums of steps), how many points were
+/// drawn, the steps each sums and the mean of their means.
+impl Serialize for Line {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let points = &self.points;
+        if self.per_point <= 1 && points.len() <= SIDECAR_POINTS {
+            return points.serialize(s);
+        }
+        let mean = points.iter().map(|p| p.mean).sum::<f64>() / points.len() as f64;
+        let summed = self.per_point > 1;
+        let mut summary = s.serialize_struct("Summary", 3 + usize::from(summed))?;
+        summary.serialize_field("points", &points.len())?;
+        if summed {
+            summary.serialize_field("steps_per_point", &self.per_point)?;
+        }
+        summary.serialize_field("mean_of_means", &mean)?;
+        summary.serialize_field("omitted", "too many points to list")?;
+        summary.end()
+    }
 }
 
 /// The columns of `groups`, each setting's lines made by `lines` from its
@@ -267,7 +313,7 @@ mod tests {
         let series = Series {
             info,
             accuracy: (0..6000).map(point).collect(),
-            upper: Upper::SkipNormal(vec![point(0)]),
+            upper: Upper::SkipNormal(vec![point(0)].into()),
         };
         let side = serde_json::to_value(&series).unwrap();
         assert_eq!(side["skip_normal"][0]["mean"], 2.0);

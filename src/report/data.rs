@@ -196,6 +196,68 @@ impl SweepData {
     }
 }
 
+/// Which of `n` rows (settings, in figure order) a page shows when it shows
+/// at most `limit`: all of them when they fit, else `limit` spread evenly
+/// from the first to the last, so that a grid's corners and middle are
+/// compared rather than its first corner only. Indices in order.
+pub fn page_rows(n: usize, limit: usize) -> Vec<usize> {
+    if n <= limit {
+        return (0..n).collect();
+    }
+    match limit {
+        0 => Vec::new(),
+        1 => vec![0],
+        _ => (0..limit).map(|i| i * (n - 1) / (limit - 1)).collect(),
+    }
+}
+
+/// The settings a figure left off its page, for its caption, its sidecar
+/// and the command's output: how many there were, who they are, and how
+/// to draw them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LeftOut {
+    /// Settings in the figure before the limit.
+    pub settings: usize,
+    /// Those drawn.
+    pub drawn: usize,
+    /// One caption per setting not drawn ("DDSAS L=28 M=12 on Digits,
+    /// DARTS space: run 7 (1 seed)").
+    pub not_drawn: Vec<String>,
+}
+
+impl LeftOut {
+    /// Whether every setting was drawn.
+    pub fn is_empty(&self) -> bool {
+        self.not_drawn.is_empty()
+    }
+
+    /// The sentence for a caption (empty when nothing was left out).
+    pub fn sentence(&self, figure: &str) -> String {
+        if self.is_empty() {
+            return String::new();
+        }
+        format!(
+            " Drawn: {} of {} settings (a page); not drawn: {}. Draw others with `ddsas report {figure} --where CONDITION` (e.g. \"L = 28 and M = 12\").",
+            self.drawn,
+            self.settings,
+            self.not_drawn.join("; ")
+        )
+    }
+
+    /// The line the command prints under its table (none when nothing was
+    /// left out).
+    pub fn note(&self, figure: &str) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            format!(
+                "{figure}: drew {} of {} settings; pick others with --where (the {} not drawn are listed in the caption and the sidecar's `left_out`)",
+                self.drawn,
+                self.settings,
+                self.not_drawn.len()
+            )
+        })
+    }
+}
+
 /// A dataset and search space: what one panel (or column of panels) of a
 /// figure covers, since runs on different data or in different spaces are
 /// never drawn on one axis. Ordered by dataset, then space.
@@ -643,6 +705,16 @@ pub(crate) mod test_runs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_spreads_its_rows_from_the_first_to_the_last() {
+        assert_eq!(page_rows(3, 5), [0, 1, 2]);
+        assert_eq!(page_rows(10, 5), [0, 2, 4, 6, 9]);
+        assert_eq!(page_rows(64, 5), [0, 15, 31, 47, 63]);
+        assert_eq!(page_rows(4, 1), [0]);
+        let none = LeftOut::default();
+        assert!(none.is_empty() && none.sentence("fig9").is_empty() && none.note("fig9").is_none());
+    }
 
     #[test]
     fn settings_split_on_the_keys_that_vary_and_a_method_uses() {

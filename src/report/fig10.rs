@@ -14,7 +14,7 @@ use plotters::style::RGBColor;
 use serde::Serialize;
 
 use super::columns::{band_legend, captions, columns, stacked, x_range, Column};
-use super::columns::{Series, Upper, MARKERS_UP_TO};
+use super::columns::{Line, Series, Upper, MARKERS_UP_TO};
 use super::data::METHOD_ORDER;
 use super::data::{by_dataset_space, method_rank, panel_counts, Setting, SweepData};
 use super::draw::axes::Labels;
@@ -88,7 +88,7 @@ impl Per {
     /// How many points run `r` recorded at this granularity.
     fn points(self, records: &Records, r: &ReportRun) -> usize {
         match self {
-            Per::Step => records.steps_of(r.id).len(),
+            Per::Step => records.step_count(r.id),
             Per::Epoch => records.epochs_of(r.id).len(),
         }
     }
@@ -107,8 +107,12 @@ impl Per {
 pub struct Fig10 {
     /// `step` or `epoch`.
     pub per: &'static str,
-    /// Points per moving average (1: none).
+    /// Steps (or epochs) per moving average (1: none).
     pub smoothing_window: usize,
+    /// Steps each drawn point sums (1 but for searches longer than the
+    /// picture is wide; the sidecar's lines say it where it is not 1).
+    #[serde(skip)]
+    pub per_point: usize,
     /// One per (dataset, space).
     pub panels: Vec<Column>,
     /// Per step or per epoch.
@@ -147,7 +151,13 @@ pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError>
     } else {
         1
     };
-    let panels = columns(&groups, Some(per.name()), |s| lines(records, per, s));
+    let per_point = match per {
+        Per::Step => records.step_width.max(1),
+        Per::Epoch => 1,
+    };
+    let panels = columns(&groups, Some(per.name()), |s| {
+        lines(records, per, per_point, s)
+    });
     let unit = per.name();
     let smooth = if window > 1 {
         format!(" Lines: moving average over {window} steps of the mean over runs.")
@@ -171,6 +181,7 @@ pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError>
     let numbers = Fig10 {
         per: unit,
         smoothing_window: window,
+        per_point,
         panels,
         granularity: per,
         longest,
@@ -180,14 +191,20 @@ pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError>
 
 /// The lines of one setting and where its accuracy comes from: per step,
 /// the distance and the minibatch accuracy; per epoch, the distance and
-/// the epoch accuracy.
-fn lines(records: &Records, per: Per, setting: &Setting) -> (Series, Option<AccSource>) {
+/// the epoch accuracy. A per-step point is the mean over runs of each
+/// run's mean over the `per_point` steps it sums.
+fn lines(
+    records: &Records,
+    per: Per,
+    per_point: usize,
+    setting: &Setting,
+) -> (Series, Option<AccSource>) {
     let runs = &setting.runs;
     let ((cosine_distance, accuracy), source) = match per {
         Per::Step => {
             let steps = || runs.iter().flat_map(|r| records.steps_of(r.id));
-            let distance = steps().filter_map(|s| s.cosine_distance.map(|d| (s.step, d)));
-            let accuracy = steps().map(|s| (s.step, 100.0 * s.minibatch_acc));
+            let distance = steps().filter_map(|b| b.distance().map(|d| (b.step, d)));
+            let accuracy = steps().map(|b| (b.step, 100.0 * b.accuracy()));
             (
                 (per_x(distance), per_x(accuracy)),
                 Some(AccSource::Minibatch),
@@ -206,13 +223,22 @@ fn lines(records: &Records, per: Per, setting: &Setting) -> (Series, Option<AccS
     };
     let series = Series {
         info: setting.info(),
-        accuracy,
-        upper: Upper::CosineDistance(cosine_distance),
+        accuracy: Line::summed(accuracy, per_point),
+        upper: Upper::CosineDistance(Line::summed(cosine_distance, per_point)),
     };
     (series, source)
 }
 
 impl Fig10 {
+    /// The moving average's window in drawn points: the window in steps
+    /// over the steps each point sums, odd so that it stays centred.
+    fn points_window(&self) -> usize {
+        if self.smoothing_window <= 1 {
+            return 1;
+        }
+        (self.smoothing_window / self.per_point.max(1)).max(3) | 1
+    }
+
     /// The distance panel over the accuracy panel of one (dataset, space).
     fn column(&self, c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LinePanel) {
         let x_range = x_range(c.x_max(false), 0.02);
@@ -221,7 +247,7 @@ impl Fig10 {
                 .iter()
                 .flat_map(|s| {
                     let style = styles.style(&s.info.method, &s.info.label);
-                    draw::Series::smoothed(s.line(upper), style, self.smoothing_window, markers)
+                    draw::Series::smoothed(s.line(upper), style, self.points_window(), markers)
                 })
                 .collect()
         };
@@ -283,17 +309,42 @@ mod tests {
     use crate::report::columns::styles;
     use crate::report::data::test_runs::{run, sweep};
     use crate::report::stats::Point;
-    use crate::store::{EpochPoint, StepPoint};
+    use crate::store::{EpochPoint, StepBucket};
 
-    fn steps(run_id: i64, n: i64) -> Vec<StepPoint> {
+    /// `n` steps of run `run_id` as the store sums them, `width` per point.
+    fn summed_steps(run_id: i64, n: i64, width: i64) -> Vec<StepBucket> {
         (0..n)
-            .map(|step| StepPoint {
-                run_id,
-                step,
-                cosine_distance: (step > 0).then_some(0.1 * run_id as f64),
-                minibatch_acc: 0.5,
+            .step_by(width as usize)
+            .map(|first| {
+                let last = (first + width).min(n);
+                let distances = (first.max(1)..last).count() as i64;
+                StepBucket {
+                    run_id,
+                    step: first,
+                    steps: last - first,
+                    distances,
+                    distance_sum: (distances > 0).then_some(0.1 * run_id as f64 * distances as f64),
+                    acc_sum: 0.5 * (last - first) as f64,
+                }
             })
             .collect()
+    }
+
+    /// Puts `n` steps of run `id` into `data`, summed as the store would.
+    fn log_steps(data: &mut SweepData, id: i64, n: i64) {
+        let longest = data
+            .records
+            .step_counts
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let width = crate::report::records::step_width(longest.max(n as usize));
+        data.records.step_width = width;
+        data.records.step_counts.insert(id, n as usize);
+        data.records
+            .steps
+            .insert(id, summed_steps(id, n, width as i64));
     }
 
     fn epoch(run_id: i64, epoch: i64, d: Option<f64>) -> EpochPoint {
@@ -316,10 +367,10 @@ mod tests {
             run(4, "gdas").build(),
         ]);
         for id in 1..=3 {
-            data.records.steps.insert(id, steps(id, 3));
+            log_steps(&mut data, id, 3);
         }
         // One step is not a distance: run 4 is left out.
-        data.records.steps.insert(4, steps(4, 1));
+        log_steps(&mut data, 4, 1);
         let fig = compute(&data, Per::Step).unwrap();
         let p = &fig.numbers.panels[0];
         let labels: Vec<&str> = p.infos().iter().map(|s| s.label.as_str()).collect();
@@ -347,12 +398,16 @@ mod tests {
     #[test]
     fn long_step_series_are_smoothed_and_summarised() {
         let mut data = sweep(vec![run(1, "ddsas").build()]);
-        data.records.steps.insert(1, steps(1, 6001));
+        log_steps(&mut data, 1, 6001);
         let fig = compute(&data, Per::Step).unwrap();
         assert_eq!(fig.numbers.smoothing_window, 61);
+        // 6001 steps in 858 points of 7 steps: the picture's resolution.
+        assert_eq!(fig.numbers.per_point, 7);
+        assert_eq!(fig.numbers.points_window(), 9);
         let side = serde_json::to_value(&fig).unwrap();
         let series = &side["panels"][0]["methods"][0];
-        assert_eq!(series["accuracy"]["points"], 6001);
+        assert_eq!(series["accuracy"]["points"], 858);
+        assert_eq!(series["accuracy"]["steps_per_point"], 7);
         assert_eq!(series["accuracy"]["mean_of_means"], 50.0);
         assert_eq!(series["label"], "DDSAS");
         assert_eq!(side["panels"][0]["per"], "step");

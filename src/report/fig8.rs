@@ -78,8 +78,8 @@ pub fn compute(data: &SweepData) -> Result<Figure<Fig8>, ReportError> {
         let (accuracy, source) = records.epoch_accuracy(&setting.runs);
         let series = Series {
             info: setting.info(),
-            accuracy: per_x(accuracy.into_iter()),
-            upper: Upper::SkipNormal(per_x(skip)),
+            accuracy: per_x(accuracy.into_iter()).into(),
+            upper: Upper::SkipNormal(per_x(skip).into()),
         };
         (series, source)
     });
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(darts.info.runs, [1, 2]);
         assert_eq!(
             darts.upper,
-            Upper::SkipNormal(vec![point(0, 7.0, 0.0, 2), point(1, 5.0, 1.0, 2)])
+            Upper::SkipNormal(vec![point(0, 7.0, 0.0, 2), point(1, 5.0, 1.0, 2)].into())
         );
         assert!((darts.accuracy[1].mean - 70.0).abs() < 1e-9);
         assert!((darts.accuracy[1].std - 10.0).abs() < 1e-9);

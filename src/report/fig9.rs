@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::data::{by_dataset_space, settings, Group, Setting, SweepData};
+use super::data::{by_dataset_space, page_rows, settings, Group, LeftOut, Setting, SweepData};
 use super::draw::axes::Labels;
 use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
@@ -41,12 +41,19 @@ const WIDTH: u32 = 1500;
 const PANEL_H: u32 = 560;
 /// Width of one map when cell types stand side by side.
 const COLUMN_W: u32 = 1100;
+/// Rows of maps (settings) on the figure: 5 rows of 560 pixels under the
+/// title are 2200 × 2860, a page's proportions; a grid of 64 settings
+/// drawn whole is 36,000 pixels tall, which no one reads.
+pub const PAGE_ROWS: usize = 5;
 
 /// Fig. 9's numbers (with its [`Heading`], the sidecar).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig9 {
     /// One per (dataset, space), setting and cell type, in that order.
     pub panels: Vec<Panel>,
+    /// The settings left off the page, if any.
+    #[serde(skip_serializing_if = "LeftOut::is_empty")]
+    pub left_out: LeftOut,
 }
 
 /// The counts of one cell type of one setting.
@@ -149,20 +156,35 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, Repor
             PAPER_SWEEP,
         ));
     }
-    let mut panels = Vec::new();
-    let mut caption = Vec::new();
-    for (group, runs) in &groups {
-        let Some(search_space) = space_of(&group.space) else {
+    let mut rows: Vec<(&Group, &SearchSpace, Setting)> = Vec::new();
+    let spaces: Vec<Option<SearchSpace>> = groups.keys().map(|g| space_of(&g.space)).collect();
+    for ((group, runs), space) in groups.iter().zip(&spaces) {
+        let Some(search_space) = space else {
             continue;
         };
         for setting in settings(runs, &["dataset", "space"]) {
-            let row = caption.len();
-            for &cell in search_space.cell_types() {
-                let counts = mean_counts(&search_space, cell, &setting.runs, &data.records);
-                panels.push(panel(group, &search_space, cell, &setting, counts, row));
-            }
-            caption.push(setting.info().caption(group));
+            rows.push((group, search_space, setting));
         }
+    }
+    let shown = page_rows(rows.len(), PAGE_ROWS);
+    let mut panels = Vec::new();
+    let mut caption = Vec::new();
+    let mut left_out = LeftOut {
+        settings: rows.len(),
+        drawn: shown.len(),
+        not_drawn: Vec::new(),
+    };
+    for (k, (group, search_space, setting)) in rows.iter().enumerate() {
+        if !shown.contains(&k) {
+            left_out.not_drawn.push(setting.info().caption(group));
+            continue;
+        }
+        let row = caption.len();
+        for &cell in search_space.cell_types() {
+            let counts = mean_counts(search_space, cell, &setting.runs, &data.records);
+            panels.push(panel(group, search_space, cell, setting, counts, row));
+        }
+        caption.push(setting.info().caption(group));
     }
     let heading = Heading {
         kind: &SPEC,
@@ -172,14 +194,15 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, Repor
             data.name
         ),
         caption: format!(
-            "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}",
+            "Cumulative sampling counts at a run's last epoch (table sampling_counts): one run's counts, or the mean over the runs (seeds) of a setting. {}.{}{}",
             caption.join("; "),
+            left_out.sentence("fig9"),
             data.not_done_note()
         ),
     };
     Ok(Figure {
         heading,
-        numbers: Fig9 { panels },
+        numbers: Fig9 { panels, left_out },
     })
 }
 
@@ -262,6 +285,10 @@ fn heat_map(p: &Panel) -> HeatMap {
 
 impl Draw for Fig9 {
     type Plot = HeatMapGrid;
+
+    fn note(&self) -> Option<String> {
+        self.left_out.note("fig9")
+    }
 
     /// One row of maps per setting, its cell types side by side.
     fn draw(&self, heading: &Heading) -> HeatMapGrid {
@@ -355,6 +382,47 @@ mod tests {
         assert_eq!(grid.size, (2200, 60 + 2 * PANEL_H));
         assert_eq!(grid.rows[0][0].texts[skip][0], "3.5");
         assert!(grid.rows[1][0].labels.title.ends_with("DDSAS M=24 run 3"));
+    }
+
+    #[test]
+    fn a_grid_draws_a_page_of_settings_and_lists_the_rest() {
+        let n = PAGE_ROWS as i64 + 2;
+        let mut data = sweep(
+            (1..=n)
+                .map(|id| run(id, "ddsas").set("M", id).build())
+                .collect(),
+        );
+        for id in 1..=n {
+            let counts = vec![count(id, "normal", 0, "skip_connect", id)];
+            data.records.sampling.insert(id, counts);
+        }
+        let Figure { heading, numbers } = compute(&data, None).unwrap();
+        // Rows 0, 1, 3, 4 and 6 of 7: the first, the last and between.
+        let drawn: Vec<Vec<i64>> = numbers
+            .panels
+            .iter()
+            .filter(|p| p.cell == "normal")
+            .map(|p| p.runs.clone())
+            .collect();
+        assert_eq!(drawn, [[1], [2], [4], [5], [7]]);
+        assert_eq!(numbers.left_out.not_drawn.len(), 2);
+        assert!(numbers.left_out.not_drawn[0].starts_with("DDSAS M=3 on Digits"));
+        assert!(heading
+            .caption
+            .contains("Drawn: 5 of 7 settings (a page); not drawn: DDSAS M=3"));
+        assert!(heading.caption.contains("--where"));
+        let side = serde_json::to_value(&numbers).unwrap();
+        assert_eq!(side["left_out"]["settings"], 7);
+        assert_eq!(numbers.note().unwrap(), "fig9: drew 5 of 7 settings; pick others with --where (the 2 not drawn are listed in the caption and the sidecar's `left_out`)");
+        let grid = numbers.draw(&heading);
+        assert_eq!(grid.size.1, 60 + PANEL_H * PAGE_ROWS as u32);
+        // A figure that fits says nothing of a page.
+        let fits = compute(&super::tests::data(), None).unwrap();
+        assert!(fits.numbers.note().is_none());
+        assert!(serde_json::to_value(&fits.numbers)
+            .unwrap()
+            .get("left_out")
+            .is_none());
     }
 
     #[test]

@@ -250,6 +250,8 @@ pub struct Output {
     pub html: Option<String>,
     /// Text to print on the terminal (tables).
     pub printed: Option<String>,
+    /// A line to print under the summary: what a figure left off its page.
+    pub note: Option<String>,
     /// Seconds spent on it: reading the tables only it needed, computing
     /// and drawing.
     pub seconds: f64,
@@ -473,6 +475,7 @@ pub(crate) fn write_table<T: Serialize>(
         images: Vec::new(),
         html: Some(table.html),
         printed: Some(table.printed),
+        note: None,
         seconds: 0.0,
     })
 }
@@ -551,6 +554,12 @@ pub trait Draw {
     type Plot: draw::Plot;
     /// Lays out the figure titled as `heading` says.
     fn draw(&self, heading: &Heading) -> Self::Plot;
+
+    /// A line for the command's output beside the figure's row (what it
+    /// left off the page), if any.
+    fn note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The sidecar of a figure: its numbers with the canvas size.
@@ -602,6 +611,7 @@ pub(crate) fn save_figure<N: Draw + Serialize>(
         images,
         html: None,
         printed: None,
+        note: fig.numbers.note(),
         seconds: 0.0,
     })
 }

@@ -16,14 +16,15 @@ use serde::{Serialize, Serializer};
 use super::labels::dataset_label;
 use super::ReportError;
 use crate::store::SubspacePoint;
-use crate::store::{EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepPoint, Store};
+use crate::store::{EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepBucket, Store};
 
 /// A table of the run history that some figures draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Table {
     /// `epochs` (Figs. 8, 10 per epoch).
     Epochs,
-    /// `steps` (Fig. 10 per step).
+    /// `steps`, summed to at most [`STEP_POINTS`] points per run (Fig. 10
+    /// per step).
     Steps,
     /// `sampling_counts` at each run's last epoch (Fig. 9).
     Sampling,
@@ -42,8 +43,14 @@ pub struct Records {
     loaded: BTreeSet<Table>,
     /// Per-epoch points.
     pub epochs: BTreeMap<i64, Vec<EpochPoint>>,
-    /// Per-step records.
-    pub steps: BTreeMap<i64, Vec<StepPoint>>,
+    /// Per-step records, summed over [`step_width`](Self::step_width)
+    /// steps per point.
+    pub steps: BTreeMap<i64, Vec<StepBucket>>,
+    /// How many steps each run logged.
+    pub step_counts: BTreeMap<i64, usize>,
+    /// Steps per point of [`steps`](Self::steps) (1 until a run logged
+    /// more steps than [`STEP_POINTS`]).
+    pub step_width: usize,
     /// Sampling counts at the run's last epoch (cumulative: the whole run).
     pub sampling: BTreeMap<i64, Vec<SamplingPoint>>,
     /// Every sampled subspace.
@@ -72,7 +79,7 @@ macro_rules! run_rows {
 
 run_rows!(
     EpochPoint,
-    StepPoint,
+    StepBucket,
     SamplingPoint,
     SubspacePoint,
     RatioPoint
@@ -106,7 +113,7 @@ impl Records {
         for &table in tables {
             match table {
                 Table::Epochs => self.epochs = by_run(store.report_epochs(sweep).await?, &keep),
-                Table::Steps => self.steps = by_run(store.report_steps(sweep).await?, &keep),
+                Table::Steps => self.load_steps(store, sweep, &keep).await?,
                 Table::Sampling => {
                     self.sampling = by_run(store.report_final_sampling(sweep).await?, &keep)
                 }
@@ -126,6 +133,29 @@ impl Records {
         Ok(())
     }
 
+    /// Reads the steps of the runs in `keep`, as many points per run as a
+    /// picture has pixel columns at most: one per step for short
+    /// searches, sums over equal buckets of steps for long ones.
+    async fn load_steps(
+        &mut self,
+        store: &Store,
+        sweep: &str,
+        keep: &BTreeSet<i64>,
+    ) -> Result<(), ReportError> {
+        self.step_counts = store
+            .report_step_counts(sweep)
+            .await?
+            .into_iter()
+            .filter(|(id, _)| keep.contains(id))
+            .map(|(id, n)| (id, usize::try_from(n).unwrap_or(0)))
+            .collect();
+        let longest = self.step_counts.values().copied().max().unwrap_or(0);
+        self.step_width = step_width(longest);
+        let width = i64::try_from(self.step_width).unwrap_or(i64::MAX);
+        self.steps = by_run(store.report_step_buckets(sweep, width).await?, keep);
+        Ok(())
+    }
+
     /// Drops the records of runs not in `ids`.
     pub fn retain(&mut self, ids: &[i64]) {
         fn keep<T>(map: &mut BTreeMap<i64, Vec<T>>, ids: &[i64]) {
@@ -133,6 +163,7 @@ impl Records {
         }
         keep(&mut self.epochs, ids);
         keep(&mut self.steps, ids);
+        self.step_counts.retain(|id, _| ids.contains(id));
         keep(&mut self.sampling, ids);
         keep(&mut self.subspaces, ids);
         keep(&mut self.ratio_hist, ids);
@@ -143,9 +174,14 @@ impl Records {
         self.epochs.get(&id).map_or(&[], Vec::as_slice)
     }
 
-    /// The steps of run `id` (none if it logged none).
-    pub fn steps_of(&self, id: i64) -> &[StepPoint] {
+    /// The step points of run `id` (none if it logged none).
+    pub fn steps_of(&self, id: i64) -> &[StepBucket] {
         self.steps.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many steps run `id` logged.
+    pub fn step_count(&self, id: i64) -> usize {
+        self.step_counts.get(&id).copied().unwrap_or(0)
     }
 
     /// Every epoch's accuracy (%) of `runs` (one dataset and space), as
@@ -162,6 +198,17 @@ impl Records {
         }
         (points, source)
     }
+}
+
+/// The most points a run's per-step line has: a figure's plot is narrower
+/// than this many pixels, so more points would draw the same picture at
+/// a multiple of the time and the file size.
+pub const STEP_POINTS: usize = 1000;
+
+/// Steps per point for runs of at most `longest` steps: 1 up to
+/// [`STEP_POINTS`], else the fewest that keep a run under that many points.
+pub fn step_width(longest: usize) -> usize {
+    longest.div_ceil(STEP_POINTS).max(1)
 }
 
 /// Imported NAS-Bench-201 accuracies, per benchmark dataset, in percent.

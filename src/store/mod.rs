@@ -54,7 +54,7 @@ pub use location::{DbLocation, DB_VARIABLE};
 pub use nb201::{Nb201Accuracy, NB201_DATASETS};
 pub use queries::{Budget, Cut, QueryError, QueryRows, ReadOnlyDb, VALUE_LIMIT};
 pub use report_queries::{
-    EpochPoint, RatioPoint, ReportRun, ReportTraining, SamplingPoint, StepPoint, SubspacePoint,
+    EpochPoint, RatioPoint, ReportRun, ReportTraining, SamplingPoint, StepBucket, SubspacePoint,
     SweepInfo,
 };
 pub use rows::{Claim, EpochRow, RunKind, RunRow, RunStatus};

@@ -123,17 +123,38 @@ pub struct EpochPoint {
     pub genotype: String,
 }
 
-/// One row of `steps` (Fig. 10 per step).
+/// Consecutive steps of one run summed into one point (Fig. 10 per step):
+/// a long search logs more steps than the picture has pixels, so the
+/// database adds them up and the report reads one row per pixel column
+/// rather than every step. With a width of one step a bucket is a step.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct StepPoint {
+pub struct StepBucket {
     /// Run id.
     pub run_id: i64,
-    /// Global step, from 0.
+    /// First step of the bucket, from 0.
     pub step: i64,
-    /// Cosine distance to the previous step's architecture (NULL at step 0).
-    pub cosine_distance: Option<f64>,
-    /// Accuracy of the step's weight minibatch (0..1).
-    pub minibatch_acc: f64,
+    /// Steps in the bucket.
+    pub steps: i64,
+    /// Steps in it that recorded a cosine distance (all but step 0).
+    pub distances: i64,
+    /// Sum of those distances (NULL when there are none).
+    pub distance_sum: Option<f64>,
+    /// Sum of the steps' weight-minibatch accuracies (0..1 each).
+    pub acc_sum: f64,
+}
+
+impl StepBucket {
+    /// The mean cosine distance of its steps, if any recorded one.
+    pub fn distance(&self) -> Option<f64> {
+        self.distance_sum
+            .filter(|_| self.distances > 0)
+            .map(|sum| sum / self.distances as f64)
+    }
+
+    /// The mean minibatch accuracy of its steps (0..1).
+    pub fn accuracy(&self) -> f64 {
+        self.acc_sum / self.steps as f64
+    }
 }
 
 /// One cumulative sampling count at its run's last recorded epoch (Fig. 9).
@@ -333,15 +354,48 @@ impl Store {
         .ctx(|| format!("reading the epochs of sweep {sweep}"))
     }
 
-    /// The per-step records of the sweep's runs, by run and step.
-    pub async fn report_steps(&self, sweep: &str) -> Result<Vec<StepPoint>, StoreError> {
+    /// How many steps each of the sweep's runs logged (its last step + 1:
+    /// steps count from 0 without gaps), by run, leaving out runs that
+    /// logged none: it sets how many steps a point of
+    /// [`report_step_buckets`](Self::report_step_buckets) sums. Read
+    /// through the key's last entry of each run, not by counting a
+    /// million rows.
+    pub async fn report_step_counts(&self, sweep: &str) -> Result<Vec<(i64, i64)>, StoreError> {
         sqlx::query_as(
-            "SELECT s.run_id, s.step, s.cosine_distance, s.minibatch_acc
-             FROM steps s JOIN sweep_runs w ON w.run_id = s.run_id
-             WHERE w.sweep = $1
-             ORDER BY s.run_id, s.step",
+            "SELECT run_id, n FROM
+                (SELECT w.run_id,
+                        (SELECT max(x.step) + 1 FROM steps x WHERE x.run_id = w.run_id) AS n
+                 FROM sweep_runs w WHERE w.sweep = $1) l
+             WHERE n IS NOT NULL
+             ORDER BY run_id",
         )
         .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("counting the steps of sweep {sweep}"))
+    }
+
+    /// The per-step records of the sweep's runs summed over buckets of
+    /// `width` steps (1: every step), by run and step. Summed here rather
+    /// than in the report so that a long search's million rows never
+    /// leave the database.
+    pub async fn report_step_buckets(
+        &self,
+        sweep: &str,
+        width: i64,
+    ) -> Result<Vec<StepBucket>, StoreError> {
+        sqlx::query_as(
+            "SELECT s.run_id, min(s.step) AS step, count(*) AS steps,
+                    count(s.cosine_distance) AS distances,
+                    sum(s.cosine_distance) AS distance_sum,
+                    sum(s.minibatch_acc) AS acc_sum
+             FROM steps s JOIN sweep_runs w ON w.run_id = s.run_id
+             WHERE w.sweep = $1
+             GROUP BY s.run_id, s.step / $2
+             ORDER BY s.run_id, step",
+        )
+        .bind(sweep)
+        .bind(width.max(1))
         .fetch_all(&self.pool)
         .await
         .ctx(|| format!("reading the steps of sweep {sweep}"))
@@ -355,9 +409,10 @@ impl Store {
     ) -> Result<Vec<SamplingPoint>, StoreError> {
         sqlx::query_as(
             "SELECT c.run_id, c.cell, c.edge, c.edge_label, c.op, c.count
-             FROM sampling_counts c JOIN sweep_runs w ON w.run_id = c.run_id
-             WHERE w.sweep = $1
-               AND c.epoch = (SELECT max(x.epoch) FROM sampling_counts x WHERE x.run_id = c.run_id)
+             FROM (SELECT w.run_id,
+                          (SELECT max(x.epoch) FROM sampling_counts x WHERE x.run_id = w.run_id) AS epoch
+                   FROM sweep_runs w WHERE w.sweep = $1) l
+             JOIN sampling_counts c ON c.run_id = l.run_id AND c.epoch = l.epoch
              ORDER BY c.run_id, c.cell, c.edge, c.op",
         )
         .bind(sweep)
@@ -388,9 +443,10 @@ impl Store {
     ) -> Result<Vec<RatioPoint>, StoreError> {
         sqlx::query_as(
             "SELECT h.run_id, h.cell, h.bin_index, h.count
-             FROM ratio_hist h JOIN sweep_runs w ON w.run_id = h.run_id
-             WHERE w.sweep = $1
-               AND h.epoch = (SELECT max(x.epoch) FROM ratio_hist x WHERE x.run_id = h.run_id)
+             FROM (SELECT w.run_id,
+                          (SELECT max(x.epoch) FROM ratio_hist x WHERE x.run_id = w.run_id) AS epoch
+                   FROM sweep_runs w WHERE w.sweep = $1) l
+             JOIN ratio_hist h ON h.run_id = l.run_id AND h.epoch = l.epoch
              ORDER BY h.run_id, h.cell, h.bin_index",
         )
         .bind(sweep)
