@@ -26,3 +26,20 @@ export VIRTUAL_ENV="$DDSAS_VENV"
 export PATH="$DDSAS_VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 unset LIBTORCH || true
+
+# The cargo flags of the full build: `--features dist` (data-parallel
+# training, `nas::dist`) when Gloo's headers are there, installing Debian's
+# libgloo-dev first as root; nothing otherwise (one line on stderr says
+# what --nproc then needs). DDSAS_GLOO_INCLUDE names another folder.
+dist_features() {
+    local dir="${DDSAS_GLOO_INCLUDE:-/usr/include}"
+    if [ ! -f "$dir/gloo/algorithm.h" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo ">> installing libgloo-dev (apt-get; once) for the dist feature" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev; } >&2 || true
+    fi
+    if [ -f "$dir/gloo/algorithm.h" ]; then
+        echo "--features dist"
+    else
+        echo ">> building without the dist feature (ddsas train --nproc N needs Gloo's headers: sudo apt-get install libgloo-dev)" >&2
+    fi
+}

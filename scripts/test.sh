@@ -6,7 +6,9 @@
 # one-node Slurm cluster, scripts/slurm.sh, which needs root), runs every
 # test in the release profile (one build serves the binary and the tests),
 # builds the light build (no libtorch) and runs its tests, and stops again
-# what it started.
+# what it started. The full build has the `dist` feature (data-parallel
+# training on c10d's Gloo) when Gloo's headers are there or, as root, once
+# Debian's libgloo-dev is installed; without them its tests are skipped.
 #
 # A service that cannot be started here (no root, PostgreSQL not
 # installed, no chromium for the browser tests) does not stop the command:
@@ -20,9 +22,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo build --release --locked
-
 required="${DDSAS_REQUIRE_SERVICES:-}"
+read -r -a features <<<"$(dist_features)"
+if [ "${#features[@]}" = 0 ] && [ "$required" = 1 ]; then
+    echo "error: Gloo's headers (libgloo-dev) are missing and DDSAS_REQUIRE_SERVICES=1: the dist tests cannot be built" >&2
+    exit 1
+fi
+cargo build --release --locked "${features[@]}"
+
 # Each started service as "script [flags]", to stop it with the same flags.
 started=()
 stop_started() {
@@ -84,9 +91,13 @@ mkdir -p "$target"
 DDSAS_TEST_SKIPPED="$(cd "$target" && pwd)/skipped-tests.tsv"
 export DDSAS_TEST_SKIPPED
 : >"$DDSAS_TEST_SKIPPED"
+if [ "${#features[@]}" = 0 ]; then
+    printf '%s\t%s\t%s\t%s\n' "Gloo's headers" "nas::dist::tests" "libgloo-dev is not installed and this is not root" \
+        "as root: \`./scripts/test.sh nas::dist\` (installs libgloo-dev), or set DDSAS_GLOO_INCLUDE" >>"$DDSAS_TEST_SKIPPED"
+fi
 
 status=0
-cargo test --release --locked --no-fail-fast "$@" || status=$?
+cargo test --release --locked --no-fail-fast "${features[@]}" "$@" || status=$?
 
 # The light build (`--no-default-features`: no libtorch, for reports and
 # `serve` on a machine without torch): it must build, link no libtorch, and
@@ -102,7 +113,7 @@ light_build() {
 }
 light_build "$@" || status=1
 # Leave the full build's binary in place, as the build above made it.
-cargo build --release --locked
+cargo build --release --locked "${features[@]}"
 
 # One line per service whose tests were skipped, after cargo's output.
 if [ -s "$DDSAS_TEST_SKIPPED" ]; then

@@ -31,6 +31,11 @@ pub struct TrainCmd {
     /// auxiliary head) and exit; reads no data, so the dataset need not be downloaded.
     #[arg(long)]
     dry_run: bool,
+    /// Train data-parallel in N processes (one per device; on CPU the cores split between
+    /// them). Needs the `dist` build: `cargo build --release --features dist` with Gloo's
+    /// headers (Debian: libgloo-dev).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    nproc: u32,
 }
 
 /// The training itself, on libtorch.

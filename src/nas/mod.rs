@@ -4,6 +4,8 @@
 //! and records they use live in [`crate::arch`], which has no tensors.
 
 pub mod checkpoint;
+#[cfg(feature = "dist")]
+pub mod dist;
 pub mod evalnet;
 pub mod faults;
 pub mod loss;

@@ -13,9 +13,24 @@ use tokio::runtime::Runtime;
 use super::TrainCmd;
 use crate::cli::launch::Launch;
 
+/// `--nproc` above 1: the collectives exist only in the `dist` build
+/// (`nas::dist`), and the training loop does not use them yet.
+fn nproc_unavailable() -> ExitCode {
+    let why = if cfg!(feature = "dist") {
+        "the data-parallel training loop is not wired to nas::dist yet; train with --nproc 1"
+    } else {
+        "this ddsas was built without the cargo feature `dist`: build with `cargo build --release --features dist` (needs Gloo's headers: apt-get install libgloo-dev, as scripts/test.sh does as root)"
+    };
+    crate::errln!("error: --nproc above 1 needs data-parallel training: {why}");
+    ExitCode::from(crate::cli::EXIT_NO_ENGINE)
+}
+
 impl TrainCmd {
     /// Runs the command.
     pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        if self.nproc > 1 {
+            return Ok(nproc_unavailable());
+        }
         let merged = self.merged_config(rt)?;
         if self.job.print_config {
             crate::outln!("{}", merged.commented_yaml().trim_end());

@@ -1,0 +1,209 @@
+//! Data-parallel collectives on libtorch's own distributed engine, c10d:
+//! a `TCPStore` rendezvous on rank 0's host and a `ProcessGroupGloo`, the
+//! engine PyTorch's DDP runs on CPUs, reached through the C++ shim that
+//! build.rs compiles (`shim.cpp`; feature `dist`). What training needs:
+//! the initial weights broadcast from rank 0, gradients summed or averaged
+//! in flat buckets, a barrier. Every failure is one line; a peer that dies
+//! or hangs ends the collective within the group's timeout, and the line
+//! names the rank (and host) that stopped answering, never a hang.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use tch::Tensor;
+
+#[cfg(test)]
+mod tests;
+
+/// DDP's default bucket: large enough that Gloo's per-call cost is small
+/// against the bytes, small enough that a bucket's copy stays cheap.
+pub const DEFAULT_BUCKET_BYTES: usize = 25 << 20;
+
+mod ffi {
+    use super::*;
+
+    extern "C" {
+        pub fn ddsas_dist_free_str(s: *mut c_char);
+        pub fn ddsas_dist_new(
+            addr: *const c_char,
+            port: u16,
+            rank: c_int,
+            size: c_int,
+            timeout_ms: i64,
+            out: *mut *mut c_void,
+        ) -> *mut c_char;
+        pub fn ddsas_dist_drop(group: *mut c_void);
+        pub fn ddsas_dist_broadcast(
+            group: *mut c_void,
+            ts: *const *const c_void,
+            n: usize,
+            root: c_int,
+            bucket_bytes: i64,
+        ) -> *mut c_char;
+        pub fn ddsas_dist_all_reduce(
+            group: *mut c_void,
+            ts: *const *const c_void,
+            n: usize,
+            average: c_int,
+            bucket_bytes: i64,
+        ) -> *mut c_char;
+        pub fn ddsas_dist_barrier(group: *mut c_void) -> *mut c_char;
+    }
+}
+
+/// A collective that failed, or a rank that could not join: one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DistError(pub String);
+
+/// Where and how the ranks meet: rank 0 serves the store at
+/// `master_addr:master_port`, the others connect to it.
+#[derive(Debug, Clone)]
+pub struct Rendezvous {
+    pub master_addr: String,
+    pub master_port: u16,
+    pub rank: usize,
+    pub world_size: usize,
+    /// How long a rendezvous or a collective waits for the other ranks.
+    pub timeout: Duration,
+}
+
+/// How an all-reduce combines the ranks' tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    /// The sum divided by the world size (floor division for integers):
+    /// DDP's gradient averaging.
+    Average,
+}
+
+/// One rank's membership of the process group. Dropping it leaves the
+/// group (rank 0 also stops the store, so it should leave last).
+pub struct ProcessGroup {
+    raw: NonNull<c_void>,
+    rank: usize,
+    world_size: usize,
+}
+
+// SAFETY: the shim's group may move between threads (c10d's objects are
+// not tied to the thread that made them); it is not `Sync`, so one thread
+// at a time issues collectives, in the same order on every rank.
+unsafe impl Send for ProcessGroup {}
+
+/// Takes over an error string from the shim: `None` for success.
+fn take_error(s: *mut c_char) -> Result<(), DistError> {
+    if s.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the shim hands out a NUL-terminated malloc'ed string that we
+    // own from here on.
+    let text = unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
+    unsafe { ffi::ddsas_dist_free_str(s) };
+    Err(DistError(text))
+}
+
+fn tensor_ptrs(tensors: &[Tensor]) -> Vec<*const c_void> {
+    tensors
+        .iter()
+        .map(|t| t.as_ptr() as *const c_void)
+        .collect()
+}
+
+impl ProcessGroup {
+    /// Joins the group: blocks until every rank has joined or the timeout
+    /// has passed.
+    pub fn connect(rv: &Rendezvous) -> Result<Self, DistError> {
+        let addr = CString::new(rv.master_addr.as_str())
+            .map_err(|_| DistError("the master address contains a NUL byte".into()))?;
+        if rv.rank >= rv.world_size {
+            return Err(DistError(format!(
+                "rank {} is outside a world of {}",
+                rv.rank, rv.world_size
+            )));
+        }
+        let mut out: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `addr` outlives the call; `out` is written on success.
+        let err = unsafe {
+            ffi::ddsas_dist_new(
+                addr.as_ptr(),
+                rv.master_port,
+                rv.rank as c_int,
+                rv.world_size as c_int,
+                rv.timeout.as_millis().min(i64::MAX as u128) as i64,
+                &mut out,
+            )
+        };
+        take_error(err)?;
+        let raw = NonNull::new(out).ok_or_else(|| DistError("the shim made no group".into()))?;
+        Ok(ProcessGroup {
+            raw,
+            rank: rv.rank,
+            world_size: rv.world_size,
+        })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    /// Overwrites every rank's tensors with rank `root`'s (the initial
+    /// weights), in place, `bucket_bytes` at a time.
+    pub fn broadcast(
+        &self,
+        tensors: &mut [Tensor],
+        root: usize,
+        bucket_bytes: usize,
+    ) -> Result<(), DistError> {
+        let ptrs = tensor_ptrs(tensors);
+        // SAFETY: the tensors stay alive and unaliased during the call.
+        take_error(unsafe {
+            ffi::ddsas_dist_broadcast(
+                self.raw.as_ptr(),
+                ptrs.as_ptr(),
+                ptrs.len(),
+                root as c_int,
+                bucket_bytes as i64,
+            )
+        })
+    }
+
+    /// Sums or averages each tensor across the ranks, in place: the
+    /// tensors are flattened into one buffer per bucket of `bucket_bytes`
+    /// (consecutive tensors of one dtype), one Gloo all-reduce each.
+    pub fn all_reduce(
+        &self,
+        tensors: &mut [Tensor],
+        op: Reduce,
+        bucket_bytes: usize,
+    ) -> Result<(), DistError> {
+        let ptrs = tensor_ptrs(tensors);
+        // SAFETY: as in `broadcast`.
+        take_error(unsafe {
+            ffi::ddsas_dist_all_reduce(
+                self.raw.as_ptr(),
+                ptrs.as_ptr(),
+                ptrs.len(),
+                c_int::from(op == Reduce::Average),
+                bucket_bytes as i64,
+            )
+        })
+    }
+
+    /// Waits until every rank has reached the same barrier.
+    pub fn barrier(&self) -> Result<(), DistError> {
+        // SAFETY: the group is alive.
+        take_error(unsafe { ffi::ddsas_dist_barrier(self.raw.as_ptr()) })
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: made by `ddsas_dist_new`, dropped once.
+        unsafe { ffi::ddsas_dist_drop(self.raw.as_ptr()) }
+    }
+}

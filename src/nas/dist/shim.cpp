@@ -1,0 +1,295 @@
+// The C side of `nas::dist`: libtorch's own distributed engine (c10d's
+// TCPStore and ProcessGroupGloo) behind a few `extern "C"` functions that
+// take `at::Tensor*` the way tch hands them out. Every function answers a
+// heap string with one line of error text (NULL on success), which Rust
+// takes over and frees with `ddsas_dist_free_str`.
+//
+// Gloo's own headers come from Debian's libgloo-dev (2022), older than the
+// Gloo that the wheel's libtorch was built with. That is safe here because
+// this file never builds, copies or inspects a Gloo object: every Gloo
+// type in ProcessGroupGloo.hpp sits behind a shared_ptr or unique_ptr that
+// libtorch creates and destroys, ProcessGroupGloo's and its Options' sizes
+// do not depend on Gloo, and the one class whose virtual table depends on
+// the Gloo version (GlooStore, which gains methods with
+// GLOO_STORE_HAS_STORE_V2) is only ever constructed inside libtorch.
+// Nothing links Debian's libgloo: the Gloo code that runs is libtorch's.
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// How often each rank tells the store it is alive; a peer whose counter
+// stands still over several periods is named as the one that died.
+constexpr milliseconds kHeartbeat{250};
+constexpr int kProbePeriods = 6;
+
+struct Group {
+  std::string addr;
+  uint16_t port = 0;
+  int rank = 0;
+  int size = 1;
+  milliseconds timeout{0};
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  // A second connection to the store, for the heartbeat and the probe
+  // after a failure, so that neither waits behind Gloo's rendezvous.
+  c10::intrusive_ptr<c10d::Store> beat_store;
+  std::thread beat;
+  std::atomic<bool> stop{false};
+};
+
+char* dup_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  char* out = static_cast<char*>(std::malloc(line.size() + 1));
+  std::memcpy(out, line.c_str(), line.size() + 1);
+  return out;
+}
+
+std::string beat_key(int rank) {
+  return "ddsas/beat/" + std::to_string(rank);
+}
+
+std::string host_key(int rank) {
+  return "ddsas/host/" + std::to_string(rank);
+}
+
+std::string this_host() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0) {
+    return "?";
+  }
+  return name;
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+// The interface Gloo binds: GLOO_SOCKET_IFNAME as in PyTorch, loopback when
+// the rendezvous is on loopback, else the address this host's name
+// resolves to (libtorch falls back to loopback itself).
+std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& addr) {
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  }
+  if (is_loopback(addr)) {
+    return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  }
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+c10::intrusive_ptr<c10d::Store> connect_store(
+    const std::string& addr, uint16_t port, bool server, milliseconds timeout) {
+  c10d::TCPStoreOptions opts;
+  opts.port = port;
+  opts.isServer = server;
+  opts.waitWorkers = false;
+  opts.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(addr, opts);
+}
+
+void heartbeat(Group* g) {
+  try {
+    while (!g->stop.load()) {
+      g->beat_store->add(beat_key(g->rank), 1);
+      std::this_thread::sleep_for(kHeartbeat);
+    }
+  } catch (...) {
+    // The store's host (rank 0) is gone; the next collective says so.
+  }
+}
+
+std::string host_of(Group* g, int rank) {
+  try {
+    auto bytes = g->beat_store->get(host_key(rank));
+    return std::string(bytes.begin(), bytes.end());
+  } catch (...) {
+    return "?";
+  }
+}
+
+// Which peers stopped beating: their counters, read twice several periods
+// apart. The store lives in rank 0, so a store that does not answer means
+// rank 0 is gone.
+std::string silent_peers(Group* g) {
+  std::vector<int64_t> before(g->size, 0);
+  try {
+    for (int r = 0; r < g->size; ++r) {
+      before[r] = g->beat_store->add(beat_key(r), 0);
+    }
+    std::this_thread::sleep_for(kHeartbeat * kProbePeriods);
+    std::ostringstream out;
+    int silent = 0;
+    for (int r = 0; r < g->size; ++r) {
+      if (r != g->rank && g->beat_store->add(beat_key(r), 0) == before[r]) {
+        out << (silent++ ? ", " : "") << "rank " << r << " (host "
+            << host_of(g, r) << ")";
+      }
+    }
+    if (silent == 0) {
+      return "no peer died (one may be hung or slower than the timeout)";
+    }
+    return out.str() + " stopped answering";
+  } catch (...) {
+    return "rank 0 (the rendezvous host " + g->addr + ") stopped answering";
+  }
+}
+
+std::string failure(Group* g, const char* what, const std::exception& e) {
+  std::string first = e.what();
+  first = first.substr(0, first.find('\n'));
+  std::ostringstream out;
+  out << silent_peers(g) << ": " << what << " failed on rank " << g->rank
+      << " of " << g->size << ": " << first;
+  return out.str();
+}
+
+// Runs `op` on one flat buffer per bucket of consecutive tensors of one
+// dtype (at most `bucket_bytes` each, one tensor at least) and copies the
+// results back into the tensors.
+template <typename Op>
+void by_buckets(at::Tensor** ts, size_t n, int64_t bucket_bytes, Op op) {
+  at::NoGradGuard no_grad;
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    int64_t bytes = 0;
+    std::vector<at::Tensor> flat;
+    while (j < n && ts[j]->scalar_type() == ts[i]->scalar_type() &&
+           (j == i || bytes + ts[j]->nbytes() <= (size_t)bucket_bytes)) {
+      bytes += ts[j]->nbytes();
+      flat.push_back(ts[j]->reshape({-1}));
+      ++j;
+    }
+    at::Tensor buffer = at::cat(flat);
+    op(buffer);
+    int64_t offset = 0;
+    for (size_t k = i; k < j; ++k) {
+      int64_t numel = ts[k]->numel();
+      ts[k]->copy_(buffer.narrow(0, offset, numel).view_as(*ts[k]));
+      offset += numel;
+    }
+    i = j;
+  }
+}
+
+void wait(c10::intrusive_ptr<c10d::Work> work) {
+  work->wait();
+}
+
+} // namespace
+
+extern "C" {
+
+void ddsas_dist_free_str(char* s) {
+  std::free(s);
+}
+
+char* ddsas_dist_new(
+    const char* addr,
+    uint16_t port,
+    int rank,
+    int size,
+    int64_t timeout_ms,
+    void** out) {
+  auto g = std::make_unique<Group>();
+  g->addr = addr;
+  g->port = port;
+  g->rank = rank;
+  g->size = size;
+  g->timeout = milliseconds(timeout_ms);
+  try {
+    g->store = connect_store(g->addr, port, rank == 0, g->timeout);
+    g->beat_store = connect_store(g->addr, port, false, g->timeout);
+    std::string host = this_host();
+    g->beat_store->set(host_key(rank), std::vector<uint8_t>(host.begin(), host.end()));
+    auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
+    opts->devices.push_back(gloo_device(g->addr));
+    g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, rank, size, opts);
+  } catch (const std::exception& e) {
+    std::ostringstream msg;
+    msg << "rank " << rank << " of " << size << " could not join the group at "
+        << addr << ":" << port << ": " << e.what();
+    return dup_line(msg.str());
+  }
+  g->beat = std::thread(heartbeat, g.get());
+  *out = g.release();
+  return nullptr;
+}
+
+void ddsas_dist_drop(void* group) {
+  auto* g = static_cast<Group*>(group);
+  g->stop.store(true);
+  if (g->beat.joinable()) {
+    g->beat.join();
+  }
+  delete g;
+}
+
+char* ddsas_dist_broadcast(void* group, at::Tensor** ts, size_t n, int root, int64_t bucket_bytes) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    by_buckets(ts, n, bucket_bytes, [&](at::Tensor& buffer) {
+      std::vector<at::Tensor> one{buffer};
+      c10d::BroadcastOptions opts;
+      opts.rootRank = root;
+      opts.timeout = g->timeout;
+      wait(g->pg->broadcast(one, opts));
+    });
+  } catch (const std::exception& e) {
+    return dup_line(failure(g, "broadcast", e));
+  }
+  return nullptr;
+}
+
+char* ddsas_dist_all_reduce(void* group, at::Tensor** ts, size_t n, int average, int64_t bucket_bytes) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    by_buckets(ts, n, bucket_bytes, [&](at::Tensor& buffer) {
+      std::vector<at::Tensor> one{buffer};
+      c10d::AllreduceOptions opts;
+      opts.reduceOp = c10d::ReduceOp::SUM;
+      opts.timeout = g->timeout;
+      wait(g->pg->allreduce(one, opts));
+      if (average && buffer.is_floating_point()) {
+        buffer.div_(g->size);
+      } else if (average) {
+        buffer.div_(g->size, "floor");
+      }
+    });
+  } catch (const std::exception& e) {
+    return dup_line(failure(g, "all-reduce", e));
+  }
+  return nullptr;
+}
+
+char* ddsas_dist_barrier(void* group) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    c10d::BarrierOptions opts;
+    opts.timeout = g->timeout;
+    wait(g->pg->barrier(opts));
+  } catch (const std::exception& e) {
+    return dup_line(failure(g, "barrier", e));
+  }
+  return nullptr;
+}
+
+} // extern "C"
