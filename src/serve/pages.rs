@@ -537,11 +537,12 @@ fn filtered(
         |e: QueryError, status| Ok((QueryRows::default(), Cut::None, Some(e.to_string()), status));
     match listing {
         Ok((rows, cut)) => Ok((rows, cut, None, StatusCode::OK)),
-        Err(e @ (QueryError::Sql { .. } | QueryError::ReadOnly { .. } | QueryError::TooBig))
-            if condition.is_some() =>
-        {
-            refused(e, StatusCode::BAD_REQUEST)
-        }
+        Err(
+            e @ (QueryError::Sql { .. }
+            | QueryError::ReadOnly { .. }
+            | QueryError::TooBig
+            | QueryError::TooMuchMemory),
+        ) if condition.is_some() => refused(e, StatusCode::BAD_REQUEST),
         Err(e @ QueryError::TimedOut { .. }) if condition.is_some() => {
             refused(e, StatusCode::SERVICE_UNAVAILABLE)
         }

@@ -37,6 +37,16 @@ const SQLITE_TOOBIG: i64 = 18;
 /// take a GiB before any row reached us. Far above any value ddsas stores
 /// (configs, genotypes and messages are a few KiB).
 pub const VALUE_LIMIT: usize = 16 << 20;
+/// The most memory SQLite may hold at once in a process that runs a user's
+/// query (`sqlite3_hard_heap_limit64`, process-wide, set when the first
+/// read-only SQLite connection opens): [`VALUE_LIMIT`] bounds one value,
+/// not a row of many (`SELECT randomblob(16000000), randomblob(16000000),
+/// ...`). Far above what ddsas's own reads need (SQLite's page cache is a
+/// few MiB a connection; sorts spill to temporary files).
+pub const SQLITE_HEAP_LIMIT: usize = 512 << 20;
+/// SQLite's "out of memory" primary result code: what a statement fails
+/// with at [`SQLITE_HEAP_LIMIT`].
+const SQLITE_NOMEM: i64 = 7;
 
 /// How much of an answer a query may hold, so that a cross join or a huge
 /// value is cut rather than taking the memory: rows are kept up to `rows`
@@ -118,6 +128,10 @@ pub enum QueryError {
     /// (SQLite allocates values whole: `randomblob(1000000000)`).
     #[error("the query builds a value larger than {} MiB, the most one value may have here; select a part of it instead (length(x), substr(x, 1, 1000))", VALUE_LIMIT >> 20)]
     TooBig,
+    /// The statement needed more of SQLite's memory than
+    /// [`SQLITE_HEAP_LIMIT`] (many large values in one row).
+    #[error("the query needs more than {} MiB of memory at once, the most it may take here; select fewer or smaller columns (length(x), substr(x, 1, 1000))", SQLITE_HEAP_LIMIT >> 20)]
+    TooMuchMemory,
     /// The statement ran past the time limit and was stopped, so that a
     /// runaway query (an endless recursive CTE, a huge cross join) never
     /// hangs a command or the web view.
@@ -410,6 +424,9 @@ impl ReadOnlyDb {
             if sqlite.is_some_and(|c| c & 0xff == SQLITE_TOOBIG) {
                 return QueryError::TooBig;
             }
+            if sqlite.is_some_and(|c| c & 0xff == SQLITE_NOMEM) {
+                return QueryError::TooMuchMemory;
+            }
             if let Some(limit) = self.limit {
                 if sqlite.is_some_and(|c| c & 0xff == SQLITE_INTERRUPT)
                     || code.as_deref() == Some(POSTGRES_CANCELED)
@@ -555,8 +572,19 @@ impl ReadOnlyDb {
 
 /// Caps the text and blobs a SQLite connection's statements may build or
 /// read at [`VALUE_LIMIT`]; past it they fail with "string or blob too
-/// big" ([`QueryError::TooBig`]) before allocating.
+/// big" ([`QueryError::TooBig`]) before allocating. Also caps SQLite's
+/// memory in this process at [`SQLITE_HEAP_LIMIT`] (once; past it a
+/// statement fails with [`QueryError::TooMuchMemory`]).
 async fn limit_value_length(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    static HEAP_LIMIT: std::sync::Once = std::sync::Once::new();
+    HEAP_LIMIT.call_once(|| {
+        let limit = i64::try_from(SQLITE_HEAP_LIMIT).unwrap_or(i64::MAX);
+        // SAFETY: a process-wide setting SQLite reads under its own mutex;
+        // callable at any time.
+        unsafe {
+            libsqlite3_sys::sqlite3_hard_heap_limit64(limit);
+        }
+    });
     let mut handle = conn.lock_handle().await?;
     let limit = i32::try_from(VALUE_LIMIT).unwrap_or(i32::MAX);
     // SAFETY: the handle is a live connection, held locked for the call;
@@ -871,6 +899,17 @@ mod tests {
             Err(e) => panic!("{e}"),
         }
         assert!(start.elapsed() < Duration::from_secs(20));
+        if db.backend() == Backend::Sqlite {
+            let columns = vec!["randomblob(15000000)"; 40].join(", ");
+            let wide = format!("SELECT {columns}");
+            match db.query_within(&wide, &[], budget).await {
+                Err(e @ QueryError::TooMuchMemory) => {
+                    let text = e.to_string();
+                    assert!(text.contains("512 MiB") && !text.contains('\n'), "{text}");
+                }
+                other => panic!("a 600 MB row was not refused: {other:?}"),
+            }
+        }
         let sql = MANY_WIDE_ROWS.replace(
             "'0123456789abcdef'",
             &format!("'{}'", "0123456789abcdef".repeat(64)),
