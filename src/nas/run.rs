@@ -266,8 +266,7 @@ pub trait Stage {
     /// the last check diverged, so that no diverged state is checkpointed.
     /// A data-parallel stage also combines the ranks' running sums here,
     /// so that the checkpoint rank 0 writes holds the whole epoch's.
-    fn check_stopped(&self, ep: &mut Self::Epoch, epoch: u32, step: usize)
-        -> Result<(), RunError>;
+    fn check_stopped(&self, ep: &mut Self::Epoch, epoch: u32, step: usize) -> Result<(), RunError>;
     /// Ends the epoch: evaluates and returns its record.
     fn end_epoch(
         &mut self,

@@ -558,12 +558,7 @@ impl Stage for TrainStage {
         Ok(None)
     }
 
-    fn check_stopped(
-        &self,
-        ep: &mut TrainEpochRun,
-        epoch: u32,
-        i: usize,
-    ) -> Result<(), RunError> {
+    fn check_stopped(&self, ep: &mut TrainEpochRun, epoch: u32, i: usize) -> Result<(), RunError> {
         ep.sums.combine(self.world)?;
         let loss_sum = f64::try_from(&ep.sums.loss_sum).unwrap_or(f64::NAN);
         if loss_sum.is_finite() {

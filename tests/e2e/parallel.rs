@@ -7,14 +7,14 @@ use std::process::{Command, Output};
 
 use super::util::{scalar, sqlite, text, tmp, BIN};
 
-/// A small darts_v2 on the digits: two epochs of a few steps, a global
+/// A small darts_v2 on the digits: two whole epochs (44 steps each), a global
 /// batch of 32 split 16 + 16.
 const SMALL: &[&str] = &[
     "layers=3",
     "init_channels=8",
     "batch_size=32",
     "cutout=4",
-    "steps_per_epoch=6",
+    "steps_per_epoch=null",
     "epochs=2",
 ];
 
@@ -54,7 +54,12 @@ fn two_ranks_train_darts_v2_with_identical_weights_and_one_history() {
     assert!(out.status.success(), "{}", text(&out));
     let sums = checksums(&out);
     assert_eq!(sums.len(), 2, "{}", text(&out));
-    assert_eq!(sums[0], sums[1], "the ranks' weights differ: {}", text(&out));
+    assert_eq!(
+        sums[0],
+        sums[1],
+        "the ranks' weights differ: {}",
+        text(&out)
+    );
     assert_eq!(
         sqlite(&db, "SELECT method, status, epochs_done FROM runs"),
         vec![vec!["train", "done", "2"]]
@@ -66,13 +71,16 @@ fn two_ranks_train_darts_v2_with_identical_weights_and_one_history() {
     let acc: f64 = scalar(&db, "SELECT test_acc FROM train_epochs WHERE epoch = 1")
         .parse()
         .unwrap();
-    assert!(acc > 0.3, "test accuracy {acc} after 2 epochs is near chance");
+    assert!(
+        acc > 0.4,
+        "test accuracy {acc} after 2 epochs is near chance (0.1)"
+    );
 }
 
 #[test]
 fn a_rank_that_dies_ends_the_run_interrupted_and_a_resume_finishes_it() {
     let (_dir, db) = tmp();
-    let out = train(&db, &[("DDSAS_DIST_DIE_AT", "1 3")], &[]);
+    let out = train(&db, &[("DDSAS_DIST_DIE_AT", "1 20")], &[]);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     let all = text(&out);
     assert!(
@@ -86,6 +94,9 @@ fn a_rank_that_dies_ends_the_run_interrupted_and_a_resume_finishes_it() {
         sqlite(&db, "SELECT status, epochs_done FROM runs"),
         vec![vec!["done", "2"]]
     );
-    assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT epoch) FROM train_epochs"), "2");
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(DISTINCT epoch) FROM train_epochs"),
+        "2"
+    );
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "2");
 }

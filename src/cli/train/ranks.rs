@@ -226,7 +226,8 @@ fn supervise(
 /// other rank that failed otherwise than by stopping.
 fn exit_code(statuses: &[ExitStatus]) -> ExitCode {
     for (rank, status) in statuses.iter().enumerate().skip(1) {
-        let stopped = matches!(status.code(), Some(c) if c == 0 || c == i32::from(EXIT_INTERRUPTED));
+        let stopped =
+            matches!(status.code(), Some(c) if c == 0 || c == i32::from(EXIT_INTERRUPTED));
         if !stopped {
             crate::errln!("rank {rank} ended with {status}");
         }
