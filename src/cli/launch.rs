@@ -105,6 +105,10 @@ impl JobArgs {
                 crate::errln!("error: {noun} {id} stopped: {message}\nit is `interrupted`: once space is freed, resume with the same command plus --resume");
                 Ok(ExitCode::from(EXIT_NO_SPACE))
             }
+            RunEnd::PeerLost(message) => {
+                crate::errln!("error: {noun} {id} stopped: {message}\nit is `interrupted`: resume with the same command plus --resume");
+                Ok(ExitCode::from(EXIT_INTERRUPTED))
+            }
             RunEnd::Failed(message) => Err(anyhow::anyhow!("{noun} {id} failed: {message}")),
         }
     }

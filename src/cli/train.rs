@@ -41,3 +41,6 @@ pub struct TrainCmd {
 /// The training itself, on libtorch.
 #[cfg(feature = "engine")]
 mod engine;
+/// `--nproc N`: the launcher and its rank processes.
+#[cfg(feature = "dist")]
+mod ranks;

@@ -264,21 +264,53 @@ impl Loader {
         seed: u64,
         first: usize,
     ) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
+        self.epoch_shard_from(seed, first, (0, 1))
+    }
+
+    /// Rank `rank`'s shard, of `size` ranks, of every batch of
+    /// [`Loader::epoch_from`]: rows rank, rank + size... of each global
+    /// batch, with their crops and flips, so that the shards of a
+    /// data-parallel run are disjoint and together the one-process batch.
+    pub fn epoch_shard_from(
+        &self,
+        seed: u64,
+        first: usize,
+        (rank, size): (usize, usize),
+    ) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut order: Vec<i64> = (0..self.n).collect();
         order.shuffle(&mut rng);
         let b = self.epoch_batch().max(1) as usize;
         (0..self.batches_per_epoch()).filter_map(move |i| {
             let crops = self.augment.map(|aug| draw_crops(aug, b, &mut rng));
-            (i >= first).then(|| self.batch(&order[i * b..(i + 1) * b], crops.as_deref()))
+            let rows = &order[i * b..(i + 1) * b];
+            (i >= first).then(|| {
+                if size == 1 {
+                    return self.batch(rows, crops.as_deref());
+                }
+                let idx: Vec<i64> = rows.iter().copied().skip(rank).step_by(size).collect();
+                let crops: Option<Vec<Crop>> =
+                    crops.map(|c| c.into_iter().skip(rank).step_by(size).collect());
+                self.batch(&idx, crops.as_deref())
+            })
         })
     }
 
     /// Un-augmented, unshuffled batches (evaluation), last partial batch
     /// included, so every image is seen exactly once.
     pub fn ordered(&self) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
+        self.ordered_shard((0, 1))
+    }
+
+    /// Batches rank, rank + size... of [`Loader::ordered`]: the ranks of a
+    /// data-parallel evaluation see every image once between them.
+    pub fn ordered_shard(
+        &self,
+        (rank, size): (usize, usize),
+    ) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
         let n = self.n;
-        (0..n).step_by(self.batch_size as usize).map(move |start| {
+        let starts = (0..n).step_by(self.batch_size as usize);
+        starts.skip(rank).step_by(size).map(move |start| {
             let len = self.batch_size.min(n - start);
             match &self.store {
                 Store::Host { .. } => {

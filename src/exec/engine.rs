@@ -66,6 +66,10 @@ pub enum RunEnd<O = SearchOutcome> {
     /// The disk of the checkpoints or the database is full: status
     /// `interrupted` (resumable once space is freed), with this message.
     NoSpace(String),
+    /// A data-parallel peer stopped answering: status `interrupted`
+    /// (a resume goes on from the last checkpoint), with the group's line
+    /// naming the rank.
+    PeerLost(String),
     /// Failed (divergence, bad data...): status `failed` with this message.
     Failed(String),
 }
@@ -138,6 +142,10 @@ pub(crate) fn unfinished<O>(
         RunError::Interrupted { epoch, step } => {
             rt.block_on(store.interrupt_run(id))?;
             Ok(RunEnd::Interrupted { epoch, step })
+        }
+        RunError::PeerLost(message) => {
+            rt.block_on(store.interrupt_run(id))?;
+            Ok(RunEnd::PeerLost(message))
         }
         err if is_no_space(&err) => {
             // Best effort: with the database's own disk full this write

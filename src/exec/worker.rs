@@ -136,6 +136,10 @@ fn exit_code<O>(id: i64, what: &str, end: RunEnd<O>, done: impl FnOnce(&O) -> St
             crate::errln!("error: {what} {id} stopped: {message}");
             EXIT_NO_SPACE
         }
+        RunEnd::PeerLost(message) => {
+            crate::errln!("error: {what} {id} stopped: {message}");
+            EXIT_INTERRUPTED
+        }
         RunEnd::Failed(message) => {
             crate::errln!("worker: {what} {id} failed: {message}");
             EXIT_SEARCH_FAILED

@@ -378,6 +378,21 @@ impl Trainer {
     /// probability `drop_prob`; returns the main loss and the logits
     /// (detached), for the epoch's running accuracy.
     pub fn step(&mut self, x: &Tensor, y: &Tensor, lr: f64, drop_prob: f64) -> (Tensor, Tensor) {
+        let (loss, logits, grads) = self.gradients(x, y, drop_prob);
+        self.apply(&grads, lr);
+        (loss, logits)
+    }
+
+    /// The forward and backward passes of [`step`](Self::step): the main
+    /// loss and the logits (detached) and the gradients of the trainable
+    /// parameters, in their order; a data-parallel step averages them
+    /// across the ranks before [`apply`](Self::apply).
+    pub fn gradients(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        drop_prob: f64,
+    ) -> (Tensor, Tensor, Vec<Tensor>) {
         let (logits, aux) = self.net.forward_t(x, drop_prob, true);
         let smoothing = self.label_smoothing;
         let loss = crate::nas::loss::smoothed_cross_entropy(&logits, y, smoothing);
@@ -390,9 +405,18 @@ impl Trainer {
             _ => loss.shallow_clone(),
         };
         let grads = Tensor::run_backward(&[total], &self.params, false, false);
-        crate::nas::optim::clip_grad_norm(&grads, self.grad_clip);
-        self.sgd.step(&self.params, &grads, lr);
-        (loss.detach(), logits.detach())
+        (loss.detach(), logits.detach(), grads)
+    }
+
+    /// Clips `grads` (the whole batch's) and takes the SGD step at `lr`.
+    pub fn apply(&mut self, grads: &[Tensor], lr: f64) {
+        crate::nas::optim::clip_grad_norm(grads, self.grad_clip);
+        self.sgd.step(&self.params, grads, lr);
+    }
+
+    /// The trainable parameters, in the order of the gradients.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
     }
 }
 

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod method;
 pub mod ops;
 pub mod optim;
+pub mod parallel;
 pub mod progress;
 pub mod run;
 pub mod search;

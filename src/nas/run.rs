@@ -68,6 +68,11 @@ pub enum RunError {
         /// Batch size.
         batch: i64,
     },
+    /// A data-parallel peer stopped answering (it died, hung, or its
+    /// host went away): the group's one line naming it. The run ends
+    /// `interrupted`; a resume goes on from the last checkpoint.
+    #[error("{0}")]
+    PeerLost(String),
     /// libtorch failed (out of memory, an op it refuses); caught by the
     /// caller, which keeps the run from being left `running`.
     #[error("{0}")]
@@ -259,7 +264,9 @@ pub trait Stage {
     ) -> Result<Option<(f64, f64)>, RunError>;
     /// At a stop after `step` steps of the epoch: fails if the steps since
     /// the last check diverged, so that no diverged state is checkpointed.
-    fn check_stopped(&self, ep: &Self::Epoch, epoch: u32, step: usize) -> Result<(), RunError>;
+    /// A data-parallel stage also combines the ranks' running sums here,
+    /// so that the checkpoint rank 0 writes holds the whole epoch's.
+    fn check_stopped(&self, ep: &mut Self::Epoch, epoch: u32, step: usize) -> Result<(), RunError>;
     /// Ends the epoch: evaluates and returns its record.
     fn end_epoch(
         &mut self,
@@ -317,7 +324,7 @@ pub fn run_epochs<K: Stage>(
             let global = stage.global_step(epoch, i, plan.steps);
             maybe_hold(global, plan.seed, || observer.should_stop());
             if observer.should_stop() || stops.stop_before(global) {
-                return Err(stop_at(stage, &ep, (epoch, i), opts, &clock));
+                return Err(stop_at(stage, &mut ep, (epoch, i), opts, &clock));
             }
             crate::nas::progress::tick();
             maybe_hang(global);
@@ -358,7 +365,7 @@ fn resume<K: Stage>(
 /// last epoch's checkpoint is where a resume goes on).
 fn stop_at<K: Stage>(
     stage: &K,
-    ep: &K::Epoch,
+    ep: &mut K::Epoch,
     (epoch, i): (u32, usize),
     opts: &RunOptions,
     clock: &Clock,
@@ -368,7 +375,7 @@ fn stop_at<K: Stage>(
     }
     let saved = stage
         .check_stopped(ep, epoch, i)
-        .and_then(|()| save(stage, opts, (epoch, Some(ep)), clock));
+        .and_then(|()| save(stage, opts, (epoch, Some(&*ep)), clock));
     match saved {
         Err(err) => err,
         Ok(()) => RunError::Interrupted {
@@ -379,7 +386,8 @@ fn stop_at<K: Stage>(
 }
 
 /// Checkpoints the stage after `epoch`, or within it (`ep`) at a stop,
-/// when the run keeps checkpoints.
+/// when the run keeps checkpoints; of a data-parallel run's ranks, which
+/// hold the same state, rank 0 alone writes.
 fn save<K: Stage>(
     stage: &K,
     opts: &RunOptions,
@@ -388,7 +396,9 @@ fn save<K: Stage>(
 ) -> Result<(), RunError> {
     if let Some(dir) = &opts.checkpoint_dir {
         let state = stage.saved(epoch, ep, clock.wall_s());
-        checkpoint::save(dir, &state, &stage.tensors())?;
+        if crate::nas::parallel::world().writes() {
+            checkpoint::save(dir, &state, &stage.tensors())?;
+        }
     }
     Ok(())
 }
@@ -495,7 +505,7 @@ mod tests {
             ep.sum += batch * f64::from(epoch + 1);
             Ok(None)
         }
-        fn check_stopped(&self, _: &SumEpoch, _: u32, _: usize) -> Result<(), RunError> {
+        fn check_stopped(&self, _: &mut SumEpoch, _: u32, _: usize) -> Result<(), RunError> {
             Ok(())
         }
         fn end_epoch(

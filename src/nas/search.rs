@@ -501,7 +501,7 @@ impl Stage for SearchStage {
         Ok(Some((mean_loss, acc)))
     }
 
-    fn check_stopped(&self, ep: &SearchEpoch, epoch: u32, i: usize) -> Result<(), RunError> {
+    fn check_stopped(&self, ep: &mut SearchEpoch, epoch: u32, i: usize) -> Result<(), RunError> {
         check_finite(&ep.pending_losses, epoch, i - 1, self.searcher.step)
     }
 

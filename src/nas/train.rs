@@ -27,9 +27,31 @@ use crate::data::{self, Augment, DatasetKind, Loader};
 use crate::nas::checkpoint::{Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
 use crate::nas::loss::{top_k_correct, TOP5};
+use crate::nas::parallel::{self, Combine, SharedStop, World};
 use crate::nas::run::{
-    derive_seed, peak_rss_bytes, run_epochs, Observer, Plan, RunError, RunOptions, Stage,
+    derive_seed, peak_rss_bytes, run_epochs, seed_torch_for_step, Observer, Plan, RunError,
+    RunOptions, Stage,
 };
+
+/// Asks every rank to print a checksum of its trained parameters at the
+/// end (the data-parallel tests compare them across ranks).
+pub const CHECKSUM_ENV: &str = "DDSAS_PARAM_CHECKSUM";
+
+/// "RANK STEP": that rank of a data-parallel run ends at once (as a
+/// `kill -9` would) before the step of the epoch numbered STEP (from 0),
+/// so that the tests see how the others end.
+pub const DIE_ENV: &str = "DDSAS_DIST_DIE_AT";
+
+/// Ends this process when [`DIE_ENV`] names its rank and `step`.
+fn maybe_die(rank: usize, step: usize) {
+    let Ok(spec) = std::env::var(DIE_ENV) else {
+        return;
+    };
+    if spec == format!("{rank} {step}") {
+        // SAFETY: ends the process at once, as a killed rank would.
+        unsafe { libc::_exit(9) };
+    }
+}
 
 /// How a finished training ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +234,16 @@ pub fn run(
         classes,
         ..c.eval_shape()
     };
+    let world = parallel::world();
+    let global_batch = i64::from(c.batch_size()).min(loaders.train_images() as i64);
+    if global_batch < 2 * world.size as i64 {
+        return Err(RunError::Internal(format!(
+            "a global batch of {global_batch} cannot be split into {} shards of 2 images or more; raise batch_size or lower --nproc",
+            world.size
+        )));
+    }
     let net = EvalNetwork::new(cfg.genotype(), shape, device);
+    parallel::combine(&mut sorted_variables(&net, |_| true), Combine::FromRankZero)?;
     let params = net.params_without_aux();
     let madds = multiply_adds(cfg.genotype(), &shape);
     let trainer = Trainer::new(
@@ -235,8 +266,35 @@ pub fn run(
         best: f64::NEG_INFINITY,
         last_test_acc: f64::NAN,
         resumed: None,
+        world,
+        global_batch,
+        top5: classes >= TOP5,
     };
-    run_epochs(&mut stage, &loaders, opts, observer)
+    if world.size == 1 {
+        return run_epochs(&mut stage, &loaders, opts, observer);
+    }
+    let mut shared = SharedStop {
+        inner: observer,
+        lost: None,
+    };
+    let result = run_epochs(&mut stage, &loaders, opts, &mut shared);
+    match (result, shared.lost) {
+        (Err(RunError::Interrupted { .. }), Some(lost)) => Err(lost),
+        (result, _) => result,
+    }
+}
+
+/// The network's variables whose `requires_grad` passes `keep`, ordered
+/// by name: the same order on every rank (the store's map is not).
+fn sorted_variables(net: &EvalNetwork, keep: impl Fn(bool) -> bool) -> Vec<Tensor> {
+    let mut named: Vec<(String, Tensor)> = net
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| keep(t.requires_grad()))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The loaders of a train run: the training set, augmented, and the test
@@ -320,20 +378,30 @@ impl TrainData {
 
     /// The shuffled, augmented training batches of an epoch from batch
     /// `first` on.
+    /// A data-parallel rank takes its shard of every batch.
     fn epoch_from(&self, seed: u64, first: usize) -> Batches<'_> {
+        let w = parallel::world();
         match self {
-            TrainData::InMemory { train, .. } => Box::new(train.epoch_from(seed, first)),
+            TrainData::InMemory { train, .. } => {
+                Box::new(train.epoch_shard_from(seed, first, (w.rank, w.size)))
+            }
             TrainData::Folder { train, device, .. } => {
-                Box::new(on_device(train.epoch_from(seed, first), *device))
+                let batches = train.epoch_from(seed, first);
+                Box::new(on_device(shard_rows(batches, w), *device))
             }
         }
     }
 
-    /// Every test image once, in order.
+    /// Every test image once, in order; a data-parallel rank takes every
+    /// size-th batch, so that the ranks see every image once between them.
     fn test_batches(&self) -> Batches<'_> {
+        let w = parallel::world();
         match self {
-            TrainData::InMemory { test, .. } => Box::new(test.ordered()),
-            TrainData::Folder { test, device, .. } => Box::new(on_device(test.ordered(), *device)),
+            TrainData::InMemory { test, .. } => Box::new(test.ordered_shard((w.rank, w.size))),
+            TrainData::Folder { test, device, .. } => Box::new(on_device(
+                test.ordered().skip(w.rank).step_by(w.size),
+                *device,
+            )),
         }
     }
 
@@ -348,6 +416,22 @@ impl TrainData {
             }
         }
     }
+}
+
+/// The rank's rows of streamed batches (ImageNet's loader decodes the
+/// whole global batch on every rank: simple, and the step dominates).
+fn shard_rows(
+    batches: impl Iterator<Item = (Tensor, Tensor)>,
+    w: World,
+) -> impl Iterator<Item = (Tensor, Tensor)> {
+    batches.map(move |(x, y)| {
+        if w.size == 1 {
+            return (x, y);
+        }
+        let rows: Vec<i64> = (0..x.size()[0]).collect();
+        let rows = Tensor::from_slice(&w.shard(&rows));
+        (x.index_select(0, &rows), y.index_select(0, &rows))
+    })
 }
 
 /// Moves streamed CPU batches to `device` (a no-op on the CPU).
@@ -377,6 +461,13 @@ pub struct TrainStage {
     best: f64,
     last_test_acc: f64,
     resumed: Option<TrainPartial>,
+    /// This process's rank and the run's world size.
+    world: World,
+    /// Images of every step over all ranks (the config's batch, or the
+    /// training set when it is smaller).
+    global_batch: i64,
+    /// Whether the dataset has the five classes top-5 needs.
+    top5: bool,
 }
 
 /// One training epoch under way.
@@ -434,7 +525,7 @@ impl Stage for TrainStage {
         TrainEpochRun {
             lr: learning_rate(&self.cfg, epoch),
             drop: drop_path_prob(&self.cfg, epoch),
-            sums: TrainSums::new(self.resumed.take(), self.device),
+            sums: TrainSums::new(self.resumed.take(), self.device, self.world),
             start,
         }
     }
@@ -447,16 +538,28 @@ impl Stage for TrainStage {
         &mut self,
         ep: &mut TrainEpochRun,
         (x, y): Self::Batch,
-        _epoch: u32,
-        _step: usize,
+        epoch: u32,
+        step: usize,
     ) -> Result<Option<(f64, f64)>, RunError> {
+        maybe_die(self.world.rank, step);
+        if self.world.rank > 0 {
+            // Each rank draws its own cutout squares and drop-path masks,
+            // as its own process would, reproducibly at every step.
+            let seed = derive_seed(self.cfg.config().seed, self.world.rank as u32, 11);
+            seed_torch_for_step(seed, epoch, step);
+        }
         let x = cutout(&x, i64::from(self.cfg.config().cutout()));
-        let (loss, logits) = self.trainer.step(&x, &y, ep.lr, ep.drop);
+        let (loss, logits) = if self.world.size == 1 {
+            self.trainer.step(&x, &y, ep.lr, ep.drop)
+        } else {
+            self.parallel_step(&x, &y, ep)?
+        };
         ep.sums.add(&loss, &logits, &y, x.size()[0]);
         Ok(None)
     }
 
-    fn check_stopped(&self, ep: &TrainEpochRun, epoch: u32, i: usize) -> Result<(), RunError> {
+    fn check_stopped(&self, ep: &mut TrainEpochRun, epoch: u32, i: usize) -> Result<(), RunError> {
+        ep.sums.combine(self.world)?;
         let loss_sum = f64::try_from(&ep.sums.loss_sum).unwrap_or(f64::NAN);
         if loss_sum.is_finite() {
             return Ok(());
@@ -471,10 +574,11 @@ impl Stage for TrainStage {
 
     fn end_epoch(
         &mut self,
-        ep: TrainEpochRun,
+        mut ep: TrainEpochRun,
         data: &TrainData,
         epoch: u32,
     ) -> Result<TrainEpoch, RunError> {
+        ep.sums.combine(self.world)?;
         let sums = &ep.sums;
         let seen = sums.seen as f64;
         let train_loss = f64::try_from(&sums.loss_sum).unwrap_or(f64::NAN) / seen;
@@ -491,7 +595,11 @@ impl Stage for TrainStage {
             .correct5
             .as_ref()
             .map(|c| i64::try_from(c).unwrap_or(0) as f64 / seen);
-        let test = evaluate(&self.trainer.net, data.test_batches());
+        // Batch norm runs per rank, as in DDP; its running statistics are
+        // rank 0's everywhere before the ranks evaluate their shards.
+        let mut buffers = sorted_variables(&self.trainer.net, |grad| !grad);
+        parallel::combine(&mut buffers, Combine::FromRankZero)?;
+        let test = evaluate(&self.trainer.net, data.test_batches(), self.top5)?;
         let test_acc = test.acc;
         let train_s = sums.train_s_before + ep.start.elapsed().as_secs_f64();
         self.last_test_acc = test_acc;
@@ -529,12 +637,51 @@ impl Stage for TrainStage {
     }
 
     fn outcome(&mut self, _epochs_run: u32, wall_s: f64) -> TrainOutcome {
+        if std::env::var_os(CHECKSUM_ENV).is_some() {
+            crate::errln!(
+                "rank {} of {}: parameter checksum {:016x}",
+                self.world.rank,
+                self.world.size,
+                parallel::checksum(self.trainer.params())
+            );
+        }
         TrainOutcome {
             final_test_acc: self.last_test_acc,
             best_test_acc: self.best,
             params: self.params,
             wall_s,
         }
+    }
+}
+
+impl TrainStage {
+    /// A data-parallel step: this rank's gradients, weighted by its share
+    /// of the global batch and averaged across the ranks, then the same
+    /// clipping and SGD step on every rank.
+    fn parallel_step(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        ep: &TrainEpochRun,
+    ) -> Result<(Tensor, Tensor), RunError> {
+        let (loss, logits, grads) = self.trainer.gradients(x, y, ep.drop);
+        let mut defined: Vec<Tensor> = grads
+            .iter()
+            .filter(|g| g.defined())
+            .map(Tensor::shallow_clone)
+            .collect();
+        // Each rank's loss is a mean over its shard; weighing the shards by
+        // their size makes the average the global batch's mean gradient
+        // when the batch does not split evenly.
+        let share = (x.size()[0] * self.world.size as i64) as f64 / self.global_batch as f64;
+        if share != 1.0 {
+            for g in &mut defined {
+                *g *= share;
+            }
+        }
+        parallel::combine(&mut defined, Combine::Average)?;
+        self.trainer.apply(&grads, ep.lr);
+        Ok((loss, logits))
     }
 }
 
@@ -553,8 +700,21 @@ struct TrainSums {
 }
 
 impl TrainSums {
-    /// Zero, or where a stopped epoch left them.
-    fn new(partial: Option<TrainPartial>, device: Device) -> Self {
+    /// Zero, or where a stopped epoch left them: a checkpoint holds the
+    /// sums of every rank, so rank 0 alone takes them up.
+    fn new(partial: Option<TrainPartial>, device: Device, world: World) -> Self {
+        let partial = partial.map(|p| {
+            if world.rank == 0 {
+                return p;
+            }
+            TrainPartial {
+                loss_sum: 0.0,
+                correct: 0,
+                correct5: p.correct5.map(|_| 0),
+                seen: 0,
+                ..p
+            }
+        });
         let p = partial.unwrap_or(TrainPartial {
             steps_done: 0,
             loss_sum: 0.0,
@@ -585,6 +745,30 @@ impl TrainSums {
         };
     }
 
+    /// Sums the ranks' sums, in place (nothing for one process); every
+    /// rank then holds the whole epoch's.
+    fn combine(&mut self, world: World) -> Result<(), RunError> {
+        if world.size == 1 {
+            return Ok(());
+        }
+        let mut sums = vec![
+            self.loss_sum.reshape([1]),
+            self.correct.reshape([1]),
+            Tensor::from_slice(&[self.seen]).to_device(self.loss_sum.device()),
+        ];
+        if let Some(c5) = &self.correct5 {
+            sums.push(c5.reshape([1]));
+        }
+        parallel::combine(&mut sums, Combine::Sum)?;
+        self.loss_sum = sums[0].reshape([]);
+        self.correct = sums[1].reshape([]);
+        self.seen = sums[2].int64_value(&[0]);
+        if self.correct5.is_some() {
+            self.correct5 = Some(sums[3].reshape([]));
+        }
+        Ok(())
+    }
+
     /// What a checkpoint at this step keeps of them.
     fn saved(&self, train_s: f64) -> TrainPartial {
         TrainPartial {
@@ -612,35 +796,44 @@ struct Tested {
 }
 
 /// Accuracies and mean loss of `net` on every batch of `loader`, without
-/// drop path or the auxiliary head, batch norm on its running statistics.
-/// Sums stay on the device and are read once at the end.
-fn evaluate(net: &EvalNetwork, batches: Batches<'_>) -> Tested {
-    tch::no_grad(|| {
-        let mut correct: Option<Tensor> = None;
-        let mut correct5: Option<Tensor> = None;
-        let mut loss: Option<Tensor> = None;
+/// drop path or the auxiliary head, batch norm on its running statistics;
+/// `top5` when the dataset has five classes. Sums stay on the device and
+/// are read once at the end, summed over the ranks of a data-parallel run
+/// (each evaluated its own batches), so every rank answers for the whole
+/// test set.
+fn evaluate(net: &EvalNetwork, batches: Batches<'_>, top5: bool) -> Result<Tested, RunError> {
+    let device = net.vs.device();
+    let mut sums = tch::no_grad(|| {
+        let zero = |kind| Tensor::zeros([1], (kind, device));
+        let mut loss = zero(Kind::Double);
+        let mut correct = zero(Kind::Int64);
+        let mut correct5 = zero(Kind::Int64);
         let mut seen = 0i64;
-        let add = |sum: Option<Tensor>, t: &Tensor| Some(sum.map_or(t.shallow_clone(), |s| s + t));
         for (x, y) in batches {
             crate::nas::progress::tick();
             let (logits, _) = net.forward_t(&x, 0.0, false);
             let n = x.size()[0];
-            let batch_loss = cross_entropy(&logits, &y).to_kind(Kind::Double) * n as f64;
-            let batch_correct = logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
-            loss = add(loss, &batch_loss);
-            correct = add(correct, &batch_correct);
+            loss += cross_entropy(&logits, &y).to_kind(Kind::Double) * n as f64;
+            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
             if let Some(batch5) = top_k_correct(&logits, &y, TOP5) {
-                correct5 = add(correct5, &batch5);
+                correct5 += batch5;
             }
             seen += n;
         }
-        let seen = seen.max(1) as f64;
-        let count = |c: Tensor| i64::try_from(c).unwrap_or(0) as f64 / seen;
-        Tested {
-            acc: correct.map_or(0.0, count),
-            loss: loss.map_or(f64::NAN, |l| f64::try_from(l).unwrap_or(f64::NAN)) / seen,
-            top5: correct5.map(count),
-        }
+        vec![
+            loss,
+            correct,
+            correct5,
+            Tensor::from_slice(&[seen]).to_device(device),
+        ]
+    });
+    parallel::combine(&mut sums, Combine::Sum)?;
+    let seen = sums[3].int64_value(&[0]).max(1) as f64;
+    let count = |c: &Tensor| c.int64_value(&[0]) as f64 / seen;
+    Ok(Tested {
+        acc: count(&sums[1]),
+        loss: sums[0].double_value(&[0]) / seen,
+        top5: top5.then(|| count(&sums[2])),
     })
 }
 

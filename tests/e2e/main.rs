@@ -16,6 +16,8 @@
 mod chaos;
 mod data;
 mod imagenet;
+#[cfg(feature = "dist")]
+mod parallel;
 mod report;
 mod search;
 mod serve;

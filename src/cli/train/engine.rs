@@ -14,20 +14,25 @@ use super::TrainCmd;
 use crate::cli::launch::Launch;
 
 /// `--nproc` above 1: the collectives exist only in the `dist` build
-/// (`nas::dist`), and the training loop does not use them yet.
+/// (`nas::dist`).
+#[cfg(not(feature = "dist"))]
 fn nproc_unavailable() -> ExitCode {
-    let why = if cfg!(feature = "dist") {
-        "the data-parallel training loop is not wired to nas::dist yet; train with --nproc 1"
-    } else {
-        "this ddsas was built without the cargo feature `dist`: build with `cargo build --release --features dist` (needs Gloo's headers: apt-get install libgloo-dev, as scripts/test.sh does as root)"
-    };
-    crate::errln!("error: --nproc above 1 needs data-parallel training: {why}");
+    crate::errln!("error: --nproc above 1 needs data-parallel training: this ddsas was built without the cargo feature `dist`: build with `cargo build --release --features dist` (needs Gloo's headers: apt-get install libgloo-dev, as scripts/test.sh does as root)");
     ExitCode::from(crate::cli::EXIT_NO_ENGINE)
 }
 
+/// This process's part in a data-parallel run: `None` for one process.
+#[cfg(feature = "dist")]
+type Rank = Option<super::ranks::RankSpec>;
+#[cfg(not(feature = "dist"))]
+type Rank = Option<std::convert::Infallible>;
+
 impl TrainCmd {
     /// Runs the command.
-    pub fn run(self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+    // Without `dist` there are no ranks to adjust the threads of or join.
+    #[cfg_attr(not(feature = "dist"), allow(unused_mut, unused_variables))]
+    pub fn run(mut self, rt: &Runtime) -> anyhow::Result<ExitCode> {
+        #[cfg(not(feature = "dist"))]
         if self.nproc > 1 {
             return Ok(nproc_unavailable());
         }
@@ -40,14 +45,36 @@ impl TrainCmd {
             crate::outln!("{}", dry_run_line(&merged.network()?));
             return Ok(ExitCode::SUCCESS);
         }
+        let rank: Rank = self.rank()?;
+        #[cfg(feature = "dist")]
+        if self.nproc > 1 && rank.is_none() {
+            return super::ranks::launch(self.nproc, self.job.threads, rt);
+        }
         let cfg = merged.resolve()?;
+        let checkpoint_dir = self
+            .job
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
+        #[cfg(feature = "dist")]
+        if let Some(spec) = rank {
+            self.job.threads = spec.threads;
+            if spec.rank > 0 {
+                return self.follow(spec, rt, &cfg, checkpoint_dir);
+            }
+        }
         let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
         let (device, store) = self.job.set_up(rt, data)?;
         let run = rt.block_on(store.ensure_train_run(&cfg))?;
         if let Some(search) = self.from_run {
             rt.block_on(store.link_evaluation(search, run.id))?;
         }
-        if run.status == RunStatus::Done {
+        let go = run.status != RunStatus::Done;
+        #[cfg(feature = "dist")]
+        if let Some(spec) = rank {
+            spec.join(go)?;
+        }
+        if !go {
             crate::cli::say_already_done(
                 "train run",
                 &run,
@@ -59,11 +86,6 @@ impl TrainCmd {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let checkpoint_dir = self
-            .job
-            .checkpoint_dir
-            .clone()
-            .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
         let launch = Launch {
             run: &run,
             cfg: &cfg,
@@ -83,6 +105,36 @@ impl TrainCmd {
                 );
                 Ok(())
             })
+    }
+
+    /// The rank this process is of a data-parallel run (`--nproc` above 1,
+    /// started by the launcher); `None` for one process or the launcher.
+    fn rank(&self) -> anyhow::Result<Rank> {
+        #[cfg(feature = "dist")]
+        if self.nproc > 1 {
+            return super::ranks::RankSpec::from_env();
+        }
+        Ok(None)
+    }
+
+    /// A rank after the first: the device and threads as rank 0 sets
+    /// them, then its shards of rank 0's run, recording nothing.
+    #[cfg(feature = "dist")]
+    fn follow(
+        &self,
+        spec: super::ranks::RankSpec,
+        rt: &Runtime,
+        cfg: &crate::config::train::ResolvedTrain,
+        checkpoint_dir: std::path::PathBuf,
+    ) -> anyhow::Result<ExitCode> {
+        let device = crate::exec::device::parse_device(&self.job.device)?;
+        crate::exec::device::set_threads(spec.threads)?;
+        let opts = crate::nas::run::RunOptions {
+            device,
+            checkpoint_dir: Some(checkpoint_dir),
+            resume: self.job.resume,
+        };
+        super::ranks::follow(spec, rt, cfg, opts)
     }
 
     /// The config: file (or defaults), then the search's cell, dataset and

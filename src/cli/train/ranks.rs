@@ -1,0 +1,242 @@
+//! `ddsas train --nproc N` on one node (`dist` build only): the process the
+//! user started is a launcher that re-executes the same command line as N
+//! rank processes, each told its rank, the world size, the rendezvous port
+//! and its share of the cores through [`RANK_ENV`]; the ranks meet on
+//! loopback (Gloo) and train data-parallel ([`crate::nas::parallel`]).
+//! Rank 0 is the `ddsas train` of one process (it registers, claims and
+//! records the run, and writes the checkpoints); the others train the same
+//! steps on their shards and keep nothing.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tch::{Kind, Tensor};
+use tokio::runtime::Runtime;
+
+use crate::config::train::ResolvedTrain;
+use crate::exec::EXIT_INTERRUPTED;
+use crate::nas::dist::Rendezvous;
+use crate::nas::parallel::{self, Combine, RankObserver};
+use crate::nas::run::{RunError, RunOptions};
+
+/// "RANK WORLD PORT THREADS" of a rank process.
+pub const RANK_ENV: &str = "DDSAS_DIST_RANK";
+/// Seconds a rendezvous or a collective waits for the other ranks (600 by
+/// default: rank 0 may be downloading the dataset, or writing a large
+/// checkpoint, while the others wait). A rank that dies is noticed within
+/// seconds whatever this is; a rank that hangs, within this.
+pub const TIMEOUT_ENV: &str = "DDSAS_DIST_TIMEOUT_S";
+const MASTER: &str = "127.0.0.1";
+
+/// What a rank process was told by its launcher.
+#[derive(Debug, Clone, Copy)]
+pub struct RankSpec {
+    pub rank: usize,
+    pub world: usize,
+    pub port: u16,
+    /// libtorch threads of this rank: the launcher's threads split evenly.
+    pub threads: usize,
+}
+
+impl RankSpec {
+    /// The spec in [`RANK_ENV`], if this process is a rank.
+    pub fn from_env() -> anyhow::Result<Option<RankSpec>> {
+        let Ok(text) = std::env::var(RANK_ENV) else {
+            return Ok(None);
+        };
+        let words: Vec<usize> = text
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{RANK_ENV}={text:?}: expected RANK WORLD PORT THREADS"))?;
+        let [rank, world, port, threads] = words[..] else {
+            anyhow::bail!("{RANK_ENV}={text:?}: expected RANK WORLD PORT THREADS");
+        };
+        Ok(Some(RankSpec {
+            rank,
+            world,
+            port: u16::try_from(port).context("the rendezvous port")?,
+            threads,
+        }))
+    }
+
+    /// Joins the ranks' process group on loopback; then rank 0 tells the
+    /// others whether there is a run to train (`go`: false when it found
+    /// the run done), and every rank answers that.
+    pub fn join(&self, go: bool) -> anyhow::Result<bool> {
+        parallel::join(&Rendezvous {
+            master_addr: MASTER.into(),
+            master_port: self.port,
+            rank: self.rank,
+            world_size: self.world,
+            timeout: timeout(),
+        })
+        .map_err(|e| anyhow::anyhow!("rank {} could not join: {e}", self.rank))?;
+        let mut flag = vec![Tensor::from_slice(&[i64::from(go)]).to_kind(Kind::Int64)];
+        parallel::combine(&mut flag, Combine::FromRankZero)
+            .map_err(|e| anyhow::anyhow!("rank {}: {e}", self.rank))?;
+        Ok(flag[0].int64_value(&[0]) != 0)
+    }
+}
+
+fn timeout() -> Duration {
+    let secs = std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs.max(1))
+}
+
+/// A rank after the first: trains the run of `cfg` on its shards, in step
+/// with rank 0, and records nothing. A peer that stops answering ends it
+/// with the group's line and the interrupted status.
+pub fn follow(
+    spec: RankSpec,
+    rt: &Runtime,
+    cfg: &ResolvedTrain,
+    opts: RunOptions,
+) -> anyhow::Result<ExitCode> {
+    if !spec.join(false)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    crate::exec::process::watch_stop_signals(rt, stop.clone(), "")?;
+    let mut observer = RankObserver { stop };
+    match crate::nas::train::run(cfg, &opts, &mut observer) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(RunError::PeerLost(message)) => {
+            crate::errln!("error: rank {}: {message}", spec.rank);
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(RunError::Interrupted { .. }) => Ok(ExitCode::from(EXIT_INTERRUPTED)),
+        Err(err) => Err(anyhow::anyhow!("rank {}: {err}", spec.rank)),
+    }
+}
+
+/// The launcher: starts `nproc` ranks of this command line, each with its
+/// share of `threads` (0: every core), forwards stop signals to them, and
+/// answers rank 0's exit status. Once one rank has ended, the others get
+/// the group's timeout and a little more to end on their own (a dead peer
+/// ends them within seconds), then are killed.
+pub fn launch(nproc: u32, threads: usize, rt: &Runtime) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding this ddsas binary")?;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let port = free_port()?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let total = if threads > 0 { threads } else { cores };
+    let per_rank = (total / nproc as usize).max(1);
+    let signals = forward_signals(rt)?;
+    let mut children = Vec::new();
+    for rank in 0..nproc {
+        let mut cmd = Command::new(&exe);
+        cmd.args(&args)
+            .env(RANK_ENV, format!("{rank} {nproc} {port} {per_rank}"))
+            // Its own process group: a Ctrl-C reaches the launcher alone,
+            // which passes one stop to every rank.
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; it only sets a flag of the
+        // child, which then gets SIGTERM if the launcher dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting rank {rank}"))?;
+        children.push(child);
+    }
+    let statuses = supervise(&mut children, &signals, timeout() + Duration::from_secs(10))?;
+    Ok(exit_code(&statuses))
+}
+
+/// A free TCP port on loopback for rank 0's store (free when asked; the
+/// store binds it a moment later).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind((MASTER, 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Counts the stop signals the launcher receives.
+fn forward_signals(rt: &Runtime) -> anyhow::Result<Arc<AtomicUsize>> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut signals = {
+        let _inside = rt.enter();
+        crate::exec::process::StopSignals::new().context("installing the signal handlers")?
+    };
+    let seen = count.clone();
+    rt.spawn(async move {
+        loop {
+            signals.recv().await;
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    Ok(count)
+}
+
+/// Waits for every rank; passes each stop signal on to the live ones; kills
+/// those still alive `grace` after the first rank ended.
+fn supervise(
+    children: &mut [Child],
+    signals: &AtomicUsize,
+    grace: Duration,
+) -> anyhow::Result<Vec<ExitStatus>> {
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
+    let mut forwarded = 0;
+    let mut deadline: Option<Instant> = None;
+    while statuses.iter().any(Option::is_none) {
+        for (child, status) in children.iter_mut().zip(statuses.iter_mut()) {
+            if status.is_none() {
+                *status = child.try_wait()?;
+                if status.is_some() && deadline.is_none() {
+                    deadline = Some(Instant::now() + grace);
+                }
+            }
+        }
+        let asked = signals.load(Ordering::SeqCst);
+        let kill_now = deadline.is_some_and(|d| Instant::now() >= d);
+        let live = children
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, s)| s.is_none())
+            .map(|(c, _)| c.id() as libc::pid_t);
+        for pid in live {
+            // SAFETY: the pid is a child of this process not yet reaped.
+            unsafe {
+                if kill_now {
+                    libc::kill(pid, libc::SIGKILL);
+                } else if forwarded < asked {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        forwarded = asked;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(statuses.into_iter().flatten().collect())
+}
+
+/// Rank 0's exit status (it recorded the run's end), with a line for each
+/// other rank that failed otherwise than by stopping.
+fn exit_code(statuses: &[ExitStatus]) -> ExitCode {
+    for (rank, status) in statuses.iter().enumerate().skip(1) {
+        let stopped =
+            matches!(status.code(), Some(c) if c == 0 || c == i32::from(EXIT_INTERRUPTED));
+        if !stopped {
+            crate::errln!("rank {rank} ended with {status}");
+        }
+    }
+    match statuses.first().and_then(ExitStatus::code) {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => {
+            crate::errln!("error: rank 0 ended with {}", statuses[0]);
+            ExitCode::from(1)
+        }
+    }
+}
