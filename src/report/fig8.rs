@@ -122,7 +122,11 @@ fn column(c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LineP
         lines
     };
     let skip_hi = c.extent(true).1;
-    let kept_edges = if c.group.space == SpaceKind::Nb201 { 6.0 } else { 8.0 };
+    let kept_edges = if c.group.space == SpaceKind::Nb201 {
+        6.0
+    } else {
+        8.0
+    };
     let cell = if c.group.space == SpaceKind::Nb201 {
         "the cell"
     } else {

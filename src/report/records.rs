@@ -415,11 +415,8 @@ mod tests {
         let (pts, src) = lookup.epoch_accuracy(SpaceKind::Darts, DatasetKind::Cifar10, &epochs);
         assert_eq!(pts, vec![(0, Some(50.0)), (1, Some(60.0))]);
         assert_eq!(src.text(), "search valid accuracy");
-        let (_, src) = Nb201Lookup::default().epoch_accuracy(
-            SpaceKind::Nb201,
-            DatasetKind::Cifar100,
-            &epochs,
-        );
+        let (_, src) =
+            Nb201Lookup::default().epoch_accuracy(SpaceKind::Nb201, DatasetKind::Cifar100, &epochs);
         assert!(src
             .text()
             .contains("`ddsas nb201 import FILE --dataset cifar100`"));

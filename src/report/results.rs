@@ -308,10 +308,10 @@ fn rows(method: Method, group: &Group, runs: &[&ReportRun], data: &SweepData) ->
     settings
         .iter()
         .map(|(setting, trained)| {
-            let used = trained.values().flatten().all(|t| {
-                data.training
-                    .uses(t, group.dataset, data.evaluate.as_ref())
-            });
+            let used = trained
+                .values()
+                .flatten()
+                .all(|t| data.training.uses(t, group.dataset, data.evaluate.as_ref()));
             let errors: Vec<f64> = trained
                 .values()
                 .map(|ts| {

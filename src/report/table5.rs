@@ -248,7 +248,10 @@ fn dataset_rank(d: DatasetKind) -> usize {
 /// the approximation: `(without, with)`.
 fn groups(data: &SweepData) -> BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun>)> {
     let mut groups: BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun>)> = BTreeMap::new();
-    for run in data.with_method(Method::Ddsas).filter(|r| r.valid_acc.is_some()) {
+    for run in data
+        .with_method(Method::Ddsas)
+        .filter(|r| r.valid_acc.is_some())
+    {
         let entry = groups.entry(config_key(run, &NOT_CONFIG)).or_default();
         match run.approximation {
             Some(0) => entry.0.push(run),

@@ -79,7 +79,7 @@ impl TrainSetting {
     /// Whether its trainings are on ImageNet (transfers: no search runs
     /// there, so the setting names the dataset).
     pub fn on_imagenet(&self) -> bool {
-        self.keys.get("dataset").and_then(Value::as_str) == Some("imagenet")
+        self.keys.get("dataset").and_then(Value::as_str) == Some(DatasetKind::ImageNet.name())
     }
 
     /// Epochs of the trainings.

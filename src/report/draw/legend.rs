@@ -9,8 +9,8 @@ use plotters::style::text_anchor::HPos;
 use super::strokes::{draw_marker, polyline};
 use super::text::{font, measure, text_at, LABEL_PX};
 use super::{method_color, method_marker, Area, DrawResult, SERIES_PALETTE};
-use crate::report::data::method_rank;
 use crate::config::Method;
+use crate::report::data::method_rank;
 use crate::report::labels::method_label;
 
 /// How the series of a figure are told apart. Each series is one setting
