@@ -168,7 +168,7 @@ pub fn columns(
                 })
                 .collect();
             Column {
-                group: group.clone(),
+                group: *group,
                 per,
                 source: source.unwrap_or_default(),
                 series,

@@ -217,7 +217,7 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
     let mut single: Vec<(String, Vec<i64>)> = Vec::new();
     for (group, runs) in by_dataset_space(candidates.into_iter()) {
         for setting in settings(&runs, &GRID_KEYS) {
-            match panel(group.clone(), &setting, metric) {
+            match panel(group, &setting, metric) {
                 Some(p) => panels.push(p),
                 None => single.push((
                     format!("{}{}", group.label(), keys_suffix(&setting)),

@@ -206,7 +206,7 @@ fn panel(
     row: usize,
 ) -> Panel {
     Panel {
-        group: group.clone(),
+        group: *group,
         cell,
         setting: setting.keys_map(),
         label: setting.label(),

@@ -132,10 +132,10 @@ impl TrainSetting {
 
 /// The trainings of a search under one setting: `(setting, trainings)`
 /// per distinct setting, in the order each first appears (by train run).
-pub fn by_setting<'a>(
-    trainings: &'a [ReportTraining],
+pub fn by_setting(
+    trainings: &[ReportTraining],
     search_dataset: DatasetKind,
-) -> Vec<(TrainSetting, Vec<&'a ReportTraining>)> {
+) -> Vec<(TrainSetting, Vec<&ReportTraining>)> {
     let mut out: Vec<(TrainSetting, Vec<&ReportTraining>)> = Vec::new();
     for t in trainings {
         let setting = TrainSetting::of_json(&t.config_json, search_dataset);
