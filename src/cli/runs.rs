@@ -284,7 +284,7 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     };
     let test_acc = match run.row.kind {
         RunKind::Train => pct(run.row.final_test_acc),
-        RunKind::Search => trained_cells(&db.trainings_of(id).await?, run.row.dataset.name()),
+        RunKind::Search => trained_cells(&db.trainings_of(id).await?, run.row.dataset),
     };
     crate::outln!("{}", summary_table(&run, test_acc));
     print_logs(&args.db.db, id);
@@ -547,7 +547,7 @@ pub(crate) fn config_text(config: &serde_json::Map<String, Value>, key: &str) ->
 /// The test accuracy of a search's trained cell, a line per train config
 /// it was trained under (two configs are two results, never one mean): "97.10% under appendix B.1 (epochs=600): run 70", with the mean
 /// over a config's done runs and its runs not done yet; "-" if none.
-fn trained_cells(trainings: &[Training], search_dataset: &str) -> String {
+fn trained_cells(trainings: &[Training], search_dataset: crate::data::DatasetKind) -> String {
     use crate::report::trainings::TrainSetting;
     let mut configs: Vec<(TrainSetting, Vec<&Training>)> = Vec::new();
     for t in trainings {

@@ -34,6 +34,7 @@ use crate::arch::genotype::{self, parse_any};
 use crate::arch::metrics::Genotype;
 use crate::arch::space::{SearchSpace, SpaceKind};
 use crate::arch::trained::TrainedGenotype;
+use crate::config::Method;
 use crate::store::{ReportRun, RunStatus};
 
 /// File stem of the sidecar of a sweep's cells (pictures are
@@ -147,8 +148,8 @@ impl Score {
 pub struct Source {
     /// The search run, if any.
     pub run: Option<i64>,
-    /// Its method.
-    pub method: Option<String>,
+    /// Its method (none for a genotype given as text).
+    pub method: Option<Method>,
     /// Its setting's label (`DDSAS L=28 M=50`), or the genotype's name.
     pub label: String,
     /// Its dataset and space.
@@ -168,7 +169,7 @@ impl Source {
     /// "DDSAS run 12" or "darts_v2".
     fn name(&self) -> String {
         match (self.run, &self.method) {
-            (Some(id), Some(m)) => format!("{} run {id}", method_label(m)),
+            (Some(id), Some(m)) => format!("{} run {id}", method_label(Some(*m))),
             (Some(id), None) => format!("run {id}"),
             _ => self.label.clone(),
         }
@@ -350,7 +351,7 @@ fn trained_pictures(source: Source, genotype: &TrainedGenotype, name: &str) -> V
 
 /// A search method's run, not a train run.
 fn is_search(run: &ReportRun) -> bool {
-    method_rank(&run.method) < METHOD_ORDER.len()
+    method_rank(run.method) < METHOD_ORDER.len()
 }
 
 /// The genotype of a done search `run`, read back from its text.
@@ -492,7 +493,7 @@ fn ranked<'a>(runs: &[&'a ReportRun]) -> Vec<&'a ReportRun> {
 fn run_source(run: &ReportRun, label: String, rank: Option<(usize, usize)>) -> Source {
     Source {
         run: Some(run.id),
-        method: Some(run.method.clone()),
+        method: run.method,
         label,
         group: Some(Group::of(run)),
         seed: Some(run.seed),
@@ -506,8 +507,8 @@ fn run_source(run: &ReportRun, label: String, rank: Option<(usize, usize)>) -> S
 /// DDSAS's L and M.
 fn run_label(run: &ReportRun) -> String {
     match (run.l, run.m) {
-        (Some(l), Some(m)) => format!("{} L={l} M={m}", method_label(&run.method)),
-        _ => method_label(&run.method).to_string(),
+        (Some(l), Some(m)) => format!("{} L={l} M={m}", method_label(run.method)),
+        _ => method_label(run.method).to_string(),
     }
 }
 
@@ -524,7 +525,10 @@ pub fn of_run(id: i64, found: Option<&ReportRun>) -> Result<Figure<Cells>, Repor
     };
     if !is_search(run) {
         return Err(refuse(
-            format!("run {id} is a `{}` run, not a search", run.method),
+            format!(
+                "run {id} is a `{}` run, not a search",
+                crate::store::method_text(run.method)
+            ),
             format!("draw the search it trained (`ddsas runs show {id}` names it)"),
         ));
     }
@@ -831,7 +835,7 @@ mod tests {
         let mut trained = run(3, "ddsas").acc(0.50).trained(30, 0.97, &[]).build();
         trained.genotype = Some(V1.into());
         let mut nb = searched(5, "ddsas", 0.6, NB);
-        nb.space = "nb201".into();
+        nb.space = SpaceKind::Nb201;
         nb.config_json = nb.config_json.replace("\"darts\"", "\"nb201\"");
         let mut no_genotype = run(6, "gdas").acc(0.9).build();
         no_genotype.genotype = None;
@@ -929,7 +933,7 @@ mod tests {
         let ddsas: Vec<i64> = c
             .pictures
             .iter()
-            .filter(|p| p.cell == "normal" && p.source.method.as_deref() == Some("ddsas"))
+            .filter(|p| p.cell == "normal" && p.source.method == Some(Method::Ddsas))
             .filter_map(|p| p.source.run)
             .collect();
         assert_eq!(ddsas, [3, 2]);

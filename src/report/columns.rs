@@ -16,6 +16,7 @@ use super::draw::{self, LegendEntry, LinePanel, SeriesStyles, StackedColumns, Sw
 use super::records::AccSource;
 use super::stats::{band_extent, Point};
 use super::Heading;
+use crate::config::Method;
 use crate::store::ReportRun;
 
 /// Series of at most this many epochs are drawn with markers.
@@ -167,7 +168,7 @@ pub fn columns(
                 })
                 .collect();
             Column {
-                group: group.clone(),
+                group: *group,
                 per,
                 source: source.unwrap_or_default(),
                 series,
@@ -240,12 +241,12 @@ pub fn captions(columns: &[Column]) -> Vec<String> {
 
 /// The styles that tell the settings of every column apart.
 pub fn styles(columns: &[Column]) -> SeriesStyles {
-    let names: Vec<Vec<(String, String)>> = columns
+    let names: Vec<Vec<(Option<Method>, String)>> = columns
         .iter()
         .map(|c| {
             c.infos()
                 .iter()
-                .map(|s| (s.method.clone(), s.label.clone()))
+                .map(|s| (s.method, s.label.clone()))
                 .collect()
         })
         .collect();

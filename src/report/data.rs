@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::arch::space::SpaceKind;
+use crate::config::Method;
+use crate::data::DatasetKind;
 use crate::store::{DbLocation, ReportRun, RunStatus, Store};
 
 use super::labels::{group_label, method_label, plural, runs_text};
@@ -177,8 +180,8 @@ impl SweepData {
     }
 
     /// The done runs with `method`.
-    pub fn with_method<'a>(&'a self, method: &'a str) -> impl Iterator<Item = &'a ReportRun> + 'a {
-        self.runs.iter().filter(move |r| r.method == method)
+    pub fn with_method(&self, method: Method) -> impl Iterator<Item = &ReportRun> + '_ {
+        self.runs.iter().filter(move |r| r.method == Some(method))
     }
 
     /// A note on the runs picked by `--where` and those left out because
@@ -260,27 +263,46 @@ impl LeftOut {
 
 /// A dataset and search space: what one panel (or column of panels) of a
 /// figure covers, since runs on different data or in different spaces are
-/// never drawn on one axis. Ordered by dataset, then space.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// never drawn on one axis. Ordered by dataset, then space, each by its
+/// stored name (`cifar10` before `digits`), the order figures have always
+/// put their panels and columns in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Group {
-    /// `digits`, `cifar10` or `cifar100`.
-    pub dataset: String,
-    /// `darts` or `nb201`.
-    pub space: String,
+    /// The dataset of its runs.
+    pub dataset: DatasetKind,
+    /// The search space of its runs.
+    pub space: SpaceKind,
 }
 
 impl Group {
     /// The group of `run`.
     pub fn of(run: &ReportRun) -> Group {
         Group {
-            dataset: run.dataset.clone(),
-            space: run.space.clone(),
+            dataset: run.dataset,
+            space: run.space,
         }
     }
 
     /// "CIFAR-10, DARTS space".
     pub fn label(&self) -> String {
-        group_label(&self.dataset, &self.space)
+        group_label(self.dataset, self.space)
+    }
+
+    /// What it is ordered by: the names of its dataset and space.
+    fn order_key(&self) -> (&'static str, &'static str) {
+        (self.dataset.name(), self.space.name())
+    }
+}
+
+impl Ord for Group {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
+}
+
+impl PartialOrd for Group {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -298,13 +320,14 @@ pub struct Lm<T> {
 }
 
 /// Methods in the order the paper lists them.
-pub const METHOD_ORDER: [&str; 3] = ["darts", "gdas", "ddsas"];
+pub const METHOD_ORDER: [Method; 3] = [Method::Darts, Method::Gdas, Method::Ddsas];
 
-/// Position of `method` in [`METHOD_ORDER`] (unknown methods last).
-pub fn method_rank(method: &str) -> usize {
+/// Position of `method` in [`METHOD_ORDER`] (a run that searches nothing
+/// last).
+pub fn method_rank(method: Option<Method>) -> usize {
     METHOD_ORDER
         .iter()
-        .position(|m| *m == method)
+        .position(|m| Some(*m) == method)
         .unwrap_or(METHOD_ORDER.len())
 }
 
@@ -345,8 +368,8 @@ pub fn config_key(run: &ReportRun, drop: &[&str]) -> String {
 /// config keys that vary among the runs the figure shows.
 #[derive(Debug, Clone)]
 pub struct Setting<'a> {
-    /// `ddsas`, `darts` or `gdas`.
-    pub method: String,
+    /// The method of its runs (`None` for runs that search nothing).
+    pub method: Option<Method>,
     /// `(key, value)` of every key that varies among the runs shown and
     /// that this method uses, in config order; empty when nothing varies.
     pub keys: Vec<(String, String)>,
@@ -368,9 +391,9 @@ impl Setting<'_> {
     pub fn label(&self) -> String {
         let keys = self.keys_text();
         if keys.is_empty() {
-            method_label(&self.method).to_string()
+            method_label(self.method).to_string()
         } else {
-            format!("{} {keys}", method_label(&self.method))
+            format!("{} {keys}", method_label(self.method))
         }
     }
 
@@ -387,7 +410,7 @@ impl Setting<'_> {
     /// Who the series of this setting is, as sidecars list it.
     pub fn info(&self) -> SeriesInfo {
         SeriesInfo {
-            method: self.method.clone(),
+            method: self.method,
             setting: self.keys_map(),
             label: self.label(),
             runs: self.ids(),
@@ -400,8 +423,9 @@ impl Setting<'_> {
 /// keys and label, its runs and how many seeds they are.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SeriesInfo {
-    /// `ddsas`, `darts` or `gdas`.
-    pub method: String,
+    /// The setting's method, written as stored (`ddsas`, `darts`, `gdas`).
+    #[serde(serialize_with = "stored_method")]
+    pub method: Option<Method>,
     /// The keys that vary among the runs shown, with this setting's values.
     pub setting: BTreeMap<String, String>,
     /// "DDSAS L=28 M=12", as legends show it.
@@ -467,8 +491,7 @@ pub fn settings<'a>(runs: &[&'a ReportRun], fixed: &[&str]) -> Vec<Setting<'a>> 
         .filter(|k| !NOT_A_SETTING.contains(&k.as_str()) && !fixed.contains(&k.as_str()))
         .filter(|k| {
             let mut values = configs.iter().zip(runs).filter_map(|(c, r)| {
-                let used =
-                    crate::config::Method::parse(&r.method).is_none_or(|m| m.uses(k.as_str()));
+                let used = r.method.is_none_or(|m| m.uses(k.as_str()));
                 used.then(|| c.get(k.as_str()))
             });
             let first = values.next();
@@ -478,7 +501,7 @@ pub fn settings<'a>(runs: &[&'a ReportRun], fixed: &[&str]) -> Vec<Setting<'a>> 
         .collect();
     let mut groups: Vec<(Vec<serde_json::Value>, Setting<'a>)> = Vec::new();
     for (run, config) in runs.iter().zip(&configs) {
-        let method = crate::config::Method::parse(&run.method);
+        let method = run.method;
         let used: Vec<&String> = varying
             .iter()
             .filter(|k| method.is_none_or(|m| m.uses(k.as_str())))
@@ -489,13 +512,13 @@ pub fn settings<'a>(runs: &[&'a ReportRun], fixed: &[&str]) -> Vec<Setting<'a>> 
             .collect();
         match groups
             .iter_mut()
-            .find(|(v, s)| s.method == run.method && *v == values)
+            .find(|(v, s)| s.method == method && *v == values)
         {
             Some((_, setting)) => setting.runs.push(run),
             None => groups.push((
                 values.clone(),
                 Setting {
-                    method: run.method.clone(),
+                    method,
                     keys: used
                         .iter()
                         .zip(&values)
@@ -507,12 +530,19 @@ pub fn settings<'a>(runs: &[&'a ReportRun], fixed: &[&str]) -> Vec<Setting<'a>> 
         }
     }
     groups.sort_by(|(a, x), (b, y)| {
-        method_rank(&x.method)
-            .cmp(&method_rank(&y.method))
-            .then_with(|| x.method.cmp(&y.method))
+        method_rank(x.method)
+            .cmp(&method_rank(y.method))
             .then_with(|| compare_values(a, b))
     });
     groups.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Writes a setting's method as the database stores it.
+fn stored_method<S: serde::Serializer>(
+    method: &Option<Method>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(crate::store::method_text(*method))
 }
 
 /// The parsed config of a run (empty if it does not parse).
@@ -563,9 +593,9 @@ pub(crate) mod test_runs {
             run: ReportRun {
                 id,
                 status: RunStatus::Done,
-                method: method.into(),
-                space: String::new(),
-                dataset: String::new(),
+                method: Method::parse(method),
+                space: SpaceKind::Darts,
+                dataset: DatasetKind::Digits,
                 seed: 0,
                 l: None,
                 m: None,
@@ -590,8 +620,8 @@ pub(crate) mod test_runs {
         /// On `dataset` in `space`.
         pub(crate) fn on(self, dataset: &str, space: &str) -> RunBuilder {
             let mut b = self.set("dataset", dataset).set("space", space);
-            b.run.dataset = dataset.into();
-            b.run.space = space.into();
+            b.run.dataset = serde_json::from_value(dataset.into()).expect("a dataset name");
+            b.run.space = SpaceKind::parse(space).expect("a space name");
             b
         }
 
@@ -632,7 +662,7 @@ pub(crate) mod test_runs {
         ) -> RunBuilder {
             let mut config = crate::config::train::TrainConfig::default().canonical_value();
             config["genotype"] = format!("cell of run {}", self.run.id).into();
-            config["dataset"] = self.run.dataset.clone().into();
+            config["dataset"] = self.run.dataset.name().into();
             for (k, v) in sets {
                 config[*k] = v.clone();
             }

@@ -130,7 +130,7 @@ pub fn compute(data: &SweepData, per: Per) -> Result<Figure<Fig10>, ReportError>
     let groups = by_dataset_space(
         data.runs
             .iter()
-            .filter(|r| method_rank(&r.method) < METHOD_ORDER.len() && per.points(records, r) > 1),
+            .filter(|r| method_rank(r.method) < METHOD_ORDER.len() && per.points(records, r) > 1),
     );
     if groups.is_empty() {
         let missing = match per {
@@ -246,7 +246,7 @@ impl Fig10 {
             c.series
                 .iter()
                 .flat_map(|s| {
-                    let style = styles.style(&s.info.method, &s.info.label);
+                    let style = styles.style(s.info.method, &s.info.label);
                     draw::Series::smoothed(s.line(upper), style, self.points_window(), markers)
                 })
                 .collect()

@@ -23,11 +23,12 @@ use super::draw::text::title_sub;
 use super::draw::{
     self, thousands, Area, BarPanel, BarSet, DrawResult, LinePanel, Plot, Series, PALETTE,
 };
-use super::fig9::space_of;
 use super::labels::{dataset_label, runs_text, space_label};
 use super::records::{Records, Table};
 use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
 use crate::arch::metrics::RATIO_BINS;
+use crate::arch::space::SearchSpace;
+use crate::config::Method;
 use crate::store::ReportRun;
 
 /// File stem of the figure.
@@ -114,7 +115,7 @@ pub struct Hist {
 fn chosen_config(data: &SweepData) -> Option<(Vec<&ReportRun>, usize)> {
     let mut configs: BTreeMap<String, Vec<&ReportRun>> = BTreeMap::new();
     for run in data
-        .with_method("ddsas")
+        .with_method(Method::Ddsas)
         .filter(|r| data.records.subspaces.contains_key(&r.id))
     {
         configs
@@ -147,20 +148,13 @@ pub fn compute(data: &SweepData) -> Result<Figure<Fig12>, ReportError> {
         ));
     };
     let first = runs[0];
-    let Some(space) = space_of(&first.space) else {
-        return Err(ReportError::cannot(
-            "fig12",
-            &data.name,
-            format!("has runs in an unknown space `{}`", first.space),
-            "report on another sweep",
-        ));
-    };
+    let space = SearchSpace::new(first.space);
     let cells = space.cell_types();
     let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
     let config = format!(
         "{}, {}, L = {}, M = {}, approximation {}",
-        dataset_label(&first.dataset),
-        space_label(&first.space),
+        dataset_label(first.dataset),
+        space_label(first.space),
         first.l.unwrap_or_default(),
         first.m.unwrap_or_default(),
         if first.approximation == Some(0) {

@@ -16,6 +16,7 @@ use super::draw::heatmap::HeatMapGrid;
 use super::draw::HeatMap;
 use super::labels::{plural, runs_text};
 use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
+use crate::config::Method;
 use crate::store::ReportRun;
 
 /// File stem of the figure.
@@ -206,7 +207,7 @@ fn choose_metric(
 /// than [`MAX_PANELS`] are refused, naming the keys to pick one by.
 pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportError> {
     let candidates: Vec<&ReportRun> = data
-        .with_method("ddsas")
+        .with_method(Method::Ddsas)
         .filter(|r| {
             r.l.is_some() && r.m.is_some() && r.valid_acc.is_some() && r.approximation != Some(0)
         })
@@ -216,7 +217,7 @@ pub fn compute(data: &SweepData, metric: &str) -> Result<Figure<Fig7>, ReportErr
     let mut single: Vec<(String, Vec<i64>)> = Vec::new();
     for (group, runs) in by_dataset_space(candidates.into_iter()) {
         for setting in settings(&runs, &GRID_KEYS) {
-            match panel(group.clone(), &setting, metric) {
+            match panel(group, &setting, metric) {
                 Some(p) => panels.push(p),
                 None => single.push((
                     format!("{}{}", group.label(), keys_suffix(&setting)),
@@ -302,8 +303,8 @@ fn too_many(data: &SweepData, panels: &[Panel]) -> ReportError {
     keys.dedup();
     let first = &panels[0];
     let mut condition = vec![
-        format!("dataset = '{}'", first.group.dataset),
-        format!("space = '{}'", first.group.space),
+        format!("dataset = '{}'", first.group.dataset.name()),
+        format!("space = '{}'", first.group.space.name()),
     ];
     condition.extend(first.setting.iter().map(|(k, v)| where_term(k, v)));
     ReportError::cannot(

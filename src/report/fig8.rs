@@ -19,6 +19,7 @@ use super::labels::plural;
 use super::records::Table;
 use super::stats::per_x;
 use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
+use crate::arch::space::SpaceKind;
 
 /// File stem of the figure.
 pub const STEM: &str = "fig8_skip";
@@ -61,7 +62,7 @@ pub fn compute(data: &SweepData) -> Result<Figure<Fig8>, ReportError> {
     if groups.is_empty() {
         return Err(data.cannot("fig8", "has no done runs with recorded epochs", PAPER_SWEEP));
     }
-    let any_darts = groups.keys().any(|g| g.space != "nb201");
+    let any_darts = groups.keys().any(|g| g.space != SpaceKind::Nb201);
     let longest = groups
         .values()
         .flatten()
@@ -113,7 +114,7 @@ fn column(c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LineP
             .series
             .iter()
             .map(|s| {
-                let style = styles.style(&s.info.method, &s.info.label);
+                let style = styles.style(s.info.method, &s.info.label);
                 draw::Series::mean(s.line(upper), style, markers)
             })
             .collect();
@@ -121,8 +122,12 @@ fn column(c: &Column, styles: &SeriesStyles, markers: bool) -> (LinePanel, LineP
         lines
     };
     let skip_hi = c.extent(true).1;
-    let kept_edges = if c.group.space == "nb201" { 6.0 } else { 8.0 };
-    let cell = if c.group.space == "nb201" {
+    let kept_edges = if c.group.space == SpaceKind::Nb201 {
+        6.0
+    } else {
+        8.0
+    };
+    let cell = if c.group.space == SpaceKind::Nb201 {
         "the cell"
     } else {
         "normal cell"

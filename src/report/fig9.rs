@@ -16,7 +16,8 @@ use super::draw::HeatMap;
 use super::labels::runs_text;
 use super::records::{Records, Table};
 use super::{drawn_figure, save_figure, Draw, Figure, Heading, ReportError, Spec, PICTURE_FILES};
-use crate::arch::space::{SearchSpace, SpaceKind};
+use crate::arch::space::SearchSpace;
+use crate::config::Method;
 use crate::store::ReportRun;
 
 /// File stem of the figure.
@@ -84,20 +85,11 @@ pub struct Panel {
     pub row: usize,
 }
 
-/// The search space named in the database.
-pub(crate) fn space_of(name: &str) -> Option<SearchSpace> {
-    match name {
-        "darts" => Some(SearchSpace::new(SpaceKind::Darts)),
-        "nb201" => Some(SearchSpace::new(SpaceKind::Nb201)),
-        _ => None,
-    }
-}
-
 /// The DDSAS runs Fig. 9 draws: every done one with sampling counts, or
 /// only `run` (which must be one of them).
 fn chosen_runs(data: &SweepData, run: Option<i64>) -> Result<Vec<&ReportRun>, ReportError> {
     let candidates: Vec<&ReportRun> = data
-        .with_method("ddsas")
+        .with_method(Method::Ddsas)
         .filter(|r| data.records.sampling.contains_key(&r.id))
         .collect();
     let Some(id) = run else {
@@ -157,11 +149,8 @@ pub fn compute(data: &SweepData, run: Option<i64>) -> Result<Figure<Fig9>, Repor
         ));
     }
     let mut rows: Vec<(&Group, &SearchSpace, Setting)> = Vec::new();
-    let spaces: Vec<Option<SearchSpace>> = groups.keys().map(|g| space_of(&g.space)).collect();
-    for ((group, runs), space) in groups.iter().zip(&spaces) {
-        let Some(search_space) = space else {
-            continue;
-        };
+    let spaces: Vec<SearchSpace> = groups.keys().map(|g| SearchSpace::new(g.space)).collect();
+    for ((group, runs), search_space) in groups.iter().zip(&spaces) {
         for setting in settings(runs, &["dataset", "space"]) {
             rows.push((group, search_space, setting));
         }
@@ -217,7 +206,7 @@ fn panel(
     row: usize,
 ) -> Panel {
     Panel {
-        group: group.clone(),
+        group: *group,
         cell,
         setting: setting.keys_map(),
         label: setting.label(),
@@ -318,6 +307,7 @@ impl Draw for Fig9 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::space::SpaceKind;
     use crate::report::data::test_runs::{run, sweep};
     use crate::store::SamplingPoint;
 

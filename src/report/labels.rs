@@ -2,38 +2,41 @@
 //! and messages: plain text helpers with no knowledge of the run history,
 //! so that every part of the report (and the CLI) can use them.
 
-/// How a method is written in figures.
-pub fn method_label(method: &str) -> &str {
+use crate::arch::space::SpaceKind;
+use crate::config::Method;
+use crate::data::DatasetKind;
+
+/// How a method is written in figures (a run that searches nothing by its
+/// stored method text, `train`).
+pub fn method_label(method: Option<Method>) -> &'static str {
     match method {
-        "ddsas" => "DDSAS",
-        "darts" => "DARTS",
-        "gdas" => "GDAS",
-        other => other,
+        Some(Method::Ddsas) => "DDSAS",
+        Some(Method::Darts) => "DARTS",
+        Some(Method::Gdas) => "GDAS",
+        None => crate::store::method_text(None),
     }
 }
 
 /// How a dataset is written in figures.
-pub fn dataset_label(dataset: &str) -> &str {
+pub fn dataset_label(dataset: DatasetKind) -> &'static str {
     match dataset {
-        "digits" => "Digits",
-        "cifar10" => "CIFAR-10",
-        "cifar100" => "CIFAR-100",
-        "imagenet" => "ImageNet",
-        other => other,
+        DatasetKind::Digits => "Digits",
+        DatasetKind::Cifar10 => "CIFAR-10",
+        DatasetKind::Cifar100 => "CIFAR-100",
+        DatasetKind::ImageNet => "ImageNet",
     }
 }
 
 /// How a search space is written in figures.
-pub fn space_label(space: &str) -> &str {
+pub fn space_label(space: SpaceKind) -> &'static str {
     match space {
-        "darts" => "DARTS space",
-        "nb201" => "NAS-Bench-201",
-        other => other,
+        SpaceKind::Darts => "DARTS space",
+        SpaceKind::Nb201 => "NAS-Bench-201",
     }
 }
 
 /// "CIFAR-10, DARTS space".
-pub fn group_label(dataset: &str, space: &str) -> String {
+pub fn group_label(dataset: DatasetKind, space: SpaceKind) -> String {
     format!("{}, {}", dataset_label(dataset), space_label(space))
 }
 

@@ -15,6 +15,8 @@ use serde::{Serialize, Serializer};
 
 use super::labels::dataset_label;
 use super::ReportError;
+use crate::arch::space::SpaceKind;
+use crate::data::DatasetKind;
 use crate::store::SubspacePoint;
 use crate::store::{EpochPoint, RatioPoint, ReportRun, SamplingPoint, StepBucket, Store};
 
@@ -124,7 +126,7 @@ impl Records {
                     self.ratio_hist = by_run(store.report_final_ratio_hist(sweep).await?, &keep)
                 }
                 Table::Nb201 => {
-                    let datasets: Vec<&str> = runs.iter().map(|r| r.dataset.as_str()).collect();
+                    let datasets: Vec<DatasetKind> = runs.iter().map(|r| r.dataset).collect();
                     self.nb201 = Nb201Lookup::load(store, &datasets).await?;
                 }
             }
@@ -192,7 +194,7 @@ impl Records {
         for r in runs {
             let (pts, src) = self
                 .nb201
-                .epoch_accuracy(&r.space, &r.dataset, self.epochs_of(r.id));
+                .epoch_accuracy(r.space, r.dataset, self.epochs_of(r.id));
             points.extend(pts.into_iter().filter_map(|(e, a)| a.map(|a| (e, a))));
             AccSource::merge(&mut source, src);
         }
@@ -291,9 +293,9 @@ impl Serialize for AccSource {
 impl Nb201Lookup {
     /// Loads the tables of the benchmark datasets that `datasets` (search
     /// datasets) map to.
-    pub async fn load(store: &Store, datasets: &[&str]) -> Result<Nb201Lookup, ReportError> {
+    pub async fn load(store: &Store, datasets: &[DatasetKind]) -> Result<Nb201Lookup, ReportError> {
         let mut lookup = Nb201Lookup::default();
-        for d in datasets {
+        for &d in datasets {
             let Some(bench) = benchmark_dataset(d) else {
                 continue;
             };
@@ -323,11 +325,11 @@ impl Nb201Lookup {
     /// search's valid accuracy.
     pub fn epoch_accuracy(
         &self,
-        space: &str,
-        dataset: &str,
+        space: SpaceKind,
+        dataset: DatasetKind,
         epochs: &[EpochPoint],
     ) -> (Vec<(i64, Option<f64>)>, AccSource) {
-        let table = (space == "nb201")
+        let table = (space == SpaceKind::Nb201)
             .then(|| benchmark_dataset(dataset))
             .flatten()
             .and_then(|b| self.tables.get(b).map(|t| (b, t)));
@@ -352,8 +354,8 @@ impl Nb201Lookup {
 }
 
 /// Why a run's accuracy panel shows the search's valid accuracy.
-fn valid_why(space: &str, dataset: &str) -> String {
-    if space != "nb201" {
+fn valid_why(space: SpaceKind, dataset: DatasetKind) -> String {
+    if space != SpaceKind::Nb201 {
         return "search valid accuracy".to_string();
     }
     match benchmark_dataset(dataset) {
@@ -368,11 +370,11 @@ fn valid_why(space: &str, dataset: &str) -> String {
 }
 
 /// The NAS-Bench-201 dataset a search dataset's architectures are looked up in.
-pub fn benchmark_dataset(dataset: &str) -> Option<&'static str> {
+pub fn benchmark_dataset(dataset: DatasetKind) -> Option<&'static str> {
     match dataset {
-        "cifar10" => Some("cifar10"),
-        "cifar100" => Some("cifar100"),
-        _ => None,
+        DatasetKind::Cifar10 => Some("cifar10"),
+        DatasetKind::Cifar100 => Some("cifar100"),
+        DatasetKind::Digits | DatasetKind::ImageNet => None,
     }
 }
 
@@ -397,7 +399,7 @@ mod tests {
         let lookup = Nb201Lookup::default()
             .with_table("cifar10", vec![("a".into(), 90.0), ("b".into(), 80.0)]);
         let epochs = [epoch(1, 0, 0.5, "a"), epoch(1, 1, 0.6, "c")];
-        let (pts, src) = lookup.epoch_accuracy("nb201", "cifar10", &epochs);
+        let (pts, src) = lookup.epoch_accuracy(SpaceKind::Nb201, DatasetKind::Cifar10, &epochs);
         assert_eq!(pts, vec![(0, Some(90.0)), (1, None)]);
         assert_eq!(
             src,
@@ -410,10 +412,11 @@ mod tests {
             .text()
             .contains("1 epoch(s) whose architecture is not in"));
         // The DARTS space has no benchmark: valid accuracy, in percent.
-        let (pts, src) = lookup.epoch_accuracy("darts", "cifar10", &epochs);
+        let (pts, src) = lookup.epoch_accuracy(SpaceKind::Darts, DatasetKind::Cifar10, &epochs);
         assert_eq!(pts, vec![(0, Some(50.0)), (1, Some(60.0))]);
         assert_eq!(src.text(), "search valid accuracy");
-        let (_, src) = Nb201Lookup::default().epoch_accuracy("nb201", "cifar100", &epochs);
+        let (_, src) =
+            Nb201Lookup::default().epoch_accuracy(SpaceKind::Nb201, DatasetKind::Cifar100, &epochs);
         assert!(src
             .text()
             .contains("`ddsas nb201 import FILE --dataset cifar100`"));

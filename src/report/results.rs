@@ -21,6 +21,7 @@ use super::labels::runs_text;
 use super::stats::mean_std;
 use super::trainings::{settings_of, TrainSetting};
 use super::{drawn_table, write_table, Options, Output, ReportError, Spec, TableFiles};
+use crate::config::Method;
 use crate::store::{ReportRun, ReportTraining};
 
 /// File name of the outputs, without extension.
@@ -60,8 +61,8 @@ pub struct Results {
 /// One method on one (dataset, space) and train config.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// `ddsas`, `darts` or `gdas`.
-    pub method: String,
+    /// The search method.
+    pub method: Method,
     /// Dataset and space.
     #[serde(flatten)]
     pub group: Group,
@@ -85,7 +86,7 @@ pub struct Row {
 impl Row {
     fn cells(&self) -> [String; 7] {
         [
-            super::labels::method_label(&self.method).to_string(),
+            super::labels::method_label(Some(self.method)).to_string(),
             self.group.label(),
             match &self.training {
                 Some(t) if self.used => format!("{t} *"),
@@ -104,8 +105,8 @@ impl Row {
 /// One method's cells transferred to ImageNet under one train config.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageNetRow {
-    /// `ddsas`, `darts` or `gdas`.
-    pub method: String,
+    /// The search method.
+    pub method: Method,
     /// Dataset and space of the searches.
     #[serde(flatten)]
     pub group: Group,
@@ -131,7 +132,7 @@ impl ImageNetRow {
     fn cells(&self) -> [String; 9] {
         let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |x| format!("{x:.digits$}"));
         [
-            super::labels::method_label(&self.method).to_string(),
+            super::labels::method_label(Some(self.method)).to_string(),
             self.group.label(),
             self.training.clone(),
             format!("{:.2} ± {:.2}", self.top1_error.0, self.top1_error.1),
@@ -172,20 +173,23 @@ const HEADER: [&str; 7] = [
 /// The table of `data`: every done search, grouped by method and
 /// (dataset, space); refused when none has a trained cell.
 pub fn compute(data: &SweepData) -> Result<Results, ReportError> {
-    let mut groups: BTreeMap<(usize, String, Group), Vec<&ReportRun>> = BTreeMap::new();
-    for run in data.runs.iter().filter(|r| method_rank(&r.method) < 3) {
+    let mut groups: BTreeMap<(usize, Method, Group), Vec<&ReportRun>> = BTreeMap::new();
+    for run in &data.runs {
+        let Some(method) = run.method else {
+            continue;
+        };
         groups
-            .entry((method_rank(&run.method), run.method.clone(), Group::of(run)))
+            .entry((method_rank(run.method), method, Group::of(run)))
             .or_default()
             .push(run);
     }
     let rows: Vec<Row> = groups
         .iter()
-        .flat_map(|((_, method, group), runs)| rows(method, group, runs, data))
+        .flat_map(|((_, method, group), runs)| rows(*method, group, runs, data))
         .collect();
     let imagenet: Vec<ImageNetRow> = groups
         .iter()
-        .flat_map(|((_, method, group), runs)| imagenet_rows(method, group, runs))
+        .flat_map(|((_, method, group), runs)| imagenet_rows(*method, group, runs))
         .collect();
     if rows.iter().all(|r| r.evaluated.is_empty()) && imagenet.is_empty() {
         return Err(ReportError::cannot(
@@ -236,7 +240,7 @@ fn mean_wall(runs: &[&ReportRun], unit: f64) -> Option<f64> {
 /// The ImageNet rows of one method on one (dataset, space): one per
 /// ImageNet train config any of `runs` was transferred under. A search's
 /// trainings of one config (its seeds) are averaged first.
-fn imagenet_rows(method: &str, group: &Group, runs: &[&ReportRun]) -> Vec<ImageNetRow> {
+fn imagenet_rows(method: Method, group: &Group, runs: &[&ReportRun]) -> Vec<ImageNetRow> {
     let mean = |v: Vec<f64>| (!v.is_empty()).then(|| mean_std(&v).0);
     settings_of(runs)
         .into_iter()
@@ -259,8 +263,8 @@ fn imagenet_rows(method: &str, group: &Group, runs: &[&ReportRun]) -> Vec<ImageN
                     .collect()
             };
             ImageNetRow {
-                method: method.to_string(),
-                group: group.clone(),
+                method,
+                group: *group,
                 training: setting.label(),
                 searches: runs.iter().map(|r| r.id).collect(),
                 evaluated: trained.keys().copied().collect(),
@@ -276,7 +280,7 @@ fn imagenet_rows(method: &str, group: &Group, runs: &[&ReportRun]) -> Vec<ImageN
 
 /// The rows of one method on one (dataset, space): one per train config
 /// any of `runs` was trained under, or one without a config if none was.
-fn rows(method: &str, group: &Group, runs: &[&ReportRun], data: &SweepData) -> Vec<Row> {
+fn rows(method: Method, group: &Group, runs: &[&ReportRun], data: &SweepData) -> Vec<Row> {
     let hours: Vec<f64> = runs
         .iter()
         .filter_map(|r| r.wall_s)
@@ -284,8 +288,8 @@ fn rows(method: &str, group: &Group, runs: &[&ReportRun], data: &SweepData) -> V
         .collect();
     let mean = |v: &[f64]| (!v.is_empty()).then(|| mean_std(v).0);
     let row = |training: Option<(&TrainSetting, bool)>| Row {
-        method: method.to_string(),
-        group: group.clone(),
+        method,
+        group: *group,
         training: training.map(|(s, _)| s.label()),
         used: training.is_some_and(|(_, used)| used),
         searches: runs.iter().map(|r| r.id).collect(),
@@ -304,10 +308,10 @@ fn rows(method: &str, group: &Group, runs: &[&ReportRun], data: &SweepData) -> V
     settings
         .iter()
         .map(|(setting, trained)| {
-            let used = trained.values().flatten().all(|t| {
-                data.training
-                    .uses(t, &group.dataset, data.evaluate.as_ref())
-            });
+            let used = trained
+                .values()
+                .flatten()
+                .all(|t| data.training.uses(t, group.dataset, data.evaluate.as_ref()));
             let errors: Vec<f64> = trained
                 .values()
                 .map(|ts| {
@@ -368,9 +372,9 @@ impl Results {
             let _ = writeln!(
                 csv,
                 "{},{},{},{},{},{},{},{},{},{},{},{}",
-                csv_field(&r.method),
-                csv_field(&r.group.dataset),
-                csv_field(&r.group.space),
+                csv_field(r.method.name()),
+                csv_field(r.group.dataset.name()),
+                csv_field(r.group.space.name()),
                 csv_field(&r.training),
                 r.searches.len(),
                 r.evaluated.len(),
@@ -395,9 +399,9 @@ impl Results {
             let _ = writeln!(
                 csv,
                 "{},{},{},{},{},{},{},{},{},{},{}",
-                csv_field(&r.method),
-                csv_field(&r.group.dataset),
-                csv_field(&r.group.space),
+                csv_field(r.method.name()),
+                csv_field(r.group.dataset.name()),
+                csv_field(r.group.space.name()),
                 csv_field(r.training.as_deref().unwrap_or("")),
                 r.used,
                 r.searches.len(),
@@ -515,7 +519,7 @@ mod tests {
         let t = compute(&data).unwrap();
         assert_eq!(t.rows.len(), 2);
         let darts = &t.rows[0];
-        assert_eq!((darts.method.as_str(), darts.evaluated.len()), ("darts", 0));
+        assert_eq!((darts.method.name(), darts.evaluated.len()), ("darts", 0));
         assert!(darts.test_error.is_none() && darts.training.is_none());
         let ddsas = &t.rows[1];
         let (mean, std) = ddsas.test_error.unwrap();

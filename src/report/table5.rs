@@ -24,6 +24,9 @@ use super::labels::{dataset_label, runs_text, space_label};
 use super::stats::mean_std;
 use super::trainings::Choice;
 use super::{drawn_table, write_table, Options, Output, ReportError, Spec, TableFiles};
+use crate::arch::space::SpaceKind;
+use crate::config::Method;
+use crate::data::DatasetKind;
 use crate::store::ReportRun;
 
 /// File name of its outputs, without extension.
@@ -230,18 +233,25 @@ impl Variant {
     }
 }
 
-fn dataset_rank(d: &str) -> usize {
-    ["digits", "cifar10", "cifar100"]
-        .iter()
-        .position(|x| *x == d)
-        .unwrap_or(3)
+/// Where a dataset's columns go: the paper's datasets in its order, then
+/// any other.
+fn dataset_rank(d: DatasetKind) -> usize {
+    match d {
+        DatasetKind::Digits => 0,
+        DatasetKind::Cifar10 => 1,
+        DatasetKind::Cifar100 => 2,
+        DatasetKind::ImageNet => 3,
+    }
 }
 
 /// The DDSAS runs with a final accuracy, by config without the seed and
 /// the approximation: `(without, with)`.
 fn groups(data: &SweepData) -> BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun>)> {
     let mut groups: BTreeMap<String, (Vec<&ReportRun>, Vec<&ReportRun>)> = BTreeMap::new();
-    for run in data.with_method("ddsas").filter(|r| r.valid_acc.is_some()) {
+    for run in data
+        .with_method(Method::Ddsas)
+        .filter(|r| r.valid_acc.is_some())
+    {
         let entry = groups.entry(config_key(run, &NOT_CONFIG)).or_default();
         match run.approximation {
             Some(0) => entry.0.push(run),
@@ -282,8 +292,8 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
     columns.sort_by_key(|c| {
         let first = c.with.runs.first().copied();
         (
-            dataset_rank(&c.group.dataset),
-            c.group.space.clone(),
+            dataset_rank(c.group.dataset),
+            c.group.space.name(),
             c.config,
             first,
         )
@@ -322,13 +332,13 @@ pub fn compute(data: &SweepData) -> Result<Table5, ReportError> {
 /// Headers: the dataset alone where it has one DARTS-space column, else
 /// with the space, L and M.
 fn name_columns(columns: &mut [Column]) {
-    let mut per_dataset: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_dataset: BTreeMap<DatasetKind, usize> = BTreeMap::new();
     for c in columns.iter() {
-        *per_dataset.entry(c.group.dataset.clone()).or_insert(0) += 1;
+        *per_dataset.entry(c.group.dataset).or_insert(0) += 1;
     }
     for c in columns.iter_mut() {
-        let Group { dataset, space } = &c.group;
-        c.header = if per_dataset.get(dataset) == Some(&1) && space == "darts" {
+        let Group { dataset, space } = c.group;
+        c.header = if per_dataset.get(&dataset) == Some(&1) && space == SpaceKind::Darts {
             format!("{} (%)", dataset_label(dataset))
         } else {
             format!(
@@ -391,8 +401,8 @@ impl Table5 {
                 let _ = writeln!(
                     csv,
                     "{},{},{},{},{},{},{},{},{:.6},{:.6},{}",
-                    csv_field(&c.group.dataset),
-                    csv_field(&c.group.space),
+                    csv_field(c.group.dataset.name()),
+                    csv_field(c.group.space.name()),
                     c.config.l.map_or(String::new(), |v| v.to_string()),
                     c.config.m.map_or(String::new(), |v| v.to_string()),
                     approx,

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::labels::{plural, runs_text};
 use crate::config::train::{train_config_keys, TrainConfig};
+use crate::data::DatasetKind;
 use crate::store::{ReportRun, ReportTraining};
 use crate::sweep::Evaluate;
 
@@ -35,7 +36,7 @@ pub struct TrainSetting {
 impl TrainSetting {
     /// The setting of a stored train config (`runs.config_json` of a train
     /// run) that trained a cell searched on `search_dataset`.
-    pub fn of_json(config_json: &str, search_dataset: &str) -> TrainSetting {
+    pub fn of_json(config_json: &str, search_dataset: DatasetKind) -> TrainSetting {
         let keys = match serde_json::from_str(config_json) {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
@@ -45,12 +46,10 @@ impl TrainSetting {
 
     /// The setting a sweep's `evaluate:` trains a search of
     /// `search_dataset` under (its dataset unless the file names one).
-    pub fn of_evaluate(plan: &Evaluate, search_dataset: &str) -> TrainSetting {
+    pub fn of_evaluate(plan: &Evaluate, search_dataset: DatasetKind) -> TrainSetting {
         let mut config = plan.config.clone();
         if !plan.own_data {
-            if let Ok(dataset) = serde_json::from_value(Value::String(search_dataset.into())) {
-                config.dataset = dataset;
-            }
+            config.dataset = search_dataset;
         }
         let mut keys = match config.canonical_value() {
             Value::Object(map) => map,
@@ -62,11 +61,11 @@ impl TrainSetting {
         TrainSetting::of_map(keys, search_dataset)
     }
 
-    fn of_map(mut keys: Map<String, Value>, search_dataset: &str) -> TrainSetting {
+    fn of_map(mut keys: Map<String, Value>, search_dataset: DatasetKind) -> TrainSetting {
         for key in NOT_A_TRAIN_SETTING {
             keys.remove(key);
         }
-        if keys.get("dataset").and_then(Value::as_str) == Some(search_dataset) {
+        if keys.get("dataset").and_then(Value::as_str) == Some(search_dataset.name()) {
             keys.remove("dataset");
         }
         TrainSetting { keys }
@@ -80,7 +79,7 @@ impl TrainSetting {
     /// Whether its trainings are on ImageNet (transfers: no search runs
     /// there, so the setting names the dataset).
     pub fn on_imagenet(&self) -> bool {
-        self.keys.get("dataset").and_then(Value::as_str) == Some("imagenet")
+        self.keys.get("dataset").and_then(Value::as_str) == Some(DatasetKind::ImageNet.name())
     }
 
     /// Epochs of the trainings.
@@ -133,10 +132,10 @@ impl TrainSetting {
 
 /// The trainings of a search under one setting: `(setting, trainings)`
 /// per distinct setting, in the order each first appears (by train run).
-pub fn by_setting<'a>(
-    trainings: &'a [ReportTraining],
-    search_dataset: &str,
-) -> Vec<(TrainSetting, Vec<&'a ReportTraining>)> {
+pub fn by_setting(
+    trainings: &[ReportTraining],
+    search_dataset: DatasetKind,
+) -> Vec<(TrainSetting, Vec<&ReportTraining>)> {
     let mut out: Vec<(TrainSetting, Vec<&ReportTraining>)> = Vec::new();
     for t in trainings {
         let setting = TrainSetting::of_json(&t.config_json, search_dataset);
@@ -179,7 +178,7 @@ impl Choice {
             let picked: Vec<&ReportTraining> = run
                 .trainings
                 .iter()
-                .filter(|t| choice.uses(t, &run.dataset, evaluate))
+                .filter(|t| choice.uses(t, run.dataset, evaluate))
                 .collect();
             let mean =
                 |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
@@ -202,7 +201,7 @@ impl Choice {
             return Choice::Untrained;
         };
         let setting = match evaluate {
-            Some(plan) => TrainSetting::of_evaluate(plan, &first.dataset),
+            Some(plan) => TrainSetting::of_evaluate(plan, first.dataset),
             None => {
                 let mut latest: Vec<(TrainSetting, Vec<i64>)> = Vec::new();
                 for run in &trained {
@@ -211,7 +210,7 @@ impl Choice {
                         .iter()
                         .max_by_key(|t| t.train_run_id)
                         .expect("trained runs have a training");
-                    let setting = TrainSetting::of_json(&newest.config_json, &run.dataset);
+                    let setting = TrainSetting::of_json(&newest.config_json, run.dataset);
                     match latest.iter_mut().find(|(s, _)| *s == setting) {
                         Some((_, ids)) => ids.push(run.id),
                         None => latest.push((setting, vec![run.id])),
@@ -233,7 +232,7 @@ impl Choice {
             .map(|r| {
                 r.trainings
                     .iter()
-                    .filter(|t| !choice.uses(t, &r.dataset, evaluate))
+                    .filter(|t| !choice.uses(t, r.dataset, evaluate))
                     .count()
             })
             .sum();
@@ -248,7 +247,7 @@ impl Choice {
     pub fn uses(
         &self,
         t: &ReportTraining,
-        search_dataset: &str,
+        search_dataset: DatasetKind,
         evaluate: Option<&Evaluate>,
     ) -> bool {
         let Choice::One { setting, .. } = self else {
@@ -317,7 +316,7 @@ pub fn settings_of<'a>(
 ) -> Vec<(TrainSetting, BTreeMap<i64, Vec<&'a ReportTraining>>)> {
     let mut out: Vec<(TrainSetting, BTreeMap<i64, Vec<&ReportTraining>>)> = Vec::new();
     for run in runs {
-        for (setting, ts) in by_setting(&run.trainings, &run.dataset) {
+        for (setting, ts) in by_setting(&run.trainings, run.dataset) {
             let slot = match out.iter().position(|(s, _)| *s == setting) {
                 Some(i) => i,
                 None => {
@@ -351,16 +350,16 @@ mod tests {
     fn a_setting_ignores_the_cell_seed_and_own_dataset_and_names_what_differs() {
         let a = TrainSetting::of_json(
             r#"{"genotype":"x","seed":0,"dataset":"cifar10","data_dir":null,"epochs":600,"layers":20}"#,
-            "cifar10",
+            DatasetKind::Cifar10,
         );
         let b = TrainSetting::of_json(
             r#"{"genotype":"y","seed":3,"dataset":"cifar10","data_dir":"/d","epochs":600,"layers":20}"#,
-            "cifar10",
+            DatasetKind::Cifar10,
         );
         assert_eq!(a, b);
         let transfer = TrainSetting::of_json(
             r#"{"genotype":"x","seed":0,"dataset":"cifar100","epochs":600,"layers":20}"#,
-            "cifar10",
+            DatasetKind::Cifar10,
         );
         assert_ne!(a, transfer);
         let full = |sets: &[(&str, Value)]| {
@@ -368,7 +367,7 @@ mod tests {
             for (k, x) in sets {
                 v[*k] = x.clone();
             }
-            TrainSetting::of_json(&v.to_string(), "digits")
+            TrainSetting::of_json(&v.to_string(), DatasetKind::Digits)
         };
         assert_eq!(full(&[]).label(), "appendix B.1 (epochs=600)");
         assert_eq!(
@@ -386,7 +385,7 @@ mod tests {
         );
         assert_eq!(
             full(&[]),
-            TrainSetting::of_evaluate(&evaluate(600), "digits")
+            TrainSetting::of_evaluate(&evaluate(600), DatasetKind::Digits)
         );
     }
 

@@ -343,7 +343,7 @@ impl RunCard {
     /// The method as stored and shown: a search method's name, or
     /// `train` for a run that searches nothing.
     pub fn method_text(&self) -> &'static str {
-        self.row.method.map_or(TRAIN_METHOD_TEXT, Method::name)
+        super::rows::method_text(self.row.method)
     }
 }
 

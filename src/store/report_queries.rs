@@ -8,7 +8,11 @@
 #![deny(missing_docs)]
 
 use super::error::Context;
+use super::rows::StoredMethod;
 use super::{RunStatus, Store, StoreError};
+use crate::arch::space::SpaceKind;
+use crate::config::Method;
+use crate::data::DatasetKind;
 
 /// One run of a sweep as the report sees it: identity, the knobs the figures
 /// group by (NULL for the baselines, as in `run_summary`) and the result.
@@ -18,12 +22,14 @@ pub struct ReportRun {
     pub id: i64,
     /// Where it is in its life cycle.
     pub status: RunStatus,
-    /// `ddsas`, `darts` or `gdas`.
-    pub method: String,
-    /// `darts` or `nb201`.
-    pub space: String,
-    /// `digits`, `cifar10` or `cifar100`.
-    pub dataset: String,
+    /// Its search method; `None` for a run that searches nothing (a train
+    /// run, which `report cells --run ID` may be asked about).
+    #[sqlx(try_from = "StoredMethod")]
+    pub method: Option<Method>,
+    /// Its search space.
+    pub space: SpaceKind,
+    /// The dataset it searched on.
+    pub dataset: DatasetKind,
     /// Seed of the run.
     pub seed: i64,
     /// DDSAS subspace size (NULL for the baselines).
@@ -68,8 +74,9 @@ impl ReportRun {
     /// Whether it was made under older definitions than this ddsas uses
     /// for its method (figures leave it out: its numbers mean something else).
     pub fn outdated(&self) -> bool {
-        crate::config::definitions_named(&self.method, &self.space)
-            .is_some_and(|current| self.definitions < i64::from(current))
+        self.method.is_some_and(|method| {
+            self.definitions < i64::from(crate::config::definitions(method, self.space))
+        })
     }
 }
 

@@ -203,6 +203,12 @@ impl StoredText for DatasetKind {
 /// method; SQL written against the history finds them by it).
 pub(super) const TRAIN_METHOD_TEXT: &str = "train";
 
+/// `runs.method` as stored and shown for a run's method: a search
+/// method's name, or `train` for a run that searches nothing.
+pub fn method_text(method: Option<Method>) -> &'static str {
+    method.map_or(TRAIN_METHOD_TEXT, Method::name)
+}
+
 /// `runs.method` as read: a search method, or [`TRAIN_METHOD_TEXT`] for a
 /// run that searches nothing.
 #[derive(Debug, Clone, Copy)]

@@ -9,6 +9,7 @@ use plotters::style::text_anchor::HPos;
 use super::strokes::{draw_marker, polyline};
 use super::text::{font, measure, text_at, LABEL_PX};
 use super::{method_color, method_marker, Area, DrawResult, SERIES_PALETTE};
+use crate::config::Method;
 use crate::report::data::method_rank;
 use crate::report::labels::method_label;
 
@@ -22,23 +23,23 @@ use crate::report::labels::method_label;
 pub struct SeriesStyles {
     by_method: bool,
     /// `(method, label)` in the order first seen.
-    series: Vec<(String, String)>,
+    series: Vec<(Option<Method>, String)>,
 }
 
 impl SeriesStyles {
     /// Styles for `panels`, each the `(method, label)` of its series.
-    pub fn new(panels: &[Vec<(String, String)>]) -> SeriesStyles {
+    pub fn new(panels: &[Vec<(Option<Method>, String)>]) -> SeriesStyles {
         let by_method = panels.iter().all(|p| {
-            let mut methods: Vec<&str> = p.iter().map(|(m, _)| m.as_str()).collect();
+            let mut methods: Vec<Option<Method>> = p.iter().map(|(m, _)| *m).collect();
             let n = methods.len();
             methods.sort_unstable();
             methods.dedup();
             methods.len() == n
         });
-        let mut series: Vec<(String, String)> = Vec::new();
+        let mut series: Vec<(Option<Method>, String)> = Vec::new();
         for s in panels.iter().flatten() {
             let key = if by_method {
-                (s.0.clone(), method_label(&s.0).to_string())
+                (s.0, method_label(s.0).to_string())
             } else {
                 s.clone()
             };
@@ -47,20 +48,20 @@ impl SeriesStyles {
             }
         }
         if by_method {
-            series.sort_by_key(|(m, _)| method_rank(m));
+            series.sort_by_key(|(m, _)| method_rank(*m));
         }
         SeriesStyles { by_method, series }
     }
 
     /// Colour and marker of the series of `method` labelled `label`.
-    pub fn style(&self, method: &str, label: &str) -> (RGBColor, usize) {
+    pub fn style(&self, method: Option<Method>, label: &str) -> (RGBColor, usize) {
         if self.by_method {
             return (method_color(method), method_marker(method));
         }
         let i = self
             .series
             .iter()
-            .position(|(m, l)| m == method && l == label)
+            .position(|(m, l)| *m == method && l == label)
             .unwrap_or(0);
         (
             SERIES_PALETTE[i % SERIES_PALETTE.len()],
@@ -74,7 +75,7 @@ impl SeriesStyles {
         self.series
             .iter()
             .map(|(method, label)| {
-                let (color, marker) = self.style(method, label);
+                let (color, marker) = self.style(*method, label);
                 LegendEntry {
                     label: label.clone(),
                     color,
@@ -163,12 +164,12 @@ pub fn legend<DB: DrawingBackend>(area: &Area<DB>, entries: &[LegendEntry]) -> D
 mod tests {
     use super::*;
 
-    fn names(panels: &[&[(&str, &str)]]) -> Vec<Vec<(String, String)>> {
+    fn names(panels: &[&[(&str, &str)]]) -> Vec<Vec<(Option<Method>, String)>> {
         panels
             .iter()
             .map(|p| {
                 p.iter()
-                    .map(|(m, l)| (m.to_string(), l.to_string()))
+                    .map(|(m, l)| (Method::parse(m), l.to_string()))
                     .collect()
             })
             .collect()
@@ -177,7 +178,8 @@ mod tests {
     #[test]
     fn one_setting_per_method_keeps_the_method_styles() {
         let styles = SeriesStyles::new(&names(&[&[("ddsas", "DDSAS"), ("darts", "DARTS")]]));
-        assert_eq!(styles.style("ddsas", "DDSAS"), (method_color("ddsas"), 0));
+        let ddsas = Some(Method::Ddsas);
+        assert_eq!(styles.style(ddsas, "DDSAS"), (method_color(ddsas), 0));
         let labels: Vec<String> = styles.legend(true).into_iter().map(|e| e.label).collect();
         assert_eq!(labels, ["DARTS", "DDSAS"]);
     }
@@ -188,8 +190,8 @@ mod tests {
             &[("ddsas", "DDSAS M=12"), ("ddsas", "DDSAS M=24")],
             &[("ddsas", "DDSAS M=24")],
         ]));
-        let a = styles.style("ddsas", "DDSAS M=12");
-        let b = styles.style("ddsas", "DDSAS M=24");
+        let a = styles.style(Some(Method::Ddsas), "DDSAS M=12");
+        let b = styles.style(Some(Method::Ddsas), "DDSAS M=24");
         assert_ne!(a.0, b.0);
         assert_eq!(a.1, b.1);
         assert_eq!(styles.legend(false).len(), 2);

@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::config::Method;
+
 pub use axes::padded;
 pub use bars::{BarPanel, BarSet};
 pub use heatmap::HeatMap;
@@ -57,12 +59,12 @@ pub const GRID: RGBColor = RGBColor(225, 225, 225);
 pub const MUTED: RGBColor = RGBColor(90, 90, 90);
 
 /// Colour of a method's line, the same in every figure.
-pub fn method_color(method: &str) -> RGBColor {
+pub fn method_color(method: Option<Method>) -> RGBColor {
     match method {
-        "ddsas" => PALETTE[0],
-        "darts" => PALETTE[1],
-        "gdas" => PALETTE[2],
-        _ => PALETTE[7],
+        Some(Method::Ddsas) => PALETTE[0],
+        Some(Method::Darts) => PALETTE[1],
+        Some(Method::Gdas) => PALETTE[2],
+        None => PALETTE[7],
     }
 }
 
@@ -85,12 +87,12 @@ pub const SERIES_PALETTE: [RGBColor; 12] = [
 
 /// Marker of a method's line (0 circle, 1 triangle, 2 square), so that
 /// lines differ by shape as well as colour.
-pub fn method_marker(method: &str) -> usize {
+pub fn method_marker(method: Option<Method>) -> usize {
     match method {
-        "ddsas" => 0,
-        "darts" => 1,
-        "gdas" => 2,
-        _ => 3,
+        Some(Method::Ddsas) => 0,
+        Some(Method::Darts) => 1,
+        Some(Method::Gdas) => 2,
+        None => 3,
     }
 }
 
