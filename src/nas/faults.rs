@@ -1,6 +1,6 @@
 //! Test hooks of the epoch loop, read from the environment: hold, hang or
-//! stop a run at an exact weight step, so that end-to-end tests put a run
-//! where they need it instead of racing it.
+//! stop a run (or end a data-parallel rank) at an exact weight step, so
+//! that end-to-end tests put a run where they need it instead of racing it.
 
 /// Environment variable `STEP:MARKER` that hangs the search at weight step
 /// STEP (global, from 1) for good, its heartbeat still running, unless the
@@ -46,6 +46,26 @@ impl FaultStops {
     pub(crate) fn stop_before(&mut self, step: u64) -> bool {
         let first = std::mem::replace(&mut self.first, false);
         !first && self.steps.contains(&step)
+    }
+}
+
+/// Environment variable "RANK STEP": that rank of a data-parallel run
+/// ends at once (as a `kill -9` would) before step STEP of an epoch (from
+/// 0), so that tests see how the other ranks end.
+pub const FAULT_DIE_AT: &str = "DDSAS_DIST_DIE_AT";
+
+/// Ends this process if [`FAULT_DIE_AT`] names its `rank` and `step`.
+/// The variable is read once per process: this runs at every step.
+pub(crate) fn maybe_die(rank: usize, step: usize) {
+    static HOOK: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    let hook = HOOK.get_or_init(|| {
+        let value = std::env::var(FAULT_DIE_AT).ok()?;
+        let (at_rank, at_step) = value.split_once(' ')?;
+        Some((at_rank.parse().ok()?, at_step.parse().ok()?))
+    });
+    if *hook == Some((rank, step)) {
+        // SAFETY: ends the process at once, as a killed rank would.
+        unsafe { libc::_exit(9) };
     }
 }
 

@@ -37,22 +37,6 @@ use crate::nas::run::{
 /// end (the data-parallel tests compare them across ranks).
 pub const CHECKSUM_ENV: &str = "DDSAS_PARAM_CHECKSUM";
 
-/// "RANK STEP": that rank of a data-parallel run ends at once (as a
-/// `kill -9` would) before the step of the epoch numbered STEP (from 0),
-/// so that the tests see how the others end.
-pub const DIE_ENV: &str = "DDSAS_DIST_DIE_AT";
-
-/// Ends this process when [`DIE_ENV`] names its rank and `step`.
-fn maybe_die(rank: usize, step: usize) {
-    let Ok(spec) = std::env::var(DIE_ENV) else {
-        return;
-    };
-    if spec == format!("{rank} {step}") {
-        // SAFETY: ends the process at once, as a killed rank would.
-        unsafe { libc::_exit(9) };
-    }
-}
-
 /// How a finished training ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainOutcome {
@@ -541,7 +525,7 @@ impl Stage for TrainStage {
         epoch: u32,
         step: usize,
     ) -> Result<Option<(f64, f64)>, RunError> {
-        maybe_die(self.world.rank, step);
+        crate::nas::faults::maybe_die(self.world.rank, step);
         if self.world.rank > 0 {
             // Each rank draws its own cutout squares and drop-path masks,
             // as its own process would, reproducibly at every step.
