@@ -45,6 +45,13 @@ impl TrainCmd {
             crate::outln!("{}", dry_run_line(&merged.network()?));
             return Ok(ExitCode::SUCCESS);
         }
+        if self.slurm.wanted() {
+            return super::slurm::submit(&self, rt, merged);
+        }
+        let srun = super::slurm::SrunTask::start(rt)?;
+        if srun.as_ref().is_some_and(super::slurm::SrunTask::restarted) {
+            self.job.resume = true;
+        }
         let rank: Rank = self.rank()?;
         #[cfg(feature = "dist")]
         if self.nproc > 1 && rank.is_none() {
@@ -57,10 +64,11 @@ impl TrainCmd {
             .clone()
             .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
         #[cfg(feature = "dist")]
-        if let Some(spec) = rank {
+        if let Some(spec) = &rank {
             self.job.threads = spec.threads;
+            self.job.device = rank_device(&self.job.device, spec.local_rank);
             if spec.rank > 0 {
-                return self.follow(spec, rt, &cfg, checkpoint_dir);
+                return self.follow(spec.clone(), rt, &cfg, checkpoint_dir);
             }
         }
         let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
@@ -71,7 +79,7 @@ impl TrainCmd {
         }
         let go = run.status != RunStatus::Done;
         #[cfg(feature = "dist")]
-        if let Some(spec) = rank {
+        if let Some(spec) = &rank {
             spec.join(go)?;
         }
         if !go {
@@ -92,7 +100,8 @@ impl TrainCmd {
             device,
             checkpoint_dir,
         };
-        self.job
+        let code = self
+            .job
             .claim_and_execute::<Train>(rt, &store, launch, |outcome| {
                 crate::outln!(
                     "train run {}: test accuracy {:.2}% (error {:.2}%), best {:.2}%, {:.3} M parameters, {:.1} s",
@@ -104,16 +113,28 @@ impl TrainCmd {
                     outcome.wall_s
                 );
                 Ok(())
-            })
+            })?;
+        if let Some(task) = &srun {
+            task.requeue_if_warned(rt, &store, run.id);
+        }
+        Ok(code)
     }
 
     /// The rank this process is of a data-parallel run (`--nproc` above 1,
-    /// started by the launcher); `None` for one process or the launcher.
+    /// started by the launcher, or started by the srun of a `train --slurm`
+    /// job of several ranks); `None` for one process or the launcher.
+    #[cfg(feature = "dist")]
     fn rank(&self) -> anyhow::Result<Rank> {
-        #[cfg(feature = "dist")]
         if self.nproc > 1 {
             return super::ranks::RankSpec::from_env();
         }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        super::ranks::RankSpec::from_slurm(|name| std::env::var(name).ok(), cores)
+    }
+
+    /// Without `dist` every process trains alone.
+    #[cfg(not(feature = "dist"))]
+    fn rank(&self) -> anyhow::Result<Rank> {
         Ok(None)
     }
 
@@ -196,6 +217,18 @@ impl TrainCmd {
         }
         Ok(sets)
     }
+}
+
+/// The device of a rank whose local rank (among its node's ranks) is
+/// `local`: on CUDA, that GPU of the node (modulo the GPUs it sees, for a
+/// rank that Slurm gave a single GPU); otherwise `device` as given.
+#[cfg(feature = "dist")]
+fn rank_device(device: &str, local: usize) -> String {
+    if !device.starts_with("cuda") {
+        return device.to_owned();
+    }
+    let visible = usize::try_from(tch::Cuda::device_count()).unwrap_or(0).max(1);
+    format!("cuda:{}", local % visible)
 }
 
 /// A value as a YAML string scalar (genotype texts hold `:`, `[`, `'`).

@@ -6,6 +6,10 @@
 //! Rank 0 is the `ddsas train` of one process (it registers, claims and
 //! records the run, and writes the checkpoints); the others train the same
 //! steps on their shards and keep nothing.
+//!
+//! Under Slurm (`ddsas train --slurm`) there is no launcher: srun starts the
+//! ranks on every node, and each learns its part from srun's environment
+//! ([`RankSpec::from_slurm`]); from there on a rank is the same.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -19,6 +23,7 @@ use tch::{Kind, Tensor};
 use tokio::runtime::Runtime;
 
 use crate::config::train::ResolvedTrain;
+use crate::exec::slurm::train_script::{rendezvous_port, MASTER_VARIABLE};
 use crate::exec::EXIT_INTERRUPTED;
 use crate::nas::dist::Rendezvous;
 use crate::nas::parallel::{self, Combine, RankObserver};
@@ -33,13 +38,19 @@ pub const RANK_ENV: &str = "DDSAS_DIST_RANK";
 pub const TIMEOUT_ENV: &str = "DDSAS_DIST_TIMEOUT_S";
 const MASTER: &str = "127.0.0.1";
 
-/// What a rank process was told by its launcher.
-#[derive(Debug, Clone, Copy)]
+/// What a rank process was told by its launcher, or by srun.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankSpec {
     pub rank: usize,
     pub world: usize,
+    /// Its rank among the ranks of its node: which of the node's GPUs it
+    /// trains on.
+    pub local_rank: usize,
+    /// The host of rank 0's store: loopback for the launcher's ranks.
+    pub master: String,
     pub port: u16,
-    /// libtorch threads of this rank: the launcher's threads split evenly.
+    /// libtorch threads of this rank: the launcher's threads split evenly,
+    /// or the CPUs Slurm gave the task.
     pub threads: usize,
 }
 
@@ -60,7 +71,56 @@ impl RankSpec {
         Ok(Some(RankSpec {
             rank,
             world,
+            local_rank: rank,
+            master: MASTER.into(),
             port: u16::try_from(port).context("the rendezvous port")?,
+            threads,
+        }))
+    }
+
+    /// The spec of a rank that srun started for `ddsas train --slurm`
+    /// (`env` looks a variable up): rank, world and local rank are srun's
+    /// `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`; the master is the
+    /// host the batch script exported as [`MASTER_VARIABLE`]; the port comes
+    /// from `SLURM_JOB_ID`; the threads are `SLURM_CPUS_PER_TASK`, else
+    /// `cores`. `None` outside such a job, and for a job of one task, which
+    /// trains as one process.
+    pub fn from_slurm(
+        env: impl Fn(&str) -> Option<String>,
+        cores: usize,
+    ) -> anyhow::Result<Option<RankSpec>> {
+        let Some(master) = env(MASTER_VARIABLE).filter(|m| !m.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    v.trim().parse::<u64>().with_context(|| {
+                        format!("{name}={v:?} under srun: expected a number")
+                    })
+                })
+                .transpose()
+        };
+        let needed = |name: &str| -> anyhow::Result<u64> {
+            number(name)?.with_context(|| {
+                format!("{MASTER_VARIABLE} is set but {name} is not: `ddsas train` of a `train --slurm` job must be started by the job's srun")
+            })
+        };
+        let world = usize::try_from(needed("SLURM_NTASKS")?)?;
+        if world < 2 {
+            return Ok(None);
+        }
+        let threads = match number("SLURM_CPUS_PER_TASK")? {
+            Some(n) if n > 0 => usize::try_from(n)?,
+            _ => cores.max(1),
+        };
+        Ok(Some(RankSpec {
+            rank: usize::try_from(needed("SLURM_PROCID")?)?,
+            world,
+            local_rank: usize::try_from(needed("SLURM_LOCALID")?)?,
+            master: master.trim().to_owned(),
+            port: rendezvous_port(needed("SLURM_JOB_ID")?),
             threads,
         }))
     }
@@ -70,7 +130,7 @@ impl RankSpec {
     /// the run done), and every rank answers that.
     pub fn join(&self, go: bool) -> anyhow::Result<bool> {
         parallel::join(&Rendezvous {
-            master_addr: MASTER.into(),
+            master_addr: self.master.clone(),
             master_port: self.port,
             rank: self.rank,
             world_size: self.world,
@@ -238,5 +298,59 @@ fn exit_code(statuses: &[ExitStatus]) -> ExitCode {
             crate::errln!("error: rank 0 ended with {}", statuses[0]);
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    const SRUN: [(&str, &str); 6] = [
+        ("DDSAS_DIST_MASTER", "node07"),
+        ("SLURM_JOB_ID", "4242"),
+        ("SLURM_PROCID", "5"),
+        ("SLURM_NTASKS", "8"),
+        ("SLURM_LOCALID", "1"),
+        ("SLURM_CPUS_PER_TASK", "6"),
+    ];
+
+    #[test]
+    fn a_rank_under_srun_takes_its_part_from_slurm() {
+        let spec = RankSpec::from_slurm(env(&SRUN), 64).unwrap().unwrap();
+        assert_eq!(
+            spec,
+            RankSpec {
+                rank: 5,
+                world: 8,
+                local_rank: 1,
+                master: "node07".into(),
+                port: 24242,
+                threads: 6,
+            }
+        );
+        let without_cpus = RankSpec::from_slurm(env(&SRUN[..5]), 3).unwrap().unwrap();
+        assert_eq!(without_cpus.threads, 3);
+    }
+
+    #[test]
+    fn only_a_job_of_several_tasks_of_our_script_makes_ranks() {
+        assert_eq!(RankSpec::from_slurm(env(&SRUN[1..]), 4).unwrap(), None);
+        let mut one = SRUN;
+        one[3] = ("SLURM_NTASKS", "1");
+        assert_eq!(RankSpec::from_slurm(env(&one), 4).unwrap(), None);
+        let err = RankSpec::from_slurm(env(&[SRUN[0], SRUN[3]]), 4).unwrap_err();
+        assert!(err.to_string().contains("SLURM_PROCID"), "{err}");
+        let mut bad = SRUN;
+        bad[2] = ("SLURM_PROCID", "x");
+        let err = RankSpec::from_slurm(env(&bad), 4).unwrap_err();
+        assert!(err.to_string().contains("SLURM_PROCID=\"x\""), "{err}");
     }
 }
