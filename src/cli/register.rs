@@ -37,7 +37,8 @@ pub(crate) async fn register(
     stale_after: f64,
 ) -> anyhow::Result<Registered> {
     for (i, plan) in sweep.evaluate.iter().enumerate() {
-        plan.refuse_data_parallel(i + 1).map_err(anyhow::Error::msg)?;
+        plan.refuse_data_parallel(i + 1)
+            .map_err(anyhow::Error::msg)?;
     }
     for line in crate::exec::orchestrator::reap_orphans(store, stale_after).await? {
         crate::outln!("{line}");

@@ -78,7 +78,12 @@ pub struct SlurmArgs {
     #[arg(long, default_value_t = 120, value_name = "SECONDS", requires = "slurm", value_parser = clap::value_parser!(u32).range(1..))]
     signal_before: u32,
     /// Another sbatch option, verbatim (repeatable), e.g. `--sbatch-arg=--qos=long`.
-    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true, requires = "slurm")]
+    #[arg(
+        long = "sbatch-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "slurm"
+    )]
     sbatch_args: Vec<String>,
     /// Folder for the batch script and the job's output (default: slurm/train-<run id>).
     #[arg(long, value_name = "DIR", requires = "slurm")]

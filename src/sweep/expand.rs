@@ -542,7 +542,8 @@ mod tests {
     /// the sweep is run.
     #[test]
     fn evaluate_nproc_is_checked_described_and_refused_at_run_time() {
-        let text = "name: e\nbase: {epochs: 1}\nevaluate: [{epochs: 600}, {epochs: 600, nproc: 4}]\n";
+        let text =
+            "name: e\nbase: {epochs: 1}\nevaluate: [{epochs: 600}, {epochs: 600, nproc: 4}]\n";
         let sweep = plan(text).unwrap();
         let (one, four) = (&sweep.evaluate[0], &sweep.evaluate[1]);
         assert_eq!((one.nproc, four.nproc), (1, 4));
@@ -566,7 +567,10 @@ mod tests {
             ))
             .unwrap_err()
             .to_string();
-            assert!(e.contains("`evaluate.nproc` must be a whole number"), "{bad}: {e}");
+            assert!(
+                e.contains("`evaluate.nproc` must be a whole number"),
+                "{bad}: {e}"
+            );
         }
     }
 

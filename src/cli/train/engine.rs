@@ -227,7 +227,9 @@ fn rank_device(device: &str, local: usize) -> String {
     if !device.starts_with("cuda") {
         return device.to_owned();
     }
-    let visible = usize::try_from(tch::Cuda::device_count()).unwrap_or(0).max(1);
+    let visible = usize::try_from(tch::Cuda::device_count())
+        .unwrap_or(0)
+        .max(1);
     format!("cuda:{}", local % visible)
 }
 

@@ -96,9 +96,9 @@ impl RankSpec {
             env(name)
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| {
-                    v.trim().parse::<u64>().with_context(|| {
-                        format!("{name}={v:?} under srun: expected a number")
-                    })
+                    v.trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("{name}={v:?} under srun: expected a number"))
                 })
                 .transpose()
         };

@@ -66,7 +66,11 @@ impl SlurmArgs {
 /// is registered here (its id is what the user follows), the data fetched
 /// here (compute nodes may have no network), and the ranks find the run by
 /// its config.
-pub(super) fn submit(cmd: &TrainCmd, rt: &Runtime, merged: TrainConfig) -> anyhow::Result<ExitCode> {
+pub(super) fn submit(
+    cmd: &TrainCmd,
+    rt: &Runtime,
+    merged: TrainConfig,
+) -> anyhow::Result<ExitCode> {
     let db = cmd
         .job
         .db

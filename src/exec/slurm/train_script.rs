@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(rendezvous_port(0), 20000);
         assert_eq!(rendezvous_port(4242), 24242);
         assert_eq!(rendezvous_port(14242), 24242);
-        assert_eq!(rendezvous_port(u64::MAX), PORT_BASE + (u64::MAX % 10000) as u16);
+        assert_eq!(
+            rendezvous_port(u64::MAX),
+            PORT_BASE + (u64::MAX % 10000) as u16
+        );
         assert!((0..30000).all(|id| (20000..30000).contains(&rendezvous_port(id))));
     }
 }
