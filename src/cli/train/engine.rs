@@ -33,7 +33,7 @@ impl TrainCmd {
     #[cfg_attr(not(feature = "dist"), allow(unused_mut, unused_variables))]
     pub fn run(mut self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         #[cfg(not(feature = "dist"))]
-        if self.nproc > 1 {
+        if self.nproc > 1 || !self.gpus.is_empty() {
             return Ok(nproc_unavailable());
         }
         let merged = self.merged_config(rt)?;
@@ -47,8 +47,14 @@ impl TrainCmd {
         }
         let rank: Rank = self.rank()?;
         #[cfg(feature = "dist")]
+        let backend = self.backend(merged.dist_backend)?;
+        #[cfg(feature = "dist")]
         if self.nproc > 1 && rank.is_none() {
             return super::ranks::launch(self.nproc, self.job.threads, rt);
+        }
+        #[cfg(feature = "dist")]
+        if let Some(spec) = rank {
+            self.job.device = super::ranks::rank_device(&self.job.device, &self.gpus, spec.rank)?;
         }
         let cfg = merged.resolve()?;
         let checkpoint_dir = self
@@ -60,7 +66,7 @@ impl TrainCmd {
         if let Some(spec) = rank {
             self.job.threads = spec.threads;
             if spec.rank > 0 {
-                return self.follow(spec, rt, &cfg, checkpoint_dir);
+                return self.follow(spec, backend, rt, &cfg, checkpoint_dir);
             }
         }
         let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
@@ -72,7 +78,7 @@ impl TrainCmd {
         let go = run.status != RunStatus::Done;
         #[cfg(feature = "dist")]
         if let Some(spec) = rank {
-            spec.join(go)?;
+            spec.join(go, backend, device)?;
         }
         if !go {
             crate::cli::say_already_done(
@@ -117,12 +123,27 @@ impl TrainCmd {
         Ok(None)
     }
 
+    /// The backend of the ranks' collectives (`dist_backend` for the
+    /// device of `--device`), checked with the GPUs the ranks would take
+    /// before any rank starts; Gloo in one process, which ignores both.
+    #[cfg(feature = "dist")]
+    fn backend(
+        &self,
+        setting: crate::config::train::DistBackend,
+    ) -> anyhow::Result<crate::config::train::DistBackend> {
+        if self.nproc <= 1 {
+            return Ok(crate::config::train::DistBackend::Gloo);
+        }
+        super::ranks::check_devices(&self.job.device, &self.gpus, self.nproc, setting)
+    }
+
     /// A rank after the first: the device and threads as rank 0 sets
     /// them, then its shards of rank 0's run, recording nothing.
     #[cfg(feature = "dist")]
     fn follow(
         &self,
         spec: super::ranks::RankSpec,
+        backend: crate::config::train::DistBackend,
         rt: &Runtime,
         cfg: &crate::config::train::ResolvedTrain,
         checkpoint_dir: std::path::PathBuf,
@@ -134,7 +155,7 @@ impl TrainCmd {
             checkpoint_dir: Some(checkpoint_dir),
             resume: self.job.resume,
         };
-        super::ranks::follow(spec, rt, cfg, opts)
+        super::ranks::follow(spec, backend, rt, cfg, opts)
     }
 
     /// The config: file (or defaults), then the search's cell, dataset and
