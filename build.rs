@@ -80,7 +80,12 @@ fn cuda_include_candidates(torch_lib: &std::path::Path) -> Vec<PathBuf> {
 #[cfg(feature = "dist")]
 fn nccl_includes(candidates: &[PathBuf]) -> Result<Vec<PathBuf>, &'static str> {
     let mut found = Vec::new();
-    for header in ["nccl.h", "cuda_runtime_api.h", "crt/host_defines.h", "nv/target"] {
+    for header in [
+        "nccl.h",
+        "cuda_runtime_api.h",
+        "crt/host_defines.h",
+        "nv/target",
+    ] {
         let dir = candidates
             .iter()
             .find(|d| d.join(header).is_file())

@@ -1106,9 +1106,15 @@ mod tests {
         assert_eq!(Auto.for_device(true, false).unwrap(), Gloo);
         assert_eq!(Gloo.for_device(true, true).unwrap(), Gloo);
         let cpu = Nccl.for_device(false, true).unwrap_err().to_string();
-        assert!(cpu.contains("`dist_backend`") && cpu.contains("CUDA"), "{cpu}");
+        assert!(
+            cpu.contains("`dist_backend`") && cpu.contains("CUDA"),
+            "{cpu}"
+        );
         let unbuilt = Nccl.for_device(true, false).unwrap_err().to_string();
-        assert!(unbuilt.contains("nccl.h") && !unbuilt.contains('\n'), "{unbuilt}");
+        assert!(
+            unbuilt.contains("nccl.h") && !unbuilt.contains('\n'),
+            "{unbuilt}"
+        );
     }
 
     #[test]

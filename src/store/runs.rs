@@ -201,8 +201,8 @@ impl Store {
             .bind(i64::from(claim.ranks.world_size))
             .bind(claim.ranks.backend.map(DistBackend::name))
             .fetch_optional(&self.pool)
-        .await
-        .ctx(|| format!("claiming run {id} for {}", claim.owner))?;
+            .await
+            .ctx(|| format!("claiming run {id} for {}", claim.owner))?;
         if claimed.is_none() {
             self.require(id).await?;
         }

@@ -288,8 +288,8 @@ impl Store {
             .bind(i64::from(claim.ranks.world_size))
             .bind(claim.ranks.backend.map(DistBackend::name))
             .fetch_optional(&self.pool)
-        .await
-        .ctx(|| format!("taking over run {id} for {}", claim.owner))?;
+            .await
+            .ctx(|| format!("taking over run {id} for {}", claim.owner))?;
         Ok(claimed.is_some())
     }
 

@@ -1158,7 +1158,10 @@ async fn claims_record_a_train_runs_ranks_and_backend(store: Store) {
         .await
         .unwrap());
     let row = store.run(train.id).await.unwrap().unwrap();
-    assert_eq!((row.world_size, row.dist_backend.as_deref()), (Some(1), None));
+    assert_eq!(
+        (row.world_size, row.dist_backend.as_deref()),
+        (Some(1), None)
+    );
     assert_eq!(row.ranks_text().as_deref(), Some("1"));
     let nccl = Claim {
         ranks: Ranks {

@@ -71,7 +71,12 @@ impl RankSpec {
     /// `backend` and this rank's `device`; then rank 0 tells the others
     /// whether there is a run to train (`go`: false when it found the run
     /// done), and every rank answers that.
-    pub fn join(&self, go: bool, backend: DistBackend, device: tch::Device) -> anyhow::Result<bool> {
+    pub fn join(
+        &self,
+        go: bool,
+        backend: DistBackend,
+        device: tch::Device,
+    ) -> anyhow::Result<bool> {
         parallel::join(&Rendezvous {
             master_addr: MASTER.into(),
             master_port: self.port,
@@ -130,7 +135,9 @@ pub fn check_devices(
             anyhow::bail!("--nproc {nproc} on CUDA takes one GPU per rank, but {what}: lower --nproc or list more GPUs with --gpus");
         }
     } else if !gpus.is_empty() {
-        anyhow::bail!("--gpus picks the GPUs of the ranks on --device cuda; this run is on {device}");
+        anyhow::bail!(
+            "--gpus picks the GPUs of the ranks on --device cuda; this run is on {device}"
+        );
     }
     Ok(setting.for_device(cuda, crate::nas::dist::NCCL_BUILT)?)
 }
