@@ -15,6 +15,7 @@ use crate::cli::JobArgs;
   ddsas train --genotype darts_v2 --dry-run --set dataset=cifar10  # params=3349342, no data needed
   ddsas train --from-run 12 --set epochs=20 --set layers=8 --set init_channels=16
   ddsas train --print-config > train.yaml                     # a template with every key
+  ddsas train --genotype darts_v2 --nproc 8 --device cuda     # data-parallel, one GPU per rank (NCCL)
   ddsas train --from-run 12 --db postgres://me@db/ddsas --slurm --nodes 2 --gpus-per-node 8 --time 3-00
 Defaults are the appendix's (DARTS protocol): 20 cells, 36 channels, 600 epochs, batch 96,
 SGD 0.025 cosine to 0, auxiliary head 0.4, drop path 0.3, cutout 16.")]
@@ -37,6 +38,10 @@ pub struct TrainCmd {
     /// headers (Debian: libgloo-dev).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "slurm")]
     nproc: u32,
+    /// With `--nproc N` on `--device cuda`: the GPUs of the ranks, rank r on the r-th of the
+    /// list (e.g. `--gpus 4,5,6,7`); default: every visible GPU, rank r on GPU r.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = "slurm")]
+    gpus: Vec<u32>,
     #[command(flatten)]
     slurm: SlurmArgs,
 }

@@ -33,7 +33,7 @@ impl TrainCmd {
     #[cfg_attr(not(feature = "dist"), allow(unused_mut, unused_variables))]
     pub fn run(mut self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         #[cfg(not(feature = "dist"))]
-        if self.nproc > 1 {
+        if self.nproc > 1 || !self.gpus.is_empty() {
             return Ok(nproc_unavailable());
         }
         let merged = self.merged_config(rt)?;
@@ -54,8 +54,15 @@ impl TrainCmd {
         }
         let rank: Rank = self.rank()?;
         #[cfg(feature = "dist")]
+        let backend = self.backend(merged.dist_backend, &rank)?;
+        #[cfg(feature = "dist")]
         if self.nproc > 1 && rank.is_none() {
             return super::ranks::launch(self.nproc, self.job.threads, rt);
+        }
+        #[cfg(feature = "dist")]
+        if let Some(spec) = &rank {
+            self.job.device =
+                super::ranks::rank_device(&self.job.device, &self.gpus, spec.local_rank)?;
         }
         let cfg = merged.resolve()?;
         let checkpoint_dir = self
@@ -66,9 +73,8 @@ impl TrainCmd {
         #[cfg(feature = "dist")]
         if let Some(spec) = &rank {
             self.job.threads = spec.threads;
-            self.job.device = rank_device(&self.job.device, spec.local_rank);
             if spec.rank > 0 {
-                return self.follow(spec.clone(), rt, &cfg, checkpoint_dir);
+                return self.follow(spec.clone(), backend, rt, &cfg, checkpoint_dir);
             }
         }
         let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
@@ -80,7 +86,7 @@ impl TrainCmd {
         let go = run.status != RunStatus::Done;
         #[cfg(feature = "dist")]
         if let Some(spec) = &rank {
-            spec.join(go)?;
+            spec.join(go, backend, device)?;
         }
         if !go {
             crate::cli::say_already_done(
@@ -138,12 +144,31 @@ impl TrainCmd {
         Ok(None)
     }
 
+    /// The backend of the ranks' collectives (`dist_backend` for the
+    /// device of `--device`), checked with the GPUs the ranks would take
+    /// before any rank starts; Gloo in one process, which ignores both.
+    /// A rank that srun started needs only a GPU of its own on its node.
+    #[cfg(feature = "dist")]
+    fn backend(
+        &self,
+        setting: crate::config::train::DistBackend,
+        rank: &Rank,
+    ) -> anyhow::Result<crate::config::train::DistBackend> {
+        let nproc = match rank {
+            Some(_) if self.nproc <= 1 => 1,
+            None if self.nproc <= 1 => return Ok(crate::config::train::DistBackend::Gloo),
+            _ => self.nproc,
+        };
+        super::ranks::check_devices(&self.job.device, &self.gpus, nproc, setting)
+    }
+
     /// A rank after the first: the device and threads as rank 0 sets
     /// them, then its shards of rank 0's run, recording nothing.
     #[cfg(feature = "dist")]
     fn follow(
         &self,
         spec: super::ranks::RankSpec,
+        backend: crate::config::train::DistBackend,
         rt: &Runtime,
         cfg: &crate::config::train::ResolvedTrain,
         checkpoint_dir: std::path::PathBuf,
@@ -155,7 +180,7 @@ impl TrainCmd {
             checkpoint_dir: Some(checkpoint_dir),
             resume: self.job.resume,
         };
-        super::ranks::follow(spec, rt, cfg, opts)
+        super::ranks::follow(spec, backend, rt, cfg, opts)
     }
 
     /// The config: file (or defaults), then the search's cell, dataset and
@@ -217,20 +242,6 @@ impl TrainCmd {
         }
         Ok(sets)
     }
-}
-
-/// The device of a rank whose local rank (among its node's ranks) is
-/// `local`: on CUDA, that GPU of the node (modulo the GPUs it sees, for a
-/// rank that Slurm gave a single GPU); otherwise `device` as given.
-#[cfg(feature = "dist")]
-fn rank_device(device: &str, local: usize) -> String {
-    if !device.starts_with("cuda") {
-        return device.to_owned();
-    }
-    let visible = usize::try_from(tch::Cuda::device_count())
-        .unwrap_or(0)
-        .max(1);
-    format!("cuda:{}", local % visible)
 }
 
 /// A value as a YAML string scalar (genotype texts hold `:`, `[`, `'`).

@@ -2,7 +2,9 @@
 //! user started is a launcher that re-executes the same command line as N
 //! rank processes, each told its rank, the world size, the rendezvous port
 //! and its share of the cores through [`RANK_ENV`]; the ranks meet on
-//! loopback (Gloo) and train data-parallel ([`crate::nas::parallel`]).
+//! loopback and train data-parallel ([`crate::nas::parallel`]) with Gloo,
+//! or NCCL on CUDA devices (one GPU per rank: the r-th of `--gpus`, else
+//! GPU r).
 //! Rank 0 is the `ddsas train` of one process (it registers, claims and
 //! records the run, and writes the checkpoints); the others train the same
 //! steps on their shards and keep nothing.
@@ -22,7 +24,7 @@ use anyhow::Context;
 use tch::{Kind, Tensor};
 use tokio::runtime::Runtime;
 
-use crate::config::train::ResolvedTrain;
+use crate::config::train::{DistBackend, ResolvedTrain};
 use crate::exec::slurm::train_script::{rendezvous_port, MASTER_VARIABLE};
 use crate::exec::EXIT_INTERRUPTED;
 use crate::nas::dist::Rendezvous;
@@ -125,16 +127,24 @@ impl RankSpec {
         }))
     }
 
-    /// Joins the ranks' process group on loopback; then rank 0 tells the
-    /// others whether there is a run to train (`go`: false when it found
-    /// the run done), and every rank answers that.
-    pub fn join(&self, go: bool) -> anyhow::Result<bool> {
+    /// Joins the ranks' process group on loopback, its collectives on
+    /// `backend` and this rank's `device`; then rank 0 tells the others
+    /// whether there is a run to train (`go`: false when it found the run
+    /// done), and every rank answers that.
+    pub fn join(
+        &self,
+        go: bool,
+        backend: DistBackend,
+        device: tch::Device,
+    ) -> anyhow::Result<bool> {
         parallel::join(&Rendezvous {
             master_addr: self.master.clone(),
             master_port: self.port,
             rank: self.rank,
             world_size: self.world,
             timeout: timeout(),
+            backend,
+            device,
         })
         .map_err(|e| anyhow::anyhow!("rank {} could not join: {e}", self.rank))?;
         let mut flag = vec![Tensor::from_slice(&[i64::from(go)]).to_kind(Kind::Int64)];
@@ -142,6 +152,59 @@ impl RankSpec {
             .map_err(|e| anyhow::anyhow!("rank {}: {e}", self.rank))?;
         Ok(flag[0].int64_value(&[0]) != 0)
     }
+}
+
+/// The device of a rank whose local rank (among its node's ranks) is
+/// `local`, on a run on `device`: CPU stays CPU; on CUDA each rank takes
+/// its own GPU, the `local`-th of `gpus`, else GPU `local` of those
+/// visible (modulo their number: a rank that Slurm gave a single GPU sees
+/// only that one, as GPU 0).
+pub fn rank_device(device: &str, gpus: &[u32], local: usize) -> anyhow::Result<String> {
+    if !is_cuda(device) {
+        return Ok(device.to_owned());
+    }
+    let gpu = match gpus {
+        [] => {
+            let visible = crate::exec::device::cuda_devices().len().max(1);
+            u32::try_from(local % visible).context("the local rank")?
+        }
+        list => *list
+            .get(local)
+            .with_context(|| format!("rank {local} has no GPU in --gpus {list:?}"))?,
+    };
+    Ok(format!("cuda:{gpu}"))
+}
+
+fn is_cuda(device: &str) -> bool {
+    device == "cuda" || device.starts_with("cuda:")
+}
+
+/// Checks, before any rank starts, that every rank has a GPU of its own
+/// on CUDA (`--gpus` lists at least `nproc`, or that many are visible)
+/// and that `setting` can run there; answers the backend the ranks use.
+pub fn check_devices(
+    device: &str,
+    gpus: &[u32],
+    nproc: u32,
+    setting: DistBackend,
+) -> anyhow::Result<DistBackend> {
+    let cuda = is_cuda(device);
+    if cuda {
+        let (count, what) = if gpus.is_empty() {
+            let seen = crate::exec::device::cuda_devices().len();
+            (seen, format!("libtorch sees {seen} CUDA device(s)"))
+        } else {
+            (gpus.len(), format!("--gpus lists {}", gpus.len()))
+        };
+        if (nproc as usize) > count {
+            anyhow::bail!("--nproc {nproc} on CUDA takes one GPU per rank, but {what}: lower --nproc or list more GPUs with --gpus");
+        }
+    } else if !gpus.is_empty() {
+        anyhow::bail!(
+            "--gpus picks the GPUs of the ranks on --device cuda; this run is on {device}"
+        );
+    }
+    Ok(setting.for_device(cuda, crate::nas::dist::NCCL_BUILT)?)
 }
 
 fn timeout() -> Duration {
@@ -157,11 +220,12 @@ fn timeout() -> Duration {
 /// with the group's line and the interrupted status.
 pub fn follow(
     spec: RankSpec,
+    backend: DistBackend,
     rt: &Runtime,
     cfg: &ResolvedTrain,
     opts: RunOptions,
 ) -> anyhow::Result<ExitCode> {
-    if !spec.join(false)? {
+    if !spec.join(false, backend, opts.device)? {
         return Ok(ExitCode::SUCCESS);
     }
     let stop = Arc::new(AtomicBool::new(false));
