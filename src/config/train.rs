@@ -88,6 +88,10 @@ pub struct TrainConfig {
     pub jitter_saturation: Option<f64>,
     /// Colour jitter: hue (ImageNet 0.2).
     pub jitter_hue: Option<f64>,
+    /// Batch norm with the statistics of the whole global batch in a
+    /// data-parallel run (`--nproc`), instead of each rank's shard's;
+    /// ignored by one process, whose batch norm sees the whole batch.
+    pub sync_bn: bool,
 }
 
 /// The learning-rate schedule after the warm-up.
@@ -199,6 +203,7 @@ impl Default for TrainConfig {
             jitter_contrast: None,
             jitter_saturation: None,
             jitter_hue: None,
+            sync_bn: false,
         }
     }
 }
@@ -285,6 +290,10 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
         "jitter_hue",
         "colour jitter: hue, in [0, 0.5] (ImageNet 0.2); ImageNet only",
     ),
+    (
+        "sync_bn",
+        "batch norm over the whole global batch across the ranks of --nproc (false: each rank's shard, as DDP); ignored by one process",
+    ),
 ];
 
 /// The keys of a train config, in declaration order.
@@ -337,7 +346,8 @@ impl TrainConfig {
     /// without the keys of the ImageNet recipe whose value is what ddsas
     /// did before they existed where that is also the dataset's default
     /// (so an older config keeps its fingerprint, and the stored config
-    /// reads back to the same values).
+    /// reads back to the same values), and without `sync_bn` when it is
+    /// off, for the same reason.
     pub fn canonical_value(&self) -> serde_json::Value {
         let filled = self.filled();
         let defaults = TrainConfig {
@@ -350,6 +360,11 @@ impl TrainConfig {
         let mut value = serde_json::to_value(&filled).expect("a config always serializes");
         if let Some(map) = value.as_object_mut() {
             map.remove("download");
+            // Stored runs, all without synchronised batch norm, keep
+            // their identity; a run that asks for it is another run.
+            if !self.sync_bn {
+                map.remove("sync_bn");
+            }
             for key in RECIPE_KEYS {
                 let unused = map
                     .get(key)
@@ -991,7 +1006,9 @@ mod tests {
         ])
         .unwrap();
         assert_ne!(imagenet.fingerprint(), zero.fingerprint());
-        for cfg in [&r, &smoothed, &imagenet, &zero] {
+        let synced = resolve(&["genotype=darts_v2", "sync_bn=true"]).unwrap();
+        assert_ne!(synced.fingerprint(), r.fingerprint());
+        for cfg in [&r, &smoothed, &imagenet, &zero, &synced] {
             let stored: TrainConfig = serde_json::from_str(&cfg.canonical_json()).unwrap();
             assert_eq!(stored.resolve().unwrap().fingerprint(), cfg.fingerprint());
         }

@@ -58,6 +58,7 @@ impl TrainCmd {
             .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
         #[cfg(feature = "dist")]
         if let Some(spec) = rank {
+            super::ranks::watch_time_limit(rt, spec.rank)?;
             self.job.threads = spec.threads;
             if spec.rank > 0 {
                 return self.follow(spec, rt, &cfg, checkpoint_dir);
