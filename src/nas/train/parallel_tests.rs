@@ -32,9 +32,13 @@ const LR: f64 = 0.1;
 /// loss, the reference the gradients). Measured: 0 after the even step,
 /// 1.05e-5 after the uneven one.
 const TOLERANCE: f64 = 5e-5;
-/// The same with synchronised batch norm, whose statistics come from sums
-/// and sums of squares instead of libtorch's own variance.
-const SYNC_TOLERANCE: f64 = 1e-4;
+/// The same with synchronised batch norm, whose forward and backward
+/// passes are autograd's through sums and sums of squares instead of
+/// libtorch's fused batch norm: the running statistics agree to 3e-6, the
+/// parameters to 1.8e-4 after a step (a gradient that many terms nearly
+/// cancel in, relative to a parameter that starts at 0), where a backward
+/// pass that did not sum across the ranks would be off by far more.
+const SYNC_TOLERANCE: f64 = 1e-3;
 
 fn tiny_trainer(seed: i64) -> Trainer {
     tch::manual_seed(seed);
@@ -172,11 +176,13 @@ fn sync_bn() {
         parallel::set_sync_batch_norm(false);
         let (_, _, grads) = reference.gradients(&x, &y, 0.0);
         reference.apply(&grads, LR);
-        let diff = max_relative_difference(trainer.params(), reference.params())
-            .max(max_relative_difference(
-                &sorted_variables(&trainer.net, |grad| !grad),
-                &sorted_variables(&reference.net, |grad| !grad),
-            ));
+        let params = max_relative_difference(trainer.params(), reference.params());
+        let stats = max_relative_difference(
+            &sorted_variables(&trainer.net, |grad| !grad),
+            &sorted_variables(&reference.net, |grad| !grad),
+        );
+        println!("step {step}: parameters {params:e}, running statistics {stats:e}");
+        let diff = params.max(stats);
         report(step, diff, SYNC_TOLERANCE, &trainer);
     }
     println!("sync-bn: ok");
