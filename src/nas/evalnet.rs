@@ -68,9 +68,8 @@ impl StemLayers {
 
     /// The first cell's `(s0, s1)`.
     fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let block = |(conv, bn): &(nn::Conv2D, BatchNorm), x: &Tensor| {
-            bn.forward_t(&x.apply(conv), train)
-        };
+        let block =
+            |(conv, bn): &(nn::Conv2D, BatchNorm), x: &Tensor| bn.forward_t(&x.apply(conv), train);
         match self.blocks.as_slice() {
             [stem] => {
                 let s = block(stem, x);

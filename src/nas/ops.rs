@@ -386,16 +386,10 @@ pub fn is_channels_last(x: &Tensor) -> bool {
 #[derive(Debug)]
 pub enum Op {
     /// 3x3 max pool, followed by BN in the DARTS search network.
-    MaxPool {
-        stride: i64,
-        bn: Option<BatchNorm>,
-    },
+    MaxPool { stride: i64, bn: Option<BatchNorm> },
     /// 3x3 average pool without counting padding; BN after it in the DARTS
     /// search network only.
-    AvgPool {
-        stride: i64,
-        bn: Option<BatchNorm>,
-    },
+    AvgPool { stride: i64, bn: Option<BatchNorm> },
     /// Identity (`skip_connect` at stride 1).
     Identity,
     /// `skip_connect` at stride 2.
@@ -626,7 +620,10 @@ mod tests {
         assert!(spread(bias).0 <= 1.0 / 16.0);
         let norm = bn(&root / "bn", 48, true);
         let ones = Tensor::ones([48], (Kind::Float, Device::Cpu));
-        assert!(norm.inner.ws.as_ref().unwrap().equal(&ones), "scale starts at 1");
+        assert!(
+            norm.inner.ws.as_ref().unwrap().equal(&ones),
+            "scale starts at 1"
+        );
         assert!(
             norm.inner.bs.as_ref().unwrap().equal(&ones.zeros_like()),
             "shift at 0"

@@ -200,7 +200,10 @@ fn start_from_rank_zero() -> (World, Trainer, Trainer) {
     )
     .unwrap();
     let reference = tiny_trainer(1);
-    assert_eq!(max_relative_difference(trainer.params(), reference.params()), 0.0);
+    assert_eq!(
+        max_relative_difference(trainer.params(), reference.params()),
+        0.0
+    );
     (world, trainer, reference)
 }
 
@@ -216,5 +219,8 @@ fn rank_step(trainer: &mut Trainer, x: &Tensor, y: &Tensor, world: World) {
 fn report(step: usize, diff: f64, tolerance: f64, trainer: &Trainer) {
     println!("step {step}: largest relative difference from one process {diff:e}");
     assert!(diff <= tolerance, "step {step}: {diff:e}");
-    println!("checksum {step} {:016x}", parallel::checksum(trainer.params()));
+    println!(
+        "checksum {step} {:016x}",
+        parallel::checksum(trainer.params())
+    );
 }
