@@ -91,6 +91,10 @@ pub struct TrainConfig {
     /// The collectives of a data-parallel run (`--nproc N`): how the ranks
     /// talk, not what they train, so it is not part of the run's identity.
     pub dist_backend: DistBackend,
+    /// Batch norm with the statistics of the whole global batch in a
+    /// data-parallel run (`--nproc`), instead of each rank's shard's;
+    /// ignored by one process, whose batch norm sees the whole batch.
+    pub sync_bn: bool,
 }
 
 /// The learning-rate schedule after the warm-up.
@@ -245,6 +249,7 @@ impl Default for TrainConfig {
             jitter_saturation: None,
             jitter_hue: None,
             dist_backend: DistBackend::Auto,
+            sync_bn: false,
         }
     }
 }
@@ -334,6 +339,8 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     (
         "dist_backend",
         "auto | gloo | nccl: the collectives of --nproc N (auto: NCCL on CUDA devices, Gloo on CPU); ignored by one process; not part of the run's identity",
+        "sync_bn",
+        "batch norm over the whole global batch across the ranks of --nproc (false: each rank's shard, as DDP); ignored by one process",
     ),
 ];
 
@@ -389,7 +396,8 @@ impl TrainConfig {
     /// without the keys of the ImageNet recipe whose value is what ddsas
     /// did before they existed where that is also the dataset's default
     /// (so an older config keeps its fingerprint, and the stored config
-    /// reads back to the same values).
+    /// reads back to the same values), and without `sync_bn` when it is
+    /// off, for the same reason.
     pub fn canonical_value(&self) -> serde_json::Value {
         let filled = self.filled();
         let defaults = TrainConfig {
@@ -403,6 +411,11 @@ impl TrainConfig {
         if let Some(map) = value.as_object_mut() {
             map.remove("download");
             map.remove("dist_backend");
+            // Stored runs, all without synchronised batch norm, keep
+            // their identity; a run that asks for it is another run.
+            if !self.sync_bn {
+                map.remove("sync_bn");
+            }
             for key in RECIPE_KEYS {
                 let unused = map
                     .get(key)
@@ -1044,7 +1057,9 @@ mod tests {
         ])
         .unwrap();
         assert_ne!(imagenet.fingerprint(), zero.fingerprint());
-        for cfg in [&r, &smoothed, &imagenet, &zero] {
+        let synced = resolve(&["genotype=darts_v2", "sync_bn=true"]).unwrap();
+        assert_ne!(synced.fingerprint(), r.fingerprint());
+        for cfg in [&r, &smoothed, &imagenet, &zero, &synced] {
             let stored: TrainConfig = serde_json::from_str(&cfg.canonical_json()).unwrap();
             assert_eq!(stored.resolve().unwrap().fingerprint(), cfg.fingerprint());
         }

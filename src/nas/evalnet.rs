@@ -17,7 +17,9 @@ use tch::{Device, Tensor};
 
 use crate::arch::shape::{EvalShape, Stem};
 use crate::arch::trained::{TrainedCell, TrainedGenotype};
-use crate::nas::ops::{bn, conv, linear, to_channels_last, FactorizedReduce, Op, ReluConvBn};
+use crate::nas::ops::{
+    bn, conv, linear, to_channels_last, BatchNorm, FactorizedReduce, Op, ReluConvBn,
+};
 
 /// The network, its weights in `vs`.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ pub struct EvalNetwork {
 /// first cell's `s0`, `stem1` (ReLU, conv 3x3 s2, BN) its `s1`.
 #[derive(Debug)]
 struct StemLayers {
-    blocks: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    blocks: Vec<(nn::Conv2D, BatchNorm)>,
 }
 
 impl StemLayers {
@@ -66,9 +68,8 @@ impl StemLayers {
 
     /// The first cell's `(s0, s1)`.
     fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let block = |(conv, bn): &(nn::Conv2D, nn::BatchNorm), x: &Tensor| {
-            bn.forward_t(&x.apply(conv), train)
-        };
+        let block =
+            |(conv, bn): &(nn::Conv2D, BatchNorm), x: &Tensor| bn.forward_t(&x.apply(conv), train);
         match self.blocks.as_slice() {
             [stem] => {
                 let s = block(stem, x);
@@ -112,9 +113,9 @@ enum Pre0 {
 struct AuxHead {
     stride: i64,
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: Option<nn::BatchNorm>,
+    bn2: Option<BatchNorm>,
     linear: nn::Linear,
 }
 
@@ -393,6 +394,21 @@ impl Trainer {
         y: &Tensor,
         drop_prob: f64,
     ) -> (Tensor, Tensor, Vec<Tensor>) {
+        self.scaled_gradients(x, y, drop_prob, 1.0)
+    }
+
+    /// [`gradients`](Self::gradients) of the loss times `scale` (the main
+    /// loss answered unscaled): a data-parallel rank's share of the global
+    /// batch. Scaling the loss, not the gradients, keeps it right when the
+    /// gradients also flow through the other ranks' shards (synchronised
+    /// batch norm).
+    pub fn scaled_gradients(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        drop_prob: f64,
+        scale: f64,
+    ) -> (Tensor, Tensor, Vec<Tensor>) {
         let (logits, aux) = self.net.forward_t(x, drop_prob, true);
         let smoothing = self.label_smoothing;
         let loss = crate::nas::loss::smoothed_cross_entropy(&logits, y, smoothing);
@@ -404,6 +420,7 @@ impl Trainer {
             }
             _ => loss.shallow_clone(),
         };
+        let total = if scale == 1.0 { total } else { total * scale };
         let grads = Tensor::run_backward(&[total], &self.params, false, false);
         (loss.detach(), logits.detach(), grads)
     }

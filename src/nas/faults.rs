@@ -21,10 +21,11 @@ pub const FAULT_STOP_STEPS: &str = "DDSAS_FAULT_STOP_AT_STEPS";
 /// hold one run of a sweep and not another. The heartbeat goes on, and a
 /// stop request (Ctrl-C, SIGUSR2, a cancel, the orchestrator's end) ends
 /// the hold as it ends any step. Every process that reaches STEP holds, a
-/// retry or a resume included. A test hook: "the run is still running
-/// when the test does X" becomes a fact instead of a race between two
-/// processes (the test creates FILE, waits for the run's record before
-/// STEP, does X, then deletes FILE).
+/// retry or a resume included, and writes FILE.held when it begins to
+/// wait. A test hook: "the run is still running when the test does X"
+/// becomes a fact instead of a race between two processes (the test
+/// creates FILE, waits for FILE.held or the run's record before STEP,
+/// does X, then deletes FILE).
 pub const FAULT_HOLD_STEP: &str = "DDSAS_FAULT_HOLD_AT_STEP";
 
 /// The stops [`FAULT_STOP_STEPS`] asks for.
@@ -54,18 +55,39 @@ impl FaultStops {
 /// 0), so that tests see how the other ranks end.
 pub const FAULT_DIE_AT: &str = "DDSAS_DIST_DIE_AT";
 
+/// Environment variable "RANK STEP": that rank of a data-parallel run
+/// sleeps for good before step STEP of an epoch (from 0), its heartbeat
+/// still beating: a rank alive but never joining the next collective, so
+/// that tests see the others end at the process group's timeout.
+pub const FAULT_HANG_RANK_AT: &str = "DDSAS_DIST_HANG_AT";
+
+/// "RANK STEP" in the environment variable `var`.
+fn rank_and_step(var: &str) -> Option<(usize, usize)> {
+    let value = std::env::var(var).ok()?;
+    let (rank, step) = value.split_once(' ')?;
+    Some((rank.parse().ok()?, step.parse().ok()?))
+}
+
 /// Ends this process if [`FAULT_DIE_AT`] names its `rank` and `step`.
 /// The variable is read once per process: this runs at every step.
 pub(crate) fn maybe_die(rank: usize, step: usize) {
     static HOOK: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
-    let hook = HOOK.get_or_init(|| {
-        let value = std::env::var(FAULT_DIE_AT).ok()?;
-        let (at_rank, at_step) = value.split_once(' ')?;
-        Some((at_rank.parse().ok()?, at_step.parse().ok()?))
-    });
-    if *hook == Some((rank, step)) {
+    if *HOOK.get_or_init(|| rank_and_step(FAULT_DIE_AT)) == Some((rank, step)) {
         // SAFETY: ends the process at once, as a killed rank would.
         unsafe { libc::_exit(9) };
+    }
+}
+
+/// Sleeps for good if [`FAULT_HANG_RANK_AT`] names this `rank` and `step`
+/// (only SIGKILL ends it: a stop signal sets a flag nobody reads). The
+/// variable is read once per process: this runs at every step.
+pub(crate) fn maybe_hang_rank(rank: usize, step: usize) {
+    static HOOK: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    if *HOOK.get_or_init(|| rank_and_step(FAULT_HANG_RANK_AT)) != Some((rank, step)) {
+        return;
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
 
@@ -109,6 +131,11 @@ pub(crate) fn maybe_hold(step: u64, seed: u64, mut stop: impl FnMut() -> bool) {
         return;
     }
     let file = std::path::PathBuf::from(file.replace("{seed}", &seed.to_string()));
+    if file.exists() {
+        let mut held = file.clone().into_os_string();
+        held.push(".held");
+        let _ = std::fs::write(held, b"held\n");
+    }
     while file.exists() && !stop() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -6,9 +6,10 @@
 //! `none` has no variant on purpose: its output is zero, so it is never run.
 
 use tch::nn::{self, ModuleT};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::arch::space::SpaceKind;
+use crate::nas::parallel;
 
 /// PyTorch's default initialisation of `Conv2d` and `Linear` weights
 /// (`kaiming_uniform_` with `a = sqrt(5)`): uniform within ±1/sqrt(fan_in),
@@ -26,18 +27,99 @@ pub const TORCH_DEFAULT_INIT: nn::Init = nn::Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
 };
 
+/// Batch norm's epsilon and running-statistics momentum (PyTorch's and
+/// tch's defaults), named for the synchronised forward pass.
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
 /// Batch norm, with affine parameters (evaluation networks) or without
 /// (search cells, as DARTS has them). The affine weight starts at 1 and the
 /// bias at 0, as in PyTorch; tch's default draws the weight from U(0, 1),
 /// which silences some channels from the start.
-pub fn bn(p: nn::Path, channels: i64, affine: bool) -> nn::BatchNorm {
+pub fn bn(p: nn::Path, channels: i64, affine: bool) -> BatchNorm {
     let config = nn::BatchNormConfig {
         affine,
+        eps: BN_EPS,
+        momentum: BN_MOMENTUM,
         ws_init: nn::Init::Const(1.0),
         bs_init: nn::Init::Const(0.0),
         ..Default::default()
     };
-    nn::batch_norm2d(p, channels, config)
+    BatchNorm {
+        inner: nn::batch_norm2d(p, channels, config),
+    }
+}
+
+/// A 2-d batch norm that, in the training of a data-parallel run with
+/// synchronised batch norm ([`parallel::sync_batch_norm`]), normalises
+/// with the statistics of the whole global batch instead of the rank's
+/// shard (PyTorch's `SyncBatchNorm`); tch's own everywhere else.
+#[derive(Debug)]
+pub struct BatchNorm {
+    inner: nn::BatchNorm,
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if train && parallel::sync_batch_norm() {
+            self.synchronised(xs)
+        } else {
+            self.inner.forward_t(xs, train)
+        }
+    }
+}
+
+impl BatchNorm {
+    /// The training pass over the global batch: every rank's per-channel
+    /// sum, sum of squares and count, summed across the ranks inside
+    /// autograd (so the gradients flow through the other ranks' shares of
+    /// the statistics), give the batch's mean and biased variance; the
+    /// running statistics take the global mean and unbiased variance, the
+    /// same on every rank.
+    ///
+    /// The sums are taken in double precision: the variance as the mean
+    /// square less the squared mean loses in single precision what
+    /// libtorch's own batch norm keeps.
+    fn synchronised(&self, x: &Tensor) -> Tensor {
+        let c = x.size()[1];
+        let dims = [0i64, 2, 3];
+        let count = (x.numel() as i64 / c) as f64;
+        let wide = x.to_kind(Kind::Double);
+        let local = Tensor::cat(
+            &[
+                wide.sum_dim_intlist(&dims[..], false, Kind::Double),
+                (&wide * &wide).sum_dim_intlist(&dims[..], false, Kind::Double),
+                Tensor::full([1], count, (Kind::Double, x.device())),
+            ],
+            0,
+        );
+        let global = parallel::sum_across_ranks(&local);
+        let n = global.narrow(0, 2 * c, 1);
+        let mean = global.narrow(0, 0, c) / &n;
+        let var = global.narrow(0, c, c) / &n - &mean * &mean;
+        self.update_running_statistics(&mean, &var, &n);
+        let shape = [1, c, 1, 1];
+        let invstd = (var + BN_EPS).rsqrt().to_kind(x.kind());
+        let y = (x - mean.to_kind(x.kind()).view(shape)) * invstd.view(shape);
+        match (&self.inner.ws, &self.inner.bs) {
+            (Some(w), Some(b)) => y * w.view(shape) + b.view(shape),
+            _ => y,
+        }
+    }
+
+    /// Moves the running statistics towards the batch's, as libtorch's
+    /// batch norm does: the mean, and the variance made unbiased.
+    fn update_running_statistics(&self, mean: &Tensor, var: &Tensor, n: &Tensor) {
+        tch::no_grad(|| {
+            let unbiased = var * (n / (n - 1.0).clamp_min(1.0));
+            let mut running_mean = self.inner.running_mean.shallow_clone();
+            let mut running_var = self.inner.running_var.shallow_clone();
+            let mean = mean.to_kind(running_mean.kind());
+            let unbiased = unbiased.to_kind(running_var.kind());
+            running_mean.copy_(&(&running_mean * (1.0 - BN_MOMENTUM) + mean * BN_MOMENTUM));
+            running_var.copy_(&(&running_var * (1.0 - BN_MOMENTUM) + unbiased * BN_MOMENTUM));
+        });
+    }
 }
 
 /// A linear layer (with bias) initialised as PyTorch's `nn.Linear`.
@@ -79,7 +161,7 @@ pub fn conv(
 #[derive(Debug)]
 pub struct ReluConvBn {
     conv: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: BatchNorm,
 }
 
 impl ReluConvBn {
@@ -115,7 +197,7 @@ impl ReluConvBn {
 pub struct FactorizedReduce {
     conv1: nn::Conv2D,
     conv2: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: BatchNorm,
 }
 
 impl FactorizedReduce {
@@ -148,7 +230,7 @@ impl FactorizedReduce {
 struct DepthwisePointwise {
     depthwise: Depthwise,
     pointwise: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: BatchNorm,
 }
 
 impl DepthwisePointwise {
@@ -304,16 +386,10 @@ pub fn is_channels_last(x: &Tensor) -> bool {
 #[derive(Debug)]
 pub enum Op {
     /// 3x3 max pool, followed by BN in the DARTS search network.
-    MaxPool {
-        stride: i64,
-        bn: Option<nn::BatchNorm>,
-    },
+    MaxPool { stride: i64, bn: Option<BatchNorm> },
     /// 3x3 average pool without counting padding; BN after it in the DARTS
     /// search network only.
-    AvgPool {
-        stride: i64,
-        bn: Option<nn::BatchNorm>,
-    },
+    AvgPool { stride: i64, bn: Option<BatchNorm> },
     /// Identity (`skip_connect` at stride 1).
     Identity,
     /// `skip_connect` at stride 2.
@@ -335,7 +411,7 @@ pub enum Op {
 pub struct Conv7x1x7 {
     wide: nn::Conv2D,
     tall: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: BatchNorm,
 }
 
 impl Conv7x1x7 {
@@ -544,9 +620,12 @@ mod tests {
         assert!(spread(bias).0 <= 1.0 / 16.0);
         let norm = bn(&root / "bn", 48, true);
         let ones = Tensor::ones([48], (Kind::Float, Device::Cpu));
-        assert!(norm.ws.as_ref().unwrap().equal(&ones), "scale starts at 1");
         assert!(
-            norm.bs.as_ref().unwrap().equal(&ones.zeros_like()),
+            norm.inner.ws.as_ref().unwrap().equal(&ones),
+            "scale starts at 1"
+        );
+        assert!(
+            norm.inner.bs.as_ref().unwrap().equal(&ones.zeros_like()),
             "shift at 0"
         );
     }

@@ -119,6 +119,35 @@ pub fn combine(tensors: &mut [Tensor], how: Combine) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Turns synchronised batch norm on for this process's training (see
+/// [`sync_batch_norm`]); the caller turns it on only in a world of more
+/// than one rank.
+pub fn set_sync_batch_norm(on: bool) {
+    SYNC_BATCH_NORM.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether batch norm in training normalises with the statistics of the
+/// whole global batch, summed across the ranks through
+/// [`sum_across_ranks`], instead of the rank's shard's. Process-wide, as
+/// the group is: the layers read it at every forward pass.
+pub fn sync_batch_norm() -> bool {
+    SYNC_BATCH_NORM.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static SYNC_BATCH_NORM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `x` summed over the ranks, differentiably: the backward pass sums the
+/// ranks' gradients of the sum (itself in one process). A failure ends
+/// nothing here (a forward pass cannot fail): the rank goes on with its
+/// own `x`, and the next collective ([`combine`]) reports the lost peer.
+pub fn sum_across_ranks(x: &Tensor) -> Tensor {
+    #[cfg(feature = "dist")]
+    if let Some(Ok(sum)) = group::with(|g| g.sum_differentiable(x)) {
+        return sum;
+    }
+    x.shallow_clone()
+}
+
 /// Sums counts across the ranks (themselves in one process).
 pub fn sum_i64(values: &mut [i64]) -> Result<(), RunError> {
     if world().size == 1 {
@@ -132,8 +161,9 @@ pub fn sum_i64(values: &mut [i64]) -> Result<(), RunError> {
 }
 
 /// An observer that every rank holds: rank 0's stores the history, the
-/// others' keep nothing; a stop asked on any rank (a signal) stops every
-/// rank at the same step, agreed by one small all-reduce per poll.
+/// others' keep nothing; a stop asked on any rank (a signal, or the time
+/// limit's warning) stops every rank at the same step, agreed by one small
+/// all-reduce per poll.
 pub struct SharedStop<'o, R> {
     /// The rank's own observer.
     pub inner: &'o mut dyn Observer<R>,
@@ -155,7 +185,7 @@ impl<R> Observer<R> for SharedStop<'_, R> {
     }
 
     fn should_stop(&mut self) -> bool {
-        let mut asked = [i64::from(self.inner.should_stop())];
+        let mut asked = [i64::from(self.stop_asked_here())];
         match sum_i64(&mut asked) {
             Ok(()) => asked[0] > 0,
             Err(err) => {
@@ -164,7 +194,25 @@ impl<R> Observer<R> for SharedStop<'_, R> {
             }
         }
     }
+
+    fn stop_asked_here(&mut self) -> bool {
+        self.inner.should_stop() || time_limit_near()
+    }
 }
+
+/// Tells this rank that the job's time limit is near (Slurm's SIGUSR2):
+/// [`SharedStop`] then stops every rank at the next step, checkpointed
+/// there.
+pub fn warn_time_limit() {
+    TIME_LIMIT_NEAR.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`warn_time_limit`] was called in this process.
+pub fn time_limit_near() -> bool {
+    TIME_LIMIT_NEAR.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+static TIME_LIMIT_NEAR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The observer of a rank after the first: it keeps nothing (rank 0
 /// stores the history) and stops when this process is signalled.

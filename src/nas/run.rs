@@ -190,6 +190,13 @@ pub trait Observer<R> {
     fn should_stop(&mut self) -> bool {
         false
     }
+    /// Whether a stop was asked of this process itself, polled by a test
+    /// hook's wait: [`should_stop`](Self::should_stop), except where that
+    /// agrees with other processes (a data-parallel rank's is a
+    /// collective, which a rank waiting alone must not enter).
+    fn stop_asked_here(&mut self) -> bool {
+        self.should_stop()
+    }
 }
 
 /// The fixed shape of a run, read once by the loop.
@@ -322,7 +329,7 @@ pub fn run_epochs<K: Stage>(
         let batches = K::batches(data, plan.seed, epoch, first);
         for (i, batch) in (first..plan.steps).zip(batches) {
             let global = stage.global_step(epoch, i, plan.steps);
-            maybe_hold(global, plan.seed, || observer.should_stop());
+            maybe_hold(global, plan.seed, || observer.stop_asked_here());
             if observer.should_stop() || stops.stop_before(global) {
                 return Err(stop_at(stage, &mut ep, (epoch, i), opts, &clock));
             }

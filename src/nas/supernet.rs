@@ -13,7 +13,7 @@ use crate::arch::metrics::CellTable;
 use crate::arch::space::SpaceKind;
 use crate::arch::space::{SearchSpace, NONE};
 use crate::nas::ops::{
-    bn, conv, is_channels_last, to_channels_last, FactorizedReduce, Op, ReluConvBn,
+    bn, conv, is_channels_last, to_channels_last, BatchNorm, FactorizedReduce, Op, ReluConvBn,
 };
 
 /// The ops of one node of one cell type, and where their weights sit in the
@@ -322,14 +322,14 @@ enum Nb201Layer {
 enum Body {
     Darts {
         stem_conv: nn::Conv2D,
-        stem_bn: nn::BatchNorm,
+        stem_bn: BatchNorm,
         cells: Vec<DartsCell>,
     },
     Nb201 {
         stem_conv: nn::Conv2D,
-        stem_bn: nn::BatchNorm,
+        stem_bn: BatchNorm,
         layers: Vec<Nb201Layer>,
-        last_bn: nn::BatchNorm,
+        last_bn: BatchNorm,
     },
 }
 

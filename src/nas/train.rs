@@ -226,6 +226,7 @@ pub fn run(
             world.size
         )));
     }
+    parallel::set_sync_batch_norm(c.sync_bn && world.size > 1);
     let net = EvalNetwork::new(cfg.genotype(), shape, device);
     parallel::combine(&mut sorted_variables(&net, |_| true), Combine::FromRankZero)?;
     let params = net.params_without_aux();
@@ -526,6 +527,7 @@ impl Stage for TrainStage {
         step: usize,
     ) -> Result<Option<(f64, f64)>, RunError> {
         crate::nas::faults::maybe_die(self.world.rank, step);
+        crate::nas::faults::maybe_hang_rank(self.world.rank, step);
         if self.world.rank > 0 {
             // Each rank draws its own cutout squares and drop-path masks,
             // as its own process would, reproducibly at every step.
@@ -639,34 +641,42 @@ impl Stage for TrainStage {
 }
 
 impl TrainStage {
-    /// A data-parallel step: this rank's gradients, weighted by its share
-    /// of the global batch and averaged across the ranks, then the same
-    /// clipping and SGD step on every rank.
+    /// A data-parallel step of this rank on its shard of the global batch.
     fn parallel_step(
         &mut self,
         x: &Tensor,
         y: &Tensor,
         ep: &TrainEpochRun,
     ) -> Result<(Tensor, Tensor), RunError> {
-        let (loss, logits, grads) = self.trainer.gradients(x, y, ep.drop);
-        let mut defined: Vec<Tensor> = grads
-            .iter()
-            .filter(|g| g.defined())
-            .map(Tensor::shallow_clone)
-            .collect();
-        // Each rank's loss is a mean over its shard; weighing the shards by
-        // their size makes the average the global batch's mean gradient
-        // when the batch does not split evenly.
         let share = (x.size()[0] * self.world.size as i64) as f64 / self.global_batch as f64;
-        if share != 1.0 {
-            for g in &mut defined {
-                *g *= share;
-            }
-        }
-        parallel::combine(&mut defined, Combine::Average)?;
-        self.trainer.apply(&grads, ep.lr);
-        Ok((loss, logits))
+        data_parallel_step(&mut self.trainer, (x, y), ep.lr, ep.drop, share)
     }
+}
+
+/// A data-parallel step: this rank's gradients of its loss weighted by its
+/// `share` of the global batch (its images times the world size over the
+/// global batch: 1 when the batch splits evenly), averaged across the
+/// ranks, then the same clipping and SGD step on every rank. Answers the
+/// rank's main loss and logits.
+fn data_parallel_step(
+    trainer: &mut Trainer,
+    (x, y): (&Tensor, &Tensor),
+    lr: f64,
+    drop: f64,
+    share: f64,
+) -> Result<(Tensor, Tensor), RunError> {
+    // Each rank's loss is a mean over its shard; weighing the shards by
+    // their size makes the average the global batch's mean gradient when
+    // the batch does not split evenly.
+    let (loss, logits, grads) = trainer.scaled_gradients(x, y, drop, share);
+    let mut defined: Vec<Tensor> = grads
+        .iter()
+        .filter(|g| g.defined())
+        .map(Tensor::shallow_clone)
+        .collect();
+    parallel::combine(&mut defined, Combine::Average)?;
+    trainer.apply(&grads, lr);
+    Ok((loss, logits))
 }
 
 /// A training epoch's running sums, kept on the device (read once at the
@@ -820,6 +830,9 @@ fn evaluate(net: &EvalNetwork, batches: Batches<'_>, top5: bool) -> Result<Teste
         top5: top5.then(|| count(&sums[2])),
     })
 }
+
+#[cfg(all(test, feature = "dist"))]
+mod parallel_tests;
 
 #[cfg(test)]
 mod tests {

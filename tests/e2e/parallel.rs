@@ -4,8 +4,9 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use super::util::{scalar, sqlite, text, tmp, BIN};
+use super::util::{scalar, sqlite, text, tmp, Hold, BIN};
 
 /// A small darts_v2 on the digits: two whole epochs (44 steps each), a global
 /// batch of 32 split 16 + 16.
@@ -19,6 +20,11 @@ const SMALL: &[&str] = &[
 ];
 
 fn train(db: &Path, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    command(db, env, extra).output().expect("ddsas runs")
+}
+
+/// The command of [`train`], not started.
+fn command(db: &Path, env: &[(&str, &str)], extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["train", "--quiet", "--threads", "2", "--nproc", "2"])
         .args(["--genotype", "darts_v2", "--db"])
@@ -29,7 +35,7 @@ fn train(db: &Path, env: &[(&str, &str)], extra: &[&str]) -> Output {
         cmd.args(["--set", s]);
     }
     cmd.envs(env.iter().copied()).args(extra);
-    cmd.output().expect("ddsas runs")
+    cmd
 }
 
 /// The parameter checksums the ranks printed, by rank.
@@ -116,4 +122,96 @@ fn a_rank_that_dies_ends_the_run_interrupted_and_a_resume_finishes_it() {
         "2"
     );
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "2");
+}
+
+/// Rank 1 stays alive but never joins the collective of step 20: rank 0's
+/// collective ends at the group's timeout with the line saying no peer
+/// died, the launcher kills the hung rank a few seconds later, and the run
+/// is `interrupted`; a resume finishes it.
+#[test]
+fn a_rank_that_hangs_ends_every_rank_within_the_timeout_and_a_resume_finishes_it() {
+    const TIMEOUT_S: u64 = 15;
+    let (_dir, db) = tmp();
+    let start = Instant::now();
+    let timeout = TIMEOUT_S.to_string();
+    let out = train(
+        &db,
+        &[
+            ("DDSAS_DIST_HANG_AT", "1 20"),
+            ("DDSAS_DIST_TIMEOUT_S", timeout.as_str()),
+        ],
+        &[],
+    );
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("no peer died (one may be hung or slower than the timeout)"),
+        "{all}"
+    );
+    assert!(all.contains("rank 1 ended with signal: 9"), "{all}");
+    // The timeout, the launcher's grace after rank 0 ended (10 s), and
+    // the start and 20 steps of a small network on a busy machine.
+    let bound = Duration::from_secs(TIMEOUT_S + 10 + 20);
+    assert!(took < bound, "{took:?}: {all}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    let again = train(&db, &[], &["--resume"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(
+        sqlite(&db, "SELECT status, epochs_done FROM runs"),
+        vec![vec!["done", "2"]]
+    );
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "2");
+}
+
+/// Slurm's warning (SIGUSR2) to the launcher while both ranks are held
+/// before step 20 of the second epoch: every rank stops there, rank 0
+/// checkpoints it, the run is `interrupted`; the resume goes on from that
+/// step and ends with the weights of an uninterrupted run, bit for bit.
+#[test]
+fn sigusr2_to_the_launcher_checkpoints_every_rank_at_the_step_and_a_resume_goes_on() {
+    let (dir, db) = tmp();
+    // 44 steps per epoch: global step 64 is step 20 (from 1) of epoch 2.
+    let hold = Hold::every_run(dir.path(), 64);
+    let (key, value) = hold.env();
+    let child = command(&db, &[(key, value.as_str())], &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ddsas starts");
+    let held = dir.path().join("hold.held");
+    let start = Instant::now();
+    while !held.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no rank reached the hold"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: the launcher is our child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGUSR2) };
+    let out = child.wait_with_output().expect("ddsas ends");
+    hold.release();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert!(all.contains("SIGUSR2"), "{all}");
+    assert!(
+        all.contains("interrupted at step 19 of epoch 2, checkpointed there"),
+        "{all}"
+    );
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "1");
+    let resumed = train(&db, &[], &["--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(
+        sqlite(&db, "SELECT status, epochs_done FROM runs"),
+        vec![vec!["done", "2"]]
+    );
+    let (_other, fresh_db) = tmp();
+    let fresh = train(&fresh_db, &[], &[]);
+    assert!(fresh.status.success(), "{}", text(&fresh));
+    let sums = checksums(&resumed);
+    assert_eq!(sums.len(), 2, "{}", text(&resumed));
+    assert_eq!(sums[0], sums[1], "{}", text(&resumed));
+    assert_eq!(sums, checksums(&fresh), "the resumed run's weights differ");
 }

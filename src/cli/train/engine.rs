@@ -72,6 +72,9 @@ impl TrainCmd {
             .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
         #[cfg(feature = "dist")]
         if let Some(spec) = &rank {
+            if srun.is_none() {
+                super::ranks::watch_time_limit(rt, spec.rank)?;
+            }
             self.job.threads = spec.threads;
             if spec.rank > 0 {
                 return self.follow(spec.clone(), backend, rt, &cfg, checkpoint_dir);

@@ -207,6 +207,28 @@ pub fn check_devices(
     Ok(setting.for_device(cuda, crate::nas::dist::NCCL_BUILT)?)
 }
 
+/// Makes Slurm's SIGUSR2 (the job's time limit, or a preemption, is near)
+/// stop this rank's run at the next step, as a stop signal does, and with
+/// it every rank ([`parallel::warn_time_limit`]): rank 0 checkpoints there
+/// and the run ends `interrupted`, to be resumed at that step. Installed
+/// before anything long, since SIGUSR2's default action ends the process.
+pub fn watch_time_limit(rt: &Runtime, rank: usize) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr2 = {
+        let _inside = rt.enter();
+        signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?
+    };
+    rt.spawn(async move {
+        while usr2.recv().await.is_some() {
+            if !parallel::time_limit_near() {
+                crate::errln!("rank {rank}: SIGUSR2 (Slurm: time limit or preemption near): every rank stops at the next step");
+            }
+            parallel::warn_time_limit();
+        }
+    });
+    Ok(())
+}
+
 fn timeout() -> Duration {
     let secs = std::env::var(TIMEOUT_ENV)
         .ok()
@@ -246,7 +268,8 @@ pub fn follow(
 /// share of `threads` (0: every core), forwards stop signals to them, and
 /// answers rank 0's exit status. Once one rank has ended, the others get
 /// the group's timeout and a little more to end on their own (a dead peer
-/// ends them within seconds), then are killed.
+/// ends them within seconds), or a few seconds once rank 0 has ended
+/// ([`Grace`]), then are killed.
 pub fn launch(nproc: u32, threads: usize, rt: &Runtime) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding this ddsas binary")?;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -276,7 +299,11 @@ pub fn launch(nproc: u32, threads: usize, rt: &Runtime) -> anyhow::Result<ExitCo
             .with_context(|| format!("starting rank {rank}"))?;
         children.push(child);
     }
-    let statuses = supervise(&mut children, &signals, timeout() + Duration::from_secs(10))?;
+    let grace = Grace {
+        after_any: timeout() + Duration::from_secs(10),
+        after_rank_zero: AFTER_RANK_ZERO,
+    };
+    let statuses = supervise(&mut children, &signals, grace)?;
     Ok(exit_code(&statuses))
 }
 
@@ -287,43 +314,83 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Counts the stop signals the launcher receives.
-fn forward_signals(rt: &Runtime) -> anyhow::Result<Arc<AtomicUsize>> {
-    let count = Arc::new(AtomicUsize::new(0));
-    let mut signals = {
-        let _inside = rt.enter();
-        crate::exec::process::StopSignals::new().context("installing the signal handlers")?
-    };
-    let seen = count.clone();
-    rt.spawn(async move {
-        loop {
-            signals.recv().await;
-            seen.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    Ok(count)
+/// The signals the launcher received, to be passed on to the ranks.
+#[derive(Debug, Default)]
+struct Received {
+    /// Stop signals (SIGINT, SIGTERM, SIGHUP): each becomes a SIGTERM.
+    stops: AtomicUsize,
+    /// Slurm's SIGUSR2: passed on as it is.
+    time_limits: AtomicUsize,
 }
 
-/// Waits for every rank; passes each stop signal on to the live ones; kills
-/// those still alive `grace` after the first rank ended.
+/// Counts the signals the launcher receives.
+fn forward_signals(rt: &Runtime) -> anyhow::Result<Arc<Received>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let received = Arc::new(Received::default());
+    let (mut signals, mut usr2) = {
+        let _inside = rt.enter();
+        (
+            crate::exec::process::StopSignals::new().context("installing the signal handlers")?,
+            signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?,
+        )
+    };
+    let seen = received.clone();
+    rt.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = signals.recv() => seen.stops.fetch_add(1, Ordering::SeqCst),
+                _ = usr2.recv() => seen.time_limits.fetch_add(1, Ordering::SeqCst),
+            };
+        }
+    });
+    Ok(received)
+}
+
+/// How long the ranks still alive may take to end once one has ended.
+/// Every collective involves rank 0, whose process serves the store: once
+/// it has ended, the others' next collective fails within seconds, so a
+/// rank still alive after `after_rank_zero` is hung (or in a long local
+/// step whose result nobody records) and is killed. While rank 0 lives, a
+/// rank that ended gives it the group's timeout to notice and record the
+/// run's end.
+#[derive(Debug, Clone, Copy)]
+struct Grace {
+    after_any: Duration,
+    after_rank_zero: Duration,
+}
+
+/// See [`Grace::after_rank_zero`].
+const AFTER_RANK_ZERO: Duration = Duration::from_secs(10);
+
+/// Waits for every rank; passes each signal on to the live ones; kills
+/// those still alive when the `grace` after a rank's end has passed.
 fn supervise(
     children: &mut [Child],
-    signals: &AtomicUsize,
-    grace: Duration,
+    signals: &Received,
+    grace: Grace,
 ) -> anyhow::Result<Vec<ExitStatus>> {
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
-    let mut forwarded = 0;
+    let mut forwarded = (0, 0);
     let mut deadline: Option<Instant> = None;
     while statuses.iter().any(Option::is_none) {
-        for (child, status) in children.iter_mut().zip(statuses.iter_mut()) {
+        for (rank, (child, status)) in children.iter_mut().zip(statuses.iter_mut()).enumerate() {
             if status.is_none() {
                 *status = child.try_wait()?;
-                if status.is_some() && deadline.is_none() {
-                    deadline = Some(Instant::now() + grace);
+                if status.is_some() {
+                    let wait = if rank == 0 {
+                        grace.after_rank_zero
+                    } else {
+                        grace.after_any
+                    };
+                    let end = Instant::now() + wait;
+                    deadline = Some(deadline.map_or(end, |d| d.min(end)));
                 }
             }
         }
-        let asked = signals.load(Ordering::SeqCst);
+        let asked = (
+            signals.stops.load(Ordering::SeqCst),
+            signals.time_limits.load(Ordering::SeqCst),
+        );
         let kill_now = deadline.is_some_and(|d| Instant::now() >= d);
         let live = children
             .iter()
@@ -335,7 +402,12 @@ fn supervise(
             unsafe {
                 if kill_now {
                     libc::kill(pid, libc::SIGKILL);
-                } else if forwarded < asked {
+                    continue;
+                }
+                if forwarded.1 < asked.1 {
+                    libc::kill(pid, libc::SIGUSR2);
+                }
+                if forwarded.0 < asked.0 {
                     libc::kill(pid, libc::SIGTERM);
                 }
             }

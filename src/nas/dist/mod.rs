@@ -17,7 +17,7 @@ use tch::Tensor;
 use crate::config::train::DistBackend;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Whether build.rs compiled the shim's NCCL path (it does where it finds
 /// `nccl.h` and the CUDA runtime headers); without it only Gloo runs.
@@ -57,6 +57,11 @@ mod ffi {
             bucket_bytes: i64,
         ) -> *mut c_char;
         pub fn ddsas_dist_barrier(group: *mut c_void) -> *mut c_char;
+        pub fn ddsas_dist_sum_differentiable(
+            group: *mut c_void,
+            x: *const c_void,
+            out: *mut *mut c_void,
+        ) -> *mut c_char;
     }
 }
 
@@ -259,6 +264,31 @@ impl ProcessGroup {
                 )
             })
         })
+    }
+
+    /// The sum of `x` over the ranks, as a new tensor inside autograd: the
+    /// gradient that reaches an input is the sum over the ranks of the
+    /// gradients their outputs received, all-reduced in the backward pass
+    /// (synchronised batch norm's statistics). A failure in either pass
+    /// breaks the group: its line is answered here (forward) or by the next
+    /// collective (backward, which goes on with this rank's own gradient),
+    /// and every later collective answers it at once.
+    pub fn sum_differentiable(&self, x: &Tensor) -> Result<Tensor, DistError> {
+        let mut out: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `x` stays alive during the call; `out` is a new
+        // heap-allocated `at::Tensor` or null.
+        let err = unsafe {
+            ffi::ddsas_dist_sum_differentiable(
+                self.raw.as_ptr(),
+                x.as_ptr() as *const c_void,
+                &mut out,
+            )
+        };
+        // SAFETY: a non-null `out` is ours to own and free, as tch's own
+        // functions hand out tensors.
+        let sum = (!out.is_null()).then(|| unsafe { Tensor::from_ptr(out.cast()) });
+        take_error(err)?;
+        sum.ok_or_else(|| DistError("the shim made no sum".into()))
     }
 
     /// Waits until every rank has reached the same barrier.

@@ -23,6 +23,7 @@
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -34,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -62,6 +64,25 @@ struct Group {
   c10::intrusive_ptr<c10d::Store> beat_store;
   std::thread beat;
   std::atomic<bool> stop{false};
+  // The line of the first collective that failed: every later one answers
+  // it at once instead of waiting the timeout again. A differentiable sum
+  // inside the forward or backward pass cannot return an error, so it
+  // records it here and the next collective reports it.
+  std::mutex broken_mutex;
+  std::string broken;
+
+  std::string broken_line() {
+    std::lock_guard<std::mutex> lock(broken_mutex);
+    return broken;
+  }
+
+  std::string set_broken(const std::string& line) {
+    std::lock_guard<std::mutex> lock(broken_mutex);
+    if (broken.empty()) {
+      broken = line;
+    }
+    return broken;
+  }
 };
 
 char* dup_line(const std::string& text) {
@@ -183,13 +204,15 @@ std::string silent_peers(Group* g) {
   }
 }
 
+// The line of a failed collective, which also breaks the group for the
+// collectives after it.
 std::string failure(Group* g, const char* what, const std::exception& e) {
   std::string first = e.what();
   first = first.substr(0, first.find('\n'));
   std::ostringstream out;
   out << silent_peers(g) << ": " << what << " failed on rank " << g->rank
       << " of " << g->size << ": " << first;
-  return out.str();
+  return g->set_broken(out.str());
 }
 
 // Runs `op` on one flat buffer per bucket of consecutive tensors of one
@@ -223,6 +246,55 @@ void by_buckets(at::Tensor** ts, size_t n, int64_t bucket_bytes, Op op) {
 
 void wait(c10::intrusive_ptr<c10d::Work> work) {
   work->wait();
+}
+
+void sum_in_place(Group* g, at::Tensor& buffer) {
+  std::vector<at::Tensor> one{buffer};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  opts.timeout = g->timeout;
+  wait(g->pg->allreduce(one, opts));
+}
+
+// The sum of `x` over the ranks, or, once the group is broken (now or
+// before), this rank's own `x`: the caller cannot fail, and the next
+// collective reports the failure.
+at::Tensor sum_or_local(Group* g, const at::Tensor& x) {
+  at::Tensor buffer = x.detach().clone(at::MemoryFormat::Contiguous);
+  if (!g->broken_line().empty()) {
+    return buffer;
+  }
+  try {
+    sum_in_place(g, buffer);
+  } catch (const std::exception& e) {
+    failure(g, "all-reduce", e);
+    return x.detach().clone(at::MemoryFormat::Contiguous);
+  }
+  return buffer;
+}
+
+// A sum over the ranks inside autograd: each rank's output is the sum of
+// every rank's input, so the gradient of an input is the sum over the
+// ranks of the gradients their outputs received (what synchronised batch
+// norm needs for its statistics).
+struct SumAcrossRanks : public torch::autograd::Function<SumAcrossRanks> {
+  static at::Tensor forward(
+      torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
+    ctx->saved_data["group"] = group;
+    return sum_or_local(reinterpret_cast<Group*>(group), x);
+  }
+
+  static torch::autograd::variable_list backward(
+      torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto* g = reinterpret_cast<Group*>(ctx->saved_data["group"].toInt());
+    return {sum_or_local(g, grads[0]), at::Tensor()};
+  }
+};
+
+// The broken group's line, if a collective failed before: NULL otherwise.
+char* broken_error(Group* g) {
+  std::string line = g->broken_line();
+  return line.empty() ? nullptr : dup_line(line);
 }
 
 } // namespace
@@ -275,6 +347,9 @@ void ddsas_dist_drop(void* group) {
 
 char* ddsas_dist_broadcast(void* group, at::Tensor** ts, size_t n, int root, int64_t bucket_bytes) {
   auto* g = static_cast<Group*>(group);
+  if (char* err = broken_error(g)) {
+    return err;
+  }
   try {
     by_buckets(ts, n, bucket_bytes, [&](at::Tensor& buffer) {
       std::vector<at::Tensor> one{buffer};
@@ -291,13 +366,12 @@ char* ddsas_dist_broadcast(void* group, at::Tensor** ts, size_t n, int root, int
 
 char* ddsas_dist_all_reduce(void* group, at::Tensor** ts, size_t n, int average, int64_t bucket_bytes) {
   auto* g = static_cast<Group*>(group);
+  if (char* err = broken_error(g)) {
+    return err;
+  }
   try {
     by_buckets(ts, n, bucket_bytes, [&](at::Tensor& buffer) {
-      std::vector<at::Tensor> one{buffer};
-      c10d::AllreduceOptions opts;
-      opts.reduceOp = c10d::ReduceOp::SUM;
-      opts.timeout = g->timeout;
-      wait(g->pg->allreduce(one, opts));
+      sum_in_place(g, buffer);
       if (average && buffer.is_floating_point()) {
         buffer.div_(g->size);
       } else if (average) {
@@ -312,6 +386,9 @@ char* ddsas_dist_all_reduce(void* group, at::Tensor** ts, size_t n, int average,
 
 char* ddsas_dist_barrier(void* group) {
   auto* g = static_cast<Group*>(group);
+  if (char* err = broken_error(g)) {
+    return err;
+  }
   try {
     c10d::BarrierOptions opts;
     opts.timeout = g->timeout;
@@ -320,6 +397,20 @@ char* ddsas_dist_barrier(void* group) {
     return dup_line(failure(g, "barrier", e));
   }
   return nullptr;
+}
+
+// `x` summed over the ranks, differentiably (`SumAcrossRanks`), in a new
+// tensor at `*out` that Rust takes over. A failure answers its line, with
+// `*out` this rank's own `x` when the sum could be made at all.
+char* ddsas_dist_sum_differentiable(void* group, at::Tensor* x, at::Tensor** out) {
+  auto* g = static_cast<Group*>(group);
+  *out = nullptr;
+  try {
+    *out = new at::Tensor(SumAcrossRanks::apply(*x, reinterpret_cast<int64_t>(g)));
+  } catch (const std::exception& e) {
+    return dup_line(e.what());
+  }
+  return broken_error(g);
 }
 
 } // extern "C"

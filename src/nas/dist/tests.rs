@@ -19,12 +19,19 @@ fn free_port() -> u16 {
 
 /// Runs `scenario` as `world` processes and answers their outputs by rank.
 fn run_ranks(scenario: &str, world: usize) -> Vec<Output> {
+    run_ranks_of("nas::dist::tests::rank_worker", scenario, world)
+}
+
+/// Runs `scenario` as `world` processes of the test `worker` (a test that
+/// reads [`RANK_ENV`] with [`rank_spec`], and does nothing without it),
+/// and answers their outputs by rank.
+pub(crate) fn run_ranks_of(worker: &str, scenario: &str, world: usize) -> Vec<Output> {
     let exe = std::env::current_exe().unwrap();
     let port = free_port();
     let children: Vec<_> = (0..world)
         .map(|rank| {
             Command::new(&exe)
-                .args(["--exact", "nas::dist::tests::rank_worker", "--nocapture"])
+                .args(["--exact", worker, "--nocapture"])
                 .env(RANK_ENV, format!("{scenario} {rank} {world} {port}"))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -38,11 +45,28 @@ fn run_ranks(scenario: &str, world: usize) -> Vec<Output> {
         .collect()
 }
 
-fn stdout(o: &Output) -> String {
+/// The scenario and rendezvous of a re-executed rank, if this process is
+/// one.
+pub(crate) fn rank_spec() -> Option<(String, Rendezvous)> {
+    let spec = std::env::var(RANK_ENV).ok()?;
+    let words: Vec<&str> = spec.split(' ').collect();
+    let rv = Rendezvous {
+        master_addr: "127.0.0.1".into(),
+        master_port: words[3].parse().unwrap(),
+        rank: words[1].parse().unwrap(),
+        world_size: words[2].parse().unwrap(),
+        timeout: TIMEOUT,
+        backend: crate::config::train::DistBackend::Gloo,
+        device: tch::Device::Cpu,
+    };
+    Some((words[0].to_owned(), rv))
+}
+
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn assert_ok(outputs: &[Output]) {
+pub(crate) fn assert_ok(outputs: &[Output]) {
     for (rank, o) in outputs.iter().enumerate() {
         assert!(
             o.status.success(),
@@ -94,21 +118,11 @@ fn bench_all_reduce() {
 /// One rank of a scenario, when re-executed by `run_ranks`.
 #[test]
 fn rank_worker() {
-    let Ok(spec) = std::env::var(RANK_ENV) else {
+    let Some((scenario, rv)) = rank_spec() else {
         return;
     };
-    let words: Vec<&str> = spec.split(' ').collect();
-    let rv = Rendezvous {
-        master_addr: "127.0.0.1".into(),
-        master_port: words[3].parse().unwrap(),
-        rank: words[1].parse().unwrap(),
-        world_size: words[2].parse().unwrap(),
-        timeout: TIMEOUT,
-        backend: crate::config::train::DistBackend::Gloo,
-        device: tch::Device::Cpu,
-    };
     let pg = ProcessGroup::connect(&rv).unwrap();
-    match words[0] {
+    match scenario.as_str() {
         "exact" => exact(&pg),
         "dies" => dies(&pg),
         "bench" => bench(&pg),
