@@ -6,7 +6,11 @@
 //! With the `dist` feature it also compiles `src/nas/dist/shim.cpp`, the C
 //! side of `nas::dist`, against the same libtorch's c10d headers (the way
 //! torch-sys compiles its own wrapper) and Gloo's headers from
-//! `DDSAS_GLOO_INCLUDE` or the system (Debian: `libgloo-dev`).
+//! `DDSAS_GLOO_INCLUDE` or the system (Debian: `libgloo-dev`). Its NCCL
+//! path (`-DUSE_C10D_NCCL`, cfg `ddsas_nccl`) is compiled only where
+//! `nccl.h` and the CUDA runtime headers (with `crt/host_defines.h`) are
+//! found, in `DDSAS_CUDA_INCLUDE` or the torch wheel's `nvidia/` folders;
+//! otherwise one cargo warning says it is left out.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -50,6 +54,75 @@ fn gloo_include() -> PathBuf {
     dir
 }
 
+/// Where the shim's NCCL path looks for headers: the folders of
+/// `DDSAS_CUDA_INCLUDE` (`:`-separated), then the CUDA wheels beside torch
+/// in its site-packages (CUDA 13's `nvidia/cu13`, CUDA 12's per-library
+/// folders).
+#[cfg(feature = "dist")]
+fn cuda_include_candidates(torch_lib: &std::path::Path) -> Vec<PathBuf> {
+    println!("cargo:rerun-if-env-changed=DDSAS_CUDA_INCLUDE");
+    let mut dirs: Vec<PathBuf> = std::env::var_os("DDSAS_CUDA_INCLUDE")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    if let Some(site) = torch_lib.parent().and_then(|torch| torch.parent()) {
+        for sub in ["nccl", "cu13", "cuda_runtime", "cuda_nvcc", "cuda_crt"] {
+            dirs.push(site.join("nvidia").join(sub).join("include"));
+        }
+    }
+    dirs
+}
+
+/// The include folders of the NCCL path, or the first header none of the
+/// candidates holds: `nccl.h`, the CUDA runtime's `cuda_runtime_api.h`,
+/// and two that the runtime headers include and the torch wheel's CUDA 13
+/// folder lacks: `crt/host_defines.h` (pip's `nvidia-cuda-crt` adds it)
+/// and CCCL's `nv/target` (pip's `nvidia-cuda-cccl`).
+#[cfg(feature = "dist")]
+fn nccl_includes(candidates: &[PathBuf]) -> Result<Vec<PathBuf>, &'static str> {
+    let mut found = Vec::new();
+    for header in [
+        "nccl.h",
+        "cuda_runtime_api.h",
+        "crt/host_defines.h",
+        "nv/target",
+    ] {
+        let dir = candidates
+            .iter()
+            .find(|d| d.join(header).is_file())
+            .ok_or(header)?;
+        println!("cargo:rerun-if-changed={}", dir.join(header).display());
+        if !found.contains(dir) {
+            found.push(dir.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Adds the NCCL path to `build` where its headers are found (and says in
+/// one warning line when they are not); whether it did.
+#[cfg(feature = "dist")]
+fn add_nccl(build: &mut cc::Build, torch_lib: &std::path::Path) -> bool {
+    let candidates = cuda_include_candidates(torch_lib);
+    match nccl_includes(&candidates) {
+        Ok(dirs) => {
+            // c10's CUDA headers align a pool to the compiler's cache-line
+            // guess, and g++ warns of it in every file that includes them.
+            build
+                .includes(&dirs)
+                .flag("-DUSE_C10D_NCCL")
+                .flag_if_supported("-Wno-interference-size");
+            println!("cargo:rustc-cfg=ddsas_nccl");
+            true
+        }
+        Err(missing) => {
+            println!(
+                "cargo:warning=NCCL left out of the dist shim (no {missing} found; --nproc trains with Gloo only): install pip's nvidia-cuda-crt and nvidia-cuda-cccl into the torch venv (scripts/env.sh does) or set DDSAS_CUDA_INCLUDE"
+            );
+            false
+        }
+    }
+}
+
 /// Compiles the c10d shim: `-DUSE_C10D_GLOO` exposes ProcessGroupGloo in
 /// libtorch's headers; the ABI flag must match the libtorch it links.
 #[cfg(feature = "dist")]
@@ -61,7 +134,8 @@ fn compile_dist_shim(torch_lib: &std::path::Path) {
         .expect("libtorch's lib folder has a parent")
         .join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .pic(true)
         .warnings(false)
@@ -72,8 +146,9 @@ fn compile_dist_shim(torch_lib: &std::path::Path) {
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag("-DUSE_C10D_GLOO")
-        .file("src/nas/dist/shim.cpp")
-        .compile("ddsas_dist");
+        .file("src/nas/dist/shim.cpp");
+    add_nccl(&mut build, torch_lib);
+    build.compile("ddsas_dist");
 }
 
 fn main() {
@@ -81,6 +156,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
+    println!("cargo:rustc-check-cfg=cfg(ddsas_nccl)");
     if std::env::var_os("CARGO_FEATURE_ENGINE").is_none() {
         return;
     }

@@ -6,7 +6,9 @@
 # It points the loader at that machine's own torch 2.11 and writes its
 # figures to $OUT/summary.txt (or /tmp/gpu_check). Every stage has its own
 # time limit, so one slow stage cannot eat the others' device time; the whole
-# script stays under ~8 minutes. A dry run on CPU checks the flow:
+# script stays under ~8 minutes, plus up to ~10 for stage 4 (the scaling
+# check of data-parallel training, which needs 2 GPUs or more; SKIP_SCALING=1
+# leaves it out). A dry run on CPU checks the flow:
 #   DEVICE=cpu QUICK=1 bash bench/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -136,4 +138,71 @@ for name in gpu_one gpu_four; do
     echo "  $name: exit $status, $($PY -c "print(round($end - $start, 1))") s wall for $per run(s) of $SEARCH_STEPS steps + validation" | say
 done
 "$B" runs list --db "$OUT/sweeps.db" 2>&1 | say
+
+# Data-parallel scaling (issue 25): the ImageNet network trained by
+# `ddsas train --nproc 1` and `--nproc N` (one GPU per rank, NCCL where the
+# binary has it), 128 images per rank per step as the appendix's 1024 on 8
+# GPUs, on the same folder of JPEGs; images/s of the second epoch (the
+# first pays for cuDNN's and NCCL's set-up). Target: N ranks at least
+# 0.9 x N x one rank. The folder: IMAGENET_SRC, made on a machine with
+# scikit-learn by `python bench/make_imagenet_bench.py DIR --classes 10
+# --train 20 --val 4` and carried (about 1 MB), else made here if this
+# Python can; its files are linked many times over so that an epoch has
+# the steps asked for. `ddsas bench train --imagenet` gives one GPU's
+# step on random tensors beside it (no decoding).
+log "4. data-parallel scaling of the ImageNet network: ddsas train --nproc 1 vs --nproc N (images/s)"
+if [ "$DEVICE" = cuda ]; then
+    NPROC=${NPROC:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')}
+    SCALE_NET=(--set layers=14 --set init_channels=48 --set crop_size=224)
+    PER_RANK=128; SCALE_STEPS=${SCALE_STEPS:-30}; SCALE_BENCH=()
+else
+    NPROC=${NPROC:-2}
+    SCALE_NET=(--set layers=3 --set init_channels=4 --set crop_size=32)
+    PER_RANK=8; SCALE_STEPS=${SCALE_STEPS:-3}; SCALE_BENCH=(--layers 3 --C 4 --size 32)
+fi
+IMAGENET_SRC=${IMAGENET_SRC:-$OUT/inbench_src}
+if [ ! -d "$IMAGENET_SRC/train" ]; then
+    $PY bench/make_imagenet_bench.py "$IMAGENET_SRC" --classes 10 --train 20 --val 4 > /dev/null 2>&1 ||
+        echo "  (no JPEG folder: carry one made by bench/make_imagenet_bench.py and set IMAGENET_SRC)" | say
+fi
+# Links enough training images for SCALE_STEPS steps of NPROC ranks.
+link_imagenet() { # src dst copies
+    for split in train val; do
+        for class in "$1/$split"/*/; do
+            name=$(basename "$class"); mkdir -p "$2/$split/$name"
+            copies=$([ "$split" = train ] && echo "$3" || echo 1)
+            for k in $(seq 1 "$copies"); do
+                for f in "$class"*.JPEG; do ln -sf "$(realpath "$f")" "$2/$split/$name/${k}_$(basename "$f")"; done
+            done
+        done
+    done
+}
+scale_ips() { # nproc: images/s of epoch 1 of a fresh run
+    local db="$OUT/scale_$1.db"
+    rm -f "$db"*
+    timeout 280 "$B" train --quiet --device "$DEVICE" --nproc "$1" --genotype darts_v2 --db "$db" \
+        --set dataset=imagenet --set "data_dir=$OUT/inbench" "${SCALE_NET[@]}" \
+        --set batch_size=$((PER_RANK * $1)) --set epochs=2 --set warmup_epochs=0 \
+        --set steps_per_epoch="$SCALE_STEPS" > "$OUT/scale_$1.log" 2>&1
+    echo "  --nproc $1: exit $?; $(tail -1 "$OUT/scale_$1.log")" | say >&2
+    "$B" sql --db "$db" --format csv "SELECT round(images_per_s, 1) FROM train_epochs WHERE epoch = 1" 2>/dev/null | tail -1
+}
+if [ "${SKIP_SCALING:-0}" = 1 ]; then
+    echo "  skipped (SKIP_SCALING=1)" | say
+elif [ -d "$IMAGENET_SRC/train" ] && [ "$NPROC" -ge 2 ]; then
+    per_class=$(find "$IMAGENET_SRC/train" -name '*.JPEG' | wc -l)
+    per_class=$(( per_class / $(find "$IMAGENET_SRC/train" -mindepth 1 -maxdepth 1 -type d | wc -l) ))
+    link_imagenet "$IMAGENET_SRC" "$OUT/inbench" $(( (SCALE_STEPS * PER_RANK * NPROC) / (10 * per_class) + 1 ))
+    ONE=$(scale_ips 1)
+    MANY=$(scale_ips "$NPROC")
+    echo "  images/s: 1 rank $ONE, $NPROC ranks $MANY" | say
+    $PY -c "
+one, many, n = float('${ONE:-0}' or 0), float('${MANY:-0}' or 0), $NPROC
+ratio = many / (n * one) if one > 0 else float('nan')
+print(f'  scaling: {ratio:.2f} x linear on {n} ranks (target 0.9): ' + ('ok' if ratio >= 0.9 else 'BELOW TARGET'))" | say
+    echo "  one GPU on random tensors (bench train --imagenet, batch $PER_RANK, no decoding):" | say
+    timeout 150 "$B" bench train --imagenet --device "$DEVICE" --batch "$PER_RANK" --steps "$STEPS" ${SCALE_BENCH[@]+"${SCALE_BENCH[@]}"} 2>&1 | say
+else
+    echo "  skipped: needs 2 devices or more (NPROC=$NPROC) and a JPEG folder" | say
+fi
 log "done; figures in $SUMMARY"

@@ -20,6 +20,28 @@ if ! torch_ok; then
     torch_ok || { echo "error: torch $TORCH_VERSION did not install into $DDSAS_VENV" >&2; exit 1; }
 fi
 
+# The dist shim's NCCL path (build.rs) needs the CUDA runtime headers
+# complete: the torch wheel's CUDA 13 folder (nvidia/cu13/include) has
+# nccl.h beside it but lacks crt/ and CCCL's nv/target, which pip's
+# nvidia-cuda-crt (a 130 KB wheel) and nvidia-cuda-cccl (a 3 MB wheel,
+# 15 MB of headers) add, at the runtime's CUDA version. Installed once
+# where the wheel has NCCL and lacks them; without them build.rs leaves
+# NCCL out and says so in one warning (DDSAS_CUDA_INCLUDE names other
+# folders).
+cuda_headers() {
+    local site inc cuda
+    site="$("$DDSAS_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    inc="$site/nvidia/cu13/include"
+    [ -f "$site/nvidia/nccl/include/nccl.h" ] && [ -d "$inc" ] || return 0
+    [ -f "$inc/crt/host_defines.h" ] && [ -f "$inc/nv/target" ] && return 0
+    cuda="$("$DDSAS_VENV/bin/python" -c "import importlib.metadata as m; print('.'.join(m.version('nvidia-cuda-runtime').split('.')[:2]))" 2>/dev/null)" || return 0
+    echo ">> installing nvidia-cuda-crt and nvidia-cuda-cccl $cuda.* (CUDA headers for the NCCL path of the dist feature; once)" >&2
+    "$DDSAS_VENV/bin/pip" install --disable-pip-version-check -q --no-deps \
+        "nvidia-cuda-crt==$cuda.*" "nvidia-cuda-cccl==$cuda.*" >&2 ||
+        echo ">> the CUDA headers did not install: the dist feature builds without NCCL" >&2
+}
+cuda_headers
+
 # torch-sys reads the torch of the active venv; build.rs bakes its lib/ into
 # the binary's rpath, so nothing is needed at run time.
 export VIRTUAL_ENV="$DDSAS_VENV"

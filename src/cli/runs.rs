@@ -380,6 +380,14 @@ fn summary_table(run: &RunCard, test_acc: String) -> Table {
     if run.row.space == SpaceKind::Nb201 {
         rows.insert(9, ("NAS-Bench-201 test acc", nb201_accuracy(&run.nb201)));
     }
+    if run.row.kind == RunKind::Train {
+        // After the attempts: the processes of the last one.
+        let at = rows
+            .iter()
+            .position(|(k, _)| *k == "attempts")
+            .map_or(rows.len(), |i| i + 1);
+        rows.insert(at, ("ranks", run.row.ranks_text().unwrap_or_default()));
+    }
     let mut summary = Table::new();
     summary.load_preset(UTF8_FULL_CONDENSED);
     for (k, v) in rows {

@@ -88,6 +88,9 @@ pub struct TrainConfig {
     pub jitter_saturation: Option<f64>,
     /// Colour jitter: hue (ImageNet 0.2).
     pub jitter_hue: Option<f64>,
+    /// The collectives of a data-parallel run (`--nproc N`): how the ranks
+    /// talk, not what they train, so it is not part of the run's identity.
+    pub dist_backend: DistBackend,
 }
 
 /// The learning-rate schedule after the warm-up.
@@ -98,6 +101,48 @@ pub enum LrSchedule {
     Cosine,
     /// Linear decay from lr to lr_min (DARTS-family ImageNet code).
     Linear,
+}
+
+/// The engine of a data-parallel run's collectives, as c10d names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistBackend {
+    /// NCCL on CUDA devices, Gloo on CPU: what PyTorch's DDP users pick.
+    #[default]
+    Auto,
+    /// Gloo: CPU tensors (and CUDA tensors, slower than NCCL).
+    Gloo,
+    /// NCCL: CUDA devices only, in a build that compiled its path.
+    Nccl,
+}
+
+impl DistBackend {
+    /// The name stored with a run and shown by `runs show`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DistBackend::Auto => "auto",
+            DistBackend::Gloo => "gloo",
+            DistBackend::Nccl => "nccl",
+        }
+    }
+
+    /// The backend the ranks use on `cuda` (or CPU) devices, in a build
+    /// that has (`nccl_built`) or lacks the NCCL path: `auto` picked, and
+    /// NCCL refused where it cannot run, in one line saying what it needs.
+    pub fn for_device(self, cuda: bool, nccl_built: bool) -> Result<DistBackend, ConfigError> {
+        let nccl_refused = |why: &str| super::invalid("dist_backend", format!("nccl {why}"));
+        match self {
+            DistBackend::Auto if cuda && nccl_built => Ok(DistBackend::Nccl),
+            DistBackend::Auto | DistBackend::Gloo => Ok(DistBackend::Gloo),
+            DistBackend::Nccl if !cuda => Err(nccl_refused(
+                "needs CUDA devices (--device cuda); on CPU use gloo or auto",
+            )),
+            DistBackend::Nccl if !nccl_built => Err(nccl_refused(
+                "needs a ddsas built with NCCL: nccl.h and the CUDA runtime headers (crt/host_defines.h) where build.rs looks (the torch venv's nvidia/ folders, or DDSAS_CUDA_INCLUDE), then rebuild; or use gloo",
+            )),
+            DistBackend::Nccl => Ok(DistBackend::Nccl),
+        }
+    }
 }
 
 /// The values a dataset gives the keys its user left unset.
@@ -199,6 +244,7 @@ impl Default for TrainConfig {
             jitter_contrast: None,
             jitter_saturation: None,
             jitter_hue: None,
+            dist_backend: DistBackend::Auto,
         }
     }
 }
@@ -285,6 +331,10 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
         "jitter_hue",
         "colour jitter: hue, in [0, 0.5] (ImageNet 0.2); ImageNet only",
     ),
+    (
+        "dist_backend",
+        "auto | gloo | nccl: the collectives of --nproc N (auto: NCCL on CUDA devices, Gloo on CPU); ignored by one process; not part of the run's identity",
+    ),
 ];
 
 /// The keys of a train config, in declaration order.
@@ -333,7 +383,9 @@ impl TrainConfig {
     }
 
     /// The config as a run stores it, keys sorted: every default filled in,
-    /// without `download` (how to get the data, not what is trained), and
+    /// without `download` and `dist_backend` (how to get the data and how
+    /// the ranks talk, not what is trained; the run records its backend in
+    /// its own column), and
     /// without the keys of the ImageNet recipe whose value is what ddsas
     /// did before they existed where that is also the dataset's default
     /// (so an older config keeps its fingerprint, and the stored config
@@ -350,6 +402,7 @@ impl TrainConfig {
         let mut value = serde_json::to_value(&filled).expect("a config always serializes");
         if let Some(map) = value.as_object_mut() {
             map.remove("download");
+            map.remove("dist_backend");
             for key in RECIPE_KEYS {
                 let unused = map
                     .get(key)
@@ -1020,6 +1073,48 @@ mod tests {
         let bad = c.with_overrides(&["layers=2".into()]).unwrap();
         let e = bad.network().unwrap_err().to_string();
         assert!(e.contains("`layers`"), "{e}");
+    }
+
+    /// `dist_backend` is a setting of `--set` and YAML, shown by
+    /// `--print-config`, outside the run's identity; `auto` picks NCCL on
+    /// CUDA devices where the build has it, and NCCL is refused where it
+    /// cannot run, naming the key and what it needs.
+    #[test]
+    fn dist_backend_is_a_setting_outside_the_identity() {
+        let plain = resolve(&["genotype=darts_v2"]).unwrap();
+        assert_eq!(plain.config().dist_backend, DistBackend::Auto);
+        let gloo = resolve(&["genotype=darts_v2", "dist_backend=gloo"]).unwrap();
+        assert_eq!(gloo.config().dist_backend, DistBackend::Gloo);
+        assert_eq!(gloo.fingerprint(), plain.fingerprint());
+        assert!(!gloo.canonical_json().contains("dist_backend"));
+        let yaml: serde_yaml::Value = serde_yaml::from_str("dist_backend: nccl").unwrap();
+        let c = TrainConfig::from_yaml_value(yaml, "test").unwrap();
+        assert_eq!(c.dist_backend, DistBackend::Nccl);
+        assert!(c
+            .commented_yaml()
+            .lines()
+            .any(|l| l.starts_with("dist_backend: nccl")));
+        let e = TrainConfig::default()
+            .with_overrides(&["dist_backend=mpi".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dist_backend") || e.contains("gloo"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        use DistBackend::*;
+        assert_eq!(Auto.for_device(false, true).unwrap(), Gloo);
+        assert_eq!(Auto.for_device(true, true).unwrap(), Nccl);
+        assert_eq!(Auto.for_device(true, false).unwrap(), Gloo);
+        assert_eq!(Gloo.for_device(true, true).unwrap(), Gloo);
+        let cpu = Nccl.for_device(false, true).unwrap_err().to_string();
+        assert!(
+            cpu.contains("`dist_backend`") && cpu.contains("CUDA"),
+            "{cpu}"
+        );
+        let unbuilt = Nccl.for_device(true, false).unwrap_err().to_string();
+        assert!(
+            unbuilt.contains("nccl.h") && !unbuilt.contains('\n'),
+            "{unbuilt}"
+        );
     }
 
     #[test]

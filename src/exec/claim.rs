@@ -3,16 +3,23 @@
 
 use super::device::device_name;
 use super::process::{dead_search_owner, search_owner_id};
-use crate::store::{Claim, RunStatus, Store, StoreError};
+use crate::nas::parallel;
+use crate::store::{Claim, Ranks, RunStatus, Store, StoreError};
 
 /// The claim of a run this process runs itself on `device`: taken over by
-/// another after two minutes without a heartbeat.
+/// another after two minutes without a heartbeat. Rank 0 of a data-parallel
+/// run claims it after joining its group, so the claim carries the group's
+/// world size and backend.
 pub fn local_claim(device: tch::Device) -> Claim {
     Claim {
         owner: search_owner_id(),
         device: device_name(device),
         pid: i64::from(std::process::id()),
         stale_after_s: Some(120.0),
+        ranks: Ranks {
+            world_size: u32::try_from(parallel::world().size).unwrap_or(u32::MAX),
+            backend: parallel::backend(),
+        },
     }
 }
 

@@ -372,6 +372,7 @@ async fn run_workers(
                 device: "cpu".into(),
                 pid: i64::from(pid),
                 stale_after_s: None,
+                ranks: crate::store::Ranks::ONE,
             },
             rng: ChaCha8Rng::seed_from_u64(index as u64),
             shared: shared.clone(),

@@ -42,7 +42,7 @@ use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::sweep_run::SweepRun;
 use super::{chain_text, ExecError, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 use crate::store::{
-    Claim, DbLocation, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
+    Claim, DbLocation, Ranks, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
 };
 
 /// How often the orchestrator polls progress, cancellation and runs held
@@ -520,6 +520,8 @@ impl Orchestrator<'_> {
             device: self.opts.slots[slot].device_name(),
             pid: i64::from(std::process::id()),
             stale_after_s: None,
+            // A worker is one process.
+            ranks: Ranks::ONE,
         };
         Ok(match row.status {
             RunStatus::Running if mine || self.owner_is_gone(row) => {

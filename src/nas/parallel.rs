@@ -80,6 +80,16 @@ pub fn world() -> World {
     World { rank: 0, size: 1 }
 }
 
+/// The backend of this process's group (Gloo or NCCL); `None` in one
+/// process, which has no collectives.
+pub fn backend() -> Option<crate::config::train::DistBackend> {
+    #[cfg(feature = "dist")]
+    if let Some(backend) = group::with(|g| g.backend()) {
+        return Some(backend);
+    }
+    None
+}
+
 /// How a collective combines the ranks' tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Combine {

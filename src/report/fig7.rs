@@ -614,6 +614,7 @@ mod tests {
             config: crate::config::train::TrainConfig::default(),
             own_data: false,
             seeds: vec![0],
+            nproc: 1,
         });
         data.choose_trainings();
         // The sweep's own config: run 2 has no training under it.

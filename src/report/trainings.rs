@@ -343,6 +343,7 @@ mod tests {
             },
             own_data: false,
             seeds: vec![0],
+            nproc: 1,
         }
     }
 

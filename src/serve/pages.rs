@@ -799,6 +799,9 @@ fn run_facts(card: &RunCard, evaluations: &[i64]) -> Markup {
             dt { "epochs" } dd { span #epochs-done { (card.row.epochs_done) } " of " (card.row.epochs_total) " recorded" }
             dt { "attempts" } dd #attempts { (card.row.attempts) }
             dt { "device" } dd #device { (opt(&card.row.device)) }
+            @if let Some(ranks) = card.row.ranks_text() {
+                dt { "ranks" } dd #ranks { (ranks) }
+            }
             dt { "valid accuracy" } dd { (acc("valid_acc", card.row.final_valid_acc)) " (best " (acc("best_valid_acc", card.row.best_valid_acc)) ")" }
             @if card.row.final_test_acc.is_some() {
                 dt { "test accuracy" } dd { (acc("test_acc", card.row.final_test_acc)) }

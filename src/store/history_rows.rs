@@ -385,6 +385,8 @@ fn run_row(c: &Cells<'_>) -> Result<RunRow, QueryError> {
         params: c.get("params")?,
         final_test_acc: c.get("final_test_acc")?,
         best_test_acc: c.get("best_test_acc")?,
+        world_size: c.get("world_size")?,
+        dist_backend: c.get("dist_backend")?,
     })
 }
 

@@ -57,7 +57,7 @@ pub use report_queries::{
     EpochPoint, RatioPoint, ReportRun, ReportTraining, SamplingPoint, StepBucket, SubspacePoint,
     SweepInfo,
 };
-pub use rows::{method_text, Claim, EpochRow, RunKind, RunRow, RunStatus};
+pub use rows::{method_text, Claim, EpochRow, Ranks, RunKind, RunRow, RunStatus};
 pub use runs::RunResult;
 pub use sweeps::{RunProgress, SweepRow};
 

@@ -4,6 +4,7 @@
 //! `SELECT *` maps onto them with `FromRow`.
 
 use crate::arch::space::SpaceKind;
+use crate::config::train::DistBackend;
 use crate::config::Method;
 use crate::data::DatasetKind;
 
@@ -328,9 +329,25 @@ pub struct RunRow {
     pub best_test_acc: Option<f64>,
     /// Search or train run.
     pub kind: RunKind,
+    /// Train runs: ranks of the last claim's data-parallel run (1 for one
+    /// process); `None` for searches and runs claimed before it was kept.
+    pub world_size: Option<i64>,
+    /// Train runs: the backend of the last claim's collectives (`gloo`,
+    /// `nccl`); `None` for one process.
+    pub dist_backend: Option<String>,
 }
 
 impl RunRow {
+    /// How a train run was last run, as `runs show` and the run page say
+    /// it: `2 (gloo)`, `1` for one process; `None` where nothing was kept.
+    pub fn ranks_text(&self) -> Option<String> {
+        let size = self.world_size?;
+        Some(match &self.dist_backend {
+            Some(backend) => format!("{size} ({backend})"),
+            None => size.to_string(),
+        })
+    }
+
     /// Whether the run was made under older definitions than this ddsas
     /// runs its method under (`config::definitions`): its numbers mean
     /// something else, so figures leave it out and a sweep does not count it.
@@ -390,4 +407,24 @@ pub struct Claim {
     /// `Some(age)`: also take over a `running` run whose heartbeat is older
     /// than `age` seconds (its owner died). `None`: never take over.
     pub stale_after_s: Option<f64>,
+    /// The processes that will run it; recorded on a train run only (a
+    /// search is one process whatever claims it).
+    pub ranks: Ranks,
+}
+
+/// How many processes run a run and how they talk, as a claim records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranks {
+    /// Ranks of a data-parallel run; 1 for one process.
+    pub world_size: u32,
+    /// The backend of its collectives; `None` for one process.
+    pub backend: Option<DistBackend>,
+}
+
+impl Ranks {
+    /// One process: no collectives.
+    pub const ONE: Ranks = Ranks {
+        world_size: 1,
+        backend: None,
+    };
 }

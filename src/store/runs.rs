@@ -6,6 +6,7 @@ use super::error::Context;
 use super::rows::{StoredText, TRAIN_METHOD_TEXT};
 use super::{Claim, RunKind, RunRow, Store, StoreError};
 use crate::arch::space::SpaceKind;
+use crate::config::train::DistBackend;
 use crate::config::Method;
 use crate::config::ResolvedConfig;
 use crate::data::DatasetKind;
@@ -66,6 +67,17 @@ impl RunResult<'_> {
             RunResult::Train { .. } => RunKind::Train,
         }
     }
+}
+
+/// What every claim statement sets besides its owner: the world size and
+/// backend of `claim.ranks`, bound at `$first` and `$first + 1`, kept on a
+/// train run only (a search is one process, whoever claims it).
+pub(super) fn ranks_set(first: usize) -> String {
+    let second = first + 1;
+    format!(
+        "world_size = CASE WHEN kind = 'train' THEN CAST(${first} AS BIGINT) END,
+         dist_backend = CASE WHEN kind = 'train' THEN CAST(${second} AS TEXT) END"
+    )
 }
 
 impl Store {
@@ -168,25 +180,29 @@ impl Store {
     /// records once the worker exists, so an orchestrator that dies
     /// between its claim and its worker's start leaves the count alone.
     pub async fn claim_run(&self, id: i64, claim: &Claim) -> Result<bool, StoreError> {
-        let claimed: Option<i64> = sqlx::query_scalar(
+        let sql = format!(
             "UPDATE runs SET status = 'running', owner = $2, device = $3, pid = $4,
                     started_at = COALESCE(started_at, $5),
-                    heartbeat_at = $5, finished_at = NULL, error = NULL
+                    heartbeat_at = $5, finished_at = NULL, error = NULL, {}
              WHERE id = $1
                AND (status IN ('queued', 'interrupted', 'failed')
                     OR ($6 IS NOT NULL AND status = 'running'
                         AND COALESCE(heartbeat_at, started_at, 0) < $5 - $6))
              RETURNING id",
-        )
-        .bind(id)
-        .bind(&claim.owner)
-        .bind(&claim.device)
-        .bind(claim.pid)
-        .bind(self.now())
-        .bind(claim.stale_after_s)
-        .fetch_optional(&self.pool)
-        .await
-        .ctx(|| format!("claiming run {id} for {}", claim.owner))?;
+            ranks_set(7)
+        );
+        let claimed: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(id)
+            .bind(&claim.owner)
+            .bind(&claim.device)
+            .bind(claim.pid)
+            .bind(self.now())
+            .bind(claim.stale_after_s)
+            .bind(i64::from(claim.ranks.world_size))
+            .bind(claim.ranks.backend.map(DistBackend::name))
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("claiming run {id} for {}", claim.owner))?;
         if claimed.is_none() {
             self.require(id).await?;
         }
@@ -205,7 +221,7 @@ impl Store {
         let sql = format!(
             "UPDATE runs SET status = 'running', owner = $2, device = $3, pid = $4,
                     attempts = attempts + 1, started_at = COALESCE(started_at, $5),
-                    heartbeat_at = $5, finished_at = NULL, error = NULL
+                    heartbeat_at = $5, finished_at = NULL, error = NULL, {}
              WHERE id = (
                 SELECT r.id FROM runs r JOIN sweep_runs s ON s.run_id = r.id
                 WHERE s.sweep = $1
@@ -215,6 +231,7 @@ impl Store {
                 ORDER BY s.position, r.id
                 LIMIT 1 {})
              RETURNING id",
+            ranks_set(7),
             self.backend.skip_locked("r")
         );
         sqlx::query_scalar(&sql)
@@ -224,6 +241,8 @@ impl Store {
             .bind(claim.pid)
             .bind(now)
             .bind(claim.stale_after_s)
+            .bind(i64::from(claim.ranks.world_size))
+            .bind(claim.ranks.backend.map(DistBackend::name))
             .fetch_optional(&self.pool)
             .await
             .ctx(|| format!("claiming the next run of sweep {sweep} for {}", claim.owner))

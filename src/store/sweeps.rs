@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::error::Context;
 use super::{Claim, RunRow, RunStatus, Store, StoreError};
+use crate::config::train::DistBackend;
 
 /// A sweep as registered in `sweeps`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -268,23 +269,27 @@ impl Store {
         seen_pid: Option<i64>,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let claimed: Option<i64> = sqlx::query_scalar(
+        let sql = format!(
             "UPDATE runs SET owner = $2, device = $3, pid = $4,
                     started_at = COALESCE(started_at, $5), heartbeat_at = $5,
-                    finished_at = NULL, error = NULL
+                    finished_at = NULL, error = NULL, {}
              WHERE id = $1 AND status = 'running' AND owner IS NOT DISTINCT FROM $6 AND pid IS NOT DISTINCT FROM $7
              RETURNING id",
-        )
-        .bind(id)
-        .bind(&claim.owner)
-        .bind(&claim.device)
-        .bind(claim.pid)
-        .bind(now)
-        .bind(seen_owner)
-        .bind(seen_pid)
-        .fetch_optional(&self.pool)
-        .await
-        .ctx(|| format!("taking over run {id} for {}", claim.owner))?;
+            super::runs::ranks_set(8)
+        );
+        let claimed: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(id)
+            .bind(&claim.owner)
+            .bind(&claim.device)
+            .bind(claim.pid)
+            .bind(now)
+            .bind(seen_owner)
+            .bind(seen_pid)
+            .bind(i64::from(claim.ranks.world_size))
+            .bind(claim.ranks.backend.map(DistBackend::name))
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(|| format!("taking over run {id} for {}", claim.owner))?;
         Ok(claimed.is_some())
     }
 
@@ -355,6 +360,7 @@ mod tests {
             device: "cpu".into(),
             pid: 1,
             stale_after_s: None,
+            ranks: super::super::Ranks::ONE,
         }
     }
 

@@ -6,6 +6,7 @@ use super::*;
 use crate::arch::metrics::{EpochRecord, SamplingCount, StepRecord, SubspaceRecord, TrainEpoch};
 use crate::arch::space::SearchSpace;
 use crate::arch::space::SpaceKind;
+use crate::config::train::DistBackend;
 use crate::config::{ResolvedConfig, SearchConfig};
 
 /// Runs each store test on both backends: an in-memory SQLite database, a
@@ -77,6 +78,7 @@ on_both_backends!(
     train_epochs_keep_top5_skipped_images_and_madds,
     a_train_run_is_redone_truncated_and_finished_by_the_one_path,
     a_transfer_to_imagenet_reports_its_top5_and_madds,
+    claims_record_a_train_runs_ranks_and_backend,
 );
 
 /// The TLS-only server refuses, each in one line that names what did not
@@ -220,6 +222,7 @@ fn claim(owner: &str, stale_after_s: Option<f64>) -> Claim {
         device: "cpu".into(),
         pid: 42,
         stale_after_s,
+        ranks: Ranks::ONE,
     }
 }
 
@@ -1128,6 +1131,95 @@ async fn train_epochs_keep_top5_skipped_images_and_madds(store: Store) {
     assert_eq!(store.madds(train.id + 100).await.unwrap(), None);
 }
 
+/// Every claim path records the world size and backend of the processes
+/// that will run a train run (the last claim's, so a resume with another
+/// `--nproc` shows it), and nothing on a search; the read-only history
+/// reads them back as the store does.
+async fn claims_record_a_train_runs_ranks_and_backend(store: Store) {
+    let train = store.ensure_train_run(&train_cfg()).await.unwrap();
+    assert_eq!((train.world_size, train.ranks_text()), (None, None));
+    let two = Claim {
+        ranks: Ranks {
+            world_size: 2,
+            backend: Some(DistBackend::Gloo),
+        },
+        ..claim("rank0", None)
+    };
+    assert!(store.claim_run(train.id, &two).await.unwrap());
+    let row = store.run(train.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.world_size, row.dist_backend.as_deref()),
+        (Some(2), Some("gloo"))
+    );
+    assert_eq!(row.ranks_text().as_deref(), Some("2 (gloo)"));
+    store.interrupt_run(train.id).await.unwrap();
+    assert!(store
+        .claim_run(train.id, &claim("one", None))
+        .await
+        .unwrap());
+    let row = store.run(train.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.world_size, row.dist_backend.as_deref()),
+        (Some(1), None)
+    );
+    assert_eq!(row.ranks_text().as_deref(), Some("1"));
+    let nccl = Claim {
+        ranks: Ranks {
+            world_size: 8,
+            backend: Some(DistBackend::Nccl),
+        },
+        ..claim("eight", None)
+    };
+    assert!(store
+        .take_over_run(train.id, &nccl, Some("one"), Some(42))
+        .await
+        .unwrap());
+    let row = store.run(train.id).await.unwrap().unwrap();
+    assert_eq!(row.ranks_text().as_deref(), Some("8 (nccl)"));
+
+    let search = store.ensure_run(&cfg(&[])).await.unwrap();
+    store
+        .register_sweep("pull", None, "pull.yaml", "name: pull", &[(search.id, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_next("pull", &two).await.unwrap(),
+        Some(search.id)
+    );
+    let row = store.run(search.id).await.unwrap().unwrap();
+    assert_eq!((row.world_size, row.dist_backend), (None, None));
+    store.interrupt_run(train.id).await.unwrap();
+    store.add_to_sweep("pull", train.id).await.unwrap();
+    assert_eq!(
+        store.claim_next("pull", &two).await.unwrap(),
+        Some(train.id)
+    );
+    let row = store.run(train.id).await.unwrap().unwrap();
+    assert_eq!(row.ranks_text().as_deref(), Some("2 (gloo)"));
+}
+
+/// The read-only history (`runs show`, the run page) reads a train run's
+/// ranks back as the store wrote them.
+#[tokio::test]
+async fn the_read_only_history_reads_a_train_runs_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let store = Store::open(&path).await.unwrap();
+    let train = store.ensure_train_run(&train_cfg()).await.unwrap().id;
+    let two = Claim {
+        ranks: Ranks {
+            world_size: 2,
+            backend: Some(DistBackend::Gloo),
+        },
+        ..claim("rank0", None)
+    };
+    assert!(store.claim_run(train, &two).await.unwrap());
+    store.close().await;
+    let mut db = ReadOnlyDb::open(&path).await.unwrap();
+    let card = db.run_card(train).await.unwrap().unwrap();
+    assert_eq!(card.row.ranks_text().as_deref(), Some("2 (gloo)"));
+}
+
 /// A train run goes through the same writes as a search: a redone epoch
 /// replaces what followed, a resume drops its epochs and rewinds the best
 /// test accuracy, a run that is not there is said to be missing.
@@ -1365,6 +1457,7 @@ fn applied_migrations_are_never_edited() {
         (6, "9c4a08f169694a41ac45e7d39fbc4a0b970cb762ff20a2b7b57cabf408d6cdbc3aa1e10180a1b5aee4d0e8150b9ed9d2"),
         (7, "4b6009912da50341c0add943dec8e791729afe02d3a16b12a50e609b9f7551e059935e8a867f81cecff03385619f1b71"),
         (8, "1e8ae1926cee17c119b98f3a96867d0d815fd6d1e97872b02817daa87bae9fee4c466c7ec8ba557ad7c85fc581513390"),
+        (9, "aa3c4dd48d9c3f6f4d41cc7daa27ce7c23bbebc1a63a41c087c9145c0f6597989d9684908f46e4b9b5e4deea9578ba8e"),
     ];
     const POSTGRES: &[(i64, &str)] = &[
         (1, "45f4d135b0880fe489934225d77e9b8c9f4c9d9c665781fdbb10734af0ace96c78be9ddee868fede47ce61f17ad22740"),
@@ -1375,6 +1468,7 @@ fn applied_migrations_are_never_edited() {
         (6, "7209e5c7022e1fd5aaa3a8a13ef2d91f9859f1451de89ae4bedf70dc3369037fda352826b034dc5bf0d3757c2ffbe6b9"),
         (7, "fcabc0ab214c1f3d1d235bf1d1522c3192cfa770f366a7bd1aa0a0020ed537094af6f4d749cd89dc73bc6314a22f1b73"),
         (8, "6467e4408e907495205ffdd76d3b2626d1b5252aa3865753c64b1e00a00cf4c5669d5160bf0bca198ff15e227229538f"),
+        (9, "085ad6ea39161b147eb999724274041a5a238bca95f50aeead7ef3972cbe7d36a94a4744f85545f9b04d0dfdc9e8289f"),
     ];
     check_known(&SQLITE_MIGRATOR, SQLITE, "sqlite");
     check_known(&POSTGRES_MIGRATOR, POSTGRES, "postgres");

@@ -537,6 +537,43 @@ mod tests {
         assert!(e.contains("`evaluate`") && e.contains("mapping"), "{e}");
     }
 
+    /// `nproc` of an evaluation is how its trainings run, not a train key:
+    /// checked, described, kept out of the train config, and refused when
+    /// the sweep is run.
+    #[test]
+    fn evaluate_nproc_is_checked_described_and_refused_at_run_time() {
+        let text =
+            "name: e\nbase: {epochs: 1}\nevaluate: [{epochs: 600}, {epochs: 600, nproc: 4}]\n";
+        let sweep = plan(text).unwrap();
+        let (one, four) = (&sweep.evaluate[0], &sweep.evaluate[1]);
+        assert_eq!((one.nproc, four.nproc), (1, 4));
+        assert_eq!(one.config.epochs, four.config.epochs);
+        assert_eq!(
+            four.describe(),
+            "on each search's dataset with epochs=600, seeds [0], 4 processes each"
+        );
+        assert_eq!(one.refuse_data_parallel(1), Ok(()));
+        let refused = four.refuse_data_parallel(2).unwrap_err();
+        assert!(
+            refused.contains("entry 2 of `evaluate`")
+                && refused.contains("nproc: 4")
+                && refused.contains("ddsas train --from-run ID --nproc 4"),
+            "{refused}"
+        );
+        assert_eq!(crate::sweep::stored_evaluate(text).unwrap().nproc, 1);
+        for bad in ["0", "-2", "two", "1.5"] {
+            let e = plan(&format!(
+                "name: e\nbase: {{epochs: 1}}\nevaluate: {{epochs: 600, nproc: {bad}}}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("`evaluate.nproc` must be a whole number"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn grid_is_cartesian_in_file_order_with_the_first_axis_slowest() {
         let s =

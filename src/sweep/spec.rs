@@ -116,6 +116,10 @@ pub struct Evaluate {
     pub own_data: bool,
     /// Seeds of the train runs of each search (default `[0]`).
     pub seeds: Vec<u64>,
+    /// Processes each training runs in, data-parallel (`nproc`, default
+    /// 1), as `ddsas train --nproc` does. Not part of the train run's
+    /// config: how a run is executed never changes what it is.
+    pub nproc: u32,
 }
 
 impl Evaluate {
@@ -146,7 +150,37 @@ impl Evaluate {
             keys.join(" ")
         };
         let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
-        format!("{data}{keys}, seeds [{}]", seeds.join(", "))
+        let nproc = if self.nproc > 1 {
+            format!(", {} processes each", self.nproc)
+        } else {
+            String::new()
+        };
+        format!("{data}{keys}, seeds [{}]{nproc}", seeds.join(", "))
+    }
+
+    /// Refuses an evaluation that asks for data-parallel training
+    /// (`nproc` above 1): the orchestrator's slots run one process per
+    /// training so far. `position` names the entry (1-based) in the line.
+    pub fn refuse_data_parallel(&self, position: usize) -> Result<(), String> {
+        if self.nproc <= 1 {
+            return Ok(());
+        }
+        Err(format!(
+            "entry {position} of `evaluate` asks for nproc: {n}, and a sweep cannot train data-parallel yet (its slots run one process per training): leave nproc out, or train each searched cell with `ddsas train --from-run ID --nproc {n}` (or `--slurm`) once its search is done",
+            n = self.nproc
+        ))
+    }
+}
+
+/// The `nproc` of an evaluation's mapping (removed from it; default 1), or
+/// why it is not a positive count.
+fn take_nproc(mapping: &mut Mapping) -> Result<u32, ()> {
+    match mapping.remove("nproc") {
+        None => Ok(1),
+        Some(value) => serde_yaml::from_value::<u32>(value)
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or(()),
     }
 }
 
@@ -360,6 +394,13 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping, which: &str) -> Result<Evalu
                 )
             })?,
     };
+    let nproc = take_nproc(&mut mapping).map_err(|()| {
+        ctx.spec(
+            "evaluate",
+            "nproc",
+            format!("{which}`evaluate.nproc` must be a whole number of processes, at least 1, e.g. 8 (one per GPU)"),
+        )
+    })?;
     let own_data = mapping.contains_key("dataset") || mapping.contains_key("data_dir");
     let config = crate::config::train::TrainConfig::from_yaml_value(
         Value::Mapping(mapping),
@@ -389,6 +430,7 @@ fn evaluate_of(ctx: &Ctx<'_>, mut mapping: Mapping, which: &str) -> Result<Evalu
         config,
         own_data,
         seeds,
+        nproc,
     })
 }
 
@@ -414,6 +456,7 @@ pub fn stored_evaluate(text: &str) -> Option<Evaluate> {
         None => vec![0],
         Some(value) => serde_yaml::from_value::<Vec<u64>>(value).ok()?,
     };
+    let nproc = take_nproc(&mut mapping).ok()?;
     let own_data = mapping.contains_key("dataset") || mapping.contains_key("data_dir");
     let config =
         crate::config::train::TrainConfig::from_yaml_value(Value::Mapping(mapping), "evaluate")
@@ -422,6 +465,7 @@ pub fn stored_evaluate(text: &str) -> Option<Evaluate> {
         config,
         own_data,
         seeds,
+        nproc,
     })
 }
 

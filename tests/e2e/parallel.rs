@@ -64,6 +64,23 @@ fn two_ranks_train_darts_v2_with_identical_weights_and_one_history() {
         sqlite(&db, "SELECT method, status, epochs_done FROM runs"),
         vec![vec!["train", "done", "2"]]
     );
+    // Rank 0 recorded the world and the backend `auto` picks on CPU.
+    assert_eq!(
+        sqlite(&db, "SELECT world_size, dist_backend FROM runs"),
+        vec![vec!["2", "gloo"]]
+    );
+    let show = Command::new(BIN)
+        .args(["runs", "show", "1", "--db"])
+        .arg(&db)
+        .output()
+        .expect("ddsas runs");
+    let shown = text(&show);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("ranks") && l.contains("2 (gloo)")),
+        "{shown}"
+    );
     assert_eq!(
         sqlite(&db, "SELECT epoch FROM train_epochs ORDER BY epoch"),
         vec![vec!["0"], vec!["1"]]

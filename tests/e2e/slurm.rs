@@ -815,3 +815,97 @@ fn cancel_scancels_the_array_and_done_runs_stay_done() {
         task_output(&env, "stopped", &job.job, 0)
     );
 }
+
+/// `ddsas train --slurm` of a small darts_v2 on the digits (two whole
+/// epochs, a global batch of 32 split 16 + 16) as one job of two srun
+/// tasks on the test cluster's node: the ranks meet, rank 0 alone records
+/// the run, and the job completes.
+#[cfg(feature = "dist")]
+#[test]
+fn a_two_task_srun_training_completes_with_one_history() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let mut args = vec![
+        "train",
+        "--quiet",
+        "--genotype",
+        "darts_v2",
+        "--slurm",
+        "--nodes",
+        "1",
+        "--ntasks-per-node",
+        "2",
+        "--cpus-per-task",
+        "1",
+    ];
+    for set in [
+        "layers=3",
+        "init_channels=8",
+        "batch_size=32",
+        "cutout=4",
+        "steps_per_epoch=null",
+        "epochs=2",
+    ] {
+        args.extend(["--set", set]);
+    }
+    let out = on_cluster(&env, &args)
+        .env("DDSAS_DIST_TIMEOUT_S", "60")
+        .env("DDSAS_PARAM_CHECKSUM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let job = said
+        .split_once("submitted job ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .map(|(id, _)| id.to_owned())
+        .unwrap_or_else(|| panic!("no job id in {said}"));
+    let run_id = env.scalar("SELECT id FROM runs");
+    assert!(
+        said.contains(&format!("train run {run_id} on 2 rank(s)"))
+            && said.contains(&format!("ddsas runs show {run_id} --db")),
+        "{said}"
+    );
+    let job = Submitted { job };
+    let output = env.path(&format!("slurm/train-{run_id}/{}.out", job.job));
+    let read_output = || std::fs::read_to_string(&output).unwrap_or_default();
+    let start = Instant::now();
+    while !all_ended(&job.job) {
+        assert!(
+            start.elapsed() < WAIT,
+            "job {} did not end: {:?}\n{}",
+            job.job,
+            task_states(&job.job),
+            read_output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = read_output();
+    assert_eq!(
+        task_states(&job.job),
+        [(job.job.clone(), "COMPLETED".to_owned())],
+        "{said}"
+    );
+    let sums: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.split_once(" of 2: parameter checksum ").map(|(_, s)| s))
+        .collect();
+    assert_eq!(sums.len(), 2, "{said}");
+    assert_eq!(sums[0], sums[1], "the ranks' weights differ:\n{said}");
+    assert_eq!(
+        env.query("SELECT method, status, epochs_done FROM runs"),
+        vec![vec![
+            serde_json::json!("train"),
+            serde_json::json!("done"),
+            serde_json::json!(2)
+        ]],
+        "{said}"
+    );
+    assert_eq!(
+        env.query("SELECT epoch FROM train_epochs ORDER BY epoch"),
+        vec![vec![serde_json::json!(0)], vec![serde_json::json!(1)]],
+        "{said}"
+    );
+}

@@ -33,7 +33,7 @@ impl TrainCmd {
     #[cfg_attr(not(feature = "dist"), allow(unused_mut, unused_variables))]
     pub fn run(mut self, rt: &Runtime) -> anyhow::Result<ExitCode> {
         #[cfg(not(feature = "dist"))]
-        if self.nproc > 1 {
+        if self.nproc > 1 || !self.gpus.is_empty() {
             return Ok(nproc_unavailable());
         }
         let merged = self.merged_config(rt)?;
@@ -45,10 +45,24 @@ impl TrainCmd {
             crate::outln!("{}", dry_run_line(&merged.network()?));
             return Ok(ExitCode::SUCCESS);
         }
+        if self.slurm.wanted() {
+            return super::slurm::submit(&self, rt, merged);
+        }
+        let srun = super::slurm::SrunTask::start(rt)?;
+        if srun.as_ref().is_some_and(super::slurm::SrunTask::restarted) {
+            self.job.resume = true;
+        }
         let rank: Rank = self.rank()?;
+        #[cfg(feature = "dist")]
+        let backend = self.backend(merged.dist_backend, &rank)?;
         #[cfg(feature = "dist")]
         if self.nproc > 1 && rank.is_none() {
             return super::ranks::launch(self.nproc, self.job.threads, rt);
+        }
+        #[cfg(feature = "dist")]
+        if let Some(spec) = &rank {
+            self.job.device =
+                super::ranks::rank_device(&self.job.device, &self.gpus, spec.local_rank)?;
         }
         let cfg = merged.resolve()?;
         let checkpoint_dir = self
@@ -57,10 +71,10 @@ impl TrainCmd {
             .clone()
             .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
         #[cfg(feature = "dist")]
-        if let Some(spec) = rank {
+        if let Some(spec) = &rank {
             self.job.threads = spec.threads;
             if spec.rank > 0 {
-                return self.follow(spec, rt, &cfg, checkpoint_dir);
+                return self.follow(spec.clone(), backend, rt, &cfg, checkpoint_dir);
             }
         }
         let data = (cfg.config().dataset, cfg.data_dir(), cfg.download());
@@ -71,8 +85,8 @@ impl TrainCmd {
         }
         let go = run.status != RunStatus::Done;
         #[cfg(feature = "dist")]
-        if let Some(spec) = rank {
-            spec.join(go)?;
+        if let Some(spec) = &rank {
+            spec.join(go, backend, device)?;
         }
         if !go {
             crate::cli::say_already_done(
@@ -92,7 +106,8 @@ impl TrainCmd {
             device,
             checkpoint_dir,
         };
-        self.job
+        let code = self
+            .job
             .claim_and_execute::<Train>(rt, &store, launch, |outcome| {
                 crate::outln!(
                     "train run {}: test accuracy {:.2}% (error {:.2}%), best {:.2}%, {:.3} M parameters, {:.1} s",
@@ -104,17 +119,47 @@ impl TrainCmd {
                     outcome.wall_s
                 );
                 Ok(())
-            })
+            })?;
+        if let Some(task) = &srun {
+            task.requeue_if_warned(rt, &store, run.id);
+        }
+        Ok(code)
     }
 
     /// The rank this process is of a data-parallel run (`--nproc` above 1,
-    /// started by the launcher); `None` for one process or the launcher.
+    /// started by the launcher, or started by the srun of a `train --slurm`
+    /// job of several ranks); `None` for one process or the launcher.
+    #[cfg(feature = "dist")]
     fn rank(&self) -> anyhow::Result<Rank> {
-        #[cfg(feature = "dist")]
         if self.nproc > 1 {
             return super::ranks::RankSpec::from_env();
         }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        super::ranks::RankSpec::from_slurm(|name| std::env::var(name).ok(), cores)
+    }
+
+    /// Without `dist` every process trains alone.
+    #[cfg(not(feature = "dist"))]
+    fn rank(&self) -> anyhow::Result<Rank> {
         Ok(None)
+    }
+
+    /// The backend of the ranks' collectives (`dist_backend` for the
+    /// device of `--device`), checked with the GPUs the ranks would take
+    /// before any rank starts; Gloo in one process, which ignores both.
+    /// A rank that srun started needs only a GPU of its own on its node.
+    #[cfg(feature = "dist")]
+    fn backend(
+        &self,
+        setting: crate::config::train::DistBackend,
+        rank: &Rank,
+    ) -> anyhow::Result<crate::config::train::DistBackend> {
+        let nproc = match rank {
+            Some(_) if self.nproc <= 1 => 1,
+            None if self.nproc <= 1 => return Ok(crate::config::train::DistBackend::Gloo),
+            _ => self.nproc,
+        };
+        super::ranks::check_devices(&self.job.device, &self.gpus, nproc, setting)
     }
 
     /// A rank after the first: the device and threads as rank 0 sets
@@ -123,6 +168,7 @@ impl TrainCmd {
     fn follow(
         &self,
         spec: super::ranks::RankSpec,
+        backend: crate::config::train::DistBackend,
         rt: &Runtime,
         cfg: &crate::config::train::ResolvedTrain,
         checkpoint_dir: std::path::PathBuf,
@@ -134,7 +180,7 @@ impl TrainCmd {
             checkpoint_dir: Some(checkpoint_dir),
             resume: self.job.resume,
         };
-        super::ranks::follow(spec, rt, cfg, opts)
+        super::ranks::follow(spec, backend, rt, cfg, opts)
     }
 
     /// The config: file (or defaults), then the search's cell, dataset and

@@ -2,10 +2,16 @@
 //! user started is a launcher that re-executes the same command line as N
 //! rank processes, each told its rank, the world size, the rendezvous port
 //! and its share of the cores through [`RANK_ENV`]; the ranks meet on
-//! loopback (Gloo) and train data-parallel ([`crate::nas::parallel`]).
+//! loopback and train data-parallel ([`crate::nas::parallel`]) with Gloo,
+//! or NCCL on CUDA devices (one GPU per rank: the r-th of `--gpus`, else
+//! GPU r).
 //! Rank 0 is the `ddsas train` of one process (it registers, claims and
 //! records the run, and writes the checkpoints); the others train the same
 //! steps on their shards and keep nothing.
+//!
+//! Under Slurm (`ddsas train --slurm`) there is no launcher: srun starts the
+//! ranks on every node, and each learns its part from srun's environment
+//! ([`RankSpec::from_slurm`]); from there on a rank is the same.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -18,7 +24,8 @@ use anyhow::Context;
 use tch::{Kind, Tensor};
 use tokio::runtime::Runtime;
 
-use crate::config::train::ResolvedTrain;
+use crate::config::train::{DistBackend, ResolvedTrain};
+use crate::exec::slurm::train_script::{rendezvous_port, MASTER_VARIABLE};
 use crate::exec::EXIT_INTERRUPTED;
 use crate::nas::dist::Rendezvous;
 use crate::nas::parallel::{self, Combine, RankObserver};
@@ -33,13 +40,19 @@ pub const RANK_ENV: &str = "DDSAS_DIST_RANK";
 pub const TIMEOUT_ENV: &str = "DDSAS_DIST_TIMEOUT_S";
 const MASTER: &str = "127.0.0.1";
 
-/// What a rank process was told by its launcher.
-#[derive(Debug, Clone, Copy)]
+/// What a rank process was told by its launcher, or by srun.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankSpec {
     pub rank: usize,
     pub world: usize,
+    /// Its rank among the ranks of its node: which of the node's GPUs it
+    /// trains on.
+    pub local_rank: usize,
+    /// The host of rank 0's store: loopback for the launcher's ranks.
+    pub master: String,
     pub port: u16,
-    /// libtorch threads of this rank: the launcher's threads split evenly.
+    /// libtorch threads of this rank: the launcher's threads split evenly,
+    /// or the CPUs Slurm gave the task.
     pub threads: usize,
 }
 
@@ -60,21 +73,78 @@ impl RankSpec {
         Ok(Some(RankSpec {
             rank,
             world,
+            local_rank: rank,
+            master: MASTER.into(),
             port: u16::try_from(port).context("the rendezvous port")?,
             threads,
         }))
     }
 
-    /// Joins the ranks' process group on loopback; then rank 0 tells the
-    /// others whether there is a run to train (`go`: false when it found
-    /// the run done), and every rank answers that.
-    pub fn join(&self, go: bool) -> anyhow::Result<bool> {
+    /// The spec of a rank that srun started for `ddsas train --slurm`
+    /// (`env` looks a variable up): rank, world and local rank are srun's
+    /// `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`; the master is the
+    /// host the batch script exported as [`MASTER_VARIABLE`]; the port comes
+    /// from `SLURM_JOB_ID`; the threads are `SLURM_CPUS_PER_TASK`, else
+    /// `cores`. `None` outside such a job, and for a job of one task, which
+    /// trains as one process.
+    pub fn from_slurm(
+        env: impl Fn(&str) -> Option<String>,
+        cores: usize,
+    ) -> anyhow::Result<Option<RankSpec>> {
+        let Some(master) = env(MASTER_VARIABLE).filter(|m| !m.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("{name}={v:?} under srun: expected a number"))
+                })
+                .transpose()
+        };
+        let needed = |name: &str| -> anyhow::Result<u64> {
+            number(name)?.with_context(|| {
+                format!("{MASTER_VARIABLE} is set but {name} is not: `ddsas train` of a `train --slurm` job must be started by the job's srun")
+            })
+        };
+        let world = usize::try_from(needed("SLURM_NTASKS")?)?;
+        if world < 2 {
+            return Ok(None);
+        }
+        let threads = match number("SLURM_CPUS_PER_TASK")? {
+            Some(n) if n > 0 => usize::try_from(n)?,
+            _ => cores.max(1),
+        };
+        Ok(Some(RankSpec {
+            rank: usize::try_from(needed("SLURM_PROCID")?)?,
+            world,
+            local_rank: usize::try_from(needed("SLURM_LOCALID")?)?,
+            master: master.trim().to_owned(),
+            port: rendezvous_port(needed("SLURM_JOB_ID")?),
+            threads,
+        }))
+    }
+
+    /// Joins the ranks' process group on loopback, its collectives on
+    /// `backend` and this rank's `device`; then rank 0 tells the others
+    /// whether there is a run to train (`go`: false when it found the run
+    /// done), and every rank answers that.
+    pub fn join(
+        &self,
+        go: bool,
+        backend: DistBackend,
+        device: tch::Device,
+    ) -> anyhow::Result<bool> {
         parallel::join(&Rendezvous {
-            master_addr: MASTER.into(),
+            master_addr: self.master.clone(),
             master_port: self.port,
             rank: self.rank,
             world_size: self.world,
             timeout: timeout(),
+            backend,
+            device,
         })
         .map_err(|e| anyhow::anyhow!("rank {} could not join: {e}", self.rank))?;
         let mut flag = vec![Tensor::from_slice(&[i64::from(go)]).to_kind(Kind::Int64)];
@@ -82,6 +152,59 @@ impl RankSpec {
             .map_err(|e| anyhow::anyhow!("rank {}: {e}", self.rank))?;
         Ok(flag[0].int64_value(&[0]) != 0)
     }
+}
+
+/// The device of a rank whose local rank (among its node's ranks) is
+/// `local`, on a run on `device`: CPU stays CPU; on CUDA each rank takes
+/// its own GPU, the `local`-th of `gpus`, else GPU `local` of those
+/// visible (modulo their number: a rank that Slurm gave a single GPU sees
+/// only that one, as GPU 0).
+pub fn rank_device(device: &str, gpus: &[u32], local: usize) -> anyhow::Result<String> {
+    if !is_cuda(device) {
+        return Ok(device.to_owned());
+    }
+    let gpu = match gpus {
+        [] => {
+            let visible = crate::exec::device::cuda_devices().len().max(1);
+            u32::try_from(local % visible).context("the local rank")?
+        }
+        list => *list
+            .get(local)
+            .with_context(|| format!("rank {local} has no GPU in --gpus {list:?}"))?,
+    };
+    Ok(format!("cuda:{gpu}"))
+}
+
+fn is_cuda(device: &str) -> bool {
+    device == "cuda" || device.starts_with("cuda:")
+}
+
+/// Checks, before any rank starts, that every rank has a GPU of its own
+/// on CUDA (`--gpus` lists at least `nproc`, or that many are visible)
+/// and that `setting` can run there; answers the backend the ranks use.
+pub fn check_devices(
+    device: &str,
+    gpus: &[u32],
+    nproc: u32,
+    setting: DistBackend,
+) -> anyhow::Result<DistBackend> {
+    let cuda = is_cuda(device);
+    if cuda {
+        let (count, what) = if gpus.is_empty() {
+            let seen = crate::exec::device::cuda_devices().len();
+            (seen, format!("libtorch sees {seen} CUDA device(s)"))
+        } else {
+            (gpus.len(), format!("--gpus lists {}", gpus.len()))
+        };
+        if (nproc as usize) > count {
+            anyhow::bail!("--nproc {nproc} on CUDA takes one GPU per rank, but {what}: lower --nproc or list more GPUs with --gpus");
+        }
+    } else if !gpus.is_empty() {
+        anyhow::bail!(
+            "--gpus picks the GPUs of the ranks on --device cuda; this run is on {device}"
+        );
+    }
+    Ok(setting.for_device(cuda, crate::nas::dist::NCCL_BUILT)?)
 }
 
 fn timeout() -> Duration {
@@ -97,11 +220,12 @@ fn timeout() -> Duration {
 /// with the group's line and the interrupted status.
 pub fn follow(
     spec: RankSpec,
+    backend: DistBackend,
     rt: &Runtime,
     cfg: &ResolvedTrain,
     opts: RunOptions,
 ) -> anyhow::Result<ExitCode> {
-    if !spec.join(false)? {
+    if !spec.join(false, backend, opts.device)? {
         return Ok(ExitCode::SUCCESS);
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -238,5 +362,59 @@ fn exit_code(statuses: &[ExitStatus]) -> ExitCode {
             crate::errln!("error: rank 0 ended with {}", statuses[0]);
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    const SRUN: [(&str, &str); 6] = [
+        ("DDSAS_DIST_MASTER", "node07"),
+        ("SLURM_JOB_ID", "4242"),
+        ("SLURM_PROCID", "5"),
+        ("SLURM_NTASKS", "8"),
+        ("SLURM_LOCALID", "1"),
+        ("SLURM_CPUS_PER_TASK", "6"),
+    ];
+
+    #[test]
+    fn a_rank_under_srun_takes_its_part_from_slurm() {
+        let spec = RankSpec::from_slurm(env(&SRUN), 64).unwrap().unwrap();
+        assert_eq!(
+            spec,
+            RankSpec {
+                rank: 5,
+                world: 8,
+                local_rank: 1,
+                master: "node07".into(),
+                port: 24242,
+                threads: 6,
+            }
+        );
+        let without_cpus = RankSpec::from_slurm(env(&SRUN[..5]), 3).unwrap().unwrap();
+        assert_eq!(without_cpus.threads, 3);
+    }
+
+    #[test]
+    fn only_a_job_of_several_tasks_of_our_script_makes_ranks() {
+        assert_eq!(RankSpec::from_slurm(env(&SRUN[1..]), 4).unwrap(), None);
+        let mut one = SRUN;
+        one[3] = ("SLURM_NTASKS", "1");
+        assert_eq!(RankSpec::from_slurm(env(&one), 4).unwrap(), None);
+        let err = RankSpec::from_slurm(env(&[SRUN[0], SRUN[3]]), 4).unwrap_err();
+        assert!(err.to_string().contains("SLURM_PROCID"), "{err}");
+        let mut bad = SRUN;
+        bad[2] = ("SLURM_PROCID", "x");
+        let err = RankSpec::from_slurm(env(&bad), 4).unwrap_err();
+        assert!(err.to_string().contains("SLURM_PROCID=\"x\""), "{err}");
     }
 }

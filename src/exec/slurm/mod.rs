@@ -5,6 +5,8 @@
 //! until nothing is left to claim; before a time limit it requeues its own
 //! task ([`requeue`]). `sweep status` asks squeue about the recorded jobs in
 //! one call ([`queue`], [`squeue`]) and `sweep cancel` scancels them.
+//! `ddsas train --slurm` submits one data-parallel training as one job
+//! whose batch script starts its ranks with `srun` ([`train_script`]).
 //!
 //! The Slurm commands are run as child processes with a time limit: a
 //! client pointed at a missing configuration retries for a minute, and
@@ -13,6 +15,7 @@
 pub mod pull;
 pub mod script;
 pub mod squeue;
+pub mod train_script;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -37,7 +40,7 @@ pub fn is_postgres_url(db: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
     /// A SQLite `--db`, which nodes cannot share.
-    #[error("--slurm needs a PostgreSQL database, and --db {0} is a SQLite file: the array's tasks run on several nodes, and SQLite's locking does not work across the network file systems they share (its write-ahead log needs shared memory on one machine; databases end up \"malformed\"). Pass --db postgres://USER@HOST/DB instead: `scripts/postgres.sh start` starts one on this machine (postgres://postgres@127.0.0.1:55432/ddsas), or ask for one on a host every node can reach")]
+    #[error("--slurm needs a PostgreSQL database, and --db {0} is a SQLite file: its tasks run on several nodes, and SQLite's locking does not work across the network file systems they share (its write-ahead log needs shared memory on one machine; databases end up \"malformed\"). Pass --db postgres://USER@HOST/DB instead: `scripts/postgres.sh start` starts one on this machine (postgres://postgres@127.0.0.1:55432/ddsas), or ask for one on a host every node can reach")]
     SqliteDb(String),
     /// `sbatch` failed.
     #[error(transparent)]

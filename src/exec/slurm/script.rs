@@ -223,7 +223,7 @@ pub fn shell_quote(text: &str) -> String {
 
 /// A path in an `#SBATCH` line: sbatch splits those lines at blanks, so a
 /// path with one goes in double quotes.
-fn directive_path(path: &str) -> String {
+pub(super) fn directive_path(path: &str) -> String {
     if path.contains(char::is_whitespace) {
         format!("\"{path}\"")
     } else {

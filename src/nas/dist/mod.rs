@@ -1,7 +1,8 @@
 //! Data-parallel collectives on libtorch's own distributed engine, c10d:
 //! a `TCPStore` rendezvous on rank 0's host and a `ProcessGroupGloo`, the
-//! engine PyTorch's DDP runs on CPUs, reached through the C++ shim that
-//! build.rs compiles (`shim.cpp`; feature `dist`). What training needs:
+//! engine PyTorch's DDP runs on CPUs (or a `ProcessGroupNCCL` on CUDA
+//! devices, where build.rs found NCCL's and CUDA's headers), reached
+//! through the C++ shim that build.rs compiles (`shim.cpp`; feature `dist`). What training needs:
 //! the initial weights broadcast from rank 0, gradients summed or averaged
 //! in flat buckets, a barrier. Every failure is one line; a peer that dies
 //! or hangs ends the collective within the group's timeout, and the line
@@ -13,8 +14,14 @@ use std::time::Duration;
 
 use tch::Tensor;
 
+use crate::config::train::DistBackend;
+
 #[cfg(test)]
 mod tests;
+
+/// Whether build.rs compiled the shim's NCCL path (it does where it finds
+/// `nccl.h` and the CUDA runtime headers); without it only Gloo runs.
+pub const NCCL_BUILT: bool = cfg!(ddsas_nccl);
 
 /// DDP's default bucket: large enough that Gloo's per-call cost is small
 /// against the bytes, small enough that a bucket's copy stays cheap.
@@ -31,6 +38,7 @@ mod ffi {
             rank: c_int,
             size: c_int,
             timeout_ms: i64,
+            nccl: c_int,
             out: *mut *mut c_void,
         ) -> *mut c_char;
         pub fn ddsas_dist_drop(group: *mut c_void);
@@ -67,6 +75,10 @@ pub struct Rendezvous {
     pub world_size: usize,
     /// How long a rendezvous or a collective waits for the other ranks.
     pub timeout: Duration,
+    /// Gloo or NCCL (`auto` is resolved before: it is taken as Gloo).
+    pub backend: DistBackend,
+    /// The device of this rank's tensors: NCCL's collectives run there.
+    pub device: tch::Device,
 }
 
 /// How an all-reduce combines the ranks' tensors.
@@ -84,6 +96,10 @@ pub struct ProcessGroup {
     raw: NonNull<c_void>,
     rank: usize,
     world_size: usize,
+    backend: DistBackend,
+    /// NCCL's device, through which tensors elsewhere (the counts and
+    /// flags of a step, on the CPU) are staged; `None` for Gloo.
+    staging: Option<tch::Device>,
 }
 
 // SAFETY: the shim's group may move between threads (c10d's objects are
@@ -122,6 +138,18 @@ impl ProcessGroup {
                 rv.rank, rv.world_size
             )));
         }
+        let nccl = rv.backend == DistBackend::Nccl;
+        if nccl && !NCCL_BUILT {
+            return Err(DistError(
+                "this ddsas was built without NCCL (build.rs found no nccl.h or CUDA runtime headers): use dist_backend=gloo".into(),
+            ));
+        }
+        if nccl && !rv.device.is_cuda() {
+            return Err(DistError(format!(
+                "NCCL needs a CUDA device; rank {} is on {:?}",
+                rv.rank, rv.device
+            )));
+        }
         let mut out: *mut c_void = std::ptr::null_mut();
         // SAFETY: `addr` outlives the call; `out` is written on success.
         let err = unsafe {
@@ -131,6 +159,7 @@ impl ProcessGroup {
                 rv.rank as c_int,
                 rv.world_size as c_int,
                 rv.timeout.as_millis().min(i64::MAX as u128) as i64,
+                c_int::from(nccl),
                 &mut out,
             )
         };
@@ -140,7 +169,41 @@ impl ProcessGroup {
             raw,
             rank: rv.rank,
             world_size: rv.world_size,
+            backend: if nccl {
+                DistBackend::Nccl
+            } else {
+                DistBackend::Gloo
+            },
+            staging: nccl.then_some(rv.device),
         })
+    }
+
+    /// Runs `op` on `tensors`, or for NCCL, which reduces tensors of its
+    /// device only, on copies there of tensors elsewhere, copied back after.
+    fn staged(
+        &self,
+        tensors: &mut [Tensor],
+        op: impl FnOnce(&mut [Tensor]) -> Result<(), DistError>,
+    ) -> Result<(), DistError> {
+        let Some(device) = self.staging else {
+            return op(tensors);
+        };
+        if tensors.iter().all(|t| t.device() == device) {
+            return op(tensors);
+        }
+        let mut copies: Vec<Tensor> = tensors.iter().map(|t| t.to_device(device)).collect();
+        op(&mut copies)?;
+        tch::no_grad(|| {
+            for (t, c) in tensors.iter_mut().zip(&copies) {
+                t.copy_(c);
+            }
+        });
+        Ok(())
+    }
+
+    /// The backend its collectives run on (Gloo or NCCL).
+    pub fn backend(&self) -> DistBackend {
+        self.backend
     }
 
     pub fn rank(&self) -> usize {
@@ -159,16 +222,18 @@ impl ProcessGroup {
         root: usize,
         bucket_bytes: usize,
     ) -> Result<(), DistError> {
-        let ptrs = tensor_ptrs(tensors);
-        // SAFETY: the tensors stay alive and unaliased during the call.
-        take_error(unsafe {
-            ffi::ddsas_dist_broadcast(
-                self.raw.as_ptr(),
-                ptrs.as_ptr(),
-                ptrs.len(),
-                root as c_int,
-                bucket_bytes as i64,
-            )
+        self.staged(tensors, |tensors| {
+            let ptrs = tensor_ptrs(tensors);
+            // SAFETY: the tensors stay alive and unaliased during the call.
+            take_error(unsafe {
+                ffi::ddsas_dist_broadcast(
+                    self.raw.as_ptr(),
+                    ptrs.as_ptr(),
+                    ptrs.len(),
+                    root as c_int,
+                    bucket_bytes as i64,
+                )
+            })
         })
     }
 
@@ -181,16 +246,18 @@ impl ProcessGroup {
         op: Reduce,
         bucket_bytes: usize,
     ) -> Result<(), DistError> {
-        let ptrs = tensor_ptrs(tensors);
-        // SAFETY: as in `broadcast`.
-        take_error(unsafe {
-            ffi::ddsas_dist_all_reduce(
-                self.raw.as_ptr(),
-                ptrs.as_ptr(),
-                ptrs.len(),
-                c_int::from(op == Reduce::Average),
-                bucket_bytes as i64,
-            )
+        self.staged(tensors, |tensors| {
+            let ptrs = tensor_ptrs(tensors);
+            // SAFETY: as in `broadcast`.
+            take_error(unsafe {
+                ffi::ddsas_dist_all_reduce(
+                    self.raw.as_ptr(),
+                    ptrs.as_ptr(),
+                    ptrs.len(),
+                    c_int::from(op == Reduce::Average),
+                    bucket_bytes as i64,
+                )
+            })
         })
     }
 

@@ -13,9 +13,16 @@
 // the Gloo version (GlooStore, which gains methods with
 // GLOO_STORE_HAS_STORE_V2) is only ever constructed inside libtorch.
 // Nothing links Debian's libgloo: the Gloo code that runs is libtorch's.
+//
+// With USE_C10D_NCCL (build.rs defines it where it finds nccl.h and the
+// CUDA runtime headers) the group can instead be a ProcessGroupNCCL, the
+// backend of DDP on CUDA devices; its code is libtorch_cuda's.
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -26,6 +33,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -47,7 +55,8 @@ struct Group {
   int size = 1;
   milliseconds timeout{0};
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  // Gloo's or NCCL's: the collectives below are the backends' common ones.
+  c10::intrusive_ptr<c10d::Backend> pg;
   // A second connection to the store, for the heartbeat and the probe
   // after a failure, so that neither waits behind Gloo's rendezvous.
   c10::intrusive_ptr<c10d::Store> beat_store;
@@ -103,6 +112,28 @@ c10::intrusive_ptr<c10d::Store> connect_store(
   opts.waitWorkers = false;
   opts.timeout = timeout;
   return c10::make_intrusive<c10d::TCPStore>(addr, opts);
+}
+
+c10::intrusive_ptr<c10d::Backend> gloo_group(Group* g) {
+  auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
+  opts->devices.push_back(gloo_device(g->addr));
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->size, opts);
+}
+
+// NCCL's collectives run on CUDA streams; blocking wait makes `wait()`
+// block this thread until the collective is done and throw at the
+// group's timeout, as Gloo's does, so a lost peer is one error line here
+// rather than the watchdog ending the process. A user's own setting wins.
+c10::intrusive_ptr<c10d::Backend> nccl_group(Group* g) {
+#ifdef USE_C10D_NCCL
+  setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+  auto opts = c10d::ProcessGroupNCCL::Options::create();
+  opts->timeout = g->timeout;
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, g->rank, g->size, opts);
+#else
+  (void)g;
+  throw std::runtime_error("this build has no NCCL path (compiled without USE_C10D_NCCL)");
+#endif
 }
 
 void heartbeat(Group* g) {
@@ -208,6 +239,7 @@ char* ddsas_dist_new(
     int rank,
     int size,
     int64_t timeout_ms,
+    int nccl,
     void** out) {
   auto g = std::make_unique<Group>();
   g->addr = addr;
@@ -220,9 +252,7 @@ char* ddsas_dist_new(
     g->beat_store = connect_store(g->addr, port, false, g->timeout);
     std::string host = this_host();
     g->beat_store->set(host_key(rank), std::vector<uint8_t>(host.begin(), host.end()));
-    auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
-    opts->devices.push_back(gloo_device(g->addr));
-    g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, rank, size, opts);
+    g->pg = nccl ? nccl_group(g.get()) : gloo_group(g.get());
   } catch (const std::exception& e) {
     std::ostringstream msg;
     msg << "rank " << rank << " of " << size << " could not join the group at "

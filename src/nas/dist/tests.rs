@@ -104,6 +104,8 @@ fn rank_worker() {
         rank: words[1].parse().unwrap(),
         world_size: words[2].parse().unwrap(),
         timeout: TIMEOUT,
+        backend: crate::config::train::DistBackend::Gloo,
+        device: tch::Device::Cpu,
     };
     let pg = ProcessGroup::connect(&rv).unwrap();
     match words[0] {
