@@ -30,6 +30,18 @@
 //! orchestrator gives them to its workers, and `ddsas train`, `ddsas
 //! search`, `ddsas bench train` and `ddsas bench step` start themselves
 //! again with them. A `MALLOC_CONF` the user set is never replaced.
+//!
+//! The same start-up environment bounds how long libtorch's OpenMP threads
+//! (libgomp) spin at a barrier before they sleep ([`OMP_SPIN_COUNT`]).
+//! libgomp spins 300,000 rounds by default: on an idle machine that is
+//! free, but when another process holds a core (a sweep's other workers, a
+//! build) a thread that spins keeps its partner from running, and a step
+//! has thousands of parallel regions. Under a load of 10 on 2 cores a
+//! paper-config search step at 2 threads took 184 s with the default, 41-44
+//! s with 10,000 rounds and 44-49 s with `OMP_WAIT_POLICY=PASSIVE`; passive
+//! waiting costs an idle machine about 50 % (a futex wake per region),
+//! which a short spin does not (BENCHMARKS.md). A `GOMP_SPINCOUNT` or
+//! `OMP_WAIT_POLICY` the user set wins.
 
 use std::ffi::OsStr;
 
@@ -40,6 +52,10 @@ pub const TRAINING_MALLOC_CONF: &str = "dirty_decay_ms:-1";
 /// extents split for any smaller request so that the kept pages are reused
 /// (the module's documentation says why both).
 pub const SEARCH_MALLOC_CONF: &str = "dirty_decay_ms:-1,lg_extent_max_active_fit:16";
+
+/// libgomp's spin rounds at a barrier before a thread sleeps, for every
+/// process that computes (the module's documentation says why).
+pub const OMP_SPIN_COUNT: &str = "10000";
 
 /// What a process computes, which chooses its allocator settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,22 +76,39 @@ impl Workload {
     }
 }
 
-/// The `MALLOC_CONF` a process of `workload` should start with, unless the
-/// environment already has one (the user's choice wins).
-pub fn env_for(workload: Workload) -> Option<(&'static str, &'static str)> {
-    std::env::var_os("MALLOC_CONF")
-        .is_none()
-        .then_some(("MALLOC_CONF", workload.malloc_conf()))
+/// The environment a process of `workload` should start with: its
+/// `MALLOC_CONF` and the OpenMP spin bound, each unless the environment
+/// already says (the user's choice wins). Empty when nothing is missing.
+pub fn env_for(workload: Workload) -> Vec<(&'static str, &'static str)> {
+    env_missing(workload, |name| std::env::var_os(name).is_some())
 }
 
-/// Starts this process again with [`env_for`] when it lacks it (same
-/// program, same arguments); returns only if that is not needed or the
-/// restart failed (the run then goes on, slower). Call it first thing in a
-/// command that trains or searches, before any thread or file is opened.
+/// [`env_for`] for an environment in which `is_set` tells which variables
+/// are set.
+fn env_missing(
+    workload: Workload,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(&'static str, &'static str)> {
+    let mut env = Vec::new();
+    if !is_set("MALLOC_CONF") {
+        env.push(("MALLOC_CONF", workload.malloc_conf()));
+    }
+    if !is_set("GOMP_SPINCOUNT") && !is_set("OMP_WAIT_POLICY") {
+        env.push(("GOMP_SPINCOUNT", OMP_SPIN_COUNT));
+    }
+    env
+}
+
+/// Starts this process again with [`env_for`] when it lacks some of it
+/// (same program, same arguments); returns only if that is not needed or
+/// the restart failed (the run then goes on, slower). Call it first thing
+/// in a command that trains or searches, before any thread or file is
+/// opened.
 pub fn restart_with(workload: Workload) {
-    let Some((key, value)) = env_for(workload) else {
+    let env = env_for(workload);
+    if env.is_empty() {
         return;
-    };
+    }
     use std::os::unix::process::CommandExt;
     let Ok(exe) = std::env::current_exe() else {
         return;
@@ -83,9 +116,9 @@ pub fn restart_with(workload: Workload) {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let err = std::process::Command::new(exe)
         .args(&args)
-        .env(key, OsStr::new(value))
+        .envs(env.iter().map(|&(k, v)| (k, OsStr::new(v))))
         .exec();
-    tracing::warn!("could not restart with {key}={value} ({err}); going on with the default allocator settings");
+    tracing::warn!("could not restart with {env:?} ({err}); going on with the default allocator and OpenMP settings");
 }
 
 /// jemalloc's current `dirty_decay_ms` for new arenas (None: not jemalloc).
@@ -246,6 +279,24 @@ mod tests {
     use super::*;
 
     const GB: u64 = 1 << 30;
+
+    #[test]
+    fn the_start_up_environment_fills_in_only_what_the_user_left_unset() {
+        let none = env_missing(Workload::Search, |_| false);
+        assert_eq!(
+            none,
+            [
+                ("MALLOC_CONF", SEARCH_MALLOC_CONF),
+                ("GOMP_SPINCOUNT", OMP_SPIN_COUNT)
+            ]
+        );
+        let malloc_set = env_missing(Workload::Training, |n| n == "MALLOC_CONF");
+        assert_eq!(malloc_set, [("GOMP_SPINCOUNT", OMP_SPIN_COUNT)]);
+        let passive = env_missing(Workload::Training, |n| n == "OMP_WAIT_POLICY");
+        assert_eq!(passive, [("MALLOC_CONF", TRAINING_MALLOC_CONF)]);
+        let all = |n: &str| n == "MALLOC_CONF" || n == "GOMP_SPINCOUNT";
+        assert!(env_missing(Workload::Training, all).is_empty());
+    }
 
     #[test]
     fn the_first_step_sets_the_baseline_and_growth_past_the_limit_purges() {

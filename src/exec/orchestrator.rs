@@ -668,9 +668,7 @@ impl Orchestrator<'_> {
         } else {
             super::memory::Workload::Search
         };
-        if let Some((key, value)) = super::memory::env_for(workload) {
-            cmd.env(key, value);
-        }
+        cmd.envs(super::memory::env_for(workload));
         match s.device {
             SlotDevice::Cpu => {
                 cmd.args(["--device", "cpu"])
