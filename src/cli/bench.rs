@@ -299,10 +299,14 @@ fn positive_seconds(text: &str) -> Result<Duration, String> {
 }
 
 impl BenchCmd {
-    /// Whether it trains the evaluation network (and so wants the
-    /// allocator settings of training, `exec::memory`).
-    pub fn trains(&self) -> bool {
-        matches!(self, BenchCmd::Train(_))
+    /// What it computes, for the allocator settings of that workload
+    /// (`exec::memory`): `bench train` trains, `bench step` searches.
+    pub fn workload(&self) -> Option<crate::exec::memory::Workload> {
+        match self {
+            BenchCmd::Train(_) => Some(crate::exec::memory::Workload::Training),
+            BenchCmd::Step(_) => Some(crate::exec::memory::Workload::Search),
+            BenchCmd::Data(_) | BenchCmd::Store(_) => None,
+        }
     }
 
     /// The command, when it runs on libtorch (everything but `bench

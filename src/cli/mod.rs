@@ -251,14 +251,15 @@ pub fn main() -> ExitCode {
     {
         return no_engine(cmd);
     }
-    let trains = match &cli.command {
-        Command::Train(_) => true,
-        Command::Bench(cmd) => cmd.trains(),
-        _ => false,
+    let workload = match &cli.command {
+        Command::Train(_) => Some(crate::exec::memory::Workload::Training),
+        Command::Search(_) => Some(crate::exec::memory::Workload::Search),
+        Command::Bench(cmd) => cmd.workload(),
+        _ => None,
     };
-    if trains {
-        // Before any thread starts: the allocator settings of training.
-        crate::exec::memory::restart_for_training();
+    if let Some(workload) = workload {
+        // Before any thread starts: the allocator settings of the workload.
+        crate::exec::memory::restart_with(workload);
     }
     crate::exec::guard::install_panic_hook();
     let _ = tracing_subscriber::fmt()

@@ -631,7 +631,8 @@ impl Orchestrator<'_> {
     }
 
     /// Starts `ddsas worker` for `attempt` of run `id`; `trains` gives it
-    /// the allocator settings of training (`exec::memory`).
+    /// the allocator settings of training, else those of a search
+    /// (`exec::memory`).
     fn spawn_worker(
         &self,
         slot: usize,
@@ -662,9 +663,12 @@ impl Orchestrator<'_> {
             // orchestrator, which forwards it (and escalates on a second).
             .process_group(0)
             .kill_on_drop(false);
-        if let Some((key, value)) = trains.then(super::memory::training_env).flatten() {
-            cmd.env(key, value);
-        }
+        let workload = if trains {
+            super::memory::Workload::Training
+        } else {
+            super::memory::Workload::Search
+        };
+        cmd.envs(super::memory::env_for(workload));
         match s.device {
             SlotDevice::Cpu => {
                 cmd.args(["--device", "cpu"])

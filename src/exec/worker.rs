@@ -212,12 +212,15 @@ fn run_train(
     }))
 }
 
-/// The allocator setting that matters for speed (`exec::memory`), for the
-/// worker's log.
+/// The allocator settings that matter for speed and memory
+/// (`exec::memory`), for the worker's log.
 fn allocator_text() -> String {
-    match super::memory::dirty_decay_ms() {
-        Some(ms) => format!("jemalloc dirty_decay_ms {ms}"),
-        None => "allocator settings unknown".into(),
+    use super::memory::{dirty_decay_ms, lg_extent_max_active_fit};
+    match (dirty_decay_ms(), lg_extent_max_active_fit()) {
+        (Some(ms), Some(fit)) => {
+            format!("jemalloc dirty_decay_ms {ms}, lg_extent_max_active_fit {fit}")
+        }
+        _ => "allocator settings unknown".into(),
     }
 }
 

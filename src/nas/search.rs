@@ -69,6 +69,8 @@ pub struct Searcher {
     /// Weight steps done over the whole run.
     pub step: u64,
     fault_step: Option<u64>,
+    /// The kept freed pages, purged at a step's end when they pile up.
+    pages: crate::exec::memory::StepPages,
 }
 
 impl Searcher {
@@ -111,6 +113,7 @@ impl Searcher {
             fault_step: std::env::var(FAULT_NAN_STEP)
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            pages: crate::exec::memory::StepPages::default(),
         }
     }
 
@@ -126,9 +129,17 @@ impl Searcher {
         self.adam.step(&arch_params, &grads);
     }
 
-    /// One weight step on a batch of the first half; returns the (detached)
-    /// loss and the number of correct predictions, both on the device.
+    /// One weight step on a batch of the first half, the end of a search
+    /// step (its temporaries freed, kept pages checked against their
+    /// bound); returns the (detached) loss and the number of correct
+    /// predictions, both on the device.
     pub fn weight_step(&mut self, x: &Tensor, y: &Tensor, lr: f64) -> (Tensor, Tensor) {
+        let out = self.weight_step_tensors(x, y, lr);
+        self.pages.step_done();
+        out
+    }
+
+    fn weight_step_tensors(&mut self, x: &Tensor, y: &Tensor, lr: f64) -> (Tensor, Tensor) {
         let (weights, plan) = self.method.train_weights(&self.arch, true);
         let weights: Vec<Tensor> = weights.iter().map(Tensor::detach).collect();
         let logits = self.net.forward_t(x, &weights, plan, true);
