@@ -339,6 +339,8 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
     (
         "dist_backend",
         "auto | gloo | nccl: the collectives of --nproc N (auto: NCCL on CUDA devices, Gloo on CPU); ignored by one process; not part of the run's identity",
+    ),
+    (
         "sync_bn",
         "batch norm over the whole global batch across the ranks of --nproc (false: each rank's shard, as DDP); ignored by one process",
     ),
