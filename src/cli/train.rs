@@ -40,7 +40,12 @@ pub struct TrainCmd {
     nproc: u32,
     /// With `--nproc N` on `--device cuda`: the GPUs of the ranks, rank r on the r-th of the
     /// list (e.g. `--gpus 4,5,6,7`); default: every visible GPU, rank r on GPU r.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = "slurm")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        conflicts_with = "slurm"
+    )]
     gpus: Vec<u32>,
     #[command(flatten)]
     slurm: SlurmArgs,
