@@ -249,23 +249,29 @@ fn next_script_name(dir: &Path) -> String {
 /// Writes the script (readable by its owner only: the database URL in it
 /// may hold a password) and the folders the job writes into.
 fn write_script(script: &BatchScript) -> anyhow::Result<PathBuf> {
-    let logs = script.script_dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| {
+    let path = script.path();
+    write_batch_script(&script.script_dir.join("logs"), &path, &script.text())?;
+    Ok(path)
+}
+
+/// Creates `folder` (the job's, or one inside it) and writes a new batch
+/// script `text` at `path`, readable by its owner only (the database URL
+/// in it may hold a password); an existing script is never overwritten.
+pub(crate) fn write_batch_script(folder: &Path, path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(folder).with_context(|| {
         format!(
             "creating {} (choose another folder with --script-dir)",
-            logs.display()
+            folder.display()
         )
     })?;
-    let path = script.path();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o700)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("writing the batch script {}", path.display()))?;
-    file.write_all(script.text().as_bytes())
-        .with_context(|| format!("writing the batch script {}", path.display()))?;
-    Ok(path)
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing the batch script {}", path.display()))
 }
 
 fn say_submitted(script: &BatchScript, job: &str, db: &str) {

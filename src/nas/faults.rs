@@ -86,6 +86,9 @@ pub(crate) fn maybe_hang_rank(rank: usize, step: usize) {
     if *HOOK.get_or_init(|| rank_and_step(FAULT_HANG_RANK_AT)) != Some((rank, step)) {
         return;
     }
+    // Tests time the other ranks' ending from this line, not from the
+    // start of a run whose speed depends on the machine's load.
+    eprintln!("rank {rank}: hanging before step {step} ({FAULT_HANG_RANK_AT})");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }

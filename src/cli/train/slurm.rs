@@ -4,8 +4,6 @@
 //! training ([`SrunTask`]): SIGUSR2 stops the run at the next step, rank 0
 //! then requeues the job, and the requeued job resumes.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,24 +213,10 @@ fn next_script_name(dir: &Path) -> String {
         .expect("an unused number")
 }
 
-/// Writes the script (readable by its owner only: the database URL in it
-/// may hold a password) and its folder.
+/// Writes the script and its folder.
 fn write_script(script: &TrainScript) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&script.script_dir).with_context(|| {
-        format!(
-            "creating {} (choose another folder with --script-dir)",
-            script.script_dir.display()
-        )
-    })?;
     let path = script.path();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(&path)
-        .with_context(|| format!("writing the batch script {}", path.display()))?;
-    file.write_all(script.text().as_bytes())
-        .with_context(|| format!("writing the batch script {}", path.display()))?;
+    crate::cli::submit::write_batch_script(&script.script_dir, &path, &script.text())?;
     Ok(path)
 }
 

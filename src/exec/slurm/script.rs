@@ -34,6 +34,42 @@ pub struct SbatchOptions {
     pub extra: Vec<String>,
 }
 
+impl SbatchOptions {
+    /// The `#SBATCH` options every ddsas job has after its own: its output
+    /// file (`output`, appended to across requeues), requeue on, SIGUSR2
+    /// `signal_before_s` early, the options set here (`--gpus-per-task`
+    /// only where `per_task_gpus`), and the user's extra ones last (Slurm
+    /// takes the last of a repeated option).
+    pub(super) fn common_directives(
+        &self,
+        output: &std::path::Path,
+        per_task_gpus: bool,
+    ) -> Vec<String> {
+        let mut lines = vec![
+            format!("--output={}", directive_path(&output.display().to_string())),
+            "--open-mode=append".to_owned(),
+            "--requeue".to_owned(),
+            format!("--signal=B:USR2@{}", self.signal_before_s),
+        ];
+        let gpus_per_task = self.gpus_per_task.filter(|_| per_task_gpus);
+        let optional = [
+            ("partition", self.partition.clone()),
+            ("account", self.account.clone()),
+            ("time", self.time.clone()),
+            ("gpus-per-task", gpus_per_task.map(|n| n.to_string())),
+            ("cpus-per-task", self.cpus_per_task.map(|n| n.to_string())),
+            ("mem", self.mem.clone()),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                lines.push(format!("--{name}={value}"));
+            }
+        }
+        lines.extend(self.extra.iter().cloned());
+        lines
+    }
+}
+
 /// What each pull worker is told besides the sweep and the database.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PullOptions {
@@ -156,28 +192,8 @@ impl BatchScript {
                 None => format!("--array=0-{last}"),
             },
             "--ntasks=1".to_owned(),
-            format!(
-                "--output={}",
-                directive_path(&self.script_dir.join(OUTPUT_PATTERN).display().to_string())
-            ),
-            "--open-mode=append".to_owned(),
-            "--requeue".to_owned(),
-            format!("--signal=B:USR2@{}", s.signal_before_s),
         ];
-        let optional = [
-            ("partition", s.partition.clone()),
-            ("account", s.account.clone()),
-            ("time", s.time.clone()),
-            ("gpus-per-task", s.gpus_per_task.map(|n| n.to_string())),
-            ("cpus-per-task", s.cpus_per_task.map(|n| n.to_string())),
-            ("mem", s.mem.clone()),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                lines.push(format!("--{name}={value}"));
-            }
-        }
-        lines.extend(s.extra.iter().cloned());
+        lines.extend(s.common_directives(&self.script_dir.join(OUTPUT_PATTERN), true));
         lines
     }
 
@@ -223,7 +239,7 @@ pub fn shell_quote(text: &str) -> String {
 
 /// A path in an `#SBATCH` line: sbatch splits those lines at blanks, so a
 /// path with one goes in double quotes.
-pub(super) fn directive_path(path: &str) -> String {
+fn directive_path(path: &str) -> String {
     if path.contains(char::is_whitespace) {
         format!("\"{path}\"")
     } else {

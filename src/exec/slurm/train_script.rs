@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::script::{directive_path, shell_quote, SbatchOptions};
+use super::script::{shell_quote, SbatchOptions};
 use crate::store::DB_VARIABLE;
 
 /// The host rank 0 of a `train --slurm` job listens on, exported by its
@@ -149,34 +149,7 @@ impl TrainScript {
         if let Some(gpus) = self.gpus_per_node {
             lines.push(format!("--gpus-per-node={gpus}"));
         }
-        lines.extend([
-            format!(
-                "--output={}",
-                directive_path(
-                    &self
-                        .script_dir
-                        .join(TRAIN_OUTPUT_PATTERN)
-                        .display()
-                        .to_string()
-                )
-            ),
-            "--open-mode=append".to_owned(),
-            "--requeue".to_owned(),
-            format!("--signal=B:USR2@{}", s.signal_before_s),
-        ]);
-        let optional = [
-            ("partition", s.partition.clone()),
-            ("account", s.account.clone()),
-            ("time", s.time.clone()),
-            ("cpus-per-task", s.cpus_per_task.map(|n| n.to_string())),
-            ("mem", s.mem.clone()),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                lines.push(format!("--{name}={value}"));
-            }
-        }
-        lines.extend(s.extra.iter().cloned());
+        lines.extend(s.common_directives(&self.script_dir.join(TRAIN_OUTPUT_PATTERN), false));
         lines
     }
 
