@@ -1,6 +1,7 @@
 //! `ddsas runs`: questions about the run history — list (filtered, sorted,
 //! as a table, CSV or JSON), show one run, the best run of a sweep, and a
-//! side-by-side comparison. Everything reads through a read-only connection
+//! side-by-side comparison; and `runs cancel`, which scancels the Slurm
+//! job of a `train --slurm` run. Everything reads through a read-only connection
 //! (`store::ReadOnlyDb`), so the user's `--where` SQL cannot change
 //! anything and never competes with running workers for the write lock.
 
@@ -14,6 +15,7 @@ use tokio::runtime::Runtime;
 use crate::arch::space::SpaceKind;
 use crate::cli::sql::{cell_text, print_rows, real_text, Format};
 use crate::cli::DbArgs;
+use crate::exec::slurm::squeue::QueuedTask;
 use crate::store::{
     Nb201Accuracy, QueryError, QueryRows, ReadOnlyDb, RunCard, RunFilter, RunKind, RunStatus,
     Training,
@@ -59,6 +61,12 @@ pub enum RunsCmd {
     /// Runs side by side: the config keys that differ and the final metrics.
     #[command(after_help = "Example:\n  ddsas runs compare 3 7 12")]
     Compare(CompareArgs),
+    /// Stop the Slurm job(s) of a run submitted with `ddsas train --slurm` (scancel): its
+    /// ranks stop at the next step and the run is left `interrupted`, its checkpoint kept.
+    #[command(
+        after_help = "Example:\n  ddsas runs cancel 12 --db postgres://me@db/ddsas\nThe same `ddsas train ... --slurm` plus --resume submits the rest."
+    )]
+    Cancel(ShowArgs),
 }
 
 /// Arguments of `runs list`.
@@ -90,7 +98,7 @@ pub struct ListArgs {
     db: DbArgs,
 }
 
-/// Arguments of `runs show`.
+/// Arguments of `runs show` and `runs cancel`.
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     /// Run id.
@@ -135,6 +143,7 @@ impl RunsCmd {
             RunsCmd::Compare(args) => {
                 rt.block_on(compare(&mut args.db.open_read_only(rt)?, args))?
             }
+            RunsCmd::Cancel(args) => rt.block_on(cancel(&mut args.db.open_read_only(rt)?, args))?,
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -288,6 +297,11 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     };
     crate::outln!("{}", summary_table(&run, test_acc));
     print_logs(&args.db.db, id);
+    let jobs = db.run_slurm_job_ids(id).await?;
+    if !jobs.is_empty() {
+        let queue = crate::exec::slurm::queue(&jobs);
+        crate::outln!("{}", slurm_jobs_text(&jobs, queue));
+    }
     let value: Value =
         serde_json::from_str(&run.row.config_json).context("the stored config is not JSON")?;
     crate::outln!(
@@ -394,6 +408,58 @@ fn summary_table(run: &RunCard, test_acc: String) -> Table {
         summary.add_row(vec![k.to_owned(), v]);
     }
     summary
+}
+
+/// The Slurm jobs of a `train --slurm` run, each with its state as
+/// squeue's `queue` answer lists it, or one line saying why squeue could
+/// not tell.
+fn slurm_jobs_text(
+    jobs: &[String],
+    queue: Result<Vec<QueuedTask>, crate::exec::slurm::ClientError>,
+) -> String {
+    let tasks = match queue {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            return format!(
+                "slurm job(s): {} (squeue cannot tell their state: {e})",
+                jobs.join(", ")
+            )
+        }
+    };
+    let each: Vec<String> = jobs
+        .iter()
+        .map(|job| match tasks.iter().find(|t| &t.job == job) {
+            Some(t) => format!("{job} {} {} {}", t.state, t.elapsed, t.where_or_why),
+            None => format!("{job} (ended: squeue no longer lists it)"),
+        })
+        .collect();
+    format!("slurm job(s): {}", each.join(", "))
+}
+
+/// scancels the Slurm jobs recorded for run `args.id`; a run with none is
+/// told apart from one that does not exist.
+async fn cancel(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
+    let id = args.id;
+    let Some(run) = db.run_card(id).await? else {
+        bail!(
+            "run {id} is not in {} (see `ddsas runs list`)",
+            args.db.db.display()
+        );
+    };
+    let jobs = db.run_slurm_job_ids(id).await?;
+    if jobs.is_empty() {
+        bail!(
+            "run {id} has no Slurm job recorded (only `ddsas train --slurm` records one; a sweep's jobs stop with `ddsas sweep cancel NAME`); a run on this machine stops with Ctrl-C or `kill {}` of its process",
+            run.row.pid.map_or("PID".to_owned(), |p| p.to_string())
+        );
+    }
+    crate::exec::slurm::cancel(&jobs)
+        .with_context(|| format!("scancel {} (the Slurm job(s) of run {id})", jobs.join(" ")))?;
+    crate::outln!(
+        "scancel {}: run {id}'s ranks stop at the next step, leaving it `interrupted` with its checkpoint; the same `ddsas train ... --slurm` plus --resume submits the rest",
+        jobs.join(" ")
+    );
+    Ok(())
 }
 
 /// The paths of run `id`'s log files beside the database, if any.
@@ -620,4 +686,31 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::slurm::ClientError;
+
+    #[test]
+    fn a_runs_slurm_jobs_show_squeues_state_or_why_it_has_none() {
+        let jobs = vec!["41".to_owned(), "42".to_owned()];
+        let running = QueuedTask {
+            job: "42".into(),
+            task: None,
+            state: "RUNNING".into(),
+            elapsed: "1:02".into(),
+            where_or_why: "node7".into(),
+        };
+        assert_eq!(
+            slurm_jobs_text(&jobs, Ok(vec![running])),
+            "slurm job(s): 41 (ended: squeue no longer lists it), 42 RUNNING 1:02 node7"
+        );
+        let missing = slurm_jobs_text(&jobs, Err(ClientError::Missing("squeue".into())));
+        assert!(
+            missing.starts_with("slurm job(s): 41, 42 (squeue cannot tell their state: `squeue` is not installed here"),
+            "{missing}"
+        );
+    }
 }

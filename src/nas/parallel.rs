@@ -163,7 +163,8 @@ pub fn sum_i64(values: &mut [i64]) -> Result<(), RunError> {
 /// An observer that every rank holds: rank 0's stores the history, the
 /// others' keep nothing; a stop asked on any rank (a signal, or the time
 /// limit's warning) stops every rank at the same step, agreed by one small
-/// all-reduce per poll.
+/// all-reduce per poll. A run of one process holds it too, without the
+/// all-reduce: it is how the time limit's warning stops that run.
 pub struct SharedStop<'o, R> {
     /// The rank's own observer.
     pub inner: &'o mut dyn Observer<R>,

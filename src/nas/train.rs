@@ -255,9 +255,7 @@ pub fn run(
         global_batch,
         top5: classes >= TOP5,
     };
-    if world.size == 1 {
-        return run_epochs(&mut stage, &loaders, opts, observer);
-    }
+    // One process too: its stop is its own observer's or the time limit's.
     let mut shared = SharedStop {
         inner: observer,
         lost: None,

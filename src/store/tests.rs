@@ -1059,7 +1059,7 @@ async fn record_epoch_timing_darts() {
 }
 
 /// A train run of the published DARTS V2 cell on the bundled digits.
-fn train_cfg() -> crate::config::train::ResolvedTrain {
+pub(super) fn train_cfg() -> crate::config::train::ResolvedTrain {
     crate::config::train::TrainConfig {
         genotype: "darts_v2".into(),
         dataset: crate::data::DatasetKind::Digits,
@@ -1441,6 +1441,36 @@ async fn migration_8_keeps_older_train_epochs_readable() {
     assert_eq!(store.madds(1).await.unwrap(), None);
 }
 
+/// Migration 0010 makes `slurm_jobs` again on SQLite (to drop `sweep`'s
+/// NOT NULL): a sweep's jobs recorded before it are kept as they were.
+#[tokio::test]
+async fn migration_10_keeps_the_jobs_of_sweeps() {
+    let (_dir, path, mut conn) = database_before_migration("0010", 9).await;
+    sqlx::raw_sql(
+        "INSERT INTO sweeps (name, file) VALUES ('grid', 'grid.yaml');
+         INSERT INTO slurm_jobs (job_id, sweep, tasks, script_path, submitted_at)
+         VALUES ('41', 'grid', 3, 'submit-1.sh', 1000.5)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+
+    let store = Store::open(&path).await.unwrap();
+    let jobs = store.slurm_jobs("grid").await.unwrap();
+    assert_eq!(
+        jobs,
+        [crate::store::slurm::SlurmJob {
+            job_id: "41".into(),
+            sweep: Some("grid".into()),
+            run_id: None,
+            tasks: 3,
+            script_path: "submit-1.sh".into(),
+            submitted_at: 1000.5,
+        }]
+    );
+}
+
 /// Migrations are append-only: sqlx stores each applied migration's
 /// checksum and refuses to open a database whose migration file changed
 /// since, so editing one would lock every user out of their run history.
@@ -1458,6 +1488,7 @@ fn applied_migrations_are_never_edited() {
         (7, "4b6009912da50341c0add943dec8e791729afe02d3a16b12a50e609b9f7551e059935e8a867f81cecff03385619f1b71"),
         (8, "1e8ae1926cee17c119b98f3a96867d0d815fd6d1e97872b02817daa87bae9fee4c466c7ec8ba557ad7c85fc581513390"),
         (9, "aa3c4dd48d9c3f6f4d41cc7daa27ce7c23bbebc1a63a41c087c9145c0f6597989d9684908f46e4b9b5e4deea9578ba8e"),
+        (10, "1fa63d47b3be69c18a28e38695302d000726cb18213d78b82d919b8f43ec98a9f41988c23c34849e1a0133c8651fde53"),
     ];
     const POSTGRES: &[(i64, &str)] = &[
         (1, "45f4d135b0880fe489934225d77e9b8c9f4c9d9c665781fdbb10734af0ace96c78be9ddee868fede47ce61f17ad22740"),
@@ -1469,6 +1500,7 @@ fn applied_migrations_are_never_edited() {
         (7, "fcabc0ab214c1f3d1d235bf1d1522c3192cfa770f366a7bd1aa0a0020ed537094af6f4d749cd89dc73bc6314a22f1b73"),
         (8, "6467e4408e907495205ffdd76d3b2626d1b5252aa3865753c64b1e00a00cf4c5669d5160bf0bca198ff15e227229538f"),
         (9, "085ad6ea39161b147eb999724274041a5a238bca95f50aeead7ef3972cbe7d36a94a4744f85545f9b04d0dfdc9e8289f"),
+        (10, "ae4b8992bf0de39f7e374e907d95e67543414d870575bf5ffd23b84a2bc89ba96096b7f2a7e4014a7cd3e229df4bfe0e"),
     ];
     check_known(&SQLITE_MIGRATOR, SQLITE, "sqlite");
     check_known(&POSTGRES_MIGRATOR, POSTGRES, "postgres");

@@ -908,4 +908,24 @@ fn a_two_task_srun_training_completes_with_one_history() {
         vec![vec![serde_json::json!(0)], vec![serde_json::json!(1)]],
         "{said}"
     );
+    // The job is recorded with the run (no sweep), and `runs show` names
+    // it with the state squeue gives it.
+    assert_eq!(
+        env.query("SELECT job_id, sweep, run_id, tasks FROM slurm_jobs"),
+        vec![vec![
+            serde_json::json!(job.job),
+            serde_json::Value::Null,
+            serde_json::json!(run_id),
+            serde_json::json!(2)
+        ]]
+    );
+    let show = on_cluster(&env, &["runs", "show", &run_id.to_string()])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", text(&show));
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains(&format!("slurm job(s): {} COMPLETED", job.job)),
+        "{shown}"
+    );
 }

@@ -17,6 +17,11 @@ const SMALL: &[&str] = &[
 ];
 
 fn train(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
+    command(db, sets, extra).output().expect("ddsas runs")
+}
+
+/// The command of [`train`], not started.
+fn command(db: &Path, sets: &[&str], extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["train", "--quiet", "--threads", "1", "--db"])
         .arg(db);
@@ -24,8 +29,21 @@ fn train(db: &Path, sets: &[&str], extra: &[&str]) -> Output {
         cmd.args(["--set", s]);
     }
     cmd.args(extra);
-    cmd.output().expect("ddsas runs")
+    cmd
 }
+
+/// The parameter checksum a training printed ([`CHECKSUM`] set).
+fn checksum(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let sum = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rank 0 of 1: parameter checksum "));
+    sum.unwrap_or_else(|| panic!("no checksum: {}", text(out)))
+        .to_owned()
+}
+
+/// Makes a training print its parameters' checksum at its end.
+const CHECKSUM: (&str, &str) = ("DDSAS_PARAM_CHECKSUM", "1");
 
 /// The numbers of every epoch that must not depend on timing.
 const EPOCH_NUMBERS: &str =
@@ -122,6 +140,79 @@ fn an_interrupted_training_resumes_to_the_numbers_of_an_uninterrupted_one() {
     let resumed = train(&db, &sets, &["--genotype", "darts_v1", "--resume"]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+}
+
+/// Slurm's warning (SIGUSR2) to a one-process training held before the
+/// 5th step of epoch 2: it stops there as a rank does, checkpointed at the
+/// step, `interrupted`, with the ranks' exit status; the resume goes on
+/// from that step and ends with the records and the weights, bit for bit,
+/// of an uninterrupted training.
+#[test]
+fn sigusr2_checkpoints_one_process_at_the_step_and_a_resume_goes_on() {
+    let sets = ["epochs=3", "seed=4", "drop_path_prob=0.3"];
+    let genotype = ["--genotype", "darts_v1"];
+    let (_a, straight) = tmp();
+    let fresh = command(&straight, &sets, &genotype)
+        .env(CHECKSUM.0, CHECKSUM.1)
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{}", text(&fresh));
+    let (b, db) = tmp();
+    // 12 steps an epoch: global step 17 is the 5th of epoch 2.
+    let hold = Hold::every_run(b.path(), 17);
+    let (var, value) = hold.env();
+    let child = command(&db, &sets, &genotype)
+        .env(var, value)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = b.path().join("hold.held");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !held.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the training never reached the hold"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) on our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) };
+    let out = child.wait_with_output().unwrap();
+    hold.release();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert!(all.contains("SIGUSR2"), "{all}");
+    assert!(
+        all.contains("interrupted at step 4 of epoch 2, checkpointed there"),
+        "{all}"
+    );
+    assert!(all.contains("the same command plus --resume"), "{all}");
+    assert_eq!(scalar(&db, "SELECT status FROM runs"), "interrupted");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM train_epochs"), "1");
+    // Not a `train --slurm` run: `runs cancel` has no job to scancel.
+    let cancel = Command::new(BIN)
+        .args(["runs", "cancel", "1", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!cancel.status.success(), "{}", text(&cancel));
+    assert!(
+        text(&cancel).contains("run 1 has no Slurm job recorded"),
+        "{}",
+        text(&cancel)
+    );
+    let resumed = command(&db, &sets, &[genotype[0], genotype[1], "--resume"])
+        .env(CHECKSUM.0, CHECKSUM.1)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+    assert_eq!(
+        checksum(&resumed),
+        checksum(&fresh),
+        "the resumed run's weights differ"
+    );
 }
 
 /// A training stopped part-way through an epoch resumes from that step:

@@ -5,6 +5,7 @@ use crate::config::train::{TrainConfig, TrainNetwork};
 use crate::exec::checkpoint_dir_of;
 use crate::exec::train::Train;
 use crate::nas::evalnet::EvalNetwork;
+use crate::nas::parallel;
 use crate::store::{RunKind, RunStatus};
 use anyhow::{bail, Context};
 use std::process::ExitCode;
@@ -26,6 +27,47 @@ fn nproc_unavailable() -> ExitCode {
 type Rank = Option<super::ranks::RankSpec>;
 #[cfg(not(feature = "dist"))]
 type Rank = Option<std::convert::Infallible>;
+
+/// The number of this process's rank, `None` for one process.
+#[cfg(feature = "dist")]
+fn rank_number(rank: &Rank) -> Option<usize> {
+    rank.as_ref().map(|spec| spec.rank)
+}
+
+/// Without `dist` every process trains alone.
+#[cfg(not(feature = "dist"))]
+fn rank_number(_rank: &Rank) -> Option<usize> {
+    None
+}
+
+/// Makes Slurm's SIGUSR2 (the job's time limit, or a preemption, is near)
+/// stop this process's run at the next step through
+/// [`parallel::warn_time_limit`], which the training loop polls
+/// ([`parallel::SharedStop`]): in one process it checkpoints there; in a
+/// rank (`rank`) every rank stops at that step and rank 0 checkpoints it.
+/// Either way the run ends `interrupted`, to be resumed at that step.
+/// Installed before anything long, since SIGUSR2's default action ends the
+/// process. A task that srun started keeps its own handling
+/// ([`super::slurm::SrunTask`], which also requeues the job).
+fn watch_time_limit(rt: &Runtime, rank: Option<usize>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr2 = {
+        let _inside = rt.enter();
+        signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?
+    };
+    rt.spawn(async move {
+        while usr2.recv().await.is_some() {
+            if !parallel::time_limit_near() {
+                match rank {
+                    Some(rank) => crate::errln!("rank {rank}: SIGUSR2 (Slurm: time limit or preemption near): every rank stops at the next step"),
+                    None => crate::errln!("SIGUSR2 (Slurm: time limit or preemption near): stopping at the next step, checkpointed there"),
+                }
+            }
+            parallel::warn_time_limit();
+        }
+    });
+    Ok(())
+}
 
 impl TrainCmd {
     /// Runs the command.
@@ -59,6 +101,9 @@ impl TrainCmd {
         if self.nproc > 1 && rank.is_none() {
             return super::ranks::launch(self.nproc, self.job.threads, rt);
         }
+        if srun.is_none() {
+            watch_time_limit(rt, rank_number(&rank))?;
+        }
         #[cfg(feature = "dist")]
         if let Some(spec) = &rank {
             self.job.device =
@@ -72,9 +117,6 @@ impl TrainCmd {
             .unwrap_or_else(|| checkpoint_dir_of(&self.job.db.db, &cfg.fingerprint()));
         #[cfg(feature = "dist")]
         if let Some(spec) = &rank {
-            if srun.is_none() {
-                super::ranks::watch_time_limit(rt, spec.rank)?;
-            }
             self.job.threads = spec.threads;
             if spec.rank > 0 {
                 return self.follow(spec.clone(), backend, rt, &cfg, checkpoint_dir);

@@ -207,28 +207,6 @@ pub fn check_devices(
     Ok(setting.for_device(cuda, crate::nas::dist::NCCL_BUILT)?)
 }
 
-/// Makes Slurm's SIGUSR2 (the job's time limit, or a preemption, is near)
-/// stop this rank's run at the next step, as a stop signal does, and with
-/// it every rank ([`parallel::warn_time_limit`]): rank 0 checkpoints there
-/// and the run ends `interrupted`, to be resumed at that step. Installed
-/// before anything long, since SIGUSR2's default action ends the process.
-pub fn watch_time_limit(rt: &Runtime, rank: usize) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut usr2 = {
-        let _inside = rt.enter();
-        signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?
-    };
-    rt.spawn(async move {
-        while usr2.recv().await.is_some() {
-            if !parallel::time_limit_near() {
-                crate::errln!("rank {rank}: SIGUSR2 (Slurm: time limit or preemption near): every rank stops at the next step");
-            }
-            parallel::warn_time_limit();
-        }
-    });
-    Ok(())
-}
-
 fn timeout() -> Duration {
     let secs = std::env::var(TIMEOUT_ENV)
         .ok()

@@ -133,8 +133,25 @@ async fn register_and_submit(
             run.id
         )
     })?;
+    record_job(store, &script, &job, &path).await;
     say_submitted(&script, &job, &cmd.job.db.db.to_string());
     Ok(())
+}
+
+/// Records the submitted job with its run, for `runs show` and `runs
+/// cancel`. The job is submitted whatever happens here, so a failure is a
+/// warning saying how to reach the job without the record.
+async fn record_job(store: &Store, script: &TrainScript, job: &str, path: &Path) {
+    let ranks = i64::from(script.world());
+    let recorded = store
+        .record_run_slurm_job(job, script.run_id, ranks, &path.display().to_string())
+        .await;
+    if let Err(e) = recorded {
+        crate::errln!(
+            "warning: Slurm job {job} is submitted but not recorded with train run {} ({e}); `runs show` will not name it: follow it with `squeue --jobs={job}`, stop it with `scancel {job}`",
+            script.run_id
+        );
+    }
 }
 
 /// The batch script of run `run_id` on ranks laid out as `layout` (ranks
@@ -223,7 +240,7 @@ fn write_script(script: &TrainScript) -> anyhow::Result<PathBuf> {
 fn say_submitted(script: &TrainScript, job: &str, db: &str) {
     let db_arg = format!("--db {}", shell_quote(db));
     crate::outln!(
-        "submitted job {job}: train run {} on {} rank(s) ({} node(s) x {}); its output goes to {}\n  watch:  ddsas runs show {} {db_arg}   squeue --jobs={job}\n  stop:   scancel {job}   (the run is left `interrupted`; the same command plus --resume submits the rest)",
+        "submitted job {job}: train run {} on {} rank(s) ({} node(s) x {}); its output goes to {}\n  watch:  ddsas runs show {} {db_arg}   squeue --jobs={job}\n  stop:   ddsas runs cancel {} {db_arg}   or scancel {job}   (the run is left `interrupted`; the same command plus --resume submits the rest)",
         script.run_id,
         script.world(),
         script.nodes,
@@ -232,6 +249,7 @@ fn say_submitted(script: &TrainScript, job: &str, db: &str) {
             .script_dir
             .join(TRAIN_OUTPUT_PATTERN.replace("%j", job))
             .display(),
+        script.run_id,
         script.run_id,
     );
 }
