@@ -929,3 +929,72 @@ fn a_two_task_srun_training_completes_with_one_history() {
         "{shown}"
     );
 }
+
+/// `runs cancel` of a `train --slurm` run whose one task is held in its
+/// first epoch: `runs show` names the job as running, the cancel scancels
+/// it, the task stops at the step and leaves the run `interrupted`.
+#[test]
+fn runs_cancel_scancels_a_train_runs_job_and_leaves_it_interrupted() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let hold = Hold::every_run(&env.path(""), 5);
+    let (var, value) = hold.env();
+    let mut args = vec![
+        "train",
+        "--quiet",
+        "--genotype",
+        "darts_v2",
+        "--slurm",
+        "--ntasks-per-node",
+        "1",
+        "--cpus-per-task",
+        "1",
+    ];
+    for set in ["layers=3", "init_channels=8", "batch_size=32", "epochs=2"] {
+        args.extend(["--set", set]);
+    }
+    let out = on_cluster(&env, &args).env(var, value).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run_id = env.scalar("SELECT id FROM runs").to_string();
+    assert!(
+        said.contains(&format!("ddsas runs cancel {run_id} --db")),
+        "{said}"
+    );
+    let job = Submitted {
+        job: env.query("SELECT job_id FROM slurm_jobs")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let held = env.path("hold.held");
+    wait_until("the task to reach the hold", || held.exists());
+    let show = on_cluster(&env, &["runs", "show", &run_id])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains(&format!("slurm job(s): {} RUNNING", job.job)),
+        "{shown}"
+    );
+    let cancel = on_cluster(&env, &["runs", "cancel", &run_id])
+        .output()
+        .unwrap();
+    assert!(cancel.status.success(), "{}", text(&cancel));
+    assert!(
+        text(&cancel).contains(&format!("scancel {}", job.job)),
+        "{}",
+        text(&cancel)
+    );
+    wait_until("the job to end", || all_ended(&job.job));
+    assert_eq!(
+        task_states(&job.job),
+        [(job.job.clone(), "CANCELLED".to_owned())]
+    );
+    assert_eq!(
+        env.query("SELECT status FROM runs"),
+        vec![vec![serde_json::json!("interrupted")]]
+    );
+}
