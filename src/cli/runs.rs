@@ -436,6 +436,21 @@ fn slurm_jobs_text(
     format!("slurm job(s): {}", each.join(", "))
 }
 
+/// The jobs of `jobs` that have not ended as `queue` (squeue) answers:
+/// a job it no longer lists, or lists in an end state, has; every job when
+/// squeue cannot answer (scancel then says what it can).
+fn live_jobs(
+    jobs: Vec<String>,
+    queue: impl FnOnce(&[String]) -> Result<Vec<QueuedTask>, crate::exec::slurm::ClientError>,
+) -> Vec<String> {
+    let Ok(tasks) = queue(&jobs) else {
+        return jobs;
+    };
+    jobs.into_iter()
+        .filter(|job| tasks.iter().any(|t| &t.job == job && !t.ended()))
+        .collect()
+}
+
 /// scancels the Slurm jobs recorded for run `args.id`; a run with none is
 /// told apart from one that does not exist.
 async fn cancel(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
@@ -452,6 +467,11 @@ async fn cancel(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
             "run {id} has no Slurm job recorded (only `ddsas train --slurm` records one; a sweep's jobs stop with `ddsas sweep cancel NAME`); a run on this machine stops with Ctrl-C or `kill {}` of its process",
             run.row.pid.map_or("PID".to_owned(), |p| p.to_string())
         );
+    }
+    let jobs = live_jobs(jobs, crate::exec::slurm::queue);
+    if jobs.is_empty() {
+        crate::outln!("run {id}: its Slurm job(s) have ended (squeue lists none of them as pending or running); nothing to cancel");
+        return Ok(());
     }
     crate::exec::slurm::cancel(&jobs)
         .with_context(|| format!("scancel {} (the Slurm job(s) of run {id})", jobs.join(" ")))?;
@@ -694,7 +714,7 @@ mod tests {
     use crate::exec::slurm::ClientError;
 
     #[test]
-    fn a_runs_slurm_jobs_show_squeues_state_or_why_it_has_none() {
+    fn a_runs_slurm_jobs_show_squeues_state_and_only_live_ones_are_cancelled() {
         let jobs = vec!["41".to_owned(), "42".to_owned()];
         let running = QueuedTask {
             job: "42".into(),
@@ -704,8 +724,23 @@ mod tests {
             where_or_why: "node7".into(),
         };
         assert_eq!(
-            slurm_jobs_text(&jobs, Ok(vec![running])),
+            slurm_jobs_text(&jobs, Ok(vec![running.clone()])),
             "slurm job(s): 41 (ended: squeue no longer lists it), 42 RUNNING 1:02 node7"
+        );
+        let live = |state: &str| {
+            let task = QueuedTask {
+                state: state.into(),
+                ..running.clone()
+            };
+            live_jobs(jobs.clone(), |_| Ok(vec![task]))
+        };
+        assert_eq!(live("RUNNING"), ["42"]);
+        assert_eq!(live("PENDING"), ["42"]);
+        assert!(live("COMPLETED").is_empty());
+        assert_eq!(
+            live_jobs(jobs.clone(), |_| Err(ClientError::Missing("squeue".into()))),
+            jobs,
+            "without squeue every job is scancelled"
         );
         let missing = slurm_jobs_text(&jobs, Err(ClientError::Missing("squeue".into())));
         assert!(

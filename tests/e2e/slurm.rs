@@ -997,4 +997,13 @@ fn runs_cancel_scancels_a_train_runs_job_and_leaves_it_interrupted() {
         env.query("SELECT status FROM runs"),
         vec![vec![serde_json::json!("interrupted")]]
     );
+    let again = on_cluster(&env, &["runs", "cancel", &run_id])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("have ended") && text(&again).contains("nothing to cancel"),
+        "{}",
+        text(&again)
+    );
 }

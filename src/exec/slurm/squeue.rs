@@ -21,6 +21,27 @@ pub struct QueuedTask {
     pub where_or_why: String,
 }
 
+/// Slurm's states of a job that has ended (what `squeue --states=all`
+/// still lists for `MinJobAge` after the end).
+const ENDED: [&str; 9] = [
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+];
+
+impl QueuedTask {
+    /// Whether it has ended: nothing is left to cancel.
+    pub fn ended(&self) -> bool {
+        ENDED.contains(&self.state.as_str())
+    }
+}
+
 /// The tasks in squeue's output; lines that do not have the four fields
 /// are skipped (squeue prints nothing else with `-h`).
 pub fn parse_squeue(output: &str) -> Vec<QueuedTask> {

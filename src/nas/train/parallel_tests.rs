@@ -134,6 +134,83 @@ fn assert_ranks_agree(scenario: &str) {
     assert_eq!(sums[0], sums[1], "the ranks' parameters differ");
 }
 
+/// Synchronised batch norm's cost per step against per-rank batch norm,
+/// at the paper's CIFAR network on 2 ranks of one thread each
+/// (BENCHMARKS.md): `cargo test --release --features dist --lib
+/// nas::train::parallel_tests::bench_sync_bn -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_sync_bn() {
+    let outputs = run_ranks_of(WORKER, "bench-sync-bn", 2);
+    assert_ok(&outputs);
+    print!("{}", stdout(&outputs[0]));
+}
+
+/// The bench's global batch (the appendix's 96: 48 per rank).
+const BENCH_BATCH: i64 = 96;
+/// Rounds after a warm-up round, each taking [`BENCH_STEPS`] steps per-rank
+/// then as many synchronised, so that a change in the machine's load
+/// falls on both.
+const BENCH_ROUNDS: usize = 3;
+const BENCH_STEPS: usize = 3;
+
+/// A rank of [`bench_sync_bn`]: the CIFAR network of 20 cells and 36
+/// channels (auxiliary head on, drop path off) on one fixed random batch,
+/// timed step by step, alternating the two batch norms; rank 0 prints
+/// each round's mean and the medians.
+fn bench_sync_bn_steps() {
+    let world = parallel::world();
+    tch::manual_seed(1);
+    let shape = EvalShape {
+        layers: 20,
+        channels: 36,
+        in_channels: 3,
+        classes: 10,
+        auxiliary: true,
+        stem: Stem::Cifar,
+        image_size: 32,
+    };
+    let genotype = genotype::parse_trained("darts_v2").unwrap();
+    let net = EvalNetwork::new(&genotype, shape, Device::Cpu);
+    let mut trainer = Trainer::new(net, [0.9, 3e-4, 5.0, 0.4]);
+    parallel::combine(
+        &mut sorted_variables(&trainer.net, |_| true),
+        Combine::FromRankZero,
+    )
+    .unwrap();
+    tch::manual_seed(100);
+    let x = Tensor::randn([BENCH_BATCH, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let y = Tensor::randint(10, [BENCH_BATCH], (Kind::Int64, Device::Cpu));
+    let (xs, ys) = shard(&x, &y, world);
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..=BENCH_ROUNDS {
+        for (which, sync) in [false, true].into_iter().enumerate() {
+            parallel::set_sync_batch_norm(sync);
+            let mut round_times = Vec::new();
+            for _ in 0..BENCH_STEPS {
+                let start = std::time::Instant::now();
+                let _ = data_parallel_step(&mut trainer, (&xs, &ys), 0.025, 0.0, 1.0).unwrap();
+                round_times.push(start.elapsed().as_secs_f64());
+            }
+            let mean = round_times.iter().sum::<f64>() / round_times.len() as f64;
+            let label = if sync { "sync_bn" } else { "per-rank BN" };
+            let kind = if round == 0 { "warm-up" } else { "round" };
+            println!("{kind} {round} {label}: {mean:.3} s/step {round_times:.3?}");
+            if round > 0 {
+                times[which].extend(round_times);
+            }
+        }
+    }
+    let [per_rank, sync] = times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    });
+    println!(
+        "median s/step: per-rank BN {per_rank:.3}, sync_bn {sync:.3} ({:+.1} %)",
+        100.0 * (sync / per_rank - 1.0)
+    );
+}
+
 /// One rank of a scenario, when re-executed by `run_ranks_of`.
 #[test]
 fn rank_worker() {
@@ -145,6 +222,7 @@ fn rank_worker() {
     match scenario.as_str() {
         "per-rank-bn" => per_rank_bn(),
         "sync-bn" => sync_bn(),
+        "bench-sync-bn" => bench_sync_bn_steps(),
         other => panic!("unknown scenario {other}"),
     }
 }
