@@ -249,3 +249,47 @@ fn sigusr2_to_the_launcher_checkpoints_every_rank_at_the_step_and_a_resume_goes_
     assert_eq!(sums[0], sums[1], "{}", text(&resumed));
     assert_eq!(sums, checksums(&fresh), "the resumed run's weights differ");
 }
+
+/// A sweep whose `evaluate:` asks for `nproc: 2`: `sweep run` on two CPU
+/// worker slots runs the search, then starts the training of its cell as
+/// one worker launching two ranks on both slots; rank 0 records one train
+/// run, done, with world size 2 (Gloo) and each epoch once.
+#[test]
+fn a_sweep_trains_a_searched_cell_in_two_ranks() {
+    use super::sweep::{heavy, wait_child, Env};
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "dp",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 2, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    let mut child = env.start_sweep(&file, 2, "dp", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    let said = env.output_of("dp");
+    assert!(status.success(), "{said}");
+    assert!(said.contains("started on 2 ranks on cpu"), "{said}");
+    let train = env.query(
+        "SELECT id, status, world_size, dist_backend, attempts, epochs_done FROM runs WHERE method = 'train'",
+    );
+    assert_eq!(train.len(), 1, "one train run: {train:?}");
+    let row: Vec<String> = train[0]
+        .iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(row[1..], ["done", "2", "gloo", "1", "2"], "{said}");
+    assert_eq!(
+        env.query(&format!(
+            "SELECT epoch, count(*) FROM train_epochs WHERE run_id = {} GROUP BY epoch ORDER BY epoch",
+            row[0]
+        )),
+        vec![
+            vec![serde_json::json!(0), serde_json::json!(1)],
+            vec![serde_json::json!(1), serde_json::json!(1)]
+        ],
+        "each epoch recorded once"
+    );
+}
