@@ -444,6 +444,15 @@ impl Orchestrator<'_> {
         let mut i = 0;
         while i < self.pending.len() {
             let run = self.pending[i].clone();
+            if self.never_fits(i, &run) {
+                continue;
+            }
+            // A training whose ranks do not fit in the free slots now waits
+            // for them without a look at the database.
+            let Some(group) = pick_slots(&self.opts.slots, &free, run.ranks as usize) else {
+                i += 1;
+                continue;
+            };
             let Some(row) = self.store.run(run.run_id).await? else {
                 self.ui.line(format!(
                     "run {} vanished from the database; skipping it",
@@ -452,13 +461,9 @@ impl Orchestrator<'_> {
                 self.pending.remove(i);
                 continue;
             };
-            if self.ended_elsewhere(i, &run, &row) || self.never_fits(i, &run) {
+            if self.ended_elsewhere(i, &run, &row) {
                 continue;
             }
-            let Some(group) = pick_slots(&self.opts.slots, &free, run.ranks as usize) else {
-                i += 1;
-                continue;
-            };
             let claimed = self.claim(&group, &run, &row).await?;
             if claimed {
                 self.pending.remove(i);
