@@ -375,3 +375,38 @@ fn ranks_of(pid: i64) -> Vec<i64> {
         })
         .collect()
 }
+
+/// `sweep run` refuses, before it touches the database, a sweep whose
+/// `evaluate:` asks for more ranks than it has slots, naming the entry and
+/// the flag that gives it the slots.
+#[test]
+fn a_sweep_with_more_ranks_than_slots_is_refused_before_anything_is_registered() {
+    use super::sweep::Env;
+    let env = Env::new();
+    let file = env.sweep(
+        "dpr",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: [{epochs: 1}, {epochs: 2, nproc: 3}]\n",
+    );
+    let out = env.run(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--gpus",
+        "none",
+        "--cpu-workers",
+        "2",
+        "--threads",
+        "1",
+        "--plain",
+    ]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("entry 2 of `evaluate` asks for nproc: 3")
+            && said.contains("this sweep has 2 such slot(s)")
+            && said.contains("--cpu-workers 3"),
+        "{said}"
+    );
+    assert!(!env.db().exists(), "nothing registered: {said}");
+}
