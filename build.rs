@@ -7,10 +7,12 @@
 //! side of `nas::dist`, against the same libtorch's c10d headers (the way
 //! torch-sys compiles its own wrapper) and Gloo's headers from
 //! `DDSAS_GLOO_INCLUDE` or the system (Debian: `libgloo-dev`). Its NCCL
-//! path (`-DUSE_C10D_NCCL`, cfg `ddsas_nccl`) is compiled only where
-//! `nccl.h` and the CUDA runtime headers (with `crt/host_defines.h`) are
-//! found, in `DDSAS_CUDA_INCLUDE` or the torch wheel's `nvidia/` folders;
-//! otherwise one cargo warning says it is left out.
+//! half (`shim_nccl.cpp`, cfg `ddsas_nccl`) is built only where `nccl.h`
+//! and the CUDA runtime headers (with `crt/host_defines.h`) are found, in
+//! `DDSAS_CUDA_INCLUDE` or the torch wheel's `nvidia/` folders (otherwise
+//! one cargo warning says it is left out), and as a shared library of its
+//! own, `libddsas_nccl.so` beside the binary, which `nas::dist` loads only
+//! for NCCL: linked in, it would load libtorch_cuda into every command.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -98,30 +100,54 @@ fn nccl_includes(candidates: &[PathBuf]) -> Result<Vec<PathBuf>, &'static str> {
     Ok(found)
 }
 
-/// Adds the NCCL path to `build` where its headers are found (and says in
-/// one warning line when they are not); whether it did.
+/// Builds `libddsas_nccl.so` from `shim_nccl.cpp` where NCCL's and CUDA's
+/// headers are found (and says in one warning line when they are not);
+/// whether it did. `shim` is the static shim's build, whose compiler and
+/// flags the library shares.
 #[cfg(feature = "dist")]
-fn add_nccl(build: &mut cc::Build, torch_lib: &std::path::Path) -> bool {
+fn build_nccl_library(shim: &cc::Build, torch_lib: &std::path::Path) -> bool {
+    println!("cargo:rerun-if-changed=src/nas/dist/shim_nccl.cpp");
     let candidates = cuda_include_candidates(torch_lib);
-    match nccl_includes(&candidates) {
-        Ok(dirs) => {
-            // c10's CUDA headers align a pool to the compiler's cache-line
-            // guess, and g++ warns of it in every file that includes them.
-            build
-                .includes(&dirs)
-                .flag("-DUSE_C10D_NCCL")
-                .flag_if_supported("-Wno-interference-size");
-            println!("cargo:rustc-cfg=ddsas_nccl");
-            true
-        }
+    let dirs = match nccl_includes(&candidates) {
+        Ok(dirs) => dirs,
         Err(missing) => {
             println!(
                 "cargo:warning=NCCL left out of the dist shim (no {missing} found; --nproc trains with Gloo only): install pip's nvidia-cuda-crt and nvidia-cuda-cccl into the torch venv (scripts/env.sh does) or set DDSAS_CUDA_INCLUDE"
             );
-            false
+            return false;
         }
+    };
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let library = out_dir.join(NCCL_LIBRARY);
+    let mut build = shim.clone();
+    // c10's CUDA headers align a pool to the compiler's cache-line guess,
+    // and g++ warns of it in every file that includes them.
+    build
+        .includes(&dirs)
+        .flag("-DUSE_C10D_NCCL")
+        .flag_if_supported("-Wno-interference-size");
+    let mut cmd = build.get_compiler().to_command();
+    cmd.args(["-shared", "-Wl,--no-undefined", "-o"])
+        .arg(&library)
+        .arg("src/nas/dist/shim_nccl.cpp")
+        .arg(format!("-L{}", torch_lib.display()))
+        .arg(format!("-Wl,-rpath,{}", torch_lib.display()))
+        .args(["-ltorch_cuda", "-ltorch_cpu", "-lc10_cuda", "-lc10"]);
+    let status = cmd.status().expect("the C++ compiler runs");
+    assert!(status.success(), "building {NCCL_LIBRARY} failed: {cmd:?}");
+    // Beside the binaries of this profile (`target/release/`), where
+    // `nas::dist` looks first; the tests' binaries find it in OUT_DIR.
+    if let Some(profile_dir) = out_dir.ancestors().nth(3) {
+        let _ = std::fs::copy(&library, profile_dir.join(NCCL_LIBRARY));
     }
+    println!("cargo:rustc-cfg=ddsas_nccl");
+    println!("cargo:rustc-env=DDSAS_NCCL_BUILT_AT={}", library.display());
+    true
 }
+
+/// The file name of the NCCL half of the shim.
+#[cfg(feature = "dist")]
+const NCCL_LIBRARY: &str = "libddsas_nccl.so";
 
 /// Compiles the c10d shim: `-DUSE_C10D_GLOO` exposes ProcessGroupGloo in
 /// libtorch's headers; the ABI flag must match the libtorch it links.
@@ -147,7 +173,7 @@ fn compile_dist_shim(torch_lib: &std::path::Path) {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag("-DUSE_C10D_GLOO")
         .file("src/nas/dist/shim.cpp");
-    add_nccl(&mut build, torch_lib);
+    build_nccl_library(&build, torch_lib);
     build.compile("ddsas_dist");
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The device check of issue 5, as one script for a lent GPU machine (no Rust,
 # no internet there). Build here (`source scripts/env.sh && cargo build
-# --release`), then run it there with the binary carried:
-#   carry: target/release/ddsas        command: bash bench/gpu_check.sh
+# --release --features dist`), then run it there with the binary carried,
+# and beside it the NCCL half of the shim (loaded only for NCCL runs):
+#   carry: target/release/ddsas target/release/libddsas_nccl.so
+#   command: bash bench/gpu_check.sh
 # It points the loader at that machine's own torch 2.11 and writes its
 # figures to $OUT/summary.txt (or /tmp/gpu_check). Every stage has its own
 # time limit, so one slow stage cannot eat the others' device time; the whole

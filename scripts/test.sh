@@ -99,6 +99,14 @@ fi
 status=0
 cargo test --release --locked --no-fail-fast "${features[@]}" "$@" || status=$?
 
+# The full build loads libtorch_cuda (and with it the CUDA libraries, ~350
+# MB) only when a command asks for a GPU or NCCL, never at start: NCCL's
+# part of the shim is a library of its own (libddsas_nccl.so).
+if ldd "$target/release/ddsas" | grep -q libtorch_cuda; then
+    echo "error: target/release/ddsas loads libtorch_cuda at start (something links it in; NCCL's code belongs in src/nas/dist/shim_nccl.cpp)" >&2
+    status=1
+fi
+
 # The light build (`--no-default-features`: no libtorch, for reports and
 # `serve` on a machine without torch): it must build, link no libtorch, and
 # pass the library's tests and tests/light.rs (the training commands refuse

@@ -6,6 +6,11 @@ pub mod bench;
 pub mod data;
 #[cfg(feature = "engine")]
 pub(crate) mod launch;
+/// The ranks of a data-parallel training: the launcher that starts them
+/// (`train --nproc`, a sweep's worker of a training with `nproc`) and what
+/// each rank does.
+#[cfg(feature = "dist")]
+pub(crate) mod ranks;
 pub mod register;
 pub mod report;
 pub mod runs;

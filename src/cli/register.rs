@@ -27,19 +27,13 @@ pub(crate) struct Registered {
 /// may hold SQLite's write lock), refuses to drop runs of a sweep of the
 /// same name unless `replace`, registers every planned run, links them to
 /// the sweep (clearing an earlier cancellation), and registers the
-/// trainings `evaluate:` asks for of searches done before. Before any of
-/// that, refuses an `evaluate:` entry with `nproc` above 1, which the
-/// slots cannot run yet.
+/// trainings `evaluate:` asks for of searches done before.
 pub(crate) async fn register(
     store: &Store,
     sweep: &Sweep,
     replace: bool,
     stale_after: f64,
 ) -> anyhow::Result<Registered> {
-    for (i, plan) in sweep.evaluate.iter().enumerate() {
-        plan.refuse_data_parallel(i + 1)
-            .map_err(anyhow::Error::msg)?;
-    }
     for line in crate::exec::orchestrator::reap_orphans(store, stale_after).await? {
         crate::outln!("{line}");
     }
@@ -60,6 +54,7 @@ pub(crate) async fn register(
                 position: run.position,
                 label: run.label(&sweep.columns),
                 epochs: run.cfg.config().epochs,
+                ranks: 1,
             });
         }
     }

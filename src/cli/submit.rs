@@ -102,6 +102,9 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     slurm::refuse_sqlite(&db)?;
     check_options(&args)?;
     let sweep = Sweep::load(&args.file)?;
+    for (i, plan) in sweep.evaluate.iter().enumerate() {
+        plan.refuse_on_slurm(i + 1).map_err(anyhow::Error::msg)?;
+    }
     let workdir = std::env::current_dir().context("finding the working folder")?;
     let script_dir = match &args.script_dir {
         Some(dir) => std::path::absolute(dir)

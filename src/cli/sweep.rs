@@ -230,6 +230,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
     };
     let (slots, how) = slots::plan(&request, &sweep.resources)?;
+    slots::check_ranks(&slots, &how, &sweep.evaluate)?;
     let db = args
         .db
         .db

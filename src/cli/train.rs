@@ -103,9 +103,6 @@ pub struct SlurmArgs {
 /// The training itself, on libtorch.
 #[cfg(feature = "engine")]
 mod engine;
-/// `--nproc N`: the launcher and its rank processes.
-#[cfg(feature = "dist")]
-mod ranks;
 /// `--slurm`: the submission, and what a rank started by srun does besides.
 #[cfg(feature = "engine")]
 mod slurm;

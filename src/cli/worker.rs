@@ -2,7 +2,8 @@
 //! `exec::worker` and `exec::slurm::pull` for what they do.
 //! - `--run-id N --owner ID`: the process the sweep orchestrator starts for
 //!   one claimed run; its exit status tells the orchestrator how the run
-//!   ended.
+//!   ended. With `--nproc N` it launches N ranks of itself for a training
+//!   that runs data-parallel (`cli::ranks`), rank 0 being that process.
 //! - `--sweep NAME`: a pull worker, what each task of a `sweep submit
 //!   --slurm` job array runs: it claims the sweep's runs and runs them on
 //!   the task's GPUs or CPU cores until none is left to claim.
@@ -46,6 +47,12 @@ pub struct WorkerCmd {
     /// Print nothing per epoch.
     #[arg(long)]
     quiet: bool,
+    /// A training run data-parallel in N processes (a sweep's `evaluate:`
+    /// entry with `nproc: N`): this worker launches N ranks of itself,
+    /// each with --threads threads; rank 0 holds the claim. With --device
+    /// cuda, rank r trains on the r-th GPU of CUDA_VISIBLE_DEVICES.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "run_id", value_parser = clap::value_parser!(u32).range(1..))]
+    nproc: u32,
     /// Pull mode: concurrent runs per GPU Slurm gave the task.
     #[arg(long, requires = "sweep")]
     runs_per_gpu: Option<usize>,

@@ -83,6 +83,9 @@ pub enum ExecError {
         /// The sweeps it holds, in words.
         known: String,
     },
+    /// Rank 0 of a data-parallel training could not meet its other ranks.
+    #[error("joining the other ranks of the training: {0}")]
+    Ranks(String),
     /// A registered sweep that does not expand on this node.
     #[error("sweep {name} as registered does not expand on this node (is the data folder the same as where it was submitted?)")]
     SweepExpands {

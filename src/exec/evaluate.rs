@@ -23,7 +23,8 @@ pub async fn evaluations(
     let mut todo = Vec::new();
     for plan in plans {
         for run in evaluation(store, sweep, plan, search).await? {
-            // Two evaluations of one config are one train run.
+            // Two evaluations of one config are one train run, in the
+            // processes of the first that asks for it.
             if !todo.iter().any(|t: &SweepRun| t.run_id == run.run_id) {
                 todo.push(run);
             }
@@ -73,6 +74,7 @@ async fn evaluation(
                 position: usize::MAX,
                 label: train_label(search.id, &cfg, plan, seed),
                 epochs: cfg.config().epochs(),
+                ranks: plan.nproc,
             });
         }
     }

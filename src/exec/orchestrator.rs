@@ -39,6 +39,7 @@ use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use super::process::{hostname, pid_alive, Owner, StopSignals};
+use super::slots::{most_ranks, pick_slots};
 use super::sweep_run::SweepRun;
 use super::{chain_text, ExecError, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
 use crate::store::{
@@ -242,6 +243,9 @@ pub async fn orchestrate(
 #[derive(Debug, Clone)]
 struct Active {
     run: SweepRun,
+    /// The slots its worker holds, the first being where it is shown: one,
+    /// or one per rank of a data-parallel training.
+    slots: Vec<usize>,
     pid: u32,
     attempt: i64,
     log: PathBuf,
@@ -429,17 +433,26 @@ impl Orchestrator<'_> {
 
     /// Starts runs on the free slots, in sweep order: claims what is
     /// claimable, takes over what a dead owner left, skips what is done or
-    /// held by a live owner.
+    /// held by a live owner. A training of several ranks takes as many
+    /// slots at once; while they are not free, the runs after it may take
+    /// the free ones (it starts once enough are free together).
     async fn fill(&mut self) -> Result<(), ExecError> {
-        let mut free: VecDeque<usize> = (0..self.active.len())
-            .filter(|&s| self.active[s].is_none())
-            .collect();
+        let mut free = self.free_slots();
         if free.is_empty() {
             return Ok(());
         }
         let mut i = 0;
         while i < self.pending.len() {
             let run = self.pending[i].clone();
+            if self.never_fits(i, &run) {
+                continue;
+            }
+            // A training whose ranks do not fit in the free slots now waits
+            // for them without a look at the database.
+            let Some(group) = pick_slots(&self.opts.slots, &free, run.ranks as usize) else {
+                i += 1;
+                continue;
+            };
             let Some(row) = self.store.run(run.run_id).await? else {
                 self.ui.line(format!(
                     "run {} vanished from the database; skipping it",
@@ -451,13 +464,12 @@ impl Orchestrator<'_> {
             if self.ended_elsewhere(i, &run, &row) {
                 continue;
             }
-            let Some(&slot) = free.front() else { break };
-            let claimed = self.claim(slot, &run, &row).await?;
+            let claimed = self.claim(&group, &run, &row).await?;
             if claimed {
                 self.pending.remove(i);
                 self.elsewhere.remove(&run.run_id);
-                free.pop_front();
-                self.launch(slot, run).await?;
+                free.retain(|s| !group.contains(s));
+                self.launch(group, run).await?;
                 if free.is_empty() {
                     break;
                 }
@@ -467,6 +479,46 @@ impl Orchestrator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The slots no worker holds, in order (a worker of several ranks
+    /// holds one slot per rank).
+    fn free_slots(&self) -> Vec<usize> {
+        let held: HashSet<usize> = self
+            .active
+            .iter()
+            .flatten()
+            .flat_map(|a| a.slots.iter().copied())
+            .collect();
+        (0..self.opts.slots.len())
+            .filter(|s| !held.contains(s))
+            .collect()
+    }
+
+    /// Drops pending run `i` (`run`) when it asks for more ranks than this
+    /// orchestrator has slots for at once (`sweep run` refuses such a
+    /// sweep before it starts; a pull worker's task may be too small): it
+    /// is left unclaimed for a larger one, and reported as not run here.
+    fn never_fits(&mut self, i: usize, run: &SweepRun) -> bool {
+        let most = most_ranks(&self.opts.slots);
+        if run.ranks as usize <= most {
+            return false;
+        }
+        self.pending.remove(i);
+        self.elsewhere.remove(&run.run_id);
+        let message = format!(
+            "it trains in {} processes, one worker slot each, and this orchestrator has {most} such slot(s); left unclaimed",
+            run.ranks
+        );
+        self.ui
+            .line(format!("run {} ({}): {message}", run.run_id, run.label));
+        self.outcome.failed.push(Failure {
+            run_id: run.run_id,
+            label: run.label.clone(),
+            message,
+            log: None,
+        });
+        true
     }
 
     /// Drops pending run `i` (`run`, as read in `row`) when it ended
@@ -505,23 +557,28 @@ impl Orchestrator<'_> {
         }
     }
 
-    /// Claims `run` for `slot`, or takes it over when its owner is gone
-    /// (ours but not active can only be a leftover of a failed release;
-    /// taken back like a dead owner's); whether this orchestrator got it.
+    /// Claims `run` for the slots of `group`, or takes it over when its
+    /// owner is gone (ours but not active can only be a leftover of a
+    /// failed release; taken back like a dead owner's); whether this
+    /// orchestrator got it.
     async fn claim(
         &mut self,
-        slot: usize,
+        group: &[usize],
         run: &SweepRun,
         row: &RunRow,
     ) -> Result<bool, StoreError> {
         let mine = row.owner.as_deref() == Some(self.owner.as_str());
         let claim = Claim {
             owner: self.owner.clone(),
-            device: self.opts.slots[slot].device_name(),
+            device: self.opts.slots[group[0]].device_name(),
             pid: i64::from(std::process::id()),
             stale_after_s: None,
-            // A worker is one process.
-            ranks: Ranks::ONE,
+            // A worker is one process, or the ranks of a training; their
+            // rank 0 records the backend once the group has met.
+            ranks: Ranks {
+                world_size: run.ranks.max(1),
+                backend: None,
+            },
         };
         Ok(match row.status {
             RunStatus::Running if mine || self.owner_is_gone(row) => {
@@ -567,8 +624,10 @@ impl Orchestrator<'_> {
         }
     }
 
-    /// Starts the worker of a run this orchestrator just claimed.
-    async fn launch(&mut self, slot: usize, run: SweepRun) -> Result<(), ExecError> {
+    /// Starts the worker of a run this orchestrator just claimed, on the
+    /// slots of `group` (the first is where it shows and is watched).
+    async fn launch(&mut self, group: Vec<usize>, run: SweepRun) -> Result<(), ExecError> {
+        let slot = group[0];
         let id = run.run_id;
         let row = self.store.run(id).await?;
         // The claim counted nothing; this worker is the next attempt, and
@@ -579,7 +638,7 @@ impl Orchestrator<'_> {
             .opts
             .log_dir
             .join(format!("run-{id}-attempt-{attempt}.log"));
-        let spawned = self.spawn_worker(slot, (id, attempt), &log, trains);
+        let spawned = self.spawn_worker(&group, (id, attempt), &log, trains);
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
@@ -603,15 +662,15 @@ impl Orchestrator<'_> {
         let mut child = child;
         self.children
             .spawn(async move { (slot, child.wait().await) });
-        let slot_info = &self.opts.slots[slot];
         self.ui.line(format!(
             "run {id} ({}) started on {} (attempt {attempt}, worker pid {pid}, log {})",
             run.label,
-            slot_info.device_name(),
+            self.group_text(&group),
             log.display()
         ));
         let active = Active {
             run,
+            slots: group,
             pid,
             attempt,
             log,
@@ -630,17 +689,32 @@ impl Orchestrator<'_> {
         Ok(())
     }
 
-    /// Starts `ddsas worker` for `attempt` of run `id`; `trains` gives it
-    /// the allocator settings of training, else those of a search
+    /// Where a worker runs, for its start line: `cpu`, `cuda:1`, or for
+    /// several ranks `2 ranks on cpu` / `2 ranks on cuda:0,1`.
+    fn group_text(&self, group: &[usize]) -> String {
+        let lead = self.opts.slots[group[0]].device_name();
+        match (group.len(), self.opts.slots[group[0]].device) {
+            (1, _) => lead,
+            (n, SlotDevice::Cpu) => format!("{n} ranks on {lead}"),
+            (n, SlotDevice::Gpu(_)) => {
+                format!("{n} ranks on cuda:{}", gpu_list(&self.opts.slots, group))
+            }
+        }
+    }
+
+    /// Starts `ddsas worker` for `attempt` of run `id` on the slots of
+    /// `group` (several: `--nproc`, one rank per slot, each with the slot's
+    /// threads and on CUDA a GPU of its own); `trains` gives it the
+    /// allocator settings of training, else those of a search
     /// (`exec::memory`).
     fn spawn_worker(
         &self,
-        slot: usize,
+        group: &[usize],
         (id, attempt): (i64, i64),
         log: &Path,
         trains: bool,
     ) -> Result<tokio::process::Child, ExecError> {
-        let s = &self.opts.slots[slot];
+        let s = &self.opts.slots[group[0]];
         let file = std::fs::File::create(log)
             .map_err(ExecError::io(format!("creating {}", log.display())))?;
         let err_file = file
@@ -661,8 +735,13 @@ impl Orchestrator<'_> {
             .stderr(Stdio::from(err_file))
             // Its own process group: a terminal's Ctrl-C reaches only the
             // orchestrator, which forwards it (and escalates on a second).
+            // A worker's ranks stay in it, so a kill of the group ends
+            // them all.
             .process_group(0)
             .kill_on_drop(false);
+        if group.len() > 1 {
+            cmd.args(["--nproc", &group.len().to_string()]);
+        }
         let workload = if trains {
             super::memory::Workload::Training
         } else {
@@ -673,6 +752,11 @@ impl Orchestrator<'_> {
             SlotDevice::Cpu => {
                 cmd.args(["--device", "cpu"])
                     .env("CUDA_VISIBLE_DEVICES", "");
+            }
+            SlotDevice::Gpu(_) if group.len() > 1 => {
+                // Rank r takes the r-th GPU of the list.
+                cmd.args(["--device", "cuda"])
+                    .env("CUDA_VISIBLE_DEVICES", gpu_list(&self.opts.slots, group));
             }
             SlotDevice::Gpu(g) => {
                 cmd.args(["--device", "cuda:0"])
@@ -909,13 +993,19 @@ impl Orchestrator<'_> {
         }
     }
 
+    /// Sends `sig` to every worker: a stop to the worker itself (the
+    /// launcher of a training's ranks passes it on to them), SIGKILL to its
+    /// whole process group, ranks included.
     fn signal_all(&self, sig: i32) {
         for act in self.active.iter().flatten() {
             if act.pid > 0 {
+                let pid = act.pid as libc::pid_t;
+                let target = if sig == libc::SIGKILL { -pid } else { pid };
                 // SAFETY: kill only sends a signal to our own child (not yet
-                // reaped, so its pid cannot have been reused).
+                // reaped, so its pid cannot have been reused), or to the
+                // process group it leads (`process_group(0)`).
                 unsafe {
-                    libc::kill(act.pid as libc::pid_t, sig);
+                    libc::kill(target, sig);
                 }
             }
         }
@@ -1199,6 +1289,18 @@ impl Ui {
             let _ = live.multi.clear();
         }
     }
+}
+
+/// The GPUs of the slots of `group`, `0,1`, as CUDA_VISIBLE_DEVICES lists them.
+fn gpu_list(slots: &[Slot], group: &[usize]) -> String {
+    group
+        .iter()
+        .filter_map(|&s| match slots[s].device {
+            SlotDevice::Gpu(g) => Some(g.to_string()),
+            SlotDevice::Cpu => None,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `valid 45.1%  ETA 1m20s` for a running run.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::check_threads;
 use super::orchestrator::{Slot, SlotDevice};
-use crate::sweep::Resources;
+use crate::sweep::{Evaluate, Resources};
 
 /// GPU memory one run needs by default, for `--runs-per-gpu auto`
 /// (docs/design.md §6: DDSAS needs ~4 GB at the paper's settings).
@@ -44,6 +44,31 @@ pub enum SlotError {
     /// A Slurm task's `SLURM_CPUS_PER_TASK` that is not a count.
     #[error("SLURM_CPUS_PER_TASK={0} is not a number of cores")]
     CpusPerTask(String),
+    /// An `evaluate:` entry whose trainings need more worker slots at once
+    /// than the sweep has (`nproc`: one slot per rank).
+    #[error("entry {entry} of `evaluate` asks for nproc: {nproc}, and each rank takes a worker slot of its own ({per_rank}), but this sweep has {most} such slot(s) ({slots}): lower nproc to {most} or less, or {fix}")]
+    TooFewSlots {
+        /// The entry (1-based).
+        entry: usize,
+        /// Its `nproc`.
+        nproc: u32,
+        /// What one rank takes, in words.
+        per_rank: &'static str,
+        /// The most ranks one training can have here.
+        most: usize,
+        /// The sweep's slots, in words.
+        slots: String,
+        /// How to get more.
+        fix: String,
+    },
+    /// An `evaluate:` entry with `nproc` in a build without `dist`.
+    #[error("entry {entry} of `evaluate` asks for nproc: {nproc}, and this ddsas was built without data-parallel training (the cargo feature `dist`): build with `cargo build --release --features dist` (needs Gloo's headers: apt-get install libgloo-dev), or leave nproc out")]
+    NoDist {
+        /// The entry (1-based).
+        entry: usize,
+        /// Its `nproc`.
+        nproc: u32,
+    },
     /// A Slurm task's `CUDA_VISIBLE_DEVICES` that is not a list of indices.
     #[error("CUDA_VISIBLE_DEVICES={0} is not a list of GPU indices; ddsas gives each run one index of it (ask Slurm for GPUs with --gpus-per-task, which sets indices)")]
     GpuList(String),
@@ -195,6 +220,89 @@ pub fn plan_for(
         .collect();
     let text = describe(&gpus, gpu_slots, cpu_workers, cpu_threads, &notes);
     Ok((slots, text))
+}
+
+/// Checks, before anything is registered, that every training `evaluate`
+/// asks for can start on `slots` (what [`plan`] chose, described by `how`):
+/// a training with `nproc: N` runs N ranks at once, each on a worker slot
+/// of its own (a GPU each, or a CPU worker each), which this build must be
+/// able to start.
+pub fn check_ranks(slots: &[Slot], how: &str, evaluate: &[Evaluate]) -> Result<(), SlotError> {
+    let most = most_ranks(slots);
+    let on_gpus = slots.iter().any(|s| matches!(s.device, SlotDevice::Gpu(_)));
+    for (i, plan) in evaluate.iter().enumerate() {
+        let (entry, nproc) = (i + 1, plan.nproc);
+        if nproc <= 1 {
+            continue;
+        }
+        if !cfg!(feature = "dist") {
+            return Err(SlotError::NoDist { entry, nproc });
+        }
+        if nproc as usize > most {
+            let (per_rank, fix) = if on_gpus {
+                ("a GPU", format!("give the sweep {nproc} GPUs (--gpus with {nproc} indices; two slots of one GPU are one rank's)"))
+            } else {
+                ("a CPU worker", format!("pass --cpu-workers {nproc} (the cores are shared among the workers; --threads sets each one's)"))
+            };
+            return Err(SlotError::TooFewSlots {
+                entry,
+                nproc,
+                per_rank,
+                most,
+                slots: how.to_owned(),
+                fix,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The most ranks one training can have on `slots`: one per GPU (however
+/// many runs a GPU takes), or one per CPU worker.
+pub fn most_ranks(slots: &[Slot]) -> usize {
+    let mut gpus: Vec<u32> = slots
+        .iter()
+        .filter_map(|s| match s.device {
+            SlotDevice::Gpu(g) => Some(g),
+            SlotDevice::Cpu => None,
+        })
+        .collect();
+    gpus.sort_unstable();
+    gpus.dedup();
+    let cpus = slots.iter().filter(|s| s.device == SlotDevice::Cpu).count();
+    gpus.len().max(cpus)
+}
+
+/// The slots of `free` (in order) a run of `ranks` processes takes now:
+/// the first free slot for one process; for several, one free slot on each
+/// of `ranks` different GPUs, else `ranks` free CPU workers. `None` when
+/// not enough are free.
+pub fn pick_slots(slots: &[Slot], free: &[usize], ranks: usize) -> Option<Vec<usize>> {
+    if ranks <= 1 {
+        return free.first().map(|&s| vec![s]);
+    }
+    let mut on_gpus: Vec<usize> = Vec::new();
+    for &s in free {
+        if let SlotDevice::Gpu(g) = slots[s].device {
+            let taken = on_gpus
+                .iter()
+                .any(|&t| slots[t].device == SlotDevice::Gpu(g));
+            if !taken {
+                on_gpus.push(s);
+            }
+        }
+    }
+    if on_gpus.len() >= ranks {
+        on_gpus.truncate(ranks);
+        return Some(on_gpus);
+    }
+    let cpus: Vec<usize> = free
+        .iter()
+        .copied()
+        .filter(|&s| slots[s].device == SlotDevice::Cpu)
+        .take(ranks)
+        .collect();
+    (cpus.len() == ranks).then_some(cpus)
 }
 
 /// The GPUs of `choice` on a machine where `detected` were found.
@@ -450,6 +558,76 @@ mod tests {
         assert!(how.contains("trusting --gpus"), "{how}");
         let err = plan(("3", None, None, None), "{}", Some(vec![]), 4).unwrap_err();
         assert!(err.to_string().contains("GPU 3 does not exist"), "{err}");
+    }
+
+    /// The `evaluate:` entries of a sweep whose base is a tiny search.
+    fn evaluations(entries: &str) -> Vec<Evaluate> {
+        crate::sweep::Sweep::parse(
+            &format!("name: s\nbase: {{epochs: 1}}\nevaluate: {entries}\n"),
+            "s.yaml",
+        )
+        .unwrap()
+        .evaluate
+    }
+
+    /// A training of `nproc` ranks needs that many slots at once (a GPU
+    /// each, or a CPU worker each); `sweep run` refuses before it starts
+    /// when the sweep has fewer, naming the entry and the flag to change.
+    #[test]
+    fn an_evaluation_asking_for_more_ranks_than_slots_is_refused_before_the_start() {
+        let two = evaluations("[{epochs: 600}, {epochs: 600, nproc: 2}]");
+        let (one_cpu, how) = plan(("none", None, None, None), "{}", None, 2).unwrap();
+        let err = check_ranks(&one_cpu, &how, &two).unwrap_err().to_string();
+        if !cfg!(feature = "dist") {
+            assert!(
+                err.contains("entry 2 of `evaluate`") && err.contains("--features dist"),
+                "{err}"
+            );
+            return;
+        }
+        assert!(
+            err.contains("entry 2 of `evaluate` asks for nproc: 2")
+                && err.contains("a CPU worker")
+                && err.contains("this sweep has 1 such slot(s) (1 CPU worker(s) x 2 thread(s))")
+                && err.contains("lower nproc to 1 or less, or pass --cpu-workers 2"),
+            "{err}"
+        );
+        let (two_cpus, how) = plan(("none", None, Some(2), None), "{}", None, 2).unwrap();
+        assert_eq!(check_ranks(&two_cpus, &how, &two), Ok(()));
+        assert_eq!(
+            check_ranks(&one_cpu, &how, &evaluations("{epochs: 600}")),
+            Ok(())
+        );
+        // Two runs on one GPU are one GPU: not two ranks.
+        let gpus = Some(vec![(0, Some(40_960.0)), (1, Some(40_960.0))]);
+        let (on_gpu0, how) = plan(("0", Some("2"), Some(0), None), "{}", gpus.clone(), 8).unwrap();
+        let err = check_ranks(&on_gpu0, &how, &two).unwrap_err().to_string();
+        assert!(
+            err.contains("a GPU") && err.contains("give the sweep 2 GPUs"),
+            "{err}"
+        );
+        let (both, how) = plan(("0,1", None, Some(0), None), "{}", gpus, 8).unwrap();
+        assert_eq!(check_ranks(&both, &how, &two), Ok(()));
+    }
+
+    /// Ranks take one slot on each of as many GPUs, else as many CPU
+    /// workers, and wait while not enough are free together.
+    #[test]
+    fn a_run_of_several_ranks_takes_free_slots_on_distinct_gpus_or_cpus() {
+        let slot = |device| Slot { device, threads: 1 };
+        let slots = vec![
+            slot(SlotDevice::Gpu(0)),
+            slot(SlotDevice::Gpu(0)),
+            slot(SlotDevice::Gpu(1)),
+            slot(SlotDevice::Cpu),
+            slot(SlotDevice::Cpu),
+        ];
+        assert_eq!(most_ranks(&slots), 2);
+        assert_eq!(pick_slots(&slots, &[1, 2, 3], 1), Some(vec![1]));
+        assert_eq!(pick_slots(&slots, &[0, 1, 2], 2), Some(vec![0, 2]));
+        assert_eq!(pick_slots(&slots, &[0, 1, 3, 4], 2), Some(vec![3, 4]));
+        assert_eq!(pick_slots(&slots, &[0, 1, 3], 2), None);
+        assert_eq!(pick_slots(&slots, &[], 1), None);
     }
 
     #[test]

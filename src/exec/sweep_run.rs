@@ -13,4 +13,7 @@ pub struct SweepRun {
     pub label: String,
     /// Epochs of the run.
     pub epochs: u32,
+    /// Processes it runs in, one worker slot each: 1, or a training's
+    /// `nproc` from its `evaluate:` entry (data-parallel ranks).
+    pub ranks: u32,
 }

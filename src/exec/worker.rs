@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{default_checkpoint_dir, execute, Display, ExecError, Job, RunEnd};
+use crate::config::train::ResolvedTrain;
 use crate::config::SearchConfig;
 use crate::nas::run::interrupted_text;
 use crate::store::{unix_now, DbLocation, RunKind, Store};
@@ -37,6 +38,10 @@ pub struct WorkerOptions {
     pub device: tch::Device,
     /// The claim's owner, checked before the run is touched.
     pub owner: String,
+    /// The process the orchestrator started for the run, recorded with the
+    /// claim: this one, or the launcher of a data-parallel training's
+    /// ranks (whose process group holds them all).
+    pub pid: u32,
     /// Seconds between background heartbeats.
     pub heartbeat_s: f64,
     /// Print nothing per epoch.
@@ -51,6 +56,45 @@ pub fn run_worker(
     store: &Store,
     opts: &WorkerOptions,
 ) -> Result<u8, ExecError> {
+    run_claimed(rt, store, opts, None)
+}
+
+/// How rank 0 of a data-parallel training meets its other ranks, between
+/// its claim and its training: `go` false tells them there is nothing to
+/// train (the claim is lost, the stored config no longer resolves), and
+/// they exit. An error is why the group could not be joined.
+pub type JoinRanks<'a> = &'a mut dyn FnMut(bool) -> Result<(), String>;
+
+/// [`run_worker`] for rank 0 of a training that runs in several processes
+/// (an `evaluate:` entry with `nproc`): the claim and the records are rank
+/// 0's; it joins the other ranks through `join` once it knows whether there
+/// is a run to train, and records the group's size and backend.
+pub fn run_rank_zero(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    opts: &WorkerOptions,
+    join: JoinRanks<'_>,
+) -> Result<u8, ExecError> {
+    run_claimed(rt, store, opts, Some(join))
+}
+
+/// Tells the other ranks, if any, that there is nothing to train. They
+/// exit either way (the launcher ends them once rank 0 has ended), so a
+/// failure to tell them changes nothing.
+fn dismiss(join: Option<JoinRanks<'_>>) {
+    if let Some(join) = join {
+        if let Err(err) = join(false) {
+            crate::errln!("worker: {err}");
+        }
+    }
+}
+
+fn run_claimed(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    opts: &WorkerOptions,
+    join: Option<JoinRanks<'_>>,
+) -> Result<u8, ExecError> {
     let started = unix_now();
     let id = opts.run_id;
     let row = rt
@@ -60,18 +104,26 @@ pub fn run_worker(
             db: opts.db.display().to_string(),
         })?;
     let me = i64::from(std::process::id());
-    if !rt.block_on(store.confirm_claim(id, &opts.owner, me, opts.attempt))? {
+    if !rt.block_on(store.confirm_claim(id, &opts.owner, i64::from(opts.pid), opts.attempt))? {
         crate::errln!(
             "worker: run {id} is no longer held by {} (status {}, owner {}); leaving it alone",
             opts.owner,
             row.status.as_str(),
             row.owner.as_deref().unwrap_or("-")
         );
+        dismiss(join);
         return Ok(EXIT_CLAIM_LOST);
     }
-    match row.kind {
-        RunKind::Train => return run_train(rt, store, opts, &row),
-        RunKind::Search => {}
+    match (row.kind, join) {
+        (RunKind::Train, join) => return run_train(rt, store, opts, &row, join),
+        (RunKind::Search, Some(join)) => {
+            let message = "a search runs in one process; its worker was started as ranks of a training (this orchestrator's plan is wrong)";
+            crate::errln!("worker: run {id}: {message}");
+            dismiss(Some(join));
+            rt.block_on(store.fail_run(id, message))?;
+            return Ok(EXIT_SEARCH_FAILED);
+        }
+        (RunKind::Search, None) => {}
     }
     let cfg = match rebuild_config(&row.config_json, &row.fingerprint, row.definitions) {
         Ok(cfg) => cfg,
@@ -148,12 +200,13 @@ fn exit_code<O>(id: i64, what: &str, end: RunEnd<O>, done: impl FnOnce(&O) -> St
 }
 
 /// A claimed train run (a sweep's `evaluate:`) to its end; the exit status
-/// as for a search.
+/// as for a search. With `join`, this is rank 0 of several.
 fn run_train(
     rt: &tokio::runtime::Runtime,
     store: &Store,
     opts: &WorkerOptions,
     row: &crate::store::RunRow,
+    join: Option<JoinRanks<'_>>,
 ) -> Result<u8, ExecError> {
     let id = row.id;
     crate::outln!(
@@ -164,34 +217,23 @@ fn run_train(
         opts.owner,
         allocator_text()
     );
-    let cfg = serde_json::from_str::<crate::config::train::TrainConfig>(&row.config_json)
-        .map_err(|e| e.to_string())
-        .and_then(|c| c.resolve().map_err(|e| e.to_string()))
-        .and_then(|cfg| {
-            if row.definitions != i64::from(cfg.definitions()) {
-                Err(format!(
-                    "it was registered under train definitions version {} and this ddsas trains under version {} (weights now start as PyTorch initialises them); continuing it would mix two meanings in one run. Train its config again: that registers a new run",
-                    row.definitions,
-                    cfg.definitions()
-                ))
-            } else if cfg.fingerprint() == row.fingerprint {
-                Ok(cfg)
-            } else {
-                Err(format!(
-                    "its stored config resolves to fingerprint {} instead of {}; this ddsas resolves train configs differently from the one that registered it",
-                    cfg.fingerprint(),
-                    row.fingerprint
-                ))
-            }
-        });
-    let cfg = match cfg {
+    let cfg = match train_config(row) {
         Ok(cfg) => cfg,
         Err(message) => {
             crate::errln!("worker: train run {id}: {message}");
+            dismiss(join);
             rt.block_on(store.fail_run(id, &message))?;
             return Ok(EXIT_SEARCH_FAILED);
         }
     };
+    if let Some(join) = join {
+        join(true).map_err(ExecError::Ranks)?;
+        let ranks = crate::store::Ranks {
+            world_size: u32::try_from(crate::nas::parallel::world().size).unwrap_or(u32::MAX),
+            backend: crate::nas::parallel::backend(),
+        };
+        rt.block_on(store.record_ranks(id, &opts.owner, ranks))?;
+    }
     let stop = watch(rt, store, id, opts)?;
     let job = super::train::TrainJob {
         run_id: id,
@@ -210,6 +252,32 @@ fn run_train(
             outcome.wall_s
         )
     }))
+}
+
+/// The resolved config of a stored train run, checked against its
+/// definitions version and its fingerprint (what every rank of a training
+/// trains).
+pub fn train_config(row: &crate::store::RunRow) -> Result<ResolvedTrain, String> {
+    serde_json::from_str::<crate::config::train::TrainConfig>(&row.config_json)
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.resolve().map_err(|e| e.to_string()))
+        .and_then(|cfg| {
+            if row.definitions != i64::from(cfg.definitions()) {
+                Err(format!(
+                    "it was registered under train definitions version {} and this ddsas trains under version {} (weights now start as PyTorch initialises them); continuing it would mix two meanings in one run. Train its config again: that registers a new run",
+                    row.definitions,
+                    cfg.definitions()
+                ))
+            } else if cfg.fingerprint() == row.fingerprint {
+                Ok(cfg)
+            } else {
+                Err(format!(
+                    "its stored config resolves to fingerprint {} instead of {}; this ddsas resolves train configs differently from the one that registered it",
+                    cfg.fingerprint(),
+                    row.fingerprint
+                ))
+            }
+        })
 }
 
 /// The allocator settings that matter for speed and memory

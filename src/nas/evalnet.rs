@@ -215,11 +215,13 @@ impl EvalCell {
 }
 
 /// Zeroes whole samples of `x` with probability `p`, scaling the rest by
-/// 1/(1-p), so the expected output is unchanged.
+/// 1/(1-p), so the expected output is unchanged. The scale goes into the
+/// per-sample mask, so the full-size work is one product, forward and
+/// backward, not a division and a product.
 fn drop_path(x: &Tensor, p: f64) -> Tensor {
     let keep = 1.0 - p;
     let mask = Tensor::empty([x.size()[0], 1, 1, 1], (x.kind(), x.device())).bernoulli_float_(keep);
-    x / keep * mask
+    x * (mask / keep)
 }
 
 impl EvalNetwork {

@@ -233,6 +233,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records the processes that run a claimed train run, once rank 0 of
+    /// its group knows them (the orchestrator's claim counted the ranks but
+    /// could not know the backend they settle on); a search keeps NULL.
+    /// False when `owner` no longer holds the run.
+    pub async fn record_ranks(
+        &self,
+        id: i64,
+        owner: &str,
+        ranks: super::Ranks,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE runs SET {} WHERE id = $1 AND owner = $2 AND status = 'running'",
+            super::runs::ranks_set(3)
+        );
+        let done = sqlx::query(&sql)
+            .bind(id)
+            .bind(owner)
+            .bind(i64::from(ranks.world_size))
+            .bind(ranks.backend.map(DistBackend::name))
+            .execute(&self.pool)
+            .await
+            .ctx(|| format!("recording the ranks of run {id}"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A heartbeat that also checks the claim and carries the batches the
     /// worker has done (`steps_done`, for stall detection): false when
     /// `owner` no longer holds the run (it finished, or another owner took

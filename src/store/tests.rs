@@ -1196,6 +1196,32 @@ async fn claims_record_a_train_runs_ranks_and_backend(store: Store) {
     );
     let row = store.run(train.id).await.unwrap().unwrap();
     assert_eq!(row.ranks_text().as_deref(), Some("2 (gloo)"));
+
+    // An orchestrator claims a training of two ranks before they meet;
+    // their rank 0 records the backend, while its owner holds the run.
+    store.interrupt_run(train.id).await.unwrap();
+    let orchestrator = Claim {
+        ranks: Ranks {
+            world_size: 2,
+            backend: None,
+        },
+        ..claim("orch", None)
+    };
+    assert!(store.claim_run(train.id, &orchestrator).await.unwrap());
+    let row = store.run(train.id).await.unwrap().unwrap();
+    assert_eq!(row.ranks_text().as_deref(), Some("2"));
+    let met = Ranks {
+        world_size: 2,
+        backend: Some(DistBackend::Gloo),
+    };
+    assert!(!store.record_ranks(train.id, "other", met).await.unwrap());
+    assert!(store.record_ranks(train.id, "orch", met).await.unwrap());
+    let row = store.run(train.id).await.unwrap().unwrap();
+    assert_eq!(row.ranks_text().as_deref(), Some("2 (gloo)"));
+    // A search is one process whatever records it.
+    store.record_ranks(search.id, "rank0", met).await.unwrap();
+    let row = store.run(search.id).await.unwrap().unwrap();
+    assert_eq!((row.world_size, row.dist_backend), (None, None));
 }
 
 /// The read-only history (`runs show`, the run page) reads a train run's

@@ -539,9 +539,9 @@ mod tests {
 
     /// `nproc` of an evaluation is how its trainings run, not a train key:
     /// checked, described, kept out of the train config, and refused when
-    /// the sweep is run.
+    /// the sweep is submitted to Slurm, naming the Slurm launch instead.
     #[test]
-    fn evaluate_nproc_is_checked_described_and_refused_at_run_time() {
+    fn evaluate_nproc_is_checked_described_and_refused_on_slurm() {
         let text =
             "name: e\nbase: {epochs: 1}\nevaluate: [{epochs: 600}, {epochs: 600, nproc: 4}]\n";
         let sweep = plan(text).unwrap();
@@ -552,12 +552,13 @@ mod tests {
             four.describe(),
             "on each search's dataset with epochs=600, seeds [0], 4 processes each"
         );
-        assert_eq!(one.refuse_data_parallel(1), Ok(()));
-        let refused = four.refuse_data_parallel(2).unwrap_err();
+        assert_eq!(one.refuse_on_slurm(1), Ok(()));
+        let refused = four.refuse_on_slurm(2).unwrap_err();
         assert!(
             refused.contains("entry 2 of `evaluate`")
                 && refused.contains("nproc: 4")
-                && refused.contains("ddsas train --from-run ID --nproc 4"),
+                && refused
+                    .contains("ddsas train --from-run ID --slurm --nodes K --gpus-per-node G"),
             "{refused}"
         );
         assert_eq!(crate::sweep::stored_evaluate(text).unwrap().nproc, 1);

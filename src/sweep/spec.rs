@@ -159,14 +159,15 @@ impl Evaluate {
     }
 
     /// Refuses an evaluation that asks for data-parallel training
-    /// (`nproc` above 1): the orchestrator's slots run one process per
-    /// training so far. `position` names the entry (1-based) in the line.
-    pub fn refuse_data_parallel(&self, position: usize) -> Result<(), String> {
+    /// (`nproc` above 1) in a sweep submitted to Slurm: its pull workers
+    /// run one process per training. `position` names the entry (1-based)
+    /// in the line, which says how to train such a cell on Slurm instead.
+    pub fn refuse_on_slurm(&self, position: usize) -> Result<(), String> {
         if self.nproc <= 1 {
             return Ok(());
         }
         Err(format!(
-            "entry {position} of `evaluate` asks for nproc: {n}, and a sweep cannot train data-parallel yet (its slots run one process per training): leave nproc out, or train each searched cell with `ddsas train --from-run ID --nproc {n}` (or `--slurm`) once its search is done",
+            "entry {position} of `evaluate` asks for nproc: {n}, and the pull workers of `sweep submit --slurm` train in one process each (a Slurm task starts no ranks): leave nproc out of the file for `sweep submit`, and train each searched cell data-parallel once its search is done with `ddsas train --from-run ID --slurm --nodes K --gpus-per-node G` (K x G = {n} ranks); or run the sweep on one machine with `ddsas sweep run`, which starts the {n} ranks",
             n = self.nproc
         ))
     }

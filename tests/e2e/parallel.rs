@@ -249,3 +249,164 @@ fn sigusr2_to_the_launcher_checkpoints_every_rank_at_the_step_and_a_resume_goes_
     assert_eq!(sums[0], sums[1], "{}", text(&resumed));
     assert_eq!(sums, checksums(&fresh), "the resumed run's weights differ");
 }
+
+/// A sweep whose `evaluate:` asks for `nproc: 2`: `sweep run` on two CPU
+/// worker slots runs the search, then starts the training of its cell as
+/// one worker launching two ranks on both slots; rank 0 records one train
+/// run, done, with world size 2 (Gloo) and each epoch once.
+#[test]
+fn a_sweep_trains_a_searched_cell_in_two_ranks() {
+    use super::sweep::{heavy, wait_child, Env};
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "dp",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 2, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    let mut child = env.start_sweep(&file, 2, "dp", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    let said = env.output_of("dp");
+    assert!(status.success(), "{said}");
+    assert!(said.contains("started on 2 ranks on cpu"), "{said}");
+    let train = env.query(
+        "SELECT id, status, world_size, dist_backend, attempts, epochs_done FROM runs WHERE method = 'train'",
+    );
+    assert_eq!(train.len(), 1, "one train run: {train:?}");
+    let row: Vec<String> = train[0]
+        .iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(row[1..], ["done", "2", "gloo", "1", "2"], "{said}");
+    assert_eq!(
+        env.query(&format!(
+            "SELECT epoch, count(*) FROM train_epochs WHERE run_id = {} GROUP BY epoch ORDER BY epoch",
+            row[0]
+        )),
+        vec![
+            vec![serde_json::json!(0), serde_json::json!(1)],
+            vec![serde_json::json!(1), serde_json::json!(1)]
+        ],
+        "each epoch recorded once"
+    );
+}
+
+/// The worker of a two-rank training killed with SIGKILL while both ranks
+/// are held in its second epoch: no rank outlives it, the orchestrator
+/// retries the run from its checkpoint as two ranks again, and the run
+/// ends done with each epoch recorded once.
+#[test]
+fn a_killed_worker_of_two_ranks_takes_its_ranks_along_and_its_run_resumes() {
+    use super::sweep::{alive, heavy, kill, wait_child, Env};
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "dpk",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 3, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 30, nproc: 2}\n",
+    );
+    // Global step 45 is step 15 of the training's second epoch; the search
+    // (2 steps) never gets there.
+    let hold = env.hold(45);
+    let mut child = env.start_held_sweep(&file, 2, "dpk", &[], Some(&hold));
+    let held = env.path("hold.held");
+    poll("a rank held in the second epoch", || held.exists());
+    let launcher = env.scalar("SELECT pid FROM runs WHERE method = 'train'");
+    let ranks = ranks_of(launcher);
+    assert_eq!(ranks.len(), 2, "the worker's ranks: {ranks:?}");
+    kill(launcher, libc::SIGKILL);
+    poll("the killed worker's ranks to end", || {
+        !ranks.iter().any(|&r| alive(r))
+    });
+    hold.release();
+    let status = wait_child(&mut child, "the sweep");
+    let said = env.output_of("dpk");
+    assert!(status.success(), "{said}");
+    assert!(said.contains("killed by signal 9"), "{said}");
+    assert_eq!(
+        env.query(
+            "SELECT status, attempts, epochs_done, world_size FROM runs WHERE method = 'train'"
+        ),
+        vec![vec![
+            serde_json::json!("done"),
+            serde_json::json!(2),
+            serde_json::json!(3),
+            serde_json::json!(2)
+        ]],
+        "{said}"
+    );
+    assert_eq!(
+        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
+        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
+        "each epoch recorded once"
+    );
+}
+
+/// Polls `cond` every 50 ms until it holds; panics after five minutes.
+fn poll(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The child processes of `pid` (from /proc).
+fn ranks_of(pid: i64) -> Vec<i64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|ppid| ppid.parse::<i64>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
+/// `sweep run` refuses, before it touches the database, a sweep whose
+/// `evaluate:` asks for more ranks than it has slots, naming the entry and
+/// the flag that gives it the slots.
+#[test]
+fn a_sweep_with_more_ranks_than_slots_is_refused_before_anything_is_registered() {
+    use super::sweep::Env;
+    let env = Env::new();
+    let file = env.sweep(
+        "dpr",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: [{epochs: 1}, {epochs: 2, nproc: 3}]\n",
+    );
+    let out = env.run(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--gpus",
+        "none",
+        "--cpu-workers",
+        "2",
+        "--threads",
+        "1",
+        "--plain",
+    ]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("entry 2 of `evaluate` asks for nproc: 3")
+            && said.contains("this sweep has 2 such slot(s)")
+            && said.contains("--cpu-workers 3"),
+        "{said}"
+    );
+    assert!(!env.db().exists(), "nothing registered: {said}");
+}

@@ -24,7 +24,7 @@ fn nproc_unavailable() -> ExitCode {
 
 /// This process's part in a data-parallel run: `None` for one process.
 #[cfg(feature = "dist")]
-type Rank = Option<super::ranks::RankSpec>;
+type Rank = Option<crate::cli::ranks::RankSpec>;
 #[cfg(not(feature = "dist"))]
 type Rank = Option<std::convert::Infallible>;
 
@@ -99,7 +99,12 @@ impl TrainCmd {
         let backend = self.backend(merged.dist_backend, &rank)?;
         #[cfg(feature = "dist")]
         if self.nproc > 1 && rank.is_none() {
-            return super::ranks::launch(self.nproc, self.job.threads, rt);
+            return crate::cli::ranks::launch(
+                self.nproc,
+                self.job.threads,
+                crate::cli::ranks::Tie::Terminal,
+                rt,
+            );
         }
         if srun.is_none() {
             watch_time_limit(rt, rank_number(&rank))?;
@@ -107,7 +112,7 @@ impl TrainCmd {
         #[cfg(feature = "dist")]
         if let Some(spec) = &rank {
             self.job.device =
-                super::ranks::rank_device(&self.job.device, &self.gpus, spec.local_rank)?;
+                crate::cli::ranks::rank_device(&self.job.device, &self.gpus, spec.local_rank)?;
         }
         let cfg = merged.resolve()?;
         let checkpoint_dir = self
@@ -177,10 +182,10 @@ impl TrainCmd {
     #[cfg(feature = "dist")]
     fn rank(&self) -> anyhow::Result<Rank> {
         if self.nproc > 1 {
-            return super::ranks::RankSpec::from_env();
+            return crate::cli::ranks::RankSpec::from_env();
         }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        super::ranks::RankSpec::from_slurm(|name| std::env::var(name).ok(), cores)
+        crate::cli::ranks::RankSpec::from_slurm(|name| std::env::var(name).ok(), cores)
     }
 
     /// Without `dist` every process trains alone.
@@ -204,7 +209,7 @@ impl TrainCmd {
             None if self.nproc <= 1 => return Ok(crate::config::train::DistBackend::Gloo),
             _ => self.nproc,
         };
-        super::ranks::check_devices(&self.job.device, &self.gpus, nproc, setting)
+        crate::cli::ranks::check_devices(&self.job.device, &self.gpus, nproc, setting)
     }
 
     /// A rank after the first: the device and threads as rank 0 sets
@@ -212,7 +217,7 @@ impl TrainCmd {
     #[cfg(feature = "dist")]
     fn follow(
         &self,
-        spec: super::ranks::RankSpec,
+        spec: crate::cli::ranks::RankSpec,
         backend: crate::config::train::DistBackend,
         rt: &Runtime,
         cfg: &crate::config::train::ResolvedTrain,
@@ -225,7 +230,7 @@ impl TrainCmd {
             checkpoint_dir: Some(checkpoint_dir),
             resume: self.job.resume,
         };
-        super::ranks::follow(spec, backend, rt, cfg, opts)
+        crate::cli::ranks::follow(spec, backend, rt, cfg, opts)
     }
 
     /// The config: file (or defaults), then the search's cell, dataset and

@@ -157,6 +157,10 @@ async fn runs_to_do(store: &Store, sweep: &Sweep) -> Result<(Vec<SweepRun>, usiz
             position: usize::try_from(*position).unwrap_or(usize::MAX),
             label: label(sweep, row),
             epochs: u32::try_from(row.epochs_total).unwrap_or(0),
+            // One process: `sweep submit` refuses `evaluate:` entries with
+            // `nproc`, so a member training is one of a sweep that did not
+            // ask for ranks (or was registered by `sweep run`).
+            ranks: 1,
         });
     }
     // A cell two searches found is one train run: queued once.

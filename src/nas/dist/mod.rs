@@ -16,11 +16,15 @@ use tch::Tensor;
 
 use crate::config::train::DistBackend;
 
+mod nccl;
 #[cfg(test)]
 pub(crate) mod tests;
 
-/// Whether build.rs compiled the shim's NCCL path (it does where it finds
-/// `nccl.h` and the CUDA runtime headers); without it only Gloo runs.
+pub use nccl::LIBRARY_ENV as NCCL_LIBRARY_ENV;
+
+/// Whether build.rs built the shim's NCCL half, `libddsas_nccl.so` (it
+/// does where it finds `nccl.h` and the CUDA runtime headers); without it
+/// only Gloo runs.
 pub const NCCL_BUILT: bool = cfg!(ddsas_nccl);
 
 /// DDP's default bucket: large enough that Gloo's per-call cost is small
@@ -38,7 +42,7 @@ mod ffi {
             rank: c_int,
             size: c_int,
             timeout_ms: i64,
-            nccl: c_int,
+            nccl_factory: *mut c_void,
             out: *mut *mut c_void,
         ) -> *mut c_char;
         pub fn ddsas_dist_drop(group: *mut c_void);
@@ -155,8 +159,14 @@ impl ProcessGroup {
                 rv.rank, rv.device
             )));
         }
+        let factory = if nccl {
+            nccl::factory()?
+        } else {
+            std::ptr::null_mut()
+        };
         let mut out: *mut c_void = std::ptr::null_mut();
-        // SAFETY: `addr` outlives the call; `out` is written on success.
+        // SAFETY: `addr` outlives the call; `out` is written on success;
+        // `factory` is null or shim_nccl.cpp's `ddsas_nccl_group`.
         let err = unsafe {
             ffi::ddsas_dist_new(
                 addr.as_ptr(),
@@ -164,7 +174,7 @@ impl ProcessGroup {
                 rv.rank as c_int,
                 rv.world_size as c_int,
                 rv.timeout.as_millis().min(i64::MAX as u128) as i64,
-                c_int::from(nccl),
+                factory,
                 &mut out,
             )
         };

@@ -14,15 +14,13 @@
 // GLOO_STORE_HAS_STORE_V2) is only ever constructed inside libtorch.
 // Nothing links Debian's libgloo: the Gloo code that runs is libtorch's.
 //
-// With USE_C10D_NCCL (build.rs defines it where it finds nccl.h and the
-// CUDA runtime headers) the group can instead be a ProcessGroupNCCL, the
-// backend of DDP on CUDA devices; its code is libtorch_cuda's.
+// The group can instead be a ProcessGroupNCCL, the backend of DDP on CUDA
+// devices, made by `ddsas_nccl_group` of shim_nccl.cpp: a shared library of
+// its own that Rust loads only for NCCL (build.rs builds it where it finds
+// nccl.h and the CUDA runtime headers) and passes in as a function.
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <ATen/ATen.h>
@@ -141,20 +139,18 @@ c10::intrusive_ptr<c10d::Backend> gloo_group(Group* g) {
   return c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->size, opts);
 }
 
-// NCCL's collectives run on CUDA streams; blocking wait makes `wait()`
-// block this thread until the collective is done and throw at the
-// group's timeout, as Gloo's does, so a lost peer is one error line here
-// rather than the watchdog ending the process. A user's own setting wins.
-c10::intrusive_ptr<c10d::Backend> nccl_group(Group* g) {
-#ifdef USE_C10D_NCCL
-  setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
-  auto opts = c10d::ProcessGroupNCCL::Options::create();
-  opts->timeout = g->timeout;
-  return c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, g->rank, g->size, opts);
-#else
-  (void)g;
-  throw std::runtime_error("this build has no NCCL path (compiled without USE_C10D_NCCL)");
-#endif
+// shim_nccl.cpp's `ddsas_nccl_group`, as Rust found it in libddsas_nccl.so.
+using NcclFactory =
+    char* (*)(c10d::Store*, int, int, int64_t, c10d::Backend**);
+
+c10::intrusive_ptr<c10d::Backend> nccl_group(Group* g, NcclFactory make) {
+  c10d::Backend* raw = nullptr;
+  if (char* err = make(g->store.get(), g->rank, g->size, g->timeout.count(), &raw)) {
+    std::string line(err);
+    std::free(err);
+    throw std::runtime_error(line);
+  }
+  return c10::intrusive_ptr<c10d::Backend>::reclaim(raw);
 }
 
 void heartbeat(Group* g) {
@@ -305,13 +301,15 @@ void ddsas_dist_free_str(char* s) {
   std::free(s);
 }
 
+// Joins the group as `rank` of `size`: Gloo's, or NCCL's when
+// `nccl_factory` is shim_nccl.cpp's `ddsas_nccl_group` (NULL for Gloo).
 char* ddsas_dist_new(
     const char* addr,
     uint16_t port,
     int rank,
     int size,
     int64_t timeout_ms,
-    int nccl,
+    void* nccl_factory,
     void** out) {
   auto g = std::make_unique<Group>();
   g->addr = addr;
@@ -324,7 +322,9 @@ char* ddsas_dist_new(
     g->beat_store = connect_store(g->addr, port, false, g->timeout);
     std::string host = this_host();
     g->beat_store->set(host_key(rank), std::vector<uint8_t>(host.begin(), host.end()));
-    g->pg = nccl ? nccl_group(g.get()) : gloo_group(g.get());
+    g->pg = nccl_factory
+        ? nccl_group(g.get(), reinterpret_cast<NcclFactory>(nccl_factory))
+        : gloo_group(g.get());
   } catch (const std::exception& e) {
     std::ostringstream msg;
     msg << "rank " << rank << " of " << size << " could not join the group at "

@@ -1,17 +1,20 @@
-//! `ddsas train --nproc N` on one node (`dist` build only): the process the
-//! user started is a launcher that re-executes the same command line as N
-//! rank processes, each told its rank, the world size, the rendezvous port
-//! and its share of the cores through [`RANK_ENV`]; the ranks meet on
-//! loopback and train data-parallel ([`crate::nas::parallel`]) with Gloo,
-//! or NCCL on CUDA devices (one GPU per rank: the r-th of `--gpus`, else
-//! GPU r).
-//! Rank 0 is the `ddsas train` of one process (it registers, claims and
-//! records the run, and writes the checkpoints); the others train the same
-//! steps on their shards and keep nothing.
+//! The ranks of a data-parallel training (`dist` build only): a launcher
+//! re-executes its own command line as N rank processes on this node, each
+//! told its rank, the world size, the rendezvous port and its share of the
+//! cores through [`RANK_ENV`]; the ranks meet on loopback and train
+//! data-parallel ([`crate::nas::parallel`]) with Gloo, or NCCL on CUDA
+//! devices (one GPU per rank: the r-th of `--gpus`, else GPU r).
+//! Rank 0 is the one process of a training (it registers or confirms,
+//! claims and records the run, and writes the checkpoints); the others
+//! train the same steps on their shards and keep nothing.
 //!
-//! Under Slurm (`ddsas train --slurm`) there is no launcher: srun starts the
-//! ranks on every node, and each learns its part from srun's environment
-//! ([`RankSpec::from_slurm`]); from there on a rank is the same.
+//! Two commands launch ranks so: `ddsas train --nproc N`, and the worker a
+//! sweep's orchestrator starts for a training whose `evaluate:` entry asks
+//! for `nproc: N` (`ddsas worker --run-id ID --nproc N`); [`Tie`] is how
+//! their ranks differ. Under Slurm (`ddsas train --slurm`) there is no
+//! launcher: srun starts the ranks on every node, and each learns its part
+//! from srun's environment ([`RankSpec::from_slurm`]); from there on a rank
+//! is the same.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -228,10 +231,20 @@ pub fn follow(
     if !spec.join(false, backend, opts.device)? {
         return Ok(ExitCode::SUCCESS);
     }
+    follow_joined(&spec, rt, cfg, &opts)
+}
+
+/// [`follow`] for a rank that has joined its group and been told to go.
+pub fn follow_joined(
+    spec: &RankSpec,
+    rt: &Runtime,
+    cfg: &ResolvedTrain,
+    opts: &RunOptions,
+) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     crate::exec::process::watch_stop_signals(rt, stop.clone(), "")?;
     let mut observer = RankObserver { stop };
-    match crate::nas::train::run(cfg, &opts, &mut observer) {
+    match crate::nas::train::run(cfg, opts, &mut observer) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(RunError::PeerLost(message)) => {
             crate::errln!("error: rank {}: {message}", spec.rank);
@@ -242,13 +255,41 @@ pub fn follow(
     }
 }
 
+/// How the launcher's ranks are tied to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tie {
+    /// `ddsas train --nproc`, started from a terminal: each rank leads its
+    /// own process group (a Ctrl-C reaches the launcher alone, which passes
+    /// one stop to every rank), and a rank whose launcher dies gets SIGTERM:
+    /// it stops at the next step, checkpointed.
+    Terminal,
+    /// A sweep's worker (`ddsas worker --nproc`): the ranks stay in the
+    /// worker's process group, which the orchestrator kills as one when the
+    /// worker hangs, and a rank whose launcher dies is killed with it. The
+    /// orchestrator acts on the worker's exit (it retries the run from its
+    /// checkpoint at once), so no rank may outlive it and write to a run
+    /// that the next attempt holds.
+    Worker,
+}
+
+impl Tie {
+    /// The signal a rank gets when its launcher dies.
+    fn on_launcher_death(self) -> libc::c_int {
+        match self {
+            Tie::Terminal => libc::SIGTERM,
+            Tie::Worker => libc::SIGKILL,
+        }
+    }
+}
+
 /// The launcher: starts `nproc` ranks of this command line, each with its
-/// share of `threads` (0: every core), forwards stop signals to them, and
+/// share of `threads` (0: every core), tied to it as `tie` says, forwards
+/// stop signals to them (and one stop when its own parent is gone), and
 /// answers rank 0's exit status. Once one rank has ended, the others get
 /// the group's timeout and a little more to end on their own (a dead peer
 /// ends them within seconds), or a few seconds once rank 0 has ended
 /// ([`Grace`]), then are killed.
-pub fn launch(nproc: u32, threads: usize, rt: &Runtime) -> anyhow::Result<ExitCode> {
+pub fn launch(nproc: u32, threads: usize, tie: Tie, rt: &Runtime) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding this ddsas binary")?;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let port = free_port()?;
@@ -260,15 +301,16 @@ pub fn launch(nproc: u32, threads: usize, rt: &Runtime) -> anyhow::Result<ExitCo
     for rank in 0..nproc {
         let mut cmd = Command::new(&exe);
         cmd.args(&args)
-            .env(RANK_ENV, format!("{rank} {nproc} {port} {per_rank}"))
-            // Its own process group: a Ctrl-C reaches the launcher alone,
-            // which passes one stop to every rank.
-            .process_group(0);
+            .env(RANK_ENV, format!("{rank} {nproc} {port} {per_rank}"));
+        if tie == Tie::Terminal {
+            cmd.process_group(0);
+        }
+        let death = tie.on_launcher_death();
         // SAFETY: prctl is async-signal-safe; it only sets a flag of the
-        // child, which then gets SIGTERM if the launcher dies.
+        // child, which then gets `death` if the launcher dies.
         unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, death);
                 Ok(())
             });
         }
@@ -350,7 +392,20 @@ fn supervise(
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
     let mut forwarded = (0, 0);
     let mut deadline: Option<Instant> = None;
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let mut orphaned = false;
     while statuses.iter().any(Option::is_none) {
+        // A parent gone (a sweep's orchestrator killed, a terminal closed
+        // without SIGHUP) is one stop: the ranks checkpoint at the step.
+        // SAFETY: as above.
+        if !orphaned && unsafe { libc::getppid() } != parent {
+            orphaned = true;
+            crate::errln!(
+                "launcher: its parent (pid {parent}) is gone; every rank stops at the next step"
+            );
+            signals.stops.fetch_add(1, Ordering::SeqCst);
+        }
         for (rank, (child, status)) in children.iter_mut().zip(statuses.iter_mut()).enumerate() {
             if status.is_none() {
                 *status = child.try_wait()?;
