@@ -323,7 +323,7 @@ impl Trainer {
     ) -> Self {
         let params = net.vs.trainable_variables();
         Trainer {
-            sgd: crate::nas::optim::Sgd::new(params.len(), momentum, weight_decay),
+            sgd: crate::nas::optim::Sgd::flat(&params, momentum, weight_decay),
             params,
             net,
             grad_clip,
@@ -351,7 +351,7 @@ impl Trainer {
             .into_iter()
             .map(|(name, t)| (format!("net.{name}"), t))
             .collect();
-        for (i, buffer) in self.sgd.buffers.iter().enumerate() {
+        for (i, buffer) in self.sgd.buffers().iter().enumerate() {
             if let Some(b) = buffer {
                 out.push((format!("sgd.{i}"), b.shallow_clone()));
             }
@@ -369,9 +369,8 @@ impl Trainer {
                 } else if let Some(i) = name
                     .strip_prefix("sgd.")
                     .and_then(|k| k.parse::<usize>().ok())
-                    .filter(|&i| i < self.sgd.buffers.len())
                 {
-                    self.sgd.buffers[i] = Some(t);
+                    self.sgd.set_buffer(i, t);
                 }
             }
         });
@@ -429,8 +428,8 @@ impl Trainer {
 
     /// Clips `grads` (the whole batch's) and takes the SGD step at `lr`.
     pub fn apply(&mut self, grads: &[Tensor], lr: f64) {
-        crate::nas::optim::clip_grad_norm(grads, self.grad_clip);
-        self.sgd.step(&self.params, grads, lr);
+        self.sgd
+            .clip_and_step(&self.params, grads, lr, self.grad_clip);
     }
 
     /// The trainable parameters, in the order of the gradients.
@@ -548,6 +547,63 @@ mod tests {
         assert!(grads
             .iter()
             .any(|g| f64::try_from(g.abs().sum(Kind::Float)).unwrap() > 0.0));
+    }
+
+    /// What clipping and SGD cost against the forward and backward passes
+    /// of `bench train`'s evaluation network (darts_v2, 8 cells x 16
+    /// channels, batch 32 at 32 px, drop path 0.3), in the flat layout
+    /// the trainer uses and tensor by tensor, alternating step by step.
+    /// Threads from `DDSAS_BENCH_THREADS` (default 1). Run with
+    /// `cargo test --release --lib bench_optimiser_share -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_optimiser_share() {
+        let threads = std::env::var("DDSAS_BENCH_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1);
+        tch::set_num_threads(threads);
+        let trainer = || {
+            tch::manual_seed(0);
+            let net = EvalNetwork::new(&trained("darts_v2"), shape(8, 16, true), Device::Cpu);
+            Trainer::new(net, [0.9, 3e-4, 5.0, 0.4])
+        };
+        let flat = trainer();
+        let tensor_by_tensor = {
+            let t = trainer();
+            let n = t.params.len();
+            Trainer {
+                sgd: crate::nas::optim::Sgd::new(n, 0.9, 3e-4),
+                ..t
+            }
+        };
+        let mut trainers = [flat, tensor_by_tensor];
+        let x = Tensor::randn([32, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(10, [32], (Kind::Int64, Device::Cpu));
+        let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+        for step in 0..12 {
+            for (trainer, times) in trainers.iter_mut().zip(&mut times) {
+                let t0 = std::time::Instant::now();
+                let (_, _, grads) = trainer.gradients(&x, &y, 0.3);
+                let t1 = std::time::Instant::now();
+                trainer.apply(&grads, 0.025);
+                if step > 1 {
+                    times[0].push((t1 - t0).as_secs_f64());
+                    times[1].push(t1.elapsed().as_secs_f64());
+                }
+            }
+        }
+        for (name, times) in ["flat", "tensor_by_tensor"].iter().zip(&mut times) {
+            for v in times.iter_mut() {
+                v.sort_by(f64::total_cmp);
+            }
+            println!(
+                "layout={name} threads={threads} parameter_tensors={} forward_backward_s={:.4} clip_sgd_s={:.4}",
+                trainers[0].params().len(),
+                times[0][times[0].len() / 2],
+                times[1][times[1].len() / 2]
+            );
+        }
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl Searcher {
             .collect();
         out.push(("alpha".into(), self.arch.alpha.shallow_clone()));
         out.push(("beta".into(), self.arch.beta.shallow_clone()));
-        for (name, buf) in self.names.iter().zip(&self.sgd.buffers) {
+        for (name, buf) in self.names.iter().zip(self.sgd.buffers()) {
             if let Some(b) = buf {
                 out.push((format!("sgd.{name}"), b.shallow_clone()));
             }
@@ -225,7 +225,7 @@ impl Searcher {
                 if let Some(var) = name.strip_prefix("w.").and_then(|k| vars.get_mut(k)) {
                     var.copy_(&t);
                 } else if let Some(&i) = name.strip_prefix("sgd.").and_then(|k| index.get(k)) {
-                    self.sgd.buffers[i] = Some(t);
+                    self.sgd.set_buffer(i, t);
                 } else if name == "alpha" {
                     self.arch.alpha.shallow_clone().copy_(&t);
                 } else if name == "beta" {
