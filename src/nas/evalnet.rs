@@ -390,7 +390,7 @@ impl Trainer {
     /// parameters, in their order; a data-parallel step averages them
     /// across the ranks before [`apply`](Self::apply).
     pub fn gradients(
-        &mut self,
+        &self,
         x: &Tensor,
         y: &Tensor,
         drop_prob: f64,
@@ -404,7 +404,7 @@ impl Trainer {
     /// gradients also flow through the other ranks' shards (synchronised
     /// batch norm).
     pub fn scaled_gradients(
-        &mut self,
+        &self,
         x: &Tensor,
         y: &Tensor,
         drop_prob: f64,

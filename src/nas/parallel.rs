@@ -45,7 +45,9 @@ impl World {
 mod group {
     use std::sync::{Mutex, OnceLock};
 
-    use crate::nas::dist::{DistError, ProcessGroup, Rendezvous};
+    use tch::Tensor;
+
+    use crate::nas::dist::{DistError, ProcessGroup, Reducer, Rendezvous, OVERLAP_BUCKET_BYTES};
 
     static GROUP: OnceLock<Mutex<ProcessGroup>> = OnceLock::new();
 
@@ -62,6 +64,34 @@ mod group {
         let group = GROUP.get()?;
         let guard = group.lock().unwrap_or_else(|e| e.into_inner());
         Some(f(&guard))
+    }
+
+    /// The training's gradient reducer, made at its first step; it lives
+    /// as long as the group (the process), whose pointer it keeps.
+    static REDUCER: Mutex<Option<Reducer>> = Mutex::new(None);
+
+    /// Whether this process joined a group.
+    pub fn joined() -> bool {
+        GROUP.get().is_some()
+    }
+
+    /// Runs `backward` with `params`' gradients averaged across the ranks
+    /// as the pass makes them (this process having joined a group).
+    pub fn averaged_during<R>(
+        params: &[Tensor],
+        backward: impl FnOnce() -> (R, Vec<Tensor>),
+    ) -> Result<(R, Vec<Tensor>), DistError> {
+        let mut held = REDUCER.lock().unwrap_or_else(|e| e.into_inner());
+        let reducer = match held.take() {
+            Some(r) if r.watches(params) => r,
+            _ => with(|g| g.reducer(params, OVERLAP_BUCKET_BYTES))
+                .ok_or_else(|| DistError("this process joined no process group".into()))??,
+        };
+        reducer.arm();
+        let (out, mut grads) = backward();
+        let done = reducer.finish(&mut grads);
+        *held = Some(reducer);
+        done.map(|()| (out, grads))
     }
 }
 
@@ -117,6 +147,23 @@ pub fn combine(tensors: &mut [Tensor], how: Combine) -> Result<(), RunError> {
     }
     let _ = (tensors, how);
     Ok(())
+}
+
+/// Runs `backward`, the pass that makes the gradients of `params` (in
+/// their order, returned beside its other results), with the gradients
+/// averaged across the ranks while the pass runs: each bucket's
+/// all-reduce starts as soon as its gradients are made (DDP's overlap;
+/// [`crate::nas::dist::Reducer`]). In one process, the pass alone.
+pub fn averaged_gradients<R>(
+    params: &[Tensor],
+    backward: impl FnOnce() -> (R, Vec<Tensor>),
+) -> Result<(R, Vec<Tensor>), RunError> {
+    #[cfg(feature = "dist")]
+    if group::joined() {
+        return group::averaged_during(params, backward).map_err(|e| RunError::PeerLost(e.0));
+    }
+    let _ = params;
+    Ok(backward())
 }
 
 /// Turns synchronised batch norm on for this process's training (see

@@ -666,13 +666,12 @@ fn data_parallel_step(
     // Each rank's loss is a mean over its shard; weighing the shards by
     // their size makes the average the global batch's mean gradient when
     // the batch does not split evenly.
-    let (loss, logits, grads) = trainer.scaled_gradients(x, y, drop, share);
-    let mut defined: Vec<Tensor> = grads
-        .iter()
-        .filter(|g| g.defined())
-        .map(Tensor::shallow_clone)
-        .collect();
-    parallel::combine(&mut defined, Combine::Average)?;
+    // The gradients are averaged across the ranks as the backward pass
+    // makes them (each bucket's all-reduce overlaps the rest of the pass).
+    let ((loss, logits), grads) = parallel::averaged_gradients(trainer.params(), || {
+        let (loss, logits, grads) = trainer.scaled_gradients(x, y, drop, share);
+        ((loss, logits), grads)
+    })?;
     trainer.apply(&grads, lr);
     Ok((loss, logits))
 }

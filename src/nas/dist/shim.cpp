@@ -28,6 +28,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -293,6 +294,125 @@ char* broken_error(Group* g) {
   return line.empty() ? nullptr : dup_line(line);
 }
 
+// Gradients averaged while the backward pass still runs, as DDP's reducer
+// does: a hook on each parameter counts its bucket's gradients as autograd
+// hands them over, and the bucket's all-reduce starts (asynchronously, on
+// the backend's own threads) as soon as its last one is there; `finish`
+// waits for them and copies the averages into the step's gradients.
+// Buckets take the parameters in reverse order, the order in which the
+// backward pass makes their gradients. A bucket that did not fill (a
+// parameter without a gradient in this pass) is reduced in `finish` from
+// the gradients it is given, in the same order on every rank, since every
+// rank runs the same graph.
+struct Reducer {
+  struct Bucket {
+    std::vector<size_t> members;
+    std::vector<at::Tensor> grads;
+    size_t ready = 0;
+    std::vector<at::Tensor> buffer;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+
+  Group* g = nullptr;
+  std::vector<at::Tensor> params;
+  std::vector<unsigned> hooks;
+  std::vector<size_t> bucket_of;
+  std::vector<Bucket> buckets;
+  std::mutex mutex;
+  bool armed = false;
+  // Buckets of the last pass whose all-reduce the hooks started.
+  size_t overlapped = 0;
+
+  // Parameter `i`'s gradient is final: the bucket's all-reduce starts
+  // when it is the last. Never throws (autograd would take the exception
+  // for the pass's): a failure breaks the group, and `finish` answers it.
+  void ready(size_t i, const at::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed || !grad.defined()) {
+      return;
+    }
+    Bucket& b = buckets[bucket_of[i]];
+    size_t slot = std::find(b.members.begin(), b.members.end(), i) - b.members.begin();
+    if (b.grads[slot].defined()) {
+      return;
+    }
+    b.grads[slot] = grad;
+    if (++b.ready < b.members.size() || !g->broken_line().empty()) {
+      return;
+    }
+    try {
+      at::NoGradGuard no_grad;
+      std::vector<at::Tensor> flat;
+      for (const at::Tensor& t : b.grads) {
+        flat.push_back(t.reshape({-1}));
+      }
+      b.buffer = {at::cat(flat)};
+      c10d::AllreduceOptions opts;
+      opts.reduceOp = c10d::ReduceOp::SUM;
+      opts.timeout = g->timeout;
+      b.work = g->pg->allreduce(b.buffer, opts);
+    } catch (const std::exception& e) {
+      failure(g, "all-reduce", e);
+    }
+  }
+
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (Bucket& b : buckets) {
+      b.grads.assign(b.members.size(), at::Tensor());
+      b.ready = 0;
+      b.buffer.clear();
+      b.work.reset();
+    }
+    armed = true;
+  }
+
+  // Waits for the started all-reduces, reduces the buckets that did not
+  // fill, and writes the averages into `grads` (aligned with the
+  // parameters; undefined ones stay undefined).
+  void finish(at::Tensor** grads, size_t n) {
+    std::lock_guard<std::mutex> lock(mutex);
+    armed = false;
+    at::NoGradGuard no_grad;
+    overlapped = 0;
+    for (Bucket& b : buckets) {
+      overlapped += b.work ? 1 : 0;
+      std::vector<size_t> members;
+      std::vector<at::Tensor> flat;
+      for (size_t i : b.members) {
+        if (i < n && grads[i]->defined()) {
+          members.push_back(i);
+          flat.push_back(grads[i]->reshape({-1}));
+        }
+      }
+      if (!b.work && !flat.empty()) {
+        std::string broken = g->broken_line();
+        if (!broken.empty()) {
+          throw std::runtime_error(broken);
+        }
+        b.buffer = {at::cat(flat)};
+        sum_in_place(g, b.buffer[0]);
+      } else if (b.work) {
+        wait(b.work);
+      } else {
+        continue;
+      }
+      at::Tensor& sum = b.buffer[0];
+      sum.div_(g->size);
+      int64_t offset = 0;
+      for (size_t i : members) {
+        int64_t numel = grads[i]->numel();
+        grads[i]->copy_(sum.narrow(0, offset, numel).view_as(*grads[i]));
+        offset += numel;
+      }
+      b.grads.clear();
+      b.buffer.clear();
+      b.work.reset();
+    }
+  }
+};
+
+
 } // namespace
 
 extern "C" {
@@ -411,6 +531,73 @@ char* ddsas_dist_sum_differentiable(void* group, at::Tensor* x, at::Tensor** out
     return dup_line(e.what());
   }
   return broken_error(g);
+}
+
+// A reducer of the `n` parameters `ps` (floating point, `bucket_bytes` a
+// bucket) at `*out`, its hooks on them until `ddsas_dist_reducer_drop`.
+char* ddsas_dist_reducer_new(void* group, at::Tensor** ps, size_t n, int64_t bucket_bytes, void** out) {
+  auto r = std::make_unique<Reducer>();
+  r->g = static_cast<Group*>(group);
+  r->bucket_of.assign(n, 0);
+  int64_t bytes = 0;
+  for (size_t k = n; k-- > 0;) {
+    const at::Tensor& p = *ps[k];
+    if (r->buckets.empty() ||
+        (bytes + (int64_t)p.nbytes() > bucket_bytes && !r->buckets.back().members.empty())) {
+      r->buckets.emplace_back();
+      bytes = 0;
+    }
+    r->buckets.back().members.push_back(k);
+    r->bucket_of[k] = r->buckets.size() - 1;
+    bytes += p.nbytes();
+  }
+  try {
+    Reducer* raw = r.get();
+    for (size_t k = 0; k < n; ++k) {
+      r->params.push_back(*ps[k]);
+      r->hooks.push_back(r->params.back().register_hook(
+          [raw, k](const at::Tensor& grad) { raw->ready(k, grad); }));
+    }
+  } catch (const std::exception& e) {
+    for (size_t k = 0; k < r->hooks.size(); ++k) {
+      r->params[k].remove_hook(r->hooks[k]);
+    }
+    return dup_line(std::string("the gradient hooks could not be set: ") + e.what());
+  }
+  *out = r.release();
+  return nullptr;
+}
+
+// Starts counting the gradients of the coming backward pass.
+void ddsas_dist_reducer_arm(void* reducer) {
+  static_cast<Reducer*>(reducer)->arm();
+}
+
+// After the backward pass: the gradients `grads` (aligned with the
+// parameters) averaged across the ranks, in place.
+char* ddsas_dist_reducer_finish(void* reducer, at::Tensor** grads, size_t n) {
+  auto* r = static_cast<Reducer*>(reducer);
+  try {
+    r->finish(grads, n);
+  } catch (const std::exception& e) {
+    return dup_line(failure(r->g, "all-reduce", e));
+  }
+  return broken_error(r->g);
+}
+
+// How many buckets of the last pass the hooks started during it.
+size_t ddsas_dist_reducer_overlapped(void* reducer) {
+  auto* r = static_cast<Reducer*>(reducer);
+  std::lock_guard<std::mutex> lock(r->mutex);
+  return r->overlapped;
+}
+
+void ddsas_dist_reducer_drop(void* reducer) {
+  auto* r = static_cast<Reducer*>(reducer);
+  for (size_t k = 0; k < r->hooks.size(); ++k) {
+    r->params[k].remove_hook(r->hooks[k]);
+  }
+  delete r;
 }
 
 } // extern "C"

@@ -87,6 +87,15 @@ fn two_ranks_broadcast_and_all_reduce_exactly() {
 }
 
 #[test]
+fn gradients_are_averaged_while_the_backward_pass_runs() {
+    let outputs = run_ranks("reducer", 2);
+    assert_ok(&outputs);
+    for o in &outputs {
+        assert!(stdout(o).contains("reducer: ok"), "{}", stdout(o));
+    }
+}
+
+#[test]
 fn a_rank_that_dies_is_named_within_the_timeout() {
     let start = Instant::now();
     let outputs = run_ranks("dies", 2);
@@ -126,6 +135,7 @@ fn rank_worker() {
         "exact" => exact(&pg),
         "dies" => dies(&pg),
         "bench" => bench(&pg),
+        "reducer" => reducer(&pg),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -163,6 +173,64 @@ fn exact(pg: &ProcessGroup) {
     assert!(halves[0].equal(&Tensor::full([4], 0.5, (Kind::Float, Device::Cpu))));
     pg.barrier().unwrap();
     println!("exact: ok");
+}
+
+/// A chain of three layers and a parameter the pass does not reach, in
+/// buckets of one parameter: the hooks start the reached ones during the
+/// pass, `finish` leaves the unreached one undefined, and every gradient
+/// is the mean of the ranks' (each rank's input is its rank + 1).
+fn reducer(pg: &ProcessGroup) {
+    let opts = (Kind::Float, Device::Cpu);
+    tch::manual_seed(3);
+    let params: Vec<Tensor> = [[4, 3], [3, 3], [3, 2], [2, 2]]
+        .iter()
+        .map(|s| Tensor::randn(*s, opts).set_requires_grad(true))
+        .collect();
+    let reducer = pg.reducer(&params, 1).unwrap();
+    assert!(reducer.watches(&params));
+    let pass = |scale: f64| {
+        let x = Tensor::ones([5, 4], opts) * scale;
+        let y = x
+            .matmul(&params[0])
+            .tanh()
+            .matmul(&params[1])
+            .tanh()
+            .matmul(&params[2]);
+        Tensor::run_backward(&[y.sum(Kind::Float)], &params, false, false)
+    };
+    let mine = pass(pg.rank() as f64 + 1.0);
+    let mean: Vec<Tensor> = pass(1.0)
+        .iter()
+        .zip(pass(2.0))
+        .map(|(a, b)| {
+            if a.defined() {
+                (a + b) / 2.0
+            } else {
+                Tensor::new()
+            }
+        })
+        .collect();
+    for _ in 0..2 {
+        reducer.arm();
+        let mut grads = pass(pg.rank() as f64 + 1.0);
+        reducer.finish(&mut grads).unwrap();
+        assert_eq!(
+            reducer.overlapped(),
+            3,
+            "three buckets filled during the pass"
+        );
+        assert!(!grads[3].defined());
+        for (g, m) in grads.iter().zip(&mean).take(3) {
+            assert!(g.allclose(m, 1e-6, 1e-6, false), "{g} vs {m}");
+        }
+    }
+    // Without arming, a pass starts nothing and `finish` reduces it all.
+    let mut grads = mine;
+    reducer.finish(&mut grads).unwrap();
+    assert_eq!(reducer.overlapped(), 0);
+    assert!(grads[0].allclose(&mean[0], 1e-6, 1e-6, false));
+    pg.barrier().unwrap();
+    println!("reducer: ok");
 }
 
 /// Rank 1 leaves abruptly after joining (as `kill -9` would); rank 0's
