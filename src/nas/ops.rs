@@ -244,7 +244,7 @@ impl DepthwisePointwise {
     }
 
     fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
-        let y = pointwise(&self.depthwise.forward(x_relu), &self.pointwise);
+        let y = self.depthwise.forward(x_relu).apply(&self.pointwise);
         self.bn.forward_t(&y, train)
     }
 }
@@ -347,22 +347,6 @@ impl Depthwise {
             .reshape([n, h, w, c])
             .permute([0, 3, 1, 2])
     }
-}
-
-/// The pointwise (1x1, stride 1, ungrouped, bias-free) conv of a
-/// separable block. On a channels-last input it is a plain matrix product
-/// of the `[N, H, W, C]` view with the `[C_out, C_in]` weight, and the
-/// result is channels-last again: MKL's GEMM beats oneDNN's 1x1 conv at
-/// few channels (mid benchmark config 5 % faster a step; no change at the
-/// paper config, BENCHMARKS.md).
-fn pointwise(x: &Tensor, conv: &nn::Conv2D) -> Tensor {
-    if !is_channels_last(x) {
-        return x.apply(conv);
-    }
-    let w = conv.ws.flatten(1, -1);
-    x.permute([0, 2, 3, 1])
-        .matmul(&w.tr())
-        .permute([0, 3, 1, 2])
 }
 
 /// `x` with channels-last strides (`[N, C, H, W]` logically, stored as
@@ -660,22 +644,6 @@ mod tests {
                 assert!(diff < 1e-5, "{what}: {diff}");
             }
         }
-    }
-
-    /// The matrix-product form of the pointwise conv is the conv, with
-    /// the channels-last layout kept.
-    #[test]
-    fn pointwise_as_matrix_product_equals_the_conv() {
-        tch::manual_seed(2);
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let pw = conv(vs.root(), 6, 6, 1, 1, 0, 1, 1);
-        let x = Tensor::randn([3, 6, 5, 4], (tch::Kind::Float, tch::Device::Cpu));
-        let want = x.apply(&pw);
-        let got = pointwise(&to_channels_last(&x), &pw);
-        assert!(is_channels_last(&got));
-        let diff = f64::try_from((&got - &want).abs().max()).unwrap();
-        assert!(diff < 1e-5, "{diff}");
-        assert!(pointwise(&x, &pw).is_contiguous());
     }
 
     #[test]
