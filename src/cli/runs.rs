@@ -410,30 +410,17 @@ fn summary_table(run: &RunCard, test_acc: String) -> Table {
     summary
 }
 
-/// The Slurm jobs of a `train --slurm` run, each with its state as
-/// squeue's `queue` answer lists it, or one line saying why squeue could
-/// not tell.
+/// The Slurm jobs of a run (`train --slurm`, or a sweep's training of
+/// several ranks), each with its state as squeue's `queue` answer lists
+/// it, or one line saying why squeue could not tell.
 fn slurm_jobs_text(
     jobs: &[String],
     queue: Result<Vec<QueuedTask>, crate::exec::slurm::ClientError>,
 ) -> String {
-    let tasks = match queue {
-        Ok(tasks) => tasks,
-        Err(e) => {
-            return format!(
-                "slurm job(s): {} (squeue cannot tell their state: {e})",
-                jobs.join(", ")
-            )
-        }
-    };
-    let each: Vec<String> = jobs
-        .iter()
-        .map(|job| match tasks.iter().find(|t| &t.job == job) {
-            Some(t) => format!("{job} {} {} {}", t.state, t.elapsed, t.where_or_why),
-            None => format!("{job} (ended: squeue no longer lists it)"),
-        })
-        .collect();
-    format!("slurm job(s): {}", each.join(", "))
+    format!(
+        "slurm job(s): {}",
+        crate::exec::slurm::squeue::jobs_text(jobs, queue)
+    )
 }
 
 /// The jobs of `jobs` that have not ended as `queue` (squeue) answers:

@@ -275,6 +275,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             evaluate: sweep.evaluate.clone(),
             leave_when_idle: false,
             failed_since: None,
+            hand_off: None,
         };
         let started = Instant::now();
         let outcome = orchestrate(&store, todo, &opts).await?;

@@ -12,6 +12,7 @@
 //! client pointed at a missing configuration retries for a minute, and
 //! `sweep status` must not hang on it.
 
+pub mod handoff;
 pub mod pull;
 pub mod script;
 pub mod squeue;
@@ -232,6 +233,14 @@ pub fn queue(job_ids: &[String]) -> Result<Vec<squeue::QueuedTask>, ClientError>
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether job `job` has ended for good (squeue lists it as ended, or
+/// no longer at all): what a run held for the job waits for before another
+/// worker may take it. `None` when squeue cannot tell.
+pub fn job_ended(job: &str) -> Option<bool> {
+    let tasks = queue(&[job.to_owned()]).ok()?;
+    Some(tasks.iter().all(squeue::QueuedTask::ended))
 }
 
 /// Cancels the given jobs (every task of each array) with one scancel.
