@@ -1008,14 +1008,16 @@ fn runs_cancel_scancels_a_train_runs_job_and_leaves_it_interrupted() {
     );
 }
 
-/// The batch output of a `train --slurm` job of run `run_id` in `dir`
-/// (relative to the test's folder).
+/// The batch output of `train --slurm`-made job `job` in `dir` (relative
+/// to the test's folder).
+#[cfg(feature = "dist")]
 fn job_output(env: &Env, dir: &str, job: &str) -> String {
     std::fs::read_to_string(env.path(&format!("{dir}/{job}.out"))).unwrap_or_default()
 }
 
 /// Waits until every task of `job` has ended; panics with `output()` when
 /// it does not within [`WAIT`].
+#[cfg(feature = "dist")]
 fn wait_for_job(job: &str, output: impl Fn() -> String) {
     let start = Instant::now();
     while !all_ended(job) {

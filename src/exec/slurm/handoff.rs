@@ -70,7 +70,7 @@ pub fn layout(ranks: u32, gpus: u32) -> Layout {
     }
     let per_node = (1..=gpus.min(ranks))
         .rev()
-        .find(|g| ranks % g == 0)
+        .find(|g| ranks.is_multiple_of(*g))
         .unwrap_or(1);
     Layout {
         nodes: ranks / per_node,
