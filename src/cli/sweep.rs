@@ -527,12 +527,11 @@ fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
             "sweep {} cancelled: its orchestrators launch nothing more and stop their workers within a few seconds; the runs keep their checkpoints and `ddsas sweep run` resumes them",
             args.name
         );
-        let jobs: Vec<String> = store
-            .slurm_jobs(&args.name)
-            .await?
-            .into_iter()
-            .map(|j| j.job_id)
-            .collect();
+        // The array's jobs, then those its pull workers submitted for the
+        // trainings of several ranks.
+        let mut jobs = store.slurm_jobs(&args.name).await?;
+        jobs.extend(store.sweep_run_slurm_jobs(&args.name).await?);
+        let jobs: Vec<String> = jobs.into_iter().map(|j| j.job_id).collect();
         store.close().await;
         anyhow::Ok(jobs)
     })?;

@@ -569,17 +569,24 @@ impl Orchestrator<'_> {
     }
 
     /// Leaves the claimed `run` to Slurm job `job` (its script at
-    /// `script`): recorded with the run, the run held as `slurm:<job>`.
+    /// `script`, submitted held): records the job with the run, holds the
+    /// run as `slurm:<job>`, then lets the job start, so that its rank 0
+    /// finds the run held for it. A job whose run could not be held is
+    /// cancelled instead: it would only fail to claim it.
     async fn held_by_job(
         &mut self,
         run: &SweepRun,
         job: &str,
         script: &Path,
     ) -> Result<(), ExecError> {
-        let id = run.run_id;
-        self.store
+        let (id, label) = (run.run_id, &run.label);
+        let recorded = self
+            .store
             .record_run_slurm_job(job, id, i64::from(run.ranks), &script.display().to_string())
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            self.ui.line(format!("run {id} ({label}): Slurm job {job} is not recorded with the run ({e}); `runs show` will not name it: follow it with `squeue --jobs={job}`"));
+        }
         let claim = Claim {
             owner: Owner::SlurmJob {
                 job: job.to_owned(),
@@ -598,12 +605,18 @@ impl Orchestrator<'_> {
             .store
             .take_over_run(id, &claim, Some(&self.owner), Some(pid))
             .await?;
-        if held {
-            self.outcome.handed_off += 1;
+        if !held {
+            let _ = crate::exec::slurm::cancel(&[job.to_owned()]);
+            self.ui.line(format!("run {id} ({label}): another owner took it before its Slurm job {job} started; cancelled the job"));
+            return Ok(());
+        }
+        self.outcome.handed_off += 1;
+        let released = self.opts.hand_off.as_ref().map(|hand| hand.release(job));
+        if let Some(Err(message)) = released {
+            self.ui.line(format!("run {id} ({label}): {message}"));
         }
         self.ui.line(format!(
-            "run {id} ({}): trains in {} ranks in Slurm job {job} of its own (script {}); follow it with `ddsas runs show {id}`",
-            run.label,
+            "run {id} ({label}): trains in {} ranks in Slurm job {job} of its own (script {}); follow it with `ddsas runs show {id}`",
             run.ranks,
             script.display()
         ));

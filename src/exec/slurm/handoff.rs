@@ -126,8 +126,8 @@ impl HandOff {
     }
 
     /// Writes the run's config and its batch script and submits the
-    /// script; returns the job id and the script's path, or a one-line
-    /// reason.
+    /// script held ([`HandOff::release`] lets it start); returns the job id
+    /// and the script's path, or a one-line reason.
     pub fn submit(
         &self,
         run: &RunRow,
@@ -142,9 +142,18 @@ impl HandOff {
                 script.script_dir.display()
             )
         })?;
-        let job = super::submit(&path)
+        let job = super::submit_held(&path)
             .map_err(|e| format!("cannot submit {} to Slurm: {e}", path.display()))?;
         Ok((job, path))
+    }
+
+    /// Lets the job submitted by [`HandOff::submit`] start, once the run is
+    /// held for it (its rank 0 could not take it over before), or a
+    /// one-line reason.
+    pub fn release(&self, job: &str) -> Result<(), String> {
+        super::release(job).map_err(|e| {
+            format!("cannot release Slurm job {job}, submitted held ({e}): run `scontrol release {job}`")
+        })
     }
 
     fn run_dir(&self, run_id: i64) -> PathBuf {

@@ -196,7 +196,28 @@ pub fn run_client(
 
 /// Submits a batch script with `sbatch --parsable`; returns the job id.
 pub fn submit(script: &std::path::Path) -> Result<String, SubmitError> {
-    let args = vec!["--parsable".to_owned(), script.display().to_string()];
+    sbatch(script, false)
+}
+
+/// Submits a batch script held (`sbatch --hold`: it does not start until
+/// [`release`]), so that what must happen before it starts (a run handed
+/// to it) happens first; returns the job id.
+pub fn submit_held(script: &std::path::Path) -> Result<String, SubmitError> {
+    sbatch(script, true)
+}
+
+/// Lets a job submitted with [`submit_held`] start (`scontrol release`).
+pub fn release(job: &str) -> Result<(), ClientError> {
+    let args = vec!["release".to_owned(), job.to_owned()];
+    run_client("scontrol", &args, CLIENT_TIMEOUT).map(|_| ())
+}
+
+fn sbatch(script: &std::path::Path, held: bool) -> Result<String, SubmitError> {
+    let mut args = vec!["--parsable".to_owned()];
+    if held {
+        args.push("--hold".to_owned());
+    }
+    args.push(script.display().to_string());
     let out = run_client("sbatch", &args, CLIENT_TIMEOUT)?;
     parse_job_id(&out).ok_or_else(|| SubmitError::NoJobId {
         script: script.display().to_string(),
