@@ -1208,3 +1208,92 @@ fn a_train_job_warned_of_its_time_limit_requeues_and_finishes_once() {
         "the requeue is the same job"
     );
 }
+
+/// A sweep's two-rank training whose Slurm job is cancelled while its
+/// ranks are held in the second epoch: the ranks stop at the step, rank 0
+/// checkpoints it and leaves the run `interrupted`; `sweep submit` again
+/// starts a pull worker that hands the run to a new job, which resumes at
+/// that step: the run ends done on its second attempt with each epoch
+/// recorded once, both jobs recorded with it.
+#[cfg(feature = "dist")]
+#[test]
+fn a_cancelled_training_job_is_handed_on_and_resumes_at_its_step() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let file = env.sweep(
+        "dpc",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 3, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    // The search (2 steps) never gets to global step 8, the training's
+    // third step of its second epoch.
+    let hold = env.hold(8);
+    let first = submit(&env, &file, &["--workers=1"], Some(&hold));
+    let held = env.path("hold.held");
+    wait_until("the training's ranks to reach the hold", || held.exists());
+    let train_job = |n: usize| -> String {
+        let rows = env.query(
+            "SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL ORDER BY submitted_at, job_id",
+        );
+        rows.get(n)
+            .and_then(|r| r[0].as_str())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let cancelled = Submitted { job: train_job(0) };
+    slurm("scancel", &[&cancelled.job]);
+    wait_until("the cancelled job to end", || all_ended(&cancelled.job));
+    assert_eq!(
+        env.query("SELECT status, epochs_done FROM runs WHERE method = 'train'"),
+        vec![vec![serde_json::json!("interrupted"), serde_json::json!(1)]]
+    );
+    hold.release();
+    wait_until_ended(&env, "dpc", &first, 1);
+    let again = on_cluster(
+        &env,
+        &[
+            "sweep",
+            "submit",
+            file.to_str().unwrap(),
+            "--slurm",
+            "--cpus-per-task=1",
+            "--threads=1",
+            "--workers=1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let _second_array = Submitted {
+        job: env.query("SELECT job_id FROM slurm_jobs WHERE sweep IS NOT NULL ORDER BY submitted_at DESC, job_id DESC")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    wait_until("a second training job", || !train_job(1).is_empty());
+    let resumed = Submitted { job: train_job(1) };
+    let run_id = env.scalar("SELECT id FROM runs WHERE method = 'train'");
+    let dir = format!("slurm/dpc/train-{run_id}");
+    wait_for_job(&resumed.job, || job_output(&env, &dir, &resumed.job));
+    let said = job_output(&env, &dir, &resumed.job);
+    assert!(said.contains("resuming at step"), "{said}");
+    assert_eq!(
+        env.query(
+            "SELECT status, attempts, epochs_done, world_size FROM runs WHERE method = 'train'"
+        ),
+        vec![vec![
+            serde_json::json!("done"),
+            serde_json::json!(2),
+            serde_json::json!(3),
+            serde_json::json!(2)
+        ]],
+        "{said}"
+    );
+    assert_eq!(
+        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
+        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
+        "each epoch recorded once:\n{said}"
+    );
+}

@@ -81,7 +81,7 @@ pub fn layout(ranks: u32, gpus: u32) -> Layout {
 
 impl HandOff {
     /// The batch script of run `run_id` on `ranks` ranks talking over `backend`:
-    /// each rank runs `ddsas train --config` on the run's stored config
+    /// each rank runs `ddsas train --resume --config` on the run's stored config
     /// (written beside the script by [`HandOff::submit`]), which resolves to
     /// the run's own fingerprint, so rank 0 records into this run.
     pub fn script(&self, run_id: i64, ranks: u32, backend: DistBackend) -> TrainScript {
@@ -90,7 +90,10 @@ impl HandOff {
         let mut rank_command = vec![
             self.exe.display().to_string(),
             "train".to_owned(),
-            "--quiet".to_owned(),
+            // From its last checkpoint when an earlier job or worker left
+            // one (without, `train` would start it afresh); none: from
+            // the start.
+            "--resume".to_owned(),
             "--config".to_owned(),
             config_path(&dir).display().to_string(),
             "--device".to_owned(),
@@ -232,7 +235,7 @@ mod tests {
         for part in [
             "#SBATCH --partition=cpu",
             "#SBATCH --requeue",
-            "srun --ntasks=2 --ntasks-per-node=2 --cpus-per-task=2 /opt/ddsas train --quiet --config /exp/slurm/s/train-5/config.json --device cpu --set dist_backend=gloo",
+            "srun --ntasks=2 --ntasks-per-node=2 --cpus-per-task=2 /opt/ddsas train --resume --config /exp/slurm/s/train-5/config.json --device cpu --set dist_backend=gloo",
         ] {
             assert!(text.contains(part), "no {part:?} in\n{text}");
         }
