@@ -52,6 +52,9 @@ use crate::store::{
 const TICK: Duration = Duration::from_millis(500);
 /// How often it checks `sweeps.cancelled`.
 const CANCEL_CHECK: Duration = Duration::from_secs(1);
+/// How often a pull worker asks squeue whether the job a run is held for
+/// (`slurm:<job>`) has ended: not every tick, to spare the controller.
+const JOB_CHECK: Duration = Duration::from_secs(30);
 /// Lines of a worker's log shown when its run fails.
 const LOG_TAIL_LINES: usize = 12;
 
@@ -238,6 +241,7 @@ pub async fn orchestrate(
         active: vec![None; opts.slots.len()],
         retries: HashMap::new(),
         elsewhere: HashSet::new(),
+        job_checks: HashMap::new(),
         children: JoinSet::new(),
         outcome: Outcome::default(),
         ui: Ui::new(opts.live, total),
@@ -280,6 +284,9 @@ struct Orchestrator<'a> {
     active: Vec<Option<Active>>,
     retries: HashMap<i64, u32>,
     elsewhere: HashSet<i64>,
+    /// When a run held for a Slurm job was last looked at (squeue is asked
+    /// whether the job ended at most every [`JOB_CHECK`]).
+    job_checks: HashMap<i64, Instant>,
     children: JoinSet<(usize, std::io::Result<ExitStatus>)>,
     outcome: Outcome,
     ui: Ui,
@@ -444,6 +451,7 @@ impl Orchestrator<'_> {
     /// slots at once; while they are not free, the runs after it may take
     /// the free ones (it starts once enough are free together).
     async fn fill(&mut self) -> Result<(), ExecError> {
+        self.hand_off_all().await?;
         let mut free = self.free_slots();
         if free.is_empty() {
             return Ok(());
@@ -451,10 +459,8 @@ impl Orchestrator<'_> {
         let mut i = 0;
         while i < self.pending.len() {
             let run = self.pending[i].clone();
-            if run.ranks > 1 && self.opts.hand_off.is_some() {
-                if !self.hand_off(i, &run).await? {
-                    i += 1;
-                }
+            if self.handed_off(&run) {
+                i += 1;
                 continue;
             }
             if self.never_fits(i, &run) {
@@ -494,6 +500,26 @@ impl Orchestrator<'_> {
         Ok(())
     }
 
+    /// Whether `run` goes to a Slurm job of its own rather than to slots
+    /// here (a training of several ranks, in a pull worker).
+    fn handed_off(&self, run: &SweepRun) -> bool {
+        run.ranks > 1 && self.opts.hand_off.is_some()
+    }
+
+    /// Hands every pending training that goes to a job of its own to one,
+    /// free slots or not: it needs none here, and should not wait behind
+    /// this task's runs.
+    async fn hand_off_all(&mut self) -> Result<(), ExecError> {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let run = self.pending[i].clone();
+            if !self.handed_off(&run) || !self.hand_off(i, &run).await? {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Hands pending training `i` (`run`, of several ranks) to a Slurm job
     /// of its own when no live owner holds it: claims it, submits the job,
     /// records it with the run and leaves the run held for it (owner
@@ -506,6 +532,10 @@ impl Orchestrator<'_> {
         };
         if self.ended_elsewhere(i, run, &row) {
             return Ok(true);
+        }
+        if self.job_checked_lately(&row) {
+            self.elsewhere.insert(run.run_id);
+            return Ok(false);
         }
         let mine = self.claim_for_job(run, &row).await?;
         if !mine {
@@ -541,6 +571,27 @@ impl Orchestrator<'_> {
             }
         }
         Ok(true)
+    }
+
+    /// Whether `row` is held for a Slurm job whose end was looked for less
+    /// than [`JOB_CHECK`] ago; otherwise notes that it is looked for now.
+    fn job_checked_lately(&mut self, row: &RunRow) -> bool {
+        let held_for_job = row.status == RunStatus::Running
+            && matches!(
+                row.owner.as_deref().and_then(Owner::parse),
+                Some(Owner::SlurmJob { .. })
+            );
+        if !held_for_job {
+            return false;
+        }
+        let now = Instant::now();
+        match self.job_checks.get(&row.id) {
+            Some(&at) if now.duration_since(at) < JOB_CHECK => true,
+            _ => {
+                self.job_checks.insert(row.id, now);
+                false
+            }
+        }
     }
 
     /// Claims a training for the job this orchestrator is about to submit
@@ -763,8 +814,11 @@ impl Orchestrator<'_> {
             }
             Some(Owner::Orchestrator { .. }) => stale,
             // Held for a job that may wait in the queue for hours: gone
-            // once Slurm says the job ended without its rank 0 taking it.
-            Some(Owner::SlurmJob { job }) => crate::exec::slurm::job_ended(&job) == Some(true),
+            // once Slurm says the job ended without its rank 0 taking it
+            // (asked only once the hold is older than --stale-after).
+            Some(Owner::SlurmJob { job }) => {
+                stale && crate::exec::slurm::job_ended(&job) == Some(true)
+            }
             _ => stale && !worker_alive,
         }
     }

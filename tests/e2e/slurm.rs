@@ -1297,3 +1297,62 @@ fn a_cancelled_training_job_is_handed_on_and_resumes_at_its_step() {
         "each epoch recorded once:\n{said}"
     );
 }
+
+/// `runs cancel` of a sweep's training whose job of its own has not
+/// started (it waits for the CPUs the pull task holds while that task's
+/// second search is held): the job is cancelled and the run, held for it,
+/// is put back to `interrupted` at once, for the next pull worker or
+/// `train --resume` to take.
+#[cfg(feature = "dist")]
+#[test]
+fn runs_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let file = env.sweep(
+        "dpp",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         grid: {seed: [0, 1]}\n\
+         evaluate: {epochs: 2, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    // The second search waits before its second step: the pull task keeps
+    // one of the node's two CPUs, and the training's two ranks wait.
+    let hold = env.hold_seeds(1, &[1]);
+    let _array = submit(&env, &file, &["--workers=1"], Some(&hold));
+    wait_until("the training handed to a job", || {
+        env.try_query("SELECT count(*) FROM runs WHERE method = 'train' AND owner LIKE 'slurm:%'")
+            .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
+    });
+    let job = Submitted {
+        job: env.query("SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    assert_eq!(
+        task_states(&job.job),
+        [(job.job.clone(), "PENDING".to_owned())]
+    );
+    let run_id = env
+        .scalar("SELECT id FROM runs WHERE method = 'train'")
+        .to_string();
+    let cancel = on_cluster(&env, &["runs", "cancel", &run_id])
+        .output()
+        .unwrap();
+    assert!(cancel.status.success(), "{}", text(&cancel));
+    assert!(
+        text(&cancel).contains("its job had not started; the run is `interrupted` now"),
+        "{}",
+        text(&cancel)
+    );
+    assert_eq!(
+        env.query("SELECT status, owner, error FROM runs WHERE method = 'train'"),
+        vec![vec![
+            serde_json::json!("interrupted"),
+            serde_json::json!(format!("slurm:{}", job.job)),
+            serde_json::json!("its Slurm job was cancelled before it started")
+        ]]
+    );
+    wait_until("the cancelled job to end", || all_ended(&job.job));
+}
