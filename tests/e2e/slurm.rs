@@ -1298,14 +1298,41 @@ fn a_cancelled_training_job_is_handed_on_and_resumes_at_its_step() {
     );
 }
 
-/// `runs cancel` of a sweep's training whose job of its own has not
-/// started (it waits for the CPUs the pull task holds while that task's
-/// second search is held): the job is cancelled and the run, held for it,
-/// is put back to `interrupted` at once, for the next pull worker or
-/// `train --resume` to take.
+/// `runs cancel` (or `sweep cancel`) of a sweep's training whose job of
+/// its own has not started (it waits for the CPUs the pull task holds while
+/// that task's second search is held): the job is cancelled and the run,
+/// held for it, is put back to `interrupted` at once, for the next pull
+/// worker or `train --resume` to take.
 #[cfg(feature = "dist")]
 #[test]
 fn runs_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
+    pending_training_cancelled(|env, run_id| {
+        let out = on_cluster(env, &["runs", "cancel", &run_id.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    });
+}
+
+/// [`runs_cancel_of_a_pending_training_job_leaves_its_run_interrupted`]
+/// by `sweep cancel`, which scancels the array and the trainings' jobs.
+#[cfg(feature = "dist")]
+#[test]
+fn sweep_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
+    pending_training_cancelled(|env, _| {
+        let out = on_cluster(env, &["sweep", "cancel", "dpp"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    });
+}
+
+/// A sweep whose handed-off training waits in the queue, cancelled by
+/// `cancel` (given the train run's id; returns what it said).
+#[cfg(feature = "dist")]
+fn pending_training_cancelled(cancel: impl Fn(&Env, i64) -> String) {
     let _heavy = heavy();
     let Some(env) = cluster_env() else {
         return;
@@ -1334,17 +1361,13 @@ fn runs_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
         task_states(&job.job),
         [(job.job.clone(), "PENDING".to_owned())]
     );
-    let run_id = env
-        .scalar("SELECT id FROM runs WHERE method = 'train'")
-        .to_string();
-    let cancel = on_cluster(&env, &["runs", "cancel", &run_id])
-        .output()
-        .unwrap();
-    assert!(cancel.status.success(), "{}", text(&cancel));
+    let said = cancel(
+        &env,
+        env.scalar("SELECT id FROM runs WHERE method = 'train'"),
+    );
     assert!(
-        text(&cancel).contains("its job had not started; the run is `interrupted` now"),
-        "{}",
-        text(&cancel)
+        said.contains("had not started; the run is `interrupted` now"),
+        "{said}"
     );
     assert_eq!(
         env.query("SELECT status, owner, error FROM runs WHERE method = 'train'"),
