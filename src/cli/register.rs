@@ -55,6 +55,7 @@ pub(crate) async fn register(
                 label: run.label(&sweep.columns),
                 epochs: run.cfg.config().epochs,
                 ranks: 1,
+                backend: crate::config::train::DistBackend::Auto,
             });
         }
     }

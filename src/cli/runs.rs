@@ -143,7 +143,12 @@ impl RunsCmd {
             RunsCmd::Compare(args) => {
                 rt.block_on(compare(&mut args.db.open_read_only(rt)?, args))?
             }
-            RunsCmd::Cancel(args) => rt.block_on(cancel(&mut args.db.open_read_only(rt)?, args))?,
+            RunsCmd::Cancel(args) => {
+                let held = rt.block_on(cancel(&mut args.db.open_read_only(rt)?, &args))?;
+                if let Some(owner) = held {
+                    release_held(rt, &args, &owner)?;
+                }
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -410,30 +415,17 @@ fn summary_table(run: &RunCard, test_acc: String) -> Table {
     summary
 }
 
-/// The Slurm jobs of a `train --slurm` run, each with its state as
-/// squeue's `queue` answer lists it, or one line saying why squeue could
-/// not tell.
+/// The Slurm jobs of a run (`train --slurm`, or a sweep's training of
+/// several ranks), each with its state as squeue's `queue` answer lists
+/// it, or one line saying why squeue could not tell.
 fn slurm_jobs_text(
     jobs: &[String],
     queue: Result<Vec<QueuedTask>, crate::exec::slurm::ClientError>,
 ) -> String {
-    let tasks = match queue {
-        Ok(tasks) => tasks,
-        Err(e) => {
-            return format!(
-                "slurm job(s): {} (squeue cannot tell their state: {e})",
-                jobs.join(", ")
-            )
-        }
-    };
-    let each: Vec<String> = jobs
-        .iter()
-        .map(|job| match tasks.iter().find(|t| &t.job == job) {
-            Some(t) => format!("{job} {} {} {}", t.state, t.elapsed, t.where_or_why),
-            None => format!("{job} (ended: squeue no longer lists it)"),
-        })
-        .collect();
-    format!("slurm job(s): {}", each.join(", "))
+    format!(
+        "slurm job(s): {}",
+        crate::exec::slurm::squeue::jobs_text(jobs, queue)
+    )
 }
 
 /// The jobs of `jobs` that have not ended as `queue` (squeue) answers:
@@ -452,8 +444,10 @@ fn live_jobs(
 }
 
 /// scancels the Slurm jobs recorded for run `args.id`; a run with none is
-/// told apart from one that does not exist.
-async fn cancel(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
+/// told apart from one that does not exist. Returns the run's owner when
+/// it is held for one of the cancelled jobs (`slurm:<job>`: a job that
+/// had not started, whose rank 0 never took the run), to be released.
+async fn cancel(db: &mut ReadOnlyDb, args: &ShowArgs) -> anyhow::Result<Option<String>> {
     let id = args.id;
     let Some(run) = db.run_card(id).await? else {
         bail!(
@@ -464,14 +458,14 @@ async fn cancel(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     let jobs = db.run_slurm_job_ids(id).await?;
     if jobs.is_empty() {
         bail!(
-            "run {id} has no Slurm job recorded (only `ddsas train --slurm` records one; a sweep's jobs stop with `ddsas sweep cancel NAME`); a run on this machine stops with Ctrl-C or `kill {}` of its process",
+            "run {id} has no Slurm job recorded (`ddsas train --slurm` and a sweep's trainings of several ranks record one; a sweep's jobs stop with `ddsas sweep cancel NAME`); a run on this machine stops with Ctrl-C or `kill {}` of its process",
             run.row.pid.map_or("PID".to_owned(), |p| p.to_string())
         );
     }
     let jobs = live_jobs(jobs, crate::exec::slurm::queue);
     if jobs.is_empty() {
         crate::outln!("run {id}: its Slurm job(s) have ended (squeue lists none of them as pending or running); nothing to cancel");
-        return Ok(());
+        return Ok(None);
     }
     crate::exec::slurm::cancel(&jobs)
         .with_context(|| format!("scancel {} (the Slurm job(s) of run {id})", jobs.join(" ")))?;
@@ -479,6 +473,27 @@ async fn cancel(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
         "scancel {}: run {id}'s ranks stop at the next step, leaving it `interrupted` with its checkpoint; the same `ddsas train ... --slurm` plus --resume submits the rest",
         jobs.join(" ")
     );
+    let held_for =
+        |job: &String| crate::exec::process::Owner::SlurmJob { job: job.clone() }.to_string();
+    Ok(run.row.owner.filter(|owner| {
+        run.row.status == RunStatus::Running && jobs.iter().any(|j| &held_for(j) == owner)
+    }))
+}
+
+/// Puts run `args.id`, held by `owner` for a job cancelled before it
+/// started, back to `interrupted` (no rank of that job will), so that the
+/// next `train --slurm --resume` or pull worker takes it at once.
+fn release_held(rt: &Runtime, args: &ShowArgs, owner: &str) -> anyhow::Result<()> {
+    let store = args.db.open(rt)?;
+    let message = "its Slurm job was cancelled before it started";
+    let released = rt.block_on(store.release_run(args.id, owner, Some(message)));
+    rt.block_on(store.close());
+    if released? {
+        crate::outln!(
+            "run {}: its job had not started; the run is `interrupted` now",
+            args.id
+        );
+    }
     Ok(())
 }
 

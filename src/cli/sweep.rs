@@ -20,7 +20,8 @@ use crate::cli::runs::{config_map, config_text, differing_keys};
 use crate::cli::{DbArgs, FaultArgs, EXIT_INTERRUPTED};
 use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
 use crate::exec::slots::{self, GpuChoice, RunsPerGpu, SlotRequest};
-use crate::store::{KnownRun, RunStatus, SweepHeader, SweepRunProgress};
+use crate::store::slurm::SlurmJob;
+use crate::store::{KnownRun, RunStatus, Store, SweepHeader, SweepRunProgress};
 use crate::sweep::Sweep;
 
 /// Sweep commands.
@@ -275,6 +276,7 @@ fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<ExitCode> {
             evaluate: sweep.evaluate.clone(),
             leave_when_idle: false,
             failed_since: None,
+            hand_off: None,
         };
         let started = Instant::now();
         let outcome = orchestrate(&store, todo, &opts).await?;
@@ -512,7 +514,7 @@ fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
         bail!("database {} does not exist", args.db.db.display());
     }
     let store = args.db.open(rt)?;
-    let jobs = rt.block_on(async {
+    rt.block_on(async {
         if !store.cancel_sweep(&args.name).await? {
             let names: Vec<String> = store.sweeps().await?.into_iter().map(|s| s.name).collect();
             bail!(
@@ -526,27 +528,59 @@ fn cancel(rt: &Runtime, args: NameArgs) -> anyhow::Result<ExitCode> {
             "sweep {} cancelled: its orchestrators launch nothing more and stop their workers within a few seconds; the runs keep their checkpoints and `ddsas sweep run` resumes them",
             args.name
         );
+        // The array's jobs, then those its pull workers submitted for the
+        // trainings of several ranks.
+        let trainings = store.sweep_run_slurm_jobs(&args.name).await?;
         let jobs: Vec<String> = store
             .slurm_jobs(&args.name)
             .await?
             .into_iter()
+            .chain(trainings.iter().cloned())
             .map(|j| j.job_id)
             .collect();
+        if cancel_slurm_jobs(&args.name, &jobs) {
+            release_held(&store, &trainings).await?;
+        }
         store.close().await;
-        anyhow::Ok(jobs)
+        anyhow::Ok(())
     })?;
-    cancel_slurm_jobs(&args.name, &jobs);
     Ok(ExitCode::SUCCESS)
 }
 
-/// scancels the sweep's jobs. Not fatal when it fails: the sweep is marked
-/// cancelled, so its tasks stop by themselves within seconds, and tasks
-/// that start later leave at once.
-fn cancel_slurm_jobs(sweep: &str, jobs: &[String]) {
-    if jobs.is_empty() {
-        return;
+/// Puts the runs still held for the cancelled training jobs `trainings`
+/// (jobs that had not started, or were waiting for their requeue: no rank
+/// of theirs will) back to `interrupted`, so that `sweep submit` again
+/// hands them on at once.
+async fn release_held(store: &Store, trainings: &[SlurmJob]) -> anyhow::Result<()> {
+    for job in trainings {
+        let Some(run) = job.run_id else {
+            continue;
+        };
+        let owner = crate::exec::process::Owner::SlurmJob {
+            job: job.job_id.clone(),
+        }
+        .to_string();
+        let message = "its Slurm job was cancelled before it started";
+        if store.release_run(run, &owner, Some(message)).await? {
+            crate::outln!(
+                "run {run}: its job {} had not started; the run is `interrupted` now",
+                job.job_id
+            );
+        }
     }
-    match crate::exec::slurm::cancel(jobs) {
+    Ok(())
+}
+
+/// scancels the sweep's jobs; whether scancel did. Not fatal when it
+/// fails: the sweep is marked cancelled, so its tasks stop by themselves
+/// within seconds, and tasks that start later leave at once.
+fn cancel_slurm_jobs(sweep: &str, jobs: &[String]) -> bool {
+    if jobs.is_empty() {
+        return false;
+    }
+    let cancelled = crate::exec::slurm::cancel(jobs);
+    let done = cancelled.is_ok();
+    match cancelled {
         Ok(()) => crate::outln!(
             "scancel {}: the tasks stop their runs at the next step (interrupted, checkpoints kept), pending tasks never start; done runs stay done; `ddsas sweep submit` of its file resumes sweep {sweep}",
             jobs.join(" ")
@@ -556,4 +590,5 @@ fn cancel_slurm_jobs(sweep: &str, jobs: &[String]) {
             jobs.join(" ")
         ),
     }
+    done
 }

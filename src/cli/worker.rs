@@ -53,6 +53,15 @@ pub struct WorkerCmd {
     /// cuda, rank r trains on the r-th GPU of CUDA_VISIBLE_DEVICES.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "run_id", value_parser = clap::value_parser!(u32).range(1..))]
     nproc: u32,
+    /// The collectives of those ranks (`auto`, `gloo`, `nccl`): the
+    /// entry's `dist_backend`, which the stored config leaves out.
+    #[arg(
+        long,
+        value_name = "BACKEND",
+        default_value = "auto",
+        requires = "run_id"
+    )]
+    dist_backend: crate::config::train::DistBackend,
     /// Pull mode: concurrent runs per GPU Slurm gave the task.
     #[arg(long, requires = "sweep")]
     runs_per_gpu: Option<usize>,

@@ -149,6 +149,19 @@ impl DistBackend {
     }
 }
 
+/// A backend by its name (`auto`, `gloo`, `nccl`), as `ddsas worker
+/// --dist-backend` takes it from the orchestrator.
+impl std::str::FromStr for DistBackend {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [DistBackend::Auto, DistBackend::Gloo, DistBackend::Nccl]
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| format!("unknown backend {name:?}: use auto, gloo or nccl"))
+    }
+}
+
 /// The values a dataset gives the keys its user left unset.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Recipe {

@@ -75,6 +75,7 @@ async fn evaluation(
                 label: train_label(search.id, &cfg, plan, seed),
                 epochs: cfg.config().epochs(),
                 ranks: plan.nproc,
+                backend: plan.config.dist_backend,
             });
         }
     }

@@ -42,6 +42,7 @@ use super::process::{hostname, pid_alive, Owner, StopSignals};
 use super::slots::{most_ranks, pick_slots};
 use super::sweep_run::SweepRun;
 use super::{chain_text, ExecError, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_SEARCH_FAILED};
+use crate::config::train::DistBackend;
 use crate::store::{
     Claim, DbLocation, Ranks, RunKind, RunRow, RunStatus, Store, StoreError, BUSY_TIMEOUT,
 };
@@ -51,6 +52,9 @@ use crate::store::{
 const TICK: Duration = Duration::from_millis(500);
 /// How often it checks `sweeps.cancelled`.
 const CANCEL_CHECK: Duration = Duration::from_secs(1);
+/// How often a pull worker asks squeue whether the job a run is held for
+/// (`slurm:<job>`) has ended: not every tick, to spare the controller.
+const JOB_CHECK: Duration = Duration::from_secs(30);
 /// Lines of a worker's log shown when its run fails.
 const LOG_TAIL_LINES: usize = 12;
 
@@ -126,6 +130,10 @@ pub struct Options {
     /// pull workers of one Slurm submission pass its submission time, so
     /// that a run that failed in one task is not retried by every later one.
     pub failed_since: Option<f64>,
+    /// Set in a pull worker of `sweep submit --slurm`: a training of
+    /// several ranks is not trained in this task's slots but handed to a
+    /// Slurm job of its own (`exec::slurm::handoff`).
+    pub hand_off: Option<crate::exec::slurm::handoff::HandOff>,
 }
 
 /// Why an orchestrator stopped before every run finished.
@@ -204,6 +212,8 @@ pub struct Outcome {
     /// Runs held by other live owners when the session ended (with
     /// [`Options::leave_when_idle`]: left to them).
     pub held_elsewhere: usize,
+    /// Trainings handed to Slurm jobs of their own ([`Options::hand_off`]).
+    pub handed_off: usize,
 }
 
 /// Runs every run of `runs` that is not done (from any sweep); returns when
@@ -231,6 +241,7 @@ pub async fn orchestrate(
         active: vec![None; opts.slots.len()],
         retries: HashMap::new(),
         elsewhere: HashSet::new(),
+        job_checks: HashMap::new(),
         children: JoinSet::new(),
         outcome: Outcome::default(),
         ui: Ui::new(opts.live, total),
@@ -273,6 +284,9 @@ struct Orchestrator<'a> {
     active: Vec<Option<Active>>,
     retries: HashMap<i64, u32>,
     elsewhere: HashSet<i64>,
+    /// When a run held for a Slurm job was last looked at (squeue is asked
+    /// whether the job ended at most every [`JOB_CHECK`]).
+    job_checks: HashMap<i64, Instant>,
     children: JoinSet<(usize, std::io::Result<ExitStatus>)>,
     outcome: Outcome,
     ui: Ui,
@@ -437,6 +451,7 @@ impl Orchestrator<'_> {
     /// slots at once; while they are not free, the runs after it may take
     /// the free ones (it starts once enough are free together).
     async fn fill(&mut self) -> Result<(), ExecError> {
+        self.hand_off_all().await?;
         let mut free = self.free_slots();
         if free.is_empty() {
             return Ok(());
@@ -444,6 +459,10 @@ impl Orchestrator<'_> {
         let mut i = 0;
         while i < self.pending.len() {
             let run = self.pending[i].clone();
+            if self.handed_off(&run) {
+                i += 1;
+                continue;
+            }
             if self.never_fits(i, &run) {
                 continue;
             }
@@ -478,6 +497,180 @@ impl Orchestrator<'_> {
                 i += 1;
             }
         }
+        Ok(())
+    }
+
+    /// Whether `run` goes to a Slurm job of its own rather than to slots
+    /// here (a training of several ranks, in a pull worker).
+    fn handed_off(&self, run: &SweepRun) -> bool {
+        run.ranks > 1 && self.opts.hand_off.is_some()
+    }
+
+    /// Hands every pending training that goes to a job of its own to one,
+    /// free slots or not: it needs none here, and should not wait behind
+    /// this task's runs.
+    async fn hand_off_all(&mut self) -> Result<(), ExecError> {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let run = self.pending[i].clone();
+            if !self.handed_off(&run) || !self.hand_off(i, &run).await? {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands pending training `i` (`run`, of several ranks) to a Slurm job
+    /// of its own when no live owner holds it: claims it, submits the job,
+    /// records it with the run and leaves the run held for it (owner
+    /// `slurm:<job>`, taken over by the job's rank 0). Whether `run` left
+    /// the queue (handed off, ended elsewhere, or failed to submit).
+    async fn hand_off(&mut self, i: usize, run: &SweepRun) -> Result<bool, ExecError> {
+        let Some(row) = self.store.run(run.run_id).await? else {
+            self.pending.remove(i);
+            return Ok(true);
+        };
+        if self.ended_elsewhere(i, run, &row) {
+            return Ok(true);
+        }
+        if self.job_checked_lately(&row) {
+            self.elsewhere.insert(run.run_id);
+            return Ok(false);
+        }
+        let mine = self.claim_for_job(run, &row).await?;
+        if !mine {
+            self.elsewhere.insert(run.run_id);
+            return Ok(false);
+        }
+        self.pending.remove(i);
+        self.elsewhere.remove(&run.run_id);
+        let Some(hand) = self.opts.hand_off.clone() else {
+            return Ok(true);
+        };
+        let submitted = tokio::task::spawn_blocking({
+            let row = row.clone();
+            let (ranks, backend) = (run.ranks, run.backend);
+            move || hand.submit(&row, ranks, backend)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the submission did not finish: {e}")));
+        match submitted {
+            Ok((job, script)) => self.held_by_job(run, &job, &script).await?,
+            Err(message) => {
+                self.store
+                    .release_run(run.run_id, &self.owner, Some(&message))
+                    .await?;
+                self.ui
+                    .line(format!("run {} ({}): {message}", run.run_id, run.label));
+                self.outcome.failed.push(Failure {
+                    run_id: run.run_id,
+                    label: run.label.clone(),
+                    message,
+                    log: None,
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `row` is held for a Slurm job whose end was looked for less
+    /// than [`JOB_CHECK`] ago; otherwise notes that it is looked for now.
+    fn job_checked_lately(&mut self, row: &RunRow) -> bool {
+        let held_for_job = row.status == RunStatus::Running
+            && matches!(
+                row.owner.as_deref().and_then(Owner::parse),
+                Some(Owner::SlurmJob { .. })
+            );
+        if !held_for_job {
+            return false;
+        }
+        let now = Instant::now();
+        match self.job_checks.get(&row.id) {
+            Some(&at) if now.duration_since(at) < JOB_CHECK => true,
+            _ => {
+                self.job_checks.insert(row.id, now);
+                false
+            }
+        }
+    }
+
+    /// Claims a training for the job this orchestrator is about to submit
+    /// (or takes it over from an owner that is gone, a job that ended
+    /// included).
+    async fn claim_for_job(&mut self, run: &SweepRun, row: &RunRow) -> Result<bool, ExecError> {
+        let claim = Claim {
+            owner: self.owner.clone(),
+            device: "slurm".into(),
+            pid: i64::from(std::process::id()),
+            stale_after_s: None,
+            ranks: Ranks {
+                world_size: run.ranks,
+                backend: None,
+            },
+        };
+        Ok(match row.status {
+            RunStatus::Running if self.owner_is_gone(row) => {
+                self.store
+                    .take_over_run(row.id, &claim, row.owner.as_deref(), row.pid)
+                    .await?
+            }
+            RunStatus::Running => false,
+            _ => self.store.claim_run(row.id, &claim).await?,
+        })
+    }
+
+    /// Leaves the claimed `run` to Slurm job `job` (its script at
+    /// `script`, submitted held): records the job with the run, holds the
+    /// run as `slurm:<job>`, then lets the job start, so that its rank 0
+    /// finds the run held for it. A job whose run could not be held is
+    /// cancelled instead: it would only fail to claim it.
+    async fn held_by_job(
+        &mut self,
+        run: &SweepRun,
+        job: &str,
+        script: &Path,
+    ) -> Result<(), ExecError> {
+        let (id, label) = (run.run_id, &run.label);
+        let recorded = self
+            .store
+            .record_run_slurm_job(job, id, i64::from(run.ranks), &script.display().to_string())
+            .await;
+        if let Err(e) = recorded {
+            self.ui.line(format!("run {id} ({label}): Slurm job {job} is not recorded with the run ({e}); `runs show` will not name it: follow it with `squeue --jobs={job}`"));
+        }
+        let claim = Claim {
+            owner: Owner::SlurmJob {
+                job: job.to_owned(),
+            }
+            .to_string(),
+            device: "slurm".into(),
+            pid: 0,
+            stale_after_s: None,
+            ranks: Ranks {
+                world_size: run.ranks,
+                backend: None,
+            },
+        };
+        let pid = i64::from(std::process::id());
+        let held = self
+            .store
+            .take_over_run(id, &claim, Some(&self.owner), Some(pid))
+            .await?;
+        if !held {
+            let _ = crate::exec::slurm::cancel(&[job.to_owned()]);
+            self.ui.line(format!("run {id} ({label}): another owner took it before its Slurm job {job} started; cancelled the job"));
+            return Ok(());
+        }
+        self.outcome.handed_off += 1;
+        let released = self.opts.hand_off.as_ref().map(|hand| hand.release(job));
+        if let Some(Err(message)) = released {
+            self.ui.line(format!("run {id} ({label}): {message}"));
+        }
+        self.ui.line(format!(
+            "run {id} ({label}): trains in {} ranks in Slurm job {job} of its own (script {}); follow it with `ddsas runs show {id}`",
+            run.ranks,
+            script.display()
+        ));
         Ok(())
     }
 
@@ -620,6 +813,12 @@ impl Orchestrator<'_> {
                 !worker_alive && (stale || !pid_alive(pid))
             }
             Some(Owner::Orchestrator { .. }) => stale,
+            // Held for a job that may wait in the queue for hours: gone
+            // once Slurm says the job ended without its rank 0 taking it
+            // (asked only once the hold is older than --stale-after).
+            Some(Owner::SlurmJob { job }) => {
+                stale && crate::exec::slurm::job_ended(&job) == Some(true)
+            }
             _ => stale && !worker_alive,
         }
     }
@@ -638,7 +837,7 @@ impl Orchestrator<'_> {
             .opts
             .log_dir
             .join(format!("run-{id}-attempt-{attempt}.log"));
-        let spawned = self.spawn_worker(&group, (id, attempt), &log, trains);
+        let spawned = self.spawn_worker(&group, (id, attempt), &log, (trains, run.backend));
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
@@ -704,15 +903,15 @@ impl Orchestrator<'_> {
 
     /// Starts `ddsas worker` for `attempt` of run `id` on the slots of
     /// `group` (several: `--nproc`, one rank per slot, each with the slot's
-    /// threads and on CUDA a GPU of its own); `trains` gives it the
-    /// allocator settings of training, else those of a search
-    /// (`exec::memory`).
+    /// threads and on CUDA a GPU of its own, talking over `backend`);
+    /// `trains` gives it the allocator settings of training, else those of
+    /// a search (`exec::memory`).
     fn spawn_worker(
         &self,
         group: &[usize],
         (id, attempt): (i64, i64),
         log: &Path,
-        trains: bool,
+        (trains, backend): (bool, DistBackend),
     ) -> Result<tokio::process::Child, ExecError> {
         let s = &self.opts.slots[group[0]];
         let file = std::fs::File::create(log)
@@ -739,9 +938,7 @@ impl Orchestrator<'_> {
             // them all.
             .process_group(0)
             .kill_on_drop(false);
-        if group.len() > 1 {
-            cmd.args(["--nproc", &group.len().to_string()]);
-        }
+        cmd.args(rank_args(group.len(), backend));
         let workload = if trains {
             super::memory::Workload::Training
         } else {
@@ -1303,6 +1500,21 @@ fn gpu_list(slots: &[Slot], group: &[usize]) -> String {
         .join(",")
 }
 
+/// The worker's options for a training of `ranks` ranks over `backend`:
+/// none for one process; `--nproc N`, and `--dist-backend` when the
+/// `evaluate:` entry named one (the stored config leaves it out, since it
+/// does not change what is trained).
+fn rank_args(ranks: usize, backend: DistBackend) -> Vec<String> {
+    if ranks <= 1 {
+        return Vec::new();
+    }
+    let mut args = vec!["--nproc".to_owned(), ranks.to_string()];
+    if backend != DistBackend::Auto {
+        args.extend(["--dist-backend".to_owned(), backend.name().to_owned()]);
+    }
+    args
+}
+
 /// `valid 45.1%  ETA 1m20s` for a running run.
 fn status_text(act: &Active) -> String {
     let acc = match (act.last_test_acc, act.last_acc) {
@@ -1393,6 +1605,22 @@ fn duration(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A training's ranks are told their count and, when the entry named
+    /// one, their backend; one process is told neither.
+    #[test]
+    fn a_workers_rank_options_carry_an_explicit_backend_only() {
+        assert!(rank_args(1, DistBackend::Gloo).is_empty());
+        assert_eq!(rank_args(2, DistBackend::Auto), ["--nproc", "2"]);
+        assert_eq!(
+            rank_args(4, DistBackend::Gloo),
+            ["--nproc", "4", "--dist-backend", "gloo"]
+        );
+        assert_eq!(
+            rank_args(2, DistBackend::Nccl),
+            ["--nproc", "2", "--dist-backend", "nccl"]
+        );
+    }
 
     /// A cut query is forgiven (the next tick tries again) until the
     /// outage is older than the store's own patience; other errors never.

@@ -132,6 +132,14 @@ pub enum Owner {
         /// Process id.
         pid: i64,
     },
+    /// `slurm:<job>`: a training a pull worker handed to Slurm job `job`
+    /// of its own (an `evaluate:` entry with `nproc`), held for that job
+    /// while it waits in the queue; its rank 0 takes it over when it
+    /// starts, and again after a requeue.
+    SlurmJob {
+        /// The job id.
+        job: String,
+    },
 }
 
 impl Owner {
@@ -168,6 +176,11 @@ impl Owner {
                 start_ms,
             });
         }
+        if let Some(job) = id.strip_prefix("slurm:") {
+            return (!job.is_empty()).then(|| Owner::SlurmJob {
+                job: job.to_owned(),
+            });
+        }
         let rest = id.strip_prefix("search:")?;
         Some(match rest.rsplit_once(':') {
             Some((host, pid)) => Owner::Search {
@@ -195,6 +208,7 @@ impl std::fmt::Display for Owner {
                 pid,
             } => write!(f, "search:{host}:{pid}"),
             Owner::Search { host: None, pid } => write!(f, "search:{pid}"),
+            Owner::SlurmJob { job } => write!(f, "slurm:{job}"),
         }
     }
 }
@@ -242,6 +256,10 @@ mod tests {
                 pid: 12
             })
         );
+        let job = Owner::SlurmJob { job: "42".into() };
+        assert_eq!(Owner::parse("slurm:42"), Some(job.clone()));
+        assert_eq!(job.to_string(), "slurm:42");
+        assert_eq!(Owner::parse("slurm:"), None);
         assert_eq!(Owner::parse("worker:1"), None);
         assert_eq!(Owner::search().to_string(), search_owner_id());
     }

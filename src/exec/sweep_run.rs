@@ -16,4 +16,8 @@ pub struct SweepRun {
     /// Processes it runs in, one worker slot each: 1, or a training's
     /// `nproc` from its `evaluate:` entry (data-parallel ranks).
     pub ranks: u32,
+    /// The ranks' collectives: the `evaluate:` entry's `dist_backend`
+    /// (`auto` for everything else). Not in the stored config (it is not
+    /// what the run trains), so it travels with the run to its worker.
+    pub backend: crate::config::train::DistBackend,
 }

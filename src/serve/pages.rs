@@ -711,11 +711,12 @@ fn sweep_links(names: &str) -> Markup {
 pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let db = &state.db;
     let mut ro = db.ro().await;
-    let (card, evaluations, stamp) = match async {
+    let (card, evaluations, stamp, jobs) = match async {
         Ok::<_, QueryError>((
             ro.run_card(id).await?,
             ro.evaluations_of(id).await?,
             ro.run_stamp(id).await?,
+            ro.run_slurm_job_ids(id).await?,
         ))
     }
     .await
@@ -751,9 +752,13 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     };
     let logs = crate::exec::run_logs(&db.path, id);
     let space = card.row.space.name();
+    let jobs = slurm_jobs_text(jobs).await;
     let body = html! {
         h1 { "Run " (id) " — " (method) " on " (card.row.dataset.name()) ", " (space) " space" }
         (run_facts(&card, &evaluations))
+        @if let Some(jobs) = jobs {
+            p { "Slurm job(s): " span #slurm-jobs { (jobs) } }
+        }
         @if is_search {
             (search_pictures(id, method, space, curves, epochs.len()))
         }
@@ -784,6 +789,22 @@ pub async fn run(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
             body,
         ),
     )
+}
+
+/// The run's Slurm jobs (`train --slurm`, or a sweep's training of several
+/// ranks) with their states from one squeue call, as `runs show` prints
+/// them; `None` for a run without one. squeue runs off the server's
+/// threads: it may take seconds on a busy cluster.
+async fn slurm_jobs_text(jobs: Vec<String>) -> Option<String> {
+    if jobs.is_empty() {
+        return None;
+    }
+    let text = tokio::task::spawn_blocking(move || {
+        let queue = crate::exec::slurm::queue(&jobs);
+        crate::exec::slurm::squeue::jobs_text(&jobs, queue)
+    })
+    .await;
+    Some(text.unwrap_or_else(|e| format!("(squeue did not answer: {e})")))
 }
 
 /// The facts of a run page (`card`, as `runs show` reads it); the ids are

@@ -130,6 +130,22 @@ impl Store {
         Ok(rows.into_iter().map(slurm_job).collect())
     }
 
+    /// The jobs of the runs of `sweep` (its trainings of several ranks,
+    /// each handed to a job of its own by a pull worker), oldest first:
+    /// `sweep cancel` stops them with the sweep's own jobs.
+    pub async fn sweep_run_slurm_jobs(&self, sweep: &str) -> Result<Vec<SlurmJob>, StoreError> {
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT job_id, sweep, run_id, tasks, script_path, submitted_at FROM slurm_jobs
+             WHERE run_id IN (SELECT run_id FROM sweep_runs WHERE sweep = $1)
+             ORDER BY submitted_at, job_id",
+        )
+        .bind(sweep)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the Slurm jobs of the runs of sweep {sweep}"))?;
+        Ok(rows.into_iter().map(slurm_job).collect())
+    }
+
     /// The file and text a sweep was registered from; `None` if no sweep
     /// has that name (or it was registered without its text).
     pub async fn sweep_spec(&self, name: &str) -> Result<Option<SweepSpec>, StoreError> {
@@ -294,6 +310,11 @@ mod tests {
         assert_eq!(jobs[1].script_path, "/w/slurm/train-1/submit-2.sh");
         let sweep_jobs = store.slurm_jobs("grid").await.unwrap();
         assert_eq!(sweep_jobs.len(), 1, "a run's jobs are not the sweep's");
+        assert!(store.sweep_run_slurm_jobs("grid").await.unwrap().is_empty());
+        store.add_to_sweep("grid", run.id).await.unwrap();
+        let of_members = store.sweep_run_slurm_jobs("grid").await.unwrap();
+        let ids: Vec<&str> = of_members.iter().map(|j| j.job_id.as_str()).collect();
+        assert_eq!(ids, ["8", "9"], "the jobs of the sweep's trainings");
         assert!(store.run_slurm_jobs(run.id + 1).await.unwrap().is_empty());
         let unknown = store
             .record_run_slurm_job("10", run.id + 1, 1, "x.sh")

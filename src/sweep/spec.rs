@@ -159,15 +159,16 @@ impl Evaluate {
     }
 
     /// Refuses an evaluation that asks for data-parallel training
-    /// (`nproc` above 1) in a sweep submitted to Slurm: its pull workers
-    /// run one process per training. `position` names the entry (1-based)
-    /// in the line, which says how to train such a cell on Slurm instead.
+    /// (`nproc` above 1) in a sweep submitted to Slurm by a ddsas built
+    /// without `dist`: its pull workers hand such a training to a Slurm job
+    /// of its own (`exec::slurm::handoff`), whose ranks need that feature.
+    /// `position` names the entry (1-based) in the line.
     pub fn refuse_on_slurm(&self, position: usize) -> Result<(), String> {
-        if self.nproc <= 1 {
+        if self.nproc <= 1 || cfg!(feature = "dist") {
             return Ok(());
         }
         Err(format!(
-            "entry {position} of `evaluate` asks for nproc: {n}, and the pull workers of `sweep submit --slurm` train in one process each (a Slurm task starts no ranks): leave nproc out of the file for `sweep submit`, and train each searched cell data-parallel once its search is done with `ddsas train --from-run ID --slurm --nodes K --gpus-per-node G` (K x G = {n} ranks); or run the sweep on one machine with `ddsas sweep run`, which starts the {n} ranks",
+            "entry {position} of `evaluate` asks for nproc: {n}, and this ddsas was built without data-parallel training (the cargo feature `dist`), which the {n} ranks of each training's Slurm job need: build with `cargo build --release --features dist` (needs Gloo's headers: apt-get install libgloo-dev), or leave nproc out",
             n = self.nproc
         ))
     }

@@ -228,7 +228,12 @@ fn sigusr2_to_the_launcher_checkpoints_every_rank_at_the_step_and_a_resume_goes_
     hold.release();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(130), "{all}");
-    assert!(all.contains("SIGUSR2"), "{all}");
+    // Both ranks got it; rank 0 alone says so.
+    assert_eq!(all.matches("SIGUSR2 (Slurm").count(), 1, "{all}");
+    assert!(
+        all.contains("every rank stops at the next step, rank 0 checkpoints there"),
+        "{all}"
+    );
     assert!(
         all.contains("interrupted at step 19 of epoch 2, checkpointed there"),
         "{all}"
@@ -291,6 +296,34 @@ fn a_sweep_trains_a_searched_cell_in_two_ranks() {
             vec![serde_json::json!(1), serde_json::json!(1)]
         ],
         "each epoch recorded once"
+    );
+}
+
+/// An entry's `dist_backend:` reaches the ranks of its trainings although
+/// the stored config leaves it out: `nccl` on CPU workers is refused by the
+/// worker with the backend's line (under `auto` the ranks would take Gloo
+/// and train), and the train run keeps the identity of one without it.
+#[test]
+fn an_entrys_dist_backend_reaches_the_ranks_of_its_training() {
+    use super::sweep::{heavy, wait_child, Env};
+    let _heavy = heavy();
+    let env = Env::new();
+    let file = env.sweep(
+        "dpb",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 1, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 2, nproc: 2, dist_backend: nccl}\n",
+    );
+    let mut child = env.start_sweep(&file, 2, "dpb", &["--max-retries", "0"]);
+    let status = wait_child(&mut child, "the sweep");
+    let said = env.output_of("dpb");
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("nccl needs CUDA devices"), "{said}");
+    let config = env.query("SELECT status, config_json FROM runs WHERE method = 'train'");
+    assert_eq!(config.len(), 1, "one train run: {config:?}");
+    assert_eq!(config[0][0], serde_json::json!("failed"), "{said}");
+    assert!(
+        !config[0][1].as_str().unwrap().contains("dist_backend"),
+        "the stored config keeps its identity: {config:?}"
     );
 }
 

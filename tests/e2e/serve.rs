@@ -68,7 +68,8 @@ struct Fixture {
 }
 
 /// A database of a finished small sweep `small`: DDSAS (two seeds) and
-/// DARTS on digits, plus a sweep `mixed` of runs in every state.
+/// DARTS on digits, plus a sweep `mixed` of runs in every state; run 2
+/// has a Slurm job recorded (`4242`).
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
@@ -97,7 +98,8 @@ fn fixture() -> &'static Fixture {
                         CASE WHEN s.value = 'failed' THEN 'boom' END
                  FROM runs, json_each('[\"queued\", \"failed\", \"interrupted\"]') s WHERE runs.id = 1;
                  INSERT INTO sweeps (name, description) VALUES ('mixed', 'every status');
-                 INSERT INTO sweep_runs (sweep, run_id, position) SELECT 'mixed', id, id FROM runs WHERE id = 2 OR id > 4;",
+                 INSERT INTO sweep_runs (sweep, run_id, position) SELECT 'mixed', id, id FROM runs WHERE id = 2 OR id > 4;
+                 INSERT INTO slurm_jobs (job_id, run_id, tasks, script_path, submitted_at) VALUES ('4242', 2, 2, '/exp/slurm/train-2/submit-1.sh', 0);",
             )
             .execute(&pool)
             .await
@@ -286,6 +288,27 @@ fn run_pages_draw_one_point_per_recorded_epoch() {
         assert_eq!(api["epochs_done"], n as i64);
     }
     assert_eq!(serve.get("/run/9999").0, 404);
+}
+
+/// A run page names the run's Slurm jobs with what squeue says of them,
+/// as `runs show` does; here squeue has no cluster to ask, and the page
+/// says so beside the job id. A run without a job shows none.
+#[test]
+fn a_run_page_names_its_slurm_jobs_and_their_state() {
+    let f = fixture();
+    let serve = Serve::start(&f.db, &[], &[("SLURM_CONF", "/nonexistent/slurm.conf")]);
+    let (status, _, html) = serve.get("/run/2");
+    assert_eq!(status, 200);
+    let jobs = html
+        .split_once("id=\"slurm-jobs\">")
+        .map(|(_, rest)| rest.split('<').next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("no Slurm jobs on the page of run 2:\n{html}"));
+    assert!(
+        jobs.starts_with("4242 (squeue cannot tell their state"),
+        "{jobs}"
+    );
+    let (_, _, other) = serve.get("/run/1");
+    assert!(!other.contains("slurm-jobs"), "run 1 has no job");
 }
 
 #[test]

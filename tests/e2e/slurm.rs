@@ -1007,3 +1007,375 @@ fn runs_cancel_scancels_a_train_runs_job_and_leaves_it_interrupted() {
         text(&again)
     );
 }
+
+/// The batch output of `train --slurm`-made job `job` in `dir` (relative
+/// to the test's folder).
+#[cfg(feature = "dist")]
+fn job_output(env: &Env, dir: &str, job: &str) -> String {
+    std::fs::read_to_string(env.path(&format!("{dir}/{job}.out"))).unwrap_or_default()
+}
+
+/// Waits until every task of `job` has ended; panics with `output()` when
+/// it does not within [`WAIT`].
+#[cfg(feature = "dist")]
+fn wait_for_job(job: &str, output: impl Fn() -> String) {
+    let start = Instant::now();
+    while !all_ended(job) {
+        assert!(
+            start.elapsed() < WAIT,
+            "job {job} did not end: {:?}\n{}",
+            task_states(job),
+            output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A sweep submitted to Slurm whose `evaluate:` asks for `nproc: 2`: the
+/// pull worker runs the search, then hands the training of its cell to a
+/// Slurm job of its own (two srun tasks on CPU, Gloo) and leaves; the job
+/// trains it on two ranks: the run is done, world size 2, each epoch
+/// recorded once, the job recorded with the run.
+#[cfg(feature = "dist")]
+#[test]
+fn a_sweeps_two_rank_training_runs_in_a_slurm_job_of_its_own() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let file = env.sweep(
+        "dps",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 2, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    let job = submit(&env, &file, &["--workers=1"], None);
+    wait_until_ended(&env, "dps", &job, 1);
+    let said = task_output(&env, "dps", &job.job, 0);
+    assert_eq!(
+        task_states(&job.job),
+        [("0".to_owned(), "COMPLETED".to_owned())],
+        "{said}"
+    );
+    assert!(
+        said.contains("1 handed to Slurm jobs of their own"),
+        "{said}"
+    );
+    let rows = env.query("SELECT job_id, run_id, tasks FROM slurm_jobs WHERE run_id IS NOT NULL");
+    assert_eq!(rows.len(), 1, "one training job: {rows:?}\n{said}");
+    let run_id = rows[0][1].as_i64().unwrap();
+    assert_eq!(rows[0][2], serde_json::json!(2), "{rows:?}");
+    let train_job = Submitted {
+        job: rows[0][0].as_str().unwrap().to_owned(),
+    };
+    let dir = format!("slurm/dps/train-{run_id}");
+    wait_for_job(&train_job.job, || job_output(&env, &dir, &train_job.job));
+    let output = job_output(&env, &dir, &train_job.job);
+    assert_eq!(
+        task_states(&train_job.job),
+        [(train_job.job.clone(), "COMPLETED".to_owned())],
+        "{output}"
+    );
+    assert_eq!(
+        env.query(&format!(
+            "SELECT method, status, world_size, dist_backend, attempts, epochs_done FROM runs WHERE id = {run_id}"
+        )),
+        vec![vec![
+            serde_json::json!("train"),
+            serde_json::json!("done"),
+            serde_json::json!(2),
+            serde_json::json!("gloo"),
+            serde_json::json!(1),
+            serde_json::json!(2)
+        ]],
+        "{said}\n{output}"
+    );
+    assert_eq!(
+        env.query("SELECT epoch, count(*) FROM train_epochs GROUP BY epoch ORDER BY epoch"),
+        vec![
+            vec![serde_json::json!(0), serde_json::json!(1)],
+            vec![serde_json::json!(1), serde_json::json!(1)]
+        ],
+        "each epoch recorded once"
+    );
+}
+
+/// Slurm's time-limit warning to a two-task `train --slurm` job whose
+/// ranks are held in the second epoch (what the batch step gets
+/// `--signal-before` seconds before the limit): every rank stops at the
+/// step, rank 0 checkpoints it, says so once and requeues the job; the
+/// requeued job resumes there and finishes with each epoch recorded once.
+#[cfg(feature = "dist")]
+#[test]
+fn a_train_job_warned_of_its_time_limit_requeues_and_finishes_once() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    // 6 steps an epoch: global step 8 is in the second epoch.
+    let hold = Hold::every_run(&env.path(""), 8);
+    let (var, value) = hold.env();
+    let mut args = vec![
+        "train",
+        "--quiet",
+        "--genotype",
+        "darts_v2",
+        "--slurm",
+        "--ntasks-per-node",
+        "2",
+        "--cpus-per-task",
+        "1",
+    ];
+    for set in [
+        "layers=3",
+        "init_channels=8",
+        "batch_size=32",
+        "cutout=4",
+        "steps_per_epoch=6",
+        "epochs=3",
+    ] {
+        args.extend(["--set", set]);
+    }
+    let out = on_cluster(&env, &args)
+        .env(var, value)
+        .env("DDSAS_DIST_TIMEOUT_S", "60")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = env.scalar("SELECT id FROM runs");
+    let job = Submitted {
+        job: env.query("SELECT job_id FROM slurm_jobs")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let dir = format!("slurm/train-{run_id}");
+    let held = env.path("hold.held");
+    wait_until("a rank to reach the hold", || held.exists());
+    slurm("scancel", &["--signal=USR2", "--batch", &job.job]);
+    wait_until("the warned run to stop and the job to requeue", || {
+        env.try_query("SELECT status, attempts, owner FROM runs")
+            .is_ok_and(|rows| {
+                rows[0][0] == "interrupted"
+                    || rows[0][1].as_i64() > Some(1)
+                    || rows[0][2].as_str().is_some_and(|o| o.starts_with("slurm:"))
+            })
+    });
+    hold.release();
+    let output = || job_output(&env, &dir, &job.job);
+    let start = Instant::now();
+    while env.scalar("SELECT epochs_done FROM runs") < 3 || !all_ended(&job.job) {
+        assert!(
+            start.elapsed() < WAIT,
+            "job {} did not finish: {:?}\n{}",
+            job.job,
+            task_states(&job.job),
+            output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = output();
+    assert_eq!(
+        task_states(&job.job),
+        [(job.job.clone(), "COMPLETED".to_owned())],
+        "{said}"
+    );
+    for part in [
+        "checkpointed there",
+        &format!("requeueing Slurm job {}", job.job),
+    ] {
+        assert!(said.contains(part), "no {part:?} in\n{said}");
+    }
+    // srun gave both ranks the signal; rank 0 alone said so.
+    assert_eq!(said.matches("SIGUSR2 (Slurm").count(), 1, "{said}");
+    assert_eq!(
+        env.query("SELECT status, attempts, epochs_done, world_size FROM runs"),
+        vec![vec![
+            serde_json::json!("done"),
+            serde_json::json!(2),
+            serde_json::json!(3),
+            serde_json::json!(2)
+        ]],
+        "{said}"
+    );
+    assert_eq!(
+        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
+        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
+        "each epoch recorded once:\n{said}"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM slurm_jobs"),
+        1,
+        "the requeue is the same job"
+    );
+}
+
+/// A sweep's two-rank training whose Slurm job is cancelled while its
+/// ranks are held in the second epoch: the ranks stop at the step, rank 0
+/// checkpoints it and leaves the run `interrupted`; `sweep submit` again
+/// starts a pull worker that hands the run to a new job, which resumes at
+/// that step: the run ends done on its second attempt with each epoch
+/// recorded once, both jobs recorded with it.
+#[cfg(feature = "dist")]
+#[test]
+fn a_cancelled_training_job_is_handed_on_and_resumes_at_its_step() {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let file = env.sweep(
+        "dpc",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         evaluate: {epochs: 3, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    // The search (2 steps) never gets to global step 8, the training's
+    // third step of its second epoch.
+    let hold = env.hold(8);
+    let first = submit(&env, &file, &["--workers=1"], Some(&hold));
+    let held = env.path("hold.held");
+    wait_until("the training's ranks to reach the hold", || held.exists());
+    let train_job = |n: usize| -> String {
+        let rows = env.query(
+            "SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL ORDER BY submitted_at, job_id",
+        );
+        rows.get(n)
+            .and_then(|r| r[0].as_str())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let cancelled = Submitted { job: train_job(0) };
+    slurm("scancel", &[&cancelled.job]);
+    wait_until("the cancelled job to end", || all_ended(&cancelled.job));
+    assert_eq!(
+        env.query("SELECT status, epochs_done FROM runs WHERE method = 'train'"),
+        vec![vec![serde_json::json!("interrupted"), serde_json::json!(1)]]
+    );
+    hold.release();
+    wait_until_ended(&env, "dpc", &first, 1);
+    let again = on_cluster(
+        &env,
+        &[
+            "sweep",
+            "submit",
+            file.to_str().unwrap(),
+            "--slurm",
+            "--cpus-per-task=1",
+            "--threads=1",
+            "--workers=1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let _second_array = Submitted {
+        job: env.query("SELECT job_id FROM slurm_jobs WHERE sweep IS NOT NULL ORDER BY submitted_at DESC, job_id DESC")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    wait_until("a second training job", || !train_job(1).is_empty());
+    let resumed = Submitted { job: train_job(1) };
+    let run_id = env.scalar("SELECT id FROM runs WHERE method = 'train'");
+    let dir = format!("slurm/dpc/train-{run_id}");
+    wait_for_job(&resumed.job, || job_output(&env, &dir, &resumed.job));
+    let said = job_output(&env, &dir, &resumed.job);
+    assert!(said.contains("resuming at step"), "{said}");
+    assert_eq!(
+        env.query(
+            "SELECT status, attempts, epochs_done, world_size FROM runs WHERE method = 'train'"
+        ),
+        vec![vec![
+            serde_json::json!("done"),
+            serde_json::json!(2),
+            serde_json::json!(3),
+            serde_json::json!(2)
+        ]],
+        "{said}"
+    );
+    assert_eq!(
+        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
+        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
+        "each epoch recorded once:\n{said}"
+    );
+}
+
+/// `runs cancel` (or `sweep cancel`) of a sweep's training whose job of
+/// its own has not started (it waits for the CPUs the pull task holds while
+/// that task's second search is held): the job is cancelled and the run,
+/// held for it, is put back to `interrupted` at once, for the next pull
+/// worker or `train --resume` to take.
+#[cfg(feature = "dist")]
+#[test]
+fn runs_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
+    pending_training_cancelled(|env, run_id| {
+        let out = on_cluster(env, &["runs", "cancel", &run_id.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    });
+}
+
+/// [`runs_cancel_of_a_pending_training_job_leaves_its_run_interrupted`]
+/// by `sweep cancel`, which scancels the array and the trainings' jobs.
+#[cfg(feature = "dist")]
+#[test]
+fn sweep_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
+    pending_training_cancelled(|env, _| {
+        let out = on_cluster(env, &["sweep", "cancel", "dpp"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    });
+}
+
+/// A sweep whose handed-off training waits in the queue, cancelled by
+/// `cancel` (given the train run's id; returns what it said).
+#[cfg(feature = "dist")]
+fn pending_training_cancelled(cancel: impl Fn(&Env, i64) -> String) {
+    let _heavy = heavy();
+    let Some(env) = cluster_env() else {
+        return;
+    };
+    let file = env.sweep(
+        "dpp",
+        "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
+         grid: {seed: [0, 1]}\n\
+         evaluate: {epochs: 2, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
+    );
+    // The second search waits before its second step: the pull task keeps
+    // one of the node's two CPUs, and the training's two ranks wait.
+    let hold = env.hold_seeds(1, &[1]);
+    let _array = submit(&env, &file, &["--workers=1"], Some(&hold));
+    wait_until("the training handed to a job", || {
+        env.try_query("SELECT count(*) FROM runs WHERE method = 'train' AND owner LIKE 'slurm:%'")
+            .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
+    });
+    let job = Submitted {
+        job: env.query("SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    assert_eq!(
+        task_states(&job.job),
+        [(job.job.clone(), "PENDING".to_owned())]
+    );
+    let said = cancel(
+        &env,
+        env.scalar("SELECT id FROM runs WHERE method = 'train'"),
+    );
+    assert!(
+        said.contains("had not started; the run is `interrupted` now"),
+        "{said}"
+    );
+    assert_eq!(
+        env.query("SELECT status, owner, error FROM runs WHERE method = 'train'"),
+        vec![vec![
+            serde_json::json!("interrupted"),
+            serde_json::json!(format!("slurm:{}", job.job)),
+            serde_json::json!("its Slurm job was cancelled before it started")
+        ]]
+    );
+    wait_until("the cancelled job to end", || all_ended(&job.job));
+}

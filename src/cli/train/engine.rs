@@ -44,8 +44,9 @@ fn rank_number(_rank: &Rank) -> Option<usize> {
 /// stop this process's run at the next step through
 /// [`parallel::warn_time_limit`], which the training loop polls
 /// ([`parallel::SharedStop`]): in one process it checkpoints there; in a
-/// rank (`rank`) every rank stops at that step and rank 0 checkpoints it.
-/// Either way the run ends `interrupted`, to be resumed at that step.
+/// rank (`rank`) every rank stops at that step and rank 0 checkpoints it;
+/// only rank 0 prints the line, since every rank gets the signal. Either
+/// way the run ends `interrupted`, to be resumed at that step.
 /// Installed before anything long, since SIGUSR2's default action ends the
 /// process. A task that srun started keeps its own handling
 /// ([`super::slurm::SrunTask`], which also requeues the job).
@@ -57,9 +58,12 @@ fn watch_time_limit(rt: &Runtime, rank: Option<usize>) -> anyhow::Result<()> {
     };
     rt.spawn(async move {
         while usr2.recv().await.is_some() {
+            // Every rank gets the signal (the launcher or srun passes it
+            // on); rank 0 alone says so, the others only stop.
             if !parallel::time_limit_near() {
                 match rank {
-                    Some(rank) => crate::errln!("rank {rank}: SIGUSR2 (Slurm: time limit or preemption near): every rank stops at the next step"),
+                    Some(0) => crate::errln!("SIGUSR2 (Slurm: time limit or preemption near): every rank stops at the next step, rank 0 checkpoints there"),
+                    Some(_) => {}
                     None => crate::errln!("SIGUSR2 (Slurm: time limit or preemption near): stopping at the next step, checkpointed there"),
                 }
             }

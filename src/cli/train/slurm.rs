@@ -272,7 +272,9 @@ impl SrunTask {
         let Some(task) = this_task(|name| std::env::var(name).ok()) else {
             return Ok(None);
         };
-        let warned = watch_time_limit(rt)?;
+        // srun passes the warning to every task: the first says so.
+        let first = std::env::var("SLURM_PROCID").map_or(true, |p| p.trim() == "0");
+        let warned = watch_time_limit(rt, first)?;
         Ok(Some(SrunTask { task, warned }))
     }
 
@@ -290,24 +292,56 @@ impl SrunTask {
         if !self.warned.load(Ordering::SeqCst) {
             return;
         }
-        let done = rt
-            .block_on(store.run(run_id))
-            .ok()
-            .flatten()
-            .is_some_and(|row| row.status == RunStatus::Done);
-        if done {
+        let Some(row) = rt.block_on(store.run(run_id)).ok().flatten() else {
+            return;
+        };
+        if row.status == RunStatus::Done {
             return;
         }
+        let held = self.hold_for_requeue(rt, store, &row);
         crate::outln!(
             "requeueing Slurm job {} so that train run {run_id} resumes from its checkpoint",
             self.task.id
         );
         if let Err(e) = requeue(&self.task) {
+            if held {
+                let _ = rt.block_on(store.release_run(run_id, &self.owner(), None));
+            }
             crate::errln!(
                 "error: cannot requeue job {}: {e}; the same `ddsas train --slurm` plus --resume submits the rest",
                 self.task.id
             );
         }
+    }
+
+    /// This job as the owner of a run held for it (`slurm:<job>`).
+    fn owner(&self) -> String {
+        crate::exec::process::Owner::SlurmJob {
+            job: self.task.id.clone(),
+        }
+        .to_string()
+    }
+
+    /// Holds the interrupted run for this job across its requeue, so that
+    /// no pull worker of a sweep takes it (and submits another job) while
+    /// the job waits in the queue; the requeued job's rank 0 takes it back.
+    /// Whether it is held.
+    fn hold_for_requeue(&self, rt: &Runtime, store: &Store, row: &crate::store::RunRow) -> bool {
+        let claim = crate::store::Claim {
+            owner: self.owner(),
+            device: "slurm".into(),
+            pid: 0,
+            stale_after_s: None,
+            ranks: crate::store::Ranks {
+                world_size: row
+                    .world_size
+                    .and_then(|w| u32::try_from(w).ok())
+                    .unwrap_or(1),
+                backend: None,
+            },
+        };
+        rt.block_on(store.claim_run(row.id, &claim))
+            .unwrap_or(false)
     }
 }
 
@@ -317,8 +351,9 @@ impl SrunTask {
 /// takes: at the next step, agreed by all ranks, checkpointed there), and
 /// is remembered so that rank 0 requeues the job. Installed before
 /// anything else, so that an early warning does not kill the rank
-/// (SIGUSR2's default).
-fn watch_time_limit(rt: &Runtime) -> anyhow::Result<Arc<AtomicBool>> {
+/// (SIGUSR2's default). Only the task that is rank 0 (`first`) prints the
+/// line: srun gives every task the signal.
+fn watch_time_limit(rt: &Runtime, first: bool) -> anyhow::Result<Arc<AtomicBool>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut usr2 = {
         let _inside = rt.enter();
@@ -330,7 +365,9 @@ fn watch_time_limit(rt: &Runtime) -> anyhow::Result<Arc<AtomicBool>> {
         loop {
             usr2.recv().await;
             if !seen.swap(true, Ordering::SeqCst) {
-                crate::errln!("SIGUSR2 (Slurm: time limit or preemption near): stopping at the next step; the job requeues itself");
+                if first {
+                    crate::errln!("SIGUSR2 (Slurm: time limit or preemption near): every rank stops at the next step; the job requeues itself");
+                }
                 // SAFETY: kill of this process's own id with a signal whose
                 // handler is installed once the run has started.
                 unsafe {

@@ -69,14 +69,9 @@ impl WorkerCmd {
     fn run_ranks(self, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         use crate::cli::ranks::{self, RankSpec, Tie};
         let device = self.device.clone().unwrap_or_else(|| "cpu".into());
-        // The stored config leaves `dist_backend` out: a sweep's trainings
-        // take the device's own (NCCL on GPUs where built, else Gloo).
-        let backend = ranks::check_devices(
-            &device,
-            &[],
-            self.nproc,
-            crate::config::train::DistBackend::Auto,
-        )?;
+        // `auto` unless the entry named one: the device's own (NCCL on
+        // GPUs where built, else Gloo).
+        let backend = ranks::check_devices(&device, &[], self.nproc, self.dist_backend)?;
         let Some(spec) = RankSpec::from_env()? else {
             let threads = self.threads.unwrap_or(1).max(1) * self.nproc as usize;
             return ranks::launch(self.nproc, threads, Tie::Worker, rt);

@@ -12,6 +12,7 @@
 //! client pointed at a missing configuration retries for a minute, and
 //! `sweep status` must not hang on it.
 
+pub mod handoff;
 pub mod pull;
 pub mod script;
 pub mod squeue;
@@ -195,7 +196,28 @@ pub fn run_client(
 
 /// Submits a batch script with `sbatch --parsable`; returns the job id.
 pub fn submit(script: &std::path::Path) -> Result<String, SubmitError> {
-    let args = vec!["--parsable".to_owned(), script.display().to_string()];
+    sbatch(script, false)
+}
+
+/// Submits a batch script held (`sbatch --hold`: it does not start until
+/// [`release`]), so that what must happen before it starts (a run handed
+/// to it) happens first; returns the job id.
+pub fn submit_held(script: &std::path::Path) -> Result<String, SubmitError> {
+    sbatch(script, true)
+}
+
+/// Lets a job submitted with [`submit_held`] start (`scontrol release`).
+pub fn release(job: &str) -> Result<(), ClientError> {
+    let args = vec!["release".to_owned(), job.to_owned()];
+    run_client("scontrol", &args, CLIENT_TIMEOUT).map(|_| ())
+}
+
+fn sbatch(script: &std::path::Path, held: bool) -> Result<String, SubmitError> {
+    let mut args = vec!["--parsable".to_owned()];
+    if held {
+        args.push("--hold".to_owned());
+    }
+    args.push(script.display().to_string());
     let out = run_client("sbatch", &args, CLIENT_TIMEOUT)?;
     parse_job_id(&out).ok_or_else(|| SubmitError::NoJobId {
         script: script.display().to_string(),
@@ -232,6 +254,14 @@ pub fn queue(job_ids: &[String]) -> Result<Vec<squeue::QueuedTask>, ClientError>
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether job `job` has ended for good (squeue lists it as ended, or
+/// no longer at all): what a run held for the job waits for before another
+/// worker may take it. `None` when squeue cannot tell.
+pub fn job_ended(job: &str) -> Option<bool> {
+    let tasks = queue(&[job.to_owned()]).ok()?;
+    Some(tasks.iter().all(squeue::QueuedTask::ended))
 }
 
 /// Cancels the given jobs (every task of each array) with one scancel.

@@ -14,8 +14,10 @@
 //! its partial epoch; every epoch is seeded, so its records equal an
 //! uninterrupted run's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use super::handoff::HandOff;
+use super::script::SbatchOptions;
 use super::{requeue, task_resources, task_slots, this_task, ThisTask};
 use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
@@ -110,11 +112,54 @@ pub async fn run_pull(store: &Store, opts: &PullWorker) -> Result<u8, ExecError>
             .await?
             .last()
             .map(|job| job.submitted_at),
+        hand_off: Some(hand_off(opts, &resources, &sweep, env)?),
     };
     let outcome = orchestrate(store, todo, &options).await?;
     say_outcome(&sweep.name, &outcome);
     Ok(exit_status(&outcome, task.as_ref()))
 }
+
+/// How this task hands a training of several ranks to a Slurm job of its
+/// own: a node of the job has as many GPUs as this task (none: the ranks
+/// run on CPU cores, `--threads` or the sweep's `cpu_threads_per_run`
+/// each, else one), in this task's partition and account; its script and
+/// output go to `train-<run>/` beside the pull workers' logs.
+fn hand_off(
+    opts: &PullWorker,
+    task: &super::TaskResources,
+    sweep: &Sweep,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<HandOff, ExecError> {
+    let log_dir = std::path::absolute(&opts.log_dir).map_err(ExecError::io(format!(
+        "resolving the log folder {}",
+        opts.log_dir.display()
+    )))?;
+    let cpus = opts
+        .threads
+        .and_then(|t| u32::try_from(t).ok())
+        .or(sweep.resources.cpu_threads_per_run)
+        .unwrap_or(1);
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    Ok(HandOff {
+        db: opts.db.to_arg(),
+        workdir: std::env::current_dir().map_err(ExecError::io("finding the working folder"))?,
+        script_dir: log_dir.parent().map_or(log_dir.clone(), Path::to_path_buf),
+        exe: std::env::current_exe()
+            .map_err(ExecError::io("finding the ddsas binary the ranks run"))?,
+        gpus_per_node: u32::try_from(task.gpus.len()).unwrap_or(u32::MAX),
+        cpus_per_rank: cpus,
+        sbatch: SbatchOptions {
+            partition: set("SLURM_JOB_PARTITION"),
+            account: set("SLURM_JOB_ACCOUNT"),
+            signal_before_s: DEFAULT_SIGNAL_BEFORE_S,
+            ..SbatchOptions::default()
+        },
+    })
+}
+
+/// Seconds before its time limit at which a handed-off training's job is
+/// warned (`train --slurm`'s default).
+const DEFAULT_SIGNAL_BEFORE_S: u32 = 120;
 
 /// The sweep `name` as registered, expanded again from its stored text.
 async fn registered_sweep(store: &Store, name: &str) -> Result<Sweep, ExecError> {
@@ -140,16 +185,20 @@ async fn registered_sweep(store: &Store, name: &str) -> Result<Sweep, ExecError>
 /// their `evaluate:` trainings registered get them now.
 async fn runs_to_do(store: &Store, sweep: &Sweep) -> Result<(Vec<SweepRun>, usize), ExecError> {
     let members = store.sweep_runs(&sweep.name).await?;
-    let mut todo = Vec::new();
+    let mut trainings = Vec::new();
     let mut done = 0;
-    for (position, row) in &members {
+    for (_, row) in &members {
         if row.status == RunStatus::Done {
             done += 1;
-            for run in evaluate::evaluations(store, &sweep.name, &sweep.evaluate, row).await? {
-                if !members.iter().any(|(_, m)| m.id == run.run_id) {
-                    todo.push(run);
-                }
-            }
+            trainings
+                .extend(evaluate::evaluations(store, &sweep.name, &sweep.evaluate, row).await?);
+        }
+    }
+    let mut todo = Vec::new();
+    for (position, row) in &members {
+        // A training registered before (a member now) keeps its entry's
+        // ranks and backend.
+        if row.status == RunStatus::Done || trainings.iter().any(|t| t.run_id == row.id) {
             continue;
         }
         todo.push(SweepRun {
@@ -157,12 +206,12 @@ async fn runs_to_do(store: &Store, sweep: &Sweep) -> Result<(Vec<SweepRun>, usiz
             position: usize::try_from(*position).unwrap_or(usize::MAX),
             label: label(sweep, row),
             epochs: u32::try_from(row.epochs_total).unwrap_or(0),
-            // One process: `sweep submit` refuses `evaluate:` entries with
-            // `nproc`, so a member training is one of a sweep that did not
-            // ask for ranks (or was registered by `sweep run`).
+            // A search, or a training no entry of the file asks for now.
             ranks: 1,
+            backend: crate::config::train::DistBackend::Auto,
         });
     }
+    todo.extend(trainings);
     // A cell two searches found is one train run: queued once.
     let mut seen = std::collections::HashSet::new();
     todo.retain(|r| seen.insert(r.run_id));
@@ -185,7 +234,7 @@ fn label(sweep: &Sweep, row: &RunRow) -> String {
 
 fn say_outcome(sweep: &str, outcome: &Outcome) {
     crate::outln!(
-        "pull worker of sweep {sweep}: {} done here, {} by others, {} failed, {} interrupted, {} retr{}; {} left to other workers, {} unclaimed",
+        "pull worker of sweep {sweep}: {} done here, {} by others, {} failed, {} interrupted, {} retr{}; {} left to other workers, {} unclaimed, {} handed to Slurm jobs of their own",
         outcome.done,
         outcome.done_elsewhere,
         outcome.failed.len(),
@@ -193,7 +242,8 @@ fn say_outcome(sweep: &str, outcome: &Outcome) {
         outcome.retries,
         if outcome.retries == 1 { "y" } else { "ies" },
         outcome.held_elsewhere,
-        outcome.unclaimed
+        outcome.unclaimed,
+        outcome.handed_off
     );
     for f in &outcome.failed {
         crate::outln!("  failed: run {} ({}): {}", f.run_id, f.label, f.message);

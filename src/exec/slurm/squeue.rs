@@ -42,6 +42,25 @@ impl QueuedTask {
     }
 }
 
+/// Jobs `jobs` each with its state as squeue's `queue` answer lists it
+/// (`41 (ended: squeue no longer lists it), 42 RUNNING 1:02 node7`), or
+/// the ids and why squeue could not tell: what `runs show` and the run
+/// page say of a run's jobs.
+pub fn jobs_text(jobs: &[String], queue: Result<Vec<QueuedTask>, super::ClientError>) -> String {
+    let tasks = match queue {
+        Ok(tasks) => tasks,
+        Err(e) => return format!("{} (squeue cannot tell their state: {e})", jobs.join(", ")),
+    };
+    let each: Vec<String> = jobs
+        .iter()
+        .map(|job| match tasks.iter().find(|t| &t.job == job) {
+            Some(t) => format!("{job} {} {} {}", t.state, t.elapsed, t.where_or_why),
+            None => format!("{job} (ended: squeue no longer lists it)"),
+        })
+        .collect();
+    each.join(", ")
+}
+
 /// The tasks in squeue's output; lines that do not have the four fields
 /// are skipped (squeue prints nothing else with `-h`).
 pub fn parse_squeue(output: &str) -> Vec<QueuedTask> {
