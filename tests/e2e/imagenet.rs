@@ -12,7 +12,10 @@ use super::util::{scalar, sqlite, text, tmp, BIN};
 /// Classes of the folder: enough for top-5 to mean something.
 const CLASSES: usize = 6;
 
-/// A small network on small crops, with the recipe's other keys.
+/// A small network on small crops, with the recipe's other keys. Five
+/// epochs: after three, top-1 sat at the test's bound (8 of 24, twice
+/// chance) once a float-rounding change to the optimiser moved it; after
+/// five it is 16 of 24.
 const SMALL: &[&str] = &[
     "dataset=imagenet",
     "crop_size=32",
@@ -20,7 +23,7 @@ const SMALL: &[&str] = &[
     "init_channels=8",
     "batch_size=16",
     "lr=0.1",
-    "epochs=3",
+    "epochs=5",
 ];
 
 /// Writes `root/<split>/n0<c>/<i>.JPEG`: `per_class` images of each class,
@@ -108,13 +111,13 @@ fn a_cell_transfers_to_an_imagenet_folder_with_top5_and_skipped_images_recorded(
     assert!(said.contains("1 unreadable image(s) skipped"), "{said}");
     assert_eq!(
         sqlite(&db, "SELECT kind, dataset, status, epochs_done FROM runs"),
-        vec![vec!["train", "imagenet", "done", "3"]]
+        vec![vec!["train", "imagenet", "done", "5"]]
     );
     let madds: i64 = scalar(&db, "SELECT madds FROM runs").parse().unwrap();
     assert!(madds > 0, "{madds}");
     let last = sqlite(
         &db,
-        "SELECT test_acc, test_top5, train_top5, skipped_images FROM train_epochs WHERE epoch = 2",
+        "SELECT test_acc, test_top5, train_top5, skipped_images FROM train_epochs WHERE epoch = 4",
     );
     let number = |i: usize| last[0][i].parse::<f64>().unwrap();
     let chance = 1.0 / CLASSES as f64;
