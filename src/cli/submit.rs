@@ -15,7 +15,7 @@ use crate::cli::register::{evaluations_text, fetch_datasets, register, Registere
 use crate::cli::DbArgs;
 use crate::exec::slurm;
 use crate::exec::slurm::script::{
-    shell_quote, BatchScript, PullOptions, SbatchOptions, OUTPUT_PATTERN,
+    shell_quote, BatchScript, HandOffSbatch, PullOptions, SbatchOptions, OUTPUT_PATTERN,
 };
 use crate::store::Store;
 use crate::sweep::Sweep;
@@ -54,7 +54,9 @@ pub struct SubmitArgs {
     #[arg(long)]
     account: Option<String>,
     /// sbatch --time: each task's time limit (`30`, `4:00:00`, `1-00`); runs
-    /// stopped by it resume in the requeued task.
+    /// stopped by it resume in the requeued task. Also the limit of the
+    /// Slurm job of each training of several ranks (`nproc:`), as are
+    /// --mem, --signal-before and --sbatch-arg.
     #[arg(long)]
     time: Option<String>,
     /// sbatch --gpus-per-task (none: the runs run on CPU cores).
@@ -132,6 +134,12 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             max_retries: args.faults.max_retries,
             stale_after_s: args.faults.stale_after,
             stall_after_s: args.faults.stall_after,
+            hand_off: HandOffSbatch {
+                time: args.time.clone(),
+                mem: args.mem.clone(),
+                signal_before_s: args.signal_before,
+                extra: args.sbatch_args.clone(),
+            },
         },
     };
     if args.dry_run {

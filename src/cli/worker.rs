@@ -83,6 +83,25 @@ pub struct WorkerCmd {
     /// this long (default: 20 times its mean batch time, at least 5 min).
     #[arg(long, value_name = "SECONDS", requires = "sweep")]
     stall_after: Option<f64>,
+    /// Pull mode: sbatch --time of the Slurm job a training of several
+    /// ranks is handed to (`sweep submit --time`).
+    #[arg(long, value_name = "TIME", requires = "sweep")]
+    handoff_time: Option<String>,
+    /// Pull mode: sbatch --mem of that job.
+    #[arg(long, value_name = "MEM", requires = "sweep")]
+    handoff_mem: Option<String>,
+    /// Pull mode: seconds before that job's time limit at which Slurm
+    /// sends it SIGUSR2 (default 120).
+    #[arg(long, value_name = "SECONDS", requires = "sweep")]
+    handoff_signal_before: Option<u32>,
+    /// Pull mode: another sbatch option of that job, verbatim (repeatable).
+    #[arg(
+        long = "handoff-sbatch-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "sweep"
+    )]
+    handoff_sbatch_args: Vec<String>,
 }
 
 /// The worker itself, on libtorch.

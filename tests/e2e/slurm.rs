@@ -1034,8 +1034,9 @@ fn wait_for_job(job: &str, output: impl Fn() -> String) {
 /// A sweep submitted to Slurm whose `evaluate:` asks for `nproc: 2`: the
 /// pull worker runs the search, then hands the training of its cell to a
 /// Slurm job of its own (two srun tasks on CPU, Gloo) and leaves; the job
-/// trains it on two ranks: the run is done, world size 2, each epoch
-/// recorded once, the job recorded with the run.
+/// trains it on two ranks, under the array's time limit and extra sbatch
+/// options: the run is done, world size 2, each epoch recorded once, the
+/// job recorded with the run.
 #[cfg(feature = "dist")]
 #[test]
 fn a_sweeps_two_rank_training_runs_in_a_slurm_job_of_its_own() {
@@ -1048,7 +1049,12 @@ fn a_sweeps_two_rank_training_runs_in_a_slurm_job_of_its_own() {
         "base: {dataset: digits, epochs: 1, layers: 1, init_channels: 2, batch_size: 16, steps_per_epoch: 2}\n\
          evaluate: {epochs: 2, layers: 3, init_channels: 8, batch_size: 32, cutout: 4, steps_per_epoch: 6, nproc: 2}\n",
     );
-    let job = submit(&env, &file, &["--workers=1"], None);
+    let job = submit(
+        &env,
+        &file,
+        &["--workers=1", "--time=30", "--sbatch-arg=--comment=dps-handoff"],
+        None,
+    );
     wait_until_ended(&env, "dps", &job, 1);
     let said = task_output(&env, "dps", &job.job, 0);
     assert_eq!(
@@ -1068,6 +1074,10 @@ fn a_sweeps_two_rank_training_runs_in_a_slurm_job_of_its_own() {
         job: rows[0][0].as_str().unwrap().to_owned(),
     };
     let dir = format!("slurm/dps/train-{run_id}");
+    let script = std::fs::read_to_string(env.path(&format!("{dir}/submit-1.sh"))).unwrap();
+    for line in ["#SBATCH --time=30\n", "#SBATCH --comment=dps-handoff\n"] {
+        assert!(script.contains(line), "the array's {line:?}:\n{script}");
+    }
     wait_for_job(&train_job.job, || job_output(&env, &dir, &train_job.job));
     let output = job_output(&env, &dir, &train_job.job);
     assert_eq!(

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use super::WorkerCmd;
 use crate::exec::device::{parse_device, set_threads};
 use crate::exec::slurm::pull::{run_pull, PullWorker};
+use crate::exec::slurm::script::HandOffSbatch;
 use crate::exec::worker::{run_worker, WorkerOptions};
 
 impl WorkerCmd {
@@ -30,6 +31,12 @@ impl WorkerCmd {
                     stale_after_s: self.stale_after,
                     stall_after_s: self.stall_after,
                     heartbeat_s: self.heartbeat_s,
+                    hand_off: HandOffSbatch {
+                        time: self.handoff_time.clone(),
+                        mem: self.handoff_mem.clone(),
+                        signal_before_s: self.handoff_signal_before.unwrap_or(0),
+                        extra: self.handoff_sbatch_args.clone(),
+                    },
                 };
                 rt.block_on(run_pull(&store, &pull))?
             }

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use super::handoff::HandOff;
-use super::script::SbatchOptions;
+use super::script::{HandOffSbatch, SbatchOptions};
 use super::{requeue, task_resources, task_slots, this_task, ThisTask};
 use crate::exec::evaluate;
 use crate::exec::orchestrator::{orchestrate, Options, Outcome, StopReason};
@@ -51,6 +51,9 @@ pub struct PullWorker {
     pub stall_after_s: Option<f64>,
     /// Seconds between the run workers' heartbeats.
     pub heartbeat_s: f64,
+    /// The sbatch options of the jobs that trainings of several ranks are
+    /// handed to, besides this task's partition and account.
+    pub hand_off: HandOffSbatch,
 }
 
 /// Runs the pull worker to its end; returns the process's exit status: 0
@@ -122,8 +125,9 @@ pub async fn run_pull(store: &Store, opts: &PullWorker) -> Result<u8, ExecError>
 /// How this task hands a training of several ranks to a Slurm job of its
 /// own: a node of the job has as many GPUs as this task (none: the ranks
 /// run on CPU cores, `--threads` or the sweep's `cpu_threads_per_run`
-/// each, else one), in this task's partition and account; its script and
-/// output go to `train-<run>/` beside the pull workers' logs.
+/// each, else one), in this task's partition and account, with the time
+/// limit, memory and extra options `sweep submit` gave the array; its
+/// script and output go to `train-<run>/` beside the pull workers' logs.
 fn hand_off(
     opts: &PullWorker,
     task: &super::TaskResources,
@@ -148,13 +152,29 @@ fn hand_off(
             .map_err(ExecError::io("finding the ddsas binary the ranks run"))?,
         gpus_per_node: u32::try_from(task.gpus.len()).unwrap_or(u32::MAX),
         cpus_per_rank: cpus,
-        sbatch: SbatchOptions {
-            partition: set("SLURM_JOB_PARTITION"),
-            account: set("SLURM_JOB_ACCOUNT"),
-            signal_before_s: DEFAULT_SIGNAL_BEFORE_S,
-            ..SbatchOptions::default()
-        },
+        sbatch: hand_off_sbatch(&opts.hand_off, set("SLURM_JOB_PARTITION"), set("SLURM_JOB_ACCOUNT")),
     })
+}
+
+/// The sbatch options of a handed-off training's job: `given`'s, in
+/// `partition` and `account` (this task's).
+fn hand_off_sbatch(
+    given: &HandOffSbatch,
+    partition: Option<String>,
+    account: Option<String>,
+) -> SbatchOptions {
+    SbatchOptions {
+        partition,
+        account,
+        time: given.time.clone(),
+        mem: given.mem.clone(),
+        signal_before_s: match given.signal_before_s {
+            0 => DEFAULT_SIGNAL_BEFORE_S,
+            s => s,
+        },
+        extra: given.extra.clone(),
+        ..SbatchOptions::default()
+    }
 }
 
 /// Seconds before its time limit at which a handed-off training's job is
@@ -318,6 +338,28 @@ mod tests {
             ..Outcome::default()
         };
         assert_eq!(exit_status(&failed, None), EXIT_RUNS_FAILED);
+    }
+
+    /// A handed-off training's job runs under the array's limits and
+    /// extra options, in the task's partition and account.
+    #[test]
+    fn a_handed_off_job_takes_the_arrays_sbatch_options() {
+        let given = HandOffSbatch {
+            time: Some("4:00:00".into()),
+            mem: Some("64G".into()),
+            signal_before_s: 300,
+            extra: vec!["--qos=long".into()],
+        };
+        let sbatch = hand_off_sbatch(&given, Some("gpu".into()), None);
+        assert_eq!(sbatch.partition.as_deref(), Some("gpu"));
+        assert_eq!(sbatch.account, None);
+        assert_eq!(sbatch.time.as_deref(), Some("4:00:00"));
+        assert_eq!(sbatch.mem.as_deref(), Some("64G"));
+        assert_eq!(sbatch.signal_before_s, 300);
+        assert_eq!(sbatch.extra, ["--qos=long"]);
+        let plain = hand_off_sbatch(&HandOffSbatch::default(), None, None);
+        assert_eq!(plain.signal_before_s, DEFAULT_SIGNAL_BEFORE_S);
+        assert_eq!(plain.time, None);
     }
 
     #[tokio::test]

@@ -83,6 +83,53 @@ pub struct PullOptions {
     pub stale_after_s: f64,
     /// Seconds without a batch after which a worker counts as hung.
     pub stall_after_s: Option<f64>,
+    /// What the Slurm job of a training of several ranks, which a pull
+    /// worker hands off (`exec::slurm::handoff`), takes from the array's
+    /// own options.
+    pub hand_off: HandOffSbatch,
+}
+
+/// The sbatch options of `sweep submit` that the Slurm jobs of its
+/// trainings of several ranks take too, passed to the pull workers on
+/// their command line (a task's own `--time` or `--sbatch-arg` is not in
+/// its environment). Partition and account the workers read from their
+/// task's environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandOffSbatch {
+    /// `--time`.
+    pub time: Option<String>,
+    /// `--mem`.
+    pub mem: Option<String>,
+    /// Seconds before the time limit at which Slurm sends SIGUSR2 (0:
+    /// the default of `train --slurm`).
+    pub signal_before_s: u32,
+    /// The user's `--sbatch-arg`s, verbatim.
+    pub extra: Vec<String>,
+}
+
+impl HandOffSbatch {
+    /// The worker options that carry these (`--handoff-time`...).
+    fn worker_words(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        let optional = [
+            ("--handoff-time", self.time.clone()),
+            ("--handoff-mem", self.mem.clone()),
+            (
+                "--handoff-signal-before",
+                (self.signal_before_s > 0).then(|| self.signal_before_s.to_string()),
+            ),
+        ];
+        for (flag, value) in optional {
+            if let Some(value) = value {
+                words.extend([flag.to_owned(), value]);
+            }
+        }
+        for arg in &self.extra {
+            // `=`: an option that starts with `--` stays the value.
+            words.push(format!("--handoff-sbatch-arg={arg}"));
+        }
+        words
+    }
 }
 
 /// Everything the batch script says.
@@ -223,6 +270,7 @@ impl BatchScript {
                 words.push(value);
             }
         }
+        words.extend(p.hand_off.worker_words());
         words
     }
 }
@@ -342,6 +390,12 @@ mod tests {
             max_retries: 5,
             stale_after_s: 90.5,
             stall_after_s: Some(600.0),
+            hand_off: HandOffSbatch {
+                time: Some("1-00:00:00".into()),
+                mem: Some("32G".into()),
+                signal_before_s: 300,
+                extra: vec!["--qos=long".into()],
+            },
         };
         let text = s.text();
         assert_eq!(
@@ -367,7 +421,9 @@ mod tests {
         assert!(text.contains("\nexport DDSAS_DATA=/data/ddsas\n"), "{text}");
         assert!(
             text.ends_with(
-                "--max-retries 5 --stale-after 90.5 --runs-per-gpu 3 --threads 2 --stall-after 600\n"
+                "--max-retries 5 --stale-after 90.5 --runs-per-gpu 3 --threads 2 --stall-after 600 \
+                 --handoff-time 1-00:00:00 --handoff-mem 32G --handoff-signal-before 300 \
+                 --handoff-sbatch-arg=--qos=long\n"
             ),
             "{text}"
         );
