@@ -134,12 +134,7 @@ pub fn submit(rt: &Runtime, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             max_retries: args.faults.max_retries,
             stale_after_s: args.faults.stale_after,
             stall_after_s: args.faults.stall_after,
-            hand_off: HandOffSbatch {
-                time: args.time.clone(),
-                mem: args.mem.clone(),
-                signal_before_s: args.signal_before,
-                extra: args.sbatch_args.clone(),
-            },
+            hand_off: hand_off_sbatch(&sweep, &args),
         },
     };
     if args.dry_run {
@@ -232,6 +227,21 @@ fn check_options(args: &SubmitArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The sbatch options of the Slurm jobs the pull workers hand the
+/// sweep's trainings of several ranks to: the array's, when it has such
+/// trainings (none: nothing to pass on).
+fn hand_off_sbatch(sweep: &Sweep, args: &SubmitArgs) -> HandOffSbatch {
+    if sweep.evaluate.iter().all(|plan| plan.nproc <= 1) {
+        return HandOffSbatch::default();
+    }
+    HandOffSbatch {
+        time: args.time.clone(),
+        mem: args.mem.clone(),
+        signal_before_s: args.signal_before,
+        extra: args.sbatch_args.clone(),
+    }
 }
 
 fn sbatch_options(args: &SubmitArgs) -> SbatchOptions {
