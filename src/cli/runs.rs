@@ -305,6 +305,9 @@ async fn show(db: &mut ReadOnlyDb, args: ShowArgs) -> anyhow::Result<()> {
     let jobs = db.run_slurm_job_ids(id).await?;
     if !jobs.is_empty() {
         let queue = crate::exec::slurm::queue(&jobs);
+        if let Some(job) = stranded_by(run.row.status, run.row.owner.as_deref(), &queue) {
+            crate::outln!("run {id} is held for Slurm job {job}, which ended before it started: `ddsas runs cancel {id}` leaves it `interrupted` now, or a pull worker of its sweep (`ddsas sweep submit` again) hands it to a new job");
+        }
         crate::outln!("{}", slurm_jobs_text(&jobs, queue));
     }
     let value: Value =
@@ -428,6 +431,28 @@ fn slurm_jobs_text(
     )
 }
 
+/// The job a run in `status`, held by `owner`, is held for (owner
+/// `slurm:<job>`, `running`) when `queue` (squeue) says it ended: its
+/// rank 0 never took the run over.
+fn stranded_by(
+    status: RunStatus,
+    owner: Option<&str>,
+    queue: &Result<Vec<QueuedTask>, crate::exec::slurm::ClientError>,
+) -> Option<String> {
+    let tasks = queue.as_ref().ok()?;
+    if status != RunStatus::Running {
+        return None;
+    }
+    match crate::exec::process::Owner::parse(owner?)? {
+        crate::exec::process::Owner::SlurmJob { job } => tasks
+            .iter()
+            .filter(|t| t.job == job)
+            .all(QueuedTask::ended)
+            .then_some(job),
+        _ => None,
+    }
+}
+
 /// The jobs of `jobs` that have not ended as `queue` (squeue) answers:
 /// a job it no longer lists, or lists in an end state, has; every job when
 /// squeue cannot answer (scancel then says what it can).
@@ -445,8 +470,9 @@ fn live_jobs(
 
 /// scancels the Slurm jobs recorded for run `args.id`; a run with none is
 /// told apart from one that does not exist. Returns the run's owner when
-/// it is held for one of the cancelled jobs (`slurm:<job>`: a job that
-/// had not started, whose rank 0 never took the run), to be released.
+/// it is held for one of the cancelled jobs, or for one that already
+/// ended (`slurm:<job>`: a job that had not started, whose rank 0 never
+/// took the run), to be released.
 async fn cancel(db: &mut ReadOnlyDb, args: &ShowArgs) -> anyhow::Result<Option<String>> {
     let id = args.id;
     let Some(run) = db.run_card(id).await? else {
@@ -462,19 +488,28 @@ async fn cancel(db: &mut ReadOnlyDb, args: &ShowArgs) -> anyhow::Result<Option<S
             run.row.pid.map_or("PID".to_owned(), |p| p.to_string())
         );
     }
-    let jobs = live_jobs(jobs, crate::exec::slurm::queue);
-    if jobs.is_empty() {
-        crate::outln!("run {id}: its Slurm job(s) have ended (squeue lists none of them as pending or running); nothing to cancel");
-        return Ok(None);
+    let held_for =
+        |job: &String| crate::exec::process::Owner::SlurmJob { job: job.clone() }.to_string();
+    let live = live_jobs(jobs.clone(), crate::exec::slurm::queue);
+    if live.is_empty() {
+        // Still held for a job that ended: it never started (a plain
+        // scancel while it was pending), and its run is released here
+        // rather than when a pull worker next looks.
+        let stranded = run.row.owner.filter(|owner| {
+            run.row.status == RunStatus::Running && jobs.iter().any(|j| &held_for(j) == owner)
+        });
+        if stranded.is_none() {
+            crate::outln!("run {id}: its Slurm job(s) have ended (squeue lists none of them as pending or running); nothing to cancel");
+        }
+        return Ok(stranded);
     }
+    let jobs = live;
     crate::exec::slurm::cancel(&jobs)
         .with_context(|| format!("scancel {} (the Slurm job(s) of run {id})", jobs.join(" ")))?;
     crate::outln!(
         "scancel {}: run {id}'s ranks stop at the next step, leaving it `interrupted` with its checkpoint; the same `ddsas train ... --slurm` plus --resume submits the rest",
         jobs.join(" ")
     );
-    let held_for =
-        |job: &String| crate::exec::process::Owner::SlurmJob { job: job.clone() }.to_string();
     Ok(run.row.owner.filter(|owner| {
         run.row.status == RunStatus::Running && jobs.iter().any(|j| &held_for(j) == owner)
     }))
@@ -485,7 +520,7 @@ async fn cancel(db: &mut ReadOnlyDb, args: &ShowArgs) -> anyhow::Result<Option<S
 /// next `train --slurm --resume` or pull worker takes it at once.
 fn release_held(rt: &Runtime, args: &ShowArgs, owner: &str) -> anyhow::Result<()> {
     let store = args.db.open(rt)?;
-    let message = "its Slurm job was cancelled before it started";
+    let message = crate::exec::slurm::JOB_NEVER_STARTED;
     let released = rt.block_on(store.release_run(args.id, owner, Some(message)));
     rt.block_on(store.close());
     if released? {
@@ -758,6 +793,28 @@ mod tests {
             "without squeue every job is scancelled"
         );
         let missing = slurm_jobs_text(&jobs, Err(ClientError::Missing("squeue".into())));
+        let stranded = |state: &str, owner: &str| {
+            let task = QueuedTask {
+                state: state.into(),
+                ..running.clone()
+            };
+            stranded_by(RunStatus::Running, Some(owner), &Ok(vec![task]))
+        };
+        assert_eq!(stranded("CANCELLED", "slurm:42").as_deref(), Some("42"));
+        assert_eq!(stranded("PENDING", "slurm:42"), None);
+        assert_eq!(
+            stranded("RUNNING", "slurm:41").as_deref(),
+            Some("41"),
+            "a job squeue no longer lists has ended"
+        );
+        let done = stranded_by(RunStatus::Done, Some("slurm:42"), &Ok(vec![]));
+        assert_eq!(done, None);
+        let unknown = stranded_by(
+            RunStatus::Running,
+            Some("slurm:42"),
+            &Err(ClientError::Missing("squeue".into())),
+        );
+        assert_eq!(unknown, None, "without squeue nothing is said");
         assert!(
             missing.starts_with("slurm job(s): 41, 42 (squeue cannot tell their state: `squeue` is not installed here"),
             "{missing}"

@@ -560,7 +560,7 @@ async fn release_held(store: &Store, trainings: &[SlurmJob]) -> anyhow::Result<(
             job: job.job_id.clone(),
         }
         .to_string();
-        let message = "its Slurm job was cancelled before it started";
+        let message = crate::exec::slurm::JOB_NEVER_STARTED;
         if store.release_run(run, &owner, Some(message)).await? {
             crate::outln!(
                 "run {run}: its job {} had not started; the run is `interrupted` now",

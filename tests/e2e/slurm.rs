@@ -1339,6 +1339,35 @@ fn sweep_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
     });
 }
 
+/// A plain `scancel` of that pending job: nothing in ddsas hears of it,
+/// so `runs show` says the run is held for a job that ended and how to
+/// free it, and `runs cancel` then frees it (no pull worker needed).
+#[cfg(feature = "dist")]
+#[test]
+fn a_plain_scancel_of_a_pending_training_job_is_shown_and_freed_by_runs_cancel() {
+    pending_training_cancelled(|env, run_id| {
+        let job: String = env.query("SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL")[0][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        slurm("scancel", &[&job]);
+        wait_until("the scancelled job to end", || all_ended(&job));
+        let id = run_id.to_string();
+        let show = on_cluster(env, &["runs", "show", &id]).output().unwrap();
+        assert!(show.status.success(), "{}", text(&show));
+        assert!(
+            text(&show).contains(&format!(
+                "held for Slurm job {job}, which ended before it started: `ddsas runs cancel {id}`"
+            )),
+            "{}",
+            text(&show)
+        );
+        let out = on_cluster(env, &["runs", "cancel", &id]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    });
+}
+
 /// A sweep whose handed-off training waits in the queue, cancelled by
 /// `cancel` (given the train run's id; returns what it said).
 #[cfg(feature = "dist")]
@@ -1384,7 +1413,7 @@ fn pending_training_cancelled(cancel: impl Fn(&Env, i64) -> String) {
         vec![vec![
             serde_json::json!("interrupted"),
             serde_json::json!(format!("slurm:{}", job.job)),
-            serde_json::json!("its Slurm job was cancelled before it started")
+            serde_json::json!("its Slurm job was cancelled, or ended, before it started")
         ]]
     );
     wait_until("the cancelled job to end", || all_ended(&job.job));

@@ -264,6 +264,11 @@ pub fn job_ended(job: &str) -> Option<bool> {
     Some(tasks.iter().all(squeue::QueuedTask::ended))
 }
 
+/// The error recorded with a run released because the Slurm job it was
+/// held for (owner `slurm:<job>`) was cancelled, or ended, before its
+/// rank 0 took it over.
+pub const JOB_NEVER_STARTED: &str = "its Slurm job was cancelled, or ended, before it started";
+
 /// Cancels the given jobs (every task of each array) with one scancel.
 pub fn cancel(job_ids: &[String]) -> Result<(), ClientError> {
     if job_ids.is_empty() {
