@@ -560,14 +560,7 @@ impl Orchestrator<'_> {
                 self.store
                     .release_run(run.run_id, &self.owner, Some(&message))
                     .await?;
-                self.ui
-                    .line(format!("run {} ({}): {message}", run.run_id, run.label));
-                self.outcome.failed.push(Failure {
-                    run_id: run.run_id,
-                    label: run.label.clone(),
-                    message,
-                    log: None,
-                });
+                self.not_run_here(run, message);
             }
         }
         Ok(true)
@@ -703,14 +696,7 @@ impl Orchestrator<'_> {
             "it trains in {} processes, one worker slot each, and this orchestrator has {most} such slot(s); left unclaimed",
             run.ranks
         );
-        self.ui
-            .line(format!("run {} ({}): {message}", run.run_id, run.label));
-        self.outcome.failed.push(Failure {
-            run_id: run.run_id,
-            label: run.label.clone(),
-            message,
-            log: None,
-        });
+        self.not_run_here(run, message);
         true
     }
 
@@ -1141,6 +1127,19 @@ impl Orchestrator<'_> {
         ));
         self.outcome.no_space.get_or_insert(why);
         self.stop(StopReason::NoSpace);
+    }
+
+    /// Says why `run` is not run by this orchestrator (it has no worker,
+    /// so no log) and counts it among the failures.
+    fn not_run_here(&mut self, run: &SweepRun, message: String) {
+        self.ui
+            .line(format!("run {} ({}): {message}", run.run_id, run.label));
+        self.outcome.failed.push(Failure {
+            run_id: run.run_id,
+            label: run.label.clone(),
+            message,
+            log: None,
+        });
     }
 
     fn report_failure(&mut self, act: &Active, message: &str) {

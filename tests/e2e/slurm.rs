@@ -442,6 +442,37 @@ fn slurm(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `ddsas train --slurm` of darts_v2 on the digits, quiet, one CPU per
+/// rank and `ranks_per_node` ranks on the node, with `sets` as `--set`s.
+fn train_on_slurm(ranks_per_node: &'static str, sets: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec![
+        "train",
+        "--quiet",
+        "--genotype",
+        "darts_v2",
+        "--slurm",
+        "--ntasks-per-node",
+        ranks_per_node,
+        "--cpus-per-task",
+        "1",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args
+}
+
+/// The first Slurm job `select` (a `SELECT job_id FROM slurm_jobs ...`)
+/// finds, scancelled when the test ends.
+fn recorded_job(env: &Env, select: &str) -> Submitted {
+    Submitted {
+        job: env.query(select)[0][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job id from {select}"))
+            .to_owned(),
+    }
+}
+
 /// (task, state) of every task of job array `job`.
 fn task_states(job: &str) -> Vec<(String, String)> {
     let jobs = format!("--jobs={job}");
@@ -827,29 +858,18 @@ fn a_two_task_srun_training_completes_with_one_history() {
     let Some(env) = cluster_env() else {
         return;
     };
-    let mut args = vec![
-        "train",
-        "--quiet",
-        "--genotype",
-        "darts_v2",
-        "--slurm",
-        "--nodes",
-        "1",
-        "--ntasks-per-node",
+    let mut args = train_on_slurm(
         "2",
-        "--cpus-per-task",
-        "1",
-    ];
-    for set in [
-        "layers=3",
-        "init_channels=8",
-        "batch_size=32",
-        "cutout=4",
-        "steps_per_epoch=null",
-        "epochs=2",
-    ] {
-        args.extend(["--set", set]);
-    }
+        &[
+            "layers=3",
+            "init_channels=8",
+            "batch_size=32",
+            "cutout=4",
+            "steps_per_epoch=null",
+            "epochs=2",
+        ],
+    );
+    args.extend(["--nodes", "1"]);
     let out = on_cluster(&env, &args)
         .env("DDSAS_DIST_TIMEOUT_S", "60")
         .env("DDSAS_PARAM_CHECKSUM", "1")
@@ -941,20 +961,10 @@ fn runs_cancel_scancels_a_train_runs_job_and_leaves_it_interrupted() {
     };
     let hold = Hold::every_run(&env.path(""), 5);
     let (var, value) = hold.env();
-    let mut args = vec![
-        "train",
-        "--quiet",
-        "--genotype",
-        "darts_v2",
-        "--slurm",
-        "--ntasks-per-node",
+    let args = train_on_slurm(
         "1",
-        "--cpus-per-task",
-        "1",
-    ];
-    for set in ["layers=3", "init_channels=8", "batch_size=32", "epochs=2"] {
-        args.extend(["--set", set]);
-    }
+        &["layers=3", "init_channels=8", "batch_size=32", "epochs=2"],
+    );
     let out = on_cluster(&env, &args).env(var, value).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -963,12 +973,7 @@ fn runs_cancel_scancels_a_train_runs_job_and_leaves_it_interrupted() {
         said.contains(&format!("ddsas runs cancel {run_id} --db")),
         "{said}"
     );
-    let job = Submitted {
-        job: env.query("SELECT job_id FROM slurm_jobs")[0][0]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
+    let job = recorded_job(&env, "SELECT job_id FROM slurm_jobs");
     let held = env.path("hold.held");
     wait_until("the task to reach the hold", || held.exists());
     let show = on_cluster(&env, &["runs", "show", &run_id])
@@ -1052,7 +1057,11 @@ fn a_sweeps_two_rank_training_runs_in_a_slurm_job_of_its_own() {
     let job = submit(
         &env,
         &file,
-        &["--workers=1", "--time=30", "--sbatch-arg=--comment=dps-handoff"],
+        &[
+            "--workers=1",
+            "--time=30",
+            "--sbatch-arg=--comment=dps-handoff",
+        ],
         None,
     );
     wait_until_ended(&env, "dps", &job, 1);
@@ -1124,27 +1133,17 @@ fn a_train_job_warned_of_its_time_limit_requeues_and_finishes_once() {
     // 6 steps an epoch: global step 8 is in the second epoch.
     let hold = Hold::every_run(&env.path(""), 8);
     let (var, value) = hold.env();
-    let mut args = vec![
-        "train",
-        "--quiet",
-        "--genotype",
-        "darts_v2",
-        "--slurm",
-        "--ntasks-per-node",
+    let args = train_on_slurm(
         "2",
-        "--cpus-per-task",
-        "1",
-    ];
-    for set in [
-        "layers=3",
-        "init_channels=8",
-        "batch_size=32",
-        "cutout=4",
-        "steps_per_epoch=6",
-        "epochs=3",
-    ] {
-        args.extend(["--set", set]);
-    }
+        &[
+            "layers=3",
+            "init_channels=8",
+            "batch_size=32",
+            "cutout=4",
+            "steps_per_epoch=6",
+            "epochs=3",
+        ],
+    );
     let out = on_cluster(&env, &args)
         .env(var, value)
         .env("DDSAS_DIST_TIMEOUT_S", "60")
@@ -1152,12 +1151,7 @@ fn a_train_job_warned_of_its_time_limit_requeues_and_finishes_once() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let run_id = env.scalar("SELECT id FROM runs");
-    let job = Submitted {
-        job: env.query("SELECT job_id FROM slurm_jobs")[0][0]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
+    let job = recorded_job(&env, "SELECT job_id FROM slurm_jobs");
     let dir = format!("slurm/train-{run_id}");
     let held = env.path("hold.held");
     wait_until("a rank to reach the hold", || held.exists());
@@ -1276,12 +1270,7 @@ fn a_cancelled_training_job_is_handed_on_and_resumes_at_its_step() {
     .output()
     .unwrap();
     assert!(again.status.success(), "{}", text(&again));
-    let _second_array = Submitted {
-        job: env.query("SELECT job_id FROM slurm_jobs WHERE sweep IS NOT NULL ORDER BY submitted_at DESC, job_id DESC")[0][0]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
+    let _second_array = recorded_job(&env, "SELECT job_id FROM slurm_jobs WHERE sweep IS NOT NULL ORDER BY submitted_at DESC, job_id DESC");
     wait_until("a second training job", || !train_job(1).is_empty());
     let resumed = Submitted { job: train_job(1) };
     let run_id = env.scalar("SELECT id FROM runs WHERE method = 'train'");
@@ -1346,10 +1335,10 @@ fn sweep_cancel_of_a_pending_training_job_leaves_its_run_interrupted() {
 #[test]
 fn a_plain_scancel_of_a_pending_training_job_is_shown_and_freed_by_runs_cancel() {
     pending_training_cancelled(|env, run_id| {
-        let job: String = env.query("SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL")[0][0]
+        let job = env.query("SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL")[0][0]
             .as_str()
-            .unwrap()
-            .to_owned();
+            .map(str::to_owned)
+            .unwrap();
         slurm("scancel", &[&job]);
         wait_until("the scancelled job to end", || all_ended(&job));
         let id = run_id.to_string();
@@ -1390,12 +1379,10 @@ fn pending_training_cancelled(cancel: impl Fn(&Env, i64) -> String) {
         env.try_query("SELECT count(*) FROM runs WHERE method = 'train' AND owner LIKE 'slurm:%'")
             .is_ok_and(|rows| rows[0][0].as_i64() == Some(1))
     });
-    let job = Submitted {
-        job: env.query("SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL")[0][0]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
+    let job = recorded_job(
+        &env,
+        "SELECT job_id FROM slurm_jobs WHERE run_id IS NOT NULL",
+    );
     assert_eq!(
         task_states(&job.job),
         [(job.job.clone(), "PENDING".to_owned())]

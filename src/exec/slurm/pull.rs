@@ -152,7 +152,11 @@ fn hand_off(
             .map_err(ExecError::io("finding the ddsas binary the ranks run"))?,
         gpus_per_node: u32::try_from(task.gpus.len()).unwrap_or(u32::MAX),
         cpus_per_rank: cpus,
-        sbatch: hand_off_sbatch(&opts.hand_off, set("SLURM_JOB_PARTITION"), set("SLURM_JOB_ACCOUNT")),
+        sbatch: hand_off_sbatch(
+            &opts.hand_off,
+            set("SLURM_JOB_PARTITION"),
+            set("SLURM_JOB_ACCOUNT"),
+        ),
     })
 }
 

@@ -316,7 +316,9 @@ struct Reducer {
   Group* g = nullptr;
   std::vector<at::Tensor> params;
   std::vector<unsigned> hooks;
+  // Parameter i is member slot_of[i] of bucket bucket_of[i].
   std::vector<size_t> bucket_of;
+  std::vector<size_t> slot_of;
   std::vector<Bucket> buckets;
   std::mutex mutex;
   bool armed = false;
@@ -332,7 +334,7 @@ struct Reducer {
       return;
     }
     Bucket& b = buckets[bucket_of[i]];
-    size_t slot = std::find(b.members.begin(), b.members.end(), i) - b.members.begin();
+    size_t slot = slot_of[i];
     if (b.grads[slot].defined()) {
       return;
     }
@@ -539,6 +541,7 @@ char* ddsas_dist_reducer_new(void* group, at::Tensor** ps, size_t n, int64_t buc
   auto r = std::make_unique<Reducer>();
   r->g = static_cast<Group*>(group);
   r->bucket_of.assign(n, 0);
+  r->slot_of.assign(n, 0);
   int64_t bytes = 0;
   for (size_t k = n; k-- > 0;) {
     const at::Tensor& p = *ps[k];
@@ -547,6 +550,7 @@ char* ddsas_dist_reducer_new(void* group, at::Tensor** ps, size_t n, int64_t buc
       r->buckets.emplace_back();
       bytes = 0;
     }
+    r->slot_of[k] = r->buckets.back().members.size();
     r->buckets.back().members.push_back(k);
     r->bucket_of[k] = r->buckets.size() - 1;
     bytes += p.nbytes();
