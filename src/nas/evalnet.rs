@@ -67,17 +67,19 @@ impl StemLayers {
     }
 
     /// The first cell's `(s0, s1)`.
-    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+    fn forward_t(&self, x: &Tensor, train: bool) -> (CellOutput, CellOutput) {
         let block =
             |(conv, bn): &(nn::Conv2D, BatchNorm), x: &Tensor| bn.forward_t(&x.apply(conv), train);
         match self.blocks.as_slice() {
             [stem] => {
-                let s = block(stem, x);
+                // Both inputs of the first cell: its ReLU taken once for both.
+                let mut s = CellOutput::single(block(stem, x));
+                s.take_relu();
                 (s.shallow_clone(), s)
             }
             [stem0a, stem0b, stem1] => {
-                let s0 = block(stem0b, &block(stem0a, x).relu());
-                let s1 = block(stem1, &s0.relu());
+                let mut s0 = CellOutput::single(block(stem0b, &block(stem0a, x).relu()));
+                let s1 = CellOutput::single(block(stem1, &s0.relu()));
                 (s0, s1)
             }
             blocks => unreachable!("a stem has 1 or 3 blocks, not {}", blocks.len()),
@@ -132,8 +134,8 @@ impl AuxHead {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = x.relu();
+    /// The head on the ReLU of its input (shared with the next cells').
+    fn forward_relu_t(&self, x: &Tensor, train: bool) -> Tensor {
         let pooled = |side: i64| side >= 5 && (side - 5) / self.stride + 1 == 2;
         let size = x.size();
         let x = if pooled(size[2]) && pooled(size[3]) {
@@ -183,12 +185,18 @@ impl EvalCell {
         }
     }
 
-    fn forward_t(&self, s0: &Tensor, s1: &Tensor, drop_prob: f64, train: bool) -> Tensor {
+    fn forward_t(
+        &self,
+        s0: &mut CellOutput,
+        s1: &mut CellOutput,
+        drop_prob: f64,
+        train: bool,
+    ) -> CellOutput {
         let s0 = match &self.pre0 {
-            Pre0::Reduce(r) => r.forward_t(s0, train),
-            Pre0::Conv(c) => c.forward_t(s0, train),
+            Pre0::Reduce(r) => r.forward_relu_t(&s0.relu(), train),
+            Pre0::Conv(c) => c.forward_relu_t(&s0.relu(), train),
         };
-        let mut states = vec![s0, self.pre1.forward_t(s1, train)];
+        let mut states = vec![s0, self.pre1.forward_relu_t(&s1.relu(), train)];
         // The ReLU of a state, taken once for every op that starts with it.
         let mut relus: Vec<Option<Tensor>> = Vec::new();
         for pair in self.ops.chunks(2) {
@@ -209,8 +217,82 @@ impl EvalCell {
             }
             states.push(sum.expect("two ops per node"));
         }
-        let out: Vec<&Tensor> = self.concat.iter().map(|&i| &states[i]).collect();
-        Tensor::cat(&out, 1)
+        relus.resize_with(states.len(), || None);
+        CellOutput {
+            parts: self
+                .concat
+                .iter()
+                .map(|&i| states[i].shallow_clone())
+                .collect(),
+            part_relus: self.concat.iter().map(|&i| relus[i].take()).collect(),
+            relu: None,
+        }
+    }
+}
+
+/// What a cell (or the stem) hands on: the states its output concatenates,
+/// kept apart until asked for. The next two cells' preprocessing and the
+/// auxiliary head all start with its ReLU, taken here once for all of
+/// them as the concatenation of its states' ReLUs (those the cell's own
+/// ops took reused); only the last cell's output is wanted without it.
+#[derive(Debug)]
+struct CellOutput {
+    parts: Vec<Tensor>,
+    part_relus: Vec<Option<Tensor>>,
+    relu: Option<Tensor>,
+}
+
+impl CellOutput {
+    fn single(x: Tensor) -> Self {
+        CellOutput {
+            parts: vec![x],
+            part_relus: vec![None],
+            relu: None,
+        }
+    }
+
+    /// The ReLU of the output, taken at the first call.
+    fn relu(&mut self) -> Tensor {
+        self.take_relu();
+        self.relu.as_ref().expect("just taken").shallow_clone()
+    }
+
+    /// Takes the ReLU of the output unless it is taken.
+    fn take_relu(&mut self) {
+        if self.relu.is_none() {
+            let relus: Vec<Tensor> = self
+                .parts
+                .iter()
+                .zip(&mut self.part_relus)
+                .map(|(x, r)| r.take().unwrap_or_else(|| x.relu()))
+                .collect();
+            self.relu = Some(cat_channels(&relus));
+        }
+    }
+
+    /// The output itself.
+    fn raw(&self) -> Tensor {
+        cat_channels(&self.parts)
+    }
+
+    fn shallow_clone(&self) -> Self {
+        CellOutput {
+            parts: self.parts.iter().map(Tensor::shallow_clone).collect(),
+            part_relus: self
+                .part_relus
+                .iter()
+                .map(|r| r.as_ref().map(Tensor::shallow_clone))
+                .collect(),
+            relu: self.relu.as_ref().map(Tensor::shallow_clone),
+        }
+    }
+}
+
+/// `parts` concatenated along the channels (one part: itself).
+fn cat_channels(parts: &[Tensor]) -> Tensor {
+    match parts {
+        [one] => one.shallow_clone(),
+        many => Tensor::cat(many, 1),
     }
 }
 
@@ -275,13 +357,16 @@ impl EvalNetwork {
         let aux_after = 2 * self.cells.len() / 3;
         let mut aux = None;
         for (i, cell) in self.cells.iter().enumerate() {
-            let out = cell.forward_t(&s0, &s1, drop_prob, train);
+            let out = cell.forward_t(&mut s0, &mut s1, drop_prob, train);
             s0 = std::mem::replace(&mut s1, out);
             if i == aux_after && train {
-                aux = self.aux.as_ref().map(|head| head.forward_t(&s1, train));
+                if let Some(head) = &self.aux {
+                    aux = Some(head.forward_relu_t(&s1.relu(), train));
+                }
             }
         }
         let logits = s1
+            .raw()
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
             .apply(&self.classifier);
@@ -446,6 +531,25 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ReLU of a cell's output, made from its states' ReLUs (some of
+    /// them taken by the cell's ops), equals the ReLU of the output.
+    #[test]
+    fn a_cells_relu_is_the_relu_of_its_output() {
+        tch::manual_seed(3);
+        let parts: Vec<Tensor> = (0..3)
+            .map(|_| Tensor::randn([2, 4, 3, 3], tch::kind::FLOAT_CPU))
+            .collect();
+        let mut out = CellOutput {
+            part_relus: vec![None, Some(parts[1].relu()), None],
+            parts,
+            relu: None,
+        };
+        let expected = out.raw().relu();
+        assert_eq!(out.relu(), expected);
+        assert_eq!(out.shallow_clone().relu(), expected, "taken once, shared");
+        assert_eq!(out.raw().size(), [2, 12, 3, 3]);
+    }
     use crate::arch::genotype;
     use tch::Kind;
 
