@@ -239,7 +239,7 @@ fn hand_off_sbatch(sweep: &Sweep, args: &SubmitArgs) -> HandOffSbatch {
     HandOffSbatch {
         time: args.time.clone(),
         mem: args.mem.clone(),
-        signal_before_s: args.signal_before,
+        signal_before_s: Some(args.signal_before),
         extra: args.sbatch_args.clone(),
     }
 }

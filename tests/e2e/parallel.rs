@@ -359,23 +359,7 @@ fn a_killed_worker_of_two_ranks_takes_its_ranks_along_and_its_run_resumes() {
     let said = env.output_of("dpk");
     assert!(status.success(), "{said}");
     assert!(said.contains("killed by signal 9"), "{said}");
-    assert_eq!(
-        env.query(
-            "SELECT status, attempts, epochs_done, world_size FROM runs WHERE method = 'train'"
-        ),
-        vec![vec![
-            serde_json::json!("done"),
-            serde_json::json!(2),
-            serde_json::json!(3),
-            serde_json::json!(2)
-        ]],
-        "{said}"
-    );
-    assert_eq!(
-        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
-        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
-        "each epoch recorded once"
-    );
+    env.assert_two_rank_training_resumed_once(&said);
 }
 
 /// Polls `cond` every 50 ms until it holds; panics after five minutes.

@@ -1191,21 +1191,7 @@ fn a_train_job_warned_of_its_time_limit_requeues_and_finishes_once() {
     }
     // srun gave both ranks the signal; rank 0 alone said so.
     assert_eq!(said.matches("SIGUSR2 (Slurm").count(), 1, "{said}");
-    assert_eq!(
-        env.query("SELECT status, attempts, epochs_done, world_size FROM runs"),
-        vec![vec![
-            serde_json::json!("done"),
-            serde_json::json!(2),
-            serde_json::json!(3),
-            serde_json::json!(2)
-        ]],
-        "{said}"
-    );
-    assert_eq!(
-        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
-        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
-        "each epoch recorded once:\n{said}"
-    );
+    env.assert_two_rank_training_resumed_once(&said);
     assert_eq!(
         env.scalar("SELECT count(*) FROM slurm_jobs"),
         1,
@@ -1278,23 +1264,7 @@ fn a_cancelled_training_job_is_handed_on_and_resumes_at_its_step() {
     wait_for_job(&resumed.job, || job_output(&env, &dir, &resumed.job));
     let said = job_output(&env, &dir, &resumed.job);
     assert!(said.contains("resuming at step"), "{said}");
-    assert_eq!(
-        env.query(
-            "SELECT status, attempts, epochs_done, world_size FROM runs WHERE method = 'train'"
-        ),
-        vec![vec![
-            serde_json::json!("done"),
-            serde_json::json!(2),
-            serde_json::json!(3),
-            serde_json::json!(2)
-        ]],
-        "{said}"
-    );
-    assert_eq!(
-        env.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
-        vec![vec![serde_json::json!(3), serde_json::json!(3)]],
-        "each epoch recorded once:\n{said}"
-    );
+    env.assert_two_rank_training_resumed_once(&said);
 }
 
 /// `runs cancel` (or `sweep cancel`) of a sweep's training whose job of

@@ -210,6 +210,29 @@ impl Env {
             .unwrap_or_else(|| panic!("{sql} is not an integer"))
     }
 
+    /// The one training of a test that stopped it in the second of its
+    /// three epochs and resumed it: done at its second attempt, on 2 ranks,
+    /// each epoch recorded once (`said`: what to show when not).
+    pub(crate) fn assert_two_rank_training_resumed_once(&self, said: &str) {
+        assert_eq!(
+            self.query(
+                "SELECT status, attempts, epochs_done, world_size FROM runs WHERE method = 'train'"
+            ),
+            vec![vec![
+                serde_json::json!("done"),
+                serde_json::json!(2),
+                serde_json::json!(3),
+                serde_json::json!(2)
+            ]],
+            "{said}"
+        );
+        assert_eq!(
+            self.query("SELECT count(*), count(DISTINCT epoch) FROM train_epochs"),
+            vec![vec![serde_json::json!(3), serde_json::json!(3)]],
+            "each epoch recorded once:\n{said}"
+        );
+    }
+
     /// Every run done exactly once: done, and exactly `epochs_total`
     /// distinct epoch rows numbered from 0.
     pub(crate) fn assert_all_done_once(&self, expected_runs: i64) {

@@ -34,7 +34,7 @@ impl WorkerCmd {
                     hand_off: HandOffSbatch {
                         time: self.handoff_time.clone(),
                         mem: self.handoff_mem.clone(),
-                        signal_before_s: self.handoff_signal_before.unwrap_or(0),
+                        signal_before_s: self.handoff_signal_before,
                         extra: self.handoff_sbatch_args.clone(),
                     },
                 };

@@ -172,10 +172,7 @@ fn hand_off_sbatch(
         account,
         time: given.time.clone(),
         mem: given.mem.clone(),
-        signal_before_s: match given.signal_before_s {
-            0 => DEFAULT_SIGNAL_BEFORE_S,
-            s => s,
-        },
+        signal_before_s: given.signal_before_s.unwrap_or(DEFAULT_SIGNAL_BEFORE_S),
         extra: given.extra.clone(),
         ..SbatchOptions::default()
     }
@@ -351,7 +348,7 @@ mod tests {
         let given = HandOffSbatch {
             time: Some("4:00:00".into()),
             mem: Some("64G".into()),
-            signal_before_s: 300,
+            signal_before_s: Some(300),
             extra: vec!["--qos=long".into()],
         };
         let sbatch = hand_off_sbatch(&given, Some("gpu".into()), None);

@@ -100,9 +100,9 @@ pub struct HandOffSbatch {
     pub time: Option<String>,
     /// `--mem`.
     pub mem: Option<String>,
-    /// Seconds before the time limit at which Slurm sends SIGUSR2 (0:
+    /// Seconds before the time limit at which Slurm sends SIGUSR2 (none:
     /// the default of `train --slurm`).
-    pub signal_before_s: u32,
+    pub signal_before_s: Option<u32>,
     /// The user's `--sbatch-arg`s, verbatim.
     pub extra: Vec<String>,
 }
@@ -116,7 +116,7 @@ impl HandOffSbatch {
             ("--handoff-mem", self.mem.clone()),
             (
                 "--handoff-signal-before",
-                (self.signal_before_s > 0).then(|| self.signal_before_s.to_string()),
+                self.signal_before_s.map(|s| s.to_string()),
             ),
         ];
         for (flag, value) in optional {
@@ -393,7 +393,7 @@ mod tests {
             hand_off: HandOffSbatch {
                 time: Some("1-00:00:00".into()),
                 mem: Some("32G".into()),
-                signal_before_s: 300,
+                signal_before_s: Some(300),
                 extra: vec!["--qos=long".into()],
             },
         };
