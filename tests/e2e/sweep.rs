@@ -213,6 +213,7 @@ impl Env {
     /// The one training of a test that stopped it in the second of its
     /// three epochs and resumed it: done at its second attempt, on 2 ranks,
     /// each epoch recorded once (`said`: what to show when not).
+    #[cfg(feature = "dist")]
     pub(crate) fn assert_two_rank_training_resumed_once(&self, said: &str) {
         assert_eq!(
             self.query(
