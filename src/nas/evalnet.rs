@@ -18,7 +18,7 @@ use tch::{Device, Tensor};
 use crate::arch::shape::{EvalShape, Stem};
 use crate::arch::trained::{TrainedCell, TrainedGenotype};
 use crate::nas::ops::{
-    bn, conv, linear, to_channels_last, BatchNorm, FactorizedReduce, Op, ReluConvBn,
+    bn, conv, linear, to_channels_last, BatchNorm, FactorizedReduce, Op, PoolKind, ReluConvBn,
 };
 
 /// The network, its weights in `vs`.
@@ -199,6 +199,8 @@ impl EvalCell {
         let mut states = vec![s0, self.pre1.forward_relu_t(&s1.relu(), train)];
         // The ReLU of a state, taken once for every op that starts with it.
         let mut relus: Vec<Option<Tensor>> = Vec::new();
+        // Pools of a state, each taken once however many ops ask for it.
+        let mut pools: Vec<(PoolKey, Tensor)> = Vec::new();
         for pair in self.ops.chunks(2) {
             relus.resize_with(states.len(), || None);
             let mut terms = Vec::with_capacity(pair.len());
@@ -206,7 +208,12 @@ impl EvalCell {
                 let x = &states[*input];
                 let cached = &mut relus[*input];
                 let relu = || cached.get_or_insert_with(|| x.relu()).shallow_clone();
-                let h = op.forward_t(x, relu, train);
+                let h = match op.parameter_free_key() {
+                    Some((kind, stride)) => pooled_once(&mut pools, (kind, stride, *input), || {
+                        op.forward_t(x, relu, train)
+                    }),
+                    None => op.forward_t(x, relu, train),
+                };
                 let dropped = train && drop_prob > 0.0 && !matches!(op, Op::Identity);
                 let mask = dropped.then(|| drop_mask(&h, drop_prob));
                 terms.push((h, mask));
@@ -224,6 +231,26 @@ impl EvalCell {
             relu: None,
         }
     }
+}
+
+/// A pool of one cell's state, keyed by pooling, stride and state: the
+/// first op to ask computes it, the others reuse it (their outputs are
+/// equal, and drop path masks each op's share apart).
+type PoolKey = (PoolKind, i64, usize);
+
+/// The pool `key` from `pools`, computed by `pool` and kept there at the
+/// first call.
+fn pooled_once(
+    pools: &mut Vec<(PoolKey, Tensor)>,
+    key: PoolKey,
+    pool: impl FnOnce() -> Tensor,
+) -> Tensor {
+    if let Some((_, pooled)) = pools.iter().find(|(k, _)| *k == key) {
+        return pooled.shallow_clone();
+    }
+    let pooled = pool();
+    pools.push((key, pooled.shallow_clone()));
+    pooled
 }
 
 /// What a cell (or the stem) hands on: the states its output concatenates,
@@ -748,6 +775,33 @@ mod tests {
         close(sum(Some(&ma), None), &a * &ma + &b);
         close(sum(None, Some(&mb)), &a + &b * &mb);
         close(sum(Some(&ma), Some(&mb)), &a * &ma + &b * &mb);
+    }
+
+    /// A pool asked for again (same pooling, stride and state) is the
+    /// first one's tensor; any other key computes its own.
+    #[test]
+    fn a_cell_pools_each_state_once_per_pooling() {
+        let mut pools = Vec::new();
+        let mut computed = 0;
+        let mut pool = |key: PoolKey, value: f64| {
+            pooled_once(&mut pools, key, || {
+                computed += 1;
+                Tensor::from(value)
+            })
+        };
+        let first = pool((PoolKind::Max, 2, 0), 1.0);
+        let again = pool((PoolKind::Max, 2, 0), 9.0);
+        assert_eq!(f64::try_from(&again).unwrap(), 1.0);
+        assert_eq!(first.data_ptr(), again.data_ptr(), "the same tensor");
+        for key in [
+            (PoolKind::Max, 2, 1),
+            (PoolKind::Max, 1, 0),
+            (PoolKind::Avg, 2, 0),
+        ] {
+            assert_eq!(f64::try_from(&pool(key, 2.0)).unwrap(), 2.0, "{key:?}");
+        }
+        drop(pool);
+        assert_eq!(computed, 4);
     }
 
     #[test]

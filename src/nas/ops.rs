@@ -388,6 +388,15 @@ pub enum Op {
     Conv7x1x7(Box<Conv7x1x7>),
 }
 
+/// The pooling of a parameter-free op ([`Op::parameter_free_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// 3x3 max pool.
+    Max,
+    /// 3x3 average pool.
+    Avg,
+}
+
 /// ReLU, a 1x7 conv (strided along the width), a 7x1 conv (strided along
 /// the height), BN: the factorised 7x7 conv of AmoebaNet-A as DARTS's
 /// evaluation code builds it.
@@ -456,6 +465,19 @@ impl Op {
             "sep_conv_7x7" => Some(sep_conv(p, c, [7, stride, 3], true)),
             "conv_7x1_1x7" => Some(Op::Conv7x1x7(Box::new(Conv7x1x7::new(p, c, stride)))),
             _ => Some(darts_op(name, p, c, stride, Role::Evaluation)),
+        }
+    }
+
+    /// For a pooling op without BN (the evaluation network's pools), what
+    /// fixes its output given its input: two such ops of one cell with
+    /// equal keys on one input compute the same tensor, so the cell pools
+    /// once (DARTS V2's reduction cell pools each input two or three
+    /// times). `None` for every op with weights or BN.
+    pub fn parameter_free_key(&self) -> Option<(PoolKind, i64)> {
+        match self {
+            Op::MaxPool { stride, bn: None } => Some((PoolKind::Max, *stride)),
+            Op::AvgPool { stride, bn: None } => Some((PoolKind::Avg, *stride)),
+            _ => None,
         }
     }
 
