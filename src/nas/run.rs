@@ -272,8 +272,16 @@ pub trait Stage {
     /// At a stop after `step` steps of the epoch: fails if the steps since
     /// the last check diverged, so that no diverged state is checkpointed.
     /// A data-parallel stage also combines the ranks' running sums here,
-    /// so that the checkpoint rank 0 writes holds the whole epoch's.
-    fn check_stopped(&self, ep: &mut Self::Epoch, epoch: u32, step: usize) -> Result<(), RunError>;
+    /// so that the checkpoint rank 0 writes holds the whole epoch's, and a
+    /// stage takes from `data` what its pass so far counted (unreadable
+    /// images skipped).
+    fn check_stopped(
+        &self,
+        ep: &mut Self::Epoch,
+        data: &Self::Data,
+        epoch: u32,
+        step: usize,
+    ) -> Result<(), RunError>;
     /// Ends the epoch: evaluates and returns its record.
     fn end_epoch(
         &mut self,
@@ -331,7 +339,7 @@ pub fn run_epochs<K: Stage>(
             let global = stage.global_step(epoch, i, plan.steps);
             maybe_hold(global, plan.seed, || observer.stop_asked_here());
             if observer.should_stop() || stops.stop_before(global) {
-                return Err(stop_at(stage, &mut ep, (epoch, i), opts, &clock));
+                return Err(stop_at(stage, &mut ep, data, (epoch, i), opts, &clock));
             }
             crate::nas::progress::tick();
             maybe_hang(global);
@@ -373,6 +381,7 @@ fn resume<K: Stage>(
 fn stop_at<K: Stage>(
     stage: &K,
     ep: &mut K::Epoch,
+    data: &K::Data,
     (epoch, i): (u32, usize),
     opts: &RunOptions,
     clock: &Clock,
@@ -381,7 +390,7 @@ fn stop_at<K: Stage>(
         return RunError::Interrupted { epoch, step: None };
     }
     let saved = stage
-        .check_stopped(ep, epoch, i)
+        .check_stopped(ep, data, epoch, i)
         .and_then(|()| save(stage, opts, (epoch, Some(&*ep)), clock));
     match saved {
         Err(err) => err,
@@ -512,7 +521,13 @@ mod tests {
             ep.sum += batch * f64::from(epoch + 1);
             Ok(None)
         }
-        fn check_stopped(&self, _: &mut SumEpoch, _: u32, _: usize) -> Result<(), RunError> {
+        fn check_stopped(
+            &self,
+            _: &mut SumEpoch,
+            _: &Vec<f64>,
+            _: u32,
+            _: usize,
+        ) -> Result<(), RunError> {
             Ok(())
         }
         fn end_epoch(

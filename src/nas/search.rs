@@ -512,7 +512,13 @@ impl Stage for SearchStage {
         Ok(Some((mean_loss, acc)))
     }
 
-    fn check_stopped(&self, ep: &mut SearchEpoch, epoch: u32, i: usize) -> Result<(), RunError> {
+    fn check_stopped(
+        &self,
+        ep: &mut SearchEpoch,
+        _: &SearchData,
+        epoch: u32,
+        i: usize,
+    ) -> Result<(), RunError> {
         check_finite(&ep.pending_losses, epoch, i - 1, self.searcher.step)
     }
 

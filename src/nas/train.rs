@@ -86,6 +86,10 @@ pub struct TrainPartial {
     pub seen: i64,
     /// Training seconds of the epoch so far.
     pub train_s: f64,
+    /// Unreadable images the epoch's training pass skipped so far, so
+    /// that a resumed epoch records them all (0 in older checkpoints).
+    #[serde(default)]
+    pub skipped: i64,
 }
 
 impl SavedState for TrainCheckpoint {
@@ -388,9 +392,18 @@ impl TrainData {
         }
     }
 
+    /// The training pass's part of [`TrainData::skipped`], taken at a stop.
+    fn train_skipped(&self) -> i64 {
+        match self {
+            TrainData::InMemory { .. } => 0,
+            TrainData::Folder { train, .. } => train.skipped() as i64,
+        }
+    }
+
     /// Images skipped as unreadable in the latest training epoch and test
-    /// pass (a resumed epoch counts from where it resumed); `None` for
-    /// the datasets held in memory, which have none to skip.
+    /// pass (a resumed epoch counts from where it resumed: the checkpoint
+    /// carries the part before); `None` for the datasets held in memory,
+    /// which have none to skip.
     fn skipped(&self) -> Option<i64> {
         match self {
             TrainData::InMemory { .. } => None,
@@ -542,7 +555,14 @@ impl Stage for TrainStage {
         Ok(None)
     }
 
-    fn check_stopped(&self, ep: &mut TrainEpochRun, epoch: u32, i: usize) -> Result<(), RunError> {
+    fn check_stopped(
+        &self,
+        ep: &mut TrainEpochRun,
+        data: &TrainData,
+        epoch: u32,
+        i: usize,
+    ) -> Result<(), RunError> {
+        ep.sums.skipped_since_resume = data.train_skipped();
         ep.sums.combine(self.world)?;
         let loss_sum = f64::try_from(&ep.sums.loss_sum).unwrap_or(f64::NAN);
         if loss_sum.is_finite() {
@@ -596,7 +616,7 @@ impl Stage for TrainStage {
             test_loss: test.loss,
             train_top5,
             test_top5: test.top5,
-            skipped_images: data.skipped(),
+            skipped_images: data.skipped().map(|s| s + sums.skipped_before),
             lr: ep.lr,
             drop_path_prob: ep.drop,
             wall_s: train_s,
@@ -688,6 +708,11 @@ struct TrainSums {
     seen: i64,
     /// Training seconds of the epoch before this process took it up.
     train_s_before: f64,
+    /// Unreadable images skipped in the epoch before this process took
+    /// it up.
+    skipped_before: i64,
+    /// Those skipped since, as of the last stop.
+    skipped_since_resume: i64,
 }
 
 impl TrainSums {
@@ -713,6 +738,7 @@ impl TrainSums {
             correct5: Some(0),
             seen: 0,
             train_s: 0.0,
+            skipped: 0,
         });
         TrainSums {
             steps_done: p.steps_done as usize,
@@ -721,6 +747,8 @@ impl TrainSums {
             correct5: p.correct5.map(|c| Tensor::from(c).to_device(device)),
             seen: p.seen,
             train_s_before: p.train_s,
+            skipped_before: p.skipped,
+            skipped_since_resume: 0,
         }
     }
 
@@ -772,6 +800,7 @@ impl TrainSums {
                 .map(|c| i64::try_from(c).unwrap_or(0)),
             seen: self.seen,
             train_s: self.train_s_before + train_s,
+            skipped: self.skipped_before + self.skipped_since_resume,
         }
     }
 }

@@ -399,6 +399,14 @@ fn a_dry_run_needs_no_data_and_says_what_it_counted() {
             ][..],
             "params=3401272 madds=528410880 (cifar100: 3x32x32, 100 classes)",
         ),
+        (
+            &["--set", "dataset=imagenet"][..],
+            "params=4718752 madds=529911552 (imagenet: 3x224x224, 1000 classes)",
+        ),
+        (
+            &["--set", "dataset=imagenet", "--set", "crop_size=64"][..],
+            "params=4718752 madds=43963392 (imagenet: 3x64x64, 1000 classes)",
+        ),
     ] {
         let out = fresh_dry_run(
             home.path(),

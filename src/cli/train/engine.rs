@@ -308,14 +308,19 @@ fn yaml_string(text: &str) -> String {
 /// What a dry run prints: the parameters of the network, without the
 /// auxiliary head, its multiply-adds for one image at its input size
 /// ([`crate::arch::madds`]: convolutions and the classifier), and what
-/// they were counted for, since both depend on the dataset
-/// (`params=3349342 madds=... (cifar10: 3x32x32, 10 classes)`).
+/// they were counted for, since both depend on the dataset and, for
+/// ImageNet, on the crop (`params=3349342 madds=... (cifar10: 3x32x32, 10
+/// classes)`).
 fn dry_run_line(net: &TrainNetwork) -> String {
     let params = EvalNetwork::new(&net.genotype, net.shape, tch::Device::Cpu).params_without_aux();
     let madds = crate::arch::madds::multiply_adds(&net.genotype, &net.shape);
+    let counted_for = crate::data::ImageShape {
+        channels: net.shape.in_channels,
+        size: net.shape.image_size,
+        classes: net.shape.classes,
+    };
     format!(
-        "params={params} madds={madds} ({}: {})",
+        "params={params} madds={madds} ({}: {counted_for})",
         net.dataset.name(),
-        net.dataset.shape()
     )
 }
