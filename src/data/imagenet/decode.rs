@@ -3,18 +3,30 @@
 //! Why zune-jpeg: measured on the benchmark folder of 500x375 photographs
 //! at quality 90 (BENCHMARKS.md, one thread, CPU time), a full-size decode
 //! took 0.72 ms with zune-jpeg 0.4, 0.76 ms with jpeg-decoder (the `image`
-//! crate's old backend), 0.80 ms with `image` 0.25 and 0.64 ms with the
-//! system's libjpeg-turbo 2.1.5 through the `turbojpeg` crate (0.49 ms at
-//! 1/2 scale). libjpeg-turbo is about 12 % faster, but it is a C library
+//! crate's old backend; its rayon threads uncounted, see below), 0.80 ms
+//! with `image` 0.25 and 0.64 ms with the system's libjpeg-turbo 2.1.5
+//! through the `turbojpeg` crate (0.49 ms at 1/2 scale). libjpeg-turbo is about 12 % faster, but it is a C library
 //! that every engine build would have to find (the maintained `turbojpeg`
 //! 1.x needs libjpeg-turbo 3, which Debian 12 does not ship, or cmake and
 //! nasm to build it), and decoding is about a quarter of the pipeline's
-//! cost per image, so it would buy about 3 %. DCT scaling rarely applies
-//! at 224 px: a RandomResizedCrop of an ImageNet-sized photograph must be
-//! at least 448 px on both sides to decode at 1/2, and the 256 px
-//! evaluation resize of a 500x375 image never can; the crop step shrinks
-//! large crops cheaply instead ([`super::transform`]). Swapping the
-//! decoder is this one function.
+//! cost per image, so it would buy about 3 %.
+//!
+//! Decoding at a reduced scale (the IDCT at 1/2, 1/4 or 1/8) was built
+//! with jpeg-decoder, the one pure-Rust crate that can, and measured
+//! (session 16, BENCHMARKS.md): on one thread without its rayon pool
+//! (which the earlier figure above had counted only in part), it takes
+//! 1.35 ms at full size, 1.14 ms at 1/2 and 0.73 ms at 1/4, against
+//! zune-jpeg's 0.80 ms at full size (its entropy decoding, the same work
+//! at any scale, is the slower part), and the whole pipeline at crop 64,
+//! where the crop allows 1/4, ran 4-15 % slower with it. So
+//! every image is decoded whole by zune-jpeg and large crops are shrunk
+//! cheaply by box averaging before resampling ([`super::transform`]),
+//! which is what a DCT-scaled decode would give. Only libjpeg-turbo's
+//! scaled decode is faster (0.36-0.49 ms), with the C library above.
+//! At the recipe's 224 px a reduced scale rarely applies anyway: a
+//! RandomResizedCrop of an ImageNet-sized photograph must be at least 448
+//! px on both sides for 1/2, and the 256 px evaluation resize of a
+//! 500x375 image never can. Swapping the decoder is this one function.
 //!
 //! Greyscale and CMYK (a few hundred ImageNet files) come out as RGB too.
 //! A truncated file is an error, although zune-jpeg would fill the missing
