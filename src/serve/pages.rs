@@ -359,7 +359,7 @@ fn value_text(col: &str, v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => i.to_string(),
-            (None, Some(f)) if col.ends_with("acc") && (0.0..=1.0).contains(&f) => {
+            (None, Some(f)) if is_accuracy(col) && (0.0..=1.0).contains(&f) => {
                 format!("{:.2}%", 100.0 * f)
             }
             (None, Some(f)) if col.starts_with("nb201_") => format!("{f:.2}%"),
@@ -369,6 +369,12 @@ fn value_text(col: &str, v: &Value) -> String {
         },
         other => other.to_string(),
     }
+}
+
+/// Whether a column holds an accuracy (0..1), shown as a percentage:
+/// top-1 (`*_acc`) and top-5 (`*_top5`) alike.
+fn is_accuracy(col: &str) -> bool {
+    col.ends_with("acc") || col.ends_with("_top5")
 }
 
 fn sort_value(v: &Value) -> String {
@@ -1001,6 +1007,11 @@ mod tests {
         assert_eq!(
             value_text("valid_acc", &serde_json::json!(0.91234)),
             "91.23%"
+        );
+        assert_eq!(
+            value_text("test_top5", &serde_json::json!(0.55)),
+            "55.00%",
+            "top-5 is an accuracy too"
         );
         assert_eq!(value_text("L", &serde_json::json!(28)), "28");
         assert_eq!(value_text("lr", &serde_json::json!(0.025)), "0.0250");

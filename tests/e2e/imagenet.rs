@@ -125,6 +125,29 @@ fn a_cell_transfers_to_an_imagenet_folder_with_top5_and_skipped_images_recorded(
     assert!(number(1) >= number(0), "top-5 below top-1: {last:?}");
     assert!((0.0..=1.0).contains(&number(2)), "{last:?}");
     assert_eq!(last[0][3], "1", "the truncated image is counted");
+    let show = Command::new(BIN)
+        .args(["runs", "show", "1", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let shown = text(&show);
+    let top5 = format!("{:.4}", number(1));
+    for needle in ["train_top5", "test_top5", "skipped_images", &top5] {
+        assert!(
+            shown.contains(needle),
+            "`runs show` lacks {needle}:\n{shown}"
+        );
+    }
+    let serve = super::serve::Serve::start(&db, &[], &[]);
+    let (status, _, page) = serve.get("/run/1");
+    assert_eq!(status, 200);
+    let top5 = format!("<td class=\"num\">{:.2}%</td>", 100.0 * number(1));
+    for needle in ["train_top5", "test_top5", "skipped_images", &top5] {
+        assert!(
+            page.contains(needle),
+            "the run page lacks {needle}:\n{page}"
+        );
+    }
 }
 
 #[test]
@@ -149,4 +172,70 @@ fn an_imagenet_training_stopped_mid_epoch_resumes_at_its_step() {
         text(&second)
     );
     assert_eq!(sqlite(&db, EPOCH_NUMBERS), sqlite(&straight, EPOCH_NUMBERS));
+}
+
+/// `ddsas ARGS` with the data folder `data` and no database of the
+/// environment.
+fn in_data_folder(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("DDSAS_DATA", data)
+        .env_remove("DDSAS_DB")
+        .output()
+        .expect("ddsas runs")
+}
+
+/// `data get imagenet` explains the user's own download and downloads
+/// nothing; once the folder is laid out, it and `data list` count it, and
+/// a folder whose splits disagree is shown as unusable with the reason.
+#[test]
+fn data_get_imagenet_explains_the_download_and_data_list_shows_the_folder() {
+    let (dir, _) = tmp();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = in_data_folder(&data, &["data", "get", "imagenet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    for needle in [
+        "ImageNet is not downloaded by ddsas",
+        "ILSVRC2012_img_train.tar",
+        "ILSVRC2012_img_val.tar",
+        "val/<wnid>/*.JPEG",
+        &data.join("imagenet").display().to_string(),
+    ] {
+        assert!(said.contains(needle), "no `{needle}` in\n{said}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "it downloaded"
+    );
+    let list = text(&in_data_folder(&data, &["data", "list"]));
+    assert!(
+        list.contains("missing: your own download, `ddsas data get imagenet` says how"),
+        "{list}"
+    );
+
+    let root = data.join("imagenet");
+    write_imagenet(&root);
+    let out = in_data_folder(&data, &["data", "get", "imagenet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let counted = "120 images, 6 classes (train 96, val 24)";
+    assert!(text(&out).contains(counted), "{}", text(&out));
+    let list = text(&in_data_folder(&data, &["data", "list"]));
+    assert!(
+        list.contains(counted) && list.contains(&root.display().to_string()),
+        "{list}"
+    );
+
+    std::fs::remove_dir_all(root.join("val/n05")).unwrap();
+    let out = in_data_folder(&data, &["data", "get", "imagenet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("what is there now") && text(&out).contains("n05"),
+        "{}",
+        text(&out)
+    );
+    let list = text(&in_data_folder(&data, &["data", "list"]));
+    assert!(list.contains("no: "), "{list}");
 }

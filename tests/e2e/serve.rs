@@ -111,13 +111,13 @@ fn fixture() -> &'static Fixture {
 }
 
 /// A `ddsas serve` process, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     url: String,
 }
 
 impl Serve {
-    fn start(db: impl AsRef<OsStr>, extra: &[&str], envs: &[(&str, &str)]) -> Serve {
+    pub(crate) fn start(db: impl AsRef<OsStr>, extra: &[&str], envs: &[(&str, &str)]) -> Serve {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--port", "0", "--db"])
             .arg(db)
@@ -145,7 +145,7 @@ impl Serve {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, String, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String, String) {
         request("GET", &format!("{}{path}", self.url), None)
     }
 }
