@@ -65,7 +65,7 @@ fn write_split(root: &Path, split: &str, per_class: usize, seed: u64) {
 
 /// An ImageNet folder in `dir`, with one truncated JPEG among the training
 /// images.
-fn write_imagenet(dir: &Path) {
+pub(crate) fn write_imagenet(dir: &Path) {
     write_split(dir, "train", 16, 1);
     write_split(dir, "val", 4, 2);
     let victim = dir.join("train/n00/0.JPEG");

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ddsas::store::{EpochOf, ReadOnlyDb};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::util::{has_checkpoint, text, Hold, BIN};
 /// Tiny searches: a few seconds each on one thread.
@@ -1216,6 +1216,53 @@ fn evaluate_trains_each_searched_cell_and_table5_shows_test_error() {
         "--plain",
     ]);
     assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+}
+
+/// A sweep whose `evaluate:` lists two evaluations goes search on the
+/// digits -> train on the digits -> transfer to an ImageNet folder: both
+/// trainings run, each recorded on its own dataset and linked to the
+/// search, both with top-5, the transfer with its unreadable images.
+#[test]
+fn an_evaluate_list_trains_the_searched_cell_on_each_entrys_dataset() {
+    let _heavy = heavy();
+    let env = Env::new();
+    let imagenet = env.path("imagenet");
+    super::imagenet::write_imagenet(&imagenet);
+    let train = "epochs: 1, layers: 3, init_channels: 4, batch_size: 16, steps_per_epoch: 2";
+    let file = env.sweep(
+        "chain",
+        &format!(
+            "base: {TINY}\nseeds: [0]\nevaluate:\n  - {{{train}, cutout: 0}}\n  \
+             - {{dataset: imagenet, data_dir: {}, crop_size: 32, {train}}}\n",
+            imagenet.display()
+        ),
+    );
+    let mut child = env.start_sweep(&file, 1, "chain", &[]);
+    let status = wait_child(&mut child, "the sweep");
+    assert!(status.success(), "{}", env.output_of("chain"));
+    let search = env.scalar("SELECT id FROM runs WHERE method = 'ddsas' AND status = 'done'");
+    let trainings = env.query(
+        "SELECT r.dataset, r.status, r.epochs_done, \
+         CASE WHEN t.skipped_images IS NULL THEN 0 ELSE 1 END, \
+         CASE WHEN t.test_top5 IS NULL THEN 0 ELSE 1 END \
+         FROM runs r JOIN evaluations e ON e.train_run_id = r.id \
+         JOIN train_epochs t ON t.run_id = r.id \
+         WHERE e.search_run_id = (SELECT id FROM runs WHERE method = 'ddsas') ORDER BY r.id",
+    );
+    assert_eq!(
+        trainings,
+        vec![
+            vec![json!("digits"), json!("done"), json!(1), json!(0), json!(1)],
+            vec![
+                json!("imagenet"),
+                json!("done"),
+                json!(1),
+                json!(1),
+                json!(1)
+            ],
+        ],
+        "search {search}: both trainings linked to it, with top-5, the folder's skips counted"
+    );
 }
 
 #[test]
