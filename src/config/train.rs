@@ -88,6 +88,15 @@ pub struct TrainConfig {
     pub jitter_saturation: Option<f64>,
     /// Colour jitter: hue (ImageNet 0.2).
     pub jitter_hue: Option<f64>,
+    /// Whether training images are mirrored at random (ImageNet true).
+    pub hflip: Option<bool>,
+    /// Per-channel (RGB) mean that normalises images (ImageNet's).
+    pub normalize_mean: Option<[f64; 3]>,
+    /// Per-channel (RGB) standard deviation that normalises images.
+    pub normalize_std: Option<[f64; 3]>,
+    /// Shorter side of the evaluation resize before the centre crop
+    /// (None: `crop_size * 256 / 224`, 256 at 224).
+    pub eval_resize: Option<u32>,
     /// The collectives of a data-parallel run (`--nproc N`): how the ranks
     /// talk, not what they train, so it is not part of the run's identity.
     pub dist_backend: DistBackend,
@@ -216,6 +225,16 @@ fn recipe(dataset: DatasetKind) -> Recipe {
     }
 }
 
+/// ImageNet's input keys added after its recipe: each is left out of the
+/// canonical config at its dataset's default (what ImageNet runs did
+/// before the key existed; unset on the other datasets), so that no
+/// stored run's identity moves.
+const INPUT_KEYS: [&str; 4] = ["hflip", "normalize_mean", "normalize_std", "eval_resize"];
+
+/// ImageNet's per-channel mean and standard deviation (RGB, on [0, 1]).
+const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
 /// Keys added with the ImageNet recipe. A run's identity must not move for
 /// a config that does not use them, so the canonical config leaves one out
 /// where its value is the behaviour from before it existed (and that is
@@ -261,6 +280,10 @@ impl Default for TrainConfig {
             jitter_contrast: None,
             jitter_saturation: None,
             jitter_hue: None,
+            hflip: None,
+            normalize_mean: None,
+            normalize_std: None,
+            eval_resize: None,
             dist_backend: DistBackend::Auto,
             sync_bn: false,
         }
@@ -350,6 +373,22 @@ pub const TRAIN_KEY_DOCS: &[(&str, &str)] = &[
         "colour jitter: hue, in [0, 0.5] (ImageNet 0.2); ImageNet only",
     ),
     (
+        "hflip",
+        "mirror training images at random, half of them (ImageNet true); ImageNet only",
+    ),
+    (
+        "normalize_mean",
+        "per-channel RGB mean subtracted from pixels on [0, 1] (ImageNet [0.485, 0.456, 0.406]); ImageNet only",
+    ),
+    (
+        "normalize_std",
+        "per-channel RGB standard deviation pixels are divided by (ImageNet [0.229, 0.224, 0.225]); ImageNet only",
+    ),
+    (
+        "eval_resize",
+        "shorter side of the evaluation resize before the centre crop; null = crop_size * 256 / 224 (256 at 224); ImageNet only",
+    ),
+    (
         "dist_backend",
         "auto | gloo | nccl: the collectives of --nproc N (auto: NCCL on CUDA devices, Gloo on CPU); ignored by one process; not part of the run's identity",
     ),
@@ -430,6 +469,11 @@ impl TrainConfig {
             // their identity; a run that asks for it is another run.
             if !self.sync_bn {
                 map.remove("sync_bn");
+            }
+            for key in INPUT_KEYS {
+                if map.get(key) == defaults.get(key) {
+                    map.remove(key);
+                }
             }
             for key in RECIPE_KEYS {
                 let unused = map
@@ -513,6 +557,9 @@ impl TrainConfig {
             jitter_contrast: self.jitter().map(|j| j[1]),
             jitter_saturation: self.jitter().map(|j| j[2]),
             jitter_hue: self.jitter().map(|j| j[3]),
+            hflip: self.hflip(),
+            normalize_mean: self.normalization().map(|(mean, _)| mean),
+            normalize_std: self.normalization().map(|(_, std)| std),
             ..self.clone()
         }
     }
@@ -602,6 +649,30 @@ impl TrainConfig {
         ])
     }
 
+    /// Whether ImageNet's training images are flipped at random; `None`
+    /// for the other datasets (their augmentation is the CIFAR recipe's).
+    pub fn hflip(&self) -> Option<bool> {
+        self.recipe().crop_size?;
+        Some(self.hflip.unwrap_or(true))
+    }
+
+    /// ImageNet's normalisation, mean and standard deviation; `None` for
+    /// the other datasets.
+    pub fn normalization(&self) -> Option<([f64; 3], [f64; 3])> {
+        self.recipe().crop_size?;
+        Some((
+            self.normalize_mean.unwrap_or(IMAGENET_MEAN),
+            self.normalize_std.unwrap_or(IMAGENET_STD),
+        ))
+    }
+
+    /// The shorter side of ImageNet's evaluation resize: the user's, else
+    /// `crop_size * 256 / 224`; `None` for the other datasets.
+    pub fn eval_resize(&self) -> Option<u32> {
+        let crop = self.crop_size()?;
+        Some(self.eval_resize.unwrap_or((crop * 256 + 112) / 224))
+    }
+
     /// Refuses the ImageNet-only keys on another dataset, where they
     /// would change the run's identity without changing the run.
     fn check_imagenet_only(&self) -> Result<(), ConfigError> {
@@ -614,6 +685,10 @@ impl TrainConfig {
             ("jitter_contrast", self.jitter_contrast.is_some()),
             ("jitter_saturation", self.jitter_saturation.is_some()),
             ("jitter_hue", self.jitter_hue.is_some()),
+            ("hflip", self.hflip.is_some()),
+            ("normalize_mean", self.normalize_mean.is_some()),
+            ("normalize_std", self.normalize_std.is_some()),
+            ("eval_resize", self.eval_resize.is_some()),
         ];
         match set.into_iter().find(|(_, is_set)| *is_set) {
             Some((key, _)) => Err(super::invalid(
@@ -663,6 +738,25 @@ impl TrainConfig {
                 (0.0..=0.5).contains(&h),
                 "jitter_hue",
                 "must lie in [0, 0.5]",
+            )?;
+        }
+        if let Some((mean, std)) = self.normalization() {
+            check(
+                mean.iter().all(|m| m.is_finite()),
+                "normalize_mean",
+                "must be three finite numbers, one per RGB channel",
+            )?;
+            check(
+                std.iter().all(|s| s.is_finite() && *s > 0.0),
+                "normalize_std",
+                "must be three positive numbers, one per RGB channel",
+            )?;
+        }
+        if let (Some(crop), Some(resize)) = (self.crop_size(), self.eval_resize()) {
+            check(
+                (crop..=4 * crop).contains(&resize),
+                "eval_resize",
+                &format!("must lie in crop_size..=4*crop_size ({crop}..={}): the centre crop is taken from the resized image (the recipe resizes to 256 for 224)", 4 * crop),
             )?;
         }
         Ok(())
@@ -891,6 +985,9 @@ mod tests {
             "lr_schedule: linear",
             "warmup_epochs: 5",
             "jitter_hue: 0.2",
+            "hflip: true",
+            "normalize_mean:",
+            "eval_resize: null",
         ] {
             assert!(
                 printed.lines().any(|l| l.starts_with(line)),
@@ -1077,6 +1174,63 @@ mod tests {
         for cfg in [&r, &smoothed, &imagenet, &zero, &synced] {
             let stored: TrainConfig = serde_json::from_str(&cfg.canonical_json()).unwrap();
             assert_eq!(stored.resolve().unwrap().fingerprint(), cfg.fingerprint());
+        }
+    }
+
+    /// ImageNet's input keys (flip, normalisation, evaluation resize) read
+    /// the recipe where unset, enter a run's identity only when they
+    /// differ from it, read back to the same fingerprint, are refused on
+    /// other datasets and checked.
+    #[test]
+    fn imagenet_input_keys_enter_the_identity_only_when_changed() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = format!("data_dir={}", data.path().display());
+        let with = |extra: &[&str]| {
+            let mut sets = vec!["genotype=darts_v2", "dataset=imagenet", &dir];
+            sets.extend(extra);
+            resolve(&sets)
+        };
+        let recipe = with(&[]).unwrap();
+        let c = recipe.config();
+        assert_eq!(c.hflip(), Some(true));
+        assert_eq!(c.normalization(), Some((IMAGENET_MEAN, IMAGENET_STD)));
+        assert_eq!(c.eval_resize(), Some(256));
+        let small = with(&["crop_size=64"]).unwrap();
+        assert_eq!(small.config().eval_resize(), Some(73), "64 * 256 / 224");
+        for key in INPUT_KEYS {
+            assert!(!recipe.canonical_json().contains(key), "{key}");
+        }
+        let explicit = with(&[
+            "hflip=true",
+            "normalize_mean=[0.485, 0.456, 0.406]",
+            "normalize_std=[0.229, 0.224, 0.225]",
+        ])
+        .unwrap();
+        assert_eq!(explicit.fingerprint(), recipe.fingerprint());
+        for set in [
+            "hflip=false",
+            "normalize_mean=[0.5, 0.5, 0.5]",
+            "normalize_std=[0.5, 0.5, 0.5]",
+            "eval_resize=224",
+        ] {
+            let changed = with(&[set]).unwrap();
+            assert_ne!(changed.fingerprint(), recipe.fingerprint(), "{set}");
+            let stored: TrainConfig = serde_json::from_str(&changed.canonical_json()).unwrap();
+            assert_eq!(
+                stored.resolve().unwrap().fingerprint(),
+                changed.fingerprint()
+            );
+        }
+        let e = resolve(&["genotype=darts_v2", "hflip=false"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`hflip`") && e.contains("ImageNet only"), "{e}");
+        for (set, key) in [
+            ("eval_resize=100", "`eval_resize`"),
+            ("normalize_std=[0.2, 0, 0.2]", "`normalize_std`"),
+        ] {
+            let e = with(&[set]).unwrap_err().to_string();
+            assert!(e.contains(key), "{set}: {e}");
         }
     }
 

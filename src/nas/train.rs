@@ -21,8 +21,8 @@ use tch::{Device, Kind, Tensor};
 use crate::arch::madds::multiply_adds;
 use crate::arch::metrics::TrainEpoch;
 use crate::arch::shape::EvalShape;
-use crate::config::train::{LrSchedule, ResolvedTrain};
-use crate::data::imagenet::{self, ColorJitter, ImageNetLoader};
+use crate::config::train::{LrSchedule, ResolvedTrain, TrainConfig};
+use crate::data::imagenet::{self, ColorJitter, ImageNetLoader, Transforms, MEAN, STD};
 use crate::data::{self, Augment, DatasetKind, Loader};
 use crate::nas::checkpoint::{Position, SavedState};
 use crate::nas::evalnet::{cross_entropy, EvalNetwork, Trainer};
@@ -330,18 +330,12 @@ impl TrainData {
         let folder = imagenet::Folder::open(dir)?;
         let crop = i64::from(c.crop_size().unwrap_or(imagenet::DEFAULT_CROP as u32));
         let threads = loader_threads();
-        let jitter = c
-            .jitter()
-            .map(|[brightness, contrast, saturation, hue]| ColorJitter {
-                brightness: brightness as f32,
-                contrast: contrast as f32,
-                saturation: saturation as f32,
-                hue: hue as f32,
-            });
+        let transforms = imagenet_transforms(c);
         let classes = folder.classes.len() as i64;
         let loaders = TrainData::Folder {
-            train: ImageNetLoader::new(folder.train, crop, batch, threads).with_jitter(jitter),
-            test: ImageNetLoader::new(folder.val, crop, batch, threads),
+            train: ImageNetLoader::new(folder.train, crop, batch, threads)
+                .with_transforms(transforms),
+            test: ImageNetLoader::new(folder.val, crop, batch, threads).with_transforms(transforms),
             device,
         };
         Ok((loaders, classes))
@@ -411,6 +405,29 @@ impl TrainData {
                 Some((train.skipped() + test.skipped()) as i64)
             }
         }
+    }
+}
+
+/// The image transforms of an ImageNet config: its jitter, flip,
+/// normalisation and evaluation resize, the recipe's where it is silent.
+fn imagenet_transforms(c: &TrainConfig) -> Transforms {
+    let f32s = |v: [f64; 3]| v.map(|x| x as f32);
+    let (mean, std) = c
+        .normalization()
+        .map_or((MEAN, STD), |(m, s)| (f32s(m), f32s(s)));
+    Transforms {
+        jitter: c
+            .jitter()
+            .map(|[brightness, contrast, saturation, hue]| ColorJitter {
+                brightness: brightness as f32,
+                contrast: contrast as f32,
+                saturation: saturation as f32,
+                hue: hue as f32,
+            }),
+        flip: c.hflip().unwrap_or(true),
+        mean,
+        std,
+        eval_resize: c.eval_resize().map(|s| s as usize),
     }
 }
 

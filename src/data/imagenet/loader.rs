@@ -39,13 +39,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-use super::{decode_rgb, eval_image, train_image, ColorJitter, Split};
+use super::{decode_rgb, eval_image, train_image, Split, Transforms};
 
 /// Which transforms a pass applies.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     /// Random resized crop, flip and the jitter, if any.
-    Train(Option<ColorJitter>),
+    Train,
     /// Resize and centre crop.
     Eval,
 }
@@ -58,15 +58,15 @@ pub struct ImageNetLoader {
     batch_size: usize,
     threads: usize,
     prefetch: usize,
-    jitter: Option<ColorJitter>,
+    transforms: Transforms,
     /// The unreadable-image count of the latest pass.
     skipped: Mutex<Arc<AtomicUsize>>,
 }
 
 impl ImageNetLoader {
     /// A loader of `split` at `crop` pixels with `threads` decoding
-    /// workers, the recipe's colour jitter in training, and two batches
-    /// decoded ahead.
+    /// workers, the recipe's transforms ([`Transforms::RECIPE`]), and two
+    /// batches decoded ahead.
     ///
     /// # Panics
     /// If `crop`, `batch_size` or `threads` is below 1 (programming errors:
@@ -84,14 +84,15 @@ impl ImageNetLoader {
             batch_size: batch_size as usize,
             threads,
             prefetch: 2,
-            jitter: Some(ColorJitter::RECIPE),
+            transforms: Transforms::RECIPE,
             skipped: Mutex::new(Arc::default()),
         }
     }
 
-    /// The colour jitter of training batches (`None`: none).
-    pub fn with_jitter(mut self, jitter: Option<ColorJitter>) -> ImageNetLoader {
-        self.jitter = jitter;
+    /// The transforms of its images (a config's jitter, flip,
+    /// normalisation and evaluation resize).
+    pub fn with_transforms(mut self, transforms: Transforms) -> ImageNetLoader {
+        self.transforms = transforms;
         self
     }
 
@@ -142,7 +143,8 @@ impl ImageNetLoader {
             batch: b,
             first: first.min(end),
             end,
-            mode: Mode::Train(self.jitter),
+            mode: Mode::Train,
+            transforms: self.transforms,
             seed,
             crop: self.crop,
         })
@@ -164,6 +166,7 @@ impl ImageNetLoader {
             first: 0,
             end: n.div_ceil(b),
             mode: Mode::Eval,
+            transforms: self.transforms,
             seed: 0,
             crop: self.crop,
         })
@@ -221,6 +224,7 @@ struct Plan {
     first: usize,
     end: usize,
     mode: Mode,
+    transforms: Transforms,
     seed: u64,
     crop: usize,
 }
@@ -247,7 +251,7 @@ impl Plan {
     /// The fewest readable images a batch may keep (module docs).
     fn min_images(&self) -> usize {
         match self.mode {
-            Mode::Train(_) => 2.min(self.batch),
+            Mode::Train => 2.min(self.batch),
             Mode::Eval => 1,
         }
     }
@@ -347,12 +351,12 @@ impl Shared {
         };
         let mut out = vec![0f32; 3 * crop * crop];
         match self.plan.mode {
-            Mode::Train(jitter) => {
+            Mode::Train => {
                 let mut rng = ChaCha8Rng::seed_from_u64(self.plan.seed);
                 rng.set_stream((i * self.plan.batch + k) as u64);
-                train_image(&img, crop, jitter, &mut rng, &mut out);
+                train_image(&img, crop, &self.plan.transforms, &mut rng, &mut out);
             }
-            Mode::Eval => eval_image(&img, crop, &mut out),
+            Mode::Eval => eval_image(&img, crop, &self.plan.transforms, &mut out),
         }
         Some((out, self.split.labels[index]))
     }

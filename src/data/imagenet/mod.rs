@@ -29,7 +29,7 @@ pub use decode::{decode_rgb, Rgb};
 #[cfg(feature = "engine")]
 pub use loader::{Batches, ImageNetLoader, Mode};
 #[cfg(feature = "engine")]
-pub use transform::{eval_image, train_image, ColorJitter, MEAN, STD};
+pub use transform::{eval_image, train_image, ColorJitter, Transforms, MEAN, STD};
 
 /// The recipe's crop side: RandomResizedCrop(224) in training, a 224
 /// centre crop of the image resized to 256 in evaluation.

@@ -241,4 +241,33 @@ mod engine {
         let images: i64 = epoch.by_ref().map(|(x, _)| x.size()[0]).sum();
         assert_eq!((images, epoch.skipped()), (8, 2));
     }
+
+    /// A config's transforms reach the batches: mean 0 and deviation 1
+    /// leave pixels on [0, 1], in training and evaluation alike.
+    #[test]
+    fn the_loaders_transforms_are_the_configs() {
+        let tmp = tempdir();
+        let f = folder(tmp.path());
+        let plain = Transforms {
+            jitter: None,
+            flip: false,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            eval_resize: Some(40),
+        };
+        let l = ImageNetLoader::new(f.train, 32, 8, 2).with_transforms(plain);
+        for (x, _) in all(l.epoch(1)).iter().chain(&all(l.ordered())) {
+            let (lo, hi) = (x.min().double_value(&[]), x.max().double_value(&[]));
+            assert!(
+                (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi),
+                "{lo}..{hi}"
+            );
+        }
+        let recipe = ImageNetLoader::new(folder(tmp.path()).train, 32, 8, 2);
+        let below = all(recipe.ordered())[0].0.min().double_value(&[]);
+        assert!(
+            below < 0.0,
+            "the recipe's normalisation centres pixels: {below}"
+        );
+    }
 }

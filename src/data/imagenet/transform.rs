@@ -50,6 +50,41 @@ impl ColorJitter {
     };
 }
 
+/// The recipe's transforms that a config may change besides the crop's
+/// size: the jitter, the flip, the normalisation and the evaluation
+/// resize. [`Transforms::RECIPE`] is torchvision's ImageNet recipe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transforms {
+    /// Colour jitter of training images (`None`: none).
+    pub jitter: Option<ColorJitter>,
+    /// Whether training images are mirrored with probability 1/2.
+    pub flip: bool,
+    /// Per-channel (RGB) mean subtracted from pixels on [0, 1].
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation they are divided by.
+    pub std: [f32; 3],
+    /// Shorter side of the evaluation resize before the centre crop;
+    /// `None`: `crop * 256 / 224` (256 at 224, as the recipe).
+    pub eval_resize: Option<usize>,
+}
+
+impl Transforms {
+    /// The recipe: jitter (0.4, 0.4, 0.4, 0.2), flips, ImageNet's mean
+    /// and standard deviation, resize 256 for a 224 crop.
+    pub const RECIPE: Transforms = Transforms {
+        jitter: Some(ColorJitter::RECIPE),
+        flip: true,
+        mean: MEAN,
+        std: STD,
+        eval_resize: None,
+    };
+
+    /// The evaluation resize's shorter side for a crop of `crop`.
+    fn resize_for(&self, crop: usize) -> usize {
+        self.eval_resize.unwrap_or((crop * 256 + 112) / 224)
+    }
+}
+
 /// A rectangle of the source image, in pixels (fractional for the
 /// evaluation resize).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,38 +95,29 @@ struct Rect {
     h: f64,
 }
 
-/// Writes one training image: random resized crop, flip and jitter drawn
-/// from `rng` in that order, normalised, `[3, crop, crop]` into `out`.
-pub fn train_image(
-    img: &Rgb,
-    crop: usize,
-    jitter: Option<ColorJitter>,
-    rng: &mut impl Rng,
-    out: &mut [f32],
-) {
+/// Writes one training image: random resized crop, flip (if `t` flips)
+/// and jitter drawn from `rng` in that order, normalised, `[3, crop,
+/// crop]` into `out`.
+pub fn train_image(img: &Rgb, crop: usize, t: &Transforms, rng: &mut impl Rng, out: &mut [f32]) {
     let rect = random_resized_crop(img.width, img.height, rng);
-    let flip = rng.gen_bool(0.5);
+    let flip = t.flip && rng.gen_bool(0.5);
     with_scratch(|hwc| {
         resample_into(img, rect, crop, flip, hwc);
-        if let Some(j) = jitter {
+        if let Some(j) = t.jitter {
             color_jitter(hwc, j, rng);
         }
-        normalise(hwc, out);
+        normalise(hwc, t, out);
     });
 }
 
-/// Writes one evaluation image: shorter side resized to `crop * 256 / 224`
-/// (256 at 224), centre crop, normalised, `[3, crop, crop]` into `out`.
-pub fn eval_image(img: &Rgb, crop: usize, out: &mut [f32]) {
+/// Writes one evaluation image: shorter side resized to `t`'s evaluation
+/// resize (256 at a 224 crop), centre crop, normalised, `[3, crop, crop]`
+/// into `out`.
+pub fn eval_image(img: &Rgb, crop: usize, t: &Transforms, out: &mut [f32]) {
+    let rect = centre_crop(img.width, img.height, crop, t.resize_for(crop));
     with_scratch(|hwc| {
-        resample_into(
-            img,
-            centre_crop(img.width, img.height, crop),
-            crop,
-            false,
-            hwc,
-        );
-        normalise(hwc, out);
+        resample_into(img, rect, crop, false, hwc);
+        normalise(hwc, t, out);
     });
 }
 
@@ -145,11 +171,10 @@ fn rect(x: usize, y: usize, w: usize, h: usize) -> Rect {
 }
 
 /// The source rectangle of torchvision's `Resize(s)` + `CenterCrop(crop)`
-/// with `s = round(crop * 256 / 224)`: the shorter side becomes `s`, the
-/// longer `int(s * long / short)`, the crop's corner is rounded half to
-/// even (Python's `round`).
-fn centre_crop(width: usize, height: usize, crop: usize) -> Rect {
-    let s = (crop * 256 + 112) / 224;
+/// (`s` at least `crop`): the shorter side becomes `s`, the longer
+/// `int(s * long / short)`, the crop's corner is rounded half to even
+/// (Python's `round`).
+fn centre_crop(width: usize, height: usize, crop: usize, s: usize) -> Rect {
     let (w, h) = if width <= height {
         (s, s * height / width)
     } else {
@@ -359,16 +384,16 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
     }
 }
 
-/// HWC on [0, 1] to normalised CHW.
-fn normalise(hwc: &[f32], out: &mut [f32]) {
+/// HWC on [0, 1] to CHW normalised by `t`'s mean and deviation.
+fn normalise(hwc: &[f32], t: &Transforms, out: &mut [f32]) {
     let plane = hwc.len() / 3;
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    let inv = STD.map(|s| 1.0 / s);
+    let (mean, inv) = (t.mean, t.std.map(|s| 1.0 / s));
     for (i, p) in hwc.chunks_exact(3).enumerate() {
-        r[i] = (p[0] - MEAN[0]) * inv[0];
-        g[i] = (p[1] - MEAN[1]) * inv[1];
-        b[i] = (p[2] - MEAN[2]) * inv[2];
+        r[i] = (p[0] - mean[0]) * inv[0];
+        g[i] = (p[1] - mean[1]) * inv[1];
+        b[i] = (p[2] - mean[2]) * inv[2];
     }
 }
 
@@ -401,7 +426,7 @@ mod tests {
     #[test]
     fn evaluation_crops_the_centre_of_the_256_resize() {
         // 500x375 -> 341x256, centre 224: left 58.5 rounded to 58 (even).
-        let r = centre_crop(500, 375, 224);
+        let r = centre_crop(500, 375, 224, Transforms::RECIPE.resize_for(224));
         let s = 375.0 / 256.0;
         assert!((r.y - 16.0 * s).abs() < 1e-9 && (r.h - 224.0 * s).abs() < 1e-9);
         assert!((r.x - 58.0 * 500.0 / 341.0).abs() < 1e-9, "{r:?}");
@@ -415,7 +440,7 @@ mod tests {
             pixels: vec![128; 300 * 200 * 3],
         };
         let mut out = vec![0f32; 3 * 32 * 32];
-        eval_image(&img, 32, &mut out);
+        eval_image(&img, 32, &Transforms::RECIPE, &mut out);
         let expect = |c: usize| (128.0 / 255.0 - MEAN[c]) / STD[c];
         for c in 0..3 {
             assert!(out[c * 1024..(c + 1) * 1024]
@@ -429,7 +454,11 @@ mod tests {
             saturation: 0.0,
             hue: 0.5,
         };
-        train_image(&img, 32, Some(hue_only), &mut rng, &mut out);
+        let t = Transforms {
+            jitter: Some(hue_only),
+            ..Transforms::RECIPE
+        };
+        train_image(&img, 32, &t, &mut rng, &mut out);
         assert!((out[0] - expect(0)).abs() < 1e-4, "grey has no hue to turn");
     }
 
