@@ -30,7 +30,11 @@ trap 'rm -rf "$work"' EXIT
 
 # One run: its images/s and the CPU seconds it took, on one line.
 timed() {
-    /usr/bin/time -f '%U %S' -o "$work/time" "$@" >"$work/out" 2>/dev/null
+    /usr/bin/time -f '%U %S' -o "$work/time" "$@" >"$work/out" 2>"$work/err" || {
+        echo "failed: $*" >&2
+        cat "$work/err" >&2
+        exit 1
+    }
     printf '%s %s\n' "$(sed -n 's/^images_per_s=//p' "$work/out")" \
         "$(awk '{printf "%.2f", $1 + $2}' "$work/time")"
 }

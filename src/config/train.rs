@@ -231,6 +231,12 @@ fn recipe(dataset: DatasetKind) -> Recipe {
 /// stored run's identity moves.
 const INPUT_KEYS: [&str; 4] = ["hflip", "normalize_mean", "normalize_std", "eval_resize"];
 
+/// The recipe's evaluation resize for a crop: 256 for 224, in proportion
+/// for other crops.
+fn resize_for(crop: u32) -> u32 {
+    (crop * 256 + 112) / 224
+}
+
 /// ImageNet's per-channel mean and standard deviation (RGB, on [0, 1]).
 const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
@@ -475,6 +481,10 @@ impl TrainConfig {
                     map.remove(key);
                 }
             }
+            // `eval_resize` written out at the value its crop implies.
+            if self.eval_resize.is_some() && self.eval_resize == self.crop_size().map(resize_for) {
+                map.remove("eval_resize");
+            }
             for key in RECIPE_KEYS {
                 let unused = map
                     .get(key)
@@ -670,7 +680,7 @@ impl TrainConfig {
     /// `crop_size * 256 / 224`; `None` for the other datasets.
     pub fn eval_resize(&self) -> Option<u32> {
         let crop = self.crop_size()?;
-        Some(self.eval_resize.unwrap_or((crop * 256 + 112) / 224))
+        Some(self.eval_resize.unwrap_or(resize_for(crop)))
     }
 
     /// Refuses the ImageNet-only keys on another dataset, where they
@@ -1204,9 +1214,12 @@ mod tests {
             "hflip=true",
             "normalize_mean=[0.485, 0.456, 0.406]",
             "normalize_std=[0.229, 0.224, 0.225]",
+            "eval_resize=256",
         ])
         .unwrap();
         assert_eq!(explicit.fingerprint(), recipe.fingerprint());
+        let small_explicit = with(&["crop_size=64", "eval_resize=73"]).unwrap();
+        assert_eq!(small_explicit.fingerprint(), small.fingerprint());
         for set in [
             "hflip=false",
             "normalize_mean=[0.5, 0.5, 0.5]",

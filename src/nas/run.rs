@@ -334,13 +334,19 @@ pub fn run_epochs<K: Stage>(
     for epoch in first_epoch..plan.epochs {
         let mut ep = stage.begin_epoch(epoch);
         let first = K::steps_done(&ep);
-        let batches = K::batches(data, plan.seed, epoch, first);
-        for (i, batch) in (first..plan.steps).zip(batches) {
+        let mut batches = K::batches(data, plan.seed, epoch, first);
+        for i in first..plan.steps {
             let global = stage.global_step(epoch, i, plan.steps);
             maybe_hold(global, plan.seed, || observer.stop_asked_here());
             if observer.should_stop() || stops.stop_before(global) {
                 return Err(stop_at(stage, &mut ep, data, (epoch, i), opts, &clock));
             }
+            // Taken after the stop check: a stop before step i leaves
+            // batch i to the resumed run (and its count of unreadable
+            // images with it).
+            let Some(batch) = batches.next() else {
+                break;
+            };
             crate::nas::progress::tick();
             maybe_hang(global);
             seed_torch_for_step(plan.seed, epoch, i);

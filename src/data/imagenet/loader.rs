@@ -172,8 +172,9 @@ impl ImageNetLoader {
         })
     }
 
-    /// Images skipped as unreadable in the latest pass (epoch or ordered)
-    /// so far: what the training stage logs and records per epoch.
+    /// Images skipped as unreadable in the batches of the latest pass
+    /// (epoch or ordered) handed out so far: what the training stage logs
+    /// and records per epoch.
     pub fn skipped(&self) -> usize {
         lock(&self.skipped).load(Ordering::Relaxed)
     }
@@ -261,6 +262,8 @@ impl Plan {
 type Image = (Vec<f32>, i64);
 /// A finished batch, or `None` when too few of its images were readable.
 type Built = Option<(Tensor, Tensor)>;
+/// A finished batch and how many of its images were unreadable.
+type Finished = (Built, usize);
 
 struct State {
     /// Next image position a worker takes.
@@ -270,7 +273,7 @@ struct State {
     /// Batches being decoded: their images so far.
     pending: HashMap<usize, Pending>,
     /// Finished batches not yet handed out.
-    ready: BTreeMap<usize, Built>,
+    ready: BTreeMap<usize, Finished>,
     stop: bool,
     /// Workers still running (a panicking one leaves the consumer a note).
     workers: usize,
@@ -334,7 +337,8 @@ impl Shared {
     }
 
     /// Reads, decodes and transforms image `index` (slot `k` of batch `i`);
-    /// `None`, counted and logged, when it cannot be read.
+    /// `None`, logged, when it cannot be read (its batch counts it when
+    /// handed out).
     fn load(&self, index: usize, i: usize, k: usize) -> Option<Image> {
         let path = &self.split.files[index];
         let crop = self.plan.crop;
@@ -344,7 +348,6 @@ impl Shared {
         let img = match decoded {
             Ok(img) => img,
             Err(why) => {
-                self.skipped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("skipping unreadable image {}: {why}", path.display());
                 return None;
             }
@@ -378,8 +381,11 @@ impl Shared {
             }
             s.pending.remove(&i).map(|p| p.images)
         };
-        let built = complete.and_then(|images| self.build(images));
-        lock(&self.state).ready.insert(i, built);
+        let finished = complete.map_or((None, 0), |images| {
+            let unreadable = images.iter().filter(|image| image.is_none()).count();
+            (self.build(images), unreadable)
+        });
+        lock(&self.state).ready.insert(i, finished);
         self.wake.notify_all();
     }
 
@@ -417,7 +423,9 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// Images skipped as unreadable in this pass so far.
+    /// Images skipped as unreadable in the batches handed out so far (not
+    /// in those decoded ahead: a pass resumed at a batch counts each
+    /// image once with the part before it).
     pub fn skipped(&self) -> usize {
         self.shared.skipped.load(Ordering::Relaxed)
     }
@@ -430,7 +438,7 @@ impl Iterator for Batches {
         while self.next < self.end {
             let i = self.next;
             let mut s = lock(&self.shared.state);
-            let built = loop {
+            let (built, unreadable) = loop {
                 if let Some(b) = s.ready.remove(&i) {
                     break b;
                 }
@@ -443,6 +451,7 @@ impl Iterator for Batches {
             self.next += 1;
             s.wanted = self.next;
             drop(s);
+            self.shared.skipped.fetch_add(unreadable, Ordering::Relaxed);
             self.shared.wake.notify_all();
             if built.is_some() {
                 return built;

@@ -236,10 +236,24 @@ mod engine {
         assert_eq!(sizes, [3, 3, 2]);
         assert_eq!(l.skipped(), 2);
         // Two batches of five cover all ten images whatever the shuffle.
-        let l = ImageNetLoader::new(f.val, 32, 5, 2);
+        let l = ImageNetLoader::new(f.val.clone(), 32, 5, 2);
         let mut epoch = l.epoch(0);
         let images: i64 = epoch.by_ref().map(|(x, _)| x.size()[0]).sum();
         assert_eq!((images, epoch.skipped()), (8, 2));
+        // Counted as batches are handed out, not as workers decode ahead:
+        // the batches taken before a stop and those of the pass resumed
+        // there count each unreadable image once, wherever the stop.
+        let l = ImageNetLoader::new(f.val, 32, 2, 2);
+        for k in 0..=5 {
+            let mut before = l.epoch(7);
+            before.by_ref().take(k).for_each(drop);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let counted = before.skipped();
+            drop(before);
+            let mut after = l.epoch_from(7, k);
+            after.by_ref().for_each(drop);
+            assert_eq!(counted + after.skipped(), 2, "stopped before batch {k}");
+        }
     }
 
     /// A config's transforms reach the batches: mean 0 and deviation 1
