@@ -16,7 +16,7 @@ use super::{
 use crate::arch::genotype;
 use crate::arch::shape::{EvalShape, Stem};
 use crate::arch::trained::TrainedGenotype;
-use crate::data::DatasetKind;
+use crate::data::{imagenet, DatasetKind};
 
 /// A train config as written by the user. The keys whose default
 /// depends on the dataset (the appendix's CIFAR recipe, or the ImageNet
@@ -231,10 +231,9 @@ fn recipe(dataset: DatasetKind) -> Recipe {
 /// stored run's identity moves.
 const INPUT_KEYS: [&str; 4] = ["hflip", "normalize_mean", "normalize_std", "eval_resize"];
 
-/// The recipe's evaluation resize for a crop: 256 for 224, in proportion
-/// for other crops.
+/// The recipe's evaluation resize for a crop ([`imagenet::eval_resize_for`]).
 fn resize_for(crop: u32) -> u32 {
-    (crop * 256 + 112) / 224
+    imagenet::eval_resize_for(crop as usize) as u32
 }
 
 /// ImageNet's per-channel mean and standard deviation (RGB, on [0, 1]).

@@ -5,7 +5,8 @@
 //! took 0.72 ms with zune-jpeg 0.4, 0.76 ms with jpeg-decoder (the `image`
 //! crate's old backend; its rayon threads uncounted, see below), 0.80 ms
 //! with `image` 0.25 and 0.64 ms with the system's libjpeg-turbo 2.1.5
-//! through the `turbojpeg` crate (0.49 ms at 1/2 scale). libjpeg-turbo is about 12 % faster, but it is a C library
+//! through the `turbojpeg` crate (0.49 ms at 1/2 scale). libjpeg-turbo
+//! is about 12 % faster, but it is a C library
 //! that every engine build would have to find (the maintained `turbojpeg`
 //! 1.x needs libjpeg-turbo 3, which Debian 12 does not ship, or cmake and
 //! nasm to build it), and decoding is about a quarter of the pipeline's

@@ -35,6 +35,12 @@ pub use transform::{eval_image, train_image, ColorJitter, Transforms, MEAN, STD}
 /// centre crop of the image resized to 256 in evaluation.
 pub const DEFAULT_CROP: i64 = 224;
 
+/// The recipe's evaluation resize (shorter side) for a centre crop of
+/// `crop`: 256 for 224, in proportion for other crops.
+pub fn eval_resize_for(crop: usize) -> usize {
+    (crop * 256 + 112) / 224
+}
+
 /// The name of the ImageNet folder inside the data folder.
 pub const FOLDER: &str = "imagenet";
 

@@ -81,7 +81,7 @@ impl Transforms {
 
     /// The evaluation resize's shorter side for a crop of `crop`.
     fn resize_for(&self, crop: usize) -> usize {
-        self.eval_resize.unwrap_or((crop * 256 + 112) / 224)
+        self.eval_resize.unwrap_or(super::eval_resize_for(crop))
     }
 }
 
