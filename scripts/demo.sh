@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 # shellcheck disable=SC2046 # the flags are words
-cargo build --release --locked $(dist_features)
+cargo build --release --locked $(build_features)
 DDSAS=target/release/ddsas
 "$DDSAS" sweep run sweeps/demo.yaml --db results.db
 "$DDSAS" report all --sweep demo --db results.db --out reports/demo

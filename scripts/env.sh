@@ -49,19 +49,52 @@ export PATH="$DDSAS_VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 unset LIBTORCH || true
 
-# The cargo flags of the full build: `--features dist` (data-parallel
-# training, `nas::dist`) when Gloo's headers are there, installing Debian's
-# libgloo-dev first as root; nothing otherwise (one line on stderr says
-# what --nproc then needs). DDSAS_GLOO_INCLUDE names another folder.
-dist_features() {
-    local dir="${DDSAS_GLOO_INCLUDE:-/usr/include}"
-    if [ ! -f "$dir/gloo/algorithm.h" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo ">> installing libgloo-dev (apt-get; once) for the dist feature" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev; } >&2 || true
+# Installs Debian packages, once, as root where apt-get is there; nothing
+# otherwise (the caller says what is then missing).
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo ">> installing $* (apt-get; once)" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >&2 || true
     fi
+}
+
+# `dist` (data-parallel training, `nas::dist`) when Gloo's headers are
+# there, installing Debian's libgloo-dev first as root; nothing otherwise
+# (one line on stderr says what --nproc then needs). DDSAS_GLOO_INCLUDE
+# names another folder.
+dist_feature() {
+    local dir="${DDSAS_GLOO_INCLUDE:-/usr/include}"
+    [ -f "$dir/gloo/algorithm.h" ] || apt_install libgloo-dev
     if [ -f "$dir/gloo/algorithm.h" ]; then
-        echo "--features dist"
+        echo dist
     else
         echo ">> building without the dist feature (ddsas train --nproc N needs Gloo's headers: sudo apt-get install libgloo-dev)" >&2
+    fi
+}
+
+# `turbojpeg` (ImageNet images decoded by libjpeg-turbo, at a reduced
+# scale where the crop allows) when pkg-config finds the system's
+# libturbojpeg, installing Debian's libturbojpeg0-dev and pkg-config first
+# as root; nothing otherwise (zune-jpeg then decodes every image whole).
+turbojpeg_feature() {
+    turbojpeg_found || apt_install libturbojpeg0-dev pkg-config
+    if turbojpeg_found; then
+        echo turbojpeg
+    else
+        echo ">> building without the turbojpeg feature (ImageNet decoding falls back to zune-jpeg, whole images, slower: sudo apt-get install libturbojpeg0-dev pkg-config)" >&2
+    fi
+}
+
+turbojpeg_found() {
+    command -v pkg-config >/dev/null && pkg-config --exists libturbojpeg
+}
+
+# The cargo flags of the full build: `--features` and the optional
+# features this machine can build (above), or nothing.
+build_features() {
+    local found=()
+    read -r -a found <<<"$(dist_feature) $(turbojpeg_feature)"
+    if [ "${#found[@]}" -gt 0 ]; then
+        (IFS=,; echo "--features ${found[*]}")
     fi
 }

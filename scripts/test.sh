@@ -9,6 +9,10 @@
 # what it started. The full build has the `dist` feature (data-parallel
 # training on c10d's Gloo) when Gloo's headers are there or, as root, once
 # Debian's libgloo-dev is installed; without them its tests are skipped.
+# It has the `turbojpeg` feature (ImageNet decoding by libjpeg-turbo) when
+# pkg-config finds libturbojpeg or, as root, once Debian's
+# libturbojpeg0-dev is installed; the ImageNet data tests then run a
+# second time without it, as a machine without libjpeg-turbo builds them.
 #
 # A service that cannot be started here (no root, PostgreSQL not
 # installed, no chromium for the browser tests) does not stop the command:
@@ -23,10 +27,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 required="${DDSAS_REQUIRE_SERVICES:-}"
-read -r -a features <<<"$(dist_features)"
-if [ "${#features[@]}" = 0 ] && [ "$required" = 1 ]; then
-    echo "error: Gloo's headers (libgloo-dev) are missing and DDSAS_REQUIRE_SERVICES=1: the dist tests cannot be built" >&2
-    exit 1
+read -r -a features <<<"$(build_features)"
+has_feature() { [[ ",${features[1]:-}," == *",$1,"* ]]; }
+if [ "$required" = 1 ]; then
+    has_feature dist || { echo "error: Gloo's headers (libgloo-dev) are missing and DDSAS_REQUIRE_SERVICES=1: the dist tests cannot be built" >&2; exit 1; }
+    has_feature turbojpeg || { echo "error: libjpeg-turbo (libturbojpeg0-dev, pkg-config) is missing and DDSAS_REQUIRE_SERVICES=1: the turbojpeg tests cannot be built" >&2; exit 1; }
 fi
 cargo build --release --locked "${features[@]}"
 
@@ -91,13 +96,22 @@ mkdir -p "$target"
 DDSAS_TEST_SKIPPED="$(cd "$target" && pwd)/skipped-tests.tsv"
 export DDSAS_TEST_SKIPPED
 : >"$DDSAS_TEST_SKIPPED"
-if [ "${#features[@]}" = 0 ]; then
+if ! has_feature dist; then
     printf '%s\t%s\t%s\t%s\n' "Gloo's headers" "nas::dist::tests" "libgloo-dev is not installed and this is not root" \
         "as root: \`./scripts/test.sh nas::dist\` (installs libgloo-dev), or set DDSAS_GLOO_INCLUDE" >>"$DDSAS_TEST_SKIPPED"
 fi
 
 status=0
 cargo test --release --locked --no-fail-fast "${features[@]}" "$@" || status=$?
+
+# ImageNet's decoding without libjpeg-turbo (zune-jpeg, whole images, as
+# a machine without libturbojpeg0-dev builds it): the data tests again,
+# built without the turbojpeg feature (ddsas's library is rebuilt).
+if has_feature turbojpeg && [ "$#" = 0 ]; then
+    without=()
+    if has_feature dist; then without=(--features dist); fi
+    cargo test --release --locked --no-fail-fast "${without[@]}" --lib -- data::imagenet || status=1
+fi
 
 # The full build loads libtorch_cuda (and with it the CUDA libraries, ~350
 # MB) only when a command asks for a GPU or NCCL, never at start: NCCL's

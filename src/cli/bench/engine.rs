@@ -243,9 +243,10 @@ fn bench_imagenet_data(dir: &std::path::Path, a: &DataArgs) -> anyhow::Result<()
     }
     let secs = t0.map_or(0.0, |t| t.elapsed().as_secs_f64());
     crate::outln!(
-        "images={seen} batch={} crop={} threads={threads} skipped={skipped}",
+        "images={seen} batch={} crop={} threads={threads} skipped={skipped} decoder={}",
         a.batch,
-        a.crop
+        a.crop,
+        imagenet::DECODER
     );
     crate::outln!("images_per_s={:.0}", seen as f64 / secs);
     Ok(())

@@ -39,7 +39,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-use super::{decode_rgb, eval_image, train_image, Split, Transforms};
+use super::{eval_image, train_image, Jpeg, Split, Transforms};
 
 /// Which transforms a pass applies.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -342,24 +342,24 @@ impl Shared {
     fn load(&self, index: usize, i: usize, k: usize) -> Option<Image> {
         let path = &self.split.files[index];
         let crop = self.plan.crop;
-        let decoded = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| decode_rgb(&bytes));
-        let img = match decoded {
-            Ok(img) => img,
-            Err(why) => {
-                tracing::warn!("skipping unreadable image {}: {why}", path.display());
-                return None;
-            }
-        };
         let mut out = vec![0f32; 3 * crop * crop];
-        match self.plan.mode {
-            Mode::Train => {
-                let mut rng = ChaCha8Rng::seed_from_u64(self.plan.seed);
-                rng.set_stream((i * self.plan.batch + k) as u64);
-                train_image(&img, crop, &self.plan.transforms, &mut rng, &mut out);
-            }
-            Mode::Eval => eval_image(&img, crop, &self.plan.transforms, &mut out),
+        let done = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let jpeg = Jpeg::open(&bytes)?;
+                let t = &self.plan.transforms;
+                match self.plan.mode {
+                    Mode::Train => {
+                        let mut rng = ChaCha8Rng::seed_from_u64(self.plan.seed);
+                        rng.set_stream((i * self.plan.batch + k) as u64);
+                        train_image(&jpeg, crop, t, &mut rng, &mut out)
+                    }
+                    Mode::Eval => eval_image(&jpeg, crop, t, &mut out),
+                }
+            });
+        if let Err(why) = done {
+            tracing::warn!("skipping unreadable image {}: {why}", path.display());
+            return None;
         }
         Some((out, self.split.labels[index]))
     }

@@ -25,11 +25,11 @@ mod loader;
 mod transform;
 
 #[cfg(feature = "engine")]
-pub use decode::{decode_rgb, Rgb};
+pub use decode::{decode_rgb, Jpeg, Rgb, DECODER};
 #[cfg(feature = "engine")]
 pub use loader::{Batches, ImageNetLoader, Mode};
 #[cfg(feature = "engine")]
-pub use transform::{eval_image, train_image, ColorJitter, Transforms, MEAN, STD};
+pub use transform::{eval_image, train_image, ColorJitter, Source, Transforms, MEAN, STD};
 
 /// The recipe's crop side: RandomResizedCrop(224) in training, a 224
 /// centre crop of the image resized to 256 in evaluation.

@@ -127,6 +127,8 @@ fn an_empty_class_folder_is_named() {
 #[cfg(feature = "engine")]
 mod engine {
     use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
     use tch::Tensor;
 
     /// 5 classes x 6 training images, 2 validation images each.
@@ -175,6 +177,100 @@ mod engine {
             p[0] < 30 && p[1] > 225 && p[2] > 225,
             "cyan came out as {p:?}"
         );
+    }
+
+    /// A smooth 256x192 photograph-like image (two gradients and a ripple)
+    /// as quality-95 JPEG bytes.
+    fn smooth_jpeg() -> Vec<u8> {
+        let (w, h) = (256usize, 192usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let ripple = 40.0 * ((x as f32 / 9.0).sin() * (y as f32 / 13.0).cos());
+                rgb.extend(
+                    [
+                        x as f32 * 0.8 + 20.0,
+                        y as f32 + 30.0 + ripple,
+                        180.0 - ripple,
+                    ]
+                    .map(|v| v.clamp(0.0, 255.0) as u8),
+                );
+            }
+        }
+        let mut bytes = Vec::new();
+        jpeg_encoder::Encoder::new(&mut bytes, 95)
+            .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_reduced_decode_gives_the_whole_images_block_means() {
+        let bytes = smooth_jpeg();
+        let jpeg = Jpeg::open(&bytes).unwrap();
+        assert_eq!((jpeg.width, jpeg.height), (256, 192));
+        let whole = decode_rgb(&bytes).unwrap();
+        let (small, k) = jpeg.decode(5).unwrap();
+        assert_eq!(k, if cfg!(feature = "turbojpeg") { 4 } else { 1 });
+        assert_eq!((small.width, small.height), (256 / k, 192 / k));
+        let mut worst = 0f32;
+        for (i, &v) in small.pixels.iter().enumerate() {
+            let (c, x, y) = (i % 3, i / 3 % small.width, i / 3 / small.width);
+            let block: f32 = (0..k * k)
+                .map(|j| {
+                    let (bx, by) = (x * k + j % k, y * k + j / k);
+                    whole.pixels[(by * 256 + bx) * 3 + c] as f32
+                })
+                .sum();
+            worst = worst.max((v as f32 - block / (k * k) as f32).abs());
+        }
+        assert!(
+            worst <= 8.0,
+            "a reduced pixel is {worst} levels off its block's mean"
+        );
+    }
+
+    #[test]
+    fn a_crop_from_the_reduced_decode_matches_the_whole_decodes() {
+        let bytes = smooth_jpeg();
+        let jpeg = Jpeg::open(&bytes).unwrap();
+        let whole = decode_rgb(&bytes).unwrap();
+        let t = Transforms::RECIPE;
+        let (mut a, mut b) = (vec![0f32; 3 * 32 * 32], vec![0f32; 3 * 32 * 32]);
+        eval_image(&jpeg, 32, &t, &mut a).unwrap();
+        eval_image(&whole, 32, &t, &mut b).unwrap();
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        // Normalised units: 0.02 is about one grey level in 255.
+        assert!(mean < 0.05, "mean difference {mean}");
+        let rng = |s| {
+            let mut r = ChaCha8Rng::seed_from_u64(s);
+            r.set_stream(7);
+            r
+        };
+        train_image(&jpeg, 32, &t, &mut rng(1), &mut a).unwrap();
+        train_image(&whole, 32, &t, &mut rng(1), &mut b).unwrap();
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        assert!(mean < 0.05, "same draws, mean difference {mean}");
+    }
+
+    #[cfg(feature = "turbojpeg")]
+    #[test]
+    fn libjpeg_turbo_and_zune_jpeg_decode_the_same_pixels() {
+        let bytes = smooth_jpeg();
+        let turbo = decode_rgb(&bytes).unwrap();
+        let opts = zune_core::options::DecoderOptions::default()
+            .jpeg_set_out_colorspace(zune_core::colorspace::ColorSpace::RGB);
+        let zune = zune_jpeg::JpegDecoder::new_with_options(&bytes[..], opts)
+            .decode()
+            .unwrap();
+        assert_eq!(turbo.pixels.len(), zune.len());
+        let worst = turbo
+            .pixels
+            .iter()
+            .zip(&zune)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max();
+        assert!(worst <= Some(4), "pixels differ by up to {worst:?} levels");
     }
 
     #[test]

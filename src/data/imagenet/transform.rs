@@ -17,10 +17,36 @@
 //! and the antialiasing torchvision's PIL resize does), which keeps large
 //! crops cheap and free of aliasing.
 
+use std::borrow::Cow;
+
 use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::Rgb;
+
+/// An image the transforms read: its size first, to place the crop, then
+/// its pixels at the largest reduction the crop allows, so that a JPEG
+/// need not be decoded whole for a small crop ([`super::Jpeg`]).
+pub trait Source {
+    /// Width and height in pixels.
+    fn dimensions(&self) -> (usize, usize);
+
+    /// The pixels reduced by some `k` of 1, 2, 4 or 8 at most `most`
+    /// (pixel `(x, y)` standing for the whole image's `k x k` block at
+    /// `(k x, k y)`), and that `k`; the error says why there are none.
+    fn reduced(&self, most: usize) -> Result<(Cow<'_, Rgb>, usize), String>;
+}
+
+/// A decoded image is its own source, at full size.
+impl Source for Rgb {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn reduced(&self, _most: usize) -> Result<(Cow<'_, Rgb>, usize), String> {
+        Ok((Cow::Borrowed(self), 1))
+    }
+}
 
 /// ImageNet's per-channel mean (RGB, on [0, 1]), as torchvision's recipe.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -97,28 +123,64 @@ struct Rect {
 
 /// Writes one training image: random resized crop, flip (if `t` flips)
 /// and jitter drawn from `rng` in that order, normalised, `[3, crop,
-/// crop]` into `out`.
-pub fn train_image(img: &Rgb, crop: usize, t: &Transforms, rng: &mut impl Rng, out: &mut [f32]) {
-    let rect = random_resized_crop(img.width, img.height, rng);
+/// crop]` into `out`; the error is the source's (an unreadable image).
+pub fn train_image(
+    src: &impl Source,
+    crop: usize,
+    t: &Transforms,
+    rng: &mut impl Rng,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let (width, height) = src.dimensions();
+    let rect = random_resized_crop(width, height, rng);
     let flip = t.flip && rng.gen_bool(0.5);
+    let (img, rect) = pixels_for(src, rect, crop)?;
     with_scratch(|hwc| {
-        resample_into(img, rect, crop, flip, hwc);
+        resample_into(&img, rect, crop, flip, hwc);
         if let Some(j) = t.jitter {
             color_jitter(hwc, j, rng);
         }
         normalise(hwc, t, out);
     });
+    Ok(())
 }
 
 /// Writes one evaluation image: shorter side resized to `t`'s evaluation
 /// resize (256 at a 224 crop), centre crop, normalised, `[3, crop, crop]`
-/// into `out`.
-pub fn eval_image(img: &Rgb, crop: usize, t: &Transforms, out: &mut [f32]) {
-    let rect = centre_crop(img.width, img.height, crop, t.resize_for(crop));
+/// into `out`; the error is the source's.
+pub fn eval_image(
+    src: &impl Source,
+    crop: usize,
+    t: &Transforms,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let (width, height) = src.dimensions();
+    let rect = centre_crop(width, height, crop, t.resize_for(crop));
+    let (img, rect) = pixels_for(src, rect, crop)?;
     with_scratch(|hwc| {
-        resample_into(img, rect, crop, false, hwc);
+        resample_into(&img, rect, crop, false, hwc);
         normalise(hwc, t, out);
     });
+    Ok(())
+}
+
+/// The source's pixels at the largest reduction that still leaves `r` at
+/// least `size` pixels on both sides, and `r` in their coordinates.
+fn pixels_for<S: Source>(src: &S, r: Rect, size: usize) -> Result<(Cow<'_, Rgb>, Rect), String> {
+    let (img, k) = src.reduced(shrink_factor(r, size))?;
+    let k = k as f64;
+    let r = Rect {
+        x: r.x / k,
+        y: r.y / k,
+        w: r.w / k,
+        h: r.h / k,
+    };
+    Ok((img, r))
+}
+
+/// How many times `r` can be shrunk whole and still cover `size x size`.
+fn shrink_factor(r: Rect, size: usize) -> usize {
+    (r.w / size as f64).min(r.h / size as f64).floor() as usize
 }
 
 thread_local! {
@@ -205,7 +267,7 @@ struct View<'a, T: Clone> {
 /// on [0, 1], mirrored when `flip`, into `out`.
 fn resample_into(img: &Rgb, r: Rect, size: usize, flip: bool, out: &mut Vec<f32>) {
     out.resize(size * size * 3, 0.0);
-    let k = (r.w / size as f64).min(r.h / size as f64).floor() as usize;
+    let k = shrink_factor(r, size);
     if k >= 2 {
         let (shrunk, r) = box_shrink(img, r, k);
         return bilinear(&shrunk, r, size, flip, out);
@@ -440,7 +502,7 @@ mod tests {
             pixels: vec![128; 300 * 200 * 3],
         };
         let mut out = vec![0f32; 3 * 32 * 32];
-        eval_image(&img, 32, &Transforms::RECIPE, &mut out);
+        eval_image(&img, 32, &Transforms::RECIPE, &mut out).unwrap();
         let expect = |c: usize| (128.0 / 255.0 - MEAN[c]) / STD[c];
         for c in 0..3 {
             assert!(out[c * 1024..(c + 1) * 1024]
@@ -458,7 +520,7 @@ mod tests {
             jitter: Some(hue_only),
             ..Transforms::RECIPE
         };
-        train_image(&img, 32, &t, &mut rng, &mut out);
+        train_image(&img, 32, &t, &mut rng, &mut out).unwrap();
         assert!((out[0] - expect(0)).abs() < 1e-4, "grey has no hue to turn");
     }
 
