@@ -10,12 +10,18 @@
 //! - both: `ToTensor()` and `Normalize(MEAN, STD)`, written channel-major
 //!   straight into the batch.
 //!
-//! Resampling is bilinear from the crop rectangle of the decoded image to
-//! the output, so the resized image is never built whole. Where the
-//! rectangle is at least twice the output in both directions, it is first
-//! shrunk by whole-pixel box averaging (what a DCT-scaled decode would give,
-//! and the antialiasing torchvision's PIL resize does), which keeps large
-//! crops cheap and free of aliasing.
+//! The crop rectangle is placed from the image's size alone (a [`Source`]:
+//! a JPEG's frame header), then the pixels are asked for at the largest
+//! reduction (1/2, 1/4, 1/8) that leaves the rectangle at least the
+//! output's size on both sides, which libjpeg-turbo decodes directly
+//! ([`super::Jpeg`]). Resampling is bilinear from the rectangle to the
+//! output, so the resized image is never built whole. Where the rectangle
+//! is still at least twice the output in both directions (no reduced
+//! decode, or a factor between powers of two), it is first shrunk by
+//! whole-pixel box averaging (what a DCT-scaled decode gives, and the
+//! antialiasing torchvision's PIL resize does), which keeps large crops
+//! cheap and free of aliasing. Reduced or not, the random draws are the
+//! same, in the same order.
 
 use std::borrow::Cow;
 
