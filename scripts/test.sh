@@ -101,6 +101,12 @@ if ! has_feature dist; then
         "as root: \`./scripts/test.sh nas::dist\` (installs libgloo-dev), or set DDSAS_GLOO_INCLUDE" >>"$DDSAS_TEST_SKIPPED"
 fi
 
+if ! has_feature turbojpeg; then
+    printf '%s\t%s\t%s\t%s\n' "libjpeg-turbo" "data::imagenet::tests::engine::libjpeg_turbo_and_zune_jpeg_decode_the_same_pixels" \
+        "libturbojpeg0-dev (or pkg-config) is not installed and this is not root" \
+        "as root: \`./scripts/test.sh data::imagenet\` (installs libturbojpeg0-dev and pkg-config)" >>"$DDSAS_TEST_SKIPPED"
+fi
+
 status=0
 cargo test --release --locked --no-fail-fast "${features[@]}" "$@" || status=$?
 

@@ -332,6 +332,14 @@ impl TrainData {
         let threads = loader_threads();
         let transforms = imagenet_transforms(c);
         let classes = folder.classes.len() as i64;
+        tracing::info!(
+            "{}: {} training and {} validation images of {classes} classes, \
+             {crop} px crops, {threads} loader threads, decoded by {}",
+            dir.display(),
+            folder.train.files.len(),
+            folder.val.files.len(),
+            imagenet::DECODER
+        );
         let loaders = TrainData::Folder {
             train: ImageNetLoader::new(folder.train, crop, batch, threads)
                 .with_transforms(transforms),

@@ -1,8 +1,9 @@
-//! The JPEG decoder comparison behind ddsas's choice of zune-jpeg
-//! (BENCHMARKS.md): every decoder on every file of a folder, one thread,
-//! thread CPU time, best of N interleaved rounds. Needs the system
-//! libjpeg-turbo (Debian: libturbojpeg0-dev; the turbojpeg crate 1.x wants
-//! libjpeg-turbo 3, hence 0.5 and the C call for its DCT scaling).
+//! The JPEG decoder comparison behind ddsas's choice of libjpeg-turbo,
+//! with zune-jpeg where the build lacks it (BENCHMARKS.md): every decoder
+//! on every file of a folder, one thread, thread CPU time, best of N
+//! interleaved rounds. Needs the system libjpeg-turbo (Debian:
+//! libturbojpeg0-dev; the turbojpeg crate 1.x wants libjpeg-turbo 3, hence
+//! 0.5 and the C call for its DCT scaling).
 //!
 //!     cargo run --release -- DIR [ROUNDS]
 

@@ -76,13 +76,7 @@ impl<'a> Jpeg<'a> {
         if !bytes.starts_with(&[0xFF, 0xD8]) {
             return Err("not a JPEG file (no start-of-image marker)".into());
         }
-        let Some(size) = walk_markers(bytes) else {
-            return Err(format!(
-                "truncated: its {} bytes end before the JPEG end-of-image marker",
-                bytes.len()
-            ));
-        };
-        let (width, height) = size.ok_or("no frame header with a width and height")?;
+        let (width, height) = walk_markers(bytes)?;
         Ok(Jpeg {
             bytes,
             width,
@@ -95,11 +89,21 @@ impl<'a> Jpeg<'a> {
     /// libjpeg-turbo), and that `k`. At 1/k the image is `ceil(width / k)
     /// x ceil(height / k)`, its pixel `(x, y)` covering the whole image's
     /// pixels `(k x .. k x + k, k y .. k y + k)`.
+    /// The size is checked against the frame header's, which placed the
+    /// crop: a file whose decoder finds another frame is an error.
     pub fn decode(&self, most: usize) -> Result<(Rgb, usize), String> {
-        match turbo::decode(self, most) {
-            Some(done) => Ok(done),
-            None => decode_whole(self.bytes).map(|rgb| (rgb, 1)),
+        let (rgb, k) = match turbo::decode(self, most) {
+            Some(done) => done,
+            None => (decode_whole(self.bytes)?, 1),
+        };
+        let expected = (self.width.div_ceil(k), self.height.div_ceil(k));
+        if (rgb.width, rgb.height) != expected {
+            return Err(format!(
+                "its frame header says {}x{} but it decodes to {}x{} at 1/{k}",
+                self.width, self.height, rgb.width, rgb.height
+            ));
         }
+        Ok((rgb, k))
     }
 }
 
@@ -201,30 +205,42 @@ mod turbo {
 
 /// Walks the markers after start-of-image: each segment by its length,
 /// each scan's entropy-coded data up to the next marker (0xFF followed by
-/// neither a stuffed 0x00 nor a restart marker), until end-of-image.
-/// `None` when the bytes end first; otherwise the frame header's width and
-/// height, if there is one with both non-zero.
-fn walk_markers(b: &[u8]) -> Option<Option<(usize, usize)>> {
+/// neither a stuffed 0x00 nor a restart marker), until end-of-image. Stray
+/// bytes between segments are skipped up to the next 0xFF, as both
+/// decoders skip them. The first frame header's width and height; the
+/// error says why there are none (the bytes end first, or no frame
+/// header gives a size).
+fn walk_markers(b: &[u8]) -> Result<(usize, usize), String> {
+    let truncated = || {
+        format!(
+            "truncated: its {} bytes end before the JPEG end-of-image marker",
+            b.len()
+        )
+    };
     let mut size = None;
     let mut i = 2;
     loop {
+        while b.get(i).is_some_and(|&x| x != 0xFF) {
+            i += 1;
+        }
         while b.get(i) == Some(&0xFF) {
             i += 1;
         }
-        let marker = *b.get(i)?;
+        let marker = *b.get(i).ok_or_else(truncated)?;
         i += 1;
         match marker {
-            0xD9 => return Some(size),
-            0x01 | 0xD0..=0xD7 => continue,
+            0xD9 => return size.ok_or_else(|| "no frame header with a width and height".into()),
+            0x00 | 0x01 | 0xD0..=0xD7 => continue,
             _ => {}
         }
-        let len = b.get(i..i + 2)?;
-        if is_frame_header(marker) && size.is_none() {
-            size = frame_size(b.get(i + 2..i + 7)?);
+        let len = b.get(i..i + 2).ok_or_else(truncated)?;
+        let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+        if is_frame_header(marker) && size.is_none() && len >= 8 {
+            size = frame_size(b.get(i + 2..i + 7).ok_or_else(truncated)?);
         }
-        i += u16::from_be_bytes([len[0], len[1]]) as usize;
+        i += len;
         if marker == 0xDA {
-            i = entropy_end(b, i)?;
+            i = entropy_end(b, i).ok_or_else(truncated)?;
         }
     }
 }

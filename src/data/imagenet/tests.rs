@@ -182,7 +182,11 @@ mod engine {
     /// A smooth 256x192 photograph-like image (two gradients and a ripple)
     /// as quality-95 JPEG bytes.
     fn smooth_jpeg() -> Vec<u8> {
-        let (w, h) = (256usize, 192usize);
+        smooth_jpeg_of(256, 192)
+    }
+
+    /// The same pattern at `w x h`.
+    fn smooth_jpeg_of(w: usize, h: usize) -> Vec<u8> {
         let mut rgb = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
@@ -251,6 +255,61 @@ mod engine {
         train_image(&whole, 32, &t, &mut rng(1), &mut b).unwrap();
         let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
         assert!(mean < 0.05, "same draws, mean difference {mean}");
+    }
+
+    #[test]
+    fn crops_of_an_imagenet_sized_photo_read_reduced_images_to_their_edges() {
+        // 500x375 does not divide by 2 or 4: the reduced images are
+        // 250x188 and 125x94, and crops that touch the right and bottom
+        // edges (RandomResizedCrop at full scale does) stay inside them.
+        let bytes = smooth_jpeg_of(500, 375);
+        let jpeg = Jpeg::open(&bytes).unwrap();
+        for (most, size) in [(2, (250, 188)), (4, (125, 94))] {
+            let (img, k) = jpeg.decode(most).unwrap();
+            let expect = if k == 1 { (500, 375) } else { size };
+            assert_eq!((img.width, img.height), expect);
+        }
+        let whole = decode_rgb(&bytes).unwrap();
+        let t = Transforms::RECIPE;
+        let (mut a, mut b) = (vec![0f32; 3 * 24 * 24], vec![0f32; 3 * 24 * 24]);
+        for seed in 0..64 {
+            let rng = || {
+                let mut r = ChaCha8Rng::seed_from_u64(seed);
+                r.set_stream(3);
+                r
+            };
+            train_image(&jpeg, 24, &t, &mut rng(), &mut a).unwrap();
+            train_image(&whole, 24, &t, &mut rng(), &mut b).unwrap();
+            let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+            // Up to 0.07 over these seeds (about 4 grey levels): the two
+            // paths low-pass the ripple with different filters.
+            assert!(mean < 0.1, "seed {seed}: mean difference {mean}");
+        }
+    }
+
+    #[test]
+    fn frame_headers_that_disagree_are_an_error_not_a_crop_outside_the_image() {
+        // A bogus 60000x60000 frame header before the real one: the size
+        // that places the crop and the size that decodes must agree.
+        let real = smooth_jpeg();
+        let bogus = [
+            0xFF, 0xC0, 0x00, 0x11, 0x08, 0xEA, 0x60, 0xEA, 0x60, 0x03, 0x01, 0x11, 0x00, 0x02,
+            0x11, 0x00, 0x03, 0x11, 0x00,
+        ];
+        let bytes = [&real[..2], &bogus[..], &real[2..]].concat();
+        let jpeg = Jpeg::open(&bytes).unwrap();
+        let mut out = vec![0f32; 3 * 32 * 32];
+        let err = eval_image(&jpeg, 32, &Transforms::RECIPE, &mut out).unwrap_err();
+        assert!(!err.is_empty());
+        // Stray bytes between segments are not read as a marker (a bogus
+        // size); whether the file is readable is the decoders' call
+        // (zune-jpeg's strict mode refuses it, libjpeg-turbo warns).
+        let stray = [&real[..2], &[0xC0, 0x00, 0x07, 0x08][..], &real[2..]].concat();
+        let jpeg = Jpeg::open(&stray).unwrap();
+        assert_eq!((jpeg.width, jpeg.height), (256, 192));
+        if eval_image(&jpeg, 32, &Transforms::RECIPE, &mut out).is_ok() {
+            assert!(out.iter().all(|v| v.is_finite()));
+        }
     }
 
     #[cfg(feature = "turbojpeg")]

@@ -16,12 +16,15 @@
 //! output's size on both sides, which libjpeg-turbo decodes directly
 //! ([`super::Jpeg`]). Resampling is bilinear from the rectangle to the
 //! output, so the resized image is never built whole. Where the rectangle
-//! is still at least twice the output in both directions (no reduced
-//! decode, or a factor between powers of two), it is first shrunk by
-//! whole-pixel box averaging (what a DCT-scaled decode gives, and the
-//! antialiasing torchvision's PIL resize does), which keeps large crops
-//! cheap and free of aliasing. Reduced or not, the random draws are the
-//! same, in the same order.
+//! is still at least twice the output in both directions (a build without
+//! libjpeg-turbo, a file it leaves to zune-jpeg, or a reduction beyond
+//! 1/8), it is first shrunk by whole-pixel box averaging (what a
+//! DCT-scaled decode gives, and the antialiasing torchvision's PIL resize
+//! does), which keeps large crops cheap and free of aliasing. Either way
+//! bilinear resampling is left less than 2x to shrink (e.g. 1.75x after a
+//! 1/2 decode of a crop 3.5x the output, 1.17x after a box of 3 without
+//! it), so the two builds' pixels differ slightly (BENCHMARKS.md). Reduced
+//! or not, the random draws are the same, in the same order.
 
 use std::borrow::Cow;
 
