@@ -42,11 +42,31 @@ fn create_db(db: &Path) {
 
 #[test]
 fn version_and_a_fresh_history_answer() {
-    let out = ddsas(&["--version"]);
+    let out = ddsas(&["-V"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("ddsas {}", env!("CARGO_PKG_VERSION"))
+    );
+    // --version adds what the binary was built with.
+    let out = ddsas(&["--version"]);
+    let long = String::from_utf8_lossy(&out.stdout).into_owned();
+    let built = long.lines().nth(1).unwrap_or_default();
+    let engine = if cfg!(feature = "engine") {
+        "built with: engine (libtorch)"
+    } else {
+        "built with: no engine (light build: reports, serve, history)"
+    };
+    assert!(built.starts_with(engine), "{long}");
+    assert_eq!(
+        built.contains("dist (Gloo"),
+        cfg!(feature = "dist"),
+        "{long}"
+    );
+    assert_eq!(
+        built.contains("libjpeg-turbo"),
+        cfg!(feature = "turbojpeg"),
+        "{long}"
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -36,10 +36,40 @@ pub use crate::exec::EXIT_INTERRUPTED;
 /// DDSAS, DARTS and GDAS architecture searches on libtorch, with every run
 /// recorded in SQLite.
 #[derive(Debug, Parser)]
-#[command(name = "ddsas", version, about, long_about = None, propagate_version = true)]
+#[command(name = "ddsas", version, long_version = long_version(), about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--version`: the version, then the optional parts this binary was
+/// built with (`-V` gives the version alone), so that a bug report or a
+/// cluster's module says whether `--nproc`, NCCL and libjpeg-turbo are in.
+fn long_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut parts = vec![if cfg!(feature = "engine") {
+            "engine (libtorch)"
+        } else {
+            "no engine (light build: reports, serve, history)"
+        }];
+        #[cfg(feature = "dist")]
+        parts.push(if crate::nas::dist::NCCL_BUILT {
+            "dist (Gloo, NCCL)"
+        } else {
+            "dist (Gloo)"
+        });
+        if cfg!(feature = "turbojpeg") {
+            parts.push("turbojpeg (libjpeg-turbo)");
+        } else if cfg!(feature = "engine") {
+            parts.push("JPEG by zune-jpeg (no turbojpeg)");
+        }
+        format!(
+            "{}\nbuilt with: {}",
+            env!("CARGO_PKG_VERSION"),
+            parts.join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Subcommand)]
