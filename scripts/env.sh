@@ -58,31 +58,16 @@ apt_install() {
     fi
 }
 
-# `dist` (data-parallel training, `nas::dist`) when Gloo's headers are
-# there, installing Debian's libgloo-dev first as root; nothing otherwise
-# (one line on stderr says what --nproc then needs). DDSAS_GLOO_INCLUDE
-# names another folder.
-dist_feature() {
-    local dir="${DDSAS_GLOO_INCLUDE:-/usr/include}"
-    [ -f "$dir/gloo/algorithm.h" ] || apt_install libgloo-dev
-    if [ -f "$dir/gloo/algorithm.h" ]; then
-        echo dist
-    else
-        echo ">> building without the dist feature (ddsas train --nproc N needs Gloo's headers: sudo apt-get install libgloo-dev)" >&2
-    fi
-}
-
+# The optional features of the full build, each on where what it needs is
+# there: `dist` (data-parallel training, `nas::dist`) needs Gloo's headers
+# (Debian's libgloo-dev; DDSAS_GLOO_INCLUDE names another folder),
 # `turbojpeg` (ImageNet images decoded by libjpeg-turbo, at a reduced
-# scale where the crop allows) when pkg-config finds the system's
-# libturbojpeg, installing Debian's libturbojpeg0-dev and pkg-config first
-# as root; nothing otherwise (zune-jpeg then decodes every image whole).
-turbojpeg_feature() {
-    turbojpeg_found || apt_install libturbojpeg0-dev pkg-config
-    if turbojpeg_found; then
-        echo turbojpeg
-    else
-        echo ">> building without the turbojpeg feature (ImageNet decoding falls back to zune-jpeg, whole images, slower: sudo apt-get install libturbojpeg0-dev pkg-config)" >&2
-    fi
+# scale where the crop allows) the system's libturbojpeg found by
+# pkg-config (libturbojpeg0-dev, pkg-config). As root, what is missing is
+# installed first, in one apt-get run; a feature still missing is left
+# out with one line on stderr saying what it would need.
+gloo_found() {
+    [ -f "${DDSAS_GLOO_INCLUDE:-/usr/include}/gloo/algorithm.h" ]
 }
 
 turbojpeg_found() {
@@ -90,10 +75,24 @@ turbojpeg_found() {
 }
 
 # The cargo flags of the full build: `--features` and the optional
-# features this machine can build (above), or nothing.
+# features this machine can build, or nothing.
 build_features() {
-    local found=()
-    read -r -a found <<<"$(dist_feature) $(turbojpeg_feature)"
+    local missing=() found=()
+    gloo_found || missing+=(libgloo-dev)
+    turbojpeg_found || missing+=(libturbojpeg0-dev pkg-config)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+    if gloo_found; then
+        found+=(dist)
+    else
+        echo ">> building without the dist feature (ddsas train --nproc N needs Gloo's headers: sudo apt-get install libgloo-dev)" >&2
+    fi
+    if turbojpeg_found; then
+        found+=(turbojpeg)
+    else
+        echo ">> building without the turbojpeg feature (ImageNet decoding falls back to zune-jpeg, whole images, slower: sudo apt-get install libturbojpeg0-dev pkg-config)" >&2
+    fi
     if [ "${#found[@]}" -gt 0 ]; then
         (IFS=,; echo "--features ${found[*]}")
     fi
