@@ -89,6 +89,7 @@ impl<'a> Jpeg<'a> {
     /// libjpeg-turbo), and that `k`. At 1/k the image is `ceil(width / k)
     /// x ceil(height / k)`, its pixel `(x, y)` covering the whole image's
     /// pixels `(k x .. k x + k, k y .. k y + k)`.
+    ///
     /// The size is checked against the frame header's, which placed the
     /// crop: a file whose decoder finds another frame is an error.
     pub fn decode(&self, most: usize) -> Result<(Rgb, usize), String> {
