@@ -1464,7 +1464,12 @@ impl OwnServer {
     /// test is skipped (see `ddsas::test_services`).
     fn start() -> Option<OwnServer> {
         let dir = tempfile::tempdir().unwrap();
-        let port = 56000 + (std::process::id() % 500) as u16;
+        // A port free now, as the system hands them out: a fixed range
+        // inside the ephemeral ports could be held by another test's
+        // client connection (CI once failed so).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(56000 + (std::process::id() % 500) as u16, |a| a.port());
         let server = OwnServer { dir, port };
         let out = server.run_script("start");
         let started = if out.status.success() {
