@@ -18,7 +18,8 @@ use tch::{Device, Tensor};
 use crate::arch::shape::{EvalShape, Stem};
 use crate::arch::trained::{TrainedCell, TrainedGenotype};
 use crate::nas::ops::{
-    bn, conv, linear, to_channels_last, BatchNorm, FactorizedReduce, Op, PoolKind, ReluConvBn,
+    bn, cat_channels, conv, global_avg_pool_cat, linear, to_channels_last, BatchNorm,
+    FactorizedReduce, Op, PoolKind, ReluConvBn,
 };
 
 /// The network, its weights in `vs`.
@@ -144,12 +145,13 @@ impl AuxHead {
             x.adaptive_avg_pool2d([2, 2])
         };
         let x = self.bn1.forward_t(&x.apply(&self.conv1), train).relu();
-        let x = x.apply(&self.conv2);
+        // The 2x2 conv leaves a 1x1 map: its features, flattened.
+        let x = x.apply(&self.conv2).flatten(1, -1);
         let x = match &self.bn2 {
-            Some(bn2) => bn2.forward_t(&x, train),
+            Some(bn2) => bn2.forward_features_t(&x, train),
             None => x,
         };
-        x.relu().flatten(1, -1).apply(&self.linear)
+        x.relu().apply(&self.linear)
     }
 }
 
@@ -294,8 +296,14 @@ impl CellOutput {
     }
 
     /// The output itself.
+    #[cfg(test)]
     fn raw(&self) -> Tensor {
         cat_channels(&self.parts)
+    }
+
+    /// The global average pool of the output, `[N, channels]`.
+    fn pooled(&self) -> Tensor {
+        global_avg_pool_cat(&self.parts)
     }
 
     fn shallow_clone(&self) -> Self {
@@ -308,14 +316,6 @@ impl CellOutput {
                 .collect(),
             relu: self.relu.as_ref().map(Tensor::shallow_clone),
         }
-    }
-}
-
-/// `parts` concatenated along the channels (one part: itself).
-fn cat_channels(parts: &[Tensor]) -> Tensor {
-    match parts {
-        [one] => one.shallow_clone(),
-        many => Tensor::cat(many, 1),
     }
 }
 
@@ -408,11 +408,7 @@ impl EvalNetwork {
                 }
             }
         }
-        let logits = s1
-            .raw()
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
-            .apply(&self.classifier);
+        let logits = s1.pooled().apply(&self.classifier);
         (logits, aux)
     }
 

@@ -70,6 +70,32 @@ impl ModuleT for BatchNorm {
 }
 
 impl BatchNorm {
+    /// Batch norm of `[N, C]` features: a map pooled to 1x1, flattened.
+    /// The same statistics and output as the 2-d norm of `[N, C, 1, 1]`,
+    /// but libtorch's backward pass of that 4-d form takes its
+    /// single-threaded per-channel path there (the input's strides say
+    /// channels-last, the gradient's, from the flattening, say
+    /// contiguous), which cost the 768 channels of DARTS's auxiliary head
+    /// about 1 % of a training step.
+    pub fn forward_features_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if train && parallel::sync_batch_norm() {
+            let (n, c) = (x.size()[0], x.size()[1]);
+            return self.synchronised(&x.view([n, c, 1, 1])).view([n, c]);
+        }
+        let bn = &self.inner;
+        Tensor::batch_norm(
+            x,
+            bn.ws.as_ref(),
+            bn.bs.as_ref(),
+            Some(&bn.running_mean),
+            Some(&bn.running_var),
+            train,
+            BN_MOMENTUM,
+            BN_EPS,
+            false,
+        )
+    }
+
     /// The training pass over the global batch: every rank's per-channel
     /// sum, sum of squares and count, summed across the ranks inside
     /// autograd (so the gradients flow through the other ranks' shares of
@@ -346,6 +372,41 @@ impl Depthwise {
             .permute([2, 3, 0, 4, 1, 5])
             .reshape([n, h, w, c])
             .permute([0, 3, 1, 2])
+    }
+}
+
+/// `parts` concatenated along the channels (one part: itself, uncopied).
+pub fn cat_channels(parts: &[Tensor]) -> Tensor {
+    match parts {
+        [one] => one.shallow_clone(),
+        many => Tensor::cat(many, 1),
+    }
+}
+
+/// The global average pool of `x`, `[N, C, H, W]` to `[N, C]`.
+///
+/// An average pool over the whole map, not `adaptive_avg_pool2d` to 1x1:
+/// libtorch computes that as a mean, whose backward pass hands a
+/// channels-last input a gradient in the contiguous layout, and
+/// libtorch's batch-norm backward takes its single-threaded per-channel
+/// path when the gradient's layout is not the input's. The pool's
+/// backward keeps the input's layout.
+pub fn global_avg_pool(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let map = [size[2], size[3]];
+    x.avg_pool2d(map, map, [0, 0], false, true, None)
+        .flatten(1, -1)
+}
+
+/// The global average pool of the concatenation of `parts` along the
+/// channels, `[N, sum of C]`, taken part by part: pooling the
+/// concatenation would hand each part a channel slice of one gradient,
+/// which is not dense, and the batch norms that made the parts would take
+/// the slow path of [`global_avg_pool`]'s note.
+pub fn global_avg_pool_cat(parts: &[Tensor]) -> Tensor {
+    match parts {
+        [one] => global_avg_pool(one),
+        many => Tensor::cat(&many.iter().map(global_avg_pool).collect::<Vec<_>>(), 1),
     }
 }
 
@@ -634,6 +695,50 @@ mod tests {
             norm.inner.bs.as_ref().unwrap().equal(&ones.zeros_like()),
             "shift at 0"
         );
+    }
+
+    /// The global pool is the mean over the map, of one tensor or of a
+    /// concatenation, and hands a channels-last input a channels-last
+    /// gradient (the reason it is not `adaptive_avg_pool2d`).
+    #[test]
+    fn global_pools_are_means_and_keep_the_gradients_layout() {
+        tch::manual_seed(2);
+        let opts = (Kind::Float, Device::Cpu);
+        let parts: Vec<Tensor> = [3, 5]
+            .iter()
+            .map(|&c| to_channels_last(&Tensor::randn([2, c, 4, 4], opts)).set_requires_grad(true))
+            .collect();
+        let want = Tensor::cat(&parts, 1).mean_dim(&[2i64, 3][..], false, Kind::Float);
+        let got = global_avg_pool_cat(&parts);
+        assert_eq!(got.size(), [2, 8]);
+        assert!(f64::try_from((&got - &want).abs().max()).unwrap() < 1e-6);
+        let grads = Tensor::run_backward(&[got.sum(Kind::Float)], &parts, false, false);
+        for g in &grads {
+            assert!(is_channels_last(g), "strides {:?}", g.stride());
+            assert!(f64::try_from((g - 1.0 / 16.0).abs().max()).unwrap() < 1e-7);
+        }
+    }
+
+    /// The batch norm of `[N, C]` features is the 2-d batch norm of the
+    /// same features as `[N, C, 1, 1]`: output and running statistics.
+    #[test]
+    fn batch_norm_of_features_is_the_2d_norm_of_a_1x1_map() {
+        tch::manual_seed(4);
+        let x = Tensor::randn([6, 5], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (flat, map) = (bn(vs.root() / "a", 5, true), bn(vs.root() / "b", 5, true));
+        let got = flat.forward_features_t(&x, true);
+        let want = map.forward_t(&x.view([6, 5, 1, 1]), true).view([6, 5]);
+        assert!(f64::try_from((&got - &want).abs().max()).unwrap() < 1e-5);
+        for (a, b) in [
+            (&flat.inner.running_mean, &map.inner.running_mean),
+            (&flat.inner.running_var, &map.inner.running_var),
+        ] {
+            assert!(f64::try_from((a - b).abs().max()).unwrap() < 1e-6);
+        }
+        let eval = flat.forward_features_t(&x, false);
+        let eval_map = map.forward_t(&x.view([6, 5, 1, 1]), false).view([6, 5]);
+        assert!(f64::try_from((&eval - &eval_map).abs().max()).unwrap() < 1e-5);
     }
 
     /// Every form of a dilated depthwise conv computes what the dilated

@@ -13,7 +13,8 @@ use crate::arch::metrics::CellTable;
 use crate::arch::space::SpaceKind;
 use crate::arch::space::{SearchSpace, NONE};
 use crate::nas::ops::{
-    bn, conv, is_channels_last, to_channels_last, BatchNorm, FactorizedReduce, Op, ReluConvBn,
+    bn, cat_channels, conv, global_avg_pool, global_avg_pool_cat, is_channels_last,
+    to_channels_last, BatchNorm, FactorizedReduce, Op, ReluConvBn,
 };
 
 /// The ops of one node of one cell type, and where their weights sit in the
@@ -246,7 +247,8 @@ impl DartsCell {
         }
     }
 
-    fn forward_t(
+    /// The cell's intermediate states, which its output concatenates.
+    fn states_t(
         &self,
         space: &SearchSpace,
         s0: &Tensor,
@@ -254,7 +256,7 @@ impl DartsCell {
         plan: &[NodePlan],
         weights: &Tensor,
         train: bool,
-    ) -> Tensor {
+    ) -> Vec<Tensor> {
         let s0 = match &self.pre0 {
             Preprocess::Reduce(r) => r.forward_t(s0, train),
             Preprocess::Conv(c) => c.forward_t(s0, train),
@@ -279,7 +281,7 @@ impl DartsCell {
                 Tensor::zeros(&shape, (template.kind(), template.device()))
             },
         );
-        Tensor::cat(&states[2..], 1)
+        states.split_off(2)
     }
 }
 
@@ -411,13 +413,17 @@ impl Supernet {
                 cells,
             } => {
                 let stem = stem_bn.forward_t(&x.apply(stem_conv), train);
-                let (mut s0, mut s1) = (stem.shallow_clone(), stem);
+                // The last cell's states are pooled one by one, not
+                // concatenated first (`global_avg_pool_cat`).
+                let (mut s0, mut s1) = (stem.shallow_clone(), vec![stem]);
                 for cell in cells {
                     let t = usize::from(cell.reduce);
-                    let out = cell.forward_t(space, &s0, &s1, &plan.cells[t], &weights[t], train);
-                    s0 = std::mem::replace(&mut s1, out);
+                    let input = cat_channels(&s1);
+                    let out = cell.states_t(space, &s0, &input, &plan.cells[t], &weights[t], train);
+                    s0 = input;
+                    s1 = out;
                 }
-                s1
+                global_avg_pool_cat(&s1)
             }
             Body::Nb201 {
                 stem_conv,
@@ -444,13 +450,10 @@ impl Supernet {
                         }
                     };
                 }
-                last_bn.forward_t(&h, train).relu()
+                global_avg_pool(&last_bn.forward_t(&h, train).relu())
             }
         };
-        features
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
-            .apply_t(&self.classifier, train)
+        features.apply_t(&self.classifier, train)
     }
 
     /// Trainable weights, sorted by name (a stable order for optimiser state).
