@@ -3,6 +3,10 @@
 //! the `engine` feature nothing links libtorch, so no rpath is added and no
 //! Python is asked where torch is (a machine without torch builds that way).
 //!
+//! It compiles `src/nas/bn_relu.cpp`, the batch norm (+ ReLU) op of our
+//! own (`nas::fused`), against the same libtorch's headers, as torch-sys
+//! compiles its own wrapper.
+//!
 //! With the `dist` feature it also compiles `src/nas/dist/shim.cpp`, the C
 //! side of `nas::dist`, against the same libtorch's c10d headers (the way
 //! torch-sys compiles its own wrapper) and Gloo's headers from
@@ -14,9 +18,12 @@
 //! own, `libddsas_nccl.so` beside the binary, which `nas::dist` loads only
 //! for NCCL: linked in, it would load libtorch_cuda into every command.
 
+#[cfg(feature = "engine")]
 use std::path::PathBuf;
+#[cfg(feature = "engine")]
 use std::process::Command;
 
+#[cfg(feature = "engine")]
 fn libtorch_lib_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("LIBTORCH") {
         return Some(PathBuf::from(dir).join("lib"));
@@ -149,11 +156,10 @@ fn build_nccl_library(shim: &cc::Build, torch_lib: &std::path::Path) -> bool {
 #[cfg(feature = "dist")]
 const NCCL_LIBRARY: &str = "libddsas_nccl.so";
 
-/// Compiles the c10d shim: `-DUSE_C10D_GLOO` exposes ProcessGroupGloo in
-/// libtorch's headers; the ABI flag must match the libtorch it links.
-#[cfg(feature = "dist")]
-fn compile_dist_shim(torch_lib: &std::path::Path) {
-    println!("cargo:rerun-if-changed=src/nas/dist/shim.cpp");
+/// A C++ build against libtorch's headers; the ABI flag must match the
+/// libtorch it links.
+#[cfg(feature = "engine")]
+fn torch_cpp_build(torch_lib: &std::path::Path) -> cc::Build {
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = torch_lib
         .parent()
@@ -167,10 +173,38 @@ fn compile_dist_shim(torch_lib: &std::path::Path) {
         .warnings(false)
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
-        .include(gloo_include())
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
-        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag("-DGLOG_USE_GLOG_EXPORT");
+    build
+}
+
+/// Compiles the batch norm (+ ReLU) op; `-O3` for its loops, which the
+/// compiler vectorises (AVX2 where the CPU has it, chosen at run time), and
+/// `-fopenmp` for libtorch's `at::parallel_for`, whose OpenMP form is in
+/// its headers (without the flag it runs on one thread). The OpenMP calls
+/// link against the libgomp that libtorch ships and loads, so one runtime
+/// and one thread pool serve both.
+#[cfg(feature = "engine")]
+fn compile_kernels(torch_lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/nas/bn_relu.cpp");
+    torch_cpp_build(torch_lib)
+        .opt_level(3)
+        .flag("-fopenmp")
+        .file("src/nas/bn_relu.cpp")
+        .compile("ddsas_kernels");
+    println!("cargo:rustc-link-search=native={}", torch_lib.display());
+    println!("cargo:rustc-link-arg=-l:libgomp.so.1");
+}
+
+/// Compiles the c10d shim: `-DUSE_C10D_GLOO` exposes ProcessGroupGloo in
+/// libtorch's headers.
+#[cfg(feature = "dist")]
+fn compile_dist_shim(torch_lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/nas/dist/shim.cpp");
+    let mut build = torch_cpp_build(torch_lib);
+    build
+        .include(gloo_include())
         .flag("-DUSE_C10D_GLOO")
         .file("src/nas/dist/shim.cpp");
     build_nccl_library(&build, torch_lib);
@@ -183,16 +217,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
     println!("cargo:rustc-check-cfg=cfg(ddsas_nccl)");
-    if std::env::var_os("CARGO_FEATURE_ENGINE").is_none() {
-        return;
-    }
-    let dir = libtorch_lib_dir();
-    if let Some(dir) = &dir {
+    #[cfg(feature = "engine")]
+    {
+        let dir = libtorch_lib_dir()
+            .expect("the engine needs libtorch's folder (LIBTORCH or a Python with torch)");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+        compile_kernels(&dir);
+        #[cfg(feature = "dist")]
+        compile_dist_shim(&dir);
     }
-    #[cfg(feature = "dist")]
-    compile_dist_shim(
-        dir.as_deref()
-            .expect("the `dist` feature needs libtorch's folder (LIBTORCH or a Python with torch)"),
-    );
 }

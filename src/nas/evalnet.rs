@@ -144,7 +144,7 @@ impl AuxHead {
         } else {
             x.adaptive_avg_pool2d([2, 2])
         };
-        let x = self.bn1.forward_t(&x.apply(&self.conv1), train).relu();
+        let x = self.bn1.forward_relu_t(&x.apply(&self.conv1), train);
         // The 2x2 conv on the 2x2 map is a product of matrices: the map's
         // 512 values against the weight's rows, which oneDNN's conv ran
         // 4-10x slower than the GEMM (4 ms of a 0.2 s CIFAR step).

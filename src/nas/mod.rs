@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod dist;
 pub mod evalnet;
 pub mod faults;
+pub mod fused;
 pub mod loss;
 pub mod method;
 pub mod ops;

@@ -9,7 +9,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::arch::space::SpaceKind;
-use crate::nas::parallel;
+use crate::nas::{fused, parallel};
 
 /// PyTorch's default initialisation of `Conv2d` and `Linear` weights
 /// (`kaiming_uniform_` with `a = sqrt(5)`): uniform within ±1/sqrt(fan_in),
@@ -63,6 +63,9 @@ impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         if train && parallel::sync_batch_norm() {
             self.synchronised(xs)
+        } else if train {
+            self.fused(xs, false)
+                .unwrap_or_else(|| self.inner.forward_t(xs, train))
         } else {
             self.inner.forward_t(xs, train)
         }
@@ -70,6 +73,30 @@ impl ModuleT for BatchNorm {
 }
 
 impl BatchNorm {
+    /// The ReLU of the norm's output: in training on a channels-last CPU
+    /// tensor one op of our own ([`fused`]), else the two of libtorch.
+    pub fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if train && !parallel::sync_batch_norm() {
+            if let Some(y) = self.fused(xs, true) {
+                return y;
+            }
+        }
+        self.forward_t(xs, train).relu()
+    }
+
+    /// The training pass by [`fused::batch_norm_train`], `None` where it
+    /// does not apply.
+    fn fused(&self, xs: &Tensor, relu: bool) -> Option<Tensor> {
+        let bn = &self.inner;
+        let norm = fused::Norm {
+            affine: bn.ws.as_ref().zip(bn.bs.as_ref()),
+            running: (&bn.running_mean, &bn.running_var),
+            momentum: BN_MOMENTUM,
+            eps: BN_EPS,
+        };
+        fused::batch_norm_train(xs, &norm, relu)
+    }
+
     /// Batch norm of `[N, C]` features: a map pooled to 1x1, flattened.
     /// The same statistics and output as the 2-d norm of `[N, C, 1, 1]`,
     /// but libtorch's backward pass of that 4-d form takes its
@@ -272,6 +299,13 @@ impl DepthwisePointwise {
     fn forward_relu_t(&self, x_relu: &Tensor, train: bool) -> Tensor {
         let y = self.depthwise.forward(x_relu).apply(&self.pointwise);
         self.bn.forward_t(&y, train)
+    }
+
+    /// The ReLU of [`forward_relu_t`](Self::forward_relu_t), its norm and
+    /// ReLU one op.
+    fn forward_relu_t_relu(&self, x_relu: &Tensor, train: bool) -> Tensor {
+        let y = self.depthwise.forward(x_relu).apply(&self.pointwise);
+        self.bn.forward_relu_t(&y, train)
     }
 }
 
@@ -573,8 +607,8 @@ impl Op {
             Op::Identity => x.shallow_clone(),
             Op::Reduce(r) => r.forward_relu_t(&relu_of_x(), train),
             Op::SepConv(s) => {
-                let y = s.first.forward_relu_t(&relu_of_x(), train);
-                s.second.forward_relu_t(&y.relu(), train)
+                let y = s.first.forward_relu_t_relu(&relu_of_x(), train);
+                s.second.forward_relu_t(&y, train)
             }
             Op::DilConv(d) => d.0.forward_relu_t(&relu_of_x(), train),
             Op::NorConv(b) => b.forward_relu_t(&relu_of_x(), train),
