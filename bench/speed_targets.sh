@@ -36,18 +36,18 @@ echo "== peak RSS, search step, paper config, 1 thread, 1 step"
 /usr/bin/time -f "ddsas maxrss_kb=%M" "$D" bench step $A --steps 1 --threads 1 --mask "$work/m_paper.json" 2>&1 | grep maxrss
 /usr/bin/time -f "reference maxrss_kb=%M" $P "$R/ref_search_step.py" $A --steps 1 --threads 1 --channels-last 2>&1 | grep maxrss
 # ddsas's training step against the reference's, both given ARGS, at 2
-# then 1 thread(s), STEPS2 and STEPS1 timed steps.
+# then 1 thread(s), STEPS2 and STEPS1 timed steps, N alternating runs each.
 train_steps() {
-    local title=$1 args=$2 t s
+    local title=$1 args=$2 n=$5 t s
     for t in 2 1; do
         s=$([ "$t" = 2 ] && echo "$3" || echo "$4")
         echo "== $title, $t thread(s)"
-        bench/ab.sh 6 "$D bench train $args --threads $t --steps $s" \
+        bench/ab.sh "$n" "$D bench train $args --threads $t --steps $s" \
             "$P $R/ref_train_step.py $args --channels-last --threads $t --steps $s"
     done
 }
-train_steps "evaluation-network step" "--layers 8 --C 16 --batch 32" 8 5
-train_steps "ImageNet step, 224 px, batch 8" "--imagenet --batch 8" 3 2
+train_steps "evaluation-network step" "--layers 8 --C 16 --batch 32" 8 5 10
+train_steps "ImageNet step, 224 px, batch 8" "--imagenet --batch 8" 3 2 6
 echo "== report all of a paper-scale history"
 "$D" sweep run sweeps/demo.yaml --db "$work/results.db" >"$work/demo.log" 2>&1 || { cat "$work/demo.log"; exit 1; }
 $P "$R/make_paper_scale_db.py" "$work/results.db" "$work/paper.db" >/dev/null
